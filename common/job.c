@@ -1,0 +1,179 @@
+/* Parsing and validation of a stream entry into a job (PROTOCOL §1). Every
+ * error names the field and the value, because the text ends up in the dead
+ * set where an operator reads it without the producer's code at hand. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "job.h"
+
+int64_t jq_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int jq_parse_ll(const char *s, size_t len, long long min, long long max,
+                long long *out) {
+    char tmp[32];
+    if (len == 0 || len >= sizeof(tmp)) return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno || *end != '\0' || tmp[0] == ' ' || tmp[0] == '+') return -1;
+    if (v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static int is(const jq_str_t *f, const char *name) {
+    size_t n = strlen(name);
+    return f->len == n && memcmp(f->p, name, n) == 0;
+}
+
+/* Copies at most 40 bytes of a bad value into the message, printable only,
+ * so a binary blob in the wrong field cannot garble the error text. */
+static void quote(char *dst, size_t cap, const jq_str_t *v) {
+    size_t j = 0;
+    for (size_t i = 0; i < v->len && j + 4 < cap && i < 40; i++) {
+        unsigned char c = (unsigned char)v->p[i];
+        dst[j++] = (c >= 32 && c < 127) ? (char)c : '?';
+    }
+    if (v->len > 40 && j + 4 < cap) {
+        memcpy(dst + j, "...", 3);
+        j += 3;
+    }
+    dst[j] = '\0';
+}
+
+static int bad_field(char *err, size_t errlen, const char *name,
+                     const jq_str_t *v, const char *want) {
+    char q[64];
+    quote(q, sizeof(q), v);
+    snprintf(err, errlen, "bad field %s: '%s' (want %s)", name, q, want);
+    return -1;
+}
+
+int jq_job_field_kept(const char *name, size_t len) {
+    static const char *const drop[] = {"error", "attempt", "failed_at", NULL};
+    for (int i = 0; drop[i]; i++)
+        if (strlen(drop[i]) == len && memcmp(drop[i], name, len) == 0)
+            return 0;
+    return 1;
+}
+
+static void set_id(jq_job_t *job, const char *s, size_t len) {
+    memcpy(job->id, s, len);
+    job->id[len] = '\0';
+}
+
+int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
+                 size_t n, const jq_job_limits_t *lim, char *err,
+                 size_t errlen) {
+    memset(job, 0, sizeof(*job));
+    snprintf(job->entry_id, sizeof(job->entry_id), "%s", entry_id);
+    snprintf(job->id, sizeof(job->id), "%s", entry_id);
+    job->enqueued_ms = strtoll(entry_id, NULL, 10);
+    job->max_attempts = JQ_DEFAULT_MAX_ATTEMPTS;
+    job->timeout_ms = lim->timeout_ms;
+    job->result_ttl = JQ_DEFAULT_RESULT_TTL;
+
+    /* The id first, so that every later error is reported under it. */
+    int has_id = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        if (!is(&fv[i], "id")) continue;
+        if (!jq_name_valid(fv[i + 1].p, fv[i + 1].len))
+            return bad_field(err, errlen, "id", &fv[i + 1],
+                             "1 to 128 bytes of [A-Za-z0-9_.:-]");
+        set_id(job, fv[i + 1].p, fv[i + 1].len);
+        has_id = 1;
+    }
+    if (n % 2) {
+        snprintf(err, errlen, "odd number of fields in entry");
+        return -1;
+    }
+
+    int has_type = 0, has_size = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        const jq_str_t *f = &fv[i], *v = &fv[i + 1];
+        if (is(f, "type")) {
+            if (v->len == 0 || v->len > JQ_NAME_MAX)
+                return bad_field(err, errlen, "type", v,
+                                 "a handler name of 1 to 128 bytes");
+            job->type = *v;
+            has_type = 1;
+        } else if (is(f, "payload")) {
+            job->payload = *v;
+            job->has_payload = 1;
+        } else if (is(f, "enc")) {
+            if (v->len == 7 && memcmp(v->p, "msgpack", 7) == 0)
+                job->enc = JQ_ENC_MSGPACK;
+            else if (v->len == 4 && memcmp(v->p, "json", 4) == 0)
+                job->enc = JQ_ENC_JSON;
+            else {
+                char q[64];
+                quote(q, sizeof(q), v);
+                snprintf(err, errlen, "unknown enc: %s (want msgpack or json)", q);
+                return -1;
+            }
+        } else if (is(f, "chunks")) {
+            if (jq_parse_ll(v->p, v->len, 1, 1LL << 40, &job->chunks))
+                return bad_field(err, errlen, "chunks", v, "an integer >= 1");
+        } else if (is(f, "size")) {
+            if (jq_parse_ll(v->p, v->len, 0, 1LL << 50, &job->size))
+                return bad_field(err, errlen, "size", v, "an integer >= 0");
+            has_size = 1;
+        } else if (is(f, "max_attempts")) {
+            if (jq_parse_ll(v->p, v->len, 1, 1000000, &job->max_attempts))
+                return bad_field(err, errlen, "max_attempts", v,
+                                 "an integer from 1 to 1000000");
+        } else if (is(f, "timeout_ms")) {
+            if (jq_parse_ll(v->p, v->len, 1, 1LL << 40, &job->timeout_ms))
+                return bad_field(err, errlen, "timeout_ms", v, "an integer >= 1");
+        } else if (is(f, "result_ttl")) {
+            if (jq_parse_ll(v->p, v->len, 0, 1LL << 40, &job->result_ttl))
+                return bad_field(err, errlen, "result_ttl", v, "an integer >= 0");
+        } else if (is(f, "attempt")) {
+            if (jq_parse_ll(v->p, v->len, 0, 1000000, &job->attempt))
+                return bad_field(err, errlen, "attempt", v, "an integer >= 0");
+        }
+    }
+    if (!has_type) {
+        snprintf(err, errlen, "missing field: type");
+        return -1;
+    }
+    if (job->chunks) {
+        if (!has_id) {
+            snprintf(err, errlen, "chunks needs an id field");
+            return -1;
+        }
+        if (!has_size) {
+            snprintf(err, errlen, "chunks needs a size field");
+            return -1;
+        }
+        if (job->has_payload) {
+            snprintf(err, errlen, "an entry with chunks must not carry a payload field");
+            return -1;
+        }
+        if (job->size > lim->max_payload) {
+            snprintf(err, errlen, "payload too large: %lld bytes > max-payload %lld",
+                     job->size, lim->max_payload);
+            return -1;
+        }
+    } else if (has_size && job->has_payload && (long long)job->payload.len != job->size) {
+        snprintf(err, errlen, "size mismatch: field size %lld, payload has %zu bytes",
+                 job->size, job->payload.len);
+        return -1;
+    }
+    if (job->has_payload && (long long)job->payload.len > lim->max_payload) {
+        snprintf(err, errlen, "payload too large: %zu bytes > max-payload %lld",
+                 job->payload.len, lim->max_payload);
+        return -1;
+    }
+    return 0;
+}

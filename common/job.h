@@ -1,0 +1,72 @@
+#ifndef JQ_JOB_H
+#define JQ_JOB_H
+
+/* A job as it arrives: the fields of a stream entry (PROTOCOL §1), parsed
+ * and validated. The job borrows every string from the field array it was
+ * parsed from: the owner of that array (the consumer keeps the hiredis reply
+ * element) must keep it alive as long as the job. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+
+#define JQ_NAME_MAX_BUF (JQ_NAME_MAX + 1)
+
+#define JQ_DEFAULT_MAX_ATTEMPTS 3
+#define JQ_DEFAULT_RESULT_TTL 86400
+#define JQ_ENTRY_ID_MAX 48
+
+typedef enum { JQ_ENC_MSGPACK = 0, JQ_ENC_JSON = 1 } jq_enc_t;
+
+typedef struct jq_str {
+    const char *p;
+    size_t len;
+} jq_str_t;
+
+typedef struct jq_job_limits {
+    long long max_payload;  /* bytes; --max-payload */
+    long long timeout_ms;   /* default when the entry has no timeout_ms */
+} jq_job_limits_t;
+
+typedef struct jq_job {
+    char entry_id[JQ_ENTRY_ID_MAX]; /* stream entry id "ms-seq" */
+    char id[JQ_NAME_MAX_BUF];       /* job id: `id` field, else entry id */
+    jq_str_t type;                  /* handler name (borrowed) */
+    jq_str_t payload;               /* payload bytes (borrowed), if has_payload */
+    int has_payload;
+    jq_enc_t enc;
+    long long chunks;       /* 0: payload inline */
+    long long size;         /* with chunks: total payload bytes */
+    long long max_attempts; /* >= 1 */
+    long long timeout_ms;   /* >= 1 */
+    long long result_ttl;   /* seconds, >= 0 */
+    long long attempt;      /* attempts already made, >= 0 */
+    int64_t enqueued_ms;    /* from the entry id's time part */
+} jq_job_t;
+
+/* Parses the n/2 field/value pairs fv[0..n) of the entry `entry_id` into
+ * *job. Unknown fields are ignored (producers may add their own). Returns 0,
+ * or -1 with err naming the problem: "missing field: type", "bad field
+ * max_attempts: 'x' (want an integer >= 1)", "unknown enc: xml",
+ * "chunks needs an id field", "payload too large: 70000000 bytes >
+ * max-payload 67108864". On error job->id is still filled when the entry
+ * names a valid id (else the entry id), so the job can be dead-lettered
+ * under its id. */
+int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
+                 size_t n, const jq_job_limits_t *lim, char *err,
+                 size_t errlen);
+
+/* Fields a retry or a dead letter carries over into the job hash: true for
+ * the protocol's job fields and producers' own fields, false for ones jobq
+ * writes itself (error, attempt, failed_at). */
+int jq_job_field_kept(const char *name, size_t len);
+
+/* Parses a decimal integer in [min, max] from s[0..len). Returns 0 or -1. */
+int jq_parse_ll(const char *s, size_t len, long long min, long long max,
+                long long *out);
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t jq_now_ms(void);
+
+#endif
