@@ -41,8 +41,13 @@ typedef struct jq_handler {
     /* cpu: runs on a pool thread. Returns 0, or -1 after jq_task_fail(). */
     int (*run)(jq_task_t *t);
     /* io: starts the work on t->loop and returns 0; later calls
-     * jq_task_done(t) exactly once on the loop thread. If it fails to start
-     * it returns -1 after jq_task_fail() and never calls jq_task_done(). */
+     * jq_task_done(t) exactly once on the loop thread. Work that is finished
+     * at once (noop, echo) may call jq_task_done(t) inside start, before it
+     * returns 0: the handler touches t no more after that call, and the
+     * worker must not touch t after start() returned 0 unless it knows its
+     * done_cb has not run yet (done_cb may have freed t). If it fails to
+     * start it returns -1 after jq_task_fail() and never calls
+     * jq_task_done(). */
     int (*start)(jq_task_t *t);
     /* io: stops a started task that has not called jq_task_done() (timeout,
      * forced shutdown). After it returns the handler must never touch t

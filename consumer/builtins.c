@@ -1,0 +1,185 @@
+/* The built-in job types of PROTOCOL §8. Each is a static handler; the
+ * payload is always a borrowed msgpack object (nil when the job has none)
+ * and results are appended to t->result as msgpack. */
+
+#include "handlers.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+/* --- noop, echo: io work that is finished before start() returns, so they
+ * call jq_task_done() from inside start (handlers.h allows it); a timer just
+ * to defer the call would cost a loop iteration per job. */
+
+static int noop_start(jq_task_t *t) {
+    jq_task_done(t);
+    return 0;
+}
+
+static int echo_start(jq_task_t *t) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *t->payload) != 0)
+        return jq_task_fail(t, "echo: out of memory");
+    jq_task_done(t);
+    return 0;
+}
+
+/* --- sleep: a timer in heap state, because on cancel the timer must outlive
+ * the task until its close callback has run. */
+
+typedef struct sleep_state {
+    uv_timer_t timer;
+    jq_task_t *t; /* NULL once cancelled or fired */
+} sleep_state_t;
+
+static void sleep_on_close(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void sleep_on_timer(uv_timer_t *timer) {
+    sleep_state_t *st = timer->data;
+    jq_task_t *t = st->t;
+    st->t = NULL;
+    t->hstate = NULL;
+    uv_close((uv_handle_t *)&st->timer, sleep_on_close);
+    /* Last: done_cb may free t. */
+    jq_task_done(t);
+}
+
+static int sleep_start(jq_task_t *t) {
+    const msgpack_object *ms = jq_codec_map_get(t->payload, "ms");
+    if (ms == NULL || ms->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return jq_task_fail(t, "sleep: payload must be a map {ms: N}");
+
+    sleep_state_t *st = malloc(sizeof *st);
+    if (st == NULL)
+        return jq_task_fail(t, "sleep: out of memory");
+    int rc = uv_timer_init(t->loop, &st->timer);
+    if (rc != 0) {
+        free(st);
+        return jq_task_fail(t, "sleep: uv_timer_init: %s", uv_strerror(rc));
+    }
+    st->timer.data = st;
+    st->t = t;
+    t->hstate = st;
+    uv_timer_start(&st->timer, sleep_on_timer, ms->via.u64, 0);
+    return 0;
+}
+
+static void sleep_cancel(jq_task_t *t) {
+    sleep_state_t *st = t->hstate;
+    if (st == NULL)
+        return;
+    t->hstate = NULL;
+    st->t = NULL;
+    /* uv_close stops the timer; the state is freed in the close callback,
+     * which never sees the task. */
+    uv_close((uv_handle_t *)&st->timer, sleep_on_close);
+}
+
+/* --- sha256: cpu work on a pool thread. */
+
+static int sha256_run(jq_task_t *t) {
+    const msgpack_object *data = jq_codec_map_get(t->payload, "data");
+    const msgpack_object *rounds = jq_codec_map_get(t->payload, "rounds");
+    const void *in;
+    size_t inlen;
+
+    if (data != NULL && data->type == MSGPACK_OBJECT_STR) {
+        in = data->via.str.ptr;
+        inlen = data->via.str.size;
+    } else if (data != NULL && data->type == MSGPACK_OBJECT_BIN) {
+        in = data->via.bin.ptr;
+        inlen = data->via.bin.size;
+    } else {
+        return jq_task_fail(
+            t, "sha256: payload must be a map {data: str or bin, rounds: N}");
+    }
+    /* An absent rounds means one: the common case of hashing once. */
+    uint64_t n = 1;
+    if (rounds != NULL) {
+        if (rounds->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            rounds->via.u64 < 1)
+            return jq_task_fail(t, "sha256: rounds must be an integer >= 1");
+        n = rounds->via.u64;
+    }
+
+    /* One context reused for every round: the one-shot SHA256() of OpenSSL 3
+     * looks the algorithm up on each call, which dominates at 32 bytes. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL)
+        return jq_task_fail(t, "sha256: out of memory");
+    const EVP_MD *alg = EVP_sha256();
+    int ok = EVP_DigestInit_ex(ctx, alg, NULL) &&
+             EVP_DigestUpdate(ctx, in, inlen) &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen);
+    for (uint64_t i = 1; ok && i < n; i++) {
+        ok = EVP_DigestInit_ex(ctx, alg, NULL) &&
+             EVP_DigestUpdate(ctx, md, mdlen) &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen);
+    }
+    EVP_MD_CTX_free(ctx);
+    if (!ok || mdlen != 32)
+        return jq_task_fail(t, "sha256: libcrypto digest failed");
+
+    static const char hexd[] = "0123456789abcdef";
+    char hex[64];
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = hexd[md[i] >> 4];
+        hex[2 * i + 1] = hexd[md[i] & 15];
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
+    if (msgpack_pack_str(&pk, sizeof hex) != 0 ||
+        msgpack_pack_str_body(&pk, hex, sizeof hex) != 0)
+        return jq_task_fail(t, "sha256: out of memory");
+    return 0;
+}
+
+/* --- fail, crash: for tests and demonstrations of the failure paths. */
+
+static int fail_start(jq_task_t *t) {
+    const msgpack_object *m = jq_codec_map_get(t->payload, "message");
+    if (m == NULL || m->type != MSGPACK_OBJECT_STR)
+        return jq_task_fail(t, "fail: no message");
+    return jq_task_fail(t, "%.*s", (int)m->via.str.size, m->via.str.ptr);
+}
+
+static int crash_run(jq_task_t *t) {
+    abort();
+}
+
+static const jq_handler_t noop_handler = {
+    .name = "noop", .kind = JQ_KIND_IO, .start = noop_start};
+static const jq_handler_t echo_handler = {
+    .name = "echo", .kind = JQ_KIND_IO, .start = echo_start};
+static const jq_handler_t sleep_handler = {.name = "sleep",
+                                           .kind = JQ_KIND_IO,
+                                           .start = sleep_start,
+                                           .cancel = sleep_cancel};
+static const jq_handler_t sha256_handler = {
+    .name = "sha256", .kind = JQ_KIND_CPU, .run = sha256_run};
+static const jq_handler_t fail_handler = {
+    .name = "fail", .kind = JQ_KIND_IO, .start = fail_start};
+static const jq_handler_t crash_handler = {
+    .name = "crash", .kind = JQ_KIND_CPU, .run = crash_run};
+
+int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
+                         size_t errlen) {
+    static const jq_handler_t *const all[] = {
+        &noop_handler, &echo_handler,   &sleep_handler,
+        &sha256_handler, &fail_handler,
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (jq_registry_add(r, all[i], err, errlen) != 0)
+            return -1;
+    /* crash kills the whole worker: never reachable in production. */
+    if (test_handlers && jq_registry_add(r, &crash_handler, err, errlen) != 0)
+        return -1;
+    return 0;
+}
