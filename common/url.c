@@ -1,0 +1,250 @@
+/* Redis URLs (see url.h). The user-info rules follow redis-cli's own URI
+ * parser, so a URL that works with `redis-cli -u` works here:
+ * "user:pass@" sets both, ":pass@" and "pass@" set only the password, and
+ * both parts may be percent-encoded. The last '@' ends the user info, so a
+ * password may hold '@' or '/' even unencoded. */
+
+#include "url.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define REDIS_PREFIX "redis://"
+#define UNIX_PREFIX "unix://"
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies s[0..n) into out[cap], decoding %XX. Returns 0, or -1 if it does
+ * not fit or holds a bad escape. */
+static int decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Parses s[0..n) as a decimal number in [min, max]. */
+static int parse_num(const char *s, size_t n, long min, long max, long *out)
+{
+    long v = 0;
+    if (n == 0 || n > 10)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads the "?db=N" of a unix URL (or a redis one). */
+static int parse_query(const char *q, jq_url_t *u, const char *s, char *err,
+                       size_t errlen)
+{
+    long db;
+    if (strncmp(q, "db=", 3) != 0 ||
+        parse_num(q + 3, strlen(q + 3), 0, 1000000, &db) < 0) {
+        snprintf(err, errlen, "bad redis url '%s': want ?db=N, got '?%s'", s,
+                 q);
+        return -1;
+    }
+    u->db = (int)db;
+    return 0;
+}
+
+/* Splits user info s[0..n) ("user:pass", ":pass" or "pass"). */
+static int parse_userinfo(const char *s, size_t n, jq_url_t *u,
+                          const char *url, char *err, size_t errlen)
+{
+    const char *colon = memchr(s, ':', n);
+    const char *pw = s;
+    size_t pwlen = n;
+
+    if (colon) {
+        if (decode(s, (size_t)(colon - s), u->user, sizeof(u->user)) < 0) {
+            snprintf(err, errlen, "bad redis url '%s': bad or too long user",
+                     url);
+            return -1;
+        }
+        pw = colon + 1;
+        pwlen = n - (size_t)(pw - s);
+    }
+    if (decode(pw, pwlen, u->password, sizeof(u->password)) < 0) {
+        snprintf(err, errlen, "bad redis url: bad or too long password");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_unix(const char *s, const char *rest, jq_url_t *u,
+                      char *err, size_t errlen)
+{
+    /* unix://[userinfo@]/path[?db=N]: the user info, if any, ends at the
+     * first "@/". */
+    const char *at = rest[0] == '/' ? NULL : strstr(rest, "@/");
+    const char *path = rest;
+    const char *q;
+    size_t plen;
+
+    if (at) {
+        if (parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
+            return -1;
+        path = at + 1;
+    }
+    if (path[0] != '/') {
+        snprintf(err, errlen, "bad redis url '%s': want unix:///absolute/path",
+                 s);
+        return -1;
+    }
+    q = strchr(path, '?');
+    plen = q ? (size_t)(q - path) : strlen(path);
+    if (plen < 2 || plen >= sizeof(u->path)) {
+        snprintf(err, errlen, "bad redis url '%s': socket path is %s", s,
+                 plen < 2 ? "empty" : "too long");
+        return -1;
+    }
+    memcpy(u->path, path, plen);
+    u->path[plen] = '\0';
+    u->is_unix = 1;
+    return q ? parse_query(q + 1, u, s, err, errlen) : 0;
+}
+
+static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
+                     size_t errlen)
+{
+    const char *at = strrchr(rest, '@');
+    const char *host = at ? at + 1 : rest;
+    const char *end, *port = NULL;
+    size_t hlen;
+    long v;
+
+    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
+        return -1;
+    end = host + strcspn(host, "/?");
+    if (host[0] == '[') {
+        /* IPv6 literal: [::1]:6379 */
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (!close) {
+            snprintf(err, errlen, "bad redis url '%s': missing ']'", s);
+            return -1;
+        }
+        hlen = (size_t)(close - host - 1);
+        if (hlen < sizeof(u->host))
+            memcpy(u->host, host + 1, hlen);
+        if (close + 1 < end) {
+            if (close[1] != ':') {
+                snprintf(err, errlen, "bad redis url '%s': junk after ']'", s);
+                return -1;
+            }
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+        hlen = (size_t)((colon ? colon : end) - host);
+        if (colon)
+            port = colon + 1;
+        if (hlen < sizeof(u->host))
+            memcpy(u->host, host, hlen);
+    }
+    if (hlen == 0 || hlen >= sizeof(u->host)) {
+        snprintf(err, errlen, "bad redis url '%s': host is %s", s,
+                 hlen ? "too long" : "missing");
+        return -1;
+    }
+    u->host[hlen] = '\0';
+    if (port) {
+        if (parse_num(port, (size_t)(end - port), 1, 65535, &v) < 0) {
+            snprintf(err, errlen,
+                     "bad redis url '%s': port '%.*s' is not in 1..65535", s,
+                     (int)(end - port), port);
+            return -1;
+        }
+        u->port = (int)v;
+    }
+    if (*end == '/') {
+        const char *db = end + 1;
+        size_t dlen = strcspn(db, "?");
+        if (dlen > 0 && parse_num(db, dlen, 0, 1000000, &v) < 0) {
+            snprintf(err, errlen,
+                     "bad redis url '%s': database '%.*s' is not a number", s,
+                     (int)dlen, db);
+            return -1;
+        }
+        u->db = dlen > 0 ? (int)v : 0;
+        end = db + dlen;
+    }
+    if (*end == '?')
+        return parse_query(end + 1, u, s, err, errlen);
+    return 0;
+}
+
+int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (!s) {
+        snprintf(err, errlen, "bad redis url: none given");
+        return -1;
+    }
+    if (strncasecmp(s, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0)
+        return parse_tcp(s, s + strlen(REDIS_PREFIX), u, err, errlen);
+    if (strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
+        return parse_unix(s, s + strlen(UNIX_PREFIX), u, err, errlen);
+    if (strncasecmp(s, "rediss://", 9) == 0)
+        snprintf(err, errlen, "bad redis url '%s': TLS (rediss://) is not "
+                              "supported", s);
+    else
+        snprintf(err, errlen,
+                 "bad redis url '%s': expected redis:// or unix://", s);
+    return -1;
+}
+
+void jq_url_format(const jq_url_t *u, char *buf, size_t cap)
+{
+    /* The password is shown as "***" so a log still tells that one is set. */
+    const char *auth = u->password[0] ? ":***@" : (u->user[0] ? "@" : "");
+
+    if (cap == 0)
+        return;
+    if (u->is_unix) {
+        snprintf(buf, cap, "unix://%s%s%s%s", u->user, auth,
+                 u->path, u->db ? "?db=" : "");
+    } else {
+        int v6 = strchr(u->host, ':') != NULL;
+        snprintf(buf, cap, "redis://%s%s%s%s%s:%d", u->user, auth,
+                 v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
+    }
+    if (u->db) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, u->is_unix ? "%d" : "/%d", u->db);
+    }
+}
