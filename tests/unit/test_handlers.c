@@ -8,10 +8,12 @@
 #include "handlers.h"
 
 static int dummy_run(jq_task_t *t) {
+    (void)t;
     return 0;
 }
 
 static int dummy_start(jq_task_t *t) {
+    (void)t;
     return 0;
 }
 

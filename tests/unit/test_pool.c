@@ -236,6 +236,7 @@ Test(pool, close_with_idle_threads) {
 }
 
 static void *release_gate_later(void *arg) {
+    (void)arg;
     usleep(50000);
     sem_post(&F.gate);
     return NULL;
