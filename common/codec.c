@@ -303,18 +303,21 @@ int jq_codec_json_to_msgpack(const char *json, size_t len,
         snprintf(err, errlen, "out of memory parsing JSON");
         return -1;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    /* Trailing bytes are ours to judge, with a clearer message. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8 |
+                                    JSON_TOKENER_ALLOW_TRAILING_CHARS);
+    /* A JSON null parses to a NULL object: success is the error code. */
     root = json_tokener_parse_ex(tok, json, (int)len);
     jerr = json_tokener_get_error(tok);
     end = json_tokener_get_parse_end(tok);
-    if (!root && jerr == json_tokener_continue) {
+    if (jerr == json_tokener_continue) {
         /* A number or literal at the very end is complete only once the
          * tokener sees a terminator: give it the NUL it would have had. */
         root = json_tokener_parse_ex(tok, "", 1);
         jerr = json_tokener_get_error(tok);
         end = len;
     }
-    if (!root) {
+    if (jerr != json_tokener_success) {
         int empty = 1;
         for (size_t i = 0; i < len && empty; i++)
             empty = is_json_ws(json[i]);

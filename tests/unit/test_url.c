@@ -1,0 +1,170 @@
+/* Unit tests of common/url.c: Redis URL parsing and printing. */
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "url.h"
+
+static jq_url_t parse_ok(const char *s)
+{
+    jq_url_t u;
+    char err[256] = "";
+    cr_assert_eq(jq_url_parse(s, &u, err, sizeof(err)), 0, "%s: %s", s, err);
+    return u;
+}
+
+static void expect_error(const char *s, const char *want)
+{
+    jq_url_t u;
+    char err[256] = "";
+    cr_expect_eq(jq_url_parse(s, &u, err, sizeof(err)), -1, "accepted %s", s);
+    cr_expect(strstr(err, want) != NULL, "error for %s: '%s', want '%s'", s,
+              err, want);
+}
+
+Test(url, host_port_db)
+{
+    jq_url_t u = parse_ok("redis://cache.local:6380/3");
+    cr_expect_eq(u.is_unix, 0);
+    cr_expect_str_eq(u.host, "cache.local");
+    cr_expect_eq(u.port, 6380);
+    cr_expect_eq(u.db, 3);
+    cr_expect_str_eq(u.user, "");
+    cr_expect_str_eq(u.password, "");
+}
+
+Test(url, defaults)
+{
+    jq_url_t u = parse_ok("redis://10.0.0.5");
+    cr_expect_str_eq(u.host, "10.0.0.5");
+    cr_expect_eq(u.port, 6379);
+    cr_expect_eq(u.db, 0);
+
+    u = parse_ok("redis://h/");
+    cr_expect_eq(u.port, 6379);
+    cr_expect_eq(u.db, 0);
+
+    u = parse_ok(JQ_URL_DEFAULT);
+    cr_expect_str_eq(u.host, "127.0.0.1");
+    cr_expect_eq(u.port, 6379);
+}
+
+Test(url, user_and_password)
+{
+    jq_url_t u = parse_ok("redis://alice:s3cret@h:7000/1");
+    cr_expect_str_eq(u.user, "alice");
+    cr_expect_str_eq(u.password, "s3cret");
+    cr_expect_str_eq(u.host, "h");
+    cr_expect_eq(u.port, 7000);
+    cr_expect_eq(u.db, 1);
+}
+
+Test(url, password_only)
+{
+    jq_url_t u = parse_ok("redis://:pw@h");
+    cr_expect_str_eq(u.user, "");
+    cr_expect_str_eq(u.password, "pw");
+
+    /* As redis-cli -u reads it: no colon means a password. */
+    u = parse_ok("redis://pw2@h");
+    cr_expect_str_eq(u.user, "");
+    cr_expect_str_eq(u.password, "pw2");
+}
+
+Test(url, password_with_special_characters)
+{
+    jq_url_t u = parse_ok("redis://:p%40ss%3Aw@h:1");
+    cr_expect_str_eq(u.password, "p@ss:w");
+    u = parse_ok("redis://:a@b/c@h:2");
+    cr_expect_str_eq(u.password, "a@b/c");
+    cr_expect_str_eq(u.host, "h");
+    cr_expect_eq(u.port, 2);
+    expect_error("redis://:bad%zz@h", "password");
+}
+
+Test(url, ipv6)
+{
+    jq_url_t u = parse_ok("redis://[::1]:6390");
+    cr_expect_str_eq(u.host, "::1");
+    cr_expect_eq(u.port, 6390);
+}
+
+Test(url, unix_socket)
+{
+    jq_url_t u = parse_ok("unix:///run/redis/redis.sock");
+    cr_expect_eq(u.is_unix, 1);
+    cr_expect_str_eq(u.path, "/run/redis/redis.sock");
+    cr_expect_eq(u.db, 0);
+
+    u = parse_ok("unix:///tmp/r.sock?db=4");
+    cr_expect_str_eq(u.path, "/tmp/r.sock");
+    cr_expect_eq(u.db, 4);
+
+    u = parse_ok("unix://:pw@/tmp/r.sock");
+    cr_expect_str_eq(u.password, "pw");
+    cr_expect_str_eq(u.path, "/tmp/r.sock");
+
+    expect_error("unix://relative.sock", "unix:///absolute/path");
+    expect_error("unix:///tmp/r.sock?x=1", "db=N");
+}
+
+Test(url, bad_scheme)
+{
+    expect_error("http://h:6379", "expected redis:// or unix://");
+    expect_error("localhost:6379", "expected redis:// or unix://");
+    expect_error("", "expected redis:// or unix://");
+    expect_error("rediss://h", "TLS");
+}
+
+Test(url, bad_port)
+{
+    expect_error("redis://h:0", "port '0'");
+    expect_error("redis://h:65536", "port '65536'");
+    expect_error("redis://h:abc", "port 'abc'");
+    expect_error("redis://h:", "port ''");
+    expect_error("redis://h:-1", "port");
+}
+
+Test(url, bad_host_and_db)
+{
+    expect_error("redis://", "host is missing");
+    expect_error("redis://:pw@:6379", "host is missing");
+    expect_error("redis://h/x", "database 'x'");
+}
+
+Test(url, format_hides_the_password)
+{
+    char buf[600];
+    jq_url_t u = parse_ok("redis://alice:s3cret@h:7000/2");
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "redis://alice:***@h:7000/2");
+    cr_expect_null(strstr(buf, "s3cret"));
+
+    u = parse_ok("redis://h");
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "redis://h:6379");
+
+    u = parse_ok("unix:///tmp/r.sock?db=3");
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "unix:///tmp/r.sock?db=3");
+
+    u = parse_ok("redis://[::1]:1");
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "redis://[::1]:1");
+
+    /* Whatever the format writes parses back to the same place. */
+    u = parse_ok("redis://h:7000/2");
+    jq_url_format(&u, buf, sizeof(buf));
+    jq_url_t v = parse_ok(buf);
+    cr_expect_str_eq(v.host, "h");
+    cr_expect_eq(v.port, 7000);
+    cr_expect_eq(v.db, 2);
+}
+
+Test(url, format_truncates_safely)
+{
+    char buf[8];
+    jq_url_t u = parse_ok("redis://a-long-host-name:7000/2");
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_eq(strlen(buf), 7);
+}
