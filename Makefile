@@ -18,7 +18,7 @@ OPT := -O2 -g
 endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Icommon -Iproducer -Iconsumer \
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -iquote common -iquote producer -iquote consumer \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
@@ -29,7 +29,7 @@ PRODUCER_LIB_SRC := producer/jobq.c
 PRODUCER_CLI_SRC := producer/cli.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
-	consumer/heartbeat.c consumer/master.c
+	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -1,0 +1,187 @@
+/* Fetching: one blocking XREADGROUP at a time on its own connection, asking
+ * for no more entries than the worker has free slots, so a worker never
+ * holds jobs it cannot run while another worker idles. Each entry becomes a
+ * run: parsed, its payload decoded, then dispatched to the loop (io) or the
+ * pool (cpu). Anything malformed is dead-lettered at once, without an
+ * attempt. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "worker.h"
+
+#define BLOCK_MS 500 /* short, so pause and drain are noticed quickly */
+
+void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why) {
+    r->outcome = JQ_OUT_DEAD;
+    snprintf(r->error, sizeof(r->error), "%s", why);
+    r->finished_ms = jq_now_ms();
+    jq_finish_add(w, r);
+}
+
+/* Decodes an inline payload into r->payload. The object references the
+ * bytes of r->fields (or r->jbuf), which the run owns: no copy. */
+int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
+    const char *p = r->job.payload.p;
+    size_t len = r->job.payload.len;
+    if (!r->job.has_payload) {
+        r->payload.type = MSGPACK_OBJECT_NIL;
+        return 0;
+    }
+    if (r->job.enc == JQ_ENC_JSON) {
+        msgpack_sbuffer_init(&r->jbuf);
+        if (jq_codec_json_to_msgpack(p, len, &r->jbuf, err, errlen) != 0) return -1;
+        p = r->jbuf.data;
+        len = r->jbuf.size;
+    }
+    r->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!r->zone) {
+        snprintf(err, errlen, "out of memory decoding the payload");
+        return -1;
+    }
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack(p, len, &off, r->zone, &r->payload);
+    if (rc == MSGPACK_UNPACK_SUCCESS && off == len) return 0;
+    if (rc == MSGPACK_UNPACK_EXTRA_BYTES || (rc == MSGPACK_UNPACK_SUCCESS && off < len))
+        snprintf(err, errlen, "payload is not valid msgpack: %zu bytes left after the object (payload has %zu)",
+                 len - off, len);
+    else if (rc == MSGPACK_UNPACK_CONTINUE)
+        snprintf(err, errlen, "payload is not valid msgpack: truncated (%zu bytes)", len);
+    else
+        snprintf(err, errlen, "payload is not valid msgpack: parse error");
+    return -1;
+}
+
+static void intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields) {
+    jq_run_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        /* The entry stays pending and is redelivered: nothing is lost. */
+        jq_error("out of memory taking entry %s", entry_id);
+        freeReplyObject(fields);
+        return;
+    }
+    r->w = w;
+    r->q = q;
+    r->fields = fields;
+
+    jq_str_t stack[64] = {{0}}, *fv = stack;
+    size_t n = fields ? fields->elements : 0;
+    if (n > 64) fv = malloc(n * sizeof(*fv));
+    if (!fv) n = 0;
+    for (size_t i = 0; i < n; i++) {
+        fv[i].p = fields->element[i]->str;
+        fv[i].len = fields->element[i]->type == REDIS_REPLY_STRING ? fields->element[i]->len : 0;
+    }
+    char err[JQ_ERR_LEN];
+    int rc = jq_job_parse(&r->job, entry_id, fv, n, &w->limits, err, sizeof(err));
+    if (fv != stack) free(fv);
+    if (rc != 0) {
+        jq_fetch_dead(w, r, err);
+        return;
+    }
+    r->h = jq_registry_find(&w->reg, r->job.type.p, r->job.type.len);
+    if (!r->h) {
+        snprintf(err, sizeof(err), "unknown job type: %.*s", (int)r->job.type.len, r->job.type.p);
+        jq_fetch_dead(w, r, err);
+        return;
+    }
+    if (r->job.chunks) {
+        /* Chunked payloads are loaded asynchronously; the run is started
+         * when the last chunk is decoded. */
+        jq_chunks_load(w, r);
+        return;
+    }
+    if (jq_fetch_decode_payload(r, err, sizeof(err)) != 0) {
+        jq_fetch_dead(w, r, err);
+        return;
+    }
+    jq_worker_run_start(w, r);
+}
+
+static int queue_of(jq_worker_t *w, const redisReply *name) {
+    for (int i = 0; i < w->nqueues; i++)
+        if (strlen(w->queues[i].stream) == name->len &&
+            memcmp(w->queues[i].stream, name->str, name->len) == 0)
+            return i;
+    return -1;
+}
+
+static void on_groups_created(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0)
+        jq_error("XGROUP CREATE %s: %s", (const char *)priv, reply->str);
+}
+
+void jq_fetch_create_groups(jq_worker_t *w) {
+    for (int i = 0; i < w->nqueues; i++)
+        jq_rconn_cmd(&w->rfetch, on_groups_created, w->queues[i].stream,
+                     "XGROUP CREATE %s " JQ_GROUP " 0 MKSTREAM", w->queues[i].stream);
+}
+
+static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
+    jq_worker_t *w = priv;
+    redisReply *reply = rp;
+    w->fetching = 0;
+    if (reply == NULL) return; /* connection lost: on_up kicks again */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            /* Someone deleted a stream: make it and its group again. */
+            jq_fetch_create_groups(w);
+        } else {
+            jq_error("XREADGROUP: %s", reply->str);
+        }
+        w->fetch_backoff = 1;
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t s = 0; s < reply->elements; s++) {
+            redisReply *st = reply->element[s];
+            if (st->type != REDIS_REPLY_ARRAY || st->elements != 2) continue;
+            int q = queue_of(w, st->element[0]);
+            redisReply *entries = st->element[1];
+            if (q < 0 || entries->type != REDIS_REPLY_ARRAY) continue;
+            for (size_t e = 0; e < entries->elements; e++) {
+                redisReply *ent = entries->element[e];
+                if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2) continue;
+                redisReply *fields = ent->element[1];
+                if (fields->type != REDIS_REPLY_ARRAY) fields = NULL;
+                else ent->element[1] = NULL; /* steal: the run owns it now */
+                intake(w, q, ent->element[0]->str, fields);
+            }
+        }
+    }
+    jq_fetch_kick(w);
+}
+
+void jq_fetch_kick(jq_worker_t *w) {
+    if (w->fetching || w->draining || !w->rfetch.up || w->fetch_backoff) return;
+    long long free_slots = jq_worker_free_slots(w);
+    if (free_slots <= 0) return;
+    const char *argv[8 + 2 * JQ_QUEUES_MAX];
+    int active[JQ_QUEUES_MAX], na = 0;
+    for (int i = 0; i < w->nqueues; i++)
+        if (!w->queues[i].paused) active[na++] = i;
+    if (na == 0) return;
+    /* COUNT applies per stream: split the free slots so that one read can
+     * never return more than the worker can run. */
+    long long count = free_slots / na;
+    if (count < 1) count = 1;
+    char countbuf[24], blockbuf[24];
+    snprintf(countbuf, sizeof(countbuf), "%lld", count);
+    snprintf(blockbuf, sizeof(blockbuf), "%d", BLOCK_MS);
+    int argc = 0;
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = JQ_GROUP;
+    argv[argc++] = w->id;
+    argv[argc++] = "COUNT";
+    argv[argc++] = countbuf;
+    argv[argc++] = "BLOCK";
+    argv[argc++] = blockbuf;
+    argv[argc++] = "STREAMS";
+    for (int i = 0; i < na; i++) argv[argc++] = w->queues[active[i]].stream;
+    for (int i = 0; i < na; i++) argv[argc++] = ">";
+    if (jq_rconn_cmdargv(&w->rfetch, on_read, w, argc, argv, NULL) == 0) w->fetching = 1;
+}

@@ -1,0 +1,361 @@
+/* Outcomes: every attempt that ends (and every job dead-lettered on
+ * arrival) is queued here, and once per loop turn the queue is written as
+ * one MULTI/EXEC per queue: results, notify lists, retries or dead letters,
+ * then one XACK and one XDEL for all entries, then the counters and latency
+ * buckets summed over the batch. So the hot path costs no round trip per
+ * job, and a worker killed mid-batch leaves every entry of it pending (EXEC
+ * never ran), to be run again elsewhere: at least once, never zero. */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define NBUCKETS 16
+static const long long bucket_ms[NBUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500,
+                                                  1000, 2500, 5000, 10000, 30000, 60000};
+
+typedef struct qsum {
+    long long processed, failed, retried, dead;
+    long long wait[NBUCKETS], run[NBUCKETS];
+    long long wait_n, run_n, wait_us, run_us;
+} qsum_t;
+
+typedef struct argv {
+    const char **v;
+    size_t *l;
+    int n, cap;
+} argv_t;
+
+static int a_add(argv_t *a, const char *s, size_t len) {
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 32;
+        const char **v = realloc(a->v, cap * sizeof(*v));
+        if (!v) return -1;
+        a->v = v;
+        size_t *l = realloc(a->l, cap * sizeof(*l));
+        if (!l) return -1;
+        a->l = l;
+        a->cap = cap;
+    }
+    a->v[a->n] = s;
+    a->l[a->n] = len;
+    a->n++;
+    return 0;
+}
+static void a_str(argv_t *a, const char *s) { a_add(a, s, strlen(s)); }
+
+static void a_send(jq_worker_t *w, argv_t *a) {
+    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->n, a->v, a->l);
+    a->n = 0;
+}
+
+static int bucket_of(long long ms) {
+    for (int i = 0; i < NBUCKETS - 1; i++)
+        if (ms <= bucket_ms[i]) return i;
+    return NBUCKETS - 1;
+}
+
+/* The delay before retry number n (1-based): backoff * 2^(n-1), capped,
+ * with +-20% jitter so that jobs failing together do not retry together. */
+static long long retry_delay(const jq_options_t *o, long long n) {
+    double d = (double)o->backoff_ms * pow(2.0, (double)(n - 1));
+    if (d > (double)o->backoff_max_ms) d = (double)o->backoff_max_ms;
+    double jitter = 0.8 + 0.4 * ((double)rand() / (double)RAND_MAX);
+    return (long long)(d * jitter);
+}
+
+/* HSET <p>:{q}:job:<id> with the entry's own fields plus extra pairs. */
+static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
+                           const char **extra, int nextra) {
+    argv_t a = {0};
+    a_str(&a, "HSET");
+    a_str(&a, key);
+    redisReply *f = r->fields;
+    for (size_t i = 0; f && i + 1 < f->elements; i += 2) {
+        redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (!jq_job_field_kept(k->str, k->len)) continue;
+        a_add(&a, k->str, k->len);
+        a_add(&a, v->str, v->len);
+    }
+    for (int i = 0; i < nextra; i++) a_str(&a, extra[i]);
+    a_send(w, &a);
+    free(a.v);
+    free(a.l);
+}
+
+static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
+    const jq_options_t *o = w->opt;
+    const char *qn = w->queues[r->q].name, *id = r->job.id;
+    char rkey[JQ_KEY_MAX], nkey[JQ_KEY_MAX], jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX];
+    char attempts[24], now[24], ttl[24];
+    jq_key_id(rkey, sizeof(rkey), o->prefix, qn, "result", id);
+    jq_key_id(nkey, sizeof(nkey), o->prefix, qn, "notify", id);
+    jq_key_id(jkey, sizeof(jkey), o->prefix, qn, "job", id);
+
+    long long made = r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
+    const char *state = "done";
+    if (r->outcome == JQ_OUT_DEAD) {
+        state = "dead";
+    } else if (r->outcome == JQ_OUT_FAILED) {
+        sum->failed++;
+        state = made < r->job.max_attempts ? "retrying" : "dead";
+    } else {
+        sum->processed++;
+    }
+    snprintf(attempts, sizeof(attempts), "%lld", made);
+    snprintf(now, sizeof(now), "%lld", (long long)r->finished_ms);
+    long long ttl_s = r->job.result_ttl;
+
+    if (strcmp(state, "retrying") == 0) {
+        sum->retried++;
+        char due[24], zkey2[JQ_KEY_MAX];
+        snprintf(due, sizeof(due), "%lld", (long long)r->finished_ms + retry_delay(o, made));
+        const char *extra[] = {"id", id, "attempt", attempts, "error", r->error};
+        write_job_hash(w, r, jkey, extra, 6);
+        jq_key(zkey2, sizeof(zkey2), o->prefix, qn, "scheduled");
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey2, due, id);
+    } else if (strcmp(state, "dead") == 0) {
+        sum->dead++;
+        const char *extra[] = {"id", id, "attempt", attempts, "error", r->error, "failed_at", now};
+        write_job_hash(w, r, jkey, extra, 8);
+        jq_key(zkey, sizeof(zkey), o->prefix, qn, "dead");
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey, now, id);
+    } else if (r->job.chunks) {
+        char pkey[JQ_KEY_MAX];
+        jq_key_id(pkey, sizeof(pkey), o->prefix, qn, "payload", id);
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", pkey);
+    }
+
+    /* The result hash: written anew each attempt, so no field of an
+     * earlier attempt (an old error) lingers. */
+    char ckey[JQ_KEY_MAX];
+    jq_key_id(ckey, sizeof(ckey), o->prefix, qn, "result", id);
+    strncat(ckey, ":chunks", sizeof(ckey) - strlen(ckey) - 1);
+    jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s %s", rkey, ckey);
+    if (ttl_s > 0) {
+        argv_t a = {0};
+        char nchunks[24];
+        a_str(&a, "HSET");
+        a_str(&a, rkey);
+        a_str(&a, "state");
+        a_str(&a, state);
+        a_str(&a, "attempts");
+        a_str(&a, attempts);
+        a_str(&a, "finished_at");
+        a_str(&a, now);
+        a_str(&a, "worker");
+        a_str(&a, w->id);
+        if (r->outcome != JQ_OUT_DONE) {
+            a_str(&a, "error");
+            a_str(&a, r->error);
+        }
+        size_t rlen = r->task.result.size;
+        if (r->outcome == JQ_OUT_DONE && rlen > 0) {
+            if ((long long)rlen <= o->chunk_size) {
+                a_str(&a, "result");
+                a_add(&a, r->task.result.data, rlen);
+            } else {
+                /* Large results go to a list of chunk_size pieces, never one
+                 * giant value (PROTOCOL §3). */
+                long long n = ((long long)rlen + o->chunk_size - 1) / o->chunk_size;
+                snprintf(nchunks, sizeof(nchunks), "%lld", n);
+                a_str(&a, "chunks");
+                a_str(&a, nchunks);
+                argv_t c = {0};
+                a_str(&c, "RPUSH");
+                a_str(&c, ckey);
+                for (size_t off = 0; off < rlen; off += (size_t)o->chunk_size) {
+                    size_t len = rlen - off < (size_t)o->chunk_size ? rlen - off : (size_t)o->chunk_size;
+                    a_add(&c, r->task.result.data + off, len);
+                }
+                a_send(w, &c);
+                free(c.v);
+                free(c.l);
+                jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", ckey, ttl_s);
+            }
+        }
+        a_send(w, &a);
+        free(a.v);
+        free(a.l);
+        snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %s", rkey, ttl);
+    }
+    if (strcmp(state, "retrying") != 0) {
+        long long nttl = ttl_s > 0 ? ttl_s : 60;
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "LPUSH %s %s", nkey, state);
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", nkey, nttl);
+    }
+
+    if (r->outcome != JQ_OUT_DEAD || r->started_ms) {
+        if (r->started_ms && r->job.enqueued_ms) {
+            long long wait_ms = r->started_ms - r->job.enqueued_ms;
+            if (wait_ms < 0) wait_ms = 0;
+            sum->wait[bucket_of(wait_ms)]++;
+            sum->wait_n++;
+            sum->wait_us += wait_ms * 1000;
+        }
+        if (r->started_ms) {
+            sum->run[bucket_of(r->run_us / 1000)]++;
+            sum->run_n++;
+            sum->run_us += r->run_us;
+        }
+    }
+}
+
+static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
+    const jq_options_t *o = w->opt;
+    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
+    jq_key(key, sizeof(key), o->prefix, qn, "stats");
+    snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
+    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
+    const char *names[] = {"processed", "failed", "retried", "dead"};
+    long long vals[] = {s->processed, s->failed, s->retried, s->dead};
+    for (int i = 0; i < 4; i++) {
+        if (!vals[i]) continue;
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", key, names[i], vals[i]);
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", mkey, names[i], vals[i]);
+    }
+    jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s 86400", mkey);
+    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
+    const char *kinds[] = {"wait", "run"};
+    const long long *b[] = {s->wait, s->run};
+    const long long cnt[] = {s->wait_n, s->run_n}, us[] = {s->wait_us, s->run_us};
+    for (int k = 0; k < 2; k++) {
+        if (!cnt[k]) continue;
+        for (int i = 0; i < NBUCKETS; i++) {
+            if (!b[k][i]) continue;
+            char f[32];
+            if (i < NBUCKETS - 1)
+                snprintf(f, sizeof(f), "%s:le:%lld", kinds[k], bucket_ms[i]);
+            else
+                snprintf(f, sizeof(f), "%s:le:inf", kinds[k]);
+            jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", lkey, f, b[k][i]);
+        }
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s:count %lld", lkey, kinds[k], cnt[k]);
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s:sum_us %lld", lkey, kinds[k], us[k]);
+    }
+}
+
+typedef struct flush {
+    jq_worker_t *w;
+    jq_run_t *runs;
+} flush_t;
+
+static void release(jq_run_t *r) {
+    r->bnext = NULL;
+    if (r->keep) {
+        r->keep = 2; /* written; the pool's done callback frees it */
+        return;
+    }
+    jq_run_free(r);
+}
+
+static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
+    flush_t *f = priv;
+    jq_worker_t *w = f->w;
+    redisReply *reply = rp;
+    jq_run_t *r = f->runs, *next;
+    if (reply == NULL) {
+        /* Lost before EXEC answered: write the whole batch again once the
+         * connection is back (a few counters may count twice; no job is
+         * lost or acked without its result). */
+        while (r) {
+            next = r->bnext;
+            r->bnext = NULL;
+            jq_finish_add(w, r);
+            r = next;
+        }
+    } else {
+        if (reply->type == REDIS_REPLY_ERROR)
+            jq_error("writing outcomes: %s", reply->str);
+        for (; r; r = next) {
+            next = r->bnext;
+            release(r);
+        }
+    }
+    free(f);
+    w->flushing--;
+    jq_worker_maybe_exit(w);
+}
+
+void jq_finish_flush(jq_worker_t *w) {
+    if (!w->batch_head || !w->rwrite.up) return;
+    for (int q = 0; q < w->nqueues; q++) {
+        flush_t *f = calloc(1, sizeof(*f));
+        if (!f) return;
+        f->w = w;
+        qsum_t sum;
+        memset(&sum, 0, sizeof(sum));
+        argv_t ack = {0}, del = {0};
+        a_str(&ack, "XACK");
+        a_str(&ack, w->queues[q].stream);
+        a_str(&ack, JQ_GROUP);
+        a_str(&del, "XDEL");
+        a_str(&del, w->queues[q].stream);
+        jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
+        int began = 0;
+        while (*pp) {
+            jq_run_t *r = *pp;
+            if (r->q != q) {
+                prev = r;
+                pp = &r->bnext;
+                continue;
+            }
+            *pp = r->bnext;
+            if (w->batch_tail == r) w->batch_tail = prev;
+            r->bnext = NULL;
+            *tail = r;
+            tail = &r->bnext;
+            if (!began) {
+                jq_rconn_cmd(&w->rwrite, NULL, NULL, "MULTI");
+                began = 1;
+            }
+            write_outcome(w, r, &sum);
+            a_str(&ack, r->job.entry_id);
+            a_str(&del, r->job.entry_id);
+        }
+        if (began) {
+            a_send(w, &ack);
+            a_send(w, &del);
+            write_sums(w, w->queues[q].name, &sum);
+            if (jq_rconn_cmd(&w->rwrite, on_exec, f, "EXEC") == 0) {
+                w->flushing++;
+            } else {
+                /* Down in the middle: hiredis called nothing; keep them. */
+                for (jq_run_t *r = f->runs, *n; r; r = n) {
+                    n = r->bnext;
+                    r->bnext = NULL;
+                    jq_finish_add(w, r);
+                }
+                free(f);
+            }
+        } else {
+            free(f);
+        }
+        free(ack.v);
+        free(ack.l);
+        free(del.v);
+        free(del.l);
+    }
+}
+
+static void on_check(uv_check_t *h) { jq_finish_flush(h->data); }
+
+int jq_finish_init(jq_worker_t *w) {
+    if (uv_check_init(&w->loop, &w->flush_check) != 0) return -1;
+    w->flush_check.data = w;
+    return uv_check_start(&w->flush_check, on_check);
+}
+
+void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
+    r->bnext = NULL;
+    if (w->batch_tail)
+        w->batch_tail->bnext = r;
+    else
+        w->batch_head = r;
+    w->batch_tail = r;
+}

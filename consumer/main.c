@@ -1,0 +1,29 @@
+/* jobq-consumer: parse the options, then run as the master, or as one of
+ * its workers when the master re-executed us with --worker-role. */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.h"
+#include "options.h"
+#include "worker.h"
+
+enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_INIT = 3 };
+
+int main(int argc, char **argv) {
+    static jq_options_t opt;
+    char err[JQ_ERR_LEN];
+    jq_log_set_role("master");
+    int rc = jq_options_parse(&opt, argc, argv, err, sizeof(err));
+    if (rc == JQ_OPTS_HELP) {
+        jq_options_usage(stdout);
+        return EXIT_OK;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "jobq-consumer: %s\n(try --help)\n", err);
+        return EXIT_USAGE;
+    }
+    if (opt.worker_role[0]) return jq_worker_main(&opt);
+    return jq_master_main(&opt, argc, argv);
+}

@@ -1,0 +1,433 @@
+/* The supervising master. See master.h for what it guarantees. */
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+#include "master.h"
+#include "rconn.h"
+
+#define RESPAWN_MIN_MS 100
+#define RESPAWN_MAX_MS 30000
+#define STABLE_MS 5000     /* a worker that lived this long was not crash-looping */
+#define KILL_MARGIN_MS 5000
+#define JANITOR_MS 1000
+#define DEAD_MAX 256
+
+typedef struct jq_master jq_master_t;
+
+typedef struct jq_child {
+    uv_process_t proc;
+    uv_pipe_t ctl;
+    jq_master_t *m;
+    int slot;
+    int pid;
+    int ready;
+    int draining;       /* told to drain, or drains on its own */
+    int replaced;       /* a replacement was spawned for it */
+    int64_t started_ms;
+    int closes;         /* handles still to close before free */
+    char line[256];
+    size_t linelen;
+    struct jq_child *next;
+} jq_child_t;
+
+struct jq_master {
+    uv_loop_t *loop;
+    const jq_options_t *opt;
+    int argc;
+    char **argv;
+    char exe[4096];
+    char host[256];
+    jq_child_t *children;
+    int *streak;        /* per slot: quick deaths in a row */
+    uv_timer_t *respawn; /* per slot */
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t kill_timer, janitor;
+    jq_rconn_t redis;
+    int shutting_down;
+    int signals;
+    int roll_next;      /* next slot of a rolling restart, -1 when none */
+    /* worker ids whose entries still need handing back */
+    char dead[DEAD_MAX][320];
+    int ndead;
+    char gone[DEAD_MAX][320]; /* consumers to delete once empty */
+    int ngone;
+};
+
+static void spawn(jq_master_t *m, int slot);
+
+static int live_in_slot(jq_master_t *m, int slot, jq_child_t *except) {
+    int n = 0;
+    for (jq_child_t *c = m->children; c; c = c->next)
+        if (c->slot == slot && c != except && !c->draining) n++;
+    return n;
+}
+
+static int nchildren(jq_master_t *m) {
+    int n = 0;
+    for (jq_child_t *c = m->children; c; c = c->next) n++;
+    return n;
+}
+
+/* ---- handing back a dead worker's entries ---- */
+
+/* For each queue: the dead consumer's pending ids are re-stamped as long
+ * idle, so the next reclaim of any live worker takes them (and counts the
+ * delivery, which catches poison jobs). XCLAIM keeps them owned by the dead
+ * consumer until then, so nothing is ever unowned. */
+static const char handback_lua[] =
+    "local ids = {}\n"
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
+    "for _, e in ipairs(p) do ids[#ids + 1] = e[1] end\n"
+    "if #ids > 0 then\n"
+    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))\n"
+    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids), 'IDLE', ARGV[3], 'JUSTID')\n"
+    "end\n"
+    "return #ids\n";
+
+/* Deletes the consumer only when it holds nothing: DELCONSUMER would
+ * otherwise drop its pending entries, and they would never run. */
+static const char delconsumer_lua[] =
+    "local s = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
+    "if #s > 0 then return -1 end\n"
+    "return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n";
+
+static void on_handback(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *r = rp;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        jq_info("handed back %lld pending jobs of a dead worker", r->integer);
+    else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) != 0)
+        jq_error("handing back jobs: %s", r->str);
+}
+
+static void handback_all(jq_master_t *m) {
+    if (!m->redis.up) return;
+    char vis[24];
+    snprintf(vis, sizeof(vis), "%lld", m->opt->visibility_ms * 100 + 3600000LL);
+    for (int d = 0; d < m->ndead; d++) {
+        for (int q = 0; q < m->opt->nqueues; q++) {
+            char key[JQ_KEY_MAX];
+            jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
+            /* The first XCLAIM plain, the second with IDLE: only XCLAIM's
+             * IDLE option sets the idle time; JUSTID keeps the delivery
+             * count, which the reclaiming worker's XCLAIM then raises. */
+            jq_rconn_cmd(&m->redis, on_handback, NULL, "EVAL %s 1 %s %s %s %s", handback_lua, key,
+                         JQ_GROUP, m->dead[d], vis);
+        }
+        if (m->ngone < DEAD_MAX) snprintf(m->gone[m->ngone++], sizeof(m->gone[0]), "%s", m->dead[d]);
+    }
+    m->ndead = 0;
+}
+
+static void on_delconsumer(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    (void)rp;
+    (void)priv;
+}
+
+static void on_janitor(uv_timer_t *t) {
+    jq_master_t *m = t->data;
+    handback_all(m);
+    if (!m->redis.up) return;
+    for (int g = 0; g < m->ngone; g++)
+        for (int q = 0; q < m->opt->nqueues; q++) {
+            char key[JQ_KEY_MAX];
+            jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
+            jq_rconn_cmd(&m->redis, on_delconsumer, NULL, "EVAL %s 1 %s %s %s", delconsumer_lua, key,
+                         JQ_GROUP, m->gone[g]);
+        }
+    /* A consumer is deleted once it had one chance; if it still held
+     * entries they get handed back by reclaim and a later janitor pass of
+     * some master (or the visibility timeout) cleans it. Keep it a few
+     * passes by rotating: simple, bounded. */
+    static int passes;
+    if (++passes % 10 == 0) m->ngone = 0;
+}
+
+/* ---- children ---- */
+
+static void free_child(uv_handle_t *h) {
+    jq_child_t *c = h->data;
+    if (--c->closes == 0) free(c);
+}
+
+static void unlink_child(jq_master_t *m, jq_child_t *c) {
+    for (jq_child_t **pp = &m->children; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+static void maybe_finish(jq_master_t *m) {
+    if (!m->shutting_down || m->children) return;
+    jq_info("all workers exited; master exiting");
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->kill_timer, NULL);
+    uv_close((uv_handle_t *)&m->janitor, NULL);
+    for (int i = 0; i < m->opt->workers; i++) uv_close((uv_handle_t *)&m->respawn[i], NULL);
+    /* Give the handback of the last exits a chance to be written. */
+    handback_all(m);
+    jq_rconn_close(&m->redis, 1, NULL);
+}
+
+static void roll_step(jq_master_t *m);
+
+static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
+    jq_child_t *c = p->data;
+    jq_master_t *m = c->m;
+    int64_t lived = jq_now_ms() - c->started_ms;
+    if (sig)
+        jq_warn("worker %d (slot %d) killed by signal %d (%s) after %lld ms", c->pid, c->slot, sig,
+                strsignal(sig), (long long)lived);
+    else if (status)
+        jq_warn("worker %d (slot %d) exited with status %lld after %lld ms", c->pid, c->slot,
+                (long long)status, (long long)lived);
+    else
+        jq_info("worker %d (slot %d) exited", c->pid, c->slot);
+
+    if (m->ndead < DEAD_MAX) {
+        snprintf(m->dead[m->ndead++], sizeof(m->dead[0]), "%s:%d", m->host, c->pid);
+        handback_all(m);
+    }
+    unlink_child(m, c);
+    int slot = c->slot;
+    int clean = (!sig && !status);
+    c->closes = 2;
+    uv_close((uv_handle_t *)&c->proc, free_child);
+    uv_close((uv_handle_t *)&c->ctl, free_child);
+
+    if (m->shutting_down) {
+        maybe_finish(m);
+        return;
+    }
+    if (live_in_slot(m, slot, NULL) > 0) return; /* its replacement runs */
+    if (clean || lived >= STABLE_MS) m->streak[slot] = 0;
+    else m->streak[slot]++;
+    int64_t delay = 0;
+    if (m->streak[slot] > 0) {
+        delay = RESPAWN_MIN_MS << (m->streak[slot] > 12 ? 12 : m->streak[slot] - 1);
+        if (delay > RESPAWN_MAX_MS) delay = RESPAWN_MAX_MS;
+        jq_warn("slot %d: worker died %d times in a row; respawning in %lld ms", slot,
+                m->streak[slot], (long long)delay);
+    }
+    uv_timer_start(&m->respawn[slot], (uv_timer_cb)NULL, 0, 0);
+    uv_timer_stop(&m->respawn[slot]);
+    m->respawn[slot].data = m;
+    extern void jq_master_on_respawn(uv_timer_t *t);
+    uv_timer_start(&m->respawn[slot], jq_master_on_respawn, (uint64_t)delay, 0);
+}
+
+void jq_master_on_respawn(uv_timer_t *t) {
+    jq_master_t *m = t->data;
+    int slot = (int)(t - m->respawn);
+    if (!m->shutting_down && live_in_slot(m, slot, NULL) == 0) spawn(m, slot);
+}
+
+static void tell_drain(jq_child_t *c) {
+    if (c->draining) return;
+    c->draining = 1;
+    uv_process_kill(&c->proc, SIGTERM);
+}
+
+static void on_child_line(jq_child_t *c, const char *line) {
+    jq_master_t *m = c->m;
+    if (strcmp(line, "ready") == 0) {
+        c->ready = 1;
+        /* A replacement is serving: now the workers it replaces may go. */
+        for (jq_child_t *o = m->children; o; o = o->next)
+            if (o != c && o->slot == c->slot && o->replaced) tell_drain(o);
+        if (m->roll_next >= 0) roll_step(m);
+    } else if (strncmp(line, "recycle", 7) == 0) {
+        jq_info("worker %d asks to be recycled (%s)", c->pid, line[7] ? line + 8 : "");
+        c->draining = 1;
+        if (!c->replaced && !m->shutting_down) {
+            c->replaced = 1;
+            spawn(m, c->slot);
+        }
+    }
+}
+
+static void on_ctl_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
+    jq_child_t *c = h->data;
+    *b = uv_buf_init(c->line + c->linelen, (unsigned)(sizeof(c->line) - 1 - c->linelen));
+}
+
+static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    jq_child_t *c = s->data;
+    if (n < 0) {
+        uv_read_stop(s);
+        return;
+    }
+    c->linelen += (size_t)n;
+    c->line[c->linelen] = '\0';
+    char *nl;
+    while ((nl = strchr(c->line, '\n'))) {
+        *nl = '\0';
+        on_child_line(c, c->line);
+        size_t rest = c->linelen - (size_t)(nl + 1 - c->line);
+        memmove(c->line, nl + 1, rest);
+        c->linelen = rest;
+        c->line[rest] = '\0';
+    }
+    if (c->linelen == sizeof(c->line) - 1) c->linelen = 0; /* no newline: drop */
+}
+
+static void spawn(jq_master_t *m, int slot) {
+    jq_child_t *c = calloc(1, sizeof(*c));
+    if (!c) return;
+    c->m = m;
+    c->slot = slot;
+    uv_pipe_init(m->loop, &c->ctl, 0);
+    c->ctl.data = c;
+    char **args = calloc((size_t)m->argc + 2, sizeof(char *));
+    args[0] = m->exe;
+    for (int i = 1; i < m->argc; i++) args[i] = m->argv[i];
+    args[m->argc] = "--worker-role=worker";
+    uv_stdio_container_t stdio[4];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = 1;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+    stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&c->ctl;
+    uv_process_options_t po;
+    memset(&po, 0, sizeof(po));
+    po.file = m->exe;
+    po.args = args;
+    po.exit_cb = on_child_exit;
+    po.stdio = stdio;
+    po.stdio_count = 4;
+    c->proc.data = c;
+    int rc = uv_spawn(m->loop, &c->proc, &po);
+    free(args);
+    if (rc != 0) {
+        jq_error("cannot spawn a worker: %s", uv_strerror(rc));
+        c->closes = 2;
+        uv_close((uv_handle_t *)&c->ctl, free_child);
+        uv_close((uv_handle_t *)&c->proc, free_child);
+        m->streak[slot]++;
+        uv_timer_start(&m->respawn[slot], jq_master_on_respawn, 1000, 0);
+        return;
+    }
+    c->pid = c->proc.pid;
+    c->started_ms = jq_now_ms();
+    c->next = m->children;
+    m->children = c;
+    uv_read_start((uv_stream_t *)&c->ctl, on_ctl_alloc, on_ctl_read);
+    jq_info("worker %d started (slot %d)", c->pid, slot);
+}
+
+/* ---- signals ---- */
+
+static void roll_step(jq_master_t *m) {
+    /* Wait until the previous slot's replacement is serving. */
+    for (jq_child_t *c = m->children; c; c = c->next)
+        if (!c->ready && !c->draining) return;
+    if (m->roll_next >= m->opt->workers) {
+        m->roll_next = -1;
+        jq_info("rolling restart done");
+        return;
+    }
+    int slot = m->roll_next++;
+    for (jq_child_t *c = m->children; c; c = c->next)
+        if (c->slot == slot && !c->draining) c->replaced = 1;
+    spawn(m, slot);
+}
+
+static void on_kill_timeout(uv_timer_t *t) {
+    jq_master_t *m = t->data;
+    for (jq_child_t *c = m->children; c; c = c->next) {
+        jq_warn("worker %d did not stop in time; killing it", c->pid);
+        uv_process_kill(&c->proc, SIGKILL);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    jq_master_t *m = s->data;
+    if (signum == SIGHUP) {
+        if (m->shutting_down) return;
+        if (m->roll_next >= 0) {
+            jq_info("SIGHUP: a rolling restart is already under way");
+            return;
+        }
+        jq_info("SIGHUP: rolling restart of %lld workers", m->opt->workers);
+        m->roll_next = 0;
+        roll_step(m);
+        return;
+    }
+    m->signals++;
+    if (m->signals == 1) {
+        m->shutting_down = 1;
+        jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum), nchildren(m),
+                m->opt->shutdown_timeout_ms);
+        for (jq_child_t *c = m->children; c; c = c->next) {
+            c->draining = 0;
+            tell_drain(c);
+        }
+        uv_timer_start(&m->kill_timer, on_kill_timeout,
+                       (uint64_t)(m->opt->shutdown_timeout_ms + KILL_MARGIN_MS), 0);
+        maybe_finish(m);
+    } else {
+        jq_info("second signal: stopping workers now");
+        for (jq_child_t *c = m->children; c; c = c->next) uv_process_kill(&c->proc, SIGTERM);
+    }
+}
+
+static void on_redis_up(jq_rconn_t *c) { handback_all(c->data); }
+
+int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
+    static jq_master_t mm;
+    jq_master_t *m = &mm;
+    m->loop = uv_default_loop();
+    m->opt = opt;
+    m->argc = argc;
+    m->argv = argv;
+    m->roll_next = -1;
+    gethostname(m->host, sizeof(m->host) - 1);
+    size_t sz = sizeof(m->exe);
+    if (uv_exepath(m->exe, &sz) != 0) snprintf(m->exe, sizeof(m->exe), "%s", argv[0]);
+    char url[512];
+    jq_url_format(&opt->url, url, sizeof(url));
+    jq_info("jobq-consumer master pid %d: %lld workers x %lld cpu threads (%d usable cpus), queues %s, redis %s",
+            (int)getpid(), opt->workers, opt->threads, opt->cpus, opt->queues_csv, url);
+    jq_opts_log(jq_options_table, opt);
+    signal(SIGPIPE, SIG_IGN);
+
+    m->streak = calloc((size_t)opt->workers, sizeof(int));
+    m->respawn = calloc((size_t)opt->workers, sizeof(uv_timer_t));
+    for (int i = 0; i < opt->workers; i++) {
+        uv_timer_init(m->loop, &m->respawn[i]);
+        m->respawn[i].data = m;
+    }
+    uv_signal_t *sigs[] = {&m->sigterm, &m->sigint, &m->sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(m->loop, sigs[i]);
+        sigs[i]->data = m;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    uv_timer_init(m->loop, &m->kill_timer);
+    m->kill_timer.data = m;
+    uv_timer_init(m->loop, &m->janitor);
+    m->janitor.data = m;
+    uv_timer_start(&m->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
+    jq_rconn_init(&m->redis, m->loop, &opt->url, "master");
+    m->redis.data = m;
+    m->redis.on_up = on_redis_up;
+
+    for (int i = 0; i < opt->workers; i++) spawn(m, i);
+    uv_run(m->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(m->loop);
+    if (rc != 0) jq_warn("master loop closed with handles left: %s", uv_strerror(rc));
+    free(m->streak);
+    free(m->respawn);
+    return 0;
+}

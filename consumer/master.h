@@ -1,0 +1,28 @@
+#ifndef JQ_MASTER_H
+#define JQ_MASTER_H
+
+/* The master process: spawns --workers worker processes (this same binary,
+ * re-executed with --worker-role), does no job work itself, and keeps the
+ * cluster whole:
+ *   - a worker that exits is replaced, with exponential backoff while it
+ *     keeps crashing; each exit is logged with its cause;
+ *   - the entries a dead worker held are handed back at once (XPENDING +
+ *     XCLAIM with a large IDLE), so live workers reclaim them on their next
+ *     tick instead of after the visibility timeout; its consumer leaves the
+ *     group once it holds nothing;
+ *   - SIGTERM/SIGINT drain every worker and exit 0 when all have exited; a
+ *     second signal stops them at once;
+ *   - SIGHUP rolls: one worker at a time, a replacement is serving ("ready")
+ *     before the old worker is told to drain;
+ *   - a worker asking to be recycled (max jobs, max RSS, stuck cpu thread)
+ *     gets its replacement the same way.
+ * Workers talk to the master through a pipe on their fd 3, one line per
+ * message: "ready", "recycle <why>". */
+
+#include "options.h"
+
+/* Runs the master until shutdown. argv is the master's own, passed on to
+ * the workers. Returns the process exit status. */
+int jq_master_main(const jq_options_t *opt, int argc, char **argv);
+
+#endif

@@ -1,0 +1,138 @@
+/* The consumer's option table. Adding a setting is one row here and one
+ * field in jq_options_t; flags, environment and help all follow. */
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "options.h"
+
+#define O(f) offsetof(jq_options_t, f)
+#define S(f) sizeof(((jq_options_t *)0)->f)
+#define GIB (1024LL * 1024 * 1024)
+
+const jq_opt_t jq_options_table[] = {
+    {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, O(redis), S(redis),
+     "Redis URL: redis://[user:password@]host:port[/db] or unix:///path"},
+    {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
+     "comma-separated queues to serve"},
+    {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
+     "key prefix"},
+    {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "1", 0, 256, O(workers), 0,
+     "worker processes, or auto (= usable CPUs)"},
+    {"threads", "JOBQ_THREADS", JQ_OPT_AUTO, "auto", 0, 256, O(threads), 0,
+     "CPU threads per worker, or auto (= usable CPUs / workers, at least 1)"},
+    {"io-concurrency", "JOBQ_IO_CONCURRENCY", JQ_OPT_INT, "64", 1, 100000, O(io_concurrency), 0,
+     "io jobs one worker runs at once"},
+    {"max-payload", "JOBQ_MAX_PAYLOAD", JQ_OPT_BYTES, "64M", 1, 4 * GIB, O(max_payload), 0,
+     "largest payload accepted, bytes (k, m, g suffixes)"},
+    {"timeout-ms", "JOBQ_TIMEOUT_MS", JQ_OPT_INT, "1800000", 1, 1LL << 40, O(timeout_ms), 0,
+     "time limit of one attempt, unless the job sets timeout_ms"},
+    {"visibility-ms", "JOBQ_VISIBILITY_MS", JQ_OPT_INT, "30000", 100, 1LL << 40, O(visibility_ms), 0,
+     "a pending entry idle this long is claimed by another consumer"},
+    {"shutdown-timeout-ms", "JOBQ_SHUTDOWN_TIMEOUT_MS", JQ_OPT_INT, "30000", 0, 1LL << 40,
+     O(shutdown_timeout_ms), 0, "time running jobs get to finish on SIGTERM"},
+    {"max-jobs", "JOBQ_MAX_JOBS", JQ_OPT_INT, "0", 0, 1LL << 50, O(max_jobs), 0,
+     "recycle a worker after this many jobs (0: never)"},
+    {"max-rss-mb", "JOBQ_MAX_RSS_MB", JQ_OPT_INT, "0", 0, 1LL << 30, O(max_rss_mb), 0,
+     "recycle a worker whose RSS passes this (0: never)"},
+    {"backoff-ms", "JOBQ_BACKOFF_MS", JQ_OPT_INT, "1000", 1, 1LL << 40, O(backoff_ms), 0,
+     "first retry delay; the n-th waits backoff * 2^(n-1), +-20%"},
+    {"backoff-max-ms", "JOBQ_BACKOFF_MAX_MS", JQ_OPT_INT, "3600000", 1, 1LL << 40, O(backoff_max_ms), 0,
+     "cap of the retry delay"},
+    {"dead-max", "JOBQ_DEAD_MAX", JQ_OPT_INT, "10000", 1, 1LL << 40, O(dead_max), 0,
+     "dead jobs kept per queue (oldest go first)"},
+    {"dead-ttl", "JOBQ_DEAD_TTL", JQ_OPT_INT, "604800", 1, 1LL << 40, O(dead_ttl), 0,
+     "seconds a dead job is kept"},
+    {"chunk-size", "JOBQ_CHUNK_SIZE", JQ_OPT_BYTES, "256k", 1024, GIB, O(chunk_size), 0,
+     "results larger than this are written as a chunk list"},
+    {"heartbeat-ms", "JOBQ_HEARTBEAT_MS", JQ_OPT_INT, "1000", 50, 600000, O(heartbeat_ms), 0,
+     "worker heartbeat period"},
+    {"cpu-grace-ms", "JOBQ_CPU_GRACE_MS", JQ_OPT_INT, "10000", 0, 1LL << 40, O(cpu_grace_ms), 0,
+     "a cpu job this long past its timeout gets its worker recycled"},
+    {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "info", 0, 0, O(log_level), S(log_level),
+     "debug, info, warn or error"},
+    {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,
+     "register the crash handler (tests only)"},
+    {"worker-role", NULL, JQ_OPT_STR, "", 0, 0, O(worker_role), S(worker_role),
+     "internal: run as a worker of a master"},
+    {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
+};
+
+static int split_queues(jq_options_t *o, char *err, size_t errlen) {
+    o->nqueues = 0;
+    const char *s = o->queues_csv;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (!jq_name_valid(s, len)) {
+            snprintf(err, errlen, "--queues: bad queue name '%.*s' (want 1 to 128 bytes of [A-Za-z0-9_.:-])",
+                     (int)(len > 140 ? 140 : len), s);
+            return -1;
+        }
+        for (int i = 0; i < o->nqueues; i++)
+            if (strlen(o->queues[i]) == len && memcmp(o->queues[i], s, len) == 0) {
+                snprintf(err, errlen, "--queues: queue '%.*s' named twice", (int)len, s);
+                return -1;
+            }
+        if (o->nqueues == JQ_QUEUES_MAX) {
+            snprintf(err, errlen, "--queues: at most %d queues", JQ_QUEUES_MAX);
+            return -1;
+        }
+        memcpy(o->queues[o->nqueues], s, len);
+        o->queues[o->nqueues][len] = '\0';
+        o->nqueues++;
+        s += len;
+        if (*s == ',') s++;
+    }
+    if (o->nqueues == 0) {
+        snprintf(err, errlen, "--queues: no queue named");
+        return -1;
+    }
+    return 0;
+}
+
+int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
+                     size_t errlen) {
+    memset(o, 0, sizeof(*o));
+    int argi = 1;
+    int rc = jq_opts_parse(jq_options_table, o, argc, argv, &argi, err, errlen);
+    if (rc != 0) return rc;
+    if (argi < argc) {
+        snprintf(err, errlen, "unexpected argument '%s'", argv[argi]);
+        return -1;
+    }
+    jq_log_level_t lvl;
+    if (jq_log_parse_level(o->log_level, &lvl) != 0) {
+        snprintf(err, errlen, "--log-level: '%s' is not one of debug, info, warn, error", o->log_level);
+        return -1;
+    }
+    jq_log_set_level(lvl);
+    if (jq_url_parse(o->redis, &o->url, err, errlen) != 0) return -1;
+    if (!jq_name_valid(o->prefix, strlen(o->prefix))) {
+        snprintf(err, errlen, "--prefix: bad prefix '%s'", o->prefix);
+        return -1;
+    }
+    if (split_queues(o, err, errlen) != 0) return -1;
+    if (o->backoff_max_ms < o->backoff_ms) o->backoff_max_ms = o->backoff_ms;
+    /* Sizing follows the CPUs this process may really use, never the
+     * host's count: in a container with a 2-CPU quota on a 64-core host, 64
+     * workers would only fight over 2 CPUs. */
+    o->cpus = jq_cpu_count("/sys/fs/cgroup", -1);
+    if (o->workers == 0) o->workers = o->cpus;
+    if (o->threads == 0) {
+        o->threads = o->cpus / o->workers;
+        if (o->threads < 1) o->threads = 1;
+    }
+    return 0;
+}
+
+void jq_options_usage(FILE *out) {
+    fprintf(out,
+            "usage: jobq-consumer [options]\n\n"
+            "Runs a master process that supervises N worker processes; each worker\n"
+            "runs io jobs on its event loop and cpu jobs on its own thread pool.\n\n"
+            "options (each also read from the environment variable shown):\n");
+    jq_opts_usage(jq_options_table, out);
+}

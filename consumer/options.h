@@ -1,0 +1,56 @@
+#ifndef JQ_OPTIONS_H
+#define JQ_OPTIONS_H
+
+/* The consumer's settings: one table (options.c) feeds flags, environment
+ * variables and compose files alike. Master and workers parse the same argv,
+ * so a worker always runs with exactly its master's settings. */
+
+#include <stdio.h>
+
+#include "config.h"
+#include "keys.h"
+#include "url.h"
+
+#define JQ_QUEUES_MAX 32
+
+typedef struct jq_options {
+    char redis[512];
+    char queues_csv[1024];
+    char prefix[64];
+    char log_level[16];
+    long long workers;          /* 0 = auto */
+    long long threads;          /* 0 = auto */
+    long long io_concurrency;
+    long long max_payload;
+    long long timeout_ms;
+    long long visibility_ms;
+    long long shutdown_timeout_ms;
+    long long max_jobs;         /* 0 = never recycle for jobs */
+    long long max_rss_mb;       /* 0 = never recycle for memory */
+    long long backoff_ms;
+    long long backoff_max_ms;
+    long long dead_max;
+    long long dead_ttl;         /* seconds */
+    long long chunk_size;
+    long long heartbeat_ms;
+    long long cpu_grace_ms;
+    int test_handlers;
+    char worker_role[16];       /* internal: set by the master for workers */
+
+    /* Derived by jq_options_finish. */
+    jq_url_t url;
+    int nqueues;
+    char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
+    int cpus;                   /* usable CPUs (affinity, cgroup quota) */
+} jq_options_t;
+
+extern const jq_opt_t jq_options_table[];
+
+/* Parses argv (after argv[0]) into o and derives the rest. Returns 0,
+ * JQ_OPTS_HELP, or -1 with err. Positional arguments are refused. */
+int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
+                     size_t errlen);
+
+void jq_options_usage(FILE *out);
+
+#endif

@@ -1,0 +1,240 @@
+/* hiredis <-> libuv glue and the reconnect state machine. See rconn.h. */
+
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "log.h"
+#include "rconn.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+
+/* The poll handle lives in its own allocation because hiredis tells us to
+ * clean up (ev.cleanup) from inside redisAsyncFree, while libuv frees a
+ * handle only in its close callback, later. */
+typedef struct glue {
+    uv_poll_t poll;
+    redisAsyncContext *ac; /* NULL once hiredis let go of it */
+    int events;
+} glue_t;
+
+static void schedule_connect(jq_rconn_t *c);
+static void on_timer_closed(uv_handle_t *h);
+
+static void on_glue_closed(uv_handle_t *h) { free(h->data); }
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    glue_t *g = h->data;
+    if (g->ac == NULL) return;
+    if (status < 0) {
+        /* libuv stopped the watcher; let hiredis find the error itself so
+         * that its connect or disconnect callback runs. */
+        if (g->ac->c.flags & REDIS_CONNECTED)
+            redisAsyncHandleRead(g->ac);
+        else
+            redisAsyncHandleWrite(g->ac);
+        return;
+    }
+    if ((events & UV_READABLE) && g->ac) redisAsyncHandleRead(g->ac);
+    /* The read may have freed the context (cleanup cleared g->ac). */
+    if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
+}
+
+static void glue_update(glue_t *g, int events) {
+    if (events == g->events) return;
+    g->events = events;
+    if (events)
+        uv_poll_start(&g->poll, events, on_poll);
+    else
+        uv_poll_stop(&g->poll);
+}
+
+static void ev_add_read(void *p) { glue_t *g = p; glue_update(g, g->events | UV_READABLE); }
+static void ev_del_read(void *p) { glue_t *g = p; glue_update(g, g->events & ~UV_READABLE); }
+static void ev_add_write(void *p) { glue_t *g = p; glue_update(g, g->events | UV_WRITABLE); }
+static void ev_del_write(void *p) { glue_t *g = p; glue_update(g, g->events & ~UV_WRITABLE); }
+
+static void ev_cleanup(void *p) {
+    glue_t *g = p;
+    g->ac = NULL;
+    uv_poll_stop(&g->poll);
+    uv_close((uv_handle_t *)&g->poll, on_glue_closed);
+}
+
+static int glue_attach(uv_loop_t *loop, redisAsyncContext *ac) {
+    glue_t *g = calloc(1, sizeof(*g));
+    if (!g) return -1;
+    if (uv_poll_init_socket(loop, &g->poll, ac->c.fd) != 0) {
+        free(g);
+        return -1;
+    }
+    g->poll.data = g;
+    g->ac = ac;
+    ac->ev.data = g;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
+
+static void lost(jq_rconn_t *c, const char *why) {
+    int was_up = c->up;
+    c->ac = NULL;
+    c->up = 0;
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    if (!c->down_logged) {
+        jq_warn("redis %s connection: %s; reconnecting", c->name, why);
+        c->down_logged = 1;
+    }
+    if (was_up && c->on_down) c->on_down(c);
+    schedule_connect(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    jq_rconn_t *c = ac->data;
+    lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost"));
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    jq_rconn_t *c = ac->data;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        jq_error("redis %s connection: %s failed: %s", c->name,
+                 (const char *)priv, reply->str);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    jq_rconn_t *c = ac->data;
+    uv_timer_stop(&c->timer);
+    if (status != REDIS_OK) {
+        /* hiredis frees ac after this callback without calling
+         * on_disconnect; ac->err may still be 0, errstr is the truth. */
+        lost(c, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+        return;
+    }
+    const jq_url_t *u = c->url;
+    if (u->password[0]) {
+        if (u->user[0])
+            redisAsyncCommand(ac, on_auth_reply, "AUTH", "AUTH %s %s", u->user, u->password);
+        else
+            redisAsyncCommand(ac, on_auth_reply, "AUTH", "AUTH %s", u->password);
+    }
+    if (u->db) redisAsyncCommand(ac, on_auth_reply, "SELECT", "SELECT %d", u->db);
+    c->up = 1;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (c->down_logged) {
+        jq_info("redis %s connection: back up", c->name);
+        c->down_logged = 0;
+    }
+    if (c->on_up) c->on_up(c);
+}
+
+static void on_connect_timeout(uv_timer_t *t) {
+    jq_rconn_t *c = t->data;
+    if (c->ac == NULL || c->up) return;
+    redisAsyncContext *ac = c->ac;
+    /* Not yet connected: redisAsyncFree calls no callback of ours. */
+    redisAsyncFree(ac);
+    lost(c, "connect timed out");
+}
+
+static void start_connect(jq_rconn_t *c) {
+    const jq_url_t *u = c->url;
+    redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path)
+                                       : redisAsyncConnect(u->host, u->port);
+    if (ac == NULL) {
+        lost(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        lost(c, why);
+        return;
+    }
+    if (glue_attach(c->loop, ac) != 0) {
+        redisAsyncFree(ac);
+        lost(c, "cannot poll the socket");
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&c->timer, on_connect_timeout, c->connect_timeout_ms, 0);
+}
+
+static void on_backoff(uv_timer_t *t) { start_connect(t->data); }
+
+static void schedule_connect(jq_rconn_t *c) {
+    int delay = c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    uv_timer_start(&c->timer, on_backoff, delay, 0);
+}
+
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
+                  const char *name) {
+    memset(c, 0, sizeof(*c));
+    c->loop = loop;
+    c->url = url;
+    c->name = name;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->connect_timeout_ms = 2000;
+    if (uv_timer_init(loop, &c->timer) != 0) return -1;
+    c->timer.data = c;
+    start_connect(c);
+    return 0;
+}
+
+int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
+                 const char *fmt, ...) {
+    if (!c->up || c->closing) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(c->ac, fn, priv, fmt, ap);
+    va_end(ap);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
+                     int argc, const char **argv, const size_t *argvlen) {
+    if (!c->up || c->closing) return -1;
+    return redisAsyncCommandArgv(c->ac, fn, priv, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+    jq_rconn_t *c = h->data;
+    if (c->on_closed) c->on_closed(c);
+}
+
+void jq_rconn_close(jq_rconn_t *c, int graceful, jq_rconn_cb on_closed) {
+    if (c->closing) return;
+    c->closing = 1;
+    c->on_closed = on_closed;
+    uv_timer_stop(&c->timer);
+    c->timer.data = c;
+    if (c->ac == NULL) {
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    if (!c->up) {
+        /* Still connecting: no callback of ours will run. */
+        redisAsyncFree(c->ac);
+        c->ac = NULL;
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    if (graceful)
+        redisAsyncDisconnect(c->ac);
+    else
+        redisAsyncFree(c->ac);
+}

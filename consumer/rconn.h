@@ -1,0 +1,64 @@
+#ifndef JQ_RCONN_H
+#define JQ_RCONN_H
+
+/* One hiredis async connection on a libuv loop that stays up: it connects
+ * with a timeout, and when Redis goes away it reconnects with capped
+ * exponential backoff, logging the outage once and its end once.
+ *
+ * It carries its own glue between hiredis and libuv instead of hiredis'
+ * adapters/libuv.h, because the 0.14.1 adapter drops poll errors (a refused
+ * connection calls no callback and the loop just returns).
+ *
+ * Replies: a command's callback gets the reply, or NULL when the connection
+ * was lost (or closed) before the reply came. The reply dies when the
+ * callback returns: copy, or steal sub-elements by setting them to NULL in
+ * their parent array (freeReplyObject skips NULL elements). */
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <uv.h>
+
+#include "url.h"
+
+typedef struct jq_rconn jq_rconn_t;
+typedef void (*jq_rconn_cb)(jq_rconn_t *c);
+
+struct jq_rconn {
+    uv_loop_t *loop;
+    const jq_url_t *url;      /* borrowed; outlives the connection */
+    const char *name;         /* for logs, e.g. "fetch" */
+    redisAsyncContext *ac;    /* NULL while down */
+    int up;                   /* connected: commands may be sent */
+    int closing;
+    int down_logged;          /* an outage was logged; log its end */
+    int backoff_ms;
+    int connect_timeout_ms;
+    uv_timer_t timer;         /* connect timeout and reconnect backoff */
+    jq_rconn_cb on_up;        /* connected, first time or again */
+    jq_rconn_cb on_down;      /* lost; pending callbacks already got NULL */
+    jq_rconn_cb on_closed;    /* after jq_rconn_close: every handle closed */
+    void *data;               /* the owner's */
+};
+
+/* Starts connecting c (embedded by the caller) to url; on_up runs when
+ * connected. Never fails for an unreachable server: it keeps retrying.
+ * Returns 0, or -1 if the loop refused the timer. */
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
+                  const char *name);
+
+/* Sends a command (hiredis format). Returns 0, or -1 when the connection
+ * is down: then fn never runs. */
+int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
+                 const char *fmt, ...);
+
+/* Sends a command given as argv; lengths in argvlen (NULL: strlen). */
+int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
+                     int argc, const char **argv, const size_t *argvlen);
+
+/* Closes c. graceful: waits for pending replies (their callbacks run);
+ * otherwise pending callbacks get NULL at once (for a connection blocked in
+ * XREADGROUP). on_closed(c) runs when all is closed; then c may be freed. */
+void jq_rconn_close(jq_rconn_t *c, int graceful, jq_rconn_cb on_closed);
+
+#endif

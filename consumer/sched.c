@@ -1,0 +1,137 @@
+/* Promotion of scheduled jobs and trimming of dead sets. See sched.h. */
+
+#include <stdio.h>
+#include <string.h>
+#include <openssl/sha.h>
+
+#include "log.h"
+#include "sched.h"
+#include "worker.h"
+
+#define PROMOTE_EVERY_MS 200
+#define PROMOTE_BATCH 500
+#define TRIM_EVERY_MS 5000
+#define TRIM_BATCH 1000
+
+/* KEYS[1] scheduled zset, KEYS[2] stream; ARGV[1] now ms, ARGV[2] limit,
+ * ARGV[3] job hash key prefix "<p>:{q}:job:". Moves each due job's hash
+ * into a stream entry that keeps its id, without the dead-letter fields. */
+const char jq_sched_promote_lua[] =
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
+    "local missing = 0\n"
+    "for _, id in ipairs(due) do\n"
+    "  local jkey = ARGV[3] .. id\n"
+    "  local h = redis.call('HGETALL', jkey)\n"
+    "  redis.call('ZREM', KEYS[1], id)\n"
+    "  if #h == 0 then\n"
+    "    missing = missing + 1\n"
+    "  else\n"
+    "    local args = {KEYS[2], '*', 'id', id}\n"
+    "    for i = 1, #h, 2 do\n"
+    "      local f = h[i]\n"
+    "      if f ~= 'error' and f ~= 'failed_at' and f ~= 'id' then\n"
+    "        args[#args + 1] = f\n"
+    "        args[#args + 1] = h[i + 1]\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('XADD', unpack(args))\n"
+    "    redis.call('DEL', jkey)\n"
+    "  end\n"
+    "end\n"
+    "return {#due, missing}\n";
+
+/* KEYS[1] dead zset; ARGV[1] now ms, ARGV[2] ttl ms, ARGV[3] max jobs,
+ * ARGV[4] limit, ARGV[5] "<p>:{q}:" key prefix. Removes the oldest dead jobs
+ * past the age or count bound, with their job hashes and chunk lists. */
+const char jq_sched_trim_lua[] =
+    "local cut = tonumber(ARGV[1]) - tonumber(ARGV[2])\n"
+    "local limit = tonumber(ARGV[4])\n"
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cut, 'LIMIT', 0, limit)\n"
+    "local over = redis.call('ZCARD', KEYS[1]) - #ids - tonumber(ARGV[3])\n"
+    "if over > 0 then\n"
+    "  if over > limit then over = limit end\n"
+    "  local more = redis.call('ZRANGE', KEYS[1], #ids, #ids + over - 1)\n"
+    "  for _, id in ipairs(more) do ids[#ids + 1] = id end\n"
+    "end\n"
+    "for _, id in ipairs(ids) do\n"
+    "  redis.call('DEL', ARGV[5] .. 'job:' .. id, ARGV[5] .. 'payload:' .. id)\n"
+    "  redis.call('ZREM', KEYS[1], id)\n"
+    "end\n"
+    "return #ids\n";
+
+static char promote_sha[41], trim_sha[41];
+
+static void sha1_hex(const char *s, char out[41]) {
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s, strlen(s), d);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+void jq_sched_on_connect(jq_worker_t *w) {
+    if (!promote_sha[0]) {
+        sha1_hex(jq_sched_promote_lua, promote_sha);
+        sha1_hex(jq_sched_trim_lua, trim_sha);
+    }
+    jq_rconn_cmd(&w->rwrite, NULL, NULL, "SCRIPT LOAD %s", jq_sched_promote_lua);
+    jq_rconn_cmd(&w->rwrite, NULL, NULL, "SCRIPT LOAD %s", jq_sched_trim_lua);
+}
+
+static void promote(jq_worker_t *w, jq_queue_t *q);
+
+static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    jq_queue_t *q = priv;
+    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    if (!reply) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* NOSCRIPT after a Redis restart without persistence of scripts. */
+        if (strncmp(reply->str, "NOSCRIPT", 8) == 0) jq_sched_on_connect(w);
+        else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
+    long long n = reply->element[0]->integer, missing = reply->element[1]->integer;
+    if (missing)
+        jq_warn("queue %s: %lld scheduled ids had no job hash; dropped", q->name, missing);
+    /* A full batch means more may be due: go on at once, not next tick. */
+    if (n == PROMOTE_BATCH && !w->stopping) promote(w, q);
+}
+
+static void promote(jq_worker_t *w, jq_queue_t *q) {
+    char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], jbase[JQ_KEY_MAX], now[24];
+    jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
+    jq_key(skey, sizeof(skey), w->opt->prefix, q->name, "stream");
+    jq_key(jbase, sizeof(jbase), w->opt->prefix, q->name, "job:");
+    snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
+    jq_rconn_cmd(&w->rwrite, on_promoted, q, "EVALSHA %s 2 %s %s %s %d %s", promote_sha, zkey,
+                 skey, now, PROMOTE_BATCH, jbase);
+}
+
+static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    jq_queue_t *q = priv;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        jq_error("trimming dead jobs of %s: %s", q->name, reply->str);
+    else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        jq_info("queue %s: trimmed %lld dead jobs", q->name, reply->integer);
+}
+
+static void trim(jq_worker_t *w, jq_queue_t *q, int64_t now) {
+    char dkey[JQ_KEY_MAX], base[JQ_KEY_MAX];
+    jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
+    jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
+    jq_rconn_cmd(&w->rwrite, on_trimmed, q, "EVALSHA %s 1 %s %lld %lld %lld %d %s", trim_sha, dkey,
+                 (long long)now, w->opt->dead_ttl * 1000, w->opt->dead_max, TRIM_BATCH, base);
+}
+
+void jq_sched_tick(jq_worker_t *w, int64_t now) {
+    if (!promote_sha[0] || w->draining) return;
+    if (now - w->last_promote_ms >= PROMOTE_EVERY_MS) {
+        w->last_promote_ms = now;
+        for (int i = 0; i < w->nqueues; i++) promote(w, &w->queues[i]);
+    }
+    if (now - w->last_trim_ms >= TRIM_EVERY_MS) {
+        w->last_trim_ms = now;
+        for (int i = 0; i < w->nqueues; i++) trim(w, &w->queues[i], now);
+    }
+}

@@ -1,0 +1,456 @@
+/* A worker process: its loop, its capacity, and its life from start to a
+ * graceful (or forced) exit. See worker.h for how the modules split. */
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sched.h"
+#include "worker.h"
+
+#define TICK_MS 100
+
+/* ---- run lists ---- */
+
+void jq_runlist_push(jq_runlist_t *l, jq_run_t *r) {
+    r->next = NULL;
+    r->prev = l->tail;
+    if (l->tail) l->tail->next = r;
+    else l->head = r;
+    l->tail = r;
+    l->n++;
+}
+
+void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
+    if (r->prev) r->prev->next = r->next;
+    else l->head = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else l->tail = r->prev;
+    r->prev = r->next = NULL;
+    l->n--;
+}
+
+void jq_run_free(jq_run_t *r) {
+    if (!r) return;
+    if (r->zone) msgpack_zone_free(r->zone);
+    if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
+    msgpack_sbuffer_destroy(&r->task.result);
+    if (r->fields) freeReplyObject(r->fields);
+    free(r);
+}
+
+/* ---- capacity ---- */
+
+long long jq_worker_free_slots(jq_worker_t *w) {
+    long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading;
+    return w->capacity - inflight;
+}
+
+/* ---- starting and ending attempts ---- */
+
+static void end_attempt(jq_worker_t *w, jq_run_t *r);
+
+static void on_io_done(jq_task_t *t) {
+    jq_run_t *r = t->owner;
+    if (r->state != JQ_RUN_RUNNING) return;
+    end_attempt(r->w, r);
+}
+
+static void start_io(jq_worker_t *w, jq_run_t *r) {
+    r->state = JQ_RUN_RUNNING;
+    r->started_ms = jq_now_ms();
+    r->started_ns = uv_hrtime();
+    w->busy_io++;
+    jq_runlist_push(&w->running, r);
+    r->task.done_cb = on_io_done;
+    if (r->h->start(&r->task) != 0) {
+        if (!r->task.failed) jq_task_fail(&r->task, "%s: failed to start", r->h->name);
+        end_attempt(w, r);
+    }
+}
+
+static void cpu_work(jq_pool_item_t *item) {
+    jq_run_t *r = item->data;
+    r->h->run(&r->task);
+}
+
+static void on_cpu_done(jq_pool_item_t *item) {
+    jq_run_t *r = item->data;
+    jq_worker_t *w = r->w;
+    w->busy_cpu--;
+    if (r->state == JQ_RUN_ABANDONED) {
+        /* Its outcome (a timeout) was written already. */
+        jq_runlist_remove(&w->abandoned, r);
+        if (r->keep == 2) jq_run_free(r);
+        else r->keep = 0;
+        jq_fetch_kick(w);
+        jq_worker_maybe_exit(w);
+        return;
+    }
+    r->started_ms = item->started_ms;
+    end_attempt(w, r);
+}
+
+void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
+    msgpack_sbuffer_init(&r->task.result);
+    r->task.payload = &r->payload;
+    r->task.loop = &w->loop;
+    r->task.owner = r;
+    if (r->h->kind == JQ_KIND_CPU) {
+        r->state = JQ_RUN_RUNNING;
+        r->started_ns = uv_hrtime();
+        w->busy_cpu++;
+        jq_runlist_push(&w->running, r);
+        r->item.work = cpu_work;
+        r->item.done = on_cpu_done;
+        r->item.data = r;
+        jq_pool_submit(&w->pool, &r->item);
+    } else if (w->busy_io < w->opt->io_concurrency) {
+        start_io(w, r);
+    } else {
+        r->state = JQ_RUN_WAITING;
+        jq_runlist_push(&w->waiting, r);
+    }
+}
+
+static void record_end(jq_worker_t *w, jq_run_t *r) {
+    r->finished_ms = jq_now_ms();
+    if (r->h && r->h->kind == JQ_KIND_CPU && r->item.started_ms)
+        r->run_us = (r->finished_ms - r->item.started_ms) * 1000;
+    else
+        r->run_us = (long long)((uv_hrtime() - r->started_ns) / 1000);
+    if (r->task.failed) {
+        r->outcome = JQ_OUT_FAILED;
+        snprintf(r->error, sizeof(r->error), "%s", r->task.error);
+        w->failed++;
+    } else {
+        r->outcome = JQ_OUT_DONE;
+        w->processed++;
+    }
+    w->jobs_done++;
+}
+
+static void end_attempt(jq_worker_t *w, jq_run_t *r) {
+    jq_runlist_remove(&w->running, r);
+    if (r->h->kind == JQ_KIND_IO) w->busy_io--;
+    record_end(w, r);
+    jq_finish_add(w, r);
+    while (w->waiting.head && w->busy_io < w->opt->io_concurrency) {
+        jq_run_t *n = w->waiting.head;
+        jq_runlist_remove(&w->waiting, n);
+        start_io(w, n);
+    }
+    if (w->opt->max_jobs && w->jobs_done >= w->opt->max_jobs && !w->draining) {
+        jq_worker_tell(w, "recycle max-jobs");
+        jq_worker_drain(w, "reached --max-jobs");
+    }
+    jq_fetch_kick(w);
+}
+
+/* ---- timeouts ---- */
+
+static void check_timeouts(jq_worker_t *w, int64_t now) {
+    jq_run_t *r = w->running.head, *next;
+    for (; r; r = next) {
+        next = r->next;
+        if (r->h->kind == JQ_KIND_IO) {
+            if (now - r->started_ms <= r->job.timeout_ms) continue;
+            if (r->h->cancel) r->h->cancel(&r->task);
+            r->state = JQ_RUN_WAITING; /* on_io_done must ignore it now */
+            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
+            r->state = JQ_RUN_RUNNING;
+            r->task.done_cb = NULL;
+            end_attempt(w, r);
+        } else {
+            int64_t s = r->item.started_ms;
+            if (!s || now - s <= r->job.timeout_ms) continue;
+            /* A thread cannot be cancelled safely: fail the attempt now and
+             * let the thread run on; its result is dropped. */
+            jq_runlist_remove(&w->running, r);
+            jq_runlist_push(&w->abandoned, r);
+            r->state = JQ_RUN_ABANDONED;
+            r->keep = 1;
+            r->started_ms = s;
+            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
+            r->finished_ms = now;
+            r->run_us = (now - s) * 1000;
+            r->outcome = JQ_OUT_FAILED;
+            snprintf(r->error, sizeof(r->error), "%s", r->task.error);
+            w->failed++;
+            jq_finish_add(w, r);
+        }
+    }
+    /* A cpu thread stuck long past its job's timeout can only be freed by
+     * ending the process: ask the master for a replacement, then drain. */
+    jq_run_t *a = w->abandoned.head;
+    if (a && !w->draining &&
+        now - a->item.started_ms > a->job.timeout_ms + w->opt->cpu_grace_ms) {
+        jq_warn("cpu job %s stuck %lld ms past its timeout: recycling this worker",
+                a->job.id, (long long)(now - a->item.started_ms - a->job.timeout_ms));
+        jq_worker_tell(w, "recycle stuck-cpu");
+        jq_worker_drain(w, "stuck cpu thread");
+    }
+}
+
+/* ---- control channel to the master ---- */
+
+void jq_worker_tell(jq_worker_t *w, const char *msg) {
+    if (!w->has_ctl) return;
+    char line[128];
+    int n = snprintf(line, sizeof(line), "%s\n", msg);
+    uv_buf_t b = uv_buf_init(line, (unsigned)n);
+    uv_try_write((uv_stream_t *)&w->ctl, &b, 1);
+}
+
+static void on_ctl_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
+    static char buf[256];
+    *b = uv_buf_init(buf, sizeof(buf));
+}
+
+static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    jq_worker_t *w = s->data;
+    if (n < 0) {
+        /* The master is gone: nobody would replace or stop us. */
+        uv_read_stop(s);
+        jq_worker_drain(w, "master went away");
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void on_handle_closed(uv_handle_t *h) {
+    jq_worker_t *w = h->data;
+    w->pending_closes--;
+}
+
+static void close_handle(jq_worker_t *w, uv_handle_t *h) {
+    if (uv_is_closing(h)) return;
+    h->data = w;
+    w->pending_closes++;
+    uv_close(h, on_handle_closed);
+}
+
+static void on_rconn_closed(jq_rconn_t *c) { ((jq_worker_t *)c->data)->pending_closes--; }
+static void on_pool_closed(jq_pool_t *p) { ((jq_worker_t *)p->data)->pending_closes--; }
+
+static void stop_all(jq_worker_t *w) {
+    if (w->stopping) return;
+    w->stopping = 1;
+    if (jq_pool_busy(&w->pool) > 0 || jq_pool_backlog(&w->pool) > 0) {
+        /* A cpu thread is stuck: it cannot be joined. Its entry is still
+         * pending in Redis and will run elsewhere. */
+        jq_warn("exiting with a cpu job still running; it will be run again elsewhere");
+        _exit(w->exit_code);
+    }
+    close_handle(w, (uv_handle_t *)&w->tick);
+    close_handle(w, (uv_handle_t *)&w->heartbeat);
+    close_handle(w, (uv_handle_t *)&w->shutdown_timer);
+    close_handle(w, (uv_handle_t *)&w->sigterm);
+    close_handle(w, (uv_handle_t *)&w->sigint);
+    close_handle(w, (uv_handle_t *)&w->sighup);
+    close_handle(w, (uv_handle_t *)&w->flush_check);
+    if (w->has_ctl) close_handle(w, (uv_handle_t *)&w->ctl);
+    w->pending_closes += 3;
+    w->rfetch.data = w->rwrite.data = w;
+    jq_rconn_close(&w->rfetch, 0, on_rconn_closed);
+    jq_rconn_close(&w->rwrite, 1, on_rconn_closed);
+    w->pool.data = w;
+    jq_pool_close(&w->pool, on_pool_closed);
+}
+
+void jq_worker_maybe_exit(jq_worker_t *w) {
+    if (!w->draining || w->stopping) return;
+    if (w->running.n || w->waiting.n || w->loading || w->busy_cpu) return;
+    if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
+    if (w->batch_head || w->flushing) return;
+    jq_info("drained; exiting");
+    stop_all(w);
+}
+
+void jq_worker_drain(jq_worker_t *w, const char *why) {
+    if (w->draining) return;
+    w->draining = 1;
+    jq_info("draining (%s): %zu jobs running", why, w->running.n + w->waiting.n);
+    jq_worker_maybe_exit(w);
+}
+
+static void force_stop(jq_worker_t *w) {
+    /* Unfinished jobs are left pending in Redis, unacked: the next
+     * consumer runs them. Only their memory is ours to drop. */
+    jq_run_t *r, *next;
+    for (r = w->running.head; r; r = next) {
+        next = r->next;
+        if (r->h->kind == JQ_KIND_IO) {
+            if (r->h->cancel) r->h->cancel(&r->task);
+            jq_runlist_remove(&w->running, r);
+            w->busy_io--;
+            jq_run_free(r);
+        }
+    }
+    for (r = w->waiting.head; r; r = next) {
+        next = r->next;
+        jq_runlist_remove(&w->waiting, r);
+        jq_run_free(r);
+    }
+    w->draining = 1;
+    if (w->busy_cpu) {
+        jq_warn("stopping with %d cpu jobs unfinished; they stay pending", w->busy_cpu);
+        _exit(w->exit_code);
+    }
+    stop_all(w);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t) {
+    jq_worker_t *w = t->data;
+    jq_warn("shutdown timeout: %zu jobs left pending for the next consumer",
+            w->running.n + w->waiting.n);
+    force_stop(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    jq_worker_t *w = s->data;
+    if (w->draining) {
+        jq_info("second signal: stopping now");
+        force_stop(w);
+        return;
+    }
+    jq_worker_drain(w, signum == SIGHUP ? "SIGHUP" : signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (!w->stopping)
+        uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)w->opt->shutdown_timeout_ms, 0);
+}
+
+/* ---- the tick: timeouts, pause, and the periodic duties ---- */
+
+static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    jq_queue_t *q = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
+    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    int p = reply->integer > 0;
+    if (p != q->paused) jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
+    q->paused = p;
+    if (!p) jq_fetch_kick(w);
+}
+
+static void on_tick(uv_timer_t *t) {
+    jq_worker_t *w = t->data;
+    int64_t now = jq_now_ms();
+    if (w->tick_due_ms) {
+        int64_t lag = now - w->tick_due_ms;
+        w->loop_lag_us = lag > 0 ? lag * 1000 : 0;
+    }
+    w->tick_due_ms = now + TICK_MS;
+    check_timeouts(w, now);
+    if (now - w->last_pause_check_ms >= 250) {
+        w->last_pause_check_ms = now;
+        for (int i = 0; i < w->nqueues; i++) {
+            char key[JQ_KEY_MAX];
+            jq_key(key, sizeof(key), w->opt->prefix, w->queues[i].name, "paused");
+            jq_rconn_cmd(&w->rwrite, on_paused, &w->queues[i], "EXISTS %s", key);
+        }
+    }
+    jq_sched_tick(w, now);
+    w->fetch_backoff = 0;
+    jq_fetch_kick(w);
+    jq_worker_maybe_exit(w);
+}
+
+static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(t->data); }
+
+static void on_fetch_up(jq_rconn_t *c) {
+    jq_worker_t *w = c->data;
+    jq_fetch_create_groups(w);
+    jq_fetch_kick(w);
+    if (!w->ready_sent) {
+        w->ready_sent = 1;
+        jq_worker_tell(w, "ready");
+        jq_info("worker %s ready: queues %s, %lld cpu threads, %lld io slots",
+                w->id, w->opt->queues_csv, w->opt->threads, w->opt->io_concurrency);
+    }
+}
+
+static void on_write_up(jq_rconn_t *c) {
+    jq_worker_t *w = c->data;
+    jq_sched_on_connect(w);
+    jq_heartbeat_send(w);
+    jq_finish_flush(w);
+}
+
+/* ---- main ---- */
+
+static int init(jq_worker_t *w, const jq_options_t *opt) {
+    char err[JQ_ERR_LEN];
+    w->opt = opt;
+    w->started_ms = jq_now_ms();
+    gethostname(w->host, sizeof(w->host) - 1);
+    snprintf(w->id, sizeof(w->id), "%s:%d", w->host, (int)getpid());
+    w->limits.max_payload = opt->max_payload;
+    w->limits.timeout_ms = opt->timeout_ms;
+    /* Read a little past the cpu threads so that a thread finishing a job
+     * finds the next one already here, without a round trip. */
+    w->capacity = opt->io_concurrency + 2 * opt->threads;
+    srand((unsigned)(getpid() ^ w->started_ms));
+
+    if (uv_loop_init(&w->loop) != 0) return -1;
+    jq_registry_init(&w->reg);
+    if (jq_builtins_register(&w->reg, opt->test_handlers, err, sizeof(err)) != 0) {
+        jq_error("handlers: %s", err);
+        return -1;
+    }
+    if (jq_pool_init(&w->pool, &w->loop, (int)opt->threads, err, sizeof(err)) != 0) {
+        jq_error("cpu pool: %s", err);
+        return -1;
+    }
+    w->nqueues = opt->nqueues;
+    for (int i = 0; i < opt->nqueues; i++) {
+        w->queues[i].name = opt->queues[i];
+        jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
+    }
+    jq_finish_init(w);
+    uv_timer_init(&w->loop, &w->tick);
+    uv_timer_init(&w->loop, &w->heartbeat);
+    uv_timer_init(&w->loop, &w->shutdown_timer);
+    w->tick.data = w->heartbeat.data = w->shutdown_timer.data = w;
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_start(&w->heartbeat, on_heartbeat, (uint64_t)opt->heartbeat_ms, (uint64_t)opt->heartbeat_ms);
+    uv_signal_t *sigs[] = {&w->sigterm, &w->sigint, &w->sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&w->loop, sigs[i]);
+        sigs[i]->data = w;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (opt->worker_role[0]) {
+        uv_pipe_init(&w->loop, &w->ctl, 0);
+        if (uv_pipe_open(&w->ctl, 3) == 0) {
+            w->has_ctl = 1;
+            w->ctl.data = w;
+            uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read);
+        }
+    }
+    jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch");
+    jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write");
+    w->rfetch.data = w->rwrite.data = w;
+    w->rfetch.on_up = on_fetch_up;
+    w->rwrite.on_up = on_write_up;
+    return 0;
+}
+
+int jq_worker_main(const jq_options_t *opt) {
+    jq_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) return 1;
+    jq_log_set_role("worker");
+    if (init(w, opt) != 0) {
+        free(w);
+        return 3;
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&w->loop);
+    if (rc != 0) jq_warn("loop closed with handles left: %s", uv_strerror(rc));
+    int code = w->exit_code;
+    free(w);
+    return code;
+}

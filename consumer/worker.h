@@ -1,0 +1,169 @@
+#ifndef JQ_WORKER_H
+#define JQ_WORKER_H
+
+/* One worker process: a libuv loop that fetches jobs from Redis in batches
+ * sized to its free capacity, runs io jobs on the loop and cpu jobs on its
+ * own pool, and writes their outcomes back in pipelined batches.
+ *
+ * The modules of a worker share these structs:
+ *   worker.c    life cycle, capacity, timers, signals, draining
+ *   fetch.c     XREADGROUP, entry -> run, payload decoding, dispatch
+ *   finish.c    outcome of each attempt -> one pipelined batch of writes
+ *   heartbeat.c the worker's hash in <p>:workers / <p>:worker:<id>  */
+
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+#include <msgpack.h>
+#include <uv.h>
+
+#include "handlers.h"
+#include "job.h"
+#include "options.h"
+#include "pool.h"
+#include "rconn.h"
+
+typedef enum {
+    JQ_RUN_WAITING,  /* io job waiting for an io slot */
+    JQ_RUN_RUNNING,  /* handler started, or queued/running in the pool */
+    JQ_RUN_ABANDONED,/* cpu job past its timeout: outcome written, thread busy */
+} jq_run_state_t;
+
+typedef enum {
+    JQ_OUT_DONE,     /* handler succeeded */
+    JQ_OUT_FAILED,   /* an attempt failed: retry or dead, by attempts left */
+    JQ_OUT_DEAD,     /* dead at once: malformed job, unknown type, worker lost */
+} jq_outcome_t;
+
+typedef struct jq_worker jq_worker_t;
+typedef struct jq_run jq_run_t;
+
+/* One attempt of one job inside the worker: from the entry read until its
+ * outcome is written. Owns the entry's fields (a stolen hiredis reply), the
+ * decoded payload and the task the handler sees. */
+struct jq_run {
+    jq_worker_t *w;
+    int q;                        /* index into the worker's queues */
+    jq_job_t job;
+    redisReply *fields;           /* owned: the entry's field array */
+    const jq_handler_t *h;
+    msgpack_zone *zone;           /* owns the decoded payload object */
+    msgpack_object payload;
+    msgpack_sbuffer jbuf;         /* enc json: the payload turned msgpack */
+    int keep;                     /* abandoned cpu run: freed by pool done */
+    jq_task_t task;
+    jq_pool_item_t item;
+    jq_run_state_t state;
+    int64_t started_ms;
+    uint64_t started_ns;          /* uv_hrtime() at start, for run time */
+    jq_outcome_t outcome;
+    char error[JQ_ERR_LEN];
+    int64_t finished_ms;
+    int64_t run_us;
+    jq_run_t *prev, *next;        /* in the worker's running or waiting list */
+    jq_run_t *bnext;              /* in a finish batch */
+};
+
+typedef struct jq_queue {
+    const char *name;             /* borrowed from options */
+    char stream[JQ_KEY_MAX];
+    int paused;
+} jq_queue_t;
+
+typedef struct jq_runlist {
+    jq_run_t *head, *tail;
+    size_t n;
+} jq_runlist_t;
+
+struct jq_worker {
+    uv_loop_t loop;
+    const jq_options_t *opt;
+    jq_registry_t reg;
+    jq_pool_t pool;
+    jq_rconn_t rfetch;            /* only for the blocking XREADGROUP */
+    jq_rconn_t rwrite;            /* acks, results, timers' commands */
+    char id[320];                 /* <host>:<pid>, the group consumer name */
+    char host[256];
+    int64_t started_ms;
+    jq_job_limits_t limits;
+
+    jq_queue_t queues[JQ_QUEUES_MAX];
+    int nqueues;
+
+    jq_runlist_t running;         /* io and cpu runs with a handler started */
+    jq_runlist_t waiting;         /* io runs waiting for an io slot */
+    jq_runlist_t abandoned;       /* cpu runs past their timeout, still on a thread */
+    int busy_io, busy_cpu;
+    long long capacity;           /* io slots + cpu threads + prefetch */
+
+    int fetching;                 /* an XREADGROUP is in flight */
+    int fetch_backoff;            /* a read failed: wait for the next tick */
+    int draining;                 /* no new fetches; exit when idle */
+    int stopping;                 /* handles are being closed */
+    int exit_code;
+
+    /* finish.c: outcomes waiting for the next flush */
+    jq_run_t *batch_head, *batch_tail;
+    uv_check_t flush_check;       /* flushes the batch once per loop turn */
+
+    uv_timer_t tick;              /* timeouts, pause, renewals, recycling */
+    uv_timer_t heartbeat;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_pipe_t ctl;                /* fd 3: messages to the master, if any */
+    int has_ctl;
+
+    long long processed, failed, jobs_done;
+    int loading;                  /* runs whose chunks are being read */
+    int flushing;                 /* EXECs not yet answered */
+    int ready_sent;
+    int recycle_sent;
+    int64_t tick_due_ms;
+    int64_t last_pause_check_ms;
+    int64_t last_renew_ms;
+    int64_t last_promote_ms;
+    int64_t last_trim_ms;
+    int64_t last_reclaim_ms;
+    int64_t loop_lag_us;
+    int pending_closes;
+};
+
+/* worker.c */
+int jq_worker_main(const jq_options_t *opt);
+long long jq_worker_free_slots(jq_worker_t *w);
+void jq_worker_run_start(jq_worker_t *w, jq_run_t *r);
+void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
+void jq_worker_maybe_exit(jq_worker_t *w);
+void jq_runlist_push(jq_runlist_t *l, jq_run_t *r);
+void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r);
+void jq_run_free(jq_run_t *r);
+
+/* fetch.c */
+void jq_fetch_kick(jq_worker_t *w);
+void jq_fetch_create_groups(jq_worker_t *w);
+/* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
+int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
+
+/* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
+ * streams it into the decoder; then starts the run with
+ * jq_worker_run_start(), or dead-letters it with the reason. The run is
+ * owned by the loader until then. Returns 0. */
+int jq_chunks_load(jq_worker_t *w, jq_run_t *r);
+/* Dead-letters r at once with reason why (no attempt made). */
+void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why);
+
+/* finish.c */
+int jq_finish_init(jq_worker_t *w);
+void jq_finish_add(jq_worker_t *w, jq_run_t *r);
+void jq_finish_flush(jq_worker_t *w);
+
+/* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
+ * does nothing when the worker runs without a master. */
+void jq_worker_tell(jq_worker_t *w, const char *msg);
+/* Stops fetching and exits once every running job has ended; why is
+ * logged. */
+void jq_worker_drain(jq_worker_t *w, const char *why);
+
+/* heartbeat.c */
+void jq_heartbeat_send(jq_worker_t *w);
+
+#endif
