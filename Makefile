@@ -25,11 +25,12 @@ LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
 	common/config.c common/cpus.c
-PRODUCER_LIB_SRC := producer/jobq.c
-PRODUCER_CLI_SRC := producer/cli.c
+PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
+	producer/admin.c
+PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
-	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c
+	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c consumer/reclaim.c
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -57,7 +58,7 @@ $(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(COMMON_O
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BIN)/jobq: $(BUILD)/$(PRODUCER_CLI_SRC:.c=.o) $(LIBJOBQ)
+$(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -54,7 +54,8 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
     return -1;
 }
 
-static void intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields) {
+void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
+                     long long deliveries) {
     jq_run_t *r = calloc(1, sizeof(*r));
     if (!r) {
         /* The entry stays pending and is redelivered: nothing is lost. */
@@ -79,6 +80,12 @@ static void intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fiel
     if (fv != stack) free(fv);
     if (rc != 0) {
         jq_fetch_dead(w, r, err);
+        return;
+    }
+    /* Deliveries past the job's attempts mean the workers running it kept
+     * dying: a poison job. Stop it here rather than crash another worker. */
+    if (r->job.attempt + deliveries > r->job.max_attempts) {
+        jq_fetch_dead(w, r, "worker lost");
         return;
     }
     r->h = jq_registry_find(&w->reg, r->job.type.p, r->job.type.len);
@@ -148,7 +155,7 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
                 redisReply *fields = ent->element[1];
                 if (fields->type != REDIS_REPLY_ARRAY) fields = NULL;
                 else ent->element[1] = NULL; /* steal: the run owns it now */
-                intake(w, q, ent->element[0]->str, fields);
+                jq_fetch_intake(w, q, ent->element[0]->str, fields, 1);
             }
         }
     }

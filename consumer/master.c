@@ -84,7 +84,6 @@ static const char handback_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
     "for _, e in ipairs(p) do ids[#ids + 1] = e[1] end\n"
     "if #ids > 0 then\n"
-    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))\n"
     "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids), 'IDLE', ARGV[3], 'JUSTID')\n"
     "end\n"
     "return #ids\n";
@@ -112,9 +111,8 @@ static void handback_all(jq_master_t *m) {
         for (int q = 0; q < m->opt->nqueues; q++) {
             char key[JQ_KEY_MAX];
             jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
-            /* The first XCLAIM plain, the second with IDLE: only XCLAIM's
-             * IDLE option sets the idle time; JUSTID keeps the delivery
-             * count, which the reclaiming worker's XCLAIM then raises. */
+            /* JUSTID keeps the delivery count as it is; the reclaiming
+             * worker's own XCLAIM then counts its delivery. */
             jq_rconn_cmd(&m->redis, on_handback, NULL, "EVAL %s 1 %s %s %s %s", handback_lua, key,
                          JQ_GROUP, m->dead[d], vis);
         }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "reclaim.h"
 #include "sched.h"
 #include "worker.h"
 
@@ -262,7 +263,7 @@ static void stop_all(jq_worker_t *w) {
 
 void jq_worker_maybe_exit(jq_worker_t *w) {
     if (!w->draining || w->stopping) return;
-    if (w->running.n || w->waiting.n || w->loading || w->busy_cpu) return;
+    if (w->running.n || w->waiting.n || w->loading || w->busy_cpu || w->reclaiming) return;
     if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
     if (w->batch_head || w->flushing) return;
     jq_info("drained; exiting");
@@ -352,6 +353,7 @@ static void on_tick(uv_timer_t *t) {
         }
     }
     jq_sched_tick(w, now);
+    jq_reclaim_tick(w, now);
     w->fetch_backoff = 0;
     jq_fetch_kick(w);
     jq_worker_maybe_exit(w);

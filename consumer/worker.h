@@ -114,6 +114,7 @@ struct jq_worker {
 
     long long processed, failed, jobs_done;
     int loading;                  /* runs whose chunks are being read */
+    int reclaiming;               /* reclaim round trips in flight */
     int flushing;                 /* EXECs not yet answered */
     int ready_sent;
     int recycle_sent;
@@ -140,6 +141,10 @@ void jq_run_free(jq_run_t *r);
 /* fetch.c */
 void jq_fetch_kick(jq_worker_t *w);
 void jq_fetch_create_groups(jq_worker_t *w);
+/* Takes an entry read from queue q (fields: its stolen field array, or
+ * NULL) that has been delivered `deliveries` times, counting this one. */
+void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
+                     long long deliveries);
 /* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
 int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
 

@@ -1,0 +1,133 @@
+/* Renewal and reclaim of pending entries. See reclaim.h. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "reclaim.h"
+#include "worker.h"
+
+#define RECLAIM_EVERY_MS 200
+#define MAX_IDS 1024
+
+typedef struct claim {
+    jq_worker_t *w;
+    int q;
+    int n;
+    char ids[MAX_IDS][JQ_ENTRY_ID_MAX];
+    long long deliveries[MAX_IDS];
+} claim_t;
+
+static long long deliveries_of(const claim_t *c, const char *id) {
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->ids[i], id) == 0) return c->deliveries[i];
+    return 0;
+}
+
+static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
+    claim_t *c = priv;
+    redisReply *reply = rp;
+    jq_worker_t *w = c->w;
+    w->reclaiming--;
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            redisReply *ent = reply->element[i];
+            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2) continue;
+            redisReply *fields = ent->element[1];
+            if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
+            ent->element[1] = NULL;
+            /* XCLAIM counted this delivery too. */
+            long long d = deliveries_of(c, ent->element[0]->str) + 1;
+            jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
+                    w->queues[c->q].name, d);
+            jq_fetch_intake(w, c->q, ent->element[0]->str, fields, d);
+        }
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        jq_error("XCLAIM: %s", reply->str);
+    }
+    free(c);
+    jq_fetch_kick(w);
+}
+
+static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
+    claim_t *c = priv;
+    redisReply *reply = rp;
+    jq_worker_t *w = c->w;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || w->draining) {
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
+            jq_error("XPENDING: %s", reply->str);
+        w->reclaiming--;
+        free(c);
+        return;
+    }
+    const char *argv[8 + MAX_IDS];
+    char idle[24];
+    int argc = 0;
+    snprintf(idle, sizeof(idle), "%lld", w->opt->visibility_ms);
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = w->queues[c->q].stream;
+    argv[argc++] = JQ_GROUP;
+    argv[argc++] = w->id;
+    argv[argc++] = idle;
+    for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
+        redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+        snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
+        c->deliveries[c->n] = e->element[3]->integer;
+        argv[argc++] = c->ids[c->n];
+        c->n++;
+    }
+    if (c->n == 0 || jq_rconn_cmdargv(&w->rwrite, on_claimed, c, argc, argv, NULL) != 0) {
+        w->reclaiming--;
+        free(c);
+    }
+}
+
+static void reclaim(jq_worker_t *w, int q, long long count) {
+    claim_t *c = calloc(1, sizeof(*c));
+    if (!c) return;
+    c->w = w;
+    c->q = q;
+    if (count > MAX_IDS) count = MAX_IDS;
+    if (jq_rconn_cmd(&w->rwrite, on_pending, c, "XPENDING %s " JQ_GROUP " IDLE %lld - + %lld",
+                     w->queues[q].stream, w->opt->visibility_ms, count) == 0)
+        w->reclaiming++;
+    else
+        free(c);
+}
+
+/* XCLAIM to ourselves with min-idle 0 resets the idle time of what we hold
+ * without counting a delivery (JUSTID). */
+static void renew(jq_worker_t *w) {
+    for (int q = 0; q < w->nqueues; q++) {
+        const char *argv[8 + MAX_IDS];
+        int argc = 0;
+        argv[argc++] = "XCLAIM";
+        argv[argc++] = w->queues[q].stream;
+        argv[argc++] = JQ_GROUP;
+        argv[argc++] = w->id;
+        argv[argc++] = "0";
+        jq_runlist_t *lists[] = {&w->running, &w->waiting};
+        for (int l = 0; l < 2; l++)
+            for (jq_run_t *r = lists[l]->head; r && argc < 6 + MAX_IDS; r = r->next)
+                if (r->q == q) argv[argc++] = r->job.entry_id;
+        if (argc == 5) continue;
+        argv[argc++] = "JUSTID";
+        jq_rconn_cmdargv(&w->rwrite, NULL, NULL, argc, argv, NULL);
+    }
+}
+
+void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
+    if (!w->rwrite.up) return;
+    long long renew_every = w->opt->visibility_ms / 3;
+    if (now - w->last_renew_ms >= renew_every) {
+        w->last_renew_ms = now;
+        renew(w);
+    }
+    if (w->draining || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS) return;
+    w->last_reclaim_ms = now;
+    long long free_slots = jq_worker_free_slots(w);
+    if (free_slots <= 0) return;
+    for (int q = 0; q < w->nqueues; q++)
+        if (!w->queues[q].paused) reclaim(w, q, free_slots);
+}
