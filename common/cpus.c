@@ -7,7 +7,9 @@
  * so on a real system we take the smallest quota from our cgroup up to the
  * root. */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "config.h"
 
 #include <limits.h>

@@ -80,13 +80,15 @@ static int nchildren(jq_master_t *m) {
  * delivery, which catches poison jobs). XCLAIM keeps them owned by the dead
  * consumer until then, so nothing is ever unowned. */
 static const char handback_lua[] =
-    "local ids = {}\n"
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
-    "for _, e in ipairs(p) do ids[#ids + 1] = e[1] end\n"
-    "if #ids > 0 then\n"
-    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids), 'IDLE', ARGV[3], 'JUSTID')\n"
-    "end\n"
-    "return #ids\n";
+    "if #p == 0 then return 0 end\n"
+    "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "for _, e in ipairs(p) do args[#args + 1] = e[1] end\n"
+    "args[#args + 1] = 'IDLE'\n"
+    "args[#args + 1] = ARGV[3]\n"
+    "args[#args + 1] = 'JUSTID'\n"
+    "redis.call('XCLAIM', unpack(args))\n"
+    "return #p\n";
 
 /* Deletes the consumer only when it holds nothing: DELCONSUMER would
  * otherwise drop its pending entries, and they would never run. */

@@ -1,7 +1,9 @@
 /* Unit tests of common/cpus.c: the CPU count from affinity and cgroup
  * quotas, on fake cgroup trees made in a temp directory. */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <sched.h>
 #include <stdio.h>
