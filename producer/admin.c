@@ -1,0 +1,174 @@
+/* Pause / resume (PROTOCOL §5) and the figures of a queue (§7), read in
+ * one pipelined round trip so that they describe nearly one moment. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "job.h"
+
+static int simple(jq_client_t *c, const char *queue, int pause, char *err,
+                  size_t errlen) {
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, pause ? "SET" : "DEL");
+    jq_args_key(&a, c, queue, "paused", NULL);
+    if (pause) jq_args_str(&a, "1");
+    redisReply *r = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (!r) return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+int jq_client_pause(jq_client_t *c, const char *queue, char *err,
+                    size_t errlen) {
+    return simple(c, queue, 1, err, errlen);
+}
+
+int jq_client_resume(jq_client_t *c, const char *queue, char *err,
+                     size_t errlen) {
+    return simple(c, queue, 0, err, errlen);
+}
+
+static int is(const redisReply *f, const char *name) {
+    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) &&
+           memcmp(f->str, name, f->len) == 0;
+}
+
+/* The pending count of group `workers` in an XINFO GROUPS reply (a list
+ * of flat field/value arrays); 0 when the group does not exist. */
+static long long group_pending(const redisReply *g) {
+    if (!g || g->type != REDIS_REPLY_ARRAY) return 0;
+    for (size_t i = 0; i < g->elements; i++) {
+        const redisReply *grp = g->element[i];
+        if (grp->type != REDIS_REPLY_ARRAY) continue;
+        int ours = 0;
+        long long pending = 0;
+        for (size_t k = 0; k + 1 < grp->elements; k += 2) {
+            if (is(grp->element[k], "name"))
+                ours = is(grp->element[k + 1], JQ_GROUP);
+            else if (is(grp->element[k], "pending"))
+                jq_reply_ll(grp->element[k + 1], &pending);
+        }
+        if (ours) return pending;
+    }
+    return 0;
+}
+
+static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
+    if (!h || h->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
+        long long *dst = is(f, "processed") ? &s->processed
+                         : is(f, "failed")  ? &s->failed
+                         : is(f, "retried") ? &s->retried
+                         : is(f, "dead")    ? &s->dead_total
+                                            : NULL;
+        if (dst) jq_reply_ll(v, dst);
+    }
+}
+
+enum { S_XLEN, S_GROUPS, S_SCHED, S_DEAD, S_PAUSED, S_TOTALS, S_N };
+
+int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
+                    char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    snprintf(s->queue, sizeof(s->queue), "%s", queue);
+    static const char *const cmd[S_N][2] = {
+        {"XLEN", "stream"},   {"XINFO", "stream"}, {"ZCARD", "scheduled"},
+        {"ZCARD", "dead"},    {"EXISTS", "paused"}, {"HGETALL", "stats"},
+    };
+    jq_args_t a;
+    jq_args_init(&a);
+    for (int i = 0; i < S_N; i++) {
+        jq_args_reset(&a);
+        jq_args_str(&a, cmd[i][0]);
+        if (i == S_GROUPS) jq_args_str(&a, "GROUPS");
+        jq_args_key(&a, c, queue, cmd[i][1], NULL);
+        if (jq_client_append(c, &a, err, errlen) < 0) {
+            if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
+            jq_args_destroy(&a);
+            return -1;
+        }
+    }
+    jq_args_destroy(&a);
+    redisReply *r[S_N] = {0};
+    int rc = 0;
+    for (int i = 0; i < S_N; i++) {
+        r[i] = jq_client_reply(c, err, errlen);
+        if (!r[i]) {
+            rc = -1;
+            break;
+        }
+        /* XINFO GROUPS fails on a stream no one has written yet: that is
+         * an empty queue, not a fault. */
+        if (i == S_GROUPS && r[i]->type == REDIS_REPLY_ERROR) continue;
+        if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;
+    }
+    if (rc == 0) {
+        jq_reply_ll(r[S_XLEN], &s->length);
+        s->running = group_pending(r[S_GROUPS]);
+        s->ready = s->length > s->running ? s->length - s->running : 0;
+        jq_reply_ll(r[S_SCHED], &s->scheduled);
+        jq_reply_ll(r[S_DEAD], &s->dead);
+        long long paused = 0;
+        jq_reply_ll(r[S_PAUSED], &paused);
+        s->paused = paused > 0;
+        read_totals(r[S_TOTALS], s);
+    }
+    for (int i = 0; i < S_N; i++)
+        if (r[i]) freeReplyObject(r[i]);
+    return rc;
+}
+
+static int cmp_str(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+void jq_client_queues_free(char **names, size_t n) {
+    if (!names) return;
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,
+                     size_t errlen) {
+    *names = NULL;
+    *n = 0;
+    char key[JQ_KEY_MAX];
+    jq_key_global(key, sizeof(key), c->prefix, "queues");
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "SMEMBERS");
+    jq_args_str(&a, key);
+    redisReply *r = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (!r) return -1;
+    size_t count = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    char **out = count ? calloc(count, sizeof(*out)) : NULL;
+    if (count && !out) goto oom;
+    for (size_t i = 0; i < count; i++) {
+        const redisReply *e = r->element[i];
+        if (!(out[i] = malloc(e->len + 1))) {
+            jq_client_queues_free(out, i);
+            goto oom;
+        }
+        memcpy(out[i], e->str, e->len);
+        out[i][e->len] = '\0';
+    }
+    freeReplyObject(r);
+    if (count) qsort(out, count, sizeof(*out), cmp_str);
+    *names = out;
+    *n = count;
+    return 0;
+oom:
+    freeReplyObject(r);
+    jq_seterr(err, errlen, "out of memory");
+    return -1;
+}

@@ -1,0 +1,302 @@
+/* `jobq`: the command line over libjobq. main reads top to bottom: global
+ * options, the subcommand, its own arguments, one library call, output.
+ * Exit statuses are in cli.h and docs/CLI.md. This file holds main,
+ * `enqueue` and `wait`; the admin subcommands are in cli_admin.c. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "log.h"
+
+#define WAIT_DEFAULT_MS 30000
+
+static void usage(FILE *out) {
+    fputs("usage: jobq [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  enqueue [-q QUEUE] TYPE [PAYLOAD_JSON | @FILE] [options]\n"
+          "                             add a job; prints its id\n"
+          "  wait [-q QUEUE] ID [--timeout S] [--raw]\n"
+          "                             wait for a job; prints its result as JSON\n"
+          "  dead list|show|retry|delete [-q QUEUE] ...\n"
+          "                             dead jobs\n"
+          "  pause [-q] QUEUE           consumers stop taking jobs from QUEUE\n"
+          "  resume [-q] QUEUE          undo pause\n"
+          "  stats [-q QUEUE] [--json]  queue figures\n"
+          "\n"
+          "global options (also accepted after the command):\n", out);
+    jq_opts_usage(jq_cli_opts, out);
+    fputs("\n'jobq COMMAND --help' describes a command. Exit status: 0 ok, 1 job\n"
+          "dead or dead job not found, 2 bad arguments or wait timed out, 3 Redis\n"
+          "error.\n", out);
+}
+
+static void enqueue_usage(FILE *out) {
+    fputs("usage: jobq enqueue [-q QUEUE] TYPE [PAYLOAD_JSON | @FILE | @-] [options]\n"
+          "\n"
+          "PAYLOAD_JSON is turned into msgpack. @FILE sends the file's bytes as a\n"
+          "msgpack bin (with --json: the file holds JSON text); @- reads stdin.\n"
+          "No payload means nil. Prints the job id.\n"
+          "\n"
+          "  -q, --queue QUEUE     queue (default \"default\")\n"
+          "  --json                @FILE holds JSON text\n"
+          "  --id ID               choose the job id\n"
+          "  --delay MS            run no earlier than MS from now\n"
+          "  --at EPOCH_MS         run no earlier than this time\n"
+          "  --max-attempts N      attempts before the job is dead (default 3)\n"
+          "  --timeout-ms N        time limit of one attempt\n"
+          "  --result-ttl S        seconds to keep the result (0: none)\n"
+          "  --chunk-size BYTES    split larger payloads (default 256k; k/m suffix)\n"
+          "  --wait [SECONDS]      wait for the result (default 30 s) and print it\n"
+          "                        as JSON like `jobq wait`; use --wait=S or put\n"
+          "                        the payload first to avoid ambiguity\n", out);
+}
+
+static void wait_usage(FILE *out) {
+    fputs("usage: jobq wait [-q QUEUE] ID [--timeout SECONDS] [--raw]\n"
+          "\n"
+          "Waits for the job to be done or dead and prints one JSON object:\n"
+          "{\"id\",\"queue\",\"state\",\"result\",\"error\",\"attempts\",\"finished_at\",\"worker\"}.\n"
+          "Exit 0 done, 1 dead, 2 timed out (default 30 s), 3 Redis error.\n"
+          "  --raw   write the result's msgpack bytes unchanged instead\n", out);
+}
+
+/* Reads a whole file ("-" is stdin) into a malloc'd buffer. */
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Turns the PAYLOAD argument into msgpack bytes in sb. */
+static int build_payload(const char *arg, int json_file, msgpack_sbuffer *sb) {
+    char err[JQ_ERR_LEN];
+    if (arg[0] != '@') {
+        if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) == 0)
+            return 0;
+        return jq_cli_usage_error("enqueue", "%s", err);
+    }
+    size_t len = 0;
+    char *data = read_file(arg + 1, &len);
+    if (!data)
+        return jq_cli_usage_error("enqueue", "cannot read %s: %s", arg + 1,
+                                  strerror(errno));
+    int rc = 0;
+    if (json_file) {
+        if (jq_codec_json_to_msgpack(data, len, sb, err, sizeof(err)) < 0)
+            rc = jq_cli_usage_error("enqueue", "%s: %s", arg + 1, err);
+    } else {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        if (msgpack_pack_bin(&pk, len) || msgpack_pack_bin_body(&pk, data, len))
+            rc = jq_cli_usage_error("enqueue", "out of memory");
+    }
+    free(data);
+    return rc;
+}
+
+/* Waits and prints as `jobq wait` does; returns the exit status. */
+static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id,
+                          long long timeout_ms, int raw) {
+    jq_result_t r;
+    char err[JQ_ERR_LEN];
+    int rc = jq_client_wait(cli->client, queue, id, timeout_ms, &r, err, sizeof(err));
+    int status;
+    if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
+        int dead = rc == 0 && !strcmp(r.state, "dead");
+        status = rc ? JQ_EXIT_TIMEOUT : dead ? JQ_EXIT_FAIL : JQ_EXIT_OK;
+        if (rc)
+            fprintf(stderr, "jobq: job %s not finished after %.3f s (state: %s)\n",
+                    id, timeout_ms / 1000.0, r.state[0] ? r.state : "pending");
+        if (!raw)
+            jq_cli_print_result(stdout, queue, id, &r);
+        else if (dead)
+            fprintf(stderr, "jobq: job %s is dead: %s\n", id, r.error ? r.error : "");
+        else if (rc == 0 && r.result)
+            fwrite(r.result, 1, r.result_len, stdout);
+        else if (rc == 0)
+            fputc(0xc0, stdout); /* msgpack nil: stdout always holds one object */
+    } else {
+        fprintf(stderr, "jobq: wait for job %s: %s\n", id, err);
+        status = JQ_EXIT_REDIS;
+    }
+    jq_result_destroy(&r);
+    if (fflush(stdout) != 0 && status == JQ_EXIT_OK) status = JQ_EXIT_REDIS;
+    return status;
+}
+
+/* "--wait", "--wait=S" or "--wait S" when S reads as seconds. */
+static int match_wait(jq_argp_t *p, long long *wait_ms) {
+    const char *a = p->argv[p->i];
+    if (p->no_more_opts) return 0;
+    if (!strncmp(a, "--wait=", 7)) {
+        if (jq_cli_seconds(a + 7, wait_ms) < 0) {
+            jq_cli_usage_error(p->cmd, "--wait: '%s' is not a number of seconds", a + 7);
+            p->bad = 1;
+        }
+        p->i++;
+        return 1;
+    }
+    if (strcmp(a, "--wait")) return 0;
+    p->i++;
+    *wait_ms = WAIT_DEFAULT_MS;
+    if (p->i < p->argc && jq_cli_seconds(p->argv[p->i], wait_ms) == 0) p->i++;
+    return 1;
+}
+
+/* Parses a byte count with an optional k/m/g suffix (powers of 1024). */
+static int match_bytes(jq_argp_t *p, const char *name, long long *out) {
+    const char *v;
+    if (!jq_argp_opt(p, NULL, name, &v)) return 0;
+    if (p->bad) return 1;
+    char *end;
+    long long n = strtoll(v, &end, 10), mult = 1;
+    if (*end == 'k' || *end == 'K') mult = 1024, end++;
+    else if (*end == 'm' || *end == 'M') mult = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G') mult = 1024 * 1024 * 1024, end++;
+    if (!*v || *end || n < 1 || n > (1LL << 32) / mult) {
+        jq_cli_usage_error(p->cmd, "--%s: '%s' is not a size from 1 to 4g", name, v);
+        p->bad = 1;
+    } else {
+        *out = n * mult;
+    }
+    return 1;
+}
+
+static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
+    jq_argp_t p = {argc, argv, start, "enqueue", cli, 0, 0};
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    const char *pos[2] = {NULL, NULL}, *queue = JQ_QUEUE_DEFAULT;
+    int npos = 0, json_file = 0;
+    long long wait_ms = -1, chunk = 0, ttl = -1;
+    while (p.i < argc && !p.bad) {
+        if (jq_argp_help(&p)) {
+            enqueue_usage(stdout);
+            return JQ_EXIT_OK;
+        }
+        if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
+            jq_argp_set(&p, NULL, "json", &json_file) ||
+            jq_argp_opt(&p, NULL, "id", &o.id) ||
+            jq_argp_ll(&p, NULL, "delay", 0, 1LL << 50, &o.delay_ms) ||
+            jq_argp_ll(&p, NULL, "at", 0, 1LL << 50, &o.at_ms) ||
+            jq_argp_ll(&p, NULL, "max-attempts", 1, 1000000, &o.max_attempts) ||
+            jq_argp_ll(&p, NULL, "timeout-ms", 1, 1LL << 40, &o.timeout_ms) ||
+            jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
+            match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
+            jq_argp_unknown(&p))
+            continue;
+        if (npos == 2)
+            return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
+        pos[npos++] = jq_argp_take(&p);
+    }
+    if (p.bad) return JQ_EXIT_USAGE;
+    if (!pos[0]) return jq_cli_usage_error("enqueue", "missing TYPE");
+    if (o.delay_ms > 0 && o.at_ms > 0) return jq_cli_usage_error("enqueue", "--delay and --at exclude each other");
+    if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
+        (o.id && jq_cli_check_name("enqueue", "job id", o.id) < 0))
+        return JQ_EXIT_USAGE;
+    o.queue = queue;
+    o.result_ttl = ttl;
+    o.chunk_size = (size_t)chunk;
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int status = pos[1] ? build_payload(pos[1], json_file, &sb) : JQ_EXIT_OK;
+    if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
+    if (status == JQ_EXIT_OK) {
+        char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
+        if (jq_client_enqueue(cli->client, pos[0], pos[1] ? sb.data : NULL, sb.size,
+                              &o, id, sizeof(id), err, sizeof(err)) < 0) {
+            fprintf(stderr, "jobq: enqueue: %s\n", err);
+            status = JQ_EXIT_REDIS;
+        } else if (wait_ms >= 0) {
+            status = wait_and_print(cli, queue, id, wait_ms, 0);
+        } else {
+            printf("%s\n", id);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return status;
+}
+
+static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
+    jq_argp_t p = {argc, argv, start, "wait", cli, 0, 0};
+    const char *queue = JQ_QUEUE_DEFAULT, *id = NULL, *timeout = NULL;
+    int raw = 0;
+    while (p.i < argc && !p.bad) {
+        if (jq_argp_help(&p)) {
+            wait_usage(stdout);
+            return JQ_EXIT_OK;
+        }
+        if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
+            jq_argp_opt(&p, "-t", "timeout", &timeout) ||
+            jq_argp_set(&p, NULL, "raw", &raw) || jq_argp_unknown(&p))
+            continue;
+        if (id) return jq_cli_usage_error("wait", "unexpected argument '%s'", argv[p.i]);
+        id = jq_argp_take(&p);
+    }
+    if (p.bad) return JQ_EXIT_USAGE;
+    if (!id) return jq_cli_usage_error("wait", "missing job ID");
+    long long ms = WAIT_DEFAULT_MS;
+    if (timeout && jq_cli_seconds(timeout, &ms) < 0)
+        return jq_cli_usage_error("wait", "--timeout: '%s' is not a number of seconds", timeout);
+    if (jq_cli_check_name("wait", "queue name", queue) < 0 ||
+        jq_cli_check_name("wait", "job id", id) < 0)
+        return JQ_EXIT_USAGE;
+    int status = jq_cli_connect(cli);
+    return status ? status : wait_and_print(cli, queue, id, ms, raw);
+}
+
+int main(int argc, char **argv) {
+    jq_cli_t cli;
+    memset(&cli, 0, sizeof(cli));
+    jq_log_set_role("jobq");
+    int i = 1;
+    char err[JQ_ERR_LEN];
+    int rc = jq_opts_parse(jq_cli_opts, &cli, argc, argv, &i, err, sizeof(err));
+    if (rc < 0) return jq_cli_usage_error(NULL, "%s", err);
+    if (rc == JQ_OPTS_HELP || (i < argc && !strcmp(argv[i], "help"))) {
+        usage(stdout);
+        return JQ_EXIT_OK;
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return JQ_EXIT_USAGE;
+    }
+    const char *cmd = argv[i++];
+    int status;
+    if (!strcmp(cmd, "enqueue")) status = cmd_enqueue(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "wait")) status = cmd_wait(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "dead")) status = jq_cli_dead(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "pause")) status = jq_cli_pause(&cli, argc, argv, i, 1);
+    else if (!strcmp(cmd, "resume")) status = jq_cli_pause(&cli, argc, argv, i, 0);
+    else if (!strcmp(cmd, "stats")) status = jq_cli_stats(&cli, argc, argv, i);
+    else status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
+    jq_client_free(cli.client);
+    return status;
+}

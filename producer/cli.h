@@ -1,0 +1,104 @@
+#ifndef JQ_CLI_H
+#define JQ_CLI_H
+
+/* Shared parts of the `jobq` command (cli.c, cli_admin.c, cli_util.c): the
+ * global options, a small argument scanner for the subcommands, and the
+ * JSON and table printers. Nothing here is part of libjobq. */
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "codec.h"
+#include "config.h"
+#include "jobq.h"
+
+/* Exit statuses, documented in docs/CLI.md. */
+#define JQ_EXIT_OK 0
+#define JQ_EXIT_FAIL 1    /* the job is dead; or the dead job asked for
+                             does not exist */
+#define JQ_EXIT_USAGE 2   /* a bad argument; also a wait that timed out */
+#define JQ_EXIT_TIMEOUT 2
+#define JQ_EXIT_REDIS 3   /* Redis unreachable, refused a command, or
+                             returned something unusable */
+
+typedef struct jq_cli {
+    char redis[1024];
+    char prefix[JQ_CLIENT_ID_LEN];
+    char log_level[16];
+    jq_client_t *client; /* connected by jq_cli_connect, freed by main */
+} jq_cli_t;
+
+/* The global options (--redis, --prefix, --log-level) as a config table. */
+extern const jq_opt_t jq_cli_opts[];
+
+/* Walks the arguments of one subcommand. Each matcher looks at argv[i];
+ * on a match it consumes the argument (and its value) and returns 1. A
+ * missing or bad value sets `bad` (the message is already printed). */
+typedef struct jq_argp {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;  /* "enqueue", "dead retry": names it in messages */
+    jq_cli_t *cli;
+    int bad;
+    int no_more_opts; /* after "--": everything is positional */
+} jq_argp_t;
+
+/* Prints "jobq CMD: message" and a hint to stderr; returns JQ_EXIT_USAGE. */
+int jq_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Matches "--name VALUE", "--name=VALUE" or "-s VALUE" (s may be NULL). */
+int jq_argp_opt(jq_argp_t *p, const char *s, const char *name,
+                const char **val);
+/* Matches a flag without a value. */
+int jq_argp_flag(jq_argp_t *p, const char *s, const char *name);
+/* Matches a flag without a value and sets *flag to 1. */
+int jq_argp_set(jq_argp_t *p, const char *s, const char *name, int *flag);
+/* Matches an integer option in [min, max]. */
+int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
+               long long max, long long *out);
+/* Matches --redis, --prefix, --log-level after the subcommand. */
+int jq_argp_global(jq_argp_t *p);
+/* Matches -h / --help. */
+int jq_argp_help(jq_argp_t *p);
+/* True when argv[i] looks like an option: reports it as unknown and sets
+ * bad. Call after every matcher failed. */
+int jq_argp_unknown(jq_argp_t *p);
+/* Returns argv[i] as a positional argument and moves on. */
+const char *jq_argp_take(jq_argp_t *p);
+
+/* Parses seconds ("30", "0.5") into ms. Returns 0 or -1. */
+int jq_cli_seconds(const char *s, long long *ms);
+
+/* Applies --log-level and connects cli->client. Returns 0, or prints why
+ * and returns the exit status (JQ_EXIT_USAGE or JQ_EXIT_REDIS). */
+int jq_cli_connect(jq_cli_t *cli);
+
+/* Checks a queue name or job id; prints and returns -1 when bad. */
+int jq_cli_check_name(const char *cmd, const char *what, const char *s);
+
+/* Writes s[0..len) as a JSON string: control chars and quotes escaped,
+ * invalid UTF-8 as \u00XX per byte. */
+void jq_json_str(FILE *out, const char *s, size_t len);
+/* Writes a JSON string, or null when s is NULL. */
+void jq_json_cstr(FILE *out, const char *s);
+/* Writes msgpack bytes as JSON (a JSON string of the raw bytes if they are
+ * not msgpack), or null when buf is NULL. Returns 0 or -1 (out of memory). */
+int jq_json_msgpack(FILE *out, const char *buf, size_t len);
+
+/* Formats ms since the epoch as "2026-11-26T19:40:01.123Z" (or "-" for
+ * ms <= 0) into buf (cap >= 32). */
+void jq_cli_time(long long ms, char *buf, size_t cap);
+
+/* Prints a job's result as one JSON object line; see docs/CLI.md. */
+int jq_cli_print_result(FILE *out, const char *queue, const char *id,
+                        const jq_result_t *r);
+
+/* The subcommands of cli_admin.c; argv[start] is the first argument after
+ * the subcommand's name. Return an exit status. */
+int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start);
+int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause);
+int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start);
+
+#endif

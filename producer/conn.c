@@ -1,0 +1,285 @@
+/* The client's connection: connect from a URL (AUTH, SELECT), reconnect
+ * after a fault, and the small helpers every libjobq call uses to build a
+ * command and read its reply. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "client_int.h"
+
+/* A connect that hangs longer than this is a dead server, not a slow one. */
+#define CONNECT_TIMEOUT_S 5
+/* Per-command socket timeout: far above the one-second BLPOP slices of
+ * jq_client_wait and the time to write a 64 MiB payload on a sane link. */
+#define COMMAND_TIMEOUT_S 30
+
+void jq_seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int jq_check_name(const char *what, const char *s, char *err, size_t errlen) {
+    if (s && jq_name_valid(s, strlen(s))) return 0;
+    jq_seterr(err, errlen,
+              "bad %s '%.140s': want 1 to 128 bytes of [A-Za-z0-9_.:-]", what,
+              s ? s : "");
+    return -1;
+}
+
+/* ---- argv builder ---- */
+
+void jq_args_init(jq_args_t *a) { memset(a, 0, sizeof(*a)); }
+
+void jq_args_reset(jq_args_t *a) {
+    for (int i = 0; i < a->nowned; i++) free(a->owned[i]);
+    a->nowned = 0;
+    a->argc = 0;
+    a->oom = 0;
+}
+
+void jq_args_destroy(jq_args_t *a) {
+    jq_args_reset(a);
+    free(a->argv);
+    free(a->lens);
+    free(a->owned);
+    memset(a, 0, sizeof(*a));
+}
+
+void jq_args_add(jq_args_t *a, const char *s, size_t len) {
+    if (a->oom) return;
+    if (a->argc == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 16;
+        const char **argv = realloc(a->argv, (size_t)cap * sizeof(*argv));
+        if (argv) a->argv = argv;
+        size_t *lens = realloc(a->lens, (size_t)cap * sizeof(*lens));
+        if (lens) a->lens = lens;
+        if (!argv || !lens) {
+            a->oom = 1;
+            return;
+        }
+        a->cap = cap;
+    }
+    a->argv[a->argc] = s;
+    a->lens[a->argc] = len;
+    a->argc++;
+}
+
+void jq_args_str(jq_args_t *a, const char *s) { jq_args_add(a, s, strlen(s)); }
+
+void jq_args_dup(jq_args_t *a, const char *s, size_t len) {
+    if (a->oom) return;
+    if (a->nowned == a->owned_cap) {
+        int cap = a->owned_cap ? a->owned_cap * 2 : 8;
+        char **owned = realloc(a->owned, (size_t)cap * sizeof(*owned));
+        if (!owned) {
+            a->oom = 1;
+            return;
+        }
+        a->owned = owned;
+        a->owned_cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        a->oom = 1;
+        return;
+    }
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    a->owned[a->nowned++] = copy;
+    jq_args_add(a, copy, len);
+}
+
+void jq_args_ll(jq_args_t *a, long long v) {
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", v);
+    jq_args_dup(a, buf, (size_t)n);
+}
+
+void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
+                 const char *what, const char *id) {
+    char key[JQ_KEY_MAX];
+    int n = id ? jq_key_id(key, sizeof(key), c->prefix, queue, what, id)
+               : jq_key(key, sizeof(key), c->prefix, queue, what);
+    /* Names are checked to 128 bytes, so a key always fits; a miss here
+     * is a bug, reported like an allocation failure rather than sent. */
+    if (n < 0) {
+        a->oom = 1;
+        return;
+    }
+    jq_args_dup(a, key, (size_t)n);
+}
+
+/* ---- connection ---- */
+
+static int auth_and_select(jq_client_t *c, char *err, size_t errlen) {
+    jq_args_t a;
+    jq_args_init(&a);
+    int rc = 0;
+    if (c->url.password[0]) {
+        jq_args_str(&a, "AUTH");
+        if (c->url.user[0]) jq_args_str(&a, c->url.user);
+        jq_args_str(&a, c->url.password);
+        char why[JQ_KEY_MAX];
+        redisReply *r = jq_client_run(c, &a, why, sizeof(why));
+        if (!r) {
+            jq_seterr(err, errlen, "redis AUTH failed: %s", why);
+            rc = -1;
+            goto out;
+        }
+        freeReplyObject(r);
+    }
+    if (c->url.db) {
+        jq_args_reset(&a);
+        jq_args_str(&a, "SELECT");
+        jq_args_ll(&a, c->url.db);
+        char why[JQ_KEY_MAX];
+        redisReply *r = jq_client_run(c, &a, why, sizeof(why));
+        if (!r) {
+            jq_seterr(err, errlen, "redis SELECT %d failed: %s", c->url.db, why);
+            rc = -1;
+            goto out;
+        }
+        freeReplyObject(r);
+    }
+out:
+    jq_args_destroy(&a);
+    return rc;
+}
+
+static int connect_now(jq_client_t *c, char *err, size_t errlen) {
+    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    redisContext *ctx =
+        c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
+                       : redisConnectWithTimeout(c->url.host, c->url.port, tv);
+    char where[600];
+    jq_url_format(&c->url, where, sizeof(where));
+    if (!ctx || ctx->err) {
+        jq_seterr(err, errlen, "cannot connect to redis at %s: %s", where,
+                  ctx ? ctx->errstr : "out of memory");
+        if (ctx) redisFree(ctx);
+        return -1;
+    }
+    struct timeval ct = {COMMAND_TIMEOUT_S, 0};
+    redisSetTimeout(ctx, ct);
+    c->ctx = ctx;
+    if (auth_and_select(c, err, errlen) < 0) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int jq_client_ready(jq_client_t *c, char *err, size_t errlen) {
+    if (c->ctx && !c->ctx->err) return 0;
+    if (c->ctx) redisFree(c->ctx);
+    c->ctx = NULL;
+    return connect_now(c, err, errlen);
+}
+
+jq_client_t *jq_client_new(const char *url, const char *prefix, char *err,
+                           size_t errlen) {
+    jq_client_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        jq_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!prefix) prefix = JQ_PREFIX_DEFAULT;
+    if (jq_check_name("prefix", prefix, err, errlen) < 0) goto err;
+    snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
+    if (jq_url_parse(url ? url : JQ_URL_DEFAULT, &c->url, err, errlen) < 0)
+        goto err;
+    if (connect_now(c, err, errlen) < 0) goto err;
+    return c;
+err:
+    free(c);
+    return NULL;
+}
+
+void jq_client_free(jq_client_t *c) {
+    if (!c) return;
+    if (c->ctx) redisFree(c->ctx);
+    /* The password sat in this struct: do not leave it in freed memory. */
+    memset(&c->url, 0, sizeof(c->url));
+    free(c);
+}
+
+const char *jq_client_prefix(const jq_client_t *c) { return c->prefix; }
+
+struct redisContext *jq_client_context(jq_client_t *c) { return c->ctx; }
+
+/* ---- commands ---- */
+
+int jq_reply_ok(const redisReply *r, char *err, size_t errlen) {
+    if (!r) {
+        jq_seterr(err, errlen, "no reply from redis");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        jq_seterr(err, errlen, "redis: %.*s", (int)r->len, r->str);
+        return -1;
+    }
+    return 0;
+}
+
+int jq_reply_ll(const redisReply *r, long long *out) {
+    if (!r) return -1;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING) return -1;
+    char buf[32];
+    if (r->len == 0 || r->len >= sizeof(buf)) return -1;
+    memcpy(buf, r->str, r->len);
+    buf[r->len] = '\0';
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' && *end != '.') return -1; /* scores may be "12.0" */
+    *out = v;
+    return 0;
+}
+
+int jq_client_append(jq_client_t *c, const jq_args_t *a, char *err,
+                     size_t errlen) {
+    if (a->oom) {
+        jq_seterr(err, errlen, "out of memory building a redis command");
+        return -1;
+    }
+    if (jq_client_ready(c, err, errlen) < 0) return -1;
+    if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->lens) !=
+        REDIS_OK) {
+        jq_seterr(err, errlen, "redis: %s", c->ctx->errstr);
+        return -1;
+    }
+    return 0;
+}
+
+redisReply *jq_client_reply(jq_client_t *c, char *err, size_t errlen) {
+    void *reply = NULL;
+    if (!c->ctx || redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
+        jq_seterr(err, errlen, "redis connection lost: %s",
+                  c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
+        /* A sync context that failed mid-reply cannot be trusted again. */
+        if (c->ctx) c->ctx->err = c->ctx->err ? c->ctx->err : REDIS_ERR_IO;
+        return NULL;
+    }
+    return reply;
+}
+
+redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err,
+                          size_t errlen) {
+    if (jq_client_append(c, a, err, errlen) < 0) return NULL;
+    redisReply *r = jq_client_reply(c, err, errlen);
+    if (r && jq_reply_ok(r, err, errlen) < 0) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}

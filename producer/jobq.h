@@ -1,0 +1,204 @@
+#ifndef JQ_JOBQ_H
+#define JQ_JOBQ_H
+
+/* libjobq: the producer's side of PROTOCOL.md over one synchronous hiredis
+ * connection. Enqueue jobs (inline, chunked, delayed), wait for results,
+ * handle dead jobs, pause queues and read a queue's figures.
+ *
+ * A client is not thread-safe: use one per thread. Every call that talks to
+ * Redis returns 0 on success and a negative value on failure: -1 with a
+ * sentence in err (err may be NULL), or one of the JQ_CLIENT_E* codes below
+ * where the caller must tell a missing thing or a timeout from a fault. When
+ * the connection breaks, the call fails and the next call reconnects.
+ *
+ * Queue names and job ids must pass jq_name_valid() (keys.h): 1..128 bytes
+ * of [A-Za-z0-9_.:-]; calls that take them check. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+
+#define JQ_QUEUE_DEFAULT "default"
+#define JQ_CHUNK_SIZE_DEFAULT (256 * 1024)
+#define JQ_CLIENT_ID_LEN (JQ_NAME_MAX + 1) /* a job id and its NUL */
+
+#define JQ_CLIENT_ENOTFOUND (-2) /* no such job / no such dead job */
+#define JQ_CLIENT_ETIMEOUT (-3)  /* jq_client_wait: the job did not finish */
+
+typedef struct jq_client jq_client_t;
+struct redisContext;
+
+/* Connects to `url` (redis://[[user]:password@]host[:port][/db] or
+ * unix:///path[?db=N], see url.h), sends AUTH and SELECT as the URL says.
+ * `prefix` NULL means "jobq"; it must pass jq_name_valid(). Returns a client
+ * that the caller releases with jq_client_free(), or NULL with err. */
+jq_client_t *jq_client_new(const char *url, const char *prefix, char *err,
+                           size_t errlen);
+
+/* Closes the connection and frees c. jq_client_free(NULL) does nothing. */
+void jq_client_free(jq_client_t *c);
+
+/* The key prefix (owned by c) and the hiredis connection, for callers that
+ * need a command this library lacks. The context lives until the next call
+ * on c that reconnects, or jq_client_free(). */
+const char *jq_client_prefix(const jq_client_t *c);
+struct redisContext *jq_client_context(jq_client_t *c);
+
+/* ---- enqueue (PROTOCOL §1, §2) ---- */
+
+typedef struct jq_enqueue_opts {
+    const char *queue;      /* NULL: "default" */
+    const char *id;         /* NULL: the XADD entry id; a chunked or delayed
+                               job gets 16 random hex chars instead */
+    long long delay_ms;     /* > 0: run no earlier than now + delay_ms */
+    long long at_ms;        /* > 0: run no earlier than this (ms since the
+                               epoch); wins over delay_ms */
+    long long max_attempts; /* 0: the consumer's default (3) */
+    long long timeout_ms;   /* 0: the consumer's default */
+    long long result_ttl;   /* < 0: the default (86400 s); 0 keeps none */
+    size_t chunk_size;      /* 0: 256 KiB. A larger payload goes into the
+                               list <p>:{<q>}:payload:<id> in pieces of this
+                               size */
+    int enc_json;           /* 1: payload is JSON text (field enc json), not
+                               msgpack */
+} jq_enqueue_opts_t;
+
+/* Zeroes o and sets result_ttl to -1 (the default). */
+void jq_enqueue_opts_init(jq_enqueue_opts_t *o);
+
+/* Enqueues one job of handler `type` with the payload bytes
+ * payload[0..len) (msgpack, or JSON with o->enc_json; checked before
+ * sending), or no payload (nil) when payload is NULL. o NULL means all
+ * defaults. Adds the queue to <p>:queues. A job with an id chosen by the
+ * caller replaces any result and notify list left by an earlier job of the
+ * same id, in the same MULTI. Writes the job id, NUL-terminated, into
+ * id_out (id_cap >= JQ_CLIENT_ID_LEN). Returns 0 or -1. */
+int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
+                      size_t len, const jq_enqueue_opts_t *o, char *id_out,
+                      size_t id_cap, char *err, size_t errlen);
+
+/* Writes 16 random lowercase hex chars and a NUL into out (cap >= 17).
+ * Returns 0, or -1 if the system has no randomness to give. */
+int jq_client_gen_id(char *out, size_t cap);
+
+/* ---- results and waiting (PROTOCOL §3) ---- */
+
+typedef struct jq_result {
+    char state[16];        /* "done", "dead", "retrying"; "" if unknown */
+    int has_hash;          /* 0: no result hash (result_ttl 0, or not yet) */
+    char *result;          /* msgpack bytes (chunks reassembled), or NULL
+                              for nil; owned, freed by jq_result_destroy */
+    size_t result_len;
+    char *error;           /* owned, NULL when absent */
+    char *worker;          /* owned, NULL when absent */
+    long long attempts;    /* -1 when absent */
+    long long finished_at; /* ms since the epoch, -1 when absent */
+} jq_result_t;
+
+/* Reads the result hash of job `id` now, without waiting, into *r (which
+ * the caller releases with jq_result_destroy() whatever this returns). The
+ * result bytes are read only when the state is done. Returns 0,
+ * JQ_CLIENT_ENOTFOUND when there is no result hash, or -1. */
+int jq_client_result(jq_client_t *c, const char *queue, const char *id,
+                     jq_result_t *r, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for job `id` to be done or dead: looks at the
+ * result hash first (the job may have finished, or another waiter may have
+ * taken the notify element), then BLPOPs <p>:{<q>}:notify:<id> in slices of
+ * at most one second, looking again between slices. Pushes nothing back.
+ * Returns 0 with *r filled (state "done" or "dead"), JQ_CLIENT_ETIMEOUT
+ * with the last state seen in *r ("" or "retrying"), or -1. The caller
+ * releases *r with jq_result_destroy() whatever this returns. */
+int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
+                   long long timeout_ms, jq_result_t *r, char *err,
+                   size_t errlen);
+
+/* Frees what *r owns and zeroes it. Safe on a zeroed or destroyed r. */
+void jq_result_destroy(jq_result_t *r);
+
+/* ---- dead jobs (PROTOCOL §4) ---- */
+
+typedef struct jq_field {
+    char *name;  /* NUL-terminated */
+    char *value; /* value_len bytes plus a NUL (values may be binary) */
+    size_t value_len;
+} jq_field_t;
+
+typedef struct jq_dead_job {
+    char id[JQ_CLIENT_ID_LEN];
+    long long died_at;    /* ms since the epoch: the score in the dead set */
+    const char *type;     /* borrowed from fields; NULL when absent */
+    const char *error;    /* borrowed from fields; NULL when absent */
+    long long attempts;   /* the `attempt` field; -1 when absent */
+    jq_field_t *fields;   /* every field of <p>:{<q>}:job:<id>, owned */
+    size_t nfields;       /* 0 if the job hash is gone */
+} jq_dead_job_t;
+
+/* Lists dead jobs of `queue`, oldest first, from position `start`, at most
+ * `count` (0: all). *jobs is an owned array of *n jobs, released with
+ * jq_dead_jobs_free(); NULL when *n is 0. Returns 0 or -1. */
+int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
+                        long long count, jq_dead_job_t **jobs, size_t *n,
+                        char *err, size_t errlen);
+void jq_dead_jobs_free(jq_dead_job_t *jobs, size_t n);
+
+/* Reads one dead job into *job (release with jq_dead_job_destroy()).
+ * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */
+int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
+                        jq_dead_job_t *job, char *err, size_t errlen);
+void jq_dead_job_destroy(jq_dead_job_t *job);
+
+/* Finds a field of a dead job's hash; NULL when absent. Borrowed. */
+const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
+                                    const char *name);
+
+/* Schedules a dead job to run again at once with the MULTI of PROTOCOL §4.
+ * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */
+int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id,
+                         char *err, size_t errlen);
+
+/* Deletes a dead job: its hash, its dead-set entry and its payload chunks,
+ * in one MULTI. Returns 0, JQ_CLIENT_ENOTFOUND, or -1. */
+int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id,
+                          char *err, size_t errlen);
+
+/* Retry / delete every job of the dead set as it is at the call; jobs that
+ * vanish meanwhile are skipped. *done (may be NULL) gets the count handled.
+ * Returns 0 or -1 (after *done jobs). */
+int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done,
+                             char *err, size_t errlen);
+int jq_client_dead_delete_all(jq_client_t *c, const char *queue,
+                              size_t *done, char *err, size_t errlen);
+
+/* ---- pause (PROTOCOL §5) and figures (§7) ---- */
+
+/* SET / DEL <p>:{<q>}:paused. Returns 0 or -1. */
+int jq_client_pause(jq_client_t *c, const char *queue, char *err,
+                    size_t errlen);
+int jq_client_resume(jq_client_t *c, const char *queue, char *err,
+                     size_t errlen);
+
+typedef struct jq_queue_stats {
+    char queue[JQ_CLIENT_ID_LEN];
+    long long length;    /* XLEN of the stream */
+    long long ready;     /* length minus the group's pending count */
+    long long running;   /* the group's pending count */
+    long long scheduled; /* ZCARD scheduled */
+    long long dead;      /* ZCARD dead */
+    int paused;
+    /* The totals hash <p>:{<q>}:stats; 0 when absent. */
+    long long processed, failed, retried, dead_total;
+} jq_queue_stats_t;
+
+/* Reads the figures of one queue in one round trip. Returns 0 or -1. */
+int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
+                    char *err, size_t errlen);
+
+/* The members of <p>:queues, sorted: an owned array of *n owned strings,
+ * released with jq_client_queues_free(). Returns 0 or -1. */
+int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,
+                     size_t errlen);
+void jq_client_queues_free(char **names, size_t n);
+
+#endif

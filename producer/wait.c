@@ -1,0 +1,220 @@
+/* Results and waiting (PROTOCOL §3). The result hash is the truth; the
+ * notify list is only a wake-up, which another waiter may already have
+ * taken: so the hash is read before every blocking slice, and nothing is
+ * pushed back. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "job.h"
+
+/* Longest BLPOP: bounds how long a waiter whose wake-up was taken by
+ * another waiter sleeps before it looks at the hash again. */
+#define WAIT_SLICE_MS 1000
+
+void jq_result_destroy(jq_result_t *r) {
+    free(r->result);
+    free(r->error);
+    free(r->worker);
+    memset(r, 0, sizeof(*r));
+}
+
+static void result_reset(jq_result_t *r) {
+    memset(r, 0, sizeof(*r));
+    r->attempts = -1;
+    r->finished_at = -1;
+}
+
+static char *copy_str(const redisReply *v) {
+    char *s = malloc(v->len + 1);
+    if (!s) return NULL;
+    memcpy(s, v->str, v->len);
+    s[v->len] = '\0';
+    return s;
+}
+
+static int is(const redisReply *f, const char *name) {
+    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) &&
+           memcmp(f->str, name, f->len) == 0;
+}
+
+/* Concatenates the list <p>:{<q>}:result:<id>:chunks, which must hold
+ * exactly `chunks` elements. */
+static int read_chunks(jq_client_t *c, const char *queue, const char *id,
+                       long long chunks, jq_result_t *r, char *err,
+                       size_t errlen) {
+    char what[JQ_CLIENT_ID_LEN + 16];
+    snprintf(what, sizeof(what), "%s:chunks", id);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "LRANGE");
+    jq_args_key(&a, c, queue, "result", what);
+    jq_args_str(&a, "0");
+    jq_args_str(&a, "-1");
+    redisReply *l = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (!l) return -1;
+    int rc = -1;
+    if (l->type != REDIS_REPLY_ARRAY || (long long)l->elements != chunks) {
+        jq_seterr(err, errlen,
+                  "result of job %s is incomplete: %zu of %lld chunks", id,
+                  l->type == REDIS_REPLY_ARRAY ? l->elements : 0, chunks);
+        goto out;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < l->elements; i++) total += l->element[i]->len;
+    r->result = malloc(total ? total : 1);
+    if (!r->result) {
+        jq_seterr(err, errlen, "out of memory for a %zu-byte result", total);
+        goto out;
+    }
+    for (size_t i = 0; i < l->elements; i++) {
+        memcpy(r->result + r->result_len, l->element[i]->str,
+               l->element[i]->len);
+        r->result_len += l->element[i]->len;
+    }
+    rc = 0;
+out:
+    freeReplyObject(l);
+    return rc;
+}
+
+/* Fills r from the field/value pairs of an HGETALL reply. */
+static int parse_hash(const redisReply *h, jq_result_t *r, long long *chunks,
+                      const redisReply **result) {
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
+        if (v->type != REDIS_REPLY_STRING) continue;
+        if (is(f, "state")) {
+            snprintf(r->state, sizeof(r->state), "%.*s", (int)v->len, v->str);
+        } else if (is(f, "result")) {
+            *result = v;
+        } else if (is(f, "chunks")) {
+            if (jq_parse_ll(v->str, v->len, 1, 1LL << 40, chunks) < 0) *chunks = -1;
+        } else if (is(f, "error")) {
+            if (!(r->error = copy_str(v))) return -1;
+        } else if (is(f, "worker")) {
+            if (!(r->worker = copy_str(v))) return -1;
+        } else if (is(f, "attempts")) {
+            jq_parse_ll(v->str, v->len, 0, 1LL << 40, &r->attempts);
+        } else if (is(f, "finished_at")) {
+            jq_parse_ll(v->str, v->len, 0, 1LL << 62, &r->finished_at);
+        }
+    }
+    return 0;
+}
+
+int jq_client_result(jq_client_t *c, const char *queue, const char *id,
+                     jq_result_t *r, char *err, size_t errlen) {
+    result_reset(r);
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0 ||
+        jq_check_name("job id", id, err, errlen) < 0)
+        return -1;
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "HGETALL");
+    jq_args_key(&a, c, queue, "result", id);
+    redisReply *h = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (!h) return -1;
+    int rc = -1;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
+        rc = JQ_CLIENT_ENOTFOUND;
+        goto out;
+    }
+    r->has_hash = 1;
+    long long chunks = 0;
+    const redisReply *result = NULL;
+    if (parse_hash(h, r, &chunks, &result) < 0) {
+        jq_seterr(err, errlen, "out of memory");
+        goto out;
+    }
+    if (strcmp(r->state, "done") != 0) {
+        rc = 0;
+        goto out;
+    }
+    if (chunks < 0) {
+        jq_seterr(err, errlen, "result of job %s has a bad chunks field", id);
+    } else if (chunks > 0) {
+        rc = read_chunks(c, queue, id, chunks, r, err, errlen);
+    } else if (result) {
+        r->result = malloc(result->len ? result->len : 1);
+        if (!r->result) {
+            jq_seterr(err, errlen, "out of memory");
+            goto out;
+        }
+        memcpy(r->result, result->str, result->len);
+        r->result_len = result->len;
+        rc = 0;
+    } else {
+        rc = 0;
+    }
+out:
+    freeReplyObject(h);
+    return rc;
+}
+
+static int finished(const jq_result_t *r) {
+    return !strcmp(r->state, "done") || !strcmp(r->state, "dead");
+}
+
+/* One BLPOP of at most slice_ms. Returns 1 with the popped state in
+ * state[], 0 when nothing came, -1 on a fault. */
+static int blpop_slice(jq_client_t *c, const char *queue, const char *id,
+                       long long slice_ms, char *state, size_t cap,
+                       char *err, size_t errlen) {
+    char secs[32];
+    snprintf(secs, sizeof(secs), "%lld.%03lld", slice_ms / 1000,
+             slice_ms % 1000);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "BLPOP");
+    jq_args_key(&a, c, queue, "notify", id);
+    jq_args_str(&a, secs);
+    redisReply *p = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (!p) return -1;
+    int got = 0;
+    if (p->type == REDIS_REPLY_ARRAY && p->elements == 2 &&
+        p->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(state, cap, "%.*s", (int)p->element[1]->len,
+                 p->element[1]->str);
+        got = 1;
+    }
+    freeReplyObject(p);
+    return got;
+}
+
+int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
+                   long long timeout_ms, jq_result_t *r, char *err,
+                   size_t errlen) {
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    long long deadline = (long long)jq_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    result_reset(r);
+    for (;;) {
+        jq_result_destroy(r);
+        int rc = jq_client_result(c, queue, id, r, err, errlen);
+        if (rc == 0 && finished(r)) return 0;
+        if (rc < 0 && rc != JQ_CLIENT_ENOTFOUND) return rc;
+        long long left = deadline - (long long)jq_now_ms();
+        if (left <= 0) return JQ_CLIENT_ETIMEOUT;
+        char state[16];
+        int got = blpop_slice(c, queue, id, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS,
+                              state, sizeof(state), err, errlen);
+        if (got < 0) return -1;
+        if (!got) continue;
+        /* Woken: the hash says the rest, unless the job kept none
+         * (result_ttl 0), in which case the popped state is all there is. */
+        jq_result_destroy(r);
+        rc = jq_client_result(c, queue, id, r, err, errlen);
+        if (rc == 0 && finished(r)) return 0;
+        if (rc == JQ_CLIENT_ENOTFOUND) {
+            snprintf(r->state, sizeof(r->state), "%s", state);
+            return 0;
+        }
+        if (rc < 0) return rc;
+    }
+}
