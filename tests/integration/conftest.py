@@ -1,0 +1,234 @@
+"""Shared fixtures of the integration suite.
+
+Every test gets its own throwaway redis-server on a free loopback port
+(stopped by its pid afterwards, as hiredis' `make check` does) and drives the
+real binaries in JQ_BIN_DIR (bin/ by default, build/san/bin under `make
+check`). Enqueueing is done with clients that are not ours -- Debian's
+python3-redis and redis-cli -- as well as with bin/jobq.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import msgpack
+import pytest
+import redis as redislib
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("JQ_BIN_DIR", os.path.join(ROOT, "bin"))
+CONSUMER = os.path.join(BIN, "jobq-consumer")
+JOBQ = os.path.join(BIN, "jobq")
+SAN = "/san/" in BIN  # sanitizer builds run slower: scale waits
+
+
+def scale(seconds):
+    return seconds * (3 if SAN else 1)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class RedisServer:
+    """A redis-server of the test's own. `aof=True` turns on the append-only
+    file with fsync on every write, for crash-and-restart tests."""
+
+    def __init__(self, tmpdir, aof=False):
+        self.dir = tmpdir
+        self.aof = aof
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.aof:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if redislib.Redis(port=self.port).ping():
+                    return
+            except redislib.exceptions.RedisError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start on port %d" % self.port)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+
+    def client(self, **kw):
+        return redislib.Redis(port=self.port, **kw)
+
+    def cli(self, *args, input=None):
+        """Runs redis-cli against this server; returns stdout as text."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port)] + [str(a) for a in args],
+                             input=input, capture_output=True, check=True)
+        return out.stdout.decode()
+
+
+@pytest.fixture
+def tmpdir_path():
+    d = tempfile.mkdtemp(prefix="jobq-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server(tmpdir_path):
+    srv = RedisServer(tmpdir_path)
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture
+def r(redis_server):
+    """A python3-redis client (bytes replies) on the test's server."""
+    return redis_server.client()
+
+
+class Consumer:
+    """A running bin/jobq-consumer (the master) with its log in a file."""
+
+    def __init__(self, redis_url, args, logdir, env=None):
+        self.log_path = os.path.join(logdir, "consumer-%d.log" % free_port())
+        self.logf = open(self.log_path, "wb")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen([CONSUMER, "--redis", redis_url] + list(args),
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout=10, count=1):
+        """Waits until the log matches pattern (a regex) count times."""
+        deadline = time.time() + scale(timeout)
+        while time.time() < deadline:
+            if len(re.findall(pattern, self.log())) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError("log never matched %r; log:\n%s" % (pattern, self.log()))
+
+    def worker_pids(self):
+        """Pids of the live workers, from the master's log."""
+        started = [int(p) for p in re.findall(r"worker (\d+) started", self.log())]
+        ended = set(int(p) for p in re.findall(r"worker (\d+) \(slot \d+\) (?:exited|killed)", self.log()))
+        return [p for p in started if p not in ended]
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(scale(timeout))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(scale(20))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+@pytest.fixture
+def consumer(redis_server, tmpdir_path):
+    """Factory: consumer("--workers", "2", ...) starts a master and waits
+    until its workers said ready. Stopped (SIGTERM) after the test."""
+    started = []
+
+    def start(*args, ready=True, url=None, env=None):
+        args = list(args)
+        c = Consumer(url or redis_server.url, args, tmpdir_path, env=env)
+        started.append(c)
+        if ready:
+            n = 1
+            for i, a in enumerate(args):
+                if a == "--workers" and args[i + 1] != "auto":
+                    n = int(args[i + 1])
+                elif a.startswith("--workers="):
+                    n = int(a.split("=", 1)[1])
+            c.wait_log(r"worker \S+ ready", count=n)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+def stream(queue="default", prefix="jobq"):
+    return "%s:{%s}:stream" % (prefix, queue)
+
+
+def key(what, queue="default", prefix="jobq"):
+    return "%s:{%s}:%s" % (prefix, queue, what)
+
+
+def xadd(r, queue="default", **fields):
+    """Enqueues with python3-redis, as any producer would (PROTOCOL §1).
+    A dict or list payload is sent as msgpack. Returns the job id."""
+    f = {}
+    for k, v in fields.items():
+        if k == "payload" and isinstance(v, (dict, list, int)):
+            v = msgpack.packb(v)
+        f[k] = v
+    eid = r.xadd(stream(queue), f)
+    return fields.get("id") or eid.decode()
+
+
+def wait_result(r, job_id, queue="default", timeout=10):
+    """Waits for the job's notify list (PROTOCOL §3) and returns its result
+    hash with str keys and bytes values."""
+    got = r.blpop([key("notify:%s" % job_id, queue)], timeout=scale(timeout))
+    if got is None:
+        raise AssertionError("job %s did not finish in %ss; result hash: %r"
+                             % (job_id, timeout, r.hgetall(key("result:%s" % job_id, queue))))
+    h = r.hgetall(key("result:%s" % job_id, queue))
+    return {k.decode(): v for k, v in h.items()}
+
+
+def wait_for(cond, timeout=10, interval=0.02, what="condition"):
+    deadline = time.time() + scale(timeout)
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def jobq(*args, redis_url=None, input=None, timeout=60):
+    """Runs bin/jobq; returns the CompletedProcess (text)."""
+    cmd = [JOBQ]
+    if redis_url:
+        cmd += ["--redis", redis_url]
+    cmd += [str(a) for a in args]
+    return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=scale(timeout))
