@@ -299,3 +299,55 @@ Test(codec, json_nesting_stays_within_what_msgpack_c_unpacks)
         msgpack_sbuffer_destroy(&mp);
     }
 }
+
+/* Mutates valid msgpack at random (fixed seed) and asks msgpack-c: what the
+ * check accepts must unpack to exactly its length, and what it rejects for a
+ * bad byte, trailing bytes or depth must fail there too. (Truncations are
+ * not put to msgpack-c: a cut header can announce 4 billion elements, and
+ * msgpack-c would try to allocate room for them.) */
+Test(codec, check_agrees_with_msgpack_c_on_mutations)
+{
+    static const char *const seeds[] = {
+        "{\"a\":[1,2,{\"b\":\"xyz\",\"c\":null}],\"d\":1.5,\"e\":-300,\"f\":\"\\u00e9\"}",
+        "[[[[]]],{},\"s\",true,false,18446744073709551615,-1e300]",
+    };
+    char err[JQ_ERR_LEN];
+    unsigned int seed = 12345;
+    int accepted = 0;
+
+    for (int it = 0; it < 20000; it++) {
+        msgpack_sbuffer mp;
+        unsigned char buf[256];
+        const char *s = seeds[it % 2];
+        size_t n;
+
+        msgpack_sbuffer_init(&mp);
+        cr_assert_eq(jq_codec_json_to_msgpack(s, strlen(s), &mp, err, sizeof(err)), 0);
+        n = mp.size;
+        memcpy(buf, mp.data, n);
+        msgpack_sbuffer_destroy(&mp);
+        for (int m = rand_r(&seed) % 4; m > 0; m--) {
+            int kind = rand_r(&seed) % 3;
+            if (kind == 0 && n > 0)
+                buf[rand_r(&seed) % n] = (unsigned char)rand_r(&seed);
+            else if (kind == 1 && n > 1)
+                n = (size_t)rand_r(&seed) % n;
+            else if (n < sizeof(buf))
+                buf[n++] = (unsigned char)rand_r(&seed);
+        }
+
+        int mine = jq_codec_check_msgpack((const char *)buf, n, err, sizeof(err));
+        if (mine < 0 && strstr(err, "truncated"))
+            continue;
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        int r = msgpack_unpack_next(&u, (const char *)buf, n, &off);
+        msgpack_unpacked_destroy(&u);
+        int theirs = r == MSGPACK_UNPACK_SUCCESS && off == n;
+        cr_assert_eq(mine == 0, theirs, "iteration %d: check %d (%s), msgpack-c %d",
+                     it, mine, mine ? err : "", r);
+        accepted += mine == 0;
+    }
+    cr_expect_gt(accepted, 1000);
+}
