@@ -11,7 +11,9 @@
  *   JavaScript's JSON.stringify does: JSON has no way to spell them.
  * - Floats are written in the shortest form that reads back to the same
  *   value, always with a '.' or an exponent, so that a float stays a float
- *   through msgpack -> JSON -> msgpack. */
+ *   through msgpack -> JSON -> msgpack.
+ * - json-c keeps object keys as C strings: a key holding \u0000 is cut
+ *   there, and of duplicate keys the last wins. Values keep every byte. */
 
 #include "codec.h"
 
