@@ -15,15 +15,15 @@ static const char stats_help[] =
     "processed, failed (attempts), retried and dead. --json prints an array\n"
     "of objects, one per queue, even for one queue.\n";
 
-static void print_header(void) {
-    printf("%-20s %9s %9s %9s %9s %6s %11s %9s %9s %10s\n", "QUEUE", "READY",
+static void print_header(int w) {
+    printf("%-*s %9s %9s %9s %9s %6s %11s %9s %9s %10s\n", w, "QUEUE", "READY",
            "RUNNING", "SCHEDULED", "DEAD", "PAUSED", "PROCESSED", "FAILED",
            "RETRIED", "TOTAL_DEAD");
 }
 
-static void print_row(const jq_queue_stats_t *s) {
-    printf("%-20s %9lld %9lld %9lld %9lld %6s %11lld %9lld %9lld %10lld\n",
-           s->queue, s->ready, s->running, s->scheduled, s->dead,
+static void print_row(const jq_queue_stats_t *s, int w) {
+    printf("%-*s %9lld %9lld %9lld %9lld %6s %11lld %9lld %9lld %10lld\n",
+           w, s->queue, s->ready, s->running, s->scheduled, s->dead,
            s->paused ? "yes" : "no", s->processed, s->failed, s->retried,
            s->dead_total);
 }
@@ -68,8 +68,11 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
     }
     const char *const *list = queue ? one : (const char *const *)names;
     size_t count = queue ? 1 : n;
+    int w = 5;
+    for (size_t i = 0; i < count; i++)
+        if ((int)strlen(list[i]) > w) w = (int)strlen(list[i]);
     if (json) fputs("[", stdout);
-    else print_header();
+    else print_header(w);
     status = JQ_EXIT_OK;
     size_t printed = 0;
     for (size_t i = 0; i < count; i++) {
@@ -82,7 +85,7 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
             break;
         }
         if (json) print_json(&s, printed == 0);
-        else print_row(&s);
+        else print_row(&s, w);
         printed++;
     }
     if (json) fputs(printed ? "\n]\n" : "]\n", stdout);

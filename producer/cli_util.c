@@ -98,8 +98,11 @@ int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
     char *end;
     long long n = strtoll(v, &end, 10);
     if (!*v || *end || n < min || n > max) {
-        jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer from %lld to %lld",
-                           name, v, min, max);
+        if (max >= (1LL << 40))
+            jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer >= %lld", name, v, min);
+        else
+            jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer from %lld to %lld",
+                               name, v, min, max);
         p->bad = 1;
     } else {
         *out = n;
