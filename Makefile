@@ -65,10 +65,10 @@ $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 # Unit tests link every module but the mains, so a test can reach any of them.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 
 deps:
-	@sh tests/deps.sh
+	@sh scripts/deps.sh
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
@@ -88,7 +88,7 @@ check: deps
 		$(MAKE) SAN=1 integration
 
 run: deps all
-	@sh tests/run.sh
+	@sh scripts/run-local.sh $(RUN_ARGS)
 
 bench: deps all
 	/usr/bin/python3 bench/bench.py
