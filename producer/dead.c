@@ -238,6 +238,21 @@ static int dead_op_try(jq_client_t *c, const char *queue, const char *id,
         if ((r = jq_client_run(c, &a, err, errlen))) rc = JQ_CLIENT_ENOTFOUND;
         goto out;
     }
+    if (op == OP_RETRY) {
+        /* The last run's result and wake-up would answer a waiter of the
+         * new run at once: drop them before the job can run again (never
+         * after EXEC, when the new run may already have written its own). */
+        char chunks[JQ_CLIENT_ID_LEN + 16];
+        snprintf(chunks, sizeof(chunks), "%s:chunks", id);
+        jq_args_str(&a, "DEL");
+        jq_args_key(&a, c, queue, "result", id);
+        jq_args_key(&a, c, queue, "result", chunks);
+        jq_args_key(&a, c, queue, "notify", id);
+        if (!(r = jq_client_run(c, &a, err, errlen))) goto out;
+        freeReplyObject(r);
+        r = NULL;
+        jq_args_reset(&a);
+    }
     int ok = 1;
     jq_args_str(&a, "MULTI");
     if (jq_client_append(c, &a, err, errlen) < 0) ok = 0;
