@@ -153,8 +153,11 @@ void jq_dead_job_destroy(jq_dead_job_t *job);
 const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
                                     const char *name);
 
-/* Schedules a dead job to run again at once with the MULTI of PROTOCOL §4.
- * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */
+/* Schedules a dead job to run again at once with the MULTI of PROTOCOL §4
+ * (under WATCH of the dead set). Just before it, deletes the job's result
+ * hash, result chunks and notify list, so that a waiter sees the new run's
+ * outcome, not the old one. Returns 0, JQ_CLIENT_ENOTFOUND when id is not
+ * in the dead set, or -1. */
 int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id,
                          char *err, size_t errlen);
 

@@ -1,0 +1,348 @@
+/* libjobq against a throwaway redis-server (one per test, on a free port,
+ * stopped by its pid): what each call writes, checked key by key with
+ * plain commands, and what it reads back from keys written by hand the way
+ * a consumer would. */
+
+#include <criterion/criterion.h>
+#include <hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "job.h"
+#include "jobq.h"
+
+static pid_t redis_pid;
+static int redis_port;
+static char redis_url[64];
+static jq_client_t *cl;
+static char err[JQ_ERR_LEN];
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(s, (struct sockaddr *)&a, sizeof(a));
+    getsockname(s, (struct sockaddr *)&a, &len);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void start_redis(void) {
+    redis_port = free_port();
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    redis_pid = fork();
+    if (redis_pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d", redis_port);
+    for (int i = 0; i < 100 && !cl; i++) {
+        cl = jq_client_new(redis_url, "t", err, sizeof(err));
+        if (!cl) usleep(50000);
+    }
+    cr_assert(cl, "redis-server did not start: %s", err);
+}
+
+static void stop_redis(void) {
+    jq_client_free(cl);
+    cl = NULL;
+    kill(redis_pid, SIGTERM);
+    waitpid(redis_pid, NULL, 0);
+}
+
+TestSuite(producer, .init = start_redis, .fini = stop_redis);
+
+/* Runs a command on the client's own connection; the caller frees. */
+static redisReply *cmd(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(jq_client_context(cl), fmt, ap);
+    va_end(ap);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "command failed: %s", fmt);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, const char *arg) {
+    redisReply *r = cmd(fmt, arg);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The value of field `name` in a flat field/value array, or NULL. */
+static const redisReply *field(const redisReply *fv, const char *name) {
+    for (size_t i = 0; i + 1 < fv->elements; i += 2)
+        if (!strcmp(fv->element[i]->str, name)) return fv->element[i + 1];
+    return NULL;
+}
+
+Test(producer, gen_id_is_16_hex_and_random) {
+    char a[17], b[17];
+    cr_assert_eq(jq_client_gen_id(a, sizeof(a)), 0);
+    cr_assert_eq(jq_client_gen_id(b, sizeof(b)), 0);
+    cr_assert_eq(strlen(a), 16);
+    cr_assert_eq(strspn(a, "0123456789abcdef"), 16);
+    cr_assert_str_neq(a, b);
+    cr_assert_eq(jq_client_gen_id(a, 16), -1);
+}
+
+Test(producer, new_reports_bad_input_and_refusal) {
+    cr_assert_null(jq_client_new("redis://127.0.0.1:1", NULL, err, sizeof(err)));
+    cr_assert(strstr(err, "cannot connect"), "%s", err);
+    cr_assert_null(jq_client_new("http://x", NULL, err, sizeof(err)));
+    cr_assert_null(jq_client_new(redis_url, "a b", err, sizeof(err)));
+    cr_assert(strstr(err, "prefix"), "%s", err);
+}
+
+Test(producer, enqueue_inline_is_one_xadd) {
+    char id[JQ_CLIENT_ID_LEN];
+    const char pl[] = "\x81\xa1k\x01"; /* {"k": 1} */
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.max_attempts = 2;
+    o.result_ttl = 0;
+    cr_assert_eq(jq_client_enqueue(cl, "echo", pl, 4, &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    redisReply *x = cmd("XRANGE t:{default}:stream - +");
+    cr_assert_eq(x->elements, 1);
+    cr_assert_str_eq(x->element[0]->element[0]->str, id);
+    const redisReply *fv = x->element[0]->element[1];
+    cr_assert_str_eq(field(fv, "type")->str, "echo");
+    cr_assert_eq(field(fv, "payload")->len, 4);
+    cr_assert_eq(memcmp(field(fv, "payload")->str, pl, 4), 0);
+    cr_assert_str_eq(field(fv, "max_attempts")->str, "2");
+    cr_assert_str_eq(field(fv, "result_ttl")->str, "0");
+    cr_assert_null(field(fv, "id"));
+    cr_assert_null(field(fv, "timeout_ms"));
+    freeReplyObject(x);
+    cr_assert_eq(cmd_int("SISMEMBER t:queues %s", "default"), 1);
+}
+
+Test(producer, enqueue_rejects_what_a_consumer_would) {
+    char id[JQ_CLIENT_ID_LEN];
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    cr_assert_eq(jq_client_enqueue(cl, "echo", "\x92\x01", 2, &o, id, sizeof(id), err, sizeof(err)), -1);
+    cr_assert_eq(jq_client_enqueue(cl, "", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
+    o.queue = "no spaces";
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:stream"), 0);
+}
+
+Test(producer, enqueue_chunked_writes_list_then_entry) {
+    char payload[1003], id[JQ_CLIENT_ID_LEN];
+    payload[0] = (char)0xc5; /* bin 16 of 1000 bytes */
+    payload[1] = 0x03;
+    payload[2] = (char)0xe8;
+    for (int i = 3; i < 1003; i++) payload[i] = (char)i;
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.chunk_size = 300;
+    o.queue = "big";
+    cr_assert_eq(jq_client_enqueue(cl, "echo", payload, sizeof(payload), &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(strlen(id), 16);
+    redisReply *l = cmd("LRANGE t:{big}:payload:%s 0 -1", id);
+    cr_assert_eq(l->elements, 4);
+    size_t off = 0;
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(memcmp(l->element[i]->str, payload + off, l->element[i]->len), 0);
+        off += l->element[i]->len;
+    }
+    cr_assert_eq(off, sizeof(payload));
+    freeReplyObject(l);
+    redisReply *x = cmd("XRANGE t:{big}:stream - +");
+    const redisReply *fv = x->element[0]->element[1];
+    cr_assert_str_eq(field(fv, "chunks")->str, "4");
+    cr_assert_str_eq(field(fv, "size")->str, "1003");
+    cr_assert_str_eq(field(fv, "id")->str, id);
+    cr_assert_null(field(fv, "payload"));
+    freeReplyObject(x);
+}
+
+Test(producer, enqueue_delayed_writes_hash_and_schedule) {
+    char id[JQ_CLIENT_ID_LEN];
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.at_ms = 4102444800000LL;
+    o.id = "later-1";
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(id, "later-1");
+    cr_assert_eq(cmd_int("ZSCORE t:{default}:scheduled %s", "later-1"), 4102444800000LL);
+    redisReply *h = cmd("HGETALL t:{default}:job:later-1");
+    cr_assert_str_eq(field(h, "type")->str, "noop");
+    cr_assert_str_eq(field(h, "id")->str, "later-1");
+    cr_assert_null(field(h, "payload"));
+    freeReplyObject(h);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:stream"), 0);
+
+    jq_enqueue_opts_init(&o);
+    o.delay_ms = 60000;
+    long long now = jq_now_ms();
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), 0);
+    long long due = cmd_int("ZSCORE t:{default}:scheduled %s", id);
+    cr_assert(due >= now + 60000 && due < now + 61000);
+}
+
+Test(producer, result_and_wait) {
+    jq_result_t r;
+    cr_assert_eq(jq_client_result(cl, NULL, "j1", &r, err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
+    jq_result_destroy(&r);
+    freeReplyObject(cmd("HSET t:{default}:result:j1 state done result %b attempts 2 worker w:1 finished_at 77",
+                        "\xa2hi", (size_t)3));
+    cr_assert_eq(jq_client_wait(cl, NULL, "j1", 1000, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(r.state, "done");
+    cr_assert_eq(r.result_len, 3);
+    cr_assert_eq(memcmp(r.result, "\xa2hi", 3), 0);
+    cr_assert_eq(r.attempts, 2);
+    cr_assert_eq(r.finished_at, 77);
+    cr_assert_str_eq(r.worker, "w:1");
+    cr_assert_null(r.error);
+    jq_result_destroy(&r);
+
+    /* Retrying is not an end: the wait times out and reports it. */
+    freeReplyObject(cmd("HSET t:{default}:result:j2 state retrying error boom attempts 1"));
+    long long t0 = jq_now_ms();
+    cr_assert_eq(jq_client_wait(cl, NULL, "j2", 200, &r, err, sizeof(err)), JQ_CLIENT_ETIMEOUT);
+    cr_assert(jq_now_ms() - t0 < 1000);
+    cr_assert_str_eq(r.state, "retrying");
+    cr_assert_str_eq(r.error, "boom");
+    jq_result_destroy(&r);
+
+    /* result_ttl 0: only the notify list tells. */
+    freeReplyObject(cmd("LPUSH t:{default}:notify:j3 dead"));
+    cr_assert_eq(jq_client_wait(cl, NULL, "j3", 1000, &r, err, sizeof(err)), 0);
+    cr_assert_str_eq(r.state, "dead");
+    cr_assert_eq(r.has_hash, 0);
+    jq_result_destroy(&r);
+}
+
+Test(producer, wait_reassembles_chunked_result) {
+    freeReplyObject(cmd("RPUSH t:{q}:result:c1:chunks %b %b", "\xa5", (size_t)1, "hello", (size_t)5));
+    freeReplyObject(cmd("HSET t:{q}:result:c1 state done chunks 2"));
+    jq_result_t r;
+    cr_assert_eq(jq_client_wait(cl, "q", "c1", 1000, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(r.result_len, 6);
+    cr_assert_eq(memcmp(r.result, "\xa5hello", 6), 0);
+    jq_result_destroy(&r);
+    freeReplyObject(cmd("HSET t:{q}:result:c2 state done chunks 3"));
+    cr_assert_eq(jq_client_wait(cl, "q", "c2", 1000, &r, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "incomplete"), "%s", err);
+    jq_result_destroy(&r);
+}
+
+static void make_dead(const char *id, long long at) {
+    char score[32];
+    snprintf(score, sizeof(score), "%lld", at);
+    freeReplyObject(cmd("HSET t:{default}:job:%s type fail error oops attempt 3", id));
+    freeReplyObject(cmd("ZADD t:{default}:dead %s %s", score, id));
+}
+
+Test(producer, dead_list_show_retry_delete) {
+    make_dead("d1", 1000);
+    make_dead("d2", 2000);
+    freeReplyObject(cmd("RPUSH t:{default}:payload:d2 a b"));
+    jq_dead_job_t *jobs;
+    size_t n;
+    cr_assert_eq(jq_client_dead_list(cl, NULL, 0, 0, &jobs, &n, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(jobs[0].id, "d1");
+    cr_assert_eq(jobs[0].died_at, 1000);
+    cr_assert_str_eq(jobs[0].type, "fail");
+    cr_assert_str_eq(jobs[0].error, "oops");
+    cr_assert_eq(jobs[0].attempts, 3);
+    jq_dead_jobs_free(jobs, n);
+
+    jq_dead_job_t job;
+    cr_assert_eq(jq_client_dead_show(cl, NULL, "d2", &job, err, sizeof(err)), 0);
+    cr_assert_str_eq(jq_dead_job_field(&job, "type")->value, "fail");
+    jq_dead_job_destroy(&job);
+    cr_assert_eq(jq_client_dead_show(cl, NULL, "zz", &job, err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
+
+    freeReplyObject(cmd("HSET t:{default}:result:d1 state dead"));
+    cr_assert_eq(jq_client_dead_retry(cl, NULL, "d1", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cmd_int("ZSCORE t:{default}:scheduled %s", "d1"), 0);
+    cr_assert_eq(cmd_int("ZSCORE t:{default}:dead %s", "d1"), -1); /* nil */
+    cr_assert_eq(cmd_int("HGET t:{default}:job:d1 %s", "attempt"), 0);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:result:d1"), 0);
+    cr_assert_eq(jq_client_dead_retry(cl, NULL, "d1", err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
+
+    cr_assert_eq(jq_client_dead_delete(cl, NULL, "d2", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:job:d2"), 0);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:payload:d2"), 0);
+    cr_assert_eq(cmd_int("ZCARD %s", "t:{default}:dead"), 0);
+}
+
+Test(producer, dead_all) {
+    make_dead("a", 1);
+    make_dead("b", 2);
+    make_dead("c", 3);
+    size_t done;
+    cr_assert_eq(jq_client_dead_retry_all(cl, NULL, &done, err, sizeof(err)), 0);
+    cr_assert_eq(done, 3);
+    cr_assert_eq(cmd_int("ZCARD %s", "t:{default}:scheduled"), 3);
+    make_dead("d", 4);
+    make_dead("e", 5);
+    cr_assert_eq(jq_client_dead_delete_all(cl, NULL, &done, err, sizeof(err)), 0);
+    cr_assert_eq(done, 2);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:job:e"), 0);
+}
+
+Test(producer, pause_stats_queues) {
+    char id[JQ_CLIENT_ID_LEN];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)), 0);
+    jq_queue_stats_t s;
+    cr_assert_eq(jq_client_stats(cl, NULL, &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.ready, 3);
+    cr_assert_eq(s.running, 0);
+    freeReplyObject(cmd("XGROUP CREATE t:{default}:stream workers 0"));
+    freeReplyObject(cmd("XREADGROUP GROUP workers w COUNT 1 STREAMS t:{default}:stream >"));
+    freeReplyObject(cmd("HSET t:{default}:stats processed 9 dead 2"));
+    make_dead("x", 1);
+    cr_assert_eq(jq_client_pause(cl, NULL, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_stats(cl, "default", &s, err, sizeof(err)), 0);
+    cr_assert_eq(s.length, 3);
+    cr_assert_eq(s.ready, 2);
+    cr_assert_eq(s.running, 1);
+    cr_assert_eq(s.dead, 1);
+    cr_assert_eq(s.paused, 1);
+    cr_assert_eq(s.processed, 9);
+    cr_assert_eq(s.dead_total, 2);
+    cr_assert_eq(jq_client_resume(cl, NULL, err, sizeof(err)), 0);
+    cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:paused"), 0);
+
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.queue = "alpha";
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), 0);
+    char **names;
+    size_t n;
+    cr_assert_eq(jq_client_queues(cl, &names, &n, err, sizeof(err)), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(names[0], "alpha");
+    cr_assert_str_eq(names[1], "default");
+    jq_client_queues_free(names, n);
+}
+
+Test(producer, reconnects_after_the_connection_breaks) {
+    /* Another connection kills every normal client but itself. */
+    redisContext *killer = redisConnect("127.0.0.1", redis_port);
+    cr_assert(killer && !killer->err);
+    freeReplyObject(redisCommand(killer, "CLIENT KILL TYPE normal"));
+    redisFree(killer);
+    char id[JQ_CLIENT_ID_LEN];
+    /* The first call may see the broken link; the next one reconnects. */
+    if (jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)) < 0)
+        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cmd_int("XLEN %s", "t:{default}:stream"), 1);
+}
