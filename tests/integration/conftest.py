@@ -23,7 +23,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("JQ_BIN_DIR", os.path.join(ROOT, "bin"))
 CONSUMER = os.path.join(BIN, "jobq-consumer")
 JOBQ = os.path.join(BIN, "jobq")
-SAN = "/san/" in BIN  # sanitizer builds run slower: scale waits
+SAN = "/san/" in BIN
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")  # sanitizer builds run slower: scale waits
 
 
 def scale(seconds):
@@ -182,6 +183,14 @@ def consumer(redis_server, tmpdir_path):
     yield start
     for c in started:
         c.stop()
+    # Under `make check` the sanitizers report into the consumer's log: a
+    # report fails the test that caused it, even if its assertions passed.
+    for c in started:
+        log = c.log()
+        for marker in SANITIZER_MARKERS:
+            if marker in log:
+                i = log.index(marker)
+                pytest.fail("sanitizer report in consumer log:\n" + log[max(0, i - 200):i + 3000])
 
 
 def stream(queue="default", prefix="jobq"):
