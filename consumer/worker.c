@@ -158,11 +158,9 @@ static void check_timeouts(jq_worker_t *w, int64_t now) {
         next = r->next;
         if (r->h->kind == JQ_KIND_IO) {
             if (now - r->started_ms <= r->job.timeout_ms) continue;
+            /* After cancel the handler never calls jq_task_done. */
             if (r->h->cancel) r->h->cancel(&r->task);
-            r->state = JQ_RUN_WAITING; /* on_io_done must ignore it now */
             jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
-            r->state = JQ_RUN_RUNNING;
-            r->task.done_cb = NULL;
             end_attempt(w, r);
         } else {
             int64_t s = r->item.started_ms;
