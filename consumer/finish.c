@@ -58,13 +58,14 @@ static int bucket_of(long long ms) {
     return NBUCKETS - 1;
 }
 
-/* The delay before retry number n (1-based): backoff * 2^(n-1), capped,
- * with +-20% jitter so that jobs failing together do not retry together. */
+/* The delay before retry number n (1-based): backoff * 2^(n-1) with +-20%
+ * jitter, so that jobs failing together do not retry together, then capped:
+ * the cap is a hard bound (--backoff-max-ms), so it comes after the jitter. */
 static long long retry_delay(const jq_options_t *o, long long n) {
-    double d = (double)o->backoff_ms * pow(2.0, (double)(n - 1));
-    if (d > (double)o->backoff_max_ms) d = (double)o->backoff_max_ms;
     double jitter = 0.8 + 0.4 * ((double)rand() / (double)RAND_MAX);
-    return (long long)(d * jitter);
+    double d = (double)o->backoff_ms * pow(2.0, (double)(n - 1)) * jitter;
+    if (d > (double)o->backoff_max_ms) d = (double)o->backoff_max_ms;
+    return (long long)d;
 }
 
 /* HSET <p>:{q}:job:<id> with the entry's own fields plus extra pairs. */
