@@ -305,6 +305,11 @@ static void spawn(jq_master_t *m, int slot) {
     po.exit_cb = on_child_exit;
     po.stdio = stdio;
     po.stdio_count = 4;
+    /* Its own session: a Ctrl-C in the terminal reaches the master only,
+     * which then drains the workers in order instead of all of them
+     * getting the signal twice. A worker whose master dies sees its fd 3
+     * close and drains itself. */
+    po.flags = UV_PROCESS_DETACHED;
     c->proc.data = c;
     int rc = uv_spawn(m->loop, &c->proc, &po);
     free(args);

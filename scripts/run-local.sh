@@ -37,9 +37,15 @@ stop_redis() {
     [ -n "$started" ] && [ -f .run/redis/redis.pid ] && kill "$(cat .run/redis/redis.pid)" 2>/dev/null || true
 }
 trap stop_redis EXIT
-trap 'exit 0' INT TERM
 echo "run: bin/jobq-consumer --redis $URL $*  (Ctrl-C to stop)" >&2
 bin/jobq-consumer --redis "$URL" "$@" &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
-wait $pid
+# Ctrl-C reaches the consumer from the terminal by itself; a TERM sent to
+# this script is passed on. Either way, wait until the consumer has drained.
+trap ':' INT
+trap 'kill -TERM $pid 2>/dev/null' TERM
+status=0
+while kill -0 $pid 2>/dev/null; do
+    wait $pid && status=0 || status=$?
+done
+exit $status
