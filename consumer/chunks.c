@@ -1,12 +1,22 @@
-/* Chunked payloads (PROTOCOL §1): the list <p>:{q}:payload:<id> is read a
- * few chunks per round trip and each chunk is copied once, into msgpack-c's
- * streaming unpacker, whose buffer the decoded object then references. So a
- * 64 MiB payload sits in memory once, and a read never pulls more than
- * CHUNKS_PER_READ chunks at a time into hiredis. */
+/* Chunked payloads (PROTOCOL §1): the list <p>:{q}:payload:<id> is read
+ * CHUNKS_PER_READ chunks per round trip, and each chunk is copied once, into
+ * msgpack-c's streaming unpacker, whose buffer is sized to `size` up front
+ * (so it never grows by doubling and copying) and which the decoded object
+ * then references. So a 64 MiB payload sits in memory once, plus at most
+ * one read's worth of chunks in hiredis.
+ *
+ * The unpacker runs after every read, not only at the end: an object that
+ * ends before the last chunk, or bytes that cannot start one, dead-letter
+ * the job without reading the rest of the list.
+ *
+ * enc json cannot be streamed (json-c wants the whole text): the text is
+ * gathered in a buffer of `size` bytes, turned into msgpack in the run's
+ * jbuf and decoded from there, as an inline payload is. */
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "log.h"
 #include "worker.h"
 
@@ -15,63 +25,101 @@
 typedef struct loader {
     jq_worker_t *w;
     jq_run_t *r;
-    msgpack_unpacker up;
-    msgpack_sbuffer json;   /* enc json: the text, converted at the end */
-    long long next;         /* index of the next chunk to read */
-    long long bytes;        /* bytes received so far */
+    msgpack_unpacker up;     /* enc msgpack; valid once has_up is set */
+    int has_up;
+    msgpack_unpacked res;    /* the object, once the unpacker finished one */
+    msgpack_sbuffer json;    /* enc json: the text, converted at the end */
+    long long next;          /* index of the next chunk to read */
+    long long bytes;         /* bytes received so far */
     char key[JQ_KEY_MAX];
 } loader_t;
 
+static void loader_free(loader_t *l) {
+    if (l->has_up) msgpack_unpacker_destroy(&l->up);
+    msgpack_unpacked_destroy(&l->res);
+    msgpack_sbuffer_destroy(&l->json);
+    free(l);
+}
+
+/* Ends the load: starts the run, or dead-letters it with err. The payload
+ * object (when err is NULL) must be in l->res or already in the run. */
 static void finish(loader_t *l, const char *err) {
     jq_worker_t *w = l->w;
     jq_run_t *r = l->r;
-    char why[JQ_ERR_LEN];
     w->loading--;
-    if (!err) {
-        msgpack_unpacked res;
-        msgpack_unpacked_init(&res);
-        if (r->job.enc == JQ_ENC_JSON) {
-            msgpack_sbuffer_init(&r->jbuf);
-            if (jq_codec_json_to_msgpack(l->json.data, l->json.size, &r->jbuf, why, sizeof(why)) != 0)
-                err = why;
-            else {
-                msgpack_unpacker_reserve_buffer(&l->up, r->jbuf.size);
-                memcpy(msgpack_unpacker_buffer(&l->up), r->jbuf.data, r->jbuf.size);
-                msgpack_unpacker_buffer_consumed(&l->up, r->jbuf.size);
-                msgpack_sbuffer_destroy(&r->jbuf);
-                memset(&r->jbuf, 0, sizeof(r->jbuf));
-            }
-        }
-        if (!err) {
-            msgpack_unpack_return rc = msgpack_unpacker_next(&l->up, &res);
-            size_t left = l->up.used - l->up.off;
-            if (rc == MSGPACK_UNPACK_SUCCESS && left == 0) {
-                r->zone = msgpack_unpacked_release_zone(&res);
-                r->payload = res.data;
-            } else if (rc == MSGPACK_UNPACK_SUCCESS) {
-                snprintf(why, sizeof(why),
-                         "payload is not valid msgpack: %zu bytes left after the object (payload has %lld)",
-                         left, l->bytes);
-                err = why;
-            } else if (rc == MSGPACK_UNPACK_CONTINUE) {
-                snprintf(why, sizeof(why), "payload is not valid msgpack: truncated (%lld bytes)", l->bytes);
-                err = why;
-            } else {
-                snprintf(why, sizeof(why), "payload is not valid msgpack: parse error");
-                err = why;
-            }
-        }
-        msgpack_unpacked_destroy(&res);
+    if (!err && l->res.zone) {
+        /* The zone now owns the object and, through the unpacker's
+         * reference count, the buffer its str/bin bytes point into. */
+        r->payload = l->res.data;
+        r->zone = msgpack_unpacked_release_zone(&l->res);
     }
-    msgpack_unpacker_destroy(&l->up);
-    msgpack_sbuffer_destroy(&l->json);
-    free(l);
-    if (err) {
+    loader_free(l);
+    if (err)
         jq_fetch_dead(w, r, err);
-    } else {
+    else
         jq_worker_run_start(w, r);
-    }
     jq_fetch_kick(w);
+}
+
+/* The connection went away: leave the entry pending (it runs again
+ * elsewhere, or here after reclaim) and drop the half-read copy. */
+static void abandon(loader_t *l, const char *why) {
+    jq_warn("reading chunks of job %s: %s", l->r->job.id, why);
+    l->w->loading--;
+    jq_run_free(l->r);
+    loader_free(l);
+}
+
+/* enc json, all chunks in: convert and decode like an inline payload. */
+static void finish_json(loader_t *l) {
+    char why[JQ_ERR_LEN];
+    jq_run_t *r = l->r;
+    /* The decoded object points into the run's jbuf, not into l->json. */
+    r->job.has_payload = 1;
+    r->job.payload.p = l->json.data;
+    r->job.payload.len = l->json.size;
+    int rc = jq_fetch_decode_payload(r, why, sizeof(why));
+    r->job.payload.p = NULL;
+    r->job.payload.len = 0;
+    r->job.has_payload = 0;
+    finish(l, rc == 0 ? NULL : why);
+}
+
+/* Runs the unpacker over what has arrived. Returns 0 to read on, 1 when
+ * the load is finished (finish() was called). */
+static int unpack_some(loader_t *l, int last) {
+    char why[JQ_ERR_LEN];
+    long long size = l->r->job.size;
+    msgpack_unpack_return rc = msgpack_unpacker_next(&l->up, &l->res);
+    if (rc == MSGPACK_UNPACK_SUCCESS && !l->res.zone) {
+        /* msgpack-c could not allocate the next zone after the object. */
+        finish(l, "out of memory decoding the payload");
+        return 1;
+    }
+    if (rc == MSGPACK_UNPACK_SUCCESS) {
+        /* Bytes after the object: those still in the buffer plus those
+         * not read yet, as `size` counts them. */
+        long long parsed = l->bytes - (long long)(l->up.used - l->up.off);
+        if (parsed == size && last) {
+            finish(l, NULL);
+        } else {
+            snprintf(why, sizeof(why),
+                     "payload is not valid msgpack: %lld bytes left after the object (payload has %lld)",
+                     size - parsed, size);
+            finish(l, why);
+        }
+        return 1;
+    }
+    if (rc == MSGPACK_UNPACK_CONTINUE) {
+        if (!last) return 0;
+        snprintf(why, sizeof(why), "payload is not valid msgpack: truncated (%lld bytes)", l->bytes);
+    } else if (rc == MSGPACK_UNPACK_NOMEM_ERROR) {
+        snprintf(why, sizeof(why), "out of memory decoding the payload (%lld bytes)", size);
+    } else {
+        snprintf(why, sizeof(why), "payload is not valid msgpack: parse error");
+    }
+    finish(l, why);
+    return 1;
 }
 
 static void read_more(loader_t *l);
@@ -79,30 +127,37 @@ static void read_more(loader_t *l);
 static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
     loader_t *l = priv;
     redisReply *reply = rp;
+    jq_run_t *r = l->r;
     char why[JQ_ERR_LEN];
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        /* Lost the connection: leave the entry pending (it runs again
-         * elsewhere, or here after reclaim) and drop our half-read copy. */
-        jq_warn("reading chunks of job %s: %s", l->r->job.id, reply ? reply->str : "connection lost");
-        l->w->loading--;
-        msgpack_unpacker_destroy(&l->up);
-        msgpack_sbuffer_destroy(&l->json);
-        jq_run_free(l->r);
-        free(l);
+    if (!reply) {
+        abandon(l, "connection lost");
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        snprintf(why, sizeof(why), "reading chunk list %.100s: %.120s", l->key,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "not an array");
+        finish(l, why);
         return;
     }
     for (size_t i = 0; i < reply->elements; i++) {
         redisReply *c = reply->element[i];
-        l->bytes += (long long)c->len;
-        if (l->bytes > l->r->job.size) {
+        if (c->type != REDIS_REPLY_STRING) {
+            finish(l, "chunk list holds a non-string element");
+            return;
+        }
+        /* Checked per chunk, so no chunk list can make us hold more than
+         * `size` (itself bounded by --max-payload). */
+        if (l->bytes + (long long)c->len > r->job.size) {
             snprintf(why, sizeof(why), "size mismatch: chunks hold more than size %lld bytes",
-                     l->r->job.size);
+                     r->job.size);
             finish(l, why);
             return;
         }
-        if (l->r->job.enc == JQ_ENC_JSON) {
+        l->bytes += (long long)c->len;
+        if (r->job.enc == JQ_ENC_JSON) {
             msgpack_sbuffer_write(&l->json, c->str, c->len);
         } else {
+            /* Never grows: the buffer was sized to `size` in on_llen. */
             if (!msgpack_unpacker_reserve_buffer(&l->up, c->len)) {
                 finish(l, "out of memory reading chunks");
                 return;
@@ -112,22 +167,26 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         }
     }
     l->next += (long long)reply->elements;
-    if (reply->elements < CHUNKS_PER_READ && l->next < l->r->job.chunks) {
+    int last = l->next >= r->job.chunks;
+    if (!last && reply->elements < CHUNKS_PER_READ) {
+        /* The list shrank after LLEN. */
         snprintf(why, sizeof(why), "chunk list has %lld elements, chunks says %lld", l->next,
-                 l->r->job.chunks);
+                 r->job.chunks);
         finish(l, why);
         return;
     }
-    if (l->next >= l->r->job.chunks) {
-        if (l->bytes != l->r->job.size) {
-            snprintf(why, sizeof(why), "size mismatch: chunks hold %lld bytes, size says %lld", l->bytes,
-                     l->r->job.size);
-            finish(l, why);
-        } else {
-            finish(l, NULL);
-        }
+    if (last && l->bytes != r->job.size) {
+        snprintf(why, sizeof(why), "size mismatch: chunks hold %lld bytes, size says %lld", l->bytes,
+                 r->job.size);
+        finish(l, why);
         return;
     }
+    if (r->job.enc == JQ_ENC_JSON) {
+        if (last) finish_json(l);
+        else read_more(l);
+        return;
+    }
+    if (unpack_some(l, last)) return;
     read_more(l);
 }
 
@@ -135,23 +194,49 @@ static void read_more(loader_t *l) {
     long long last = l->next + CHUNKS_PER_READ - 1;
     if (last >= l->r->job.chunks) last = l->r->job.chunks - 1;
     if (jq_rconn_cmd(&l->w->rwrite, on_range, l, "LRANGE %s %lld %lld", l->key, l->next, last) != 0)
-        on_range(NULL, NULL, l);
+        abandon(l, "connection lost");
+}
+
+/* Sizes the buffer that will hold the whole payload, once the list is
+ * known to be there: a missing list costs no allocation. */
+static int alloc_buffer(loader_t *l) {
+    size_t size = (size_t)l->r->job.size;
+    if (l->r->job.enc == JQ_ENC_JSON) {
+        l->json.data = malloc(size ? size : 1);
+        if (!l->json.data) return -1;
+        l->json.alloc = size ? size : 1;
+        return 0;
+    }
+    /* + room for the unpacker's reference counter, which it keeps at the
+     * head of its buffer. */
+    if (!msgpack_unpacker_init(&l->up, size + 2 * sizeof(_msgpack_atomic_counter_t))) return -1;
+    l->has_up = 1;
+    return 0;
 }
 
 static void on_llen(redisAsyncContext *ac, void *rp, void *priv) {
     loader_t *l = priv;
     redisReply *reply = rp;
     char why[JQ_ERR_LEN];
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        on_range(ac, NULL, l);
+    if (!reply) {
+        abandon(l, "connection lost");
         return;
     }
-    if (reply->integer == 0) {
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        /* WRONGTYPE, say: a clear dead letter, not a pending entry that
+         * would be delivered again and again. */
+        snprintf(why, sizeof(why), "reading chunk list %.100s: %.120s", l->key,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        finish(l, why);
+    } else if (reply->integer == 0) {
         snprintf(why, sizeof(why), "chunk list %.200s is missing", l->key);
         finish(l, why);
     } else if (reply->integer != l->r->job.chunks) {
         snprintf(why, sizeof(why), "chunk list has %lld elements, chunks says %lld",
                  (long long)reply->integer, l->r->job.chunks);
+        finish(l, why);
+    } else if (alloc_buffer(l) != 0) {
+        snprintf(why, sizeof(why), "out of memory for a %lld-byte payload", l->r->job.size);
         finish(l, why);
     } else {
         read_more(l);
@@ -159,17 +244,19 @@ static void on_llen(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
+    /* job.c has checked size against --max-payload already: nothing of an
+     * oversized payload is read. */
     loader_t *l = calloc(1, sizeof(*l));
-    if (!l || !msgpack_unpacker_init(&l->up, MSGPACK_UNPACKER_INIT_BUFFER_SIZE)) {
-        free(l);
+    if (!l) {
         jq_fetch_dead(w, r, "out of memory reading chunks");
         return 0;
     }
     l->w = w;
     l->r = r;
+    msgpack_unpacked_init(&l->res);
     msgpack_sbuffer_init(&l->json);
     jq_key_id(l->key, sizeof(l->key), w->opt->prefix, w->queues[r->q].name, "payload", r->job.id);
     w->loading++;
-    if (jq_rconn_cmd(&w->rwrite, on_llen, l, "LLEN %s", l->key) != 0) on_llen(NULL, NULL, l);
+    if (jq_rconn_cmd(&w->rwrite, on_llen, l, "LLEN %s", l->key) != 0) abandon(l, "connection lost");
     return 0;
 }
