@@ -10,29 +10,40 @@
 
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_BATCH 500
-#define TRIM_EVERY_MS 5000
+#define TRIM_EVERY_MS 1000 /* cheap: a ranged read and a ZCARD when nothing is due */
 #define TRIM_BATCH 1000
 
 /* KEYS[1] scheduled zset, KEYS[2] stream; ARGV[1] now ms, ARGV[2] limit,
- * ARGV[3] job hash key prefix "<p>:{q}:job:". Moves each due job's hash
- * into a stream entry that keeps its id, without the dead-letter fields. */
+ * ARGV[3] the queue's key prefix "<p>:{q}:". Moves each due job's hash
+ * into a stream entry that keeps its id, without the dead-letter fields.
+ * A job that starts afresh (attempt absent or 0: a delayed job, or a dead
+ * one run again with the §4 MULTI of any client) loses the result and
+ * notify list of its last run here, so that a waiter of the new run is not
+ * woken by the old `dead`; a retry (attempt > 0) keeps its `retrying`
+ * result, which says what failed last. */
 const char jq_sched_promote_lua[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
     "local missing = 0\n"
     "for _, id in ipairs(due) do\n"
-    "  local jkey = ARGV[3] .. id\n"
+    "  local jkey = ARGV[3] .. 'job:' .. id\n"
     "  local h = redis.call('HGETALL', jkey)\n"
     "  redis.call('ZREM', KEYS[1], id)\n"
     "  if #h == 0 then\n"
     "    missing = missing + 1\n"
     "  else\n"
     "    local args = {KEYS[2], '*', 'id', id}\n"
+    "    local fresh = true\n"
     "    for i = 1, #h, 2 do\n"
     "      local f = h[i]\n"
+    "      if f == 'attempt' and tonumber(h[i + 1]) ~= 0 then fresh = false end\n"
     "      if f ~= 'error' and f ~= 'failed_at' and f ~= 'id' then\n"
     "        args[#args + 1] = f\n"
     "        args[#args + 1] = h[i + 1]\n"
     "      end\n"
+    "    end\n"
+    "    if fresh then\n"
+    "      local rkey = ARGV[3] .. 'result:' .. id\n"
+    "      redis.call('DEL', rkey, rkey .. ':chunks', ARGV[3] .. 'notify:' .. id)\n"
     "    end\n"
     "    redis.call('XADD', unpack(args))\n"
     "    redis.call('DEL', jkey)\n"
@@ -98,13 +109,13 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 static void promote(jq_worker_t *w, jq_queue_t *q) {
-    char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], jbase[JQ_KEY_MAX], now[24];
+    char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], base[JQ_KEY_MAX], now[24];
     jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
     jq_key(skey, sizeof(skey), w->opt->prefix, q->name, "stream");
-    jq_key(jbase, sizeof(jbase), w->opt->prefix, q->name, "job:");
+    jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
     snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
     jq_rconn_cmd(&w->rwrite, on_promoted, q, "EVALSHA %s 2 %s %s %s %d %s", promote_sha, zkey,
-                 skey, now, PROMOTE_BATCH, jbase);
+                 skey, now, PROMOTE_BATCH, base);
 }
 
 static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
