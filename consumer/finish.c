@@ -246,6 +246,17 @@ typedef struct flush {
     jq_run_t *runs;
 } flush_t;
 
+/* Appends r to the batch again (a write that did not happen): it was
+ * counted in w->unacked by jq_finish_add already. */
+static void requeue(jq_worker_t *w, jq_run_t *r) {
+    r->bnext = NULL;
+    if (w->batch_tail)
+        w->batch_tail->bnext = r;
+    else
+        w->batch_head = r;
+    w->batch_tail = r;
+}
+
 static void release(jq_run_t *r) {
     r->bnext = NULL;
     if (r->keep) {
@@ -266,8 +277,7 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
          * lost or acked without its result). */
         while (r) {
             next = r->bnext;
-            r->bnext = NULL;
-            jq_finish_add(w, r);
+            requeue(w, r);
             r = next;
         }
     } else {
@@ -275,11 +285,14 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
             jq_error("writing outcomes: %s", reply->str);
         for (; r; r = next) {
             next = r->bnext;
+            w->unacked--;
             release(r);
         }
     }
     free(f);
     w->flushing--;
+    /* The acked entries' slots are free only now (see unacked). */
+    jq_fetch_kick(w);
     jq_worker_maybe_exit(w);
 }
 
@@ -329,8 +342,7 @@ void jq_finish_flush(jq_worker_t *w) {
                 /* Down in the middle: hiredis called nothing; keep them. */
                 for (jq_run_t *r = f->runs, *n; r; r = n) {
                     n = r->bnext;
-                    r->bnext = NULL;
-                    jq_finish_add(w, r);
+                    requeue(w, r);
                 }
                 free(f);
             }
@@ -353,10 +365,6 @@ int jq_finish_init(jq_worker_t *w) {
 }
 
 void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
-    r->bnext = NULL;
-    if (w->batch_tail)
-        w->batch_tail->bnext = r;
-    else
-        w->batch_head = r;
-    w->batch_tail = r;
+    w->unacked++;
+    requeue(w, r);
 }
