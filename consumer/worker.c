@@ -45,7 +45,11 @@ void jq_run_free(jq_run_t *r) {
 /* ---- capacity ---- */
 
 long long jq_worker_free_slots(jq_worker_t *w) {
-    long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading;
+    /* Finished runs count until their XACK is answered: they are still
+     * pending in the stream, and a read sent now (on the other connection)
+     * may reach Redis before the EXEC that acks them. */
+    long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading +
+                         w->unacked;
     return w->capacity - inflight;
 }
 

@@ -103,6 +103,8 @@ struct jq_worker {
 
     /* finish.c: outcomes waiting for the next flush */
     jq_run_t *batch_head, *batch_tail;
+    int unacked;                  /* runs in the batch or in an unanswered
+                                     EXEC: still pending in the stream */
     uv_check_t flush_check;       /* flushes the batch once per loop turn */
 
     uv_timer_t tick;              /* timeouts, pause, renewals, recycling */
