@@ -172,9 +172,19 @@ void jq_fetch_kick(jq_worker_t *w) {
         if (!w->queues[i].paused) active[na++] = i;
     if (na == 0) return;
     /* COUNT applies per stream: split the free slots so that one read can
-     * never return more than the worker can run. */
+     * never return more than the worker can run. With fewer slots than
+     * queues, read only as many queues as slots (COUNT 1 each), starting
+     * one further each read so that no queue starves. One worker per
+     * process, so a file-static turn is enough. */
+    static unsigned turn;
+    if (free_slots < na) {
+        int picked[JQ_QUEUES_MAX];
+        for (int i = 0; i < free_slots; i++) picked[i] = active[(turn + (unsigned)i) % (unsigned)na];
+        turn++;
+        na = (int)free_slots;
+        memcpy(active, picked, (size_t)na * sizeof(active[0]));
+    }
     long long count = free_slots / na;
-    if (count < 1) count = 1;
     char countbuf[24], blockbuf[24];
     snprintf(countbuf, sizeof(countbuf), "%lld", count);
     snprintf(blockbuf, sizeof(blockbuf), "%d", BLOCK_MS);

@@ -438,6 +438,33 @@ def test_never_holds_more_than_capacity(r, consumer):
     assert_alive(c)
 
 
+def test_capacity_holds_across_queues(r, consumer):
+    """COUNT applies per stream: with fewer free slots than queues, one read
+    over every queue could return more than the worker can run."""
+    c = consumer("--workers", "1", "--queues", "a,b,c", "--io-concurrency", "1",
+                 "--threads", "1")
+    capacity = 1 + 2 * 1
+    pipe = r.pipeline(transaction=False)
+    for i in range(12):
+        for q in "abc":
+            pipe.xadd(stream(q), {"type": "sleep", "payload": msgpack.packb({"ms": 50})})
+    ids = [i.decode() for i in pipe.execute()]
+    peak = 0
+    deadline = time.time() + scale(60)
+    while time.time() < deadline:
+        snap = r.pipeline(transaction=True)  # one atomic look at the three
+        for q in "abc":
+            snap.xpending(stream(q), "workers")
+        held = sum(int(cons["pending"]) for info in snap.execute() for cons in info["consumers"])
+        peak = max(peak, held)
+        if sum(r.xlen(stream(q)) for q in "abc") == 0:
+            break
+    for n, jid in enumerate(ids):
+        assert finished(r, jid, queue="abc"[n % 3])[1] == [b"done"]
+    assert 0 < peak <= capacity, "a worker held %d entries, capacity %d" % (peak, capacity)
+    assert_alive(c)
+
+
 # ------------------------------------------ 6. cpu jobs do not block the loop
 
 def test_cpu_job_does_not_block_io_jobs(r, consumer):
