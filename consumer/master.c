@@ -19,6 +19,15 @@
 
 typedef struct jq_master jq_master_t;
 
+/* A dead worker's consumer, until it holds nothing and left the group. */
+typedef struct jq_gone {
+    int used;
+    char name[320];     /* <host>:<pid> */
+    int replies;        /* handback scripts in flight */
+    long long held;     /* entries still held, summed over queues this pass */
+    int passes;
+} jq_gone_t;
+
 typedef struct jq_child {
     uv_process_t proc;
     uv_pipe_t ctl;
@@ -51,19 +60,18 @@ struct jq_master {
     int shutting_down;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
-    /* worker ids whose entries still need handing back */
-    char dead[DEAD_MAX][320];
-    int ndead;
-    char gone[DEAD_MAX][320]; /* consumers to delete once empty */
-    int ngone;
+    jq_gone_t gone[DEAD_MAX]; /* dead workers' consumers still in the group */
 };
 
 static void spawn(jq_master_t *m, int slot);
+static void on_respawn(uv_timer_t *t);
 
-static int live_in_slot(jq_master_t *m, int slot, jq_child_t *except) {
+/* Workers serving the slot for good: neither draining nor waiting for
+ * their replacement to be ready. None means the slot needs a new worker. */
+static int serving_in_slot(jq_master_t *m, int slot) {
     int n = 0;
     for (jq_child_t *c = m->children; c; c = c->next)
-        if (c->slot == slot && c != except && !c->draining) n++;
+        if (c->slot == slot && !c->draining && !c->replaced) n++;
     return n;
 }
 
@@ -75,13 +83,21 @@ static int nchildren(jq_master_t *m) {
 
 /* ---- handing back a dead worker's entries ---- */
 
-/* For each queue: the dead consumer's pending ids are re-stamped as long
- * idle, so the next reclaim of any live worker takes them (and counts the
- * delivery, which catches poison jobs). XCLAIM keeps them owned by the dead
- * consumer until then, so nothing is ever unowned. */
+/* For one queue and one dead consumer, atomically: its pending ids are
+ * re-stamped as long idle, so the next reclaim of any live worker takes them
+ * (and counts the delivery, which catches poison jobs); once it holds
+ * nothing, it leaves the group (DELCONSUMER earlier would drop its entries,
+ * and they would never run). XCLAIM keeps the entries owned by the dead
+ * consumer until a live one claims them, so nothing is ever unowned, and
+ * JUSTID keeps their delivery count as it is. Being one script, it cannot
+ * take back an entry a live worker claimed meanwhile. Returns how many
+ * entries the consumer still holds (0: it was deleted). */
 static const char handback_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
-    "if #p == 0 then return 0 end\n"
+    "if #p == 0 then\n"
+    "  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+    "  return 0\n"
+    "end\n"
     "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
     "for _, e in ipairs(p) do args[#args + 1] = e[1] end\n"
     "args[#args + 1] = 'IDLE'\n"
@@ -90,63 +106,67 @@ static const char handback_lua[] =
     "redis.call('XCLAIM', unpack(args))\n"
     "return #p\n";
 
-/* Deletes the consumer only when it holds nothing: DELCONSUMER would
- * otherwise drop its pending entries, and they would never run. */
-static const char delconsumer_lua[] =
-    "local s = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
-    "if #s > 0 then return -1 end\n"
-    "return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n";
+/* The stamp: far past any visibility timeout. reclaim.c takes entries idle
+ * past visibility * 100 even when its worker is full: keep the two in step. */
+static long long handback_idle(const jq_options_t *o) { return o->visibility_ms * 100 + 3600000LL; }
 
 static void on_handback(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    jq_gone_t *g = priv;
     redisReply *r = rp;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-        jq_info("handed back %lld pending jobs of a dead worker", r->integer);
-    else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) != 0)
-        jq_error("handing back jobs: %s", r->str);
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        if (r->integer > 0 && g->passes == 1)
+            jq_info("handed back %lld pending jobs of dead worker %s", r->integer, g->name);
+        g->held += r->integer;
+    } else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
+        /* No such queue or group: nothing held there. */
+    } else {
+        if (r && r->type == REDIS_REPLY_ERROR) jq_error("handing back jobs: %s", r->str);
+        g->held++; /* unknown: try again next pass */
+    }
+    if (--g->replies == 0 && g->held == 0) g->used = 0; /* gone from every queue */
 }
 
+/* One pass over the dead workers' consumers: hand back what they hold,
+ * delete the empty ones. Run at each death and every JANITOR_MS, so a pass
+ * lost to a Redis outage, or entries of a paused queue, are seen to later. */
 static void handback_all(jq_master_t *m) {
     if (!m->redis.up) return;
     char vis[24];
-    snprintf(vis, sizeof(vis), "%lld", m->opt->visibility_ms * 100 + 3600000LL);
-    for (int d = 0; d < m->ndead; d++) {
+    snprintf(vis, sizeof(vis), "%lld", handback_idle(m->opt));
+    for (int d = 0; d < DEAD_MAX; d++) {
+        jq_gone_t *g = &m->gone[d];
+        if (!g->used || g->replies > 0) continue;
+        g->held = 0;
+        g->passes++;
         for (int q = 0; q < m->opt->nqueues; q++) {
             char key[JQ_KEY_MAX];
             jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
-            /* JUSTID keeps the delivery count as it is; the reclaiming
-             * worker's own XCLAIM then counts its delivery. */
-            jq_rconn_cmd(&m->redis, on_handback, NULL, "EVAL %s 1 %s %s %s %s", handback_lua, key,
-                         JQ_GROUP, m->dead[d], vis);
+            if (jq_rconn_cmd(&m->redis, on_handback, g, "EVAL %s 1 %s %s %s %s", handback_lua, key,
+                             JQ_GROUP, g->name, vis) == 0)
+                g->replies++;
+            else
+                g->held++;
         }
-        if (m->ngone < DEAD_MAX) snprintf(m->gone[m->ngone++], sizeof(m->gone[0]), "%s", m->dead[d]);
     }
-    m->ndead = 0;
 }
 
-static void on_delconsumer(redisAsyncContext *ac, void *rp, void *priv) {
-    (void)ac;
-    (void)rp;
-    (void)priv;
+static void add_gone(jq_master_t *m, int pid) {
+    for (int d = 0; d < DEAD_MAX; d++) {
+        jq_gone_t *g = &m->gone[d];
+        if (g->used) continue;
+        memset(g, 0, sizeof(*g));
+        g->used = 1;
+        snprintf(g->name, sizeof(g->name), "%s:%d", m->host, pid);
+        return;
+    }
+    /* Full: its entries still go to a live worker after the visibility
+     * timeout; only the fast path is lost. */
+    jq_warn("too many dead workers to hand back at once; worker %d's jobs wait for the visibility timeout",
+            pid);
 }
 
-static void on_janitor(uv_timer_t *t) {
-    jq_master_t *m = t->data;
-    handback_all(m);
-    if (!m->redis.up) return;
-    for (int g = 0; g < m->ngone; g++)
-        for (int q = 0; q < m->opt->nqueues; q++) {
-            char key[JQ_KEY_MAX];
-            jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
-            jq_rconn_cmd(&m->redis, on_delconsumer, NULL, "EVAL %s 1 %s %s %s", delconsumer_lua, key,
-                         JQ_GROUP, m->gone[g]);
-        }
-    /* A consumer is deleted once it had one chance; if it still held
-     * entries they get handed back by reclaim and a later janitor pass of
-     * some master (or the visibility timeout) cleans it. Keep it a few
-     * passes by rotating: simple, bounded. */
-    static int passes;
-    if (++passes % 10 == 0) m->ngone = 0;
-}
+static void on_janitor(uv_timer_t *t) { handback_all(t->data); }
 
 /* ---- children ---- */
 
@@ -192,10 +212,8 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
     else
         jq_info("worker %d (slot %d) exited", c->pid, c->slot);
 
-    if (m->ndead < DEAD_MAX) {
-        snprintf(m->dead[m->ndead++], sizeof(m->dead[0]), "%s:%d", m->host, c->pid);
-        handback_all(m);
-    }
+    add_gone(m, c->pid);
+    handback_all(m);
     unlink_child(m, c);
     int slot = c->slot;
     int clean = (!sig && !status);
@@ -207,7 +225,9 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
         maybe_finish(m);
         return;
     }
-    if (live_in_slot(m, slot, NULL) > 0) return; /* its replacement runs */
+    /* Its replacement runs (or it was one, and the worker it replaces
+     * still serves: then a new replacement is due, with the backoff). */
+    if (serving_in_slot(m, slot) > 0) return;
     if (clean || lived >= STABLE_MS) m->streak[slot] = 0;
     else m->streak[slot]++;
     int64_t delay = 0;
@@ -217,17 +237,13 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
         jq_warn("slot %d: worker died %d times in a row; respawning in %lld ms", slot,
                 m->streak[slot], (long long)delay);
     }
-    uv_timer_start(&m->respawn[slot], (uv_timer_cb)NULL, 0, 0);
-    uv_timer_stop(&m->respawn[slot]);
-    m->respawn[slot].data = m;
-    extern void jq_master_on_respawn(uv_timer_t *t);
-    uv_timer_start(&m->respawn[slot], jq_master_on_respawn, (uint64_t)delay, 0);
+    uv_timer_start(&m->respawn[slot], on_respawn, (uint64_t)delay, 0);
 }
 
-void jq_master_on_respawn(uv_timer_t *t) {
+static void on_respawn(uv_timer_t *t) {
     jq_master_t *m = t->data;
     int slot = (int)(t - m->respawn);
-    if (!m->shutting_down && live_in_slot(m, slot, NULL) == 0) spawn(m, slot);
+    if (!m->shutting_down && serving_in_slot(m, slot) == 0) spawn(m, slot);
 }
 
 static void tell_drain(jq_child_t *c) {
@@ -319,7 +335,7 @@ static void spawn(jq_master_t *m, int slot) {
         uv_close((uv_handle_t *)&c->ctl, free_child);
         uv_close((uv_handle_t *)&c->proc, free_child);
         m->streak[slot]++;
-        uv_timer_start(&m->respawn[slot], jq_master_on_respawn, 1000, 0);
+        uv_timer_start(&m->respawn[slot], on_respawn, 1000, 0);
         return;
     }
     c->pid = c->proc.pid;
@@ -371,6 +387,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     m->signals++;
     if (m->signals == 1) {
         m->shutting_down = 1;
+        m->roll_next = -1; /* a rolling restart spawns no more */
         jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum), nchildren(m),
                 m->opt->shutdown_timeout_ms);
         for (jq_child_t *c = m->children; c; c = c->next) {

@@ -9,6 +9,10 @@
 
 #define RECLAIM_EVERY_MS 200
 #define MAX_IDS 1024
+/* The master hands a dead worker's entries back stamped idle for
+ * visibility * HANDBACK_IDLE_FACTOR + an hour (master.c); anything idle
+ * that long is a dead worker's for sure. */
+#define HANDBACK_IDLE_FACTOR 100
 
 typedef struct claim {
     jq_worker_t *w;
@@ -83,14 +87,14 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     }
 }
 
-static void reclaim(jq_worker_t *w, int q, long long count) {
+static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) {
     claim_t *c = calloc(1, sizeof(*c));
     if (!c) return;
     c->w = w;
     c->q = q;
     if (count > MAX_IDS) count = MAX_IDS;
     if (jq_rconn_cmd(&w->rwrite, on_pending, c, "XPENDING %s " JQ_GROUP " IDLE %lld - + %lld",
-                     w->queues[q].stream, w->opt->visibility_ms, count) == 0)
+                     w->queues[q].stream, min_idle, count) == 0)
         w->reclaiming++;
     else
         free(c);
@@ -127,7 +131,18 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
     if (w->draining || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS) return;
     w->last_reclaim_ms = now;
     long long free_slots = jq_worker_free_slots(w);
-    if (free_slots <= 0) return;
+    long long min_idle = w->opt->visibility_ms;
+    if (free_slots <= 0) {
+        /* Full. Under load a worker's free slots are refilled by its next
+         * read at once, so a dead worker's entries would wait until the
+         * stream runs dry. What the master handed back (stamped idle far
+         * past any visibility timeout, see master.c) is taken even so, up
+         * to one more capacity: it waits behind this worker's few queued
+         * runs instead of behind the whole stream. The XCLAIM's min-idle
+         * keeps two workers from both taking one entry. */
+        free_slots = w->capacity;
+        min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
+    }
     for (int q = 0; q < w->nqueues; q++)
-        if (!w->queues[q].paused) reclaim(w, q, free_slots);
+        if (!w->queues[q].paused) reclaim(w, q, min_idle, free_slots);
 }

@@ -265,17 +265,26 @@ static void stop_all(jq_worker_t *w) {
 
 void jq_worker_maybe_exit(jq_worker_t *w) {
     if (!w->draining || w->stopping) return;
-    if (w->running.n || w->waiting.n || w->loading || w->busy_cpu || w->reclaiming) return;
+    /* Abandoned cpu runs (past their timeout) do not hold the exit: their
+     * outcome is written, and only ending the process frees their thread. */
+    if (w->running.n || w->waiting.n || w->loading || w->reclaiming ||
+        w->busy_cpu > (int)w->abandoned.n)
+        return;
     if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
     if (w->batch_head || w->flushing) return;
     jq_info("drained; exiting");
     stop_all(w);
 }
 
+static void on_shutdown_timeout(uv_timer_t *t);
+
 void jq_worker_drain(jq_worker_t *w, const char *why) {
     if (w->draining) return;
     w->draining = 1;
     jq_info("draining (%s): %zu jobs running", why, w->running.n + w->waiting.n);
+    /* Whatever the reason (signal, recycling, a stuck cpu thread with jobs
+     * queued behind it), a drain ends within the shutdown timeout. */
+    uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)w->opt->shutdown_timeout_ms, 0);
     jq_worker_maybe_exit(w);
 }
 
@@ -314,14 +323,17 @@ static void on_shutdown_timeout(uv_timer_t *t) {
 
 static void on_signal(uv_signal_t *s, int signum) {
     jq_worker_t *w = s->data;
-    if (w->draining) {
+    /* Counted apart from draining: a worker draining on its own (recycling)
+     * must not take the master's first SIGTERM as the "stop now" one. */
+    static int signals;
+    if (++signals > 1) {
         jq_info("second signal: stopping now");
         force_stop(w);
         return;
     }
-    jq_worker_drain(w, signum == SIGHUP ? "SIGHUP" : signum == SIGINT ? "SIGINT" : "SIGTERM");
-    if (!w->stopping)
-        uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)w->opt->shutdown_timeout_ms, 0);
+    const char *why = signum == SIGHUP ? "SIGHUP" : signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (w->draining) jq_info("%s: already draining", why);
+    jq_worker_drain(w, why);
 }
 
 /* ---- the tick: timeouts, pause, and the periodic duties ---- */
