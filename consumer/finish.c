@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #define NBUCKETS 16
+#define RESULT_CHUNKS_PER_CMD 8 /* result chunks per RPUSH */
 static const long long bucket_ms[NBUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500,
                                                   1000, 2500, 5000, 10000, 30000, 60000};
 
@@ -88,8 +89,31 @@ static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
     free(a.l);
 }
 
+/* The handler is done with the decoded payload: free it (and for a done
+ * job the entry's fields, which hold an inline payload) before the result
+ * is copied into hiredis' output buffer, so that a large payload, its
+ * result and that copy are never in memory at once. Not for an abandoned
+ * cpu run, whose thread may still read it. */
+static void drop_payload(jq_run_t *r) {
+    if (r->keep) return;
+    if (r->zone) msgpack_zone_free(r->zone);
+    r->zone = NULL;
+    r->payload.type = MSGPACK_OBJECT_NIL;
+    if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
+    memset(&r->jbuf, 0, sizeof(r->jbuf));
+    if (r->outcome == JQ_OUT_DONE && r->fields) {
+        /* Only retries and dead letters copy the fields (write_job_hash);
+         * r->job's string views into them are not used past this point. */
+        freeReplyObject(r->fields);
+        r->fields = NULL;
+        memset(&r->job.type, 0, sizeof(r->job.type));
+        memset(&r->job.payload, 0, sizeof(r->job.payload));
+    }
+}
+
 static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     const jq_options_t *o = w->opt;
+    drop_payload(r);
     const char *qn = w->queues[r->q].name, *id = r->job.id;
     char rkey[JQ_KEY_MAX], nkey[JQ_KEY_MAX], jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX];
     char attempts[24], now[24], ttl[24];
@@ -166,14 +190,20 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
                 snprintf(nchunks, sizeof(nchunks), "%lld", n);
                 a_str(&a, "chunks");
                 a_str(&a, nchunks);
+                /* Several RPUSHes of a few chunks: hiredis formats each
+                 * command into one buffer before it copies it to its output
+                 * buffer, so one RPUSH of everything would hold a third
+                 * copy of the result for a moment. */
                 argv_t c = {0};
-                a_str(&c, "RPUSH");
-                a_str(&c, ckey);
-                for (size_t off = 0; off < rlen; off += (size_t)o->chunk_size) {
-                    size_t len = rlen - off < (size_t)o->chunk_size ? rlen - off : (size_t)o->chunk_size;
-                    a_add(&c, r->task.result.data + off, len);
+                size_t step = (size_t)o->chunk_size;
+                for (size_t off = 0; off < rlen; off += step) {
+                    if (c.n == 0) {
+                        a_str(&c, "RPUSH");
+                        a_str(&c, ckey);
+                    }
+                    a_add(&c, r->task.result.data + off, rlen - off < step ? rlen - off : step);
+                    if (c.n == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) a_send(w, &c);
                 }
-                a_send(w, &c);
                 free(c.v);
                 free(c.l);
                 jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", ckey, ttl_s);

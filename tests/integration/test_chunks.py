@@ -370,3 +370,24 @@ def test_jobq_enqueue_file_with_wait_prints_result(redis_server, r, consumer, tm
     got = json.loads(out.stdout)
     assert got["state"] == "done"
     assert got["result"] == list(range(200000))
+
+
+@pytest.mark.parametrize("packed_len", [1024, 1025, 8 * 1024, 8 * 1024 + 1, 16 * 1024, 17 * 1024 - 1])
+def test_result_chunk_boundaries(r, consumer, packed_len):
+    """Results of exactly one chunk stay inline; longer ones are split in
+    chunk-size pieces (several RPUSHes past 8 chunks), in order."""
+    consumer("--workers", "1", "--chunk-size", "1k")
+    data = os.urandom(packed_len - 3)  # bin 16: 3 header bytes
+    packed = msgpack.packb(data)
+    assert len(packed) == packed_len
+    jid = enqueue_chunked(r, "edge-%d" % packed_len, packed, pieces=split(packed, 1000))
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    if packed_len <= 1024:
+        assert "chunks" not in res and res["result"] == packed
+    else:
+        assert "result" not in res
+        assert int(res["chunks"]) == (packed_len + 1023) // 1024
+        parts = r.lrange(key("result:%s:chunks" % jid), 0, -1)
+        assert [len(p) for p in parts[:-1]] == [1024] * (len(parts) - 1)
+        assert b"".join(parts) == packed
