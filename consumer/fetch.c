@@ -44,6 +44,9 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack(p, len, &off, r->zone, &r->payload);
     if (rc == MSGPACK_UNPACK_SUCCESS && off == len) return 0;
+    /* The checker says where and what (a 0xc1 byte, a truncated str...);
+     * it runs only on the failure path, so good payloads are parsed once. */
+    if (jq_codec_check_msgpack(p, len, err, errlen) != 0) return -1;
     if (rc == MSGPACK_UNPACK_EXTRA_BYTES || (rc == MSGPACK_UNPACK_SUCCESS && off < len))
         snprintf(err, errlen, "payload is not valid msgpack: %zu bytes left after the object (payload has %zu)",
                  len - off, len);
