@@ -31,6 +31,8 @@ typedef struct loader {
     msgpack_sbuffer json;    /* enc json: the text, converted at the end */
     long long next;          /* index of the next chunk to read */
     long long bytes;         /* bytes received so far */
+    int first_unsent;        /* the first LRANGE could not be sent */
+    char err[JQ_ERR_LEN];    /* set by on_llen: the first read ends the load */
     char key[JQ_KEY_MAX];
 } loader_t;
 
@@ -53,11 +55,13 @@ static void finish(loader_t *l, const char *err) {
         r->payload = l->res.data;
         r->zone = msgpack_unpacked_release_zone(&l->res);
     }
-    loader_free(l);
-    if (err)
-        jq_fetch_dead(w, r, err);
-    else
+    if (err) {
+        jq_fetch_dead(w, r, err); /* before loader_free: err may be l->err */
+        loader_free(l);
+    } else {
+        loader_free(l);
         jq_worker_run_start(w, r);
+    }
     jq_fetch_kick(w);
 }
 
@@ -122,6 +126,7 @@ static int unpack_some(loader_t *l, int last) {
     return 1;
 }
 
+static int send_read(loader_t *l);
 static void read_more(loader_t *l);
 
 static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
@@ -131,6 +136,10 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
     char why[JQ_ERR_LEN];
     if (!reply) {
         abandon(l, "connection lost");
+        return;
+    }
+    if (l->err[0]) {
+        finish(l, l->err);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) {
@@ -157,7 +166,7 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         if (r->job.enc == JQ_ENC_JSON) {
             msgpack_sbuffer_write(&l->json, c->str, c->len);
         } else {
-            /* Never grows: the buffer was sized to `size` in on_llen. */
+            /* Never grows: on_llen sized the buffer to `size`. */
             if (!msgpack_unpacker_reserve_buffer(&l->up, c->len)) {
                 finish(l, "out of memory reading chunks");
                 return;
@@ -190,11 +199,14 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
     read_more(l);
 }
 
-static void read_more(loader_t *l) {
+static int send_read(loader_t *l) {
     long long last = l->next + CHUNKS_PER_READ - 1;
     if (last >= l->r->job.chunks) last = l->r->job.chunks - 1;
-    if (jq_rconn_cmd(&l->w->rwrite, on_range, l, "LRANGE %s %lld %lld", l->key, l->next, last) != 0)
-        abandon(l, "connection lost");
+    return jq_rconn_cmd(&l->w->rwrite, on_range, l, "LRANGE %s %lld %lld", l->key, l->next, last);
+}
+
+static void read_more(loader_t *l) {
+    if (send_read(l) != 0) abandon(l, "connection lost");
 }
 
 /* Sizes the buffer that will hold the whole payload, once the list is
@@ -214,32 +226,29 @@ static int alloc_buffer(loader_t *l) {
     return 0;
 }
 
+/* LLEN is sent together with the first LRANGE (one round trip, not two):
+ * its verdict is kept in l->err for that read's callback, which always
+ * comes next, to act on. */
 static void on_llen(redisAsyncContext *ac, void *rp, void *priv) {
     loader_t *l = priv;
     redisReply *reply = rp;
-    char why[JQ_ERR_LEN];
-    if (!reply) {
+    if (l->first_unsent) {
         abandon(l, "connection lost");
         return;
     }
+    if (!reply) return; /* the first read's callback gets NULL too */
     if (reply->type != REDIS_REPLY_INTEGER) {
         /* WRONGTYPE, say: a clear dead letter, not a pending entry that
          * would be delivered again and again. */
-        snprintf(why, sizeof(why), "reading chunk list %.100s: %.120s", l->key,
+        snprintf(l->err, sizeof(l->err), "reading chunk list %.100s: %.120s", l->key,
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        finish(l, why);
     } else if (reply->integer == 0) {
-        snprintf(why, sizeof(why), "chunk list %.200s is missing", l->key);
-        finish(l, why);
+        snprintf(l->err, sizeof(l->err), "chunk list %.200s is missing", l->key);
     } else if (reply->integer != l->r->job.chunks) {
-        snprintf(why, sizeof(why), "chunk list has %lld elements, chunks says %lld",
+        snprintf(l->err, sizeof(l->err), "chunk list has %lld elements, chunks says %lld",
                  (long long)reply->integer, l->r->job.chunks);
-        finish(l, why);
     } else if (alloc_buffer(l) != 0) {
-        snprintf(why, sizeof(why), "out of memory for a %lld-byte payload", l->r->job.size);
-        finish(l, why);
-    } else {
-        read_more(l);
+        snprintf(l->err, sizeof(l->err), "out of memory for a %lld-byte payload", l->r->job.size);
     }
 }
 
@@ -257,6 +266,10 @@ int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
     msgpack_sbuffer_init(&l->json);
     jq_key_id(l->key, sizeof(l->key), w->opt->prefix, w->queues[r->q].name, "payload", r->job.id);
     w->loading++;
-    if (jq_rconn_cmd(&w->rwrite, on_llen, l, "LLEN %s", l->key) != 0) abandon(l, "connection lost");
+    if (jq_rconn_cmd(&w->rwrite, on_llen, l, "LLEN %s", l->key) != 0) {
+        abandon(l, "connection lost");
+        return 0;
+    }
+    if (send_read(l) != 0) l->first_unsent = 1; /* on_llen abandons it */
     return 0;
 }

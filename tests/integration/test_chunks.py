@@ -10,6 +10,7 @@ import random
 import re
 import signal
 import subprocess
+import time
 
 import msgpack
 import pytest
@@ -391,3 +392,23 @@ def test_result_chunk_boundaries(r, consumer, packed_len):
         parts = r.lrange(key("result:%s:chunks" % jid), 0, -1)
         assert [len(p) for p in parts[:-1]] == [1024] * (len(parts) - 1)
         assert b"".join(parts) == packed
+
+
+def test_connection_lost_while_loading_chunks(r, consumer):
+    """The worker's connections are killed while it reads a chunk list: the
+    half-read load is dropped (the entry stays pending), the connection
+    comes back, the entry is reclaimed and the job completes intact.
+    Where the kills land varies from run to run; the outcome must not."""
+    c = consumer("--workers", "1", "--visibility-ms", "500")
+    pids = c.worker_pids()
+    data = os.urandom(8 * 1024 * 1024)
+    packed = msgpack.packb(data)
+    enqueue_chunked(r, "lost-1", packed, pieces=split(packed, 32 * 1024), max_attempts=20)
+    for _ in range(3):
+        time.sleep(0.005)
+        r.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    res = wait_result(r, "lost-1", timeout=30)
+    assert res["state"] == b"done", res
+    assert msgpack.unpackb(result_bytes(r, "lost-1", res)) == data
+    wait_for(lambda: not r.exists(key("payload:lost-1")), timeout=5, what="payload list deleted")
+    assert c.worker_pids() == pids
