@@ -57,6 +57,20 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
     return -1;
 }
 
+/* The error text names the type as sent, but readable: a NUL or a
+ * control byte in it would cut or garble the message (`?` stands in). The
+ * type is at most JQ_NAME_MAX bytes (checked by jq_job_parse). */
+static void unknown_type(char *err, size_t errlen, const jq_str_t *t) {
+    char name[JQ_NAME_MAX + 1];
+    size_t n = t->len < JQ_NAME_MAX ? t->len : JQ_NAME_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t->p[i];
+        name[i] = (c >= 32 && c < 127) ? (char)c : '?';
+    }
+    name[n] = '\0';
+    snprintf(err, errlen, "unknown job type: %s", name);
+}
+
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries) {
     jq_run_t *r = calloc(1, sizeof(*r));
@@ -73,7 +87,13 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     jq_str_t stack[64] = {{0}}, *fv = stack;
     size_t n = fields ? fields->elements : 0;
     if (n > 64) fv = malloc(n * sizeof(*fv));
-    if (!fv) n = 0;
+    if (!fv) {
+        /* As above: left pending, never dead-lettered for our own lack. */
+        jq_error("out of memory taking entry %s", entry_id);
+        freeReplyObject(fields);
+        free(r);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         fv[i].p = fields->element[i]->str;
         fv[i].len = fields->element[i]->type == REDIS_REPLY_STRING ? fields->element[i]->len : 0;
@@ -85,6 +105,16 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
         jq_fetch_dead(w, r, err);
         return;
     }
+    /* jobq never enqueues a job with no attempt left (a retry is scheduled
+     * only while attempts remain): such an entry is a producer's mistake,
+     * and calling it "worker lost" below would send people looking for a
+     * crash that never happened. */
+    if (r->job.attempt >= r->job.max_attempts) {
+        snprintf(err, sizeof(err), "bad field attempt: %lld (want less than max_attempts %lld)",
+                 r->job.attempt, r->job.max_attempts);
+        jq_fetch_dead(w, r, err);
+        return;
+    }
     /* Deliveries past the job's attempts mean the workers running it kept
      * dying: a poison job. Stop it here rather than crash another worker. */
     if (r->job.attempt + deliveries > r->job.max_attempts) {
@@ -93,7 +123,7 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     }
     r->h = jq_registry_find(&w->reg, r->job.type.p, r->job.type.len);
     if (!r->h) {
-        snprintf(err, sizeof(err), "unknown job type: %.*s", (int)r->job.type.len, r->job.type.p);
+        unknown_type(err, sizeof(err), &r->job.type);
         jq_fetch_dead(w, r, err);
         return;
     }

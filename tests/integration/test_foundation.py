@@ -225,6 +225,15 @@ BAD = [
     ("missing-type", {"payload": msgpack.packb(1)}, "missing field: type"),
     ("empty-type", {"type": ""}, "bad field type"),
     ("chunks-without-id", {"type": "echo", "chunks": "2", "size": "10"}, "chunks needs an id"),
+    ("nul-in-type", {"type": b"ec\x00ho"}, "unknown job type: ec?ho"),
+    ("empty-payload", {"type": "echo", "payload": b""},
+     "payload is not valid msgpack: truncated at byte 0 of 0"),
+    ("deep-msgpack", {"type": "echo", "payload": b"\x91" * 500 + b"\xc0"},
+     "payload is not valid msgpack: nested deeper than"),
+    ("deep-json", {"type": "echo", "enc": "json", "payload": "[" * 400 + "]" * 400},
+     "payload is not valid JSON: nesting too deep"),
+    ("json-not-utf8", {"type": "echo", "enc": "json", "payload": b'"\xff"'},
+     "payload is not valid JSON: invalid utf-8"),
 ]
 
 
@@ -249,6 +258,72 @@ def test_bad_input_is_dead_lettered(r, consumer, fields, error):
     ok = xadd(r, type="sha256", payload={"data": "after", "rounds": 3})
     assert msgpack.unpackb(wait_result(r, ok)["result"]) == sha256_rounds(b"after", 3)
     assert_alive(c)
+
+
+def test_used_up_attempt_field_is_a_bad_field(r, consumer):
+    """An entry whose `attempt` already reaches max_attempts is a producer's
+    mistake (jobq never enqueues one): dead at once with an error that says
+    so, not "worker lost"."""
+    consumer()
+    jid = r.xadd(stream(), {"type": "noop", "attempt": "3", "max_attempts": "3"}).decode()
+    res, notify = finished(r, jid)
+    assert notify == [b"dead"]
+    assert b"bad field attempt" in res["error"], res["error"]
+    ok = xadd(r, type="noop", attempt="2", max_attempts="3")  # one attempt left: runs
+    assert finished(r, ok)[1] == [b"done"]
+
+
+HANDLER_ERRORS = [
+    ("sha256", {"data": "x", "rounds": 0}, "sha256: rounds must be an integer >= 1"),
+    ("sha256", {"data": "x", "rounds": -1}, "sha256: rounds must be an integer >= 1"),
+    ("sha256", {"data": 5, "rounds": 1}, "sha256: payload must be a map"),
+    ("sha256", {"rounds": 1}, "sha256: payload must be a map"),
+    ("sha256", None, "sha256: payload must be a map"),
+    ("sleep", {"ms": "5"}, "sleep: payload must be a map {ms: N}"),
+    ("sleep", [], "sleep: payload must be a map {ms: N}"),
+    ("fail", None, "fail: no message"),
+]
+
+
+@pytest.mark.parametrize("jtype,payload,error", HANDLER_ERRORS,
+                         ids=["%s-%d" % (h[0], i) for i, h in enumerate(HANDLER_ERRORS)])
+def test_handler_rejects_payload(r, consumer, jtype, payload, error):
+    """A well-formed entry whose payload the handler refuses is a failed
+    attempt (counted in `failed`), dead after max_attempts 1."""
+    consumer()
+    jid = r.xadd(stream(), {"type": jtype, "payload": msgpack.packb(payload),
+                            "max_attempts": "1"}).decode()
+    res, notify = finished(r, jid)
+    assert notify == [b"dead"] and res["attempts"] == b"1"
+    assert error.encode() in res["error"], res["error"]
+    stats = r.hgetall(key("stats"))
+    assert stats[b"failed"] == b"1" and stats[b"dead"] == b"1"
+
+
+def test_dead_job_keeps_many_fields(r, consumer):
+    """Entries with more fields than the intake's stack array still parse,
+    and a dead job's hash keeps every producer field."""
+    consumer()
+    extra = {"f%03d" % i: "v%d" % i for i in range(100)}
+    jid = xadd(r, type="fail", payload={"message": "m"}, max_attempts="1", **extra)
+    assert finished(r, jid)[1] == [b"dead"]
+    job = {k.decode(): v.decode() for k, v in r.hgetall(key("job:%s" % jid)).items()
+           if k.startswith(b"f0")}
+    assert job == extra
+
+
+def test_echo_large_result_is_chunked(r, consumer):
+    """PROTOCOL §3: a result over --chunk-size goes to the chunk list."""
+    consumer("--chunk-size", "64k")
+    payload = msgpack.packb(bytes(range(256)) * 1000)  # ~256 KB
+    jid = r.xadd(stream(), {"type": "echo", "payload": payload}).decode()
+    res = wait_result(r, jid)
+    assert res["state"] == b"done" and "result" not in res
+    n = int(res["chunks"])
+    parts = r.lrange(key("result:%s:chunks" % jid), 0, -1)
+    assert len(parts) == n == (len(payload) + 65535) // 65536
+    assert b"".join(parts) == payload
+    assert 0 < r.ttl(key("result:%s:chunks" % jid)) <= 86400
 
 
 def test_bad_input_with_producer_id_is_dead_under_that_id(r, consumer):
