@@ -69,9 +69,12 @@ static long long retry_delay(const jq_options_t *o, long long n) {
     return (long long)d;
 }
 
-/* HSET <p>:{q}:job:<id> with the entry's own fields plus extra pairs. */
+/* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
+ * first: a producer may reuse the id of a job that died, and the old job's
+ * fields (enc, chunks, its own) must not ride along into this one's retry. */
 static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
                            const char **extra, int nextra) {
+    jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", key);
     argv_t a = {0};
     a_str(&a, "HSET");
     a_str(&a, key);

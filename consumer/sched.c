@@ -51,9 +51,12 @@ const char jq_sched_promote_lua[] =
     "end\n"
     "return {#due, missing}\n";
 
-/* KEYS[1] dead zset; ARGV[1] now ms, ARGV[2] ttl ms, ARGV[3] max jobs,
- * ARGV[4] limit, ARGV[5] "<p>:{q}:" key prefix. Removes the oldest dead jobs
- * past the age or count bound, with their job hashes and chunk lists. */
+/* KEYS[1] dead zset, KEYS[2] scheduled zset; ARGV[1] now ms, ARGV[2] ttl
+ * ms, ARGV[3] max jobs, ARGV[4] limit, ARGV[5] "<p>:{q}:" key prefix.
+ * Removes the oldest dead jobs past the age or count bound, with their job
+ * hashes and chunk lists -- unless the id is scheduled again (a producer
+ * reused it): then the hash and chunks are the scheduled job's, and only
+ * the old dead entry goes. */
 const char jq_sched_trim_lua[] =
     "local cut = tonumber(ARGV[1]) - tonumber(ARGV[2])\n"
     "local limit = tonumber(ARGV[4])\n"
@@ -65,7 +68,9 @@ const char jq_sched_trim_lua[] =
     "  for _, id in ipairs(more) do ids[#ids + 1] = id end\n"
     "end\n"
     "for _, id in ipairs(ids) do\n"
-    "  redis.call('DEL', ARGV[5] .. 'job:' .. id, ARGV[5] .. 'payload:' .. id)\n"
+    "  if not redis.call('ZSCORE', KEYS[2], id) then\n"
+    "    redis.call('DEL', ARGV[5] .. 'job:' .. id, ARGV[5] .. 'payload:' .. id)\n"
+    "  end\n"
     "  redis.call('ZREM', KEYS[1], id)\n"
     "end\n"
     "return #ids\n";
@@ -128,11 +133,13 @@ static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 static void trim(jq_worker_t *w, jq_queue_t *q, int64_t now) {
-    char dkey[JQ_KEY_MAX], base[JQ_KEY_MAX];
+    char dkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX], base[JQ_KEY_MAX];
     jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
+    jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
     jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
-    jq_rconn_cmd(&w->rwrite, on_trimmed, q, "EVALSHA %s 1 %s %lld %lld %lld %d %s", trim_sha, dkey,
-                 (long long)now, w->opt->dead_ttl * 1000, w->opt->dead_max, TRIM_BATCH, base);
+    jq_rconn_cmd(&w->rwrite, on_trimmed, q, "EVALSHA %s 2 %s %s %lld %lld %lld %d %s", trim_sha,
+                 dkey, zkey, (long long)now, w->opt->dead_ttl * 1000, w->opt->dead_max,
+                 TRIM_BATCH, base);
 }
 
 void jq_sched_tick(jq_worker_t *w, int64_t now) {

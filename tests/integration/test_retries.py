@@ -271,6 +271,22 @@ def test_dead_retry_after_fix_ends_done(redis_server, r, consumer):
     assert (st["dead"], st["processed"], st.get("retried", 0)) == (2, 2, 0), st
 
 
+def test_reused_id_does_not_inherit_the_old_dead_job(r, consumer):
+    """A producer-chosen id may come back after its job died. The new job's
+    retry hash holds the new job's fields only: here the old job's `enc
+    json` would otherwise turn the new msgpack payload into bad JSON."""
+    consumer("--workers", "1", "--backoff-ms", "100")
+    xadd(r, type="nosuch", id="reuse", enc="json", payload='{"a":1}', mine="old")
+    wait_for(lambda: r.zscore(key("dead"), "reuse") is not None, what="first job dead")
+    xadd(r, type="fail", id="reuse", payload={"message": "second"}, max_attempts="2")
+    wait_for(lambda: result_of(r, "reuse").get("attempts") == b"2", what="second job done")
+    res = result_of(r, "reuse")
+    assert (res["state"], res["error"]) == (b"dead", b"second"), res
+    job = {k.decode(): v for k, v in r.hgetall(key("job:reuse")).items()}
+    assert "enc" not in job and "mine" not in job, job
+    assert job["type"] == b"fail" and job["attempt"] == b"2"
+
+
 # ---- 5. the dead set is bounded: --dead-max, --dead-ttl ----
 
 def test_dead_set_trimmed_to_dead_max(r, consumer):
@@ -314,6 +330,21 @@ def test_dead_set_trimmed_by_age(r, consumer):
     wait_for(lambda: r.zscore(key("dead"), "old-8d") is None, timeout=5, what="8-day-old trimmed")
     assert not r.exists(key("job:old-8d")) and not r.exists(key("payload:old-8d"))
     assert r.zscore(key("dead"), "old-6d") is not None and r.exists(key("job:old-6d"))
+
+
+def test_trim_keeps_the_hash_of_a_scheduled_job_with_the_same_id(r, consumer):
+    """An old dead entry whose id is scheduled again (a reused id, its new
+    job waiting for a retry or its due time): trimming the entry must not
+    take the scheduled job's hash, which would lose the job."""
+    now = now_ms()
+    p = r.pipeline(transaction=True)
+    p.zadd(key("dead"), {"again": now - 8 * 86400 * 1000})
+    p.execute()
+    schedule(r, "again", now + 1500, payload=msgpack.packb("new"))
+    consumer("--workers", "1")
+    wait_for(lambda: r.zscore(key("dead"), "again") is None, timeout=5, what="old entry trimmed")
+    res = wait_result(r, "again")
+    assert res["state"] == b"done" and msgpack.unpackb(res["result"]) == "new", res
 
 
 def test_dead_ttl_option(r, consumer):
