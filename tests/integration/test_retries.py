@@ -101,14 +101,14 @@ def test_fail_retries_with_growing_backoff_then_dead(r, consumer):
     # In between, the result hash says retrying with the last error.
     assert [s[1] for s in snaps] == [b"retrying", b"retrying", b"dead"]
     assert all(s[2] == b"boom: disk on fire" for s in snaps)
-    # The delay chosen for retry n is 200 * 2^(n-1) ms +-20%, and the next
-    # attempt does not run before it is due.
+    # The delay chosen for retry n is 200 * 2^(n-1) ms +-20% (so they
+    # grow: 160..240, then 320..480), and no attempt runs before it is due.
+    assert snaps[0][4] is not None and snaps[1][4] is not None, snaps
     d1 = snaps[0][4] - snaps[0][3]
     d2 = snaps[1][4] - snaps[1][3]
     assert 160 <= d1 <= 240, snaps
     assert 320 <= d2 <= 480, snaps
     assert snaps[1][3] >= snaps[0][4] and snaps[2][3] >= snaps[1][4], snaps
-    assert snaps[2][3] - snaps[1][3] > snaps[1][3] - snaps[0][3] - 100  # growing, within tick slack
 
     # One wake-up, for dead: none for the retries.
     assert r.lrange(key("notify:" + jid), 0, -1) == [b"dead"]
@@ -140,6 +140,7 @@ def test_backoff_max_caps_every_delay(r, consumer):
     delays = []
     for snaps in watch_attempts(r, ids):
         assert [s[0] for s in snaps] == [1, 2, 3, 4], snaps
+        assert all(s[4] is not None for s in snaps[:3]), snaps
         delays.append([s[4] - s[3] for s in snaps[:3]])
     for d in delays:
         assert 120 <= d[0] <= 180, delays       # 150 +-20%, under the cap
