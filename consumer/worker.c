@@ -12,6 +12,8 @@
 #include "worker.h"
 
 #define TICK_MS 100
+/* Longer than rconn's longest reconnect backoff (2 s). */
+#define RECONNECT_RECLAIM_PAUSE_MS 2500
 
 /* ---- run lists ---- */
 
@@ -389,6 +391,18 @@ static void on_fetch_up(jq_rconn_t *c) {
 
 static void on_write_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
+    static int connected_before; /* one worker per process */
+    if (connected_before++) {
+        /* Back after an outage. What we hold idled through it, like every
+         * other worker's entries: renew ours at once, and reclaim nothing
+         * until the others (reconnecting up to one backoff later) renewed
+         * theirs; else their running jobs would look abandoned and run
+         * twice. */
+        int64_t now = jq_now_ms();
+        w->last_renew_ms = 0;
+        w->last_reclaim_ms = now + RECONNECT_RECLAIM_PAUSE_MS;
+        jq_reclaim_tick(w, now);
+    }
     jq_sched_on_connect(w);
     jq_heartbeat_send(w);
     jq_finish_flush(w);
