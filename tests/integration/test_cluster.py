@@ -333,11 +333,33 @@ def test_auto_counts_follow_affinity(r, cluster):
         os.sched_setaffinity(0, old)
     assert started_counts(c) == (1, 1, 1)
     assert len(re.findall(r"worker \d+ started", c.log())) == 1
+    # The master's pid is in its first line; each worker's in its heartbeat.
+    assert "master pid %d:" % c.pid in c.log()
+    pid = c.worker_pids()[0]
+    wait_for(lambda: r.hget("jobq:worker:%s" % wid(pid), "pid") == str(pid).encode(),
+             what="the worker's heartbeat with its pid")
     c2 = cluster("--workers", "auto", "--threads", "auto", "--queues", "other")
     workers, threads, cpus = started_counts(c2)
     assert cpus <= len(old) and workers == cpus and threads == 1
     c2.wait_log(r"worker \S+ ready", count=workers)
     assert len(re.findall(r"worker \d+ started", c2.log())) == workers
+
+
+# ---- supervision: a crash loop backs off ----
+
+def test_crash_loop_respawns_with_backoff(r, cluster):
+    c = cluster("--workers", "1", "--test-handlers")
+    for n in range(1, 5):
+        # One at a time, so that each crash is a new worker's first job.
+        xadd(r, type="crash", max_attempts="1")
+        c.wait_log(r"killed by signal 6\b", count=n)
+        c.wait_log(r"worker \S+ ready", count=n + 1, timeout=5)
+    log = c.log()
+    delays = [int(d) for d in re.findall(r"died \d+ times in a row; respawning in (\d+) ms", log)]
+    assert delays == [100, 200, 400, 800], log
+    assert c.proc.poll() is None
+    ids = add_jobs(r, 3, payload=sleep_job(10))
+    wait_all(r, ids)
 
 
 # ---- 10. timeouts ----
