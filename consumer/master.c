@@ -390,10 +390,10 @@ static void on_signal(uv_signal_t *s, int signum) {
         m->roll_next = -1; /* a rolling restart spawns no more */
         jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum), nchildren(m),
                 m->opt->shutdown_timeout_ms);
-        for (jq_child_t *c = m->children; c; c = c->next) {
-            c->draining = 0;
-            tell_drain(c);
-        }
+        /* Workers already draining (recycled, or rolled) were told, or
+         * drain on their own: one more SIGTERM would be their second, the
+         * one that stops them at once. */
+        for (jq_child_t *c = m->children; c; c = c->next) tell_drain(c);
         uv_timer_start(&m->kill_timer, on_kill_timeout,
                        (uint64_t)(m->opt->shutdown_timeout_ms + KILL_MARGIN_MS), 0);
         maybe_finish(m);

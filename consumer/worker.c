@@ -49,9 +49,10 @@ void jq_run_free(jq_run_t *r) {
 long long jq_worker_free_slots(jq_worker_t *w) {
     /* Finished runs count until their XACK is answered: they are still
      * pending in the stream, and a read sent now (on the other connection)
-     * may reach Redis before the EXEC that acks them. */
+     * may reach Redis before the EXEC that acks them. Reads in flight
+     * count for the most they may return. */
     long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading +
-                         w->unacked;
+                         w->unacked + w->fetch_count + w->pipe_count;
     return w->capacity - inflight;
 }
 
@@ -459,6 +460,15 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
             w->has_ctl = 1;
             w->ctl.data = w;
             uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read);
+            /* Under a master only its SIGTERM counts: Ctrl-C or a hangup
+             * in a terminal reaches the whole process group, and the
+             * master, which gets it too, decides (drain, or a rolling
+             * restart). Ignored, not handled, so that one arriving while
+             * the handles close cannot kill the worker either. */
+            uv_signal_stop(&w->sigint);
+            uv_signal_stop(&w->sighup);
+            signal(SIGINT, SIG_IGN);
+            signal(SIGHUP, SIG_IGN);
         }
     }
     jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch");
