@@ -399,7 +399,13 @@ static void on_signal(uv_signal_t *s, int signum) {
         maybe_finish(m);
     } else {
         jq_info("second signal: stopping workers now");
-        for (jq_child_t *c = m->children; c; c = c->next) uv_process_kill(&c->proc, SIGTERM);
+        /* On the pipe: a worker draining on its own (recycling) never got
+         * a first SIGTERM, so a SIGTERM now would only drain it. */
+        for (jq_child_t *c = m->children; c; c = c->next) {
+            uv_buf_t b = uv_buf_init("stop\n", 5);
+            if (uv_try_write((uv_stream_t *)&c->ctl, &b, 1) != 5)
+                uv_process_kill(&c->proc, SIGTERM);
+        }
     }
 }
 

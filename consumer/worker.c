@@ -215,13 +215,25 @@ static void on_ctl_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
     *b = uv_buf_init(buf, sizeof(buf));
 }
 
+static void force_stop(jq_worker_t *w);
+
 static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     jq_worker_t *w = s->data;
     if (n < 0) {
         /* The master is gone: nobody would replace or stop us. */
         uv_read_stop(s);
         jq_worker_drain(w, "master went away");
+        return;
     }
+    /* "stop": the master got a second signal. Sent on the pipe, not as a
+     * signal, because a worker draining on its own never got the first
+     * one. One short write, so it arrives whole. */
+    for (ssize_t i = 0; i + 5 <= n; i++)
+        if (memcmp(b->base + i, "stop\n", 5) == 0) {
+            jq_info("master says stop: stopping now");
+            force_stop(w);
+            return;
+        }
 }
 
 /* ---- shutdown ---- */

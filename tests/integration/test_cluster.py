@@ -218,6 +218,23 @@ def test_terminal_signals_reach_workers_too(r, cluster):
     assert count_state(r, ids) == 8, log
 
 
+def test_second_sigterm_stops_a_recycling_worker_too(r, cluster):
+    # A worker draining on its own (here: --max-jobs reached) was never sent
+    # the first SIGTERM; the second must stop it all the same.
+    c = cluster("--workers", "1", "--max-jobs", "1", "--io-concurrency", "4")
+    xadd(r, type="sleep", payload={"ms": 10})
+    add_jobs(r, 4, payload=sleep_job(6000))
+    c.wait_log(r"asks to be recycled")
+    c.wait_log(r"worker \S+ ready", count=2)
+    c.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    c.signal(signal.SIGTERM)
+    t0 = time.time()
+    c.wait(timeout=10)
+    took = time.time() - t0
+    assert took < scale(2.5), "a second SIGTERM took %.1f s to stop the master:\n%s" % (took, c.log())
+
+
 # ---- 4. SIGHUP ----
 
 @pytest.mark.parametrize("workers", [1, 2])
