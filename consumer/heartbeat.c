@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "worker.h"
 
 static long long rss_bytes(void) {
@@ -75,7 +76,15 @@ void jq_heartbeat_send(jq_worker_t *w) {
         jq_rconn_cmd(&w->rwrite, NULL, NULL, "SADD %s %s", qkey, w->queues[i].name);
 
     if (o->max_rss_mb && rss > o->max_rss_mb * 1024 * 1024 && !w->draining) {
-        jq_worker_tell(w, "recycle max-rss");
-        jq_worker_drain(w, "RSS over --max-rss-mb");
+        /* Over it before any job ran: the limit is below a fresh worker's
+         * size, and recycling would only fork replacements in a loop. */
+        static int warned;
+        if (w->jobs_done > 0) {
+            jq_worker_tell(w, "recycle max-rss");
+            jq_worker_drain(w, "RSS over --max-rss-mb");
+        } else if (!warned++) {
+            jq_warn("RSS %lld MB is over --max-rss-mb %lld before any job: not recycling an idle worker",
+                    rss / (1024 * 1024), o->max_rss_mb);
+        }
     }
 }

@@ -1,6 +1,7 @@
 /* The supervising master. See master.h for what it guarantees. */
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,7 +27,14 @@ typedef struct jq_gone {
     int replies;        /* handback scripts in flight */
     long long held;     /* entries still held, summed over queues this pass */
     int passes;
+    uint64_t uncount;   /* queues (bits) whose deliveries are still to uncount */
 } jq_gone_t;
+
+/* The handback of one dead worker in one queue (priv of its reply). */
+typedef struct jq_handback {
+    jq_gone_t *g;
+    int q;
+} jq_handback_t;
 
 typedef struct jq_child {
     uv_process_t proc;
@@ -91,12 +99,24 @@ static int nchildren(jq_master_t *m) {
  * consumer until a live one claims them, so nothing is ever unowned, and
  * JUSTID keeps their delivery count as it is. Being one script, it cannot
  * take back an entry a live worker claimed meanwhile. Returns how many
- * entries the consumer still holds (0: it was deleted). */
+ * entries the consumer still holds (0: it was deleted).
+ * ARGV[4] = 1 for a worker that exited cleanly (a forced stop, a read in
+ * flight): what it left was not a crash, so each entry's delivery is
+ * uncounted, and a job on its last attempt runs instead of dying "worker
+ * lost". Done once per dead worker and queue. */
 static const char handback_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
     "if #p == 0 then\n"
     "  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
     "  return 0\n"
+    "end\n"
+    "if ARGV[4] == '1' then\n"
+    "  for _, e in ipairs(p) do\n"
+    "    local n = e[4] > 0 and e[4] - 1 or 0\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, e[1], 'IDLE', ARGV[3],\n"
+    "               'RETRYCOUNT', n, 'JUSTID')\n"
+    "  end\n"
+    "  return #p\n"
     "end\n"
     "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
     "for _, e in ipairs(p) do args[#args + 1] = e[1] end\n"
@@ -112,8 +132,11 @@ static long long handback_idle(const jq_options_t *o) { return o->visibility_ms 
 
 static void on_handback(redisAsyncContext *ac, void *rp, void *priv) {
     (void)ac;
-    jq_gone_t *g = priv;
+    jq_handback_t *hb = priv;
+    jq_gone_t *g = hb->g;
     redisReply *r = rp;
+    if (r && r->type == REDIS_REPLY_INTEGER) g->uncount &= ~(1ULL << hb->q);
+    free(hb);
     if (r && r->type == REDIS_REPLY_INTEGER) {
         if (r->integer > 0 && g->passes == 1)
             jq_info("handed back %lld pending jobs of dead worker %s", r->integer, g->name);
@@ -142,21 +165,30 @@ static void handback_all(jq_master_t *m) {
         for (int q = 0; q < m->opt->nqueues; q++) {
             char key[JQ_KEY_MAX];
             jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
-            if (jq_rconn_cmd(&m->redis, on_handback, g, "EVAL %s 1 %s %s %s %s", handback_lua, key,
-                             JQ_GROUP, g->name, vis) == 0)
+            jq_handback_t *hb = malloc(sizeof(*hb));
+            if (hb) {
+                hb->g = g;
+                hb->q = q;
+            }
+            if (hb && jq_rconn_cmd(&m->redis, on_handback, hb, "EVAL %s 1 %s %s %s %s %s", handback_lua,
+                                   key, JQ_GROUP, g->name, vis,
+                                   (g->uncount >> q) & 1 ? "1" : "0") == 0) {
                 g->replies++;
-            else
+            } else {
+                free(hb);
                 g->held++;
+            }
         }
     }
 }
 
-static void add_gone(jq_master_t *m, int pid) {
+static void add_gone(jq_master_t *m, int pid, int clean) {
     for (int d = 0; d < DEAD_MAX; d++) {
         jq_gone_t *g = &m->gone[d];
         if (g->used) continue;
         memset(g, 0, sizeof(*g));
         g->used = 1;
+        if (clean) g->uncount = m->opt->nqueues >= 64 ? ~0ULL : (1ULL << m->opt->nqueues) - 1;
         snprintf(g->name, sizeof(g->name), "%s:%d", m->host, pid);
         return;
     }
@@ -212,7 +244,7 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
     else
         jq_info("worker %d (slot %d) exited", c->pid, c->slot);
 
-    add_gone(m, c->pid);
+    add_gone(m, c->pid, !sig && !status);
     handback_all(m);
     unlink_child(m, c);
     int slot = c->slot;

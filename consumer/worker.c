@@ -281,8 +281,12 @@ static void stop_all(jq_worker_t *w) {
 void jq_worker_maybe_exit(jq_worker_t *w) {
     if (!w->draining || w->stopping) return;
     /* Abandoned cpu runs (past their timeout) do not hold the exit: their
-     * outcome is written, and only ending the process frees their thread. */
-    if (w->running.n || w->waiting.n || w->loading || w->reclaiming ||
+     * outcome is written, and only ending the process frees their thread.
+     * A read in flight does (at most its BLOCK time): Redis may have
+     * delivered entries to us already, and handed back after our exit they
+     * would count one more delivery, so that a max_attempts 1 job caught
+     * by a rolling restart would die "worker lost" without running. */
+    if (w->running.n || w->waiting.n || w->loading || w->reclaiming || w->fetching ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
     if (w->batch_head && w->rwrite.up) jq_finish_flush(w);

@@ -174,7 +174,9 @@ def test_sigterm_under_load_loses_nothing(r, cluster):
 
 def test_second_sigterm_stops_at_once(r, cluster):
     c = cluster("--workers", "2", "--io-concurrency", "4")
-    ids = add_jobs(r, 8, payload=sleep_job(4000))
+    # One attempt each: a stop is not a crash, so the interrupted jobs must
+    # still run (not die "worker lost" for the delivery they lost).
+    ids = add_jobs(r, 8, payload=sleep_job(4000), max_attempts=1)
     wait_for(lambda: r.xpending(stream(), "workers")["pending"] == 8, what="all 8 running")
     c.signal(signal.SIGTERM)
     c.wait_log(r"draining \(SIGTERM\)", count=2)
@@ -250,7 +252,8 @@ def test_sighup_rolling_restart_keeps_serving(r, redis_server, cluster, workers)
     def produce():
         t_end = time.time() + 4
         while time.time() < t_end:
-            ids.append(xadd(prod, type="sleep", payload={"ms": 20}))
+            # One attempt: a job redelivered by a roll would die "worker lost".
+            ids.append(xadd(prod, type="sleep", payload={"ms": 20}, max_attempts="1"))
             time.sleep(0.01)
 
     th = threading.Thread(target=produce)
@@ -287,6 +290,44 @@ def test_max_jobs_recycles_workers(r, cluster):
     assert r.xlen(stream()) == 0
     # Every job ran exactly once.
     assert int(r.hget(key("stats"), "processed")) == 100
+
+
+def test_max_rss_recycles_workers(r, cluster):
+    # Any worker is past 1 MB: after its first jobs it drains at its next
+    # heartbeat and is replaced. A fresh worker, over it before any job,
+    # is not recycled (that would only fork replacements in a loop).
+    c = cluster("--workers", "1", "--max-rss-mb", "1", "--heartbeat-ms", "200")
+    for n in (1, 2):
+        ids = add_jobs(r, 20, payload=sleep_job(20))
+        c.wait_log(r"asks to be recycled \(max-rss\)", count=n)
+        wait_all(r, ids, timeout=10)
+        c.wait_log(r"worker \S+ ready", count=n + 1)
+    time.sleep(0.5)
+    log = c.log()
+    assert len(re.findall(r"worker \d+ started", log)) == 3, log
+    assert "killed by signal" not in log
+
+
+def test_master_killed_workers_finish_and_leave(r, cluster):
+    # Nobody would supervise or stop them: workers drain and exit.
+    c = cluster("--workers", "2", "--io-concurrency", "4")
+    ids = add_jobs(r, 8, payload=sleep_job(500))
+    wait_for(lambda: r.xpending(stream(), "workers")["pending"] == 8, what="all 8 running")
+    workers = c.worker_pids()
+    c.proc.kill()
+    c.wait()
+
+    def gone():
+        for p in workers:
+            try:
+                os.kill(p, 0)
+                return False
+            except ProcessLookupError:
+                pass
+        return True
+    wait_for(gone, timeout=10, what="the orphaned workers to exit")
+    assert count_state(r, ids) == 8
+    assert "master went away" in c.log()
 
 
 # ---- 6. a long job is renewed, never stolen ----
