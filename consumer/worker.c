@@ -49,10 +49,9 @@ void jq_run_free(jq_run_t *r) {
 long long jq_worker_free_slots(jq_worker_t *w) {
     /* Finished runs count until their XACK is answered: they are still
      * pending in the stream, and a read sent now (on the other connection)
-     * may reach Redis before the EXEC that acks them. Reads in flight
-     * count for the most they may return. */
+     * may reach Redis before the EXEC that acks them. */
     long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading +
-                         w->unacked + w->fetch_count + w->pipe_count;
+                         w->unacked;
     return w->capacity - inflight;
 }
 
