@@ -333,13 +333,29 @@ def test_master_killed_workers_finish_and_leave(r, cluster):
 # ---- 6. a long job is renewed, never stolen ----
 
 def test_long_job_is_not_stolen(r, cluster):
-    c = cluster("--workers", "2", "--visibility-ms", "500")
-    jid = xadd(r, type="sleep", payload={"ms": 1500})
+    c = cluster("--workers", "2", "--visibility-ms", "1000")
+    jid = xadd(r, type="sleep", payload={"ms": 3000})
     res = wait_all(r, [jid], timeout=10)[0]
     assert res["attempts"] == b"1"
-    time.sleep(1.2)  # a second run, if any, would end by now
+    time.sleep(1.5)  # a second run, if any, would end by now
     assert "reclaimed entry" not in c.log()
     assert int(r.hget(key("stats"), "processed")) == 1
+
+
+def test_vanished_consumer_entries_run_after_visibility(r, cluster):
+    # A whole machine gone: no master saw its workers die. Its entries are
+    # taken by idle workers once they idle past the visibility timeout.
+    r.xgroup_create(stream(), "workers", id="0", mkstream=True)
+    ids = add_jobs(r, 5, payload=sleep_job(10))
+    got = r.xreadgroup("workers", "gone-host:1", {stream(): ">"}, count=5)
+    assert len(got[0][1]) == 5
+    t0 = time.time()
+    c = cluster("--workers", "2", "--visibility-ms", "1000")
+    res = wait_all(r, ids, timeout=10)
+    took = time.time() - t0
+    assert took > 0.8, "taken before the visibility timeout (%.1f s)" % took
+    assert all(h["attempts"] == b"1" for h in res)
+    assert len(re.findall(r"reclaimed entry", c.log())) == 5
 
 
 # ---- 7. Redis crash and restart from its append-only file ----
