@@ -100,24 +100,51 @@ static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) 
         free(c);
 }
 
-/* XCLAIM to ourselves with min-idle 0 resets the idle time of what we hold
- * without counting a delivery (JUSTID). */
+/* Renewal re-stamps only what this worker still owns: a plain XCLAIM to
+ * itself would also take back an entry that another worker reclaimed while
+ * this one was cut off (a long outage), and then both would run it. The
+ * owner check and the XCLAIM (min-idle 0, JUSTID: no delivery counted) are
+ * one script, so nothing can change hands in between. Returns how many of
+ * the ids were no longer ours. */
+static const char renew_lua[] =
+    "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])\n"
+    "  if #p > 0 then args[#args + 1] = ARGV[i] end\n"
+    "end\n"
+    "local n = #args - 4\n"
+    "if n > 0 then\n"
+    "  args[#args + 1] = 'JUSTID'\n"
+    "  redis.call('XCLAIM', unpack(args))\n"
+    "end\n"
+    "return #ARGV - 2 - n\n";
+
+static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    jq_queue_t *q = priv;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        jq_warn("queue %s: %lld running jobs were reclaimed by another consumer while this one "
+                "was cut off; they may run twice", q->name, reply->integer);
+    else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
+        jq_error("renewing held entries: %s", reply->str);
+}
+
 static void renew(jq_worker_t *w) {
     for (int q = 0; q < w->nqueues; q++) {
         const char *argv[8 + MAX_IDS];
         int argc = 0;
-        argv[argc++] = "XCLAIM";
+        argv[argc++] = "EVAL";
+        argv[argc++] = renew_lua;
+        argv[argc++] = "1";
         argv[argc++] = w->queues[q].stream;
         argv[argc++] = JQ_GROUP;
         argv[argc++] = w->id;
-        argv[argc++] = "0";
         jq_runlist_t *lists[] = {&w->running, &w->waiting};
         for (int l = 0; l < 2; l++)
             for (jq_run_t *r = lists[l]->head; r && argc < 6 + MAX_IDS; r = r->next)
                 if (r->q == q) argv[argc++] = r->job.entry_id;
-        if (argc == 5) continue;
-        argv[argc++] = "JUSTID";
-        jq_rconn_cmdargv(&w->rwrite, NULL, NULL, argc, argv, NULL);
+        if (argc == 6) continue;
+        jq_rconn_cmdargv(&w->rwrite, on_renewed, &w->queues[q], argc, argv, NULL);
     }
 }
 
