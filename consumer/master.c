@@ -16,6 +16,8 @@
 #define STABLE_MS 5000     /* a worker that lived this long was not crash-looping */
 #define KILL_MARGIN_MS 5000
 #define JANITOR_MS 1000
+#define SWEEP_EVERY_MS 60000
+#define ORPHAN_IDLE_MS 600000
 #define DEAD_MAX 256
 
 typedef struct jq_master jq_master_t;
@@ -64,6 +66,7 @@ struct jq_master {
     uv_timer_t *respawn; /* per slot */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t kill_timer, janitor;
+    int64_t last_sweep_ms;
     jq_rconn_t redis;
     int shutting_down;
     int signals;
@@ -198,7 +201,43 @@ static void add_gone(jq_master_t *m, int pid, int clean) {
             pid);
 }
 
-static void on_janitor(uv_timer_t *t) { handback_all(t->data); }
+/* Consumers whose workers died with their master (a container gone) are
+ * never handed back by anyone: their entries are reclaimed after the
+ * visibility timeout, and the consumer itself is swept here once it holds
+ * nothing and has not read for ORPHAN_IDLE_MS. Deleting an empty consumer
+ * loses nothing: a live one that merely idled is recreated by its next
+ * read. */
+static const char sweep_lua[] =
+    "local n = 0\n"
+    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do\n"
+    "  local f = {}\n"
+    "  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+    "  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then\n"
+    "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+static void on_swept(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *r = rp;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        jq_info("removed %lld idle empty consumers from the group", r->integer);
+}
+
+static void on_janitor(uv_timer_t *t) {
+    jq_master_t *m = t->data;
+    handback_all(m);
+    int64_t now = jq_now_ms();
+    if (!m->redis.up || now - m->last_sweep_ms < SWEEP_EVERY_MS) return;
+    m->last_sweep_ms = now;
+    for (int q = 0; q < m->opt->nqueues; q++) {
+        char key[JQ_KEY_MAX];
+        jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
+        jq_rconn_cmd(&m->redis, on_swept, NULL, "EVAL %s 1 %s %s %d", sweep_lua, key, JQ_GROUP,
+                     ORPHAN_IDLE_MS);
+    }
+}
 
 /* ---- children ---- */
 
