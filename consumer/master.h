@@ -16,8 +16,10 @@
  *     before the old worker is told to drain;
  *   - a worker asking to be recycled (max jobs, max RSS, stuck cpu thread)
  *     gets its replacement the same way.
- * Workers talk to the master through a pipe on their fd 3, one line per
- * message: "ready", "recycle <why>". */
+ * Master and worker talk through a pipe on the worker's fd 3, one line
+ * per message: from the worker "ready" and "recycle <why>", from the
+ * master "stop" (the second signal: stop at once, leaving unfinished jobs
+ * pending). SIGTERM to a worker means drain. */
 
 #include "options.h"
 
