@@ -274,6 +274,8 @@ static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
     }
 }
 
+static void flush_batch(jq_worker_t *w);
+
 typedef struct flush {
     jq_worker_t *w;
     jq_run_t *runs;
@@ -331,6 +333,13 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
 
 void jq_finish_flush(jq_worker_t *w) {
     if (!w->batch_head || !w->rwrite.up) return;
+    flush_batch(w);
+    /* With every outcome sent, the next read can ride behind the acks, on
+     * the same connection, in the same round trip (see jq_fetch_kick). */
+    jq_fetch_kick(w);
+}
+
+static void flush_batch(jq_worker_t *w) {
     for (int q = 0; q < w->nqueues; q++) {
         flush_t *f = calloc(1, sizeof(*f));
         if (!f) return;

@@ -95,7 +95,10 @@ struct jq_worker {
     int busy_io, busy_cpu;
     long long capacity;           /* io slots + cpu threads + prefetch */
 
-    int fetching;                 /* an XREADGROUP is in flight */
+    int fetching;                 /* the blocking XREADGROUP is in flight */
+    long long fetch_count;        /* fetch.c: COUNT of that read, else 0 */
+    long long pipe_count;         /* fetch.c: COUNT of the read sent behind
+                                     the acks on rwrite, else 0 */
     int fetch_backoff;            /* a read failed: wait for the next tick */
     int draining;                 /* no new fetches; exit when idle */
     int stopping;                 /* handles are being closed */

@@ -496,6 +496,27 @@ def test_never_holds_more_than_capacity(r, consumer):
     assert_alive(c)
 
 
+def test_never_holds_more_than_capacity_with_instant_jobs(r, consumer):
+    """noop finishes inside start(): the next read must not be sent while
+    the entries of the current reply are still being taken in."""
+    c = consumer("--workers", "1", "--io-concurrency", "2", "--threads", "1")
+    capacity = 2 + 2 * 1
+    pipe = r.pipeline(transaction=False)
+    for _ in range(3000):
+        pipe.xadd(stream(), {"type": "noop"})
+    ids = pipe.execute()
+    last = ids[-1].decode()
+    peak = 0
+    deadline = time.time() + scale(60)
+    while not r.exists(key("notify:%s" % last)) and time.time() < deadline:
+        for cons in r.xpending(stream(), "workers")["consumers"]:
+            peak = max(peak, int(cons["pending"]))
+    assert finished(r, last)[1] == [b"done"]
+    assert r.hget(key("stats"), "processed") == b"3000"
+    assert 0 < peak <= capacity, "a worker held %d entries, capacity %d" % (peak, capacity)
+    assert_alive(c)
+
+
 def test_capacity_holds_across_queues(r, consumer):
     """COUNT applies per stream: with fewer free slots than queues, one read
     over every queue could return more than the worker can run."""
