@@ -200,7 +200,9 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && !w->stopping) take_reply(w, reply); /* NULL: lost; on_up kicks */
     w->fetching = 0;
     w->fetch_count = 0;
-    if (!w->stopping) jq_fetch_kick(w);
+    if (w->stopping) return;
+    jq_fetch_kick(w);
+    jq_worker_maybe_exit(w); /* a drain waits for this read to come back */
 }
 
 /* The reply of a read sent behind the acks on the write connection. It
