@@ -303,6 +303,10 @@ void jq_worker_drain(jq_worker_t *w, const char *why) {
     /* Whatever the reason (signal, recycling, a stuck cpu thread with jobs
      * queued behind it), a drain ends within the shutdown timeout. */
     uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)w->opt->shutdown_timeout_ms, 0);
+    /* The drain waits for the blocking read; cut its wait short. Unblocked,
+     * it returns as if it timed out: it delivered nothing. */
+    if (w->fetching && w->fetch_client_id)
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "CLIENT UNBLOCK %lld", w->fetch_client_id);
     jq_worker_maybe_exit(w);
 }
 
@@ -393,8 +397,15 @@ static void on_tick(uv_timer_t *t) {
 
 static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(t->data); }
 
+static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_worker_t *)priv)->fetch_client_id = reply->integer;
+}
+
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
+    w->fetch_client_id = 0;
+    jq_rconn_cmd(&w->rfetch, on_client_id, w, "CLIENT ID");
     jq_fetch_create_groups(w);
     jq_fetch_kick(w);
     if (!w->ready_sent) {

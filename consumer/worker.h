@@ -99,6 +99,7 @@ struct jq_worker {
     long long fetch_count;        /* fetch.c: COUNT of that read, else 0 */
     long long pipe_count;         /* fetch.c: COUNT of the read sent behind
                                      the acks on rwrite, else 0 */
+    long long fetch_client_id;    /* CLIENT ID of rfetch, for CLIENT UNBLOCK */
     int fetch_backoff;            /* a read failed: wait for the next tick */
     int draining;                 /* no new fetches; exit when idle */
     int stopping;                 /* handles are being closed */
