@@ -19,7 +19,7 @@ const jq_opt_t jq_options_table[] = {
      "comma-separated queues to serve"},
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
      "key prefix"},
-    {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "1", 0, 256, O(workers), 0,
+    {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "auto", 0, 256, O(workers), 0,
      "worker processes, or auto (= usable CPUs)"},
     {"threads", "JOBQ_THREADS", JQ_OPT_AUTO, "auto", 0, 256, O(threads), 0,
      "CPU threads per worker, or auto (= usable CPUs / workers, at least 1)"},
