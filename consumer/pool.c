@@ -31,17 +31,17 @@ static void *pool_thread_main(void *arg) {
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && p->todo_head == NULL)
+        while (!p->stopping && p->queued_head == NULL)
             pthread_cond_wait(&p->cv, &p->mu);
         /* On stop the queue was already emptied by jq_pool_close; leave
          * without looking at it again. */
         if (p->stopping)
             break;
 
-        jq_pool_item_t *it = p->todo_head;
-        p->todo_head = it->next;
-        if (p->todo_head == NULL)
-            p->todo_tail = NULL;
+        jq_pool_item_t *it = p->queued_head;
+        p->queued_head = it->next;
+        if (p->queued_head == NULL)
+            p->queued_tail = NULL;
         it->next = NULL;
         p->backlog--;
         p->busy++;
@@ -204,11 +204,11 @@ void jq_pool_submit(jq_pool_t *p, jq_pool_item_t *item) {
     /* After close nothing would ever take it: drop it, as close drops the
      * queue, rather than leave it dangling in a dead list. */
     if (!p->stopping) {
-        if (p->todo_tail)
-            p->todo_tail->next = item;
+        if (p->queued_tail)
+            p->queued_tail->next = item;
         else
-            p->todo_head = item;
-        p->todo_tail = item;
+            p->queued_head = item;
+        p->queued_tail = item;
         p->backlog++;
         pthread_cond_signal(&p->cv);
     }
@@ -249,7 +249,7 @@ void jq_pool_close(jq_pool_t *p, jq_pool_closed_cb closed_cb) {
     }
     p->stopping = 1;
     p->closed_cb = closed_cb;
-    p->todo_head = p->todo_tail = NULL;
+    p->queued_head = p->queued_tail = NULL;
     p->backlog = 0;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);

@@ -38,9 +38,9 @@ struct jq_pool {
     pthread_t *threads;
     int nthreads;
     int stopping;
-    jq_pool_item_t *todo_head, *todo_tail;  /* waiting for a thread */
+    jq_pool_item_t *queued_head, *queued_tail;  /* waiting for a thread */
     jq_pool_item_t *done_head, *done_tail;  /* finished, waiting for the loop */
-    size_t backlog;        /* items in todo */
+    size_t backlog;        /* items queued, not started */
     int busy;              /* items running on threads */
     jq_pool_item_t **running; /* per thread: the item it runs, or NULL */
     jq_pool_closed_cb closed_cb;
