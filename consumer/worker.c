@@ -12,6 +12,7 @@
 #include "worker.h"
 
 #define TICK_MS 100
+#define PAUSE_CHECK_MS 100 /* one EXISTS per queue: cheap, and pause bites fast */
 /* Longer than rconn's longest reconnect backoff (2 s). */
 #define RECONNECT_RECLAIM_PAUSE_MS 2500
 
@@ -367,6 +368,11 @@ static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
     int p = reply->integer > 0;
     if (p != q->paused) jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
+    /* A read blocked since before the pause still covers the queue and
+     * would hand us its next job: cut it short, and the next read leaves
+     * the queue out. */
+    if (p && !q->paused && w->fetching && w->fetch_client_id)
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "CLIENT UNBLOCK %lld", w->fetch_client_id);
     q->paused = p;
     if (!p) jq_fetch_kick(w);
 }
@@ -380,7 +386,7 @@ static void on_tick(uv_timer_t *t) {
     }
     w->tick_due_ms = now + TICK_MS;
     check_timeouts(w, now);
-    if (now - w->last_pause_check_ms >= 250) {
+    if (now - w->last_pause_check_ms >= PAUSE_CHECK_MS) {
         w->last_pause_check_ms = now;
         for (int i = 0; i < w->nqueues; i++) {
             char key[JQ_KEY_MAX];
