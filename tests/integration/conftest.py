@@ -24,8 +24,7 @@ BIN = os.environ.get("JQ_BIN_DIR", os.path.join(ROOT, "bin"))
 CONSUMER = os.path.join(BIN, "jobq-consumer")
 JOBQ = os.path.join(BIN, "jobq")
 SAN = "/san/" in BIN
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "UndefinedBehaviorSanitizer")  # sanitizer builds run slower: scale waits
+SANITIZER_MARKERS = ("Sanitizer", "runtime error:")  # any ASan/LSan/UBSan report
 
 
 def scale(seconds):
