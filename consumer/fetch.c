@@ -36,7 +36,10 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
         p = r->jbuf.data;
         len = r->jbuf.size;
     }
-    r->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    /* Strings and bins reference the entry's bytes; the zone holds only
+     * the object tree, a few hundred bytes for a typical payload, so start
+     * small rather than with msgpack-c's 8 KiB per job (it grows). */
+    r->zone = msgpack_zone_new(512);
     if (!r->zone) {
         snprintf(err, errlen, "out of memory decoding the payload");
         return -1;
