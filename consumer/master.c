@@ -34,6 +34,7 @@ typedef struct jq_gone {
 
 /* The handback of one dead worker in one queue (priv of its reply). */
 typedef struct jq_handback {
+    jq_master_t *m;
     jq_gone_t *g;
     int q;
 } jq_handback_t;
@@ -137,12 +138,20 @@ static void on_handback(redisAsyncContext *ac, void *rp, void *priv) {
     (void)ac;
     jq_handback_t *hb = priv;
     jq_gone_t *g = hb->g;
+    jq_master_t *m = hb->m;
     redisReply *r = rp;
     if (r && r->type == REDIS_REPLY_INTEGER) g->uncount &= ~(1ULL << hb->q);
     free(hb);
     if (r && r->type == REDIS_REPLY_INTEGER) {
         if (r->integer > 0 && g->passes == 1)
             jq_info("handed back %lld pending jobs of dead worker %s", r->integer, g->name);
+        /* Tell the live workers to reclaim now rather than on their next
+         * reclaim tick (up to 200 ms away): recovery in milliseconds. */
+        if (r->integer > 0)
+            for (jq_child_t *c = m->children; c; c = c->next) {
+                uv_buf_t b = uv_buf_init("reclaim\n", 8);
+                if (c->ready && !c->draining) uv_try_write((uv_stream_t *)&c->ctl, &b, 1);
+            }
         g->held += r->integer;
     } else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         /* No such queue or group: nothing held there. */
@@ -170,6 +179,7 @@ static void handback_all(jq_master_t *m) {
             jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
             jq_handback_t *hb = malloc(sizeof(*hb));
             if (hb) {
+                hb->m = m;
                 hb->g = g;
                 hb->q = q;
             }

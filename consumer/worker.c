@@ -234,6 +234,18 @@ static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
             force_stop(w);
             return;
         }
+    /* "reclaim": the master handed a dead worker's entries back; take them
+     * now instead of at the next reclaim tick (unless the pause after an
+     * outage holds reclaiming back). */
+    for (ssize_t i = 0; i + 8 <= n; i++)
+        if (memcmp(b->base + i, "reclaim\n", 8) == 0) {
+            int64_t now = jq_now_ms();
+            if (w->last_reclaim_ms <= now) {
+                w->last_reclaim_ms = 0;
+                jq_reclaim_tick(w, now);
+            }
+            break;
+        }
 }
 
 /* ---- shutdown ---- */
