@@ -19,7 +19,8 @@
  * Master and worker talk through a pipe on the worker's fd 3, one line
  * per message: from the worker "ready" and "recycle <why>", from the
  * master "stop" (the second signal: stop at once, leaving unfinished jobs
- * pending). SIGTERM to a worker means drain. */
+ * pending) and "reclaim" (a dead worker's entries were handed back: take
+ * them now). SIGTERM to a worker means drain. */
 
 #include "options.h"
 
