@@ -173,3 +173,93 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
     for (int q = 0; q < w->nqueues; q++)
         if (!w->queues[q].paused) reclaim(w, q, min_idle, free_slots);
 }
+
+/* ---- after an outage: our own entries whose delivery we never saw ----
+ *
+ * A read whose reply was lost when Redis went away may still have given us
+ * entries (with the append-only file they survive a crash): they sit in
+ * our own pending list and nothing here runs them, and as they are ours
+ * no reclaim takes them before the visibility timeout. So once back, list
+ * our pending entries idle past OWN_IDLE_MS (what we still run was renewed
+ * just before, and reads since the reconnect are younger than that), skip
+ * the ones we hold, and claim the rest to ourselves, one by one with
+ * RETRYCOUNT set to their count: the lost delivery never ran, so it must
+ * not count towards "worker lost". */
+
+#define OWN_IDLE_MS 100
+
+typedef struct own {
+    jq_worker_t *w;
+    int q;
+    long long deliveries;
+} own_t;
+
+static int holds(jq_worker_t *w, int q, const char *id) {
+    jq_runlist_t *lists[] = {&w->running, &w->waiting, &w->abandoned};
+    for (int l = 0; l < 3; l++)
+        for (jq_run_t *r = lists[l]->head; r; r = r->next)
+            if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
+    for (jq_run_t *r = w->batch_head; r; r = r->bnext)
+        if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
+    return 0;
+}
+
+static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
+    own_t *o = priv;
+    jq_worker_t *w = o->w;
+    redisReply *reply = rp;
+    w->reclaiming--;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !w->stopping) {
+        redisReply *ent = reply->element[0];
+        if (ent->type == REDIS_REPLY_ARRAY && ent->elements == 2 &&
+            ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
+            redisReply *fields = ent->element[1];
+            ent->element[1] = NULL;
+            jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
+                    ent->element[0]->str, w->queues[o->q].name);
+            jq_fetch_intake(w, o->q, ent->element[0]->str, fields, o->deliveries);
+        }
+    }
+    free(o);
+    jq_fetch_kick(w);
+    jq_worker_maybe_exit(w);
+}
+
+static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
+    own_t *q = priv;
+    jq_worker_t *w = q->w;
+    redisReply *reply = rp;
+    w->reclaiming--;
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+        const char *id = e->element[0]->str;
+        if (holds(w, q->q, id)) continue;
+        own_t *o = calloc(1, sizeof(*o));
+        if (!o) break;
+        o->w = w;
+        o->q = q->q;
+        o->deliveries = e->element[3]->integer;
+        if (jq_rconn_cmd(&w->rwrite, on_own_claimed, o, "XCLAIM %s " JQ_GROUP " %s %d %s RETRYCOUNT %lld",
+                         w->queues[q->q].stream, w->id, OWN_IDLE_MS, id, o->deliveries) == 0)
+            w->reclaiming++;
+        else
+            free(o);
+    }
+    free(q);
+    jq_worker_maybe_exit(w);
+}
+
+void jq_reclaim_own(jq_worker_t *w) {
+    for (int q = 0; q < w->nqueues; q++) {
+        own_t *o = calloc(1, sizeof(*o));
+        if (!o) return;
+        o->w = w;
+        o->q = q;
+        if (jq_rconn_cmd(&w->rwrite, on_own_pending, o, "XPENDING %s " JQ_GROUP " IDLE %d - + %d %s",
+                         w->queues[q].stream, OWN_IDLE_MS, MAX_IDS, w->id) == 0)
+            w->reclaiming++;
+        else
+            free(o);
+    }
+}

@@ -17,4 +17,9 @@ struct jq_worker;
 
 void jq_reclaim_tick(struct jq_worker *w, int64_t now);
 
+/* After a reconnect: takes back our own pending entries that a read whose
+ * reply was lost delivered to us, so they run now rather than after the
+ * visibility timeout. Call after renewing and flushing. */
+void jq_reclaim_own(struct jq_worker *w);
+
 #endif

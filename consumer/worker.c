@@ -437,7 +437,8 @@ static void on_fetch_up(jq_rconn_t *c) {
 static void on_write_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     static int connected_before; /* one worker per process */
-    if (connected_before++) {
+    int reconnected = connected_before++ > 0;
+    if (reconnected) {
         /* Back after an outage. What we hold idled through it, like every
          * other worker's entries: renew ours at once, and reclaim nothing
          * until the others (reconnecting up to one backoff later) renewed
@@ -451,6 +452,7 @@ static void on_write_up(jq_rconn_t *c) {
     jq_sched_on_connect(w);
     jq_heartbeat_send(w);
     jq_finish_flush(w);
+    if (reconnected) jq_reclaim_own(w);
 }
 
 /* ---- main ---- */

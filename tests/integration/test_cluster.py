@@ -17,7 +17,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import RedisServer, key, scale, stream, wait_for, xadd
+from conftest import RedisServer, key, scale, stream, wait_for, wait_result, xadd
 
 HOST = socket.gethostname()
 
@@ -508,3 +508,36 @@ def test_redis_outage_longer_than_visibility_runs_nothing_twice(tmpdir_path, clu
         assert "reclaimed entry" not in log, log
     finally:
         srv.kill()
+
+
+# ---- an entry delivered by a read whose reply was lost ----
+
+def test_entry_of_a_lost_read_reply_runs_after_reconnect(redis_server, r, cluster):
+    """Redis may give a worker entries and die (or drop the connection)
+    before the reply arrives. Made here by hand: with the queue paused, a
+    stand-in consumer reads an entry and it is moved (XCLAIM) into the
+    worker's own pending list, where the worker never heard of it. After
+    its connections are cut and come back, it must run the job at once,
+    not after the 30 s visibility timeout."""
+    c = cluster("--workers", "1")
+    pid = c.worker_pids()[0]
+    r.set(key("paused"), 1)
+    time.sleep(scale(0.5))  # the worker's next read leaves the queue out
+    jid = xadd(r, type="echo", payload={"n": 7}, id="lost-1")
+    got = r.xreadgroup("workers", "stand-in", {stream(): ">"}, count=1)
+    eid = got[0][1][0][0]
+    r.xclaim(stream(), "workers", wid(pid), 0, [eid], justid=True)
+    r.xgroup_delconsumer(stream(), "workers", "stand-in")
+    r.delete(key("paused"))
+    time.sleep(scale(0.5))
+    assert r.hgetall(key("result:lost-1")) == {}, "ran before the reconnect: test proves nothing"
+    r.client_kill_filter(_type="normal", skipme=True)
+    t0 = time.time()
+    res = wait_result(r, jid, timeout=10)
+    took = time.time() - t0
+    assert res["state"] == b"done"
+    assert msgpack.unpackb(res["result"]) == {"n": 7}
+    assert res["attempts"] == b"1"
+    assert took < scale(5), "took %.1f s: waited for the visibility timeout" % took
+    print("MEASURED lost read reply: run %.0f ms after the reconnect" % (took * 1000))
+    c.wait_log(r"recovered entry")
