@@ -41,13 +41,8 @@ KIB, MIB = 1024, 1024 * 1024
 STREAM = "jobq:{default}:stream"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+from conftest import free_port  # noqa: E402  (one helper for tests and benches)
 
 
 def cpu_seconds(pid):
