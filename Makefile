@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIBJOBQ := $(BUILD)/libjobq.a
 
-.PHONY: all run test check unit integration bench install clean deps
+.PHONY: all run test check unit integration bench install clean deps test-deps
 
 all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ)
 
@@ -70,18 +70,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 deps:
 	@sh scripts/deps.sh
 
+test-deps:
+	@sh scripts/deps.sh test
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
 
 integration: all
 	JQ_BIN_DIR=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test: deps
+test: test-deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
 
-check: deps
+check: test-deps
 	$(MAKE) SAN=1 all
 	$(MAKE) SAN=1 unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,10 +1,19 @@
 #!/bin/sh
-# Installs the Debian 12 packages that building, running and testing jobq
-# need, if any is missing. Needs root (or sudo) only when something is missing.
+# Installs the Debian 12 packages jobq needs, if any is missing. Needs root
+# (or sudo) only when something is missing.
+#   scripts/deps.sh        what building and running need (make, make run)
+#   scripts/deps.sh test   that plus what the whole test suite needs (make test)
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
-libssl-dev libcriterion-dev redis-server redis-tools python3 python3-redis python3-msgpack
-python3-pytest"
+libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev libsystemd-dev
+redis-server redis-tools"
+# The suite also drives foreign clients (python3-redis, redis-cli), a
+# terminal (tmux), a browser (chromium), promtool, clang's libFuzzer, a
+# container engine (podman) and the man/systemd checkers.
+TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
+prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
+podman runc docker-compose debootstrap go-md2man man-db systemd"
+[ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
