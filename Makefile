@@ -18,7 +18,7 @@ OPT := -O2 -g
 endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -iquote common -iquote producer -iquote consumer \
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote common -iquote producer -iquote consumer \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS := $(SANFLAGS)

@@ -10,7 +10,8 @@
 
 #include "codec.h"
 #include "config.h"
-#include "jobq.h"
+#include "jobq/jobq.h"
+#include "keys.h"
 
 /* Exit statuses, documented in docs/CLI.md. */
 #define JQ_EXIT_OK 0

@@ -3,12 +3,13 @@
 
 /* Internals shared by the files of libjobq (jobq.c, wait.c, dead.c,
  * admin.c): the client struct, an argv builder and the command helpers.
- * Not installed; users include jobq.h only. */
+ * Not installed; users include <jobq/jobq.h> only. */
 
 #include <stddef.h>
 #include <hiredis.h>
 
-#include "jobq.h"
+#include "jobq/jobq.h"
+#include "keys.h"
 #include "url.h"
 
 struct jq_client {

@@ -16,7 +16,7 @@
 
 #include "codec.h"
 #include "job.h"
-#include "jobq.h"
+#include "jobq/jobq.h"
 
 static pid_t redis_pid;
 static int redis_port;

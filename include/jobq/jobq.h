@@ -11,13 +11,23 @@
  * where the caller must tell a missing thing or a timeout from a fault. When
  * the connection breaks, the call fails and the next call reconnects.
  *
- * Queue names and job ids must pass jq_name_valid() (keys.h): 1..128 bytes
- * of [A-Za-z0-9_.:-]; calls that take them check. */
+ * Queue names and job ids must pass jq_name_valid(): 1..128 bytes of
+ * [A-Za-z0-9_.:-]; calls that take them check.
+ *
+ * Installed as <jobq/jobq.h>; link with `pkg-config --libs jobq`. This
+ * header stands alone: it includes no header of the source tree. */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keys.h"
+/* The same definition as common/keys.h (identical redefinitions are legal
+ * C, a different one is a compile error where both are included, as in
+ * libjobq's own files: the two cannot drift apart). */
+#define JQ_NAME_MAX 128 /* queue names and job ids: 1..128 bytes */
+
+/* True if s[0..len) is 1..128 bytes of [A-Za-z0-9_.:-]: the rule for queue
+ * names and job ids. */
+int jq_name_valid(const char *s, size_t len);
 
 #define JQ_QUEUE_DEFAULT "default"
 #define JQ_CHUNK_SIZE_DEFAULT (256 * 1024)
