@@ -42,9 +42,18 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIBJOBQ := $(BUILD)/libjobq.a
 
-.PHONY: all run test check unit integration bench install clean deps test-deps
+# libjobq as a shared library: position-independent objects of their own,
+# the soname of the ABI (bump it when a public function changes or goes),
+# and a version script that exports the functions of jobq.h and nothing else.
+JQ_VERSION := 1.0.0
+JQ_SONAME := libjobq.so.1
+LIBJOBQ_SO := $(BUILD)/libjobq.so.$(JQ_VERSION)
+LIB_PIC_OBJ := $(COMMON_SRC:%.c=$(BUILD)/pic/%.o) $(PRODUCER_LIB_SRC:%.c=$(BUILD)/pic/%.o)
+LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 
-all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ)
+.PHONY: all run test check unit integration bench install uninstall clean deps test-deps
+
+all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -53,6 +62,17 @@ $(BUILD)/%.o: %.c
 $(LIBJOBQ): $(COMMON_OBJ) $(PRODUCER_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(LIBJOBQ_SO): $(LIB_PIC_OBJ) packaging/libjobq.map
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(JQ_SONAME) -Wl,--version-script=packaging/libjobq.map \
+		-Wl,--no-undefined $(LIB_PIC_OBJ) -o $@ $(LIB_LDLIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(JQ_SONAME)
+	ln -sf $(JQ_SONAME) $(BUILD)/libjobq.so
 
 $(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -96,9 +116,41 @@ run: deps all
 bench: deps all
 	/usr/bin/python3 bench/bench.py
 
+# `make install` / `make uninstall` honour PREFIX and DESTDIR (a staging
+# tree for packagers), and the usual *DIR variables. Files that name a
+# path (jobq.pc) are written at install time, so a PREFIX given only to
+# `make install` is still right. Uninstall removes exactly what install
+# wrote, and the directories that are jobq's own (include/jobq); shared
+# ones such as $(BINDIR) stay, even when empty, as they belong to the
+# system, not to us.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+JQ_HEADERS = $(wildcard include/jobq/*.h)
+
 install: all
-	install -d $(DESTDIR)/usr/local/bin
-	install -m 755 bin/jobq bin/jobq-consumer $(DESTDIR)/usr/local/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/jobq \
+		$(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(BIN)/jobq $(BIN)/jobq-consumer $(DESTDIR)$(BINDIR)/
+	install -m 644 $(LIBJOBQ) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIBJOBQ_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIBJOBQ_SO)) $(DESTDIR)$(LIBDIR)/$(JQ_SONAME)
+	ln -sf $(JQ_SONAME) $(DESTDIR)$(LIBDIR)/libjobq.so
+	install -m 644 $(JQ_HEADERS) $(DESTDIR)$(INCLUDEDIR)/jobq/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(JQ_VERSION)|' packaging/jobq.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/jobq.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/jobq $(DESTDIR)$(BINDIR)/jobq-consumer
+	rm -f $(DESTDIR)$(LIBDIR)/libjobq.a $(DESTDIR)$(LIBDIR)/libjobq.so \
+		$(DESTDIR)$(LIBDIR)/$(JQ_SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(LIBJOBQ_SO))
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/jobq/,$(notdir $(JQ_HEADERS)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/jobq
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/jobq.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 clean:
 	rm -rf build bin

@@ -6,6 +6,7 @@ real binaries in JQ_BIN_DIR (bin/ by default, build/san/bin under `make
 check`). Enqueueing is done with clients that are not ours -- Debian's
 python3-redis and redis-cli -- as well as with bin/jobq.
 """
+import hashlib
 import os
 import re
 import shutil
@@ -247,3 +248,12 @@ def jobq(*args, redis_url=None, input=None, timeout=60):
         cmd += ["--redis", redis_url]
     cmd += [str(a) for a in args]
     return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=scale(timeout))
+
+
+def sha256_rounds(data, rounds):
+    """What the sha256 handler returns (PROTOCOL §8): lowercase hex of
+    sha256 applied `rounds` times, the first round hashing data."""
+    d = data
+    for _ in range(rounds):
+        d = hashlib.sha256(d).digest()
+    return d.hex()

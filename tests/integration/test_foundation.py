@@ -3,7 +3,6 @@ ours (redis-cli, python3-redis) and by bin/jobq run through the real
 consumer; results, notify lists, dead letters, counters, heartbeats,
 capacity and the command lines are checked against PROTOCOL.md with plain
 Redis reads. sha256 results are checked against Python's hashlib."""
-import hashlib
 import json
 import os
 import re
@@ -13,16 +12,11 @@ import time
 import msgpack
 import pytest
 
-from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, stream, wait_for, wait_result, xadd
+from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, sha256_rounds, stream, wait_for, wait_result, xadd
 
 # ---------------------------------------------------------------- helpers
 
 
-def sha256_rounds(data, rounds):
-    d = data
-    for _ in range(rounds):
-        d = hashlib.sha256(d).digest()
-    return d.hex()
 
 
 def entry_ms(entry_id):

@@ -1,17 +1,11 @@
 """The first slice end to end: redis-cli and python3-redis enqueue, the real
 consumer runs the job, the result hash and notify list come back."""
-import hashlib
 
 import msgpack
 
-from conftest import key, wait_result, xadd
+from conftest import key, sha256_rounds, wait_result, xadd
 
 
-def sha256_rounds(data, rounds):
-    d = data
-    for _ in range(rounds):
-        d = hashlib.sha256(d).digest()
-    return d.hex()
 
 
 def test_redis_cli_json_sha256(redis_server, r, consumer):

@@ -1,0 +1,155 @@
+"""`make install` / `make uninstall` into a staging tree (DESTDIR), as a
+packager runs them: what lands where, what the shared library exports, a C
+program built against the installed tree through pkg-config and run
+against a real consumer, and an uninstall that leaves no file behind."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import ROOT, sha256_rounds
+
+PREFIX = "/usr"
+
+
+def clean_env(**extra):
+    """The environment of a fresh top-level make: neither the outer make's
+    jobserver and variables (MAKEFLAGS, e.g. SAN=1 under `make check`) nor
+    its level are passed on."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SAN")}
+    env.update(extra)
+    return env
+
+
+def make(*args):
+    """Runs make in the source tree. The release build is what gets
+    installed, also under `make check`."""
+    out = subprocess.run(["make", "-s", "-C", ROOT, "SAN=0"] + list(args), env=clean_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, "make %s failed:\n%s%s" % (" ".join(args), out.stdout, out.stderr)
+    return out
+
+
+def files_under(root):
+    """Every file and symlink under root, as paths relative to it."""
+    found = set()
+    for d, _, names in os.walk(root):
+        for n in names:
+            found.add(os.path.relpath(os.path.join(d, n), root))
+    return found
+
+
+@pytest.fixture(scope="module")
+def tree():
+    dest = tempfile.mkdtemp(prefix="jobq-install-")
+    make("install", "DESTDIR=" + dest, "PREFIX=" + PREFIX)
+    yield dest
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+def public_functions():
+    """The functions declared by the installed headers' source, comments
+    stripped."""
+    names = set()
+    inc = os.path.join(ROOT, "include", "jobq")
+    for h in os.listdir(inc):
+        with open(os.path.join(inc, h)) as f:
+            text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+        names |= set(re.findall(r"\b(jq_\w+)\s*\(", text))
+    return names
+
+
+def test_install_puts_every_file_under_prefix(tree):
+    got = files_under(tree)
+    expected = {
+        "usr/bin/jobq", "usr/bin/jobq-consumer",
+        "usr/lib/libjobq.a", "usr/lib/libjobq.so", "usr/lib/libjobq.so.1",
+        "usr/lib/pkgconfig/jobq.pc",
+    }
+    expected |= {"usr/include/jobq/" + h for h in os.listdir(os.path.join(ROOT, "include", "jobq"))}
+    assert expected <= got, "missing: %s" % sorted(expected - got)
+    # Nothing outside the prefix (no /etc, no /var): DESTDIR/usr only.
+    assert all(p.startswith("usr/") for p in got), sorted(got)
+    lib = os.path.join(tree, "usr/lib")
+    assert os.readlink(os.path.join(lib, "libjobq.so")) == "libjobq.so.1"
+    real = os.readlink(os.path.join(lib, "libjobq.so.1"))
+    assert re.fullmatch(r"libjobq\.so\.1\.\d+\.\d+", real) and ("usr/lib/" + real) in got
+    pc = open(os.path.join(lib, "pkgconfig/jobq.pc")).read()
+    assert "prefix=/usr\n" in pc and "libdir=/usr/lib\n" in pc
+    assert re.search(r"^Requires\.private: .*hiredis", pc, re.M)
+
+
+def test_shared_library_has_soname_and_exports_only_the_public_api(tree):
+    so = os.path.join(tree, "usr/lib/libjobq.so.1")
+    dyn = subprocess.run(["readelf", "-d", so], capture_output=True, text=True, check=True).stdout
+    assert "Library soname: [libjobq.so.1]" in dyn
+    out = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True, text=True,
+                         check=True).stdout
+    exported = set()
+    for line in out.splitlines():
+        parts = line.split()
+        name = parts[-1].split("@")[0]
+        if parts[-2] == "A" and re.fullmatch(r"JOBQ_\d+", name):
+            continue  # the version node of the version script, not a symbol
+        exported.add(name)
+    assert all(n.startswith("jq_") for n in exported), sorted(n for n in exported if not n.startswith("jq_"))
+    # Exactly the header's functions: none of the internals (jq_log_*,
+    # jq_codec_*, ...) and none of the API missing.
+    assert exported == public_functions(), (sorted(exported - public_functions()),
+                                             sorted(public_functions() - exported))
+    assert "jq_log_write" not in exported and "jq_client_enqueue" in exported
+
+
+def build_c_example(tree, workdir, static):
+    src = os.path.join(ROOT, "examples", "producers", "c")
+    build = os.path.join(workdir, "c-static" if static else "c")
+    shutil.copytree(src, build)
+    env = clean_env(PKG_CONFIG_PATH=os.path.join(tree, "usr/lib/pkgconfig"),
+                    PKG_CONFIG_SYSROOT_DIR=tree)
+    out = subprocess.run(["make", "-C", build] + (["STATIC=1"] if static else []), env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning" not in out.stderr, out.stderr
+    return os.path.join(build, "enqueue")
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["shared", "static"])
+def test_c_example_built_against_installed_tree_runs_jobs(tree, static, tmpdir_path, redis_server,
+                                                          consumer):
+    exe = build_c_example(tree, tmpdir_path, static)
+    needed = subprocess.run(["readelf", "-d", exe], capture_output=True, text=True, check=True).stdout
+    # Linked to the installed library: dynamically by its soname, or not at all.
+    assert ("[libjobq.so.1]" in needed) == (not static)
+    consumer("--backoff-ms", "20")
+    env = dict(os.environ, JOBQ_REDIS_URL=redis_server.url,
+               LD_LIBRARY_PATH=os.path.join(tree, "usr/lib"))
+    out = subprocess.run([exe, "sha256", '{"data":"hello","rounds":3}'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == sha256_rounds(b"hello", 3) + "\n"
+    out = subprocess.run([exe, "fail", '{"message":"card declined"}'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "dead: card declined" in out.stderr
+    out = subprocess.run([exe, "sha256", "{not json"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 3 and "json" in out.stderr.lower()
+
+
+def test_uninstall_leaves_no_file_behind():
+    dest = tempfile.mkdtemp(prefix="jobq-uninstall-")
+    try:
+        make("install", "DESTDIR=" + dest, "PREFIX=" + PREFIX)
+        assert len(files_under(dest)) >= 8
+        make("uninstall", "DESTDIR=" + dest, "PREFIX=" + PREFIX)
+        assert files_under(dest) == set()
+        # What is left are empty directories only. jobq's own are gone; the
+        # standard ones (bin, lib, share/man/man1, ...) stay, as `make
+        # uninstall` into / must not remove /usr/local/bin.
+        dirs = {os.path.relpath(d, dest) for d, _, _ in os.walk(dest)} - {"."}
+        assert not [d for d in dirs if os.path.basename(d) == "jobq"], sorted(dirs)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
