@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "httpd.h"
 #include "job.h"
 #include "log.h"
 #include "master.h"
@@ -19,6 +20,7 @@
 #define SWEEP_EVERY_MS 60000
 #define ORPHAN_IDLE_MS 600000
 #define DEAD_MAX 256
+#define PONG_STALE_MS (3 * JANITOR_MS + 500) /* Redis silent this long: unhealthy */
 
 typedef struct jq_master jq_master_t;
 
@@ -68,7 +70,9 @@ struct jq_master {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t kill_timer, janitor;
     int64_t last_sweep_ms;
+    int64_t last_pong_ms;   /* Redis answered a PING (healthz) */
     jq_rconn_t redis;
+    jq_httpd_t *http;       /* --metrics-addr: /healthz, /metrics, dashboard */
     int shutting_down;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
@@ -235,8 +239,17 @@ static void on_swept(redisAsyncContext *ac, void *rp, void *priv) {
         jq_info("removed %lld idle empty consumers from the group", r->integer);
 }
 
+static void on_pong(redisAsyncContext *ac, void *rp, void *priv) {
+    jq_master_t *m = priv;
+    redisReply *r = rp;
+    if (r && r->type == REDIS_REPLY_STATUS) m->last_pong_ms = jq_now_ms();
+}
+
 static void on_janitor(uv_timer_t *t) {
     jq_master_t *m = t->data;
+    /* A Redis that stopped answering keeps its socket open: only a reply
+     * tells /healthz that it is really there. */
+    if (m->redis.up) jq_rconn_cmd(&m->redis, on_pong, m, "PING");
     handback_all(m);
     int64_t now = jq_now_ms();
     if (!m->redis.up || now - m->last_sweep_ms < SWEEP_EVERY_MS) return;
@@ -273,6 +286,8 @@ static void maybe_finish(jq_master_t *m) {
     uv_close((uv_handle_t *)&m->kill_timer, NULL);
     uv_close((uv_handle_t *)&m->janitor, NULL);
     for (int i = 0; i < m->opt->workers; i++) uv_close((uv_handle_t *)&m->respawn[i], NULL);
+    if (m->http) jq_httpd_close(m->http, NULL, NULL);
+    m->http = NULL;
     /* Give the handback of the last exits a chance to be written. */
     handback_all(m);
     jq_rconn_close(&m->redis, 1, NULL);
@@ -490,7 +505,53 @@ static void on_signal(uv_signal_t *s, int signum) {
     }
 }
 
-static void on_redis_up(jq_rconn_t *c) { handback_all(c->data); }
+static void on_redis_up(jq_rconn_t *c) {
+    jq_master_t *m = c->data;
+    m->last_pong_ms = jq_now_ms();
+    handback_all(m);
+}
+
+/* ---- HTTP: /healthz (and the routes of other modules) ---- */
+
+/* Healthy: Redis answers, and every worker slot has a worker that said
+ * ready and is not draining. Otherwise 0 with the reason. */
+static int master_healthy(jq_master_t *m, char *why, size_t len) {
+    if (m->shutting_down) return snprintf(why, len, "shutting down"), 0;
+    if (!m->redis.up) return snprintf(why, len, "redis unreachable"), 0;
+    int64_t silent = jq_now_ms() - m->last_pong_ms;
+    if (silent > PONG_STALE_MS)
+        return snprintf(why, len, "redis has not answered for %lld ms", (long long)silent), 0;
+    int missing = 0;
+    for (int slot = 0; slot < m->opt->workers; slot++) {
+        int ok = 0;
+        for (jq_child_t *c = m->children; c && !ok; c = c->next)
+            ok = c->slot == slot && c->ready && !c->draining;
+        missing += !ok;
+    }
+    if (missing)
+        return snprintf(why, len, "%d of %lld workers not serving", missing, m->opt->workers), 0;
+    return snprintf(why, len, "ok: redis up, %lld workers serving", m->opt->workers), 1;
+}
+
+static void on_healthz(jq_http_req_t *req, void *data) {
+    char why[128];
+    int ok = master_healthy(data, why, sizeof(why) - 1);
+    strcat(why, "\n");
+    jq_httpd_respond_text(req, ok ? 200 : 503, why);
+}
+
+static int start_http(jq_master_t *m) {
+    if (!m->opt->metrics_addr[0]) return 0;
+    char err[256];
+    m->http = jq_httpd_new(m->loop, m->opt->metrics_addr, err, sizeof(err));
+    if (!m->http) {
+        jq_error("--metrics-addr: %s", err);
+        return -1;
+    }
+    jq_httpd_route(m->http, "GET", "/healthz", on_healthz, m);
+    jq_info("http: listening on %s (port %d): /healthz", m->opt->metrics_addr, jq_httpd_port(m->http));
+    return 0;
+}
 
 int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
     static jq_master_t mm;
@@ -509,6 +570,11 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
             (int)getpid(), opt->workers, opt->threads, opt->cpus, opt->queues_csv, url);
     jq_opts_log(jq_options_table, opt);
     signal(SIGPIPE, SIG_IGN);
+    if (start_http(m) < 0) {
+        uv_run(m->loop, UV_RUN_DEFAULT); /* the failed listener's close */
+        uv_loop_close(m->loop);
+        return 3;
+    }
 
     m->streak = calloc((size_t)opt->workers, sizeof(int));
     m->respawn = calloc((size_t)opt->workers, sizeof(uv_timer_t));

@@ -51,6 +51,8 @@ const jq_opt_t jq_options_table[] = {
      "worker heartbeat period"},
     {"cpu-grace-ms", "JOBQ_CPU_GRACE_MS", JQ_OPT_INT, "10000", 0, 1LL << 40, O(cpu_grace_ms), 0,
      "a cpu job this long past its timeout gets its worker recycled"},
+    {"metrics-addr", "JOBQ_METRICS_ADDR", JQ_OPT_STR, "", 0, 0, O(metrics_addr), S(metrics_addr),
+     "serve /metrics and /healthz over HTTP on HOST:PORT (numeric host; empty: off)"},
     {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "info", 0, 0, O(log_level), S(log_level),
      "debug, info, warn or error"},
     {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,

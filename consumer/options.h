@@ -18,6 +18,7 @@ typedef struct jq_options {
     char queues_csv[1024];
     char prefix[64];
     char log_level[16];
+    char metrics_addr[64];      /* HOST:PORT of the HTTP server, "" = off */
     long long workers;          /* 0 = auto */
     long long threads;          /* 0 = auto */
     long long io_concurrency;
