@@ -27,8 +27,9 @@ LDFLAGS := $(SANFLAGS)
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
 	common/config.c common/cpus.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
-	producer/admin.c
-PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c
+	producer/admin.c producer/watch.c
+PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
+	producer/cli_fmt.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c consumer/reclaim.c \

@@ -39,22 +39,27 @@ static int is(const redisReply *f, const char *name) {
            memcmp(f->str, name, f->len) == 0;
 }
 
-/* The pending count of group `workers` in an XINFO GROUPS reply (a list
- * of flat field/value arrays); 0 when the group does not exist. */
-static long long group_pending(const redisReply *g) {
+/* The group `workers` in an XINFO GROUPS reply (a list of flat
+ * field/value arrays): its pending count and its lag (-1 when nil, as
+ * Redis reports after deletions it cannot count across). Returns 0 when
+ * the group does not exist. */
+static int group_figures(const redisReply *g, long long *pending, long long *lag) {
+    *pending = 0;
+    *lag = -1;
     if (!g || g->type != REDIS_REPLY_ARRAY) return 0;
     for (size_t i = 0; i < g->elements; i++) {
         const redisReply *grp = g->element[i];
         if (grp->type != REDIS_REPLY_ARRAY) continue;
         int ours = 0;
-        long long pending = 0;
         for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-            if (is(grp->element[k], "name"))
-                ours = is(grp->element[k + 1], JQ_GROUP);
-            else if (is(grp->element[k], "pending"))
-                jq_reply_ll(grp->element[k + 1], &pending);
+            const redisReply *v = grp->element[k + 1];
+            if (is(grp->element[k], "name")) ours = is(v, JQ_GROUP);
+            else if (is(grp->element[k], "pending")) jq_reply_ll(v, pending);
+            else if (is(grp->element[k], "lag") && v->type == REDIS_REPLY_INTEGER) *lag = v->integer;
         }
-        if (ours) return pending;
+        if (ours) return 1;
+        *pending = 0;
+        *lag = -1;
     }
     return 0;
 }
@@ -74,30 +79,46 @@ static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
 
 enum { S_XLEN, S_GROUPS, S_SCHED, S_DEAD, S_PAUSED, S_TOTALS, S_N };
 
-int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
-                    char *err, size_t errlen) {
-    memset(s, 0, sizeof(*s));
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
-    snprintf(s->queue, sizeof(s->queue), "%s", queue);
+int jq_stats_append(jq_client_t *c, const char *queue, char *err, size_t errlen) {
     static const char *const cmd[S_N][2] = {
         {"XLEN", "stream"},   {"XINFO", "stream"}, {"ZCARD", "scheduled"},
         {"ZCARD", "dead"},    {"EXISTS", "paused"}, {"HGETALL", "stats"},
     };
     jq_args_t a;
     jq_args_init(&a);
-    for (int i = 0; i < S_N; i++) {
+    int rc = 0;
+    for (int i = 0; i < S_N && rc == 0; i++) {
         jq_args_reset(&a);
         jq_args_str(&a, cmd[i][0]);
         if (i == S_GROUPS) jq_args_str(&a, "GROUPS");
         jq_args_key(&a, c, queue, cmd[i][1], NULL);
-        if (jq_client_append(c, &a, err, errlen) < 0) {
-            if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-            jq_args_destroy(&a);
-            return -1;
-        }
+        rc = jq_client_append(c, &a, err, errlen);
     }
     jq_args_destroy(&a);
+    return rc;
+}
+
+/* Ready is the group's lag (PROTOCOL 1.1); where Redis reports no lag,
+ * the stream's length less the pending entries; all of it without a
+ * group. */
+static void fill_stats(redisReply **r, jq_queue_stats_t *s) {
+    jq_reply_ll(r[S_XLEN], &s->length);
+    long long lag;
+    int has_group = group_figures(r[S_GROUPS], &s->running, &lag);
+    if (has_group && lag >= 0) s->ready = lag;
+    else s->ready = s->length > s->running ? s->length - s->running : 0;
+    jq_reply_ll(r[S_SCHED], &s->scheduled);
+    jq_reply_ll(r[S_DEAD], &s->dead);
+    long long paused = 0;
+    jq_reply_ll(r[S_PAUSED], &paused);
+    s->paused = paused > 0;
+    read_totals(r[S_TOTALS], s);
+}
+
+int jq_stats_collect(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+                     size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    snprintf(s->queue, sizeof(s->queue), "%s", queue);
     redisReply *r[S_N] = {0};
     int rc = 0;
     for (int i = 0; i < S_N; i++) {
@@ -111,20 +132,22 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
         if (i == S_GROUPS && r[i]->type == REDIS_REPLY_ERROR) continue;
         if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;
     }
-    if (rc == 0) {
-        jq_reply_ll(r[S_XLEN], &s->length);
-        s->running = group_pending(r[S_GROUPS]);
-        s->ready = s->length > s->running ? s->length - s->running : 0;
-        jq_reply_ll(r[S_SCHED], &s->scheduled);
-        jq_reply_ll(r[S_DEAD], &s->dead);
-        long long paused = 0;
-        jq_reply_ll(r[S_PAUSED], &paused);
-        s->paused = paused > 0;
-        read_totals(r[S_TOTALS], s);
-    }
+    if (rc == 0) fill_stats(r, s);
     for (int i = 0; i < S_N; i++)
         if (r[i]) freeReplyObject(r[i]);
     return rc;
+}
+
+int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
+                    char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_stats_append(c, queue, err, errlen) < 0) {
+        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
+        return -1;
+    }
+    return jq_stats_collect(c, queue, s, err, errlen);
 }
 
 static int cmp_str(const void *x, const void *y) {

@@ -96,6 +96,14 @@ void jq_cli_time(long long ms, char *buf, size_t cap);
 int jq_cli_print_result(FILE *out, const char *queue, const char *id,
                         const jq_result_t *r);
 
+/* cli_fmt.c: short human forms for table cells, written into buf and
+ * returned: durations ("4.2ms", "1.5s", "-" for ms < 0), sizes ("6.1M"),
+ * counts ("123.4k" past 99999) and rates ("0.25", "4100"). */
+const char *jq_fmt_ms(double ms, char *buf, size_t cap);
+const char *jq_fmt_bytes(long long n, char *buf, size_t cap);
+const char *jq_fmt_count(long long n, char *buf, size_t cap);
+const char *jq_fmt_rate(double r, char *buf, size_t cap);
+
 /* The subcommands of cli_admin.c; argv[start] is the first argument after
  * the subcommand's name. Return an exit status. */
 int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start);

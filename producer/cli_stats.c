@@ -1,42 +1,74 @@
-/* `jobq stats`: the figures of PROTOCOL §7 for one queue or every queue
- * in <p>:queues, as a table or (--json) an array of objects. */
+/* `jobq stats`: one screen of what PROTOCOL §7 keeps, read through
+ * libjobq's watch snapshot (the same code as `jobq top`, /metrics and the
+ * dashboard): a row per queue, then a row per live worker; or (--json) the
+ * snapshot's stable JSON shape. */
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "jobq/watch.h"
 
 static const char stats_help[] =
     "usage: jobq stats [-q QUEUE] [--json]\n"
     "\n"
-    "Per queue (every queue in <prefix>:queues, or QUEUE): ready (in the\n"
-    "stream, not taken), running (taken, not finished), scheduled (delayed or\n"
-    "waiting for a retry), dead (in the dead set), paused, and the totals\n"
-    "processed, failed (attempts), retried and dead. --json prints an array\n"
-    "of objects, one per queue, even for one queue.\n";
+    "Per queue (every queue in <prefix>:queues, or QUEUE): ready (not yet\n"
+    "taken), running (taken, not finished), scheduled (delayed or waiting for\n"
+    "a retry), dead (in the dead set), paused, the totals processed and failed\n"
+    "(attempts), jobs/s over the last minute, and the wait (enqueue to start)\n"
+    "and run times at the 50th and 99th percentiles of the latency buckets.\n"
+    "Then per live worker: host, pid, queues, busy io slots and cpu threads,\n"
+    "cpu backlog, RSS, CPU time, event-loop lag and when it was last seen.\n"
+    "--json prints one object {\"at\",\"queues\":[...],\"workers\":[...]}\n"
+    "(docs/CLI.md has every field).\n";
 
-static void print_header(int w) {
-    printf("%-*s %9s %9s %9s %9s %6s %11s %9s %9s %10s\n", w, "QUEUE", "READY",
-           "RUNNING", "SCHEDULED", "DEAD", "PAUSED", "PROCESSED", "FAILED",
-           "RETRIED", "TOTAL_DEAD");
+static int name_width(const jq_watch_t *w) {
+    int width = 5;
+    for (size_t i = 0; i < w->nqueues; i++) {
+        int n = (int)strlen(w->queues[i].s.queue);
+        if (n > width) width = n;
+    }
+    return width;
 }
 
-static void print_row(const jq_queue_stats_t *s, int w) {
-    printf("%-*s %9lld %9lld %9lld %9lld %6s %11lld %9lld %9lld %10lld\n",
-           w, s->queue, s->ready, s->running, s->scheduled, s->dead,
-           s->paused ? "yes" : "no", s->processed, s->failed, s->retried,
-           s->dead_total);
+static void print_queues(const jq_watch_t *w) {
+    int qw = name_width(w);
+    printf("%-*s %7s %7s %7s %6s %3s %9s %7s %7s %7s %7s %7s %7s\n", qw, "QUEUE", "READY", "RUNNING",
+           "SCHED", "DEAD", "PSD", "PROCESSED", "FAILED", "JOBS/S", "WAIT50", "WAIT99", "RUN50",
+           "RUN99");
+    for (size_t i = 0; i < w->nqueues; i++) {
+        const jq_queue_watch_t *q = &w->queues[i];
+        const jq_queue_stats_t *s = &q->s;
+        char b[11][24];
+        printf("%-*s %7s %7s %7s %6s %3s %9s %7s %7s %7s %7s %7s %7s\n", qw, s->queue,
+               jq_fmt_count(s->ready, b[0], 24), jq_fmt_count(s->running, b[1], 24),
+               jq_fmt_count(s->scheduled, b[2], 24), jq_fmt_count(s->dead, b[3], 24),
+               s->paused ? "yes" : "no", jq_fmt_count(s->processed, b[4], 24),
+               jq_fmt_count(s->failed, b[5], 24), jq_fmt_rate(q->rate, b[6], 24),
+               jq_fmt_ms(jq_latency_quantile(&q->wait, 0.5), b[7], 24),
+               jq_fmt_ms(jq_latency_quantile(&q->wait, 0.99), b[8], 24),
+               jq_fmt_ms(jq_latency_quantile(&q->run, 0.5), b[9], 24),
+               jq_fmt_ms(jq_latency_quantile(&q->run, 0.99), b[10], 24));
+    }
 }
 
-static void print_json(const jq_queue_stats_t *s, int first) {
-    fputs(first ? "\n{\"queue\":" : ",\n{\"queue\":", stdout);
-    jq_json_cstr(stdout, s->queue);
-    printf(",\"length\":%lld,\"ready\":%lld,\"running\":%lld,\"scheduled\":%lld,"
-           "\"dead\":%lld,\"paused\":%s,\"processed\":%lld,\"failed\":%lld,"
-           "\"retried\":%lld,\"dead_total\":%lld}",
-           s->length, s->ready, s->running, s->scheduled, s->dead,
-           s->paused ? "true" : "false", s->processed, s->failed, s->retried,
-           s->dead_total);
+static void print_workers(const jq_watch_t *w) {
+    if (w->nworkers == 0) {
+        printf("\nno live workers\n");
+        return;
+    }
+    printf("\n%-16s %7s %-12s %5s %5s %7s %7s %8s %7s %6s\n", "HOST", "PID", "QUEUES", "IO", "CPU",
+           "BACKLOG", "RSS", "CPU_TIME", "LAG", "SEEN");
+    for (size_t i = 0; i < w->nworkers; i++) {
+        const jq_worker_watch_t *k = &w->workers[i];
+        char cpu[24], rss[24], ct[24], lag[24], seen[24];
+        snprintf(cpu, sizeof(cpu), "%lld/%lld", k->busy_cpu, k->threads);
+        printf("%-16.16s %7lld %-12.12s %5lld %5s %7lld %7s %8s %7s %6s%s\n", k->host, k->pid,
+               k->queues, k->busy_io, cpu, k->cpu_backlog, jq_fmt_bytes(k->rss_bytes, rss, 24),
+               jq_fmt_ms((double)k->cpu_ms, ct, 24), jq_fmt_ms(k->loop_lag_us / 1000.0, lag, 24),
+               jq_fmt_ms((double)(w->at_ms - k->last_seen_ms), seen, 24),
+               k->draining ? " draining" : "");
+    }
 }
 
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
@@ -59,36 +91,18 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
     if (status) return status;
 
     char err[JQ_ERR_LEN];
-    char **names = NULL;
-    size_t n = 0;
-    const char *one[1] = {queue};
-    if (!queue && jq_client_queues(cli->client, &names, &n, err, sizeof(err)) < 0) {
+    jq_watch_t w;
+    if (jq_watch_read(cli->client, queue, &w, err, sizeof(err)) < 0) {
         fprintf(stderr, "jobq: stats: %s\n", err);
+        jq_watch_destroy(&w);
         return JQ_EXIT_REDIS;
     }
-    const char *const *list = queue ? one : (const char *const *)names;
-    size_t count = queue ? 1 : n;
-    int w = 5;
-    for (size_t i = 0; i < count; i++)
-        if ((int)strlen(list[i]) > w) w = (int)strlen(list[i]);
-    if (json) fputs("[", stdout);
-    else print_header(w);
-    status = JQ_EXIT_OK;
-    size_t printed = 0;
-    for (size_t i = 0; i < count; i++) {
-        jq_queue_stats_t s;
-        /* A foreign member of <p>:queues cannot name keys: skip it. */
-        if (!jq_name_valid(list[i], strlen(list[i]))) continue;
-        if (jq_client_stats(cli->client, list[i], &s, err, sizeof(err)) < 0) {
-            fprintf(stderr, "jobq: stats: %s\n", err);
-            status = JQ_EXIT_REDIS;
-            break;
-        }
-        if (json) print_json(&s, printed == 0);
-        else print_row(&s, w);
-        printed++;
+    if (json) {
+        jq_watch_json(&w, stdout);
+    } else {
+        print_queues(&w);
+        print_workers(&w);
     }
-    if (json) fputs(printed ? "\n]\n" : "]\n", stdout);
-    jq_client_queues_free(names, n);
-    return status;
+    jq_watch_destroy(&w);
+    return JQ_EXIT_OK;
 }

@@ -66,6 +66,14 @@ int jq_client_append(jq_client_t *c, const jq_args_t *a, char *err,
                      size_t errlen);
 redisReply *jq_client_reply(jq_client_t *c, char *err, size_t errlen);
 
+/* The figures of one queue (admin.c), split so that watch.c can pipeline
+ * many queues: append its commands, then collect their replies in order.
+ * A failed append leaves the pipeline unusable: mark the connection broken
+ * (c->ctx->err) so the next call reconnects. */
+int jq_stats_append(jq_client_t *c, const char *queue, char *err, size_t errlen);
+int jq_stats_collect(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+                     size_t errlen);
+
 /* 0 if r is not NULL and not an error reply, else -1 with err. */
 int jq_reply_ok(const redisReply *r, char *err, size_t errlen);
 

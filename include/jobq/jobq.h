@@ -195,7 +195,7 @@ int jq_client_resume(jq_client_t *c, const char *queue, char *err,
 typedef struct jq_queue_stats {
     char queue[JQ_CLIENT_ID_LEN];
     long long length;    /* XLEN of the stream */
-    long long ready;     /* length minus the group's pending count */
+    long long ready;     /* the group's lag; where nil, length minus pending */
     long long running;   /* the group's pending count */
     long long scheduled; /* ZCARD scheduled */
     long long dead;      /* ZCARD dead */

@@ -1,0 +1,392 @@
+/* A snapshot of queues and workers (PROTOCOL §7) for everything that
+ * watches: `jobq stats`, `jobq top`, /metrics, the dashboard. Two
+ * pipelined round trips whatever the number of queues and workers: one for
+ * every queue's figures, minute counters and latency hash together with the
+ * worker set, one for the workers' hashes. */
+
+#include <json.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+#include "job.h"
+#include "keys.h"
+#include "jobq/watch.h"
+
+static const long long lat_bounds_ms[JQ_LAT_BUCKETS - 1] = {1,    2,    5,    10,    25,    50,    100,  250,
+                                                        500,  1000, 2500, 5000, 10000, 30000, 60000};
+
+long long jq_latency_bound_ms(int i) {
+    return i >= 0 && i < JQ_LAT_BUCKETS - 1 ? lat_bounds_ms[i] : -1;
+}
+
+static int field_is(const redisReply *f, const char *name) {
+    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) && memcmp(f->str, name, f->len) == 0;
+}
+
+/* ---- latency hash: <kind>:le:<ms>, <kind>:count, <kind>:sum_us ---- */
+
+static void latency_field(jq_latency_t *l, const char *rest, const redisReply *v) {
+    long long n = 0;
+    if (jq_reply_ll(v, &n) < 0) return;
+    if (strcmp(rest, "count") == 0) {
+        l->count = n;
+    } else if (strcmp(rest, "sum_us") == 0) {
+        l->sum_us = n;
+    } else if (strncmp(rest, "le:", 3) == 0) {
+        if (strcmp(rest + 3, "inf") == 0) {
+            l->bucket[JQ_LAT_BUCKETS - 1] = n;
+            return;
+        }
+        char *end;
+        long long b = strtoll(rest + 3, &end, 10);
+        for (int i = 0; i < JQ_LAT_BUCKETS - 1 && !*end; i++)
+            if (lat_bounds_ms[i] == b) l->bucket[i] = n;
+    }
+}
+
+static void read_latency(const redisReply *h, jq_queue_watch_t *q) {
+    if (!h || h->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i];
+        if (f->type != REDIS_REPLY_STRING) continue;
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)f->len, f->str);
+        if (strncmp(name, "wait:", 5) == 0) latency_field(&q->wait, name + 5, h->element[i + 1]);
+        else if (strncmp(name, "run:", 4) == 0) latency_field(&q->run, name + 4, h->element[i + 1]);
+    }
+}
+
+double jq_latency_quantile(const jq_latency_t *l, double q) {
+    long long total = 0;
+    for (int i = 0; i < JQ_LAT_BUCKETS; i++) total += l->bucket[i];
+    if (total == 0) return -1;
+    double rank = q * (double)total, seen = 0;
+    for (int i = 0; i < JQ_LAT_BUCKETS; i++) {
+        double n = (double)l->bucket[i];
+        if (seen + n >= rank && n > 0) {
+            if (i == JQ_LAT_BUCKETS - 1) return (double)lat_bounds_ms[JQ_LAT_BUCKETS - 2];
+            double lo = i ? (double)lat_bounds_ms[i - 1] : 0, hi = (double)lat_bounds_ms[i];
+            return lo + (hi - lo) * (rank - seen) / n;
+        }
+        seen += n;
+    }
+    return (double)lat_bounds_ms[JQ_LAT_BUCKETS - 2];
+}
+
+/* ---- per-minute counters ---- */
+
+static void read_minute(const redisReply *r, long long *processed, long long *failed) {
+    *processed = *failed = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
+    jq_reply_ll(r->element[0], processed);
+    jq_reply_ll(r->element[1], failed);
+}
+
+/* Over the last 60 s: the current minute so far plus the part of the
+ * previous minute that still lies inside the window. */
+static void rates(jq_queue_watch_t *q, int64_t now_ms) {
+    double frac = (double)(now_ms % 60000) / 60000.0;
+    q->rate = ((double)q->processed_min[0] + (double)q->processed_min[1] * (1 - frac)) / 60.0;
+    q->fail_rate = ((double)q->failed_min[0] + (double)q->failed_min[1] * (1 - frac)) / 60.0;
+}
+
+/* ---- workers ---- */
+
+static void worker_field(jq_worker_watch_t *w, const redisReply *f, const redisReply *v) {
+    static const struct {
+        const char *name;
+        size_t off;
+    } nums[] = {
+        {"pid", offsetof(jq_worker_watch_t, pid)},
+        {"master_pid", offsetof(jq_worker_watch_t, master_pid)},
+        {"started_at", offsetof(jq_worker_watch_t, started_at)},
+        {"processed", offsetof(jq_worker_watch_t, processed)},
+        {"failed", offsetof(jq_worker_watch_t, failed)},
+        {"busy_io", offsetof(jq_worker_watch_t, busy_io)},
+        {"busy_cpu", offsetof(jq_worker_watch_t, busy_cpu)},
+        {"threads", offsetof(jq_worker_watch_t, threads)},
+        {"cpu_backlog", offsetof(jq_worker_watch_t, cpu_backlog)},
+        {"rss_bytes", offsetof(jq_worker_watch_t, rss_bytes)},
+        {"cpu_ms", offsetof(jq_worker_watch_t, cpu_ms)},
+        {"open_fds", offsetof(jq_worker_watch_t, open_fds)},
+        {"loop_lag_us", offsetof(jq_worker_watch_t, loop_lag_us)},
+    };
+    if (v->type != REDIS_REPLY_STRING) return;
+    if (field_is(f, "host")) {
+        snprintf(w->host, sizeof(w->host), "%.*s", (int)v->len, v->str);
+    } else if (field_is(f, "queues")) {
+        snprintf(w->queues, sizeof(w->queues), "%.*s", (int)v->len, v->str);
+    } else if (field_is(f, "draining")) {
+        w->draining = v->len == 1 && v->str[0] == '1';
+    } else {
+        for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+            if (field_is(f, nums[i].name)) jq_reply_ll(v, (long long *)((char *)w + nums[i].off));
+    }
+}
+
+/* Reads the hash of every worker in the ZRANGE reply `set` (member,
+ * score, ...) in one pipelined round trip; a worker whose hash expired is
+ * left out. */
+static int read_workers(jq_client_t *c, const redisReply *set, jq_watch_t *w, char *err,
+                        size_t errlen) {
+    if (!set || set->type != REDIS_REPLY_ARRAY || set->elements < 2) return 0;
+    size_t n = set->elements / 2;
+    w->workers = calloc(n, sizeof(*w->workers));
+    if (!w->workers) {
+        jq_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    jq_args_t a;
+    jq_args_init(&a);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *id = set->element[2 * i];
+        jq_args_reset(&a);
+        jq_args_str(&a, "HGETALL");
+        char key[512];
+        snprintf(key, sizeof(key), "%s:worker:%.*s", c->prefix, (int)id->len, id->str);
+        jq_args_dup(&a, key, strlen(key));
+        rc = jq_client_append(c, &a, err, errlen);
+    }
+    jq_args_destroy(&a);
+    if (rc < 0) {
+        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *h = jq_client_reply(c, err, errlen);
+        if (!h) return -1;
+        if (h->type == REDIS_REPLY_ARRAY && h->elements >= 2) {
+            jq_worker_watch_t *ww = &w->workers[w->nworkers++];
+            const redisReply *id = set->element[2 * i], *score = set->element[2 * i + 1];
+            snprintf(ww->id, sizeof(ww->id), "%.*s", (int)id->len, id->str);
+            jq_reply_ll(score, &ww->last_seen_ms);
+            for (size_t k = 0; k + 1 < h->elements; k += 2) worker_field(ww, h->element[k], h->element[k + 1]);
+        }
+        freeReplyObject(h);
+    }
+    return 0;
+}
+
+static int cmp_worker(const void *x, const void *y) {
+    return strcmp(((const jq_worker_watch_t *)x)->id, ((const jq_worker_watch_t *)y)->id);
+}
+
+/* ---- the snapshot ---- */
+
+enum { Q_MIN0, Q_MIN1, Q_LAT, Q_EXTRA };
+
+static int append_queue(jq_client_t *c, const char *queue, int64_t minute, jq_args_t *a, char *err,
+                        size_t errlen) {
+    if (jq_stats_append(c, queue, err, errlen) < 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "stats:%lld", (long long)(minute - i));
+        jq_args_reset(a);
+        jq_args_str(a, "HMGET");
+        jq_args_key(a, c, queue, what, NULL);
+        jq_args_str(a, "processed");
+        jq_args_str(a, "failed");
+        if (jq_client_append(c, a, err, errlen) < 0) return -1;
+    }
+    jq_args_reset(a);
+    jq_args_str(a, "HGETALL");
+    jq_args_key(a, c, queue, "latency", NULL);
+    return jq_client_append(c, a, err, errlen);
+}
+
+static int collect_queue(jq_client_t *c, jq_queue_watch_t *q, const char *queue, char *err,
+                         size_t errlen) {
+    if (jq_stats_collect(c, queue, &q->s, err, errlen) < 0) return -1;
+    redisReply *r[Q_EXTRA] = {0};
+    int rc = 0;
+    for (int i = 0; i < Q_EXTRA; i++) {
+        r[i] = jq_client_reply(c, err, errlen);
+        if (!r[i] || (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0)) rc = -1;
+        if (!r[i]) break;
+    }
+    if (rc == 0) {
+        read_minute(r[Q_MIN0], &q->processed_min[0], &q->failed_min[0]);
+        read_minute(r[Q_MIN1], &q->processed_min[1], &q->failed_min[1]);
+        read_latency(r[Q_LAT], q);
+    }
+    for (int i = 0; i < Q_EXTRA; i++)
+        if (r[i]) freeReplyObject(r[i]);
+    return rc;
+}
+
+/* Sends every queue's commands and the worker set's ZRANGE in one
+ * pipeline, then reads them in the same order. */
+static int read_queues(jq_client_t *c, const char *const *names, size_t n, jq_watch_t *w,
+                       redisReply **set, char *err, size_t errlen) {
+    w->queues = n ? calloc(n, sizeof(*w->queues)) : NULL;
+    if (n && !w->queues) {
+        jq_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    int64_t minute = w->at_ms / 60000;
+    jq_args_t a;
+    jq_args_init(&a);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = append_queue(c, names[i], minute, &a, err, errlen);
+    char key[JQ_KEY_MAX];
+    jq_key_global(key, sizeof(key), c->prefix, "workers");
+    jq_args_reset(&a);
+    jq_args_str(&a, "ZRANGE");
+    jq_args_str(&a, key);
+    jq_args_str(&a, "0");
+    jq_args_str(&a, "-1");
+    jq_args_str(&a, "WITHSCORES");
+    if (rc == 0) rc = jq_client_append(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    if (rc < 0) {
+        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jq_queue_watch_t *q = &w->queues[w->nqueues];
+        /* A failed reply of one queue still leaves its others to read. */
+        int qrc = collect_queue(c, q, names[i], err, errlen);
+        if (qrc < 0 && (!c->ctx || c->ctx->err)) return -1;
+        if (qrc < 0) rc = -1;
+        rates(q, w->at_ms);
+        w->nqueues++;
+    }
+    *set = jq_client_reply(c, err, errlen);
+    if (!*set) return -1;
+    return rc;
+}
+
+int jq_watch_read(jq_client_t *c, const char *queue, jq_watch_t *w, char *err, size_t errlen) {
+    memset(w, 0, sizeof(*w));
+    w->at_ms = jq_now_ms();
+    if (queue && jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_client_ready(c, err, errlen) < 0) return -1;
+    char **all = NULL;
+    size_t nall = 0;
+    if (!queue && jq_client_queues(c, &all, &nall, err, errlen) < 0) return -1;
+    /* Foreign members of <p>:queues cannot name keys: skip them. */
+    const char **names = calloc(nall ? nall : 1, sizeof(*names));
+    size_t n = 0;
+    if (!names) {
+        jq_client_queues_free(all, nall);
+        jq_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    if (queue) names[n++] = queue;
+    for (size_t i = 0; i < nall; i++)
+        if (jq_name_valid(all[i], strlen(all[i]))) names[n++] = all[i];
+    redisReply *set = NULL;
+    int rc = read_queues(c, names, n, w, &set, err, errlen);
+    if (rc == 0) rc = read_workers(c, set, w, err, errlen);
+    if (set) freeReplyObject(set);
+    if (w->nworkers > 1) qsort(w->workers, w->nworkers, sizeof(*w->workers), cmp_worker);
+    free(names);
+    jq_client_queues_free(all, nall);
+    return rc;
+}
+
+void jq_watch_destroy(jq_watch_t *w) {
+    free(w->queues);
+    free(w->workers);
+    memset(w, 0, sizeof(*w));
+}
+
+/* ---- JSON (the stable shape of `jobq stats --json`, docs/CLI.md) ---- */
+
+static json_object *jnum(double v, int decimals) {
+    char s[64];
+    snprintf(s, sizeof(s), "%.*f", decimals, v);
+    return json_object_new_double_s(v, s);
+}
+
+static json_object *latency_json(const jq_latency_t *l) {
+    json_object *o = json_object_new_object(), *b = json_object_new_array();
+    json_object_object_add(o, "count", json_object_new_int64(l->count));
+    json_object_object_add(o, "sum_us", json_object_new_int64(l->sum_us));
+    static const double qs[] = {0.5, 0.9, 0.99};
+    static const char *const names[] = {"p50_ms", "p90_ms", "p99_ms"};
+    for (int i = 0; i < 3; i++) {
+        double v = jq_latency_quantile(l, qs[i]);
+        json_object_object_add(o, names[i], v < 0 ? NULL : jnum(v, 3));
+    }
+    for (int i = 0; i < JQ_LAT_BUCKETS; i++) {
+        json_object *pair = json_object_new_array();
+        json_object_array_add(pair, i < JQ_LAT_BUCKETS - 1 ? json_object_new_int64(lat_bounds_ms[i])
+                                                           : json_object_new_string("inf"));
+        json_object_array_add(pair, json_object_new_int64(l->bucket[i]));
+        json_object_array_add(b, pair);
+    }
+    json_object_object_add(o, "buckets", b);
+    return o;
+}
+
+static json_object *queue_json(const jq_queue_watch_t *q) {
+    const jq_queue_stats_t *s = &q->s;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "queue", json_object_new_string(s->queue));
+    const struct {
+        const char *k;
+        long long v;
+    } ints[] = {{"length", s->length},       {"ready", s->ready},         {"running", s->running},
+                {"scheduled", s->scheduled}, {"dead", s->dead},           {"processed", s->processed},
+                {"failed", s->failed},       {"retried", s->retried},     {"dead_total", s->dead_total}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        json_object_object_add(o, ints[i].k, json_object_new_int64(ints[i].v));
+        if (i == 4) json_object_object_add(o, "paused", json_object_new_boolean(s->paused));
+    }
+    json_object_object_add(o, "jobs_per_s", jnum(q->rate, 3));
+    json_object_object_add(o, "failed_per_s", jnum(q->fail_rate, 3));
+    json_object_object_add(o, "wait", latency_json(&q->wait));
+    json_object_object_add(o, "run", latency_json(&q->run));
+    return o;
+}
+
+static json_object *worker_json(const jq_worker_watch_t *w) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(w->id));
+    json_object_object_add(o, "host", json_object_new_string(w->host));
+    json_object *qs = json_object_new_array();
+    for (const char *p = w->queues; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len) json_object_array_add(qs, json_object_new_string_len(p, (int)len));
+        p += len + (p[len] == ',');
+    }
+    json_object_object_add(o, "queues", qs);
+    const struct {
+        const char *k;
+        long long v;
+    } ints[] = {{"pid", w->pid},
+                {"master_pid", w->master_pid},
+                {"started_at", w->started_at},
+                {"last_seen", w->last_seen_ms},
+                {"processed", w->processed},
+                {"failed", w->failed},
+                {"busy_io", w->busy_io},
+                {"busy_cpu", w->busy_cpu},
+                {"threads", w->threads},
+                {"cpu_backlog", w->cpu_backlog},
+                {"rss_bytes", w->rss_bytes},
+                {"cpu_ms", w->cpu_ms},
+                {"open_fds", w->open_fds},
+                {"loop_lag_us", w->loop_lag_us}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        json_object_object_add(o, ints[i].k, json_object_new_int64(ints[i].v));
+    json_object_object_add(o, "draining", json_object_new_boolean(w->draining));
+    return o;
+}
+
+int jq_watch_json(const jq_watch_t *w, FILE *out) {
+    json_object *root = json_object_new_object(), *qs = json_object_new_array(),
+                *ws = json_object_new_array();
+    json_object_object_add(root, "at", json_object_new_int64(w->at_ms));
+    for (size_t i = 0; i < w->nqueues; i++) json_object_array_add(qs, queue_json(&w->queues[i]));
+    for (size_t i = 0; i < w->nworkers; i++) json_object_array_add(ws, worker_json(&w->workers[i]));
+    json_object_object_add(root, "queues", qs);
+    json_object_object_add(root, "workers", ws);
+    int rc = fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN)) < 0 ? -1 : 0;
+    json_object_put(root);
+    return rc;
+}
