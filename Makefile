@@ -54,7 +54,7 @@ LIBJOBQ_SO := $(BUILD)/libjobq.so.$(JQ_VERSION)
 LIB_PIC_OBJ := $(COMMON_SRC:%.c=$(BUILD)/pic/%.o) $(PRODUCER_LIB_SRC:%.c=$(BUILD)/pic/%.o)
 LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 
-.PHONY: all run test check unit integration bench install uninstall clean deps test-deps
+.PHONY: all run test check unit integration bench bench-compare install uninstall clean deps test-deps
 
 all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
@@ -118,6 +118,14 @@ run: deps all
 
 bench: deps all
 	/usr/bin/python3 bench/bench.py
+
+# jobq beside BullMQ and bee-queue (issue 8); BENCH_QUICK=1 for a 2-minute run.
+bench-compare: all bench/compare/node_modules/.package-lock.json
+	/usr/bin/python3 bench/compare/compare.py $(BENCH_ARGS)
+
+bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
+	@sh scripts/deps.sh bench
+	cd bench/compare && npm ci --no-audit --no-fund
 
 # `make install` / `make uninstall` honour PREFIX and DESTDIR (a staging
 # tree for packagers), and the usual *DIR variables. Files that name a

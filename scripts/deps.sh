@@ -3,6 +3,7 @@
 # (or sudo) only when something is missing.
 #   scripts/deps.sh        what building and running need (make, make run)
 #   scripts/deps.sh test   that plus what the whole test suite needs (make test)
+#   scripts/deps.sh bench  that plus what make bench-compare / bench-seed need
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
 libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev libsystemd-dev
@@ -12,8 +13,12 @@ redis-server redis-tools"
 # container engine (podman) and the man/systemd checkers.
 TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
-podman runc docker-compose debootstrap go-md2man man-db systemd"
+podman runc docker-compose debootstrap go-md2man man-db systemd nodejs"
+# The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads).
+BENCH_PKGS="python3 python3-redis python3-msgpack nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"
+[ "${1:-}" = bench ] && PKGS="$PKGS $BENCH_PKGS"
+command -v npm >/dev/null 2>&1 || [ "${1:-}" != bench ] || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
