@@ -33,7 +33,7 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c consumer/reclaim.c \
-	consumer/httpd.c
+	consumer/httpd.c consumer/metrics.c
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -77,7 +77,7 @@ $(LIBJOBQ_SO): $(LIB_PIC_OBJ) packaging/libjobq.map
 	ln -sf $(notdir $@) $(BUILD)/$(JQ_SONAME)
 	ln -sf $(JQ_SONAME) $(BUILD)/libjobq.so
 
-$(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(COMMON_OBJ)
+$(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(PRODUCER_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -10,6 +10,7 @@
 #include "job.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "rconn.h"
 
 #define RESPAWN_MIN_MS 100
@@ -73,6 +74,8 @@ struct jq_master {
     int64_t last_pong_ms;   /* Redis answered a PING (healthz) */
     jq_rconn_t redis;
     jq_httpd_t *http;       /* --metrics-addr: /healthz, /metrics, dashboard */
+    jq_metrics_t *metrics;
+    long long starts, crashes, recycles; /* for /metrics */
     int shutting_down;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
@@ -288,6 +291,8 @@ static void maybe_finish(jq_master_t *m) {
     for (int i = 0; i < m->opt->workers; i++) uv_close((uv_handle_t *)&m->respawn[i], NULL);
     if (m->http) jq_httpd_close(m->http, NULL, NULL);
     m->http = NULL;
+    jq_metrics_close(m->metrics); /* after the server: no scrape reaches it now */
+    m->metrics = NULL;
     /* Give the handback of the last exits a chance to be written. */
     handback_all(m);
     jq_rconn_close(&m->redis, 1, NULL);
@@ -308,6 +313,7 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
     else
         jq_info("worker %d (slot %d) exited", c->pid, c->slot);
 
+    if (sig || status) m->crashes++;
     add_gone(m, c->pid, !sig && !status);
     handback_all(m);
     unlink_child(m, c);
@@ -358,6 +364,7 @@ static void on_child_line(jq_child_t *c, const char *line) {
         if (m->roll_next >= 0) roll_step(m);
     } else if (strncmp(line, "recycle", 7) == 0) {
         jq_info("worker %d asks to be recycled (%s)", c->pid, line[7] ? line + 8 : "");
+        m->recycles++;
         c->draining = 1;
         if (!c->replaced && !m->shutting_down) {
             c->replaced = 1;
@@ -435,6 +442,7 @@ static void spawn(jq_master_t *m, int slot) {
         return;
     }
     c->pid = c->proc.pid;
+    m->starts++;
     c->started_ms = jq_now_ms();
     c->next = m->children;
     m->children = c;
@@ -513,6 +521,28 @@ static void on_redis_up(jq_rconn_t *c) {
 
 /* ---- HTTP: /healthz (and the routes of other modules) ---- */
 
+/* Worker slots with a worker that said ready and is not draining. */
+static int slots_serving(jq_master_t *m) {
+    int n = 0;
+    for (int slot = 0; slot < m->opt->workers; slot++) {
+        int ok = 0;
+        for (jq_child_t *c = m->children; c && !ok; c = c->next)
+            ok = c->slot == slot && c->ready && !c->draining;
+        n += ok;
+    }
+    return n;
+}
+
+static void local_metrics(jq_metrics_local_t *out, void *data) {
+    jq_master_t *m = data;
+    out->workers_configured = m->opt->workers;
+    out->workers_serving = slots_serving(m);
+    out->worker_starts = m->starts;
+    out->worker_crashes = m->crashes;
+    out->worker_recycles = m->recycles;
+    out->redis_up = m->redis.up;
+}
+
 /* Healthy: Redis answers, and every worker slot has a worker that said
  * ready and is not draining. Otherwise 0 with the reason. */
 static int master_healthy(jq_master_t *m, char *why, size_t len) {
@@ -521,13 +551,7 @@ static int master_healthy(jq_master_t *m, char *why, size_t len) {
     int64_t silent = jq_now_ms() - m->last_pong_ms;
     if (silent > PONG_STALE_MS)
         return snprintf(why, len, "redis has not answered for %lld ms", (long long)silent), 0;
-    int missing = 0;
-    for (int slot = 0; slot < m->opt->workers; slot++) {
-        int ok = 0;
-        for (jq_child_t *c = m->children; c && !ok; c = c->next)
-            ok = c->slot == slot && c->ready && !c->draining;
-        missing += !ok;
-    }
+    int missing = (int)(m->opt->workers - slots_serving(m));
     if (missing)
         return snprintf(why, len, "%d of %lld workers not serving", missing, m->opt->workers), 0;
     return snprintf(why, len, "ok: redis up, %lld workers serving", m->opt->workers), 1;
@@ -549,7 +573,10 @@ static int start_http(jq_master_t *m) {
         return -1;
     }
     jq_httpd_route(m->http, "GET", "/healthz", on_healthz, m);
-    jq_info("http: listening on %s (port %d): /healthz", m->opt->metrics_addr, jq_httpd_port(m->http));
+    m->metrics = jq_metrics_new(m->loop, m->http, m->opt, local_metrics, m);
+    if (!m->metrics) jq_warn("http: /metrics not served (out of memory)");
+    jq_info("http: listening on %s (port %d): /healthz /metrics", m->opt->metrics_addr,
+            jq_httpd_port(m->http));
     return 0;
 }
 
