@@ -20,6 +20,8 @@ endif
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote common -iquote producer -iquote consumer \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# jobq top draws with ncurses (wide, for the sparkline's UTF-8 blocks).
+CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 LDFLAGS := $(SANFLAGS)
@@ -29,7 +31,7 @@ COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
 	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
-	producer/cli_fmt.c
+	producer/cli_fmt.c producer/cli_top.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c consumer/reclaim.c \
@@ -83,7 +85,7 @@ $(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(PRODUCER
 
 $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CLI_LIBS)
 
 # Unit tests link every module but the mains, so a test can reach any of them.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OBJ)

@@ -26,6 +26,7 @@ static void usage(FILE *out) {
           "  pause [-q] QUEUE           consumers stop taking jobs from QUEUE\n"
           "  resume [-q] QUEUE          undo pause\n"
           "  stats [-q QUEUE] [--json]  queue figures\n"
+          "  top [-q QUEUE]             live view of queues and workers\n"
           "\n"
           "global options (also accepted after the command):\n", out);
     jq_opts_usage(jq_cli_opts, out);
@@ -296,6 +297,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "pause")) status = jq_cli_pause(&cli, argc, argv, i, 1);
     else if (!strcmp(cmd, "resume")) status = jq_cli_pause(&cli, argc, argv, i, 0);
     else if (!strcmp(cmd, "stats")) status = jq_cli_stats(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "top")) status = jq_cli_top(&cli, argc, argv, i);
     else status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
     jq_client_free(cli.client);
     return status;
