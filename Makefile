@@ -24,6 +24,8 @@ CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote commo
 CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+# The consumer alone talks to systemd (sd_notify); libjobq and jobq do not.
+CONSUMER_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
@@ -34,8 +36,8 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 	producer/cli_fmt.c producer/cli_top.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
-	consumer/heartbeat.c consumer/master.c consumer/sched.c consumer/chunks.c consumer/reclaim.c \
-	consumer/httpd.c consumer/metrics.c
+	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
+	consumer/reclaim.c consumer/httpd.c consumer/metrics.c
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -81,7 +83,7 @@ $(LIBJOBQ_SO): $(LIB_PIC_OBJ) packaging/libjobq.map
 
 $(BIN)/jobq-consumer: $(BUILD)/$(CONSUMER_MAIN:.c=.o) $(CONSUMER_OBJ) $(PRODUCER_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CONSUMER_LDLIBS)
 
 $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 	@mkdir -p $(dir $@)
@@ -90,7 +92,7 @@ $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 # Unit tests link every module but the mains, so a test can reach any of them.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
 deps:
 	@sh scripts/deps.sh
@@ -141,11 +143,13 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DOCDIR ?= $(PREFIX)/share/doc/jobq
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 JQ_HEADERS = $(wildcard include/jobq/*.h)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/jobq \
-		$(DESTDIR)$(PKGCONFIGDIR)
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 755 $(BIN)/jobq $(BIN)/jobq-consumer $(DESTDIR)$(BINDIR)/
 	install -m 644 $(LIBJOBQ) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBJOBQ_SO) $(DESTDIR)$(LIBDIR)/
@@ -154,6 +158,9 @@ install: all
 	install -m 644 $(JQ_HEADERS) $(DESTDIR)$(INCLUDEDIR)/jobq/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(JQ_VERSION)|' packaging/jobq.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/jobq.pc
+	sed -e 's|@BINDIR@|$(BINDIR)|' packaging/jobq-consumer.service.in \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/jobq-consumer.service
+	install -m 644 packaging/jobq.default $(DESTDIR)$(DOCDIR)/jobq.default
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:
@@ -163,6 +170,8 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/jobq/,$(notdir $(JQ_HEADERS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/jobq
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/jobq.pc
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/jobq-consumer.service $(DESTDIR)$(DOCDIR)/jobq.default
+	-rmdir $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 clean:

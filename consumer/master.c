@@ -11,6 +11,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "notify.h"
 #include "rconn.h"
 
 #define RESPAWN_MIN_MS 100
@@ -79,6 +80,7 @@ struct jq_master {
     int shutting_down;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
+    int announced;      /* READY=1 sent to systemd since the last (re)start */
     jq_gone_t gone[DEAD_MAX]; /* dead workers' consumers still in the group */
 };
 
@@ -354,6 +356,23 @@ static void tell_drain(jq_child_t *c) {
     uv_process_kill(&c->proc, SIGTERM);
 }
 
+/* Once every slot has a worker serving, and no rolling restart is under
+ * way, tells systemd (Type=notify) the service is up: at start, and again
+ * after a SIGHUP. */
+static void announce_if_ready(jq_master_t *m) {
+    if (m->announced || m->shutting_down || m->roll_next >= 0) return;
+    for (int slot = 0; slot < m->opt->workers; slot++) {
+        jq_child_t *c = m->children;
+        while (c && !(c->slot == slot && c->ready && !c->draining)) c = c->next;
+        if (!c) return;
+    }
+    m->announced = 1;
+    char status[128];
+    snprintf(status, sizeof(status), "all %lld workers serving", m->opt->workers);
+    jq_info("%s", status);
+    jq_notify_ready(status);
+}
+
 static void on_child_line(jq_child_t *c, const char *line) {
     jq_master_t *m = c->m;
     if (strcmp(line, "ready") == 0) {
@@ -362,6 +381,7 @@ static void on_child_line(jq_child_t *c, const char *line) {
         for (jq_child_t *o = m->children; o; o = o->next)
             if (o != c && o->slot == c->slot && o->replaced) tell_drain(o);
         if (m->roll_next >= 0) roll_step(m);
+        announce_if_ready(m);
     } else if (strncmp(line, "recycle", 7) == 0) {
         jq_info("worker %d asks to be recycled (%s)", c->pid, line[7] ? line + 8 : "");
         m->recycles++;
@@ -485,6 +505,8 @@ static void on_signal(uv_signal_t *s, int signum) {
         }
         jq_info("SIGHUP: rolling restart of %lld workers", m->opt->workers);
         m->roll_next = 0;
+        m->announced = 0;
+        jq_notify_reloading("rolling restart");
         roll_step(m);
         return;
     }
@@ -492,6 +514,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     if (m->signals == 1) {
         m->shutting_down = 1;
         m->roll_next = -1; /* a rolling restart spawns no more */
+        jq_notify_stopping("draining");
         jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum), nchildren(m),
                 m->opt->shutdown_timeout_ms);
         /* Workers already draining (recycled, or rolled) were told, or

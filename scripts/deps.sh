@@ -13,12 +13,15 @@ redis-server redis-tools"
 # container engine (podman) and the man/systemd checkers.
 TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
-podman runc docker-compose debootstrap go-md2man man-db systemd nodejs"
+podman runc docker-compose debootstrap go-md2man man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads).
 BENCH_PKGS="python3 python3-redis python3-msgpack nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"
 [ "${1:-}" = bench ] && PKGS="$PKGS $BENCH_PKGS"
-command -v npm >/dev/null 2>&1 || [ "${1:-}" != bench ] || PKGS="$PKGS npm"
+# npm (the Node.js example producer, the benchmarks' peers): Debian's
+# package, unless an npm is there already (NodeSource's nodejs bundles its
+# own, and conflicts with Debian's).
+case "${1:-}" in test|bench) command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm" ;; esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
