@@ -38,6 +38,9 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
 	consumer/reclaim.c consumer/httpd.c consumer/metrics.c
+# Users' handlers (C plugins, exec, http): issue 13.
+CONSUMER_SRC += consumer/plugin.c
+CONSUMER_LDLIBS += -ldl
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -94,6 +97,25 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
+# Plugins (include/jobq/handler.h): the example, and the broken ones the
+# tests load. Built without sanitizers: a plugin is the user's code.
+PLUGIN_CFLAGS := -std=gnu11 -O2 -g -fPIC -shared $(WARN) -Iinclude \
+	$(shell pkg-config --cflags msgpack libuv 2>/dev/null)
+PLUGIN_LIBS := $(shell pkg-config --libs msgpack libuv 2>/dev/null)
+PLUGINS := $(BIN)/plugins/example.so $(BIN)/plugins/test-badabi.so \
+	$(BIN)/plugins/test-dup.so
+
+.PHONY: plugins
+plugins: $(PLUGINS)
+
+$(BIN)/plugins/example.so: examples/plugins/example.c include/jobq/handler.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $< -o $@ $(PLUGIN_LIBS)
+
+$(BIN)/plugins/test-%.so: tests/plugins/%.c include/jobq/handler.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $< -o $@ $(PLUGIN_LIBS)
+
 deps:
 	@sh scripts/deps.sh
 
@@ -103,7 +125,7 @@ test-deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
 
-integration: all
+integration: all plugins
 	JQ_BIN_DIR=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: test-deps

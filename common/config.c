@@ -89,6 +89,25 @@ static int set_value(const jq_opt_t *opt, void *target, const char *value,
         memcpy(FIELD(target, opt), value, n + 1);
         return 0;
     }
+    case JQ_OPT_LIST: {
+        char *f = FIELD(target, opt);
+        size_t have = strlen(f), n = strlen(value);
+        if (strchr(value, '\n') || n == 0) {
+            snprintf(err, errlen, "%s: %s", label, n ? "a value cannot hold a "
+                     "newline" : "empty value");
+            return -1;
+        }
+        if (have + (have > 0) + n >= opt->size) {
+            snprintf(err, errlen, "%s: too many or too long values (%zu bytes "
+                     "in all, max %zu)", label, have + 1 + n,
+                     opt->size ? opt->size - 1 : 0);
+            return -1;
+        }
+        if (have)
+            f[have++] = '\n';
+        memcpy(f + have, value, n + 1);
+        return 0;
+    }
     case JQ_OPT_BOOL: {
         int b;
         if (parse_bool(value, &b) < 0) {
@@ -150,22 +169,69 @@ static const jq_opt_t *find_opt(const jq_opt_t *table, const char *name,
     return NULL;
 }
 
+/* A list's variable holds one entry per line; blank lines are skipped. */
+static int set_list_env(const jq_opt_t *opt, void *target, const char *v,
+                        char *err, size_t errlen)
+{
+    char entry[4096];
+    const char *pos = v, *e;
+    size_t n;
+
+    while ((e = jq_opts_list_next(&pos, &n)) != NULL) {
+        if (n == 0)
+            continue;
+        if (n >= sizeof(entry)) {
+            snprintf(err, errlen, "%s: an entry is too long", opt->env);
+            return -1;
+        }
+        memcpy(entry, e, n);
+        entry[n] = '\0';
+        if (set_value(opt, target, entry, opt->env, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int apply_defaults_and_env(const jq_opt_t *table, void *target,
                                   char *err, size_t errlen)
 {
     char label[160];
     for (const jq_opt_t *o = table; o->name; o++) {
         snprintf(label, sizeof(label), "default of --%s", o->name);
+        if (o->type == JQ_OPT_LIST) {
+            FIELD(target, o)[0] = '\0';
+            if (o->def && *o->def &&
+                set_value(o, target, o->def, label, err, errlen) < 0)
+                return -1;
+            continue;
+        }
         if (set_value(o, target, o->def ? o->def : (o->type == JQ_OPT_STR ? "" : "0"),
                       label, err, errlen) < 0)
             return -1;
     }
     for (const jq_opt_t *o = table; o->name; o++) {
         const char *v = o->env ? getenv(o->env) : NULL;
-        if (v && *v && set_value(o, target, v, o->env, err, errlen) < 0)
+        if (!v || !*v)
+            continue;
+        if (o->type == JQ_OPT_LIST) {
+            if (set_list_env(o, target, v, err, errlen) < 0)
+                return -1;
+        } else if (set_value(o, target, v, o->env, err, errlen) < 0) {
             return -1;
+        }
     }
     return 0;
+}
+
+const char *jq_opts_list_next(const char **pos, size_t *len)
+{
+    const char *s = *pos;
+    if (!s || !*s)
+        return NULL;
+    const char *e = strchr(s, '\n');
+    *len = e ? (size_t)(e - s) : strlen(s);
+    *pos = e ? e + 1 : s + *len;
+    return s;
 }
 
 int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
@@ -174,6 +240,9 @@ int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
     char label[160];
     int i = *argi;
     int rc = 0;
+    /* Lists that a flag has set: the first flag drops the environment's
+     * entries, later ones add to it. */
+    unsigned char flagged[256] = {0};
 
     if (apply_defaults_and_env(table, target, err, errlen) < 0)
         return -1;
@@ -202,6 +271,11 @@ int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
             break;
         }
         snprintf(label, sizeof(label), "--%s", o->name);
+        size_t row = (size_t)(o - table);
+        if (o->type == JQ_OPT_LIST && row < sizeof(flagged) && !flagged[row]) {
+            flagged[row] = 1;
+            FIELD(target, o)[0] = '\0';
+        }
         if (eq) {
             value = eq + 1;
         } else if (o->type == JQ_OPT_BOOL) {
@@ -230,6 +304,7 @@ static const char *placeholder(jq_opt_type_t t)
     case JQ_OPT_AUTO: return "N|auto";
     case JQ_OPT_BYTES: return "SIZE";
     case JQ_OPT_BOOL: return "";
+    case JQ_OPT_LIST: return "TEXT";
     }
     return "VALUE";
 }
@@ -286,6 +361,19 @@ static void log_value(FILE *f, const jq_opt_t *o, const void *target)
     case JQ_OPT_BOOL:
         fputs(*(const int *)p ? "true" : "false", f);
         break;
+    case JQ_OPT_LIST: {
+        /* Entries in brackets: they may hold spaces (an exec command). */
+        const char *pos = p, *e;
+        size_t n;
+        int first = 1;
+        fputc('[', f);
+        while ((e = jq_opts_list_next(&pos, &n)) != NULL) {
+            fprintf(f, "%s'%.*s'", first ? "" : ", ", (int)n, e);
+            first = 0;
+        }
+        fputc(']', f);
+        break;
+    }
     case JQ_OPT_AUTO:
         if (*(const long long *)p == 0) {
             fputs("auto", f);

@@ -15,6 +15,10 @@ typedef enum {
     JQ_OPT_AUTO,     /* long long in [min, max], or "auto" stored as 0 */
     JQ_OPT_BYTES,    /* long long, with optional suffix k/K, m/M, g/G (1024) */
     JQ_OPT_BOOL,     /* int 0/1; the flag takes no value; env: 1/0/true/false */
+    JQ_OPT_LIST,     /* char[size]: a repeatable flag. Its entries are kept
+                        one per line (an entry with a newline is refused);
+                        the environment variable holds entries one per
+                        line; flags on the command line replace them */
 } jq_opt_type_t;
 
 typedef struct jq_opt {
@@ -45,6 +49,11 @@ int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
  * for tests). Returns 0 or -1 with err. */
 int jq_opts_set(const jq_opt_t *opt, void *target, const char *value,
                 char *err, size_t errlen);
+
+/* Iterates over the entries of a JQ_OPT_LIST field: start with *pos = list;
+ * each call returns the next entry and its length in *len (not
+ * NUL-terminated), or NULL after the last. */
+const char *jq_opts_list_next(const char **pos, size_t *len);
 
 /* Prints "  --name VALUE   help (env NAME, default D)" per row. */
 void jq_opts_usage(const jq_opt_t *table, FILE *out);

@@ -1,21 +1,30 @@
-/* The handler registry and the two calls every handler makes on its task
- * (see handlers.h). The table is small (JQ_HANDLERS_MAX) and looked up once
- * per job, so a linear scan is all it needs. */
+/* The handler registry, and the one place that decides which handlers a
+ * consumer has (see handlers.h). The table is small (JQ_HANDLERS_MAX) and
+ * looked up once per job, so a linear scan is all it needs. */
 
 #include "handlers.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "keys.h"
+#include "options.h"
+#include "plugin.h"
 
 void jq_registry_init(jq_registry_t *r) {
     memset(r, 0, sizeof *r);
 }
 
-int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err,
-                    size_t errlen) {
+static int check_handler(const jq_handler_t *h, char *err, size_t errlen) {
     if (h == NULL || h->name == NULL || h->name[0] == '\0') {
         snprintf(err, errlen, "handler has no name");
+        return -1;
+    }
+    /* Job types are written by producers and shown by every tool: the same
+     * alphabet as queue names and job ids keeps them printable and safe. */
+    if (!jq_name_valid(h->name, strlen(h->name))) {
+        snprintf(err, errlen, "handler '%.128s': bad name (want 1 to %d bytes of "
+                 "[A-Za-z0-9_.:-])", h->name, JQ_NAME_MAX);
         return -1;
     }
     if (h->kind != JQ_KIND_CPU && h->kind != JQ_KIND_IO) {
@@ -33,16 +42,25 @@ int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err,
                  h->name);
         return -1;
     }
-    if (jq_registry_find(r, h->name, strlen(h->name)) != NULL) {
-        snprintf(err, errlen, "handler %s: name already registered",
-                 h->name);
+    return 0;
+}
+
+int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err,
+                    size_t errlen) {
+    if (check_handler(h, err, errlen) != 0)
         return -1;
-    }
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->h[i]->name, h->name) == 0) {
+            snprintf(err, errlen, "handler %s: name already registered (by %s)",
+                     h->name, r->origin[i] ? r->origin[i] : "built-in");
+            return -1;
+        }
     if (r->n >= JQ_HANDLERS_MAX) {
         snprintf(err, errlen, "handler %s: registry full (%d handlers)",
                  h->name, JQ_HANDLERS_MAX);
         return -1;
     }
+    r->origin[r->n] = r->adding;
     r->h[r->n++] = h;
     return 0;
 }
@@ -58,15 +76,13 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name,
     return NULL;
 }
 
-int jq_task_fail(jq_task_t *t, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(t->error, sizeof t->error, fmt, ap);
-    va_end(ap);
-    t->failed = 1;
-    return -1;
-}
-
-void jq_task_done(jq_task_t *t) {
-    t->done_cb(t);
+int jq_handlers_setup(jq_registry_t *r, const jq_options_t *o, char *err,
+                      size_t errlen) {
+    r->adding = "built-in";
+    if (jq_builtins_register(r, o->test_handlers, err, errlen) != 0)
+        return -1;
+    if (jq_plugin_load_all(r, o->plugins, err, errlen) != 0)
+        return -1;
+    r->adding = NULL;
+    return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "handlers.h"
 #include "log.h"
 #include "master.h"
 #include "options.h"
@@ -25,5 +26,12 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (opt.worker_role[0]) return jq_worker_main(&opt);
+    /* The master loads every handler once, as each worker will: a bad
+     * plugin or --exec stops us here, not each worker in a crash loop. */
+    static jq_registry_t reg;
+    if (jq_handlers_setup(&reg, &opt, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jobq-consumer: %s\n", err);
+        return EXIT_USAGE;
+    }
     return jq_master_main(&opt, argc, argv);
 }

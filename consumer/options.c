@@ -55,6 +55,8 @@ const jq_opt_t jq_options_table[] = {
      "serve /metrics and /healthz over HTTP on HOST:PORT (numeric host; empty: off)"},
     {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "info", 0, 0, O(log_level), S(log_level),
      "debug, info, warn or error"},
+    {"plugin", "JOBQ_PLUGINS", JQ_OPT_LIST, "", 0, 0, O(plugins), S(plugins),
+     "load job handlers from a shared object (repeatable; env: one path a line)"},
     {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,
      "register the crash handler (tests only)"},
     {"worker-role", NULL, JQ_OPT_STR, "", 0, 0, O(worker_role), S(worker_role),

@@ -36,6 +36,7 @@ typedef struct jq_options {
     long long heartbeat_ms;
     long long cpu_grace_ms;
     int test_handlers;
+    char plugins[4096];         /* list: --plugin PATH.so */
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

@@ -106,6 +106,10 @@ void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
     r->task.payload = &r->payload;
     r->task.loop = &w->loop;
     r->task.owner = r;
+    r->task.handler = r->h;
+    r->task.job_id = r->job.id;
+    r->task.queue = w->queues[r->q].name;
+    r->task.attempt = r->job.attempt + 1;
     if (r->h->kind == JQ_KIND_CPU) {
         r->state = JQ_RUN_RUNNING;
         r->started_ns = uv_hrtime();
@@ -472,7 +476,7 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
 
     if (uv_loop_init(&w->loop) != 0) return -1;
     jq_registry_init(&w->reg);
-    if (jq_builtins_register(&w->reg, opt->test_handlers, err, sizeof(err)) != 0) {
+    if (jq_handlers_setup(&w->reg, opt, err, sizeof(err)) != 0) {
         jq_error("handlers: %s", err);
         return -1;
     }

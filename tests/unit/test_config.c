@@ -16,6 +16,7 @@ typedef struct opts {
     long long threads;
     long long max_payload;
     int verbose;
+    char tags[32];
 } opts_t;
 
 static const jq_opt_t table[] = {
@@ -31,6 +32,8 @@ static const jq_opt_t table[] = {
      offsetof(opts_t, max_payload), 0, "largest payload"},
     {"verbose", "T_VERBOSE", JQ_OPT_BOOL, "0", 0, 0, offsetof(opts_t, verbose),
      0, "log more"},
+    {"tag", "T_TAGS", JQ_OPT_LIST, "", 0, 0, offsetof(opts_t, tags),
+     sizeof(((opts_t *)0)->tags), "a tag (repeatable)"},
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -292,7 +295,48 @@ Test(config, log_masks_passwords)
                                              "--workers", "3")), 0, "%s", err);
     char *out = capture_fd(2, log_opts, &o);
     cr_expect(strstr(out, "config: url=redis://:***@h:1 prefix=jobq workers=3 "
-                          "threads=auto max-payload=67108864 verbose=false") != NULL,
+                          "threads=auto max-payload=67108864 verbose=false tag=[]") != NULL,
               "%s", out);
     cr_expect_null(strstr(out, "hunter2"));
+}
+
+static int list_entries(const char *list, char out[][16], int max)
+{
+    const char *pos = list, *e;
+    size_t n;
+    int k = 0;
+    while (k < max && (e = jq_opts_list_next(&pos, &n)) != NULL) {
+        snprintf(out[k], 16, "%.*s", (int)n, e);
+        k++;
+    }
+    return k;
+}
+
+Test(config, list_repeats_and_replaces_env)
+{
+    opts_t o;
+    int argi;
+    char err[256], got[4][16];
+    cr_assert_eq(parse(&o, &argi, err, (const char *[]){NULL}), 0, "%s", err);
+    cr_expect_str_eq(o.tags, "");
+    cr_expect_eq(list_entries(o.tags, got, 4), 0);
+
+    setenv("T_TAGS", "x y\n\nz", 1);
+    cr_assert_eq(parse(&o, &argi, err, (const char *[]){NULL}), 0, "%s", err);
+    cr_assert_eq(list_entries(o.tags, got, 4), 2);
+    cr_expect_str_eq(got[0], "x y");
+    cr_expect_str_eq(got[1], "z");
+
+    /* Flags replace what the environment gave, then add up. */
+    cr_assert_eq(parse(&o, &argi, err, ARGS("--tag", "a", "--tag=b c")), 0, "%s", err);
+    unsetenv("T_TAGS");
+    cr_assert_eq(list_entries(o.tags, got, 4), 2);
+    cr_expect_str_eq(got[0], "a");
+    cr_expect_str_eq(got[1], "b c");
+
+    cr_expect_eq(parse(&o, &argi, err, ARGS("--tag", "")), -1);
+    cr_expect(strstr(err, "--tag: empty value") != NULL, "%s", err);
+    cr_expect_eq(parse(&o, &argi, err, ARGS("--tag", "0123456789abcdef",
+                                            "--tag", "0123456789abcdef")), -1);
+    cr_expect(strstr(err, "--tag: too many") != NULL, "%s", err);
 }

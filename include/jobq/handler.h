@@ -1,0 +1,143 @@
+#ifndef JOBQ_HANDLER_H
+#define JOBQ_HANDLER_H
+
+/* jobq's handler interface: how a job type is written, for the built-in
+ * types and for plugins alike. This header is public and self-contained: a
+ * plugin needs only it, msgpack.h and uv.h.
+ *
+ * A plugin is a shared object that `jobq-consumer --plugin PATH.so` loads
+ * (dlopen) in the master, to check it, and in every worker. It exports two
+ * symbols:
+ *
+ *     JQ_PLUGIN_DECLARE_ABI;                       the ABI it was built for
+ *     int jobq_plugin_register(jq_plugin_host_t *host) {
+ *         return jq_plugin_add(host, &my_handler);  once per handler
+ *     }
+ *
+ * A plugin whose ABI version differs from the consumer's, or that registers a
+ * name already taken (by a built-in or by another plugin), stops the consumer
+ * at start with a message that names the plugin; nothing runs.
+ *
+ * Two kinds of handler (the kind belongs to the handler, not to the job):
+ *   io  - start() begins the work on t->loop (the worker's libuv loop) and
+ *         returns at once; the work ends with exactly one jq_task_done(t),
+ *         on the loop thread. It must never block the loop.
+ *   cpu - run() does the whole work on a thread of the worker's own pool and
+ *         returns; it must not touch the loop. Several tasks of one handler
+ *         may run at once on different threads.
+ *
+ * The result is msgpack appended to t->result (msgpack_packer_init(&pk,
+ * &t->result, msgpack_sbuffer_write)); left empty it is nil. A failure is
+ * jq_task_fail(t, "reason"): the attempt fails with that error (retried while
+ * the job has attempts left).
+ *
+ * ABI version history:
+ *   1  this layout. */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <msgpack.h>
+#include <uv.h>
+
+#define JQ_HANDLER_ABI_VERSION 1u
+#define JQ_TASK_ERROR_LEN 256
+
+typedef enum { JQ_KIND_IO = 0, JQ_KIND_CPU = 1 } jq_kind_t;
+
+typedef struct jq_task jq_task_t;
+typedef struct jq_handler jq_handler_t;
+typedef void (*jq_task_done_cb)(jq_task_t *t);
+
+/* One attempt of one job, as its handler sees it. The worker owns the task
+ * and every pointer in it; they stay valid until the handler's work ends:
+ * jq_task_done() (io), run() returning (cpu), or cancel() returning (io). */
+struct jq_task {
+    const msgpack_object *payload; /* a nil object when the job has none */
+    msgpack_sbuffer result;        /* the handler appends its msgpack result */
+    char error[JQ_TASK_ERROR_LEN]; /* the reason, when failed */
+    int failed;                    /* set by jq_task_fail() */
+    uv_loop_t *loop;               /* io: the worker's loop */
+    void *hstate;                  /* io: the handler's own per-task state */
+    jq_task_done_cb done_cb;       /* io: the worker's; use jq_task_done() */
+    void *owner;                   /* the worker's; leave it alone */
+    const jq_handler_t *handler;   /* the handler running this task */
+    const char *job_id;            /* NUL-terminated */
+    const char *queue;             /* NUL-terminated */
+    long long attempt;             /* 1 for the first attempt */
+};
+
+/* A named handler. The struct (and its name) is borrowed: it must live as
+ * long as the process (a static in the plugin; plugins are never unloaded). */
+struct jq_handler {
+    const char *name;   /* the job type: 1 to 128 bytes of [A-Za-z0-9_.:-] */
+    jq_kind_t kind;
+    /* cpu: runs on a pool thread. Returns 0, or -1 after jq_task_fail(). */
+    int (*run)(jq_task_t *t);
+    /* io: starts the work on t->loop and returns 0; later calls
+     * jq_task_done(t) exactly once, on the loop thread. Work finished at
+     * once may call jq_task_done(t) inside start() before returning 0, and
+     * then touches t no more. If it cannot start it returns -1 after
+     * jq_task_fail() and never calls jq_task_done(). */
+    int (*start)(jq_task_t *t);
+    /* io: stops a started task that has not called jq_task_done() (its
+     * timeout passed, or the worker is stopping). After it returns the
+     * handler never touches t again and never calls jq_task_done(); it frees
+     * its own state, possibly later (in a close callback that does not touch
+     * t). May be NULL only when start() always finishes synchronously. */
+    void (*cancel)(jq_task_t *t);
+    void *data;         /* the handler's own; jobq never touches it */
+};
+
+/* Marks t failed with a printf-style reason (truncated to fit). Returns -1,
+ * so that a handler can `return jq_task_fail(t, "...")`. */
+static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    va_end(ap);
+    t->failed = 1;
+    return -1;
+}
+
+/* io: reports the end of the task. The worker may free t inside this call:
+ * it is the handler's last touch of t. */
+static inline void jq_task_done(jq_task_t *t) {
+    t->done_cb(t);
+}
+
+/* ---- plugins ---- */
+
+typedef struct jq_plugin_host jq_plugin_host_t;
+
+/* What the consumer hands to jobq_plugin_register(). */
+struct jq_plugin_host {
+    unsigned abi_version;   /* the consumer's JQ_HANDLER_ABI_VERSION */
+    const char *path;       /* the plugin's path, as given to --plugin */
+    /* Registers h (borrowed for the life of the process). Returns 0, or -1
+     * when the name is taken or invalid or h lacks the function its kind
+     * needs; the consumer then stops with its own message. */
+    int (*add)(jq_plugin_host_t *host, const jq_handler_t *h);
+    void *priv;             /* the consumer's */
+};
+
+static inline int jq_plugin_add(jq_plugin_host_t *host, const jq_handler_t *h) {
+    return host->add(host, h);
+}
+
+#define JQ_PLUGIN_ABI_SYMBOL "jobq_plugin_abi"
+#define JQ_PLUGIN_REGISTER_SYMBOL "jobq_plugin_register"
+
+/* The two symbols a plugin defines. jobq_plugin_register returns 0, or -1
+ * (after which the consumer stops). It runs once per process (the master's
+ * check, then each worker) before any job: it must not start threads or
+ * touch a loop. */
+extern const unsigned jobq_plugin_abi;
+int jobq_plugin_register(jq_plugin_host_t *host);
+
+/* Defines jobq_plugin_abi as the version this header describes. */
+#define JQ_PLUGIN_DECLARE_ABI \
+    const unsigned jobq_plugin_abi = JQ_HANDLER_ABI_VERSION
+
+#endif
