@@ -185,6 +185,10 @@ def consumer(redis_server, tmpdir_path):
                 elif a.startswith("--workers="):
                     n = int(a.split("=", 1)[1])
             c.wait_log(r"worker \S+ ready", count=n)
+            # The master logs a worker's pid after uv_spawn returns, which
+            # on a busy machine can be after the worker said ready: wait for
+            # it too, so that worker_pids() is complete.
+            c.wait_log(r"worker \d+ started", count=n)
         return c
 
     yield start
