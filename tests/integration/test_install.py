@@ -59,6 +59,9 @@ def public_functions():
         with open(os.path.join(inc, h)) as f:
             text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
         names |= set(re.findall(r"\b(jq_\w+)\s*\(", text))
+        # handler.h's static inline helpers live in the header, not in
+        # libjobq (that header is the consumer's plugin ABI).
+        names -= set(re.findall(r"static\s+inline\s+[\w\s*]*?\b(jq_\w+)\s*\(", text))
     return names
 
 
