@@ -61,7 +61,7 @@ LIBJOBQ_SO := $(BUILD)/libjobq.so.$(JQ_VERSION)
 LIB_PIC_OBJ := $(COMMON_SRC:%.c=$(BUILD)/pic/%.o) $(PRODUCER_LIB_SRC:%.c=$(BUILD)/pic/%.o)
 LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 
-.PHONY: all run test check unit integration bench bench-compare install uninstall clean deps test-deps
+.PHONY: all run test check unit integration bench bench-compare install uninstall man clean deps test-deps
 
 all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
@@ -153,6 +153,31 @@ bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
 	@sh scripts/deps.sh bench
 	cd bench/compare && npm ci --no-audit --no-fund
 
+# Man pages, from Markdown next to the docs (go-md2man): jobq(1) is
+# docs/CLI.md and jobq-protocol(7) docs/PROTOCOL.md under a man header of
+# their own; jobq-consumer(1) lists its options from --help, that is from
+# the option table. Built by `make man` and `make install`, not by `make`.
+MAN_DIR := build/man
+MAN_PAGES := $(MAN_DIR)/jobq.1 $(MAN_DIR)/jobq-consumer.1 $(MAN_DIR)/jobq-protocol.7
+MAN_SUBST := sed -e 's|@VERSION@|$(JQ_VERSION)|'
+
+man: $(MAN_PAGES)
+
+$(MAN_DIR)/jobq.1: docs/man/jobq.1.md docs/CLI.md
+	@mkdir -p $(dir $@)
+	{ $(MAN_SUBST) docs/man/jobq.1.md; awk '/^## Library/ { exit } /^## / { on = 1 } on' docs/CLI.md; } \
+		| go-md2man -out $@
+
+$(MAN_DIR)/jobq-protocol.7: docs/man/jobq-protocol.7.md docs/PROTOCOL.md
+	@mkdir -p $(dir $@)
+	{ $(MAN_SUBST) docs/man/jobq-protocol.7.md; sed -n '/^## /,$$p' docs/PROTOCOL.md; } | go-md2man -out $@
+
+$(MAN_DIR)/jobq-consumer.1: docs/man/jobq-consumer.1.md docs/man/options.awk $(BIN)/jobq-consumer
+	@mkdir -p $(dir $@)
+	$(BIN)/jobq-consumer --help | awk -f docs/man/options.awk > $@.options
+	$(MAN_SUBST) -e '/^@OPTIONS@$$/ { r $@.options' -e 'd; }' docs/man/jobq-consumer.1.md | go-md2man -out $@
+	rm -f $@.options
+
 # `make install` / `make uninstall` honour PREFIX and DESTDIR (a staging
 # tree for packagers), and the usual *DIR variables. Files that name a
 # path (jobq.pc) are written at install time, so a PREFIX given only to
@@ -167,11 +192,13 @@ INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DOCDIR ?= $(PREFIX)/share/doc/jobq
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
 JQ_HEADERS = $(wildcard include/jobq/*.h)
 
-install: all
+install: all man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/jobq \
-		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(BIN)/jobq $(BIN)/jobq-consumer $(DESTDIR)$(BINDIR)/
 	install -m 644 $(LIBJOBQ) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBJOBQ_SO) $(DESTDIR)$(LIBDIR)/
@@ -183,6 +210,8 @@ install: all
 	sed -e 's|@BINDIR@|$(BINDIR)|' packaging/jobq-consumer.service.in \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/jobq-consumer.service
 	install -m 644 packaging/jobq.default $(DESTDIR)$(DOCDIR)/jobq.default
+	install -m 644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(filter %.7,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man7/
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:
@@ -194,6 +223,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/jobq.pc
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/jobq-consumer.service $(DESTDIR)$(DOCDIR)/jobq.default
 	-rmdir $(DESTDIR)$(DOCDIR)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(filter %.1,$(MAN_PAGES)))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(filter %.7,$(MAN_PAGES))))
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 clean:

@@ -1,19 +1,20 @@
 #!/bin/sh
 # Installs the Debian 12 packages jobq needs, if any is missing. Needs root
 # (or sudo) only when something is missing.
-#   scripts/deps.sh        what building and running need (make, make run)
+#   scripts/deps.sh        what building and running need (make, make run,
+#                          make install: go-md2man for the man pages)
 #   scripts/deps.sh test   that plus what the whole test suite needs (make test)
 #   scripts/deps.sh bench  that plus what make bench-compare / bench-seed need
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
 libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev libsystemd-dev
-redis-server redis-tools"
+redis-server redis-tools go-md2man"
 # The suite also drives foreign clients (python3-redis, redis-cli), a
 # terminal (tmux), a browser (chromium), promtool, clang's libFuzzer, a
 # container engine (podman) and the man/systemd checkers.
 TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
-podman runc docker-compose debootstrap go-md2man man-db systemd procps nodejs"
+podman runc docker-compose debootstrap man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads).
 BENCH_PKGS="python3 python3-redis python3-msgpack nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"

@@ -72,6 +72,8 @@ def test_install_puts_every_file_under_prefix(tree):
         "usr/lib/libjobq.a", "usr/lib/libjobq.so", "usr/lib/libjobq.so.1",
         "usr/lib/pkgconfig/jobq.pc",
         "usr/lib/systemd/system/jobq-consumer.service", "usr/share/doc/jobq/jobq.default",
+        "usr/share/man/man1/jobq.1", "usr/share/man/man1/jobq-consumer.1",
+        "usr/share/man/man7/jobq-protocol.7",
     }
     expected |= {"usr/include/jobq/" + h for h in os.listdir(os.path.join(ROOT, "include", "jobq"))}
     assert expected <= got, "missing: %s" % sorted(expected - got)
@@ -105,6 +107,48 @@ def test_shared_library_has_soname_and_exports_only_the_public_api(tree):
     assert exported == public_functions(), (sorted(exported - public_functions()),
                                              sorted(public_functions() - exported))
     assert "jq_log_write" not in exported and "jq_client_enqueue" in exported
+
+
+MAN_PAGES = {
+    # page: (what lexgrog must read as its NAME line, text the page must show)
+    "man1/jobq.1": ("jobq - enqueue", ["enqueue", "dead", "--wait", "Exit status"]),
+    "man1/jobq-consumer.1": ("jobq-consumer - run jobq jobs", ["SIGNALS", "Type=notify"]),
+    "man7/jobq-protocol.7": ("jobq-protocol - the jobq wire protocol", ["XADD", "BLPOP", "XREADGROUP"]),
+}
+
+
+@pytest.mark.parametrize("page", sorted(MAN_PAGES))
+def test_man_page_renders_and_lexgrog_reads_it(tree, page):
+    path = os.path.join(tree, "usr/share/man", page)
+    whatis, texts = MAN_PAGES[page]
+    out = subprocess.run(["lexgrog", path], capture_output=True, text=True)
+    assert out.returncode == 0 and ': "%s' % whatis in out.stdout, out.stdout + out.stderr
+    env = dict(os.environ, MANWIDTH="80")
+    env.pop("MAN_KEEP_FORMATTING", None)
+    out = subprocess.run(["man", "--warnings", "-l", path], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    # groff's only complaint may be go-md2man's tables of sentences, which
+    # do not wrap and run past 80 columns.
+    complaints = [l for l in out.stderr.splitlines()
+                  if l.strip() and "table wider than line width" not in l and not l.startswith("warning: file")]
+    assert complaints == [], out.stderr
+    # The text, from lines too long for troff to break or hyphenate a word.
+    env["MANWIDTH"] = "1000"
+    out = subprocess.run(["man", "-l", path], capture_output=True, text=True, env=env, check=True)
+    shown = re.sub(r".\x08", "", out.stdout)  # any overstrike bold left
+    for t in ["NAME", "DESCRIPTION"] + texts:
+        assert t in shown, t
+    if page == "man1/jobq-consumer.1":
+        # Every option of the option table is documented, with its variable.
+        help_text = subprocess.run([os.path.join(tree, "usr/bin/jobq-consumer"), "--help"],
+                                   capture_output=True, text=True, check=True).stdout
+        flags = re.findall(r"^  (--[a-z-]+)", help_text, re.M)
+        assert len(flags) > 10
+        for f in flags:
+            if f != "--worker-role":
+                assert f in shown, f
+        for var in re.findall(r"env (JOBQ_\w+)", help_text):
+            assert var in shown, var
 
 
 def unit_settings(path):
