@@ -39,7 +39,7 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
 	consumer/reclaim.c consumer/httpd.c consumer/metrics.c
 # Users' handlers (C plugins, exec, http): issue 13.
-CONSUMER_SRC += consumer/plugin.c
+CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c
 CONSUMER_LDLIBS += -ldl
 CONSUMER_MAIN := consumer/main.c
 

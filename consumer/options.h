@@ -37,6 +37,10 @@ typedef struct jq_options {
     long long cpu_grace_ms;
     int test_handlers;
     char plugins[4096];         /* list: --plugin PATH.so */
+    char exec[8192];            /* list: --exec NAME=COMMAND */
+    char exec_env[2048];        /* list: --exec-env VAR */
+    char exec_stdin[16];        /* auto, msgpack or json */
+    long long exec_max_output;
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

@@ -1,0 +1,179 @@
+"""The exec handler: `--exec NAME=COMMAND` runs a command per job, payload on
+stdin, stdout as the result; a failure carries the tail of stderr; the job's
+timeout kills the command and all it started; no child outlives its worker;
+nothing in a payload is ever run by a shell."""
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import msgpack
+
+from conftest import CONSUMER, scale, wait_for, wait_result, xadd
+
+
+def script(d, name, body):
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+    return path
+
+
+def alive(pid):
+    """True while pid runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pids(path):
+    with open(path) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def test_round_trip_environment_and_arguments(r, consumer, tmpdir_path):
+    rt = script(tmpdir_path, "rt.sh",
+                'printf "id=%s queue=%s attempt=%s extra=%s home=%s args=%s|%s|%s\\n" '
+                '"$JOBQ_JOB_ID" "$JOBQ_QUEUE" "$JOBQ_ATTEMPT" "$JQ_TEST_EXTRA" "${HOME-unset}" '
+                '"$1" "$2" "$#"\n'
+                'cat\n')
+    consumer("--exec", "rt=%s 'two words' $HOME;x" % rt, "--exec-env", "JQ_TEST_EXTRA",
+             env={"JQ_TEST_EXTRA": "xyz"})
+    jid = xadd(r, type="rt", payload=msgpack.packb("hello\n"), id="rt-1")
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    assert msgpack.unpackb(res["result"]) == (
+        "id=rt-1 queue=default attempt=1 extra=xyz home=unset args=two words|$HOME;x|2\nhello\n")
+    # A map goes to stdin as msgpack: the output is not UTF-8, so bin.
+    jid = xadd(r, type="rt", payload={"a": 1})
+    out = msgpack.unpackb(wait_result(r, jid)["result"])
+    assert isinstance(out, bytes) and out.endswith(msgpack.packb({"a": 1}))
+
+
+def test_stdin_json_mode(r, consumer, tmpdir_path):
+    cat = script(tmpdir_path, "cat.sh", "cat\n")
+    consumer("--exec", "j=" + cat, "--exec-stdin", "json")
+    jid = xadd(r, type="j", payload={"k": [1, "x"]})
+    assert msgpack.unpackb(wait_result(r, jid)["result"]) == '{"k":[1,"x"]}'
+
+
+def test_failing_script_stderr_becomes_the_error(r, consumer, tmpdir_path):
+    bad = script(tmpdir_path, "bad.sh",
+                 'echo "lots of noise" >&2\necho "bad input: $(cat)" >&2\nexit 3\n')
+    consumer("--exec", "bad=" + bad)
+    jid = xadd(r, type="bad", payload=msgpack.packb("xyz"), max_attempts=1)
+    res = wait_result(r, jid)
+    assert res["state"] == b"dead"
+    assert res["error"] == b"bad: exit status 3: lots of noise bad input: xyz"
+    kill = script(tmpdir_path, "kill.sh", 'echo dying >&2\nkill -SEGV $$\n')
+    consumer("--exec", "k=" + kill, "--queues", "other")
+    jid = xadd(r, type="k", max_attempts=1, queue="other")
+    res = wait_result(r, jid, queue="other")
+    assert res["error"] == b"k: killed by signal 11 (Segmentation fault): dying", res
+
+
+def test_hang_is_killed_at_timeout_with_its_children(r, consumer, tmpdir_path):
+    pids = os.path.join(tmpdir_path, "pids")
+    hang = script(tmpdir_path, "hang.sh",
+                  # A child in the background and a grandchild of that, then
+                  # the script itself hangs.
+                  '(sleep 300 & echo $! >> %s; wait) &\n'
+                  'sleep 300 &\necho $! $$ >> %s\nwait\n' % (pids, pids))
+    quick = script(tmpdir_path, "quick.sh", "echo ok\n")
+    c = consumer("--exec", "hang=" + hang, "--exec", "quick=" + quick)
+    jid = xadd(r, type="hang", timeout_ms=500, max_attempts=1)
+    wait_for(lambda: os.path.exists(pids) and len(read_pids(pids)) == 3, what="pids written")
+    started = read_pids(pids)
+    assert all(alive(p) for p in started)
+    res = wait_result(r, jid)
+    assert res["state"] == b"dead" and b"timeout" in res["error"], res
+    wait_for(lambda: not any(alive(p) for p in started), timeout=5, what="no process left")
+    # The worker carries on.
+    jid = xadd(r, type="quick")
+    assert msgpack.unpackb(wait_result(r, jid)["result"]) == "ok\n"
+    assert c.proc.poll() is None
+
+
+def test_children_left_behind_by_a_finished_command_are_killed(r, consumer, tmpdir_path):
+    pids = os.path.join(tmpdir_path, "pids")
+    bg = script(tmpdir_path, "bg.sh",
+                "sleep 300 >/dev/null 2>&1 &\necho $! > %s\necho done\n" % pids)
+    consumer("--exec", "bg=" + bg)
+    jid = xadd(r, type="bg")
+    res = wait_result(r, jid)
+    assert msgpack.unpackb(res["result"]) == "done\n"
+    child = read_pids(pids)[0]
+    wait_for(lambda: not alive(child), timeout=5, what="background child killed")
+
+
+def test_shell_metacharacters_in_the_payload_run_nothing(r, consumer, tmpdir_path):
+    got = os.path.join(tmpdir_path, "got")
+    sink = script(tmpdir_path, "sink.sh", 'cat > "%s"\necho "$@"\n' % got)
+    consumer("--exec", "sink=" + sink + " fixed")
+    marker = os.path.join(tmpdir_path, "pwned")
+    evil = ("'; touch %s; echo \" $(touch %s) `touch %s` | touch %s && touch %s > %s\n"
+            "$HOME ${IFS} * ~ \\ \x00 end" % ((marker,) * 6))
+    jid = xadd(r, type="sink", payload=msgpack.packb(evil.encode()))
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    assert msgpack.unpackb(res["result"]) == "fixed\n"  # the job never adds arguments
+    with open(got, "rb") as f:
+        assert f.read() == evil.encode()
+    assert not os.path.exists(marker)
+
+
+def test_stdout_over_the_limit_fails_and_stops_the_command(r, consumer, tmpdir_path):
+    loud = script(tmpdir_path, "loud.sh", "while :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\n")
+    consumer("--exec", "loud=" + loud, "--exec-max-output", "64k")
+    jid = xadd(r, type="loud", max_attempts=1, timeout_ms=60000)
+    res = wait_result(r, jid)
+    assert res["error"] == b"loud: stdout over --exec-max-output (65536 bytes)", res
+
+
+def test_children_do_not_outlive_a_killed_worker(r, consumer, tmpdir_path):
+    pids = os.path.join(tmpdir_path, "pids")
+    hang = script(tmpdir_path, "hang.sh", "sleep 300 &\necho $! $$ > %s\nwait\n" % pids)
+    c = consumer("--exec", "hang=" + hang)
+    xadd(r, type="hang")
+    wait_for(lambda: os.path.exists(pids) and len(read_pids(pids)) == 2, what="pids written")
+    started = read_pids(pids)
+    for w in c.worker_pids():
+        os.kill(w, signal.SIGKILL)
+    wait_for(lambda: not any(alive(p) for p in started), timeout=5,
+             what="the dead worker's commands gone")
+
+
+def test_bad_exec_settings_stop_the_consumer_at_start(tmpdir_path):
+    def run(*args):
+        p = subprocess.run([CONSUMER, "--redis", "redis://127.0.0.1:1"] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stderr
+    rc, err = run("--exec", "x=/nonexistent/prog")
+    assert rc == 2 and "--exec x: /nonexistent/prog is not an executable file" in err, err
+    rc, err = run("--exec", "x=no-such-program-anywhere")
+    assert rc == 2 and "program 'no-such-program-anywhere' not found in PATH" in err, err
+    rc, err = run("--exec", "just-a-command")
+    assert rc == 2 and "want NAME=COMMAND" in err, err
+    rc, err = run("--exec", "x=sh -c 'echo")
+    assert rc == 2 and "unbalanced ' quote" in err, err
+    rc, err = run("--exec", "echo=cat")
+    assert rc == 2 and "handler echo: name already registered (by built-in)" in err, err
+    rc, err = run("--exec", "a b=cat")
+    assert rc == 2 and "bad name" in err, err
+    rc, err = run("--exec-env", "1X", "--exec", "x=cat")
+    assert rc == 2 and "not a variable name" in err, err
+
+
+def test_many_commands_run_at_once_in_one_worker(r, consumer, tmpdir_path):
+    slow = script(tmpdir_path, "slow.sh", "sleep 1\necho $JOBQ_JOB_ID\n")
+    consumer("--workers", "1", "--exec", "slow=" + slow)
+    t0 = time.time()
+    ids = [xadd(r, type="slow", id="s%d" % i) for i in range(20)]
+    for i in ids:
+        assert msgpack.unpackb(wait_result(r, i, timeout=30)["result"]) == i + "\n"
+    # 20 s one after another; concurrently about 1 s. Generous bound.
+    assert time.time() - t0 < scale(10)
