@@ -289,6 +289,11 @@ typedef struct flush {
  * counted in w->unacked by jq_finish_add already. */
 static void requeue(jq_worker_t *w, jq_run_t *r) {
     r->bnext = NULL;
+    if (r->sent) {
+        /* Not on its way after all: its slot is not free ahead of a read. */
+        jq_admit_sent(&w->admit, r->q, r->kind, -1);
+        r->sent = 0;
+    }
     if (w->batch_tail)
         w->batch_tail->bnext = r;
     else
@@ -375,6 +380,12 @@ static void flush_batch(jq_worker_t *w) {
                 began = 1;
             }
             write_outcome(w, r, &sum);
+            if (!r->keep) {
+                /* A read behind this EXEC may count its slot (fetch.c); an
+                 * abandoned cpu run's thread stays busy, so it may not. */
+                jq_admit_sent(&w->admit, r->q, r->kind, 1);
+                r->sent = 1;
+            }
             a_str(&ack, r->job.entry_id);
             a_str(&del, r->job.entry_id);
         }

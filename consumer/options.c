@@ -2,6 +2,7 @@
  * field in jq_options_t; flags, environment and help all follow. */
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ const jq_opt_t jq_options_table[] = {
     {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, O(redis), S(redis),
      "Redis URL: redis://[user:password@]host:port[/db] or unix:///path"},
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
-     "comma-separated queues to serve"},
+     "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per worker"},
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
      "key prefix"},
     {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "auto", 0, 256, O(workers), 0,
@@ -72,28 +73,52 @@ const jq_opt_t jq_options_table[] = {
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
+/* "name=N": '=' because ':' is allowed in queue names ("mail:eu"). */
+static int parse_limit(const char *s, size_t len, long long *limit, char *err, size_t errlen) {
+    char buf[24];
+    if (len == 0 || len >= sizeof(buf)) goto bad;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end || buf[0] == '-' || buf[0] == '+' || v < 1 || v > 1000000) goto bad;
+    *limit = v;
+    return 0;
+bad:
+    snprintf(err, errlen, "--queues: bad limit '%.*s' (want name=N, N from 1 to 1000000)",
+             (int)(len > 30 ? 30 : len), s);
+    return -1;
+}
+
+/* Splits --queues into names and limits, and leaves queues_csv as the
+ * bare names (what the heartbeat shows). */
 static int split_queues(jq_options_t *o, char *err, size_t errlen) {
     o->nqueues = 0;
     const char *s = o->queues_csv;
     while (*s) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        if (!jq_name_valid(s, len)) {
+        const char *eq = memchr(s, '=', len);
+        size_t nlen = eq ? (size_t)(eq - s) : len;
+        if (!jq_name_valid(s, nlen)) {
             snprintf(err, errlen, "--queues: bad queue name '%.*s' (want 1 to 128 bytes of [A-Za-z0-9_.:-])",
-                     (int)(len > 140 ? 140 : len), s);
+                     (int)(nlen > 140 ? 140 : nlen), s);
             return -1;
         }
         for (int i = 0; i < o->nqueues; i++)
-            if (strlen(o->queues[i]) == len && memcmp(o->queues[i], s, len) == 0) {
-                snprintf(err, errlen, "--queues: queue '%.*s' named twice", (int)len, s);
+            if (strlen(o->queues[i]) == nlen && memcmp(o->queues[i], s, nlen) == 0) {
+                snprintf(err, errlen, "--queues: queue '%.*s' named twice", (int)nlen, s);
                 return -1;
             }
         if (o->nqueues == JQ_QUEUES_MAX) {
             snprintf(err, errlen, "--queues: at most %d queues", JQ_QUEUES_MAX);
             return -1;
         }
-        memcpy(o->queues[o->nqueues], s, len);
-        o->queues[o->nqueues][len] = '\0';
+        o->queue_limit[o->nqueues] = 0;
+        if (eq && parse_limit(eq + 1, len - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
+            return -1;
+        memcpy(o->queues[o->nqueues], s, nlen);
+        o->queues[o->nqueues][nlen] = '\0';
         o->nqueues++;
         s += len;
         if (*s == ',') s++;
@@ -102,6 +127,10 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
         snprintf(err, errlen, "--queues: no queue named");
         return -1;
     }
+    size_t off = 0;
+    for (int i = 0; i < o->nqueues; i++)
+        off += (size_t)snprintf(o->queues_csv + off, sizeof(o->queues_csv) - off, "%s%s",
+                                i ? "," : "", o->queues[i]);
     return 0;
 }
 

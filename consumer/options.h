@@ -47,6 +47,7 @@ typedef struct jq_options {
     jq_url_t url;
     int nqueues;
     char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
+    long long queue_limit[JQ_QUEUES_MAX]; /* name=N in --queues; 0: none */
     int cpus;                   /* usable CPUs (affinity, cgroup quota) */
 } jq_options_t;
 

@@ -157,21 +157,25 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
     }
     if (w->draining || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS) return;
     w->last_reclaim_ms = now;
-    long long free_slots = jq_worker_free_slots(w);
-    long long min_idle = w->opt->visibility_ms;
-    if (free_slots <= 0) {
-        /* Full. Under load a worker's free slots are refilled by its next
-         * read at once, so a dead worker's entries would wait until the
-         * stream runs dry. What the master handed back (stamped idle far
-         * past any visibility timeout, see master.c) is taken even so, up
-         * to one more capacity: it waits behind this worker's few queued
-         * runs instead of behind the whole stream. The XCLAIM's min-idle
-         * keeps two workers from both taking one entry. */
-        free_slots = w->capacity;
-        min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
+    for (int q = 0; q < w->nqueues; q++) {
+        if (w->queues[q].paused) continue;
+        long long free_slots = jq_admit_free(&w->admit, q);
+        long long min_idle = w->opt->visibility_ms;
+        if (free_slots <= 0) {
+            /* Full. Under load a worker's free slots are refilled by its
+             * next read at once, so a dead worker's entries would wait
+             * until the stream runs dry. What the master handed back
+             * (stamped idle far past any visibility timeout, see master.c)
+             * is taken even so, up to one more capacity (io plus cpu
+             * slots, or the queue's limit): it waits behind this worker's
+             * few queued runs instead of behind the whole stream. The XCLAIM's
+             * min-idle keeps two workers from both taking one entry. */
+            free_slots = w->admit.cap[JQ_KIND_IO] + w->admit.cap[JQ_KIND_CPU];
+            if (w->admit.q[q].limit && free_slots > w->admit.q[q].limit) free_slots = w->admit.q[q].limit;
+            min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
+        }
+        reclaim(w, q, min_idle, free_slots);
     }
-    for (int q = 0; q < w->nqueues; q++)
-        if (!w->queues[q].paused) reclaim(w, q, min_idle, free_slots);
 }
 
 /* ---- after an outage: our own entries whose delivery we never saw ----

@@ -38,22 +38,13 @@ void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
 
 void jq_run_free(jq_run_t *r) {
     if (!r) return;
+    if (r->sent) jq_admit_sent(&r->w->admit, r->q, r->kind, -1);
+    if (r->held) jq_admit_hold(&r->w->admit, r->q, r->kind, -1);
     if (r->zone) msgpack_zone_free(r->zone);
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     msgpack_sbuffer_destroy(&r->task.result);
     if (r->fields) freeReplyObject(r->fields);
     free(r);
-}
-
-/* ---- capacity ---- */
-
-long long jq_worker_free_slots(jq_worker_t *w) {
-    /* Finished runs count until their XACK is answered: they are still
-     * pending in the stream, and a read sent now (on the other connection)
-     * may reach Redis before the EXEC that acks them. */
-    long long inflight = w->busy_io + w->busy_cpu + (long long)w->waiting.n + w->loading +
-                         w->unacked;
-    return w->capacity - inflight;
 }
 
 /* ---- starting and ending attempts ---- */
@@ -471,7 +462,8 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     w->limits.timeout_ms = opt->timeout_ms;
     /* Read a little past the cpu threads so that a thread finishing a job
      * finds the next one already here, without a round trip. */
-    w->capacity = opt->io_concurrency + 2 * opt->threads;
+    jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
+                  opt->queue_limit);
     srand((unsigned)(getpid() ^ w->started_ms));
 
     if (uv_loop_init(&w->loop) != 0) return -1;

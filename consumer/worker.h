@@ -6,7 +6,8 @@
  * own pool, and writes their outcomes back in pipelined batches.
  *
  * The modules of a worker share these structs:
- *   worker.c    life cycle, capacity, timers, signals, draining
+ *   worker.c    life cycle, timers, signals, draining
+ *   admit.c     admission: the COUNT of each queue's next read (its own state)
  *   fetch.c     XREADGROUP, entry -> run, payload decoding, dispatch
  *   finish.c    outcome of each attempt -> one pipelined batch of writes
  *   heartbeat.c the worker's hash in <p>:workers / <p>:worker:<id>  */
@@ -16,6 +17,7 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "handlers.h"
 #include "job.h"
 #include "options.h"
@@ -43,6 +45,9 @@ typedef struct jq_run jq_run_t;
 struct jq_run {
     jq_worker_t *w;
     int q;                        /* index into the worker's queues */
+    jq_kind_t kind;               /* the slot it holds (admit.h) */
+    int held;                     /* holds a slot: given back by jq_run_free */
+    int sent;                     /* its ack is sent, not yet answered */
     jq_job_t job;
     redisReply *fields;           /* owned: the entry's field array */
     const jq_handler_t *h;
@@ -93,12 +98,12 @@ struct jq_worker {
     jq_runlist_t waiting;         /* io runs waiting for an io slot */
     jq_runlist_t abandoned;       /* cpu runs past their timeout, still on a thread */
     int busy_io, busy_cpu;
-    long long capacity;           /* io slots + cpu threads + prefetch */
+    jq_admit_t admit;             /* slots by kind and queue (admit.h) */
 
     int fetching;                 /* the blocking XREADGROUP is in flight */
-    long long fetch_count;        /* fetch.c: COUNT of that read, else 0 */
-    long long pipe_count;         /* fetch.c: COUNT of the read sent behind
-                                     the acks on rwrite, else 0 */
+    jq_admit_read_t fetch_res;    /* fetch.c: what that read reserved */
+    int pipe_reads;               /* fetch.c: reads sent behind the acks on
+                                     rwrite, not yet answered */
     long long fetch_client_id;    /* CLIENT ID of rfetch, for CLIENT UNBLOCK */
     int fetch_backoff;            /* a read failed: wait for the next tick */
     int draining;                 /* no new fetches; exit when idle */
@@ -136,7 +141,6 @@ struct jq_worker {
 
 /* worker.c */
 int jq_worker_main(const jq_options_t *opt);
-long long jq_worker_free_slots(jq_worker_t *w);
 void jq_worker_run_start(jq_worker_t *w, jq_run_t *r);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);

@@ -1,0 +1,99 @@
+#ifndef JQ_ADMIT_H
+#define JQ_ADMIT_H
+
+/* Admission: how many entries the worker may read from each queue now.
+ *
+ * A worker has two kinds of slots: io slots (--io-concurrency, jobs on the
+ * loop) and cpu slots (its threads plus a prefetch of as many again, so a
+ * thread that finishes finds its next job here). An entry holds a slot of
+ * its handler's kind from the moment it is read until its run is freed
+ * (its ack answered), so the worker never holds, pending in Redis, more
+ * than it can run: an idle worker elsewhere gets the rest.
+ *
+ * A queue's kind is learned from the last 64 jobs read from it:
+ *   io     read with the free io slots: never held back by a busy pool;
+ *   cpu    read with the free cpu slots: not read at all while they are
+ *          taken, so its entries wait in Redis, not in this worker;
+ *   mixed  (both kinds seen) read with the smaller of the two, so the
+ *          queue stays FIFO: its io jobs wait, at most, for the cpu jobs
+ *          ahead of them in the same queue;
+ *   unknown (nothing read yet) as mixed, but with at least one entry even
+ *          while the cpu slots are taken, so that a queue is learned.
+ * So the cpu entries one worker holds beyond its threads are bounded by
+ * the prefetch, plus one per queue not learned yet, plus (once, when a
+ * producer changes what a queue carries) one read of the queue's old kind.
+ *
+ * A per-queue limit (--queues name=N) caps the entries of that queue held
+ * at once, whatever their kind.
+ *
+ * Pure bookkeeping, no I/O: the worker tells it what it reads, holds and
+ * frees, and asks it for the COUNTs of its next read. */
+
+#include <stdint.h>
+
+#include "handlers.h"
+#include "options.h"
+
+typedef enum {
+    JQ_QKIND_UNKNOWN,
+    JQ_QKIND_IO,
+    JQ_QKIND_CPU,
+    JQ_QKIND_MIXED,
+} jq_qkind_t;
+
+typedef struct jq_admit_queue {
+    long long limit;      /* 0: none */
+    long long held;       /* entries read and not yet freed */
+    long long reserved;   /* COUNTs of reads in flight */
+    long long sent;       /* held, whose ack is sent but not answered */
+    uint64_t history;     /* kinds of the last jobs read: bit set = cpu */
+    int seen;             /* jobs in history (at most 64) */
+} jq_admit_queue_t;
+
+typedef struct jq_admit {
+    long long cap[2];     /* [JQ_KIND_IO], [JQ_KIND_CPU]: slots */
+    long long held[2], reserved[2], sent[2];
+    int nqueues;
+    unsigned turn;        /* which queue gets the odd slot first */
+    jq_admit_queue_t q[JQ_QUEUES_MAX];
+} jq_admit_t;
+
+/* What one read asked for, to be given back when its reply is in. A plan
+ * may be split over several reads: each takes its queues' count[] and
+ * uses[] and leaves the others 0. */
+typedef struct jq_admit_read {
+    long long count[JQ_QUEUES_MAX];
+    unsigned char uses[JQ_QUEUES_MAX]; /* slots reserved: bit 0 io, bit 1 cpu */
+} jq_admit_read_t;
+
+/* io_slots, cpu_slots > 0; limits[q] (0: none) for nqueues queues. */
+void jq_admit_init(jq_admit_t *a, long long io_slots, long long cpu_slots, int nqueues,
+                   const long long *limits);
+
+/* A job of kind k was read from queue q: learn from it. */
+void jq_admit_learn(jq_admit_t *a, int q, jq_kind_t k);
+jq_qkind_t jq_admit_qkind(const jq_admit_t *a, int q);
+const char *jq_admit_qkind_name(jq_qkind_t k);
+
+/* One entry of queue q takes (delta +1) or gives back (-1) a slot of kind
+ * k; sent: its ack is on its way (+1) or answered or lost (-1). */
+void jq_admit_hold(jq_admit_t *a, int q, jq_kind_t k, int delta);
+void jq_admit_sent(jq_admit_t *a, int q, jq_kind_t k, int delta);
+
+/* Plans a read: out->count[q] entries of each queue not skipped (skip[q]
+ * set: paused), reserved until jq_admit_unreserve(out). ahead: the read
+ * is sent behind the acks on the same connection, so entries whose ack is
+ * sent count as free. same_count: one COUNT for every queue read (a
+ * blocking XREADGROUP has one), the smallest. Returns the total. */
+long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_count,
+                        jq_admit_read_t *out);
+void jq_admit_unreserve(jq_admit_t *a, const jq_admit_read_t *rd);
+
+/* Free slots of queue q for a reclaim: as jq_admit_plan would give it
+ * alone, but not counting the reservations of reads in flight (the
+ * blocking read nearly always is, and reserves every free slot while it
+ * waits), so a reclaim may bring up to that read's COUNT more. Never
+ * negative. */
+long long jq_admit_free(const jq_admit_t *a, int q);
+
+#endif
