@@ -57,7 +57,10 @@ void jq_heartbeat_send(jq_worker_t *w) {
     snprintf(v[8], 32, "%lld", rss);
     snprintf(v[9], 32, "%lld", cpu_ms());
     snprintf(v[10], 32, "%d", open_fds());
+    /* The worst lag since the previous heartbeat: one late tick between two
+     * heartbeats is what an alert on loop lag must see. */
     snprintf(v[11], 32, "%lld", (long long)w->loop_lag_us);
+    w->loop_lag_us = 0;
     snprintf(v[12], 32, "%d", (int)getppid());
     snprintf(v[13], 32, "%d", w->draining);
     const char *argv[] = {"HSET", wkey, "host", w->host, "pid", v[0], "queues", o->queues_csv,

@@ -119,7 +119,7 @@ static const struct {
     {"jobq_worker_threads", "gauge", "cpu threads of the worker.", offsetof(jq_worker_watch_t, threads), 1},
     {"jobq_worker_cpu_backlog", "gauge", "cpu jobs waiting for a thread of the worker.",
      offsetof(jq_worker_watch_t, cpu_backlog), 1},
-    {"jobq_worker_loop_lag_seconds", "gauge", "How late the worker's event loop ran its last 100 ms tick.",
+    {"jobq_worker_loop_lag_seconds", "gauge", "Worst lateness of the worker's 100 ms loop tick between its last two heartbeats.",
      offsetof(jq_worker_watch_t, loop_lag_us), 1e-6},
     {"jobq_worker_open_fds", "gauge", "Open file descriptors of the worker.", offsetof(jq_worker_watch_t, open_fds), 1},
 };

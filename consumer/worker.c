@@ -388,8 +388,9 @@ static void on_tick(uv_timer_t *t) {
     jq_worker_t *w = t->data;
     int64_t now = jq_now_ms();
     if (w->tick_due_ms) {
+        /* The worst tick since the last heartbeat, which resets it. */
         int64_t lag = now - w->tick_due_ms;
-        w->loop_lag_us = lag > 0 ? lag * 1000 : 0;
+        if (lag * 1000 > w->loop_lag_us) w->loop_lag_us = lag * 1000;
     }
     w->tick_due_ms = now + TICK_MS;
     check_timeouts(w, now);

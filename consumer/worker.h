@@ -135,7 +135,7 @@ struct jq_worker {
     int64_t last_promote_ms;
     int64_t last_trim_ms;
     int64_t last_reclaim_ms;
-    int64_t loop_lag_us;
+    int64_t loop_lag_us;          /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
 

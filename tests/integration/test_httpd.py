@@ -7,6 +7,7 @@ Each test starts its own redis-server and a real bin/jobq-consumer with
 """
 import http.client
 import os
+import re
 import signal
 import socket
 import threading
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import RedisServer, free_port, scale, wait_for
+from conftest import scale, wait_for
 
 
 def get(port, path, method="GET", headers=None, body=None, timeout=10):
@@ -43,15 +44,20 @@ def raw(port, data, timeout=5):
         s.close()
 
 
+def bound_port(c):
+    """The port the master says it listens on (it was given port 0, so no
+    other process can take the port between a free_port() and the bind)."""
+    m = wait_for(lambda: re.search(r"http: listening on \S+ \(port (\d+)\)", c.log()), what="http listening")
+    return int(m.group(1))
+
+
 @pytest.fixture
 def served(consumer):
-    """Factory: a consumer with --metrics-addr on a free port; returns
-    (consumer, port)."""
+    """Factory: a consumer with --metrics-addr on a port of its own choice;
+    returns (consumer, port)."""
     def start(*args, **kw):
-        port = free_port()
-        c = consumer("--metrics-addr", "127.0.0.1:%d" % port, *args, **kw)
-        wait_for(lambda: "http: listening" in c.log(), what="http listening")
-        return c, port
+        c = consumer("--metrics-addr", "127.0.0.1:0", *args, **kw)
+        return c, bound_port(c)
     return start
 
 
@@ -90,10 +96,8 @@ def test_bad_address_exits_3(tmpdir_path, redis_server):
 
 
 def test_env_variable_sets_address(consumer):
-    port = free_port()
-    c = consumer(env={"JOBQ_METRICS_ADDR": "127.0.0.1:%d" % port})
-    wait_for(lambda: "http: listening" in c.log(), what="http listening")
-    assert get(port, "/healthz")[0] == 200
+    c = consumer(env={"JOBQ_METRICS_ADDR": "127.0.0.1:0"})
+    assert get(bound_port(c), "/healthz")[0] == 200
 
 
 def test_healthz_503_while_redis_is_gone(served, redis_server):
