@@ -88,6 +88,22 @@ def test_install_puts_every_file_under_prefix(tree):
     assert re.search(r"^Requires\.private: .*hiredis", pc, re.M)
 
 
+def test_each_installed_header_compiles_alone(tree):
+    """A user includes any one of them first: each brings what it needs
+    (handler.h, the plugin ABI, needs libuv's and msgpack's headers)."""
+    env = clean_env(PKG_CONFIG_PATH=os.path.join(tree, "usr/lib/pkgconfig"), PKG_CONFIG_SYSROOT_DIR=tree)
+    cflags = subprocess.run(["pkg-config", "--cflags", "jobq", "libuv", "msgpack"], env=env,
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert "-I%s/usr/include" % tree in cflags
+    headers = sorted(os.listdir(os.path.join(tree, "usr/include/jobq")))
+    assert "jobq.h" in headers
+    for h in headers:
+        out = subprocess.run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c",
+                              "-"] + cflags, input="#include <jobq/%s>\n" % h, capture_output=True,
+                             text=True)
+        assert out.returncode == 0, h + ":\n" + out.stderr
+
+
 def test_shared_library_has_soname_and_exports_only_the_public_api(tree):
     so = os.path.join(tree, "usr/lib/libjobq.so.1")
     dyn = subprocess.run(["readelf", "-d", so], capture_output=True, text=True, check=True).stdout
@@ -248,6 +264,15 @@ def test_c_example_built_against_installed_tree_runs_jobs(tree, static, tmpdir_p
     out = subprocess.run([exe, "sha256", "{not json"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 3 and "json" in out.stderr.lower()
+
+
+def test_default_prefix_is_usr_local():
+    dry = make("-n", "install", "DESTDIR=/nonexistent").stdout
+    for path in ("/nonexistent/usr/local/bin/", "/nonexistent/usr/local/lib/libjobq.so.1",
+                 "/nonexistent/usr/local/lib/pkgconfig/jobq.pc", "/nonexistent/usr/local/include/jobq/",
+                 "/nonexistent/usr/local/share/man/man1/", "/nonexistent/usr/local/lib/systemd/system/"):
+        assert path in dry, path
+    assert "ExecStart" not in dry and "|@BINDIR@|/usr/local/bin|" in dry
 
 
 def test_uninstall_leaves_no_file_behind():
