@@ -207,6 +207,51 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
     return 0;
 }
 
+/* The URL as error messages show it: the user info's password part
+ * replaced by "***", found the way the parsers find it (the last '@' of a
+ * redis:// URL, the first "@/" of a unix:// one). Returns a malloc'd
+ * string, or NULL when out of memory. */
+static char *redacted(const char *s)
+{
+    const char *sep = strstr(s, "://");
+    const char *rest = sep ? sep + 3 : s;
+    const char *at = NULL;
+    char *out = malloc(strlen(s) + 8);
+
+    if (!out)
+        return NULL;
+    if (sep && strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
+        at = rest[0] == '/' ? NULL : strstr(rest, "@/");
+    else if (sep)
+        at = strrchr(rest, '@');
+    if (!at) {
+        strcpy(out, s);
+        return out;
+    }
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+    size_t head = (size_t)((colon ? colon + 1 : rest) - s);
+    memcpy(out, s, head);
+    strcpy(out + head, "***");
+    strcat(out, at);
+    return out;
+}
+
+static int parse_any(const char *shown, const char *s, jq_url_t *u,
+                     char *err, size_t errlen)
+{
+    if (strncasecmp(s, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0)
+        return parse_tcp(shown, s + strlen(REDIS_PREFIX), u, err, errlen);
+    if (strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
+        return parse_unix(shown, s + strlen(UNIX_PREFIX), u, err, errlen);
+    if (strncasecmp(s, "rediss://", 9) == 0)
+        snprintf(err, errlen, "bad redis url '%s': TLS (rediss://) is not "
+                              "supported", shown);
+    else
+        snprintf(err, errlen,
+                 "bad redis url '%s': expected redis:// or unix://", shown);
+    return -1;
+}
+
 int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
@@ -215,17 +260,13 @@ int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen)
         snprintf(err, errlen, "bad redis url: none given");
         return -1;
     }
-    if (strncasecmp(s, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0)
-        return parse_tcp(s, s + strlen(REDIS_PREFIX), u, err, errlen);
-    if (strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
-        return parse_unix(s, s + strlen(UNIX_PREFIX), u, err, errlen);
-    if (strncasecmp(s, "rediss://", 9) == 0)
-        snprintf(err, errlen, "bad redis url '%s': TLS (rediss://) is not "
-                              "supported", s);
-    else
-        snprintf(err, errlen,
-                 "bad redis url '%s': expected redis:// or unix://", s);
-    return -1;
+    /* Every message names the URL as given, but never its password. */
+    char *shown = redacted(s);
+    int rc = parse_any(shown ? shown : "(url)", s, u, err, errlen);
+    free(shown);
+    if (rc < 0)
+        memset(u, 0, sizeof(*u)); /* no half-parsed password left behind */
+    return rc;
 }
 
 void jq_url_format(const jq_url_t *u, char *buf, size_t cap)

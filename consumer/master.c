@@ -78,6 +78,8 @@ struct jq_master {
     jq_metrics_t *metrics;
     long long starts, crashes, recycles; /* for /metrics */
     int shutting_down;
+    int spawned;        /* the first workers were started (Redis took our AUTH) */
+    int exit_code;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
     int announced;      /* READY=1 sent to systemd since the last (re)start */
@@ -341,7 +343,8 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig) {
         jq_warn("slot %d: worker died %d times in a row; respawning in %lld ms", slot,
                 m->streak[slot], (long long)delay);
     }
-    uv_timer_start(&m->respawn[slot], on_respawn, (uint64_t)delay, 0);
+    int rc = uv_timer_start(&m->respawn[slot], on_respawn, (uint64_t)delay, 0);
+    if (rc != 0) jq_error("slot %d: cannot schedule a respawn: %s", slot, uv_strerror(rc));
 }
 
 static void on_respawn(uv_timer_t *t) {
@@ -418,14 +421,34 @@ static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     if (c->linelen == sizeof(c->line) - 1) c->linelen = 0; /* no newline: drop */
 }
 
+/* A spawn that failed is tried again later, with the crash backoff. */
+static void respawn_later(jq_master_t *m, int slot) {
+    m->streak[slot]++;
+    int rc = uv_timer_start(&m->respawn[slot], on_respawn, 1000, 0);
+    if (rc != 0) jq_error("slot %d: cannot schedule a respawn: %s", slot, uv_strerror(rc));
+}
+
 static void spawn(jq_master_t *m, int slot) {
     jq_child_t *c = calloc(1, sizeof(*c));
-    if (!c) return;
+    char **args = calloc((size_t)m->argc + 2, sizeof(char *));
+    int rc;
+    if (!c || !args) {
+        jq_error("cannot spawn a worker: out of memory");
+        free(c);
+        free(args);
+        respawn_later(m, slot);
+        return;
+    }
     c->m = m;
     c->slot = slot;
-    uv_pipe_init(m->loop, &c->ctl, 0);
+    if ((rc = uv_pipe_init(m->loop, &c->ctl, 0)) != 0) {
+        jq_error("cannot spawn a worker: its control pipe: %s", uv_strerror(rc));
+        free(c);
+        free(args);
+        respawn_later(m, slot);
+        return;
+    }
     c->ctl.data = c;
-    char **args = calloc((size_t)m->argc + 2, sizeof(char *));
     args[0] = m->exe;
     for (int i = 1; i < m->argc; i++) args[i] = m->argv[i];
     args[m->argc] = "--worker-role=worker";
@@ -450,15 +473,14 @@ static void spawn(jq_master_t *m, int slot) {
      * close and drains itself. */
     po.flags = UV_PROCESS_DETACHED;
     c->proc.data = c;
-    int rc = uv_spawn(m->loop, &c->proc, &po);
+    rc = uv_spawn(m->loop, &c->proc, &po);
     free(args);
     if (rc != 0) {
         jq_error("cannot spawn a worker: %s", uv_strerror(rc));
         c->closes = 2;
         uv_close((uv_handle_t *)&c->ctl, free_child);
         uv_close((uv_handle_t *)&c->proc, free_child);
-        m->streak[slot]++;
-        uv_timer_start(&m->respawn[slot], on_respawn, 1000, 0);
+        respawn_later(m, slot);
         return;
     }
     c->pid = c->proc.pid;
@@ -466,7 +488,10 @@ static void spawn(jq_master_t *m, int slot) {
     c->started_ms = jq_now_ms();
     c->next = m->children;
     m->children = c;
-    uv_read_start((uv_stream_t *)&c->ctl, on_ctl_alloc, on_ctl_read);
+    /* Without its pipe the worker still runs and exits as usual; only its
+     * "ready" and "recycle" lines are lost, so a rolling restart waits. */
+    if ((rc = uv_read_start((uv_stream_t *)&c->ctl, on_ctl_alloc, on_ctl_read)) != 0)
+        jq_error("worker %d: cannot read its control pipe: %s", c->pid, uv_strerror(rc));
     jq_info("worker %d started (slot %d)", c->pid, slot);
 }
 
@@ -521,8 +546,9 @@ static void on_signal(uv_signal_t *s, int signum) {
          * drain on their own: one more SIGTERM would be their second, the
          * one that stops them at once. */
         for (jq_child_t *c = m->children; c; c = c->next) tell_drain(c);
-        uv_timer_start(&m->kill_timer, on_kill_timeout,
-                       (uint64_t)(m->opt->shutdown_timeout_ms + KILL_MARGIN_MS), 0);
+        int rc = uv_timer_start(&m->kill_timer, on_kill_timeout,
+                                (uint64_t)(m->opt->shutdown_timeout_ms + KILL_MARGIN_MS), 0);
+        if (rc != 0) jq_error("cannot arm the shutdown kill timer: %s", uv_strerror(rc));
         maybe_finish(m);
     } else {
         jq_info("second signal: stopping workers now");
@@ -534,12 +560,6 @@ static void on_signal(uv_signal_t *s, int signum) {
                 uv_process_kill(&c->proc, SIGTERM);
         }
     }
-}
-
-static void on_redis_up(jq_rconn_t *c) {
-    jq_master_t *m = c->data;
-    m->last_pong_ms = jq_now_ms();
-    handback_all(m);
 }
 
 /* ---- HTTP: /healthz (and the routes of other modules) ---- */
@@ -603,6 +623,73 @@ static int start_http(jq_master_t *m) {
     return 0;
 }
 
+/* Workers start once Redis has accepted our handshake: a wrong password
+ * or database is then reported once, by the master, instead of by every
+ * worker in a loop. Until Redis answers at all, nothing starts and the
+ * connection keeps retrying (in compose, Redis may come up after us). */
+static void on_redis_up(jq_rconn_t *c) {
+    jq_master_t *m = c->data;
+    /* From now on a refusal (a password rotated under us) is an outage:
+     * logged once, retried. */
+    c->on_refused = NULL;
+    m->last_pong_ms = jq_now_ms();
+    if (!m->spawned && !m->shutting_down) {
+        m->spawned = 1;
+        for (int i = 0; i < m->opt->workers; i++) spawn(m, i);
+    }
+    handback_all(m);
+}
+
+static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
+    jq_master_t *m = c->data;
+    char url[512];
+    jq_url_format(c->url, url, sizeof(url));
+    jq_error("redis at %s refused our %s: %s; check the user, password and database "
+             "in --redis / JOBQ_REDIS_URL; exiting", url, step, why);
+    m->exit_code = JQ_MASTER_EXIT_CONFIG;
+    m->shutting_down = 1;
+    maybe_finish(m);
+}
+
+/* Every handle the master needs before its loop runs; on failure says
+ * which and leaves the ones made so far to the loop (the caller exits). */
+static int master_init(jq_master_t *m, const jq_options_t *opt) {
+    int rc;
+    m->streak = calloc((size_t)opt->workers, sizeof(int));
+    m->respawn = calloc((size_t)opt->workers, sizeof(uv_timer_t));
+    if (!m->streak || !m->respawn) {
+        jq_error("out of memory for %lld worker slots", opt->workers);
+        return -1;
+    }
+    for (int i = 0; i < opt->workers; i++) {
+        if ((rc = uv_timer_init(m->loop, &m->respawn[i])) != 0) goto uv_err;
+        m->respawn[i].data = m;
+    }
+    uv_signal_t *sigs[] = {&m->sigterm, &m->sigint, &m->sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if ((rc = uv_signal_init(m->loop, sigs[i])) != 0) goto uv_err;
+        sigs[i]->data = m;
+        if ((rc = uv_signal_start(sigs[i], on_signal, nums[i])) != 0) goto uv_err;
+    }
+    if ((rc = uv_timer_init(m->loop, &m->kill_timer)) != 0) goto uv_err;
+    m->kill_timer.data = m;
+    if ((rc = uv_timer_init(m->loop, &m->janitor)) != 0) goto uv_err;
+    m->janitor.data = m;
+    if ((rc = uv_timer_start(&m->janitor, on_janitor, JANITOR_MS, JANITOR_MS)) != 0) goto uv_err;
+    if (jq_rconn_init(&m->redis, m->loop, &opt->url, "master") != 0) {
+        jq_error("cannot start the redis connection");
+        return -1;
+    }
+    m->redis.data = m;
+    m->redis.on_up = on_redis_up;
+    m->redis.on_refused = on_redis_refused;
+    return 0;
+uv_err:
+    jq_error("master init: %s", uv_strerror(rc));
+    return -1;
+}
+
 int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
     static jq_master_t mm;
     jq_master_t *m = &mm;
@@ -626,33 +713,15 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
         return 3;
     }
 
-    m->streak = calloc((size_t)opt->workers, sizeof(int));
-    m->respawn = calloc((size_t)opt->workers, sizeof(uv_timer_t));
-    for (int i = 0; i < opt->workers; i++) {
-        uv_timer_init(m->loop, &m->respawn[i]);
-        m->respawn[i].data = m;
+    if (master_init(m, opt) != 0) {
+        /* Nothing runs yet: no worker, no job. Exit without unwinding the
+         * loop, whose handles die with the process. */
+        return JQ_MASTER_EXIT_INIT;
     }
-    uv_signal_t *sigs[] = {&m->sigterm, &m->sigint, &m->sighup};
-    int nums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        uv_signal_init(m->loop, sigs[i]);
-        sigs[i]->data = m;
-        uv_signal_start(sigs[i], on_signal, nums[i]);
-    }
-    uv_timer_init(m->loop, &m->kill_timer);
-    m->kill_timer.data = m;
-    uv_timer_init(m->loop, &m->janitor);
-    m->janitor.data = m;
-    uv_timer_start(&m->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
-    jq_rconn_init(&m->redis, m->loop, &opt->url, "master");
-    m->redis.data = m;
-    m->redis.on_up = on_redis_up;
-
-    for (int i = 0; i < opt->workers; i++) spawn(m, i);
     uv_run(m->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(m->loop);
     if (rc != 0) jq_warn("master loop closed with handles left: %s", uv_strerror(rc));
     free(m->streak);
     free(m->respawn);
-    return 0;
+    return m->exit_code;
 }

@@ -24,8 +24,14 @@
 
 #include "options.h"
 
+/* Exit statuses of the master. */
+#define JQ_MASTER_EXIT_CONFIG 2 /* Redis refused our AUTH/SELECT at start */
+#define JQ_MASTER_EXIT_INIT 3   /* a handle or allocation failed at start */
+
 /* Runs the master until shutdown. argv is the master's own, passed on to
- * the workers. Returns the process exit status. */
+ * the workers. Workers are started once Redis accepted the master's
+ * connection (AUTH, SELECT); a refusal then is a configuration error:
+ * logged once, JQ_MASTER_EXIT_CONFIG. Returns the process exit status. */
 int jq_master_main(const jq_options_t *opt, int argc, char **argv);
 
 #endif

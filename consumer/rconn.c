@@ -81,53 +81,53 @@ static int glue_attach(uv_loop_t *loop, redisAsyncContext *ac) {
     return 0;
 }
 
+/* A handshake error that is an outage, not a configuration error: Redis
+ * still loading its data set, busy in a script, or a replica cut off. */
+static int transient(const char *err) {
+    static const char *const codes[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strncmp(err, codes[i], strlen(codes[i])) == 0) return 1;
+    return 0;
+}
+
 static void lost(jq_rconn_t *c, const char *why) {
     int was_up = c->up;
     c->ac = NULL;
     c->up = 0;
+    c->handshake = 0;
     if (c->closing) {
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
         return;
     }
-    if (!c->down_logged) {
+    if (c->refused[0] && c->on_refused && !transient(c->why)) {
+        /* A configuration error: the owner decides (the master exits). */
+        c->on_refused(c, c->refused, c->why);
+        c->refused[0] = c->why[0] = '\0';
+        return;
+    }
+    if (c->refused[0]) {
+        /* Once per outage, even when the outage was logged as a plain
+         * loss first: the refusal is what the operator must fix. */
+        if (c->down_logged != 2)
+            jq_warn("redis %s connection: %s refused: %s; retrying", c->name, c->refused, c->why);
+        c->down_logged = 2;
+    } else if (!c->down_logged) {
         jq_warn("redis %s connection: %s; reconnecting", c->name, why);
         c->down_logged = 1;
     }
+    c->refused[0] = c->why[0] = '\0';
     if (was_up && c->on_down) c->on_down(c);
     schedule_connect(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     jq_rconn_t *c = ac->data;
-    lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost"));
+    if (c->why[0]) lost(c, c->why);
+    else lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost"));
 }
 
-static void on_auth_reply(redisAsyncContext *ac, void *r, void *priv) {
-    redisReply *reply = r;
-    jq_rconn_t *c = ac->data;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        jq_error("redis %s connection: %s failed: %s", c->name,
-                 (const char *)priv, reply->str);
-}
-
-static void on_connect(const redisAsyncContext *cac, int status) {
-    redisAsyncContext *ac = (redisAsyncContext *)cac;
-    jq_rconn_t *c = ac->data;
+static void handshake_done(jq_rconn_t *c) {
     uv_timer_stop(&c->timer);
-    if (status != REDIS_OK) {
-        /* hiredis frees ac after this callback without calling
-         * on_disconnect; ac->err may still be 0, errstr is the truth. */
-        lost(c, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
-        return;
-    }
-    const jq_url_t *u = c->url;
-    if (u->password[0]) {
-        if (u->user[0])
-            redisAsyncCommand(ac, on_auth_reply, "AUTH", "AUTH %s %s", u->user, u->password);
-        else
-            redisAsyncCommand(ac, on_auth_reply, "AUTH", "AUTH %s", u->password);
-    }
-    if (u->db) redisAsyncCommand(ac, on_auth_reply, "SELECT", "SELECT %d", u->db);
     c->up = 1;
     c->backoff_ms = BACKOFF_MIN_MS;
     if (c->down_logged) {
@@ -137,10 +137,72 @@ static void on_connect(const redisAsyncContext *cac, int status) {
     if (c->on_up) c->on_up(c);
 }
 
+/* Replies to AUTH, SELECT and PING, in that order. The first error ends the
+ * connection (the later replies are awaited by redisAsyncDisconnect and
+ * ignored); the last good reply makes it up. */
+static void on_handshake_reply(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    jq_rconn_t *c = ac->data;
+    if (reply == NULL || c->closing) return; /* lost or closed: on_disconnect handles it */
+    if (c->refused[0]) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(c->refused, sizeof(c->refused), "%s", (const char *)priv);
+        snprintf(c->why, sizeof(c->why), "%s", reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (--c->handshake == 0) handshake_done(c);
+}
+
+static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac) {
+    const jq_url_t *u = c->url;
+    int rc = REDIS_OK;
+    /* PING last: with no password given, a Redis that wants one answers
+     * NOAUTH here, before any command of the owner is sent. */
+    if (u->password[0] && u->user[0])
+        rc |= redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s %s", u->user, u->password);
+    else if (u->password[0])
+        rc |= redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s", u->password);
+    c->handshake += u->password[0] ? 1 : 0;
+    if (u->db) {
+        rc |= redisAsyncCommand(ac, on_handshake_reply, "SELECT", "SELECT %d", u->db);
+        c->handshake++;
+    }
+    rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
+    c->handshake++;
+    if (rc != REDIS_OK) {
+        snprintf(c->why, sizeof(c->why), "out of memory sending the handshake");
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    jq_rconn_t *c = ac->data;
+    if (status != REDIS_OK) {
+        uv_timer_stop(&c->timer);
+        /* hiredis frees ac after this callback without calling
+         * on_disconnect; ac->err may still be 0, errstr is the truth. */
+        lost(c, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+        return;
+    }
+    /* The connect timeout keeps running until the handshake is answered:
+     * a Redis that accepts and then stalls is not up. */
+    send_handshake(c, ac);
+}
+
 static void on_connect_timeout(uv_timer_t *t) {
     jq_rconn_t *c = t->data;
     if (c->ac == NULL || c->up) return;
     redisAsyncContext *ac = c->ac;
+    if (c->handshake > 0) {
+        /* Connected, handshake unanswered: freeing it calls on_disconnect,
+         * which reconnects. */
+        snprintf(c->why, sizeof(c->why), "no answer to AUTH/SELECT/PING in %d ms",
+                 c->connect_timeout_ms);
+        redisAsyncFree(ac);
+        return;
+    }
     /* Not yet connected: redisAsyncFree calls no callback of ours. */
     redisAsyncFree(ac);
     lost(c, "connect timed out");
@@ -226,7 +288,7 @@ void jq_rconn_close(jq_rconn_t *c, int graceful, jq_rconn_cb on_closed) {
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
         return;
     }
-    if (!c->up) {
+    if (!c->up && c->handshake == 0) {
         /* Still connecting: no callback of ours will run. */
         redisAsyncFree(c->ac);
         c->ac = NULL;

@@ -23,26 +23,41 @@
 
 typedef struct jq_rconn jq_rconn_t;
 typedef void (*jq_rconn_cb)(jq_rconn_t *c);
+/* why: Redis's own error text (never holds the password), valid during
+ * the call. */
+typedef void (*jq_rconn_refused_cb)(jq_rconn_t *c, const char *step, const char *why);
 
 struct jq_rconn {
     uv_loop_t *loop;
     const jq_url_t *url;      /* borrowed; outlives the connection */
     const char *name;         /* for logs, e.g. "fetch" */
     redisAsyncContext *ac;    /* NULL while down */
-    int up;                   /* connected: commands may be sent */
+    int up;                   /* connected and the handshake (AUTH,
+                                 SELECT, PING) answered: commands may be
+                                 sent */
+    int handshake;            /* handshake replies still to come */
     int closing;
-    int down_logged;          /* an outage was logged; log its end */
+    int down_logged;          /* an outage was logged (2: as a refused
+                                 handshake); log its end */
     int backoff_ms;
     int connect_timeout_ms;
     uv_timer_t timer;         /* connect timeout and reconnect backoff */
     jq_rconn_cb on_up;        /* connected, first time or again */
     jq_rconn_cb on_down;      /* lost; pending callbacks already got NULL */
     jq_rconn_cb on_closed;    /* after jq_rconn_close: every handle closed */
+    /* Redis refused the handshake for good (WRONGPASS, NOAUTH, a bad DB):
+     * when set, the connection stops retrying and calls it (the owner
+     * then closes it or exits); when NULL, the refusal is logged once per
+     * outage and retried like any outage. A LOADING or BUSY reply is an
+     * outage either way. */
+    jq_rconn_refused_cb on_refused;
+    char refused[16];         /* the handshake step Redis refused, e.g. "AUTH" */
+    char why[160];            /* the reason of the loss being handled */
     void *data;               /* the owner's */
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
- * connected. Never fails for an unreachable server: it keeps retrying.
+ * connected and Redis accepted the AUTH/SELECT of url (the handshake). Never fails for an unreachable server: it keeps retrying.
  * Returns 0, or -1 if the loop refused the timer. */
 int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
                   const char *name);

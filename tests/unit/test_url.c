@@ -168,3 +168,27 @@ Test(url, format_truncates_safely)
     jq_url_format(&u, buf, sizeof(buf));
     cr_expect_eq(strlen(buf), 7);
 }
+
+/* Errors name the URL, as given, but never its password: they reach logs
+ * and terminals. */
+Test(url, errors_hide_the_password)
+{
+    static const char *bad[] = {
+        "redis://alice:s3cret@h:99999",
+        "redis://:s3cret@h/notanumber",
+        "redis://s3cret@h:0",
+        "redis://alice:s3cret@[::1",
+        "redis://alice:s3cret@h?db=x",
+        "unix://alice:s3cret@/tmp/s?db=x",
+        "unix://:s3cret@/",
+        "rediss://alice:s3cret@h",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        jq_url_t u;
+        char err[256] = "";
+        cr_expect_eq(jq_url_parse(bad[i], &u, err, sizeof(err)), -1, "accepted %s", bad[i]);
+        cr_expect_null(strstr(err, "s3cret"), "password in error: %s", err);
+        cr_expect_not_null(strstr(err, "***"), "no mask in error: %s", err);
+        cr_expect_str_eq(u.password, "", "password kept after an error: %s", bad[i]);
+    }
+}

@@ -1,0 +1,124 @@
+"""Reliability (issue 9): configuration errors fail fast, outages do not;
+no password in any log. The Redis side is set up with python3-redis."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (CONSUMER, Consumer, RedisServer, free_port, scale, wait_for,
+                      wait_result, xadd)
+
+SECRET = "s3cret-Pa55"
+
+
+def url_with(redis_server, userinfo="", db=None):
+    u = "redis://%s127.0.0.1:%d" % (userinfo + "@" if userinfo else "", redis_server.port)
+    return u + ("/%d" % db if db is not None else "")
+
+
+def start_consumer(url, tmpdir_path, *args, env=None):
+    return Consumer(url, ["--workers", "1"] + list(args), tmpdir_path, env=env)
+
+
+def exits_with(c, code, timeout=10):
+    try:
+        rc = c.proc.wait(scale(timeout))
+    except subprocess.TimeoutExpired:
+        c.stop()
+        raise AssertionError("consumer still running after %ss; log:\n%s" % (timeout, c.log()))
+    c.stop()
+    assert rc == code, "exit %s, want %s; log:\n%s" % (rc, code, c.log())
+    return c.log()
+
+
+@pytest.fixture
+def locked(redis_server, r):
+    """The test's Redis with a password (requirepass) and an ACL user."""
+    r.config_set("requirepass", SECRET)
+    authed = redis_server.client(password=SECRET)
+    authed.execute_command("ACL", "SETUSER", "alice", "on", ">" + SECRET, "~*", "&*", "+@all")
+    yield authed
+
+
+@pytest.mark.parametrize("userinfo,what", [
+    (":wrong-" + SECRET, "WRONGPASS"),        # wrong password
+    ("alice:wrong-" + SECRET, "WRONGPASS"),   # ACL user, wrong password
+    ("", "NOAUTH"),                           # no password at all
+])
+def test_refused_credentials_exit_2_at_once(redis_server, locked, tmpdir_path, userinfo, what):
+    c = start_consumer(url_with(redis_server, userinfo), tmpdir_path)
+    log = exits_with(c, 2)
+    assert what in log, log
+    # One clear message from the master, and no worker ever started.
+    assert len(re.findall(r"refused our (AUTH|PING)", log)) == 1, log
+    assert "started (slot" not in log, log
+    assert SECRET not in log
+    assert locked.xlen("jobq:{default}:stream") == 0
+
+
+def test_invalid_database_exits_2(redis_server, r, tmpdir_path):
+    c = start_consumer(url_with(redis_server, db=99999), tmpdir_path)
+    log = exits_with(c, 2)
+    assert re.search(r"refused our SELECT: .*DB index", log), log
+
+
+def test_right_credentials_serve_and_are_never_logged(redis_server, locked, tmpdir_path, consumer):
+    c = consumer(url=url_with(redis_server, "alice:" + SECRET))
+    jid = xadd(locked, type="echo", enc="json", payload='{"a":1}')
+    assert wait_result(locked, jid)["state"] == b"done"
+    log = c.log()
+    assert "alice:***@" in log, log   # the config line and the start line mask it
+    assert SECRET not in log
+
+
+def test_password_never_printed_by_help_or_a_bad_url(tmpdir_path):
+    env = dict(os.environ, JOBQ_REDIS_URL="redis://:%s@127.0.0.1:1" % SECRET)
+    out = subprocess.run([CONSUMER, "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and SECRET not in out.stdout + out.stderr
+    out = subprocess.run([CONSUMER, "--redis", "redis://bob:%s@h:99999" % SECRET],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "bob:***@" in out.stderr and SECRET not in out.stdout + out.stderr, out.stderr
+
+
+def test_redis_not_answering_at_start_is_waited_for(tmpdir_path):
+    port = free_port()
+    c = start_consumer("redis://127.0.0.1:%d" % port, tmpdir_path)
+    try:
+        time.sleep(scale(1.5))
+        assert c.proc.poll() is None, c.log()   # an outage: keep retrying
+        srv = RedisServer.__new__(RedisServer)
+        srv.dir, srv.aof, srv.port, srv.proc = tmpdir_path, False, port, None
+        srv.start()
+        try:
+            c.wait_log(r"worker \S+ ready", timeout=15)
+            jid = xadd(srv.client(), type="noop")
+            assert wait_result(srv.client(), jid)["state"] == b"done"
+        finally:
+            c.stop()
+            srv.kill()
+    finally:
+        c.stop()
+
+
+def test_auth_refused_after_start_is_an_outage(redis_server, locked, tmpdir_path, consumer):
+    c = consumer(url=url_with(redis_server, ":" + SECRET))
+    # The password changes under the running consumer and its connections
+    # are cut: it must keep retrying (not exit), logging it once.
+    locked.config_set("requirepass", "other-" + SECRET)
+    other = redis_server.client(password="other-" + SECRET)
+    other.client_kill_filter(_type="normal", skipme=True)
+    c.wait_log(r"refused: WRONGPASS", timeout=10)
+    time.sleep(scale(2.5))   # several backoff rounds
+    assert c.proc.poll() is None, c.log()
+    per_conn = re.findall(r"redis (\w+) connection: AUTH refused", c.log())
+    assert len(per_conn) == len(set(per_conn)), c.log()   # once per connection and outage
+    # Put right, the same consumer serves again without a restart.
+    other.config_set("requirepass", SECRET)
+    c.wait_log(r"connection: back up", timeout=10)
+    jid = xadd(locked, type="noop")
+    assert wait_result(locked, jid, timeout=15)["state"] == b"done"
+    assert SECRET not in c.log()
