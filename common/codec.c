@@ -412,6 +412,10 @@ static int put_string(msgpack_sbuffer *out, const char *str, size_t len)
     size_t i = 0, run = 0; /* s[run..i) is copied verbatim */
     char esc[8];
 
+    /* An empty str may come with no bytes at all (NULL): NULL + 0 is
+     * undefined, so it never reaches the copy below. */
+    if (len == 0)
+        return put(out, "\"\"", 2);
     if (put(out, "\"", 1) < 0)
         return -1;
     while (i < len) {

@@ -27,7 +27,8 @@ int jq_log_parse_level(const char *s, jq_log_level_t *out);
 
 void jq_log(jq_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void jq_logv(jq_log_level_t level, const char *fmt, va_list ap);
+void jq_logv(jq_log_level_t level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define jq_debug(...) jq_log(JQ_LOG_DEBUG, __VA_ARGS__)
 #define jq_info(...) jq_log(JQ_LOG_INFO, __VA_ARGS__)

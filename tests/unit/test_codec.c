@@ -351,3 +351,30 @@ Test(codec, check_agrees_with_msgpack_c_on_mutations)
     }
     cr_expect_gt(accepted, 1000);
 }
+
+/* Found by tests/fuzz/fuzz_json: a JSON key that json-c cuts to "" (it
+ * began with \u0000) reaches the writer as a str of length 0 with no bytes
+ * (NULL), and NULL + 0 is undefined behaviour (UBSan under `make check`). */
+Test(codec, empty_str_without_bytes_to_json)
+{
+    msgpack_sbuffer out;
+    msgpack_object o;
+    msgpack_sbuffer_init(&out);
+    memset(&o, 0, sizeof(o));
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = NULL;
+    o.via.str.size = 0;
+    cr_assert_eq(jq_codec_msgpack_to_json(&o, &out), 0);
+    cr_expect(out.size == 2 && memcmp(out.data, "\"\"", 2) == 0, "%.*s", (int)out.size, out.data);
+    msgpack_sbuffer_destroy(&out);
+
+    char err[JQ_ERR_LEN];
+    static const char json[] = "{\"\\u0000k\":1,\"k\":2}";
+    msgpack_sbuffer_init(&out);
+    cr_assert_eq(jq_codec_json_to_msgpack(json, sizeof(json) - 1, &out, err, sizeof(err)), 0, "%s", err);
+    msgpack_sbuffer js;
+    msgpack_sbuffer_init(&js);
+    cr_expect_eq(jq_codec_bytes_to_json(out.data, out.size, &js, err, sizeof(err)), 0, "%s", err);
+    msgpack_sbuffer_destroy(&js);
+    msgpack_sbuffer_destroy(&out);
+}
