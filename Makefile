@@ -172,6 +172,13 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
+# ---- chaos (tests/chaos/chaos.py): load plus random faults for
+# CHAOS_SECONDS, then every job checked. CI runs a short one.
+CHAOS_SECONDS ?= 60
+.PHONY: chaos
+chaos: test-deps all
+	JQ_BIN_DIR=$(abspath $(BIN)) CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/chaos/chaos.py $(CHAOS_ARGS)
+
 run: deps all
 	@sh scripts/run-local.sh $(RUN_ARGS)
 
