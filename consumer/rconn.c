@@ -105,18 +105,22 @@ static void lost(jq_rconn_t *c, const char *why) {
         c->refused[0] = c->why[0] = '\0';
         return;
     }
-    if (c->refused[0]) {
+    int busy = c->refused[0] && transient(c->why);
+    if (c->refused[0] && !busy) {
         /* Once per outage, even when the outage was logged as a plain
          * loss first: the refusal is what the operator must fix. */
         if (c->down_logged != 2)
             jq_warn("redis %s connection: %s refused: %s; retrying", c->name, c->refused, c->why);
         c->down_logged = 2;
     } else if (!c->down_logged) {
-        jq_warn("redis %s connection: %s; reconnecting", c->name, why);
+        jq_warn("redis %s connection: %s; reconnecting", c->name, busy ? c->why : why);
         c->down_logged = 1;
     }
     c->refused[0] = c->why[0] = '\0';
     if (was_up && c->on_down) c->on_down(c);
+    /* Redis loading its data set answers at once and will be ready soon:
+     * ask again at the shortest backoff rather than a growing one. */
+    if (busy) c->backoff_ms = BACKOFF_MIN_MS;
     schedule_connect(c);
 }
 
