@@ -416,18 +416,25 @@ static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_worker_t *)priv)->fetch_client_id = reply->integer;
 }
 
+/* Ready once the groups exist: this PING follows the XGROUP CREATEs on the
+ * same connection, so its reply comes after theirs. A client that sees
+ * "ready" (the master, a test) may then read the group at once. */
+static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
+    jq_worker_t *w = priv;
+    if (!rp || w->ready_sent || w->stopping) return; /* lost: the next on_fetch_up */
+    w->ready_sent = 1;
+    jq_worker_tell(w, "ready");
+    jq_info("worker %s ready: queues %s, %lld cpu threads, %lld io slots",
+            w->id, w->opt->queues_csv, w->opt->threads, w->opt->io_concurrency);
+}
+
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     w->fetch_client_id = 0;
     jq_rconn_cmd(&w->rfetch, on_client_id, w, "CLIENT ID");
     jq_fetch_create_groups(w);
+    jq_rconn_cmd(&w->rfetch, on_groups_ready, w, "PING");
     jq_fetch_kick(w);
-    if (!w->ready_sent) {
-        w->ready_sent = 1;
-        jq_worker_tell(w, "ready");
-        jq_info("worker %s ready: queues %s, %lld cpu threads, %lld io slots",
-                w->id, w->opt->queues_csv, w->opt->threads, w->opt->io_concurrency);
-    }
 }
 
 static void on_write_up(jq_rconn_t *c) {
