@@ -78,7 +78,6 @@ struct jq_master {
     jq_metrics_t *metrics;
     long long starts, crashes, recycles; /* for /metrics */
     int shutting_down;
-    int spawned;        /* the first workers were started (Redis took our AUTH) */
     int exit_code;
     int signals;
     int roll_next;      /* next slot of a rolling restart, -1 when none */
@@ -623,20 +622,17 @@ static int start_http(jq_master_t *m) {
     return 0;
 }
 
-/* Workers start once Redis has accepted our handshake: a wrong password
- * or database is then reported once, by the master, instead of by every
- * worker in a loop. Until Redis answers at all, nothing starts and the
- * connection keeps retrying (in compose, Redis may come up after us). */
+/* Redis refusing the master's handshake at start (a wrong password or
+ * database) is a configuration error, reported once, here: the workers
+ * stop and the master exits JQ_MASTER_EXIT_CONFIG. Redis not answering at
+ * all is an outage: everything keeps retrying (in compose, Redis may come
+ * up after us), and the workers serve as soon as it does. */
 static void on_redis_up(jq_rconn_t *c) {
     jq_master_t *m = c->data;
     /* From now on a refusal (a password rotated under us) is an outage:
      * logged once, retried. */
     c->on_refused = NULL;
     m->last_pong_ms = jq_now_ms();
-    if (!m->spawned && !m->shutting_down) {
-        m->spawned = 1;
-        for (int i = 0; i < m->opt->workers; i++) spawn(m, i);
-    }
     handback_all(m);
 }
 
@@ -648,6 +644,10 @@ static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
              "in --redis / JOBQ_REDIS_URL; exiting", url, step, why);
     m->exit_code = JQ_MASTER_EXIT_CONFIG;
     m->shutting_down = 1;
+    m->roll_next = -1;
+    /* The workers, started meanwhile, were refused as well (they retry
+     * quietly, leaving the message to us): they hold no job. */
+    for (jq_child_t *k = m->children; k; k = k->next) tell_drain(k);
     maybe_finish(m);
 }
 
@@ -718,6 +718,7 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
          * loop, whose handles die with the process. */
         return JQ_MASTER_EXIT_INIT;
     }
+    for (int i = 0; i < opt->workers; i++) spawn(m, i);
     uv_run(m->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(m->loop);
     if (rc != 0) jq_warn("master loop closed with handles left: %s", uv_strerror(rc));

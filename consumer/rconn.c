@@ -109,9 +109,10 @@ static void lost(jq_rconn_t *c, const char *why) {
     if (c->refused[0] && !busy) {
         /* Once per outage, even when the outage was logged as a plain
          * loss first: the refusal is what the operator must fix. */
-        if (c->down_logged != 2)
+        if (c->down_logged != 2 && !c->quiet_refusals) {
             jq_warn("redis %s connection: %s refused: %s; retrying", c->name, c->refused, c->why);
-        c->down_logged = 2;
+            c->down_logged = 2;
+        }
     } else if (!c->down_logged) {
         jq_warn("redis %s connection: %s; reconnecting", c->name, busy ? c->why : why);
         c->down_logged = 1;

@@ -51,6 +51,9 @@ struct jq_rconn {
      * outage and retried like any outage. A LOADING or BUSY reply is an
      * outage either way. */
     jq_rconn_refused_cb on_refused;
+    int quiet_refusals;       /* with on_refused NULL: retry a refusal
+                                 without a log line (a worker before its
+                                 first connection: the master reports it) */
     char refused[16];         /* the handshake step Redis refused, e.g. "AUTH" */
     char why[160];            /* the reason of the loss being handled */
     void *data;               /* the owner's */

@@ -430,6 +430,7 @@ static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
 
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
+    c->quiet_refusals = 0;
     w->fetch_client_id = 0;
     jq_rconn_cmd(&w->rfetch, on_client_id, w, "CLIENT ID");
     jq_fetch_create_groups(w);
@@ -439,6 +440,7 @@ static void on_fetch_up(jq_rconn_t *c) {
 
 static void on_write_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
+    c->quiet_refusals = 0;
     static int connected_before; /* one worker per process */
     int reconnected = connected_before++ > 0;
     if (reconnected) {
@@ -524,6 +526,9 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch");
     jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write");
     w->rfetch.data = w->rwrite.data = w;
+    /* Refused before it ever connected: the master, refused the same way,
+     * says so once and stops us. After that, a refusal is an outage. */
+    w->rfetch.quiet_refusals = w->rwrite.quiet_refusals = 1;
     w->rfetch.on_up = on_fetch_up;
     w->rwrite.on_up = on_write_up;
     return 0;

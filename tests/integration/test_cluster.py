@@ -394,11 +394,8 @@ def test_consumer_waits_for_redis(tmpdir_path, cluster):
         ids = add_jobs(r, 5, payload=sleep_job(10))
         wait_all(r, ids)
         log = c.log()
-        # The master waits for Redis (logged once, and its end once), and
-        # starts the workers once Redis took its handshake.
-        assert len(re.findall(r"redis master connection: .*reconnecting", log)) == 1, log
-        assert len(re.findall(r"redis master connection: back up", log)) == 1, log
-        assert log.index("master connection: back up") < re.search(r"worker \d+ started", log).start(), log
+        assert len(re.findall(r"redis fetch connection: .*reconnecting", log)) == 1, log
+        assert len(re.findall(r"redis fetch connection: back up", log)) == 1, log
     finally:
         srv.kill()
 
