@@ -39,8 +39,10 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
 	consumer/reclaim.c consumer/httpd.c consumer/metrics.c consumer/admit.c
 # Users' handlers (C plugins, exec, http): issue 13.
-CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c
-CONSUMER_LDLIBS += -ldl
+CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
+	consumer/http.c consumer/http_allow.c
+CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
+CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
 CONSUMER_MAIN := consumer/main.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

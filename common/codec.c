@@ -406,6 +406,18 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return need;
 }
 
+int jq_codec_pack_text(msgpack_packer *pk, const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0, seq;
+
+    while (i < n && (seq = utf8_seq(u + i, n - i)) > 0)
+        i += seq;
+    if (i == n)
+        return msgpack_pack_str_with_body(pk, p, n);
+    return msgpack_pack_bin_with_body(pk, p, n);
+}
+
 static int put_string(msgpack_sbuffer *out, const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;

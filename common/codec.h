@@ -38,6 +38,10 @@ int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out);
 int jq_codec_bytes_to_json(const char *buf, size_t len, msgpack_sbuffer *out,
                            char *err, size_t errlen);
 
+/* Packs p[0..n) as a msgpack str when it is valid UTF-8, else as bin (a
+ * command's output, an HTTP body). Returns 0, or -1 if out of memory. */
+int jq_codec_pack_text(msgpack_packer *pk, const char *p, size_t n);
+
 /* Finds key (a str) in map obj. Returns the value (borrowed from obj) or NULL
  * if obj is not a map or has no such key. */
 const msgpack_object *jq_codec_map_get(const msgpack_object *obj,

@@ -142,23 +142,6 @@ static void kill_guard(exec_run_t *x) {
         uv_process_kill(&x->proc, SIGTERM);
 }
 
-static int valid_utf8(const unsigned char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
-                 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 9;
-        if (k == 9 || (k > 0 && i + k >= n))
-            return 0;
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-        if (k == 1 && c < 0xc2)
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* The last bytes of stderr, printable, for an error message. */
 static void err_tail(const exec_run_t *x, char *out, size_t outlen) {
     size_t n = x->errlen, start = 0, o = 0;
@@ -198,10 +181,7 @@ static void finish(exec_run_t *x) {
     } else if (x->outlen > 0) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-        int rc = valid_utf8((unsigned char *)x->outbuf, x->outlen)
-            ? msgpack_pack_str_with_body(&pk, x->outbuf, x->outlen)
-            : msgpack_pack_bin_with_body(&pk, x->outbuf, x->outlen);
-        if (rc != 0)
+        if (jq_codec_pack_text(&pk, x->outbuf, x->outlen) != 0)
             jq_task_fail(t, "%s: out of memory", name);
     }
     jq_task_done(t); /* last: the worker may free t */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "http.h"
 #include "keys.h"
 #include "options.h"
 #include "plugin.h"
@@ -85,6 +86,8 @@ int jq_handlers_setup(jq_registry_t *r, const jq_options_t *o, char *err,
     if (jq_plugin_load_all(r, o->plugins, err, errlen) != 0)
         return -1;
     if (jq_exec_register(r, o, err, errlen) != 0)
+        return -1;
+    if (jq_http_register(r, o, err, errlen) != 0)
         return -1;
     r->adding = NULL;
     return 0;

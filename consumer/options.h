@@ -41,6 +41,8 @@ typedef struct jq_options {
     char exec_env[2048];        /* list: --exec-env VAR */
     char exec_stdin[16];        /* auto, msgpack or json */
     long long exec_max_output;
+    char http_allow[4096];      /* list: --http-allow PREFIX */
+    long long http_max_response;
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

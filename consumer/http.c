@@ -1,0 +1,582 @@
+/* The http handler (see http.h): curl's multi "socket" interface glued to
+ * the worker's loop, as curl's multi-uv example does.
+ *
+ * A session (one CURLM, one uv_timer) exists while requests run and is torn
+ * down when the last one ends, so that a stopping worker finds no handle of
+ * ours on its loop; connections are reused within a burst of requests, not
+ * across idle times. */
+
+#include "http.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "codec.h"
+#include "config.h"
+#include "http_allow.h"
+#include "options.h"
+
+#define MAX_REDIRECTS 5
+#define MAX_HEADERS 100
+#define MAX_HEADER_BYTES (64 * 1024)
+#define DEFAULT_TIMEOUT_MS 30000
+
+static struct {
+    jq_http_allow_t allow;
+    size_t max_response;
+    jq_handler_t h;
+} conf;
+
+typedef struct session {
+    CURLM *multi;
+    uv_timer_t timer;
+    int active;                /* requests in the multi */
+} session_t;
+
+static session_t *cur;        /* the loop's session, or NULL */
+
+typedef struct sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    session_t *s;
+} sock_t;
+
+typedef struct req {
+    jq_task_t *t;
+    session_t *s;
+    CURL *easy;
+    CURLU *url;
+    struct curl_slist *headers;
+    const char *body;          /* borrowed from the payload */
+    size_t bodylen;
+    char method[16];
+    long timeout_ms;
+    int fail_on_status;
+    int hops;
+    char *resp;
+    size_t resplen, respcap;
+    int over;
+    char *hdr;                 /* the last response's header lines */
+    size_t hdrlen, hdrcap;
+    int nhdr;
+    char errbuf[CURL_ERROR_SIZE];
+} req_t;
+
+/* ---- the session: curl's sockets and timer on the loop ---- */
+
+static void check_done(session_t *s);
+
+static void on_sock_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+    sock_t *k = p->data;
+    session_t *s = k->s;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(s->multi, k->fd, flags, &running);
+    check_done(s);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
+                          void *sockp) {
+    session_t *s = userp;
+    sock_t *k = sockp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (k != NULL) {
+            curl_multi_assign(s->multi, fd, NULL);
+            uv_poll_stop(&k->poll);
+            uv_close((uv_handle_t *)&k->poll, on_sock_closed);
+        }
+        return 0;
+    }
+    if (k == NULL) {
+        k = calloc(1, sizeof(*k));
+        if (k == NULL)
+            return -1;
+        k->fd = fd;
+        k->s = s;
+        if (uv_poll_init_socket(s->timer.loop, &k->poll, fd) != 0) {
+            free(k);
+            return -1;
+        }
+        k->poll.data = k;
+        curl_multi_assign(s->multi, fd, k);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    return uv_poll_start(&k->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+static void on_timer(uv_timer_t *t) {
+    session_t *s = t->data;
+    int running;
+    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(s);
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
+    session_t *s = userp;
+    (void)m;
+    /* Never act from inside curl: a 0 timeout fires on the next turn. */
+    if (timeout_ms < 0)
+        uv_timer_stop(&s->timer);
+    else
+        uv_timer_start(&s->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static void on_session_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static session_t *session_get(uv_loop_t *loop) {
+    if (cur != NULL)
+        return cur;
+    session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->multi = curl_multi_init();
+    if (s->multi == NULL || uv_timer_init(loop, &s->timer) != 0) {
+        if (s->multi)
+            curl_multi_cleanup(s->multi);
+        free(s);
+        return NULL;
+    }
+    s->timer.data = s;
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+    cur = s;
+    return s;
+}
+
+/* Ends the session once nothing runs in it. */
+static void session_maybe_end(session_t *s) {
+    if (s->active > 0 || s != cur)
+        return;
+    cur = NULL;
+    /* Cleanup tells the socket callback to drop every socket left. */
+    curl_multi_cleanup(s->multi);
+    s->multi = NULL;
+    uv_close((uv_handle_t *)&s->timer, on_session_closed);
+}
+
+/* ---- one request ---- */
+
+static void req_free(req_t *q) {
+    if (q->easy) {
+        curl_multi_remove_handle(q->s->multi, q->easy);
+        curl_easy_cleanup(q->easy);
+        q->s->active--;
+    }
+    curl_url_cleanup(q->url);
+    curl_slist_free_all(q->headers);
+    free(q->resp);
+    free(q->hdr);
+    free(q);
+}
+
+static int grow(char **buf, size_t *cap, size_t need, size_t limit) {
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    if (n > limit)
+        n = limit;
+    if (n < need)
+        return -1;
+    char *nb = realloc(*buf, n);
+    if (nb == NULL)
+        return -1;
+    *buf = nb;
+    *cap = n;
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp) {
+    req_t *q = userp;
+    size_t len = size * n;
+    if (q->resplen + len > conf.max_response ||
+        grow(&q->resp, &q->respcap, q->resplen + len, conf.max_response) != 0) {
+        q->over = 1;
+        return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
+    memcpy(q->resp + q->resplen, data, len);
+    q->resplen += len;
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp) {
+    req_t *q = userp;
+    size_t len = size * n;
+    /* A new status line starts a new response (a 100 Continue, a redirect):
+     * only the last one's headers are kept. */
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        q->hdrlen = 0;
+        q->nhdr = 0;
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (colon == NULL)
+        return len; /* the blank line at the end */
+    if (q->nhdr >= MAX_HEADERS || q->hdrlen + len + 1 > MAX_HEADER_BYTES ||
+        grow(&q->hdr, &q->hdrcap, q->hdrlen + len + 1, MAX_HEADER_BYTES) != 0)
+        return len; /* more than we keep: dropped, the request goes on */
+    memcpy(q->hdr + q->hdrlen, data, len);
+    q->hdrlen += len;
+    q->hdr[q->hdrlen] = '\0';
+    q->nhdr++;
+    return len;
+}
+
+/* Packs the kept header lines as a map of lower-case names; a repeated
+ * name keeps its last value. */
+static void pack_headers(msgpack_packer *pk, req_t *q) {
+    msgpack_pack_map(pk, (size_t)q->nhdr);
+    char *line = q->hdr;
+    for (int i = 0; i < q->nhdr; i++) {
+        char *end = strchr(line, '\n');
+        char *colon = strchr(line, ':');
+        size_t nlen = (size_t)(colon - line);
+        for (size_t j = 0; j < nlen; j++)
+            line[j] = (char)tolower((unsigned char)line[j]);
+        const char *v = colon + 1;
+        const char *ve = end ? end : line + strlen(line);
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' '))
+            ve--;
+        jq_codec_pack_text(pk, line, nlen);
+        jq_codec_pack_text(pk, v, (size_t)(ve - v));
+        line = end ? end + 1 : line + strlen(line);
+    }
+}
+
+static void finish(req_t *q, CURLcode rc) {
+    jq_task_t *t = q->t;
+    long status = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (q->over || rc == CURLE_FILESIZE_EXCEEDED) {
+        jq_task_fail(t, "http: response body over --http-max-response (%zu bytes)",
+                     conf.max_response);
+    } else if (rc != CURLE_OK) {
+        jq_task_fail(t, "http: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+    } else if (q->fail_on_status && (status < 200 || status > 299)) {
+        jq_task_fail(t, "http: status %ld", status);
+    } else {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "status", 6);
+        msgpack_pack_long(&pk, status);
+        msgpack_pack_str_with_body(&pk, "headers", 7);
+        pack_headers(&pk, q);
+        msgpack_pack_str_with_body(&pk, "body", 4);
+        jq_codec_pack_text(&pk, q->resp ? q->resp : "", q->resplen);
+    }
+    t->hstate = NULL;
+    req_free(q);
+    jq_task_done(t); /* last: the worker may free t */
+}
+
+static int configure(req_t *q, char *err, size_t errlen);
+
+/* A 3xx with a Location: follow it ourselves, only to an allowed URL. */
+static int follow(req_t *q, int *followed, char *err, size_t errlen) {
+    long status = 0;
+    char *loc = NULL;
+    *followed = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 301 && status != 302 && status != 303 && status != 307 &&
+        status != 308)
+        return 0;
+    if (curl_easy_getinfo(q->easy, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || loc == NULL)
+        return 0;
+    if (++q->hops > MAX_REDIRECTS) {
+        snprintf(err, errlen, "http: more than %d redirects", MAX_REDIRECTS);
+        return -1;
+    }
+    CURLU *next;
+    char why[128];
+    if (jq_http_allow_check(&conf.allow, loc, strlen(loc), &next, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "http: redirect to %.100s refused: %s", loc, why);
+        return -1;
+    }
+    /* The handle points at the old URL until it is reset. */
+    curl_multi_remove_handle(q->s->multi, q->easy);
+    curl_easy_reset(q->easy);
+    curl_url_cleanup(q->url);
+    q->url = next;
+    /* As browsers do: 303, and 301/302 after a POST, become a GET. */
+    if (status == 303 || ((status == 301 || status == 302) && strcmp(q->method, "POST") == 0)) {
+        snprintf(q->method, sizeof(q->method), "GET");
+        q->body = NULL;
+        q->bodylen = 0;
+    }
+    q->resplen = 0;
+    q->hdrlen = 0;
+    q->nhdr = 0;
+    if (configure(q, err, errlen) != 0 || curl_multi_add_handle(q->s->multi, q->easy) != CURLM_OK) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "http: cannot follow the redirect");
+        return -1;
+    }
+    *followed = 1;
+    return 0;
+}
+
+static void check_done(session_t *s) {
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        req_t *q = NULL;
+        CURLcode rc = m->data.result;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+        char err[JQ_TASK_ERROR_LEN] = "";
+        int followed = 0;
+        if (rc == CURLE_OK && follow(q, &followed, err, sizeof(err)) != 0) {
+            jq_task_t *t = q->t;
+            t->hstate = NULL;
+            req_free(q);
+            jq_task_fail(t, "%s", err);
+            jq_task_done(t);
+        } else if (!followed) {
+            finish(q, rc);
+        }
+    }
+    session_maybe_end(s);
+}
+
+/* Sets every option of one hop on q->easy. */
+static int configure(req_t *q, char *err, size_t errlen) {
+    CURL *e = q->easy;
+    int ok = curl_easy_setopt(e, CURLOPT_CURLU, q->url) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+        /* Never a proxy from http_proxy and friends: it would take the
+         * request anywhere. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, q->timeout_ms) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf.max_response) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, q) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, q) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_PRIVATE, q) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "jobq") == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers) == CURLE_OK;
+    if (ok && strcmp(q->method, "HEAD") == 0)
+        ok = curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
+    else if (ok && strcmp(q->method, "GET") != 0)
+        ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method) == CURLE_OK;
+    if (ok && (q->body != NULL || strcmp(q->method, "POST") == 0))
+        ok = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->bodylen) == CURLE_OK &&
+             curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "") == CURLE_OK;
+    if (!ok)
+        snprintf(err, errlen, "http: cannot set up the request");
+    return ok ? 0 : -1;
+}
+
+/* ---- the payload ---- */
+
+static int str_of(const msgpack_object *o, const char **p, size_t *n) {
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr;
+        *n = o->via.str.size;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr;
+        *n = o->via.bin.size;
+        return 0;
+    }
+    return -1;
+}
+
+static int token(const char *p, size_t n) {
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)p[i]) && !strchr(extra, p[i]))
+            return 0;
+    return 1;
+}
+
+static int add_headers(req_t *q, const msgpack_object *h, char *err, size_t errlen) {
+    if (h->type != MSGPACK_OBJECT_MAP || h->via.map.size > MAX_HEADERS) {
+        snprintf(err, errlen, "http: headers must be a map of at most %d str: str",
+                 MAX_HEADERS);
+        return -1;
+    }
+    for (uint32_t i = 0; i < h->via.map.size; i++) {
+        const char *k = "", *v = "";
+        size_t kn = 0, vn = 0;
+        if (str_of(&h->via.map.ptr[i].key, &k, &kn) != 0 ||
+            str_of(&h->via.map.ptr[i].val, &v, &vn) != 0 || !token(k, kn) ||
+            memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn) ||
+            kn + vn > 8192) {
+            snprintf(err, errlen, "http: bad header %.*s (want a token name and "
+                     "a value without CR, LF or NUL)", (int)(kn < 64 ? kn : 64), k);
+            return -1;
+        }
+        /* Host picks the virtual host behind an allowed address: a job must
+         * not pick it. */
+        if (kn == 4 && strncasecmp(k, "host", 4) == 0) {
+            snprintf(err, errlen, "http: the Host header is not the job's to set");
+            return -1;
+        }
+        char line[8200];
+        snprintf(line, sizeof(line), "%.*s: %.*s", (int)kn, k, (int)vn, v);
+        struct curl_slist *n = curl_slist_append(q->headers, line);
+        if (n == NULL) {
+            snprintf(err, errlen, "http: out of memory");
+            return -1;
+        }
+        q->headers = n;
+    }
+    return 0;
+}
+
+/* Reads the payload into q. Returns 0, or -1 with err. */
+static int read_payload(req_t *q, const msgpack_object *p, char *err, size_t errlen) {
+    const msgpack_object *url = jq_codec_map_get(p, "url");
+    const msgpack_object *method = jq_codec_map_get(p, "method");
+    const msgpack_object *headers = jq_codec_map_get(p, "headers");
+    const msgpack_object *body = jq_codec_map_get(p, "body");
+    const msgpack_object *timeout = jq_codec_map_get(p, "timeout_ms");
+    const msgpack_object *fos = jq_codec_map_get(p, "fail_on_status");
+    const char *s;
+    size_t n;
+    if (url == NULL || str_of(url, &s, &n) != 0) {
+        snprintf(err, errlen, "http: payload must be a map with a url");
+        return -1;
+    }
+    char why[128];
+    if (jq_http_allow_check(&conf.allow, s, n, &q->url, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "http: %.*s refused: %s", (int)(n < 100 ? n : 100), s, why);
+        return -1;
+    }
+    snprintf(q->method, sizeof(q->method), "GET");
+    if (method != NULL) {
+        if (str_of(method, &s, &n) != 0 || n >= sizeof(q->method) || !token(s, n)) {
+            snprintf(err, errlen, "http: method must be a token like GET or POST");
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++)
+            q->method[i] = (char)toupper((unsigned char)s[i]);
+        q->method[n] = '\0';
+    }
+    if (headers != NULL && add_headers(q, headers, err, errlen) != 0)
+        return -1;
+    if (body != NULL && body->type != MSGPACK_OBJECT_NIL &&
+        str_of(body, &q->body, &q->bodylen) != 0) {
+        snprintf(err, errlen, "http: body must be a str or bin");
+        return -1;
+    }
+    q->timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (timeout != NULL) {
+        if (timeout->type != MSGPACK_OBJECT_POSITIVE_INTEGER || timeout->via.u64 < 1 ||
+            timeout->via.u64 > 86400000) {
+            snprintf(err, errlen, "http: timeout_ms must be an integer from 1 to 86400000");
+            return -1;
+        }
+        q->timeout_ms = (long)timeout->via.u64;
+    }
+    q->fail_on_status = 1;
+    if (fos != NULL) {
+        if (fos->type != MSGPACK_OBJECT_BOOLEAN) {
+            snprintf(err, errlen, "http: fail_on_status must be true or false");
+            return -1;
+        }
+        q->fail_on_status = fos->via.boolean;
+    }
+    return 0;
+}
+
+static int http_start(jq_task_t *t) {
+    req_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return jq_task_fail(t, "http: out of memory");
+    char err[JQ_TASK_ERROR_LEN] = "";
+    /* Every check before any socket: a refused URL makes no connection. */
+    if (read_payload(q, t->payload, err, sizeof(err)) != 0) {
+        req_free(q);
+        return jq_task_fail(t, "%s", err);
+    }
+    session_t *s = session_get(t->loop);
+    q->easy = s ? curl_easy_init() : NULL;
+    if (q->easy == NULL) {
+        req_free(q);
+        return jq_task_fail(t, "http: out of memory");
+    }
+    q->s = s;
+    q->t = t;
+    s->active++;
+    if (configure(q, err, sizeof(err)) != 0 ||
+        curl_multi_add_handle(s->multi, q->easy) != CURLM_OK) {
+        req_free(q);
+        session_maybe_end(s);
+        return jq_task_fail(t, "%s", err[0] ? err : "http: cannot start the request");
+    }
+    t->hstate = q;
+    return 0;
+}
+
+static void http_cancel(jq_task_t *t) {
+    req_t *q = t->hstate;
+    if (q == NULL)
+        return;
+    t->hstate = NULL;
+    session_t *s = q->s;
+    req_free(q);
+    session_maybe_end(s);
+}
+
+int jq_http_register(jq_registry_t *r, const jq_options_t *o, char *err,
+                     size_t errlen) {
+    if (o->http_allow[0] == '\0')
+        return 0;
+    /* Not thread-safe: done here, at start, before any pool thread. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "http: curl_global_init failed");
+        return -1;
+    }
+    memset(&conf.allow, 0, sizeof(conf.allow));
+    const char *pos = o->http_allow, *e;
+    size_t n;
+    while ((e = jq_opts_list_next(&pos, &n)) != NULL) {
+        char prefix[4096];
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)n, e);
+        if (jq_http_allow_add(&conf.allow, prefix, err, errlen) != 0)
+            return -1;
+    }
+    conf.max_response = (size_t)o->http_max_response;
+    conf.h.name = "http";
+    conf.h.kind = JQ_KIND_IO;
+    conf.h.start = http_start;
+    conf.h.cancel = http_cancel;
+    r->adding = "--http-allow";
+    return jq_registry_add(r, &conf.h, err, errlen);
+}
