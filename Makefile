@@ -44,6 +44,8 @@ CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
 CONSUMER_MAIN := consumer/main.c
+# The master as PID 1 in a container reaps orphans: issue 12.
+CONSUMER_SRC += consumer/reap.c
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

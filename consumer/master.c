@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "rconn.h"
+#include "reap.h"
 
 #define RESPAWN_MIN_MS 100
 #define RESPAWN_MAX_MS 30000
@@ -70,6 +71,7 @@ struct jq_master {
     int *streak;        /* per slot: quick deaths in a row */
     uv_timer_t *respawn; /* per slot */
     uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigchld;  /* started only as PID 1 (a container): orphans to reap */
     uv_timer_t kill_timer, janitor;
     int64_t last_sweep_ms;
     int64_t last_pong_ms;   /* Redis answered a PING (healthz) */
@@ -296,6 +298,7 @@ static void maybe_finish(jq_master_t *m) {
     m->http = NULL;
     jq_metrics_close(m->metrics); /* after the server: no scrape reaches it now */
     m->metrics = NULL;
+    if (uv_is_active((uv_handle_t *)&m->sigchld)) uv_close((uv_handle_t *)&m->sigchld, NULL);
     /* Give the handback of the last exits a chance to be written. */
     handback_all(m);
     jq_rconn_close(&m->redis, 1, NULL);
@@ -561,6 +564,18 @@ static void on_signal(uv_signal_t *s, int signum) {
     }
 }
 
+/* As PID 1, every orphan of the container becomes our child: reap those
+ * that exited, leaving the workers to libuv. */
+static void on_sigchld(uv_signal_t *s, int signum) {
+    jq_master_t *m = s->data;
+    int n = nchildren(m), i = 0;
+    int *keep = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    if (!keep) return;
+    for (jq_child_t *c = m->children; c; c = c->next) keep[i++] = c->pid;
+    jq_reap_orphans(keep, n);
+    free(keep);
+}
+
 /* ---- HTTP: /healthz (and the routes of other modules) ---- */
 
 /* Worker slots with a worker that said ready and is not draining. */
@@ -671,6 +686,11 @@ static int master_init(jq_master_t *m, const jq_options_t *opt) {
         if ((rc = uv_signal_init(m->loop, sigs[i])) != 0) goto uv_err;
         sigs[i]->data = m;
         if ((rc = uv_signal_start(sigs[i], on_signal, nums[i])) != 0) goto uv_err;
+    }
+    if (getpid() == 1) {
+        if ((rc = uv_signal_init(m->loop, &m->sigchld)) != 0) goto uv_err;
+        m->sigchld.data = m;
+        if ((rc = uv_signal_start(&m->sigchld, on_sigchld, SIGCHLD)) != 0) goto uv_err;
     }
     if ((rc = uv_timer_init(m->loop, &m->kill_timer)) != 0) goto uv_err;
     m->kill_timer.data = m;
