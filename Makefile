@@ -65,7 +65,7 @@ LIBJOBQ_SO := $(BUILD)/libjobq.so.$(JQ_VERSION)
 LIB_PIC_OBJ := $(COMMON_SRC:%.c=$(BUILD)/pic/%.o) $(PRODUCER_LIB_SRC:%.c=$(BUILD)/pic/%.o)
 LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 
-.PHONY: all run test check unit integration bench bench-compare install uninstall man clean deps test-deps
+.PHONY: all run test check unit integration bench bench-compare install uninstall man clean deps test-deps test-compose
 
 all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
@@ -182,6 +182,11 @@ CHAOS_SECONDS ?= 60
 .PHONY: chaos
 chaos: test-deps all
 	JQ_BIN_DIR=$(abspath $(BIN)) CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/chaos/chaos.py $(CHAOS_ARGS)
+
+# The compose stack with real containers (Docker, or podman where no Docker
+# engine answers): tests/compose/run.sh.
+test-compose: test-deps
+	bash tests/compose/run.sh
 
 run: deps all
 	@sh scripts/run-local.sh $(RUN_ARGS)

@@ -14,7 +14,7 @@ redis-server redis-tools go-md2man"
 # container engine (podman) and the man/systemd checkers.
 TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
-podman runc docker-compose debootstrap man-db systemd procps nodejs"
+podman runc netavark aardvark-dns docker-compose debootstrap man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads).
 BENCH_PKGS="python3 python3-redis python3-msgpack nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"

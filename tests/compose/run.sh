@@ -1,0 +1,140 @@
+#!/bin/bash
+# `make test-compose`: the compose stack (compose.yaml) with real
+# containers. Builds the images, starts redis and three consumer replicas,
+# enqueues 1,000 jobs from the host with python3-redis and checks that all
+# end done on at least three hosts (containers); kills one consumer
+# container (SIGKILL, no drain) while it holds jobs of a second batch and
+# checks that none is lost; checks that the master, PID 1 in its
+# container, reaps orphans and drains on SIGTERM. Everything is torn down
+# (down -v) at the end, even on failure.
+#
+# Uses a Docker engine if one answers; otherwise podman behind its
+# Docker-compatible socket (scripts/container-engine.sh), driven by
+# `docker compose` or, where that is missing, docker-compose 1.29.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=/usr/bin/python3
+PROJECT=jobqtest
+t0=$(date +%s)
+
+say() { echo "compose-test: [$(( $(date +%s) - t0 ))s] $*"; }
+fail() { echo "compose-test: FAIL: $*" >&2; exit 1; }
+
+eval "$(sh scripts/container-engine.sh start)"
+if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose -p "$PROJECT")
+else
+    COMPOSE=(docker-compose -p "$PROJECT")
+fi
+if [ "$JQ_ENGINE" = docker ]; then ENGINE=docker; else ENGINE=podman; fi
+compose() { "${COMPOSE[@]}" "$@"; }
+
+# The stack's settings: redis on a free loopback port, one CPU per
+# consumer (so `--workers auto` must say 1 on any host), and a short
+# visibility timeout so that the jobs of a killed container come back in
+# seconds rather than 30.
+JOBQ_REDIS_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export JOBQ_REDIS_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
+jobs() { $PY tests/compose/jobs.py "$JOBQ_REDIS_PORT" "$@"; }
+
+status=1
+cleanup() {
+    if [ $status -ne 0 ]; then
+        echo "compose-test: the stack's last log lines:" >&2
+        compose logs --no-color --tail=40 >&2 2>&1 || true
+    fi
+    compose down -v -t 10 >/dev/null 2>&1 || compose down -v -t 10 || true
+    sh scripts/container-engine.sh stop || true
+    say "done (exit $status)"
+}
+trap 'status=$?; cleanup; exit $status' EXIT
+trap 'exit 130' INT TERM
+
+compose down -v -t 5 >/dev/null 2>&1 || true
+say "building the images ($ENGINE, ${COMPOSE[*]})"
+compose build -q consumer
+say "starting redis and 3 consumers"
+compose up -d --scale consumer=3
+mapfile -t ids < <(compose ps -q consumer)
+[ ${#ids[@]} -eq 3 ] || fail "expected 3 consumer containers, got ${#ids[@]}"
+
+# Every replica's master is PID 1, sized by the container's CPU limit.
+for id in "${ids[@]}"; do
+    pid1=$($ENGINE exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
+    case "$pid1" in jobq-consumer*) ;; *) fail "PID 1 of $id is '$pid1', not jobq-consumer" ;; esac
+done
+deadline=$((SECONDS + 60))
+until [ "$(compose logs --no-color consumer | grep -c 'master pid 1: 1 workers x 1 cpu threads (1 usable cpus)')" -ge 3 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the masters did not all say '1 workers x 1 cpu threads (1 usable cpus)'"
+    sleep 1
+done
+say "3 masters as PID 1, each with 1 worker for its 1-CPU limit"
+until [ "$(jobs worker-hosts | wc -l)" -ge 3 ]; do
+    [ $SECONDS -lt $deadline ] || fail "not 3 hosts heartbeating: $(jobs worker-hosts | tr '\n' ' ')"
+    sleep 1
+done
+for id in "${ids[@]}"; do
+    until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]; do
+        [ $SECONDS -lt $deadline ] || fail "consumer $id is not healthy"
+        sleep 1
+    done
+done
+say "3 consumers up and healthy"
+
+# Batch 1: 1,000 jobs from the host, all done, spread over the containers.
+jobs enqueue b1 1000 mix
+jobs wait b1 1000 180 || fail "batch 1 did not finish"
+hosts=$(jobs hosts b1 1000)
+echo "$hosts" | sed 's/^/    ran on /'
+[ "$(echo "$hosts" | wc -l)" -ge 3 ] || fail "batch 1 ran on fewer than 3 hosts"
+[ "$(jobs worker-hosts | wc -l)" -ge 3 ] || fail "fewer than 3 hosts in the worker hashes"
+
+# Batch 2: slow jobs; one container is killed while it holds some.
+jobs enqueue b2 300 slow
+victim="" held=0
+deadline=$((SECONDS + 30))
+while [ -z "$victim" ]; do
+    for id in "${ids[@]}"; do
+        host=$($ENGINE inspect -f '{{.Config.Hostname}}' "$id")
+        held=$(jobs holding "$host")
+        if [ "$held" -gt 0 ]; then victim=$id; break; fi
+    done
+    [ -n "$victim" ] || [ $SECONDS -lt $deadline ] || fail "no consumer took jobs of batch 2"
+    [ -n "$victim" ] || sleep 0.1
+done
+$ENGINE kill "$victim" >/dev/null
+say "killed container ${victim:0:12} (host $host) while it held $held jobs of batch 2"
+jobs wait b2 300 180 || fail "jobs of batch 2 were lost with the killed container"
+[ "$(jobs pending)" = 0 ] || fail "entries still pending in the group: $(jobs pending)"
+say "batch 2: every job done, nothing left pending"
+
+# PID 1 reaps orphans: a process left by an exec is handed to the master
+# when its shell exits, and must not stay a zombie.
+live=""
+for id in "${ids[@]}"; do [ "$id" != "$victim" ] && live=$id; done
+$ENGINE exec "$live" sh -c 'sleep 0.2 & exit 0'
+sleep 2
+zombies=$($ENGINE exec "$live" sh -c 'cat /proc/[0-9]*/stat 2>/dev/null' | awk '$3 == "Z"' | wc -l)
+[ "$zombies" -eq 0 ] || fail "$zombies zombie processes in ${live:0:12}"
+compose logs --no-color consumer | grep -q 'reaped orphan process' || fail "no orphan reaped"
+say "orphans reaped by PID 1"
+
+# SIGTERM drains: jobs running when the consumers are stopped finish.
+jobs enqueue b3 20 slow
+deadline=$((SECONDS + 30))
+until [ "$(jobs pending)" -gt 0 ]; do
+    [ $SECONDS -lt $deadline ] || fail "no job of batch 3 started"
+    sleep 0.05
+done
+compose stop consumer
+jobs wait b3 20 0 || fail "jobs running at SIGTERM were not finished by the drain"
+for id in "${ids[@]}"; do
+    [ "$id" = "$victim" ] && continue
+    code=$($ENGINE inspect -f '{{.State.ExitCode}}' "$id")
+    [ "$code" = 0 ] || fail "consumer ${id:0:12} exited with status $code after SIGTERM"
+done
+[ "$(compose logs --no-color consumer | grep -c 'all workers exited; master exiting')" -ge 2 ] ||
+    fail "the masters did not log their drained exit"
+say "SIGTERM: running jobs finished, masters exited 0"
+status=0
+echo "compose-test: 1 passed, 0 failed"
