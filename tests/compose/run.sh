@@ -79,6 +79,7 @@ for id in "${ids[@]}"; do
         sleep 1
     done
 done
+for id in "${ids[@]}"; do echo "    ${id:0:12} /healthz: $($ENGINE exec "$id" jobq-healthcheck)"; done
 say "3 consumers up and healthy"
 
 # Batch 1: 1,000 jobs from the host, all done, spread over the containers.
