@@ -4,13 +4,15 @@ from the host against the stack's published port: a client that is not
 ours, as any producer would be (PROTOCOL §1).
 
   jobs.py PORT enqueue BATCH N KIND   N jobs with ids BATCH-0..N-1; KIND mix
-                                      (echo, sleep 20 ms, sha256) or slow
-                                      (sleep 1 s)
+                                      (echo, sleep 20 ms, sha256), slow
+                                      (sleep 1 s) or slower (sleep 4 s)
   jobs.py PORT wait BATCH N SECONDS   until all N are done; exit 1 naming
                                       the missing and the dead ones
   jobs.py PORT hosts BATCH N          distinct hosts that ran the batch
   jobs.py PORT worker-hosts           distinct hosts in the worker hashes
   jobs.py PORT holding HOST           pending entries of HOST's workers
+  jobs.py PORT holder SECS MIN HOST... polls until one of the HOSTs holds
+                                      MIN entries or more; prints "HOST N"
   jobs.py PORT pending                pending entries of the whole group
 """
 import json
@@ -33,6 +35,8 @@ def enqueue(r, batch, n, kind):
     for i in range(n):
         if kind == "slow":
             typ, payload = "sleep", {"ms": 1000}
+        elif kind == "slower":
+            typ, payload = "sleep", {"ms": 4000}
         else:
             typ, payload = [("echo", {"i": i}), ("sleep", {"ms": 20}),
                             ("sha256", {"data": "job %d" % i, "rounds": 2000})][i % 3]
@@ -91,12 +95,29 @@ def worker_hosts(r):
         print(h)
 
 
-def holding(r, host):
+def held_by(r, host):
     n = 0
     for c in r.xinfo_consumers(STREAM, GROUP):
         if c["name"].decode().rsplit(":", 1)[0] == host:
             n += c["pending"]
-    print(n)
+    return n
+
+
+def holder(r, seconds, least, hosts):
+    """Polls in one process: a shell loop of python3 starts could miss a
+    batch that runs in a second or two."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for h in hosts:
+            n = held_by(r, h)
+            if n >= least:
+                print(h, n)
+                return 0
+        time.sleep(0.02)
+    print("none of %s held %d entries within %ss; consumers: %r; group: %r"
+          % (hosts, least, seconds, r.xinfo_consumers(STREAM, GROUP), r.xinfo_groups(STREAM)),
+          file=sys.stderr)
+    return 1
 
 
 def main():
@@ -111,7 +132,9 @@ def main():
     elif cmd == "worker-hosts":
         worker_hosts(r)
     elif cmd == "holding":
-        holding(r, args[0])
+        print(held_by(r, args[0]))
+    elif cmd == "holder":
+        return holder(r, float(args[0]), int(args[1]), args[2:])
     elif cmd == "pending":
         print(r.xpending(STREAM, GROUP)["pending"])
     else:
