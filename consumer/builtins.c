@@ -167,6 +167,78 @@ static int crash_run(jq_task_t *t) {
     abort();
 }
 
+/* --- fsstat: io work that goes through libuv's shared threadpool (each
+ * uv_fs_stat is a threadpool request), for the pool-starvation benchmark of
+ * bench/seed/ (`--cpu-mode uv` puts cpu jobs on that same threadpool). Only
+ * with --test-handlers: it stats any path the job names. Payload {path: str,
+ * n: N}: N stats of path, one after another; result nil. */
+
+#define FSSTAT_PATH_MAX 4096
+#define FSSTAT_N_MAX 100000
+
+typedef struct fsstat_state {
+    uv_fs_t req;
+    jq_task_t *t;  /* NULL once cancelled: the request in flight frees us */
+    uint64_t left;
+    char path[];
+} fsstat_state_t;
+
+static void fsstat_on_stat(uv_fs_t *req) {
+    fsstat_state_t *st = req->data;
+    jq_task_t *t = st->t;
+    ssize_t rc = req->result;
+    uv_fs_req_cleanup(req);
+    if (t == NULL) {
+        free(st);
+        return;
+    }
+    if (rc >= 0 && --st->left > 0) {
+        int qrc = uv_fs_stat(t->loop, &st->req, st->path, fsstat_on_stat);
+        if (qrc == 0)
+            return;
+        rc = qrc;
+    }
+    if (rc < 0)
+        jq_task_fail(t, "fsstat: %s: %s", st->path, uv_strerror((int)rc));
+    t->hstate = NULL;
+    free(st);
+    jq_task_done(t); /* last: done_cb may free t */
+}
+
+static int fsstat_start(jq_task_t *t) {
+    const msgpack_object *path = jq_codec_map_get(t->payload, "path");
+    const msgpack_object *n = jq_codec_map_get(t->payload, "n");
+    if (path == NULL || path->type != MSGPACK_OBJECT_STR || path->via.str.size == 0 ||
+        path->via.str.size > FSSTAT_PATH_MAX || memchr(path->via.str.ptr, 0, path->via.str.size) ||
+        n == NULL || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER || n->via.u64 < 1 ||
+        n->via.u64 > FSSTAT_N_MAX)
+        return jq_task_fail(t, "fsstat: payload must be a map {path: str, n: 1..%d}", FSSTAT_N_MAX);
+
+    fsstat_state_t *st = malloc(sizeof *st + path->via.str.size + 1);
+    if (st == NULL)
+        return jq_task_fail(t, "fsstat: out of memory");
+    memcpy(st->path, path->via.str.ptr, path->via.str.size);
+    st->path[path->via.str.size] = '\0';
+    st->t = t;
+    st->left = n->via.u64;
+    st->req.data = st;
+    int rc = uv_fs_stat(t->loop, &st->req, st->path, fsstat_on_stat);
+    if (rc != 0) {
+        free(st);
+        return jq_task_fail(t, "fsstat: uv_fs_stat: %s", uv_strerror(rc));
+    }
+    t->hstate = st;
+    return 0;
+}
+
+static void fsstat_cancel(jq_task_t *t) {
+    fsstat_state_t *st = t->hstate;
+    if (st == NULL)
+        return;
+    t->hstate = NULL;
+    st->t = NULL; /* its request, still in flight, frees it */
+}
+
 static const jq_handler_t noop_handler = {
     .name = "noop", .kind = JQ_KIND_IO, .start = noop_start};
 static const jq_handler_t echo_handler = {
@@ -181,6 +253,10 @@ static const jq_handler_t fail_handler = {
     .name = "fail", .kind = JQ_KIND_IO, .start = fail_start};
 static const jq_handler_t crash_handler = {
     .name = "crash", .kind = JQ_KIND_CPU, .run = crash_run};
+static const jq_handler_t fsstat_handler = {.name = "fsstat",
+                                            .kind = JQ_KIND_IO,
+                                            .start = fsstat_start,
+                                            .cancel = fsstat_cancel};
 
 int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
                          size_t errlen) {
@@ -191,8 +267,10 @@ int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (jq_registry_add(r, all[i], err, errlen) != 0)
             return -1;
-    /* crash kills the whole worker: never reachable in production. */
-    if (test_handlers && jq_registry_add(r, &crash_handler, err, errlen) != 0)
+    /* crash kills the whole worker, fsstat stats any path: never reachable
+     * in production. */
+    if (test_handlers && (jq_registry_add(r, &crash_handler, err, errlen) != 0 ||
+                          jq_registry_add(r, &fsstat_handler, err, errlen) != 0))
         return -1;
     return 0;
 }

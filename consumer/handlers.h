@@ -41,7 +41,7 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name,
                                      size_t len);
 
 /* Registers the built-in types of PROTOCOL §8: noop, echo, sleep, sha256,
- * fail, and crash only when test_handlers is set. Returns 0 or -1. */
+ * fail, and crash and fsstat only when test_handlers is set. Returns 0 or -1. */
 int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
                          size_t errlen);
 

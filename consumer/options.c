@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "pool.h"
 
 #define O(f) offsetof(jq_options_t, f)
 #define S(f) sizeof(((jq_options_t *)0)->f)
@@ -70,6 +71,9 @@ const jq_opt_t jq_options_table[] = {
      "turn on the http job type for URLs under this prefix, e.g. https://api.example.com/v1/ (repeatable)"},
     {"http-max-response", "JOBQ_HTTP_MAX_RESPONSE", JQ_OPT_BYTES, "8M", 1, GIB, O(http_max_response), 0,
      "an http job whose response body is larger fails"},
+    {"cpu-mode", "JOBQ_CPU_MODE", JQ_OPT_STR, "pool", 0, 0, O(cpu_mode), S(cpu_mode),
+     "where cpu jobs run: pool (the worker's threads); inline (on the loop) and uv "
+     "(libuv's threadpool) exist only for benchmarks"},
     {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,
      "register the crash handler (tests only)"},
     {"worker-role", NULL, JQ_OPT_STR, "", 0, 0, O(worker_role), S(worker_role),
@@ -160,6 +164,7 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
         return -1;
     }
     if (split_queues(o, err, errlen) != 0) return -1;
+    if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
     if (o->backoff_max_ms < o->backoff_ms) o->backoff_max_ms = o->backoff_ms;
     /* Sizing follows the CPUs this process may really use, never the
      * host's count: in a container with a 2-CPU quota on a 64-core host, 64

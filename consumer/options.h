@@ -43,6 +43,7 @@ typedef struct jq_options {
     long long exec_max_output;
     char http_allow[4096];      /* list: --http-allow PREFIX */
     long long http_max_response;
+    char cpu_mode[16];          /* pool, or inline / uv for benchmarks */
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

@@ -5,6 +5,17 @@
  * Deliberately not libuv's shared threadpool, so that fs and DNS work of the
  * loop never waits behind a long hash or compression.
  *
+ * For benchmarks only (`--cpu-mode`, bench/seed/), the same interface can
+ * run items the two ways that design rejects, so that `make bench-seed` can
+ * measure what each costs:
+ *   inline - on the loop thread itself, one item per loop iteration, as a
+ *            single-threaded Node.js process would (the loop is blocked
+ *            while an item runs);
+ *   uv     - on libuv's shared threadpool (uv_queue_work, sized by
+ *            UV_THREADPOOL_SIZE, default 4), where the loop's fs and DNS
+ *            requests queue behind them.
+ * Production runs the default, pool.
+ *
  * A work item is embedded by its owner (the worker's running job). `work`
  * runs on a pool thread; afterwards `done` runs on the loop thread (woken by
  * a uv_async_t), in completion order. The owner must keep the item alive
@@ -15,7 +26,14 @@
 #include <pthread.h>
 #include <uv.h>
 
+typedef enum {
+    JQ_POOL_THREADS = 0, /* "pool": the worker's own threads (default) */
+    JQ_POOL_INLINE,      /* "inline": on the loop thread (benchmarks only) */
+    JQ_POOL_UV,          /* "uv": libuv's shared threadpool (benchmarks only) */
+} jq_pool_mode_t;
+
 typedef struct jq_pool_item jq_pool_item_t;
+typedef struct jq_pool jq_pool_t;
 typedef void (*jq_pool_work_fn)(jq_pool_item_t *item);
 typedef void (*jq_pool_done_fn)(jq_pool_item_t *item);
 
@@ -25,13 +43,15 @@ struct jq_pool_item {
     void *data;            /* the owner's */
     int64_t started_ms;    /* set by the pool when a thread takes it; 0 before */
     jq_pool_item_t *next;  /* the pool's */
+    jq_pool_t *pool;       /* the pool's: set by submit */
+    uv_work_t uvreq;       /* the pool's: uv mode only */
 };
 
-typedef struct jq_pool jq_pool_t;
 typedef void (*jq_pool_closed_cb)(jq_pool_t *p);
 
 struct jq_pool {
     uv_loop_t *loop;
+    jq_pool_mode_t mode;   /* the process-wide mode when it was started */
     uv_async_t async;      /* wakes the loop when items complete */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -42,13 +62,22 @@ struct jq_pool {
     jq_pool_item_t *done_head, *done_tail;  /* finished, waiting for the loop */
     size_t backlog;        /* items queued, not started */
     int busy;              /* items running on threads */
-    jq_pool_item_t **running; /* per thread: the item it runs, or NULL */
+    jq_pool_item_t **running; /* per thread (per slot in uv mode): the item
+                                 it runs, or NULL */
+    int nrunning;          /* slots in running */
+    int inflight;          /* uv mode: queued with libuv, after_work not run */
     jq_pool_closed_cb closed_cb;
     void *data;            /* the owner's */
 };
 
+/* Sets the mode of every pool started afterwards in this process from its
+ * name: "pool", "inline" or "uv". Returns 0, or -1 with err. Options call it
+ * once; master and workers parse the same argv. */
+int jq_pool_set_mode(const char *name, char *err, size_t errlen);
+
 /* Starts n threads on p (embedded by the caller). Returns 0, or -1 with err;
- * on failure nothing is left running. */
+ * on failure nothing is left running. In inline and uv mode no thread of its
+ * own is started, and n only has to be >= 1. */
 int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
                  size_t errlen);
 

@@ -401,3 +401,69 @@ Test(builtins, sleep_bad_payloads) {
     }
     cr_assert_eq(done_calls, 0);
 }
+
+/* --- fsstat (test handlers only): libuv threadpool work for bench/seed/ */
+
+static const jq_handler_t *test_handler(const char *name) {
+    static jq_registry_t treg;
+    char err[JQ_ERR_LEN] = "";
+    jq_registry_init(&treg);
+    cr_assert_eq(jq_builtins_register(&treg, 1, err, sizeof err), 0, "%s", err);
+    return jq_registry_find(&treg, name, strlen(name));
+}
+
+static void fsstat_payload(const char *path, long long n) {
+    msgpack_sbuffer_clear(&payload_buf);
+    msgpack_packer *pk = packer();
+    msgpack_pack_map(pk, 2);
+    pack_cstr(pk, "path");
+    pack_cstr(pk, path);
+    pack_cstr(pk, "n");
+    msgpack_pack_long_long(pk, n);
+    set_payload();
+}
+
+Test(builtins, fsstat_only_with_test_handlers) {
+    cr_assert_null(jq_registry_find(&reg, "fsstat", 6));
+    cr_assert_not_null(test_handler("fsstat"));
+}
+
+Test(builtins, fsstat_stats_n_times_then_done) {
+    fsstat_payload("/", 5);
+    cr_assert_eq(test_handler("fsstat")->start(&task), 0, "%s", task.error);
+    cr_assert_eq(done_calls, 0, "fsstat finished before the loop ran");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(done_calls, 1);
+    cr_assert_eq(task.failed, 0, "%s", task.error);
+    cr_assert_eq(task.result.size, 0);
+}
+
+Test(builtins, fsstat_missing_path_fails_with_its_name) {
+    fsstat_payload("/nonexistent/jobq-fsstat", 3);
+    cr_assert_eq(test_handler("fsstat")->start(&task), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(done_calls, 1);
+    cr_assert_eq(task.failed, 1);
+    cr_assert(strstr(task.error, "fsstat: /nonexistent/jobq-fsstat: ") == task.error, "%s",
+              task.error);
+}
+
+Test(builtins, fsstat_cancel_in_flight_never_calls_done) {
+    fsstat_payload("/", 1000);
+    cr_assert_eq(test_handler("fsstat")->start(&task), 0);
+    test_handler("fsstat")->cancel(&task);
+    memset(&task.hstate, 0xa5, sizeof task.hstate);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(done_calls, 0);
+}
+
+Test(builtins, fsstat_bad_payloads) {
+    fsstat_payload("/", 0);
+    cr_assert_eq(test_handler("fsstat")->start(&task), -1);
+    cr_assert(strstr(task.error, "fsstat: payload must be a map") == task.error, "%s", task.error);
+    fsstat_payload("", 1);
+    cr_assert_eq(test_handler("fsstat")->start(&task), -1);
+    fsstat_payload("/", 100001);
+    cr_assert_eq(test_handler("fsstat")->start(&task), -1);
+    cr_assert_eq(done_calls, 0);
+}

@@ -280,3 +280,85 @@ Test(pool, init_rejects_zero_threads) {
     cr_assert_neq(err[0], '\0');
     cr_assert_eq(uv_loop_close(&F.loop), 0);
 }
+
+/* --- the benchmark-only modes (--cpu-mode inline, uv) */
+
+static void restore_mode(void) {
+    char err[256];
+    cr_assert_eq(jq_pool_set_mode("pool", err, sizeof err), 0);
+}
+
+Test(pool, set_mode_rejects_unknown_names) {
+    char err[256] = "";
+    cr_assert_eq(jq_pool_set_mode("threads", err, sizeof err), -1);
+    cr_assert(strstr(err, "--cpu-mode: 'threads'") != NULL, "%s", err);
+}
+
+static int inline_saw_loop;
+
+static void on_inline_work(jq_pool_item_t *it) {
+    int i = item_index(it);
+    F.work_runs[i]++;
+    if (pthread_equal(pthread_self(), F.loop_thread))
+        inline_saw_loop++;
+}
+
+Test(pool, inline_mode_runs_items_on_the_loop_thread_in_order, .fini = restore_mode) {
+    char err[256] = "";
+    setup();
+    cr_assert_eq(jq_pool_set_mode("inline", err, sizeof err), 0, "%s", err);
+    inline_saw_loop = 0;
+    start_pool(2);
+    F.nexpect = 30;
+    for (int i = 0; i < 30; i++) {
+        F.items[i].work = on_inline_work;
+        jq_pool_submit(&F.pool, &F.items[i]);
+    }
+    /* Never inside submit: the caller is not re-entered. */
+    cr_assert_eq(F.ndone, 0);
+    cr_assert_eq(jq_pool_backlog(&F.pool), 30);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(F.closed, 1);
+    cr_assert_eq(uv_loop_close(&F.loop), 0);
+    cr_assert_eq(inline_saw_loop, 30);
+    for (int i = 0; i < 30; i++) {
+        cr_assert_eq(F.work_runs[i], 1);
+        cr_assert_eq(F.done_order[i], i);
+    }
+}
+
+Test(pool, uv_mode_runs_items_on_libuv_threads, .fini = restore_mode) {
+    char err[256] = "";
+    setup();
+    cr_assert_eq(jq_pool_set_mode("uv", err, sizeof err), 0, "%s", err);
+    start_pool(1);
+    F.sleep_us = 200;
+    F.nexpect = 40;
+    for (int i = 0; i < 40; i++)
+        jq_pool_submit(&F.pool, &F.items[i]);
+    finish();
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(F.work_runs[i], 1, "item %d work ran %d times", i, F.work_runs[i]);
+        cr_assert_eq(F.done_runs[i], 1);
+        cr_assert_gt(F.items[i].started_ms, 0);
+        cr_assert(strncmp(F.name[i], "jq-cpu-", 7) != 0, "ran on our own thread %s", F.name[i]);
+    }
+    cr_assert_eq(jq_pool_busy(&F.pool), 0);
+}
+
+Test(pool, uv_mode_counts_backlog_and_busy, .fini = restore_mode) {
+    char err[256] = "";
+    setup();
+    cr_assert_eq(jq_pool_set_mode("uv", err, sizeof err), 0, "%s", err);
+    start_pool(1);
+    F.use_gate = 1;
+    F.nexpect = 2;
+    jq_pool_submit(&F.pool, &F.items[0]);
+    jq_pool_submit(&F.pool, &F.items[1]);
+    cr_assert(wait_for(two_busy), "busy is %d", jq_pool_busy(&F.pool));
+    cr_assert_eq(jq_pool_backlog(&F.pool), 0);
+    cr_assert_gt(jq_pool_oldest_start(&F.pool), 0);
+    sem_post(&F.gate);
+    sem_post(&F.gate);
+    finish();
+}
