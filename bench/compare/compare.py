@@ -166,14 +166,10 @@ def node_client(args, timeout):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class Bench:
+class Bench(jb.Rig):
     def __init__(self, a, d):
+        super().__init__(d)
         self.a = a
-        self.d = d
-        self.binary = os.path.join(d, "jobq-consumer")
-        shutil.copy2(jb.CONSUMER_SRC, self.binary)
-        self.srv = jb.Redis(d)
-        self.r = self.srv.client()
 
     def consumer(self, args, workers):
         return jb.Consumer(self.binary, self.srv, self.r, args, workers, self.d)
@@ -354,9 +350,12 @@ class Bench:
 
 
 def pct(ms):
-    ms = sorted(ms)
+    """p50 and p99 of latencies in ms; a job not done within peer.js's wait
+    (None) counts as infinitely late, and the count of those is kept."""
+    timeouts = sum(1 for x in ms if x is None)
+    ms = sorted(float("inf") if x is None else x for x in ms)
     return {"p50": ms[len(ms) // 2], "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-            "n": len(ms)}
+            "n": len(ms), "timeouts": timeouts}
 
 
 def med(xs):
@@ -372,7 +371,7 @@ def main():
     if a.quick:
         a.reps, a.jobs, a.sha_jobs, a.lat_jobs, a.mixed_s = a.reps or 2, 5000, 20, 40, 3
     else:
-        a.reps, a.jobs, a.sha_jobs, a.lat_jobs, a.mixed_s = a.reps or 3, 20000, 200, 200, 8
+        a.reps, a.jobs, a.sha_jobs, a.lat_jobs, a.mixed_s = a.reps or 3, 10000, 100, 100, 8
     a.jobq_workers = 2  # the default on 2 CPUs (--workers auto), stated in the output
     if not os.path.exists(jb.CONSUMER_SRC):
         sys.exit("bin/jobq-consumer is missing: run make first")
@@ -411,16 +410,27 @@ def main():
                  ("latency", b.latency),
                  ("mixed", b.mixed)]
         res = {name: {s: [] for s in SIDES} for name, _ in tests}
+        failures = []
         for rep in range(a.reps):
             order = SIDES[rep % 3:] + SIDES[:rep % 3]
             for name, fn in tests:
                 for s in order:
                     t = time.time()
-                    v = fn(s)
+                    try:
+                        v = fn(s)
+                    except Exception as e:  # one failed run must not lose the others
+                        print("  rep %d %-18s %-7s FAILED: %s" % (rep + 1, name, s, e), flush=True)
+                        failures.append("rep %d, %s, %s: %s" % (rep + 1, name, NAMES[s], str(e)[:300]))
+                        v = None
                     res[name][s].append(v)
+                    if v is None:
+                        continue
                     print("  rep %d %-18s %-7s %5.1fs %s" % (rep + 1, name, s, time.time() - t,
                                                              brief(v)), flush=True)
         tables(res, a, emit)
+        if failures:
+            emit()
+            emit("Runs that failed (left out of the medians): " + "; ".join(failures))
     finally:
         b.srv.stop()
         shutil.rmtree(d, ignore_errors=True)
@@ -442,12 +452,16 @@ def brief(v):
     return " ".join("%s=%.4g" % (k, x) for k, x in v.items() if isinstance(x, (int, float)))
 
 
+def ok(vs):
+    return [v for v in vs if v is not None]
+
+
 def ratio_cell(res, name, key, peer, higher_better):
     """Median over repetitions of jobq's advantage: jobq/peer when higher is
     better, peer/jobq when lower is better; > 1 means jobq did better."""
     rs = []
     for j, p in zip(res[name]["jobq"], res[name][peer]):
-        if not j[key] or not p[key]:
+        if j is None or p is None or not j[key] or not p[key]:
             continue
         rs.append(j[key] / p[key] if higher_better else p[key] / j[key])
     return "%.2fx" % med(rs) if rs else "n/a"
@@ -455,7 +469,11 @@ def ratio_cell(res, name, key, peer, higher_better):
 
 def tables(res, a, emit):
     def col(name, key, s, fmt, scale=1.0):
-        return fmt % (med(v[key] for v in res[name][s]) * scale)
+        vs = [v[key] for v in ok(res[name][s])]
+        if not vs:
+            return "failed"
+        x = med(vs) * scale
+        return "timeout" if x == float("inf") else fmt % x
 
     emit("### Throughput, jobs/s (median of %d; advantage = median of per-repetition "
          "jobq/peer)" % a.reps)
@@ -486,9 +504,12 @@ def tables(res, a, emit):
         emit("| %s | %s |" % (label, " | ".join(cells)))
     emit()
     emit("(c) CPU jobs not yet finished (waiting or running) in queue `cpu` at the end of "
-         "each window (more than 2: the CPU lanes were busy throughout): %s." % "; ".join(
-             "%s %s" % (NAMES[s], ", ".join(str(v["cpu_left"]) for v in res["mixed"][s]))
-             for s in SIDES))
+         "each window (more than 2: the CPU lanes were busy throughout): %s. Tiny jobs not done "
+         "within 120 s (counted as infinitely late): %s." % ("; ".join(
+             "%s %s" % (NAMES[s], ", ".join(str(v["cpu_left"]) for v in ok(res["mixed"][s])))
+             for s in SIDES), "; ".join("%s %d" % (NAMES[s], sum(v["timeouts"] for v in ok(res[t][s])
+                                                                  for t in ("latency", "mixed")))
+                                          for s in SIDES)))
     emit()
     emit("### Memory: RSS of the whole worker side (process tree), MiB, median")
     emit()
