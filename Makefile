@@ -198,6 +198,16 @@ bench: deps all
 bench-compare: all bench/compare/node_modules/.package-lock.json
 	/usr/bin/python3 bench/compare/compare.py $(BENCH_ARGS)
 
+# The seed notes' claims, jobq beside Node.js (issue 15): writes docs/SEED.md.
+.PHONY: bench-seed
+bench-seed: all $(BUILD)/bench/pool_start
+	@sh scripts/deps.sh bench
+	/usr/bin/python3 bench/seed/seed.py $(BENCH_ARGS)
+
+$(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/pool.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
+
 bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
 	@sh scripts/deps.sh bench
 	cd bench/compare && npm ci --no-audit --no-fund

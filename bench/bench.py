@@ -114,6 +114,19 @@ class Redis:
             self.proc.wait(30)
 
 
+class Rig:
+    """What every harness under bench/ starts from: a private copy of
+    bin/jobq-consumer in d (safe from rebuilds while it runs) and a fresh
+    redis-server of its own."""
+
+    def __init__(self, d):
+        self.d = d
+        self.binary = os.path.join(d, "jobq-consumer")
+        shutil.copy2(CONSUMER_SRC, self.binary)
+        self.srv = Redis(d)
+        self.r = self.srv.client()
+
+
 class Consumer:
     """A master with its workers, stopped by its pid."""
 

@@ -11,14 +11,15 @@ COMPARE = os.path.join(ROOT, "bench", "compare")
 
 
 def test_python_harnesses_compile(tmp_path):
-    for rel in ("bench/bench.py", "bench/sizing.py", "bench/compare/compare.py"):
+    for rel in ("bench/bench.py", "bench/compare/compare.py", "bench/seed/seed.py"):
         py_compile.compile(os.path.join(ROOT, rel), cfile=str(tmp_path / "x.pyc"), doraise=True)
 
 
 def test_node_scripts_parse():
-    for name in sorted(os.listdir(COMPARE)):
-        if name.endswith(".js"):
-            subprocess.run(["node", "--check", os.path.join(COMPARE, name)], check=True)
+    for d in (COMPARE, os.path.join(ROOT, "bench", "seed")):
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".js"):
+                subprocess.run(["node", "--check", os.path.join(d, name)], check=True)
 
 
 def test_peer_sha256_matches_hashlib_and_jobq_definition():
