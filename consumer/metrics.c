@@ -11,6 +11,8 @@
 #include "log.h"
 #include "metrics.h"
 
+#define READ_TIMEOUT_MS 4000
+
 struct jq_metrics {
     uv_loop_t *loop;
     const jq_options_t *opt;
@@ -179,7 +181,12 @@ static void free_metrics(jq_metrics_t *m) {
 static void on_read(uv_work_t *work) {
     jq_metrics_t *m = work->data;
     m->err[0] = '\0';
-    if (!m->client) m->client = jq_client_new(m->opt->redis, m->opt->prefix, m->err, sizeof(m->err));
+    if (!m->client) {
+        m->client = jq_client_new(m->opt->redis, m->opt->prefix, m->err, sizeof(m->err));
+        /* A hung Redis: give up well before the server's 10 s answer
+         * timeout, so the scrape gets the master's own series, not a 504. */
+        if (m->client) jq_client_set_timeout(m->client, READ_TIMEOUT_MS);
+    }
     m->rc = m->client ? jq_watch_read(m->client, NULL, &m->snap, m->err, sizeof(m->err)) : -1;
 }
 

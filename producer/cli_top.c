@@ -26,6 +26,7 @@
 #define RATE_SPAN 5       /* rates over the last 5 snapshots */
 #define SPARK 8           /* sparkline cells */
 #define MAX_QUEUES 256
+#define READ_TIMEOUT_MS 2000
 
 static const char top_help[] =
     "usage: jobq top [-q QUEUE]\n"
@@ -386,6 +387,9 @@ int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start) {
     }
     t->cli = cli;
     t->queue = queue;
+    /* A hung Redis (its socket open, no answer) must not freeze the screen
+     * for libjobq's 30 s default: the outage line comes after 2 s. */
+    jq_client_set_timeout(cli->client, READ_TIMEOUT_MS);
     jq_url_t url;
     if (jq_url_parse(cli->redis, &url, NULL, 0) == 0) jq_url_format(&url, t->where, sizeof(t->where));
     memset(&url, 0, sizeof(url));

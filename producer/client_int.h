@@ -16,6 +16,7 @@ struct jq_client {
     redisContext *ctx; /* NULL or broken (ctx->err) until jq_client_ready */
     jq_url_t url;
     char prefix[JQ_CLIENT_ID_LEN];
+    long long timeout_ms; /* jq_client_set_timeout; 0: the defaults */
 };
 
 /* A command under construction. Strings added with jq_args_add are

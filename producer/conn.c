@@ -152,8 +152,14 @@ out:
     return rc;
 }
 
+static struct timeval ms_tv(long long ms) {
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    return tv;
+}
+
 static int connect_now(jq_client_t *c, char *err, size_t errlen) {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    if (c->timeout_ms > 0 && c->timeout_ms < CONNECT_TIMEOUT_S * 1000) tv = ms_tv(c->timeout_ms);
     redisContext *ctx =
         c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
                        : redisConnectWithTimeout(c->url.host, c->url.port, tv);
@@ -166,6 +172,7 @@ static int connect_now(jq_client_t *c, char *err, size_t errlen) {
         return -1;
     }
     struct timeval ct = {COMMAND_TIMEOUT_S, 0};
+    if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
     redisSetTimeout(ctx, ct);
     c->ctx = ctx;
     if (auth_and_select(c, err, errlen) < 0) {
@@ -174,6 +181,13 @@ static int connect_now(jq_client_t *c, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+void jq_client_set_timeout(jq_client_t *c, long long ms) {
+    c->timeout_ms = ms > 0 ? ms : 0;
+    struct timeval ct = {COMMAND_TIMEOUT_S, 0};
+    if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
+    if (c->ctx && !c->ctx->err) redisSetTimeout(c->ctx, ct);
 }
 
 int jq_client_ready(jq_client_t *c, char *err, size_t errlen) {

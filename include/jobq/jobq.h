@@ -55,6 +55,13 @@ void jq_client_free(jq_client_t *c);
 const char *jq_client_prefix(const jq_client_t *c);
 struct redisContext *jq_client_context(jq_client_t *c);
 
+/* Bounds every command (and every connect) of c to ms milliseconds, now
+ * and after each reconnection, instead of the defaults (30 s per command,
+ * 5 s to connect); ms <= 0 restores them. For watchers that must notice a
+ * hung server quickly, like `jobq top`; never shorter than a BLPOP slice
+ * (one second) on a client that waits for jobs. */
+void jq_client_set_timeout(jq_client_t *c, long long ms);
+
 /* ---- enqueue (PROTOCOL §1, §2) ---- */
 
 typedef struct jq_enqueue_opts {

@@ -165,3 +165,26 @@ def test_worker_crash_counted(served):
     os.kill(victim, sig.SIGKILL)
     wait_for(lambda: val(samples(scrape(port)), "jobq_master_worker_crashes_total") == 1, what="crash counted")
     wait_for(lambda: val(samples(scrape(port)), "jobq_master_worker_starts_total") == 2, what="restart counted")
+
+
+def test_metrics_answer_while_redis_hangs(served, redis_server):
+    """A Redis that keeps its socket open and answers nothing (SIGSTOP):
+    the scrape still gets an answer, with the master's own series, well
+    inside the server's 10 s handler timeout."""
+    import signal as sig
+    import time
+    c, port = served()
+    assert val(samples(scrape(port)), "jobq_redis_read_ok") == 1
+    redis_server.proc.send_signal(sig.SIGSTOP)
+    try:
+        t0 = time.time()
+        s = samples(scrape(port))
+        took = time.time() - t0
+        assert val(s, "jobq_redis_read_ok") == 0 and took < scale(9), took
+        assert val(s, "jobq_master_workers_configured") == 1
+        # A second scrape reconnects and is bounded the same way.
+        t0 = time.time()
+        assert val(samples(scrape(port)), "jobq_redis_read_ok") == 0 and time.time() - t0 < scale(9)
+    finally:
+        redis_server.proc.send_signal(sig.SIGCONT)
+    wait_for(lambda: val(samples(scrape(port)), "jobq_redis_read_ok") == 1, timeout=30, what="read again")
