@@ -164,14 +164,31 @@ static int queue_of(jq_worker_t *w, const redisReply *name) {
 
 static void on_groups_created(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0)
-        jq_error("XGROUP CREATE %s: %s", (const char *)priv, reply->str);
+    jq_queue_t *q = priv;
+    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    if (!reply || reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0)
+        return;
+    if (strncmp(reply->str, "WRONGTYPE", 9) == 0)
+        jq_qhealth_key_error(w, (int)(q - w->queues), reply->str); /* logged there, once */
+    else
+        jq_error("XGROUP CREATE %s: %s", q->stream, reply->str);
 }
 
 void jq_fetch_create_groups(jq_worker_t *w) {
     for (int i = 0; i < w->nqueues; i++)
-        jq_rconn_cmd(&w->rfetch, on_groups_created, w->queues[i].stream,
+        jq_rconn_cmd(&w->rfetch, on_groups_created, &w->queues[i],
                      "XGROUP CREATE %s " JQ_GROUP " 0 MKSTREAM", w->queues[i].stream);
+}
+
+int jq_reply_entry_ok(const redisReply *e) {
+    return e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+           e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < JQ_ENTRY_ID_MAX;
+}
+
+int jq_reply_pending_ok(const redisReply *e) {
+    return e && e->type == REDIS_REPLY_ARRAY && e->elements >= 4 &&
+           e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < JQ_ENTRY_ID_MAX &&
+           e->element[3]->type == REDIS_REPLY_INTEGER;
 }
 
 /* Takes in every entry of an XREADGROUP reply. The read's reservation
@@ -179,25 +196,26 @@ void jq_fetch_create_groups(jq_worker_t *w) {
  * read, which must not count slots the rest of this reply will fill. */
 static void take_reply(jq_worker_t *w, redisReply *reply) {
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
-            /* Someone deleted a stream: make it and its group again. */
-            jq_fetch_create_groups(w);
-        } else {
-            jq_error("XREADGROUP: %s", reply->str);
-        }
+        /* One broken queue fails the whole read, and the error does not
+         * say which: each is probed, the broken ones left out, and the
+         * read goes again without them as soon as the probes answer (a
+         * stream or group deleted under us is made again from id 0). */
+        jq_qhealth_read_failed(w, reply->str);
         w->fetch_backoff = 1;
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) return;
     for (size_t s = 0; s < reply->elements; s++) {
         redisReply *st = reply->element[s];
-        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2) continue;
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+            st->element[0]->type != REDIS_REPLY_STRING)
+            continue;
         int q = queue_of(w, st->element[0]);
         redisReply *entries = st->element[1];
         if (q < 0 || entries->type != REDIS_REPLY_ARRAY) continue;
         for (size_t e = 0; e < entries->elements; e++) {
             redisReply *ent = entries->element[e];
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2) continue;
+            if (!jq_reply_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) fields = NULL;
             else ent->element[1] = NULL; /* steal: the run owns it now */
@@ -320,7 +338,7 @@ static void send_piped(jq_worker_t *w, const int *skip) {
 void jq_fetch_kick(jq_worker_t *w) {
     if (w->draining || w->stopping || w->fetch_backoff) return;
     int skip[JQ_QUEUES_MAX];
-    for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused;
+    for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused || !jq_qhealth_ok(w, i);
     if (!w->pipe_reads && !w->batch_head && w->rwrite.up &&
         w->admit.sent[JQ_KIND_IO] + w->admit.sent[JQ_KIND_CPU] > 0)
         send_piped(w, skip);

@@ -36,7 +36,7 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             redisReply *ent = reply->element[i];
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2) continue;
+            if (!jq_reply_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
             ent->element[1] = NULL;
@@ -47,7 +47,8 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             jq_fetch_intake(w, c->q, ent->element[0]->str, fields, d);
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        jq_error("XCLAIM: %s", reply->str);
+        jq_qhealth_key_error(w, c->q, reply->str);
+        if (strncmp(reply->str, "WRONGTYPE", 9) != 0) jq_error("XCLAIM: %s", reply->str);
     }
     free(c);
     jq_fetch_kick(w);
@@ -58,7 +59,9 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
     jq_worker_t *w = c->w;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || w->draining) {
-        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
+        if (reply && reply->type == REDIS_REPLY_ERROR) jq_qhealth_key_error(w, c->q, reply->str);
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
+            strncmp(reply->str, "WRONGTYPE", 9) != 0)
             jq_error("XPENDING: %s", reply->str);
         w->reclaiming--;
         free(c);
@@ -75,7 +78,7 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     argv[argc++] = idle;
     for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
         redisReply *e = reply->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+        if (!jq_reply_pending_ok(e)) continue;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
         c->deliveries[c->n] = e->element[3]->integer;
         argv[argc++] = c->ids[c->n];
@@ -125,7 +128,8 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
         jq_warn("queue %s: %lld running jobs were reclaimed by another consumer while this one "
                 "was cut off; they may run twice", q->name, reply->integer);
-    else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0)
+    else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
+             !strstr(reply->str, "WRONGTYPE"))
         jq_error("renewing held entries: %s", reply->str);
 }
 
@@ -143,7 +147,7 @@ static void renew(jq_worker_t *w) {
         for (int l = 0; l < 2; l++)
             for (jq_run_t *r = lists[l]->head; r && argc < 6 + MAX_IDS; r = r->next)
                 if (r->q == q) argv[argc++] = r->job.entry_id;
-        if (argc == 6) continue;
+        if (argc == 6 || !jq_qhealth_ok(w, q)) continue;
         jq_rconn_cmdargv(&w->rwrite, on_renewed, &w->queues[q], argc, argv, NULL);
     }
 }
@@ -158,7 +162,7 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
     if (w->draining || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS) return;
     w->last_reclaim_ms = now;
     for (int q = 0; q < w->nqueues; q++) {
-        if (w->queues[q].paused) continue;
+        if (w->queues[q].paused || !jq_qhealth_ok(w, q)) continue;
         long long free_slots = jq_admit_free(&w->admit, q);
         long long min_idle = w->opt->visibility_ms;
         if (free_slots <= 0) {
@@ -215,8 +219,7 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     w->reclaiming--;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !w->stopping) {
         redisReply *ent = reply->element[0];
-        if (ent->type == REDIS_REPLY_ARRAY && ent->elements == 2 &&
-            ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
+        if (jq_reply_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
             redisReply *fields = ent->element[1];
             ent->element[1] = NULL;
             jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
@@ -236,7 +239,7 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
     w->reclaiming--;
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         redisReply *e = reply->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+        if (!jq_reply_pending_ok(e)) continue;
         const char *id = e->element[0]->str;
         if (holds(w, q->q, id)) continue;
         own_t *o = calloc(1, sizeof(*o));

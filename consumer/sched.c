@@ -102,6 +102,7 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOSCRIPT after a Redis restart without persistence of scripts. */
         if (strncmp(reply->str, "NOSCRIPT", 8) == 0) jq_sched_on_connect(w);
+        else if (strstr(reply->str, "WRONGTYPE")) jq_qhealth_key_error(w, (int)(q - w->queues), "WRONGTYPE");
         else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;
     }
@@ -146,7 +147,8 @@ void jq_sched_tick(jq_worker_t *w, int64_t now) {
     if (!promote_sha[0] || w->draining) return;
     if (now - w->last_promote_ms >= PROMOTE_EVERY_MS) {
         w->last_promote_ms = now;
-        for (int i = 0; i < w->nqueues; i++) promote(w, &w->queues[i]);
+        for (int i = 0; i < w->nqueues; i++)
+            if (jq_qhealth_ok(w, i)) promote(w, &w->queues[i]);
     }
     if (now - w->last_trim_ms >= TRIM_EVERY_MS) {
         w->last_trim_ms = now;

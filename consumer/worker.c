@@ -402,6 +402,7 @@ static void on_tick(uv_timer_t *t) {
             jq_rconn_cmd(&w->rwrite, on_paused, &w->queues[i], "EXISTS %s", key);
         }
     }
+    jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
     w->fetch_backoff = 0;

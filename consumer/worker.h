@@ -22,6 +22,7 @@
 #include "job.h"
 #include "options.h"
 #include "pool.h"
+#include "qhealth.h"
 #include "rconn.h"
 
 typedef enum {
@@ -72,6 +73,7 @@ typedef struct jq_queue {
     const char *name;             /* borrowed from options */
     char stream[JQ_KEY_MAX];
     int paused;
+    jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
 typedef struct jq_runlist {
@@ -155,6 +157,11 @@ void jq_fetch_create_groups(jq_worker_t *w);
  * NULL) that has been delivered `deliveries` times, counting this one. */
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries);
+/* Reply shapes, checked before any id is read: an entry [id, fields] as
+ * XREADGROUP and XCLAIM give it, and an extended XPENDING row [id,
+ * consumer, idle, deliveries]; the id a string that fits an entry id. */
+int jq_reply_entry_ok(const redisReply *e);
+int jq_reply_pending_ok(const redisReply *e);
 /* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
 int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
 

@@ -130,6 +130,11 @@ int jq_stats_collect(jq_client_t *c, const char *queue, jq_queue_stats_t *s, cha
         /* XINFO GROUPS fails on a stream no one has written yet: that is
          * an empty queue, not a fault. */
         if (i == S_GROUPS && r[i]->type == REDIS_REPLY_ERROR) continue;
+        /* A stream key holding another type is a broken queue, which the
+         * workers report in <p>:{q}:broken (PROTOCOL §7): its counts are
+         * 0, and the other queues' stats still show. */
+        if (i == S_XLEN && r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, "WRONGTYPE", 9) == 0)
+            continue;
         if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;
     }
     if (rc == 0) fill_stats(r, s);

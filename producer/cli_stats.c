@@ -3,6 +3,7 @@
  * dashboard): a row per queue, then a row per live worker; or (--json) the
  * snapshot's stable JSON shape. */
 
+#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,27 @@ static void print_workers(const jq_watch_t *w) {
     }
 }
 
+/* Queues a worker found broken (PROTOCOL §7, <p>:{q}:broken): one line
+ * each, with Redis's error, below the table. */
+static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
+    redisContext *ctx = jq_client_context(cli->client);
+    for (size_t i = 0; ctx && i < w->nqueues; i++) {
+        char key[JQ_KEY_MAX], since[40];
+        const char *q = w->queues[i].s.queue;
+        jq_key(key, sizeof(key), jq_client_prefix(cli->client), q, "broken");
+        redisReply *r = redisCommand(ctx, "HMGET %s error since worker", key);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING) {
+            long long ms = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
+            jq_cli_time(ms, since, sizeof(since));
+            printf("\nqueue %s is BROKEN since %s: %s (seen by worker %s; left out of reads until "
+                   "fixed)\n", q, since, r->element[0]->str,
+                   r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "?");
+        }
+        if (r) freeReplyObject(r);
+    }
+}
+
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "stats", cli, 0, 0};
     const char *queue = NULL;
@@ -101,6 +123,7 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
         jq_watch_json(&w, stdout);
     } else {
         print_queues(&w);
+        print_broken(cli, &w);
         print_workers(&w);
     }
     jq_watch_destroy(&w);

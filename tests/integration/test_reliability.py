@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (CONSUMER, Consumer, RedisServer, free_port, scale, wait_for,
+from conftest import (CONSUMER, Consumer, RedisServer, free_port, jobq, scale, wait_for,
                       wait_result, xadd)
 
 SECRET = "s3cret-Pa55"
@@ -123,3 +123,48 @@ def test_auth_refused_after_start_is_an_outage(redis_server, locked, tmpdir_path
     jid = xadd(locked, type="noop")
     assert wait_result(locked, jid, timeout=15)["state"] == b"done"
     assert SECRET not in c.log()
+
+
+# ---- a broken queue is isolated ----
+
+def test_broken_queue_is_isolated_and_served_again_when_fixed(r, redis_server, consumer):
+    # Queue x's stream key holds a string (a foreign client's mistake).
+    r.set("jobq:{x}:stream", "foo")
+    c = consumer("--queues", "x,default")
+    ids = [xadd(r, type="noop") for _ in range(20)]
+    for jid in ids:    # default is served as if nothing were wrong
+        assert wait_result(r, jid, timeout=10)["state"] == b"done"
+    # Broken, said once (not ten lines a second), and shown to any client.
+    time.sleep(scale(3.5))    # past one retry
+    log = c.log()
+    assert len(re.findall(r"queue x is broken: WRONGTYPE", log)) == 1, log
+    assert len(re.findall(r"XREADGROUP", log)) == 0, log
+    h = r.hgetall("jobq:{x}:broken")
+    assert h[b"error"].startswith(b"WRONGTYPE"), h
+    out = jobq("stats", redis_url=redis_server.url)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"queue x is BROKEN since .*: WRONGTYPE", out.stdout), out.stdout
+    # Fixed by hand, with jobs enqueued before the worker sees it (no
+    # group yet): the group is made from id 0 and they all run.
+    r.delete("jobq:{x}:stream")
+    xids = [xadd(r, queue="x", type="noop") for _ in range(5)]
+    for jid in xids:
+        assert wait_result(r, jid, queue="x", timeout=15)["state"] == b"done"
+    c.wait_log(r"queue x: served again", timeout=10)
+    assert not r.exists("jobq:{x}:broken")
+    assert "BROKEN" not in jobq("stats", redis_url=redis_server.url).stdout
+
+
+def test_deleted_group_is_made_again_from_zero(r, consumer):
+    c = consumer("--queues", "x,default")
+    first = xadd(r, queue="x", type="noop")
+    assert wait_result(r, first, queue="x")["state"] == b"done"
+    # The group deleted under the worker, and jobs added before it notices.
+    r.xgroup_destroy("jobq:{x}:stream", "workers")
+    xids = [xadd(r, queue="x", type="noop") for _ in range(5)]
+    ids = [xadd(r, type="noop") for _ in range(5)]
+    for jid in xids:
+        assert wait_result(r, jid, queue="x", timeout=15)["state"] == b"done"
+    for jid in ids:
+        assert wait_result(r, jid, timeout=15)["state"] == b"done"
+    c.wait_log(r"queue x: its stream or group was gone; made again from id 0")

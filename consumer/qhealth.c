@@ -1,0 +1,127 @@
+/* Queue health: broken queues out of the reads. See qhealth.h. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "qhealth.h"
+#include "worker.h"
+
+typedef struct probe {
+    jq_worker_t *w;
+    int q;
+} probe_t;
+
+int jq_qhealth_ok(const jq_worker_t *w, int q) { return w->queues[q].health.state == JQ_QUEUE_OK; }
+
+static int is_key_error(const char *err) {
+    return strncmp(err, "WRONGTYPE", 9) == 0 || strncmp(err, "NOGROUP", 7) == 0;
+}
+
+/* <p>:{q}:broken, so that `jobq stats` (any client) can tell. */
+static void publish(jq_worker_t *w, jq_queue_t *q) {
+    char key[JQ_KEY_MAX], since[24], ttl[24];
+    jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
+    snprintf(since, sizeof(since), "%lld", (long long)q->health.since_ms);
+    snprintf(ttl, sizeof(ttl), "%d", 3 * JQ_QHEALTH_RETRY_MS);
+    const char *hset[] = {"HSET", key, "error", q->health.error, "since", since, "worker", w->id};
+    const char *exp[] = {"PEXPIRE", key, ttl};
+    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, (int)(sizeof(hset) / sizeof(hset[0])), hset, NULL);
+    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, (int)(sizeof(exp) / sizeof(exp[0])), exp, NULL);
+}
+
+static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
+    jq_qhealth_t *h = &q->health;
+    if (h->state == JQ_QUEUE_BROKEN) {
+        jq_info("queue %s: served again%s", q->name,
+                created ? " (its group made anew from id 0)" : "");
+        char key[JQ_KEY_MAX];
+        jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
+        jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", key);
+    } else if (created) {
+        /* The stream or its group vanished under us: made again from id
+         * 0, so entries added since are read, none skipped. */
+        jq_warn("queue %s: its stream or group was gone; made again from id 0", q->name);
+    }
+    h->state = JQ_QUEUE_OK;
+    h->error[0] = '\0';
+}
+
+static void broken(jq_worker_t *w, jq_queue_t *q, const char *err) {
+    jq_qhealth_t *h = &q->health;
+    int64_t now = jq_now_ms();
+    if (h->state != JQ_QUEUE_BROKEN) {
+        /* Once per episode; the retries are silent. */
+        jq_error("queue %s is broken: %s; left out of reads, retried every %d ms, other queues "
+                 "served as usual", q->name, err, JQ_QHEALTH_RETRY_MS);
+        h->since_ms = now;
+    }
+    h->state = JQ_QUEUE_BROKEN;
+    snprintf(h->error, sizeof(h->error), "%s", err);
+    h->next_probe_ms = now + JQ_QHEALTH_RETRY_MS;
+    publish(w, q);
+}
+
+static void on_probe(redisAsyncContext *ac, void *rp, void *priv) {
+    probe_t *p = priv;
+    jq_worker_t *w = p->w;
+    jq_queue_t *q = &w->queues[p->q];
+    redisReply *r = rp;
+    free(p);
+    q->health.probing = 0;
+    if (!r || w->stopping) return; /* lost: probed again once back (tick) */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        broken(w, q, r->str);
+    else
+        healthy(w, q, r->type != REDIS_REPLY_ERROR);
+    /* A read held back for the probes may go now, without the broken. */
+    w->fetch_backoff = 0;
+    jq_fetch_kick(w);
+}
+
+static void probe(jq_worker_t *w, int q) {
+    jq_qhealth_t *h = &w->queues[q].health;
+    if (h->probing) return;
+    probe_t *p = malloc(sizeof(*p));
+    if (!p) return; /* probed again at the next tick */
+    p->w = w;
+    p->q = q;
+    if (jq_rconn_cmd(&w->rwrite, on_probe, p, "XGROUP CREATE %s " JQ_GROUP " 0 MKSTREAM",
+                     w->queues[q].stream) == 0)
+        h->probing = 1;
+    else
+        free(p);
+}
+
+void jq_qhealth_read_failed(jq_worker_t *w, const char *err) {
+    int n = 0;
+    for (int q = 0; q < w->nqueues; q++) {
+        jq_qhealth_t *h = &w->queues[q].health;
+        if (h->state != JQ_QUEUE_OK || w->queues[q].paused) continue;
+        h->state = JQ_QUEUE_SUSPECT;
+        probe(w, q);
+        n++;
+    }
+    if (!is_key_error(err))
+        jq_error("XREADGROUP: %s (checking each of %d queues)", err, n);
+}
+
+void jq_qhealth_key_error(jq_worker_t *w, int q, const char *err) {
+    if (!is_key_error(err)) return;
+    jq_qhealth_t *h = &w->queues[q].health;
+    if (h->state == JQ_QUEUE_OK) h->state = JQ_QUEUE_SUSPECT;
+    if (h->state == JQ_QUEUE_SUSPECT) probe(w, q);
+}
+
+void jq_qhealth_tick(jq_worker_t *w, int64_t now) {
+    for (int q = 0; q < w->nqueues; q++) {
+        jq_qhealth_t *h = &w->queues[q].health;
+        /* A suspect whose probe was lost with the connection, or a broken
+         * queue that is due. */
+        if ((h->state == JQ_QUEUE_SUSPECT && !h->probing) ||
+            (h->state == JQ_QUEUE_BROKEN && now >= h->next_probe_ms)) {
+            if (h->state == JQ_QUEUE_BROKEN) h->next_probe_ms = now + JQ_QHEALTH_RETRY_MS;
+            probe(w, q);
+        }
+    }
+}
