@@ -336,7 +336,9 @@ static void send_piped(jq_worker_t *w, const int *skip) {
  * on their way (noop jobs on a 2-core box: about 55,000/s, against about
  * 80,000/s when reads ran ahead of the acks). */
 void jq_fetch_kick(jq_worker_t *w) {
-    if (w->draining || w->stopping || w->fetch_backoff) return;
+    /* held: Redis refused our last outcomes; no new job until it takes
+     * them (finish.c). */
+    if (w->draining || w->stopping || w->fetch_backoff || w->held) return;
     int skip[JQ_QUEUES_MAX];
     for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused || !jq_qhealth_ok(w, i);
     if (!w->pipe_reads && !w->batch_head && w->rwrite.up &&

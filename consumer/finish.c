@@ -28,16 +28,17 @@ typedef struct argv {
     const char **v;
     size_t *l;
     int n, cap;
+    int failed;  /* an argument could not be added: never send this one */
 } argv_t;
 
 static int a_add(argv_t *a, const char *s, size_t len) {
     if (a->n == a->cap) {
         int cap = a->cap ? a->cap * 2 : 32;
         const char **v = realloc(a->v, cap * sizeof(*v));
-        if (!v) return -1;
+        if (!v) return a->failed = -1;
         a->v = v;
         size_t *l = realloc(a->l, cap * sizeof(*l));
-        if (!l) return -1;
+        if (!l) return a->failed = -1;
         a->l = l;
         a->cap = cap;
     }
@@ -48,9 +49,13 @@ static int a_add(argv_t *a, const char *s, size_t len) {
 }
 static void a_str(argv_t *a, const char *s) { a_add(a, s, strlen(s)); }
 
-static void a_send(jq_worker_t *w, argv_t *a) {
-    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->n, a->v, a->l);
+/* Sends the command built in a, unless an argument is missing from it.
+ * Returns 0, or -1 (nothing sent; inside a MULTI the caller discards). */
+static int a_send(jq_worker_t *w, argv_t *a) {
+    int rc = a->failed ? -1 : jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->n, a->v, a->l);
     a->n = 0;
+    a->failed = 0;
+    return rc;
 }
 
 static int bucket_of(long long ms) {
@@ -72,8 +77,8 @@ static long long retry_delay(const jq_options_t *o, long long n) {
 /* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
  * first: a producer may reuse the id of a job that died, and the old job's
  * fields (enc, chunks, its own) must not ride along into this one's retry. */
-static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
-                           const char **extra, int nextra) {
+static int write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
+                          const char **extra, int nextra) {
     jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", key);
     argv_t a = {0};
     a_str(&a, "HSET");
@@ -87,9 +92,10 @@ static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
         a_add(&a, v->str, v->len);
     }
     for (int i = 0; i < nextra; i++) a_str(&a, extra[i]);
-    a_send(w, &a);
+    int rc = a_send(w, &a);
     free(a.v);
     free(a.l);
+    return rc;
 }
 
 /* The handler is done with the decoded payload: free it (and for a done
@@ -114,7 +120,10 @@ static void drop_payload(jq_run_t *r) {
     }
 }
 
-static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
+/* Appends r's outcome to the MULTI. Returns 0, or -1 when a command could
+ * not be built (out of memory): the caller discards the MULTI. */
+static int write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
+    int bad = 0;
     const jq_options_t *o = w->opt;
     drop_payload(r);
     const char *qn = w->queues[r->q].name, *id = r->job.id;
@@ -143,13 +152,13 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
         char due[24], zkey2[JQ_KEY_MAX];
         snprintf(due, sizeof(due), "%lld", (long long)r->finished_ms + retry_delay(o, made));
         const char *extra[] = {"id", id, "attempt", attempts, "error", r->error};
-        write_job_hash(w, r, jkey, extra, 6);
+        bad |= write_job_hash(w, r, jkey, extra, 6);
         jq_key(zkey2, sizeof(zkey2), o->prefix, qn, "scheduled");
         jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey2, due, id);
     } else if (strcmp(state, "dead") == 0) {
         sum->dead++;
         const char *extra[] = {"id", id, "attempt", attempts, "error", r->error, "failed_at", now};
-        write_job_hash(w, r, jkey, extra, 8);
+        bad |= write_job_hash(w, r, jkey, extra, 8);
         jq_key(zkey, sizeof(zkey), o->prefix, qn, "dead");
         jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey, now, id);
     } else if (r->job.chunks) {
@@ -209,14 +218,14 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
                         a_str(&c, ckey);
                     }
                     a_add(&c, r->task.result.data + off, rlen - off < step ? rlen - off : step);
-                    if (c.n == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) a_send(w, &c);
+                    if (c.n == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) bad |= a_send(w, &c);
                 }
                 free(c.v);
                 free(c.l);
                 jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", ckey, ttl_s);
             }
         }
-        a_send(w, &a);
+        bad |= a_send(w, &a);
         free(a.v);
         free(a.l);
         snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
@@ -242,6 +251,7 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
             sum->run_us += r->run_us;
         }
     }
+    return bad ? -1 : 0;
 }
 
 static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
@@ -310,28 +320,79 @@ static void release(jq_run_t *r) {
     jq_run_free(r);
 }
 
+/* ---- refused writes: held, not dropped ----
+ *
+ * An EXEC that Redis refuses as a whole (EXECABORT after an OOM, READONLY
+ * after a failover, MISCONF, LOADING...) wrote nothing: its runs go back
+ * to the batch, and the worker holds them, fetching and reclaiming nothing
+ * new, until Redis takes them, trying again after HOLD_MIN_MS doubling to
+ * HOLD_MAX_MS. Their entries stay pending in our name and renewed, so no
+ * other worker runs them again and none dies "worker lost" for it. One log
+ * line when the episode starts, one when it ends. */
+
+#define HOLD_MIN_MS 200
+#define HOLD_MAX_MS 5000
+
+static void hold(jq_worker_t *w, const char *why, int nruns) {
+    int64_t now = jq_now_ms();
+    if (!w->held) {
+        w->held = 1;
+        w->held_since_ms = now;
+        w->hold_ms = HOLD_MIN_MS;
+        jq_warn("redis refuses our writes (%s): holding %d finished jobs, fetching none, "
+                "retrying every %d to %d ms", why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
+    } else {
+        w->hold_ms = w->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : w->hold_ms * 2;
+    }
+    w->hold_next_ms = now + w->hold_ms;
+}
+
+static void unhold(jq_worker_t *w) {
+    if (!w->held) return;
+    w->held = 0;
+    jq_info("redis takes our writes again: held outcomes written after %lld ms",
+            (long long)(jq_now_ms() - w->held_since_ms));
+}
+
+static void requeue_all(jq_worker_t *w, jq_run_t *r, int unsure) {
+    for (jq_run_t *next; r; r = next) {
+        next = r->bnext;
+        r->unsure |= unsure;
+        requeue(w, r);
+    }
+}
+
 static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
     jq_worker_t *w = f->w;
     redisReply *reply = rp;
     jq_run_t *r = f->runs, *next;
+    int n = 0;
+    for (jq_run_t *k = r; k; k = k->bnext) n++;
     if (reply == NULL) {
-        /* Lost before EXEC answered: write the whole batch again once the
-         * connection is back (a few counters may count twice; no job is
-         * lost or acked without its result). */
-        while (r) {
-            next = r->bnext;
-            requeue(w, r);
-            r = next;
-        }
+        /* Lost before EXEC answered: it may or may not have run. Once the
+         * connection is back, the runs whose entries are still pending
+         * are written again, the others were (see verify). */
+        requeue_all(w, r, 1);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        /* Refused as a whole: nothing was written. */
+        requeue_all(w, r, 0);
+        hold(w, reply->str, n);
     } else {
-        if (reply->type == REDIS_REPLY_ERROR)
-            jq_error("writing outcomes: %s", reply->str);
+        /* Run. A command failing inside it (a key of the wrong type under
+         * our result key) does not undo the others: the ack went through
+         * with them, so the outcome stands; say what failed. */
+        for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                jq_error("writing outcomes: %s", reply->element[i]->str);
+                break;
+            }
         for (; r; r = next) {
             next = r->bnext;
             w->unacked--;
             release(r);
         }
+        unhold(w);
     }
     free(f);
     w->flushing--;
@@ -340,8 +401,93 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_maybe_exit(w);
 }
 
+/* ---- after a lost EXEC reply: which outcomes were written ----
+ *
+ * Writing them all again would count them twice in the stats and, for a
+ * retry, schedule a second attempt. An outcome was written if and only if
+ * its entry was acked (the XACK is in the same MULTI): so ask, for each,
+ * whether it is still pending, in one script per queue. */
+
+static const char pending_lua[] =
+    "local out = {}\n"
+    "for i = 1, #ARGV do\n"
+    "  out[i] = #redis.call('XPENDING', KEYS[1], '" JQ_GROUP "', ARGV[i], ARGV[i], 1)\n"
+    "end\n"
+    "return out\n";
+
+static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
+    flush_t *f = priv;
+    jq_worker_t *w = f->w;
+    redisReply *reply = rp;
+    int n = 0;
+    for (jq_run_t *k = f->runs; k; k = k->bnext) n++;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != n) {
+        /* Lost again, or refused: still unsure; asked again later. */
+        if (reply && reply->type == REDIS_REPLY_ERROR) hold(w, reply->str, n);
+        requeue_all(w, f->runs, 1);
+    } else {
+        size_t i = 0;
+        for (jq_run_t *r = f->runs, *next; r; r = next, i++) {
+            next = r->bnext;
+            r->unsure = 0;
+            if (reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer == 0) {
+                w->unacked--; /* acked with its outcome: written */
+                release(r);
+            } else {
+                requeue(w, r);
+            }
+        }
+    }
+    free(f);
+    w->flushing--;
+    jq_fetch_kick(w);
+    jq_worker_maybe_exit(w);
+}
+
+/* Takes the unsure runs of queue q out of the batch and asks about them.
+ * Returns how many were sent to be checked. */
+static int verify(jq_worker_t *w, int q) {
+    flush_t *f = calloc(1, sizeof(*f));
+    if (!f) return 0;
+    f->w = w;
+    argv_t a = {0};
+    a_str(&a, "EVAL");
+    a_str(&a, pending_lua);
+    a_str(&a, "1");
+    a_str(&a, w->queues[q].stream);
+    jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
+    int n = 0;
+    while (*pp) {
+        jq_run_t *r = *pp;
+        if (r->q != q || !r->unsure) {
+            prev = r;
+            pp = &r->bnext;
+            continue;
+        }
+        *pp = r->bnext;
+        if (w->batch_tail == r) w->batch_tail = prev;
+        r->bnext = NULL;
+        *tail = r;
+        tail = &r->bnext;
+        a_str(&a, r->job.entry_id);
+        n++;
+    }
+    if (n && (a.failed || jq_rconn_cmdargv(&w->rwrite, on_verified, f, a.n, a.v, a.l) != 0)) {
+        requeue_all(w, f->runs, 1);
+        n = -1;
+    } else if (n) {
+        w->flushing++;
+    }
+    if (n <= 0) free(f);
+    free(a.v);
+    free(a.l);
+    return n;
+}
+
 void jq_finish_flush(jq_worker_t *w) {
     if (!w->batch_head || !w->rwrite.up) return;
+    /* Refused before: wait out the backoff, then try the whole batch. */
+    if (w->held && jq_now_ms() < w->hold_next_ms) return;
     flush_batch(w);
     /* With every outcome sent, the next read can ride behind the acks, on
      * the same connection, in the same round trip (see jq_fetch_kick). */
@@ -350,6 +496,9 @@ void jq_finish_flush(jq_worker_t *w) {
 
 static void flush_batch(jq_worker_t *w) {
     for (int q = 0; q < w->nqueues; q++) {
+        /* Runs whose last EXEC reply was lost are checked first; the ones
+         * not yet written come back to the batch without the flag. */
+        if (verify(w, q) != 0) continue;
         flush_t *f = calloc(1, sizeof(*f));
         if (!f) return;
         f->w = w;
@@ -362,7 +511,7 @@ static void flush_batch(jq_worker_t *w) {
         a_str(&del, "XDEL");
         a_str(&del, w->queues[q].stream);
         jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
-        int began = 0;
+        int began = 0, bad = 0;
         while (*pp) {
             jq_run_t *r = *pp;
             if (r->q != q) {
@@ -379,7 +528,7 @@ static void flush_batch(jq_worker_t *w) {
                 jq_rconn_cmd(&w->rwrite, NULL, NULL, "MULTI");
                 began = 1;
             }
-            write_outcome(w, r, &sum);
+            bad |= write_outcome(w, r, &sum);
             if (!r->keep) {
                 /* A read behind this EXEC may count its slot (fetch.c); an
                  * abandoned cpu run's thread stays busy, so it may not. */
@@ -390,10 +539,17 @@ static void flush_batch(jq_worker_t *w) {
             a_str(&del, r->job.entry_id);
         }
         if (began) {
-            a_send(w, &ack);
-            a_send(w, &del);
+            bad |= a_send(w, &ack);
+            bad |= a_send(w, &del);
             write_sums(w, w->queues[q].name, &sum);
-            if (jq_rconn_cmd(&w->rwrite, on_exec, f, "EXEC") == 0) {
+            /* A command that could not be built (out of memory) must not
+             * leave a MULTI without it: discard it all, keep the runs. */
+            if (bad) {
+                jq_error("out of memory writing %s outcomes; trying again", w->queues[q].name);
+                jq_rconn_cmd(&w->rwrite, NULL, NULL, "DISCARD");
+                requeue_all(w, f->runs, 0);
+                free(f);
+            } else if (jq_rconn_cmd(&w->rwrite, on_exec, f, "EXEC") == 0) {
                 w->flushing++;
             } else {
                 /* Down in the middle: hiredis called nothing; keep them. */

@@ -159,7 +159,8 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
         w->last_renew_ms = now;
         renew(w);
     }
-    if (w->draining || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS) return;
+    if (w->draining || w->held || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS)
+        return;
     w->last_reclaim_ms = now;
     for (int q = 0; q < w->nqueues; q++) {
         if (w->queues[q].paused || !jq_qhealth_ok(w, q)) continue;

@@ -67,6 +67,8 @@ struct jq_run {
     int64_t run_us;
     jq_run_t *prev, *next;        /* in the worker's running or waiting list */
     jq_run_t *bnext;              /* in a finish batch */
+    int unsure;                   /* its EXEC's reply was lost: written or
+                                     not, finish.c checks before writing */
 };
 
 typedef struct jq_queue {
@@ -129,6 +131,12 @@ struct jq_worker {
     int loading;                  /* runs whose chunks are being read */
     int reclaiming;               /* reclaim round trips in flight */
     int flushing;                 /* EXECs not yet answered */
+    /* finish.c: Redis refused our writes (EXECABORT: OOM, READONLY,
+     * MISCONF...): the outcomes are held in the batch and written again
+     * after hold_ms; meanwhile nothing new is fetched or reclaimed. */
+    int held;
+    int64_t held_since_ms, hold_next_ms;
+    int hold_ms;
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;

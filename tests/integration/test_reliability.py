@@ -168,3 +168,34 @@ def test_deleted_group_is_made_again_from_zero(r, consumer):
     for jid in ids:
         assert wait_result(r, jid, timeout=15)["state"] == b"done"
     c.wait_log(r"queue x: its stream or group was gone; made again from id 0")
+
+
+# ---- refused writes are held, not dropped ----
+
+def test_refused_writes_are_held_not_dropped(r, consumer):
+    c = consumer("--visibility-ms", "3000")
+    n = 60
+    ids = [xadd(r, type="sleep", payload={"ms": 1500}, max_attempts="1") for _ in range(n)]
+    wait_for(lambda: r.xpending("jobq:{default}:stream", "workers")["pending"] == n,
+             what="every job taken")
+    # Redis full while they run: every outcome write is refused (OOM ->
+    # EXECABORT) for five seconds, longer than the visibility timeout.
+    r.config_set("maxmemory-policy", "noeviction")
+    r.config_set("maxmemory", "1")
+    try:
+        c.wait_log(r"redis refuses our writes \(EXECABORT", timeout=10)
+        time.sleep(scale(5))
+    finally:
+        r.config_set("maxmemory", "0")
+    # Every job done once: attempts 1, counted once, none "worker lost".
+    for jid in ids:
+        res = wait_result(r, jid, timeout=30)
+        assert res["state"] == b"done" and res["attempts"] == b"1", res
+    stats = r.hgetall("jobq:{default}:stats")
+    assert int(stats[b"processed"]) == n and b"dead" not in stats, stats
+    assert r.zcard("jobq:{default}:dead") == 0
+    c.wait_log(r"redis takes our writes again")
+    log = c.log()
+    assert len(re.findall(r"redis refuses our writes", log)) == 1, log
+    assert len(re.findall(r"takes our writes again", log)) == 1, log
+    assert "worker lost" not in log and "reclaimed entry" not in log, log
