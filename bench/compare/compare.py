@@ -483,9 +483,10 @@ def tables(res, a, emit):
     for name, label in (("noop, with results", "(a) %d noop, preloaded, results kept (each side's default)" % a.jobs),
                         ("noop, no results", "(a) %d noop, no results: jobq `result_ttl 0`; BullMQ removeOnComplete; bee-queue removeOnSuccess" % a.jobs),
                         ("sha256", "(d) %d sha256 (1 KiB of 0x01, %d rounds), 2 CPU lanes, digests checked" % (a.sha_jobs, SHA_ROUNDS))):
+        fmt = "%.1f" if name == "sha256" else "%.0f"
         emit("| %s | %s | %s | %s | %s | %s |" % (
-            label, col(name, "jps", "jobq", "%.0f"), col(name, "jps", "bullmq", "%.0f"),
-            col(name, "jps", "bee", "%.0f"), ratio_cell(res, name, "jps", "bullmq", True),
+            label, col(name, "jps", "jobq", fmt), col(name, "jps", "bullmq", fmt),
+            col(name, "jps", "bee", fmt), ratio_cell(res, name, "jps", "bullmq", True),
             ratio_cell(res, name, "jps", "bee", True)))
     emit()
     emit("### Latency, enqueue -> the client learns it is done, ms (median over repetitions "
@@ -507,8 +508,8 @@ def tables(res, a, emit):
          "each window (more than 2: the CPU lanes were busy throughout): %s. Tiny jobs not done "
          "within 120 s (counted as infinitely late): %s." % ("; ".join(
              "%s %s" % (NAMES[s], ", ".join(str(v["cpu_left"]) for v in ok(res["mixed"][s])))
-             for s in SIDES), "; ".join("%s %d" % (NAMES[s], sum(v["timeouts"] for v in ok(res[t][s])
-                                                                  for t in ("latency", "mixed")))
+             for s in SIDES), "; ".join("%s %d" % (NAMES[s], sum(v["timeouts"] for t in ("latency", "mixed")
+                                                                  for v in ok(res[t][s])))
                                           for s in SIDES)))
     emit()
     emit("### Memory: RSS of the whole worker side (process tree), MiB, median")
