@@ -233,8 +233,9 @@ def sec_process_start(s, b):
     sentence = ("A jobq worker process is serving %.0f ms after the master spawns it, against %.0f ms "
                 "for a forked Node process to say hello (%s the notes' 100–1000 ms)%s." % (
                     j, w, "within" if 100 <= w <= 1000 else "outside",
-                    "; a recycle leaves a gap of about %.0f ms, because the replacement starts only "
-                    "once the old worker has drained" % med(gaps) if gaps else ""))
+                    "; a `--max-jobs` recycle left a gap of about %.0f ms in the service: the old "
+                    "worker stops reading at its limit, and the replacement the master spawns at that "
+                    "moment needs its start-up before it reads" % med(gaps) if gaps else ""))
     return ("Process start", "a process starts in ~100–1000 ms", lines, sentence,
             ("%.1f ms" % j, "%.0f ms" % w))
 
@@ -348,9 +349,14 @@ def sec_cpu(s, b):
         verdict = ("on this busy machine neither split got near 2x in this run, so the run neither "
                    "confirms nor refutes the claim; the quiet-machine figures of the sizing table "
                    "below are the better guide")
+    j21 = med(jq["2 × 1"]) / j0
+    odd = ("" if not (jt < 1.3 and j21 > 1.5) else
+           " Note that in jobq two threads in one worker gained %.2fx where two single-thread workers gained "
+           "%.2fx; on a quiet machine (the README's sizing table) the two were equal, and the cause under "
+           "overload is not established here." % (jt, j21))
     sentence = ("Against one lane, two processes hashing inline on their loops (clustering alone) ran "
-                "%.2fx (jobq) and %.2fx (Node), two threads in one process %.2fx and %.2fx: %s." % (
-                    jin, nin, jt, nt, verdict))
+                "%.2fx (jobq) and %.2fx (Node), two threads in one process %.2fx and %.2fx: %s.%s" % (
+                    jin, nin, jt, nt, verdict, odd))
     lines.append("")
     lines.append("sha256 of 1 KiB of 0x01; jobq %d jobs of %d rounds preloaded in Redis, consumer "
                  "start included; Node %d jobs of %d rounds (a round costs Node about ten times what it "
@@ -385,10 +391,15 @@ def sec_io(s, b):
     two = [jq[(2, c)] / jq[(1, c)] for c in concs]
     ntwo = [nd[(2, c)] / nd[(1, c)] for c in concs]
     sentence = ("Raising one jobq worker's io-concurrency from 1 to 256 multiplied sleep-job throughput by "
-                "%.0fx, while a second worker multiplied it by %.2fx to %.2fx (Node's cluster: %.2fx to "
-                "%.2fx): the notes' ~N× holds only while one loop is the bound (concurrency 1); beyond that, "
-                "I/O capacity comes from the loop's concurrency, and processes add only until the next "
-                "bound (Redis or the CPUs) is reached." % (gain1, min(two), max(two), min(ntwo), max(ntwo)))
+                "%.0fx; a second worker changed it by %.2fx to %.2fx (Node's cluster: %.2fx to %.2fx): I/O "
+                "capacity comes from one loop's concurrency, and a second process adds little once one loop "
+                "is not the bound (Redis or the CPUs are), so the notes' ~N× is not what either side shows "
+                "beyond concurrency 1%s." % (
+                    gain1, min(two), max(two), min(ntwo), max(ntwo),
+                    "" if two[0] >= 1.3 else
+                    " (at concurrency 1, where one loop is the bound, jobq's second worker added nothing "
+                    "(%.2fx against Node's %.2fx): each worker reads more entries than it can run at "
+                    "once, so one worker's backlog can hold jobs the other could run)" % (two[0], ntwo[0])))
     return ("I/O-bound capacity", "clustering gives ~N× I/O-bound capacity with N workers", lines, sentence,
             ("2 workers ÷ 1 at io 64: %.2fx; io 256 ÷ io 1: %.0fx" % (jq[(2, 64)] / jq[(1, 64)], gain1),
              "2 ÷ 1 at 64: %.2fx" % (nd[(2, 64)] / nd[(1, 64)])))
@@ -453,15 +464,21 @@ def sec_oversubscribe(s, b):
     for n in counts:
         lines.append("| %d | %.1f | %.2fx | %d / %d | %.2f | %.2fx | %d / %d |" % (
             n, jq[n][0], jq[n][0] / b1, jq[n][1], jq[n][2], nd[n]["jps"], nd[n]["jps"] / n1, nd[n]["vol"], nd[n]["nonvol"]))
-    best = max(counts, key=lambda n: jq[n][0])
-    loss = jq[16][0] / max(jq[n][0] for n in counts)
-    sentence = ("jobq peaked at %d lane%s; 16 lanes ran at %.2fx of the best (Node: %.2fx of 1 lane) while "
-                "involuntary context switches went from %d (2 lanes) to %d (16): %s." % (
-                    best, "s" if best > 1 else "", loss, nd[16]["jps"] / n1, jq[2][2], jq[16][2],
-                    "past the CPU count extra lanes buy nothing, but the loss to context switching is small "
-                    "for long CPU jobs (the notes' warning is about throughput that does not grow, not one "
-                    "that collapses)" if loss >= 0.8 else
-                    "oversubscription cost real throughput here, as the notes warn"))
+    g2, g16 = jq[2][0] / b1, jq[16][0] / b1
+    if jq[16][0] > 1.2 * jq[2][0]:
+        verdict = ("throughput kept growing past the 2 CPUs, which on a dedicated box it cannot: on this "
+                   "shared, overloaded machine every extra runnable thread wins a larger share of the CPUs "
+                   "from the other tenants' processes, so this row measures the kernel's fair share, not "
+                   "the cost of context switches; the claim needs an idle machine to be tested")
+    elif jq[16][0] >= 0.8 * max(jq[n][0] for n in counts):
+        verdict = ("past the CPU count extra lanes buy nothing, but for long CPU jobs the loss to context "
+                   "switching is small: the notes' warning is about throughput that stops growing, not one "
+                   "that collapses")
+    else:
+        verdict = "oversubscription cost real throughput here, as the notes warn"
+    sentence = ("jobq ran %.2fx of one lane's throughput with 2 lanes and %.2fx with 16 (Node's Workers: "
+                "%.2fx and %.2fx) while its involuntary context switches went from %d to %d: %s." % (
+                    g2, g16, nd[2]["jps"] / n1, nd[16]["jps"] / n1, jq[2][2], jq[16][2], verdict))
     lines.append("")
     lines.append("sha256; jobq %d jobs of %d rounds (timed from the consumer's start, context switches of "
                  "all the workers' threads while they ran), Node %d jobs of %d rounds over N worker_threads "
@@ -554,12 +571,17 @@ def sec_sizing(s, b):
     lines.append("")
     lines.append("Seconds until all jobs are done (consumer start included), ratio to the default "
                  "2 × 1 (`--workers auto --threads auto` on 2 CPUs); below 1 is faster than the default.")
-    cpu12 = res[("cpu (400 sha256 × 20,000 rounds)", 1, 2)] / res[("cpu (400 sha256 × 20,000 rounds)", 2, 1)]
-    io12 = res[("io (2,000 sleep 5 ms)", 1, 2)] / res[("io (2,000 sleep 5 ms)", 2, 1)]
-    sentence = ("Against the default 2 × 1, one worker with both threads takes %.2fx the time on CPU work "
-                "and %.2fx on I/O work%s" % (cpu12, io12,
-                                             ": the default is the better split here." if io12 >= 1 and cpu12 >= 0.95
-                                             else "; see the table for which split won in this run."))
+    cpu_name, io_name = "cpu (400 sha256 × 20,000 rounds)", "io (2,000 sleep 5 ms)"
+    cpu12 = res[(cpu_name, 1, 2)] / res[(cpu_name, 2, 1)]
+    io12 = res[(io_name, 1, 2)] / res[(io_name, 2, 1)]
+    cpu44 = res[(cpu_name, 4, 4)] / res[(cpu_name, 2, 1)]
+    sentence = ("Against the default 2 × 1, one worker with both threads took %.2fx the time on CPU work and "
+                "%.2fx on I/O work, so of the splits that fit the 2 CPUs the default is %s; the "
+                "oversubscribed 4 × 4 took %.2fx on CPU work%s." % (
+                    cpu12, io12, "the better one" if cpu12 >= 0.95 and io12 >= 0.95 else "not always the better one",
+                    cpu44, ", which on this shared, overloaded box is mostly CPU share won from other tenants' "
+                    "processes (16 runnable threads against 2), not something a dedicated machine would give"
+                    if cpu44 < 0.8 else ""))
     return ("Sizing (was bench/sizing.py)", "one worker per CPU, threads = CPUs ÷ workers", lines, sentence, None)
 
 
@@ -624,7 +646,10 @@ def render(done, m, node_v, load0, load1, elapsed, a):
            "**The machine was shared and busy** (seven other engineers' builds, test suites and",
            "fuzzers on the same 2 CPUs; a load average of 2 means the CPUs were fully used). The",
            "absolute figures are therefore slow and noisy; compare figures within a table,",
-           "which were taken minutes apart in the same run, and read the ratios.", "",
+           "which were taken minutes apart in the same run, and read the ratios. On a machine",
+           "this loaded, a configuration with more runnable threads or processes also wins more",
+           "of the CPUs from the other tenants, which flatters the oversubscribed splits (2 × 2,",
+           "4 × 4, 16 lanes); the sections say where that matters.", "",
            "## Summary", "",
            "| claim in the notes (Node.js) | jobq in C | Node.js here |", "|---|---|---|"]
     for title, claim, lines, sentence, summary in done:
