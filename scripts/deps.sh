@@ -15,8 +15,9 @@ redis-server redis-tools go-md2man"
 TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
 podman runc netavark aardvark-dns docker-compose debootstrap man-db systemd procps nodejs"
-# The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads).
-BENCH_PKGS="python3 python3-redis python3-msgpack nodejs"
+# The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads) and
+# share the test harness's helpers (conftest.py imports pytest).
+BENCH_PKGS="python3 python3-redis python3-msgpack python3-pytest nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"
 [ "${1:-}" = bench ] && PKGS="$PKGS $BENCH_PKGS"
 # npm (the Node.js example producer, the benchmarks' peers): Debian's
