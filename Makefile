@@ -42,6 +42,7 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
 	consumer/http.c consumer/http_allow.c
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
+all: $(BIN)/jobq-exec-guard
 CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
 CONSUMER_MAIN := consumer/main.c
 # The master as PID 1 in a container reaps orphans: issue 12.
@@ -100,6 +101,11 @@ $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
+
+# The exec guard on its own, with libc only: it starts once per exec job.
+$(BIN)/jobq-exec-guard: $(BUILD)/consumer/exec_guard_main.o $(BUILD)/consumer/exec_guard.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@
 
 # Plugins (include/jobq/handler.h): the example, and the broken ones the
 # tests load. Built without sanitizers: a plugin is the user's code.

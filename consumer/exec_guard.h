@@ -3,10 +3,12 @@
 
 /* The guard: a small process between a worker and each command it runs for
  * an exec job (exec.c). uv_spawn cannot run code in the child before exec,
- * so the worker spawns jobq-consumer itself again, as
+ * so the worker spawns a guard, as
  *
- *     jobq-consumer --exec-guard WORKER_PID PROGRAM ARGV0 ARGS...
+ *     jobq-exec-guard --exec-guard WORKER_PID PROGRAM ARGV0 ARGS...
  *
+ * (the small binary of exec_guard_main.c, found next to jobq-consumer; or,
+ * without it, jobq-consumer itself, whose main() hands the same argv here),
  * and the guard makes the promises a bare child could not keep:
  *  - the command and everything it forks live in one process group of
  *    their own, and none of them outlives the command: when the command

@@ -111,12 +111,12 @@ def r(redis_server):
 class Consumer:
     """A running bin/jobq-consumer (the master) with its log in a file."""
 
-    def __init__(self, redis_url, args, logdir, env=None):
+    def __init__(self, redis_url, args, logdir, env=None, binary=None):
         self.log_path = os.path.join(logdir, "consumer-%d.log" % free_port())
         self.logf = open(self.log_path, "wb")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([CONSUMER, "--redis", redis_url] + list(args),
+        self.proc = subprocess.Popen([binary or CONSUMER, "--redis", redis_url] + list(args),
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=e)
 
     @property

@@ -3,6 +3,7 @@ stdin, stdout as the result; a failure carries the tail of stderr; the job's
 timeout kills the command and all it started; no child outlives its worker;
 nothing in a payload is ever run by a shell."""
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import msgpack
 
-from conftest import CONSUMER, scale, wait_for, wait_result, xadd
+from conftest import CONSUMER, Consumer, scale, wait_for, wait_result, xadd
 
 
 def script(d, name, body):
@@ -177,3 +178,29 @@ def test_many_commands_run_at_once_in_one_worker(r, consumer, tmpdir_path):
         assert msgpack.unpackb(wait_result(r, i, timeout=30)["result"]) == i + "\n"
     # 20 s one after another; concurrently about 1 s. Generous bound.
     assert time.time() - t0 < scale(10)
+
+
+def test_without_the_small_guard_binary_the_consumer_is_its_own_guard(redis_server, r,
+                                                                         tmpdir_path):
+    # A jobq-consumer with no jobq-exec-guard next to it (an install that
+    # left it out) runs its commands under `jobq-consumer --exec-guard`.
+    alone = os.path.join(tmpdir_path, "alone")
+    os.mkdir(alone)
+    exe = os.path.join(alone, "jobq-consumer")
+    shutil.copy(CONSUMER, exe)
+    pids = os.path.join(tmpdir_path, "pids")
+    hang = script(tmpdir_path, "hang.sh", "sleep 300 &\necho $! $$ > %s\nwait\n" % pids)
+    quick = script(tmpdir_path, "quick.sh", 'echo "$@"\n')
+    c = Consumer(redis_server.url, ["--workers", "1", "--exec", "hang=" + hang,
+                                    "--exec", "quick=%s a 'b c'" % quick], tmpdir_path, binary=exe)
+    try:
+        c.wait_log(r"worker \S+ ready")
+        jid = xadd(r, type="quick")
+        assert msgpack.unpackb(wait_result(r, jid)["result"]) == "a b c\n"
+        jid = xadd(r, type="hang", timeout_ms=300, max_attempts=1)
+        assert b"timeout" in wait_result(r, jid)["error"]
+        started = read_pids(pids)
+        wait_for(lambda: not any(alive(p) for p in started), timeout=5, what="no process left")
+    finally:
+        c.stop()
+        assert "handles left" not in c.log()

@@ -65,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # every concurrent job's connection at once
 
     def __init__(self):
         self.hits = []
@@ -216,3 +217,31 @@ def test_many_http_and_exec_jobs_run_at_once_in_one_worker(r, consumer, servers,
     took = time.time() - t0
     # One after another: 40 s. On the loop, together: about 1 s.
     assert took < scale(10), took
+
+
+def test_a_worker_stopping_mid_request_and_mid_command_closes_cleanly(r, consumer, servers,
+                                                                     tmpdir_path):
+    ok, _ = servers
+    pids = os.path.join(tmpdir_path, "pids")
+    hang = os.path.join(tmpdir_path, "hang.sh")
+    with open(hang, "w") as f:
+        f.write("#!/bin/sh\necho $$ > %s\nsleep 300\n" % pids)
+    os.chmod(hang, os.stat(hang).st_mode | stat.S_IXUSR)
+    c = consumer("--http-allow", ok.base + "/ok/", "--exec", "hang=" + hang,
+                 "--shutdown-timeout-ms", "300")
+    xadd(r, type="http", payload={"url": ok.base + "/ok/slow?ms=5000"})
+    xadd(r, type="hang")
+    deadline = time.time() + scale(10)
+    while not (os.path.exists(pids) and "/ok/slow?ms=5000" in ok.hits):
+        assert time.time() < deadline, "jobs did not start"
+        time.sleep(0.02)
+    c.stop()
+    log = c.log()
+    assert "shutdown timeout" in log, log
+    # Cancelled at the shutdown timeout: curl's sockets and timer, the
+    # command's pipes and process were all closed, and the command killed.
+    assert "handles left" not in log, log
+    with open(pids) as f:
+        pid = int(f.read())
+    assert not os.path.exists("/proc/%d" % pid) or \
+        open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z"

@@ -378,3 +378,24 @@ Test(codec, empty_str_without_bytes_to_json)
     msgpack_sbuffer_destroy(&js);
     msgpack_sbuffer_destroy(&out);
 }
+
+Test(codec, pack_text_str_or_bin)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    const char *cases[] = {"", "hello", "h\xc3\xa9llo", "bad\xff", "\xc0\xaf",
+                           "\xed\xa0\x80", "cut\xe2\x82"};
+    const int is_str[] = {1, 1, 1, 0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        cr_assert_eq(jq_codec_pack_text(&pk, cases[i], strlen(cases[i])), 0);
+        msgpack_unpacked_init(&u);
+        cr_assert_eq(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+        cr_expect_eq(u.data.type, is_str[i] ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN,
+                     "case %zu", i);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
