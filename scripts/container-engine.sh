@@ -20,7 +20,8 @@
 #   - the images compose.yaml names, since no image registry is reachable:
 #     debian:bookworm-slim from debootstrap --variant=minbase, and a
 #     stand-in for redis:7 built from it with Debian's redis-server
-#     (tests/compose/redis-standin). compose.yaml stays what a user runs.
+#     (tests/compose/redis-standin), and one for prom/prometheus from
+#     Debian's prometheus. compose.yaml stays what a user runs.
 # The debootstrap tarball is cached in $JQ_COMPOSE_CACHE
 # (/var/cache/jobq-compose) and the images stay in podman's store, so only
 # the first run pays for them. Needs root. Logs go to stderr; stdout carries
@@ -33,6 +34,8 @@ SOCK=/run/podman/podman.sock
 MIRROR=${JQ_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=docker.io/library/debian:bookworm-slim
 REDIS=docker.io/library/redis:7
+# The tag compose.yaml's monitoring profile names.
+PROMETHEUS=docker.io/prom/prometheus:$(sed -n 's|^ *image: prom/prometheus:||p' compose.yaml)
 export CONTAINERS_CONF="$STATE/containers.conf"
 
 log() { echo "container-engine: $*" >&2; }
@@ -145,7 +148,13 @@ APT
 redis_image() {
     if podman image exists "$REDIS"; then return; fi
     log "building the stand-in for $REDIS (Debian's redis-server)"
-    podman build --quiet -t "$REDIS" tests/compose/redis-standin >/dev/null
+    podman build --quiet --network=host -t "$REDIS" tests/compose/redis-standin >/dev/null
+}
+
+prometheus_image() {
+    if podman image exists "$PROMETHEUS"; then return; fi
+    log "building the stand-in for $PROMETHEUS (Debian's prometheus)"
+    podman build --quiet --network=host -t "$PROMETHEUS" tests/compose/prometheus-standin >/dev/null
 }
 
 start() {
@@ -162,6 +171,7 @@ start() {
     start_health_loop
     base_image
     redis_image
+    prometheus_image
     echo "DOCKER_HOST=unix://$SOCK; CONTAINERS_CONF=$CONTAINERS_CONF; JQ_ENGINE=podman; export DOCKER_HOST CONTAINERS_CONF JQ_ENGINE"
 }
 

@@ -34,7 +34,8 @@ compose() { "${COMPOSE[@]}" "$@"; }
 # visibility timeout so that the jobs of a killed container come back in
 # seconds rather than 30.
 JOBQ_REDIS_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export JOBQ_REDIS_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
+JOBQ_PROMETHEUS_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export JOBQ_REDIS_PORT JOBQ_PROMETHEUS_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
 jobs() { $PY tests/compose/jobs.py "$JOBQ_REDIS_PORT" "$@"; }
 
 status=1
@@ -43,14 +44,14 @@ cleanup() {
         echo "compose-test: the stack's last log lines:" >&2
         compose logs --no-color --tail=40 >&2 2>&1 || true
     fi
-    compose down -v -t 10 >/dev/null 2>&1 || compose down -v -t 10 || true
+    compose --profile monitoring down -v -t 10 >/dev/null 2>&1 || compose --profile monitoring down -v -t 10 || true
     sh scripts/container-engine.sh stop || true
     say "done (exit $status)"
 }
 trap 'status=$?; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-compose down -v -t 5 >/dev/null 2>&1 || true
+compose --profile monitoring down -v -t 5 >/dev/null 2>&1 || true
 say "building the images ($ENGINE, ${COMPOSE[*]})"
 compose build -q consumer
 say "starting redis and 3 consumers"
@@ -91,6 +92,28 @@ ran=$(jobs hosts b1 1000)
 echo "$ran" | sed 's/^/    ran on /'
 [ "$(echo "$ran" | wc -l)" -ge 3 ] || fail "batch 1 ran on fewer than 3 hosts"
 [ "$(jobs worker-hosts | wc -l)" -ge 3 ] || fail "fewer than 3 hosts in the worker hashes"
+
+# Prometheus (the monitoring profile) finds the three replicas through DNS
+# and scrapes each master's /metrics.
+compose --profile monitoring up -d prometheus
+$PY - "$JOBQ_PROMETHEUS_PORT" <<'PY' || fail "Prometheus does not scrape the 3 consumers"
+import json, sys, time, urllib.request
+url = "http://127.0.0.1:%s/api/v1/targets" % sys.argv[1]
+deadline, up = time.time() + 90, []
+while time.time() < deadline:
+    try:
+        targets = json.load(urllib.request.urlopen(url, timeout=5))["data"]["activeTargets"]
+        up = sorted(t["labels"]["instance"] for t in targets
+                    if t["labels"].get("job") == "jobq" and t["health"] == "up")
+        if len(up) >= 3:
+            break
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(1)
+print("    prometheus scrapes %d consumers: %s" % (len(up), " ".join(up)))
+sys.exit(0 if len(up) >= 3 else 1)
+PY
+say "Prometheus found and scraped the 3 consumers"
 
 # PID 1 reaps orphans: a process left by an exec is handed to the master
 # when its shell exits, and must not stay a zombie.
