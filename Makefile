@@ -31,7 +31,7 @@ LDFLAGS := $(SANFLAGS)
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
 	common/config.c common/cpus.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
-	producer/admin.c producer/watch.c
+	producer/admin.c producer/watch.c producer/view.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
 	producer/cli_fmt.c producer/cli_top.c
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \

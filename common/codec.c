@@ -418,7 +418,7 @@ int jq_codec_pack_text(msgpack_packer *pk, const char *p, size_t n)
     return msgpack_pack_bin_with_body(pk, p, n);
 }
 
-static int put_string(msgpack_sbuffer *out, const char *str, size_t len)
+int jq_codec_json_string(msgpack_sbuffer *out, const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, run = 0; /* s[run..i) is copied verbatim */
@@ -511,9 +511,9 @@ int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out)
     case MSGPACK_OBJECT_FLOAT64:
         return put_float(out, obj->via.f64, 0);
     case MSGPACK_OBJECT_STR:
-        return put_string(out, obj->via.str.ptr, obj->via.str.size);
+        return jq_codec_json_string(out, obj->via.str.ptr, obj->via.str.size);
     case MSGPACK_OBJECT_BIN:
-        return put_string(out, obj->via.bin.ptr, obj->via.bin.size);
+        return jq_codec_json_string(out, obj->via.bin.ptr, obj->via.bin.size);
     case MSGPACK_OBJECT_EXT:
         snprintf(buf, sizeof(buf), "\"<ext type %d, %" PRIu32 " bytes>\"",
                  (int)obj->via.ext.type, obj->via.ext.size);
@@ -544,7 +544,7 @@ int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out)
                 msgpack_sbuffer_init(&kb);
                 int r = jq_codec_msgpack_to_json(k, &kb);
                 if (r == 0)
-                    r = put_string(out, kb.data ? kb.data : "", kb.size);
+                    r = jq_codec_json_string(out, kb.data ? kb.data : "", kb.size);
                 msgpack_sbuffer_destroy(&kb);
                 if (r < 0)
                     return -1;

@@ -33,6 +33,12 @@ int jq_codec_json_to_msgpack(const char *json, size_t len,
  * their JSON text. Returns 0, or -1 if out of memory. */
 int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out);
 
+/* Appends s[0..len) as a JSON string: quotes, backslashes and control
+ * characters escaped, each byte of invalid UTF-8 as \u00XX, so that any
+ * bytes give valid JSON. The one JSON string escaper of the project.
+ * Returns 0, or -1 if out of memory. */
+int jq_codec_json_string(msgpack_sbuffer *out, const char *s, size_t len);
+
 /* Convenience: unpacks buf[0..len) and appends its JSON text to out.
  * Returns 0, or -1 with err if buf is not valid msgpack. */
 int jq_codec_bytes_to_json(const char *buf, size_t len, msgpack_sbuffer *out,

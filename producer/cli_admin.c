@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "job.h"
+#include "view.h"
 
 static const char dead_help[] =
     "usage: jobq dead list [-q QUEUE] [--json]\n"
@@ -64,55 +65,32 @@ static void print_dead_json(const char *queue, const jq_dead_job_t *jobs, size_t
     fputs(n ? "\n]\n" : "]\n", stdout);
 }
 
-static int is_number_field(const char *name) {
-    static const char *const nums[] = {"attempt", "max_attempts", "timeout_ms",
-                                       "result_ttl", "failed_at", "chunks",
-                                       "size", NULL};
-    for (int i = 0; nums[i]; i++)
-        if (!strcmp(name, nums[i])) return 1;
-    return 0;
-}
-
 /* One dead job as a JSON object: id, queue, died_at, then every field of
- * its hash; the payload decoded (msgpack or, with enc json, JSON text),
- * counters as numbers. */
-static void print_dead_job(const char *queue, const jq_dead_job_t *job) {
+ * its hash (view.h), the payload decoded in full. */
+static int print_dead_job(const char *queue, const jq_dead_job_t *job) {
+    static const char *const skip[] = {"id", "queue", "died_at", NULL};
     const jq_field_t *enc = jq_dead_job_field(job, "enc");
-    int json_enc = enc && !strcmp(enc->value, "json");
-    fputs("{\"id\":", stdout);
-    jq_json_cstr(stdout, job->id);
-    fputs(",\"queue\":", stdout);
-    jq_json_cstr(stdout, queue);
-    printf(",\"died_at\":%lld", job->died_at);
-    for (size_t i = 0; i < job->nfields; i++) {
-        const jq_field_t *f = &job->fields[i];
-        long long v;
-        if (!strcmp(f->name, "id") || !strcmp(f->name, "queue") ||
-            !strcmp(f->name, "died_at"))
-            continue;
-        fputc(',', stdout);
-        jq_json_cstr(stdout, f->name);
-        fputc(':', stdout);
-        if (!strcmp(f->name, "payload") && !json_enc) {
-            jq_json_msgpack(stdout, f->value, f->value_len);
-        } else if (!strcmp(f->name, "payload")) {
-            /* JSON text is re-encoded so that bad JSON cannot break ours. */
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            char err[JQ_ERR_LEN];
-            if (jq_codec_json_to_msgpack(f->value, f->value_len, &sb, err, sizeof(err)) == 0)
-                jq_json_msgpack(stdout, sb.data, sb.size);
-            else
-                jq_json_str(stdout, f->value, f->value_len);
-            msgpack_sbuffer_destroy(&sb);
-        } else if (is_number_field(f->name) &&
-                   jq_parse_ll(f->value, f->value_len, -(1LL << 62), 1LL << 62, &v) == 0) {
-            printf("%lld", v);
-        } else {
-            jq_json_str(stdout, f->value, f->value_len);
-        }
+    const jq_field_t *payload = jq_dead_job_field(job, "payload");
+    char head[64];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    snprintf(head, sizeof(head), ",\"died_at\":%lld", job->died_at);
+    int rc = msgpack_sbuffer_write(&sb, "{\"id\":", 6);
+    if (rc == 0) rc = jq_codec_json_string(&sb, job->id, strlen(job->id));
+    if (rc == 0) rc = msgpack_sbuffer_write(&sb, ",\"queue\":", 9);
+    if (rc == 0) rc = jq_codec_json_string(&sb, queue, strlen(queue));
+    if (rc == 0) rc = msgpack_sbuffer_write(&sb, head, strlen(head));
+    if (rc == 0) rc = jq_view_fields(&sb, job, skip);
+    if (rc == 0 && payload) {
+        rc = msgpack_sbuffer_write(&sb, ",\"payload\":", 11);
+        if (rc == 0)
+            rc = jq_view_payload_json(&sb, payload->value, payload->value_len,
+                                      enc && !strcmp(enc->value, "json"));
     }
-    fputs("}\n", stdout);
+    if (rc == 0) rc = msgpack_sbuffer_write(&sb, "}\n", 2);
+    if (rc == 0) fwrite(sb.data, 1, sb.size, stdout);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 /* retry / delete of one id or --all. */
@@ -196,8 +174,12 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start) {
             fprintf(stderr, "jobq: dead show: %s\n", err);
             return JQ_EXIT_REDIS;
         }
-        print_dead_job(queue, &job);
+        rc = print_dead_job(queue, &job);
         jq_dead_job_destroy(&job);
+        if (rc < 0) {
+            fprintf(stderr, "jobq: dead show: out of memory\n");
+            return JQ_EXIT_REDIS;
+        }
         return JQ_EXIT_OK;
     }
     jq_dead_job_t *jobs;

@@ -188,54 +188,12 @@ int jq_cli_check_name(const char *cmd, const char *what, const char *s) {
     return -1;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not one
- * (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    size_t need;
-    unsigned cp, min;
-    if (s[0] < 0x80) return 1;
-    if ((s[0] & 0xE0) == 0xC0) need = 2, min = 0x80, cp = s[0] & 0x1F;
-    else if ((s[0] & 0xF0) == 0xE0) need = 3, min = 0x800, cp = s[0] & 0x0F;
-    else if ((s[0] & 0xF8) == 0xF0) need = 4, min = 0x10000, cp = s[0] & 0x07;
-    else return 0;
-    if (n < need) return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return need;
-}
-
 void jq_json_str(FILE *out, const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    fputc('"', out);
-    for (size_t i = 0; i < len;) {
-        unsigned char c = u[i];
-        if (c == '"' || c == '\\') {
-            fputc('\\', out);
-            fputc(c, out);
-            i++;
-        } else if (c == '\n') {
-            fputs("\\n", out), i++;
-        } else if (c == '\t') {
-            fputs("\\t", out), i++;
-        } else if (c == '\r') {
-            fputs("\\r", out), i++;
-        } else if (c < 0x20 || c == 0x7F) {
-            fprintf(out, "\\u%04x", c), i++;
-        } else {
-            size_t n = utf8_len(u + i, len - i);
-            if (n == 0) {
-                fprintf(out, "\\u%04x", c);
-                i++;
-            } else {
-                fwrite(u + i, 1, n, out);
-                i += n;
-            }
-        }
-    }
-    fputc('"', out);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (jq_codec_json_string(&sb, s, len) == 0) fwrite(sb.data, 1, sb.size, out);
+    else fputs("null", out); /* out of memory */
+    msgpack_sbuffer_destroy(&sb);
 }
 
 void jq_json_cstr(FILE *out, const char *s) {

@@ -46,96 +46,157 @@ static char *copy_bytes(const char *s, size_t len) {
     return p;
 }
 
-/* Fills job from its id, its dead-set score and its HGETALL reply. */
+/* The fields a brief listing reads, with HMGET, in this order. */
+static const char *const brief_fields[] = {"type", "error", "attempt"};
+#define NBRIEF (sizeof(brief_fields) / sizeof(brief_fields[0]))
+
+/* Copies one field into the next slot of job->fields and points the
+ * summary members at it. Returns 0 or -1 (out of memory). */
+static int add_field(jq_dead_job_t *job, const char *name, size_t nlen,
+                     const redisReply *v) {
+    jq_field_t *out = &job->fields[job->nfields];
+    out->name = copy_bytes(name, nlen);
+    out->value = copy_bytes(v->str, v->len);
+    out->value_len = v->len;
+    job->nfields++;
+    if (!out->name || !out->value) return -1;
+    if (!strcmp(out->name, "type")) job->type = out->value;
+    else if (!strcmp(out->name, "error")) job->error = out->value;
+    else if (!strcmp(out->name, "attempt"))
+        jq_parse_ll(v->str, v->len, 0, 1LL << 40, &job->attempts);
+    return 0;
+}
+
+/* Fills job from its id, its score and its HGETALL reply (or, brief, its
+ * HMGET reply of brief_fields). */
 static int fill_job(jq_dead_job_t *job, const redisReply *id,
-                    const redisReply *score, const redisReply *h) {
+                    const redisReply *score, const redisReply *h, int brief) {
     memset(job, 0, sizeof(*job));
     job->attempts = -1;
     snprintf(job->id, sizeof(job->id), "%.*s", (int)id->len, id->str);
     jq_reply_ll(score, &job->died_at);
-    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements < 2) return 0;
-    job->fields = calloc(h->elements / 2, sizeof(*job->fields));
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) return 0;
+    job->fields = calloc(brief ? NBRIEF : h->elements / 2, sizeof(*job->fields));
     if (!job->fields) return -1;
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const redisReply *f = h->element[i], *v = h->element[i + 1];
-        jq_field_t *out = &job->fields[job->nfields];
-        out->name = copy_bytes(f->str, f->len);
-        out->value = copy_bytes(v->str, v->len);
-        out->value_len = v->len;
-        job->nfields++;
-        if (!out->name || !out->value) return -1;
-        if (!strcmp(out->name, "type")) job->type = out->value;
-        else if (!strcmp(out->name, "error")) job->error = out->value;
-        else if (!strcmp(out->name, "attempt"))
-            jq_parse_ll(v->str, v->len, 0, 1LL << 40, &job->attempts);
+    if (brief) {
+        for (size_t i = 0; i < NBRIEF && i < h->elements; i++)
+            if (h->element[i]->type == REDIS_REPLY_STRING &&
+                add_field(job, brief_fields[i], strlen(brief_fields[i]), h->element[i]) < 0)
+                return -1;
+        return 0;
     }
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (add_field(job, h->element[i]->str, h->element[i]->len, h->element[i + 1]) < 0)
+            return -1;
     return 0;
+}
+
+/* Sends ZCARD and the ZRANGE of the page; returns the ZRANGE reply (ids
+ * and scores) with *total set, or NULL. */
+static redisReply *read_page_ids(jq_client_t *c, const char *queue,
+                                 const jq_set_page_t *pg, long long *total,
+                                 char *err, size_t errlen) {
+    const char *set = pg->set == JQ_SET_SCHEDULED ? "scheduled" : "dead";
+    long long start = pg->start > 0 ? pg->start : 0;
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "ZCARD");
+    jq_args_key(&a, c, queue, set, NULL);
+    int ok = jq_client_append(c, &a, err, errlen) == 0;
+    jq_args_reset(&a);
+    jq_args_str(&a, "ZRANGE");
+    jq_args_key(&a, c, queue, set, NULL);
+    jq_args_ll(&a, start);
+    jq_args_ll(&a, pg->count > 0 ? start + pg->count - 1 : -1);
+    if (pg->newest_first) jq_args_str(&a, "REV");
+    jq_args_str(&a, "WITHSCORES");
+    ok = ok && jq_client_append(c, &a, err, errlen) == 0;
+    jq_args_destroy(&a);
+    if (!ok) {
+        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER; /* half a pipeline sent */
+        return NULL;
+    }
+    redisReply *card = jq_client_reply(c, err, errlen);
+    redisReply *z = card ? jq_client_reply(c, err, errlen) : NULL;
+    if (card && z && jq_reply_ok(card, err, errlen) == 0 && jq_reply_ok(z, err, errlen) == 0) {
+        jq_reply_ll(card, total);
+        freeReplyObject(card);
+        return z;
+    }
+    if (card) freeReplyObject(card);
+    if (z) freeReplyObject(z);
+    return NULL;
+}
+
+/* Pipelines one HGETALL (or HMGET) per id of z, then reads every reply,
+ * even after a fault, to stay in step. Returns 0 or -1. */
+static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z,
+                          int brief, jq_dead_job_t *list, size_t total,
+                          char *err, size_t errlen) {
+    jq_args_t a;
+    jq_args_init(&a);
+    for (size_t i = 0; i < total; i++) {
+        jq_args_reset(&a);
+        jq_args_str(&a, brief ? "HMGET" : "HGETALL");
+        jq_args_key(&a, c, queue, "job", z->element[2 * i]->str);
+        for (size_t k = 0; brief && k < NBRIEF; k++) jq_args_str(&a, brief_fields[k]);
+        if (jq_client_append(c, &a, err, errlen) < 0) {
+            if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
+            jq_args_destroy(&a);
+            return -1;
+        }
+    }
+    jq_args_destroy(&a);
+    int rc = 0;
+    for (size_t i = 0; i < total; i++) {
+        redisReply *h = jq_client_reply(c, err, errlen);
+        if (!h) return -1;
+        if (rc == 0 && jq_reply_ok(h, err, errlen) < 0) rc = -1;
+        if (rc == 0 && fill_job(&list[i], z->element[2 * i], z->element[2 * i + 1], h, brief) < 0) {
+            jq_seterr(err, errlen, "out of memory");
+            rc = -1;
+        }
+        freeReplyObject(h);
+    }
+    return rc;
+}
+
+int jq_client_set_list(jq_client_t *c, const char *queue,
+                       const jq_set_page_t *pg, jq_dead_job_t **jobs,
+                       size_t *n, long long *total, char *err, size_t errlen) {
+    *jobs = NULL;
+    *n = 0;
+    long long card = 0;
+    if (total) *total = 0;
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    redisReply *z = read_page_ids(c, queue, pg, &card, err, errlen);
+    if (!z) return -1;
+    if (total) *total = card;
+    size_t count = z->type == REDIS_REPLY_ARRAY ? z->elements / 2 : 0;
+    int rc = 0;
+    if (count > 0) {
+        /* calloc'd: a job that was never filled frees as empty. */
+        jq_dead_job_t *list = calloc(count, sizeof(*list));
+        if (!list) {
+            jq_seterr(err, errlen, "out of memory");
+            rc = -1;
+        } else if ((rc = read_page_jobs(c, queue, z, pg->brief, list, count, err, errlen)) < 0) {
+            jq_dead_jobs_free(list, count);
+        } else {
+            *jobs = list;
+            *n = count;
+        }
+    }
+    freeReplyObject(z);
+    return rc;
 }
 
 int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
                         long long count, jq_dead_job_t **jobs, size_t *n,
                         char *err, size_t errlen) {
-    *jobs = NULL;
-    *n = 0;
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
-    if (start < 0) start = 0;
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "ZRANGE");
-    jq_args_key(&a, c, queue, "dead", NULL);
-    jq_args_ll(&a, start);
-    jq_args_ll(&a, count > 0 ? start + count - 1 : -1);
-    jq_args_str(&a, "WITHSCORES");
-    redisReply *z = jq_client_run(c, &a, err, errlen);
-    int rc = -1;
-    if (!z) goto out;
-    size_t total = z->type == REDIS_REPLY_ARRAY ? z->elements / 2 : 0;
-    if (total == 0) {
-        rc = 0;
-        goto out;
-    }
-    /* One round trip for all the hashes: pipeline every HGETALL, then
-     * read all the replies, even after a fault, to stay in step. */
-    for (size_t i = 0; i < total; i++) {
-        jq_args_reset(&a);
-        jq_args_str(&a, "HGETALL");
-        jq_args_key(&a, c, queue, "job", z->element[2 * i]->str);
-        if (jq_client_append(c, &a, err, errlen) < 0) {
-            if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-            goto out;
-        }
-    }
-    jq_dead_job_t *list = calloc(total, sizeof(*list));
-    size_t filled = 0;
-    rc = list ? 0 : -1;
-    if (!list) jq_seterr(err, errlen, "out of memory");
-    for (size_t i = 0; i < total; i++) {
-        redisReply *h = jq_client_reply(c, err, errlen);
-        if (!h) {
-            rc = -1;
-            break;
-        }
-        if (rc == 0 && jq_reply_ok(h, err, errlen) < 0) rc = -1;
-        if (rc == 0) {
-            filled++;
-            if (fill_job(&list[i], z->element[2 * i], z->element[2 * i + 1], h) < 0) {
-                jq_seterr(err, errlen, "out of memory");
-                rc = -1;
-            }
-        }
-        freeReplyObject(h);
-    }
-    if (rc < 0) {
-        jq_dead_jobs_free(list, filled);
-    } else {
-        *jobs = list;
-        *n = total;
-    }
-out:
-    if (z) freeReplyObject(z);
-    jq_args_destroy(&a);
-    return rc;
+    jq_set_page_t pg = {JQ_SET_DEAD, start, count, 0, 0};
+    return jq_client_set_list(c, queue, &pg, jobs, n, NULL, err, errlen);
 }
 
 int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
@@ -163,7 +224,7 @@ int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
     h = jq_client_run(c, &a, err, errlen);
     if (!h) goto out;
     redisReply idr = {.type = REDIS_REPLY_STRING, .str = (char *)id, .len = strlen(id)};
-    if (fill_job(job, &idr, s, h) < 0) {
+    if (fill_job(job, &idr, s, h, 0) < 0) {
         jq_dead_job_destroy(job);
         jq_seterr(err, errlen, "out of memory");
         goto out;

@@ -142,9 +142,14 @@ typedef struct jq_field {
     size_t value_len;
 } jq_field_t;
 
+/* A job of the dead set (§4) or of the scheduled set (§2): the two are
+ * the same shape, a sorted set of ids beside one hash per job. */
 typedef struct jq_dead_job {
     char id[JQ_CLIENT_ID_LEN];
-    long long died_at;    /* ms since the epoch: the score in the dead set */
+    union {               /* the score in its set, ms since the epoch */
+        long long died_at; /* dead set: when it died */
+        long long due_at;  /* scheduled set: when it is due (0: at once) */
+    };
     const char *type;     /* borrowed from fields; NULL when absent */
     const char *error;    /* borrowed from fields; NULL when absent */
     long long attempts;   /* the `attempt` field; -1 when absent */
@@ -152,13 +157,34 @@ typedef struct jq_dead_job {
     size_t nfields;       /* 0 if the job hash is gone */
 } jq_dead_job_t;
 
-/* Lists dead jobs of `queue`, oldest first, from position `start`, at most
- * `count` (0: all). *jobs is an owned array of *n jobs, released with
- * jq_dead_jobs_free(); NULL when *n is 0. Returns 0 or -1. */
+/* Lists dead jobs of `queue` with every field of their hashes, oldest
+ * first, from position `start`, at most `count` (0: all): the set list of
+ * the dead set. Returns 0 or -1. */
 int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
                         long long count, jq_dead_job_t **jobs, size_t *n,
                         char *err, size_t errlen);
 void jq_dead_jobs_free(jq_dead_job_t *jobs, size_t n);
+
+/* Which sorted set of a queue jq_client_set_list reads. */
+typedef enum { JQ_SET_DEAD, JQ_SET_SCHEDULED } jq_set_t;
+
+typedef struct jq_set_page {
+    jq_set_t set;
+    long long start;  /* position of the first job, from 0 */
+    long long count;  /* at most this many; 0: all from start */
+    int newest_first; /* highest score first (latest death, latest due) */
+    int brief;        /* read only the fields type, error and attempt of
+                         each hash, not its payload: for listings */
+} jq_set_page_t;
+
+/* Lists one page of the dead or scheduled set of `queue`, by score, with
+ * each job's hash (see brief), in two round trips whatever the page size.
+ * *total (may be NULL) gets the size of the whole set. *jobs is an owned
+ * array of *n jobs, released with jq_dead_jobs_free(); NULL when *n is 0.
+ * A job whose hash is gone has nfields 0. Returns 0 or -1. */
+int jq_client_set_list(jq_client_t *c, const char *queue,
+                       const jq_set_page_t *page, jq_dead_job_t **jobs,
+                       size_t *n, long long *total, char *err, size_t errlen);
 
 /* Reads one dead job into *job (release with jq_dead_job_destroy()).
  * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "job.h"
 #include "jobq/jobq.h"
+#include "view.h"
 
 static pid_t redis_pid;
 static int redis_port;
@@ -280,6 +281,91 @@ Test(producer, dead_list_show_retry_delete) {
     cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:job:d2"), 0);
     cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:payload:d2"), 0);
     cr_assert_eq(cmd_int("ZCARD %s", "t:{default}:dead"), 0);
+}
+
+Test(producer, set_list_pages_both_sets_newest_first_brief) {
+    for (int i = 1; i <= 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "d%d", i);
+        make_dead(id, 1000 * i);
+    }
+    freeReplyObject(cmd("HSET t:{default}:job:d3 payload %b", "\xa3" "big", (size_t)4));
+    jq_set_page_t pg = {JQ_SET_DEAD, 1, 2, 1, 1};
+    jq_dead_job_t *jobs;
+    size_t n;
+    long long total;
+    cr_assert_eq(jq_client_set_list(cl, NULL, &pg, &jobs, &n, &total, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(total, 5);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(jobs[0].id, "d4"); /* newest first, skipping d5 */
+    cr_assert_str_eq(jobs[1].id, "d3");
+    cr_assert_eq(jobs[1].died_at, 3000);
+    cr_assert_str_eq(jobs[1].type, "fail");
+    cr_assert_str_eq(jobs[1].error, "oops");
+    cr_assert_eq(jobs[1].attempts, 3);
+    cr_assert_null(jq_dead_job_field(&jobs[1], "payload"), "brief reads no payload");
+    jq_dead_jobs_free(jobs, n);
+
+    /* Scheduled: due times as scores, a job without a hash still listed. */
+    freeReplyObject(cmd("HSET t:{default}:job:s1 type sleep attempt 1"));
+    freeReplyObject(cmd("ZADD t:{default}:scheduled 5000 s1 0 s0"));
+    jq_set_page_t sp = {JQ_SET_SCHEDULED, 0, 0, 0, 0};
+    cr_assert_eq(jq_client_set_list(cl, NULL, &sp, &jobs, &n, &total, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(total, 2);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(jobs[0].id, "s0");
+    cr_assert_eq(jobs[0].due_at, 0);
+    cr_assert_eq(jobs[0].nfields, 0);
+    cr_assert_str_eq(jobs[1].id, "s1");
+    cr_assert_eq(jobs[1].due_at, 5000);
+    cr_assert_str_eq(jobs[1].type, "sleep");
+    jq_dead_jobs_free(jobs, n);
+
+    /* Past the end: nothing, and the total still told. */
+    jq_set_page_t past = {JQ_SET_DEAD, 10, 5, 0, 0};
+    cr_assert_eq(jq_client_set_list(cl, NULL, &past, &jobs, &n, &total, err, sizeof(err)), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_null(jobs);
+    cr_assert_eq(total, 5);
+    cr_assert_eq(jq_client_set_list(cl, "bad name", &past, &jobs, &n, &total, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "queue name"), "%s", err);
+}
+
+Test(producer, job_payload_inline_chunked_and_head) {
+    jq_dead_job_t job;
+    char *buf;
+    size_t len, total;
+    make_dead("p1", 1);
+    freeReplyObject(cmd("HSET t:{default}:job:p1 payload %b", "\xa2hi", (size_t)3));
+    cr_assert_eq(jq_client_dead_show(cl, NULL, "p1", &job, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(total, 3);
+    cr_assert_eq(memcmp(buf, "\xa2hi", 3), 0);
+    free(buf);
+    jq_dead_job_destroy(&job);
+
+    make_dead("p2", 2);
+    freeReplyObject(cmd("HSET t:{default}:job:p2 chunks 2 size 6"));
+    freeReplyObject(cmd("RPUSH t:{default}:payload:p2 %b %b", "\xa5he", (size_t)3, "llo", (size_t)3));
+    cr_assert_eq(jq_client_dead_show(cl, NULL, "p2", &job, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(len, 6);
+    cr_assert_eq(memcmp(buf, "\xa5hello", 6), 0);
+    free(buf);
+    /* Larger than max: the first chunk only, the full size told. */
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 4, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(total, 6);
+    free(buf);
+    jq_dead_job_destroy(&job);
+
+    make_dead("p3", 3); /* no payload: nil */
+    cr_assert_eq(jq_client_dead_show(cl, NULL, "p3", &job, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_null(buf);
+    cr_assert_eq(total, 0);
+    jq_dead_job_destroy(&job);
 }
 
 Test(producer, dead_all) {
