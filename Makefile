@@ -44,6 +44,9 @@ CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
 CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
+# The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
+CONSUMER_SRC += consumer/dash.c consumer/dash_api.c
+WEB_ASSETS := consumer/web/index.html consumer/web/app.js consumer/web/app.css consumer/web/favicon.svg
 CONSUMER_MAIN := consumer/main.c
 # The master as PID 1 in a container reaps orphans: issue 12.
 CONSUMER_SRC += consumer/reap.c
@@ -52,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 PRODUCER_LIB_OBJ := $(PRODUCER_LIB_SRC:%.c=$(BUILD)/%.o)
-CONSUMER_OBJ := $(CONSUMER_SRC:%.c=$(BUILD)/%.o)
+CONSUMER_OBJ := $(CONSUMER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dash_assets.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIBJOBQ := $(BUILD)/libjobq.a
@@ -72,6 +75,13 @@ all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/dash_assets.c: $(WEB_ASSETS) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh $@ $(WEB_ASSETS)
+
+$(BUILD)/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBJOBQ): $(COMMON_OBJ) $(PRODUCER_LIB_OBJ)

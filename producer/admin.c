@@ -155,6 +155,48 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
     return jq_stats_collect(c, queue, s, err, errlen);
 }
 
+int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
+                      int n, long long *processed, long long *failed,
+                      char *err, size_t errlen) {
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (n < 1 || n > 1440) {
+        jq_seterr(err, errlen, "minutes: want 1 to 1440, not %d", n);
+        return -1;
+    }
+    long long last = now_ms / 60000;
+    jq_args_t a;
+    jq_args_init(&a);
+    for (int i = 0; i < n; i++) {
+        char minute[24];
+        snprintf(minute, sizeof(minute), "%lld", last - (n - 1 - i));
+        jq_args_reset(&a);
+        jq_args_str(&a, "HMGET");
+        jq_args_key(&a, c, queue, "stats", minute);
+        jq_args_str(&a, "processed");
+        jq_args_str(&a, "failed");
+        if (jq_client_append(c, &a, err, errlen) < 0) {
+            if (c->ctx && i > 0) c->ctx->err = REDIS_ERR_OTHER; /* half sent */
+            jq_args_destroy(&a);
+            return -1;
+        }
+    }
+    jq_args_destroy(&a);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = jq_client_reply(c, err, errlen);
+        if (!r) return -1; /* the connection is marked broken */
+        processed[i] = failed[i] = 0;
+        if (rc == 0 && jq_reply_ok(r, err, errlen) < 0) rc = -1;
+        if (rc == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            jq_reply_ll(r->element[0], &processed[i]);
+            jq_reply_ll(r->element[1], &failed[i]);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 static int cmp_str(const void *x, const void *y) {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }

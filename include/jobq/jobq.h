@@ -241,6 +241,14 @@ typedef struct jq_queue_stats {
 int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
                     char *err, size_t errlen);
 
+/* Reads the per-minute counters (§7, <p>:{<q>}:stats:<minute>) of the n
+ * minutes up to and including the one holding now_ms, oldest first, into
+ * processed[0..n) and failed[0..n) (0 where a minute has none), in one
+ * round trip. n is 1 to 1440. Returns 0 or -1. */
+int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
+                      int n, long long *processed, long long *failed,
+                      char *err, size_t errlen);
+
 /* The members of <p>:queues, sorted: an owned array of *n owned strings,
  * released with jq_client_queues_free(). Returns 0 or -1. */
 int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,

@@ -1,0 +1,343 @@
+/* The dashboard's JSON API: see dash_api.h and docs/API.md. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "dash_api.h"
+#include "job.h"
+#include "keys.h"
+#include "view.h"
+
+#define HISTORY_DEFAULT 30 /* minutes */
+#define HISTORY_MAX 120
+
+/* A JSON writer that remembers running out of memory, so that callers
+ * write without checking and look once at the end. */
+typedef struct jw {
+    msgpack_sbuffer *sb;
+    int oom;
+} jw_t;
+
+static void raw(jw_t *w, const char *s, size_t len) {
+    if (!w->oom && msgpack_sbuffer_write(w->sb, s, len) < 0) w->oom = 1;
+}
+
+static void lit(jw_t *w, const char *s) { raw(w, s, strlen(s)); }
+
+static void str(jw_t *w, const char *s, size_t len) {
+    if (!w->oom && jq_codec_json_string(w->sb, s, len) < 0) w->oom = 1;
+}
+
+/* `,"key":` (no comma when first), then a value follows. */
+static void key(jw_t *w, const char *k, int first) {
+    if (!first) lit(w, ",");
+    str(w, k, strlen(k));
+    lit(w, ":");
+}
+
+static void cstr(jw_t *w, const char *k, const char *s, int first) {
+    key(w, k, first);
+    if (s) str(w, s, strlen(s));
+    else lit(w, "null");
+}
+
+static void val(jw_t *w, long long v) {
+    char b[32];
+    snprintf(b, sizeof(b), "%lld", v);
+    lit(w, b);
+}
+
+static void num(jw_t *w, const char *k, long long v, int first) {
+    key(w, k, first);
+    val(w, v);
+}
+
+static void nums(jw_t *w, const char *k, const long long *v, long long n, int first) {
+    key(w, k, first);
+    lit(w, "[");
+    for (long long i = 0; i < n; i++) {
+        if (i) lit(w, ",");
+        val(w, v[i]);
+    }
+    lit(w, "]");
+}
+
+static void boolean(jw_t *w, const char *k, int v, int first) {
+    key(w, k, first);
+    lit(w, v ? "true" : "false");
+}
+
+/* A string cut to at most max bytes, never inside a UTF-8 sequence. */
+static void cut(jw_t *w, const char *k, const char *s, size_t max, int first) {
+    key(w, k, first);
+    if (!s) {
+        lit(w, "null");
+        return;
+    }
+    size_t len = strlen(s);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;
+    }
+    str(w, s, len);
+}
+
+int jq_dash_api_error(msgpack_sbuffer *out, int status, const char *msg) {
+    jw_t w = {out, 0};
+    lit(&w, "{");
+    cstr(&w, "error", msg, 1);
+    lit(&w, "}");
+    return status;
+}
+
+/* Finishes an answer: 200, or 500 when the writer ran out of memory. */
+static int done(jw_t *w) {
+    if (!w->oom) return 200;
+    w->sb->size = 0;
+    return jq_dash_api_error(w->sb, 500, "out of memory");
+}
+
+static int redis_error(msgpack_sbuffer *out, const char *err) {
+    char msg[JQ_ERR_LEN + 32];
+    snprintf(msg, sizeof(msg), "redis: %s", err);
+    out->size = 0;
+    return jq_dash_api_error(out, 503, msg);
+}
+
+/* The value of name=N in a query string, within [min, max]; def when
+ * absent. Returns 0, or -1 when present but not such a number. */
+static int query_ll(const char *query, const char *name, long long def,
+                    long long min, long long max, long long *v) {
+    *v = def;
+    size_t nlen = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && !strncmp(p, name, nlen) && p[nlen] == '=')
+            return jq_parse_ll(p + nlen + 1, len - nlen - 1, min, max, v);
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static int bad_query(msgpack_sbuffer *out, const char *what, long long max) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s: want an integer from %s to %lld", what,
+             strcmp(what, "start") ? "1" : "0", max);
+    return jq_dash_api_error(out, 400, msg);
+}
+
+/* The queue name and job id in a path, checked: they name Redis keys. */
+static int bad_names(char **seg, int nseg, msgpack_sbuffer *out) {
+    if (nseg >= 2 && !jq_name_valid(seg[1], strlen(seg[1])))
+        return jq_dash_api_error(out, 400, "bad queue name: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
+    if (nseg >= 4 && !jq_name_valid(seg[3], strlen(seg[3])))
+        return jq_dash_api_error(out, 400, "bad job id: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
+    return 0;
+}
+
+/* ---- GET ---- */
+
+static void queue_json(jw_t *w, const jq_queue_stats_t *s) {
+    lit(w, "{");
+    cstr(w, "name", s->queue, 1);
+    num(w, "ready", s->ready, 0);
+    num(w, "running", s->running, 0);
+    num(w, "scheduled", s->scheduled, 0);
+    num(w, "dead", s->dead, 0);
+    boolean(w, "paused", s->paused, 0);
+    num(w, "processed", s->processed, 0);
+    num(w, "failed", s->failed, 0);
+    num(w, "retried", s->retried, 0);
+    num(w, "dead_total", s->dead_total, 0);
+    lit(w, "}");
+}
+
+static int get_overview(jq_client_t *c, int read_only, msgpack_sbuffer *out) {
+    char err[JQ_ERR_LEN];
+    char **names;
+    size_t n;
+    if (jq_client_queues(c, &names, &n, err, sizeof(err)) < 0) return redis_error(out, err);
+    jw_t w = {out, 0};
+    lit(&w, "{");
+    num(&w, "now_ms", jq_now_ms(), 1);
+    boolean(&w, "read_only", read_only, 0);
+    key(&w, "queues", 0);
+    lit(&w, "[");
+    int rc = 0, first = 1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        jq_queue_stats_t s;
+        /* A foreign member of <p>:queues cannot name keys: skip it. */
+        if (!jq_name_valid(names[i], strlen(names[i]))) continue;
+        if ((rc = jq_client_stats(c, names[i], &s, err, sizeof(err))) < 0) break;
+        if (!first) lit(&w, ",");
+        first = 0;
+        queue_json(&w, &s);
+    }
+    jq_client_queues_free(names, n);
+    if (rc < 0) return redis_error(out, err);
+    lit(&w, "]}");
+    return done(&w);
+}
+
+static int get_history(jq_client_t *c, const char *query, msgpack_sbuffer *out) {
+    long long minutes;
+    if (query_ll(query, "minutes", HISTORY_DEFAULT, 1, HISTORY_MAX, &minutes) < 0)
+        return bad_query(out, "minutes", HISTORY_MAX);
+    char err[JQ_ERR_LEN];
+    char **names;
+    size_t n;
+    if (jq_client_queues(c, &names, &n, err, sizeof(err)) < 0) return redis_error(out, err);
+    long long now = jq_now_ms(), p[HISTORY_MAX], f[HISTORY_MAX];
+    jw_t w = {out, 0};
+    lit(&w, "{");
+    num(&w, "now_ms", now, 1);
+    num(&w, "first_minute_ms", (now / 60000 - (minutes - 1)) * 60000, 0);
+    key(&w, "queues", 0);
+    lit(&w, "{");
+    int rc = 0, first = 1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!jq_name_valid(names[i], strlen(names[i]))) continue;
+        if ((rc = jq_client_minutes(c, names[i], now, (int)minutes, p, f, err, sizeof(err))) < 0)
+            break;
+        key(&w, names[i], first);
+        first = 0;
+        lit(&w, "{");
+        nums(&w, "processed", p, minutes, 1);
+        nums(&w, "failed", f, minutes, 0);
+        lit(&w, "}");
+    }
+    jq_client_queues_free(names, n);
+    if (rc < 0) return redis_error(out, err);
+    lit(&w, "}}");
+    return done(&w);
+}
+
+/* GET queues/<q>/dead and queues/<q>/scheduled: one page, newest death
+ * first for the dead set, soonest due first for the scheduled one. */
+static int get_set(jq_client_t *c, const char *queue, jq_set_t set, const char *query,
+                   msgpack_sbuffer *out) {
+    long long start, count;
+    if (query_ll(query, "start", 0, 0, 1LL << 40, &start) < 0)
+        return bad_query(out, "start", 1LL << 40);
+    if (query_ll(query, "count", JQ_DASH_PAGE_DEFAULT, 1, JQ_DASH_PAGE_MAX, &count) < 0)
+        return bad_query(out, "count", JQ_DASH_PAGE_MAX);
+    jq_set_page_t pg = {set, start, count, set == JQ_SET_DEAD, 1};
+    jq_dead_job_t *jobs;
+    size_t n;
+    long long total;
+    char err[JQ_ERR_LEN];
+    if (jq_client_set_list(c, queue, &pg, &jobs, &n, &total, err, sizeof(err)) < 0)
+        return redis_error(out, err);
+    jw_t w = {out, 0};
+    lit(&w, "{");
+    cstr(&w, "queue", queue, 1);
+    num(&w, "total", total, 0);
+    num(&w, "start", start, 0);
+    key(&w, "jobs", 0);
+    lit(&w, "[");
+    for (size_t i = 0; i < n; i++) {
+        lit(&w, i ? ",{" : "{");
+        cstr(&w, "id", jobs[i].id, 1);
+        cstr(&w, "type", jobs[i].type, 0);
+        cut(&w, "error", jobs[i].error, JQ_DASH_ERROR_MAX, 0);
+        num(&w, "attempts", jobs[i].attempts, 0);
+        num(&w, set == JQ_SET_DEAD ? "died_at" : "due_at", jobs[i].died_at, 0);
+        lit(&w, "}");
+    }
+    lit(&w, "]}");
+    jq_dead_jobs_free(jobs, n);
+    return done(&w);
+}
+
+/* GET queues/<q>/dead/<id>: the job as `jobq dead show` gives it, but
+ * with a bounded payload preview (view.h) in place of the payload. */
+static int get_dead_job(jq_client_t *c, const char *queue, const char *id,
+                        msgpack_sbuffer *out) {
+    static const char *const skip[] = {"id", "queue", "died_at", NULL};
+    char err[JQ_ERR_LEN];
+    jq_dead_job_t job;
+    int rc = jq_client_dead_show(c, queue, id, &job, err, sizeof(err));
+    if (rc == JQ_CLIENT_ENOTFOUND) return jq_dash_api_error(out, 404, "no such dead job");
+    if (rc < 0) return redis_error(out, err);
+    char *p = NULL;
+    size_t len, total;
+    if (jq_client_job_payload(c, queue, &job, JQ_VIEW_DECODE_MAX, &p, &len, &total, err,
+                              sizeof(err)) < 0) {
+        jq_dead_job_destroy(&job);
+        return redis_error(out, err);
+    }
+    const jq_field_t *enc = jq_dead_job_field(&job, "enc");
+    jw_t w = {out, 0};
+    lit(&w, "{");
+    cstr(&w, "id", job.id, 1);
+    cstr(&w, "queue", queue, 0);
+    num(&w, "died_at", job.died_at, 0);
+    if (jq_view_fields(out, &job, skip) < 0) w.oom = 1;
+    key(&w, "payload", 0);
+    if (!w.oom && jq_view_payload_preview(out, p, len, total, enc && !strcmp(enc->value, "json"),
+                                          JQ_DASH_TEXT_MAX) < 0)
+        w.oom = 1;
+    lit(&w, "}");
+    free(p);
+    jq_dead_job_destroy(&job);
+    return done(&w);
+}
+
+int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
+                    int read_only, msgpack_sbuffer *out) {
+    if (nseg == 1 && !strcmp(seg[0], "overview")) return get_overview(c, read_only, out);
+    if (nseg == 1 && !strcmp(seg[0], "history")) return get_history(c, query, out);
+    if (nseg >= 3 && !strcmp(seg[0], "queues")) {
+        int bad = bad_names(seg, nseg, out);
+        if (bad) return bad;
+        if (nseg == 3 && !strcmp(seg[2], "dead")) return get_set(c, seg[1], JQ_SET_DEAD, query, out);
+        if (nseg == 3 && !strcmp(seg[2], "scheduled"))
+            return get_set(c, seg[1], JQ_SET_SCHEDULED, query, out);
+        if (nseg == 4 && !strcmp(seg[2], "dead")) return get_dead_job(c, seg[1], seg[3], out);
+    }
+    return jq_dash_api_error(out, 404, "no such API path");
+}
+
+/* ---- POST: the actions, through the calls the `jobq` command makes ---- */
+
+static int action_done(msgpack_sbuffer *out, const char *action, const char *queue,
+                       const char *id, long long count) {
+    jw_t w = {out, 0};
+    lit(&w, "{\"ok\":true");
+    cstr(&w, "action", action, 0);
+    cstr(&w, "queue", queue, 0);
+    if (id) cstr(&w, "id", id, 0);
+    if (count >= 0) num(&w, "count", count, 0);
+    lit(&w, "}");
+    return done(&w);
+}
+
+int jq_dash_api_post(jq_client_t *c, char **seg, int nseg, msgpack_sbuffer *out) {
+    if (nseg < 3 || strcmp(seg[0], "queues"))
+        return jq_dash_api_error(out, 404, "no such API path");
+    const char *q = seg[1], *what = seg[nseg - 1];
+    char err[JQ_ERR_LEN];
+    int rc = bad_names(seg, nseg, out);
+    if (rc) return rc;
+    if (nseg == 3 && (!strcmp(what, "pause") || !strcmp(what, "resume"))) {
+        int pause = !strcmp(what, "pause");
+        rc = pause ? jq_client_pause(c, q, err, sizeof(err)) : jq_client_resume(c, q, err, sizeof(err));
+        return rc < 0 ? redis_error(out, err) : action_done(out, what, q, NULL, -1);
+    }
+    if (nseg == 4 && !strcmp(seg[2], "dead") && !strcmp(what, "retry-all")) {
+        size_t n = 0;
+        rc = jq_client_dead_retry_all(c, q, &n, err, sizeof(err));
+        return rc < 0 ? redis_error(out, err) : action_done(out, what, q, NULL, (long long)n);
+    }
+    if (nseg == 5 && !strcmp(seg[2], "dead") && (!strcmp(what, "retry") || !strcmp(what, "delete"))) {
+        const char *id = seg[3];
+        rc = !strcmp(what, "retry") ? jq_client_dead_retry(c, q, id, err, sizeof(err))
+                                    : jq_client_dead_delete(c, q, id, err, sizeof(err));
+        if (rc == JQ_CLIENT_ENOTFOUND) return jq_dash_api_error(out, 404, "no such dead job");
+        return rc < 0 ? redis_error(out, err) : action_done(out, what, q, id, -1);
+    }
+    return jq_dash_api_error(out, 404, "no such API path");
+}

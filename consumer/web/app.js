@@ -1,0 +1,425 @@
+// jobq dashboard: polls the JSON API (docs/API.md) and draws the page with
+// DOM calls only. Everything that comes from jobs (ids, types, errors,
+// payloads) is put in with textContent, never parsed as HTML.
+'use strict';
+
+(function () {
+  const REFRESH_MS = 1500;
+  const HISTORY_MS = 10000;
+  const PAGE = 25;
+  const TOKEN_KEY = 'jobq-admin-token';
+
+  const state = {
+    overview: null,
+    history: null,
+    historyAt: 0,
+    queue: null,      // the selected queue
+    deadStart: 0,
+    schedStart: 0,
+    job: null,        // id of the dead job shown in detail
+    readOnly: true,
+    busy: false,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k === 'title') e.title = v;
+      else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k);
+    return e;
+  }
+
+  function svgEl(tag, attrs) {
+    const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  function token() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+
+  // ---- formatting ----
+
+  function fmtInt(n) {
+    return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US');
+  }
+
+  function fmtMs(ms) {
+    if (ms === null || ms === undefined) return '–';
+    if (ms < 1) return '<1 ms';
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + ' s';
+    return (ms / 60000).toFixed(1) + ' min';
+  }
+
+  function fmtRate(r) {
+    if (r === null || r === undefined) return '–';
+    return r >= 100 ? Math.round(r).toLocaleString('en-US') : r.toFixed(r >= 10 ? 1 : 2);
+  }
+
+  function fmtBytes(b) {
+    if (b === null || b === undefined) return '–';
+    const u = ['B', 'KiB', 'MiB', 'GiB'];
+    let i = 0;
+    while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+    return (i ? b.toFixed(1) : b) + ' ' + u[i];
+  }
+
+  function fmtAgo(ms, now) {
+    if (!ms) return '–';
+    const d = now - ms;
+    if (d < 0) return 'in ' + fmtMs(-d);
+    return fmtMs(d) + ' ago';
+  }
+
+  function fmtTime(ms) {
+    if (!ms) return 'at once';
+    return new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC');
+  }
+
+  // ---- talking to the API ----
+
+  async function api(path, opts) {
+    const o = Object.assign({ headers: {} }, opts || {});
+    if (o.method === 'POST') {
+      const t = token();
+      if (t) o.headers.Authorization = 'Bearer ' + t;
+    }
+    let res;
+    try {
+      res = await fetch('/api/' + path, o);
+    } catch (e) {
+      throw new Error('the consumer does not answer');
+    }
+    let body = null;
+    try { body = await res.json(); } catch (e) { body = null; }
+    if (!res.ok) {
+      const msg = body && body.error ? body.error : 'HTTP ' + res.status;
+      const err = new Error(msg);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  function q(name) { return encodeURIComponent(name); }
+
+  function say(text, isError) {
+    const m = $('message');
+    m.textContent = text;
+    m.classList.toggle('error', !!isError);
+    m.hidden = !text;
+  }
+
+  async function act(path, what) {
+    try {
+      const r = await api(path, { method: 'POST' });
+      let text = what + ': done';
+      if (r && typeof r.count === 'number') text = what + ': ' + r.count + ' job' + (r.count === 1 ? '' : 's');
+      say(text, false);
+      await refresh();
+      return true;
+    } catch (e) {
+      say(what + ' failed: ' + e.message, true);
+      return false;
+    }
+  }
+
+  // ---- actions' buttons ----
+
+  function actionButton(label, path, what, cls) {
+    const b = el('button', { type: 'button', text: label, class: cls || '' });
+    if (state.readOnly) {
+      b.disabled = true;
+      b.title = 'Read-only: start the consumer with --admin-token (env JOBQ_ADMIN_TOKEN) to allow actions';
+    } else if (!token()) {
+      b.title = 'Enter the admin token above first';
+    }
+    b.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      act(path, what);
+    });
+    return b;
+  }
+
+  // A delete asks for a second click within 3 s instead of a dialog.
+  function armed(button, run) {
+    button.addEventListener('click', () => {
+      if (button.classList.contains('armed')) {
+        button.classList.remove('armed');
+        button.textContent = button.dataset.label;
+        run();
+        return;
+      }
+      button.dataset.label = button.textContent;
+      button.classList.add('armed');
+      button.textContent = 'Click again to delete';
+      setTimeout(() => {
+        button.classList.remove('armed');
+        button.textContent = button.dataset.label;
+      }, 3000);
+    });
+  }
+
+  function setReadOnly(ro) {
+    state.readOnly = ro;
+    $('readonly').hidden = !ro;
+    $('token-form').hidden = ro;
+    $('token-form').classList.toggle('set', !!token());
+    for (const id of ['job-retry', 'job-delete']) {
+      const b = $(id);
+      b.disabled = ro;
+      b.title = ro ? 'Read-only: start the consumer with --admin-token (env JOBQ_ADMIN_TOKEN) to allow actions' : '';
+    }
+  }
+
+  // ---- queues ----
+
+  function sparkline(name) {
+    const w = 150, h = 28;
+    const s = svgEl('svg', { class: 'spark', width: w, height: h, viewBox: '0 0 ' + w + ' ' + h, role: 'img' });
+    const hist = state.history && state.history.queues ? state.history.queues[name] : null;
+    s.append(svgEl('line', { x1: 0, y1: h - 0.5, x2: w, y2: h - 0.5 }));
+    if (!hist) return s;
+    const p = hist.processed, f = hist.failed, n = p.length;
+    const max = Math.max(1, ...p.map((v, i) => v + f[i]));
+    const bw = w / n;
+    for (let i = 0; i < n; i++) {
+      const ph = (p[i] / max) * (h - 2), fh = (f[i] / max) * (h - 2);
+      if (ph > 0) s.append(svgEl('rect', { class: 'p', x: i * bw + 0.5, y: h - 1 - ph, width: Math.max(1, bw - 1), height: ph }));
+      if (fh > 0) s.append(svgEl('rect', { class: 'f', x: i * bw + 0.5, y: h - 1 - ph - fh, width: Math.max(1, bw - 1), height: fh }));
+    }
+    const total = p.reduce((a, b) => a + b, 0);
+    const t = svgEl('title');
+    t.textContent = total.toLocaleString('en-US') + ' processed in the last ' + n + ' min (peak ' + max + '/min)';
+    s.append(t);
+    return s;
+  }
+
+  function pct(lat, kind, which) {
+    return lat && lat[kind] ? lat[kind][which] : null;
+  }
+
+  function drawQueues(ov) {
+    const tb = $('queues').tBodies[0];
+    const rows = [];
+    for (const qu of ov.queues) {
+      const paused = qu.paused
+        ? el('span', { class: 'badge paused', text: 'paused' })
+        : el('span', { class: 'badge live', text: 'no' });
+      const acts = el('div', { class: 'actions' },
+        qu.paused
+          ? actionButton('Resume', 'queues/' + q(qu.name) + '/resume', 'resume ' + qu.name)
+          : actionButton('Pause', 'queues/' + q(qu.name) + '/pause', 'pause ' + qu.name),
+        actionButton('Retry dead', 'queues/' + q(qu.name) + '/dead/retry-all', 'retry all dead of ' + qu.name));
+      const tr = el('tr', { class: 'clickable' + (qu.name === state.queue ? ' selected' : ''), 'data-queue': qu.name },
+        el('td', { text: qu.name }),
+        el('td', { class: 'n ready', text: fmtInt(qu.ready) }),
+        el('td', { class: 'n running', text: fmtInt(qu.running) }),
+        el('td', { class: 'n scheduled', text: fmtInt(qu.scheduled) }),
+        el('td', { class: 'n dead' + (qu.dead ? ' dead-count' : ''), text: fmtInt(qu.dead) }),
+        el('td', { class: 'paused' }, paused),
+        el('td', { class: 'n', text: fmtInt(qu.processed) }),
+        el('td', { class: 'n', text: fmtInt(qu.failed) }),
+        el('td', { class: 'n', text: fmtRate(qu.jobs_per_s) }),
+        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'wait', 'p50')) }),
+        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'wait', 'p99')) }),
+        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'run', 'p50')) }),
+        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'run', 'p99')) }),
+        el('td', {}, sparkline(qu.name)),
+        el('td', {}, acts));
+      tr.addEventListener('click', () => selectQueue(qu.name));
+      rows.push(tr);
+    }
+    tb.replaceChildren(...rows);
+    $('no-queues').hidden = ov.queues.length > 0;
+  }
+
+  // ---- workers ----
+
+  function drawWorkers(ov) {
+    const tb = $('workers').tBodies[0];
+    const workers = ov.workers || [];
+    const staleMs = 3 * (ov.heartbeat_ms || 1000);
+    const rows = workers.map((w) => {
+      const stale = ov.now_ms - w.last_seen_ms > staleMs;
+      const seen = el('td', {},
+        el('span', { class: 'badge ' + (stale ? 'stale' : 'live'), text: stale ? 'stale' : 'live' }),
+        ' ' + fmtAgo(w.last_seen_ms, ov.now_ms));
+      return el('tr', { class: stale ? 'stale' : '' },
+        el('td', { text: w.id }),
+        el('td', { text: w.host || '–' }),
+        el('td', { class: 'n', text: w.pid === undefined ? '–' : String(w.pid) }),
+        el('td', { text: (w.queues || []).join(', ') }),
+        el('td', { class: 'n', text: fmtInt(w.busy_io) }),
+        el('td', { class: 'n', text: fmtInt(w.busy_cpu) }),
+        el('td', { class: 'n', text: fmtInt(w.cpu_backlog) }),
+        el('td', { class: 'n', text: fmtBytes(w.rss_bytes) }),
+        el('td', { class: 'n', text: w.loop_lag_us === undefined ? '–' : fmtMs(w.loop_lag_us / 1000) }),
+        el('td', { class: 'n', text: fmtInt(w.processed) }),
+        seen);
+    });
+    tb.replaceChildren(...rows);
+    $('no-workers').hidden = workers.length > 0;
+  }
+
+  // ---- one queue: dead and scheduled jobs ----
+
+  function selectQueue(name) {
+    if (state.queue !== name) {
+      state.queue = name;
+      state.deadStart = 0;
+      state.schedStart = 0;
+      closeJob();
+    }
+    for (const tr of $('queues').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.queue === name);
+    $('queue-detail').hidden = false;
+    for (const s of document.querySelectorAll('.qname')) s.textContent = name;
+    drawSets();
+  }
+
+  function pager(id, start, count, total, onMove) {
+    const p = $(id);
+    p.querySelector('.range').textContent = total
+      ? (start + 1) + '–' + (start + count) + ' of ' + total : '';
+    const prev = p.querySelector('.prev'), next = p.querySelector('.next');
+    prev.disabled = start === 0;
+    next.disabled = start + count >= total;
+    prev.onclick = () => onMove(Math.max(0, start - PAGE));
+    next.onclick = () => onMove(start + PAGE);
+  }
+
+  async function drawSets() {
+    const name = state.queue;
+    if (!name) return;
+    const [dead, sched] = await Promise.all([
+      api('queues/' + q(name) + '/dead?start=' + state.deadStart + '&count=' + PAGE),
+      api('queues/' + q(name) + '/scheduled?start=' + state.schedStart + '&count=' + PAGE),
+    ]);
+    if (name !== state.queue) return;
+    const now = Date.now();
+    $('dead').tBodies[0].replaceChildren(...dead.jobs.map((j) => {
+      const tr = el('tr', { class: 'clickable' + (j.id === state.job ? ' selected' : ''), 'data-id': j.id },
+        el('td', { text: j.id }),
+        el('td', { text: j.type || '–' }),
+        el('td', { class: 'err', text: j.error || '' }),
+        el('td', { class: 'n', text: j.attempts === null ? '–' : String(j.attempts) }),
+        el('td', { text: fmtAgo(j.died_at, now), title: fmtTime(j.died_at) }));
+      tr.addEventListener('click', () => openJob(j.id));
+      return tr;
+    }));
+    $('no-dead').hidden = dead.total > 0;
+    pager('dead-pager', dead.start, dead.jobs.length, dead.total, (s) => { state.deadStart = s; drawSets(); });
+
+    $('scheduled').tBodies[0].replaceChildren(...sched.jobs.map((j) => el('tr', {},
+      el('td', { text: j.id }),
+      el('td', { text: j.type || '–' }),
+      el('td', { class: 'n', text: j.attempts === null ? '–' : String(j.attempts) }),
+      el('td', { text: j.due_at ? fmtAgo(j.due_at, now) : 'at once', title: fmtTime(j.due_at) }),
+      el('td', { class: 'err', text: j.error || '' }))));
+    $('no-scheduled').hidden = sched.total > 0;
+    pager('sched-pager', sched.start, sched.jobs.length, sched.total, (s) => { state.schedStart = s; drawSets(); });
+  }
+
+  function closeJob() {
+    state.job = null;
+    $('job').hidden = true;
+  }
+
+  async function openJob(id) {
+    state.job = id;
+    for (const tr of $('dead').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.id === id);
+    let job;
+    try {
+      job = await api('queues/' + q(state.queue) + '/dead/' + q(id));
+    } catch (e) {
+      say('cannot show job ' + id + ': ' + e.message, true);
+      closeJob();
+      return;
+    }
+    $('job').hidden = false;
+    $('job').querySelector('.jid').textContent = job.id;
+    const rows = [];
+    for (const [k, v] of Object.entries(job)) {
+      if (k === 'payload') continue;
+      const shown = (k === 'died_at' || k === 'failed_at') && typeof v === 'number'
+        ? fmtTime(v) + ' (' + v + ')' : String(v);
+      rows.push(el('tr', {}, el('td', { text: k }), el('td', { text: shown })));
+    }
+    $('job-fields').tBodies[0].replaceChildren(...rows);
+    const p = job.payload || { kind: 'none', text: '', size: 0 };
+    let text = p.text;
+    if (p.kind === 'json' && !p.truncated) {
+      try { text = JSON.stringify(JSON.parse(p.text), null, 2); } catch (e) { text = p.text; }
+    }
+    const kinds = { none: 'none', json: 'JSON', binary: 'binary, hex', raw: 'raw bytes, hex' };
+    $('payload-kind').textContent = '(' + (kinds[p.kind] || p.kind) + ', ' + fmtBytes(p.size) +
+      (p.truncated ? ', truncated' : '') + ')';
+    $('payload').textContent = p.kind === 'none' ? '(no payload)' : text + (p.truncated ? '\n…' : '');
+  }
+
+  // ---- the loop ----
+
+  async function refresh() {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      const now = Date.now();
+      if (!state.history || now - state.historyAt > HISTORY_MS) {
+        state.history = await api('history?minutes=30');
+        state.historyAt = now;
+      }
+      const ov = await api('overview');
+      state.overview = ov;
+      setReadOnly(ov.read_only);
+      drawQueues(ov);
+      drawWorkers(ov);
+      if (state.queue) await drawSets();
+      const st = $('status');
+      st.textContent = 'updated ' + new Date().toLocaleTimeString();
+      st.classList.remove('down');
+    } catch (e) {
+      const st = $('status');
+      st.textContent = 'not updated: ' + e.message;
+      st.classList.add('down');
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  function init() {
+    $('token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const t = $('token').value.trim();
+      try { sessionStorage.setItem(TOKEN_KEY, t); } catch (e) { /* private mode */ }
+      $('token').value = '';
+      say(t ? 'admin token set for this tab' : '', false);
+      refresh();
+    });
+    $('token-forget').addEventListener('click', () => {
+      try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ }
+      say('admin token forgotten', false);
+      refresh();
+    });
+    $('job-retry').addEventListener('click', async () => {
+      const id = state.job;
+      if (id && await act('queues/' + q(state.queue) + '/dead/' + q(id) + '/retry', 'retry ' + id)) closeJob();
+    });
+    armed($('job-delete'), async () => {
+      const id = state.job;
+      if (id && await act('queues/' + q(state.queue) + '/dead/' + q(id) + '/delete', 'delete ' + id)) closeJob();
+    });
+    $('job-close').addEventListener('click', closeJob);
+    refresh();
+    setInterval(refresh, REFRESH_MS);
+  }
+
+  init();
+})();
