@@ -45,7 +45,7 @@ CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
 CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
 # The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
-CONSUMER_SRC += consumer/dash.c consumer/dash_api.c
+CONSUMER_SRC += consumer/dash.c consumer/dash_api.c consumer/dashsrv.c
 WEB_ASSETS := consumer/web/index.html consumer/web/app.js consumer/web/app.css consumer/web/favicon.svg
 CONSUMER_MAIN := consumer/main.c
 # The master as PID 1 in a container reaps orphans: issue 12.

@@ -346,7 +346,7 @@ static void log_value(FILE *f, const jq_opt_t *o, const void *target)
     case JQ_OPT_STR: {
         jq_url_t u;
         char e[256], shown[600];
-        if (strstr(o->name, "password")) {
+        if (strstr(o->name, "password") || strstr(o->name, "token")) {
             fputs(*p ? "***" : "''", f);
         } else if (jq_url_parse(p, &u, e, sizeof(e)) == 0 && u.password[0]) {
             jq_url_format(&u, shown, sizeof(shown));

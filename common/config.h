@@ -60,7 +60,8 @@ void jq_opts_usage(const jq_opt_t *table, FILE *out);
 
 /* Logs every option's effective value at INFO, one line, e.g.
  * "config: workers=2 threads=auto ...". Options whose name contains
- * "password" or whose value is a URL with a password are masked. */
+ * "password" or "token", or whose value is a URL with a password, are
+ * masked. */
 void jq_opts_log(const jq_opt_t *table, const void *target);
 
 /* The number of CPUs this process may really use: the affinity mask

@@ -24,6 +24,7 @@ struct jq_dash {
     jq_client_t *client; /* NULL until the first API request succeeds */
     int has_token;
     unsigned char token_md[32]; /* SHA-256 of the token */
+    long long heartbeat_ms;
     long long denied;           /* refused actions not yet logged */
     long long denied_logged_ms;
 };
@@ -33,7 +34,6 @@ const char *const jq_dash_headers[][2] = {
     {"Content-Security-Policy",
      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
      "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"},
-    {"X-Content-Type-Options", "nosniff"},
     {"X-Frame-Options", "DENY"},
     {"Referrer-Policy", "no-referrer"},
     {"Cross-Origin-Resource-Policy", "same-origin"},
@@ -48,7 +48,8 @@ static int digest(const char *s, size_t len, unsigned char md[32]) {
 }
 
 jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
-                       const char *token, char *err, size_t errlen) {
+                       const char *token, long long heartbeat_ms, char *err,
+                       size_t errlen) {
     jq_dash_t *d = calloc(1, sizeof(*d));
     if (!d) {
         snprintf(err, errlen, "out of memory");
@@ -56,6 +57,7 @@ jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
     }
     snprintf(d->url, sizeof(d->url), "%s", redis_url);
     snprintf(d->prefix, sizeof(d->prefix), "%s", prefix);
+    d->heartbeat_ms = heartbeat_ms;
     if (token && *token) {
         if (strlen(token) < JQ_DASH_TOKEN_MIN) {
             snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
@@ -94,7 +96,6 @@ void jq_dash_resp_destroy(jq_dash_resp_t *resp) {
 static void json_resp(jq_dash_resp_t *resp, int status) {
     resp->status = status;
     resp->content_type = "application/json; charset=utf-8";
-    resp->cache = "no-store";
     resp->body = resp->json.data ? resp->json.data : "";
     resp->body_len = resp->json.size;
 }
@@ -136,7 +137,6 @@ static void serve_asset(const char *path, jq_dash_resp_t *resp) {
         if (strcmp(a->path, path)) continue;
         resp->status = 200;
         resp->content_type = a->type;
-        resp->cache = "no-cache"; /* a new binary may serve new files */
         resp->body = (const char *)a->data;
         resp->body_len = a->len;
         return;
@@ -217,8 +217,9 @@ static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path,
         error_resp(resp, 503, msg);
         return;
     }
+    jq_dash_info_t info = {!d->has_token, d->heartbeat_ms};
     int status = post ? jq_dash_api_post(d->client, seg, nseg, &resp->json)
-                      : jq_dash_api_get(d->client, seg, nseg, query, !d->has_token, &resp->json);
+                      : jq_dash_api_get(d->client, seg, nseg, query, &info, &resp->json);
     if (post && status == 200) log_action(seg, nseg);
     if (html_safe(&resp->json) < 0) {
         error_resp(resp, 500, "out of memory");

@@ -35,13 +35,14 @@ typedef struct jq_dash_req {
     size_t body_len;    /* bytes of body sent with the request */
 } jq_dash_req_t;
 
-/* Headers every response carries, as name/value pairs, ending {NULL, NULL}. */
+/* Headers every response carries, as name/value pairs, ending {NULL, NULL}
+ * (beside httpd's own Cache-Control: no-store and X-Content-Type-Options:
+ * nosniff). */
 extern const char *const jq_dash_headers[][2];
 
 typedef struct jq_dash_resp {
     int status;
     const char *content_type; /* static */
-    const char *cache;        /* Cache-Control value, static */
     const char *allow;        /* with 405: the Allow header, else NULL */
     const char *body;         /* an asset (static) or json.data */
     size_t body_len;
@@ -51,9 +52,11 @@ typedef struct jq_dash_resp {
 /* Makes a handler that reads Redis at redis_url with key prefix `prefix`
  * (it connects on its first API request, and again after a fault). token
  * NULL or "" means read-only; a shorter token than JQ_DASH_TOKEN_MIN is
- * refused. Only a digest of the token is kept. Returns NULL with err. */
+ * refused. Only a digest of the token is kept. heartbeat_ms (the workers'
+ * period) lets the page mark silent workers stale. Returns NULL with err. */
 jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
-                       const char *token, char *err, size_t errlen);
+                       const char *token, long long heartbeat_ms, char *err,
+                       size_t errlen);
 void jq_dash_free(jq_dash_t *d);
 
 /* Whether the dashboard was given an admin token. */

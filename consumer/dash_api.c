@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "dash_api.h"
 #include "job.h"
+#include "jobq/watch.h"
 #include "keys.h"
 #include "view.h"
 
@@ -140,45 +141,35 @@ static int bad_names(char **seg, int nseg, msgpack_sbuffer *out) {
 
 /* ---- GET ---- */
 
-static void queue_json(jw_t *w, const jq_queue_stats_t *s) {
-    lit(w, "{");
-    cstr(w, "name", s->queue, 1);
-    num(w, "ready", s->ready, 0);
-    num(w, "running", s->running, 0);
-    num(w, "scheduled", s->scheduled, 0);
-    num(w, "dead", s->dead, 0);
-    boolean(w, "paused", s->paused, 0);
-    num(w, "processed", s->processed, 0);
-    num(w, "failed", s->failed, 0);
-    num(w, "retried", s->retried, 0);
-    num(w, "dead_total", s->dead_total, 0);
-    lit(w, "}");
-}
-
-static int get_overview(jq_client_t *c, int read_only, msgpack_sbuffer *out) {
+/* GET overview: read-only or not, the heartbeat period (a worker silent
+ * for three is stale), and the watch snapshot exactly as `jobq stats
+ * --json` prints it (docs/CLI.md), so that page, CLI and /metrics agree. */
+static int get_overview(jq_client_t *c, const jq_dash_info_t *info, msgpack_sbuffer *out) {
     char err[JQ_ERR_LEN];
-    char **names;
-    size_t n;
-    if (jq_client_queues(c, &names, &n, err, sizeof(err)) < 0) return redis_error(out, err);
-    jw_t w = {out, 0};
+    jq_watch_t wt;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = jq_watch_read(c, NULL, &wt, err, sizeof(err));
+    if (rc == 0) {
+        FILE *f = open_memstream(&text, &len);
+        if (!f || jq_watch_json(&wt, f) < 0) rc = -2;
+        if (f && fclose(f) != 0) rc = -2;
+    }
+    jq_watch_destroy(&wt);
+    if (rc == -1) {
+        free(text);
+        return redis_error(out, err);
+    }
+    jw_t w = {out, rc < 0};
     lit(&w, "{");
     num(&w, "now_ms", jq_now_ms(), 1);
-    boolean(&w, "read_only", read_only, 0);
-    key(&w, "queues", 0);
-    lit(&w, "[");
-    int rc = 0, first = 1;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        jq_queue_stats_t s;
-        /* A foreign member of <p>:queues cannot name keys: skip it. */
-        if (!jq_name_valid(names[i], strlen(names[i]))) continue;
-        if ((rc = jq_client_stats(c, names[i], &s, err, sizeof(err))) < 0) break;
-        if (!first) lit(&w, ",");
-        first = 0;
-        queue_json(&w, &s);
-    }
-    jq_client_queues_free(names, n);
-    if (rc < 0) return redis_error(out, err);
-    lit(&w, "]}");
+    boolean(&w, "read_only", info->read_only, 0);
+    num(&w, "heartbeat_ms", info->heartbeat_ms, 0);
+    key(&w, "stats", 0);
+    while (len > 0 && text[len - 1] == '\n') len--;
+    if (text) raw(&w, text, len);
+    lit(&w, "}");
+    free(text);
     return done(&w);
 }
 
@@ -287,8 +278,8 @@ static int get_dead_job(jq_client_t *c, const char *queue, const char *id,
 }
 
 int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
-                    int read_only, msgpack_sbuffer *out) {
-    if (nseg == 1 && !strcmp(seg[0], "overview")) return get_overview(c, read_only, out);
+                    const jq_dash_info_t *info, msgpack_sbuffer *out) {
+    if (nseg == 1 && !strcmp(seg[0], "overview")) return get_overview(c, info, out);
     if (nseg == 1 && !strcmp(seg[0], "history")) return get_history(c, query, out);
     if (nseg >= 3 && !strcmp(seg[0], "queues")) {
         int bad = bad_names(seg, nseg, out);

@@ -9,7 +9,7 @@
  *
  * `seg` are the path's segments after "/api/" (nseg of them, each a
  * NUL-terminated string the caller owns); `query` is the text after '?'
- * or NULL; `read_only` is told to the page in the overview. The answer (a JSON object, or {"error": "..."} for a status
+ * or NULL. The answer (a JSON object, or {"error": "..."} for a status
  * >= 400) is appended to `out`, which the caller owns. Returns the HTTP
  * status. */
 
@@ -23,8 +23,14 @@
 #define JQ_DASH_TEXT_MAX 65536 /* bytes of a payload's JSON shown */
 #define JQ_DASH_ERROR_MAX 1000 /* bytes of an error message in a listing */
 
+/* What the overview tells the page beside the figures. */
+typedef struct jq_dash_info {
+    int read_only;          /* no admin token: actions are refused */
+    long long heartbeat_ms; /* the workers' heartbeat period */
+} jq_dash_info_t;
+
 int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
-                    int read_only, msgpack_sbuffer *out);
+                    const jq_dash_info_t *info, msgpack_sbuffer *out);
 int jq_dash_api_post(jq_client_t *c, char **seg, int nseg,
                      msgpack_sbuffer *out);
 

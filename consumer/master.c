@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dashsrv.h"
 #include "httpd.h"
 #include "job.h"
 #include "log.h"
@@ -79,6 +80,7 @@ struct jq_master {
     jq_httpd_t *http;       /* --metrics-addr: /healthz, /metrics, dashboard */
     jq_metrics_t *metrics;
     long long starts, crashes, recycles; /* for /metrics */
+    jq_dashsrv_t *dash;     /* the dashboard on http, unless --dashboard=0 */
     int shutting_down;
     int exit_code;
     int signals;
@@ -294,6 +296,8 @@ static void maybe_finish(jq_master_t *m) {
     uv_close((uv_handle_t *)&m->kill_timer, NULL);
     uv_close((uv_handle_t *)&m->janitor, NULL);
     for (int i = 0; i < m->opt->workers; i++) uv_close((uv_handle_t *)&m->respawn[i], NULL);
+    jq_dashsrv_close(m->dash); /* before the server its routes are on */
+    m->dash = NULL;
     if (m->http) jq_httpd_close(m->http, NULL, NULL);
     m->http = NULL;
     jq_metrics_close(m->metrics); /* after the server: no scrape reaches it now */
@@ -621,6 +625,23 @@ static void on_healthz(jq_http_req_t *req, void *data) {
     jq_httpd_respond_text(req, ok ? 200 : 503, why);
 }
 
+/* The web dashboard at / of the HTTP server (dashsrv.h). Its token is
+ * never logged: only whether there is one. */
+static int start_dashboard(jq_master_t *m) {
+    const jq_options_t *o = m->opt;
+    if (!o->dashboard) return 0;
+    char err[256];
+    m->dash = jq_dashsrv_new(m->loop, m->http, o->redis, o->prefix, o->admin_token,
+                             o->heartbeat_ms, err, sizeof(err));
+    if (!m->dash) {
+        jq_error("dashboard: %s", err);
+        return -1;
+    }
+    jq_info("dashboard: http://%s/ (%s)", o->metrics_addr,
+            o->admin_token[0] ? "actions need the admin token" : "read-only: no --admin-token");
+    return 0;
+}
+
 static int start_http(jq_master_t *m) {
     if (!m->opt->metrics_addr[0]) return 0;
     char err[256];
@@ -634,6 +655,11 @@ static int start_http(jq_master_t *m) {
     if (!m->metrics) jq_warn("http: /metrics not served (out of memory)");
     jq_info("http: listening on %s (port %d): /healthz /metrics", m->opt->metrics_addr,
             jq_httpd_port(m->http));
+    if (start_dashboard(m) < 0) {
+        jq_httpd_close(m->http, NULL, NULL);
+        m->http = NULL;
+        return -1;
+    }
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dash.h"
 #include "log.h"
 #include "options.h"
 #include "pool.h"
@@ -55,6 +56,11 @@ const jq_opt_t jq_options_table[] = {
      "a cpu job this long past its timeout gets its worker recycled"},
     {"metrics-addr", "JOBQ_METRICS_ADDR", JQ_OPT_STR, "", 0, 0, O(metrics_addr), S(metrics_addr),
      "serve /metrics and /healthz over HTTP on HOST:PORT (numeric host; empty: off)"},
+    {"dashboard", "JOBQ_DASHBOARD", JQ_OPT_BOOL, "1", 0, 1, O(dashboard), 0,
+     "serve the web dashboard at / on --metrics-addr (--dashboard=0: off)"},
+    {"admin-token", "JOBQ_ADMIN_TOKEN", JQ_OPT_STR, "", 0, 0, O(admin_token), S(admin_token),
+     "token the dashboard's actions need (at least 16 characters; empty: read-only); "
+     "prefer the environment variable, argv is visible to ps"},
     {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "info", 0, 0, O(log_level), S(log_level),
      "debug, info, warn or error"},
     {"plugin", "JOBQ_PLUGINS", JQ_OPT_LIST, "", 0, 0, O(plugins), S(plugins),
@@ -165,6 +171,10 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
     }
     if (split_queues(o, err, errlen) != 0) return -1;
     if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
+    if (o->admin_token[0] && strlen(o->admin_token) < JQ_DASH_TOKEN_MIN) {
+        snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
+        return -1;
+    }
     if (o->backoff_max_ms < o->backoff_ms) o->backoff_max_ms = o->backoff_ms;
     /* Sizing follows the CPUs this process may really use, never the
      * host's count: in a container with a 2-CPU quota on a 64-core host, 64

@@ -19,6 +19,8 @@ typedef struct jq_options {
     char prefix[64];
     char log_level[16];
     char metrics_addr[64];      /* HOST:PORT of the HTTP server, "" = off */
+    int dashboard;              /* serve the dashboard on that server */
+    char admin_token[256];      /* allows the dashboard's actions; "" = none */
     long long workers;          /* 0 = auto */
     long long threads;          /* 0 = auto */
     long long io_concurrency;

@@ -41,6 +41,48 @@
     return e;
   }
 
+  // Brings tbody's rows in line with items, keyed by key(item), updating
+  // cells in place: rows and buttons that did not change stay the same
+  // elements, so a click never lands on a row that was just replaced.
+  // cells(item) gives one spec per cell: {text, cls, title} or
+  // {node: () => Node, sig, cls} (node is rebuilt only when sig changes).
+  function syncRows(tbody, items, key, cells, rowClass, onClick) {
+    const old = new Map();
+    for (const tr of Array.from(tbody.rows)) old.set(tr.dataset.key, tr);
+    let prev = null;
+    for (const item of items) {
+      const k = String(key(item));
+      let tr = old.get(k);
+      if (tr) {
+        old.delete(k);
+      } else {
+        tr = document.createElement('tr');
+        tr.dataset.key = k;
+        if (onClick) tr.addEventListener('click', () => onClick(k));
+      }
+      tr.className = rowClass ? rowClass(item) : '';
+      const specs = cells(item);
+      specs.forEach((c, i) => {
+        const td = tr.cells[i] || tr.insertCell(i);
+        const cls = c.cls || '';
+        if (td.className !== cls) td.className = cls;
+        if (c.title !== undefined && td.title !== c.title) td.title = c.title;
+        if (c.node) {
+          if (td.dataset.sig !== c.sig) {
+            td.replaceChildren(c.node());
+            td.dataset.sig = c.sig;
+          }
+        } else if (td.textContent !== c.text) {
+          td.textContent = c.text;
+        }
+      });
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (want !== tr) tbody.insertBefore(tr, want);
+      prev = tr;
+    }
+    for (const tr of old.values()) tr.remove();
+  }
+
   function token() {
     try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
   }
@@ -203,70 +245,68 @@
     return s;
   }
 
-  function pct(lat, kind, which) {
-    return lat && lat[kind] ? lat[kind][which] : null;
+  function pct(lat) {
+    return lat && lat.p50_ms !== undefined ? lat : { p50_ms: null, p99_ms: null };
   }
 
   function drawQueues(ov) {
-    const tb = $('queues').tBodies[0];
-    const rows = [];
-    for (const qu of ov.queues) {
-      const paused = qu.paused
-        ? el('span', { class: 'badge paused', text: 'paused' })
-        : el('span', { class: 'badge live', text: 'no' });
-      const acts = el('div', { class: 'actions' },
-        qu.paused
-          ? actionButton('Resume', 'queues/' + q(qu.name) + '/resume', 'resume ' + qu.name)
-          : actionButton('Pause', 'queues/' + q(qu.name) + '/pause', 'pause ' + qu.name),
-        actionButton('Retry dead', 'queues/' + q(qu.name) + '/dead/retry-all', 'retry all dead of ' + qu.name));
-      const tr = el('tr', { class: 'clickable' + (qu.name === state.queue ? ' selected' : ''), 'data-queue': qu.name },
-        el('td', { text: qu.name }),
-        el('td', { class: 'n ready', text: fmtInt(qu.ready) }),
-        el('td', { class: 'n running', text: fmtInt(qu.running) }),
-        el('td', { class: 'n scheduled', text: fmtInt(qu.scheduled) }),
-        el('td', { class: 'n dead' + (qu.dead ? ' dead-count' : ''), text: fmtInt(qu.dead) }),
-        el('td', { class: 'paused' }, paused),
-        el('td', { class: 'n', text: fmtInt(qu.processed) }),
-        el('td', { class: 'n', text: fmtInt(qu.failed) }),
-        el('td', { class: 'n', text: fmtRate(qu.jobs_per_s) }),
-        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'wait', 'p50')) }),
-        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'wait', 'p99')) }),
-        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'run', 'p50')) }),
-        el('td', { class: 'n', text: fmtMs(pct(qu.latency, 'run', 'p99')) }),
-        el('td', {}, sparkline(qu.name)),
-        el('td', {}, acts));
-      tr.addEventListener('click', () => selectQueue(qu.name));
-      rows.push(tr);
-    }
-    tb.replaceChildren(...rows);
-    $('no-queues').hidden = ov.queues.length > 0;
+    const queues = ov.stats.queues;
+    const auth = (state.readOnly ? 'ro' : 'rw') + (token() ? 't' : '');
+    syncRows($('queues').tBodies[0], queues, (qu) => qu.queue, (qu) => {
+      const name = qu.queue;
+      const wait = pct(qu.wait), run = pct(qu.run);
+      return [
+        { text: name, cls: 'name' },
+        { text: fmtInt(qu.ready), cls: 'n ready' },
+        { text: fmtInt(qu.running), cls: 'n running' },
+        { text: fmtInt(qu.scheduled), cls: 'n scheduled' },
+        { text: fmtInt(qu.dead), cls: 'n dead' + (qu.dead ? ' dead-count' : '') },
+        { cls: 'paused', sig: String(qu.paused), node: () => qu.paused
+          ? el('span', { class: 'badge paused', text: 'paused' })
+          : el('span', { class: 'badge live', text: 'no' }) },
+        { text: fmtInt(qu.processed), cls: 'n processed' },
+        { text: fmtInt(qu.failed), cls: 'n failed' },
+        { text: fmtRate(qu.jobs_per_s), cls: 'n' },
+        { text: fmtMs(wait.p50_ms), cls: 'n' },
+        { text: fmtMs(wait.p99_ms), cls: 'n' },
+        { text: fmtMs(run.p50_ms), cls: 'n' },
+        { text: fmtMs(run.p99_ms), cls: 'n' },
+        { sig: String(state.historyAt), node: () => sparkline(name) },
+        { sig: qu.paused + auth, node: () => el('div', { class: 'actions' },
+          qu.paused
+            ? actionButton('Resume', 'queues/' + q(name) + '/resume', 'resume ' + name)
+            : actionButton('Pause', 'queues/' + q(name) + '/pause', 'pause ' + name),
+          actionButton('Retry dead', 'queues/' + q(name) + '/dead/retry-all', 'retry all dead of ' + name)) },
+      ];
+    }, (qu) => 'clickable' + (qu.queue === state.queue ? ' selected' : ''), selectQueue);
+    $('no-queues').hidden = queues.length > 0;
   }
 
   // ---- workers ----
 
   function drawWorkers(ov) {
-    const tb = $('workers').tBodies[0];
-    const workers = ov.workers || [];
+    const workers = ov.stats.workers || [];
     const staleMs = 3 * (ov.heartbeat_ms || 1000);
-    const rows = workers.map((w) => {
-      const stale = ov.now_ms - w.last_seen_ms > staleMs;
-      const seen = el('td', {},
-        el('span', { class: 'badge ' + (stale ? 'stale' : 'live'), text: stale ? 'stale' : 'live' }),
-        ' ' + fmtAgo(w.last_seen_ms, ov.now_ms));
-      return el('tr', { class: stale ? 'stale' : '' },
-        el('td', { text: w.id }),
-        el('td', { text: w.host || '–' }),
-        el('td', { class: 'n', text: w.pid === undefined ? '–' : String(w.pid) }),
-        el('td', { text: (w.queues || []).join(', ') }),
-        el('td', { class: 'n', text: fmtInt(w.busy_io) }),
-        el('td', { class: 'n', text: fmtInt(w.busy_cpu) }),
-        el('td', { class: 'n', text: fmtInt(w.cpu_backlog) }),
-        el('td', { class: 'n', text: fmtBytes(w.rss_bytes) }),
-        el('td', { class: 'n', text: w.loop_lag_us === undefined ? '–' : fmtMs(w.loop_lag_us / 1000) }),
-        el('td', { class: 'n', text: fmtInt(w.processed) }),
-        seen);
-    });
-    tb.replaceChildren(...rows);
+    const isStale = (w) => ov.now_ms - w.last_seen > staleMs;
+    syncRows($('workers').tBodies[0], workers, (w) => w.id, (w) => {
+      const stale = isStale(w);
+      const label = stale ? 'stale' : w.draining ? 'draining' : 'live';
+      return [
+        { text: w.id },
+        { text: w.host || '–' },
+        { text: w.pid === undefined ? '–' : String(w.pid), cls: 'n' },
+        { text: (w.queues || []).join(', ') },
+        { text: fmtInt(w.busy_io), cls: 'n' },
+        { text: fmtInt(w.busy_cpu) + ' / ' + fmtInt(w.threads), cls: 'n' },
+        { text: fmtInt(w.cpu_backlog), cls: 'n' },
+        { text: fmtBytes(w.rss_bytes), cls: 'n' },
+        { text: w.loop_lag_us === undefined ? '–' : fmtMs(w.loop_lag_us / 1000), cls: 'n' },
+        { text: fmtInt(w.processed), cls: 'n' },
+        { sig: label + fmtAgo(w.last_seen, ov.now_ms), cls: 'seen', node: () => el('span', {},
+          el('span', { class: 'badge ' + (stale ? 'stale' : 'live'), text: label }),
+          ' ' + fmtAgo(w.last_seen, ov.now_ms)) },
+      ];
+    }, (w) => (isStale(w) ? 'stale' : ''));
     $('no-workers').hidden = workers.length > 0;
   }
 
@@ -279,7 +319,7 @@
       state.schedStart = 0;
       closeJob();
     }
-    for (const tr of $('queues').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.queue === name);
+    for (const tr of $('queues').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.key === name);
     $('queue-detail').hidden = false;
     for (const s of document.querySelectorAll('.qname')) s.textContent = name;
     drawSets();
@@ -305,25 +345,23 @@
     ]);
     if (name !== state.queue) return;
     const now = Date.now();
-    $('dead').tBodies[0].replaceChildren(...dead.jobs.map((j) => {
-      const tr = el('tr', { class: 'clickable' + (j.id === state.job ? ' selected' : ''), 'data-id': j.id },
-        el('td', { text: j.id }),
-        el('td', { text: j.type || '–' }),
-        el('td', { class: 'err', text: j.error || '' }),
-        el('td', { class: 'n', text: j.attempts === null ? '–' : String(j.attempts) }),
-        el('td', { text: fmtAgo(j.died_at, now), title: fmtTime(j.died_at) }));
-      tr.addEventListener('click', () => openJob(j.id));
-      return tr;
-    }));
+    syncRows($('dead').tBodies[0], dead.jobs, (j) => j.id, (j) => [
+      { text: j.id, cls: 'id' },
+      { text: j.type || '–' },
+      { text: j.error || '', cls: 'err' },
+      { text: j.attempts === null ? '–' : String(j.attempts), cls: 'n' },
+      { text: fmtAgo(j.died_at, now), title: fmtTime(j.died_at) },
+    ], (j) => 'clickable' + (j.id === state.job ? ' selected' : ''), openJob);
     $('no-dead').hidden = dead.total > 0;
     pager('dead-pager', dead.start, dead.jobs.length, dead.total, (s) => { state.deadStart = s; drawSets(); });
 
-    $('scheduled').tBodies[0].replaceChildren(...sched.jobs.map((j) => el('tr', {},
-      el('td', { text: j.id }),
-      el('td', { text: j.type || '–' }),
-      el('td', { class: 'n', text: j.attempts === null ? '–' : String(j.attempts) }),
-      el('td', { text: j.due_at ? fmtAgo(j.due_at, now) : 'at once', title: fmtTime(j.due_at) }),
-      el('td', { class: 'err', text: j.error || '' }))));
+    syncRows($('scheduled').tBodies[0], sched.jobs, (j) => j.id, (j) => [
+      { text: j.id, cls: 'id' },
+      { text: j.type || '–' },
+      { text: j.attempts === null ? '–' : String(j.attempts), cls: 'n' },
+      { text: j.due_at ? fmtAgo(j.due_at, now) : 'at once', title: fmtTime(j.due_at) },
+      { text: j.error || '', cls: 'err' },
+    ]);
     $('no-scheduled').hidden = sched.total > 0;
     pager('sched-pager', sched.start, sched.jobs.length, sched.total, (s) => { state.schedStart = s; drawSets(); });
   }
@@ -335,7 +373,7 @@
 
   async function openJob(id) {
     state.job = id;
-    for (const tr of $('dead').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.id === id);
+    for (const tr of $('dead').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.key === id);
     let job;
     try {
       job = await api('queues/' + q(state.queue) + '/dead/' + q(id));
