@@ -234,7 +234,8 @@ static int get_set(jq_client_t *c, const char *queue, jq_set_t set, const char *
         cstr(&w, "id", jobs[i].id, 1);
         cstr(&w, "type", jobs[i].type, 0);
         cut(&w, "error", jobs[i].error, JQ_DASH_ERROR_MAX, 0);
-        num(&w, "attempts", jobs[i].attempts, 0);
+        if (jobs[i].attempts >= 0) num(&w, "attempts", jobs[i].attempts, 0);
+        else cstr(&w, "attempts", NULL, 0);
         num(&w, set == JQ_SET_DEAD ? "died_at" : "due_at", jobs[i].died_at, 0);
         lit(&w, "}");
     }

@@ -1,6 +1,7 @@
 /* The dashboard served from the master: see dashsrv.h. */
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,14 @@ jq_dashsrv_t *jq_dashsrv_new(uv_loop_t *loop, jq_httpd_t *http,
         return NULL;
     }
     s->async.data = s;
-    if ((rc = pthread_create(&s->thread, NULL, thread_main, s)) != 0) {
+    /* The thread takes no signals: they are the loop's (uv_signal_t), and
+     * one landing in a blocking Redis read would only interrupt it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&s->thread, NULL, thread_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         snprintf(err, errlen, "cannot start the dashboard's thread: %s", strerror(rc));
         uv_close((uv_handle_t *)&s->async, on_async_closed); /* frees s */
         return NULL;

@@ -2,6 +2,7 @@
 serving the dashboard on a free loopback port, HTTP with urllib, and dead
 jobs written by hand the way PROTOCOL §4 describes them."""
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -51,9 +52,13 @@ def api(base, path, method="GET", token=None, want=200):
     return json.loads(raw)
 
 
-def make_dead(r, jid, type_="echo", payload=None, error="boom", attempt=3, died_at=1000, queue="default"):
-    """A dead job as PROTOCOL §4 leaves it: its hash and its dead-set entry.
-    The payload (any Python value) is msgpack, as producers send it."""
+def make_dead(r, jid, type_="echo", payload=None, error="boom", attempt=3, died_at=None, queue="default"):
+    """A dead job as PROTOCOL §4 leaves it: its hash and its dead-set entry,
+    died a minute ago unless told (the consumer trims dead jobs older than
+    --dead-ttl). The payload (any Python value) is msgpack, as producers
+    send it."""
+    if died_at is None:
+        died_at = int(time.time() * 1000) - 60000
     fields = {"type": type_, "attempt": attempt, "error": error, "failed_at": died_at}
     if payload is not None:
         fields["payload"] = msgpack.packb(payload, use_bin_type=True)

@@ -87,8 +87,9 @@ def test_counts_after_a_known_set_of_jobs(r, redis_server, dash):
 
 def test_paging_and_detail(r, dash):
     _, base = dash()
+    now = int(time.time() * 1000)
     for i in range(30):
-        make_dead(r, "p-%02d" % i, died_at=1000 + i)
+        make_dead(r, "p-%02d" % i, died_at=now - 100000 + i)
     page = api(base, "queues/default/dead?start=10&count=7")
     assert page["total"] == 30 and page["start"] == 10
     assert [j["id"] for j in page["jobs"]] == ["p-%02d" % i for i in range(19, 12, -1)]

@@ -1,0 +1,185 @@
+"""The web dashboard in a real browser (issue 11): Debian's chromium,
+headless, driven by python3-selenium through chromium-driver, against a
+real consumer and redis-server. The page loads with no console errors and
+shows the queues with the counts Redis holds; clicking Pause (with the
+admin token entered in the page) pauses the queue in Redis; retrying a dead
+job from its detail view runs it; a job's `<script>` is shown as text and
+never runs. Screenshots are kept in build/test-artifacts/.
+
+Skipped, with the reason, where chromium, chromium-driver or
+python3-selenium cannot be found (scripts/deps.sh test installs them)."""
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from conftest import ROOT, key, scale, wait_for, wait_result, xadd
+from dashboard_util import TOKEN, dash, make_dead  # noqa: F401 (dash is a fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER and HAVE_SELENIUM),
+    reason="browser tests need chromium, chromium-driver and python3-selenium "
+           "(apt-get install chromium chromium-driver python3-selenium, or scripts/deps.sh test); "
+           "found: chromium=%s chromedriver=%s selenium=%s" % (CHROMIUM, DRIVER, HAVE_SELENIUM))
+
+ARTIFACTS = os.path.join(ROOT, "build", "test-artifacts")
+
+
+@pytest.fixture
+def browser():
+    """A headless chromium with a fresh profile, no network of its own
+    (no background traffic, no updates, no sync), logging the console."""
+    profile = tempfile.mkdtemp(prefix="jobq-chromium-")
+    o = webdriver.ChromeOptions()
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run",
+              "--disable-default-apps", "--disable-extensions", "--window-size=1500,1200",
+              "--user-data-dir=" + profile):
+        o.add_argument(a)
+    o.binary_location = CHROMIUM
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(DRIVER), options=o)
+    drv.set_page_load_timeout(scale(30))
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(drv, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name)
+    drv.save_screenshot(path)
+    assert os.path.getsize(path) > 10000
+    return path
+
+
+def console_errors(drv):
+    return [e for e in drv.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def retry(fn, what, timeout=10):
+    """Runs fn until it returns a true value; the page redraws every 1.5 s,
+    so an element may go stale between finding and using it."""
+    def attempt():
+        try:
+            return fn()
+        except (StaleElementReferenceException, WebDriverException):
+            return None
+    return wait_for(attempt, timeout=timeout, interval=0.1, what=what)
+
+
+def cell(drv, table, key_, cls):
+    return drv.find_element(By.CSS_SELECTOR, '#%s tr[data-key="%s"] td.%s' % (table, key_, cls)).text
+
+
+def test_page_shows_the_queues_with_no_console_errors(r, redis_server, dash, browser):
+    c, base = dash(token=TOKEN)
+    done = [xadd(r, type="noop") for _ in range(5)]
+    for j in done:
+        wait_result(r, j)
+    xadd(r, type="nosuch", id="typo-1")
+    wait_result(r, "typo-1")
+    r.zadd(key("scheduled"), {"later-1": int(time.time() * 1000) + 3600000})
+    r.hset(key("job:later-1"), mapping={"type": "noop"})
+    xadd(r, "mail", type="noop")  # a second queue no consumer serves
+    r.sadd("jobq:queues", "mail")
+    browser.get(base + "/")
+    retry(lambda: cell(browser, "queues", "default", "processed") == "5", "default's row")
+    assert cell(browser, "queues", "default", "dead") == "1"
+    assert cell(browser, "queues", "default", "scheduled") == "1"
+    assert cell(browser, "queues", "mail", "ready") == "1"
+    retry(lambda: browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr"), "a worker row")
+    assert "live" in browser.find_element(By.CSS_SELECTOR, "#workers tbody tr").text
+    assert browser.find_element(By.ID, "readonly").is_displayed() is False
+    # The throughput chart is drawn by the page: an SVG with a bar.
+    retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#queues tr[data-key="default"] svg rect.p'),
+          "a bar in default's chart")
+    # Live: a job done now shows within a refresh or two.
+    wait_result(r, xadd(r, type="noop"))
+    retry(lambda: cell(browser, "queues", "default", "processed") == "6", "the new count")
+    shot(browser, "dashboard-overview.png")
+    assert console_errors(browser) == []
+
+
+def test_read_only_page_says_why(r, dash, browser):
+    _, base = dash()
+    make_dead(r, "d1")
+    browser.get(base + "/")
+    retry(lambda: browser.find_element(By.ID, "readonly").is_displayed(), "the read-only banner")
+    pause = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button'),
+                  "the pause button")
+    assert not pause.is_enabled()
+    assert "--admin-token" in pause.get_attribute("title")
+    assert not browser.find_element(By.ID, "token-form").is_displayed()
+    assert console_errors(browser) == []
+
+
+def test_pause_with_the_token_pauses_the_queue_in_redis(r, dash, browser):
+    _, base = dash(token=TOKEN)
+    r.sadd("jobq:queues", "default")
+    browser.get(base + "/")
+    retry(lambda: cell(browser, "queues", "default", "paused") == "no", "default's row")
+    # Without the token the server refuses, and the page says so.
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button').click() or True,
+          "a click on Pause")
+    retry(lambda: "admin token" in browser.find_element(By.ID, "message").text, "the refusal")
+    assert not r.exists(key("paused"))
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "token-use").click()
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button').click() or True,
+          "a click on Pause")
+    wait_for(lambda: r.get(key("paused")) == b"1", what="the queue paused in Redis")
+    retry(lambda: cell(browser, "queues", "default", "paused") == "paused", "the paused badge")
+    button = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button'),
+                   "the resume button")
+    retry(lambda: button.text == "Resume" or browser.find_element(
+        By.CSS_SELECTOR, '#queues tr[data-key="default"] button').text == "Resume", "Resume")
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button').click() or True,
+          "a click on Resume")
+    wait_for(lambda: not r.exists(key("paused")), what="the queue resumed in Redis")
+    shot(browser, "dashboard-pause.png")
+    assert [e for e in console_errors(browser) if "401" not in e["message"]] == []
+
+
+def test_retry_a_dead_job_from_its_detail_view(r, dash, browser):
+    _, base = dash(token=TOKEN)
+    evil = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
+    make_dead(r, "order-17", payload={"order": 17, "note": evil}, error="card declined " + evil)
+    browser.get(base + "/")
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "token-use").click()
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] td.name').click() or True,
+          "a click on the queue")
+    row = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#dead tr[data-key="order-17"]'), "the dead job")
+    assert evil in row.text, "the error is shown as text"
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#dead tr[data-key="order-17"] td.id').click() or True,
+          "a click on the dead job")
+    retry(lambda: browser.find_element(By.ID, "job").is_displayed(), "the detail view")
+    payload = retry(lambda: browser.find_element(By.ID, "payload").text, "the payload")
+    assert '"order": 17' in payload and evil.replace('"', '\\"') in payload
+    assert browser.execute_script("return window.pwned === undefined")
+    assert browser.find_elements(By.CSS_SELECTOR, "#job img, #dead img, #job script") == []
+    shot(browser, "dashboard-dead-job.png")
+    browser.find_element(By.ID, "job-retry").click()
+    res = wait_result(r, "order-17")
+    assert res["state"] == b"done" and res["attempts"] == b"1"
+    assert r.zscore(key("dead"), "order-17") is None
+    retry(lambda: not browser.find_element(By.ID, "job").is_displayed(), "the detail view closed")
+    retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#dead tr[data-key="order-17"]') == [],
+          "the job gone from the dead list")
+    assert console_errors(browser) == []
