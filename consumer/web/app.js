@@ -6,7 +6,7 @@
 (function () {
   const REFRESH_MS = 1500;
   const HISTORY_MS = 10000;
-  const PAGE = 25;
+  const PAGE = 10;
   const TOKEN_KEY = 'jobq-admin-token';
 
   const state = {
@@ -225,7 +225,7 @@
   // ---- queues ----
 
   function sparkline(name) {
-    const w = 150, h = 28;
+    const w = 120, h = 26;
     const s = svgEl('svg', { class: 'spark', width: w, height: h, viewBox: '0 0 ' + w + ' ' + h, role: 'img' });
     const hist = state.history && state.history.queues ? state.history.queues[name] : null;
     s.append(svgEl('line', { x1: 0, y1: h - 0.5, x2: w, y2: h - 0.5 }));
@@ -286,7 +286,9 @@
 
   function drawWorkers(ov) {
     const workers = ov.stats.workers || [];
-    const staleMs = 3 * (ov.heartbeat_ms || 1000);
+    // A worker that missed two heartbeats is stale: its hash expires after
+    // three, and it drops out of the list.
+    const staleMs = 2 * (ov.heartbeat_ms || 1000);
     const isStale = (w) => ov.now_ms - w.last_seen > staleMs;
     syncRows($('workers').tBodies[0], workers, (w) => w.id, (w) => {
       const stale = isStale(w);

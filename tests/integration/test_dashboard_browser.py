@@ -116,9 +116,16 @@ def test_page_shows_the_queues_with_no_console_errors(r, redis_server, dash, bro
     assert console_errors(browser) == []
 
 
-def test_read_only_page_says_why(r, dash, browser):
-    _, base = dash()
+def test_read_only_page_says_why_and_marks_stale_workers(r, dash, browser):
+    # A long heartbeat period, so that a worker that stopped beating stays
+    # in <p>:workers long enough to be seen (workers drop those silent for
+    # three periods).
+    _, base = dash("--heartbeat-ms", "60000")
     make_dead(r, "d1")
+    now = int(time.time() * 1000)
+    r.hset("jobq:worker:ghost:1", mapping={"host": "ghost", "pid": 1, "queues": "default",
+                                           "processed": 3, "rss_bytes": 1 << 20})
+    r.zadd("jobq:workers", {"ghost:1": now - 150000})  # 2.5 periods ago
     browser.get(base + "/")
     retry(lambda: browser.find_element(By.ID, "readonly").is_displayed(), "the read-only banner")
     pause = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] button'),
@@ -126,6 +133,11 @@ def test_read_only_page_says_why(r, dash, browser):
     assert not pause.is_enabled()
     assert "--admin-token" in pause.get_attribute("title")
     assert not browser.find_element(By.ID, "token-form").is_displayed()
+    ghost = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#workers tr[data-key="ghost:1"]'), "the ghost")
+    assert "stale" in ghost.get_attribute("class") and "stale" in ghost.text
+    live = [tr for tr in browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")
+            if tr.get_attribute("data-key") != "ghost:1"]
+    assert live and all("live" in tr.text for tr in live)
     assert console_errors(browser) == []
 
 
