@@ -173,7 +173,7 @@ Test(dash, job_data_comes_back_escaped) {
 Test(dash, dead_pages_newest_first_retry_and_delete) {
     jq_dash_t *d = dash(TOKEN);
     for (int i = 1; i <= 7; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "d%d", i);
         make_dead(id, 1000 * i, "oops");
     }

@@ -214,7 +214,7 @@ Test(producer, dead_list_show_retry_delete) {
 
 Test(producer, set_list_pages_both_sets_newest_first_brief) {
     for (int i = 1; i <= 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "d%d", i);
         make_dead(id, 1000 * i);
     }
