@@ -310,7 +310,9 @@ void jq_worker_drain(jq_worker_t *w, const char *why) {
     jq_info("draining (%s): %zu jobs running", why, w->running.n + w->waiting.n);
     /* Whatever the reason (signal, recycling, a stuck cpu thread with jobs
      * queued behind it), a drain ends within the shutdown timeout. */
-    uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)w->opt->shutdown_timeout_ms, 0);
+    int rc = uv_timer_start(&w->shutdown_timer, on_shutdown_timeout,
+                            (uint64_t)w->opt->shutdown_timeout_ms, 0);
+    if (rc != 0) jq_error("drain: cannot arm the shutdown timeout: %s", uv_strerror(rc));
     /* The drain waits for the blocking read; cut its wait short. Unblocked,
      * it returns as if it timed out: it delivered nothing. */
     if (w->fetching && w->fetch_client_id)
@@ -477,7 +479,11 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
                   opt->queue_limit);
     srand((unsigned)(getpid() ^ w->started_ms));
 
-    if (uv_loop_init(&w->loop) != 0) return -1;
+    int lrc = uv_loop_init(&w->loop);
+    if (lrc != 0) {
+        jq_error("worker init: event loop: %s", uv_strerror(lrc));
+        return -1;
+    }
     jq_registry_init(&w->reg);
     if (jq_handlers_setup(&w->reg, opt, err, sizeof(err)) != 0) {
         jq_error("handlers: %s", err);
@@ -492,27 +498,38 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
         w->queues[i].name = opt->queues[i];
         jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
     }
-    jq_finish_init(w);
-    uv_timer_init(&w->loop, &w->tick);
-    uv_timer_init(&w->loop, &w->heartbeat);
-    uv_timer_init(&w->loop, &w->shutdown_timer);
+    /* Every handle checked: a failure says which, and the worker exits
+     * (status 3) before it takes any job; the master replaces it. */
+    const char *what = "finish check";
+    int rc;
+    if ((rc = jq_finish_init(w)) != 0) goto uv_err;
+    what = "timers";
+    if ((rc = uv_timer_init(&w->loop, &w->tick)) != 0 ||
+        (rc = uv_timer_init(&w->loop, &w->heartbeat)) != 0 ||
+        (rc = uv_timer_init(&w->loop, &w->shutdown_timer)) != 0)
+        goto uv_err;
     w->tick.data = w->heartbeat.data = w->shutdown_timer.data = w;
-    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
-    uv_timer_start(&w->heartbeat, on_heartbeat, (uint64_t)opt->heartbeat_ms, (uint64_t)opt->heartbeat_ms);
+    if ((rc = uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS)) != 0 ||
+        (rc = uv_timer_start(&w->heartbeat, on_heartbeat, (uint64_t)opt->heartbeat_ms,
+                             (uint64_t)opt->heartbeat_ms)) != 0)
+        goto uv_err;
+    what = "signal handlers";
     uv_signal_t *sigs[] = {&w->sigterm, &w->sigint, &w->sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        uv_signal_init(&w->loop, sigs[i]);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if ((rc = uv_signal_init(&w->loop, sigs[i])) != 0) goto uv_err;
         sigs[i]->data = w;
-        uv_signal_start(sigs[i], on_signal, nums[i]);
+        if ((rc = uv_signal_start(sigs[i], on_signal, nums[i])) != 0) goto uv_err;
     }
     signal(SIGPIPE, SIG_IGN);
     if (opt->worker_role[0]) {
-        uv_pipe_init(&w->loop, &w->ctl, 0);
+        what = "the master's pipe";
+        if ((rc = uv_pipe_init(&w->loop, &w->ctl, 0)) != 0) goto uv_err;
         if (uv_pipe_open(&w->ctl, 3) == 0) {
             w->has_ctl = 1;
             w->ctl.data = w;
-            uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read);
+            if ((rc = uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read)) != 0)
+                goto uv_err;
             /* Under a master only its SIGTERM counts: Ctrl-C or a hangup
              * in a terminal reaches the whole process group, and the
              * master, which gets it too, decides (drain, or a rolling
@@ -524,8 +541,12 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
             signal(SIGHUP, SIG_IGN);
         }
     }
-    jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch");
-    jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write");
+    what = "redis connections";
+    if (jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch") != 0 ||
+        jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write") != 0) {
+        rc = 0;
+        goto uv_err;
+    }
     w->rfetch.data = w->rwrite.data = w;
     /* Refused before it ever connected: the master, refused the same way,
      * says so once and stops us. After that, a refusal is an outage. */
@@ -533,6 +554,9 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     w->rfetch.on_up = on_fetch_up;
     w->rwrite.on_up = on_write_up;
     return 0;
+uv_err:
+    jq_error("worker init: %s: %s", what, rc ? uv_strerror(rc) : "failed");
+    return -1;
 }
 
 int jq_worker_main(const jq_options_t *opt) {

@@ -199,3 +199,19 @@ def test_refused_writes_are_held_not_dropped(r, consumer):
     assert len(re.findall(r"redis refuses our writes", log)) == 1, log
     assert len(re.findall(r"takes our writes again", log)) == 1, log
     assert "worker lost" not in log and "reclaimed entry" not in log, log
+
+
+# ---- found by fuzzing ----
+
+def test_payload_announcing_a_huge_array_is_refused_without_allocating(r, consumer):
+    # Five bytes announcing 2^31 elements: msgpack-c would reserve ~48 GiB
+    # for them before reading any (under ASan, `make check`, that aborts
+    # the worker). Checked first, it is dead-lettered as truncated.
+    c = consumer()
+    pids = c.worker_pids()
+    for i, p in enumerate([b"\xdd\x7f\xff\xff\xff", b"\xdf\x7f\xff\xff\xff", b"\x91\xdd\x10\x00\x00\x00"]):
+        jid = xadd(r, type="echo", payload=p, id="huge-%d" % i)
+        res = wait_result(r, jid)
+        assert res["state"] == b"dead", res
+        assert res["error"].startswith(b"payload is not valid msgpack: truncated"), res
+    assert c.worker_pids() == pids, c.log()
