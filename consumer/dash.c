@@ -17,6 +17,7 @@
 
 #define MAX_SEGS 6
 #define DENIED_LOG_MS 10000 /* refused actions are logged once per this */
+#define REDIS_TIMEOUT_MS 4000 /* per Redis command (httpd gives 10 s per request) */
 
 struct jq_dash {
     char url[1024];
@@ -211,11 +212,16 @@ static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path,
         return;
     }
     char err[JQ_ERR_LEN];
-    if (!d->client && !(d->client = jq_client_new(d->url, d->prefix, err, sizeof(err)))) {
-        char msg[JQ_ERR_LEN + 16];
-        snprintf(msg, sizeof(msg), "redis: %s", err);
-        error_resp(resp, 503, msg);
-        return;
+    if (!d->client) {
+        if (!(d->client = jq_client_new(d->url, d->prefix, err, sizeof(err)))) {
+            char msg[JQ_ERR_LEN + 16];
+            snprintf(msg, sizeof(msg), "redis: %s", err);
+            error_resp(resp, 503, msg);
+            return;
+        }
+        /* A hung Redis fails a request well within httpd's time limit,
+         * instead of holding the dashboard's thread for libjobq's 30 s. */
+        jq_client_set_timeout(d->client, REDIS_TIMEOUT_MS);
     }
     jq_dash_info_t info = {!d->has_token, d->heartbeat_ms};
     int status = post ? jq_dash_api_post(d->client, seg, nseg, &resp->json)

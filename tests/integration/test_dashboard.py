@@ -249,3 +249,19 @@ def test_dashboard_off_and_bad_token(redis_server, dash, tmpdir_path):
                         "--admin-token", "short"], capture_output=True, text=True, timeout=scale(20))
     assert p.returncode == 2 and "--admin-token: at least 16 characters" in p.stderr
     assert "short" not in p.stderr.replace("--admin-token: at least", "")
+
+
+def test_a_hung_redis_gets_an_answer_and_the_dashboard_recovers(r, redis_server, dash):
+    import signal as sig
+    _, base = dash()
+    assert api(base, "overview")["stats"] is not None
+    redis_server.proc.send_signal(sig.SIGSTOP)
+    try:
+        # Each Redis command of the dashboard is bounded (4 s), well inside
+        # httpd's 10 s: the page hears of it instead of waiting.
+        status, raw, _ = http(base, "/api/overview")
+        assert status in (503, 504), (status, raw)
+        assert http(base, "/")[0] == 200, "the page itself needs no Redis"
+    finally:
+        redis_server.proc.send_signal(sig.SIGCONT)
+    wait_for(lambda: http(base, "/api/overview")[0] == 200, timeout=30, what="the API back")
