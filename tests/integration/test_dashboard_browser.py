@@ -46,7 +46,8 @@ def browser():
     o = webdriver.ChromeOptions()
     for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
               "--disable-component-update", "--disable-sync", "--no-first-run",
-              "--disable-default-apps", "--disable-extensions", "--window-size=1500,1200",
+              "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+              "--window-size=1500,1200",
               "--user-data-dir=" + profile):
         o.add_argument(a)
     o.binary_location = CHROMIUM
