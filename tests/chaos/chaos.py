@@ -105,11 +105,29 @@ class Load:
             time.sleep(max(0.0, 1.0 / self.rate - (time.time() - t0)))
 
 
+def wait_redis(srv, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if redislib.Redis(port=srv.port, socket_timeout=2).ping():
+                return
+        except redislib.exceptions.RedisError:
+            time.sleep(0.2)
+    raise SystemExit("chaos: redis-server did not come back on port %d" % srv.port)
+
+
+def small_aof(srv):
+    # Rewrite the append-only file early, so that a restart's load stays
+    # short however long the run.
+    redislib.Redis(port=srv.port).config_set("auto-aof-rewrite-min-size", "4mb")
+
+
 class Chaos:
     def __init__(self, args, tmp):
         self.args = args
         self.tmp = tmp
         self.redis = RedisServer(tmp, aof=True)
+        small_aof(self.redis)
         self.consumer = self.start_consumer()
         self.faults = {}
         self.admin = None
@@ -143,7 +161,13 @@ class Chaos:
     def restart_redis(self):
         self.redis.kill(signal.SIGKILL)
         time.sleep(random.uniform(0.2, 1.5))
-        self.redis.start()
+        try:
+            self.redis.start()
+        except RuntimeError:
+            # Still loading its append-only file (slow on a busy disk):
+            # give it longer than the harness's 10 s.
+            wait_redis(self.redis, 120)
+        small_aof(self.redis)
         self.note("SIGKILL + restart redis")
 
     def maxmemory(self):
