@@ -491,6 +491,8 @@ static int put_float(msgpack_sbuffer *out, double d, int single)
     return puts_(out, buf);
 }
 
+#define KEY_JSON_MAX 1024
+
 int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out)
 {
     char buf[64];
@@ -539,12 +541,20 @@ int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out)
                     return -1;
             } else {
                 /* JSON keys are strings: write the key's own JSON text as
-                 * one, e.g. 1 -> "1", [1,2] -> "[1,2]". */
+                 * one, e.g. 1 -> "1", [1,2] -> "[1,2]". Escaping doubles
+                 * the backslashes of a key inside a key at each level, so
+                 * 32 nested map keys would take 2^32 bytes (found by
+                 * tests/fuzz/fuzz_msgpack): a key's text longer than
+                 * KEY_JSON_MAX is named by its size instead. */
                 msgpack_sbuffer kb;
                 msgpack_sbuffer_init(&kb);
                 int r = jq_codec_msgpack_to_json(k, &kb);
-                if (r == 0)
+                if (r == 0 && kb.size > KEY_JSON_MAX) {
+                    snprintf(buf, sizeof(buf), "\"<key of %zu bytes of JSON>\"", kb.size);
+                    r = puts_(out, buf);
+                } else if (r == 0) {
                     r = jq_codec_json_string(out, kb.data ? kb.data : "", kb.size);
+                }
                 msgpack_sbuffer_destroy(&kb);
                 if (r < 0)
                     return -1;

@@ -30,7 +30,9 @@ int jq_codec_json_to_msgpack(const char *json, size_t len,
 /* Appends obj as JSON text (no NUL) to out. bin becomes a JSON string of its
  * bytes (invalid UTF-8 escaped as \u00XX per byte), ext a string
  * "<ext type N, M bytes>", map keys that are not strings are converted to
- * their JSON text. Returns 0, or -1 if out of memory. */
+ * their JSON text (one longer than 1024 bytes becomes "<key of N bytes of
+ * JSON>", as keys in keys would double in size at each level). Returns 0,
+ * or -1 if out of memory. */
 int jq_codec_msgpack_to_json(const msgpack_object *obj, msgpack_sbuffer *out);
 
 /* Appends s[0..len) as a JSON string: quotes, backslashes and control

@@ -10,18 +10,6 @@
 
 #include "url.h"
 
-/* The text could show pw for another reason than leaking it: pw is part of
- * what the text legitimately shows (host, user, port, fixed words). */
-static int shown_elsewhere(const char *pw, const char *other) {
-    return strstr(other, pw) != NULL;
-}
-
-static int count(const char *s, const char *pw) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, pw)); p++) n++;
-    return n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 4096) return 0;
     char *s = malloc(size + 1);
@@ -48,20 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if (err[0] == '\0') {
         abort();
     } else if (strncasecmp(s, "redis://", 8) == 0) {
-        /* The password part of the user info ("user:PASSWORD@", up to the
-         * last '@') must not show up in the error, unless the same bytes
-         * are elsewhere in the URL too. */
-        const char *at = strrchr(s + 8, '@');
-        const char *colon = strchr(s + 8, ':');
-        if (at && colon && colon < at && at - colon > 4) {
-            char pw[300];
-            size_t n = (size_t)(at - colon - 1);
-            if (n < sizeof(pw)) {
-                memcpy(pw, colon + 1, n);
-                pw[n] = '\0';
-                if (!strchr(pw, '%') && count(s, pw) == 1 && strstr(err, pw) &&
-                    !shown_elsewhere(pw, "bad redis url '***'")) abort();
-            }
+        /* An error must not depend on the password (the user info's part
+         * after its first ':', up to the last '@'): the same URL with
+         * other bytes there gives the same message, so none of them can
+         * be in it. (A '%' would change how the part decodes.) */
+        char *at = strrchr(s + 8, '@');
+        char *colon = strchr(s + 8, ':');
+        if (at && colon && colon < at && !memchr(colon, '%', (size_t)(at - colon))) {
+            char *t = strdup(s);
+            for (char *c = t + (colon - s) + 1; c < t + (at - s); c++) *c = 'Z';
+            jq_url_t w;
+            char err3[256];
+            if (jq_url_parse(t, &w, err3, sizeof(err3)) == 0 || strcmp(err, err3) != 0) abort();
+            free(t);
         }
     }
     memset(&u, 0, sizeof(u));

@@ -399,3 +399,26 @@ Test(codec, pack_text_str_or_bin)
         msgpack_sbuffer_destroy(&sb);
     }
 }
+
+/* Found by tests/fuzz/fuzz_msgpack: a map key that is a map whose key is a
+ * map... was written as its escaped JSON text, and each level doubles the
+ * backslashes: 32 levels asked for 2^32 bytes. A key's text is now capped,
+ * so the output stays about as large as the input. */
+Test(codec, nested_map_keys_stay_small)
+{
+    char mp[200];
+    size_t n = 0;
+    for (int i = 0; i < 31; i++) mp[n++] = '\x81';   /* {key: ...} 31 deep */
+    mp[n++] = '\xa1';
+    mp[n++] = '"';                                    /* innermost key "\"" */
+    mp[n++] = '\x01';                                 /* its value */
+    for (int i = 0; i < 30; i++) mp[n++] = '\x02';    /* each level's value */
+    msgpack_sbuffer out;
+    char err[JQ_ERR_LEN];
+    msgpack_sbuffer_init(&out);
+    cr_assert_eq(jq_codec_bytes_to_json(mp, n, &out, err, sizeof(err)), 0, "%s", err);
+    cr_expect_lt(out.size, 64 * 1024, "%zu bytes of JSON from %zu of msgpack", out.size, n);
+    msgpack_sbuffer_write(&out, "", 1);
+    cr_expect(strstr(out.data, "<key of ") != NULL, "%s", out.data);
+    msgpack_sbuffer_destroy(&out);
+}
