@@ -290,10 +290,36 @@ static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
 
 static void flush_batch(jq_worker_t *w);
 
-typedef struct flush {
+typedef struct jq_flush {
     jq_worker_t *w;
     jq_run_t *runs;
+    struct jq_flush *next, *prev; /* in w->flights while in flight */
 } flush_t;
+
+/* In flight: sent, its reply not yet handled. */
+static void fly(jq_worker_t *w, flush_t *f) {
+    f->prev = NULL;
+    f->next = w->flights;
+    if (w->flights) w->flights->prev = f;
+    w->flights = f;
+    w->flushing++;
+}
+
+static void land(jq_worker_t *w, flush_t *f) {
+    if (f->prev) f->prev->next = f->next;
+    else w->flights = f->next;
+    if (f->next) f->next->prev = f->prev;
+    w->flushing--;
+}
+
+int jq_finish_holds(jq_worker_t *w, int q, const char *id) {
+    for (jq_run_t *r = w->batch_head; r; r = r->bnext)
+        if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
+    for (flush_t *f = w->flights; f; f = f->next)
+        for (jq_run_t *r = f->runs; r; r = r->bnext)
+            if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
+    return 0;
+}
 
 /* Appends r to the batch again (a write that did not happen): it was
  * counted in w->unacked by jq_finish_add already. */
@@ -365,6 +391,7 @@ static void requeue_all(jq_worker_t *w, jq_run_t *r, int unsure) {
 static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
     jq_worker_t *w = f->w;
+    land(w, f);
     redisReply *reply = rp;
     jq_run_t *r = f->runs, *next;
     int n = 0;
@@ -395,7 +422,6 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
         unhold(w);
     }
     free(f);
-    w->flushing--;
     /* The acked entries' slots are free only now (see unacked). */
     jq_fetch_kick(w);
     jq_worker_maybe_exit(w);
@@ -418,6 +444,7 @@ static const char pending_lua[] =
 static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
     jq_worker_t *w = f->w;
+    land(w, f);
     redisReply *reply = rp;
     int n = 0;
     for (jq_run_t *k = f->runs; k; k = k->bnext) n++;
@@ -439,7 +466,6 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
         }
     }
     free(f);
-    w->flushing--;
     jq_fetch_kick(w);
     jq_worker_maybe_exit(w);
 }
@@ -476,7 +502,7 @@ static int verify(jq_worker_t *w, int q) {
         requeue_all(w, f->runs, 1);
         n = -1;
     } else if (n) {
-        w->flushing++;
+        fly(w, f);
     }
     if (n <= 0) free(f);
     free(a.v);
@@ -550,7 +576,7 @@ static void flush_batch(jq_worker_t *w) {
                 requeue_all(w, f->runs, 0);
                 free(f);
             } else if (jq_rconn_cmd(&w->rwrite, on_exec, f, "EXEC") == 0) {
-                w->flushing++;
+                fly(w, f);
             } else {
                 /* Down in the middle: hiredis called nothing; keep them. */
                 for (jq_run_t *r = f->runs, *n; r; r = n) {

@@ -208,9 +208,7 @@ static int holds(jq_worker_t *w, int q, const char *id) {
     for (int l = 0; l < 3; l++)
         for (jq_run_t *r = lists[l]->head; r; r = r->next)
             if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    for (jq_run_t *r = w->batch_head; r; r = r->bnext)
-        if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    return 0;
+    return jq_finish_holds(w, q, id);
 }
 
 static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {

@@ -131,6 +131,8 @@ struct jq_worker {
     int loading;                  /* runs whose chunks are being read */
     int reclaiming;               /* reclaim round trips in flight */
     int flushing;                 /* EXECs not yet answered */
+    struct jq_flush *flights;     /* finish.c: those EXECs (and checks) with
+                                     their runs, for jq_finish_holds */
     /* finish.c: Redis refused our writes (EXECABORT: OOM, READONLY,
      * MISCONF...): the outcomes are held in the batch and written again
      * after hold_ms; meanwhile nothing new is fetched or reclaimed. */
@@ -185,6 +187,9 @@ void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why);
 int jq_finish_init(jq_worker_t *w);
 void jq_finish_add(jq_worker_t *w, jq_run_t *r);
 void jq_finish_flush(jq_worker_t *w);
+/* Whether entry id of queue q is an outcome this worker still has to
+ * write or is writing (in the batch or in an EXEC not yet answered). */
+int jq_finish_holds(jq_worker_t *w, int q, const char *id);
 
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */
