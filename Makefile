@@ -29,7 +29,7 @@ CONSUMER_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
-	common/config.c common/cpus.c
+	common/config.c common/cpus.c common/args.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
 	producer/admin.c producer/watch.c producer/view.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \

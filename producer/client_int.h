@@ -2,12 +2,14 @@
 #define JQ_CLIENT_INT_H
 
 /* Internals shared by the files of libjobq (jobq.c, wait.c, dead.c,
- * admin.c): the client struct, an argv builder and the command helpers.
+ * admin.c): the client struct, the key helper of the argv builder
+ * (common/args.h) and the command helpers.
  * Not installed; users include <jobq/jobq.h> only. */
 
 #include <stddef.h>
 #include <hiredis.h>
 
+#include "args.h"
 #include "jobq/jobq.h"
 #include "keys.h"
 #include "url.h"
@@ -19,27 +21,6 @@ struct jq_client {
     long long timeout_ms; /* jq_client_set_timeout; 0: the defaults */
 };
 
-/* A command under construction. Strings added with jq_args_add are
- * borrowed and must outlive the command's sending; the others are copied
- * and freed by jq_args_destroy. Out of memory is remembered in `oom` and
- * reported when the command is sent, so callers add without checking. */
-typedef struct jq_args {
-    const char **argv;
-    size_t *lens;
-    int argc, cap;
-    char **owned;
-    int nowned, owned_cap;
-    int oom;
-} jq_args_t;
-
-void jq_args_init(jq_args_t *a);
-void jq_args_destroy(jq_args_t *a);
-/* Drops the arguments (keeps the memory) so a builder serves many commands. */
-void jq_args_reset(jq_args_t *a);
-void jq_args_add(jq_args_t *a, const char *s, size_t len);
-void jq_args_str(jq_args_t *a, const char *s);
-void jq_args_dup(jq_args_t *a, const char *s, size_t len);
-void jq_args_ll(jq_args_t *a, long long v);
 /* Copies the key "<prefix>:{<queue>}:<what>" or, with id, ":<what>:<id>". */
 void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
                  const char *what, const char *id);
