@@ -37,7 +37,8 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
-	consumer/reclaim.c consumer/httpd.c consumer/metrics.c consumer/admit.c consumer/qhealth.c
+	consumer/reclaim.c consumer/httpd.c consumer/metrics.c consumer/admit.c consumer/qhealth.c \
+	consumer/trim.c
 # Users' handlers (C plugins, exec, http): issue 13.
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
 	consumer/http.c consumer/http_allow.c

@@ -1,10 +1,14 @@
 /* Outcomes: every attempt that ends (and every job dead-lettered on
  * arrival) is queued here, and once per loop turn the queue is written as
  * one MULTI/EXEC per queue: results, notify lists, retries or dead letters,
- * then one XACK and one XDEL for all entries, then the counters and latency
- * buckets summed over the batch. So the hot path costs no round trip per
- * job, and a worker killed mid-batch leaves every entry of it pending (EXEC
- * never ran), to be run again elsewhere: at least once, never zero. */
+ * then one XACK for all entries and one small script that trims the stream
+ * (trim.h), then the counters and latency buckets
+ * summed over the batch. So the hot path costs no round trip per job, and
+ * a worker killed mid-batch leaves every entry of it pending (EXEC never
+ * ran), to be run again elsewhere: at least once, never zero.
+ *
+ * Commands are built with the one argv builder (common/args.h), kept in
+ * the worker so that a warm batch allocates nothing for its argv. */
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,38 +28,27 @@ typedef struct qsum {
     long long wait_n, run_n, wait_us, run_us;
 } qsum_t;
 
-typedef struct argv {
-    const char **v;
-    size_t *l;
-    int n, cap;
-    int failed;  /* an argument could not be added: never send this one */
-} argv_t;
-
-static int a_add(argv_t *a, const char *s, size_t len) {
-    if (a->n == a->cap) {
-        int cap = a->cap ? a->cap * 2 : 32;
-        const char **v = realloc(a->v, cap * sizeof(*v));
-        if (!v) return a->failed = -1;
-        a->v = v;
-        size_t *l = realloc(a->l, cap * sizeof(*l));
-        if (!l) return a->failed = -1;
-        a->l = l;
-        a->cap = cap;
-    }
-    a->v[a->n] = s;
-    a->l[a->n] = len;
-    a->n++;
-    return 0;
-}
-static void a_str(argv_t *a, const char *s) { a_add(a, s, strlen(s)); }
-
-/* Sends the command built in a, unless an argument is missing from it.
- * Returns 0, or -1 (nothing sent; inside a MULTI the caller discards). */
-static int a_send(jq_worker_t *w, argv_t *a) {
-    int rc = a->failed ? -1 : jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->n, a->v, a->l);
-    a->n = 0;
-    a->failed = 0;
+/* Sends the command in builder a on the write connection and empties a.
+ * Returns 0, or -1 if it was not sent (then fn never runs). */
+static int send_on(jq_worker_t *w, jq_args_t *a, redisCallbackFn *fn, void *priv) {
+    int rc = a->oom ? -1 : jq_rconn_cmdargv(&w->rwrite, fn, priv, a->argc, a->argv, a->lens);
+    /* Inside a MULTI a command that could not be built must not leave the
+     * transaction without it: flush_queue discards it all (fin.bad). */
+    if (a->oom) w->fin.bad = 1;
+    jq_args_reset(a);
     return rc;
+}
+
+static int send_args(jq_worker_t *w, redisCallbackFn *fn, void *priv) {
+    return send_on(w, &w->fin.args, fn, priv);
+}
+
+/* The builder, emptied, with the command name in it. */
+static jq_args_t *cmd(jq_worker_t *w, const char *name) {
+    jq_args_t *a = &w->fin.args;
+    jq_args_reset(a);
+    jq_args_str(a, name);
+    return a;
 }
 
 static int bucket_of(long long ms) {
@@ -77,25 +70,23 @@ static long long retry_delay(const jq_options_t *o, long long n) {
 /* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
  * first: a producer may reuse the id of a job that died, and the old job's
  * fields (enc, chunks, its own) must not ride along into this one's retry. */
-static int write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
-                          const char **extra, int nextra) {
-    jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", key);
-    argv_t a = {0};
-    a_str(&a, "HSET");
-    a_str(&a, key);
+static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
+                           const char *const *extra, size_t nextra) {
+    jq_args_t *a = cmd(w, "DEL");
+    jq_args_str(a, key);
+    send_args(w, NULL, NULL);
+    a = cmd(w, "HSET");
+    jq_args_str(a, key);
     redisReply *f = r->fields;
     for (size_t i = 0; f && i + 1 < f->elements; i += 2) {
         redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
         if (!jq_job_field_kept(k->str, k->len)) continue;
-        a_add(&a, k->str, k->len);
-        a_add(&a, v->str, v->len);
+        jq_args_add(a, k->str, k->len);
+        jq_args_add(a, v->str, v->len);
     }
-    for (int i = 0; i < nextra; i++) a_str(&a, extra[i]);
-    int rc = a_send(w, &a);
-    free(a.v);
-    free(a.l);
-    return rc;
+    for (size_t i = 0; i < nextra; i++) jq_args_str(a, extra[i]);
+    send_args(w, NULL, NULL);
 }
 
 /* The handler is done with the decoded payload: free it (and for a done
@@ -120,138 +111,203 @@ static void drop_payload(jq_run_t *r) {
     }
 }
 
-/* Appends r's outcome to the MULTI. Returns 0, or -1 when a command could
- * not be built (out of memory): the caller discards the MULTI. */
-static int write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
-    int bad = 0;
-    const jq_options_t *o = w->opt;
-    drop_payload(r);
-    const char *qn = w->queues[r->q].name, *id = r->job.id;
-    char rkey[JQ_KEY_MAX], nkey[JQ_KEY_MAX], jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX];
-    char attempts[24], now[24], ttl[24];
-    jq_key_id(rkey, sizeof(rkey), o->prefix, qn, "result", id);
-    jq_key_id(nkey, sizeof(nkey), o->prefix, qn, "notify", id);
-    jq_key_id(jkey, sizeof(jkey), o->prefix, qn, "job", id);
+/* What one attempt's end writes, decided once (see write_outcome). */
+typedef struct outcome {
+    const char *qn, *id;
+    const char *state;            /* done, retrying or dead */
+    char attempts[24];            /* attempts made, counting this one */
+    char now[24];                 /* finished_at, ms */
+    long long ttl;                /* result_ttl, s; 0: no result, no notify */
+} outcome_t;
 
+static void decide(jq_worker_t *w, jq_run_t *r, outcome_t *oc, qsum_t *sum) {
     long long made = r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
-    const char *state = "done";
+    oc->qn = w->queues[r->q].name;
+    oc->id = r->job.id;
+    oc->ttl = r->job.result_ttl;
+    oc->state = "done";
     if (r->outcome == JQ_OUT_DEAD) {
-        state = "dead";
+        oc->state = "dead";
+        sum->dead++;
     } else if (r->outcome == JQ_OUT_FAILED) {
         sum->failed++;
-        state = made < r->job.max_attempts ? "retrying" : "dead";
+        if (made < r->job.max_attempts) {
+            oc->state = "retrying";
+            sum->retried++;
+        } else {
+            oc->state = "dead";
+            sum->dead++;
+        }
     } else {
         sum->processed++;
     }
-    snprintf(attempts, sizeof(attempts), "%lld", made);
-    snprintf(now, sizeof(now), "%lld", (long long)r->finished_ms);
-    long long ttl_s = r->job.result_ttl;
+    snprintf(oc->attempts, sizeof(oc->attempts), "%lld", made);
+    snprintf(oc->now, sizeof(oc->now), "%lld", (long long)r->finished_ms);
+}
 
-    if (strcmp(state, "retrying") == 0) {
-        sum->retried++;
-        char due[24], zkey2[JQ_KEY_MAX];
-        snprintf(due, sizeof(due), "%lld", (long long)r->finished_ms + retry_delay(o, made));
-        const char *extra[] = {"id", id, "attempt", attempts, "error", r->error};
-        bad |= write_job_hash(w, r, jkey, extra, 6);
-        jq_key(zkey2, sizeof(zkey2), o->prefix, qn, "scheduled");
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey2, due, id);
-    } else if (strcmp(state, "dead") == 0) {
-        sum->dead++;
-        const char *extra[] = {"id", id, "attempt", attempts, "error", r->error, "failed_at", now};
-        bad |= write_job_hash(w, r, jkey, extra, 8);
-        jq_key(zkey, sizeof(zkey), o->prefix, qn, "dead");
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %s %s", zkey, now, id);
-    } else if (r->job.chunks) {
-        char pkey[JQ_KEY_MAX];
-        jq_key_id(pkey, sizeof(pkey), o->prefix, qn, "payload", id);
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", pkey);
-    }
+/* A retry: the job hash for promotion, and its due time in scheduled. */
+static void write_retry(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    const jq_options_t *o = w->opt;
+    char jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX], due[24];
+    long long made = r->job.attempt + 1;
+    snprintf(due, sizeof(due), "%lld", (long long)r->finished_ms + retry_delay(o, made));
+    jq_key_id(jkey, sizeof(jkey), o->prefix, oc->qn, "job", oc->id);
+    const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
+    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    jq_key(zkey, sizeof(zkey), o->prefix, oc->qn, "scheduled");
+    jq_args_t *a = cmd(w, "ZADD");
+    jq_args_str(a, zkey);
+    jq_args_str(a, due);
+    jq_args_str(a, oc->id);
+    send_args(w, NULL, NULL);
+}
 
-    /* The result hash: written anew each attempt, so no field of an
-     * earlier attempt (an old error) lingers. A first attempt of a job
-     * whose id is its own entry id can have no earlier result (entry ids
-     * are never reused), so the common case skips the DEL: one command of
-     * about six per job. */
-    char ckey[JQ_KEY_MAX];
-    jq_key_id(ckey, sizeof(ckey), o->prefix, qn, "result", id);
-    strncat(ckey, ":chunks", sizeof(ckey) - strlen(ckey) - 1);
-    if (r->job.attempt > 0 || strcmp(id, r->job.entry_id) != 0)
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s %s", rkey, ckey);
-    if (ttl_s > 0) {
-        argv_t a = {0};
-        char nchunks[24];
-        a_str(&a, "HSET");
-        a_str(&a, rkey);
-        a_str(&a, "state");
-        a_str(&a, state);
-        a_str(&a, "attempts");
-        a_str(&a, attempts);
-        a_str(&a, "finished_at");
-        a_str(&a, now);
-        a_str(&a, "worker");
-        a_str(&a, w->id);
-        if (r->outcome != JQ_OUT_DONE) {
-            a_str(&a, "error");
-            a_str(&a, r->error);
-        }
-        size_t rlen = r->task.result.size;
-        if (r->outcome == JQ_OUT_DONE && rlen > 0) {
-            if ((long long)rlen <= o->chunk_size) {
-                a_str(&a, "result");
-                a_add(&a, r->task.result.data, rlen);
-            } else {
-                /* Large results go to a list of chunk_size pieces, never one
-                 * giant value (PROTOCOL §3). */
-                long long n = ((long long)rlen + o->chunk_size - 1) / o->chunk_size;
-                snprintf(nchunks, sizeof(nchunks), "%lld", n);
-                a_str(&a, "chunks");
-                a_str(&a, nchunks);
-                /* Several RPUSHes of a few chunks: hiredis formats each
-                 * command into one buffer before it copies it to its output
-                 * buffer, so one RPUSH of everything would hold a third
-                 * copy of the result for a moment. */
-                argv_t c = {0};
-                size_t step = (size_t)o->chunk_size;
-                for (size_t off = 0; off < rlen; off += step) {
-                    if (c.n == 0) {
-                        a_str(&c, "RPUSH");
-                        a_str(&c, ckey);
-                    }
-                    a_add(&c, r->task.result.data + off, rlen - off < step ? rlen - off : step);
-                    if (c.n == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) bad |= a_send(w, &c);
-                }
-                free(c.v);
-                free(c.l);
-                jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", ckey, ttl_s);
-            }
-        }
-        bad |= a_send(w, &a);
-        free(a.v);
-        free(a.l);
-        snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %s", rkey, ttl);
-    }
-    if (strcmp(state, "retrying") != 0) {
-        long long nttl = ttl_s > 0 ? ttl_s : 60;
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "LPUSH %s %s", nkey, state);
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s %lld", nkey, nttl);
-    }
+/* A dead letter (§4): the job hash, kept, and its id in the dead set. */
+static void write_dead(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    const jq_options_t *o = w->opt;
+    char jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX];
+    jq_key_id(jkey, sizeof(jkey), o->prefix, oc->qn, "job", oc->id);
+    const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
+                           "failed_at", oc->now};
+    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    jq_key(zkey, sizeof(zkey), o->prefix, oc->qn, "dead");
+    jq_args_t *a = cmd(w, "ZADD");
+    jq_args_str(a, zkey);
+    jq_args_str(a, oc->now);
+    jq_args_str(a, oc->id);
+    send_args(w, NULL, NULL);
+}
 
-    if (r->outcome != JQ_OUT_DEAD || r->started_ms) {
-        if (r->started_ms && r->job.enqueued_ms) {
-            long long wait_ms = r->started_ms - r->job.enqueued_ms;
-            if (wait_ms < 0) wait_ms = 0;
-            sum->wait[bucket_of(wait_ms)]++;
-            sum->wait_n++;
-            sum->wait_us += wait_ms * 1000;
+/* A done job's chunked payload has served its purpose. */
+static void drop_payload_chunks(jq_worker_t *w, const outcome_t *oc) {
+    char pkey[JQ_KEY_MAX];
+    jq_key_id(pkey, sizeof(pkey), w->opt->prefix, oc->qn, "payload", oc->id);
+    jq_args_t *a = cmd(w, "DEL");
+    jq_args_str(a, pkey);
+    send_args(w, NULL, NULL);
+}
+
+static void expire(jq_worker_t *w, const char *key, const char *ttl) {
+    jq_args_t *a = cmd(w, "EXPIRE");
+    jq_args_str(a, key);
+    jq_args_str(a, ttl);
+    send_args(w, NULL, NULL);
+}
+
+/* A result over --chunk-size goes to a list of chunk_size pieces, never
+ * one giant value (PROTOCOL §3), in several RPUSHes of a few chunks:
+ * hiredis formats each command into one buffer before it copies it to its
+ * output buffer, so one RPUSH of everything would hold a third copy of the
+ * result for a moment. Returns the number of chunks. */
+static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ckey,
+                                     const char *ttl) {
+    size_t rlen = r->task.result.size, step = (size_t)w->opt->chunk_size;
+    jq_args_t *a = &w->fin.args;
+    long long n = 0;
+    jq_args_reset(a);
+    for (size_t off = 0; off < rlen; off += step, n++) {
+        if (a->argc == 0) {
+            jq_args_str(a, "RPUSH");
+            jq_args_str(a, ckey);
         }
-        if (r->started_ms) {
-            sum->run[bucket_of(r->run_us / 1000)]++;
-            sum->run_n++;
-            sum->run_us += r->run_us;
-        }
+        jq_args_add(a, r->task.result.data + off, rlen - off < step ? rlen - off : step);
+        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) send_args(w, NULL, NULL);
     }
-    return bad ? -1 : 0;
+    expire(w, ckey, ttl);
+    return n;
+}
+
+/* The result hash (§3), written anew each attempt so no field of an
+ * earlier attempt (an old error) lingers, and the notify list of a job
+ * that ended. Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. */
+static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    const jq_options_t *o = w->opt;
+    char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24], nchunks[24];
+    jq_key_id(rkey, sizeof(rkey), o->prefix, oc->qn, "result", oc->id);
+    snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
+    /* A first attempt of a job whose id is its own entry id can have no
+     * earlier result (entry ids are never reused): the common case skips
+     * the DEL. */
+    if (r->job.attempt > 0 || strcmp(oc->id, r->job.entry_id) != 0) {
+        jq_args_t *a = cmd(w, "DEL");
+        jq_args_str(a, rkey);
+        jq_args_str(a, ckey);
+        send_args(w, NULL, NULL);
+    }
+    if (oc->ttl <= 0) return;
+    snprintf(ttl, sizeof(ttl), "%lld", oc->ttl);
+    size_t rlen = r->task.result.size;
+    long long chunks = 0;
+    if (r->outcome == JQ_OUT_DONE && (long long)rlen > o->chunk_size)
+        chunks = write_result_chunks(w, r, ckey, ttl);
+    jq_args_t *a = cmd(w, "HSET");
+    jq_args_str(a, rkey);
+    jq_args_str(a, "state");
+    jq_args_str(a, oc->state);
+    jq_args_str(a, "attempts");
+    jq_args_str(a, oc->attempts);
+    jq_args_str(a, "finished_at");
+    jq_args_str(a, oc->now);
+    jq_args_str(a, "worker");
+    jq_args_str(a, w->id);
+    if (r->outcome != JQ_OUT_DONE) {
+        jq_args_str(a, "error");
+        jq_args_str(a, r->error);
+    }
+    if (chunks) {
+        snprintf(nchunks, sizeof(nchunks), "%lld", chunks);
+        jq_args_str(a, "chunks");
+        jq_args_str(a, nchunks);
+    } else if (r->outcome == JQ_OUT_DONE && rlen > 0) {
+        jq_args_str(a, "result");
+        jq_args_add(a, r->task.result.data, rlen);
+    }
+    send_args(w, NULL, NULL);
+    expire(w, rkey, ttl);
+    if (strcmp(oc->state, "retrying") == 0) return;
+    char nkey[JQ_KEY_MAX];
+    jq_key_id(nkey, sizeof(nkey), o->prefix, oc->qn, "notify", oc->id);
+    a = cmd(w, "LPUSH");
+    jq_args_str(a, nkey);
+    jq_args_str(a, oc->state);
+    send_args(w, NULL, NULL);
+    expire(w, nkey, ttl);
+}
+
+static void add_latency(const jq_run_t *r, qsum_t *sum) {
+    if (!r->started_ms) return;
+    if (r->job.enqueued_ms) {
+        long long wait_ms = r->started_ms - r->job.enqueued_ms;
+        if (wait_ms < 0) wait_ms = 0;
+        sum->wait[bucket_of(wait_ms)]++;
+        sum->wait_n++;
+        sum->wait_us += wait_ms * 1000;
+    }
+    sum->run[bucket_of(r->run_us / 1000)]++;
+    sum->run_n++;
+    sum->run_us += r->run_us;
+}
+
+/* Everything one attempt's end writes, each decision in its own step. */
+static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
+    outcome_t oc;
+    drop_payload(r);
+    decide(w, r, &oc, sum);
+    if (strcmp(oc.state, "retrying") == 0) write_retry(w, r, &oc);
+    else if (strcmp(oc.state, "dead") == 0) write_dead(w, r, &oc);
+    else if (r->job.chunks) drop_payload_chunks(w, &oc);
+    write_result(w, r, &oc);
+    add_latency(r, sum);
+}
+
+static void hincrby(jq_worker_t *w, const char *key, const char *field, long long by) {
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", by);
+    jq_args_t *a = cmd(w, "HINCRBY");
+    jq_args_str(a, key);
+    jq_args_str(a, field);
+    jq_args_str(a, v);
+    send_args(w, NULL, NULL);
 }
 
 static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
@@ -264,27 +320,29 @@ static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
     long long vals[] = {s->processed, s->failed, s->retried, s->dead};
     for (int i = 0; i < 4; i++) {
         if (!vals[i]) continue;
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", key, names[i], vals[i]);
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", mkey, names[i], vals[i]);
+        hincrby(w, key, names[i], vals[i]);
+        hincrby(w, mkey, names[i], vals[i]);
     }
-    jq_rconn_cmd(&w->rwrite, NULL, NULL, "EXPIRE %s 86400", mkey);
+    expire(w, mkey, "86400");
     jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
     const char *kinds[] = {"wait", "run"};
     const long long *b[] = {s->wait, s->run};
     const long long cnt[] = {s->wait_n, s->run_n}, us[] = {s->wait_us, s->run_us};
     for (int k = 0; k < 2; k++) {
         if (!cnt[k]) continue;
+        char f[32];
         for (int i = 0; i < NBUCKETS; i++) {
             if (!b[k][i]) continue;
-            char f[32];
             if (i < NBUCKETS - 1)
                 snprintf(f, sizeof(f), "%s:le:%lld", kinds[k], bucket_ms[i]);
             else
                 snprintf(f, sizeof(f), "%s:le:inf", kinds[k]);
-            jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s %lld", lkey, f, b[k][i]);
+            hincrby(w, lkey, f, b[k][i]);
         }
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s:count %lld", lkey, kinds[k], cnt[k]);
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "HINCRBY %s %s:sum_us %lld", lkey, kinds[k], us[k]);
+        snprintf(f, sizeof(f), "%s:count", kinds[k]);
+        hincrby(w, lkey, f, cnt[k]);
+        snprintf(f, sizeof(f), "%s:sum_us", kinds[k]);
+        hincrby(w, lkey, f, us[k]);
     }
 }
 
@@ -292,6 +350,7 @@ static void flush_batch(jq_worker_t *w);
 
 typedef struct jq_flush {
     jq_worker_t *w;
+    int q;
     jq_run_t *runs;
     struct jq_flush *next, *prev; /* in w->flights while in flight */
 } flush_t;
@@ -414,6 +473,10 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
                 jq_error("writing outcomes: %s", reply->element[i]->str);
                 break;
             }
+        /* Acked entries the batch's trim could not reach yet (trim.h). */
+        const char *min = jq_trim_answer(reply);
+        for (jq_run_t *k = r; k && min; k = k->bnext)
+            if (jq_trim_id_cmp(k->job.entry_id, min) > 0) jq_trim_keep(w, f->q, k->job.entry_id);
         for (; r; r = next) {
             next = r->bnext;
             w->unacked--;
@@ -476,11 +539,11 @@ static int verify(jq_worker_t *w, int q) {
     flush_t *f = calloc(1, sizeof(*f));
     if (!f) return 0;
     f->w = w;
-    argv_t a = {0};
-    a_str(&a, "EVAL");
-    a_str(&a, pending_lua);
-    a_str(&a, "1");
-    a_str(&a, w->queues[q].stream);
+    f->q = q;
+    jq_args_t *a = cmd(w, "EVAL");
+    jq_args_str(a, pending_lua);
+    jq_args_str(a, "1");
+    jq_args_str(a, w->queues[q].stream);
     jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
     int n = 0;
     while (*pp) {
@@ -495,18 +558,19 @@ static int verify(jq_worker_t *w, int q) {
         r->bnext = NULL;
         *tail = r;
         tail = &r->bnext;
-        a_str(&a, r->job.entry_id);
+        jq_args_str(a, r->job.entry_id);
         n++;
     }
-    if (n && (a.failed || jq_rconn_cmdargv(&w->rwrite, on_verified, f, a.n, a.v, a.l) != 0)) {
+    if (n && send_args(w, on_verified, f) != 0) {
+        w->fin.bad = 0;
         requeue_all(w, f->runs, 1);
         n = -1;
     } else if (n) {
         fly(w, f);
+    } else {
+        jq_args_reset(a);
     }
     if (n <= 0) free(f);
-    free(a.v);
-    free(a.l);
     return n;
 }
 
@@ -520,78 +584,95 @@ void jq_finish_flush(jq_worker_t *w) {
     jq_fetch_kick(w);
 }
 
+/* Takes the runs of queue q out of the batch, in order; NULL if none. */
+static jq_run_t *take_queue(jq_worker_t *w, int q) {
+    jq_run_t **pp = &w->batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
+    while (*pp) {
+        jq_run_t *r = *pp;
+        if (r->q != q) {
+            prev = r;
+            pp = &r->bnext;
+            continue;
+        }
+        *pp = r->bnext;
+        if (w->batch_tail == r) w->batch_tail = prev;
+        r->bnext = NULL;
+        *tail = r;
+        tail = &r->bnext;
+    }
+    return runs;
+}
+
+/* One queue's MULTI: every outcome, one XACK, the trim, the counters. */
+static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
+    flush_t *f = calloc(1, sizeof(*f));
+    if (!f) {
+        for (jq_run_t *r = runs, *n; r; r = n) {
+            n = r->bnext;
+            requeue(w, r);
+        }
+        return;
+    }
+    f->w = w;
+    f->q = q;
+    f->runs = runs;
+    qsum_t sum;
+    memset(&sum, 0, sizeof(sum));
+    jq_args_t *ack = &w->fin.ack;
+    jq_args_reset(ack);
+    jq_args_str(ack, "XACK");
+    jq_args_str(ack, w->queues[q].stream);
+    jq_args_str(ack, JQ_GROUP);
+    w->fin.bad = 0;
+    cmd(w, "MULTI");
+    send_args(w, NULL, NULL);
+    for (jq_run_t *r = runs; r; r = r->bnext) {
+        write_outcome(w, r, &sum);
+        if (!r->keep) {
+            /* A read behind this EXEC may count its slot (fetch.c); an
+             * abandoned cpu run's thread stays busy, so it may not. */
+            jq_admit_sent(&w->admit, r->q, r->kind, 1);
+            r->sent = 1;
+        }
+        jq_args_str(ack, r->job.entry_id);
+    }
+    send_on(w, ack, NULL, NULL);
+    const char *top = runs->job.entry_id;
+    for (jq_run_t *r = runs->bnext; r; r = r->bnext)
+        if (jq_trim_id_cmp(r->job.entry_id, top) > 0) top = r->job.entry_id;
+    jq_trim_send(w, q, top);
+    write_sums(w, w->queues[q].name, &sum);
+    if (w->fin.bad) {
+        /* A command that could not be built (out of memory) must not
+         * leave a MULTI without it: discard it all, keep the runs. */
+        jq_error("out of memory writing %s outcomes; trying again", w->queues[q].name);
+        w->fin.bad = 0;
+        cmd(w, "DISCARD");
+        send_args(w, NULL, NULL);
+        requeue_all(w, f->runs, 0);
+        free(f);
+        return;
+    }
+    cmd(w, "EXEC");
+    if (send_args(w, on_exec, f) == 0) {
+        fly(w, f);
+    } else {
+        /* Down in the middle: hiredis called nothing; keep them. */
+        for (jq_run_t *r = f->runs, *n; r; r = n) {
+            n = r->bnext;
+            requeue(w, r);
+        }
+        free(f);
+    }
+}
+
 static void flush_batch(jq_worker_t *w) {
-    for (int q = 0; q < w->nqueues; q++) {
+    for (int q = 0; q < w->nqueues && w->batch_head; q++) {
         /* Runs whose last EXEC reply was lost are checked first; the ones
          * not yet written come back to the batch without the flag. */
         if (verify(w, q) != 0) continue;
-        flush_t *f = calloc(1, sizeof(*f));
-        if (!f) return;
-        f->w = w;
-        qsum_t sum;
-        memset(&sum, 0, sizeof(sum));
-        argv_t ack = {0}, del = {0};
-        a_str(&ack, "XACK");
-        a_str(&ack, w->queues[q].stream);
-        a_str(&ack, JQ_GROUP);
-        a_str(&del, "XDEL");
-        a_str(&del, w->queues[q].stream);
-        jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
-        int began = 0, bad = 0;
-        while (*pp) {
-            jq_run_t *r = *pp;
-            if (r->q != q) {
-                prev = r;
-                pp = &r->bnext;
-                continue;
-            }
-            *pp = r->bnext;
-            if (w->batch_tail == r) w->batch_tail = prev;
-            r->bnext = NULL;
-            *tail = r;
-            tail = &r->bnext;
-            if (!began) {
-                jq_rconn_cmd(&w->rwrite, NULL, NULL, "MULTI");
-                began = 1;
-            }
-            bad |= write_outcome(w, r, &sum);
-            if (!r->keep) {
-                /* A read behind this EXEC may count its slot (fetch.c); an
-                 * abandoned cpu run's thread stays busy, so it may not. */
-                jq_admit_sent(&w->admit, r->q, r->kind, 1);
-                r->sent = 1;
-            }
-            a_str(&ack, r->job.entry_id);
-            a_str(&del, r->job.entry_id);
-        }
-        if (began) {
-            bad |= a_send(w, &ack);
-            bad |= a_send(w, &del);
-            write_sums(w, w->queues[q].name, &sum);
-            /* A command that could not be built (out of memory) must not
-             * leave a MULTI without it: discard it all, keep the runs. */
-            if (bad) {
-                jq_error("out of memory writing %s outcomes; trying again", w->queues[q].name);
-                jq_rconn_cmd(&w->rwrite, NULL, NULL, "DISCARD");
-                requeue_all(w, f->runs, 0);
-                free(f);
-            } else if (jq_rconn_cmd(&w->rwrite, on_exec, f, "EXEC") == 0) {
-                fly(w, f);
-            } else {
-                /* Down in the middle: hiredis called nothing; keep them. */
-                for (jq_run_t *r = f->runs, *n; r; r = n) {
-                    n = r->bnext;
-                    requeue(w, r);
-                }
-                free(f);
-            }
-        } else {
-            free(f);
-        }
-        free(ack.v);
-        free(ack.l);
-        free(del.v);
-        free(del.l);
+        jq_run_t *runs = take_queue(w, q);
+        if (runs) flush_queue(w, q, runs);
     }
 }
 
@@ -606,4 +687,9 @@ int jq_finish_init(jq_worker_t *w) {
 void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
     w->unacked++;
     requeue(w, r);
+}
+
+void jq_finish_destroy(jq_worker_t *w) {
+    jq_args_destroy(&w->fin.args);
+    jq_args_destroy(&w->fin.ack);
 }

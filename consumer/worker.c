@@ -298,6 +298,8 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
         return;
     if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
     if (w->batch_head || w->flushing) return;
+    jq_trim_all(w);
+    if (w->flushing) return; /* the last trim passes */
     jq_info("drained; exiting");
     stop_all(w);
 }
@@ -407,6 +409,7 @@ static void on_tick(uv_timer_t *t) {
     jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
+    jq_trim_tick(w);
     w->fetch_backoff = 0;
     jq_fetch_kick(w);
     jq_worker_maybe_exit(w);
@@ -571,6 +574,8 @@ int jq_worker_main(const jq_options_t *opt) {
     int rc = uv_loop_close(&w->loop);
     if (rc != 0) jq_warn("loop closed with handles left: %s", uv_strerror(rc));
     int code = w->exit_code;
+    jq_finish_destroy(w);
+    jq_trim_destroy(&w->trim);
     free(w);
     return code;
 }

@@ -18,12 +18,14 @@
 #include <uv.h>
 
 #include "admit.h"
+#include "args.h"
 #include "handlers.h"
 #include "job.h"
 #include "options.h"
 #include "pool.h"
 #include "qhealth.h"
 #include "rconn.h"
+#include "trim.h"
 
 typedef enum {
     JQ_RUN_WAITING,  /* io job waiting for an io slot */
@@ -78,6 +80,14 @@ typedef struct jq_queue {
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
+/* finish.c's own state: its command builders. */
+typedef struct jq_finish {
+    jq_args_t args;               /* every outcome command but the XACK */
+    jq_args_t ack;                /* the batch's XACK, built alongside */
+    int bad;                      /* a command of the open MULTI could not
+                                     be built: discard it (finish.c) */
+} jq_finish_t;
+
 typedef struct jq_runlist {
     jq_run_t *head, *tail;
     size_t n;
@@ -115,6 +125,8 @@ struct jq_worker {
     int exit_code;
 
     /* finish.c: outcomes waiting for the next flush */
+    jq_finish_t fin;
+    jq_trim_t trim;               /* trim.c: acked ids kept for a later pass */
     jq_run_t *batch_head, *batch_tail;
     int unacked;                  /* runs in the batch or in an unanswered
                                      EXEC: still pending in the stream */
@@ -190,6 +202,8 @@ void jq_finish_flush(jq_worker_t *w);
 /* Whether entry id of queue q is an outcome this worker still has to
  * write or is writing (in the batch or in an EXEC not yet answered). */
 int jq_finish_holds(jq_worker_t *w, int q, const char *id);
+/* Frees finish.c's memory, after the loop ended. */
+void jq_finish_destroy(jq_worker_t *w);
 
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */

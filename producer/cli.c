@@ -49,7 +49,7 @@ static void enqueue_usage(FILE *out) {
           "  --at EPOCH_MS         run no earlier than this time\n"
           "  --max-attempts N      attempts before the job is dead (default 3)\n"
           "  --timeout-ms N        time limit of one attempt\n"
-          "  --result-ttl S        seconds to keep the result (0: none)\n"
+          "  --result-ttl S        seconds to keep the result (0: none, and no --wait)\n"
           "  --chunk-size BYTES    split larger payloads (default 256k; k/m suffix)\n"
           "  --wait [SECONDS]      wait for the result (default 30 s) and print it\n"
           "                        as JSON like `jobq wait`; use --wait=S or put\n"
@@ -218,6 +218,10 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     if (p.bad) return JQ_EXIT_USAGE;
     if (!pos[0]) return jq_cli_usage_error("enqueue", "missing TYPE");
     if (o.delay_ms > 0 && o.at_ms > 0) return jq_cli_usage_error("enqueue", "--delay and --at exclude each other");
+    /* PROTOCOL 1.1 §3: a job with result_ttl 0 leaves no result and no
+     * notify list behind, so there would be nothing to wait for. */
+    if (wait_ms >= 0 && ttl == 0)
+        return jq_cli_usage_error("enqueue", "--wait with --result-ttl 0: such a job keeps no result to wait for");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
         (o.id && jq_cli_check_name("enqueue", "job id", o.id) < 0))
         return JQ_EXIT_USAGE;

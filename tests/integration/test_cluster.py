@@ -17,7 +17,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import RedisServer, key, scale, stream, wait_for, wait_result, xadd
+from conftest import RedisServer, key, scale, stream, wait_for, wait_result, xadd, wait_stream_empty
 
 HOST = socket.gethostname()
 
@@ -271,7 +271,7 @@ def test_max_jobs_recycles_workers(r, cluster):
     assert recycles >= 3, log
     assert len(re.findall(r"worker \d+ started", log)) >= 2 + recycles
     assert "killed by signal" not in log
-    assert r.xlen(stream()) == 0
+    wait_stream_empty(r)
     # Every job ran exactly once.
     assert int(r.hget(key("stats"), "processed")) == 100
 

@@ -12,7 +12,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, sha256_rounds, stream, wait_for, wait_result, xadd
+from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, sha256_rounds, stream, wait_for, wait_result, xadd, wait_stream_empty
 
 # ---------------------------------------------------------------- helpers
 
@@ -115,7 +115,7 @@ def test_noop_nil_result_and_result_hash_fields(r, consumer):
     assert 86400 - 60 <= ttl <= 86400
     nttl = r.ttl(key("notify:%s" % jid))
     assert 86400 - 60 <= nttl <= 86400
-    assert r.xlen(stream()) == 0  # acked and deleted
+    wait_stream_empty(r)  # acked and gone
 
 
 def test_noop_without_payload(r, consumer):
@@ -151,17 +151,23 @@ def test_fail_goes_dead_after_one_attempt(r, consumer):
     assert job["type"] == b"fail"
     assert msgpack.unpackb(job["payload"]) == {"message": "boom: disk on fire"}
     assert job["custom"] == b"kept"  # producers' own fields stay
-    assert r.xlen(stream()) == 0
+    wait_stream_empty(r)
 
 
 def test_result_ttl_zero_keeps_no_result(r, consumer):
+    """PROTOCOL 1.1 §3: with result_ttl 0 nothing is written per job,
+    neither the result hash nor the notify list; a dead one is still in the
+    dead set."""
     consumer()
-    jid = xadd(r, type="echo", payload=[1, 2], result_ttl="0")
-    res, notify = finished(r, jid)
-    assert notify == [b"done"]
-    assert res == {}
-    assert not r.exists(key("result:%s" % jid))
-    assert 0 < r.ttl(key("notify:%s" % jid)) <= 60
+    jids = [xadd(r, type="echo", payload=[1, 2], result_ttl="0") for _ in range(20)]
+    dead = xadd(r, type="fail", payload={"message": "no"}, result_ttl="0", max_attempts="1")
+    wait_for(lambda: int(r.hget(key("stats"), "processed") or 0) == 20 and r.zscore(key("dead"), dead),
+             what="the jobs to run")
+    for jid in jids + [dead]:
+        assert not r.exists(key("result:%s" % jid))
+        assert not r.exists(key("notify:%s" % jid))
+    assert r.hget(key("job:%s" % dead), "error") == b"no"
+    wait_stream_empty(r)
 
 
 def test_result_ttl_is_applied(r, consumer):
@@ -245,7 +251,7 @@ def test_bad_input_is_dead_lettered(r, consumer, fields, error):
     assert error.encode() in job["error"], job
     assert job["attempt"] == b"0"
     assert "failed_at" in job
-    assert r.xlen(stream()) == 0
+    wait_stream_empty(r)
     stats = r.hgetall(key("stats"))
     assert stats.get(b"dead") == b"1" and b"processed" not in stats
     # The service keeps running and still completes a normal job.
@@ -453,7 +459,8 @@ def test_multiple_queues(r, consumer):
     assert not r.exists(key("result:%s" % stray, "c"))
     assert {m.decode() for m in r.smembers("jobq:queues")} >= {"a", "b"}
     assert "c" not in {m.decode() for m in r.smembers("jobq:queues")}
-    assert r.xlen(stream("a")) == 0 and r.xlen(stream("b")) == 0
+    wait_stream_empty(r, "a")
+    wait_stream_empty(r, "b")
     assert_alive(c)
 
 

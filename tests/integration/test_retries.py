@@ -11,7 +11,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import JOBQ, key, scale, stream, wait_for, wait_result, xadd
+from conftest import JOBQ, key, scale, stream, wait_for, wait_result, xadd, wait_stream_empty
 from conftest import jobq as run_jobq
 
 
@@ -128,7 +128,8 @@ def test_fail_retries_with_growing_backoff_then_dead(r, consumer):
     assert job["error"] == b"boom: disk on fire"
     assert job["attempt"] == b"3"
     assert int(job["failed_at"]) == int(died) == int(res["finished_at"])
-    assert r.zcard(key("scheduled")) == 0 and r.xlen(stream()) == 0
+    assert r.zcard(key("scheduled")) == 0
+    wait_stream_empty(r)
 
 
 # ---- 7. backoff cap ----
@@ -490,6 +491,7 @@ def test_dead_cli_list_show_delete(redis_server, r, consumer):
     ["enqueue", "echo", "--at", "soon"], ["enqueue", "echo", "--delay", "5", "--at", "5"],
     ["enqueue", "echo", "--max-attempts", "0"], ["enqueue", "echo", "--timeout-ms", "x"],
     ["enqueue", "echo", "--result-ttl", "-1"], ["enqueue", "echo", "--max-attempts"],
+    ["enqueue", "echo", "--wait", "--result-ttl", "0"], ["enqueue", "echo", "--result-ttl", "0", "--wait=5"],
 ])
 def test_cli_bad_arguments_exit_2(redis_server, args):
     need_jobq()

@@ -3,7 +3,7 @@ consumer runs the job, the result hash and notify list come back."""
 
 import msgpack
 
-from conftest import key, sha256_rounds, wait_result, xadd
+from conftest import key, sha256_rounds, wait_result, xadd, wait_stream_empty
 
 
 
@@ -25,4 +25,4 @@ def test_python_msgpack_echo(r, consumer):
     res = wait_result(r, jid)
     assert res["state"] == b"done"
     assert msgpack.unpackb(res["result"]) == payload
-    assert r.xlen(key("stream")) == 0  # acked and deleted
+    wait_stream_empty(r)  # acked and gone

@@ -1,0 +1,145 @@
+/* Acked entries leave the stream by trimming. See trim.h. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "trim.h"
+#include "worker.h"
+
+const char jq_trim_lua[] =
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
+    "if p[1] > 0 then\n"
+    "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
+    "  return p[2]\n"
+    "end\n"
+    "redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[2])\n"
+    "return false\n";
+
+int jq_trim_id_cmp(const char *a, const char *b) {
+    char *ea, *eb;
+    unsigned long long ma = strtoull(a, &ea, 10), mb = strtoull(b, &eb, 10);
+    if (ma != mb) return ma < mb ? -1 : 1;
+    unsigned long long sa = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
+    unsigned long long sb = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
+    return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+static int send_script(jq_worker_t *w, int q, const char *top, redisCallbackFn *fn, void *priv) {
+    jq_args_t *a = &w->trim.args;
+    jq_args_reset(a);
+    jq_args_str(a, "EVAL");
+    jq_args_str(a, jq_trim_lua);
+    jq_args_str(a, "1");
+    jq_args_str(a, w->queues[q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, top);
+    int rc = a->oom ? -1 : jq_rconn_cmdargv(&w->rwrite, fn, priv, a->argc, a->argv, a->lens);
+    jq_args_reset(a);
+    return rc;
+}
+
+void jq_trim_send(jq_worker_t *w, int q, const char *top) { send_script(w, q, top, NULL, NULL); }
+
+const char *jq_trim_answer(const redisReply *exec) {
+    if (!exec || exec->type != REDIS_REPLY_ARRAY) return NULL;
+    /* Every other command of an outcome MULTI answers with an integer. */
+    for (size_t i = 0; i < exec->elements; i++)
+        if (exec->element[i]->type == REDIS_REPLY_STRING) return exec->element[i]->str;
+    return NULL;
+}
+
+static void keep(jq_trim_ids_t *d, const char *id) {
+    if (d->n == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 64;
+        void *ids = realloc(d->ids, (size_t)cap * sizeof(*d->ids));
+        if (!ids) return; /* left to a later trim */
+        d->ids = ids;
+        d->cap = cap;
+    }
+    snprintf(d->ids[d->n++], JQ_ENTRY_ID_MAX, "%s", id);
+}
+
+void jq_trim_keep(jq_worker_t *w, int q, const char *id) { keep(&w->trim.young[q], id); }
+
+typedef struct pass {
+    jq_worker_t *w;
+    int q;
+    jq_trim_ids_t ids; /* owned */
+} pass_t;
+
+/* The script's answer to a later pass: what is still above the oldest
+ * pending entry is deleted; the rest went with the trim. */
+static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
+    pass_t *p = priv;
+    redisReply *reply = rp;
+    jq_worker_t *w = p->w;
+    if (reply && reply->type == REDIS_REPLY_STRING && !w->stopping) {
+        jq_args_t *a = &w->trim.args;
+        jq_args_reset(a);
+        jq_args_str(a, "XDEL");
+        jq_args_str(a, w->queues[p->q].stream);
+        for (int i = 0; i < p->ids.n; i++)
+            if (jq_trim_id_cmp(p->ids.ids[i], reply->str) > 0) jq_args_str(a, p->ids.ids[i]);
+        if (a->argc > 2 && !a->oom) jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->argc, a->argv, a->lens);
+        jq_args_reset(a);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        jq_error("trimming %s: %s", w->queues[p->q].stream, reply->str);
+    }
+    free(p->ids.ids);
+    free(p);
+    w->flushing--;
+    jq_worker_maybe_exit(w); /* an exit waits for the passes (jq_trim_all) */
+}
+
+/* Hands d's ids to a pass (d is left empty). */
+static void pass(jq_worker_t *w, int q, jq_trim_ids_t *d) {
+    if (d->n == 0) return;
+    pass_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        d->n = 0;
+        return;
+    }
+    p->w = w;
+    p->q = q;
+    p->ids = *d;
+    memset(d, 0, sizeof(*d));
+    const char *top = p->ids.ids[0];
+    for (int i = 1; i < p->ids.n; i++)
+        if (jq_trim_id_cmp(p->ids.ids[i], top) > 0) top = p->ids.ids[i];
+    if (send_script(w, q, top, on_pass, p) != 0) {
+        free(p->ids.ids);
+        free(p);
+        return;
+    }
+    w->flushing++;
+}
+
+void jq_trim_tick(jq_worker_t *w) {
+    /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
+    if (!w->rwrite.up || w->held) return;
+    for (int q = 0; q < w->nqueues; q++) {
+        pass(w, q, &w->trim.old[q]);
+        /* old is empty now: swap, so the young ones wait one more tick. */
+        jq_trim_ids_t t = w->trim.old[q];
+        w->trim.old[q] = w->trim.young[q];
+        w->trim.young[q] = t;
+    }
+}
+
+void jq_trim_all(jq_worker_t *w) {
+    if (!w->rwrite.up || w->held) return;
+    for (int q = 0; q < w->nqueues; q++) {
+        pass(w, q, &w->trim.old[q]);
+        pass(w, q, &w->trim.young[q]);
+    }
+}
+
+void jq_trim_destroy(jq_trim_t *t) {
+    jq_args_destroy(&t->args);
+    for (int q = 0; q < JQ_QUEUES_MAX; q++) {
+        free(t->young[q].ids);
+        free(t->old[q].ids);
+    }
+}
