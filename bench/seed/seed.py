@@ -340,15 +340,16 @@ def sec_cpu(s, b):
                                                              med(nd[name]), med(nd[name]) / n0))
     jin, nin = med(jq["2, inline on the loop"]) / j0, med(nd["2, inline on the loop"]) / n0
     jt, nt = med(jq["1 × 2"]) / j0, med(nd["1 × 2"]) / n0
-    if jin >= 1.4 and nin >= 1.4:
-        verdict = ("the notes' \"clustering doesn't help CPU-bound work\" is wrong about throughput: two "
-                   "processes use two CPUs whether they hash on threads or inline; what clustering alone "
-                   "does not fix is that each loop is blocked while it hashes (the tiny-job test of "
-                   "`make bench-compare` shows what that costs I/O jobs)")
-    else:
-        verdict = ("on this busy machine neither split got near 2x in this run, so the run neither "
-                   "confirms nor refutes the claim; the quiet-machine figures of the sizing table "
-                   "below are the better guide")
+    def side(name, two_inline, two_threads):
+        if two_inline >= 1.4:
+            return ("for %s the notes' \"clustering doesn't help CPU-bound work\" is wrong about "
+                    "throughput: two processes hashing inline used both CPUs" % name)
+        if two_threads >= 1.4:
+            return "for %s threads scaled and clustering alone did not, as the notes say" % name
+        return ("%s scaled with neither split in this run (the busy box gave it no second CPU), so its "
+                "figures neither confirm nor refute the claim" % name)
+    verdict = "%s; %s (what clustering alone does not fix is that each loop is blocked while it " \
+              "hashes: the tiny-job test of `make bench-compare`)" % (side("jobq", jin, jt), side("Node", nin, nt))
     j21 = med(jq["2 × 1"]) / j0
     odd = ("" if not (jt < 1.3 and j21 > 1.5) else
            " Note that in jobq two threads in one worker gained %.2fx where two single-thread workers gained "
