@@ -41,10 +41,11 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/trim.c
 # Users' handlers (C plugins, exec, http): issue 13.
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
-	consumer/http.c consumer/http_allow.c
+	consumer/http.c consumer/http_allow.c consumer/curlsym.c
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
-CONSUMER_LDLIBS += -ldl $(shell pkg-config --libs libcurl 2>/dev/null)
+# libcurl is dlopen'ed (curlsym.c), only when --http-allow turns http on.
+CONSUMER_LDLIBS += -ldl
 # The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
 CONSUMER_SRC += consumer/dash.c consumer/dash_api.c consumer/dashsrv.c
 WEB_ASSETS := consumer/web/index.html consumer/web/app.js consumer/web/app.css consumer/web/favicon.svg

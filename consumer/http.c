@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "curlsym.h"
 #include "http_allow.h"
 #include "options.h"
 
@@ -558,6 +559,8 @@ int jq_http_register(jq_registry_t *r, const jq_options_t *o, char *err,
                      size_t errlen) {
     if (o->http_allow[0] == '\0')
         return 0;
+    if (jq_curl_load(err, errlen) != 0)
+        return -1;
     /* Not thread-safe: done here, at start, before any pool thread. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "http: curl_global_init failed");

@@ -16,7 +16,7 @@
  * give curl (CURLOPT_CURLU). */
 
 #include <stddef.h>
-#include <curl/curl.h>
+#include "curlsym.h"
 
 #define JQ_HTTP_ALLOW_MAX 32
 

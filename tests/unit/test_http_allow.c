@@ -10,6 +10,7 @@ static jq_http_allow_t a;
 static char err[256];
 
 static void setup(void) {
+    cr_assert_eq(jq_curl_load(err, sizeof err), 0, "%s", err);
     memset(&a, 0, sizeof a);
     cr_assert_eq(jq_http_allow_add(&a, "http://127.0.0.1:8080/api/", err, sizeof err), 0, "%s", err);
     cr_assert_eq(jq_http_allow_add(&a, "https://Example.COM/v1", err, sizeof err), 0, "%s", err);
@@ -79,6 +80,7 @@ Test(http_allow, schemes_and_junk, .init = setup) {
 
 Test(http_allow, bad_prefixes) {
     jq_http_allow_t b;
+    cr_assert_eq(jq_curl_load(err, sizeof err), 0, "%s", err);
     memset(&b, 0, sizeof b);
     cr_expect_eq(jq_http_allow_add(&b, "http://u@127.0.0.1/", err, sizeof err), -1);
     cr_expect_eq(jq_http_allow_add(&b, "http://127.0.0.1/?q", err, sizeof err), -1);
