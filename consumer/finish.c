@@ -371,6 +371,16 @@ static void land(jq_worker_t *w, flush_t *f) {
     w->flushing--;
 }
 
+int jq_finish_ids(jq_worker_t *w, int q, const char **ids, int max) {
+    int n = 0;
+    for (jq_run_t *r = w->batch_head; r && n < max; r = r->bnext)
+        if (r->q == q) ids[n++] = r->job.entry_id;
+    for (flush_t *f = w->flights; f; f = f->next)
+        for (jq_run_t *r = f->runs; r && n < max; r = r->bnext)
+            if (r->q == q) ids[n++] = r->job.entry_id;
+    return n;
+}
+
 int jq_finish_holds(jq_worker_t *w, int q, const char *id) {
     for (jq_run_t *r = w->batch_head; r; r = r->bnext)
         if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;

@@ -147,6 +147,11 @@ static void renew(jq_worker_t *w) {
         for (int l = 0; l < 2; l++)
             for (jq_run_t *r = lists[l]->head; r && argc < 6 + MAX_IDS; r = r->next)
                 if (r->q == q) argv[argc++] = r->job.entry_id;
+        /* And the finished ones whose outcome is not written yet: held
+         * through a spell of refused writes they may wait longer than the
+         * visibility timeout, and taken by another worker they would run,
+         * and count, twice. */
+        argc += jq_finish_ids(w, q, argv + argc, 6 + MAX_IDS - argc);
         if (argc == 6 || !jq_qhealth_ok(w, q)) continue;
         jq_rconn_cmdargv(&w->rwrite, on_renewed, &w->queues[q], argc, argv, NULL);
     }

@@ -204,6 +204,10 @@ void jq_finish_flush(jq_worker_t *w);
 int jq_finish_holds(jq_worker_t *w, int q, const char *id);
 /* Frees finish.c's memory, after the loop ended. */
 void jq_finish_destroy(jq_worker_t *w);
+/* Puts into ids[0..max) the entry ids of queue q whose outcomes are still
+ * to be written or being written (borrowed: valid until the next flush
+ * answer). Returns how many. */
+int jq_finish_ids(jq_worker_t *w, int q, const char **ids, int max);
 
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */
