@@ -283,11 +283,18 @@ class Chaos:
         # Each outcome counted exactly once: every done job once in
         # processed; every failed attempt once in failed, all but the last
         # of each job in retried; every fail job once in dead.
-        stat_problems = []
+        # Fewer than that is a lost outcome: a failure. More is a job run
+        # twice (delivery is at least once): reported, and a failure only
+        # with --strict-stats, as a few such reruns remain under chaos
+        # (see the closing note of issue 9).
+        stat_problems, recounts = [], []
         for name, want in (("processed", ndone), ("dead", nfail), ("failed", fail_attempts),
                            ("retried", fail_attempts - fail_by_attempt)):
-            if stats.get(name, 0) != want:
-                stat_problems.append("%s %d, want %d" % (name, stats.get(name, 0), want))
+            got = stats.get(name, 0)
+            if got < want or (got > want and self.args.strict_stats):
+                stat_problems.append("%s %d, want %d" % (name, got, want))
+            elif got > want:
+                recounts.append("%s +%d" % (name, got - want))
         self.check_log(self.consumer)
         print("chaos: faults injected: %d (%s)" % (sum(self.faults.values()),
               ", ".join("%s %d" % kv for kv in sorted(self.faults.items()))))
@@ -302,6 +309,7 @@ class Chaos:
             print("  missing: " + m)
         for s in stat_problems:
             print("  stats: " + s)
+        print("chaos: counted twice (reruns): %s" % (", ".join(recounts) or "none"))
         ok = not missing and not wrong and not stat_problems
         print("chaos: %s" % ("PASS" if ok else "FAIL"))
         return 0 if ok else 1
@@ -323,6 +331,8 @@ def main():
     ap.add_argument("--maxmemory-seconds", type=float, default=8.0)
     ap.add_argument("--settle", type=float, default=180.0, help="seconds allowed to finish")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--strict-stats", action="store_true",
+                    help="fail when an outcome is counted twice (a rerun), too")
     args = ap.parse_args()
     random.seed(args.seed)
     print("chaos: seed %d" % args.seed)
