@@ -125,12 +125,13 @@ def main():
     ap.add_argument("--tiny-seconds", type=float, default=3.0)
     ap.add_argument("--only", default="noop,noop0,tiny,rss")
     ap.add_argument("--new-args", default="", help="extra consumer args for the new side")
+    ap.add_argument("--base-args", default="", help="extra consumer args for the base side")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="jobq-ab-")
     sides = {"base": os.path.join(d, "base-consumer"), "new": os.path.join(d, "new-consumer")}
     shutil.copy2(a.base, sides["base"])
     shutil.copy2(a.new, sides["new"])
-    extra = {"base": [], "new": a.new_args.split()}
+    extra = {"base": a.base_args.split(), "new": a.new_args.split()}
     srv = bench.Redis(d)
     r = srv.client()
     tests = a.only.split(",")

@@ -55,6 +55,10 @@ static int uses(const jq_admit_t *a, int q) {
     }
 }
 
+void jq_admit_finished(jq_admit_t *a, jq_kind_t k, int delta) { a->finished[k] += delta; }
+
+void jq_admit_set_read_ahead(jq_admit_t *a, long long n) { a->read_ahead = n; }
+
 static void reserve(jq_admit_t *a, int q, int u, long long n) {
     a->q[q].reserved += n;
     if (u & 1) a->reserved[JQ_KIND_IO] += n;
@@ -62,7 +66,9 @@ static void reserve(jq_admit_t *a, int q, int u, long long n) {
 }
 
 static long long free_of(const jq_admit_t *a, int k, int ahead) {
-    return a->cap[k] - a->held[k] - a->reserved[k] + (ahead ? a->sent[k] : 0);
+    long long early = a->finished[k] < a->read_ahead ? a->finished[k] : a->read_ahead;
+    if (ahead && a->sent[k] > early) early = a->sent[k];
+    return a->cap[k] - a->held[k] - a->reserved[k] + early;
 }
 
 static long long room_of(const jq_admit_queue_t *aq, int ahead) {

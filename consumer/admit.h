@@ -53,6 +53,8 @@ typedef struct jq_admit_queue {
 typedef struct jq_admit {
     long long cap[2];     /* [JQ_KIND_IO], [JQ_KIND_CPU]: slots */
     long long held[2], reserved[2], sent[2];
+    long long finished[2]; /* held, attempt ended, ack not yet answered */
+    long long read_ahead;  /* of those, how many a read may count as free */
     int nqueues;
     unsigned turn;        /* which queue gets the odd slot first */
     jq_admit_queue_t q[JQ_QUEUES_MAX];
@@ -79,6 +81,19 @@ const char *jq_admit_qkind_name(jq_qkind_t k);
  * k; sent: its ack is on its way (+1) or answered or lost (-1). */
 void jq_admit_hold(jq_admit_t *a, int q, jq_kind_t k, int delta);
 void jq_admit_sent(jq_admit_t *a, int q, jq_kind_t k, int delta);
+/* An entry's attempt ended (+1; its thread or io slot is free, it waits
+ * for its ack), or it was freed (-1). */
+void jq_admit_finished(jq_admit_t *a, jq_kind_t k, int delta);
+
+/* Read-ahead: up to n finished entries whose ack is not yet answered may
+ * count as free for any read, not only for a read sent behind the acks on
+ * the same connection. Then a read can run ahead of the acks: the worker
+ * fetches its next batch while the last one's EXEC is on its way, so
+ * Redis and the worker overlap. The bound: a worker never holds more
+ * entries it has not finished than its slots, so it hoards nothing an
+ * idle worker could run; Redis may see up to n more pending for a moment.
+ * 0 (the default of jq_admit_init): strict. */
+void jq_admit_set_read_ahead(jq_admit_t *a, long long n);
 
 /* Plans a read: out->count[q] entries of each queue not skipped (skip[q]
  * set: paused), reserved until jq_admit_unreserve(out). ahead: the read

@@ -332,8 +332,11 @@ static void send_piped(jq_worker_t *w, const int *skip) {
  *    queues: the smallest of their plans.
  * So the worker never holds (XPENDING) more entries than it can run. The
  * price: a worker cannot read its next batch while the last one's acks are
- * on their way (noop jobs on a 2-core box: about 55,000/s, against about
- * 80,000/s when reads ran ahead of the acks). */
+ * on their way. --read-ahead N lets up to N finished entries whose ack is
+ * not yet answered count as free for the blocking read too (admit.h), so
+ * two batches can be in flight; measured on the shared 2-core box it did
+ * not win (noop, results: 0.99x; result_ttl 0: 0.92x, docs/BENCHMARKS.md),
+ * so the default stays strict. */
 void jq_fetch_kick(jq_worker_t *w) {
     /* held: Redis refused our last outcomes; no new job until it takes
      * them (finish.c). */

@@ -696,6 +696,11 @@ int jq_finish_init(jq_worker_t *w) {
 
 void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
     w->unacked++;
+    if (!r->keep && !r->finished) {
+        /* Its slot may serve a read that runs ahead of the ack (admit.h). */
+        jq_admit_finished(&w->admit, r->kind, 1);
+        r->finished = 1;
+    }
     requeue(w, r);
 }
 

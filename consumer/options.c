@@ -28,6 +28,8 @@ const jq_opt_t jq_options_table[] = {
      "CPU threads per worker, or auto (= usable CPUs / workers, at least 1)"},
     {"io-concurrency", "JOBQ_IO_CONCURRENCY", JQ_OPT_INT, "64", 1, 100000, O(io_concurrency), 0,
      "io jobs one worker runs at once"},
+    {"read-ahead", "JOBQ_READ_AHEAD", JQ_OPT_INT, "0", 0, 1000000, O(read_ahead), 0,
+     "finished jobs whose ack is on its way that a read may count as free slots (0: strict)"},
     {"max-payload", "JOBQ_MAX_PAYLOAD", JQ_OPT_BYTES, "64M", 1, 4 * GIB, O(max_payload), 0,
      "largest payload accepted, bytes (k, m, g suffixes)"},
     {"timeout-ms", "JOBQ_TIMEOUT_MS", JQ_OPT_INT, "1800000", 1, 1LL << 40, O(timeout_ms), 0,

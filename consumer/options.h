@@ -24,6 +24,7 @@ typedef struct jq_options {
     long long workers;          /* 0 = auto */
     long long threads;          /* 0 = auto */
     long long io_concurrency;
+    long long read_ahead;       /* finished, unacked jobs a read may count as free */
     long long max_payload;
     long long timeout_ms;
     long long visibility_ms;

@@ -39,6 +39,7 @@ void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
 void jq_run_free(jq_run_t *r) {
     if (!r) return;
     if (r->sent) jq_admit_sent(&r->w->admit, r->q, r->kind, -1);
+    if (r->finished) jq_admit_finished(&r->w->admit, r->kind, -1);
     if (r->held) jq_admit_hold(&r->w->admit, r->q, r->kind, -1);
     if (r->zone) msgpack_zone_free(r->zone);
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
@@ -480,6 +481,7 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
      * finds the next one already here, without a round trip. */
     jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
                   opt->queue_limit);
+    jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
     srand((unsigned)(getpid() ^ w->started_ms));
 
     int lrc = uv_loop_init(&w->loop);

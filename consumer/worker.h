@@ -51,6 +51,7 @@ struct jq_run {
     jq_kind_t kind;               /* the slot it holds (admit.h) */
     int held;                     /* holds a slot: given back by jq_run_free */
     int sent;                     /* its ack is sent, not yet answered */
+    int finished;                 /* its attempt ended (admit: read-ahead) */
     jq_job_t job;
     redisReply *fields;           /* owned: the entry's field array */
     const jq_handler_t *h;

@@ -151,3 +151,18 @@ Test(admit, reclaim_room_ignores_the_blocking_read) {
     for (int i = 0; i < 8; i++) jq_admit_hold(&a, 0, IO, 1);
     cr_assert_eq(jq_admit_free(&a, 0), 0);
 }
+
+Test(admit, read_ahead_counts_finished_entries_within_its_bound) {
+    jq_admit_t a;
+    jq_admit_init(&a, 8, 2, 1, NULL);
+    learn(&a, 0, IO, 1);
+    for (int i = 0; i < 8; i++) jq_admit_hold(&a, 0, IO, 1);
+    for (int i = 0; i < 6; i++) jq_admit_finished(&a, IO, 1);
+    jq_admit_read_t rd;
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 0, "strict by default");
+    jq_admit_set_read_ahead(&a, 4);
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 4, "bounded by read_ahead");
+    jq_admit_unreserve(&a, &rd);
+    jq_admit_set_read_ahead(&a, 100);
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 6, "never more than finished");
+}
