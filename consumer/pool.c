@@ -11,11 +11,17 @@
 #include "pool.h"
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "job.h"
+
+/* How much lower than the loop thread the pool threads run (nice). */
+#define JQ_POOL_NICE 5
 
 /* Set once from the options, before any pool starts (see pool.h). */
 static jq_pool_mode_t pool_mode = JQ_POOL_THREADS;
@@ -80,6 +86,11 @@ static void *pool_thread_main(void *arg) {
     char name[16];
     snprintf(name, sizeof name, "jq-cpu-%d", idx);
     pthread_setname_np(pthread_self(), name);
+    /* Below the loop thread: with every core busy hashing, the loop thread
+     * (io jobs, acks, reads) still gets a core the moment it wakes, so cpu
+     * jobs never hold back io jobs, even in the kernel's run queue. Linux
+     * keeps a nice value per thread. Failure only costs that edge. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), JQ_POOL_NICE);
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
