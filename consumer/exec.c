@@ -531,8 +531,9 @@ static void find_guard(void) {
     *slash = '\0';
     char path[sizeof(exe) + 32];
     snprintf(path, sizeof(path), "%s/jobq-exec-guard", exe);
-    if (access(path, X_OK) == 0 && strlen(path) < sizeof(conf.guard))
-        snprintf(conf.guard, sizeof(conf.guard), "%s", path);
+    size_t len = strlen(path);
+    if (access(path, X_OK) == 0 && len < sizeof(conf.guard))
+        memcpy(conf.guard, path, len + 1);
 }
 
 int jq_exec_register(jq_registry_t *r, const jq_options_t *o, char *err,

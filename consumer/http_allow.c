@@ -137,7 +137,7 @@ int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err,
     snprintf(p->scheme, sizeof(p->scheme), "%s", pt.scheme);
     snprintf(p->host, sizeof(p->host), "%s", pt.host);
     p->port = pt.port;
-    snprintf(p->path, sizeof(p->path), "%s", pt.path);
+    memcpy(p->path, pt.path, strlen(pt.path) + 1); /* length checked above */
     return 0;
 }
 
