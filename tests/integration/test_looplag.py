@@ -30,7 +30,7 @@ def test_loop_lag_stays_low_while_cpu_jobs_saturate_the_pool(r, served):
     # io jobs among them so the loops have work of their own.
     p = r.pipeline(transaction=False)
     for i in range(80):
-        p.xadd(stream(), {"type": "sha256", "payload": msgpack.packb({"data": "x%d" % i, "rounds": 150000})})
+        p.xadd(stream(), {"type": "sha256", "payload": msgpack.packb({"data": "x%d" % i, "rounds": 600000})})
         p.xadd(stream(), {"type": "sleep", "payload": msgpack.packb({"ms": 5})})
     p.execute()
     lags, saturated = [], 0
