@@ -543,6 +543,26 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_maybe_exit(w);
 }
 
+/* Takes the runs of queue q (only the unsure ones when only_unsure) out of
+ * the batch, in order; NULL if none. */
+static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
+    jq_run_t **pp = &w->batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
+    while (*pp) {
+        jq_run_t *r = *pp;
+        if (r->q != q || (only_unsure && !r->unsure)) {
+            prev = r;
+            pp = &r->bnext;
+            continue;
+        }
+        *pp = r->bnext;
+        if (w->batch_tail == r) w->batch_tail = prev;
+        r->bnext = NULL;
+        *tail = r;
+        tail = &r->bnext;
+    }
+    return runs;
+}
+
 /* Takes the unsure runs of queue q out of the batch and asks about them.
  * Returns how many were sent to be checked. */
 static int verify(jq_worker_t *w, int q) {
@@ -554,23 +574,10 @@ static int verify(jq_worker_t *w, int q) {
     jq_args_str(a, pending_lua);
     jq_args_str(a, "1");
     jq_args_str(a, w->queues[q].stream);
-    jq_run_t **pp = &w->batch_head, *prev = NULL, **tail = &f->runs;
+    f->runs = take_queue(w, q, 1);
     int n = 0;
-    while (*pp) {
-        jq_run_t *r = *pp;
-        if (r->q != q || !r->unsure) {
-            prev = r;
-            pp = &r->bnext;
-            continue;
-        }
-        *pp = r->bnext;
-        if (w->batch_tail == r) w->batch_tail = prev;
-        r->bnext = NULL;
-        *tail = r;
-        tail = &r->bnext;
+    for (jq_run_t *r = f->runs; r; r = r->bnext, n++)
         jq_args_str(a, r->job.entry_id);
-        n++;
-    }
     if (n && send_args(w, on_verified, f) != 0) {
         w->fin.bad = 0;
         requeue_all(w, f->runs, 1);
@@ -594,24 +601,6 @@ void jq_finish_flush(jq_worker_t *w) {
     jq_fetch_kick(w);
 }
 
-/* Takes the runs of queue q out of the batch, in order; NULL if none. */
-static jq_run_t *take_queue(jq_worker_t *w, int q) {
-    jq_run_t **pp = &w->batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
-    while (*pp) {
-        jq_run_t *r = *pp;
-        if (r->q != q) {
-            prev = r;
-            pp = &r->bnext;
-            continue;
-        }
-        *pp = r->bnext;
-        if (w->batch_tail == r) w->batch_tail = prev;
-        r->bnext = NULL;
-        *tail = r;
-        tail = &r->bnext;
-    }
-    return runs;
-}
 
 /* One queue's MULTI: every outcome, one XACK, the trim, the counters. */
 static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
@@ -681,7 +670,7 @@ static void flush_batch(jq_worker_t *w) {
         /* Runs whose last EXEC reply was lost are checked first; the ones
          * not yet written come back to the batch without the flag. */
         if (verify(w, q) != 0) continue;
-        jq_run_t *runs = take_queue(w, q);
+        jq_run_t *runs = take_queue(w, q, 0);
         if (runs) flush_queue(w, q, runs);
     }
 }
