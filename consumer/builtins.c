@@ -66,6 +66,9 @@ static int sleep_start(jq_task_t *t) {
     st->timer.data = st;
     st->t = t;
     t->hstate = st;
+    /* The loop's clock is cached per turn; a busy turn would let the job
+     * wake up to that turn's length early, short of the ms it asked for. */
+    uv_update_time(t->loop);
     uv_timer_start(&st->timer, sleep_on_timer, ms->via.u64, 0);
     return 0;
 }
