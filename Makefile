@@ -276,7 +276,9 @@ install: all man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/jobq \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
-	install -m 755 $(BIN)/jobq $(BIN)/jobq-consumer $(DESTDIR)$(BINDIR)/
+	# jobq-exec-guard must sit next to jobq-consumer: exec.c looks for it
+	# there (without it, exec jobs fall back to the slower self-exec guard).
+	install -m 755 $(BIN)/jobq $(BIN)/jobq-consumer $(BIN)/jobq-exec-guard $(DESTDIR)$(BINDIR)/
 	install -m 644 $(LIBJOBQ) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBJOBQ_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(LIBJOBQ_SO)) $(DESTDIR)$(LIBDIR)/$(JQ_SONAME)
@@ -292,7 +294,7 @@ install: all man
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/jobq $(DESTDIR)$(BINDIR)/jobq-consumer
+	rm -f $(DESTDIR)$(BINDIR)/jobq $(DESTDIR)$(BINDIR)/jobq-consumer $(DESTDIR)$(BINDIR)/jobq-exec-guard
 	rm -f $(DESTDIR)$(LIBDIR)/libjobq.a $(DESTDIR)$(LIBDIR)/libjobq.so \
 		$(DESTDIR)$(LIBDIR)/$(JQ_SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(LIBJOBQ_SO))
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/jobq/,$(notdir $(JQ_HEADERS)))

@@ -68,7 +68,7 @@ def public_functions():
 def test_install_puts_every_file_under_prefix(tree):
     got = files_under(tree)
     expected = {
-        "usr/bin/jobq", "usr/bin/jobq-consumer",
+        "usr/bin/jobq", "usr/bin/jobq-consumer", "usr/bin/jobq-exec-guard",
         "usr/lib/libjobq.a", "usr/lib/libjobq.so", "usr/lib/libjobq.so.1",
         "usr/lib/pkgconfig/jobq.pc",
         "usr/lib/systemd/system/jobq-consumer.service", "usr/share/doc/jobq/jobq.default",
