@@ -379,11 +379,12 @@ static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
     if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
     jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
     int p = reply->integer > 0;
-    if (p != q->paused) jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
+    if (p != q->paused && (p || q->paused >= 0))
+        jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
     /* A read blocked since before the pause still covers the queue and
      * would hand us its next job: cut it short, and the next read leaves
      * the queue out. */
-    if (p && !q->paused && w->fetching && w->fetch_client_id)
+    if (p && q->paused == 0 && w->fetching && w->fetch_client_id)
         jq_rconn_cmd(&w->rwrite, NULL, NULL, "CLIENT UNBLOCK %lld", w->fetch_client_id);
     q->paused = p;
     if (!p) jq_fetch_kick(w);
@@ -502,6 +503,9 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     for (int i = 0; i < opt->nqueues; i++) {
         w->queues[i].name = opt->queues[i];
         jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
+        /* Unknown until the first EXISTS answers (on_paused): a queue
+         * paused before this worker started must not give it a job. */
+        w->queues[i].paused = -1;
     }
     /* Every handle checked: a failure says which, and the worker exits
      * (status 3) before it takes any job; the master replaces it. */

@@ -77,7 +77,8 @@ struct jq_run {
 typedef struct jq_queue {
     const char *name;             /* borrowed from options */
     char stream[JQ_KEY_MAX];
-    int paused;
+    int paused;                   /* 1 paused, 0 not, -1 not known yet
+                                     (not read, reclaimed or probed) */
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 

@@ -215,3 +215,20 @@ def test_payload_announcing_a_huge_array_is_refused_without_allocating(r, consum
         assert res["state"] == b"dead", res
         assert res["error"].startswith(b"payload is not valid msgpack: truncated"), res
     assert c.worker_pids() == pids, c.log()
+
+
+# ---- a queue paused before the worker started ----
+
+def test_queue_paused_before_start_gives_no_job(r, consumer):
+    # Paused and filled by a foreign client before any worker runs: the
+    # first read must wait for the pause state, not take a job meanwhile.
+    r.set("jobq:{default}:paused", 1)
+    ids = [xadd(r, type="noop") for _ in range(5)]
+    c = consumer("--workers", "2")
+    c.wait_log(r"queue default paused", count=2)
+    time.sleep(scale(1))    # ten pause checks later: still nothing taken
+    assert r.xpending("jobq:{default}:stream", "workers")["pending"] == 0
+    assert not any(r.exists("jobq:{default}:result:" + j) for j in ids)
+    r.delete("jobq:{default}:paused")
+    for jid in ids:
+        assert wait_result(r, jid)["state"] == b"done"
