@@ -41,7 +41,7 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/trim.c
 # Users' handlers (C plugins, exec, http): issue 13.
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
-	consumer/http.c consumer/http_allow.c consumer/curlsym.c
+	consumer/http.c consumer/http_allow.c consumer/curlsym.c consumer/curluv.c
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
 # libcurl is dlopen'ed (curlsym.c), only when --http-allow turns http on.

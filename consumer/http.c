@@ -1,10 +1,5 @@
-/* The http handler (see http.h): curl's multi "socket" interface glued to
- * the worker's loop, as curl's multi-uv example does.
- *
- * A session (one CURLM, one uv_timer) exists while requests run and is torn
- * down when the last one ends, so that a stopping worker finds no handle of
- * ours on its loop; connections are reused within a burst of requests, not
- * across idle times. */
+/* The http handler (see http.h): one request per job, checked against the
+ * allow list, run on the worker's loop by curluv.c. */
 
 #include "http.h"
 
@@ -16,7 +11,7 @@
 
 #include "codec.h"
 #include "config.h"
-#include "curlsym.h"
+#include "curluv.h"
 #include "http_allow.h"
 #include "options.h"
 
@@ -31,24 +26,10 @@ static struct {
     jq_handler_t h;
 } conf;
 
-typedef struct session {
-    CURLM *multi;
-    uv_timer_t timer;
-    int active;                /* requests in the multi */
-} session_t;
-
-static session_t *cur;        /* the loop's session, or NULL */
-
-typedef struct sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    session_t *s;
-} sock_t;
-
 typedef struct req {
     jq_task_t *t;
-    session_t *s;
     CURL *easy;
+    int added;                 /* easy is in the curluv session */
     CURLU *url;
     struct curl_slist *headers;
     const char *body;          /* borrowed from the payload */
@@ -66,125 +47,13 @@ typedef struct req {
     char errbuf[CURL_ERROR_SIZE];
 } req_t;
 
-/* ---- the session: curl's sockets and timer on the loop ---- */
-
-static void check_done(session_t *s);
-
-static void on_sock_closed(uv_handle_t *h) {
-    free(h->data);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events) {
-    sock_t *k = p->data;
-    session_t *s = k->s;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running;
-    curl_multi_socket_action(s->multi, k->fd, flags, &running);
-    check_done(s);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
-                          void *sockp) {
-    session_t *s = userp;
-    sock_t *k = sockp;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (k != NULL) {
-            curl_multi_assign(s->multi, fd, NULL);
-            uv_poll_stop(&k->poll);
-            uv_close((uv_handle_t *)&k->poll, on_sock_closed);
-        }
-        return 0;
-    }
-    if (k == NULL) {
-        k = calloc(1, sizeof(*k));
-        if (k == NULL)
-            return -1;
-        k->fd = fd;
-        k->s = s;
-        if (uv_poll_init_socket(s->timer.loop, &k->poll, fd) != 0) {
-            free(k);
-            return -1;
-        }
-        k->poll.data = k;
-        curl_multi_assign(s->multi, fd, k);
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    return uv_poll_start(&k->poll, events, on_poll) == 0 ? 0 : -1;
-}
-
-static void on_timer(uv_timer_t *t) {
-    session_t *s = t->data;
-    int running;
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(s);
-}
-
-static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
-    session_t *s = userp;
-    (void)m;
-    /* Never act from inside curl: a 0 timeout fires on the next turn. */
-    if (timeout_ms < 0)
-        uv_timer_stop(&s->timer);
-    else
-        uv_timer_start(&s->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
-}
-
-static void on_session_closed(uv_handle_t *h) {
-    free(h->data);
-}
-
-static session_t *session_get(uv_loop_t *loop) {
-    if (cur != NULL)
-        return cur;
-    session_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    s->multi = curl_multi_init();
-    if (s->multi == NULL || uv_timer_init(loop, &s->timer) != 0) {
-        if (s->multi)
-            curl_multi_cleanup(s->multi);
-        free(s);
-        return NULL;
-    }
-    s->timer.data = s;
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-    cur = s;
-    return s;
-}
-
-/* Ends the session once nothing runs in it. */
-static void session_maybe_end(session_t *s) {
-    if (s->active > 0 || s != cur)
-        return;
-    cur = NULL;
-    /* Cleanup tells the socket callback to drop every socket left. */
-    curl_multi_cleanup(s->multi);
-    s->multi = NULL;
-    uv_close((uv_handle_t *)&s->timer, on_session_closed);
-}
-
 /* ---- one request ---- */
 
 static void req_free(req_t *q) {
     if (q->easy) {
-        curl_multi_remove_handle(q->s->multi, q->easy);
+        if (q->added)
+            jq_curluv_remove(q->easy);
         curl_easy_cleanup(q->easy);
-        q->s->active--;
     }
     curl_url_cleanup(q->url);
     curl_slist_free_all(q->headers);
@@ -298,6 +167,7 @@ static void finish(req_t *q, CURLcode rc) {
 }
 
 static int configure(req_t *q, char *err, size_t errlen);
+static void on_transfer_done(CURL *easy, CURLcode rc);
 
 /* A 3xx with a Location: follow it ourselves, only to an allowed URL. */
 static int follow(req_t *q, int *followed, char *err, size_t errlen) {
@@ -321,7 +191,8 @@ static int follow(req_t *q, int *followed, char *err, size_t errlen) {
         return -1;
     }
     /* The handle points at the old URL until it is reset. */
-    curl_multi_remove_handle(q->s->multi, q->easy);
+    jq_curluv_remove(q->easy);
+    q->added = 0;
     curl_easy_reset(q->easy);
     curl_url_cleanup(q->url);
     q->url = next;
@@ -334,37 +205,31 @@ static int follow(req_t *q, int *followed, char *err, size_t errlen) {
     q->resplen = 0;
     q->hdrlen = 0;
     q->nhdr = 0;
-    if (configure(q, err, errlen) != 0 || curl_multi_add_handle(q->s->multi, q->easy) != CURLM_OK) {
+    if (configure(q, err, errlen) != 0 || jq_curluv_add(q->t->loop, q->easy, on_transfer_done) != 0) {
         if (err[0] == '\0')
             snprintf(err, errlen, "http: cannot follow the redirect");
         return -1;
     }
+    q->added = 1;
     *followed = 1;
     return 0;
 }
 
-static void check_done(session_t *s) {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        req_t *q = NULL;
-        CURLcode rc = m->data.result;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-        char err[JQ_TASK_ERROR_LEN] = "";
-        int followed = 0;
-        if (rc == CURLE_OK && follow(q, &followed, err, sizeof(err)) != 0) {
-            jq_task_t *t = q->t;
-            t->hstate = NULL;
-            req_free(q);
-            jq_task_fail(t, "%s", err);
-            jq_task_done(t);
-        } else if (!followed) {
-            finish(q, rc);
-        }
+/* curluv: q's transfer ended; follow a redirect or finish. */
+static void on_transfer_done(CURL *easy, CURLcode rc) {
+    req_t *q = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&q);
+    char err[JQ_TASK_ERROR_LEN] = "";
+    int followed = 0;
+    if (rc == CURLE_OK && follow(q, &followed, err, sizeof(err)) != 0) {
+        jq_task_t *t = q->t;
+        t->hstate = NULL;
+        req_free(q);
+        jq_task_fail(t, "%s", err);
+        jq_task_done(t);
+    } else if (!followed) {
+        finish(q, rc);
     }
-    session_maybe_end(s);
 }
 
 /* Sets every option of one hop on q->easy. */
@@ -526,21 +391,17 @@ static int http_start(jq_task_t *t) {
         req_free(q);
         return jq_task_fail(t, "%s", err);
     }
-    session_t *s = session_get(t->loop);
-    q->easy = s ? curl_easy_init() : NULL;
+    q->easy = curl_easy_init();
     if (q->easy == NULL) {
         req_free(q);
         return jq_task_fail(t, "http: out of memory");
     }
-    q->s = s;
     q->t = t;
-    s->active++;
-    if (configure(q, err, sizeof(err)) != 0 ||
-        curl_multi_add_handle(s->multi, q->easy) != CURLM_OK) {
+    if (configure(q, err, sizeof(err)) != 0 || jq_curluv_add(t->loop, q->easy, on_transfer_done) != 0) {
         req_free(q);
-        session_maybe_end(s);
         return jq_task_fail(t, "%s", err[0] ? err : "http: cannot start the request");
     }
+    q->added = 1;
     t->hstate = q;
     return 0;
 }
@@ -550,9 +411,7 @@ static void http_cancel(jq_task_t *t) {
     if (q == NULL)
         return;
     t->hstate = NULL;
-    session_t *s = q->s;
     req_free(q);
-    session_maybe_end(s);
 }
 
 int jq_http_register(jq_registry_t *r, const jq_options_t *o, char *err,
