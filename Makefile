@@ -24,8 +24,9 @@ CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote commo
 CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
-# The consumer alone talks to systemd (sd_notify); libjobq and jobq do not.
-CONSUMER_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
+# The consumer's notifications to systemd (consumer/notify.c) speak the
+# protocol themselves: libsystemd is not linked.
+CONSUMER_LDLIBS :=
 LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \

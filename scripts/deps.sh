@@ -7,7 +7,7 @@
 #   scripts/deps.sh bench  that plus what make bench-compare / bench-seed need
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
-libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev libsystemd-dev
+libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev
 redis-server redis-tools go-md2man"
 # The suite also drives foreign clients (python3-redis, redis-cli), a
 # terminal (tmux), a browser (chromium), promtool, clang's libFuzzer, a

@@ -1,5 +1,5 @@
-"""Type=notify: the master tells systemd through sd_notify (libsystemd)
-when every worker is serving, around a SIGHUP rolling restart, and when it
+"""Type=notify: the master tells systemd through sd_notify's protocol
+(consumer/notify.c, no libsystemd) when every worker is serving, around a SIGHUP rolling restart, and when it
 drains. The test plays systemd: it listens on a unix datagram socket and
 hands its path to the master in NOTIFY_SOCKET."""
 import os
@@ -17,7 +17,8 @@ class NotifySocket:
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
+        # "@name" is an abstract socket, as NOTIFY_SOCKET may name one.
+        self.sock.bind("\0" + path[1:] if path.startswith("@") else path)
 
     def recv(self, timeout):
         """The next message as a dict of its assignments, or None when
@@ -89,3 +90,21 @@ def test_unreachable_notify_socket_is_logged_and_harmless(redis_server, consumer
     c.wait_log(r"sd_notify\(READY=1\): ")
     r = redis_server.client()
     assert wait_result(r, xadd(r, type="echo", payload=[1, 2]))["state"] == b"done"
+
+
+def test_abstract_notify_socket(redis_server, consumer, tmpdir_path):
+    n = NotifySocket("@jobq-test-notify-%s" % os.path.basename(tmpdir_path))
+    try:
+        c = consumer("--workers", "2", env={"NOTIFY_SOCKET": n.path})
+        msg = n.recv(timeout=10)
+        assert msg is not None and msg["READY"] == "1", c.log()
+        assert msg["STATUS"] == "all 2 workers serving"
+    finally:
+        n.close()
+
+
+def test_notify_socket_of_another_family_is_logged_and_harmless(redis_server, consumer):
+    c = consumer(env={"NOTIFY_SOCKET": "vsock:2:1234"})
+    c.wait_log(r"sd_notify\(READY=1\): Address family not supported")
+    r = redis_server.client()
+    assert wait_result(r, xadd(r, type="echo", payload=[1]))["state"] == b"done"
