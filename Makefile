@@ -1,7 +1,10 @@
 # jobq: plain GNU make. `make` builds bin/, `make test` installs what the
 # suite needs and runs it, `make check` runs it again under ASan + UBSan.
 
-PKGS := libuv hiredis msgpack json-c libcrypto
+PKGS := libuv hiredis msgpack json-c
+# libcrypto is not linked: the consumer dlopens it at its first use
+# (consumer/cryptosym.h), so an idle worker does not map it. Its headers only.
+CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CC ?= cc
 SAN ?= 0
 
@@ -19,7 +22,7 @@ endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote common -iquote producer -iquote consumer \
-	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CRYPTO_CFLAGS)
 # jobq top draws with ncurses (wide, for the sparkline's UTF-8 blocks).
 CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
@@ -42,10 +45,12 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/trim.c
 # Users' handlers (C plugins, exec, http): issue 13.
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
-	consumer/http.c consumer/http_allow.c consumer/curlsym.c consumer/curluv.c
+	consumer/http.c consumer/http_allow.c consumer/curlsym.c consumer/curluv.c \
+	consumer/dynlib.c consumer/cryptosym.c
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
-# libcurl is dlopen'ed (curlsym.c), only when --http-allow turns http on.
+# libcurl is dlopen'ed (curlsym.c), only when --http-allow turns http on;
+# libcrypto (cryptosym.c) at the first sha256 job or --admin-token.
 CONSUMER_LDLIBS += -ldl
 # The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
 CONSUMER_SRC += consumer/dash.c consumer/dash_api.c consumer/dashsrv.c

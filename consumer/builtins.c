@@ -5,10 +5,12 @@
 #include "handlers.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
-#include <openssl/evp.h>
+
+#include "cryptosym.h"
 
 /* --- noop, echo: io work that is finished before start() returns, so they
  * call jq_task_done() from inside start (handlers.h allows it); a timer just
@@ -86,10 +88,21 @@ static void sleep_cancel(jq_task_t *t) {
 
 /* --- sha256: cpu work on a pool thread. */
 
-/* Fetched on first use and kept for the life of the process. */
+/* libcrypto is loaded (cryptosym.h) and the algorithm fetched at the first
+ * sha256 job, by whichever pool thread runs it, and both kept for the life
+ * of the process; a worker that never hashes never maps libcrypto. If it
+ * cannot be loaded, every sha256 job fails with the reason and the worker
+ * runs its other jobs on. */
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md;
-static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+static char sha256_err[256];
+static void sha256_load(void) {
+    if (jq_crypto_load(sha256_err, sizeof sha256_err) != 0)
+        return;
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256_md == NULL)
+        snprintf(sha256_err, sizeof sha256_err, "libcrypto has no SHA256");
+}
 
 static int sha256_run(jq_task_t *t) {
     const msgpack_object *data = jq_codec_map_get(t->payload, "data");
@@ -123,10 +136,10 @@ static int sha256_run(jq_task_t *t) {
      * with the fetched digest 0.19 s either way. */
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    pthread_once(&sha256_once, sha256_fetch);
+    pthread_once(&sha256_once, sha256_load);
     const EVP_MD *alg = sha256_md;
     if (alg == NULL)
-        return jq_task_fail(t, "sha256: libcrypto has no SHA256");
+        return jq_task_fail(t, "sha256: %s", sha256_err);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL)
         return jq_task_fail(t, "sha256: out of memory");

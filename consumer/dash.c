@@ -1,13 +1,12 @@
 /* The dashboard's request handler: see dash.h. */
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "codec.h"
+#include "cryptosym.h"
 #include "dash.h"
 #include "dash_api.h"
 #include "dash_assets.h"
@@ -64,6 +63,12 @@ jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
             snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
             goto err;
         }
+        /* libcrypto is loaded only here, where a token needs it. */
+        char why[256];
+        if (jq_crypto_load(why, sizeof why) != 0) {
+            snprintf(err, errlen, "--admin-token: cannot hash it: %s", why);
+            goto err;
+        }
         if (digest(token, strlen(token), d->token_md) < 0) {
             snprintf(err, errlen, "--admin-token: cannot hash it (OpenSSL)");
             goto err;
@@ -79,7 +84,7 @@ err:
 void jq_dash_free(jq_dash_t *d) {
     if (!d) return;
     jq_client_free(d->client);
-    OPENSSL_cleanse(d, sizeof(*d));
+    explicit_bzero(d, sizeof(*d)); /* the token's digest; libc's, as libcrypto may not be loaded */
     free(d);
 }
 

@@ -11,7 +11,9 @@
 
 struct jq_worker;
 
-/* Loads the scripts (SCRIPT LOAD) on a fresh connection. */
+/* Loads the scripts (SCRIPT LOAD) on a fresh connection; their SHA1s for
+ * EVALSHA are Redis's answers. Until both have come, the tick sends none
+ * (and asks again if a load failed). */
 void jq_sched_on_connect(struct jq_worker *w);
 
 /* Promotes due jobs of every queue, and now and then trims dead sets. */
