@@ -26,7 +26,7 @@ CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote commo
 # jobq top draws with ncurses (wide, for the sparkline's UTF-8 blocks).
 CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
 # The consumer's notifications to systemd (consumer/notify.c) speak the
 # protocol themselves: libsystemd is not linked.
 CONSUMER_LDLIBS :=
