@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "jobq/watch.h"
+#include "watch_int.h"
 
 static const char stats_help[] =
     "usage: jobq stats [-q QUEUE] [--json]\n"
@@ -20,8 +21,10 @@ static const char stats_help[] =
     "and run times at the 50th and 99th percentiles of the latency buckets.\n"
     "Then per live worker: host, pid, queues, busy io slots and cpu threads,\n"
     "cpu backlog, RSS, CPU time, event-loop lag and when it was last seen.\n"
+    "A queue that a worker found broken (its keys refused by Redis) gets a\n"
+    "line below the table, with Redis's error.\n"
     "--json prints one object {\"at\",\"queues\":[...],\"workers\":[...]}\n"
-    "(docs/CLI.md has every field).\n";
+    "(docs/CLI.md has every field; a broken queue has \"broken\": {...}).\n";
 
 static int name_width(const jq_watch_t *w) {
     int width = 5;
@@ -72,25 +75,66 @@ static void print_workers(const jq_watch_t *w) {
     }
 }
 
-/* Queues a worker found broken (PROTOCOL §7, <p>:{q}:broken): one line
- * each, with Redis's error, below the table. */
-static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
+/* A queue a worker found broken (PROTOCOL §7, <p>:{q}:broken). Its
+ * fields come from Redis, where any client may have written them: copied
+ * bounded. */
+typedef struct broken {
+    char error[256];
+    long long since;         /* ms since the epoch, 0 if absent */
+    char worker[320];
+} broken_t;
+
+/* Returns 1 with *b filled when queue q is broken, 0 when not (or when
+ * the key cannot be read: the figures above it were, so say nothing). */
+static int read_broken(jq_cli_t *cli, const char *q, broken_t *b) {
     redisContext *ctx = jq_client_context(cli->client);
-    for (size_t i = 0; ctx && i < w->nqueues; i++) {
-        char key[JQ_KEY_MAX], since[40];
-        const char *q = w->queues[i].s.queue;
-        jq_key(key, sizeof(key), jq_client_prefix(cli->client), q, "broken");
-        redisReply *r = redisCommand(ctx, "HMGET %s error since worker", key);
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[0]->type == REDIS_REPLY_STRING) {
-            long long ms = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
-            jq_cli_time(ms, since, sizeof(since));
-            printf("\nqueue %s is BROKEN since %s: %s (seen by worker %s; left out of reads until "
-                   "fixed)\n", q, since, r->element[0]->str,
-                   r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "?");
-        }
-        if (r) freeReplyObject(r);
+    char key[JQ_KEY_MAX];
+    if (!ctx) return 0;
+    jq_key(key, sizeof(key), jq_client_prefix(cli->client), q, "broken");
+    redisReply *r = redisCommand(ctx, "HMGET %s error since worker", key);
+    int broken = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                 r->element[0]->type == REDIS_REPLY_STRING;
+    if (broken) {
+        redisReply **e = r->element;
+        snprintf(b->error, sizeof(b->error), "%.*s", (int)e[0]->len, e[0]->str);
+        b->since = e[1]->type == REDIS_REPLY_STRING ? atoll(e[1]->str) : 0;
+        snprintf(b->worker, sizeof(b->worker), "%.*s",
+                 e[2]->type == REDIS_REPLY_STRING ? (int)e[2]->len : 1,
+                 e[2]->type == REDIS_REPLY_STRING ? e[2]->str : "?");
     }
+    if (r) freeReplyObject(r);
+    return broken;
+}
+
+/* One line per broken queue, with Redis's error, below the table. */
+static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
+    broken_t b;
+    for (size_t i = 0; i < w->nqueues; i++) {
+        char since[40];
+        if (!read_broken(cli, w->queues[i].s.queue, &b)) continue;
+        jq_cli_time(b.since, since, sizeof(since));
+        printf("\nqueue %s is BROKEN since %s: %s (seen by worker %s; left out of reads until "
+               "fixed)\n", w->queues[i].s.queue, since, b.error, b.worker);
+    }
+}
+
+/* --json: the snapshot's object, each queue with "broken": null, or
+ * {"error", "since", "worker"} while a worker reports it broken. */
+static int print_json(jq_cli_t *cli, const jq_watch_t *w) {
+    json_object *root = jq_watch_to_json(w), *qs = NULL;
+    broken_t b;
+    json_object_object_get_ex(root, "queues", &qs);
+    for (size_t i = 0; i < w->nqueues && qs; i++) {
+        json_object *o = NULL;
+        if (read_broken(cli, w->queues[i].s.queue, &b)) {
+            o = json_object_new_object();
+            json_object_object_add(o, "error", json_object_new_string(b.error));
+            json_object_object_add(o, "since", json_object_new_int64(b.since));
+            json_object_object_add(o, "worker", json_object_new_string(b.worker));
+        }
+        json_object_object_add(json_object_array_get_idx(qs, i), "broken", o);
+    }
+    return jq_watch_print_json(root, stdout);
 }
 
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
@@ -120,7 +164,7 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
         return JQ_EXIT_REDIS;
     }
     if (json) {
-        jq_watch_json(&w, stdout);
+        print_json(cli, &w);
     } else {
         print_queues(&w);
         print_broken(cli, &w);

@@ -13,6 +13,7 @@
 #include "job.h"
 #include "keys.h"
 #include "jobq/watch.h"
+#include "watch_int.h"
 
 static const long long lat_bounds_ms[JQ_LAT_BUCKETS - 1] = {1,    2,    5,    10,    25,    50,    100,  250,
                                                         500,  1000, 2500, 5000, 10000, 30000, 60000};
@@ -378,7 +379,7 @@ static json_object *worker_json(const jq_worker_watch_t *w) {
     return o;
 }
 
-int jq_watch_json(const jq_watch_t *w, FILE *out) {
+json_object *jq_watch_to_json(const jq_watch_t *w) {
     json_object *root = json_object_new_object(), *qs = json_object_new_array(),
                 *ws = json_object_new_array();
     json_object_object_add(root, "at", json_object_new_int64(w->at_ms));
@@ -386,7 +387,13 @@ int jq_watch_json(const jq_watch_t *w, FILE *out) {
     for (size_t i = 0; i < w->nworkers; i++) json_object_array_add(ws, worker_json(&w->workers[i]));
     json_object_object_add(root, "queues", qs);
     json_object_object_add(root, "workers", ws);
+    return root;
+}
+
+int jq_watch_print_json(json_object *root, FILE *out) {
     int rc = fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN)) < 0 ? -1 : 0;
     json_object_put(root);
     return rc;
 }
+
+int jq_watch_json(const jq_watch_t *w, FILE *out) { return jq_watch_print_json(jq_watch_to_json(w), out); }

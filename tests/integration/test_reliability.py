@@ -1,5 +1,6 @@
 """Reliability (issue 9): configuration errors fail fast, outages do not;
 no password in any log. The Redis side is set up with python3-redis."""
+import json
 import os
 import re
 import signal
@@ -127,6 +128,13 @@ def test_auth_refused_after_start_is_an_outage(redis_server, locked, tmpdir_path
 
 # ---- a broken queue is isolated ----
 
+def stats_json(redis_server):
+    """`jobq stats --json`, its queues by name."""
+    out = jobq("stats", "--json", redis_url=redis_server.url)
+    assert out.returncode == 0, out.stderr
+    return {q["queue"]: q for q in json.loads(out.stdout)["queues"]}
+
+
 def test_broken_queue_is_isolated_and_served_again_when_fixed(r, redis_server, consumer):
     # Queue x's stream key holds a string (a foreign client's mistake).
     r.set("jobq:{x}:stream", "foo")
@@ -144,6 +152,11 @@ def test_broken_queue_is_isolated_and_served_again_when_fixed(r, redis_server, c
     out = jobq("stats", redis_url=redis_server.url)
     assert out.returncode == 0, out.stderr
     assert re.search(r"queue x is BROKEN since .*: WRONGTYPE", out.stdout), out.stdout
+    js = stats_json(redis_server)
+    assert js["x"]["broken"]["error"].startswith("WRONGTYPE"), js["x"]
+    assert js["x"]["broken"]["worker"] == h[b"worker"].decode()
+    assert js["x"]["broken"]["since"] == int(h[b"since"])
+    assert js["default"]["broken"] is None
     # Fixed by hand, with jobs enqueued before the worker sees it (no
     # group yet): the group is made from id 0 and they all run.
     r.delete("jobq:{x}:stream")
@@ -153,6 +166,7 @@ def test_broken_queue_is_isolated_and_served_again_when_fixed(r, redis_server, c
     c.wait_log(r"queue x: served again", timeout=10)
     assert not r.exists("jobq:{x}:broken")
     assert "BROKEN" not in jobq("stats", redis_url=redis_server.url).stdout
+    assert stats_json(redis_server)["x"]["broken"] is None
 
 
 def test_deleted_group_is_made_again_from_zero(r, consumer):
