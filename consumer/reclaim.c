@@ -108,19 +108,24 @@ static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) 
  * this one was cut off (a long outage), and then both would run it. The
  * owner check and the XCLAIM (min-idle 0, JUSTID: no delivery counted) are
  * one script, so nothing can change hands in between. Returns how many of
- * the ids were no longer ours. */
+ * the ids another consumer holds now. An id pending for nobody was acked:
+ * an outcome of ours whose EXEC went out before this renewal, written,
+ * not taken. */
 static const char renew_lua[] =
     "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "local taken = 0\n"
     "for i = 3, #ARGV do\n"
-    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])\n"
-    "  if #p > 0 then args[#args + 1] = ARGV[i] end\n"
+    "  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) > 0 then\n"
+    "    args[#args + 1] = ARGV[i]\n"
+    "  elseif #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) > 0 then\n"
+    "    taken = taken + 1\n"
+    "  end\n"
     "end\n"
-    "local n = #args - 4\n"
-    "if n > 0 then\n"
+    "if #args > 4 then\n"
     "  args[#args + 1] = 'JUSTID'\n"
     "  redis.call('XCLAIM', unpack(args))\n"
     "end\n"
-    "return #ARGV - 2 - n\n";
+    "return taken\n";
 
 static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
