@@ -5,9 +5,15 @@
  * then references. So a 64 MiB payload sits in memory once, plus at most
  * one read's worth of chunks in hiredis.
  *
- * The unpacker runs after every read, not only at the end: an object that
- * ends before the last chunk, or bytes that cannot start one, dead-letter
- * the job without reading the rest of the list.
+ * The unpacker runs once, when the last chunk is in, and only after the
+ * whole payload passed the checker that inline payloads pass
+ * (jq_codec_check_msgpack): msgpack-c reserves a container's elements by
+ * the count its header announces, so a few bytes announcing 2^32 elements
+ * would make it ask for gigabytes before it noticed the payload is
+ * shorter (found for inline payloads by tests/fuzz/fuzz_msgpack; a chunk
+ * list is no different). So a malformed payload is read to its end
+ * (bounded by --max-payload) before it is dead-lettered, with the same
+ * reason as an inline one.
  *
  * enc json cannot be streamed (json-c wants the whole text): the text is
  * gathered in a buffer of `size` bytes, turned into msgpack in the run's
@@ -89,41 +95,23 @@ static void finish_json(loader_t *l) {
     finish(l, rc == 0 ? NULL : why);
 }
 
-/* Runs the unpacker over what has arrived. Returns 0 to read on, 1 when
- * the load is finished (finish() was called). */
-static int unpack_some(loader_t *l, int last) {
+/* All chunks in: checks the payload, then unpacks it (the checker accepts
+ * exactly what msgpack-c unpacks whole, so only memory can fail there).
+ * Calls finish(). */
+static void unpack_all(loader_t *l) {
     char why[JQ_ERR_LEN];
-    long long size = l->r->job.size;
+    const char *data = l->up.buffer + l->up.off;
+    if (jq_codec_check_msgpack(data, l->up.used - l->up.off, why, sizeof(why)) != 0) {
+        finish(l, why);
+        return;
+    }
     msgpack_unpack_return rc = msgpack_unpacker_next(&l->up, &l->res);
-    if (rc == MSGPACK_UNPACK_SUCCESS && !l->res.zone) {
-        /* msgpack-c could not allocate the next zone after the object. */
-        finish(l, "out of memory decoding the payload");
-        return 1;
+    if (rc == MSGPACK_UNPACK_SUCCESS && l->res.zone && l->up.used == l->up.off) {
+        finish(l, NULL);
+        return;
     }
-    if (rc == MSGPACK_UNPACK_SUCCESS) {
-        /* Bytes after the object: those still in the buffer plus those
-         * not read yet, as `size` counts them. */
-        long long parsed = l->bytes - (long long)(l->up.used - l->up.off);
-        if (parsed == size && last) {
-            finish(l, NULL);
-        } else {
-            snprintf(why, sizeof(why),
-                     "payload is not valid msgpack: %lld bytes left after the object (payload has %lld)",
-                     size - parsed, size);
-            finish(l, why);
-        }
-        return 1;
-    }
-    if (rc == MSGPACK_UNPACK_CONTINUE) {
-        if (!last) return 0;
-        snprintf(why, sizeof(why), "payload is not valid msgpack: truncated (%lld bytes)", l->bytes);
-    } else if (rc == MSGPACK_UNPACK_NOMEM_ERROR) {
-        snprintf(why, sizeof(why), "out of memory decoding the payload (%lld bytes)", size);
-    } else {
-        snprintf(why, sizeof(why), "payload is not valid msgpack: parse error");
-    }
+    snprintf(why, sizeof(why), "out of memory decoding the payload (%lld bytes)", l->r->job.size);
     finish(l, why);
-    return 1;
 }
 
 static int send_read(loader_t *l);
@@ -190,13 +178,9 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         finish(l, why);
         return;
     }
-    if (r->job.enc == JQ_ENC_JSON) {
-        if (last) finish_json(l);
-        else read_more(l);
-        return;
-    }
-    if (unpack_some(l, last)) return;
-    read_more(l);
+    if (!last) read_more(l);
+    else if (r->job.enc == JQ_ENC_JSON) finish_json(l);
+    else unpack_all(l);
 }
 
 static int send_read(loader_t *l) {

@@ -1,10 +1,11 @@
 /* libFuzzer target: chunk reassembly (PROTOCOL §1, consumer/chunks.c). A
- * chunked msgpack payload is fed to msgpack-c's streaming unpacker chunk by
- * chunk, exactly as chunks.c does it (reserve, copy, consumed, next after
- * every read), and must give the same verdict and the same object as the
- * whole payload unpacked at once (what an inline payload gets). The first
- * input byte picks the chunk size (1..256), so the fuzzer explores every
- * place a chunk boundary can fall, inside headers and strings included. */
+ * chunked msgpack payload is copied into msgpack-c's streaming unpacker
+ * chunk by chunk, exactly as chunks.c does it (its buffer sized to the
+ * payload once; reserve, copy, consumed per chunk), then checked whole and
+ * unpacked once, and must give the same verdict and the same object as the
+ * inline path (the checker, then msgpack_unpack). The first input byte
+ * picks the chunk size (1..256), so the fuzzer explores every place a chunk
+ * boundary can fall, inside headers and strings included. */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,55 +36,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *p = (const char *)data + 1;
     size_t len = size - 1;
 
-    /* As in fuzz_msgpack.c: msgpack-c allocates by announced counts, so
-     * inputs the checker calls truncated are streamed only when no 16- or
-     * 32-bit container header can be in them. */
+    /* The inline path: the checker, then msgpack-c on what it accepts
+     * (never on the rest: msgpack-c reserves by announced counts). */
     char err[JQ_ERR_LEN];
-    int checked = jq_codec_check_msgpack(p, len, err, sizeof(err)) == 0;
-    if (!checked && strstr(err, "truncated"))
-        for (size_t i = 0; i < len; i++)
-            if ((uint8_t)p[i] >= 0xdc && (uint8_t)p[i] <= 0xdf) return 0;
-
-    /* The whole payload at once: the inline path's verdict. */
+    int whole_ok = jq_codec_check_msgpack(p, len, err, sizeof(err)) == 0;
     msgpack_zone *z = msgpack_zone_new(512);
     msgpack_object whole;
     size_t off = 0;
-    msgpack_unpack_return rc = msgpack_unpack(p, len, &off, z, &whole);
-    int whole_ok = rc == MSGPACK_UNPACK_SUCCESS && off == len;
+    if (whole_ok && (msgpack_unpack(p, len, &off, z, &whole) != MSGPACK_UNPACK_SUCCESS || off != len))
+        abort(); /* the checker accepts exactly what msgpack-c unpacks whole */
 
-    /* Chunk by chunk, as chunks.c streams it (its buffer sized to the
-     * announced size up front, so it never grows). */
+    /* Chunk by chunk, as chunks.c gathers it. */
     msgpack_unpacker up;
     msgpack_unpacked res;
     msgpack_unpacked_init(&res);
     if (!msgpack_unpacker_init(&up, len + 1)) abort();
-    int verdict = 0; /* 1 ok, -1 bad */
-    size_t fed = 0;
-    while (!verdict) {
+    for (size_t fed = 0; fed < len;) {
         size_t n = len - fed < step ? len - fed : step;
-        if (n > 0) {
-            if (!msgpack_unpacker_reserve_buffer(&up, n)) abort();
-            memcpy(msgpack_unpacker_buffer(&up), p + fed, n);
-            msgpack_unpacker_buffer_consumed(&up, n);
-            fed += n;
-        }
-        int last = fed == len;
-        msgpack_unpack_return r = msgpack_unpacker_next(&up, &res);
-        if (r == MSGPACK_UNPACK_SUCCESS) {
-            size_t parsed = fed - (up.used - up.off);
-            verdict = (parsed == len && last) ? 1 : -1;
-        } else if (r == MSGPACK_UNPACK_CONTINUE) {
-            if (last) verdict = -1;
-        } else {
-            verdict = -1;
-        }
+        if (!msgpack_unpacker_reserve_buffer(&up, n)) abort();
+        memcpy(msgpack_unpacker_buffer(&up), p + fed, n);
+        msgpack_unpacker_buffer_consumed(&up, n);
+        fed += n;
     }
-    /* msgpack_unpack refuses announced counts it cannot allocate at once;
-     * the streaming unpacker refuses them the same way. */
-    if ((verdict == 1) != whole_ok) abort();
-    if (verdict == 1 && !same(&whole, &res.data)) abort();
-    /* And the checker, run on the failure path of both, agrees. */
-    if ((verdict == 1) != checked) abort();
+    /* Reassembled byte for byte, so the same verdict... */
+    if (up.used - up.off != len || (len && memcmp(up.buffer + up.off, p, len) != 0)) abort();
+    int ok = jq_codec_check_msgpack(up.buffer + up.off, len, err, sizeof(err)) == 0;
+    if (ok != whole_ok) abort();
+    /* ...and the same object from the streaming unpacker. */
+    if (ok) {
+        if (msgpack_unpacker_next(&up, &res) != MSGPACK_UNPACK_SUCCESS || up.used != up.off) abort();
+        if (!same(&whole, &res.data)) abort();
+    }
     msgpack_unpacked_destroy(&res);
     msgpack_unpacker_destroy(&up);
     msgpack_zone_free(z);

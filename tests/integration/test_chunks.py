@@ -147,10 +147,10 @@ BAD = {
     "longer": r"chunk list has 5 elements, chunks says 4",
     "size-under": r"size mismatch: chunks hold more than size \d+ bytes",
     "size-over": r"size mismatch: chunks hold (\d+) bytes, size says \d+",
-    "ends-early": r"payload is not valid msgpack: %d bytes left after the object" % (2 * CHUNK),
-    "ends-early-last": r"payload is not valid msgpack: 1 bytes left after the object",
+    "ends-early": r"payload is not valid msgpack: %d trailing bytes after byte 1003" % (2 * CHUNK),
+    "ends-early-last": r"payload is not valid msgpack: 1 trailing bytes after byte \d+",
     "truncated": r"payload is not valid msgpack: truncated",
-    "parse-error": r"payload is not valid msgpack: parse error",
+    "parse-error": r"payload is not valid msgpack: bad type byte 0xc1 at byte 2",
     "bad-json": r"(?i)json",
 }
 

@@ -246,3 +246,27 @@ def test_queue_paused_before_start_gives_no_job(r, consumer):
     r.delete("jobq:{default}:paused")
     for jid in ids:
         assert wait_result(r, jid)["state"] == b"done"
+
+
+def test_chunked_payload_announcing_a_huge_count_is_refused_without_allocating(r, consumer):
+    # The same headers, written by a foreign client as a chunk list
+    # (PROTOCOL §1), split inside the header and padded over several
+    # chunks: checked whole before msgpack-c's streaming unpacker sees a
+    # byte, as an inline payload is.
+    c = consumer()
+    pids = c.worker_pids()
+    bodies = [b"\xdd\x7f\xff\xff\xff" + b"\x00" * 3000, b"\xdf\x7f\xff\xff\xff" + b"\x01" * 10,
+              b"\x91\xdd\x10\x00\x00\x00" + b"\xc0" * 2000]
+    for i, body in enumerate(bodies):
+        jid = "huge-chunked-%d" % i
+        pieces = [body[:2]] + [body[o:o + 1024] for o in range(2, len(body), 1024)]
+        p = r.pipeline(transaction=True)
+        p.rpush("jobq:{default}:payload:" + jid, *pieces)
+        p.xadd("jobq:{default}:stream", {"type": "echo", "id": jid, "chunks": len(pieces),
+                                         "size": len(body)})
+        p.execute()
+        res = wait_result(r, jid)
+        assert res["state"] == b"dead" and res["attempts"] == b"0", res
+        assert res["error"] == b"payload is not valid msgpack: truncated at byte %d of %d" % (
+            0 if i < 2 else 1, len(body)), res
+    assert c.worker_pids() == pids, c.log()
