@@ -10,8 +10,8 @@ says (done; dead for `fail`), none missing, and the counters add up.
     make chaos CHAOS_SECONDS=600
 
 Enqueueing is done with python3-redis, as a foreign producer would: each
-job in one MULTI with a marker key, so that after a lost reply the marker
-tells whether the job went in (no job enqueued twice, none dropped).
+job in one MULTI with a marker key, under a WATCH of the marker, so that
+after a lost reply the job goes in once (none twice, none dropped).
 Exit status 0 when every check holds; the figures go to stdout."""
 import argparse
 import os
@@ -19,6 +19,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,8 +52,7 @@ class Load:
         self.stop = threading.Event()
         self.n = 0
 
-    def one(self, jid, kind):
-        p = self.r.pipeline(transaction=True)
+    def fill(self, p, jid, kind):
         common = {"id": jid, "max_attempts": "50"}
         if kind == "io":
             p.xadd(k("stream"), dict(common, type="sleep",
@@ -72,25 +72,34 @@ class Load:
         else:
             p.xadd(k("stream"), {"id": jid, "type": "fail", "max_attempts": "2", "enc": "json",
                                  "payload": '{"message":"chaos says no"}'})
-        p.set("chaos:enq:" + jid, 1)
-        p.execute()
 
     def enqueue(self, jid, kind):
-        # Retried until it is in: Redis refusing writes or restarting holds
-        # the producer up, as it would any producer.
+        """Enqueues exactly once, however Redis fails meanwhile: the job
+        and its marker go in one MULTI, under a WATCH of the marker. After
+        an error the next round first asks for the marker (a MULTI whose
+        reply was lost may have run); a copy of that MULTI that Redis runs
+        late, after the connection was given up (it was still in Redis's
+        socket buffer), either runs before the WATCH, and the marker says
+        so, or between WATCH and EXEC, and the EXEC is refused. Redis
+        refusing writes or restarting holds the producer up, as it would
+        any producer."""
+        marker = "chaos:enq:" + jid
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                self.one(jid, kind)
+                with self.r.pipeline(transaction=True) as p:
+                    p.watch(marker)
+                    if p.exists(marker):
+                        return
+                    p.multi()
+                    self.fill(p, jid, kind)
+                    p.set(marker, 1)
+                    p.execute()
                 return
+            except redislib.exceptions.WatchError:
+                self.retries += 1    # the marker changed: look again
             except redislib.exceptions.RedisError:
                 self.retries += 1
-                # A lost reply: the marker says whether the MULTI ran.
-                try:
-                    if self.r.exists("chaos:enq:" + jid):
-                        return
-                except redislib.exceptions.RedisError:
-                    pass
                 time.sleep(0.2)
         raise SystemExit("chaos: could not enqueue %s for 120 s" % jid)
 
@@ -116,10 +125,15 @@ def wait_redis(srv, seconds):
     raise SystemExit("chaos: redis-server did not come back on port %d" % srv.port)
 
 
-def small_aof(srv):
+def small_aof(srv, keep):
     # Rewrite the append-only file early, so that a restart's load stays
-    # short however long the run.
-    redislib.Redis(port=srv.port).config_set("auto-aof-rewrite-min-size", "4mb")
+    # short however long the run; or never (--keep-aof), so that it holds
+    # every command of the run for aof_story.py.
+    c = redislib.Redis(port=srv.port)
+    if keep:
+        c.config_set("auto-aof-rewrite-percentage", "0")
+    else:
+        c.config_set("auto-aof-rewrite-min-size", "4mb")
 
 
 class Chaos:
@@ -127,7 +141,7 @@ class Chaos:
         self.args = args
         self.tmp = tmp
         self.redis = RedisServer(tmp, aof=True)
-        small_aof(self.redis)
+        small_aof(self.redis, args.keep_aof)
         self.consumer = self.start_consumer()
         self.faults = {}
         self.admin = None
@@ -167,7 +181,7 @@ class Chaos:
             # Still loading its append-only file (slow on a busy disk):
             # give it longer than the harness's 10 s.
             wait_redis(self.redis, 120)
-        small_aof(self.redis)
+        small_aof(self.redis, self.args.keep_aof)
         self.note("SIGKILL + restart redis")
 
     def maxmemory(self):
@@ -311,6 +325,14 @@ class Chaos:
             print("  stats: " + s)
         print("chaos: counted twice (reruns): %s" % (", ".join(recounts) or "none"))
         ok = not missing and not wrong and not stat_problems
+        if self.args.keep_aof and (not ok or recounts):
+            # What Redis ran for the jobs that went wrong, from its AOF.
+            sys.stdout.flush()
+            story = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "aof_story.py"), self.tmp]
+            subprocess.run(story)
+            if missing or wrong:
+                subprocess.run(story + [m.split()[0] for m in missing[:5] + wrong[:5]])
         print("chaos: %s" % ("PASS" if ok else "FAIL"))
         return 0 if ok else 1
 
@@ -331,6 +353,9 @@ def main():
     ap.add_argument("--maxmemory-seconds", type=float, default=8.0)
     ap.add_argument("--settle", type=float, default=180.0, help="seconds allowed to finish")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--keep-aof", action="store_true",
+                    help="never rewrite Redis's append-only file, and on a failure tell from it "
+                         "what Redis ran for the jobs concerned (tests/chaos/aof_story.py)")
     ap.add_argument("--strict-stats", action="store_true",
                     help="fail when an outcome is counted twice (a rerun), too")
     args = ap.parse_args()
