@@ -77,7 +77,7 @@ LIBJOBQ_SO := $(BUILD)/libjobq.so.$(JQ_VERSION)
 LIB_PIC_OBJ := $(COMMON_SRC:%.c=$(BUILD)/pic/%.o) $(PRODUCER_LIB_SRC:%.c=$(BUILD)/pic/%.o)
 LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 
-.PHONY: all run test check unit integration bench bench-compare install uninstall man clean deps test-deps test-compose
+.PHONY: all run test check unit integration bench bench-compare install uninstall man clean deps test-deps test-compose test-systemd
 
 all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
@@ -211,6 +211,9 @@ chaos: test-deps all
 # engine answers): tests/compose/run.sh.
 test-compose: test-deps
 	bash tests/compose/run.sh
+
+test-systemd: test-deps all
+	bash tests/systemd/run.sh
 
 run: deps all
 	@sh scripts/run-local.sh $(RUN_ARGS)

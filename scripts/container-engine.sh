@@ -3,6 +3,7 @@
 #
 #   eval "$(sh scripts/container-engine.sh start)"   # sets DOCKER_HOST, JQ_ENGINE
 #   sh scripts/container-engine.sh stop               # stops what start started
+#   eval "$(sh scripts/container-engine.sh base)"    # podman settings + base image only
 #
 # When `docker info` answers, a real engine runs: start prints only
 # JQ_ENGINE=docker and touches nothing. Otherwise (no Docker daemon, as on
@@ -198,8 +199,21 @@ stop() {
     stop_pidfile podman "podman system service"
 }
 
+# Only podman's settings and the base image, no service: for a test that
+# runs podman itself (tests/systemd/run.sh: systemd as PID 1 needs
+# `podman run --systemd=always`, which the Docker API does not offer).
+base() {
+    for tool in podman runc debootstrap; do
+        command -v "$tool" >/dev/null || { log "no $tool (scripts/deps.sh test installs it)"; exit 1; }
+    done
+    write_conf
+    base_image
+    echo "CONTAINERS_CONF=$CONTAINERS_CONF; export CONTAINERS_CONF"
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+base) base ;;
+*) echo "usage: $0 start|stop|base" >&2; exit 2 ;;
 esac
