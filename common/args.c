@@ -1,25 +1,46 @@
 /* The argv builder. See args.h. */
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 
+/* Copies live in blocks that are never reallocated (argv points into
+ * them); a reset keeps the small ones for the next command. */
+#define BLOCK_MIN 4096
+#define BLOCK_KEEP (64 * 1024) /* larger blocks (a big value) are freed */
+
+typedef struct jq_args_block {
+    struct jq_args_block *next;
+    size_t used, cap;
+    char data[];
+} jq_args_block_t;
+
 void jq_args_init(jq_args_t *a) { memset(a, 0, sizeof(*a)); }
 
 void jq_args_reset(jq_args_t *a) {
-    for (int i = 0; i < a->nowned; i++) free(a->owned[i]);
-    a->nowned = 0;
+    jq_args_block_t **pp = &a->blocks;
+    while (*pp) {
+        jq_args_block_t *b = *pp;
+        if (b->cap > BLOCK_KEEP) {
+            *pp = b->next;
+            free(b);
+            continue;
+        }
+        b->used = 0;
+        pp = &b->next;
+    }
     a->argc = 0;
     a->oom = 0;
 }
 
 void jq_args_destroy(jq_args_t *a) {
-    jq_args_reset(a);
+    for (jq_args_block_t *b = a->blocks, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(a->argv);
     free(a->lens);
-    free(a->owned);
     memset(a, 0, sizeof(*a));
 }
 
@@ -44,31 +65,57 @@ void jq_args_add(jq_args_t *a, const char *s, size_t len) {
 
 void jq_args_str(jq_args_t *a, const char *s) { jq_args_add(a, s, strlen(s)); }
 
+/* Room for len bytes in a block with space left, or a new one. */
+static char *room(jq_args_t *a, size_t len) {
+    for (jq_args_block_t *b = a->blocks; b; b = b->next)
+        if (b->cap - b->used >= len) {
+            char *p = b->data + b->used;
+            b->used += len;
+            return p;
+        }
+    size_t cap = len > BLOCK_MIN ? len : BLOCK_MIN;
+    jq_args_block_t *b = malloc(sizeof(*b) + cap);
+    if (!b) return NULL;
+    b->cap = cap;
+    b->used = len;
+    b->next = a->blocks;
+    a->blocks = b;
+    return b->data;
+}
+
 void jq_args_dup(jq_args_t *a, const char *s, size_t len) {
     if (a->oom) return;
-    if (a->nowned == a->owned_cap) {
-        int cap = a->owned_cap ? a->owned_cap * 2 : 8;
-        char **owned = realloc(a->owned, (size_t)cap * sizeof(*owned));
-        if (!owned) {
-            a->oom = 1;
-            return;
-        }
-        a->owned = owned;
-        a->owned_cap = cap;
-    }
-    char *copy = malloc(len + 1);
+    char *copy = room(a, len + 1);
     if (!copy) {
         a->oom = 1;
         return;
     }
     memcpy(copy, s, len);
     copy[len] = '\0';
-    a->owned[a->nowned++] = copy;
     jq_args_add(a, copy, len);
 }
 
+int jq_ll2str(char *buf, long long v) {
+    char tmp[24];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) buf[len++] = '-';
+    while (n) buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
 void jq_args_ll(jq_args_t *a, long long v) {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%lld", v);
+    char buf[24];
+    int n = jq_ll2str(buf, v);
     jq_args_dup(a, buf, (size_t)n);
+}
+
+void jq_args_cat(jq_args_t *a, const jq_args_t *src) {
+    if (src->oom) a->oom = 1;
+    for (int i = 0; i < src->argc; i++) jq_args_add(a, src->argv[i], src->lens[i]);
 }

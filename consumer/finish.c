@@ -1,11 +1,20 @@
 /* Outcomes: every attempt that ends (and every job dead-lettered on
  * arrival) is queued here, and once per loop turn the queue is written as
- * one MULTI/EXEC per queue: results, notify lists, retries or dead letters,
- * then one XACK for all entries and one small script that trims the stream
- * (trim.h), then the counters and latency buckets
- * summed over the batch. So the hot path costs no round trip per job, and
- * a worker killed mid-batch leaves every entry of it pending (EXEC never
- * ran), to be run again elsewhere: at least once, never zero.
+ * one MULTI/EXEC per queue: the few commands of unusual outcomes (retries,
+ * dead letters, chunked results, an earlier result to delete), then one
+ * script (outcome_lua) that writes every result hash and notify list, acks
+ * every entry and adds the counters and latency buckets summed over the
+ * batch, then the small script that trims the stream (trim.h). So the hot
+ * path costs no round trip per job, and a worker killed mid-batch leaves
+ * every entry of it pending (EXEC never ran), to be run again elsewhere:
+ * at least once, never zero.
+ *
+ * Why a script for the common writes: as four commands per job (HSET,
+ * EXPIRE, LPUSH, EXPIRE) in the MULTI, each one cost Redis a parse, a
+ * queued copy, a +QUEUED reply and an EXEC reply element, and cost the
+ * worker a formatted command, a hiredis callback node and two parsed
+ * replies: most of the worker's CPU per job. In the script they are one
+ * command and one reply per batch (docs/BENCHMARKS.md has the figures).
  *
  * Commands are built with the one argv builder (common/args.h), kept in
  * the worker so that a warm batch allocates nothing for its argv. */
@@ -223,59 +232,59 @@ static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ck
 
 /* The result hash (§3), written anew each attempt so no field of an
  * earlier attempt (an old error) lingers, and the notify list of a job
- * that ended. Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. */
+ * that ended. Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job.
+ * The hash and the list are written by the batch's script: here they are
+ * only added to its KEYS and ARGV (see outcome_lua). */
 static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
     const jq_options_t *o = w->opt;
-    char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24], nchunks[24];
-    jq_key_id(rkey, sizeof(rkey), o->prefix, oc->qn, "result", oc->id);
-    snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
+    jq_finish_t *fin = &w->fin;
+    char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
+    int rlen_key = jq_key_id(rkey, sizeof(rkey), o->prefix, oc->qn, "result", oc->id);
     /* A first attempt of a job whose id is its own entry id can have no
      * earlier result (entry ids are never reused): the common case skips
      * the DEL. */
-    if (r->job.attempt > 0 || strcmp(oc->id, r->job.entry_id) != 0) {
+    int fresh = r->job.attempt == 0 && strcmp(oc->id, r->job.entry_id) == 0;
+    if (!fresh || (oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
+                   (long long)r->task.result.size > o->chunk_size))
+        snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
+    if (!fresh) {
         jq_args_t *a = cmd(w, "DEL");
         jq_args_str(a, rkey);
         jq_args_str(a, ckey);
         send_args(w, NULL, NULL);
     }
     if (oc->ttl <= 0) return;
-    snprintf(ttl, sizeof(ttl), "%lld", oc->ttl);
+    jq_ll2str(ttl, oc->ttl);
     size_t rlen = r->task.result.size;
     long long chunks = 0;
     if (r->outcome == JQ_OUT_DONE && (long long)rlen > o->chunk_size)
         chunks = write_result_chunks(w, r, ckey, ttl);
-    jq_args_t *a = cmd(w, "HSET");
-    jq_args_str(a, rkey);
-    jq_args_str(a, "state");
+    jq_args_dup(&fin->keys, rkey, rlen_key < 0 ? 0 : (size_t)rlen_key);
+    jq_args_t *a = &fin->out;
+    jq_args_dup(a, ttl, strlen(ttl));
     jq_args_str(a, oc->state);
-    jq_args_str(a, "attempts");
-    jq_args_str(a, oc->attempts);
-    jq_args_str(a, "finished_at");
-    jq_args_str(a, oc->now);
-    jq_args_str(a, "worker");
-    jq_args_str(a, w->id);
+    jq_args_dup(a, oc->attempts, strlen(oc->attempts));
+    jq_args_dup(a, oc->now, strlen(oc->now));
+    /* The extra pairs: the error of an attempt that failed, and the
+     * result (or how many chunks hold it). */
+    int nextra = (r->outcome != JQ_OUT_DONE) + (chunks || (r->outcome == JQ_OUT_DONE && rlen > 0));
+    jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
     if (r->outcome != JQ_OUT_DONE) {
         jq_args_str(a, "error");
         jq_args_str(a, r->error);
     }
     if (chunks) {
-        snprintf(nchunks, sizeof(nchunks), "%lld", chunks);
         jq_args_str(a, "chunks");
-        jq_args_str(a, nchunks);
+        jq_args_ll(a, chunks);
     } else if (r->outcome == JQ_OUT_DONE && rlen > 0) {
         jq_args_str(a, "result");
         jq_args_add(a, r->task.result.data, rlen);
     }
-    send_args(w, NULL, NULL);
-    expire(w, rkey, ttl);
+    fin->nout++;
     if (strcmp(oc->state, "retrying") == 0) return;
     char nkey[JQ_KEY_MAX];
-    jq_key_id(nkey, sizeof(nkey), o->prefix, oc->qn, "notify", oc->id);
-    a = cmd(w, "LPUSH");
-    jq_args_str(a, nkey);
-    jq_args_str(a, oc->state);
-    send_args(w, NULL, NULL);
-    expire(w, nkey, ttl);
+    int nlen = jq_key_id(nkey, sizeof(nkey), o->prefix, oc->qn, "notify", oc->id);
+    jq_args_dup(&fin->keys, nkey, nlen < 0 ? 0 : (size_t)nlen);
 }
 
 static void add_latency(const jq_run_t *r, qsum_t *sum) {
@@ -304,34 +313,29 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     add_latency(r, sum);
 }
 
-static void hincrby(jq_worker_t *w, const char *key, const char *field, long long by) {
-    char v[24];
-    snprintf(v, sizeof(v), "%lld", by);
-    jq_args_t *a = cmd(w, "HINCRBY");
-    jq_args_str(a, key);
-    jq_args_str(a, field);
-    jq_args_str(a, v);
-    send_args(w, NULL, NULL);
-}
-
-static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
-    const jq_options_t *o = w->opt;
-    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
-    jq_key(key, sizeof(key), o->prefix, qn, "stats");
-    snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
-    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
+/* The batch's counters as the script's two lists of pairs: the stats
+ * fields (§7 totals and the minute's), then the latency buckets. */
+static void add_sums(jq_worker_t *w, jq_args_t *a, const qsum_t *s) {
     const char *names[] = {"processed", "failed", "retried", "dead"};
     long long vals[] = {s->processed, s->failed, s->retried, s->dead};
+    int n = 0;
+    for (int i = 0; i < 4; i++) n += vals[i] != 0;
+    jq_args_ll(a, n);
     for (int i = 0; i < 4; i++) {
         if (!vals[i]) continue;
-        hincrby(w, key, names[i], vals[i]);
-        hincrby(w, mkey, names[i], vals[i]);
+        jq_args_str(a, names[i]);
+        jq_args_ll(a, vals[i]);
     }
-    expire(w, mkey, "86400");
-    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
     const char *kinds[] = {"wait", "run"};
     const long long *b[] = {s->wait, s->run};
     const long long cnt[] = {s->wait_n, s->run_n}, us[] = {s->wait_us, s->run_us};
+    n = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!cnt[k]) continue;
+        for (int i = 0; i < NBUCKETS; i++) n += b[k][i] != 0;
+        n += 2;
+    }
+    jq_args_ll(a, n);
     for (int k = 0; k < 2; k++) {
         if (!cnt[k]) continue;
         char f[32];
@@ -341,13 +345,120 @@ static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
                 snprintf(f, sizeof(f), "%s:le:%lld", kinds[k], bucket_ms[i]);
             else
                 snprintf(f, sizeof(f), "%s:le:inf", kinds[k]);
-            hincrby(w, lkey, f, b[k][i]);
+            jq_args_dup(a, f, strlen(f));
+            jq_args_ll(a, b[k][i]);
         }
         snprintf(f, sizeof(f), "%s:count", kinds[k]);
-        hincrby(w, lkey, f, cnt[k]);
+        jq_args_dup(a, f, strlen(f));
+        jq_args_ll(a, cnt[k]);
         snprintf(f, sizeof(f), "%s:sum_us", kinds[k]);
-        hincrby(w, lkey, f, us[k]);
+        jq_args_dup(a, f, strlen(f));
+        jq_args_ll(a, us[k]);
     }
+}
+
+/* The batch's script. It runs inside the MULTI, so the batch stays one
+ * atomic step, and its shebang (no flags) makes Redis refuse it before it
+ * runs (out of memory, a read-only replica, a failed save), which refuses
+ * the whole MULTI (EXECABORT: held, see below), instead of failing at its
+ * first write. Each write is a pcall, as each command of a MULTI was: one
+ * that fails (a key of the wrong type under our result key) does not stop
+ * the others; the script answers with the first error, after the ack.
+ * The TTLs are PEXPIREAT from Redis's own clock (TIME), worked out once
+ * per distinct result_ttl: EXPIRE's relative form is rewritten by Redis
+ * into that for each call, which cost it about 0.5 us a key. Sent with EVAL, not EVALSHA: a script cache emptied by a
+ * restart or SCRIPT FLUSH can never make an EVALSHA in the MULTI fail
+ * while the batch's other writes go through; hashing its text costs Redis
+ * a few microseconds per batch.
+ *
+ * KEYS: stream, stats, stats:<minute>, latency, then for each outcome
+ * written its result key and, unless it is retrying, its notify key.
+ * ARGV: group, worker id, n, the n entry ids to ack, m, the m outcomes
+ * (ttl, state, attempts, finished_at, k, k extra field/value pairs), the
+ * stats pairs (count first) and the latency pairs (count first). */
+static const char outcome_lua[] =
+    "#!lua\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local pcall, err, ats = redis.pcall, nil, {}\n"
+    "local wid, nack = ARGV[2], tonumber(ARGV[3])\n"
+    "local i, k = 5 + nack, 5\n"
+    "for _ = 1, tonumber(ARGV[4 + nack]) do\n"
+    "  local ttl, st, nx = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 4])\n"
+    "  local at = ats[ttl]\n"
+    "  if not at then\n"
+    "    at = string.format('%.0f', now + tonumber(ttl) * 1000)\n"
+    "    ats[ttl] = at\n"
+    "  end\n"
+    "  local key = KEYS[k]\n"
+    "  local r\n"
+    "  if nx == 0 then\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid)\n"
+    "  else\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid, unpack(ARGV, i + 5, i + 4 + 2 * nx))\n"
+    "  end\n"
+    "  if type(r) == 'table' then err = err or r.err end\n"
+    "  pcall('PEXPIREAT', key, at)\n"
+    "  k = k + 1\n"
+    "  if st ~= 'retrying' then\n"
+    "    key = KEYS[k]\n"
+    "    r = pcall('LPUSH', key, st)\n"
+    "    if type(r) == 'table' then err = err or r.err end\n"
+    "    pcall('PEXPIREAT', key, at)\n"
+    "    k = k + 1\n"
+    "  end\n"
+    "  i = i + 5 + 2 * nx\n"
+    "end\n"
+    "local function try(...)\n"
+    "  local r = pcall(...)\n"
+    "  if type(r) == 'table' then err = err or r.err end\n"
+    "end\n"
+    "for j = 4, 3 + nack, 1000 do\n"
+    "  try('XACK', KEYS[1], ARGV[1], unpack(ARGV, j, math.min(j + 999, 3 + nack)))\n"
+    "end\n"
+    "local n = tonumber(ARGV[i])\n"
+    "for j = i + 1, i + 2 * n, 2 do\n"
+    "  try('HINCRBY', KEYS[2], ARGV[j], ARGV[j + 1])\n"
+    "  try('HINCRBY', KEYS[3], ARGV[j], ARGV[j + 1])\n"
+    "end\n"
+    "try('EXPIRE', KEYS[3], 86400)\n"
+    "i = i + 1 + 2 * n\n"
+    "for j = i + 1, i + 2 * tonumber(ARGV[i]), 2 do\n"
+    "  try('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1])\n"
+    "end\n"
+    "if err then return redis.error_reply(err) end\n"
+    "return 0\n";
+
+/* Sends the batch's script (in the MULTI) with what write_result and the
+ * loop of flush_queue gathered in fin.keys, fin.out and fin.ack. */
+static void send_outcomes(jq_worker_t *w, int q, const qsum_t *sum) {
+    const jq_options_t *o = w->opt;
+    jq_finish_t *fin = &w->fin;
+    const char *qn = w->queues[q].name;
+    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
+    jq_key(key, sizeof(key), o->prefix, qn, "stats");
+    snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
+    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
+    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
+    jq_args_t *sums = &fin->sums;
+    jq_args_reset(sums);
+    add_sums(w, sums, sum);
+    jq_args_t *a = cmd(w, "EVAL");
+    jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
+    jq_args_ll(a, 4 + fin->keys.argc);
+    jq_args_str(a, w->queues[q].stream);
+    jq_args_str(a, key);
+    jq_args_str(a, mkey);
+    jq_args_str(a, lkey);
+    jq_args_cat(a, &fin->keys);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, w->id);
+    jq_args_ll(a, fin->ack.argc);
+    jq_args_cat(a, &fin->ack);
+    jq_args_ll(a, fin->nout);
+    jq_args_cat(a, &fin->out);
+    jq_args_cat(a, sums);
+    send_args(w, NULL, NULL);
 }
 
 static void flush_batch(jq_worker_t *w);
@@ -621,12 +732,12 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
     f->runs = runs;
     qsum_t sum;
     memset(&sum, 0, sizeof(sum));
-    jq_args_t *ack = &w->fin.ack;
-    jq_args_reset(ack);
-    jq_args_str(ack, "XACK");
-    jq_args_str(ack, w->queues[q].stream);
-    jq_args_str(ack, JQ_GROUP);
-    w->fin.bad = 0;
+    jq_finish_t *fin = &w->fin;
+    jq_args_reset(&fin->ack);
+    jq_args_reset(&fin->keys);
+    jq_args_reset(&fin->out);
+    fin->nout = 0;
+    fin->bad = 0;
     cmd(w, "MULTI");
     send_args(w, NULL, NULL);
     for (jq_run_t *r = runs; r; r = r->bnext) {
@@ -637,14 +748,13 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
             jq_admit_sent(&w->admit, r->q, r->kind, 1);
             r->sent = 1;
         }
-        jq_args_str(ack, r->job.entry_id);
+        jq_args_str(&fin->ack, r->job.entry_id);
     }
-    send_on(w, ack, NULL, NULL);
+    send_outcomes(w, q, &sum);
     const char *top = runs->job.entry_id;
     for (jq_run_t *r = runs->bnext; r; r = r->bnext)
         if (jq_trim_id_cmp(r->job.entry_id, top) > 0) top = r->job.entry_id;
     jq_trim_send(w, q, top);
-    write_sums(w, w->queues[q].name, &sum);
     if (w->fin.bad) {
         /* A command that could not be built (out of memory) must not
          * leave a MULTI without it: discard it all, keep the runs. */
@@ -700,4 +810,7 @@ void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
 void jq_finish_destroy(jq_worker_t *w) {
     jq_args_destroy(&w->fin.args);
     jq_args_destroy(&w->fin.ack);
+    jq_args_destroy(&w->fin.keys);
+    jq_args_destroy(&w->fin.out);
+    jq_args_destroy(&w->fin.sums);
 }

@@ -58,3 +58,31 @@ def test_result_ttl_zero_leaves_no_key_per_job(r, consumer):
     left = sorted(k.decode() for k in r.keys("jobq:{default}:*"))
     # The stream, its counters and latency: nothing per job.
     assert all(k.split(":")[2] in ("stream", "stats", "latency") for k in left), left
+
+
+def test_a_result_key_of_the_wrong_type_fails_alone(r, consumer):
+    """The batch's script writes each outcome with its own pcall, as each
+    command of a MULTI ran: a key of the wrong type under one job's result
+    key fails that write only (logged), and the batch's acks, the other
+    jobs' results and every counter still go through."""
+    c = consumer("--workers", "1")
+    r.set(key("result:5-1"), "not a hash")
+    p = r.pipeline(transaction=False)
+    p.xadd(stream(), {"type": "noop"}, id="5-1")
+    for _ in range(20):
+        p.xadd(stream(), {"type": "noop"})
+    ids = p.execute()[1:]
+    wait_for(lambda: int(r.hget(key("stats"), "processed") or 0) == 21, what="the jobs")
+    c.wait_log(r"writing outcomes: WRONGTYPE")
+    assert r.get(key("result:5-1")) == b"not a hash"
+    # Acked with the others: never run again, its waiter still told.
+    assert r.xpending(stream(), "workers")["pending"] == 0
+    assert r.lrange(key("notify:5-1"), 0, -1) == [b"done"]
+    for i in ids:
+        i = i.decode()
+        assert r.hget(key("result:%s" % i), "state") == b"done"
+        assert 86000 < r.ttl(key("result:%s" % i)) <= 86400
+        assert 86000 < r.ttl(key("notify:%s" % i)) <= 86400
+    assert int(r.hget(key("latency"), "run:count")) == 21
+    time.sleep(0.5)
+    assert int(r.hget(key("stats"), "processed")) == 21
