@@ -3,8 +3,11 @@ no password in any log. The Redis side is set up with python3-redis."""
 import json
 import os
 import re
+import selectors
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -270,3 +273,127 @@ def test_chunked_payload_announcing_a_huge_count_is_refused_without_allocating(r
         assert res["error"] == b"payload is not valid msgpack: truncated at byte %d of %d" % (
             0 if i < 2 else 1, len(body)), res
     assert c.worker_pids() == pids, c.log()
+
+
+# ---- an EXEC whose reply is lost ----
+
+class ExecCutter(threading.Thread):
+    """A TCP proxy between a consumer and Redis. The first transaction
+    that acks an entry (a MULTI whose outcome script, or a command in it,
+    says XACK) goes through up to its EXEC; the proxy then waits until Redis has run it (the entries
+    it acks are no longer pending), drops Redis's answer and closes both
+    sides. So the EXEC ran and the worker never learns it. Everything
+    else, before and after, is passed through."""
+
+    EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+    def __init__(self, redis_port, r):
+        super().__init__(daemon=True)
+        self.redis_port = redis_port
+        self.r = r
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.lsock, selectors.EVENT_READ, None)
+        self.peer = {}
+        self.seen = {}          # client socket -> its bytes since the last EXEC
+        self.cut = False
+        self.stopping = False
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def close_pair(self, s):
+        p = self.peer.pop(s, None)
+        for x in (s, p):
+            if x is None:
+                continue
+            self.peer.pop(x, None)
+            self.seen.pop(x, None)
+            try:
+                self.sel.unregister(x)
+            except (KeyError, ValueError):
+                pass
+            x.close()
+
+    def from_client(self, c, data):
+        buf = self.seen.get(c, b"") + data
+        i = buf.find(b"XACK")    # the outcome script's, or a command's
+        j = buf.find(self.EXEC, i) if i >= 0 else -1
+        if self.cut or j < 0:
+            self.peer[c].sendall(data)
+            self.seen[c] = b"" if self.cut else buf[-65536:]
+            return
+        # Up to the end of that EXEC, not a byte more. Said first: the test
+        # may see the outcome in Redis before this thread runs again.
+        self.cut = True
+        end = j + len(self.EXEC)
+        self.peer[c].sendall(data[:len(data) - (len(buf) - end)])
+        deadline = time.time() + 10
+        while time.time() < deadline and self.r.xpending("jobq:{default}:stream", "workers")["pending"]:
+            time.sleep(0.01)
+        self.close_pair(c)
+
+    def run(self):
+        while not self.stopping:
+            for key, _ in self.sel.select(0.1):
+                s = key.fileobj
+                if s is self.lsock:
+                    c, _ = self.lsock.accept()
+                    u = socket.create_connection(("127.0.0.1", self.redis_port))
+                    self.peer[c], self.peer[u] = u, c
+                    self.sel.register(c, selectors.EVENT_READ, "client")
+                    self.sel.register(u, selectors.EVENT_READ, "redis")
+                    continue
+                if s not in self.peer:
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.close_pair(s)
+                elif key.data == "client":
+                    self.from_client(s, data)
+                else:
+                    self.peer[s].sendall(data)
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+        for s in list(self.peer):
+            self.close_pair(s)
+        self.lsock.close()
+
+
+def test_lost_exec_reply_is_written_once(r, redis_server, consumer):
+    # The outcome's EXEC runs in Redis, and the connection dies before the
+    # worker reads the reply. Once reconnected, the worker must see that
+    # the outcome was written (its entry is acked) and not write it again:
+    # done once, attempts 1, counted once.
+    cutter = ExecCutter(redis_server.port, r)
+    cutter.start()
+    c = None
+    try:
+        c = consumer(url=cutter.url)
+        jid = xadd(r, type="sleep", payload={"ms": 50}, id="cut-1")
+        res = wait_result(r, jid)
+        assert cutter.cut, "no outcome EXEC went through the proxy"
+        assert res["state"] == b"done" and res["attempts"] == b"1", res
+        c.wait_log(r"redis write connection: back up")
+        # A later job goes through the new connection: by then the checked
+        # outcome of cut-1 would have been written again, if at all.
+        after = xadd(r, type="noop", id="after-1")
+        assert wait_result(r, after)["state"] == b"done"
+        assert r.llen("jobq:{default}:notify:cut-1") == 0    # popped once, pushed once
+        stats = r.hgetall("jobq:{default}:stats")
+        assert int(stats[b"processed"]) == 2, stats
+        assert r.hget("jobq:{default}:result:cut-1", "attempts") == b"1"
+        assert r.xpending("jobq:{default}:stream", "workers")["pending"] == 0
+    finally:
+        if c:
+            c.stop()    # while the proxy still runs: a drain may need Redis
+        cutter.stop()
