@@ -8,8 +8,9 @@
  * cryptosym.h for libcrypto) keep a table of function pointers that
  * jq_dynlib_load() fills, and macros that send the library's own names
  * through it, so the code that calls it reads as if linked. Give the
- * soname as a string literal in the caller's .c: docker/Dockerfile finds
- * the libraries its image must ship by those "lib*.so.N" literals. */
+ * soname as a string literal in the caller's .c: scripts/runtime-packages.sh
+ * (the container image, the systemd test) finds the libraries an image
+ * must ship by those "lib*.so.N" literals. */
 
 #include <stddef.h>
 
