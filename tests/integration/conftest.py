@@ -235,6 +235,19 @@ def wait_result(r, job_id, queue="default", timeout=10):
     return {k.decode(): v for k, v in h.items()}
 
 
+def mapped_libs(pid):
+    """The basenames of the files (shared libraries) process pid maps, from
+    /proc/<pid>/maps: what it has loaded, whatever their sizes."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {os.path.basename(line.split()[5]) for line in f if len(line.split()) > 5}
+
+
+def maps_lib(pid, name):
+    """True when pid maps a library whose file name starts with name
+    ("libcrypto.so")."""
+    return any(lib.startswith(name) for lib in mapped_libs(pid))
+
+
 def wait_for(cond, timeout=10, interval=0.02, what="condition"):
     deadline = time.time() + scale(timeout)
     while time.time() < deadline:

@@ -1,6 +1,7 @@
 """The libraries an idle worker does not map (issue 8, idle worker RSS):
 libcrypto is opened at the first sha256 job (consumer/cryptosym.h),
-libcurl only with --http-allow (curlsym.h), and libsystemd not at all
+libcurl only with --http-allow and then at the first http job (curlsym.h,
+test_http.py checks that one), and libsystemd not at all
 (consumer/notify.c speaks systemd's notify protocol itself). Each one,
 linked, was mapped and partly touched in every worker at start. Read from
 /proc/<pid>/maps: which files a process maps, no sizes or timings."""
@@ -12,19 +13,9 @@ import subprocess
 
 import pytest
 
-from conftest import CONSUMER, Consumer, wait_result, xadd
+from conftest import CONSUMER, Consumer, mapped_libs, maps_lib, wait_result, xadd
 
 LAZY = ("libcrypto.so", "libcurl.so", "libsystemd.so")
-
-
-def mapped(pid):
-    """The basenames of the shared libraries pid maps."""
-    with open("/proc/%d/maps" % pid) as f:
-        return {os.path.basename(line.split()[5]) for line in f if len(line.split()) > 5}
-
-
-def has(libs, name):
-    return any(lib.startswith(name) for lib in libs)
 
 
 def test_idle_worker_maps_no_lazy_library_until_a_job_needs_it(redis_server, consumer, tmpdir_path):
@@ -33,10 +24,9 @@ def test_idle_worker_maps_no_lazy_library_until_a_job_needs_it(redis_server, con
     pids = c.worker_pids()
     assert len(pids) == 2
     for pid in pids + [c.pid]:
-        libs = mapped(pid)
-        assert has(libs, "libuv.so"), libs  # the check reads the right thing
+        assert maps_lib(pid, "libuv.so"), mapped_libs(pid)  # the check reads the right thing
         for name in LAZY:
-            assert not has(libs, name), "%s maps %s at start" % (pid, name)
+            assert not maps_lib(pid, name), "%s maps %s at start" % (pid, name)
 
     r = redis_server.client()
     data = b"lazy libcrypto"
@@ -47,10 +37,10 @@ def test_idle_worker_maps_no_lazy_library_until_a_job_needs_it(redis_server, con
     # The worker that ran it has opened libcrypto; the other has not.
     ran = int(res["worker"].decode().rsplit(":", 1)[1])
     assert ran in pids, (ran, pids)
-    assert has(mapped(ran), "libcrypto.so")
+    assert maps_lib(ran, "libcrypto.so")
     for pid in pids:
         if pid != ran:
-            assert not has(mapped(pid), "libcrypto.so")
+            assert not maps_lib(pid, "libcrypto.so")
     # Loaded once, it serves the next jobs too, and the worker runs on.
     res = wait_result(r, xadd(r, type="sha256", payload={"data": "x"}))
     assert res["state"] == b"done"
