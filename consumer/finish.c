@@ -808,6 +808,19 @@ void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
 }
 
 void jq_finish_destroy(jq_worker_t *w) {
+    /* Outcomes Redis never took (a drain cut short by the shutdown
+     * timeout while it refused our writes). Every reply has come back by
+     * now, so they are all in the batch; their entries stay pending in
+     * Redis, to run again on another consumer: at least once. */
+    int n = 0;
+    for (jq_run_t *r = w->batch_head, *next; r; r = next, n++) {
+        next = r->bnext;
+        jq_run_free(r);
+    }
+    w->batch_head = w->batch_tail = NULL;
+    if (n)
+        jq_warn("exiting with %d finished jobs whose outcomes redis did not take; they stay "
+                "pending and run again elsewhere", n);
     jq_args_destroy(&w->fin.args);
     jq_args_destroy(&w->fin.ack);
     jq_args_destroy(&w->fin.keys);

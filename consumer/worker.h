@@ -208,7 +208,8 @@ void jq_finish_flush(jq_worker_t *w);
 /* Whether entry id of queue q is an outcome this worker still has to
  * write or is writing (in the batch or in an EXEC not yet answered). */
 int jq_finish_holds(jq_worker_t *w, int q, const char *id);
-/* Frees finish.c's memory, after the loop ended. */
+/* Frees finish.c's memory, after the loop ended, and the runs whose
+ * outcomes Redis never took (logged; their entries stay pending). */
 void jq_finish_destroy(jq_worker_t *w);
 /* Puts into ids[0..max) the entry ids of queue q whose outcomes are still
  * to be written or being written (borrowed: valid until the next flush

@@ -397,3 +397,28 @@ def test_lost_exec_reply_is_written_once(r, redis_server, consumer):
         if c:
             c.stop()    # while the proxy still runs: a drain may need Redis
         cutter.stop()
+
+
+def test_drain_cut_short_while_writes_are_refused_leaves_the_job_pending(r, consumer):
+    # A worker told to stop while Redis refuses its outcome waits out its
+    # shutdown timeout, then exits: the outcome unwritten, its memory
+    # freed (under `make check` LeakSanitizer would say otherwise), the
+    # entry still pending, to run once more on the next consumer.
+    c = consumer("--shutdown-timeout-ms", "1000")
+    jid = xadd(r, type="sleep", payload={"ms": 300}, max_attempts="3", id="held-1")
+    wait_for(lambda: r.xpending("jobq:{default}:stream", "workers")["pending"] == 1,
+             what="the job taken")
+    r.config_set("maxmemory-policy", "noeviction")
+    r.config_set("maxmemory", "1")
+    try:
+        c.wait_log(r"redis refuses our writes")
+        c.signal(signal.SIGTERM)
+        c.wait(30)
+        assert "exiting with 1 finished jobs whose outcomes redis did not take" in c.log(), c.log()
+        assert r.xpending("jobq:{default}:stream", "workers")["pending"] == 1
+    finally:
+        r.config_set("maxmemory", "0")
+    consumer()
+    res = wait_result(r, jid)
+    assert res["state"] == b"done" and res["attempts"] == b"1", res
+    assert r.hget("jobq:{default}:stats", "processed") == b"1"
