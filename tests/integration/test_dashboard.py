@@ -16,7 +16,7 @@ from dashboard_util import TOKEN, api, dash, http, make_dead  # noqa: F401 (dash
 
 def held_job(c, url):
     """1 job in the queue `held`, enqueued once the worker saw the pause (a
-    worker starting on an already paused queue may still take one job)."""
+    read it blocked in before it saw the pause could still take the job)."""
     assert jobq("pause", "held", redis_url=url).returncode == 0
     c.wait_log(r"queue held paused")
     assert jobq("enqueue", "noop", "-q", "held", "--id", "h1", redis_url=url).returncode == 0
