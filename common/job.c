@@ -72,13 +72,27 @@ static void set_id(jq_job_t *job, const char *s, size_t len) {
     job->id[len] = '\0';
 }
 
+void jq_entry_id_parts(const char *s, uint64_t *ms, uint64_t *seq) {
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+    *ms = v;
+    v = 0;
+    if (*s == '-')
+        for (s++; *s >= '0' && *s <= '9'; s++) v = v * 10 + (uint64_t)(*s - '0');
+    *seq = v;
+}
+
 int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
                  size_t n, const jq_job_limits_t *lim, char *err,
                  size_t errlen) {
     memset(job, 0, sizeof(*job));
-    snprintf(job->entry_id, sizeof(job->entry_id), "%s", entry_id);
-    snprintf(job->id, sizeof(job->id), "%s", entry_id);
-    job->enqueued_ms = strtoll(entry_id, NULL, 10);
+    /* Copied, not snprintf'ed: this runs for every job (see keys.c). */
+    size_t elen = strnlen(entry_id, sizeof(job->entry_id) - 1);
+    memcpy(job->entry_id, entry_id, elen);
+    memcpy(job->id, entry_id, elen);
+    uint64_t ms;
+    jq_entry_id_parts(entry_id, &ms, &job->entry_seq);
+    job->enqueued_ms = (int64_t)ms;
     job->max_attempts = JQ_DEFAULT_MAX_ATTEMPTS;
     job->timeout_ms = lim->timeout_ms;
     job->result_ttl = JQ_DEFAULT_RESULT_TTL;

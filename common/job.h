@@ -43,7 +43,14 @@ typedef struct jq_job {
     long long result_ttl;   /* seconds, >= 0 */
     long long attempt;      /* attempts already made, >= 0 */
     int64_t enqueued_ms;    /* from the entry id's time part */
+    uint64_t entry_seq;     /* the entry id's sequence part */
 } jq_job_t;
+
+/* The two numbers of a stream entry id "ms-seq", parsed by hand: ids are
+ * parsed and compared a few times per job, and strtoull's locale-aware
+ * parsing showed in the worker's profile (6%). A missing or bad part
+ * reads as 0. */
+void jq_entry_id_parts(const char *id, uint64_t *ms, uint64_t *seq);
 
 /* Parses the n/2 field/value pairs fv[0..n) of the entry `entry_id` into
  * *job. Unknown fields are ignored (producers may add their own). Returns 0,

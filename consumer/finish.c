@@ -154,8 +154,8 @@ static void decide(jq_worker_t *w, jq_run_t *r, outcome_t *oc, qsum_t *sum) {
     } else {
         sum->processed++;
     }
-    snprintf(oc->attempts, sizeof(oc->attempts), "%lld", made);
-    snprintf(oc->now, sizeof(oc->now), "%lld", (long long)r->finished_ms);
+    jq_ll2str(oc->attempts, made);
+    jq_ll2str(oc->now, (long long)r->finished_ms);
 }
 
 /* A retry: the job hash for promotion, and its due time in scheduled. */
@@ -463,6 +463,13 @@ static void send_outcomes(jq_worker_t *w, int q, const qsum_t *sum) {
 
 static void flush_batch(jq_worker_t *w);
 
+/* Whether r's entry id comes after the id ms-seq (ids parsed once, at
+ * intake: jq_job_parse). */
+static int id_after(const jq_run_t *r, uint64_t ms, uint64_t seq) {
+    uint64_t rms = (uint64_t)r->job.enqueued_ms;
+    return rms > ms || (rms == ms && r->job.entry_seq > seq);
+}
+
 typedef struct jq_flush {
     jq_worker_t *w;
     int q;
@@ -600,8 +607,10 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
             }
         /* Acked entries the batch's trim could not reach yet (trim.h). */
         const char *min = jq_trim_answer(reply);
+        uint64_t min_ms, min_seq;
+        if (min) jq_entry_id_parts(min, &min_ms, &min_seq);
         for (jq_run_t *k = r; k && min; k = k->bnext)
-            if (jq_trim_id_cmp(k->job.entry_id, min) > 0) jq_trim_keep(w, f->q, k->job.entry_id);
+            if (id_after(k, min_ms, min_seq)) jq_trim_keep(w, f->q, k->job.entry_id);
         for (; r; r = next) {
             next = r->bnext;
             w->unacked--;
@@ -751,10 +760,10 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
         jq_args_str(&fin->ack, r->job.entry_id);
     }
     send_outcomes(w, q, &sum);
-    const char *top = runs->job.entry_id;
+    const jq_run_t *top = runs;
     for (jq_run_t *r = runs->bnext; r; r = r->bnext)
-        if (jq_trim_id_cmp(r->job.entry_id, top) > 0) top = r->job.entry_id;
-    jq_trim_send(w, q, top);
+        if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
+    jq_trim_send(w, q, top->job.entry_id);
     if (w->fin.bad) {
         /* A command that could not be built (out of memory) must not
          * leave a MULTI without it: discard it all, keep the runs. */

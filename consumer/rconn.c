@@ -5,6 +5,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "args.h"
 #include "log.h"
 #include "rconn.h"
 
@@ -272,10 +273,60 @@ int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
     return rc == REDIS_OK ? 0 : -1;
 }
 
+/* The RESP of an argv command, written here rather than by hiredis'
+ * redisAsyncCommandArgv, which formats each argument's header through
+ * sdscatfmt: with the outcome script's long argv (finish.c) that was about
+ * 6% of a worker's CPU. One buffer serves every command of the process
+ * (only the loop thread sends); a large one (a big result) is let go
+ * after its command, so it never holds memory at rest. */
+#define RESP_KEEP (256 * 1024)
+static char *resp_buf;
+static size_t resp_cap;
+
+static char *resp_head(char *p, char kind, size_t n) {
+    *p++ = kind;
+    p += jq_ll2str(p, (long long)n);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static const char *resp_format(int argc, const char **argv, const size_t *argvlen, size_t *len) {
+    size_t need = 24;
+    for (int i = 0; i < argc; i++)
+        need += 24 + 2 + (argvlen ? argvlen[i] : strlen(argv[i]));
+    if (need > resp_cap) {
+        char *b = malloc(need);
+        if (!b) return NULL;
+        free(resp_buf);
+        resp_buf = b;
+        resp_cap = need;
+    }
+    char *p = resp_head(resp_buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+        p = resp_head(p, '$', n);
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - resp_buf);
+    return resp_buf;
+}
+
 int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
                      int argc, const char **argv, const size_t *argvlen) {
     if (!c->up || c->closing) return -1;
-    return redisAsyncCommandArgv(c->ac, fn, priv, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+    size_t len;
+    const char *cmd = resp_format(argc, argv, argvlen, &len);
+    int rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
+    if (resp_cap > RESP_KEEP) {
+        free(resp_buf);
+        resp_buf = NULL;
+        resp_cap = 0;
+    }
+    return rc == REDIS_OK ? 0 : -1;
 }
 
 static void on_timer_closed(uv_handle_t *h) {

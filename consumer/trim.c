@@ -18,11 +18,10 @@ const char jq_trim_lua[] =
     "return false\n";
 
 int jq_trim_id_cmp(const char *a, const char *b) {
-    char *ea, *eb;
-    unsigned long long ma = strtoull(a, &ea, 10), mb = strtoull(b, &eb, 10);
+    uint64_t ma, sa, mb, sb;
+    jq_entry_id_parts(a, &ma, &sa);
+    jq_entry_id_parts(b, &mb, &sb);
     if (ma != mb) return ma < mb ? -1 : 1;
-    unsigned long long sa = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
-    unsigned long long sb = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
     return sa < sb ? -1 : sa > sb ? 1 : 0;
 }
 
