@@ -82,6 +82,9 @@ const jq_opt_t jq_options_table[] = {
     {"cpu-mode", "JOBQ_CPU_MODE", JQ_OPT_STR, "pool", 0, 0, O(cpu_mode), S(cpu_mode),
      "where cpu jobs run: pool (the worker's threads); inline (on the loop) and uv "
      "(libuv's threadpool) exist only for benchmarks"},
+    {"cpu-sched", "JOBQ_CPU_SCHED", JQ_OPT_STR, "nice", 0, 0, O(cpu_sched), S(cpu_sched),
+     "how cpu threads yield to io work: idle (SCHED_IDLE), slice (nice 5, 0.1 ms slices), "
+     "nice (nice 5), normal"},
     {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,
      "register the crash handler (tests only)"},
     {"worker-role", NULL, JQ_OPT_STR, "", 0, 0, O(worker_role), S(worker_role),
@@ -173,6 +176,7 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
     }
     if (split_queues(o, err, errlen) != 0) return -1;
     if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
+    if (jq_pool_set_sched(o->cpu_sched, err, errlen) != 0) return -1;
     if (o->admin_token[0] && strlen(o->admin_token) < JQ_DASH_TOKEN_MIN) {
         snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
         return -1;

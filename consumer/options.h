@@ -47,6 +47,7 @@ typedef struct jq_options {
     char http_allow[4096];      /* list: --http-allow PREFIX */
     long long http_max_response;
     char cpu_mode[16];          /* pool, or inline / uv for benchmarks */
+    char cpu_sched[16];         /* idle, slice, nice, normal (pool.h) */
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

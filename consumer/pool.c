@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include "pool.h"
 
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,9 +24,55 @@
 
 /* How much lower than the loop thread the pool threads run (nice). */
 #define JQ_POOL_NICE 5
+/* --cpu-sched slice: the scheduler slice of a pool thread, ns (the
+ * kernel's least; it clamps to 0.1 to 100 ms). */
+#define JQ_POOL_SLICE_NS 100000ULL
 
 /* Set once from the options, before any pool starts (see pool.h). */
 static jq_pool_mode_t pool_mode = JQ_POOL_THREADS;
+static jq_pool_sched_t pool_sched = JQ_SCHED_NICE;
+
+int jq_pool_set_sched(const char *name, char *err, size_t errlen) {
+    if (strcmp(name, "idle") == 0)
+        pool_sched = JQ_SCHED_IDLE;
+    else if (strcmp(name, "nice") == 0)
+        pool_sched = JQ_SCHED_NICE;
+    else if (strcmp(name, "slice") == 0)
+        pool_sched = JQ_SCHED_SLICE;
+    else if (strcmp(name, "normal") == 0)
+        pool_sched = JQ_SCHED_NORMAL;
+    else {
+        snprintf(err, errlen, "--cpu-sched: '%s' is not one of idle, slice, nice, normal", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* struct sched_attr of sched_setattr(2) (glibc 2.36 has no wrapper). */
+typedef struct pool_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+} pool_sched_attr_t;
+
+/* Puts the calling pool thread below the loop thread, as --cpu-sched
+ * says (pool.h). Failure only costs that edge: the thread runs anyway. */
+static void pool_thread_sched(void) {
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    if (pool_sched == JQ_SCHED_IDLE) {
+        struct sched_param sp = {0};
+        sched_setscheduler(tid, SCHED_IDLE, &sp);
+    } else if (pool_sched == JQ_SCHED_SLICE) {
+        pool_sched_attr_t a = {.size = sizeof(a), .policy = SCHED_OTHER, .nice = JQ_POOL_NICE,
+                               .runtime = JQ_POOL_SLICE_NS};
+        if (syscall(SYS_sched_setattr, tid, &a, 0) != 0)
+            setpriority(PRIO_PROCESS, (id_t)tid, JQ_POOL_NICE);
+    } else if (pool_sched == JQ_SCHED_NICE) {
+        setpriority(PRIO_PROCESS, (id_t)tid, JQ_POOL_NICE);
+    }
+}
 
 /* libuv's own cap on UV_THREADPOOL_SIZE: one running slot per thread. */
 #define POOL_UV_SLOTS 1024
@@ -86,11 +134,7 @@ static void *pool_thread_main(void *arg) {
     char name[16];
     snprintf(name, sizeof name, "jq-cpu-%d", idx);
     pthread_setname_np(pthread_self(), name);
-    /* Below the loop thread: with every core busy hashing, the loop thread
-     * (io jobs, acks, reads) still gets a core the moment it wakes, so cpu
-     * jobs never hold back io jobs, even in the kernel's run queue. Linux
-     * keeps a nice value per thread. Failure only costs that edge. */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), JQ_POOL_NICE);
+    pool_thread_sched();
 
     pthread_mutex_lock(&p->mu);
     for (;;) {

@@ -75,6 +75,23 @@ struct jq_pool {
  * once; master and workers parse the same argv. */
 int jq_pool_set_mode(const char *name, char *err, size_t errlen);
 
+/* How the pool threads yield to everything else (--cpu-sched), so that with
+ * every core busy hashing, a thread that wakes (the loop thread with an io
+ * job or an ack, Redis, the client waiting for that job) gets a core at
+ * once, and cpu jobs never hold back io jobs, even in the kernel's run
+ * queue. Linux keeps these per thread.
+ *   idle    SCHED_IDLE: any other thread that wakes preempts a pool thread
+ *           at once; the pool gets only what the machine leaves over.
+ *   slice   nice 5 and the shortest scheduler slice (0.1 ms, Linux 6.12+):
+ *           a waking thread waits at most that long for a core.
+ *   nice    nice 5: a lower share of the CPU, but a waking thread may
+ *           still wait out a pool thread's slice (milliseconds).
+ *   normal  like any thread of the process. */
+typedef enum { JQ_SCHED_IDLE, JQ_SCHED_SLICE, JQ_SCHED_NICE, JQ_SCHED_NORMAL } jq_pool_sched_t;
+/* Sets it for every pool thread started afterwards in this process.
+ * Returns 0, or -1 with err for an unknown name. */
+int jq_pool_set_sched(const char *name, char *err, size_t errlen);
+
 /* Starts n threads on p (embedded by the caller). Returns 0, or -1 with err;
  * on failure nothing is left running. In inline and uv mode no thread of its
  * own is started, and n only has to be >= 1. */
