@@ -28,15 +28,18 @@ def commands(path):
                 return
             i = j + 2
             continue
-        j = data.index(b"\r\n", i)
-        argc = int(data[i + 1:j])
-        i = j + 2
-        argv = []
-        for _ in range(argc):
+        try:
             j = data.index(b"\r\n", i)
-            ln = int(data[i + 1:j])
-            argv.append(data[j + 2:j + 2 + ln])
-            i = j + 2 + ln + 2
+            argc = int(data[i + 1:j])
+            i = j + 2
+            argv = []
+            for _ in range(argc):
+                j = data.index(b"\r\n", i)
+                ln = int(data[i + 1:j])
+                argv.append(data[j + 2:j + 2 + ln])
+                i = j + 2 + ln + 2
+        except ValueError:
+            return    # a tail torn by a kill (Redis drops it at load)
         yield argv
 
 
