@@ -9,10 +9,21 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fetch.h"
+#include "keys.h"
 #include "log.h"
 #include "worker.h"
 
 #define BLOCK_MS 500 /* short, so pause and drain are noticed quickly */
+
+void jq_fetch_init(jq_fetch_t *f) {
+    memset(f, 0, sizeof(*f));
+    jq_args_init(&f->args);
+}
+
+void jq_fetch_destroy(jq_fetch_t *f) { jq_args_destroy(&f->args); }
+
+int jq_fetch_busy(const jq_fetch_t *f) { return f->reading; }
 
 void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why) {
     r->outcome = JQ_OUT_DEAD;
@@ -173,10 +184,76 @@ static void on_groups_created(redisAsyncContext *ac, void *r, void *priv) {
         jq_error("XGROUP CREATE %s: %s", q->stream, reply->str);
 }
 
-void jq_fetch_create_groups(jq_worker_t *w) {
-    for (int i = 0; i < w->nqueues; i++)
-        jq_rconn_cmd(&w->rfetch, on_groups_created, &w->queues[i],
-                     "XGROUP CREATE %s " JQ_GROUP " 0 MKSTREAM", w->queues[i].stream);
+static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_worker_t *)priv)->fetch.client_id = reply->integer;
+}
+
+void jq_fetch_connected(jq_worker_t *w) {
+    jq_args_t *a = &w->fetch.args;
+    w->fetch.client_id = 0;
+    jq_args_reset(a);
+    jq_args_str(a, "CLIENT");
+    jq_args_str(a, "ID");
+    jq_rconn_args(&w->rfetch, a, on_client_id, w);
+    for (int i = 0; i < w->nqueues; i++) {
+        jq_args_reset(a);
+        jq_args_str(a, "XGROUP");
+        jq_args_str(a, "CREATE");
+        jq_args_str(a, w->queues[i].stream);
+        jq_args_str(a, JQ_GROUP);
+        jq_args_str(a, "0");
+        jq_args_str(a, "MKSTREAM");
+        jq_rconn_args(&w->rfetch, a, on_groups_created, &w->queues[i]);
+    }
+    jq_args_reset(a);
+}
+
+void jq_fetch_unblock(jq_worker_t *w) {
+    if (!w->fetch.reading || !w->fetch.client_id) return;
+    jq_args_t *a = &w->fetch.args;
+    jq_args_reset(a);
+    jq_args_str(a, "CLIENT");
+    jq_args_str(a, "UNBLOCK");
+    jq_args_ll(a, w->fetch.client_id);
+    jq_rconn_args(&w->rwrite, a, NULL, NULL);
+    jq_args_reset(a);
+}
+
+static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    jq_queue_t *q = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
+    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    int p = reply->integer > 0;
+    if (p != q->paused && (p || q->paused >= 0))
+        jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
+    /* A read blocked since before the pause still covers the queue and
+     * would hand us its next job: cut it short, and the next read leaves
+     * the queue out. */
+    if (p && q->paused == 0) jq_fetch_unblock(w);
+    q->paused = p;
+    if (!p) jq_fetch_kick(w);
+}
+
+void jq_fetch_check_paused(jq_worker_t *w, int64_t now, int64_t pause_every_ms) {
+    if (now - w->fetch.last_pause_check_ms < pause_every_ms) return;
+    w->fetch.last_pause_check_ms = now;
+    jq_args_t *a = &w->fetch.args;
+    for (int i = 0; i < w->nqueues; i++) {
+        char key[JQ_KEY_MAX];
+        jq_key(key, sizeof(key), w->opt->prefix, w->queues[i].name, "paused");
+        jq_args_reset(a);
+        jq_args_str(a, "EXISTS");
+        jq_args_str(a, key);
+        jq_rconn_args(&w->rwrite, a, on_paused, &w->queues[i]);
+    }
+    jq_args_reset(a);
+}
+
+void jq_fetch_retry(jq_worker_t *w) {
+    w->fetch.backoff = 0;
+    jq_fetch_kick(w);
 }
 
 int jq_reply_entry_ok(const redisReply *e) {
@@ -200,7 +277,7 @@ static void take_reply(jq_worker_t *w, redisReply *reply) {
          * read goes again without them as soon as the probes answer (a
          * stream or group deleted under us is made again from id 0). */
         jq_qhealth_read_failed(w, reply->str);
-        w->fetch_backoff = 1;
+        w->fetch.backoff = 1;
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) return;
@@ -229,8 +306,8 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_t *w = priv;
     redisReply *reply = rp;
     if (reply && !w->stopping) take_reply(w, reply); /* NULL: lost; on_up kicks */
-    w->fetching = 0;
-    jq_admit_unreserve(&w->admit, &w->fetch_res);
+    w->fetch.reading = 0;
+    jq_admit_unreserve(&w->admit, &w->fetch.res);
     if (w->stopping) return;
     jq_fetch_kick(w);
     jq_worker_maybe_exit(w); /* a drain waits for this read to come back */
@@ -250,7 +327,7 @@ static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_t *w = p->w;
     redisReply *reply = rp;
     w->flushing--;
-    w->pipe_reads--;
+    w->fetch.pipe_reads--;
     if (reply && !w->stopping) take_reply(w, reply);
     jq_admit_unreserve(&w->admit, &p->res);
     free(p);
@@ -263,28 +340,27 @@ static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
  * when block). Returns 0, or -1 when c is down (fn never runs). */
 static int send_read(jq_worker_t *w, jq_rconn_t *c, const jq_admit_read_t *res, long long count,
                      int block, redisCallbackFn *fn, void *priv) {
-    const char *argv[8 + 2 * JQ_QUEUES_MAX];
+    jq_args_t *a = &w->fetch.args;
     int qs[JQ_QUEUES_MAX], n = 0;
     for (int i = 0; i < w->nqueues; i++)
         if (res->count[i] == count) qs[n++] = i;
-    char countbuf[24], blockbuf[24];
-    snprintf(countbuf, sizeof(countbuf), "%lld", count);
-    snprintf(blockbuf, sizeof(blockbuf), "%d", BLOCK_MS);
-    int argc = 0;
-    argv[argc++] = "XREADGROUP";
-    argv[argc++] = "GROUP";
-    argv[argc++] = JQ_GROUP;
-    argv[argc++] = w->id;
-    argv[argc++] = "COUNT";
-    argv[argc++] = countbuf;
+    jq_args_reset(a);
+    jq_args_str(a, "XREADGROUP");
+    jq_args_str(a, "GROUP");
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, w->id);
+    jq_args_str(a, "COUNT");
+    jq_args_ll(a, count);
     if (block) {
-        argv[argc++] = "BLOCK";
-        argv[argc++] = blockbuf;
+        jq_args_str(a, "BLOCK");
+        jq_args_ll(a, BLOCK_MS);
     }
-    argv[argc++] = "STREAMS";
-    for (int i = 0; i < n; i++) argv[argc++] = w->queues[qs[i]].stream;
-    for (int i = 0; i < n; i++) argv[argc++] = ">";
-    return jq_rconn_cmdargv(c, fn, priv, argc, argv, NULL);
+    jq_args_str(a, "STREAMS");
+    for (int i = 0; i < n; i++) jq_args_str(a, w->queues[qs[i]].stream);
+    for (int i = 0; i < n; i++) jq_args_add(a, ">", 1);
+    int rc = jq_rconn_args(c, a, fn, priv);
+    jq_args_reset(a);
+    return rc;
 }
 
 /* Reads behind the acks: one XREADGROUP per distinct COUNT (XREADGROUP
@@ -313,7 +389,7 @@ static void send_piped(jq_worker_t *w, const int *skip) {
             free(p);
             continue;
         }
-        w->pipe_reads++;
+        w->fetch.pipe_reads++;
         w->flushing++;
     }
 }
@@ -340,18 +416,19 @@ static void send_piped(jq_worker_t *w, const int *skip) {
 void jq_fetch_kick(jq_worker_t *w) {
     /* held: Redis refused our last outcomes; no new job until it takes
      * them (finish.c). */
-    if (w->draining || w->stopping || w->fetch_backoff || w->held) return;
+    jq_fetch_t *f = &w->fetch;
+    if (w->draining || w->stopping || f->backoff || w->held) return;
     int skip[JQ_QUEUES_MAX];
     for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused || !jq_qhealth_ok(w, i);
-    if (!w->pipe_reads && !w->batch_head && w->rwrite.up &&
+    if (!f->pipe_reads && !w->batch_head && w->rwrite.up &&
         w->admit.sent[JQ_KIND_IO] + w->admit.sent[JQ_KIND_CPU] > 0)
         send_piped(w, skip);
-    if (!w->fetching && w->rfetch.up) {
-        jq_admit_read_t *res = &w->fetch_res;
+    if (!f->reading && w->rfetch.up) {
+        jq_admit_read_t *res = &f->res;
         long long n = jq_admit_plan(&w->admit, skip, 0, 1, res), count = 0;
         for (int i = 0; i < w->nqueues && !count; i++) count = res->count[i];
         if (n <= 0) return;
-        if (send_read(w, &w->rfetch, res, count, 1, on_read, w) == 0) w->fetching = 1;
+        if (send_read(w, &w->rfetch, res, count, 1, on_read, w) == 0) f->reading = 1;
         else jq_admit_unreserve(&w->admit, res);
     }
 }

@@ -75,8 +75,7 @@ static void on_probe(redisAsyncContext *ac, void *rp, void *priv) {
     else
         healthy(w, q, r->type != REDIS_REPLY_ERROR);
     /* A read held back for the probes may go now, without the broken. */
-    w->fetch_backoff = 0;
-    jq_fetch_kick(w);
+    jq_fetch_retry(w);
 }
 
 static void probe(jq_worker_t *w, int q) {

@@ -329,6 +329,11 @@ int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
     return rc == REDIS_OK ? 0 : -1;
 }
 
+int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
+    if (a->oom) return -1;
+    return jq_rconn_cmdargv(c, fn, priv, a->argc, a->argv, a->lens);
+}
+
 static void on_timer_closed(uv_handle_t *h) {
     jq_rconn_t *c = h->data;
     if (c->on_closed) c->on_closed(c);

@@ -19,6 +19,7 @@
 #include <hiredis/async.h>
 #include <uv.h>
 
+#include "args.h"
 #include "url.h"
 
 typedef struct jq_rconn jq_rconn_t;
@@ -73,6 +74,12 @@ int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
 /* Sends a command given as argv; lengths in argvlen (NULL: strlen). */
 int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
                      int argc, const char **argv, const size_t *argvlen);
+
+/* Sends the command built in a (args.h). hiredis copies it at once, so a
+ * may be reset as soon as this returns. Returns 0, or -1 when the
+ * connection is down or a ran out of memory while it was built (a->oom):
+ * then fn never runs. */
+int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv);
 
 /* Closes c. graceful: waits for pending replies (their callbacks run);
  * otherwise pending callbacks get NULL at once (for a connection blocked in

@@ -32,7 +32,7 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     claim_t *c = priv;
     redisReply *reply = rp;
     jq_worker_t *w = c->w;
-    w->reclaiming--;
+    w->reclaim.inflight--;
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             redisReply *ent = reply->element[i];
@@ -63,31 +63,52 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
             strncmp(reply->str, "WRONGTYPE", 9) != 0)
             jq_error("XPENDING: %s", reply->str);
-        w->reclaiming--;
+        w->reclaim.inflight--;
         free(c);
         return;
     }
-    const char *argv[8 + MAX_IDS];
-    char idle[24];
-    int argc = 0;
-    snprintf(idle, sizeof(idle), "%lld", w->opt->visibility_ms);
-    argv[argc++] = "XCLAIM";
-    argv[argc++] = w->queues[c->q].stream;
-    argv[argc++] = JQ_GROUP;
-    argv[argc++] = w->id;
-    argv[argc++] = idle;
+    jq_args_t *a = &w->reclaim.args;
+    jq_args_reset(a);
+    jq_args_str(a, "XCLAIM");
+    jq_args_str(a, w->queues[c->q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, w->id);
+    jq_args_ll(a, w->opt->visibility_ms);
     for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
         redisReply *e = reply->element[i];
         if (!jq_reply_pending_ok(e)) continue;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
         c->deliveries[c->n] = e->element[3]->integer;
-        argv[argc++] = c->ids[c->n];
+        jq_args_str(a, c->ids[c->n]);
         c->n++;
     }
-    if (c->n == 0 || jq_rconn_cmdargv(&w->rwrite, on_claimed, c, argc, argv, NULL) != 0) {
-        w->reclaiming--;
+    int rc = c->n == 0 ? -1 : jq_rconn_args(&w->rwrite, a, on_claimed, c);
+    jq_args_reset(a);
+    if (rc != 0) {
+        w->reclaim.inflight--;
         free(c);
     }
+}
+
+/* XPENDING of queue q's stream: entries idle for min_idle ms or more, at
+ * most count, only consumer's when it is not NULL. */
+static int send_pending(jq_worker_t *w, int q, long long min_idle, long long count,
+                        const char *consumer, redisCallbackFn *fn, void *priv) {
+    jq_args_t *a = &w->reclaim.args;
+    jq_args_reset(a);
+    jq_args_str(a, "XPENDING");
+    jq_args_str(a, w->queues[q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, "IDLE");
+    jq_args_ll(a, min_idle);
+    jq_args_str(a, "-");
+    jq_args_str(a, "+");
+    jq_args_ll(a, count);
+    if (consumer) jq_args_str(a, consumer);
+    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
+    jq_args_reset(a);
+    if (rc == 0) w->reclaim.inflight++;
+    return rc;
 }
 
 static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) {
@@ -96,11 +117,7 @@ static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) 
     c->w = w;
     c->q = q;
     if (count > MAX_IDS) count = MAX_IDS;
-    if (jq_rconn_cmd(&w->rwrite, on_pending, c, "XPENDING %s " JQ_GROUP " IDLE %lld - + %lld",
-                     w->queues[q].stream, min_idle, count) == 0)
-        w->reclaiming++;
-    else
-        free(c);
+    if (send_pending(w, q, min_idle, count, NULL, on_pending, c) != 0) free(c);
 }
 
 /* Renewal re-stamps only what this worker still owns: a plain XCLAIM to
@@ -139,39 +156,56 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 static void renew(jq_worker_t *w) {
+    jq_args_t *a = &w->reclaim.args;
     for (int q = 0; q < w->nqueues; q++) {
-        const char *argv[8 + MAX_IDS];
-        int argc = 0;
-        argv[argc++] = "EVAL";
-        argv[argc++] = renew_lua;
-        argv[argc++] = "1";
-        argv[argc++] = w->queues[q].stream;
-        argv[argc++] = JQ_GROUP;
-        argv[argc++] = w->id;
+        if (!jq_qhealth_ok(w, q)) continue;
+        jq_args_reset(a);
+        jq_args_str(a, "EVAL");
+        jq_args_str(a, renew_lua);
+        jq_args_str(a, "1");
+        jq_args_str(a, w->queues[q].stream);
+        jq_args_str(a, JQ_GROUP);
+        jq_args_str(a, w->id);
+        int head = a->argc, n = 0;
         jq_runlist_t *lists[] = {&w->running, &w->waiting};
         for (int l = 0; l < 2; l++)
-            for (jq_run_t *r = lists[l]->head; r && argc < 6 + MAX_IDS; r = r->next)
-                if (r->q == q) argv[argc++] = r->job.entry_id;
+            for (jq_run_t *r = lists[l]->head; r && n < MAX_IDS; r = r->next)
+                if (r->q == q) {
+                    jq_args_str(a, r->job.entry_id);
+                    n++;
+                }
         /* And the finished ones whose outcome is not written yet: held
          * through a spell of refused writes they may wait longer than the
          * visibility timeout, and taken by another worker they would run,
          * and count, twice. */
-        argc += jq_finish_ids(w, q, argv + argc, 6 + MAX_IDS - argc);
-        if (argc == 6 || !jq_qhealth_ok(w, q)) continue;
-        jq_rconn_cmdargv(&w->rwrite, on_renewed, &w->queues[q], argc, argv, NULL);
+        const char *fin[MAX_IDS];
+        int nfin = jq_finish_ids(w, q, fin, MAX_IDS - n);
+        for (int i = 0; i < nfin; i++) jq_args_str(a, fin[i]);
+        if (a->argc > head) jq_rconn_args(&w->rwrite, a, on_renewed, &w->queues[q]);
     }
+    jq_args_reset(a);
 }
 
+void jq_reclaim_init(jq_reclaim_t *rc) {
+    memset(rc, 0, sizeof(*rc));
+    jq_args_init(&rc->args);
+}
+
+void jq_reclaim_destroy(jq_reclaim_t *rc) { jq_args_destroy(&rc->args); }
+
+int jq_reclaim_busy(const jq_reclaim_t *rc) { return rc->inflight > 0; }
+
 void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
+    jq_reclaim_t *rc = &w->reclaim;
     if (!w->rwrite.up) return;
     long long renew_every = w->opt->visibility_ms / 3;
-    if (now - w->last_renew_ms >= renew_every) {
-        w->last_renew_ms = now;
+    if (now - rc->last_renew_ms >= renew_every) {
+        rc->last_renew_ms = now;
         renew(w);
     }
-    if (w->draining || w->held || w->reclaiming || now - w->last_reclaim_ms < RECLAIM_EVERY_MS)
+    if (w->draining || w->held || rc->inflight || now - rc->last_reclaim_ms < RECLAIM_EVERY_MS)
         return;
-    w->last_reclaim_ms = now;
+    rc->last_reclaim_ms = now;
     for (int q = 0; q < w->nqueues; q++) {
         if (w->queues[q].paused || !jq_qhealth_ok(w, q)) continue;
         long long free_slots = jq_admit_free(&w->admit, q);
@@ -191,6 +225,18 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
         }
         reclaim(w, q, min_idle, free_slots);
     }
+}
+
+void jq_reclaim_now(jq_worker_t *w, int64_t now) {
+    if (w->reclaim.last_reclaim_ms > now) return; /* paused after an outage */
+    w->reclaim.last_reclaim_ms = 0;
+    jq_reclaim_tick(w, now);
+}
+
+void jq_reclaim_reconnected(jq_worker_t *w, int64_t now, int64_t pause_ms) {
+    w->reclaim.last_renew_ms = 0;
+    w->reclaim.last_reclaim_ms = now + pause_ms;
+    jq_reclaim_tick(w, now);
 }
 
 /* ---- after an outage: our own entries whose delivery we never saw ----
@@ -225,7 +271,7 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     own_t *o = priv;
     jq_worker_t *w = o->w;
     redisReply *reply = rp;
-    w->reclaiming--;
+    w->reclaim.inflight--;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !w->stopping) {
         redisReply *ent = reply->element[0];
         if (jq_reply_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
@@ -245,7 +291,8 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
     own_t *q = priv;
     jq_worker_t *w = q->w;
     redisReply *reply = rp;
-    w->reclaiming--;
+    w->reclaim.inflight--;
+    jq_args_t *a = &w->reclaim.args;
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         redisReply *e = reply->element[i];
         if (!jq_reply_pending_ok(e)) continue;
@@ -256,12 +303,21 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
         o->w = w;
         o->q = q->q;
         o->deliveries = e->element[3]->integer;
-        if (jq_rconn_cmd(&w->rwrite, on_own_claimed, o, "XCLAIM %s " JQ_GROUP " %s %d %s RETRYCOUNT %lld",
-                         w->queues[q->q].stream, w->id, OWN_IDLE_MS, id, o->deliveries) == 0)
-            w->reclaiming++;
+        jq_args_reset(a);
+        jq_args_str(a, "XCLAIM");
+        jq_args_str(a, w->queues[q->q].stream);
+        jq_args_str(a, JQ_GROUP);
+        jq_args_str(a, w->id);
+        jq_args_ll(a, OWN_IDLE_MS);
+        jq_args_str(a, id);
+        jq_args_str(a, "RETRYCOUNT");
+        jq_args_ll(a, o->deliveries);
+        if (jq_rconn_args(&w->rwrite, a, on_own_claimed, o) == 0)
+            w->reclaim.inflight++;
         else
             free(o);
     }
+    jq_args_reset(a);
     free(q);
     jq_worker_maybe_exit(w);
 }
@@ -272,10 +328,6 @@ void jq_reclaim_own(jq_worker_t *w) {
         if (!o) return;
         o->w = w;
         o->q = q;
-        if (jq_rconn_cmd(&w->rwrite, on_own_pending, o, "XPENDING %s " JQ_GROUP " IDLE %d - + %d %s",
-                         w->queues[q].stream, OWN_IDLE_MS, MAX_IDS, w->id) == 0)
-            w->reclaiming++;
-        else
-            free(o);
+        if (send_pending(w, q, OWN_IDLE_MS, MAX_IDS, w->id, on_own_pending, o) != 0) free(o);
     }
 }

@@ -9,17 +9,50 @@
  *     handed back) with XPENDING IDLE + XCLAIM, and runs them. An entry
  *     delivered more times than its job's attempts allow is dead-lettered
  *     with "worker lost" instead of run: a poison job cannot crash-loop the
- *     cluster. */
+ *     cluster.
+ *
+ * Its state is a jq_reclaim_t embedded in the worker (w->reclaim); the
+ * worker calls it from its tick, its reconnects and the master's
+ * "reclaim" message, and asks jq_reclaim_busy before it exits. Commands
+ * go on the worker's write connection. */
 
 #include <stdint.h>
 
+#include "args.h"
+
 struct jq_worker;
 
+typedef struct jq_reclaim {
+    int inflight;             /* XPENDING/XCLAIM round trips in flight */
+    int64_t last_renew_ms;
+    int64_t last_reclaim_ms;  /* in the future: reclaiming is paused */
+    jq_args_t args;           /* each XCLAIM and renewal EVAL, reused */
+} jq_reclaim_t;
+
+void jq_reclaim_init(jq_reclaim_t *rc);
+/* Frees the builder's memory, after the loop ended. */
+void jq_reclaim_destroy(jq_reclaim_t *rc);
+
+/* From the worker's tick: renews what it holds every visibility/3, and
+ * reclaims every 200 ms (not while draining, held, or a reclaim is still
+ * in flight). */
 void jq_reclaim_tick(struct jq_worker *w, int64_t now);
+
+/* The master handed a dead worker's entries back: reclaim now, unless
+ * the pause after a reconnect holds reclaiming back. */
+void jq_reclaim_now(struct jq_worker *w, int64_t now);
+
+/* Back after an outage: renews at once, and reclaims nothing for
+ * pause_ms, until the other workers renewed theirs. */
+void jq_reclaim_reconnected(struct jq_worker *w, int64_t now, int64_t pause_ms);
 
 /* After a reconnect: takes back our own pending entries that a read whose
  * reply was lost delivered to us, so they run now rather than after the
  * visibility timeout. Call after renewing and flushing. */
 void jq_reclaim_own(struct jq_worker *w);
+
+/* Whether a reclaim round trip is in flight: a drain waits for it, since
+ * what it claims is ours to run. */
+int jq_reclaim_busy(const jq_reclaim_t *rc);
 
 #endif

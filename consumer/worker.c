@@ -235,11 +235,7 @@ static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
      * outage holds reclaiming back). */
     for (ssize_t i = 0; i + 8 <= n; i++)
         if (memcmp(b->base + i, "reclaim\n", 8) == 0) {
-            int64_t now = jq_now_ms();
-            if (w->last_reclaim_ms <= now) {
-                w->last_reclaim_ms = 0;
-                jq_reclaim_tick(w, now);
-            }
+            jq_reclaim_now(w, jq_now_ms());
             break;
         }
 }
@@ -294,7 +290,7 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
      * delivered entries to us already, and handed back after our exit they
      * would count one more delivery, so that a max_attempts 1 job caught
      * by a rolling restart would die "worker lost" without running. */
-    if (w->running.n || w->waiting.n || w->loading || w->reclaiming || w->fetching ||
+    if (w->running.n || w->waiting.n || w->loading || jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
     if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
@@ -318,8 +314,7 @@ void jq_worker_drain(jq_worker_t *w, const char *why) {
     if (rc != 0) jq_error("drain: cannot arm the shutdown timeout: %s", uv_strerror(rc));
     /* The drain waits for the blocking read; cut its wait short. Unblocked,
      * it returns as if it timed out: it delivered nothing. */
-    if (w->fetching && w->fetch_client_id)
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "CLIENT UNBLOCK %lld", w->fetch_client_id);
+    jq_fetch_unblock(w);
     jq_worker_maybe_exit(w);
 }
 
@@ -373,23 +368,6 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 /* ---- the tick: timeouts, pause, and the periodic duties ---- */
 
-static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
-    redisReply *reply = rp;
-    jq_queue_t *q = priv;
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
-    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
-    int p = reply->integer > 0;
-    if (p != q->paused && (p || q->paused >= 0))
-        jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
-    /* A read blocked since before the pause still covers the queue and
-     * would hand us its next job: cut it short, and the next read leaves
-     * the queue out. */
-    if (p && q->paused == 0 && w->fetching && w->fetch_client_id)
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "CLIENT UNBLOCK %lld", w->fetch_client_id);
-    q->paused = p;
-    if (!p) jq_fetch_kick(w);
-}
-
 static void on_tick(uv_timer_t *t) {
     jq_worker_t *w = t->data;
     int64_t now = jq_now_ms();
@@ -400,29 +378,16 @@ static void on_tick(uv_timer_t *t) {
     }
     w->tick_due_ms = now + TICK_MS;
     check_timeouts(w, now);
-    if (now - w->last_pause_check_ms >= PAUSE_CHECK_MS) {
-        w->last_pause_check_ms = now;
-        for (int i = 0; i < w->nqueues; i++) {
-            char key[JQ_KEY_MAX];
-            jq_key(key, sizeof(key), w->opt->prefix, w->queues[i].name, "paused");
-            jq_rconn_cmd(&w->rwrite, on_paused, &w->queues[i], "EXISTS %s", key);
-        }
-    }
+    jq_fetch_check_paused(w, now, PAUSE_CHECK_MS);
     jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
     jq_trim_tick(w);
-    w->fetch_backoff = 0;
-    jq_fetch_kick(w);
+    jq_fetch_retry(w);
     jq_worker_maybe_exit(w);
 }
 
 static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(t->data); }
-
-static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
-    redisReply *reply = rp;
-    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_worker_t *)priv)->fetch_client_id = reply->integer;
-}
 
 /* Ready once the groups exist: this PING follows the XGROUP CREATEs on the
  * same connection, so its reply comes after theirs. A client that sees
@@ -439,9 +404,7 @@ static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     c->quiet_refusals = 0;
-    w->fetch_client_id = 0;
-    jq_rconn_cmd(&w->rfetch, on_client_id, w, "CLIENT ID");
-    jq_fetch_create_groups(w);
+    jq_fetch_connected(w);
     jq_rconn_cmd(&w->rfetch, on_groups_ready, w, "PING");
     jq_fetch_kick(w);
 }
@@ -457,10 +420,7 @@ static void on_write_up(jq_rconn_t *c) {
          * until the others (reconnecting up to one backoff later) renewed
          * theirs; else their running jobs would look abandoned and run
          * twice. */
-        int64_t now = jq_now_ms();
-        w->last_renew_ms = 0;
-        w->last_reclaim_ms = now + RECONNECT_RECLAIM_PAUSE_MS;
-        jq_reclaim_tick(w, now);
+        jq_reclaim_reconnected(w, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
     jq_sched_on_connect(w);
     jq_heartbeat_send(w);
@@ -483,6 +443,8 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
                   opt->queue_limit);
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
+    jq_reclaim_init(&w->reclaim);
+    jq_fetch_init(&w->fetch);
     srand((unsigned)(getpid() ^ w->started_ms));
 
     int lrc = uv_loop_init(&w->loop);
@@ -582,6 +544,8 @@ int jq_worker_main(const jq_options_t *opt) {
     int code = w->exit_code;
     jq_finish_destroy(w);
     jq_trim_destroy(&w->trim);
+    jq_reclaim_destroy(&w->reclaim);
+    jq_fetch_destroy(&w->fetch);
     free(w);
     return code;
 }

@@ -8,7 +8,8 @@
  * The modules of a worker share these structs:
  *   worker.c    life cycle, timers, signals, draining
  *   admit.c     admission: the COUNT of each queue's next read (its own state)
- *   fetch.c     XREADGROUP, entry -> run, payload decoding, dispatch
+ *   fetch.c     XREADGROUP, entry -> run, payload decoding (its own state)
+ *   reclaim.c   renewal and reclaim of pending entries (its own state)
  *   finish.c    outcome of each attempt -> one pipelined batch of writes
  *   heartbeat.c the worker's hash in <p>:workers / <p>:worker:<id>  */
 
@@ -19,12 +20,14 @@
 
 #include "admit.h"
 #include "args.h"
+#include "fetch.h"
 #include "handlers.h"
 #include "job.h"
 #include "options.h"
 #include "pool.h"
 #include "qhealth.h"
 #include "rconn.h"
+#include "reclaim.h"
 #include "trim.h"
 
 typedef enum {
@@ -39,8 +42,6 @@ typedef enum {
     JQ_OUT_DEAD,     /* dead at once: malformed job, unknown type, worker lost */
 } jq_outcome_t;
 
-typedef struct jq_worker jq_worker_t;
-typedef struct jq_run jq_run_t;
 
 /* One attempt of one job inside the worker: from the entry read until its
  * outcome is written. Owns the entry's fields (a stolen hiredis reply), the
@@ -120,12 +121,7 @@ struct jq_worker {
     int busy_io, busy_cpu;
     jq_admit_t admit;             /* slots by kind and queue (admit.h) */
 
-    int fetching;                 /* the blocking XREADGROUP is in flight */
-    jq_admit_read_t fetch_res;    /* fetch.c: what that read reserved */
-    int pipe_reads;               /* fetch.c: reads sent behind the acks on
-                                     rwrite, not yet answered */
-    long long fetch_client_id;    /* CLIENT ID of rfetch, for CLIENT UNBLOCK */
-    int fetch_backoff;            /* a read failed: wait for the next tick */
+    jq_fetch_t fetch;             /* fetch.c: reads and intake */
     int draining;                 /* no new fetches; exit when idle */
     int stopping;                 /* handles are being closed */
     int exit_code;
@@ -147,7 +143,7 @@ struct jq_worker {
 
     long long processed, failed, jobs_done;
     int loading;                  /* runs whose chunks are being read */
-    int reclaiming;               /* reclaim round trips in flight */
+    jq_reclaim_t reclaim;         /* reclaim.c: renewal and reclaim */
     int flushing;                 /* EXECs not yet answered */
     struct jq_flush *flights;     /* finish.c: those EXECs (and checks) with
                                      their runs, for jq_finish_holds */
@@ -160,11 +156,8 @@ struct jq_worker {
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
-    int64_t last_pause_check_ms;
-    int64_t last_renew_ms;
     int64_t last_promote_ms;
     int64_t last_trim_ms;
-    int64_t last_reclaim_ms;
     int64_t loop_lag_us;          /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
@@ -178,28 +171,11 @@ void jq_runlist_push(jq_runlist_t *l, jq_run_t *r);
 void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r);
 void jq_run_free(jq_run_t *r);
 
-/* fetch.c */
-void jq_fetch_kick(jq_worker_t *w);
-void jq_fetch_create_groups(jq_worker_t *w);
-/* Takes an entry read from queue q (fields: its stolen field array, or
- * NULL) that has been delivered `deliveries` times, counting this one. */
-void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
-                     long long deliveries);
-/* Reply shapes, checked before any id is read: an entry [id, fields] as
- * XREADGROUP and XCLAIM give it, and an extended XPENDING row [id,
- * consumer, idle, deliveries]; the id a string that fits an entry id. */
-int jq_reply_entry_ok(const redisReply *e);
-int jq_reply_pending_ok(const redisReply *e);
-/* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
-int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
-
 /* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
  * streams it into the decoder; then starts the run with
  * jq_worker_run_start(), or dead-letters it with the reason. The run is
  * owned by the loader until then. Returns 0. */
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r);
-/* Dead-letters r at once with reason why (no attempt made). */
-void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why);
 
 /* finish.c */
 int jq_finish_init(jq_worker_t *w);

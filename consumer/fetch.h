@@ -1,0 +1,77 @@
+#ifndef JQ_FETCH_H
+#define JQ_FETCH_H
+
+/* Fetching, the worker's first stage: XREADGROUP sized by admission
+ * (admit.h), each entry taken in as a run (worker.h's jq_run_t), its
+ * payload decoded, and the run handed to the worker to start, or
+ * dead-lettered at once when malformed.
+ *
+ * Its state is a jq_fetch_t embedded in the worker (w->fetch). The
+ * blocking read goes on the worker's fetch connection; reads behind the
+ * acks, pause checks and CLIENT UNBLOCK on its write connection. Replies
+ * are taken in during their callback: an entry's field array is stolen
+ * from the reply and owned by its run from then on. */
+
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+
+#include "admit.h"
+#include "args.h"
+
+typedef struct jq_worker jq_worker_t;
+typedef struct jq_run jq_run_t;
+
+typedef struct jq_fetch {
+    int reading;                  /* the blocking XREADGROUP is in flight */
+    jq_admit_read_t res;          /* what that read reserved */
+    int pipe_reads;               /* reads sent behind the acks on the write
+                                     connection, not yet answered */
+    long long client_id;          /* CLIENT ID of the fetch connection, for
+                                     CLIENT UNBLOCK (0: not known) */
+    int backoff;                  /* a read failed: wait for the next tick */
+    int64_t last_pause_check_ms;
+    jq_args_t args;               /* each command's argv, reused */
+} jq_fetch_t;
+
+void jq_fetch_init(jq_fetch_t *f);
+/* Frees the builder's memory, after the loop ended. */
+void jq_fetch_destroy(jq_fetch_t *f);
+
+/* Sends the reads that admission allows now, if none is in flight. */
+void jq_fetch_kick(jq_worker_t *w);
+
+/* The fetch connection is up (again): asks its CLIENT ID and creates each
+ * queue's group (XGROUP CREATE ... MKSTREAM; BUSYGROUP is fine). */
+void jq_fetch_connected(jq_worker_t *w);
+
+/* From the worker's tick: asks whether each queue is paused, at most every
+ * pause_every_ms. A queue whose state is not known yet is not read. */
+void jq_fetch_check_paused(jq_worker_t *w, int64_t now, int64_t pause_every_ms);
+
+/* Ends the wait after a failed read and reads again (the tick, and
+ * qhealth.c once its probes answered). */
+void jq_fetch_retry(jq_worker_t *w);
+
+/* Cuts the blocking read short (a drain, a pause): unblocked, it returns
+ * as if it timed out, having delivered nothing. */
+void jq_fetch_unblock(jq_worker_t *w);
+
+/* Whether the blocking read is in flight: a drain waits for it, since
+ * Redis may have delivered entries to us already. */
+int jq_fetch_busy(const jq_fetch_t *f);
+
+/* Takes an entry read from queue q (fields: its stolen field array, or
+ * NULL) that has been delivered `deliveries` times, counting this one. */
+void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
+                     long long deliveries);
+/* Reply shapes, checked before any id is read: an entry [id, fields] as
+ * XREADGROUP and XCLAIM give it, and an extended XPENDING row [id,
+ * consumer, idle, deliveries]; the id a string that fits an entry id. */
+int jq_reply_entry_ok(const redisReply *e);
+int jq_reply_pending_ok(const redisReply *e);
+/* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
+int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
+/* Dead-letters r at once with reason why (no attempt made). */
+void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why);
+
+#endif
