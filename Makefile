@@ -120,6 +120,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
+# The stage tests link one stage with a fake connection
+# (tests/unit/fake_rconn.c) in place of rconn.c, the real admission and
+# queue health, and their own stubs of the worker's other stages.
+STAGE_TEST_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/consumer/admit.o \
+	$(BUILD)/consumer/qhealth.o $(COMMON_OBJ)
+$(BUILD)/tests/test_fetch: tests/unit/test_fetch.c $(BUILD)/consumer/fetch.o $(STAGE_TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+
 # The exec guard on its own, with libc only: it starts once per exec job.
 $(BIN)/jobq-exec-guard: $(BUILD)/consumer/exec_guard_main.o $(BUILD)/consumer/exec_guard.o
 	@mkdir -p $(dir $@)

@@ -1,0 +1,272 @@
+/* Tests of consumer/fetch.c against a fake connection (fake_rconn.c): the
+ * XREADGROUP it sends, and what it makes of the replies. Linked with the
+ * real admit.c, qhealth.c and common/; the worker's other stages are the
+ * recording stubs below. */
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_rconn.h"
+#include "worker.h"
+
+/* ---- the stages fetch hands runs to, recorded ---- */
+
+#define RUNS_MAX 16
+
+static jq_run_t *started[RUNS_MAX], *dead[RUNS_MAX];
+static int nstarted, ndead, nchunked;
+
+void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
+    cr_assert_lt(nstarted, RUNS_MAX);
+    started[nstarted++] = r;
+}
+
+void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
+    cr_assert_lt(ndead, RUNS_MAX);
+    dead[ndead++] = r;
+}
+
+int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
+    nchunked++;
+    free(r);
+    return 0;
+}
+
+void jq_worker_maybe_exit(jq_worker_t *w) {}
+
+static const jq_handler_t io_handler = {.name = "io", .kind = JQ_KIND_IO};
+static const jq_handler_t cpu_handler = {.name = "cpu", .kind = JQ_KIND_CPU};
+
+const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, size_t len) {
+    if (len == 2 && memcmp(name, "io", 2) == 0) return &io_handler;
+    if (len == 3 && memcmp(name, "cpu", 3) == 0) return &cpu_handler;
+    return NULL;
+}
+
+/* ---- a worker with two queues, a and b, both connections up ---- */
+
+static jq_worker_t *w;
+static jq_options_t opt;
+
+static void setup(void) {
+    w = calloc(1, sizeof(*w));
+    cr_assert_not_null(w);
+    memset(&opt, 0, sizeof(opt));
+    snprintf(opt.prefix, sizeof(opt.prefix), "jq");
+    w->opt = &opt;
+    snprintf(w->id, sizeof(w->id), "host:1");
+    w->limits.max_payload = 1 << 20;
+    w->limits.timeout_ms = 1000;
+    w->nqueues = 2;
+    const char *names[] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        w->queues[i].name = names[i];
+        snprintf(w->queues[i].stream, sizeof(w->queues[i].stream), "jq:{%s}:stream", names[i]);
+    }
+    jq_admit_init(&w->admit, 8, 4, 2, NULL);
+    jq_fetch_init(&w->fetch);
+    w->rfetch.up = w->rwrite.up = 1;
+    w->rfetch.data = w->rwrite.data = w;
+    nstarted = ndead = nchunked = 0;
+    fake_rconn_reset();
+}
+
+static void free_run(jq_run_t *r) {
+    if (r->fields) freeReplyObject(r->fields);
+    if (r->zone) msgpack_zone_free(r->zone);
+    free(r);
+}
+
+static void teardown(void) {
+    for (int i = 0; i < nstarted; i++) free_run(started[i]);
+    for (int i = 0; i < ndead; i++) free_run(dead[i]);
+    jq_fetch_destroy(&w->fetch);
+    fake_rconn_reset();
+    free(w);
+}
+
+TestSuite(fetch, .init = setup, .fini = teardown);
+
+/* The blocking read sent by a kick, or -1. */
+static int kick_read(void) {
+    int before = fake_rconn_count(&w->rfetch, "XREADGROUP");
+    jq_fetch_kick(w);
+    if (fake_rconn_count(&w->rfetch, "XREADGROUP") == before) return -1;
+    return fake_rconn_find(&w->rfetch, "XREADGROUP");
+}
+
+static redisReply *entry(const char *id, const char *type) {
+    return fake_arr(2, fake_str(id), fake_arr(2, fake_str("type"), fake_str(type)));
+}
+
+/* ---- the read ---- */
+
+Test(fetch, the_read_asks_for_the_free_slots_of_the_queues_kind) {
+    w->nqueues = 1;
+    jq_admit_init(&w->admit, 8, 4, 1, NULL);
+    jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(fake_cmds[i].line,
+                     "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
+    cr_assert(w->fetch.reading);
+    cr_assert_eq(kick_read(), -1, "one blocking read at a time");
+    /* Its reply (nothing came) frees the reservation; with 3 io slots
+     * held, the next read asks for the 5 left. */
+    jq_admit_hold(&w->admit, 0, JQ_KIND_IO, 3);
+    fake_rconn_answer(i, fake_nil());
+    i = fake_rconn_find(&w->rfetch, "XREADGROUP");
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 2, "the reply kicks the next read");
+    cr_assert_str_eq(fake_cmds[i].argv[5], "5");
+}
+
+Test(fetch, a_cpu_queue_is_not_read_while_its_slots_are_taken) {
+    jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
+    jq_admit_learn(&w->admit, 1, JQ_KIND_CPU);
+    jq_admit_hold(&w->admit, 1, JQ_KIND_CPU, 4);
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(fake_cmds[i].line,
+                     "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
+}
+
+Test(fetch, a_paused_queue_is_not_read) {
+    w->queues[1].paused = 1;
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    cr_assert(strstr(fake_cmds[i].line, "jq:{a}:stream"));
+    cr_assert_null(strstr(fake_cmds[i].line, "jq:{b}:stream"));
+}
+
+Test(fetch, a_queue_whose_pause_state_is_unknown_is_not_read) {
+    w->queues[0].paused = -1;
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    cr_assert_null(strstr(fake_cmds[i].line, "jq:{a}:stream"));
+    cr_assert(strstr(fake_cmds[i].line, "STREAMS jq:{b}:stream >"));
+    w->queues[1].paused = -1;
+    fake_rconn_answer(i, fake_nil());
+    cr_assert_eq(fake_rconn_count(NULL, "XREADGROUP"), 1, "no queue known: no read");
+}
+
+Test(fetch, a_broken_queue_is_not_read) {
+    w->queues[1].health.state = JQ_QUEUE_BROKEN;
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    cr_assert_null(strstr(fake_cmds[i].line, "jq:{b}:stream"));
+}
+
+Test(fetch, no_read_while_draining_held_or_down) {
+    w->draining = 1;
+    cr_assert_eq(kick_read(), -1);
+    w->draining = 0;
+    w->held = 1;
+    cr_assert_eq(kick_read(), -1);
+    w->held = 0;
+    w->rfetch.up = 0;
+    cr_assert_eq(kick_read(), -1);
+    cr_assert_eq(fake_ncmds, 0);
+}
+
+/* ---- its reply ---- */
+
+Test(fetch, a_reply_with_two_entries_starts_two_runs) {
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{b}:stream"),
+                                              fake_arr(2, entry("1-1", "io"), entry("1-2", "cpu")))));
+    cr_assert_eq(nstarted, 2);
+    cr_assert_eq(ndead, 0);
+    cr_assert_str_eq(started[0]->job.entry_id, "1-1");
+    cr_assert_str_eq(started[1]->job.entry_id, "1-2");
+    cr_assert_eq(started[0]->q, 1);
+    cr_assert_eq(started[0]->kind, JQ_KIND_IO);
+    cr_assert_eq(started[1]->kind, JQ_KIND_CPU);
+    cr_assert_eq(started[1]->h, &cpu_handler);
+    cr_assert_not_null(started[0]->fields, "the run owns the entry's fields");
+    cr_assert_eq(w->admit.held[JQ_KIND_IO], 1);
+    cr_assert_eq(w->admit.held[JQ_KIND_CPU], 1);
+    cr_assert_eq(jq_admit_qkind(&w->admit, 1), JQ_QKIND_MIXED);
+}
+
+Test(fetch, a_malformed_reply_is_not_read) {
+    int i = kick_read();
+    /* A stream name that is no string, an entry list that is a string, an
+     * entry id that is an integer, an entry of three elements, a stream
+     * we do not read. */
+    redisReply *bad_id = fake_arr(2, fake_int(7), fake_arr(2, fake_str("type"), fake_str("io")));
+    redisReply *three = fake_arr(3, fake_str("1-3"), fake_arr(0), fake_nil());
+    fake_rconn_answer(i, fake_arr(4, fake_arr(2, fake_int(1), fake_arr(1, entry("1-1", "io"))),
+                                  fake_arr(2, fake_str("jq:{a}:stream"), fake_str("1-2")),
+                                  fake_arr(2, fake_str("jq:{a}:stream"), fake_arr(2, bad_id, three)),
+                                  fake_arr(2, fake_str("jq:{c}:stream"), fake_arr(1, entry("1-4", "io")))));
+    cr_assert_eq(nstarted, 0);
+    cr_assert_eq(ndead, 0);
+    cr_assert_eq(w->admit.held[JQ_KIND_IO] + w->admit.held[JQ_KIND_CPU], 0);
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 2, "and the next read goes");
+    /* A reply that is no array at all. */
+    i = fake_rconn_find(&w->rfetch, "XREADGROUP");
+    fake_rconn_answer(i, fake_int(3));
+    cr_assert_eq(nstarted + ndead, 0);
+}
+
+Test(fetch, a_deleted_entry_is_dead_lettered_not_run) {
+    int i = kick_read();
+    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
+                                              fake_arr(1, fake_arr(2, fake_str("1-1"), fake_nil())))));
+    cr_assert_eq(nstarted, 0);
+    cr_assert_eq(ndead, 1, "its outcome acks it");
+    cr_assert_str_eq(dead[0]->job.entry_id, "1-1");
+    cr_assert_eq(dead[0]->outcome, JQ_OUT_DEAD);
+    cr_assert_str_eq(dead[0]->error, "missing field: type");
+    cr_assert_null(dead[0]->fields);
+}
+
+Test(fetch, an_unknown_type_is_dead_lettered_with_its_name) {
+    int i = kick_read();
+    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
+                                              fake_arr(1, entry("1-1", "nope")))));
+    cr_assert_eq(ndead, 1);
+    cr_assert_str_eq(dead[0]->error, "unknown job type: nope");
+}
+
+Test(fetch, a_failed_read_probes_the_queues_and_waits) {
+    int i = kick_read();
+    fake_rconn_answer(i, fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    cr_assert(w->fetch.backoff);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE"), 2, "each queue probed");
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 1, "no read until the probes answer");
+    /* Queue b answers healthy, a broken: the read goes on without a. */
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XGROUP CREATE jq:{b}"), fake_err("BUSYGROUP x"));
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XGROUP CREATE jq:{a}"),
+                      fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    cr_assert_not(w->fetch.backoff);
+    i = fake_rconn_find(&w->rfetch, "XREADGROUP");
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 2);
+    cr_assert(strstr(fake_cmds[i].line, "STREAMS jq:{b}:stream >"));
+}
+
+/* ---- pause ---- */
+
+Test(fetch, a_pause_cuts_the_blocking_read_short) {
+    jq_fetch_connected(w);
+    fake_rconn_answer(fake_rconn_find(&w->rfetch, "CLIENT ID"), fake_int(42));
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XGROUP CREATE"), 2);
+    int i = kick_read();
+    cr_assert_geq(i, 0);
+    jq_fetch_check_paused(w, 1000, 100);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2);
+    jq_fetch_check_paused(w, 1050, 100);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2, "not again within 100 ms");
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{a}:paused"), fake_int(0));
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK"), 0);
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{b}:paused"), fake_int(1));
+    cr_assert_eq(w->queues[1].paused, 1);
+    int u = fake_rconn_find(&w->rwrite, "CLIENT UNBLOCK");
+    cr_assert_geq(u, 0);
+    cr_assert_str_eq(fake_cmds[u].line, "CLIENT UNBLOCK 42");
+    fake_rconn_answer(i, fake_nil());
+    i = fake_rconn_find(&w->rfetch, "XREADGROUP");
+    cr_assert(strstr(fake_cmds[i].line, "STREAMS jq:{a}:stream >"));
+}
