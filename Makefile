@@ -120,12 +120,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
-# The stage tests link one stage with a fake connection
+# The stage tests link fetch.c and reclaim.c with a fake connection
 # (tests/unit/fake_rconn.c) in place of rconn.c, the real admission and
-# queue health, and their own stubs of the worker's other stages.
-STAGE_TEST_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/consumer/admit.o \
+# queue health, and recording stand-ins for the worker's other stages
+# (tests/unit/fake_stages.c) instead of worker.c, finish.c, chunks.c.
+STAGE_TEST_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
+	$(BUILD)/consumer/fetch.o $(BUILD)/consumer/reclaim.o $(BUILD)/consumer/admit.o \
 	$(BUILD)/consumer/qhealth.o $(COMMON_OBJ)
-$(BUILD)/tests/test_fetch: tests/unit/test_fetch.c $(BUILD)/consumer/fetch.o $(STAGE_TEST_OBJ)
+STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
+$(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_TEST_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 

@@ -12,6 +12,10 @@ fake_cmd_t fake_cmds[FAKE_CMDS_MAX];
 int fake_ncmds;
 
 void fake_rconn_reset(void) {
+    /* As when hiredis frees a connection: each pending callback gets NULL
+     * (and frees what it carried). */
+    for (int i = 0; i < fake_ncmds; i++)
+        if (!fake_cmds[i].answered) fake_rconn_answer(i, NULL);
     for (int i = 0; i < fake_ncmds; i++) {
         for (int j = 0; j < fake_cmds[i].argc; j++) free(fake_cmds[i].argv[j]);
         free(fake_cmds[i].argv);

@@ -31,7 +31,10 @@ typedef struct fake_cmd {
 extern fake_cmd_t fake_cmds[FAKE_CMDS_MAX];
 extern int fake_ncmds;
 
-/* Forgets every command recorded. */
+/* Answers every command not answered yet with NULL (the connection was
+ * lost: what their callbacks carried is freed), then forgets them all. A
+ * test's teardown sets the worker stopping and its connections down first,
+ * so that no callback sends again. */
 void fake_rconn_reset(void);
 /* The index of the last command sent on c (NULL: any) whose line starts
  * with prefix, or -1. */

@@ -1,0 +1,32 @@
+#ifndef JQ_FAKE_STAGES_H
+#define JQ_FAKE_STAGES_H
+
+/* Recording stand-ins for the worker's stages that fetch.c and reclaim.c
+ * hand their runs to (worker.c's run start, finish.c's outcomes, chunks.c),
+ * for the stage tests (test_fetch, test_reclaim). The runs handed over are
+ * kept in started[] and dead[] (owned here: fake_stages_reset frees them).
+ *
+ * Job types: "io" and "cpu" are known, of those kinds; any other is not.
+ * finish.c's ids are those of the runs the test chains on w->batch_head
+ * (by bnext), as finish.c keeps its batch. */
+
+#include "worker.h"
+
+#define FAKE_RUNS_MAX 64
+
+extern jq_run_t *started[FAKE_RUNS_MAX], *dead[FAKE_RUNS_MAX];
+extern int nstarted, ndead, nchunked;
+
+/* Frees the runs recorded and forgets them. */
+void fake_stages_reset(void);
+
+/* A worker as the stage tests start it: id "host:1", queues "a" and "b"
+ * (streams jq:{a}:stream...), 8 io and 4 cpu slots, its fetch and reclaim
+ * state ready, both connections up, with options opt (prefix "jq",
+ * visibility 30 s). */
+jq_worker_t *fake_worker_new(jq_options_t *opt);
+/* Stops w, answers its commands still pending with NULL, frees the runs
+ * recorded and w. */
+void fake_worker_free(jq_worker_t *w);
+
+#endif

@@ -1,0 +1,160 @@
+/* Tests of consumer/reclaim.c against a fake connection (fake_rconn.c):
+ * the XPENDING and XCLAIM it sends, what it makes of their replies, the
+ * renewal's ids, and the pause after a reconnect. Linked with the real
+ * fetch.c (intake), admit.c, qhealth.c and common/; the other stages are
+ * the recording stubs of fake_stages.c. */
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_rconn.h"
+#include "fake_stages.h"
+#include "worker.h"
+
+#define VIS 30000
+
+static jq_worker_t *w;
+static jq_options_t opt;
+static jq_run_t held[3]; /* runs the worker holds, for renewals (lists of one) */
+
+static void setup(void) {
+    memset(held, 0, sizeof(held));
+    w = fake_worker_new(&opt);
+    opt.visibility_ms = VIS;
+    w->rfetch.up = 0; /* no reads */
+}
+
+static void teardown(void) { fake_worker_free(w); }
+
+TestSuite(reclaim, .init = setup, .fini = teardown);
+
+/* An XPENDING row [id, consumer, idle, deliveries]. */
+static redisReply *pending(const char *id, long long deliveries) {
+    return fake_arr(4, fake_str(id), fake_str("gone:9"), fake_int(VIS + 1), fake_int(deliveries));
+}
+
+static redisReply *entry(const char *id, const char *type, const char *max_attempts) {
+    return fake_arr(2, fake_str(id),
+                    fake_arr(4, fake_str("type"), fake_str(type), fake_str("max_attempts"),
+                             fake_str(max_attempts)));
+}
+
+Test(reclaim, asks_each_queue_for_entries_idle_past_the_visibility_timeout) {
+    w->queues[1].paused = 1;
+    jq_reclaim_tick(w, 1000000);
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 1, "a paused queue is not reclaimed");
+    int i = fake_rconn_find(&w->rwrite, "XPENDING");
+    char want[256];
+    snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + %lld", JQ_GROUP, VIS,
+             jq_admit_free(&w->admit, 0));
+    cr_assert_str_eq(fake_cmds[i].line, want);
+    cr_assert(jq_reclaim_busy(&w->reclaim));
+    jq_reclaim_tick(w, 1000000 + 1000);
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 1, "not while one is in flight");
+    fake_rconn_answer(i, fake_arr(0));
+    cr_assert_not(jq_reclaim_busy(&w->reclaim));
+    cr_assert_eq(fake_rconn_count(NULL, "XCLAIM"), 0, "nothing idle: nothing claimed");
+}
+
+Test(reclaim, a_full_worker_takes_only_what_the_master_handed_back) {
+    w->nqueues = 1;
+    jq_admit_init(&w->admit, 2, 1, 1, NULL);
+    jq_admit_hold(&w->admit, 0, JQ_KIND_IO, 2);
+    jq_admit_hold(&w->admit, 0, JQ_KIND_CPU, 1);
+    jq_reclaim_tick(w, 1000000);
+    int i = fake_rconn_find(&w->rwrite, "XPENDING");
+    char want[256];
+    snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + 3", JQ_GROUP, VIS * 100);
+    cr_assert_str_eq(fake_cmds[i].line, want);
+}
+
+Test(reclaim, claims_the_idle_entries_and_runs_them_counting_this_delivery) {
+    w->nqueues = 1;
+    jq_reclaim_tick(w, 1000000);
+    int i = fake_rconn_find(&w->rwrite, "XPENDING");
+    /* A row of the wrong shape is skipped. */
+    fake_rconn_answer(i, fake_arr(4, pending("1-1", 1), fake_arr(2, fake_str("1-9"), fake_int(1)),
+                                  pending("1-2", 2), pending("1-3", 1)));
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM");
+    cr_assert_geq(c, 0);
+    char want[256];
+    snprintf(want, sizeof(want), "XCLAIM jq:{a}:stream %s host:1 %d 1-1 1-2 1-3", JQ_GROUP, VIS);
+    cr_assert_str_eq(fake_cmds[c].line, want);
+    cr_assert(jq_reclaim_busy(&w->reclaim));
+    /* 1-1 runs (delivery 2 of 3); 1-2 was delivered twice and this is its
+     * third delivery of 2 attempts: a poison job, dead as "worker lost";
+     * 1-3 was deleted meanwhile (nil fields): skipped. */
+    fake_rconn_answer(c, fake_arr(3, entry("1-1", "io", "3"), entry("1-2", "io", "2"),
+                                  fake_arr(2, fake_str("1-3"), fake_nil())));
+    cr_assert_not(jq_reclaim_busy(&w->reclaim));
+    cr_assert_eq(nstarted, 1);
+    cr_assert_str_eq(started[0]->job.entry_id, "1-1");
+    cr_assert_eq(ndead, 1);
+    cr_assert_str_eq(dead[0]->job.entry_id, "1-2");
+    cr_assert_str_eq(dead[0]->error, "worker lost");
+}
+
+Test(reclaim, claims_at_most_1024_ids_at_once) {
+    w->nqueues = 1;
+    jq_reclaim_tick(w, 1000000);
+    redisReply *rows = fake_arr(0);
+    rows->elements = 1100;
+    free(rows->element);
+    rows->element = calloc(rows->elements, sizeof(redisReply *));
+    for (size_t k = 0; k < rows->elements; k++) {
+        char id[32];
+        snprintf(id, sizeof(id), "1-%zu", k);
+        rows->element[k] = pending(id, 1);
+    }
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING"), rows);
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM");
+    cr_assert_eq(fake_cmds[c].argc, 5 + 1024);
+    cr_assert_str_eq(fake_cmds[c].argv[5], "1-0");
+    cr_assert_str_eq(fake_cmds[c].argv[5 + 1023], "1-1023");
+}
+
+Test(reclaim, renewal_names_what_the_worker_holds_and_nothing_else) {
+    const char *ids[] = {"5-1", "5-2", "5-3"};
+    for (int k = 0; k < 3; k++) {
+        held[k].q = k == 1 ? 1 : 0;
+        snprintf(held[k].job.entry_id, sizeof(held[k].job.entry_id), "%s", ids[k]);
+    }
+    w->running.head = &held[0];
+    w->waiting.head = &held[1];
+    w->batch_head = &held[2]; /* its outcome not written yet */
+    w->queues[1].health.state = JQ_QUEUE_BROKEN;
+    w->draining = 1; /* renewals only */
+    jq_reclaim_tick(w, 1000000);
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0);
+    cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "queue b is broken: not renewed");
+    int e = fake_rconn_find(&w->rwrite, "EVAL");
+    cr_assert_eq(fake_cmds[e].argc, 8);
+    cr_assert_str_eq(fake_cmds[e].argv[3], "jq:{a}:stream");
+    cr_assert_str_eq(fake_cmds[e].argv[5], "host:1");
+    cr_assert_str_eq(fake_cmds[e].argv[6], "5-1");
+    cr_assert_str_eq(fake_cmds[e].argv[7], "5-3");
+    jq_reclaim_tick(w, 1000000 + VIS / 3 - 1);
+    cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "every visibility/3");
+    jq_reclaim_tick(w, 1000000 + VIS / 3);
+    cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 2);
+}
+
+Test(reclaim, after_a_reconnect_it_renews_at_once_and_reclaims_later) {
+    held[0].q = 0;
+    snprintf(held[0].job.entry_id, sizeof(held[0].job.entry_id), "5-1");
+    w->running.head = &held[0];
+    jq_reclaim_tick(w, 1000000);
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING jq:{a}"), fake_arr(0));
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING jq:{b}"), fake_arr(0));
+    fake_rconn_reset();
+    jq_reclaim_reconnected(w, 1000100, 2500);
+    cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "renewed at once");
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0);
+    jq_reclaim_now(w, 1000100 + 2000);
+    jq_reclaim_tick(w, 1000100 + 2000);
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0, "paused, even for the master");
+    jq_reclaim_now(w, 1000100 + 2500);
+    cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 2);
+}
