@@ -203,3 +203,37 @@ Test(fetch, a_pause_cuts_the_blocking_read_short) {
     i = fake_rconn_find(&w->rfetch, "XREADGROUP");
     cr_assert(strstr(fake_cmds[i].line, "STREAMS jq:{a}:stream >"));
 }
+
+/* ---- reads behind the acks ---- */
+
+Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
+    w->nqueues = 1;
+    jq_admit_init(&w->admit, 8, 4, 1, NULL);
+    jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
+    jq_admit_hold(&w->admit, 0, JQ_KIND_IO, 8);
+    jq_run_t batched = {.q = 0};
+    w->batch_head = &batched;
+    jq_admit_sent(&w->admit, 0, JQ_KIND_IO, 3);
+    jq_fetch_kick(w);
+    cr_assert_eq(fake_ncmds, 0, "not before the batch's acks are sent");
+    w->batch_head = NULL;
+    jq_fetch_kick(w);
+    cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 0, "no slot free for a blocking read");
+    int i = fake_rconn_find(&w->rwrite, "XREADGROUP");
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(fake_cmds[i].line,
+                     "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 3 STREAMS jq:{a}:stream >",
+                     "on the write connection, after the acks, without BLOCK");
+    cr_assert_eq(w->fetch.pipe_reads, 1);
+    cr_assert_eq(w->flushing, 1, "a drain waits for it");
+    jq_fetch_kick(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XREADGROUP"), 1, "one round at a time");
+    jq_admit_sent(&w->admit, 0, JQ_KIND_IO, -3);
+    jq_admit_hold(&w->admit, 0, JQ_KIND_IO, -3);
+    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
+                                              fake_arr(1, entry("2-1", "io")))));
+    cr_assert_eq(w->fetch.pipe_reads, 0);
+    cr_assert_eq(w->flushing, 0);
+    cr_assert_eq(nstarted, 1);
+    cr_assert_str_eq(started[0]->job.entry_id, "2-1");
+}
