@@ -54,6 +54,7 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, s
 static void free_run(jq_run_t *r) {
     if (r->fields) freeReplyObject(r->fields);
     if (r->zone) msgpack_zone_free(r->zone);
+    msgpack_sbuffer_destroy(&r->jbuf); /* enc json's msgpack copy, if any */
     free(r);
 }
 

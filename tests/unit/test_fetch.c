@@ -4,6 +4,7 @@
  * recording stubs of fake_stages.c. */
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,4 +237,53 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
     cr_assert_eq(w->flushing, 0);
     cr_assert_eq(nstarted, 1);
     cr_assert_str_eq(started[0]->job.entry_id, "2-1");
+}
+
+/* ---- intake ---- */
+
+/* An entry's field array of n strings. */
+static redisReply *fields(size_t n, ...) {
+    redisReply *f = fake_arr(0);
+    free(f->element);
+    f->elements = n;
+    f->element = calloc(n, sizeof(redisReply *));
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) f->element[i] = fake_str(va_arg(ap, const char *));
+    va_end(ap);
+    return f;
+}
+
+Test(fetch, intake_decodes_the_payload_msgpack_or_json) {
+    jq_fetch_intake(w, 0, "3-1", fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
+    jq_fetch_intake(w, 0, "3-2", fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
+    cr_assert_eq(nstarted, 2);
+    cr_assert_eq(started[0]->payload.type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq(started[1]->payload.type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq(started[1]->payload.via.map.ptr[0].val.type, MSGPACK_OBJECT_ARRAY);
+    /* 0xc1 is never used in msgpack: dead, not run. */
+    jq_fetch_intake(w, 0, "3-3", fields(4, "type", "io", "payload", "\xc1"), 1);
+    cr_assert_eq(nstarted, 2);
+    cr_assert_eq(ndead, 1);
+    cr_assert_str_eq(dead[0]->job.entry_id, "3-3");
+}
+
+Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
+    /* Delivered a third time, two attempts allowed: its workers kept dying. */
+    jq_fetch_intake(w, 0, "4-1", fields(4, "type", "io", "max_attempts", "2"), 3);
+    jq_fetch_intake(w, 0, "4-2", fields(4, "type", "io", "max_attempts", "2"), 2);
+    jq_fetch_intake(w, 0, "4-3", fields(6, "type", "io", "max_attempts", "2", "attempt", "2"), 1);
+    cr_assert_eq(nstarted, 1);
+    cr_assert_str_eq(started[0]->job.entry_id, "4-2");
+    cr_assert_eq(ndead, 2);
+    cr_assert_str_eq(dead[0]->error, "worker lost");
+    cr_assert_str_eq(dead[1]->error, "bad field attempt: 2 (want less than max_attempts 2)");
+    cr_assert_eq(w->admit.held[JQ_KIND_IO], 3, "each holds its slot until freed");
+}
+
+Test(fetch, a_chunked_entry_goes_to_the_chunk_loader) {
+    jq_fetch_intake(w, 1, "5-1", fields(8, "type", "cpu", "id", "big", "chunks", "2", "size", "10"), 1);
+    cr_assert_eq(nchunked, 1);
+    cr_assert_eq(nstarted + ndead, 0);
+    cr_assert_eq(w->admit.held[JQ_KIND_CPU], 1, "it holds a cpu slot while it loads");
 }

@@ -158,3 +158,35 @@ Test(reclaim, after_a_reconnect_it_renews_at_once_and_reclaims_later) {
     jq_reclaim_now(w, 1000100 + 2500);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 2);
 }
+
+/* ---- after an outage ---- */
+
+Test(reclaim, after_an_outage_our_own_lost_deliveries_are_claimed_back) {
+    held[0].q = 0;
+    snprintf(held[0].job.entry_id, sizeof(held[0].job.entry_id), "7-1");
+    held[1].q = 0;
+    snprintf(held[1].job.entry_id, sizeof(held[1].job.entry_id), "7-2");
+    w->running.head = &held[0];
+    w->batch_head = &held[1];
+    jq_reclaim_own(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XPENDING"), 2);
+    cr_assert(jq_reclaim_busy(&w->reclaim), "a drain waits for it");
+    int p = fake_rconn_find(&w->rwrite, "XPENDING jq:{a}");
+    char want[256];
+    snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE 100 - + 1024 host:1", JQ_GROUP);
+    cr_assert_str_eq(fake_cmds[p].line, want);
+    /* 7-1 runs here, 7-2's outcome is being written: only 7-3 was lost. */
+    fake_rconn_answer(p, fake_arr(3, pending("7-1", 1), pending("7-2", 1), pending("7-3", 2)));
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING jq:{b}"), fake_arr(0));
+    cr_assert_eq(fake_rconn_count(NULL, "XCLAIM"), 1);
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM");
+    snprintf(want, sizeof(want), "XCLAIM jq:{a}:stream %s host:1 100 7-3 RETRYCOUNT 2", JQ_GROUP);
+    cr_assert_str_eq(fake_cmds[c].line, want, "its lost delivery is not counted");
+    cr_assert(jq_reclaim_busy(&w->reclaim));
+    /* Two deliveries of two attempts: it runs (the lost one never did). */
+    fake_rconn_answer(c, fake_arr(1, entry("7-3", "io", "2")));
+    cr_assert_not(jq_reclaim_busy(&w->reclaim));
+    cr_assert_eq(nstarted, 1);
+    cr_assert_str_eq(started[0]->job.entry_id, "7-3");
+    cr_assert_eq(ndead, 0);
+}
