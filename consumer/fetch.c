@@ -256,12 +256,12 @@ void jq_fetch_retry(jq_worker_t *w) {
     jq_fetch_kick(w);
 }
 
-int jq_reply_entry_ok(const redisReply *e) {
+int jq_fetch_entry_ok(const redisReply *e) {
     return e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
            e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < JQ_ENTRY_ID_MAX;
 }
 
-int jq_reply_pending_ok(const redisReply *e) {
+int jq_fetch_pending_ok(const redisReply *e) {
     return e && e->type == REDIS_REPLY_ARRAY && e->elements >= 4 &&
            e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < JQ_ENTRY_ID_MAX &&
            e->element[3]->type == REDIS_REPLY_INTEGER;
@@ -291,7 +291,7 @@ static void take_reply(jq_worker_t *w, redisReply *reply) {
         if (q < 0 || entries->type != REDIS_REPLY_ARRAY) continue;
         for (size_t e = 0; e < entries->elements; e++) {
             redisReply *ent = entries->element[e];
-            if (!jq_reply_entry_ok(ent)) continue;
+            if (!jq_fetch_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) fields = NULL;
             else ent->element[1] = NULL; /* steal: the run owns it now */

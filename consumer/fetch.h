@@ -67,8 +67,8 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
 /* Reply shapes, checked before any id is read: an entry [id, fields] as
  * XREADGROUP and XCLAIM give it, and an extended XPENDING row [id,
  * consumer, idle, deliveries]; the id a string that fits an entry id. */
-int jq_reply_entry_ok(const redisReply *e);
-int jq_reply_pending_ok(const redisReply *e);
+int jq_fetch_entry_ok(const redisReply *e);
+int jq_fetch_pending_ok(const redisReply *e);
 /* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
 int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
 /* Dead-letters r at once with reason why (no attempt made). */

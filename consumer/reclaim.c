@@ -36,7 +36,7 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             redisReply *ent = reply->element[i];
-            if (!jq_reply_entry_ok(ent)) continue;
+            if (!jq_fetch_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
             ent->element[1] = NULL;
@@ -76,7 +76,7 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     jq_args_ll(a, w->opt->visibility_ms);
     for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
         redisReply *e = reply->element[i];
-        if (!jq_reply_pending_ok(e)) continue;
+        if (!jq_fetch_pending_ok(e)) continue;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
         c->deliveries[c->n] = e->element[3]->integer;
         jq_args_str(a, c->ids[c->n]);
@@ -274,7 +274,7 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     w->reclaim.inflight--;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !w->stopping) {
         redisReply *ent = reply->element[0];
-        if (jq_reply_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
+        if (jq_fetch_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
             redisReply *fields = ent->element[1];
             ent->element[1] = NULL;
             jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
@@ -295,7 +295,7 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
     jq_args_t *a = &w->reclaim.args;
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         redisReply *e = reply->element[i];
-        if (!jq_reply_pending_ok(e)) continue;
+        if (!jq_fetch_pending_ok(e)) continue;
         const char *id = e->element[0]->str;
         if (holds(w, q->q, id)) continue;
         own_t *o = calloc(1, sizeof(*o));
