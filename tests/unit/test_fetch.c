@@ -287,3 +287,32 @@ Test(fetch, a_chunked_entry_goes_to_the_chunk_loader) {
     cr_assert_eq(nstarted + ndead, 0);
     cr_assert_eq(w->admit.held[JQ_KIND_CPU], 1, "it holds a cpu slot while it loads");
 }
+
+/* ---- the fetch connection comes up ---- */
+
+Test(fetch, on_connect_it_asks_its_client_id_and_makes_each_group) {
+    jq_fetch_connected(w);
+    cr_assert_str_eq(fake_cmds[0].line, "CLIENT ID");
+    cr_assert_eq(fake_cmds[0].c, &w->rfetch);
+    char want[128];
+    snprintf(want, sizeof(want), "XGROUP CREATE jq:{b}:stream %s 0 MKSTREAM", JQ_GROUP);
+    cr_assert_str_eq(fake_cmds[2].line, want);
+    /* Until CLIENT ID answers, a blocking read cannot be cut short. */
+    int r = kick_read();
+    jq_fetch_unblock(w);
+    cr_assert_eq(fake_rconn_count(NULL, "CLIENT UNBLOCK"), 0);
+    fake_rconn_answer(0, fake_int(7));
+    jq_fetch_unblock(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK 7"), 1);
+    fake_rconn_answer(r, fake_nil());
+    /* The group exists already: fine. Queue b's key holds another type:
+     * a suspect, probed, and left out of the reads meanwhile. */
+    fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{a}"),
+                      fake_err("BUSYGROUP Consumer Group name already exists"));
+    cr_assert(jq_qhealth_ok(w, 0));
+    fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{b}"),
+                      fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    cr_assert_not(jq_qhealth_ok(w, 1));
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{b}"), 1, "probed");
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{a}"), 0);
+}
