@@ -1,10 +1,10 @@
 /* Outcomes: every attempt that ends (and every job dead-lettered on
  * arrival) is queued here, and once per loop turn the queue is written as
  * one MULTI/EXEC per queue: the few commands of unusual outcomes (retries,
- * dead letters, chunked results, an earlier result to delete), then one
- * script (outcome_lua) that writes every result hash and notify list, acks
- * every entry and adds the counters and latency buckets summed over the
- * batch, then the small script that trims the stream (trim.h). So the hot
+ * dead letters, chunked results, an earlier result to delete), one script
+ * (outcome_lua) that writes every result hash and notify list, one XACK
+ * for all entries, the small script that trims the stream (trim.h), and
+ * the counters and latency buckets summed over the batch. So the hot
  * path costs no round trip per job, and a worker killed mid-batch leaves
  * every entry of it pending (EXEC never ran), to be run again elsewhere:
  * at least once, never zero.
@@ -313,29 +313,35 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     add_latency(r, sum);
 }
 
-/* The batch's counters as the script's two lists of pairs: the stats
- * fields (§7 totals and the minute's), then the latency buckets. */
-static void add_sums(jq_worker_t *w, jq_args_t *a, const qsum_t *s) {
+static void hincrby(jq_worker_t *w, const char *key, const char *field, long long by) {
+    char v[24];
+    jq_ll2str(v, by);
+    jq_args_t *a = cmd(w, "HINCRBY");
+    jq_args_str(a, key);
+    jq_args_str(a, field);
+    jq_args_str(a, v);
+    send_args(w, NULL, NULL);
+}
+
+/* The batch's counters (§7), summed: a few commands per batch. */
+static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
+    const jq_options_t *o = w->opt;
+    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
+    jq_key(key, sizeof(key), o->prefix, qn, "stats");
+    snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
+    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
     const char *names[] = {"processed", "failed", "retried", "dead"};
     long long vals[] = {s->processed, s->failed, s->retried, s->dead};
-    int n = 0;
-    for (int i = 0; i < 4; i++) n += vals[i] != 0;
-    jq_args_ll(a, n);
     for (int i = 0; i < 4; i++) {
         if (!vals[i]) continue;
-        jq_args_str(a, names[i]);
-        jq_args_ll(a, vals[i]);
+        hincrby(w, key, names[i], vals[i]);
+        hincrby(w, mkey, names[i], vals[i]);
     }
+    expire(w, mkey, "86400");
+    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
     const char *kinds[] = {"wait", "run"};
     const long long *b[] = {s->wait, s->run};
     const long long cnt[] = {s->wait_n, s->run_n}, us[] = {s->wait_us, s->run_us};
-    n = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!cnt[k]) continue;
-        for (int i = 0; i < NBUCKETS; i++) n += b[k][i] != 0;
-        n += 2;
-    }
-    jq_args_ll(a, n);
     for (int k = 0; k < 2; k++) {
         if (!cnt[k]) continue;
         char f[32];
@@ -345,45 +351,44 @@ static void add_sums(jq_worker_t *w, jq_args_t *a, const qsum_t *s) {
                 snprintf(f, sizeof(f), "%s:le:%lld", kinds[k], bucket_ms[i]);
             else
                 snprintf(f, sizeof(f), "%s:le:inf", kinds[k]);
-            jq_args_dup(a, f, strlen(f));
-            jq_args_ll(a, b[k][i]);
+            hincrby(w, lkey, f, b[k][i]);
         }
         snprintf(f, sizeof(f), "%s:count", kinds[k]);
-        jq_args_dup(a, f, strlen(f));
-        jq_args_ll(a, cnt[k]);
+        hincrby(w, lkey, f, cnt[k]);
         snprintf(f, sizeof(f), "%s:sum_us", kinds[k]);
-        jq_args_dup(a, f, strlen(f));
-        jq_args_ll(a, us[k]);
+        hincrby(w, lkey, f, us[k]);
     }
 }
 
-/* The batch's script. It runs inside the MULTI, so the batch stays one
- * atomic step, and its shebang (no flags) makes Redis refuse it before it
- * runs (out of memory, a read-only replica, a failed save), which refuses
- * the whole MULTI (EXECABORT: held, see below), instead of failing at its
- * first write. Each write is a pcall, as each command of a MULTI was: one
- * that fails (a key of the wrong type under our result key) does not stop
- * the others; the script answers with the first error, after the ack.
- * The TTLs are PEXPIREAT from Redis's own clock (TIME), worked out once
- * per distinct result_ttl: EXPIRE's relative form is rewritten by Redis
- * into that for each call, which cost it about 0.5 us a key. Sent with EVAL, not EVALSHA: a script cache emptied by a
- * restart or SCRIPT FLUSH can never make an EVALSHA in the MULTI fail
- * while the batch's other writes go through; hashing its text costs Redis
- * a few microseconds per batch.
+/* The batch's per-job writes. It runs inside the MULTI, so the batch
+ * stays one atomic step, and its shebang (no flags) makes Redis refuse it
+ * before it runs (out of memory, a read-only replica, a failed save),
+ * which refuses the whole MULTI (EXECABORT: held, see below), instead of
+ * failing at its first write. Each write is a pcall, as each command of a
+ * MULTI was: one that fails (a key of the wrong type under our result
+ * key) does not stop the others; the script answers with the first
+ * error. The TTLs are PEXPIREAT from Redis's own clock (TIME), worked out
+ * once per distinct result_ttl: EXPIRE's relative form is rewritten by
+ * Redis into that for each call, which cost it about 0.5 us a key. Sent
+ * with EVAL, not EVALSHA: a script cache emptied by a restart or SCRIPT
+ * FLUSH can never make an EVALSHA in the MULTI fail while the batch's
+ * other writes (its XACK) go through; hashing its text costs Redis a few
+ * microseconds per batch. The XACK and the counters stay native commands
+ * of the MULTI: in the script they cost Redis more than they saved the
+ * worker (a batch of `result_ttl 0` jobs, which writes nothing per job,
+ * sends no script at all).
  *
- * KEYS: stream, stats, stats:<minute>, latency, then for each outcome
- * written its result key and, unless it is retrying, its notify key.
- * ARGV: group, worker id, n, the n entry ids to ack, m, the m outcomes
- * (ttl, state, attempts, finished_at, k, k extra field/value pairs), the
- * stats pairs (count first) and the latency pairs (count first). */
+ * KEYS: for each outcome written its result key and, unless it is
+ * retrying, its notify key. ARGV: worker id, then per outcome ttl, state,
+ * attempts, finished_at, k, and k extra field/value pairs. */
 static const char outcome_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local pcall, err, ats = redis.pcall, nil, {}\n"
-    "local wid, nack = ARGV[2], tonumber(ARGV[3])\n"
-    "local i, k = 5 + nack, 5\n"
-    "for _ = 1, tonumber(ARGV[4 + nack]) do\n"
+    "local wid = ARGV[1]\n"
+    "local i, k = 2, 1\n"
+    "while i <= #ARGV do\n"
     "  local ttl, st, nx = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 4])\n"
     "  local at = ats[ttl]\n"
     "  if not at then\n"
@@ -409,55 +414,20 @@ static const char outcome_lua[] =
     "  end\n"
     "  i = i + 5 + 2 * nx\n"
     "end\n"
-    "local function try(...)\n"
-    "  local r = pcall(...)\n"
-    "  if type(r) == 'table' then err = err or r.err end\n"
-    "end\n"
-    "for j = 4, 3 + nack, 1000 do\n"
-    "  try('XACK', KEYS[1], ARGV[1], unpack(ARGV, j, math.min(j + 999, 3 + nack)))\n"
-    "end\n"
-    "local n = tonumber(ARGV[i])\n"
-    "for j = i + 1, i + 2 * n, 2 do\n"
-    "  try('HINCRBY', KEYS[2], ARGV[j], ARGV[j + 1])\n"
-    "  try('HINCRBY', KEYS[3], ARGV[j], ARGV[j + 1])\n"
-    "end\n"
-    "try('EXPIRE', KEYS[3], 86400)\n"
-    "i = i + 1 + 2 * n\n"
-    "for j = i + 1, i + 2 * tonumber(ARGV[i]), 2 do\n"
-    "  try('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1])\n"
-    "end\n"
     "if err then return redis.error_reply(err) end\n"
     "return 0\n";
 
-/* Sends the batch's script (in the MULTI) with what write_result and the
- * loop of flush_queue gathered in fin.keys, fin.out and fin.ack. */
-static void send_outcomes(jq_worker_t *w, int q, const qsum_t *sum) {
-    const jq_options_t *o = w->opt;
+/* Sends the batch's script (in the MULTI) with what write_result
+ * gathered in fin.keys and fin.out; none when nothing was. */
+static void send_outcomes(jq_worker_t *w) {
     jq_finish_t *fin = &w->fin;
-    const char *qn = w->queues[q].name;
-    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
-    jq_key(key, sizeof(key), o->prefix, qn, "stats");
-    snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
-    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
-    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
-    jq_args_t *sums = &fin->sums;
-    jq_args_reset(sums);
-    add_sums(w, sums, sum);
+    if (fin->nout == 0) return;
     jq_args_t *a = cmd(w, "EVAL");
     jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
-    jq_args_ll(a, 4 + fin->keys.argc);
-    jq_args_str(a, w->queues[q].stream);
-    jq_args_str(a, key);
-    jq_args_str(a, mkey);
-    jq_args_str(a, lkey);
+    jq_args_ll(a, fin->keys.argc);
     jq_args_cat(a, &fin->keys);
-    jq_args_str(a, JQ_GROUP);
     jq_args_str(a, w->id);
-    jq_args_ll(a, fin->ack.argc);
-    jq_args_cat(a, &fin->ack);
-    jq_args_ll(a, fin->nout);
     jq_args_cat(a, &fin->out);
-    jq_args_cat(a, sums);
     send_args(w, NULL, NULL);
 }
 
@@ -742,7 +712,11 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
     qsum_t sum;
     memset(&sum, 0, sizeof(sum));
     jq_finish_t *fin = &w->fin;
-    jq_args_reset(&fin->ack);
+    jq_args_t *ack = &fin->ack;
+    jq_args_reset(ack);
+    jq_args_str(ack, "XACK");
+    jq_args_str(ack, w->queues[q].stream);
+    jq_args_str(ack, JQ_GROUP);
     jq_args_reset(&fin->keys);
     jq_args_reset(&fin->out);
     fin->nout = 0;
@@ -757,13 +731,15 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
             jq_admit_sent(&w->admit, r->q, r->kind, 1);
             r->sent = 1;
         }
-        jq_args_str(&fin->ack, r->job.entry_id);
+        jq_args_str(ack, r->job.entry_id);
     }
-    send_outcomes(w, q, &sum);
+    send_outcomes(w);
+    send_on(w, ack, NULL, NULL);
     const jq_run_t *top = runs;
     for (jq_run_t *r = runs->bnext; r; r = r->bnext)
         if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
     jq_trim_send(w, q, top->job.entry_id);
+    write_sums(w, w->queues[q].name, &sum);
     if (w->fin.bad) {
         /* A command that could not be built (out of memory) must not
          * leave a MULTI without it: discard it all, keep the runs. */
@@ -834,5 +810,4 @@ void jq_finish_destroy(jq_worker_t *w) {
     jq_args_destroy(&w->fin.ack);
     jq_args_destroy(&w->fin.keys);
     jq_args_destroy(&w->fin.out);
-    jq_args_destroy(&w->fin.sums);
 }

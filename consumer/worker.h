@@ -86,10 +86,9 @@ typedef struct jq_queue {
 /* finish.c's own state: its command builders. */
 typedef struct jq_finish {
     jq_args_t args;               /* each command of the batch's MULTI */
-    jq_args_t ack;                /* the ids the batch's script acks */
-    jq_args_t keys;               /* its KEYS: result and notify keys */
+    jq_args_t ack;                /* the batch's XACK, built alongside */
+    jq_args_t keys;               /* the outcome script's KEYS */
     jq_args_t out;                /* its ARGV: one group per outcome */
-    jq_args_t sums;               /* its ARGV: the summed counters */
     int nout;                     /* outcomes in out */
     int bad;                      /* a command of the open MULTI could not
                                      be built: discard it (finish.c) */
