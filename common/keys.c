@@ -42,15 +42,21 @@ static void put(kbuf_t *b, const char *s) {
 
 static int done(const kbuf_t *b) { return b->over ? -1 : (int)b->len; }
 
-int jq_key(char *buf, size_t cap, const char *prefix, const char *queue,
-           const char *suffix) {
-    if (cap == 0) return -1;
+/* Starts "<prefix>:{<queue>}:" in buf: every per-queue key begins so. */
+static kbuf_t queue_key(char *buf, size_t cap, const char *prefix, const char *queue) {
     kbuf_t b = {buf, 0, cap, 0};
     buf[0] = '\0';
     put(&b, prefix);
     put(&b, ":{");
     put(&b, queue);
     put(&b, "}:");
+    return b;
+}
+
+int jq_key(char *buf, size_t cap, const char *prefix, const char *queue,
+           const char *suffix) {
+    if (cap == 0) return -1;
+    kbuf_t b = queue_key(buf, cap, prefix, queue);
     put(&b, suffix);
     return done(&b);
 }
@@ -58,12 +64,7 @@ int jq_key(char *buf, size_t cap, const char *prefix, const char *queue,
 int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue,
               const char *what, const char *id) {
     if (cap == 0) return -1;
-    kbuf_t b = {buf, 0, cap, 0};
-    buf[0] = '\0';
-    put(&b, prefix);
-    put(&b, ":{");
-    put(&b, queue);
-    put(&b, "}:");
+    kbuf_t b = queue_key(buf, cap, prefix, queue);
     put(&b, what);
     put(&b, ":");
     put(&b, id);

@@ -39,7 +39,7 @@ typedef struct qsum {
 /* Sends the command in builder a on the write connection and empties a.
  * Returns 0, or -1 if it was not sent (then fn never runs). */
 static int send_on(jq_worker_t *w, jq_args_t *a, redisCallbackFn *fn, void *priv) {
-    int rc = a->oom ? -1 : jq_rconn_cmdargv(&w->rwrite, fn, priv, a->argc, a->argv, a->lens);
+    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
     /* Inside a MULTI a command that could not be built must not leave the
      * transaction without it: flush_queue discards it all (fin.bad). */
     if (a->oom) w->fin.bad = 1;

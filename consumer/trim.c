@@ -34,7 +34,7 @@ static int send_script(jq_worker_t *w, int q, const char *top, redisCallbackFn *
     jq_args_str(a, w->queues[q].stream);
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, top);
-    int rc = a->oom ? -1 : jq_rconn_cmdargv(&w->rwrite, fn, priv, a->argc, a->argv, a->lens);
+    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
     jq_args_reset(a);
     return rc;
 }
