@@ -31,9 +31,9 @@ struct jq_dashsrv {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    item_t *todo, *todo_tail; /* for the thread (under lock) */
+    item_t *waiting, *waiting_tail; /* for the thread (under lock) */
     item_t *done;             /* for the loop (under lock) */
-    int queued;               /* items in todo and being handled */
+    int queued;               /* items in waiting and being handled */
     int stopping;
 };
 
@@ -58,11 +58,11 @@ static void *thread_main(void *arg) {
     jq_dashsrv_t *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->todo && !s->stopping) pthread_cond_wait(&s->wake, &s->lock);
-        if (!s->todo) break; /* stopping, nothing left */
-        item_t *it = s->todo;
-        s->todo = it->next;
-        if (!s->todo) s->todo_tail = NULL;
+        while (!s->waiting && !s->stopping) pthread_cond_wait(&s->wake, &s->lock);
+        if (!s->waiting) break; /* stopping, nothing left */
+        item_t *it = s->waiting;
+        s->waiting = it->next;
+        if (!s->waiting) s->waiting_tail = NULL;
         pthread_mutex_unlock(&s->lock);
         jq_dash_req_t rq = {it->method, it->target, it->auth, it->body_len};
         jq_dash_handle(s->dash, &rq, &it->resp);
@@ -141,9 +141,9 @@ static void on_request(jq_http_req_t *req, void *data) {
     int full = s->queued >= JQ_DASHSRV_QUEUE || s->stopping;
     if (!full) {
         s->queued++;
-        if (s->todo_tail) s->todo_tail->next = it;
-        else s->todo = it;
-        s->todo_tail = it;
+        if (s->waiting_tail) s->waiting_tail->next = it;
+        else s->waiting = it;
+        s->waiting_tail = it;
         pthread_cond_signal(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
@@ -215,8 +215,8 @@ void jq_dashsrv_close(jq_dashsrv_t *s) {
     if (!s) return;
     pthread_mutex_lock(&s->lock);
     s->stopping = 1;
-    item_t *left = s->todo;
-    s->todo = s->todo_tail = NULL;
+    item_t *left = s->waiting;
+    s->waiting = s->waiting_tail = NULL;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
