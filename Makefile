@@ -142,7 +142,7 @@ $(BIN)/jobq-exec-guard: $(BUILD)/consumer/exec_guard_main.o $(BUILD)/consumer/ex
 PLUGIN_CFLAGS := -std=gnu11 -O2 -g -fPIC -shared $(WARN) -Iinclude \
 	$(shell pkg-config --cflags msgpack libuv 2>/dev/null)
 PLUGIN_LIBS := $(shell pkg-config --libs msgpack libuv 2>/dev/null)
-PLUGINS := $(BIN)/plugins/example.so $(BIN)/plugins/test-badabi.so \
+PLUGINS := $(BIN)/plugins/example.so $(BIN)/plugins/test-badabi.so $(BIN)/plugins/test-abi1.so \
 	$(BIN)/plugins/test-dup.so
 
 .PHONY: plugins

@@ -147,6 +147,7 @@ static int sha256_run(jq_task_t *t) {
              EVP_DigestUpdate(ctx, in, inlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     for (uint64_t i = 1; ok && i < n; i++) {
+        jq_task_yield(t);
         ok = EVP_DigestInit_ex(ctx, alg, NULL) &&
              EVP_DigestUpdate(ctx, md, mdlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);

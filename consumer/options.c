@@ -85,6 +85,9 @@ const jq_opt_t jq_options_table[] = {
     {"cpu-sched", "JOBQ_CPU_SCHED", JQ_OPT_STR, "nice", 0, 0, O(cpu_sched), S(cpu_sched),
      "how cpu threads yield to io work: idle (SCHED_IDLE), slice (nice 5, 0.1 ms slices), "
      "nice (nice 5), normal"},
+    {"cpu-yield-us", "JOBQ_CPU_YIELD_US", JQ_OPT_INT, "250", 0, 100000, O(cpu_yield_us), 0,
+     "a cpu thread running a long job lets a waiting thread (the loop, Redis, a client) "
+     "have its core after at most this many microseconds (0: never)"},
     {"test-handlers", "JOBQ_TEST_HANDLERS", JQ_OPT_BOOL, "0", 0, 1, O(test_handlers), 0,
      "register the crash handler (tests only)"},
     {"worker-role", NULL, JQ_OPT_STR, "", 0, 0, O(worker_role), S(worker_role),
@@ -177,6 +180,7 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
     if (split_queues(o, err, errlen) != 0) return -1;
     if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
     if (jq_pool_set_sched(o->cpu_sched, err, errlen) != 0) return -1;
+    jq_pool_set_yield_us(o->cpu_yield_us);
     if (o->admin_token[0] && strlen(o->admin_token) < JQ_DASH_TOKEN_MIN) {
         snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
         return -1;

@@ -48,6 +48,7 @@ typedef struct jq_options {
     long long http_max_response;
     char cpu_mode[16];          /* pool, or inline / uv for benchmarks */
     char cpu_sched[16];         /* idle, slice, nice, normal (pool.h) */
+    long long cpu_yield_us;     /* jq_pool_yield_point()'s period; 0: never */
     char worker_role[16];       /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */

@@ -50,10 +50,12 @@ static int load_one(jq_registry_t *r, const char *path, char *err,
         dlclose(so);
         return -1;
     }
-    if (*abi != JQ_HANDLER_ABI_VERSION) {
+    /* Each version only appends to the structs the consumer allocates, so
+     * a plugin built for an older one still reads them right. */
+    if (*abi < JQ_HANDLER_ABI_MIN || *abi > JQ_HANDLER_ABI_VERSION) {
         snprintf(err, errlen, "--plugin %s: built for handler ABI version %u, "
-                 "this jobq-consumer speaks version %u: rebuild it against "
-                 "this jobq's jobq/handler.h", path, *abi,
+                 "this jobq-consumer speaks versions %u to %u: rebuild it against "
+                 "this jobq's jobq/handler.h", path, *abi, JQ_HANDLER_ABI_MIN,
                  JQ_HANDLER_ABI_VERSION);
         dlclose(so);
         return -1;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,28 @@
 /* --cpu-sched slice: the scheduler slice of a pool thread, ns (the
  * kernel's least; it clamps to 0.1 to 100 ms). */
 #define JQ_POOL_SLICE_NS 100000ULL
+
+/* jq_pool_yield_point()'s period in ns (0: never), and each thread's
+ * calls since it last read the clock and when it last yielded. */
+static int64_t pool_yield_ns = 250000;
+static __thread unsigned yield_calls;
+static __thread int64_t yield_last_ns;
+
+void jq_pool_set_yield_us(long long us) { pool_yield_ns = us * 1000; }
+
+void jq_pool_yield_point(void) {
+    /* A clock read costs about as much as a short handler round: only
+     * every 16th call looks. */
+    if (pool_yield_ns <= 0 || (++yield_calls & 15) != 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (now - yield_last_ns < pool_yield_ns)
+        return;
+    sched_yield();
+    yield_last_ns = now;
+}
 
 /* Set once from the options, before any pool starts (see pool.h). */
 static jq_pool_mode_t pool_mode = JQ_POOL_THREADS;

@@ -92,6 +92,20 @@ typedef enum { JQ_SCHED_IDLE, JQ_SCHED_SLICE, JQ_SCHED_NICE, JQ_SCHED_NORMAL } j
  * Returns 0, or -1 with err for an unknown name. */
 int jq_pool_set_sched(const char *name, char *err, size_t errlen);
 
+/* Yield points: the kernel lets a busy thread keep its core after another
+ * thread woke on it until its slice ends or the next tick (4 ms at HZ=250),
+ * and neither nice nor a custom slice changes that (measured in
+ * docs/BENCHMARKS.md, "Issue 8, fourth pass"): with both cores hashing,
+ * the loop thread, Redis and the client waiting for a tiny job queued up
+ * to a tick each. So a cpu handler's long loop calls jq_pool_yield_point()
+ * often (each round, each block); at most every yield_us of wall time it
+ * gives its core to whoever is runnable there (sched_yield, a no-op when
+ * nobody waits), so a thread that wakes waits at most about that long.
+ * Costs a clock read every 16 calls. Thread-safe: its state is per thread. */
+void jq_pool_yield_point(void);
+/* Sets the period for the whole process (--cpu-yield-us; 0: never). */
+void jq_pool_set_yield_us(long long us);
+
 /* Starts n threads on p (embedded by the caller). Returns 0, or -1 with err;
  * on failure nothing is left running. In inline and uv mode no thread of its
  * own is started, and n only has to be >= 1. */

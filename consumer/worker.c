@@ -102,6 +102,7 @@ void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
     r->task.job_id = r->job.id;
     r->task.queue = w->queues[r->q].name;
     r->task.attempt = r->job.attempt + 1;
+    r->task.yield_cb = r->h->kind == JQ_KIND_CPU ? jq_pool_yield_point : NULL;
     if (r->h->kind == JQ_KIND_CPU) {
         r->state = JQ_RUN_RUNNING;
         r->started_ns = uv_hrtime();

@@ -31,15 +31,25 @@
  * jq_task_fail(t, "reason"): the attempt fails with that error (retried while
  * the job has attempts left).
  *
+ * A cpu handler whose run() takes long (more than about a millisecond)
+ * calls jq_task_yield(t) often in its loop: every round, every block. It
+ * costs almost nothing, and lets the threads that wake on a core the pool
+ * keeps busy (the worker's loop with an io job, Redis, a waiting client)
+ * have it within --cpu-yield-us instead of a scheduler tick.
+ *
  * ABI version history:
- *   1  this layout. */
+ *   1  the first layout.
+ *   2  jq_task gains yield_cb at its end, for jq_task_yield(). A plugin
+ *      built for 1 still loads (it never reads the new field). */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <uv.h>
 
-#define JQ_HANDLER_ABI_VERSION 1u
+#define JQ_HANDLER_ABI_VERSION 2u
+/* The oldest version a consumer still loads. */
+#define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
 
 typedef enum { JQ_KIND_IO = 0, JQ_KIND_CPU = 1 } jq_kind_t;
@@ -64,6 +74,8 @@ struct jq_task {
     const char *job_id;            /* NUL-terminated */
     const char *queue;             /* NUL-terminated */
     long long attempt;             /* 1 for the first attempt */
+    void (*yield_cb)(void);        /* cpu: the worker's (ABI 2); use
+                                      jq_task_yield() */
 };
 
 /* A named handler. The struct (and its name) is borrowed: it must live as
@@ -99,6 +111,13 @@ static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...) {
     va_end(ap);
     t->failed = 1;
     return -1;
+}
+
+/* cpu: a yield point for long loops (see the top of this file); a no-op
+ * for io tasks. */
+static inline void jq_task_yield(jq_task_t *t) {
+    if (t->yield_cb)
+        t->yield_cb();
 }
 
 /* io: reports the end of the task. The worker may free t inside this call:

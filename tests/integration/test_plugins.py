@@ -12,6 +12,7 @@ from conftest import BIN, CONSUMER, key, wait_result, xadd
 EXAMPLE = os.path.join(BIN, "plugins", "example.so")
 BADABI = os.path.join(BIN, "plugins", "test-badabi.so")
 DUP = os.path.join(BIN, "plugins", "test-dup.so")
+ABI1 = os.path.join(BIN, "plugins", "test-abi1.so")
 
 
 def test_example_io_handler(r, consumer):
@@ -60,9 +61,22 @@ def run_master(*args):
 def test_wrong_abi_stops_the_consumer_at_start():
     rc, out = run_master("--plugin", EXAMPLE, "--plugin", BADABI)
     assert rc == 2, out
-    assert "--plugin %s: built for handler ABI version 42, this jobq-consumer speaks version 1" \
-        % BADABI in out
+    assert "--plugin %s: built for handler ABI version 43, this jobq-consumer speaks versions " \
+        "1 to 2" % BADABI in out
     assert "worker" not in out  # refused by the master: no worker ever started
+
+
+def test_a_plugin_built_for_abi_1_still_loads_and_runs(r, consumer):
+    # Version 2 only appended jq_task's yield_cb: an older plugin keeps working.
+    consumer("--plugin", ABI1, "--plugin", EXAMPLE)
+    jid = xadd(r, type="abi1")
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    assert msgpack.unpackb(res["result"]) == "abi1"
+    # and a long cpu job of a version-2 plugin, which yields in its loop
+    big = xadd(r, type="wordcount", payload=msgpack.packb(b"ab cd\n" * 200000))
+    assert msgpack.unpackb(wait_result(r, big)["result"]) == {
+        "words": 400000, "lines": 200000, "bytes": 1200000}
 
 
 def test_two_plugins_registering_one_name_stop_the_consumer():
