@@ -42,7 +42,7 @@ CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/han
 	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
 	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
 	consumer/reclaim.c consumer/httpd.c consumer/metrics.c consumer/admit.c consumer/qhealth.c \
-	consumer/trim.c
+	consumer/trim.c consumer/reply.c
 # Users' handlers (C plugins, exec, http): issue 13.
 CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
 	consumer/http.c consumer/http_allow.c consumer/curlsym.c consumer/curluv.c \
@@ -126,7 +126,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 # (tests/unit/fake_stages.c) instead of worker.c, finish.c, chunks.c.
 STAGE_TEST_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
 	$(BUILD)/consumer/fetch.o $(BUILD)/consumer/reclaim.o $(BUILD)/consumer/admit.o \
-	$(BUILD)/consumer/qhealth.o $(COMMON_OBJ)
+	$(BUILD)/consumer/qhealth.o $(BUILD)/consumer/reply.o $(COMMON_OBJ)
 STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
 $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_TEST_OBJ)
 	@mkdir -p $(dir $@)

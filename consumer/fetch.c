@@ -87,39 +87,25 @@ static void unknown_type(char *err, size_t errlen, const jq_str_t *t) {
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries) {
     jq_run_t *r = calloc(1, sizeof(*r));
-    if (!r) {
+    if (r && fields) r->fields = jq_reply_fields_keep(fields);
+    if (!r || (fields && !r->fields)) {
         /* The entry stays pending and is redelivered: nothing is lost. */
         jq_error("out of memory taking entry %s", entry_id);
-        freeReplyObject(fields);
+        free(r);
         return;
     }
     r->w = w;
     r->q = q;
-    r->fields = fields;
     /* Held from here until freed, as io until its handler says otherwise:
      * a malformed entry only waits for its ack. */
     r->kind = JQ_KIND_IO;
     r->held = 1;
     jq_admit_hold(&w->admit, q, JQ_KIND_IO, 1);
 
-    jq_str_t stack[64] = {{0}}, *fv = stack;
-    size_t n = fields ? fields->elements : 0;
-    if (n > 64) fv = malloc(n * sizeof(*fv));
-    if (!fv) {
-        /* As above: left pending, never dead-lettered for our own lack. */
-        jq_error("out of memory taking entry %s", entry_id);
-        freeReplyObject(fields);
-        free(r);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        fv[i].p = fields->element[i]->str;
-        fv[i].len = fields->element[i]->type == REDIS_REPLY_STRING ? fields->element[i]->len : 0;
-    }
     char err[JQ_ERR_LEN];
-    int rc = jq_job_parse(&r->job, entry_id, fv, n, &w->limits, err, sizeof(err));
-    if (fv != stack) free(fv);
-    if (rc != 0) {
+    const jq_reply_fields_t *fv = r->fields;
+    if (jq_job_parse(&r->job, entry_id, fv ? fv->f : NULL, fv ? fv->n : 0, &w->limits, err,
+                     sizeof(err)) != 0) {
         jq_fetch_dead(w, r, err);
         return;
     }
@@ -293,9 +279,8 @@ static void take_reply(jq_worker_t *w, redisReply *reply) {
             redisReply *ent = entries->element[e];
             if (!jq_fetch_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
-            if (fields->type != REDIS_REPLY_ARRAY) fields = NULL;
-            else ent->element[1] = NULL; /* steal: the run owns it now */
-            jq_fetch_intake(w, q, ent->element[0]->str, fields, 1);
+            jq_fetch_intake(w, q, ent->element[0]->str,
+                            fields->type == REDIS_REPLY_ARRAY ? fields : NULL, 1);
         }
     }
 }

@@ -9,8 +9,8 @@
  * Its state is a jq_fetch_t embedded in the worker (w->fetch). The
  * blocking read goes on the worker's fetch connection; reads behind the
  * acks, pause checks and CLIENT UNBLOCK on its write connection. Replies
- * are taken in during their callback: an entry's field array is stolen
- * from the reply and owned by its run from then on. */
+ * are taken in during their callback: an entry's fields are copied out of
+ * the reply (reply.h) and owned by its run from then on. */
 
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -60,8 +60,10 @@ void jq_fetch_unblock(jq_worker_t *w);
  * Redis may have delivered entries to us already. */
 int jq_fetch_busy(const jq_fetch_t *f);
 
-/* Takes an entry read from queue q (fields: its stolen field array, or
- * NULL) that has been delivered `deliveries` times, counting this one. */
+/* Takes an entry read from queue q (fields: its field array, or NULL)
+ * that has been delivered `deliveries` times, counting this one. The run
+ * keeps a copy of the fields (jq_reply_fields_keep: big strings are moved
+ * out of the reply, which is otherwise untouched). */
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries);
 /* Reply shapes, checked before any id is read: an entry [id, fields] as

@@ -90,13 +90,13 @@ static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
     send_args(w, NULL, NULL);
     a = cmd(w, "HSET");
     jq_args_str(a, key);
-    redisReply *f = r->fields;
-    for (size_t i = 0; f && i + 1 < f->elements; i += 2) {
-        redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-        if (!jq_job_field_kept(k->str, k->len)) continue;
-        jq_args_add(a, k->str, k->len);
-        jq_args_add(a, v->str, v->len);
+    const jq_reply_fields_t *f = r->fields;
+    for (size_t i = 0; f && i + 1 < f->n; i += 2) {
+        const jq_str_t *k = &f->f[i], *v = &f->f[i + 1];
+        if (!k->p || !v->p) continue; /* not strings */
+        if (!jq_job_field_kept(k->p, k->len)) continue;
+        jq_args_add(a, k->p, k->len);
+        jq_args_add(a, v->p, v->len);
     }
     for (size_t i = 0; i < nextra; i++) jq_args_str(a, extra[i]);
     send_args(w, NULL, NULL);
@@ -117,7 +117,7 @@ static void drop_payload(jq_run_t *r) {
     if (r->outcome == JQ_OUT_DONE && r->fields) {
         /* Only retries and dead letters copy the fields (write_job_hash);
          * r->job's string views into them are not used past this point. */
-        freeReplyObject(r->fields);
+        jq_reply_fields_free(r->fields);
         r->fields = NULL;
         memset(&r->job.type, 0, sizeof(r->job.type));
         memset(&r->job.payload, 0, sizeof(r->job.payload));

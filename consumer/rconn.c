@@ -236,6 +236,9 @@ static void start_connect(jq_rconn_t *c) {
     }
     ac->data = c;
     c->ac = ac;
+    /* The contexts before this one are freed, readers included: their
+     * last replies are back in the arena. */
+    jq_reply_arena_attach(&c->arena, ac->c.reader);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     uv_timer_start(&c->timer, on_connect_timeout, c->connect_timeout_ms, 0);
@@ -257,6 +260,7 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
     c->name = name;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->connect_timeout_ms = 2000;
+    jq_reply_arena_init(&c->arena);
     if (uv_timer_init(loop, &c->timer) != 0) return -1;
     c->timer.data = c;
     start_connect(c);
@@ -336,6 +340,9 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
 
 static void on_timer_closed(uv_handle_t *h) {
     jq_rconn_t *c = h->data;
+    /* Every context of c has been freed by now (the timer is closed only
+     * after the last one let go, see lost), its reader with it. */
+    jq_reply_arena_destroy(&c->arena);
     if (c->on_closed) c->on_closed(c);
 }
 

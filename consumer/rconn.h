@@ -11,8 +11,9 @@
  *
  * Replies: a command's callback gets the reply, or NULL when the connection
  * was lost (or closed) before the reply came. The reply dies when the
- * callback returns: copy, or steal sub-elements by setting them to NULL in
- * their parent array (freeReplyObject skips NULL elements). */
+ * callback returns, all of it: it is built in the connection's arena
+ * (reply.h), so no sub-element may be stolen; copy what you keep
+ * (jq_reply_fields_keep for an entry's fields). */
 
 #include <stddef.h>
 #include <hiredis/hiredis.h>
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "args.h"
+#include "reply.h"
 #include "url.h"
 
 typedef struct jq_rconn jq_rconn_t;
@@ -57,6 +59,8 @@ struct jq_rconn {
                                  first connection: the master reports it) */
     char refused[16];         /* the handshake step Redis refused, e.g. "AUTH" */
     char why[160];            /* the reason of the loss being handled */
+    jq_reply_arena_t arena;   /* where each context's replies are built;
+                                 freed once the connection is closed */
     void *data;               /* the owner's */
 };
 

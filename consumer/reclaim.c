@@ -39,7 +39,6 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             if (!jq_fetch_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
-            ent->element[1] = NULL;
             /* XCLAIM counted this delivery too. */
             long long d = deliveries_of(c, ent->element[0]->str) + 1;
             jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
@@ -276,7 +275,6 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
         redisReply *ent = reply->element[0];
         if (jq_fetch_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
             redisReply *fields = ent->element[1];
-            ent->element[1] = NULL;
             jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
                     ent->element[0]->str, w->queues[o->q].name);
             jq_fetch_intake(w, o->q, ent->element[0]->str, fields, o->deliveries);

@@ -44,7 +44,7 @@ void jq_run_free(jq_run_t *r) {
     if (r->zone) msgpack_zone_free(r->zone);
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     msgpack_sbuffer_destroy(&r->task.result);
-    if (r->fields) freeReplyObject(r->fields);
+    jq_reply_fields_free(r->fields);
     free(r);
 }
 

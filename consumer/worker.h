@@ -28,6 +28,7 @@
 #include "qhealth.h"
 #include "rconn.h"
 #include "reclaim.h"
+#include "reply.h"
 #include "trim.h"
 
 typedef enum {
@@ -44,8 +45,8 @@ typedef enum {
 
 
 /* One attempt of one job inside the worker: from the entry read until its
- * outcome is written. Owns the entry's fields (a stolen hiredis reply), the
- * decoded payload and the task the handler sees. */
+ * outcome is written. Owns the entry's fields (copied out of the reply),
+ * the decoded payload and the task the handler sees. */
 struct jq_run {
     jq_worker_t *w;
     int q;                        /* index into the worker's queues */
@@ -54,7 +55,7 @@ struct jq_run {
     int sent;                     /* its ack is sent, not yet answered */
     int finished;                 /* its attempt ended (admit: read-ahead) */
     jq_job_t job;
-    redisReply *fields;           /* owned: the entry's field array */
+    jq_reply_fields_t *fields;    /* owned: the entry's fields */
     const jq_handler_t *h;
     msgpack_zone *zone;           /* owns the decoded payload object */
     msgpack_object payload;

@@ -254,25 +254,57 @@ static redisReply *fields(size_t n, ...) {
     return f;
 }
 
+/* Intake borrows the reply, as from a callback: it is freed right after,
+ * so a run that kept a pointer into it fails under ASan. */
+static void intake(int q, const char *id, redisReply *f, long long deliveries) {
+    jq_fetch_intake(w, q, id, f, deliveries);
+    freeReplyObject(f);
+}
+
 Test(fetch, intake_decodes_the_payload_msgpack_or_json) {
-    jq_fetch_intake(w, 0, "3-1", fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
-    jq_fetch_intake(w, 0, "3-2", fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
+    intake(0, "3-1", fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
+    intake(0, "3-2", fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(started[0]->payload.type, MSGPACK_OBJECT_MAP);
     cr_assert_eq(started[1]->payload.type, MSGPACK_OBJECT_MAP);
     cr_assert_eq(started[1]->payload.via.map.ptr[0].val.type, MSGPACK_OBJECT_ARRAY);
     /* 0xc1 is never used in msgpack: dead, not run. */
-    jq_fetch_intake(w, 0, "3-3", fields(4, "type", "io", "payload", "\xc1"), 1);
+    intake(0, "3-3", fields(4, "type", "io", "payload", "\xc1"), 1);
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(ndead, 1);
     cr_assert_str_eq(dead[0]->job.entry_id, "3-3");
 }
 
+Test(fetch, intake_moves_a_big_payload_out_of_the_reply_and_copies_the_rest) {
+    size_t big = JQ_REPLY_OWN_MIN + 10;
+    char *payload = malloc(big + 1);
+    payload[0] = (char)0xc5; /* bin 16 of big - 3 bytes */
+    payload[1] = (char)((big - 3) >> 8);
+    payload[2] = (char)((big - 3) & 0xff);
+    memset(payload + 3, 'x', big - 3);
+    payload[big] = '\0';
+    redisReply *f = fields(4, "type", "io", "payload", "");
+    free(f->element[3]->str);
+    f->element[3]->str = payload;
+    f->element[3]->len = big;
+    const char *type = f->element[1]->str;
+    jq_fetch_intake(w, 0, "3-4", f, 1);
+    cr_assert_eq(nstarted, 1);
+    jq_run_t *r = started[0];
+    cr_assert_null(f->element[3]->str, "the big payload left the reply");
+    cr_assert_eq(r->job.payload.p, payload, "moved, not copied");
+    cr_assert_neq(r->job.type.p, type, "a small field is copied");
+    freeReplyObject(f);
+    cr_assert_eq(r->payload.type, MSGPACK_OBJECT_BIN);
+    cr_assert_eq(r->payload.via.bin.size, big - 3);
+    cr_assert_eq(memcmp(r->job.type.p, "io", 3), 0, "copied with its NUL");
+}
+
 Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
     /* Delivered a third time, two attempts allowed: its workers kept dying. */
-    jq_fetch_intake(w, 0, "4-1", fields(4, "type", "io", "max_attempts", "2"), 3);
-    jq_fetch_intake(w, 0, "4-2", fields(4, "type", "io", "max_attempts", "2"), 2);
-    jq_fetch_intake(w, 0, "4-3", fields(6, "type", "io", "max_attempts", "2", "attempt", "2"), 1);
+    intake(0, "4-1", fields(4, "type", "io", "max_attempts", "2"), 3);
+    intake(0, "4-2", fields(4, "type", "io", "max_attempts", "2"), 2);
+    intake(0, "4-3", fields(6, "type", "io", "max_attempts", "2", "attempt", "2"), 1);
     cr_assert_eq(nstarted, 1);
     cr_assert_str_eq(started[0]->job.entry_id, "4-2");
     cr_assert_eq(ndead, 2);
@@ -282,7 +314,7 @@ Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
 }
 
 Test(fetch, a_chunked_entry_goes_to_the_chunk_loader) {
-    jq_fetch_intake(w, 1, "5-1", fields(8, "type", "cpu", "id", "big", "chunks", "2", "size", "10"), 1);
+    intake(1, "5-1", fields(8, "type", "cpu", "id", "big", "chunks", "2", "size", "10"), 1);
     cr_assert_eq(nchunked, 1);
     cr_assert_eq(nstarted + ndead, 0);
     cr_assert_eq(w->admit.held[JQ_KIND_CPU], 1, "it holds a cpu slot while it loads");
