@@ -56,11 +56,11 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
     /* Strings and bins reference the entry's bytes; the zone holds only
      * the object tree, a few hundred bytes for a typical payload, so start
      * small rather than with msgpack-c's 8 KiB per job (it grows). */
-    r->zone = msgpack_zone_new(512);
-    if (!r->zone) {
+    if (!msgpack_zone_init(&r->zone_mem, 512)) {
         snprintf(err, errlen, "out of memory decoding the payload");
         return -1;
     }
+    r->zone = &r->zone_mem;
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack(p, len, &off, r->zone, &r->payload);
     if (rc == MSGPACK_UNPACK_SUCCESS && off == len) return 0;
@@ -86,14 +86,16 @@ static void unknown_type(char *err, size_t errlen, const jq_str_t *t) {
 
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries) {
-    jq_run_t *r = calloc(1, sizeof(*r));
-    if (r && fields) r->fields = jq_reply_fields_keep(fields);
-    if (!r || (fields && !r->fields)) {
+    /* The fields are copied behind the run, in its allocation: one
+     * malloc per entry (reply.h). */
+    size_t fsize = fields ? jq_reply_fields_size(fields) : 0;
+    jq_run_t *r = fields && !fsize ? NULL : calloc(1, sizeof(*r) + fsize);
+    if (!r) {
         /* The entry stays pending and is redelivered: nothing is lost. */
         jq_error("out of memory taking entry %s", entry_id);
-        free(r);
         return;
     }
+    if (fields) r->fields = jq_reply_fields_fill(r + 1, fields);
     r->w = w;
     r->q = q;
     /* Held from here until freed, as io until its handler says otherwise:

@@ -62,7 +62,7 @@ int jq_fetch_busy(const jq_fetch_t *f);
 
 /* Takes an entry read from queue q (fields: its field array, or NULL)
  * that has been delivered `deliveries` times, counting this one. The run
- * keeps a copy of the fields (jq_reply_fields_keep: big strings are moved
+ * keeps a copy of the fields (jq_reply_fields_fill: big strings are moved
  * out of the reply, which is otherwise untouched). */
 void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
                      long long deliveries);

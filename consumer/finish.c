@@ -109,15 +109,14 @@ static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
  * cpu run, whose thread may still read it. */
 static void drop_payload(jq_run_t *r) {
     if (r->keep) return;
-    if (r->zone) msgpack_zone_free(r->zone);
-    r->zone = NULL;
+    jq_run_drop_zone(r);
     r->payload.type = MSGPACK_OBJECT_NIL;
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     memset(&r->jbuf, 0, sizeof(r->jbuf));
     if (r->outcome == JQ_OUT_DONE && r->fields) {
         /* Only retries and dead letters copy the fields (write_job_hash);
          * r->job's string views into them are not used past this point. */
-        jq_reply_fields_free(r->fields);
+        jq_reply_fields_release(r->fields);
         r->fields = NULL;
         memset(&r->job.type, 0, sizeof(r->job.type));
         memset(&r->job.payload, 0, sizeof(r->job.payload));

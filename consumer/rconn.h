@@ -13,7 +13,7 @@
  * was lost (or closed) before the reply came. The reply dies when the
  * callback returns, all of it: it is built in the connection's arena
  * (reply.h), so no sub-element may be stolen; copy what you keep
- * (jq_reply_fields_keep for an entry's fields). */
+ * (jq_reply_fields_fill for an entry's fields). */
 
 #include <stddef.h>
 #include <hiredis/hiredis.h>

@@ -221,19 +221,23 @@ static int is_str(const redisReply *e) { return e && e->type == REDIS_REPLY_STRI
 
 static int moved(const redisReply *e) { return e->len >= JQ_REPLY_OWN_MIN; }
 
-jq_reply_fields_t *jq_reply_fields_keep(redisReply *arr) {
+size_t jq_reply_fields_size(const redisReply *arr) {
     size_t n = arr->type == REDIS_REPLY_ARRAY ? arr->elements : 0;
     size_t bytes = sizeof(jq_reply_fields_t);
-    if (n > (SIZE_MAX - bytes) / sizeof(jq_str_t) / 2) return NULL;
+    if (n > (SIZE_MAX - bytes) / sizeof(jq_str_t) / 2) return 0;
     bytes += n * sizeof(jq_str_t);
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = arr->element[i];
         if (!is_str(e) || moved(e)) continue;
-        if (e->len >= SIZE_MAX - bytes - 1) return NULL;
+        if (e->len >= SIZE_MAX - bytes - 1) return 0;
         bytes += e->len + 1;
     }
-    jq_reply_fields_t *f = malloc(bytes);
-    if (!f) return NULL;
+    return bytes;
+}
+
+jq_reply_fields_t *jq_reply_fields_fill(void *mem, redisReply *arr) {
+    jq_reply_fields_t *f = mem;
+    size_t n = arr->type == REDIS_REPLY_ARRAY ? arr->elements : 0;
     f->n = n;
     char *p = (char *)&f->f[n];
     for (size_t i = 0; i < n; i++) {
@@ -244,7 +248,7 @@ jq_reply_fields_t *jq_reply_fields_keep(redisReply *arr) {
         } else if (moved(e)) {
             f->f[i].p = e->str;
             f->f[i].len = e->len;
-            e->str = NULL; /* ours now: freed by jq_reply_fields_free */
+            e->str = NULL; /* ours now: freed by jq_reply_fields_release */
         } else {
             memcpy(p, e->str, e->len + 1);
             f->f[i].p = p;
@@ -255,9 +259,12 @@ jq_reply_fields_t *jq_reply_fields_keep(redisReply *arr) {
     return f;
 }
 
-void jq_reply_fields_free(jq_reply_fields_t *f) {
+void jq_reply_fields_release(jq_reply_fields_t *f) {
     if (!f) return;
-    for (size_t i = 0; i < f->n; i++)
-        if (f->f[i].p && f->f[i].len >= JQ_REPLY_OWN_MIN) free((void *)f->f[i].p);
-    free(f);
+    for (size_t i = 0; i < f->n; i++) {
+        if (!f->f[i].p || f->f[i].len < JQ_REPLY_OWN_MIN) continue;
+        free((void *)f->f[i].p);
+        f->f[i].p = NULL;
+        f->f[i].len = 0;
+    }
 }

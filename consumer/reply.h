@@ -15,8 +15,8 @@
  * The rule that comes with it: **nothing of a reply may outlive its
  * callback** (the hiredis rule, now without the exception of stealing a
  * sub-element by setting it to NULL). What a run keeps of its entry is
- * copied out with jq_reply_fields_keep, one allocation for all the
- * fields. A string reply of JQ_REPLY_OWN_MIN bytes or more (a big payload)
+ * copied out with jq_reply_fields_fill, into the run's own allocation. A
+ * string reply of JQ_REPLY_OWN_MIN bytes or more (a big payload)
  * has a malloc'd block of its own, in the arena as with the default
  * functions, so it is moved out rather than copied: a big payload is never
  * in memory twice. */
@@ -27,7 +27,7 @@
 #include "job.h"
 
 /* String replies at least this long get their own malloc'd block, as do
- * element vectors of more than this many bytes; see jq_reply_fields_keep. */
+ * element vectors of more than this many bytes; see jq_reply_fields_fill. */
 #define JQ_REPLY_OWN_MIN 4096
 
 typedef struct jq_reply_chunk jq_reply_chunk_t;
@@ -59,20 +59,25 @@ size_t jq_reply_arena_held(const jq_reply_arena_t *a);
 
 /* An entry's field array kept past its reply: n views, each either a
  * NUL-terminated copy of a string element or {NULL, 0} for an element that
- * was not a string. One allocation, except big strings (JQ_REPLY_OWN_MIN
- * or more), which are moved out of the reply. */
+ * was not a string. It lives in memory of its keeper's (a run allocates it
+ * with itself), except big strings (JQ_REPLY_OWN_MIN or more), which are
+ * moved out of the reply and freed by jq_reply_fields_release. */
 typedef struct jq_reply_fields {
     size_t n;
     jq_str_t f[];
 } jq_reply_fields_t;
 
-/* Keeps the elements of arr (an array reply) past its callback; the big
- * strings are moved (their reply's str becomes NULL). Returns the copy,
- * freed with jq_reply_fields_free, or NULL when out of memory (arr is then
- * untouched). Works on replies built by any reader functions, whose strings
- * are malloc'd or carved from an arena by the rule above. */
-jq_reply_fields_t *jq_reply_fields_keep(redisReply *arr);
-/* Frees f (NULL: nothing). */
-void jq_reply_fields_free(jq_reply_fields_t *f);
+/* The bytes jq_reply_fields_fill needs for the elements of arr (an array
+ * reply), or 0 when that does not fit in a size_t. */
+size_t jq_reply_fields_size(const redisReply *arr);
+/* Keeps the elements of arr past its callback, in mem (the size above,
+ * aligned as malloc aligns): copies the small strings and moves the big
+ * ones (their reply's str becomes NULL). Returns mem as the fields. Works
+ * on replies built by any reader functions, whose strings are malloc'd or
+ * carved from an arena by the rule above. */
+jq_reply_fields_t *jq_reply_fields_fill(void *mem, redisReply *arr);
+/* Frees the big strings f took over (NULL: nothing), not f itself. Its
+ * small strings stay readable until the keeper frees f's memory. */
+void jq_reply_fields_release(jq_reply_fields_t *f);
 
 #endif

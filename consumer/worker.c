@@ -36,15 +36,21 @@ void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
     l->n--;
 }
 
+void jq_run_drop_zone(jq_run_t *r) {
+    if (r->zone == &r->zone_mem) msgpack_zone_destroy(r->zone);
+    else if (r->zone) msgpack_zone_free(r->zone);
+    r->zone = NULL;
+}
+
 void jq_run_free(jq_run_t *r) {
     if (!r) return;
     if (r->sent) jq_admit_sent(&r->w->admit, r->q, r->kind, -1);
     if (r->finished) jq_admit_finished(&r->w->admit, r->kind, -1);
     if (r->held) jq_admit_hold(&r->w->admit, r->q, r->kind, -1);
-    if (r->zone) msgpack_zone_free(r->zone);
+    jq_run_drop_zone(r);
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     msgpack_sbuffer_destroy(&r->task.result);
-    jq_reply_fields_free(r->fields);
+    jq_reply_fields_release(r->fields);
     free(r);
 }
 

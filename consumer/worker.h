@@ -55,9 +55,14 @@ struct jq_run {
     int sent;                     /* its ack is sent, not yet answered */
     int finished;                 /* its attempt ended (admit: read-ahead) */
     jq_job_t job;
-    jq_reply_fields_t *fields;    /* owned: the entry's fields */
+    jq_reply_fields_t *fields;    /* the entry's fields, in this run's
+                                     allocation (fetch.c); their big
+                                     strings owned */
     const jq_handler_t *h;
-    msgpack_zone *zone;           /* owns the decoded payload object */
+    msgpack_zone *zone;           /* owns the decoded payload object:
+                                     &zone_mem, or chunks.c's own zone */
+    msgpack_zone zone_mem;        /* an inline payload's zone (fetch.c):
+                                     in the run, one malloc less per job */
     msgpack_object payload;
     msgpack_sbuffer jbuf;         /* enc json: the payload turned msgpack */
     int keep;                     /* abandoned cpu run: freed by pool done */
@@ -170,6 +175,8 @@ void jq_worker_maybe_exit(jq_worker_t *w);
 void jq_runlist_push(jq_runlist_t *l, jq_run_t *r);
 void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r);
 void jq_run_free(jq_run_t *r);
+/* Frees r's decoded payload object, wherever its zone lives. */
+void jq_run_drop_zone(jq_run_t *r);
 
 /* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
  * streams it into the decoder; then starts the run with

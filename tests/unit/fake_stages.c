@@ -22,7 +22,7 @@ void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
 
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
     nchunked++;
-    jq_reply_fields_free(r->fields);
+    jq_reply_fields_release(r->fields);
     free(r);
     return 0;
 }
@@ -52,8 +52,9 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, s
 }
 
 static void free_run(jq_run_t *r) {
-    jq_reply_fields_free(r->fields);
-    if (r->zone) msgpack_zone_free(r->zone);
+    jq_reply_fields_release(r->fields);
+    if (r->zone == &r->zone_mem) msgpack_zone_destroy(r->zone);
+    else if (r->zone) msgpack_zone_free(r->zone);
     msgpack_sbuffer_destroy(&r->jbuf); /* enc json's msgpack copy, if any */
     free(r);
 }

@@ -40,6 +40,20 @@ static redisReply *feed(const char *resp, size_t len) {
 /* As redisProcessCallbacks does after the callback. */
 static void done(redisReply *r) { rd->fn->freeObject(r); }
 
+/* What a run does with an entry's fields: keeps them in its memory. */
+static jq_reply_fields_t *keep(redisReply *arr) {
+    size_t n = jq_reply_fields_size(arr);
+    cr_assert_gt(n, 0);
+    void *mem = malloc(n);
+    cr_assert_not_null(mem);
+    return jq_reply_fields_fill(mem, arr);
+}
+
+static void unkeep(jq_reply_fields_t *f) {
+    jq_reply_fields_release(f);
+    free(f);
+}
+
 /* XREADGROUP's answer: [[stream, [[id, [field, value, ...]]]]]. */
 static const char xread[] =
     "*1\r\n*2\r\n$6\r\nstream\r\n*2\r\n"
@@ -170,8 +184,7 @@ Test(reply, big_strings_have_blocks_of_their_own_and_move_out) {
     size_t held = jq_reply_arena_held(&arena);
     cr_assert_lt(held, big, "the big string is not in a chunk");
     char *p = r->element[3]->str;
-    jq_reply_fields_t *f = jq_reply_fields_keep(r);
-    cr_assert_not_null(f);
+    jq_reply_fields_t *f = keep(r);
     cr_assert_null(r->element[3]->str, "moved out of the reply");
     cr_assert_eq(f->f[3].p, p);
     cr_assert_eq(f->f[3].len, big);
@@ -184,7 +197,10 @@ Test(reply, big_strings_have_blocks_of_their_own_and_move_out) {
     cr_assert_str_eq(f->f[2].p, "payload");
     cr_assert_eq(f->f[3].p[big - 1], 'p');
     cr_assert_eq(f->f[3].p[big], '\0');
-    jq_reply_fields_free(f);
+    jq_reply_fields_release(f);
+    cr_assert_null(f->f[3].p, "released: the big string is freed");
+    cr_assert_str_eq(f->f[2].p, "payload", "the small ones stay until the keeper frees f");
+    unkeep(f); /* a second release frees nothing twice */
 }
 
 Test(reply, a_big_string_not_moved_is_freed_with_its_reply) {
@@ -205,12 +221,12 @@ Test(reply, fields_keep_works_on_replies_of_hiredis_own_functions) {
     cr_assert_eq(PUT(plain, "*2\r\n$1\r\nk\r\n$2\r\nvv\r\n"), REDIS_OK);
     void *rp = NULL;
     cr_assert_eq(redisReaderGetReply(plain, &rp), REDIS_OK);
-    jq_reply_fields_t *f = jq_reply_fields_keep(rp);
+    jq_reply_fields_t *f = keep(rp);
     freeReplyObject(rp);
     redisReaderFree(plain);
     cr_assert_eq(f->n, 2);
     cr_assert_str_eq(f->f[1].p, "vv");
     cr_assert_eq(f->f[1].len, 2);
-    jq_reply_fields_free(f);
-    jq_reply_fields_free(NULL);
+    unkeep(f);
+    jq_reply_fields_release(NULL);
 }
