@@ -10,8 +10,8 @@
  * pending in the group was delivered and acked: XTRIM MINID drops them, a
  * whole listpack node at a time. So each outcome batch ends, after its
  * XACK, with one small script (jq_trim_lua) that trims below the oldest
- * pending entry and answers with it; with nothing pending it trims below
- * the batch's newest id and deletes that one.
+ * pending entry and answers with it; with nothing pending it trims up to
+ * and including the batch's newest id (MINID of the id right after it).
  *
  * Acked entries above the oldest pending one (a long job, or another
  * worker's batch still out) cannot be trimmed yet. The worker keeps their
