@@ -123,12 +123,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 # The stage tests link fetch.c and reclaim.c with a fake connection
 # (tests/unit/fake_rconn.c) in place of rconn.c, the real admission and
 # queue health, and recording stand-ins for the worker's other stages
-# (tests/unit/fake_stages.c) instead of worker.c, finish.c, chunks.c.
-STAGE_TEST_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
+# (tests/unit/fake_stages.c) instead of worker.c and chunks.c. test_fetch
+# and test_reclaim have finish.c's stand-ins (fake_finish.c); test_finish
+# has the real finish.c and trim.c.
+STAGE_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
 	$(BUILD)/consumer/fetch.o $(BUILD)/consumer/reclaim.o $(BUILD)/consumer/admit.o \
 	$(BUILD)/consumer/qhealth.o $(BUILD)/consumer/reply.o $(COMMON_OBJ)
 STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
-$(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_TEST_OBJ)
+$(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+$(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/finish.o \
+		$(BUILD)/consumer/trim.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 

@@ -127,3 +127,15 @@ redisReply *fake_arr(size_t n, ...) {
     va_end(ap);
     return r;
 }
+
+redisReply *fake_fields(size_t n, ...) {
+    redisReply *f = fake_arr(0);
+    free(f->element);
+    f->elements = n;
+    f->element = calloc(n ? n : 1, sizeof(redisReply *));
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) f->element[i] = fake_str(va_arg(ap, const char *));
+    va_end(ap);
+    return f;
+}

@@ -52,5 +52,7 @@ redisReply *fake_int(long long v);
 redisReply *fake_nil(void);
 /* An array of n elements, taken from the arguments (owned). */
 redisReply *fake_arr(size_t n, ...);
+/* An entry's field array of n strings (the arguments, copied). */
+redisReply *fake_fields(size_t n, ...);
 
 #endif

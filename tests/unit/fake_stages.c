@@ -8,16 +8,11 @@
 #include "fake_stages.h"
 
 jq_run_t *started[FAKE_RUNS_MAX], *dead[FAKE_RUNS_MAX];
-int nstarted, ndead, nchunked;
+int nstarted, ndead, nchunked, nfreed;
 
 void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
     if (nstarted == FAKE_RUNS_MAX) abort();
     started[nstarted++] = r;
-}
-
-void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
-    if (ndead == FAKE_RUNS_MAX) abort();
-    dead[ndead++] = r;
 }
 
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
@@ -29,19 +24,6 @@ int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
 
 void jq_worker_maybe_exit(jq_worker_t *w) {}
 
-int jq_finish_ids(jq_worker_t *w, int q, const char **ids, int max) {
-    int n = 0;
-    for (jq_run_t *r = w->batch_head; r && n < max; r = r->bnext)
-        if (r->q == q) ids[n++] = r->job.entry_id;
-    return n;
-}
-
-int jq_finish_holds(jq_worker_t *w, int q, const char *id) {
-    for (jq_run_t *r = w->batch_head; r; r = r->bnext)
-        if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    return 0;
-}
-
 static const jq_handler_t io_handler = {.name = "io", .kind = JQ_KIND_IO};
 static const jq_handler_t cpu_handler = {.name = "cpu", .kind = JQ_KIND_CPU};
 
@@ -51,18 +33,38 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, s
     return NULL;
 }
 
-static void free_run(jq_run_t *r) {
-    jq_reply_fields_release(r->fields);
+/* As worker.c's. */
+void jq_run_drop_zone(jq_run_t *r) {
     if (r->zone == &r->zone_mem) msgpack_zone_destroy(r->zone);
     else if (r->zone) msgpack_zone_free(r->zone);
+    r->zone = NULL;
+}
+
+static void free_run(jq_run_t *r) {
+    if (!r) return;
+    jq_reply_fields_release(r->fields);
+    jq_run_drop_zone(r);
     msgpack_sbuffer_destroy(&r->jbuf); /* enc json's msgpack copy, if any */
+    msgpack_sbuffer_destroy(&r->task.result);
     free(r);
+}
+
+/* Frees r at once (finish.c is done with it) and forgets it in started[]
+ * and dead[], so that the reset does not free it again. */
+void jq_run_free(jq_run_t *r) {
+    if (!r) return;
+    for (int i = 0; i < nstarted; i++)
+        if (started[i] == r) started[i] = NULL;
+    for (int i = 0; i < ndead; i++)
+        if (dead[i] == r) dead[i] = NULL;
+    free_run(r);
+    nfreed++;
 }
 
 void fake_stages_reset(void) {
     for (int i = 0; i < nstarted; i++) free_run(started[i]);
     for (int i = 0; i < ndead; i++) free_run(dead[i]);
-    nstarted = ndead = nchunked = 0;
+    nstarted = ndead = nchunked = nfreed = 0;
 }
 
 jq_worker_t *fake_worker_new(jq_options_t *opt) {

@@ -1,14 +1,15 @@
 #ifndef JQ_FAKE_STAGES_H
 #define JQ_FAKE_STAGES_H
 
-/* Recording stand-ins for the worker's stages that fetch.c and reclaim.c
- * hand their runs to (worker.c's run start, finish.c's outcomes, chunks.c),
- * for the stage tests (test_fetch, test_reclaim). The runs handed over are
- * kept in started[] and dead[] (owned here: fake_stages_reset frees them).
+/* Recording stand-ins for the worker's stages that fetch.c, reclaim.c and
+ * finish.c hand their runs to (worker.c's run start and jq_run_free,
+ * chunks.c), for the stage tests (test_fetch, test_reclaim, test_finish).
+ * The runs handed over are kept in started[] and dead[] (owned here:
+ * fake_stages_reset frees them, unless jq_run_free freed them first).
+ * finish.c's own stand-ins are in fake_finish.c (not linked into
+ * test_finish, which has the real one).
  *
- * Job types: "io" and "cpu" are known, of those kinds; any other is not.
- * finish.c's ids are those of the runs the test chains on w->batch_head
- * (by bnext), as finish.c keeps its batch. */
+ * Job types: "io" and "cpu" are known, of those kinds; any other is not. */
 
 #include "worker.h"
 
@@ -16,6 +17,7 @@
 
 extern jq_run_t *started[FAKE_RUNS_MAX], *dead[FAKE_RUNS_MAX];
 extern int nstarted, ndead, nchunked;
+extern int nfreed;            /* runs jq_run_free freed */
 
 /* Frees the runs recorded and forgets them. */
 void fake_stages_reset(void);

@@ -4,7 +4,6 @@
  * recording stubs of fake_stages.c. */
 
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,19 +240,6 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
 
 /* ---- intake ---- */
 
-/* An entry's field array of n strings. */
-static redisReply *fields(size_t n, ...) {
-    redisReply *f = fake_arr(0);
-    free(f->element);
-    f->elements = n;
-    f->element = calloc(n, sizeof(redisReply *));
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++) f->element[i] = fake_str(va_arg(ap, const char *));
-    va_end(ap);
-    return f;
-}
-
 /* Intake borrows the reply, as from a callback: it is freed right after,
  * so a run that kept a pointer into it fails under ASan. */
 static void intake(int q, const char *id, redisReply *f, long long deliveries) {
@@ -262,14 +248,14 @@ static void intake(int q, const char *id, redisReply *f, long long deliveries) {
 }
 
 Test(fetch, intake_decodes_the_payload_msgpack_or_json) {
-    intake(0, "3-1", fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
-    intake(0, "3-2", fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
+    intake(0, "3-1", fake_fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
+    intake(0, "3-2", fake_fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(started[0]->payload.type, MSGPACK_OBJECT_MAP);
     cr_assert_eq(started[1]->payload.type, MSGPACK_OBJECT_MAP);
     cr_assert_eq(started[1]->payload.via.map.ptr[0].val.type, MSGPACK_OBJECT_ARRAY);
     /* 0xc1 is never used in msgpack: dead, not run. */
-    intake(0, "3-3", fields(4, "type", "io", "payload", "\xc1"), 1);
+    intake(0, "3-3", fake_fields(4, "type", "io", "payload", "\xc1"), 1);
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(ndead, 1);
     cr_assert_str_eq(dead[0]->job.entry_id, "3-3");
@@ -283,7 +269,7 @@ Test(fetch, intake_moves_a_big_payload_out_of_the_reply_and_copies_the_rest) {
     payload[2] = (char)((big - 3) & 0xff);
     memset(payload + 3, 'x', big - 3);
     payload[big] = '\0';
-    redisReply *f = fields(4, "type", "io", "payload", "");
+    redisReply *f = fake_fields(4, "type", "io", "payload", "");
     free(f->element[3]->str);
     f->element[3]->str = payload;
     f->element[3]->len = big;
@@ -302,9 +288,9 @@ Test(fetch, intake_moves_a_big_payload_out_of_the_reply_and_copies_the_rest) {
 
 Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
     /* Delivered a third time, two attempts allowed: its workers kept dying. */
-    intake(0, "4-1", fields(4, "type", "io", "max_attempts", "2"), 3);
-    intake(0, "4-2", fields(4, "type", "io", "max_attempts", "2"), 2);
-    intake(0, "4-3", fields(6, "type", "io", "max_attempts", "2", "attempt", "2"), 1);
+    intake(0, "4-1", fake_fields(4, "type", "io", "max_attempts", "2"), 3);
+    intake(0, "4-2", fake_fields(4, "type", "io", "max_attempts", "2"), 2);
+    intake(0, "4-3", fake_fields(6, "type", "io", "max_attempts", "2", "attempt", "2"), 1);
     cr_assert_eq(nstarted, 1);
     cr_assert_str_eq(started[0]->job.entry_id, "4-2");
     cr_assert_eq(ndead, 2);
@@ -314,7 +300,7 @@ Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
 }
 
 Test(fetch, a_chunked_entry_goes_to_the_chunk_loader) {
-    intake(1, "5-1", fields(8, "type", "cpu", "id", "big", "chunks", "2", "size", "10"), 1);
+    intake(1, "5-1", fake_fields(8, "type", "cpu", "id", "big", "chunks", "2", "size", "10"), 1);
     cr_assert_eq(nchunked, 1);
     cr_assert_eq(nstarted + ndead, 0);
     cr_assert_eq(w->admit.held[JQ_KIND_CPU], 1, "it holds a cpu slot while it loads");

@@ -1,0 +1,476 @@
+/* Tests of consumer/finish.c against a fake connection (fake_rconn.c):
+ * the MULTI ... EXEC an outcome batch becomes, the done / retrying / dead
+ * decisions, result_ttl 0, and what a refused or lost EXEC reply does.
+ * Linked with the real trim.c, fetch.c (the runs are taken in by
+ * jq_fetch_intake; the reads after a batch), admit.c, qhealth.c and
+ * common/; worker.c's parts are the stand-ins of fake_stages.c. */
+
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fake_rconn.h"
+#include "fake_stages.h"
+#include "worker.h"
+
+#define FINISHED_MS 1700000000000LL
+
+static jq_worker_t *w;
+static jq_options_t opt;
+
+static void setup(void) {
+    w = fake_worker_new(&opt);
+    opt.chunk_size = 1 << 20;
+    opt.backoff_ms = 1000;
+    opt.backoff_max_ms = 60000;
+}
+
+static void teardown(void) {
+    /* Every command still out is answered NULL, as by a lost connection:
+     * their runs come back to the batch, which jq_finish_destroy frees. */
+    w->stopping = 1;
+    w->rfetch.up = w->rwrite.up = 0;
+    fake_rconn_reset();
+    jq_finish_destroy(w);
+    jq_trim_destroy(&w->trim);
+    fake_worker_free(w);
+}
+
+TestSuite(finish, .init = setup, .fini = teardown);
+
+/* ---- runs, taken in by fetch.c and ended ---- */
+
+/* The run fetch.c makes of entry id of queue q with the field array f
+ * (fake_fields; type first). Intake borrows the reply, as in a callback:
+ * freed right after. */
+static jq_run_t *take(int q, const char *id, redisReply *f) {
+    int before = nstarted;
+    jq_fetch_intake(w, q, id, f, 1);
+    freeReplyObject(f);
+    cr_assert_eq(nstarted, before + 1, "fetch.c starts %s", id);
+    return started[nstarted - 1];
+}
+
+/* Ends r's attempt as worker.c does (record_end) and hands it to finish. */
+static void end(jq_run_t *r, jq_outcome_t out, const char *what) {
+    r->outcome = out;
+    r->started_ms = FINISHED_MS - 3;
+    r->finished_ms = FINISHED_MS;
+    r->run_us = 3000;
+    if (out == JQ_OUT_DONE) msgpack_sbuffer_write(&r->task.result, what, strlen(what));
+    else snprintf(r->error, sizeof(r->error), "%s", what);
+    jq_finish_add(w, r);
+}
+
+static jq_run_t *done(int q, const char *id, const char *result) {
+    jq_run_t *r = take(q, id, fake_fields(2, "type", "io"));
+    end(r, JQ_OUT_DONE, result);
+    return r;
+}
+
+/* ---- what was sent ---- */
+
+static int is(int i, const char *name) { return strcmp(fake_cmds[i].argv[0], name) == 0; }
+
+/* The outcome script's EVAL, the trim's, the lost-reply check's: told
+ * apart by their text (the recorded line is cut, the scripts are long). */
+static int is_eval(int i, const char *text) {
+    return is(i, "EVAL") && strncmp(fake_cmds[i].argv[1], text, strlen(text)) == 0;
+}
+#define OUTCOME_LUA "#!lua\n"
+#define TRIM_LUA "local p = redis.call('XPENDING'"
+#define PENDING_LUA "local out = {}"
+
+/* The index of the first command at or after from named name (an EVAL:
+ * whose script starts with text), or -1. */
+static int next_cmd(int from, const char *name, const char *text) {
+    for (int i = from; i < fake_ncmds; i++)
+        if (text ? is_eval(i, text) : is(i, name)) return i;
+    return -1;
+}
+
+static int count_eval(const char *text) {
+    int n = 0;
+    for (int i = 0; i < fake_ncmds; i++) n += is_eval(i, text);
+    return n;
+}
+
+/* Asserts that command i has exactly the n arguments given. */
+static void assert_argv(int i, int n, ...) {
+    cr_assert_geq(i, 0);
+    cr_assert_eq(fake_cmds[i].argc, n, "argc of %s", fake_cmds[i].line);
+    va_list ap;
+    va_start(ap, n);
+    for (int k = 0; k < n; k++) {
+        const char *want = va_arg(ap, const char *);
+        cr_assert_str_eq(fake_cmds[i].argv[k], want, "argv[%d] of %s", k, fake_cmds[i].line);
+    }
+    va_end(ap);
+}
+
+/* Asserts that the outcome script's arguments from argv[from] on are the
+ * n given. */
+static void assert_args_from(int i, int from, int n, ...) {
+    cr_assert_geq(i, 0);
+    cr_assert_eq(fake_cmds[i].argc, from + n, "argc of the outcome script");
+    va_list ap;
+    va_start(ap, n);
+    for (int k = 0; k < n; k++) {
+        const char *want = va_arg(ap, const char *);
+        cr_assert_str_eq(fake_cmds[i].argv[from + k], want, "argv[%d]", from + k);
+    }
+    va_end(ap);
+}
+
+/* Answers the reads (XREADGROUP) not answered yet with nothing (not the
+ * reads their answers kick); returns how many there were. */
+static int answer_reads(void) {
+    int n = 0, sent = fake_ncmds;
+    for (int i = 0; i < sent; i++)
+        if (!fake_cmds[i].answered && is(i, "XREADGROUP")) {
+            fake_rconn_answer(i, fake_nil());
+            n++;
+        }
+    return n;
+}
+
+/* An EXEC's reply that ran: one integer per command between MULTI and
+ * EXEC (the trim's script answers nil: nothing left pending). */
+static redisReply *ran(int multi, int exec) {
+    redisReply *r = fake_arr(0);
+    free(r->element);
+    r->elements = (size_t)(exec - multi - 1);
+    r->element = calloc(r->elements, sizeof(redisReply *));
+    for (size_t k = 0; k < r->elements; k++) r->element[k] = fake_int(0);
+    return r;
+}
+
+/* Asserts that the batch counted n under field of queue a's stats
+ * (§7), or, with n NULL, that it sent no such counter. */
+static void assert_counted(const char *field, const char *n) {
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "HINCRBY jq:{a}:stats %s", field);
+    if (!n) {
+        cr_assert_eq(fake_rconn_count(NULL, prefix), 0, "%s not counted", field);
+        return;
+    }
+    assert_argv(fake_rconn_find(NULL, prefix), 4, "HINCRBY", "jq:{a}:stats", field, n);
+}
+
+static char *stats_minute_key(char *buf, size_t len) {
+    snprintf(buf, len, "jq:{a}:stats:%lld", (long long)(jq_now_ms() / 60000));
+    return buf;
+}
+
+/* ---- one batch, one MULTI ---- */
+
+Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
+    done(0, "1-1", "r1");
+    done(0, "1-2", "r2");
+    done(0, "1-3", "r3");
+    cr_assert_eq(fake_ncmds, 0, "nothing is sent before the flush");
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 1);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 1);
+    cr_assert(is(0, "MULTI"));
+    int exec = next_cmd(0, "EXEC", NULL);
+    for (int i = 0; i <= exec; i++) cr_assert_eq(fake_cmds[i].c, &w->rwrite);
+    /* First attempts of jobs whose id is their entry id: nothing earlier
+     * to delete, nothing for a retry or a dead letter. */
+    cr_assert_eq(fake_rconn_count(NULL, "DEL"), 0);
+    cr_assert_eq(fake_rconn_count(NULL, "ZADD"), 0);
+    /* One script writes every result and notify list. */
+    cr_assert_eq(count_eval(OUTCOME_LUA), 1);
+    int o = next_cmd(0, "EVAL", OUTCOME_LUA);
+    cr_assert_lt(o, exec);
+    assert_args_from(o, 2, 1 + 6 + 1 + 3 * 7, "6",
+                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1",
+                     "jq:{a}:result:1-2", "jq:{a}:notify:1-2",
+                     "jq:{a}:result:1-3", "jq:{a}:notify:1-3", "host:1",
+                     "86400", "done", "1", "1700000000000", "1", "result", "r1",
+                     "86400", "done", "1", "1700000000000", "1", "result", "r2",
+                     "86400", "done", "1", "1700000000000", "1", "result", "r3");
+    /* One XACK for all, then the trim below the batch's newest id. */
+    int ack = next_cmd(0, "XACK", NULL);
+    cr_assert_gt(ack, o);
+    assert_argv(ack, 6, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2", "1-3");
+    int trim = next_cmd(ack, "EVAL", TRIM_LUA);
+    cr_assert_gt(trim, ack);
+    assert_argv(trim, 6, "EVAL", jq_trim_lua, "1", "jq:{a}:stream", JQ_GROUP, "1-3");
+    /* The counters, summed over the batch (§7). */
+    char mkey[64];
+    assert_counted("processed", "3");
+    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:stats:"), 4, "HINCRBY",
+                stats_minute_key(mkey, sizeof(mkey)), "processed", "3");
+    assert_counted("failed", NULL);
+    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency run:count"), 4, "HINCRBY",
+                "jq:{a}:latency", "run:count", "3");
+    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency run:le:5"), 4, "HINCRBY",
+                "jq:{a}:latency", "run:le:5", "3");
+    cr_assert_lt(fake_rconn_find(NULL, "HINCRBY"), exec);
+    /* Answered: the runs are freed, and nothing of them is held. */
+    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    cr_assert_eq(nfreed, 0);
+    fake_rconn_answer(exec, ran(0, exec));
+    cr_assert_eq(nfreed, 3);
+    cr_assert_not(jq_finish_holds(w, 0, "1-2"));
+    cr_assert_eq(w->unacked, 0);
+}
+
+Test(finish, each_queue_has_its_own_multi) {
+    done(0, "1-1", "x");
+    done(1, "2-1", "y");
+    done(0, "1-2", "z");
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 2);
+    assert_argv(fake_rconn_find(NULL, "XACK jq:{a}"), 5, "XACK", "jq:{a}:stream", JQ_GROUP,
+                "1-1", "1-2");
+    assert_argv(fake_rconn_find(NULL, "XACK jq:{b}"), 4, "XACK", "jq:{b}:stream", JQ_GROUP,
+                "2-1");
+    /* Queue a's MULTI ends before queue b's starts. */
+    int exec_a = next_cmd(0, "EXEC", NULL);
+    cr_assert_lt(fake_rconn_find(NULL, "XACK jq:{a}"), exec_a);
+    cr_assert_gt(fake_rconn_find(NULL, "XACK jq:{b}"), exec_a);
+}
+
+Test(finish, result_ttl_0_writes_no_key_per_job) {
+    jq_run_t *r = take(0, "1-1", fake_fields(4, "type", "io", "result_ttl", "0"));
+    end(r, JQ_OUT_DONE, "r1");
+    r = take(0, "1-2", fake_fields(4, "type", "io", "result_ttl", "0"));
+    end(r, JQ_OUT_DONE, "r2");
+    jq_finish_flush(w);
+    cr_assert_eq(count_eval(OUTCOME_LUA), 0, "no script: it has nothing to write");
+    for (int i = 0; i < fake_ncmds; i++) {
+        cr_assert_null(strstr(fake_cmds[i].line, ":result:"), "%s", fake_cmds[i].line);
+        cr_assert_null(strstr(fake_cmds[i].line, ":notify:"), "%s", fake_cmds[i].line);
+    }
+    assert_argv(fake_rconn_find(NULL, "XACK"), 5, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2");
+    assert_counted("processed", "2");
+}
+
+/* ---- done, retrying, dead ---- */
+
+Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
+    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "mine", "kept"));
+    end(r, JQ_OUT_FAILED, "boom");
+    jq_finish_flush(w);
+    /* The job hash, anew (an old job of that id must not ride along), with
+     * the entry's fields, for the promotion of the retry. */
+    int del = fake_rconn_find(NULL, "DEL jq:{a}:job:1-1");
+    assert_argv(del, 2, "DEL", "jq:{a}:job:1-1");
+    int hset = next_cmd(del, "HSET", NULL);
+    assert_argv(hset, 14, "HSET", "jq:{a}:job:1-1", "type", "io", "max_attempts", "3", "mine",
+                "kept", "id", "1-1", "attempt", "1", "error", "boom");
+    /* Due after the backoff: 1000 ms +-20% for the first retry. */
+    int z = fake_rconn_find(NULL, "ZADD jq:{a}:scheduled");
+    cr_assert_gt(z, hset);
+    cr_assert_eq(fake_cmds[z].argc, 4);
+    cr_assert_str_eq(fake_cmds[z].argv[3], "1-1");
+    long long due = atoll(fake_cmds[z].argv[2]);
+    cr_assert(due >= FINISHED_MS + 800 && due <= FINISHED_MS + 1200, "due %lld", due);
+    cr_assert_eq(fake_rconn_count(NULL, "ZADD jq:{a}:dead"), 0);
+    /* Its result says retrying, with the error; no notify key: nobody
+     * waiting is woken by a retry. */
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 7, "1",
+                     "jq:{a}:result:1-1", "host:1",
+                     "86400", "retrying", "1", "1700000000000", "1", "error", "boom");
+    assert_counted("failed", "1");
+    assert_counted("retried", "1");
+    assert_counted("dead", NULL);
+    assert_counted("processed", NULL);
+    assert_argv(fake_rconn_find(NULL, "XACK"), 4, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1");
+}
+
+Test(finish, a_later_retry_doubles_the_backoff_and_clears_the_old_result) {
+    /* Promoted from a retry: an earlier attempt wrote a result. */
+    jq_run_t *r = take(0, "1-7", fake_fields(8, "type", "io", "id", "job7", "max_attempts", "5", "attempt", "2"));
+    end(r, JQ_OUT_FAILED, "again");
+    jq_finish_flush(w);
+    assert_argv(fake_rconn_find(NULL, "DEL jq:{a}:result:job7"), 3, "DEL", "jq:{a}:result:job7",
+                "jq:{a}:result:job7:chunks");
+    int z = fake_rconn_find(NULL, "ZADD jq:{a}:scheduled");
+    long long due = atoll(fake_cmds[z].argv[2]);
+    cr_assert(due >= FINISHED_MS + 3200 && due <= FINISHED_MS + 4800, "third attempt: 4 s +-20%%, %lld",
+              due);
+    cr_assert_str_eq(fake_cmds[z].argv[3], "job7");
+    cr_assert_eq(fake_rconn_count(NULL, "HSET jq:{a}:job:job7 type io id job7 max_attempts 5 id job7 attempt 3"),
+                 1);
+}
+
+Test(finish, the_backoff_is_capped) {
+    opt.backoff_max_ms = 1500;
+    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "9", "attempt", "5"));
+    end(r, JQ_OUT_FAILED, "boom");
+    jq_finish_flush(w);
+    long long due = atoll(fake_cmds[fake_rconn_find(NULL, "ZADD jq:{a}:scheduled")].argv[2]);
+    cr_assert_eq(due, FINISHED_MS + 1500);
+}
+
+Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
+    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "attempt", "2"));
+    end(r, JQ_OUT_FAILED, "boom");
+    jq_finish_flush(w);
+    assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:job:1-1"), 14, "HSET", "jq:{a}:job:1-1", "type",
+                "io", "max_attempts", "3", "id", "1-1", "attempt", "3", "error", "boom",
+                "failed_at", "1700000000000");
+    assert_argv(fake_rconn_find(NULL, "ZADD"), 4, "ZADD", "jq:{a}:dead", "1700000000000", "1-1");
+    cr_assert_eq(fake_rconn_count(NULL, "ZADD jq:{a}:scheduled"), 0);
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
+                     "86400", "dead", "3", "1700000000000", "1", "error", "boom");
+    assert_counted("failed", "1");
+    assert_counted("dead", "1");
+    assert_counted("retried", NULL);
+}
+
+Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
+    /* fetch.c dead-letters an unknown type at once, through finish. */
+    redisReply *f = fake_fields(2, "type", "nope");
+    jq_fetch_intake(w, 0, "1-1", f, 1);
+    freeReplyObject(f);
+    cr_assert_eq(nstarted, 0);
+    jq_finish_flush(w);
+    int z = fake_rconn_find(NULL, "ZADD");
+    const char *at = fake_cmds[z].argv[2]; /* when fetch.c dead-lettered it */
+    assert_argv(z, 4, "ZADD", "jq:{a}:dead", at, "1-1");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
+                     "86400", "dead", "0", at, "1", "error", "unknown job type: nope");
+    assert_counted("dead", "1");
+    assert_counted("failed", NULL);
+    cr_assert_eq(fake_rconn_count(NULL, "HINCRBY jq:{a}:latency"), 0, "it never started");
+}
+
+Test(finish, a_large_result_goes_to_a_list_of_chunks) {
+    opt.chunk_size = 4;
+    done(0, "1-1", "0123456789");
+    jq_finish_flush(w);
+    assert_argv(fake_rconn_find(NULL, "RPUSH"), 5, "RPUSH", "jq:{a}:result:1-1:chunks", "0123",
+                "4567", "89");
+    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks"), 3, "EXPIRE",
+                "jq:{a}:result:1-1:chunks", "86400");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
+                     "86400", "done", "1", "1700000000000", "1", "chunks", "3");
+}
+
+Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
+    /* 15 chunks of 1 byte: two RPUSHes, of 8 and of the 7 left. */
+    opt.chunk_size = 1;
+    done(0, "1-1", "0123456789abcde");
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(NULL, "RPUSH"), 2);
+    int first = next_cmd(0, "RPUSH", NULL);
+    assert_argv(first, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "0", "1", "2", "3", "4", "5", "6", "7");
+    assert_argv(next_cmd(first + 1, "RPUSH", NULL), 9, "RPUSH", "jq:{a}:result:1-1:chunks", "8", "9",
+                "a", "b", "c", "d", "e");
+}
+
+/* ---- refused and lost ---- */
+
+Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
+    jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
+    done(0, "1-1", "r1");
+    done(0, "1-2", "r2");
+    jq_finish_flush(w);
+    int exec = next_cmd(0, "EXEC", NULL);
+    answer_reads();
+    fake_rconn_answer(exec, fake_err("EXECABORT Transaction discarded because of: OOM command "
+                                     "not allowed when used memory > 'maxmemory'."));
+    cr_assert(w->held);
+    cr_assert_eq(nfreed, 0, "nothing was written: the outcomes are kept");
+    cr_assert(jq_finish_holds(w, 0, "1-1"));
+    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    /* No new job while Redis refuses: the reads in flight come back empty
+     * and none follows. */
+    answer_reads();
+    jq_fetch_kick(w);
+    cr_assert_eq(answer_reads(), 0, "no read while held");
+    /* Not again before the backoff (200 ms at first). */
+    int n = fake_ncmds;
+    jq_finish_flush(w);
+    cr_assert_eq(fake_ncmds, n);
+    usleep(250 * 1000);
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2, "the whole batch again");
+    int again = next_cmd(exec + 1, "EXEC", NULL);
+    assert_argv(fake_rconn_find(NULL, "XACK"), 5, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2");
+    cr_assert_eq(answer_reads(), 0, "still no read while held");
+    fake_rconn_answer(again, ran(next_cmd(exec + 1, "MULTI", NULL), again));
+    cr_assert_not(w->held);
+    cr_assert_eq(nfreed, 2);
+    cr_assert_geq(answer_reads(), 1, "taken: the reads start again");
+}
+
+Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
+    done(0, "1-1", "r1");
+    done(0, "1-2", "r2");
+    jq_finish_flush(w);
+    int exec = next_cmd(0, "EXEC", NULL);
+    answer_reads();
+    fake_rconn_answer(exec, NULL);
+    cr_assert_eq(nfreed, 0);
+    cr_assert_not(w->held, "not refused: it may have run");
+    cr_assert(jq_finish_holds(w, 0, "1-1"));
+    /* Back: not written again blindly (counted twice, a retry scheduled
+     * twice), but asked whether each entry is still pending. */
+    int n = fake_ncmds;
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 1, "no second MULTI yet");
+    int check = next_cmd(n, "EVAL", PENDING_LUA);
+    assert_argv(check, 6, "EVAL", fake_cmds[check].argv[1], "1", "jq:{a}:stream", "1-1", "1-2");
+    /* 1-1 was acked (written with it), 1-2 is still pending. */
+    fake_rconn_answer(check, fake_arr(2, fake_int(0), fake_int(1)));
+    cr_assert_eq(nfreed, 1);
+    cr_assert_not(jq_finish_holds(w, 0, "1-1"));
+    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    n = fake_ncmds;
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 2);
+    assert_argv(fake_rconn_find(NULL, "XACK"), 4, "XACK", "jq:{a}:stream", JQ_GROUP, "1-2");
+    assert_counted("processed", "1");
+    int again = next_cmd(n, "EXEC", NULL);
+    fake_rconn_answer(again, ran(next_cmd(n, "MULTI", NULL), again));
+    cr_assert_eq(nfreed, 2);
+    cr_assert_eq(w->unacked, 0);
+}
+
+Test(finish, a_check_whose_reply_is_lost_too_is_asked_again) {
+    done(0, "1-1", "r1");
+    jq_finish_flush(w);
+    answer_reads();
+    fake_rconn_answer(next_cmd(0, "EXEC", NULL), NULL);
+    jq_finish_flush(w);
+    fake_rconn_answer(next_cmd(0, "EVAL", PENDING_LUA), NULL);
+    cr_assert_eq(nfreed, 0);
+    int n = fake_ncmds;
+    jq_finish_flush(w);
+    cr_assert_geq(next_cmd(n, "EVAL", PENDING_LUA), 0, "still unsure: asked again");
+    cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 1);
+}
+
+Test(finish, a_failed_command_inside_the_exec_does_not_undo_the_outcomes) {
+    done(0, "1-1", "r1");
+    jq_finish_flush(w);
+    int exec = next_cmd(0, "EXEC", NULL);
+    redisReply *reply = ran(0, exec);
+    freeReplyObject(reply->element[1]);
+    reply->element[1] = fake_err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    fake_rconn_answer(exec, reply);
+    cr_assert_eq(nfreed, 1, "acked with the others: the outcome stands");
+    cr_assert_not(w->held);
+}
+
+Test(finish, nothing_is_sent_while_the_connection_is_down) {
+    done(0, "1-1", "r1");
+    w->rwrite.up = 0;
+    jq_finish_flush(w);
+    cr_assert_eq(fake_ncmds, 0);
+    cr_assert(jq_finish_holds(w, 0, "1-1"));
+    w->rwrite.up = 1;
+    jq_finish_flush(w);
+    cr_assert_eq(fake_rconn_count(NULL, "EXEC"), 1);
+}
