@@ -404,10 +404,10 @@ void jq_fetch_kick(jq_worker_t *w) {
     /* held: Redis refused our last outcomes; no new job until it takes
      * them (finish.c). */
     jq_fetch_t *f = &w->fetch;
-    if (w->draining || w->stopping || f->backoff || w->held) return;
+    if (w->draining || w->stopping || f->backoff || jq_finish_held(&w->finish)) return;
     int skip[JQ_QUEUES_MAX];
     for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused || !jq_qhealth_ok(w, i);
-    if (!f->pipe_reads && !w->batch_head && w->rwrite.up &&
+    if (!f->pipe_reads && !jq_finish_pending(&w->finish) && w->rwrite.up &&
         w->admit.sent[JQ_KIND_IO] + w->admit.sent[JQ_KIND_CPU] > 0)
         send_piped(w, skip);
     if (!f->reading && w->rfetch.up) {

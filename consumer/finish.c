@@ -17,11 +17,13 @@
  * command and one reply per batch (docs/BENCHMARKS.md has the figures).
  *
  * Commands are built with the one argv builder (common/args.h), kept in
- * the worker so that a warm batch allocates nothing for its argv. */
+ * the stage's state (finish.h) so that a warm batch allocates nothing for
+ * its argv. */
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "finish.h"
 #include "log.h"
 #include "worker.h"
 
@@ -41,19 +43,19 @@ typedef struct qsum {
 static int send_on(jq_worker_t *w, jq_args_t *a, redisCallbackFn *fn, void *priv) {
     int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
     /* Inside a MULTI a command that could not be built must not leave the
-     * transaction without it: flush_queue discards it all (fin.bad). */
-    if (a->oom) w->fin.bad = 1;
+     * transaction without it: flush_queue discards it all (bad). */
+    if (a->oom) w->finish.bad = 1;
     jq_args_reset(a);
     return rc;
 }
 
 static int send_args(jq_worker_t *w, redisCallbackFn *fn, void *priv) {
-    return send_on(w, &w->fin.args, fn, priv);
+    return send_on(w, &w->finish.args, fn, priv);
 }
 
 /* The builder, emptied, with the command name in it. */
 static jq_args_t *cmd(jq_worker_t *w, const char *name) {
-    jq_args_t *a = &w->fin.args;
+    jq_args_t *a = &w->finish.args;
     jq_args_reset(a);
     jq_args_str(a, name);
     return a;
@@ -214,7 +216,7 @@ static void expire(jq_worker_t *w, const char *key, const char *ttl) {
 static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ckey,
                                      const char *ttl) {
     size_t rlen = r->task.result.size, step = (size_t)w->opt->chunk_size;
-    jq_args_t *a = &w->fin.args;
+    jq_args_t *a = &w->finish.args;
     long long n = 0;
     jq_args_reset(a);
     for (size_t off = 0; off < rlen; off += step, n++) {
@@ -236,7 +238,7 @@ static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ck
  * only added to its KEYS and ARGV (see outcome_lua). */
 static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
     const jq_options_t *o = w->opt;
-    jq_finish_t *fin = &w->fin;
+    jq_finish_t *fin = &w->finish;
     char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
     int rlen_key = jq_key_id(rkey, sizeof(rkey), o->prefix, oc->qn, "result", oc->id);
     /* A first attempt of a job whose id is its own entry id can have no
@@ -419,7 +421,7 @@ static const char outcome_lua[] =
 /* Sends the batch's script (in the MULTI) with what write_result
  * gathered in fin.keys and fin.out; none when nothing was. */
 static void send_outcomes(jq_worker_t *w) {
-    jq_finish_t *fin = &w->fin;
+    jq_finish_t *fin = &w->finish;
     if (fin->nout == 0) return;
     jq_args_t *a = cmd(w, "EVAL");
     jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
@@ -443,46 +445,46 @@ typedef struct jq_flush {
     jq_worker_t *w;
     int q;
     jq_run_t *runs;
-    struct jq_flush *next, *prev; /* in w->flights while in flight */
+    struct jq_flush *next, *prev; /* in w->finish.flights while in flight */
 } flush_t;
 
 /* In flight: sent, its reply not yet handled. */
 static void fly(jq_worker_t *w, flush_t *f) {
     f->prev = NULL;
-    f->next = w->flights;
-    if (w->flights) w->flights->prev = f;
-    w->flights = f;
+    f->next = w->finish.flights;
+    if (w->finish.flights) w->finish.flights->prev = f;
+    w->finish.flights = f;
     w->flushing++;
 }
 
 static void land(jq_worker_t *w, flush_t *f) {
     if (f->prev) f->prev->next = f->next;
-    else w->flights = f->next;
+    else w->finish.flights = f->next;
     if (f->next) f->next->prev = f->prev;
     w->flushing--;
 }
 
-int jq_finish_ids(jq_worker_t *w, int q, const char **ids, int max) {
+int jq_finish_ids(const jq_finish_t *fin, int q, const char **ids, int max) {
     int n = 0;
-    for (jq_run_t *r = w->batch_head; r && n < max; r = r->bnext)
+    for (jq_run_t *r = fin->batch_head; r && n < max; r = r->bnext)
         if (r->q == q) ids[n++] = r->job.entry_id;
-    for (flush_t *f = w->flights; f; f = f->next)
+    for (flush_t *f = fin->flights; f; f = f->next)
         for (jq_run_t *r = f->runs; r && n < max; r = r->bnext)
             if (r->q == q) ids[n++] = r->job.entry_id;
     return n;
 }
 
-int jq_finish_holds(jq_worker_t *w, int q, const char *id) {
-    for (jq_run_t *r = w->batch_head; r; r = r->bnext)
+int jq_finish_holds(const jq_finish_t *fin, int q, const char *id) {
+    for (jq_run_t *r = fin->batch_head; r; r = r->bnext)
         if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    for (flush_t *f = w->flights; f; f = f->next)
+    for (flush_t *f = fin->flights; f; f = f->next)
         for (jq_run_t *r = f->runs; r; r = r->bnext)
             if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
     return 0;
 }
 
 /* Appends r to the batch again (a write that did not happen): it was
- * counted in w->unacked by jq_finish_add already. */
+ * counted in w->finish.unacked by jq_finish_add already. */
 static void requeue(jq_worker_t *w, jq_run_t *r) {
     r->bnext = NULL;
     if (r->sent) {
@@ -490,11 +492,11 @@ static void requeue(jq_worker_t *w, jq_run_t *r) {
         jq_admit_sent(&w->admit, r->q, r->kind, -1);
         r->sent = 0;
     }
-    if (w->batch_tail)
-        w->batch_tail->bnext = r;
+    if (w->finish.batch_tail)
+        w->finish.batch_tail->bnext = r;
     else
-        w->batch_head = r;
-    w->batch_tail = r;
+        w->finish.batch_head = r;
+    w->finish.batch_tail = r;
 }
 
 static void release(jq_run_t *r) {
@@ -521,23 +523,23 @@ static void release(jq_run_t *r) {
 
 static void hold(jq_worker_t *w, const char *why, int nruns) {
     int64_t now = jq_now_ms();
-    if (!w->held) {
-        w->held = 1;
-        w->held_since_ms = now;
-        w->hold_ms = HOLD_MIN_MS;
+    if (!w->finish.held) {
+        w->finish.held = 1;
+        w->finish.held_since_ms = now;
+        w->finish.hold_ms = HOLD_MIN_MS;
         jq_warn("redis refuses our writes (%s): holding %d finished jobs, fetching none, "
                 "retrying every %d to %d ms", why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
     } else {
-        w->hold_ms = w->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : w->hold_ms * 2;
+        w->finish.hold_ms = w->finish.hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : w->finish.hold_ms * 2;
     }
-    w->hold_next_ms = now + w->hold_ms;
+    w->finish.hold_next_ms = now + w->finish.hold_ms;
 }
 
 static void unhold(jq_worker_t *w) {
-    if (!w->held) return;
-    w->held = 0;
+    if (!w->finish.held) return;
+    w->finish.held = 0;
     jq_info("redis takes our writes again: held outcomes written after %lld ms",
-            (long long)(jq_now_ms() - w->held_since_ms));
+            (long long)(jq_now_ms() - w->finish.held_since_ms));
 }
 
 static void requeue_all(jq_worker_t *w, jq_run_t *r, int unsure) {
@@ -582,7 +584,7 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
             if (id_after(k, min_ms, min_seq)) jq_trim_keep(w, f->q, k->job.entry_id);
         for (; r; r = next) {
             next = r->bnext;
-            w->unacked--;
+            w->finish.unacked--;
             release(r);
         }
         unhold(w);
@@ -624,7 +626,7 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
             next = r->bnext;
             r->unsure = 0;
             if (reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer == 0) {
-                w->unacked--; /* acked with its outcome: written */
+                w->finish.unacked--; /* acked with its outcome: written */
                 release(r);
             } else {
                 requeue(w, r);
@@ -639,7 +641,7 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
 /* Takes the runs of queue q (only the unsure ones when only_unsure) out of
  * the batch, in order; NULL if none. */
 static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
-    jq_run_t **pp = &w->batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
+    jq_run_t **pp = &w->finish.batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
     while (*pp) {
         jq_run_t *r = *pp;
         if (r->q != q || (only_unsure && !r->unsure)) {
@@ -648,7 +650,7 @@ static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
             continue;
         }
         *pp = r->bnext;
-        if (w->batch_tail == r) w->batch_tail = prev;
+        if (w->finish.batch_tail == r) w->finish.batch_tail = prev;
         r->bnext = NULL;
         *tail = r;
         tail = &r->bnext;
@@ -672,7 +674,7 @@ static int verify(jq_worker_t *w, int q) {
     for (jq_run_t *r = f->runs; r; r = r->bnext, n++)
         jq_args_str(a, r->job.entry_id);
     if (n && send_args(w, on_verified, f) != 0) {
-        w->fin.bad = 0;
+        w->finish.bad = 0;
         requeue_all(w, f->runs, 1);
         n = -1;
     } else if (n) {
@@ -685,9 +687,9 @@ static int verify(jq_worker_t *w, int q) {
 }
 
 void jq_finish_flush(jq_worker_t *w) {
-    if (!w->batch_head || !w->rwrite.up) return;
+    if (!w->finish.batch_head || !w->rwrite.up) return;
     /* Refused before: wait out the backoff, then try the whole batch. */
-    if (w->held && jq_now_ms() < w->hold_next_ms) return;
+    if (w->finish.held && jq_now_ms() < w->finish.hold_next_ms) return;
     flush_batch(w);
     /* With every outcome sent, the next read can ride behind the acks, on
      * the same connection, in the same round trip (see jq_fetch_kick). */
@@ -710,7 +712,7 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
     f->runs = runs;
     qsum_t sum;
     memset(&sum, 0, sizeof(sum));
-    jq_finish_t *fin = &w->fin;
+    jq_finish_t *fin = &w->finish;
     jq_args_t *ack = &fin->ack;
     jq_args_reset(ack);
     jq_args_str(ack, "XACK");
@@ -739,11 +741,11 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
         if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
     jq_trim_send(w, q, top->job.entry_id);
     write_sums(w, w->queues[q].name, &sum);
-    if (w->fin.bad) {
+    if (w->finish.bad) {
         /* A command that could not be built (out of memory) must not
          * leave a MULTI without it: discard it all, keep the runs. */
         jq_error("out of memory writing %s outcomes; trying again", w->queues[q].name);
-        w->fin.bad = 0;
+        w->finish.bad = 0;
         cmd(w, "DISCARD");
         send_args(w, NULL, NULL);
         requeue_all(w, f->runs, 0);
@@ -764,7 +766,7 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
 }
 
 static void flush_batch(jq_worker_t *w) {
-    for (int q = 0; q < w->nqueues && w->batch_head; q++) {
+    for (int q = 0; q < w->nqueues && w->finish.batch_head; q++) {
         /* Runs whose last EXEC reply was lost are checked first; the ones
          * not yet written come back to the batch without the flag. */
         if (verify(w, q) != 0) continue;
@@ -776,13 +778,13 @@ static void flush_batch(jq_worker_t *w) {
 static void on_check(uv_check_t *h) { jq_finish_flush(h->data); }
 
 int jq_finish_init(jq_worker_t *w) {
-    if (uv_check_init(&w->loop, &w->flush_check) != 0) return -1;
-    w->flush_check.data = w;
-    return uv_check_start(&w->flush_check, on_check);
+    if (uv_check_init(&w->loop, &w->finish.flush_check) != 0) return -1;
+    w->finish.flush_check.data = w;
+    return uv_check_start(&w->finish.flush_check, on_check);
 }
 
 void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
-    w->unacked++;
+    w->finish.unacked++;
     if (!r->keep && !r->finished) {
         /* Its slot may serve a read that runs ahead of the ack (admit.h). */
         jq_admit_finished(&w->admit, r->kind, 1);
@@ -791,22 +793,22 @@ void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
     requeue(w, r);
 }
 
-void jq_finish_destroy(jq_worker_t *w) {
+void jq_finish_destroy(jq_finish_t *fin) {
     /* Outcomes Redis never took (a drain cut short by the shutdown
      * timeout while it refused our writes). Every reply has come back by
      * now, so they are all in the batch; their entries stay pending in
      * Redis, to run again on another consumer: at least once. */
     int n = 0;
-    for (jq_run_t *r = w->batch_head, *next; r; r = next, n++) {
+    for (jq_run_t *r = fin->batch_head, *next; r; r = next, n++) {
         next = r->bnext;
         jq_run_free(r);
     }
-    w->batch_head = w->batch_tail = NULL;
+    fin->batch_head = fin->batch_tail = NULL;
     if (n)
         jq_warn("exiting with %d finished jobs whose outcomes redis did not take; they stay "
                 "pending and run again elsewhere", n);
-    jq_args_destroy(&w->fin.args);
-    jq_args_destroy(&w->fin.ack);
-    jq_args_destroy(&w->fin.keys);
-    jq_args_destroy(&w->fin.out);
+    jq_args_destroy(&fin->args);
+    jq_args_destroy(&fin->ack);
+    jq_args_destroy(&fin->keys);
+    jq_args_destroy(&fin->out);
 }

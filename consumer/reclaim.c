@@ -178,7 +178,7 @@ static void renew(jq_worker_t *w) {
          * visibility timeout, and taken by another worker they would run,
          * and count, twice. */
         const char *fin[MAX_IDS];
-        int nfin = jq_finish_ids(w, q, fin, MAX_IDS - n);
+        int nfin = jq_finish_ids(&w->finish, q, fin, MAX_IDS - n);
         for (int i = 0; i < nfin; i++) jq_args_str(a, fin[i]);
         if (a->argc > head) jq_rconn_args(&w->rwrite, a, on_renewed, &w->queues[q]);
     }
@@ -202,7 +202,7 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
         rc->last_renew_ms = now;
         renew(w);
     }
-    if (w->draining || w->held || rc->inflight || now - rc->last_reclaim_ms < RECLAIM_EVERY_MS)
+    if (w->draining || jq_finish_held(&w->finish) || rc->inflight || now - rc->last_reclaim_ms < RECLAIM_EVERY_MS)
         return;
     rc->last_reclaim_ms = now;
     for (int q = 0; q < w->nqueues; q++) {
@@ -263,7 +263,7 @@ static int holds(jq_worker_t *w, int q, const char *id) {
     for (int l = 0; l < 3; l++)
         for (jq_run_t *r = lists[l]->head; r; r = r->next)
             if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    return jq_finish_holds(w, q, id);
+    return jq_finish_holds(&w->finish, q, id);
 }
 
 static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {

@@ -135,7 +135,7 @@ static void pass(jq_worker_t *w, int q, jq_trim_ids_t *d) {
 
 void jq_trim_tick(jq_worker_t *w) {
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
-    if (!w->rwrite.up || w->held) return;
+    if (!w->rwrite.up || jq_finish_held(&w->finish)) return;
     for (int q = 0; q < w->nqueues; q++) {
         pass(w, q, &w->trim.old[q]);
         /* old is empty now: swap, so the young ones wait one more tick. */
@@ -146,7 +146,7 @@ void jq_trim_tick(jq_worker_t *w) {
 }
 
 void jq_trim_all(jq_worker_t *w) {
-    if (!w->rwrite.up || w->held) return;
+    if (!w->rwrite.up || jq_finish_held(&w->finish)) return;
     for (int q = 0; q < w->nqueues; q++) {
         pass(w, q, &w->trim.old[q]);
         pass(w, q, &w->trim.young[q]);

@@ -285,7 +285,7 @@ static void stop_all(jq_worker_t *w) {
     close_handle(w, (uv_handle_t *)&w->sigterm);
     close_handle(w, (uv_handle_t *)&w->sigint);
     close_handle(w, (uv_handle_t *)&w->sighup);
-    close_handle(w, (uv_handle_t *)&w->flush_check);
+    close_handle(w, (uv_handle_t *)&w->finish.flush_check);
     if (w->has_ctl) close_handle(w, (uv_handle_t *)&w->ctl);
     w->pending_closes += 3;
     w->rfetch.data = w->rwrite.data = w;
@@ -306,8 +306,8 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
     if (w->running.n || w->waiting.n || w->loading || jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
-    if (w->batch_head && w->rwrite.up) jq_finish_flush(w);
-    if (w->batch_head || w->flushing) return;
+    if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(w);
+    if (jq_finish_pending(&w->finish) || w->flushing) return;
     jq_trim_all(w);
     if (w->flushing) return; /* the last trim passes */
     jq_info("drained; exiting");
@@ -555,7 +555,7 @@ int jq_worker_main(const jq_options_t *opt) {
     int rc = uv_loop_close(&w->loop);
     if (rc != 0) jq_warn("loop closed with handles left: %s", uv_strerror(rc));
     int code = w->exit_code;
-    jq_finish_destroy(w);
+    jq_finish_destroy(&w->finish);
     jq_trim_destroy(&w->trim);
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);

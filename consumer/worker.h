@@ -11,6 +11,7 @@
  *   fetch.c     XREADGROUP, entry -> run, payload decoding (its own state)
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
  *   finish.c    outcome of each attempt -> one pipelined batch of writes
+ *               (its own state)
  *   heartbeat.c the worker's hash in <p>:workers / <p>:worker:<id>  */
 
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include "admit.h"
 #include "args.h"
 #include "fetch.h"
+#include "finish.h"
 #include "handlers.h"
 #include "job.h"
 #include "options.h"
@@ -89,17 +91,6 @@ typedef struct jq_queue {
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
-/* finish.c's own state: its command builders. */
-typedef struct jq_finish {
-    jq_args_t args;               /* each command of the batch's MULTI */
-    jq_args_t ack;                /* the batch's XACK, built alongside */
-    jq_args_t keys;               /* the outcome script's KEYS */
-    jq_args_t out;                /* its ARGV: one group per outcome */
-    int nout;                     /* outcomes in out */
-    int bad;                      /* a command of the open MULTI could not
-                                     be built: discard it (finish.c) */
-} jq_finish_t;
-
 typedef struct jq_runlist {
     jq_run_t *head, *tail;
     size_t n;
@@ -131,13 +122,8 @@ struct jq_worker {
     int stopping;                 /* handles are being closed */
     int exit_code;
 
-    /* finish.c: outcomes waiting for the next flush */
-    jq_finish_t fin;
+    jq_finish_t finish;           /* finish.c: outcomes, batched writes */
     jq_trim_t trim;               /* trim.c: acked ids kept for a later pass */
-    jq_run_t *batch_head, *batch_tail;
-    int unacked;                  /* runs in the batch or in an unanswered
-                                     EXEC: still pending in the stream */
-    uv_check_t flush_check;       /* flushes the batch once per loop turn */
 
     uv_timer_t tick;              /* timeouts, pause, renewals, recycling */
     uv_timer_t heartbeat;
@@ -149,15 +135,9 @@ struct jq_worker {
     long long processed, failed, jobs_done;
     int loading;                  /* runs whose chunks are being read */
     jq_reclaim_t reclaim;         /* reclaim.c: renewal and reclaim */
-    int flushing;                 /* EXECs not yet answered */
-    struct jq_flush *flights;     /* finish.c: those EXECs (and checks) with
-                                     their runs, for jq_finish_holds */
-    /* finish.c: Redis refused our writes (EXECABORT: OOM, READONLY,
-     * MISCONF...): the outcomes are held in the batch and written again
-     * after hold_ms; meanwhile nothing new is fetched or reclaimed. */
-    int held;
-    int64_t held_since_ms, hold_next_ms;
-    int hold_ms;
+    int flushing;                 /* replies on rwrite a drain waits for:
+                                     finish's EXECs, trim passes, reads
+                                     behind the acks */
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
@@ -183,21 +163,6 @@ void jq_run_drop_zone(jq_run_t *r);
  * jq_worker_run_start(), or dead-letters it with the reason. The run is
  * owned by the loader until then. Returns 0. */
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r);
-
-/* finish.c */
-int jq_finish_init(jq_worker_t *w);
-void jq_finish_add(jq_worker_t *w, jq_run_t *r);
-void jq_finish_flush(jq_worker_t *w);
-/* Whether entry id of queue q is an outcome this worker still has to
- * write or is writing (in the batch or in an EXEC not yet answered). */
-int jq_finish_holds(jq_worker_t *w, int q, const char *id);
-/* Frees finish.c's memory, after the loop ended, and the runs whose
- * outcomes Redis never took (logged; their entries stay pending). */
-void jq_finish_destroy(jq_worker_t *w);
-/* Puts into ids[0..max) the entry ids of queue q whose outcomes are still
- * to be written or being written (borrowed: valid until the next flush
- * answer). Returns how many. */
-int jq_finish_ids(jq_worker_t *w, int q, const char **ids, int max);
 
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */

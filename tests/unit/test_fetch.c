@@ -94,9 +94,9 @@ Test(fetch, no_read_while_draining_held_or_down) {
     w->draining = 1;
     cr_assert_eq(kick_read(), -1);
     w->draining = 0;
-    w->held = 1;
+    w->finish.held = 1;
     cr_assert_eq(kick_read(), -1);
-    w->held = 0;
+    w->finish.held = 0;
     w->rfetch.up = 0;
     cr_assert_eq(kick_read(), -1);
     cr_assert_eq(fake_ncmds, 0);
@@ -212,11 +212,11 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
     jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
     jq_admit_hold(&w->admit, 0, JQ_KIND_IO, 8);
     jq_run_t batched = {.q = 0};
-    w->batch_head = &batched;
+    w->finish.batch_head = &batched;
     jq_admit_sent(&w->admit, 0, JQ_KIND_IO, 3);
     jq_fetch_kick(w);
     cr_assert_eq(fake_ncmds, 0, "not before the batch's acks are sent");
-    w->batch_head = NULL;
+    w->finish.batch_head = NULL;
     jq_fetch_kick(w);
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 0, "no slot free for a blocking read");
     int i = fake_rconn_find(&w->rwrite, "XREADGROUP");

@@ -33,7 +33,7 @@ static void teardown(void) {
     w->stopping = 1;
     w->rfetch.up = w->rwrite.up = 0;
     fake_rconn_reset();
-    jq_finish_destroy(w);
+    jq_finish_destroy(&w->finish);
     jq_trim_destroy(&w->trim);
     fake_worker_free(w);
 }
@@ -211,12 +211,12 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
                 "jq:{a}:latency", "run:le:5", "3");
     cr_assert_lt(fake_rconn_find(NULL, "HINCRBY"), exec);
     /* Answered: the runs are freed, and nothing of them is held. */
-    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
     cr_assert_eq(nfreed, 0);
     fake_rconn_answer(exec, ran(0, exec));
     cr_assert_eq(nfreed, 3);
-    cr_assert_not(jq_finish_holds(w, 0, "1-2"));
-    cr_assert_eq(w->unacked, 0);
+    cr_assert_not(jq_finish_holds(&w->finish, 0, "1-2"));
+    cr_assert_eq(w->finish.unacked, 0);
 }
 
 Test(finish, each_queue_has_its_own_multi) {
@@ -380,10 +380,10 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     answer_reads();
     fake_rconn_answer(exec, fake_err("EXECABORT Transaction discarded because of: OOM command "
                                      "not allowed when used memory > 'maxmemory'."));
-    cr_assert(w->held);
+    cr_assert(w->finish.held);
     cr_assert_eq(nfreed, 0, "nothing was written: the outcomes are kept");
-    cr_assert(jq_finish_holds(w, 0, "1-1"));
-    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-1"));
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
     /* No new job while Redis refuses: the reads in flight come back empty
      * and none follows. */
     answer_reads();
@@ -400,7 +400,7 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     assert_argv(fake_rconn_find(NULL, "XACK"), 5, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2");
     cr_assert_eq(answer_reads(), 0, "still no read while held");
     fake_rconn_answer(again, ran(next_cmd(exec + 1, "MULTI", NULL), again));
-    cr_assert_not(w->held);
+    cr_assert_not(w->finish.held);
     cr_assert_eq(nfreed, 2);
     cr_assert_geq(answer_reads(), 1, "taken: the reads start again");
 }
@@ -413,8 +413,8 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     answer_reads();
     fake_rconn_answer(exec, NULL);
     cr_assert_eq(nfreed, 0);
-    cr_assert_not(w->held, "not refused: it may have run");
-    cr_assert(jq_finish_holds(w, 0, "1-1"));
+    cr_assert_not(w->finish.held, "not refused: it may have run");
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-1"));
     /* Back: not written again blindly (counted twice, a retry scheduled
      * twice), but asked whether each entry is still pending. */
     int n = fake_ncmds;
@@ -425,8 +425,8 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     /* 1-1 was acked (written with it), 1-2 is still pending. */
     fake_rconn_answer(check, fake_arr(2, fake_int(0), fake_int(1)));
     cr_assert_eq(nfreed, 1);
-    cr_assert_not(jq_finish_holds(w, 0, "1-1"));
-    cr_assert(jq_finish_holds(w, 0, "1-2"));
+    cr_assert_not(jq_finish_holds(&w->finish, 0, "1-1"));
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
     n = fake_ncmds;
     jq_finish_flush(w);
     cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 2);
@@ -435,7 +435,7 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     int again = next_cmd(n, "EXEC", NULL);
     fake_rconn_answer(again, ran(next_cmd(n, "MULTI", NULL), again));
     cr_assert_eq(nfreed, 2);
-    cr_assert_eq(w->unacked, 0);
+    cr_assert_eq(w->finish.unacked, 0);
 }
 
 Test(finish, a_check_whose_reply_is_lost_too_is_asked_again) {
@@ -461,7 +461,7 @@ Test(finish, a_failed_command_inside_the_exec_does_not_undo_the_outcomes) {
     reply->element[1] = fake_err("WRONGTYPE Operation against a key holding the wrong kind of value");
     fake_rconn_answer(exec, reply);
     cr_assert_eq(nfreed, 1, "acked with the others: the outcome stands");
-    cr_assert_not(w->held);
+    cr_assert_not(w->finish.held);
 }
 
 Test(finish, nothing_is_sent_while_the_connection_is_down) {
@@ -469,7 +469,7 @@ Test(finish, nothing_is_sent_while_the_connection_is_down) {
     w->rwrite.up = 0;
     jq_finish_flush(w);
     cr_assert_eq(fake_ncmds, 0);
-    cr_assert(jq_finish_holds(w, 0, "1-1"));
+    cr_assert(jq_finish_holds(&w->finish, 0, "1-1"));
     w->rwrite.up = 1;
     jq_finish_flush(w);
     cr_assert_eq(fake_rconn_count(NULL, "EXEC"), 1);

@@ -123,7 +123,7 @@ Test(reclaim, renewal_names_what_the_worker_holds_and_nothing_else) {
     }
     w->running.head = &held[0];
     w->waiting.head = &held[1];
-    w->batch_head = &held[2]; /* its outcome not written yet */
+    w->finish.batch_head = &held[2]; /* its outcome not written yet */
     w->queues[1].health.state = JQ_QUEUE_BROKEN;
     w->draining = 1; /* renewals only */
     jq_reclaim_tick(w, 1000000);
@@ -167,7 +167,7 @@ Test(reclaim, after_an_outage_our_own_lost_deliveries_are_claimed_back) {
     held[1].q = 0;
     snprintf(held[1].job.entry_id, sizeof(held[1].job.entry_id), "7-2");
     w->running.head = &held[0];
-    w->batch_head = &held[1];
+    w->finish.batch_head = &held[1];
     jq_reclaim_own(w);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XPENDING"), 2);
     cr_assert(jq_reclaim_busy(&w->reclaim), "a drain waits for it");

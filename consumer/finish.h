@@ -1,0 +1,85 @@
+#ifndef JQ_FINISH_H
+#define JQ_FINISH_H
+
+/* Finishing, the worker's last stage: the outcome of every attempt that
+ * ended (and of every job dead-lettered on arrival) is queued in a batch,
+ * and once per loop turn the batch is written as one MULTI/EXEC per queue
+ * (finish.c's header says what goes into it, and why).
+ *
+ * Its state is a jq_finish_t embedded in the worker (w->finish). Ownership:
+ * a run handed over by jq_finish_add belongs to this stage from then on: it
+ * sits in the batch, or in an EXEC (a flight) whose reply has not come
+ * back, until that reply says it was written; then it is freed
+ * (jq_run_free), or, an abandoned cpu run whose thread still uses it, left
+ * to the pool's done callback (r->keep == 2). An EXEC refused or lost puts
+ * its runs back into the batch. jq_finish_destroy frees whatever is left.
+ * Commands go on the worker's write connection; w->flushing counts this
+ * stage's EXECs (and the trim's and fetch's replies) still out, so that a
+ * drain waits for them. worker.c closes flush_check with its other
+ * handles. */
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "args.h"
+
+typedef struct jq_worker jq_worker_t;
+typedef struct jq_run jq_run_t;
+struct jq_flush;
+
+typedef struct jq_finish {
+    /* The command builders, reused so that a warm batch allocates nothing
+     * for its argv. */
+    jq_args_t args;               /* each command of the batch's MULTI */
+    jq_args_t ack;                /* the batch's XACK, built alongside */
+    jq_args_t keys;               /* the outcome script's KEYS */
+    jq_args_t out;                /* its ARGV: one group per outcome */
+    int nout;                     /* outcomes in out */
+    int bad;                      /* a command of the open MULTI could not
+                                     be built: discard it */
+
+    /* Outcomes waiting for the next flush, chained by r->bnext. */
+    jq_run_t *batch_head, *batch_tail;
+    int unacked;                  /* runs in the batch or in an unanswered
+                                     EXEC: still pending in the stream */
+    struct jq_flush *flights;     /* EXECs (and lost-reply checks) sent,
+                                     not answered, with their runs */
+    uv_check_t flush_check;       /* flushes the batch once per loop turn */
+
+    /* Redis refused our writes (EXECABORT: OOM, READONLY, MISCONF...):
+     * the outcomes are held in the batch and written again after hold_ms;
+     * meanwhile nothing new is fetched or reclaimed. */
+    int held;
+    int64_t held_since_ms, hold_next_ms;
+    int hold_ms;
+} jq_finish_t;
+
+/* Starts the check that flushes the batch once per loop turn on w's loop.
+ * Returns 0 or a libuv error. */
+int jq_finish_init(jq_worker_t *w);
+/* Frees the stage's memory, after the loop ended, and the runs whose
+ * outcomes Redis never took (logged; their entries stay pending). */
+void jq_finish_destroy(jq_finish_t *f);
+
+/* Takes r's outcome (r->outcome, r->error, its result in r->task): r is
+ * this stage's from now on (see above). Written at the next flush. */
+void jq_finish_add(jq_worker_t *w, jq_run_t *r);
+/* Sends the batch now, if the write connection is up and Redis is not
+ * being waited out after a refusal; then lets fetch read behind it. */
+void jq_finish_flush(jq_worker_t *w);
+
+/* Whether entry id of queue q is an outcome this stage still has to write
+ * or is writing (in the batch or in an EXEC not yet answered). */
+int jq_finish_holds(const jq_finish_t *f, int q, const char *id);
+/* Puts into ids[0..max) the entry ids of queue q whose outcomes are still
+ * to be written or being written (borrowed: valid until the next flush
+ * answer). Returns how many. */
+int jq_finish_ids(const jq_finish_t *f, int q, const char **ids, int max);
+
+/* Whether Redis refuses our writes: no new job is fetched or reclaimed,
+ * no trim sent, until it takes the held outcomes. */
+static inline int jq_finish_held(const jq_finish_t *f) { return f->held; }
+/* Whether outcomes wait in the batch, not yet sent. */
+static inline int jq_finish_pending(const jq_finish_t *f) { return f->batch_head != NULL; }
+
+#endif
