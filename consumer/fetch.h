@@ -29,6 +29,8 @@ typedef struct jq_fetch {
     long long client_id;          /* CLIENT ID of the fetch connection, for
                                      CLIENT UNBLOCK (0: not known) */
     int backoff;                  /* a read failed: wait for the next tick */
+    int taking;                   /* a read's entries are being taken in:
+                                     kicks wait for the end (take_reply) */
     int64_t last_pause_check_ms;
     jq_args_t args;               /* each command's argv, reused */
 } jq_fetch_t;
