@@ -106,6 +106,8 @@ struct jq_worker {
     char id[320];                 /* <host>:<pid>, the group consumer name */
     char host[256];
     int64_t started_ms;
+    uint64_t wall_at_ns;          /* uv_hrtime() when wall_ms was read */
+    int64_t wall_ms;              /* the wall clock then (run_wall_ms) */
     jq_job_limits_t limits;
 
     jq_queue_t queues[JQ_QUEUES_MAX];
