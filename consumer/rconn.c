@@ -12,19 +12,38 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 
-/* The poll handle lives in its own allocation because hiredis tells us to
+/* The handles live in their own allocation because hiredis tells us to
  * clean up (ev.cleanup) from inside redisAsyncFree, while libuv frees a
- * handle only in its close callback, later. */
+ * handle only in its close callback, later.
+ *
+ * Output is written before the loop polls, not when the socket polls
+ * writable: hiredis asks for a write after each command, and waiting for
+ * writability cost, per batch and connection, two epoll_ctl calls (watch
+ * and unwatch) and an epoll_wait that returns at once. So a connected
+ * context's write goes in the loop's prepare phase (on_prepare), which
+ * runs after this turn's callbacks and before the next poll; only output
+ * the socket did not take (a full send buffer) waits for writability. */
 typedef struct glue {
     uv_poll_t poll;
+    uv_prepare_t prepare;  /* the write before the next poll */
     redisAsyncContext *ac; /* NULL once hiredis let go of it */
     int events;
+    int want_write;        /* hiredis has output to write */
+    int open;              /* handles not closed yet */
 } glue_t;
 
 static void schedule_connect(jq_rconn_t *c);
 static void on_timer_closed(uv_handle_t *h);
 
-static void on_glue_closed(uv_handle_t *h) { free(h->data); }
+static void on_glue_closed(uv_handle_t *h) {
+    glue_t *g = h->data;
+    if (--g->open == 0) free(g);
+}
+
+/* A write asked for while a prepare callback runs waits for writability
+ * instead: a prepare handle started now would run only after the next
+ * poll returns, perhaps half a second later (a blocking read). */
+static int in_prepare;
 
 static void on_poll(uv_poll_t *h, int status, int events) {
     glue_t *g = h->data;
@@ -52,25 +71,59 @@ static void glue_update(glue_t *g, int events) {
         uv_poll_stop(&g->poll);
 }
 
+static void on_prepare(uv_prepare_t *h) {
+    glue_t *g = h->data;
+    uv_prepare_stop(h);
+    if (g->ac == NULL || !g->want_write) return;
+    /* Writes what the socket takes; hiredis asks again (ev_add_write, now
+     * waiting for writability) for the rest, or drops the wish. */
+    in_prepare++;
+    redisAsyncHandleWrite(g->ac);
+    in_prepare--;
+}
+
 static void ev_add_read(void *p) { glue_t *g = p; glue_update(g, g->events | UV_READABLE); }
 static void ev_del_read(void *p) { glue_t *g = p; glue_update(g, g->events & ~UV_READABLE); }
-static void ev_add_write(void *p) { glue_t *g = p; glue_update(g, g->events | UV_WRITABLE); }
-static void ev_del_write(void *p) { glue_t *g = p; glue_update(g, g->events & ~UV_WRITABLE); }
+
+static void ev_add_write(void *p) {
+    glue_t *g = p;
+    g->want_write = 1;
+    if (g->events & UV_WRITABLE) return; /* already waiting for room */
+    /* Until connected, writability is how the connect's end shows. */
+    if (in_prepare || !(g->ac->c.flags & REDIS_CONNECTED) ||
+        uv_prepare_start(&g->prepare, on_prepare) != 0)
+        glue_update(g, g->events | UV_WRITABLE);
+}
+
+static void ev_del_write(void *p) {
+    glue_t *g = p;
+    g->want_write = 0;
+    glue_update(g, g->events & ~UV_WRITABLE);
+}
 
 static void ev_cleanup(void *p) {
     glue_t *g = p;
     g->ac = NULL;
     uv_poll_stop(&g->poll);
+    uv_prepare_stop(&g->prepare);
     uv_close((uv_handle_t *)&g->poll, on_glue_closed);
+    uv_close((uv_handle_t *)&g->prepare, on_glue_closed);
 }
 
 static int glue_attach(uv_loop_t *loop, redisAsyncContext *ac) {
     glue_t *g = calloc(1, sizeof(*g));
     if (!g) return -1;
-    if (uv_poll_init_socket(loop, &g->poll, ac->c.fd) != 0) {
+    if (uv_prepare_init(loop, &g->prepare) != 0) {
         free(g);
         return -1;
     }
+    g->prepare.data = g;
+    g->open = 1;
+    if (uv_poll_init_socket(loop, &g->poll, ac->c.fd) != 0) {
+        uv_close((uv_handle_t *)&g->prepare, on_glue_closed);
+        return -1;
+    }
+    g->open = 2;
     g->poll.data = g;
     g->ac = ac;
     ac->ev.data = g;
