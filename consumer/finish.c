@@ -125,71 +125,83 @@ static void drop_payload(jq_run_t *r) {
     }
 }
 
-/* What one attempt's end writes, decided once (see write_outcome). */
+/* ---- one outcome: its decisions ----
+ *
+ * What one attempt's end writes is decided once (decide): its state, then
+ * what that state writes beside the result (write_retry, write_dead,
+ * drop_payload_chunks), then the result itself (write_result), each step a
+ * function named for what it decides. */
+
+typedef enum { ST_DONE, ST_RETRYING, ST_DEAD } state_t;
+static const char *const state_name[] = {"done", "retrying", "dead"};
+
 typedef struct outcome {
     const char *qn, *id;
-    const char *state;            /* done, retrying or dead */
+    state_t state;
     char attempts[24];            /* attempts made, counting this one */
     char now[24];                 /* finished_at, ms */
     long long ttl;                /* result_ttl, s; 0: no result, no notify */
 } outcome_t;
 
-static void decide(jq_worker_t *w, jq_run_t *r, outcome_t *oc, qsum_t *sum) {
-    long long made = r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
+/* Attempts made, counting this one; a job dead on arrival made none. */
+static long long attempts_made(const jq_run_t *r) {
+    return r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
+}
+
+/* A failed attempt retries while attempts are left, else it is dead. */
+static state_t state_of(const jq_run_t *r) {
+    if (r->outcome == JQ_OUT_DONE) return ST_DONE;
+    if (r->outcome == JQ_OUT_FAILED && attempts_made(r) < r->job.max_attempts) return ST_RETRYING;
+    return ST_DEAD;
+}
+
+/* The counters (§7): a failed attempt counts as failed, and as retried or
+ * dead; a job dead on arrival only as dead. */
+static void count(qsum_t *sum, const jq_run_t *r, state_t st) {
+    if (r->outcome == JQ_OUT_FAILED) sum->failed++;
+    if (st == ST_DONE) sum->processed++;
+    else if (st == ST_RETRYING) sum->retried++;
+    else sum->dead++;
+}
+
+static void decide(jq_worker_t *w, const jq_run_t *r, outcome_t *oc) {
     oc->qn = w->queues[r->q].name;
     oc->id = r->job.id;
     oc->ttl = r->job.result_ttl;
-    oc->state = "done";
-    if (r->outcome == JQ_OUT_DEAD) {
-        oc->state = "dead";
-        sum->dead++;
-    } else if (r->outcome == JQ_OUT_FAILED) {
-        sum->failed++;
-        if (made < r->job.max_attempts) {
-            oc->state = "retrying";
-            sum->retried++;
-        } else {
-            oc->state = "dead";
-            sum->dead++;
-        }
-    } else {
-        sum->processed++;
-    }
-    jq_ll2str(oc->attempts, made);
+    oc->state = state_of(r);
+    jq_ll2str(oc->attempts, attempts_made(r));
     jq_ll2str(oc->now, (long long)r->finished_ms);
+}
+
+/* Adds id to the queue's sorted set `set` with score. */
+static void zadd(jq_worker_t *w, const outcome_t *oc, const char *set, const char *score) {
+    char zkey[JQ_KEY_MAX];
+    jq_key(zkey, sizeof(zkey), w->opt->prefix, oc->qn, set);
+    jq_args_t *a = cmd(w, "ZADD");
+    jq_args_str(a, zkey);
+    jq_args_str(a, score);
+    jq_args_str(a, oc->id);
+    send_args(w, NULL, NULL);
 }
 
 /* A retry: the job hash for promotion, and its due time in scheduled. */
 static void write_retry(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
-    const jq_options_t *o = w->opt;
-    char jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX], due[24];
-    long long made = r->job.attempt + 1;
-    snprintf(due, sizeof(due), "%lld", (long long)r->finished_ms + retry_delay(o, made));
-    jq_key_id(jkey, sizeof(jkey), o->prefix, oc->qn, "job", oc->id);
+    char jkey[JQ_KEY_MAX], due[24];
+    jq_ll2str(due, (long long)r->finished_ms + retry_delay(w->opt, attempts_made(r)));
+    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
     write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    jq_key(zkey, sizeof(zkey), o->prefix, oc->qn, "scheduled");
-    jq_args_t *a = cmd(w, "ZADD");
-    jq_args_str(a, zkey);
-    jq_args_str(a, due);
-    jq_args_str(a, oc->id);
-    send_args(w, NULL, NULL);
+    zadd(w, oc, "scheduled", due);
 }
 
 /* A dead letter (§4): the job hash, kept, and its id in the dead set. */
 static void write_dead(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
-    const jq_options_t *o = w->opt;
-    char jkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX];
-    jq_key_id(jkey, sizeof(jkey), o->prefix, oc->qn, "job", oc->id);
+    char jkey[JQ_KEY_MAX];
+    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
                            "failed_at", oc->now};
     write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    jq_key(zkey, sizeof(zkey), o->prefix, oc->qn, "dead");
-    jq_args_t *a = cmd(w, "ZADD");
-    jq_args_str(a, zkey);
-    jq_args_str(a, oc->now);
-    jq_args_str(a, oc->id);
-    send_args(w, NULL, NULL);
+    zadd(w, oc, "dead", oc->now);
 }
 
 /* A done job's chunked payload has served its purpose. */
@@ -208,11 +220,26 @@ static void expire(jq_worker_t *w, const char *key, const char *ttl) {
     send_args(w, NULL, NULL);
 }
 
-/* A result over --chunk-size goes to a list of chunk_size pieces, never
- * one giant value (PROTOCOL §3), in several RPUSHes of a few chunks:
- * hiredis formats each command into one buffer before it copies it to its
- * output buffer, so one RPUSH of everything would hold a third copy of the
- * result for a moment. Returns the number of chunks. */
+/* ---- the result (§3) ---- */
+
+/* An earlier attempt may have left a result (and its chunks), unless this
+ * is the first attempt of a job whose id is its own entry id: entry ids
+ * are never reused. That common case skips the DEL. */
+static int may_have_old_result(const jq_run_t *r) {
+    return r->job.attempt != 0 || strcmp(r->job.id, r->job.entry_id) != 0;
+}
+
+/* A done job's result over --chunk-size goes to a list of chunks, never
+ * one giant value (when a result is kept at all). */
+static int result_chunked(const jq_worker_t *w, const jq_run_t *r, const outcome_t *oc) {
+    return oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
+           (long long)r->task.result.size > w->opt->chunk_size;
+}
+
+/* The chunks, in several RPUSHes of a few: hiredis formats each command
+ * into one buffer before it copies it to its output buffer, so one RPUSH
+ * of everything would hold a third copy of the result for a moment.
+ * Returns the number of chunks. */
 static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ckey,
                                      const char *ttl) {
     size_t rlen = r->task.result.size, step = (size_t)w->opt->chunk_size;
@@ -231,24 +258,55 @@ static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ck
     return n;
 }
 
+/* The outcome's group in the script's ARGV (see outcome_lua): ttl, state,
+ * attempts, finished_at, and the count of extra pairs, then those: the
+ * error of an attempt that failed, and the result (or how many chunks
+ * hold it). */
+static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc,
+                            const char *ttl, long long chunks) {
+    size_t rlen = r->task.result.size;
+    int failed = r->outcome != JQ_OUT_DONE;
+    int result = !chunks && !failed && rlen > 0;
+    int nextra = failed + (chunks || result);
+    jq_args_dup(a, ttl, strlen(ttl));
+    jq_args_str(a, state_name[oc->state]);
+    jq_args_dup(a, oc->attempts, strlen(oc->attempts));
+    jq_args_dup(a, oc->now, strlen(oc->now));
+    jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
+    if (failed) {
+        jq_args_str(a, "error");
+        jq_args_str(a, r->error);
+    }
+    if (chunks) {
+        jq_args_str(a, "chunks");
+        jq_args_ll(a, chunks);
+    } else if (result) {
+        jq_args_str(a, "result");
+        jq_args_add(a, r->task.result.data, rlen);
+    }
+}
+
+/* Adds the key `what` of this job (result, notify) to the script's KEYS. */
+static void add_script_key(jq_worker_t *w, const outcome_t *oc, const char *what) {
+    char key[JQ_KEY_MAX];
+    int n = jq_key_id(key, sizeof(key), w->opt->prefix, oc->qn, what, oc->id);
+    jq_args_dup(&w->finish.keys, key, n < 0 ? 0 : (size_t)n);
+}
+
 /* The result hash (§3), written anew each attempt so no field of an
  * earlier attempt (an old error) lingers, and the notify list of a job
- * that ended. Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job.
- * The hash and the list are written by the batch's script: here they are
- * only added to its KEYS and ARGV (see outcome_lua). */
+ * that ended (not of one retrying: nobody waiting is woken by a retry).
+ * Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. The hash and
+ * the list are written by the batch's script: here they are only added
+ * to its KEYS and ARGV (see outcome_lua). */
 static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
-    const jq_options_t *o = w->opt;
-    jq_finish_t *fin = &w->finish;
     char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
-    int rlen_key = jq_key_id(rkey, sizeof(rkey), o->prefix, oc->qn, "result", oc->id);
-    /* A first attempt of a job whose id is its own entry id can have no
-     * earlier result (entry ids are never reused): the common case skips
-     * the DEL. */
-    int fresh = r->job.attempt == 0 && strcmp(oc->id, r->job.entry_id) == 0;
-    if (!fresh || (oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
-                   (long long)r->task.result.size > o->chunk_size))
+    int old = may_have_old_result(r), chunked = result_chunked(w, r, oc);
+    if (old || chunked) {
+        jq_key_id(rkey, sizeof(rkey), w->opt->prefix, oc->qn, "result", oc->id);
         snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
-    if (!fresh) {
+    }
+    if (old) {
         jq_args_t *a = cmd(w, "DEL");
         jq_args_str(a, rkey);
         jq_args_str(a, ckey);
@@ -256,36 +314,11 @@ static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
     }
     if (oc->ttl <= 0) return;
     jq_ll2str(ttl, oc->ttl);
-    size_t rlen = r->task.result.size;
-    long long chunks = 0;
-    if (r->outcome == JQ_OUT_DONE && (long long)rlen > o->chunk_size)
-        chunks = write_result_chunks(w, r, ckey, ttl);
-    jq_args_dup(&fin->keys, rkey, rlen_key < 0 ? 0 : (size_t)rlen_key);
-    jq_args_t *a = &fin->out;
-    jq_args_dup(a, ttl, strlen(ttl));
-    jq_args_str(a, oc->state);
-    jq_args_dup(a, oc->attempts, strlen(oc->attempts));
-    jq_args_dup(a, oc->now, strlen(oc->now));
-    /* The extra pairs: the error of an attempt that failed, and the
-     * result (or how many chunks hold it). */
-    int nextra = (r->outcome != JQ_OUT_DONE) + (chunks || (r->outcome == JQ_OUT_DONE && rlen > 0));
-    jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
-    if (r->outcome != JQ_OUT_DONE) {
-        jq_args_str(a, "error");
-        jq_args_str(a, r->error);
-    }
-    if (chunks) {
-        jq_args_str(a, "chunks");
-        jq_args_ll(a, chunks);
-    } else if (r->outcome == JQ_OUT_DONE && rlen > 0) {
-        jq_args_str(a, "result");
-        jq_args_add(a, r->task.result.data, rlen);
-    }
-    fin->nout++;
-    if (strcmp(oc->state, "retrying") == 0) return;
-    char nkey[JQ_KEY_MAX];
-    int nlen = jq_key_id(nkey, sizeof(nkey), o->prefix, oc->qn, "notify", oc->id);
-    jq_args_dup(&fin->keys, nkey, nlen < 0 ? 0 : (size_t)nlen);
+    long long chunks = chunked ? write_result_chunks(w, r, ckey, ttl) : 0;
+    add_script_key(w, oc, "result");
+    add_script_args(&w->finish.out, r, oc, ttl, chunks);
+    w->finish.nout++;
+    if (oc->state != ST_RETRYING) add_script_key(w, oc, "notify");
 }
 
 static void add_latency(const jq_run_t *r, qsum_t *sum) {
@@ -306,9 +339,10 @@ static void add_latency(const jq_run_t *r, qsum_t *sum) {
 static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     outcome_t oc;
     drop_payload(r);
-    decide(w, r, &oc, sum);
-    if (strcmp(oc.state, "retrying") == 0) write_retry(w, r, &oc);
-    else if (strcmp(oc.state, "dead") == 0) write_dead(w, r, &oc);
+    decide(w, r, &oc);
+    count(sum, r, oc.state);
+    if (oc.state == ST_RETRYING) write_retry(w, r, &oc);
+    else if (oc.state == ST_DEAD) write_dead(w, r, &oc);
     else if (r->job.chunks) drop_payload_chunks(w, &oc);
     write_result(w, r, &oc);
     add_latency(r, sum);
