@@ -377,12 +377,14 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     done(0, "1-1", "r1");
     done(0, "1-2", "r2");
     jq_finish_flush(w);
+    cr_assert_eq(w->admit.sent[JQ_KIND_IO], 2, "a read behind the EXEC may count their slots");
     int exec = next_cmd(0, "EXEC", NULL);
     answer_reads();
     fake_rconn_answer(exec, fake_err("EXECABORT Transaction discarded because of: OOM command "
                                      "not allowed when used memory > 'maxmemory'."));
     cr_assert(w->finish.held);
     cr_assert_eq(nfreed, 0, "nothing was written: the outcomes are kept");
+    cr_assert_eq(w->admit.sent[JQ_KIND_IO], 0, "not on their way after all");
     cr_assert(jq_finish_holds(&w->finish, 0, "1-1"));
     cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
     /* No new job while Redis refuses: the reads in flight come back empty
