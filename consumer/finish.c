@@ -731,54 +731,49 @@ void jq_finish_flush(jq_worker_t *w) {
 }
 
 
-/* One queue's MULTI: every outcome, one XACK, the trim, the counters. */
-static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
-    flush_t *f = calloc(1, sizeof(*f));
-    if (!f) {
-        for (jq_run_t *r = runs, *n; r; r = n) {
-            n = r->bnext;
-            requeue(w, r);
-        }
-        return;
-    }
-    f->w = w;
-    f->q = q;
-    f->runs = runs;
-    qsum_t sum;
-    memset(&sum, 0, sizeof(sum));
+/* Opens queue q's MULTI, with the builders emptied and the XACK begun. */
+static void open_multi(jq_worker_t *w, int q) {
     jq_finish_t *fin = &w->finish;
-    jq_args_t *ack = &fin->ack;
-    jq_args_reset(ack);
-    jq_args_str(ack, "XACK");
-    jq_args_str(ack, w->queues[q].stream);
-    jq_args_str(ack, JQ_GROUP);
+    jq_args_reset(&fin->ack);
+    jq_args_str(&fin->ack, "XACK");
+    jq_args_str(&fin->ack, w->queues[q].stream);
+    jq_args_str(&fin->ack, JQ_GROUP);
     jq_args_reset(&fin->keys);
     jq_args_reset(&fin->out);
     fin->nout = 0;
     fin->bad = 0;
     cmd(w, "MULTI");
     send_args(w, NULL, NULL);
+}
+
+/* Each run's outcome, and its entry id in the XACK. */
+static void add_outcomes(jq_worker_t *w, jq_run_t *runs, qsum_t *sum) {
     for (jq_run_t *r = runs; r; r = r->bnext) {
-        write_outcome(w, r, &sum);
+        write_outcome(w, r, sum);
         if (!r->keep) {
             /* A read behind this EXEC may count its slot (fetch.c); an
              * abandoned cpu run's thread stays busy, so it may not. */
             jq_admit_sent(&w->admit, r->q, r->kind, 1);
             r->sent = 1;
         }
-        jq_args_str(ack, r->job.entry_id);
+        jq_args_str(&w->finish.ack, r->job.entry_id);
     }
-    send_outcomes(w);
-    send_on(w, ack, NULL, NULL);
+}
+
+/* The newest entry id of runs: the trim goes up to it (trim.h). */
+static const char *newest_id(const jq_run_t *runs) {
     const jq_run_t *top = runs;
-    for (jq_run_t *r = runs->bnext; r; r = r->bnext)
+    for (const jq_run_t *r = runs->bnext; r; r = r->bnext)
         if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
-    jq_trim_send(w, q, top->job.entry_id);
-    write_sums(w, w->queues[q].name, &sum);
+    return top->job.entry_id;
+}
+
+/* Ends f's MULTI with EXEC, in flight until on_exec; or discards it when
+ * one of its commands could not be built (out of memory): a MULTI must
+ * not run without it. Either way f's runs are kept until written. */
+static void close_multi(jq_worker_t *w, flush_t *f) {
     if (w->finish.bad) {
-        /* A command that could not be built (out of memory) must not
-         * leave a MULTI without it: discard it all, keep the runs. */
-        jq_error("out of memory writing %s outcomes; trying again", w->queues[q].name);
+        jq_error("out of memory writing %s outcomes; trying again", w->queues[f->q].name);
         w->finish.bad = 0;
         cmd(w, "DISCARD");
         send_args(w, NULL, NULL);
@@ -789,14 +784,32 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
     cmd(w, "EXEC");
     if (send_args(w, on_exec, f) == 0) {
         fly(w, f);
-    } else {
-        /* Down in the middle: hiredis called nothing; keep them. */
-        for (jq_run_t *r = f->runs, *n; r; r = n) {
-            n = r->bnext;
-            requeue(w, r);
-        }
-        free(f);
+        return;
     }
+    /* Down in the middle: hiredis called nothing; keep them. */
+    requeue_all(w, f->runs, 0);
+    free(f);
+}
+
+/* One queue's MULTI: every outcome, one XACK, the trim, the counters. */
+static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
+    flush_t *f = calloc(1, sizeof(*f));
+    if (!f) {
+        requeue_all(w, runs, 0);
+        return;
+    }
+    f->w = w;
+    f->q = q;
+    f->runs = runs;
+    qsum_t sum;
+    memset(&sum, 0, sizeof(sum));
+    open_multi(w, q);
+    add_outcomes(w, runs, &sum);
+    send_outcomes(w);
+    send_on(w, &w->finish.ack, NULL, NULL);
+    jq_trim_send(w, q, newest_id(runs));
+    write_sums(w, w->queues[q].name, &sum);
+    close_multi(w, f);
 }
 
 static void flush_batch(jq_worker_t *w) {
