@@ -92,6 +92,12 @@ def test_sigkill_worker_jobs_done_elsewhere_fast(r, cluster):
     ids = add_jobs(r, 1000, payload=sleep_job(50))
     wait_for(lambda: count_state(r, ids) >= 40, what="40 jobs done")
     victim = c.worker_pids()[0]
+    # Frozen first, so that what it holds cannot finish between the read of
+    # its pending entries and the kill (50 ms jobs did, on a slow
+    # sanitizer run: nothing was left to measure). An EXEC it had already
+    # written gets a moment to land before the read.
+    os.kill(victim, signal.SIGSTOP)
+    time.sleep(0.2)
     held = [e["message_id"].decode() for e in
             r.xpending_range(stream(), "workers", "-", "+", 1000, consumername=wid(victim))]
     assert held, "the worker held no entries when killed"
