@@ -95,17 +95,33 @@ void jq_args_dup(jq_args_t *a, const char *s, size_t len) {
     jq_args_add(a, copy, len);
 }
 
+/* Every argument of every command passes through here (the length in its
+ * RESP header), and each outcome's timestamps: one digit at a time into a
+ * reversed buffer was ~4% of a worker's CPU under noop jobs. So: count the
+ * digits, then write from the end two at a time from a table. */
 int jq_ll2str(char *buf, long long v) {
-    char tmp[24];
+    static const char pairs[] =
+        "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
+        "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    int n = 0, len = 0;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) buf[len++] = '-';
-    while (n) buf[len++] = tmp[--n];
-    buf[len] = '\0';
+    int digits = 1;
+    for (unsigned long long t = 10; digits < 20 && u >= t; t *= 10) digits++;
+    int len = (v < 0) + digits;
+    char *p = buf + len;
+    *p = '\0';
+    while (u >= 100) {
+        unsigned i = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = pairs[i + 1];
+        *--p = pairs[i];
+    }
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    if (v < 0) buf[0] = '-';
     return len;
 }
 
