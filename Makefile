@@ -197,7 +197,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude \
 	-iquote common -iquote producer -iquote consumer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_TARGETS := fuzz_job fuzz_msgpack fuzz_json fuzz_url fuzz_chunks fuzz_cli_json
+FUZZ_TARGETS := fuzz_job fuzz_msgpack fuzz_json fuzz_url fuzz_chunks fuzz_cli_json fuzz_reply
 FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/%)
 FUZZ_LIB_OBJ := $(COMMON_SRC:%.c=build/fuzz/%.o) $(PRODUCER_LIB_SRC:%.c=build/fuzz/%.o) \
 	build/fuzz/producer/cli_util.o
@@ -209,6 +209,11 @@ build/fuzz/%.o: %.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+# The reply arena is the consumer's: linked in, with its big-string
+# threshold lowered so that inputs of -max_len bytes reach that path.
+build/fuzz/fuzz_reply: build/fuzz/consumer/reply.o
+build/fuzz/fuzz_reply: FUZZ_CFLAGS += -DJQ_REPLY_OWN_MIN=64
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -28,7 +28,9 @@
 
 /* String replies at least this long get their own malloc'd block, as do
  * element vectors of more than this many bytes; see jq_reply_fields_fill. */
+#ifndef JQ_REPLY_OWN_MIN /* the fuzz target lowers it to reach the big-string path */
 #define JQ_REPLY_OWN_MIN 4096
+#endif
 
 typedef struct jq_reply_chunk jq_reply_chunk_t;
 typedef struct jq_reply_own jq_reply_own_t;
