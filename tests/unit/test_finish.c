@@ -220,6 +220,25 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     cr_assert_eq(w->finish.unacked, 0);
 }
 
+Test(finish, acked_entries_the_trim_could_not_reach_are_kept_for_a_later_pass) {
+    done(0, "1-1", "x");
+    done(0, "1-5", "y");
+    done(0, "1-9", "z");
+    jq_finish_flush(w);
+    int exec = next_cmd(0, "EXEC", NULL), trim = next_cmd(0, "EVAL", TRIM_LUA);
+    /* The trim answers with the oldest entry still pending (another
+     * worker's, or a long job's): only what is above it stays. */
+    redisReply *reply = ran(0, exec);
+    freeReplyObject(reply->element[trim - 1]);
+    reply->element[trim - 1] = fake_str("1-4");
+    fake_rconn_answer(exec, reply);
+    jq_trim_ids_t *kept = &w->trim.young[0];
+    cr_assert_eq(kept->n, 2);
+    cr_assert_str_eq(kept->ids[0], "1-5");
+    cr_assert_str_eq(kept->ids[1], "1-9");
+    cr_assert_eq(w->trim.young[1].n, 0);
+}
+
 Test(finish, each_queue_has_its_own_multi) {
     done(0, "1-1", "x");
     done(1, "2-1", "y");
