@@ -584,44 +584,59 @@ static void requeue_all(jq_worker_t *w, jq_run_t *r, int unsure) {
     }
 }
 
+static int count_runs(const jq_run_t *r) {
+    int n = 0;
+    for (; r; r = r->bnext) n++;
+    return n;
+}
+
+/* Acked entries above the oldest one still pending, which the batch's
+ * trim could not reach yet: kept for a later pass (trim.h). */
+static void keep_untrimmed(jq_worker_t *w, const flush_t *f, const redisReply *reply) {
+    const char *min = jq_trim_answer(reply);
+    if (!min) return;
+    uint64_t min_ms, min_seq;
+    jq_entry_id_parts(min, &min_ms, &min_seq);
+    for (const jq_run_t *r = f->runs; r; r = r->bnext)
+        if (id_after(r, min_ms, min_seq)) jq_trim_keep(w, f->q, r->job.entry_id);
+}
+
+/* The EXEC ran: every outcome of f is written. A command failing inside
+ * it (a key of the wrong type under our result key) does not undo the
+ * others: the ack went through with them, so the outcomes stand; say
+ * what failed. */
+static void exec_ran(jq_worker_t *w, flush_t *f, const redisReply *reply) {
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+            jq_error("writing outcomes: %s", reply->element[i]->str);
+            break;
+        }
+    keep_untrimmed(w, f, reply);
+    for (jq_run_t *r = f->runs, *next; r; r = next) {
+        next = r->bnext;
+        w->finish.unacked--;
+        release(r);
+    }
+    unhold(w);
+}
+
 static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
     jq_worker_t *w = f->w;
-    land(w, f);
     redisReply *reply = rp;
-    jq_run_t *r = f->runs, *next;
-    int n = 0;
-    for (jq_run_t *k = r; k; k = k->bnext) n++;
+    land(w, f);
     if (reply == NULL) {
         /* Lost before EXEC answered: it may or may not have run. Once the
          * connection is back, the runs whose entries are still pending
          * are written again, the others were (see verify). */
-        requeue_all(w, r, 1);
+        requeue_all(w, f->runs, 1);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         /* Refused as a whole: nothing was written. */
-        requeue_all(w, r, 0);
+        int n = count_runs(f->runs);
+        requeue_all(w, f->runs, 0);
         hold(w, reply->str, n);
     } else {
-        /* Run. A command failing inside it (a key of the wrong type under
-         * our result key) does not undo the others: the ack went through
-         * with them, so the outcome stands; say what failed. */
-        for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                jq_error("writing outcomes: %s", reply->element[i]->str);
-                break;
-            }
-        /* Acked entries the batch's trim could not reach yet (trim.h). */
-        const char *min = jq_trim_answer(reply);
-        uint64_t min_ms, min_seq;
-        if (min) jq_entry_id_parts(min, &min_ms, &min_seq);
-        for (jq_run_t *k = r; k && min; k = k->bnext)
-            if (id_after(k, min_ms, min_seq)) jq_trim_keep(w, f->q, k->job.entry_id);
-        for (; r; r = next) {
-            next = r->bnext;
-            w->finish.unacked--;
-            release(r);
-        }
-        unhold(w);
+        exec_ran(w, f, reply);
     }
     free(f);
     /* The acked entries' slots are free only now (see unacked). */
@@ -648,8 +663,7 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
     jq_worker_t *w = f->w;
     land(w, f);
     redisReply *reply = rp;
-    int n = 0;
-    for (jq_run_t *k = f->runs; k; k = k->bnext) n++;
+    int n = count_runs(f->runs);
     if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != n) {
         /* Lost again, or refused: still unsure; asked again later. */
         if (reply && reply->type == REDIS_REPLY_ERROR) hold(w, reply->str, n);
