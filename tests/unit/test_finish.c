@@ -159,9 +159,13 @@ static void assert_counted(const char *field, const char *n) {
     assert_argv(fake_rconn_find(NULL, prefix), 4, "HINCRBY", "jq:{a}:stats", field, n);
 }
 
-static char *stats_minute_key(char *buf, size_t len) {
-    snprintf(buf, len, "jq:{a}:stats:%lld", (long long)(jq_now_ms() / 60000));
-    return buf;
+/* Asserts that key is queue a's per-minute stats key of a minute in
+ * [from, to] (the flush read the clock somewhere in between). */
+static void assert_minute_key(const char *key, long long from, long long to) {
+    const char *head = "jq:{a}:stats:";
+    cr_assert_eq(strncmp(key, head, strlen(head)), 0, "%s", key);
+    long long m = atoll(key + strlen(head));
+    cr_assert(m >= from && m <= to, "%s", key);
 }
 
 /* ---- one batch, one MULTI ---- */
@@ -171,7 +175,9 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     done(0, "1-2", "r2");
     done(0, "1-3", "r3");
     cr_assert_eq(fake_ncmds, 0, "nothing is sent before the flush");
+    long long minute = jq_now_ms() / 60000;
     jq_finish_flush(w);
+    long long minute_after = jq_now_ms() / 60000;
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 1);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 1);
     cr_assert(is(0, "MULTI"));
@@ -201,15 +207,22 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     cr_assert_gt(trim, ack);
     assert_argv(trim, 6, "EVAL", jq_trim_lua, "1", "jq:{a}:stream", JQ_GROUP, "1-4");
     /* The counters, summed over the batch (§7). */
-    char mkey[64];
     assert_counted("processed", "3");
-    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:stats:"), 4, "HINCRBY",
-                stats_minute_key(mkey, sizeof(mkey)), "processed", "3");
+    int m = fake_rconn_find(NULL, "HINCRBY jq:{a}:stats:");
+    cr_assert_geq(m, 0, "the per-minute counters");
+    assert_minute_key(fake_cmds[m].argv[1], minute, minute_after);
+    assert_argv(m, 4, "HINCRBY", fake_cmds[m].argv[1], "processed", "3");
+    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:stats:"), 3, "EXPIRE", fake_cmds[m].argv[1], "86400");
     assert_counted("failed", NULL);
     assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency run:count"), 4, "HINCRBY",
                 "jq:{a}:latency", "run:count", "3");
     assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency run:le:5"), 4, "HINCRBY",
                 "jq:{a}:latency", "run:le:5", "3");
+    /* Entries of 1970 (ids 1-n) waited longer than the last bucket. */
+    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency wait:le:inf"), 4, "HINCRBY",
+                "jq:{a}:latency", "wait:le:inf", "3");
+    assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency wait:count"), 4, "HINCRBY",
+                "jq:{a}:latency", "wait:count", "3");
     cr_assert_lt(fake_rconn_find(NULL, "HINCRBY"), exec);
     /* Answered: the runs are freed, and nothing of them is held. */
     cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
