@@ -358,41 +358,50 @@ static void hincrby(jq_worker_t *w, const char *key, const char *field, long lon
     send_args(w, NULL, NULL);
 }
 
-/* The batch's counters (§7), summed: a few commands per batch. */
-static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
-    const jq_options_t *o = w->opt;
-    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX], suffix[48];
-    jq_key(key, sizeof(key), o->prefix, qn, "stats");
+/* The batch's counts (§7), summed: in the queue's stats hash and in its
+ * per-minute one, kept a day. */
+static void write_counts(jq_worker_t *w, const char *qn, const qsum_t *s) {
+    char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], suffix[48];
+    jq_key(key, sizeof(key), w->opt->prefix, qn, "stats");
     snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
-    jq_key(mkey, sizeof(mkey), o->prefix, qn, suffix);
+    jq_key(mkey, sizeof(mkey), w->opt->prefix, qn, suffix);
     const char *names[] = {"processed", "failed", "retried", "dead"};
-    long long vals[] = {s->processed, s->failed, s->retried, s->dead};
-    for (int i = 0; i < 4; i++) {
+    const long long vals[] = {s->processed, s->failed, s->retried, s->dead};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (!vals[i]) continue;
         hincrby(w, key, names[i], vals[i]);
         hincrby(w, mkey, names[i], vals[i]);
     }
     expire(w, mkey, "86400");
-    jq_key(lkey, sizeof(lkey), o->prefix, qn, "latency");
-    const char *kinds[] = {"wait", "run"};
-    const long long *b[] = {s->wait, s->run};
-    const long long cnt[] = {s->wait_n, s->run_n}, us[] = {s->wait_us, s->run_us};
-    for (int k = 0; k < 2; k++) {
-        if (!cnt[k]) continue;
-        char f[32];
-        for (int i = 0; i < NBUCKETS; i++) {
-            if (!b[k][i]) continue;
-            if (i < NBUCKETS - 1)
-                snprintf(f, sizeof(f), "%s:le:%lld", kinds[k], bucket_ms[i]);
-            else
-                snprintf(f, sizeof(f), "%s:le:inf", kinds[k]);
-            hincrby(w, lkey, f, b[k][i]);
-        }
-        snprintf(f, sizeof(f), "%s:count", kinds[k]);
-        hincrby(w, lkey, f, cnt[k]);
-        snprintf(f, sizeof(f), "%s:sum_us", kinds[k]);
-        hincrby(w, lkey, f, us[k]);
+}
+
+/* One latency histogram (wait or run) of the batch into the queue's
+ * latency hash: its non-empty buckets, count and sum. */
+static void write_latency(jq_worker_t *w, const char *lkey, const char *kind,
+                          const long long *buckets, long long n, long long sum_us) {
+    char f[32];
+    if (!n) return;
+    for (int i = 0; i < NBUCKETS; i++) {
+        if (!buckets[i]) continue;
+        if (i < NBUCKETS - 1)
+            snprintf(f, sizeof(f), "%s:le:%lld", kind, bucket_ms[i]);
+        else
+            snprintf(f, sizeof(f), "%s:le:inf", kind);
+        hincrby(w, lkey, f, buckets[i]);
     }
+    snprintf(f, sizeof(f), "%s:count", kind);
+    hincrby(w, lkey, f, n);
+    snprintf(f, sizeof(f), "%s:sum_us", kind);
+    hincrby(w, lkey, f, sum_us);
+}
+
+/* The batch's counters (§7), summed: a few commands per batch. */
+static void write_sums(jq_worker_t *w, const char *qn, const qsum_t *s) {
+    char lkey[JQ_KEY_MAX];
+    write_counts(w, qn, s);
+    jq_key(lkey, sizeof(lkey), w->opt->prefix, qn, "latency");
+    write_latency(w, lkey, "wait", s->wait, s->wait_n, s->wait_us);
+    write_latency(w, lkey, "run", s->run, s->run_n, s->run_us);
 }
 
 /* The batch's per-job writes. It runs inside the MULTI, so the batch
