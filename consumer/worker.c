@@ -37,8 +37,18 @@ void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
 }
 
 void jq_run_drop_zone(jq_run_t *r) {
-    if (r->zone == &r->zone_mem) msgpack_zone_destroy(r->zone);
-    else if (r->zone) msgpack_zone_free(r->zone);
+    if (r->zone == &r->zone_mem) {
+        /* Only its first chunk (512 bytes): keep it for the run's next
+         * job (fetch.c reuses runs). A zone that grew is let go. */
+        if (r->zone_mem.chunk_list.head == r->zone_first) {
+            msgpack_zone_clear(&r->zone_mem);
+        } else {
+            msgpack_zone_destroy(&r->zone_mem);
+            r->zone_first = NULL;
+        }
+    } else if (r->zone) {
+        msgpack_zone_free(r->zone);
+    }
     r->zone = NULL;
 }
 
@@ -51,7 +61,7 @@ void jq_run_free(jq_run_t *r) {
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     msgpack_sbuffer_destroy(&r->task.result);
     jq_reply_fields_release(r->fields);
-    free(r);
+    jq_fetch_recycle(&r->w->fetch, r);
 }
 
 /* ---- starting and ending attempts ---- */

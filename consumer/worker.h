@@ -65,6 +65,11 @@ struct jq_run {
                                      &zone_mem, or chunks.c's own zone */
     msgpack_zone zone_mem;        /* an inline payload's zone (fetch.c):
                                      in the run, one malloc less per job */
+    const void *zone_first;       /* zone_mem's first chunk while zone_mem
+                                     is initialised; it stays so while the
+                                     run waits for reuse (fetch.c) */
+    size_t cap;                   /* bytes behind the run for its fields
+                                     when it may be reused, else 0 */
     msgpack_object payload;
     msgpack_sbuffer jbuf;         /* enc json: the payload turned msgpack */
     int keep;                     /* abandoned cpu run: freed by pool done */
@@ -157,7 +162,8 @@ void jq_worker_maybe_exit(jq_worker_t *w);
 void jq_runlist_push(jq_runlist_t *l, jq_run_t *r);
 void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r);
 void jq_run_free(jq_run_t *r);
-/* Frees r's decoded payload object, wherever its zone lives. */
+/* Frees r's decoded payload object, wherever its zone lives; an embedded
+ * zone that kept to its first chunk is only cleared, for reuse. */
 void jq_run_drop_zone(jq_run_t *r);
 
 /* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and

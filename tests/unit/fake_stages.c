@@ -35,8 +35,8 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, s
 
 /* As worker.c's. */
 void jq_run_drop_zone(jq_run_t *r) {
-    if (r->zone == &r->zone_mem) msgpack_zone_destroy(r->zone);
-    else if (r->zone) msgpack_zone_free(r->zone);
+    if (r->zone && r->zone != &r->zone_mem) msgpack_zone_free(r->zone);
+    if (r->zone_first) msgpack_zone_destroy(&r->zone_mem);
     r->zone = NULL;
 }
 
