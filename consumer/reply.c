@@ -164,11 +164,12 @@ static void *create_string(const redisReadTask *task, char *str, size_t len) {
 
 static void *create_array(const redisReadTask *task, int elements) {
     jq_reply_arena_t *a = task->privdata;
+    if (elements > JQ_REPLY_ARRAY_MAX) return NULL; /* see reply.h */
     redisReply *r = create(task, REDIS_REPLY_ARRAY);
     if (!r) return NULL;
-    /* As hiredis: a count below 1 makes an empty array. A huge one (a
-     * broken or hostile server) asks malloc, which refuses what it cannot
-     * give: the reader then fails with out of memory, as it does now. */
+    /* As hiredis: a count below 1 makes an empty array. A vector beyond
+     * JQ_REPLY_OWN_MIN bytes is calloc'd, whose fresh pages cost nothing
+     * until the elements arrive. */
     if (elements > 0) {
         size_t n = (size_t)elements * sizeof(redisReply *);
         void *v;

@@ -32,6 +32,17 @@
 #define JQ_REPLY_OWN_MIN 4096
 #endif
 
+/* The most elements an array reply may announce; more fails the reply as
+ * out of memory (the reader errors, the connection is dropped and
+ * reconnects), so a broken or hostile server cannot make a worker reserve
+ * gigabytes for one header (hiredis' own functions would calloc 16 GiB for
+ * 2^31 - 1). The largest arrays a consumer asks for are an XREADGROUP's
+ * entries (COUNT: at most --io-concurrency, 100,000, plus the threads) and
+ * a batch's EXEC and verify replies (one element per run). */
+#ifndef JQ_REPLY_ARRAY_MAX
+#define JQ_REPLY_ARRAY_MAX (1 << 20)
+#endif
+
 typedef struct jq_reply_chunk jq_reply_chunk_t;
 typedef struct jq_reply_own jq_reply_own_t;
 

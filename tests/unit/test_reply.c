@@ -161,15 +161,35 @@ Test(reply, a_reader_freed_mid_reply_gives_it_back) {
     rd = redisReaderCreate(); /* for teardown */
 }
 
-Test(reply, a_huge_array_count_is_refused_not_touched) {
-    /* A broken server announces 2^31 - 1 elements: the vector asked of
-     * calloc (16 GiB) is never written, and the reply stays incomplete. */
+Test(reply, an_array_count_past_the_cap_fails_the_reply_as_out_of_memory) {
+    /* A broken server announces 2^31 - 1 elements: refused at the header,
+     * before anything is reserved for it. */
     void *r = NULL;
-    cr_assert_eq(PUT(rd, "*2147483647\r\n:1\r\n"), REDIS_OK);
-    int rc = redisReaderGetReply(rd, &r);
+    cr_assert_eq(PUT(rd, "*2\r\n:1\r\n*2147483647\r\n:1\r\n"), REDIS_OK);
+    cr_assert_eq(redisReaderGetReply(rd, &r), REDIS_ERR);
     cr_assert_null(r);
-    if (rc == REDIS_ERR) cr_assert_eq(rd->err, REDIS_ERR_OOM);
-    else cr_assert_eq(arena.live, 1);
+    cr_assert_eq(rd->err, REDIS_ERR_OOM);
+    cr_assert_eq(arena.live, 0, "the partial reply around it was given back");
+    cr_assert_leq(jq_reply_arena_held(&arena), 16 * 1024);
+}
+
+Test(reply, an_array_of_the_cap_is_taken) {
+    char head[32];
+    int n = snprintf(head, sizeof(head), "*%d\r\n:1\r\n", JQ_REPLY_ARRAY_MAX);
+    cr_assert_eq(redisReaderFeed(rd, head, (size_t)n), REDIS_OK);
+    void *r = NULL;
+    cr_assert_eq(redisReaderGetReply(rd, &r), REDIS_OK, "%s", rd->errstr);
+    cr_assert_null(r, "incomplete: one element of many came");
+    cr_assert_eq(arena.live, 1);
+    n = snprintf(head, sizeof(head), "*%d\r\n", JQ_REPLY_ARRAY_MAX + 1);
+    redisReader *other = redisReaderCreate();
+    jq_reply_arena_t a2;
+    jq_reply_arena_init(&a2);
+    jq_reply_arena_attach(&a2, other);
+    cr_assert_eq(redisReaderFeed(other, head, (size_t)n), REDIS_OK);
+    cr_assert_eq(redisReaderGetReply(other, &r), REDIS_ERR, "one more is refused");
+    redisReaderFree(other);
+    jq_reply_arena_destroy(&a2);
 }
 
 Test(reply, big_strings_have_blocks_of_their_own_and_move_out) {
