@@ -19,6 +19,8 @@ Tests:
       (for jobq's C) saturate the CPU lanes on queue `cpu`: jobq --workers 1
       --threads 2; BullMQ one Worker per queue, the CPU one sandboxed with
       concurrency 2; bee-queue one queue each, CPU jobs on 2 worker_threads;
+  (c0) the same tiny jobs with no CPU job: the control, the tail that the
+      machine, Redis and the client set by themselves;
   (d) sha256 jobs (1 KiB of 0x01, 20,000 rounds) with 2 CPU lanes; every
       digest checked against Python's hashlib;
   (e) idle and peak RSS of the whole worker side (process tree);
@@ -313,11 +315,12 @@ class Bench(jb.Rig):
                     w.stop()
         return pct(out["ms"])
 
-    def mixed(self, side):
+    def mixed(self, side, cpu=True):
         self.r.flushall()
         secs = self.a.mixed_s
         # enough CPU jobs to keep both lanes busy past the end of the window
-        ncpu = int(secs * 2 / (self.cpu_ms / 1000.0) * 1.5) + 10
+        # (none for the control, c0: what the path costs on this machine)
+        ncpu = int(secs * 2 / (self.cpu_ms / 1000.0) * 1.5) + 10 if cpu else 0
         args = ["mixed", side, self.srv.port, ncpu, self.mixed_rounds, secs]
         if side == "jobq":
             c = self.consumer(["--queues", "tiny,cpu", "--threads", "2"], 1)
@@ -416,7 +419,8 @@ def main():
                  ("noop, no results", lambda s: b.noop(s, False)),
                  ("sha256", b.sha),
                  ("latency", b.latency),
-                 ("mixed", b.mixed)]
+                 ("mixed", b.mixed),
+                 ("control", lambda s: b.mixed(s, cpu=False))]
         res = {name: {s: [] for s in SIDES} for name, _ in tests}
         failures = []
         for rep in range(a.reps):
@@ -503,7 +507,8 @@ def tables(res, a, emit):
     emit("| test | jobq p50 / p99 | BullMQ p50 / p99 | bee-queue p50 / p99 | jobq vs BullMQ (p50, p99) | jobq vs bee-queue (p50, p99) |")
     emit("|---|---|---|---|---|---|")
     for name, label in (("latency", "(b) low load: %d noop jobs one at a time" % a.lat_jobs),
-                        ("mixed", "(c) tiny noop every 20 ms for %d s while sha256 jobs saturate 2 CPU lanes" % a.mixed_s)):
+                        ("mixed", "(c) tiny noop every 20 ms for %d s while sha256 jobs saturate 2 CPU lanes" % a.mixed_s),
+                        ("control", "(c0) control: the same tiny jobs, no CPU job (this machine's own tail)")):
         cells = []
         for s in SIDES:
             cells.append("%s / %s" % (col(name, "p50", s, "%.1f"), col(name, "p99", s, "%.1f")))
@@ -516,7 +521,7 @@ def tables(res, a, emit):
          "each window (more than 2: the CPU lanes were busy throughout): %s. Tiny jobs not done "
          "within 120 s (counted as infinitely late): %s." % ("; ".join(
              "%s %s" % (NAMES[s], ", ".join(str(v["cpu_left"]) for v in ok(res["mixed"][s])))
-             for s in SIDES), "; ".join("%s %d" % (NAMES[s], sum(v["timeouts"] for t in ("latency", "mixed")
+             for s in SIDES), "; ".join("%s %d" % (NAMES[s], sum(v["timeouts"] for t in ("latency", "mixed", "control")
                                                                   for v in ok(res[t][s])))
                                           for s in SIDES)))
     emit()

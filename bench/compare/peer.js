@@ -275,7 +275,7 @@ async function latency(n) {
 async function mixed(ncpu, rounds, seconds, data) {
   const c = await client(['tiny', 'cpu']);
   await c.tinyJob('tiny'); // warm up, before the CPU jobs arrive
-  await c.cpuJobs(ncpu, data, rounds);
+  if (ncpu > 0) await c.cpuJobs(ncpu, data, rounds); // 0: the control, c0
   await new Promise((r) => setTimeout(r, 200)); // let the CPU lanes fill
   const waits = [];
   const end = now() + seconds * 1000;
