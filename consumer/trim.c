@@ -29,7 +29,7 @@ int jq_trim_id_cmp(const char *a, const char *b) {
 /* The id right after top ("ms-seq+1"): MINID keeps ids >= its argument,
  * so this one trims top too, with no XDEL after it (which cost Redis as
  * much as the trim of a whole batch: 11 against 15 us a call). */
-static void id_after(const char *top, char out[JQ_ENTRY_ID_MAX]) {
+static void next_id(const char *top, char out[JQ_ENTRY_ID_MAX]) {
     uint64_t ms, seq;
     jq_entry_id_parts(top, &ms, &seq);
     if (seq == UINT64_MAX && ms == UINT64_MAX) /* the last id there is: it stays */
@@ -43,7 +43,7 @@ static void id_after(const char *top, char out[JQ_ENTRY_ID_MAX]) {
 
 static int send_script(jq_worker_t *w, int q, const char *top, redisCallbackFn *fn, void *priv) {
     char after[JQ_ENTRY_ID_MAX];
-    id_after(top, after);
+    next_id(top, after);
     jq_args_t *a = &w->trim.args;
     jq_args_reset(a);
     jq_args_str(a, "EVAL");
