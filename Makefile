@@ -3,7 +3,7 @@
 
 PKGS := libuv hiredis msgpack json-c
 # libcrypto is not linked: the consumer dlopens it at its first use
-# (consumer/cryptosym.h), so an idle worker does not map it. Its headers only.
+# (consumer/dl/cryptosym.h), so an idle worker does not map it. Its headers only.
 CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CC ?= cc
 SAN ?= 0
@@ -21,43 +21,66 @@ OPT := -O2 -g
 endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote common -iquote producer -iquote consumer \
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -iquote common \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CRYPTO_CFLAGS)
 # jobq top draws with ncurses (wide, for the sparkline's UTF-8 blocks).
 CLI_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
 # libhttp-parser ships no pkg-config file.
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
-# The consumer's notifications to systemd (consumer/notify.c) speak the
+# The consumer's notifications to systemd (consumer/master/notify.c) speak the
 # protocol themselves: libsystemd is not linked.
 CONSUMER_LDLIBS :=
 LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
-	common/config.c common/cpus.c common/args.c
+	common/config.c common/cpus.c common/args.c common/view.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
-	producer/admin.c producer/watch.c producer/view.c
+	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
 	producer/cli_fmt.c producer/cli_top.c
-CONSUMER_SRC := consumer/options.c consumer/rconn.c consumer/pool.c consumer/handlers.c \
-	consumer/builtins.c consumer/worker.c consumer/fetch.c consumer/finish.c \
-	consumer/heartbeat.c consumer/master.c consumer/notify.c consumer/sched.c consumer/chunks.c \
-	consumer/reclaim.c consumer/httpd.c consumer/metrics.c consumer/admit.c consumer/qhealth.c \
-	consumer/trim.c consumer/reply.c
-# Users' handlers (C plugins, exec, http): issue 13.
-CONSUMER_SRC += consumer/plugin.c consumer/exec.c consumer/exec_guard.c \
-	consumer/http.c consumer/http_allow.c consumer/curlsym.c consumer/curluv.c \
-	consumer/dynlib.c consumer/cryptosym.c
+
+# The consumer, one folder per role (docs/ARCHITECTURE.md). Each folder sees
+# only the folders below it, through its include path: a header it may not
+# use is not found, so a circle between folders cannot compile.
+#   conf      the option table                        sees common
+#   redis     the connection and its reply arena      sees common
+#   dl        libraries opened on first use (dlopen)  sees nothing
+#   handlers  the registry and every kind of handler  sees conf dl
+#   worker    a job's life: fetch, run, finish        sees conf redis handlers
+#   web       HTTP server, metrics, dashboard         sees conf dl include/jobq
+#   master    supervision of the workers              sees conf redis web
+#   main.c    the entry                               sees every folder
+# Every folder also sees common/ and the public include/.
+CONSUMER_DIRS := conf redis dl handlers worker web master
+CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(wildcard consumer/$(d)/*.c))
+# The exec guard's own binary (below) is not part of the consumer's.
+CONSUMER_SRC := $(filter-out consumer/handlers/exec_guard_main.c,$(CONSUMER_SRC))
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
-# libcurl is dlopen'ed (curlsym.c), only when --http-allow turns http on;
-# libcrypto (cryptosym.c) at the first sha256 job or --admin-token.
+# libcurl is dlopen'ed (consumer/dl/curlsym.c), only when --http-allow turns
+# http on; libcrypto (cryptosym.c) at the first sha256 job or --admin-token.
 CONSUMER_LDLIBS += -ldl
 # The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
-CONSUMER_SRC += consumer/dash.c consumer/dash_api.c consumer/dashsrv.c
-WEB_ASSETS := consumer/web/index.html consumer/web/app.js consumer/web/app.css consumer/web/favicon.svg
+WEB_ASSETS := consumer/web/assets/index.html consumer/web/assets/app.js \
+	consumer/web/assets/app.css consumer/web/assets/favicon.svg
 CONSUMER_MAIN := consumer/main.c
-# The master as PID 1 in a container reaps orphans: issue 12.
-CONSUMER_SRC += consumer/reap.c
+
+# Include paths, per folder (see the table above).
+SEES_conf :=
+SEES_redis :=
+SEES_dl :=
+SEES_handlers := conf dl
+SEES_worker := conf redis handlers dl
+SEES_web := conf dl
+SEES_master := conf redis web
+iquote = $(foreach d,$(1),-iquote consumer/$(d))
+$(foreach d,$(CONSUMER_DIRS),$(eval $(BUILD)/consumer/$(d)/%.o: DIR_CFLAGS := $(call iquote,$(SEES_$(d)))))
+$(BUILD)/consumer/main.o: DIR_CFLAGS := $(call iquote,$(CONSUMER_DIRS))
+$(BUILD)/gen/%.o: DIR_CFLAGS := -iquote consumer/web
+$(BUILD)/producer/%.o: DIR_CFLAGS := -iquote producer
+# Tests and benchmarks reach every module.
+TEST_CFLAGS := -iquote producer $(call iquote,$(CONSUMER_DIRS)) -iquote tests/unit
+$(BUILD)/tests/%.o: DIR_CFLAGS := $(TEST_CFLAGS)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
@@ -83,14 +106,14 @@ all: $(BIN)/jobq-consumer $(BIN)/jobq $(LIBJOBQ) $(LIBJOBQ_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DIR_CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/dash_assets.c: $(WEB_ASSETS) scripts/embed.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed.sh $@ $(WEB_ASSETS)
 
 $(BUILD)/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DIR_CFLAGS) -c $< -o $@
 
 $(LIBJOBQ): $(COMMON_OBJ) $(PRODUCER_LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -98,7 +121,7 @@ $(LIBJOBQ): $(COMMON_OBJ) $(PRODUCER_LIB_OBJ)
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+	$(CC) $(CFLAGS) -iquote producer -fPIC -c $< -o $@
 
 $(LIBJOBQ_SO): $(LIB_PIC_OBJ) packaging/libjobq.map
 	@mkdir -p $(dir $@)
@@ -118,7 +141,7 @@ $(BIN)/jobq: $(PRODUCER_CLI_SRC:%.c=$(BUILD)/%.o) $(LIBJOBQ)
 # Unit tests link every module but the mains, so a test can reach any of them.
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
 # The stage tests link fetch.c and reclaim.c with a fake connection
 # (tests/unit/fake_rconn.c) in place of rconn.c, the real admission and
@@ -127,19 +150,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 # and test_reclaim have finish.c's stand-ins (fake_finish.c); test_finish
 # has the real finish.c and trim.c.
 STAGE_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
-	$(BUILD)/consumer/fetch.o $(BUILD)/consumer/reclaim.o $(BUILD)/consumer/admit.o \
-	$(BUILD)/consumer/qhealth.o $(BUILD)/consumer/reply.o $(COMMON_OBJ)
+	$(BUILD)/consumer/worker/fetch.o $(BUILD)/consumer/worker/reclaim.o $(BUILD)/consumer/worker/admit.o \
+	$(BUILD)/consumer/worker/qhealth.o $(BUILD)/consumer/redis/reply.o $(COMMON_OBJ)
 STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
 $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
-$(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/finish.o \
-		$(BUILD)/consumer/trim.o
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+$(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/worker/finish.o \
+		$(BUILD)/consumer/worker/trim.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 
 # The exec guard on its own, with libc only: it starts once per exec job.
-$(BIN)/jobq-exec-guard: $(BUILD)/consumer/exec_guard_main.o $(BUILD)/consumer/exec_guard.o
+$(BIN)/jobq-exec-guard: $(BUILD)/consumer/handlers/exec_guard_main.o $(BUILD)/consumer/handlers/exec_guard.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@
 
@@ -196,7 +219,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude \
-	-iquote common -iquote producer -iquote consumer $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	-iquote common -iquote producer $(call iquote,$(CONSUMER_DIRS)) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_TARGETS := fuzz_job fuzz_msgpack fuzz_json fuzz_url fuzz_chunks fuzz_cli_json fuzz_reply
 FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/%)
 FUZZ_LIB_OBJ := $(COMMON_SRC:%.c=build/fuzz/%.o) $(PRODUCER_LIB_SRC:%.c=build/fuzz/%.o) \
@@ -212,7 +235,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 
 # The reply arena is the consumer's: linked in, with its big-string
 # threshold lowered so that inputs of -max_len bytes reach that path.
-build/fuzz/fuzz_reply: build/fuzz/consumer/reply.o
+build/fuzz/fuzz_reply: build/fuzz/consumer/redis/reply.o
 build/fuzz/fuzz_reply: FUZZ_CFLAGS += -DJQ_REPLY_OWN_MIN=64
 
 fuzz-build: $(FUZZ_BIN)
@@ -254,9 +277,9 @@ bench-seed: all $(BUILD)/bench/pool_start
 	@sh scripts/deps.sh bench
 	/usr/bin/python3 bench/seed/seed.py $(BENCH_ARGS)
 
-$(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/pool.o $(COMMON_OBJ)
+$(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/worker/pool.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
 	@sh scripts/deps.sh bench

@@ -9,9 +9,20 @@
 #include "log.h"
 #include "master.h"
 #include "options.h"
+#include "pool.h"
 #include "worker.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_INIT = 3 };
+
+/* The pool's settings are process-wide (every pool of this process starts
+ * with them) and the pool names its own modes, so options.c only carries
+ * the strings and we hand them over here, before any pool exists. */
+static int apply_pool_options(const jq_options_t *o, char *err, size_t errlen) {
+    if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
+    if (jq_pool_set_sched(o->cpu_sched, err, errlen) != 0) return -1;
+    jq_pool_set_yield_us(o->cpu_yield_us);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     static jq_options_t opt;
@@ -25,6 +36,7 @@ int main(int argc, char **argv) {
         jq_options_usage(stdout);
         return EXIT_OK;
     }
+    if (rc == 0) rc = apply_pool_options(&opt, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "jobq-consumer: %s\n(try --help)\n", err);
         return EXIT_USAGE;

@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjso
 libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev
 redis-server redis-tools go-md2man"
 # libssl-dev: OpenSSL's headers, and libssl3's libcrypto.so.3, which the
-# consumer opens with dlopen at the first sha256 job (consumer/cryptosym.h):
+# consumer opens with dlopen at the first sha256 job (consumer/dl/cryptosym.h):
 # not linked, but needed at run time all the same. libcurl4-openssl-dev
 # likewise for libcurl.so.4 (--http-allow).
 # The suite also drives foreign clients (python3-redis, redis-cli), a

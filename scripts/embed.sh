@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes a C file holding the given files as byte arrays, and the table
-# jq_dash_assets (consumer/dash_assets.h) naming each by "/<basename>":
+# jq_dash_assets (consumer/web/dash_assets.h) naming each by "/<basename>":
 # the dashboard's page compiled into the binary. POSIX sh and od only, so
 # the build needs nothing more than it already has.
 #   scripts/embed.sh OUT.c FILE...

@@ -1,5 +1,5 @@
 /* bench-seed: what a new CPU thread costs jobq. Starts a one-thread
- * jq_pool (consumer/pool.c, the pool every worker runs), submits one empty
+ * jq_pool (consumer/worker/pool.c, the pool every worker runs), submits one empty
  * item and times jq_pool_init -> that item's done callback on the loop, then
  * closes the pool; N times. Prints the times in microseconds, one a line.
  * Usage: pool_start [N] */

@@ -1,5 +1,5 @@
 # Turns the option lines of `jobq-consumer --help` (the one option table,
-# consumer/options.c) into go-md2man definitions, so that jobq-consumer(1)
+# consumer/conf/options.c) into go-md2man definitions, so that jobq-consumer(1)
 # lists exactly the options the binary has, with their variables and
 # defaults. The internal --worker-role and --help are left out.
 /^  -/ {

@@ -196,6 +196,17 @@ void jq_dead_job_destroy(jq_dead_job_t *job);
 const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
                                     const char *name);
 
+/* Reads the payload of a job read with jq_client_dead_show() or a full
+ * jq_client_set_list(): the `payload` field, or for a chunked job (PROTOCOL
+ * §1 `chunks`) its list <p>:{<q>}:payload:<id>, read whole only when its
+ * size is at most `max`, else only its first chunk. *buf (owned, free())
+ * gets *len bytes, NULL when the job has no payload; *total the payload's
+ * full size. Returns 0 or -1. */
+int jq_client_job_payload(jq_client_t *c, const char *queue,
+                          const jq_dead_job_t *job, size_t max, char **buf,
+                          size_t *len, size_t *total, char *err,
+                          size_t errlen);
+
 /* Schedules a dead job to run again at once with the MULTI of PROTOCOL §4
  * (under WATCH of the dead set). Just before it, deletes the job's result
  * hash, result chunks and notify list, so that a waiter sees the new run's

@@ -1,4 +1,4 @@
-/* libFuzzer target: chunk reassembly (PROTOCOL §1, consumer/chunks.c). A
+/* libFuzzer target: chunk reassembly (PROTOCOL §1, consumer/worker/chunks.c). A
  * chunked msgpack payload is copied into msgpack-c's streaming unpacker
  * chunk by chunk, exactly as chunks.c does it (its buffer sized to the
  * payload once; reserve, copy, consumed per chunk), then checked whole and

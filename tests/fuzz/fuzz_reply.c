@@ -1,4 +1,4 @@
-/* libFuzzer target: the worker's reply arena (consumer/reply.c) against
+/* libFuzzer target: the worker's reply arena (consumer/redis/reply.c) against
  * hiredis' own reply objects. The input is what a server (a broken or
  * hostile one included) might send; the first byte picks how it is fed to
  * the reader (1..256 bytes at a time), so every place a read can end is

@@ -1,8 +1,8 @@
 """The libraries an idle worker does not map (issue 8, idle worker RSS):
-libcrypto is opened at the first sha256 job (consumer/cryptosym.h),
+libcrypto is opened at the first sha256 job (consumer/dl/cryptosym.h),
 libcurl only with --http-allow and then at the first http job (curlsym.h,
 test_http.py checks that one), and libsystemd not at all
-(consumer/notify.c speaks systemd's notify protocol itself). Each one,
+(consumer/master/notify.c speaks systemd's notify protocol itself). Each one,
 linked, was mapped and partly touched in every worker at start. Read from
 /proc/<pid>/maps: which files a process maps, no sizes or timings."""
 import hashlib

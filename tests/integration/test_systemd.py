@@ -1,5 +1,5 @@
 """Type=notify: the master tells systemd through sd_notify's protocol
-(consumer/notify.c, no libsystemd) when every worker is serving, around a SIGHUP rolling restart, and when it
+(consumer/master/notify.c, no libsystemd) when every worker is serving, around a SIGHUP rolling restart, and when it
 drains. The test plays systemd: it listens on a unix datagram socket and
 hands its path to the master in NOTIFY_SOCKET."""
 import os

@@ -1,7 +1,7 @@
 #ifndef JQ_FAKE_RCONN_H
 #define JQ_FAKE_RCONN_H
 
-/* A stand-in for consumer/rconn.c in unit tests of the worker's stages
+/* A stand-in for consumer/redis/rconn.c in unit tests of the worker's stages
  * (fetch.c, reclaim.c): it sends nothing, records each command with a copy
  * of its argv, and lets the test answer it with a reply built by hand, as
  * hiredis would (the callback gets the reply, which is freed when it

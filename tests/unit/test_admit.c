@@ -1,4 +1,4 @@
-/* Tests of consumer/admit.c: the COUNTs a worker reads by kind and limit. */
+/* Tests of consumer/worker/admit.c: the COUNTs a worker reads by kind and limit. */
 
 #include <criterion/criterion.h>
 

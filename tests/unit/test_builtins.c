@@ -1,4 +1,4 @@
-/* Tests of the built-in job types (consumer/builtins.c, PROTOCOL §8). sha256
+/* Tests of the built-in job types (consumer/handlers/builtins.c, PROTOCOL §8). sha256
  * is checked against independent implementations (coreutils sha256sum and
  * Python's hashlib), never against our own code. */
 

@@ -1,4 +1,4 @@
-/* Tests of consumer/exec.c's word splitting: COMMAND is split once, at
+/* Tests of consumer/handlers/exec.c's word splitting: COMMAND is split once, at
  * start, with shell quoting and nothing else (no expansion of any kind). */
 
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Tests of consumer/fetch.c against a fake connection (fake_rconn.c): the
+/* Tests of consumer/worker/fetch.c against a fake connection (fake_rconn.c): the
  * XREADGROUP it sends, and what it makes of the replies. Linked with the
  * real admit.c, qhealth.c and common/; the worker's other stages are the
  * recording stubs of fake_stages.c. */

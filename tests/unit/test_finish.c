@@ -1,4 +1,4 @@
-/* Tests of consumer/finish.c against a fake connection (fake_rconn.c):
+/* Tests of consumer/worker/finish.c against a fake connection (fake_rconn.c):
  * the MULTI ... EXEC an outcome batch becomes, the done / retrying / dead
  * decisions, result_ttl 0, and what a refused or lost EXEC reply does.
  * Linked with the real trim.c, fetch.c (the runs are taken in by

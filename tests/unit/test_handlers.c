@@ -1,4 +1,4 @@
-/* Tests of consumer/handlers.c: the registry, jq_task_fail, jq_task_done,
+/* Tests of consumer/handlers/handlers.c: the registry, jq_task_fail, jq_task_done,
  * and which built-ins jq_builtins_register adds. */
 
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* Tests of consumer/http_allow.c: URLs are matched part by part after
+/* Tests of consumer/handlers/http_allow.c: URLs are matched part by part after
  * curl's parsing, and the classic escapes are refused. */
 
 #include <criterion/criterion.h>

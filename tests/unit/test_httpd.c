@@ -1,4 +1,4 @@
-/* consumer/httpd.c in one process: the server and a libuv client share
+/* consumer/web/httpd.c in one process: the server and a libuv client share
  * one loop; each test ends by closing the server and checking that the
  * loop closes clean (every handle closed, uv_loop_close() == 0). The
  * limits against hostile clients are exercised over real sockets by

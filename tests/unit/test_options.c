@@ -1,4 +1,4 @@
-/* Tests of consumer/options.c: --queues with per-queue limits. */
+/* Tests of consumer/conf/options.c: --queues with per-queue limits. */
 
 #include <criterion/criterion.h>
 #include <string.h>

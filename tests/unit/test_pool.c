@@ -1,4 +1,4 @@
-/* Tests of consumer/pool.c on a real uv loop and real threads. */
+/* Tests of consumer/worker/pool.c on a real uv loop and real threads. */
 
 #define _GNU_SOURCE
 #include <criterion/criterion.h>

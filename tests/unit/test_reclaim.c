@@ -1,4 +1,4 @@
-/* Tests of consumer/reclaim.c against a fake connection (fake_rconn.c):
+/* Tests of consumer/worker/reclaim.c against a fake connection (fake_rconn.c):
  * the XPENDING and XCLAIM it sends, what it makes of their replies, the
  * renewal's ids, and the pause after a reconnect. Linked with the real
  * fetch.c (intake), admit.c, qhealth.c and common/; the other stages are

@@ -1,4 +1,4 @@
-/* Tests of consumer/reply.c: replies built by a real hiredis reader in an
+/* Tests of consumer/redis/reply.c: replies built by a real hiredis reader in an
  * arena, freed the way an async context frees them, and fields kept past
  * their reply. ASan (make check) sees any use after a rewind. */
 

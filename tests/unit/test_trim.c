@@ -1,4 +1,4 @@
-/* Tests of consumer/trim.c's pure parts: id order and the EXEC answer. */
+/* Tests of consumer/worker/trim.c's pure parts: id order and the EXEC answer. */
 
 #include <criterion/criterion.h>
 #include <string.h>

@@ -22,7 +22,9 @@
 #include <stddef.h>
 #include <msgpack.h>
 
-#define JQ_DASH_TOKEN_MIN 16     /* an admin token has at least this many bytes */
+#include "options.h"
+
+#define JQ_DASH_TOKEN_MIN JQ_ADMIN_TOKEN_MIN /* options.h: checked at start too */
 #define JQ_DASH_TARGET_MAX 2048  /* longest request target (path and query) */
 #define JQ_DASH_BODY_MAX 1024    /* longest body an action may carry */
 

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_int.h"
 #include "codec.h"
 #include "job.h"
 #include "view.h"
@@ -162,74 +161,4 @@ int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len,
     }
     msgpack_sbuffer_destroy(&js);
     return rc;
-}
-
-/* ---- reading the payload ---- */
-
-static char *copy_reply(const redisReply *r) {
-    char *b = malloc(r->len ? r->len : 1);
-    if (b) memcpy(b, r->str, r->len);
-    return b;
-}
-
-/* Reads a chunked payload: whole (LRANGE) when it fits in max, else only
- * its first chunk (LINDEX). */
-static int read_chunks(jq_client_t *c, const char *queue, const char *id, int whole,
-                       char **buf, size_t *len, char *err, size_t errlen) {
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, whole ? "LRANGE" : "LINDEX");
-    jq_args_key(&a, c, queue, "payload", id);
-    jq_args_str(&a, "0");
-    if (whole) jq_args_str(&a, "-1");
-    redisReply *r = jq_client_run(c, &a, err, errlen);
-    jq_args_destroy(&a);
-    if (!r) return -1;
-    int rc = 0;
-    if (r->type == REDIS_REPLY_STRING) {
-        if (!(*buf = copy_reply(r))) rc = -1;
-        *len = r->len;
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        size_t sum = 0;
-        for (size_t i = 0; i < r->elements; i++) sum += r->element[i]->len;
-        if ((*buf = malloc(sum ? sum : 1))) {
-            for (size_t i = 0; i < r->elements; i++) {
-                memcpy(*buf + *len, r->element[i]->str, r->element[i]->len);
-                *len += r->element[i]->len;
-            }
-        } else {
-            rc = -1;
-        }
-    }
-    if (rc < 0) jq_seterr(err, errlen, "out of memory");
-    freeReplyObject(r);
-    return rc;
-}
-
-int jq_client_job_payload(jq_client_t *c, const char *queue,
-                          const jq_dead_job_t *job, size_t max, char **buf,
-                          size_t *len, size_t *total, char *err,
-                          size_t errlen) {
-    *buf = NULL;
-    *len = *total = 0;
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    const jq_field_t *f = jq_dead_job_field(job, "payload");
-    if (f) {
-        if (!(*buf = malloc(f->value_len ? f->value_len : 1))) {
-            jq_seterr(err, errlen, "out of memory");
-            return -1;
-        }
-        memcpy(*buf, f->value, f->value_len);
-        *len = *total = f->value_len;
-        return 0;
-    }
-    if (!jq_dead_job_field(job, "chunks")) return 0; /* nil payload */
-    const jq_field_t *size = jq_dead_job_field(job, "size");
-    long long sz = -1;
-    if (size) jq_parse_ll(size->value, size->value_len, 0, 1LL << 50, &sz);
-    int whole = sz >= 0 && (unsigned long long)sz <= max;
-    if (read_chunks(c, queue, job->id, whole, buf, len, err, errlen) < 0) return -1;
-    *total = sz >= 0 ? (size_t)sz : *len;
-    if (whole && *len != *total) *total = *len > *total ? *len : *total; /* incomplete list */
-    return 0;
 }

@@ -6,10 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dash.h"
 #include "log.h"
 #include "options.h"
-#include "pool.h"
 
 #define O(f) offsetof(jq_options_t, f)
 #define S(f) sizeof(((jq_options_t *)0)->f)
@@ -178,11 +176,8 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
         return -1;
     }
     if (split_queues(o, err, errlen) != 0) return -1;
-    if (jq_pool_set_mode(o->cpu_mode, err, errlen) != 0) return -1;
-    if (jq_pool_set_sched(o->cpu_sched, err, errlen) != 0) return -1;
-    jq_pool_set_yield_us(o->cpu_yield_us);
-    if (o->admin_token[0] && strlen(o->admin_token) < JQ_DASH_TOKEN_MIN) {
-        snprintf(err, errlen, "--admin-token: at least %d characters", JQ_DASH_TOKEN_MIN);
+    if (o->admin_token[0] && strlen(o->admin_token) < JQ_ADMIN_TOKEN_MIN) {
+        snprintf(err, errlen, "--admin-token: at least %d characters", JQ_ADMIN_TOKEN_MIN);
         return -1;
     }
     if (o->backoff_max_ms < o->backoff_ms) o->backoff_max_ms = o->backoff_ms;

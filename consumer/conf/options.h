@@ -12,6 +12,7 @@
 #include "url.h"
 
 #define JQ_QUEUES_MAX 32
+#define JQ_ADMIN_TOKEN_MIN 16 /* bytes; shorter tokens are refused at start */
 
 typedef struct jq_options {
     char redis[512];
@@ -62,7 +63,9 @@ typedef struct jq_options {
 extern const jq_opt_t jq_options_table[];
 
 /* Parses argv (after argv[0]) into o and derives the rest. Returns 0,
- * JQ_OPTS_HELP, or -1 with err. Positional arguments are refused. */
+ * JQ_OPTS_HELP, or -1 with err. Positional arguments are refused. The
+ * names of the CPU pool's mode and policy are checked by the pool itself
+ * (jq_pool_set_mode, jq_pool_set_sched): main applies them. */
 int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
                      size_t errlen);
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <msgpack.h>
 
-#include "jobq/jobq.h"
+#include "jobq/jobq.h" /* jq_dead_job_t: the fields shown */
 
 /* Payloads larger than this are never decoded for a preview: the preview
  * shows their first bytes in hex instead. */
@@ -46,16 +46,5 @@ int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len,
  * stored bytes). truncated says the text does not show everything. */
 int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len,
                             size_t total, int json_enc, size_t text_max);
-
-/* Reads the payload of a job read with jq_client_dead_show() or a full
- * jq_client_set_list(): the `payload` field, or for a chunked job (PROTOCOL
- * §1 `chunks`) its list <p>:{<q>}:payload:<id>, read whole only when its
- * size is at most `max`, else only its first chunk. *buf (owned, free())
- * gets *len bytes, NULL when the job has no payload; *total the payload's
- * full size. Returns 0 or -1. */
-int jq_client_job_payload(jq_client_t *c, const char *queue,
-                          const jq_dead_job_t *job, size_t max, char **buf,
-                          size_t *len, size_t *total, char *err,
-                          size_t errlen);
 
 #endif
