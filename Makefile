@@ -52,9 +52,15 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 #   main.c    the entry                               sees every folder
 # Every folder also sees common/ and the public include/.
 CONSUMER_DIRS := conf redis dl handlers worker web master
-CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(wildcard consumer/$(d)/*.c))
-# The exec guard's own binary (below) is not part of the consumer's.
-CONSUMER_SRC := $(filter-out consumer/handlers/exec_guard_main.c,$(CONSUMER_SRC))
+SRC_conf := options
+SRC_redis := rconn reply
+SRC_dl := cryptosym curlsym dynlib
+SRC_handlers := builtins curluv exec exec_guard handlers http http_allow plugin
+SRC_worker := admit chunks fetch finish heartbeat pool qhealth reclaim sched trim worker
+SRC_web := dash dash_api dashsrv httpd metrics
+SRC_master := master notify reap
+CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
+# (handlers/exec_guard_main.c is the exec guard's own binary, below.)
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
 all: $(BIN)/jobq-exec-guard
 # libcurl is dlopen'ed (consumer/dl/curlsym.c), only when --http-allow turns
