@@ -63,8 +63,18 @@ Test(dynlib, libcrypto_loads_from_racing_threads)
     unsigned int n = 0;
     cr_assert_eq(EVP_Digest("abc", 3, md, &n, EVP_sha256(), NULL), 1);
     cr_expect_eq(n, 32);
-    /* FIPS 180-2's first example. */
-    static const unsigned char abc[4] = {0xba, 0x78, 0x16, 0xbf};
-    cr_expect_eq(memcmp(md, abc, 4), 0);
-    cr_expect_eq(CRYPTO_memcmp(md, md, 32), 0);
+    /* FIPS 180-2's first example, compared whole with plain memcmp; then
+     * CRYPTO_memcmp through the table must agree on it, and see a change in
+     * the last byte (a constant-time compare that always said "equal" would
+     * pass a comparison of md with itself). */
+    static const unsigned char abc[32] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    cr_expect_eq(memcmp(md, abc, 32), 0);
+    cr_expect_eq(CRYPTO_memcmp(md, abc, 32), 0);
+    unsigned char other[32];
+    memcpy(other, abc, 32);
+    other[31] ^= 1;
+    cr_expect_neq(CRYPTO_memcmp(md, other, 32), 0);
 }
