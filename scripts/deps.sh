@@ -14,9 +14,10 @@ redis-server redis-tools go-md2man"
 # not linked, but needed at run time all the same. libcurl4-openssl-dev
 # likewise for libcurl.so.4 (--http-allow).
 # The suite also drives foreign clients (python3-redis, redis-cli), a
-# terminal (tmux), a browser (chromium), promtool, clang's libFuzzer, a
+# terminal (tmux), a browser (chromium), promtool, clang-format (make
+# format-check), clang's libFuzzer, a
 # container engine (podman) and the man/systemd checkers.
-TEST_PKGS="libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
+TEST_PKGS="clang-format libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
 podman runc netavark aardvark-dns docker-compose debootstrap man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads) and
