@@ -2,7 +2,7 @@
  * payload is always a borrowed msgpack object (nil when the job has none)
  * and results are appended to t->result as msgpack. */
 
-#include "handlers.h"
+#include "builtins.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -10,10 +10,11 @@
 #include <string.h>
 #include <pthread.h>
 
+#include "codec.h"
 #include "cryptosym.h"
 
 /* --- noop, echo: io work that is finished before start() returns, so they
- * call jq_task_done() from inside start (handlers.h allows it); a timer just
+ * call jq_task_done() from inside start (jobq/handler.h allows it); a timer just
  * to defer the call would cost a loop iteration per job. */
 
 static int noop_start(jq_task_t *t) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "exec_guard.h"
 #include "options.h"

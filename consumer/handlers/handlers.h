@@ -1,49 +1,15 @@
 #ifndef JQ_HANDLERS_H
 #define JQ_HANDLERS_H
 
-/* The handler registry: job type name -> handler. A handler has a kind that
- * belongs to it, not to the job (PROTOCOL §8):
- *   io  - starts on the worker's event loop, must never block it, and reports
- *         the end of its work through jq_task_done() on the loop thread;
- *   cpu - runs to its end on a thread of the worker's own pool; it must not
- *         touch the loop or anything but its task.
- * The task and handler types are the public ABI of include/jobq/handler.h.
- * Built-in handlers are in builtins.c; users' handlers (plugin.c, exec.c,
- * http.c) register the same way. */
+/* Which handlers a consumer has: the one place that loads every kind
+ * (builtins.h, plugin.h, exec.h, http.h) into a registry (registry.h). */
 
 #include <stddef.h>
-#include <jobq/handler.h>
 
-#include "codec.h"
+#include "codec.h"    /* JQ_ERR_LEN, the size of callers' err buffers */
+#include "registry.h"
 
 struct jq_options;
-
-#define JQ_HANDLERS_MAX 64
-
-typedef struct jq_registry {
-    const jq_handler_t *h[JQ_HANDLERS_MAX];
-    const char *origin[JQ_HANDLERS_MAX]; /* who added it: "built-in", a path */
-    const char *adding;                  /* origin of the next jq_registry_add */
-    int n;
-} jq_registry_t;
-
-void jq_registry_init(jq_registry_t *r);
-
-/* Adds h (borrowed: it must outlive the registry, e.g. a static), noting
- * r->adding as its origin. Returns 0, or -1 with err if the name is invalid
- * or taken (the message names who took it), the table is full, or the
- * handler lacks the function its kind needs. */
-int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err,
-                    size_t errlen);
-
-/* Returns the handler named name[0..len), or NULL. */
-const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name,
-                                     size_t len);
-
-/* Registers the built-in types of PROTOCOL §8: noop, echo, sleep, sha256,
- * fail, and crash and fsstat only when test_handlers is set. Returns 0 or -1. */
-int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
-                         size_t errlen);
 
 /* Fills r with every handler the options ask for: the built-ins, then each
  * --plugin, each --exec, and http when --http-allow is given. Run by the

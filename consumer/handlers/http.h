@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "handlers.h"
+#include "registry.h"
 
 struct jq_options;
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
 #include "config.h"
 
 typedef struct load {

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "handlers.h"
+#include "registry.h"
 
 /* Loads every plugin of a --plugin list (entries one per line, see
  * jq_opts_list_next) into r. Returns 0, or -1 with err naming the plugin

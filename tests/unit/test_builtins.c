@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "handlers.h"
+#include "builtins.h"
+#include "codec.h"
 
 static jq_registry_t reg;
 static uv_loop_t loop;
@@ -466,4 +467,60 @@ Test(builtins, fsstat_bad_payloads) {
     fsstat_payload("/", 100001);
     cr_assert_eq(test_handler("fsstat")->start(&task), -1);
     cr_assert_eq(done_calls, 0);
+}
+
+/* --- which built-ins jq_builtins_register adds */
+
+Test(builtins, registers_protocol_types) {
+    jq_registry_t r;
+    char err[JQ_ERR_LEN] = "";
+    jq_registry_init(&r);
+    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), 0, "%s", err);
+    static const struct {
+        const char *name;
+        jq_kind_t kind;
+    } want[] = {{"noop", JQ_KIND_IO},     {"echo", JQ_KIND_IO},
+                {"sleep", JQ_KIND_IO},    {"sha256", JQ_KIND_CPU},
+                {"fail", JQ_KIND_IO}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const jq_handler_t *h =
+            jq_registry_find(&r, want[i].name, strlen(want[i].name));
+        cr_assert_not_null(h, "%s missing", want[i].name);
+        cr_assert_eq(h->kind, want[i].kind, "%s has the wrong kind",
+                     want[i].name);
+    }
+    cr_assert_null(jq_registry_find(&r, "crash", 5),
+                   "crash registered without test handlers");
+    cr_assert_not_null(jq_registry_find(&r, "sleep", 5)->cancel);
+    cr_assert_eq(r.n, 5);
+}
+
+Test(builtins, crash_only_with_test_handlers) {
+    jq_registry_t r;
+    char err[JQ_ERR_LEN] = "";
+    jq_registry_init(&r);
+    cr_assert_eq(jq_builtins_register(&r, 1, err, sizeof err), 0, "%s", err);
+    const jq_handler_t *h = jq_registry_find(&r, "crash", 5);
+    cr_assert_not_null(h);
+    cr_assert_eq(h->kind, JQ_KIND_CPU);
+    cr_assert_eq(r.n, 7); /* the five of PROTOCOL §8, crash and fsstat */
+}
+
+Test(builtins, crash_aborts, .signal = SIGABRT) {
+    jq_registry_t r;
+    char err[JQ_ERR_LEN] = "";
+    jq_registry_init(&r);
+    jq_builtins_register(&r, 1, err, sizeof err);
+    jq_task_t t;
+    memset(&t, 0, sizeof t);
+    jq_registry_find(&r, "crash", 5)->run(&t);
+}
+
+Test(builtins, register_twice_fails) {
+    jq_registry_t r;
+    char err[JQ_ERR_LEN] = "";
+    jq_registry_init(&r);
+    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), 0);
+    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), -1);
+    cr_assert(strstr(err, "noop") != NULL, "err: %s", err);
 }

@@ -1,196 +1,54 @@
-/* Tests of consumer/handlers/handlers.c: the registry, jq_task_fail, jq_task_done,
- * and which built-ins jq_builtins_register adds. */
+/* Tests of consumer/handlers/handlers.c: which handlers jq_handlers_setup
+ * loads for a set of options, and which setups it refuses at start. */
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "handlers.h"
+#include "options.h"
 
-static int dummy_run(jq_task_t *t) {
-    (void)t;
-    return 0;
-}
-
-static int dummy_start(jq_task_t *t) {
-    (void)t;
-    return 0;
-}
-
-static const jq_handler_t cpu_a = {
-    .name = "alpha", .kind = JQ_KIND_CPU, .run = dummy_run};
-static const jq_handler_t io_b = {
-    .name = "beta", .kind = JQ_KIND_IO, .start = dummy_start};
-static const jq_handler_t cpu_a_again = {
-    .name = "alpha", .kind = JQ_KIND_IO, .start = dummy_start};
-
-Test(registry, add_and_find) {
-    jq_registry_t r;
-    char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_registry_add(&r, &cpu_a, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(jq_registry_add(&r, &io_b, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(jq_registry_find(&r, "alpha", 5), &cpu_a);
-    cr_assert_eq(jq_registry_find(&r, "beta", 4), &io_b);
-    cr_assert_null(jq_registry_find(&r, "gamma", 5));
-    cr_assert_null(jq_registry_find(&r, "", 0));
-}
-
-Test(registry, find_uses_length_not_nul) {
-    jq_registry_t r;
-    char err[JQ_ERR_LEN];
-    jq_registry_init(&r);
-    jq_registry_add(&r, &cpu_a, err, sizeof err);
-    /* Type names come from a stream entry, with no NUL after them. */
-    const char buf[] = {'a', 'l', 'p', 'h', 'a', 'x'};
-    cr_assert_eq(jq_registry_find(&r, buf, 5), &cpu_a);
-    cr_assert_null(jq_registry_find(&r, buf, 6));
-    cr_assert_null(jq_registry_find(&r, buf, 4));
-}
-
-Test(registry, duplicate_name_is_refused) {
-    jq_registry_t r;
-    char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_registry_add(&r, &cpu_a, err, sizeof err), 0);
-    cr_assert_eq(jq_registry_add(&r, &cpu_a_again, err, sizeof err), -1);
-    cr_assert(strstr(err, "alpha") != NULL, "err: %s", err);
-    cr_assert(strstr(err, "already") != NULL, "err: %s", err);
-    cr_assert_eq(jq_registry_find(&r, "alpha", 5), &cpu_a);
-    cr_assert_eq(r.n, 1);
-}
-
-Test(registry, handler_must_have_its_kinds_function) {
-    static const jq_handler_t cpu_no_run = {
-        .name = "x", .kind = JQ_KIND_CPU, .start = dummy_start};
-    static const jq_handler_t io_no_start = {
-        .name = "y", .kind = JQ_KIND_IO, .run = dummy_run};
-    static const jq_handler_t no_name = {.kind = JQ_KIND_CPU,
-                                         .run = dummy_run};
-    static const jq_handler_t empty_name = {
-        .name = "", .kind = JQ_KIND_CPU, .run = dummy_run};
-    static const jq_handler_t bad_kind = {
-        .name = "z", .kind = (jq_kind_t)7, .run = dummy_run};
-    jq_registry_t r;
-    char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_registry_add(&r, &cpu_no_run, err, sizeof err), -1);
-    cr_assert(strstr(err, "run") != NULL, "err: %s", err);
-    cr_assert_eq(jq_registry_add(&r, &io_no_start, err, sizeof err), -1);
-    cr_assert(strstr(err, "start") != NULL, "err: %s", err);
-    cr_assert_eq(jq_registry_add(&r, &no_name, err, sizeof err), -1);
-    cr_assert_eq(jq_registry_add(&r, &empty_name, err, sizeof err), -1);
-    cr_assert_eq(jq_registry_add(&r, &bad_kind, err, sizeof err), -1);
-    cr_assert_eq(jq_registry_add(&r, NULL, err, sizeof err), -1);
-    cr_assert_eq(r.n, 0);
-}
-
-Test(registry, table_full) {
-    static char names[JQ_HANDLERS_MAX + 1][16];
-    static jq_handler_t hs[JQ_HANDLERS_MAX + 1];
-    jq_registry_t r;
-    char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    for (int i = 0; i <= JQ_HANDLERS_MAX; i++) {
-        snprintf(names[i], sizeof names[i], "h%d", i);
-        hs[i] = (jq_handler_t){
-            .name = names[i], .kind = JQ_KIND_CPU, .run = dummy_run};
+/* Parses the options of argv (NULL-terminated, without argv[0]) and runs
+ * the setup into r. Returns what jq_handlers_setup returned. */
+static int setup_with(jq_registry_t *r, char *err, const char **args) {
+    char *argv[16] = {"jobq-consumer"};
+    int argc = 1;
+    while (args[argc - 1] != NULL && argc < 15) {
+        argv[argc] = (char *)args[argc - 1];
+        argc++;
     }
-    for (int i = 0; i < JQ_HANDLERS_MAX; i++)
-        cr_assert_eq(jq_registry_add(&r, &hs[i], err, sizeof err), 0, "%s",
-                     err);
-    cr_assert_eq(jq_registry_add(&r, &hs[JQ_HANDLERS_MAX], err, sizeof err),
-                 -1);
-    cr_assert(strstr(err, "full") != NULL, "err: %s", err);
-    cr_assert_eq(jq_registry_find(&r, "h63", 3), &hs[63]);
-    cr_assert_null(jq_registry_find(&r, "h64", 3));
+    static jq_options_t o;
+    cr_assert_eq(jq_options_parse(&o, argc, argv, err, JQ_ERR_LEN), 0, "%s", err);
+    jq_registry_init(r);
+    return jq_handlers_setup(r, &o, err, JQ_ERR_LEN);
 }
 
-Test(task, fail_formats_and_returns_minus_one) {
-    jq_task_t t;
-    memset(&t, 0, sizeof t);
-    cr_assert_eq(jq_task_fail(&t, "bad %s: %d", "thing", 42), -1);
-    cr_assert_eq(t.failed, 1);
-    cr_assert_str_eq(t.error, "bad thing: 42");
-}
-
-Test(task, fail_truncates_long_reasons) {
-    jq_task_t t;
-    memset(&t, 0, sizeof t);
-    char big[2 * JQ_ERR_LEN];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    jq_task_fail(&t, "%s", big);
-    cr_assert_eq(strlen(t.error), JQ_ERR_LEN - 1);
-}
-
-static int done_calls;
-static jq_task_t *done_task;
-
-static void count_done(jq_task_t *t) {
-    done_calls++;
-    done_task = t;
-}
-
-Test(task, done_calls_done_cb) {
-    jq_task_t t;
-    memset(&t, 0, sizeof t);
-    t.done_cb = count_done;
-    jq_task_done(&t);
-    cr_assert_eq(done_calls, 1);
-    cr_assert_eq(done_task, &t);
-}
-
-Test(builtins, registers_protocol_types) {
-    jq_registry_t r;
+Test(handlers, defaults_are_the_builtins) {
+    static jq_registry_t r;
     char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), 0, "%s", err);
-    static const struct {
-        const char *name;
-        jq_kind_t kind;
-    } want[] = {{"noop", JQ_KIND_IO},     {"echo", JQ_KIND_IO},
-                {"sleep", JQ_KIND_IO},    {"sha256", JQ_KIND_CPU},
-                {"fail", JQ_KIND_IO}};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const jq_handler_t *h =
-            jq_registry_find(&r, want[i].name, strlen(want[i].name));
-        cr_assert_not_null(h, "%s missing", want[i].name);
-        cr_assert_eq(h->kind, want[i].kind, "%s has the wrong kind",
-                     want[i].name);
-    }
-    cr_assert_null(jq_registry_find(&r, "crash", 5),
-                   "crash registered without test handlers");
-    cr_assert_not_null(jq_registry_find(&r, "sleep", 5)->cancel);
+    const char *args[] = {NULL};
+    cr_assert_eq(setup_with(&r, err, args), 0, "%s", err);
     cr_assert_eq(r.n, 5);
+    cr_assert_str_eq(r.origin[0], "built-in");
+    cr_assert_null(r.adding);
+    cr_assert_null(jq_registry_find(&r, "http", 4));
 }
 
-Test(builtins, crash_only_with_test_handlers) {
-    jq_registry_t r;
+Test(handlers, an_exec_command_is_registered_after_the_builtins) {
+    static jq_registry_t r;
     char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_builtins_register(&r, 1, err, sizeof err), 0, "%s", err);
-    const jq_handler_t *h = jq_registry_find(&r, "crash", 5);
+    const char *args[] = {"--exec", "up=/bin/cat", NULL};
+    cr_assert_eq(setup_with(&r, err, args), 0, "%s", err);
+    const jq_handler_t *h = jq_registry_find(&r, "up", 2);
     cr_assert_not_null(h);
-    cr_assert_eq(h->kind, JQ_KIND_CPU);
-    cr_assert_eq(r.n, 7); /* the five of PROTOCOL §8, crash and fsstat */
+    cr_assert_eq(h->kind, JQ_KIND_IO);
+    cr_assert_str_eq(r.origin[r.n - 1], "--exec");
 }
 
-Test(builtins, crash_aborts, .signal = SIGABRT) {
-    jq_registry_t r;
+Test(handlers, an_exec_name_taken_by_a_builtin_is_refused) {
+    static jq_registry_t r;
     char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    jq_builtins_register(&r, 1, err, sizeof err);
-    jq_task_t t;
-    memset(&t, 0, sizeof t);
-    jq_registry_find(&r, "crash", 5)->run(&t);
-}
-
-Test(builtins, register_twice_fails) {
-    jq_registry_t r;
-    char err[JQ_ERR_LEN] = "";
-    jq_registry_init(&r);
-    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), 0);
-    cr_assert_eq(jq_builtins_register(&r, 0, err, sizeof err), -1);
-    cr_assert(strstr(err, "noop") != NULL, "err: %s", err);
+    const char *args[] = {"--exec", "echo=/bin/cat", NULL};
+    cr_assert_eq(setup_with(&r, err, args), -1);
+    cr_assert(strstr(err, "echo") && strstr(err, "built-in"), "err: %s", err);
 }
