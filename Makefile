@@ -304,6 +304,22 @@ bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
 	@sh scripts/deps.sh bench
 	cd bench/compare && npm ci --no-audit --no-fund
 
+# The consumer's include graph (docs/ARCHITECTURE.md), drawn from the real
+# #include lines by scripts/include-graph.py and graphviz's dot (`scripts/deps.sh
+# docs` installs it): one node per folder in docs/include-graph.svg, one per
+# module in docs/include-graph-files.svg. Fails, naming the includes, when
+# the folders include each other in a circle.
+.PHONY: graph
+GRAPH_SVG := docs/include-graph.svg docs/include-graph-files.svg
+graph:
+	@sh scripts/deps.sh docs
+	@command -v dot >/dev/null 2>&1 || { echo "make graph: graphviz's dot is missing (apt-get install graphviz)" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	/usr/bin/python3 scripts/include-graph.py > $(BUILD)/include-graph.dot
+	/usr/bin/python3 scripts/include-graph.py --files > $(BUILD)/include-graph-files.dot
+	dot -Tsvg $(BUILD)/include-graph.dot -o docs/include-graph.svg
+	dot -Tsvg $(BUILD)/include-graph-files.dot -o docs/include-graph-files.svg
+
 # Man pages, from Markdown next to the docs (go-md2man): jobq(1) is
 # docs/CLI.md and jobq-protocol(7) docs/PROTOCOL.md under a man header of
 # their own; jobq-consumer(1) lists its options from --help, that is from

@@ -5,6 +5,7 @@
 #                          make install: go-md2man for the man pages)
 #   scripts/deps.sh test   that plus what the whole test suite needs (make test)
 #   scripts/deps.sh bench  that plus what make bench-compare / bench-seed need
+#   scripts/deps.sh docs   that plus graphviz, for make graph (docs/include-graph.svg)
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
 libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev
@@ -25,6 +26,8 @@ podman runc netavark aardvark-dns docker-compose debootstrap man-db systemd proc
 BENCH_PKGS="python3 python3-redis python3-msgpack python3-pytest nodejs"
 [ "${1:-}" = test ] && PKGS="$PKGS $TEST_PKGS"
 [ "${1:-}" = bench ] && PKGS="$PKGS $BENCH_PKGS"
+# make graph draws the consumer's include graph with graphviz's dot.
+[ "${1:-}" = docs ] && PKGS="$PKGS graphviz python3"
 # npm (the Node.js example producer, the benchmarks' peers): Debian's
 # package, unless an npm is there already (NodeSource's nodejs bundles its
 # own, and conflicts with Debian's).
