@@ -210,7 +210,20 @@ static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path,
         error_resp(resp, 404, "no such API path");
         return;
     }
+    /* The method before the token: a GET on an action is 405, whoever asks. */
+    static const char *const allow[] = {NULL, "GET", "POST", "GET, POST"};
+    int methods = jq_dash_api_methods(seg, nseg);
     int post = !strcmp(req->method, "POST");
+    int want = post ? JQ_DASH_API_POST : !strcmp(req->method, "GET") ? JQ_DASH_API_GET : 0;
+    if (!methods) {
+        error_resp(resp, 404, "no such API path");
+        return;
+    }
+    if (!(methods & want)) {
+        error_resp(resp, 405, "method not allowed");
+        resp->allow = allow[methods];
+        return;
+    }
     if (post && check_token(d, req->auth, resp)) return;
     if (post && req->body_len > JQ_DASH_BODY_MAX) {
         error_resp(resp, 413, "an action takes no body");
@@ -255,10 +268,9 @@ void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req,
     memcpy(path, target, plen);
     path[plen] = '\0';
     int api = jq_dash_needs_redis(path);
-    int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
-    if (!get && !(api && post)) {
+    if (!api && strcmp(req->method, "GET")) {
         error_resp(resp, 405, "method not allowed");
-        resp->allow = api ? "GET, POST" : "GET";
+        resp->allow = "GET";
         return;
     }
     if (api) serve_api(d, req, path, q ? q + 1 : NULL, resp);

@@ -139,6 +139,19 @@ static int bad_names(char **seg, int nseg, msgpack_sbuffer *out) {
     return 0;
 }
 
+int jq_dash_api_methods(char **seg, int nseg) {
+    if (nseg == 1) return !strcmp(seg[0], "overview") || !strcmp(seg[0], "history") ? JQ_DASH_API_GET : 0;
+    if (nseg < 3 || strcmp(seg[0], "queues")) return 0;
+    const char *what = seg[nseg - 1];
+    int dead = !strcmp(seg[2], "dead");
+    if (nseg == 3 && (dead || !strcmp(what, "scheduled"))) return JQ_DASH_API_GET;
+    if (nseg == 3 && (!strcmp(what, "pause") || !strcmp(what, "resume"))) return JQ_DASH_API_POST;
+    if (nseg == 4 && dead)
+        return JQ_DASH_API_GET | (!strcmp(what, "retry-all") ? JQ_DASH_API_POST : 0);
+    if (nseg == 5 && dead && (!strcmp(what, "retry") || !strcmp(what, "delete"))) return JQ_DASH_API_POST;
+    return 0;
+}
+
 /* ---- GET ---- */
 
 /* GET overview: read-only or not, the heartbeat period (a worker silent

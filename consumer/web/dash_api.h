@@ -29,6 +29,15 @@ typedef struct jq_dash_info {
     long long heartbeat_ms; /* the workers' heartbeat period */
 } jq_dash_info_t;
 
+/* The methods a path answers to, from its shape alone (names are checked
+ * later): JQ_DASH_API_GET for the reads, JQ_DASH_API_POST for the
+ * actions, both for queues/<q>/dead/retry-all (also the dead job of that
+ * id), 0 for no such path. So that a wrong method gets 405 with the Allow
+ * header that names the right one, rather than 404. */
+#define JQ_DASH_API_GET 1
+#define JQ_DASH_API_POST 2
+int jq_dash_api_methods(char **seg, int nseg);
+
 int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
                     const jq_dash_info_t *info, msgpack_sbuffer *out);
 int jq_dash_api_post(jq_client_t *c, char **seg, int nseg,

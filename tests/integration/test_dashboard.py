@@ -210,6 +210,11 @@ def test_page_headers_and_no_inline_script(dash):
     assert http(base, "/nothing.js")[0] == 404
     status, raw, hdr = http(base, "/api/overview", method="PUT")
     assert status == 405
+    # docs/API.md: a wrong method is 405 with Allow, an action read with GET too.
+    status, raw, hdr = http(base, "/api/queues/default/pause")
+    assert status == 405 and hdr["allow"] == "POST", (status, raw, hdr)
+    status, raw, hdr = http(base, "/api/overview", method="POST")
+    assert status == 405 and hdr["allow"] == "GET", (status, raw, hdr)
     status, _, hdr = http(base, "/", method="HEAD")
     assert status == 200
 

@@ -82,7 +82,24 @@ Test(dash, serves_the_page_without_inline_script) {
 Test(dash, bad_methods_and_targets) {
     jq_dash_t *d = dash(TOKEN);
     cr_assert_eq(req(d, "DELETE", "/api/overview", NULL), 405);
+    cr_assert_str_eq(resp.allow, "GET");
+    /* An action path read with GET (docs/API.md: 405 with Allow), and a
+     * read posted to, even with the token: the method is checked first. */
+    cr_assert_eq(req(d, "GET", "/api/queues/q/pause", NULL), 405);
+    cr_assert_str_eq(resp.allow, "POST");
+    cr_assert_eq(req(d, "GET", "/api/queues/q/dead/x1/retry", NULL), 405);
+    cr_assert_str_eq(resp.allow, "POST");
+    cr_assert_eq(req(d, "DELETE", "/api/queues/q/dead/x1/delete", NULL), 405);
+    cr_assert_str_eq(resp.allow, "POST");
+    cr_assert_eq(req(d, "POST", "/api/overview", "Bearer " TOKEN), 405);
+    cr_assert_str_eq(resp.allow, "GET");
+    cr_assert_eq(req(d, "POST", "/api/queues/q/dead/x1", "Bearer " TOKEN), 405);
+    cr_assert_str_eq(resp.allow, "GET");
+    /* retry-all is both an action and a job id: GET reads the job. */
+    cr_assert_eq(req(d, "GET", "/api/queues/q/dead/retry-all", NULL), 404);
+    cr_assert_eq(req(d, "PUT", "/api/queues/q/dead/retry-all", NULL), 405);
     cr_assert_str_eq(resp.allow, "GET, POST");
+    cr_assert_eq(req(d, "POST", "/api/nothing", "Bearer " TOKEN), 404);
     cr_assert_eq(req(d, "POST", "/", NULL), 405);
     cr_assert_str_eq(resp.allow, "GET");
     cr_assert_eq(req(d, "GET", "nope", NULL), 400);
