@@ -82,6 +82,36 @@ void jq_entry_id_parts(const char *s, uint64_t *ms, uint64_t *seq) {
     *seq = v;
 }
 
+/* The bounds of JQ_JOB_MAX_*: checked before any field is looked at, so
+ * that the job is dead-lettered for what it carries, whatever else is
+ * wrong with it. */
+static int check_bounds(const jq_str_t *fv, size_t n, char *err, size_t errlen) {
+    size_t own = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const jq_str_t *f = &fv[i], *v = &fv[i + 1];
+        char q[64];
+        if (!is(f, "id") && !is(f, "attempt")) own++;
+        if (f->len > JQ_JOB_MAX_NAME) {
+            quote(q, sizeof(q), f);
+            snprintf(err, errlen, "field name too long: %zu bytes '%s' (at most %d)", f->len, q,
+                     JQ_JOB_MAX_NAME);
+            return -1;
+        }
+        if (v->len > JQ_JOB_MAX_VALUE && !is(f, "payload")) {
+            quote(q, sizeof(q), f);
+            snprintf(err, errlen, "field %s too long: %zu bytes (at most %d; only payload may be larger)",
+                     q, v->len, JQ_JOB_MAX_VALUE);
+            return -1;
+        }
+    }
+    if (own > JQ_JOB_MAX_FIELDS) {
+        snprintf(err, errlen, "too many fields: %zu (at most %d besides id and attempt)", own,
+                 JQ_JOB_MAX_FIELDS);
+        return -1;
+    }
+    return 0;
+}
+
 int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
                  size_t n, const jq_job_limits_t *lim, char *err,
                  size_t errlen) {
@@ -111,6 +141,7 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
         snprintf(err, errlen, "odd number of fields in entry");
         return -1;
     }
+    if (check_bounds(fv, n, err, errlen)) return -1;
 
     int has_type = 0, has_size = 0;
     for (size_t i = 0; i < n; i += 2) {

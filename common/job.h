@@ -17,6 +17,18 @@
 #define JQ_DEFAULT_RESULT_TTL 86400
 #define JQ_ENTRY_ID_MAX 48
 
+/* What one job may carry (PROTOCOL §1, "Limits"). A job moves between the
+ * stream, its job hash and the sorted sets in Lua scripts, and a script
+ * passes a command at most about 8,000 arguments (Lua's unpack): the
+ * promotion's XADD carries the job's fields plus id and attempt, so the
+ * field count is bounded well below that. Names and values other than the
+ * payload (bounded by --max-payload) are bounded so that the fields of one
+ * job stay small beside it. An entry past a bound is dead-lettered on
+ * arrival with the reason, every field kept in its job hash. */
+#define JQ_JOB_MAX_FIELDS 1000    /* fields besides id and attempt */
+#define JQ_JOB_MAX_NAME 256       /* bytes of a field's name */
+#define JQ_JOB_MAX_VALUE 65536    /* bytes of a value other than payload */
+
 typedef enum { JQ_ENC_MSGPACK = 0, JQ_ENC_JSON = 1 } jq_enc_t;
 
 typedef struct jq_str {
@@ -57,7 +69,8 @@ void jq_entry_id_parts(const char *id, uint64_t *ms, uint64_t *seq);
  * or -1 with err naming the problem: "missing field: type", "bad field
  * max_attempts: 'x' (want an integer >= 1)", "unknown enc: xml",
  * "chunks needs an id field", "payload too large: 70000000 bytes >
- * max-payload 67108864". On error job->id is still filled when the entry
+ * max-payload 67108864", "too many fields: 1001 (at most 1000 besides id
+ * and attempt)". On error job->id is still filled when the entry
  * names a valid id (else the entry id), so the job can be dead-lettered
  * under its id. */
 int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,

@@ -12,9 +12,26 @@
 #define TRIM_EVERY_MS 1000 /* cheap: a ranged read and a ZCARD when nothing is due */
 #define TRIM_BATCH 1000
 
-/* KEYS[1] scheduled zset, KEYS[2] stream; ARGV[1] now ms, ARGV[2] limit,
- * ARGV[3] the queue's key prefix "<p>:{q}:". Moves each due job's hash
+/* KEYS[1] scheduled zset, KEYS[2] stream, KEYS[3] dead zset; ARGV[1] now
+ * ms, ARGV[2] limit, ARGV[3] the queue's key prefix "<p>:{q}:", ARGV[4]
+ * JQ_JOB_MAX_FIELDS, ARGV[5] the worker id. Moves each due job's hash
  * into a stream entry that keeps its id, without the dead-letter fields.
+ *
+ * A job leaves `scheduled` only once it has landed in the next place: the
+ * XADD comes first, then the hash's DEL and the ZREM. Redis does not roll
+ * a script back, so a step that fails (the stream of the wrong type) must
+ * find the job still whole where it was: the script stops there, and the
+ * job is promoted by a later tick. Until 2026-12 the ZREM came first, and
+ * an XADD that failed lost the job.
+ *
+ * A command in a script takes at most about 8,000 arguments (Lua's
+ * unpack), so a hash with more than ARGV[4] fields of its own (a delayed
+ * job written by a producer, or a dead one run again) is not XADDed: it is
+ * dead-lettered here as the intake would (PROTOCOL §1, "Limits"), its
+ * result written for a waiter, the ZADD to `dead` before the ZREM. A
+ * scheduled id without a job hash, or whose key is not a hash, is dropped
+ * (the key is left alone): there is no job to lose.
+ *
  * A job that starts afresh (attempt absent or 0: a delayed job, or a dead
  * one run again with the §4 MULTI of any client) loses the result and
  * notify list of its last run here, so that a waiter of the new run is not
@@ -22,33 +39,76 @@
  * result, which says what failed last. */
 const char jq_sched_promote_lua[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
-    "local missing = 0\n"
-    "for _, id in ipairs(due) do\n"
-    "  local jkey = ARGV[3] .. 'job:' .. id\n"
-    "  local h = redis.call('HGETALL', jkey)\n"
+    "local max, now, base = tonumber(ARGV[4]), ARGV[1], ARGV[3]\n"
+    "local missing, dead = 0, 0\n"
+    "local function kill(id, jkey, own, att, ttl, notify)\n"
+    "  local err = 'too many fields: ' .. own .. ' (at most ' .. max .. ' besides id and attempt)'\n"
+    "  redis.call('HSET', jkey, 'error', err, 'failed_at', now, 'attempt', att)\n"
+    "  redis.call('ZADD', KEYS[3], now, id)\n"
     "  redis.call('ZREM', KEYS[1], id)\n"
-    "  if #h == 0 then\n"
-    "    missing = missing + 1\n"
-    "  else\n"
-    "    local args = {KEYS[2], '*', 'id', id}\n"
-    "    local fresh = true\n"
-    "    for i = 1, #h, 2 do\n"
-    "      local f = h[i]\n"
-    "      if f == 'attempt' and tonumber(h[i + 1]) ~= 0 then fresh = false end\n"
-    "      if f ~= 'error' and f ~= 'failed_at' and f ~= 'id' then\n"
-    "        args[#args + 1] = f\n"
-    "        args[#args + 1] = h[i + 1]\n"
-    "      end\n"
+    "  local rkey = base .. 'result:' .. id\n"
+    "  redis.call('DEL', rkey, rkey .. ':chunks')\n"
+    "  if ttl > 0 then\n"
+    "    redis.call('HSET', rkey, 'state', 'dead', 'error', err, 'attempts', att, 'finished_at', now, 'worker', ARGV[5])\n"
+    "    redis.call('EXPIRE', rkey, ttl)\n"
+    "    if notify then\n"
+    "      local nkey = base .. 'notify:' .. id\n"
+    "      redis.call('LPUSH', nkey, 'dead')\n"
+    "      redis.call('EXPIRE', nkey, ttl)\n"
     "    end\n"
-    "    if fresh then\n"
-    "      local rkey = ARGV[3] .. 'result:' .. id\n"
-    "      redis.call('DEL', rkey, rkey .. ':chunks', ARGV[3] .. 'notify:' .. id)\n"
-    "    end\n"
-    "    redis.call('XADD', unpack(args))\n"
-    "    redis.call('DEL', jkey)\n"
     "  end\n"
     "end\n"
-    "return {#due, missing}\n";
+    "for _, id in ipairs(due) do\n"
+    "  local jkey = base .. 'job:' .. id\n"
+    "  local h = redis.pcall('HGETALL', jkey)\n"
+    "  if h.err or #h == 0 then\n"
+    "    missing = missing + 1\n"
+    "    redis.call('ZREM', KEYS[1], id)\n"
+    "  else\n"
+    "    local args = {KEYS[2], '*', 'id', id}\n"
+    "    local fresh, own, att, ttl, notify = true, 0, '0', 86400, false\n"
+    "    for i = 1, #h, 2 do\n"
+    "      local f, v = h[i], h[i + 1]\n"
+    "      if f == 'attempt' then\n"
+    "        att = v\n"
+    "        if tonumber(v) ~= 0 then fresh = false end\n"
+    "      elseif f == 'error' or f == 'failed_at' or f == 'id' then\n"
+    "        f = nil\n"
+    "      else\n"
+    "        own = own + 1\n"
+    "        if f == 'result_ttl' then\n"
+    "          local t = tonumber(v)\n"
+    "          if t and t >= 0 and t == math.floor(t) then ttl = t end\n"
+    "        elseif f == 'notify' then\n"
+    "          notify = v == '1'\n"
+    "        end\n"
+    "      end\n"
+    "      if f and own <= max then\n"
+    "        args[#args + 1] = f\n"
+    "        args[#args + 1] = v\n"
+    "      end\n"
+    "    end\n"
+    "    if own > max then\n"
+    "      kill(id, jkey, own, att, ttl, notify)\n"
+    "      dead = dead + 1\n"
+    "    else\n"
+    "      redis.call('XADD', unpack(args))\n"
+    "      redis.call('DEL', jkey)\n"
+    "      redis.call('ZREM', KEYS[1], id)\n"
+    "      if fresh then\n"
+    "        local rkey = base .. 'result:' .. id\n"
+    "        redis.call('DEL', rkey, rkey .. ':chunks', base .. 'notify:' .. id)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if dead > 0 then\n"
+    "  local m = base .. 'stats:' .. math.floor(tonumber(now) / 60000)\n"
+    "  redis.call('HINCRBY', base .. 'stats', 'dead', dead)\n"
+    "  redis.call('HINCRBY', m, 'dead', dead)\n"
+    "  redis.call('EXPIRE', m, 86400)\n"
+    "end\n"
+    "return {#due, missing, dead}\n";
 
 /* KEYS[1] dead zset, KEYS[2] scheduled zset; ARGV[1] now ms, ARGV[2] ttl
  * ms, ARGV[3] max jobs, ARGV[4] limit, ARGV[5] "<p>:{q}:" key prefix.
@@ -126,22 +186,27 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
         else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
     long long n = reply->element[0]->integer, missing = reply->element[1]->integer;
+    long long dead = reply->element[2]->integer;
     if (missing)
         jq_warn("queue %s: %lld scheduled ids had no job hash; dropped", q->name, missing);
+    if (dead)
+        jq_warn("queue %s: %lld scheduled jobs had more than %d fields; dead-lettered", q->name,
+                dead, JQ_JOB_MAX_FIELDS);
     /* A full batch means more may be due: go on at once, not next tick. */
     if (n == PROMOTE_BATCH && !w->stopping) promote(w, q);
 }
 
 static void promote(jq_worker_t *w, jq_queue_t *q) {
-    char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], base[JQ_KEY_MAX], now[24];
+    char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], dkey[JQ_KEY_MAX], base[JQ_KEY_MAX], now[24];
     jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
     jq_key(skey, sizeof(skey), w->opt->prefix, q->name, "stream");
+    jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
     jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
     snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
-    jq_rconn_cmd(&w->rwrite, on_promoted, q, "EVALSHA %s 2 %s %s %s %d %s", promote_sha, zkey,
-                 skey, now, PROMOTE_BATCH, base);
+    jq_rconn_cmd(&w->rwrite, on_promoted, q, "EVALSHA %s 3 %s %s %s %s %d %s %d %s", promote_sha,
+                 zkey, skey, dkey, now, PROMOTE_BATCH, base, JQ_JOB_MAX_FIELDS, w->id);
 }
 
 static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {

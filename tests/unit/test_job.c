@@ -1,6 +1,7 @@
 /* Unit tests of common/job.c: parsing and validating stream entries. */
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -249,4 +250,46 @@ Test(job, now_ms_is_wall_clock)
     int64_t now = jq_now_ms();
     cr_expect(now >= before && now < before + 2000, "%lld vs %lld",
               (long long)now, (long long)before);
+}
+
+/* PROTOCOL §1 "Limits": the fields of one job, their names and values
+ * (the payload aside), each bounded, the largest allowed and one past. */
+Test(job, field_bounds)
+{
+    static jq_str_t fv[2 * (JQ_JOB_MAX_FIELDS + 3)];
+    static char names[JQ_JOB_MAX_FIELDS + 1][16];
+    static char big[JQ_JOB_MAX_VALUE + 2];
+    jq_job_t job;
+    char err[256];
+    size_t n = 0;
+    fv[n++] = (jq_str_t){"id", 2};
+    fv[n++] = (jq_str_t){"j1", 2};
+    fv[n++] = (jq_str_t){"attempt", 7};
+    fv[n++] = (jq_str_t){"1", 1};
+    fv[n++] = (jq_str_t){"type", 4};
+    fv[n++] = (jq_str_t){"noop", 4};
+    for (int i = 1; i < JQ_JOB_MAX_FIELDS; i++) {
+        snprintf(names[i], sizeof(names[i]), "x%d", i);
+        fv[n++] = (jq_str_t){names[i], strlen(names[i])};
+        fv[n++] = (jq_str_t){"v", 1};
+    }
+    cr_assert_eq(jq_job_parse(&job, "1-0", fv, n, &lim, err, sizeof(err)), 0, "%s", err);
+    fv[n++] = (jq_str_t){"one", 3};
+    fv[n++] = (jq_str_t){"more", 4};
+    cr_assert_eq(jq_job_parse(&job, "1-0", fv, n, &lim, err, sizeof(err)), -1);
+    cr_expect_str_eq(err, "too many fields: 1001 (at most 1000 besides id and attempt)");
+    cr_expect_str_eq(job.id, "j1", "dead-lettered under its id");
+
+    memset(big, 'n', sizeof(big));
+    jq_str_t one[4] = {{"type", 4}, {"noop", 4}, {big, JQ_JOB_MAX_NAME}, {big, JQ_JOB_MAX_VALUE}};
+    cr_expect_eq(jq_job_parse(&job, "1-0", one, 4, &lim, err, sizeof(err)), 0, "%s", err);
+    one[2].len++;
+    cr_expect_eq(jq_job_parse(&job, "1-0", one, 4, &lim, err, sizeof(err)), -1);
+    cr_expect(strstr(err, "field name too long: 257 bytes") == err, "%s", err);
+    one[2].len--;
+    one[3].len++;
+    cr_expect_eq(jq_job_parse(&job, "1-0", one, 4, &lim, err, sizeof(err)), -1);
+    cr_expect(strstr(err, "too long: 65537 bytes (at most 65536; only payload") != NULL, "%s", err);
+    one[2] = (jq_str_t){"payload", 7};
+    cr_expect_eq(jq_job_parse(&job, "1-0", one, 4, &lim, err, sizeof(err)), 0, "%s", err);
 }

@@ -1,0 +1,161 @@
+"""Issue 21: every step that moves a job (promotion, retry, dead letter,
+dead-set retry) removes it from one place only after it has landed in the
+next, and a job carries at most what the scripts can move (PROTOCOL §1,
+"Limits"). Each script is driven with the largest job the contract allows
+and one past it; enqueueing is plain python3-redis, as any producer's.
+
+Until 2026-12 a retried or delayed job with about 4,000 fields was lost: the
+promotion script removed the id from `scheduled` before an XADD that failed
+("too many results to unpack"), and Redis does not roll a script back."""
+import os
+import time
+
+import pytest
+
+from conftest import key, scale, stream, wait_for, xadd
+from conftest import jobq as run_jobq
+
+MAX_FIELDS = 1000          # fields of an entry besides id and attempt
+MAX_NAME = 256             # bytes of a field's name
+MAX_VALUE = 64 * 1024      # bytes of a field's value (the payload: --max-payload)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def where(r, job_id, queue="default"):
+    """Where the job is now: 'dead', 'scheduled', 'done', 'stream' (an
+    entry carries its id), or None: lost. Read in one MULTI, so a job
+    moving meanwhile is seen in one place or the other, never in neither."""
+    p = r.pipeline(transaction=True)
+    p.zscore(key("dead", queue), job_id)
+    p.zscore(key("scheduled", queue), job_id)
+    p.hget(key("result:" + job_id, queue), "state")
+    p.xrange(stream(queue))
+    dead, sched, state, entries = p.execute()
+    if dead is not None:
+        return "dead"
+    if sched is not None:
+        return "scheduled"
+    if state == b"done":
+        return "done"
+    if any(f.get(b"id") == job_id.encode() for _, f in entries):
+        return "stream"
+    return None
+
+
+def extra(n, prefix="x"):
+    return {"%s%d" % (prefix, i): "v" for i in range(n)}
+
+
+def job_hash(r, job_id, queue="default"):
+    return {k.decode(): v for k, v in r.hgetall(key("job:" + job_id, queue)).items()}
+
+
+def schedule(r, job_id, fields, due=0, queue="default"):
+    """PROTOCOL §2 with python3-redis: job hash and scheduled entry in one
+    MULTI."""
+    p = r.pipeline(transaction=True)
+    p.hset(key("job:" + job_id, queue), mapping=fields)
+    p.zadd(key("scheduled", queue), {job_id: due})
+    p.execute()
+
+
+def fail_job(r, job_id, nextra, max_attempts=2):
+    """A job that fails every attempt, with nextra fields of its own besides
+    the five it needs (type, enc, payload, id, max_attempts)."""
+    f = {"type": "fail", "enc": "json", "payload": '{"message":"m"}', "id": job_id,
+         "max_attempts": str(max_attempts)}
+    f.update(extra(nextra))
+    return xadd(r, **f)
+
+
+# ---- retry, promotion, dead letter: the largest job, and one past it ----
+
+def test_retry_of_the_largest_job_is_promoted_and_dies_whole(r, consumer):
+    """MAX_FIELDS fields (type, enc, payload, max_attempts and 996 of its
+    own; id not counted): retried through the job hash and the promotion
+    script, then dead with every field kept."""
+    c = consumer("--backoff-ms", "50")
+    fail_job(r, "big-ok", MAX_FIELDS - 4)
+    wait_for(lambda: where(r, "big-ok") == "dead", timeout=10, what="big-ok dead")
+    h = job_hash(r, "big-ok")
+    assert h["attempt"] == b"2" and h["error"] == b"m"
+    assert all(h["x%d" % i] == b"v" for i in range(MAX_FIELDS - 4))
+    assert int(r.hget(key("stats"), "retried")) == 1
+    assert "promoting" not in c.log()
+
+
+def test_a_job_past_the_field_limit_is_dead_lettered_whole_not_lost(r, consumer):
+    """One field past: dead on arrival, with the reason and every field."""
+    consumer("--backoff-ms", "50")
+    fail_job(r, "big-1", MAX_FIELDS - 3)
+    wait_for(lambda: where(r, "big-1") == "dead", timeout=10, what="big-1 dead")
+    h = job_hash(r, "big-1")
+    assert h["error"] == b"too many fields: 1001 (at most 1000 besides id and attempt)"
+    assert h["attempt"] == b"0"
+    assert len([k for k in h if k.startswith("x")]) == MAX_FIELDS - 3
+
+
+def test_the_issue_job_with_4000_fields_is_never_lost(r, consumer):
+    """The issue's reproduction: 4,000 fields of its own, max_attempts 2.
+    On main it was lost after its first attempt (in no set, no stream)."""
+    consumer("--backoff-ms", "50")
+    fail_job(r, "f4k", 4000)
+    deadline = time.time() + scale(5)
+    while time.time() < deadline:
+        assert where(r, "f4k") is not None, "job f4k lost; hash %d fields" % r.hlen(key("job:f4k"))
+        if where(r, "f4k") == "dead":
+            break
+        time.sleep(0.05)
+    assert where(r, "f4k") == "dead"
+    assert len(job_hash(r, "f4k")) >= 4000
+
+
+@pytest.mark.parametrize("nfields,state", [(MAX_FIELDS, "done"), (5000, "dead")])
+def test_delayed_job_at_and_past_the_limit(r, consumer, nfields, state):
+    """A delayed job written per §2: at the limit it is promoted and runs;
+    5,000 fields (the issue's case) are dead-lettered by the promotion
+    script with the reason, never lost. ZADD dead comes before ZREM
+    scheduled, in one script."""
+    c = consumer()
+    f = {"type": "noop"}
+    f.update(extra(nfields - 1))
+    schedule(r, "later-%d" % nfields, f)
+    jid = "later-%d" % nfields
+    deadline = time.time() + scale(5)
+    while where(r, jid) != state:
+        assert where(r, jid) is not None, "%s lost" % jid
+        assert time.time() < deadline, "%s is %s, not %s" % (jid, where(r, jid), state)
+        time.sleep(0.05)
+    if state == "dead":
+        h = job_hash(r, jid)
+        assert h["error"] == b"too many fields: %d (at most 1000 besides id and attempt)" % nfields
+        assert len(h) == nfields + 3  # its own, error, failed_at, attempt
+        assert int(r.hget(key("stats"), "dead")) == 1
+    assert "promoting" not in c.log()
+
+
+# ---- the size of one field ----
+
+@pytest.mark.parametrize("name_len,value_len,dead", [
+    (MAX_NAME, MAX_VALUE, False), (MAX_NAME + 1, 1, True), (1, MAX_VALUE + 1, True)])
+def test_field_sizes(r, consumer, name_len, value_len, dead):
+    consumer("--backoff-ms", "50")
+    jid = "sz-%d-%d" % (name_len, value_len)
+    xadd(r, type="noop", id=jid, **{"n" * name_len: "v" * value_len})
+    wait_for(lambda: where(r, jid) in ("dead", "done"), timeout=10, what=jid)
+    assert where(r, jid) == ("dead" if dead else "done")
+    if dead:
+        err = job_hash(r, jid)["error"].decode()
+        if name_len > MAX_NAME:
+            assert err == "field name too long: 257 bytes 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...' (at most 256)"
+        else:
+            assert err == "field n too long: 65537 bytes (at most 65536; only payload may be larger)"
+
+
+def test_a_payload_may_be_larger_than_other_fields(r, consumer):
+    consumer()
+    xadd(r, type="echo", id="pl", payload=b"\xda\xff\xff" + b"a" * 65535)  # msgpack str16
+    wait_for(lambda: where(r, "pl") == "done", timeout=10, what="pl done")
