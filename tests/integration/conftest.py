@@ -258,6 +258,44 @@ def wait_for(cond, timeout=10, interval=0.02, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+def errorstat(r, code):
+    """How many error replies starting with code ("WRONGPASS") the server
+    has sent since it started (INFO errorstats, Redis >= 6.2): a count of
+    refused attempts, each of which leaves nothing else to read."""
+    v = r.info("errorstats").get("errorstat_" + code, 0)
+    if isinstance(v, dict):
+        return int(v.get("count", 0))
+    return int(str(v).split("=")[-1]) if v else 0
+
+
+class KeyEvents:
+    """Redis's keyspace notifications for one key, from now on, on a
+    connection of their own: for a wait on a write that changes nothing a
+    test could read (an HSET of the same values). count("hset") says how
+    many have been seen so far. Turns notifications on for the whole
+    server."""
+
+    def __init__(self, r, key):
+        r.config_set("notify-keyspace-events", "KA")
+        self.p = r.pubsub()
+        self.p.subscribe("__keyspace@0__:" + key)
+        # Subscribed before this returns, so no later write is missed.
+        wait_for(lambda: self.p.get_message(timeout=0.1) is not None, what="the subscription")
+        self.seen = []
+
+    def count(self, event):
+        while True:
+            m = self.p.get_message(timeout=0)
+            if m is None:
+                break
+            if m["type"] == "message":
+                self.seen.append(m["data"].decode())
+        return self.seen.count(event)
+
+    def close(self):
+        self.p.close()
+
+
 def wait_stream_empty(r, queue="default", prefix="jobq", timeout=2):
     """Acked entries leave the stream within a second (PROTOCOL 1.1 §6):
     at once when the trim reaches them, else one or two ticks later."""

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from conftest import (CONSUMER, Consumer, RedisServer, free_port, jobq, scale, wait_for,
-                      wait_result, xadd)
+from conftest import (CONSUMER, Consumer, KeyEvents, RedisServer, errorstat, free_port, jobq,
+                      scale, wait_for, wait_result, xadd)
 
 SECRET = "s3cret-Pa55"
 
@@ -93,6 +93,10 @@ def test_redis_not_answering_at_start_is_waited_for(tmpdir_path):
     port = free_port()
     c = start_consumer("redis://127.0.0.1:%d" % port, tmpdir_path)
     try:
+        # Each connection (master, fetch, write) met the outage...
+        c.wait_log(r"connection: Connection refused; reconnecting", count=3)
+        # ...and is still retrying some rounds later: a span with nothing
+        # to see (refused connects leave no trace) is the point here.
         time.sleep(scale(1.5))
         assert c.proc.poll() is None, c.log()   # an outage: keep retrying
         srv = RedisServer.__new__(RedisServer)
@@ -117,7 +121,8 @@ def test_auth_refused_after_start_is_an_outage(redis_server, locked, tmpdir_path
     other = redis_server.client(password="other-" + SECRET)
     other.client_kill_filter(_type="normal", skipme=True)
     c.wait_log(r"refused: WRONGPASS", timeout=10)
-    time.sleep(scale(2.5))   # several backoff rounds
+    # Several backoff rounds: four refused AUTHs per connection (3) on average.
+    wait_for(lambda: errorstat(other, "WRONGPASS") >= 12, what="12 refused AUTHs")
     assert c.proc.poll() is None, c.log()
     per_conn = re.findall(r"redis (\w+) connection: AUTH refused", c.log())
     assert len(per_conn) == len(set(per_conn)), c.log()   # once per connection and outage
@@ -141,12 +146,16 @@ def stats_json(redis_server):
 def test_broken_queue_is_isolated_and_served_again_when_fixed(r, redis_server, consumer):
     # Queue x's stream key holds a string (a foreign client's mistake).
     r.set("jobq:{x}:stream", "foo")
+    published = KeyEvents(r, "jobq:{x}:broken")
     c = consumer("--queues", "x,default")
     ids = [xadd(r, type="noop") for _ in range(20)]
     for jid in ids:    # default is served as if nothing were wrong
         assert wait_result(r, jid, timeout=10)["state"] == b"done"
     # Broken, said once (not ten lines a second), and shown to any client.
-    time.sleep(scale(3.5))    # past one retry
+    # Past one retry: each failed probe publishes the broken hash again,
+    # after deciding whether to log.
+    wait_for(lambda: published.count("hset") >= 2, timeout=10, what="a retry's probe")
+    published.close()
     log = c.log()
     assert len(re.findall(r"queue x is broken: WRONGTYPE", log)) == 1, log
     assert len(re.findall(r"XREADGROUP", log)) == 0, log
@@ -201,7 +210,7 @@ def test_refused_writes_are_held_not_dropped(r, consumer):
     r.config_set("maxmemory", "1")
     try:
         c.wait_log(r"redis refuses our writes \(EXECABORT", timeout=10)
-        time.sleep(scale(5))
+        time.sleep(scale(5))   # the span is the point: longer than visibility-ms
     finally:
         r.config_set("maxmemory", "0")
     # Every job done once: attempts 1, counted once, none "worker lost".
@@ -243,7 +252,8 @@ def test_queue_paused_before_start_gives_no_job(r, consumer):
     ids = [xadd(r, type="noop") for _ in range(5)]
     c = consumer("--workers", "2")
     c.wait_log(r"queue default paused", count=2)
-    time.sleep(scale(1))    # ten pause checks later: still nothing taken
+    # Nothing happening is the point: ten pause checks later, nothing taken.
+    time.sleep(scale(1))
     assert r.xpending("jobq:{default}:stream", "workers")["pending"] == 0
     assert not any(r.exists("jobq:{default}:result:" + j) for j in ids)
     r.delete("jobq:{default}:paused")
@@ -332,9 +342,11 @@ class ExecCutter(threading.Thread):
         self.cut = True
         end = j + len(self.EXEC)
         self.peer[c].sendall(data[:len(data) - (len(buf) - end)])
-        deadline = time.time() + 10
-        while time.time() < deadline and self.r.xpending("jobq:{default}:stream", "workers")["pending"]:
-            time.sleep(0.01)
+        try:
+            wait_for(lambda: not self.r.xpending("jobq:{default}:stream", "workers")["pending"],
+                     interval=0.01, what="the outcome's XACK")
+        except AssertionError:
+            pass    # cut all the same: the test then fails on what it finds
         self.close_pair(c)
 
     def run(self):
