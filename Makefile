@@ -56,7 +56,7 @@ SRC_conf := options
 SRC_redis := rconn reply
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_guard http http_allow curluv handlers
-SRC_worker := admit chunks fetch finish heartbeat pool qhealth reclaim sched trim worker
+SRC_worker := admit chunks fetch finish heartbeat pool qhealth reclaim run sched trim worker
 SRC_web := dash dash_api dashsrv httpd metrics
 SRC_master := master notify reap
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
@@ -163,22 +163,27 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(CONSUMER_LDLIBS) $(shell pkg-config --libs criterion)
 
 # The stage tests link fetch.c and reclaim.c with a fake connection
-# (tests/unit/fake_rconn.c) in place of rconn.c, the real admission and
-# queue health, and recording stand-ins for the worker's other stages
-# (tests/unit/fake_stages.c) instead of worker.c and chunks.c. test_fetch
-# and test_reclaim have finish.c's stand-ins (fake_finish.c); test_finish
-# has the real finish.c and trim.c.
+# (tests/unit/fake_rconn.c) in place of rconn.c, the real admission, queue
+# health and run life cycle (run.c), and recording stand-ins for the
+# worker's other stages (tests/unit/fake_stages.c) instead of worker.c and
+# chunks.c. The stages' calls of jq_run_free reach the real one through
+# the fakes' __wrap_jq_run_free (ld --wrap), which records the run as
+# freed first. test_fetch and test_reclaim have finish.c's stand-ins
+# (fake_finish.c); test_finish has the real finish.c and trim.c.
 STAGE_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
 	$(BUILD)/consumer/worker/fetch.o $(BUILD)/consumer/worker/reclaim.o $(BUILD)/consumer/worker/admit.o \
-	$(BUILD)/consumer/worker/qhealth.o $(BUILD)/consumer/redis/reply.o $(COMMON_OBJ)
+	$(BUILD)/consumer/worker/qhealth.o $(BUILD)/consumer/worker/run.o $(BUILD)/consumer/redis/reply.o \
+	$(COMMON_OBJ)
+STAGE_LINK = $(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=jq_run_free $(filter %.c %.o,$^) \
+	-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
 $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+	$(STAGE_LINK)
 $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/worker/finish.o \
 		$(BUILD)/consumer/worker/trim.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+	$(STAGE_LINK)
 
 # The exec guard on its own, with libc only: it starts once per exec job.
 $(BIN)/jobq-exec-guard: $(BUILD)/consumer/handlers/exec_guard_main.o $(BUILD)/consumer/handlers/exec_guard.o

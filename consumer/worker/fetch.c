@@ -7,9 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#endif
 
 #include "codec.h"
 #include "fetch.h"
@@ -19,75 +16,12 @@
 
 #define BLOCK_MS 500 /* short, so pause and drain are noticed quickly */
 
-/* Runs are reused: a run's calloc (1.4 KB, above glibc's per-thread
- * cache), its payload zone's chunk and their frees were ~9% of a worker's
- * CPU under noop jobs. Fields up to RUN_FIELDS_CAP bytes fit a reusable
- * run; up to SPARE_MAX wait for reuse, a batch's worth. Under ASan a
- * waiting run is poisoned, so a use after jq_run_free is still caught. */
-#define RUN_FIELDS_CAP 512
-#define SPARE_MAX 64
-
-#ifdef __SANITIZE_ADDRESS__
-#define SPARE_POISON(r) ASAN_POISON_MEMORY_REGION((r), sizeof(*(r)) + RUN_FIELDS_CAP)
-#define SPARE_UNPOISON(r) ASAN_UNPOISON_MEMORY_REGION((r), sizeof(*(r)) + RUN_FIELDS_CAP)
-#else
-#define SPARE_POISON(r) ((void)(r))
-#define SPARE_UNPOISON(r) ((void)(r))
-#endif
-
 void jq_fetch_init(jq_fetch_t *f) {
     memset(f, 0, sizeof(*f));
     jq_args_init(&f->args);
 }
 
-static void run_release(jq_run_t *r) {
-    if (r->zone_first) msgpack_zone_destroy(&r->zone_mem);
-    free(r);
-}
-
-void jq_fetch_destroy(jq_fetch_t *f) {
-    jq_args_destroy(&f->args);
-    while (f->spare) {
-        jq_run_t *r = f->spare;
-        SPARE_UNPOISON(r);
-        f->spare = r->next;
-        run_release(r);
-    }
-    f->nspare = 0;
-}
-
-void jq_fetch_recycle(jq_fetch_t *f, jq_run_t *r) {
-    if (r->cap != RUN_FIELDS_CAP || f->nspare >= SPARE_MAX) {
-        run_release(r);
-        return;
-    }
-    r->next = f->spare;
-    f->spare = r;
-    f->nspare++;
-    SPARE_POISON(r);
-}
-
-/* A zeroed run with room for fsize bytes of fields behind it. A reused one
- * keeps its zone (cleared, its first chunk kept: worker.c). */
-static jq_run_t *run_new(jq_fetch_t *f, size_t fsize) {
-    jq_run_t *r = f->spare;
-    if (fsize > RUN_FIELDS_CAP || !r) {
-        size_t cap = fsize > RUN_FIELDS_CAP ? fsize : RUN_FIELDS_CAP;
-        r = calloc(1, sizeof(*r) + cap);
-        if (r && cap == RUN_FIELDS_CAP) r->cap = cap;
-        return r;
-    }
-    SPARE_UNPOISON(r);
-    f->spare = r->next;
-    f->nspare--;
-    msgpack_zone zone = r->zone_mem;
-    const void *first = r->zone_first;
-    memset(r, 0, sizeof(*r));
-    r->zone_mem = zone;
-    r->zone_first = first;
-    r->cap = RUN_FIELDS_CAP;
-    return r;
-}
+void jq_fetch_destroy(jq_fetch_t *f) { jq_args_destroy(&f->args); }
 
 int jq_fetch_busy(const jq_fetch_t *f) { return f->reading; }
 
@@ -119,17 +53,10 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
      * allocates nothing, refuses any count beyond the bytes left, and
      * walks headers, not bytes: cheap next to the unpack. */
     if (jq_codec_check_msgpack(p, len, err, errlen) != 0) return -1;
-    /* Strings and bins reference the entry's bytes; the zone holds only
-     * the object tree, a few hundred bytes for a typical payload, so start
-     * small rather than with msgpack-c's 8 KiB per job (it grows). */
-    if (!r->zone_first) {
-        if (!msgpack_zone_init(&r->zone_mem, 512)) {
-            snprintf(err, errlen, "out of memory decoding the payload");
-            return -1;
-        }
-        r->zone_first = r->zone_mem.chunk_list.head;
+    if (!jq_run_zone(r)) {
+        snprintf(err, errlen, "out of memory decoding the payload");
+        return -1;
     }
-    r->zone = &r->zone_mem;
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack(p, len, &off, r->zone, &r->payload);
     if (rc == MSGPACK_UNPACK_SUCCESS && off == len) return 0;
@@ -158,7 +85,7 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     /* The fields are copied behind the run, in its allocation: one
      * malloc per entry (reply.h). */
     size_t fsize = fields ? jq_reply_fields_size(fields) : 0;
-    jq_run_t *r = fields && !fsize ? NULL : run_new(&w->fetch, fsize);
+    jq_run_t *r = fields && !fsize ? NULL : jq_run_new(&w->runs, fsize);
     if (!r) {
         /* The entry stays pending and is redelivered: nothing is lost. */
         jq_error("out of memory taking entry %s", entry_id);

@@ -2,7 +2,7 @@
 #define JQ_FETCH_H
 
 /* Fetching, the worker's first stage: XREADGROUP sized by admission
- * (admit.h), each entry taken in as a run (worker.h's jq_run_t), its
+ * (admit.h), each entry taken in as a run (run.h), its
  * payload decoded, and the run handed to the worker to start, or
  * dead-lettered at once when malformed.
  *
@@ -31,20 +31,13 @@ typedef struct jq_fetch {
     int backoff;                  /* a read failed: wait for the next tick */
     int taking;                   /* a read's entries are being taken in:
                                      kicks wait for the end (take_reply) */
-    jq_run_t *spare;              /* freed runs kept for reuse (owned) */
-    int nspare;
     int64_t last_pause_check_ms;
     jq_args_t args;               /* each command's argv, reused */
 } jq_fetch_t;
 
 void jq_fetch_init(jq_fetch_t *f);
-/* Frees the builder's memory and the runs kept for reuse, after the loop
- * ended and every run was freed. */
+/* Frees the builder's memory, after the loop ended. */
 void jq_fetch_destroy(jq_fetch_t *f);
-
-/* Takes back a run whose parts jq_run_free let go: kept for the next
- * entry (a run of the common size, up to a batch of them) or freed. */
-void jq_fetch_recycle(jq_fetch_t *f, jq_run_t *r);
 
 /* Sends the reads that admission allows now, if none is in flight. */
 void jq_fetch_kick(jq_worker_t *w);

@@ -16,54 +16,6 @@
 /* Longer than rconn's longest reconnect backoff (2 s). */
 #define RECONNECT_RECLAIM_PAUSE_MS 2500
 
-/* ---- run lists ---- */
-
-void jq_runlist_push(jq_runlist_t *l, jq_run_t *r) {
-    r->next = NULL;
-    r->prev = l->tail;
-    if (l->tail) l->tail->next = r;
-    else l->head = r;
-    l->tail = r;
-    l->n++;
-}
-
-void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
-    if (r->prev) r->prev->next = r->next;
-    else l->head = r->next;
-    if (r->next) r->next->prev = r->prev;
-    else l->tail = r->prev;
-    r->prev = r->next = NULL;
-    l->n--;
-}
-
-void jq_run_drop_zone(jq_run_t *r) {
-    if (r->zone == &r->zone_mem) {
-        /* Only its first chunk (512 bytes): keep it for the run's next
-         * job (fetch.c reuses runs). A zone that grew is let go. */
-        if (r->zone_mem.chunk_list.head == r->zone_first) {
-            msgpack_zone_clear(&r->zone_mem);
-        } else {
-            msgpack_zone_destroy(&r->zone_mem);
-            r->zone_first = NULL;
-        }
-    } else if (r->zone) {
-        msgpack_zone_free(r->zone);
-    }
-    r->zone = NULL;
-}
-
-void jq_run_free(jq_run_t *r) {
-    if (!r) return;
-    if (r->sent) jq_admit_sent(&r->w->admit, r->q, r->kind, -1);
-    if (r->finished) jq_admit_finished(&r->w->admit, r->kind, -1);
-    if (r->held) jq_admit_hold(&r->w->admit, r->q, r->kind, -1);
-    jq_run_drop_zone(r);
-    if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
-    msgpack_sbuffer_destroy(&r->task.result);
-    jq_reply_fields_release(r->fields);
-    jq_fetch_recycle(&r->w->fetch, r);
-}
-
 /* ---- starting and ending attempts ---- */
 
 static void end_attempt(jq_worker_t *w, jq_run_t *r);
@@ -478,6 +430,7 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
                   opt->queue_limit);
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
+    jq_runs_init(&w->runs, &w->admit);
     jq_reclaim_init(&w->reclaim);
     jq_fetch_init(&w->fetch);
     srand((unsigned)(getpid() ^ w->started_ms));
@@ -581,6 +534,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_trim_destroy(&w->trim);
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
+    jq_runs_destroy(&w->runs);
     free(w);
     return code;
 }

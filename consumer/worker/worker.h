@@ -7,6 +7,7 @@
  *
  * The modules of a worker share these structs:
  *   worker.c    life cycle, timers, signals, draining
+ *   run.c       a run's (one attempt's) allocation, payload zone, reuse, end
  *   admit.c     admission: the COUNT of each queue's next read (its own state)
  *   fetch.c     XREADGROUP, entry -> run, payload decoding (its own state)
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
@@ -31,62 +32,8 @@
 #include "rconn.h"
 #include "reclaim.h"
 #include "reply.h"
+#include "run.h"
 #include "trim.h"
-
-typedef enum {
-    JQ_RUN_WAITING,  /* io job waiting for an io slot */
-    JQ_RUN_RUNNING,  /* handler started, or queued/running in the pool */
-    JQ_RUN_ABANDONED,/* cpu job past its timeout: outcome written, thread busy */
-} jq_run_state_t;
-
-typedef enum {
-    JQ_OUT_DONE,     /* handler succeeded */
-    JQ_OUT_FAILED,   /* an attempt failed: retry or dead, by attempts left */
-    JQ_OUT_DEAD,     /* dead at once: malformed job, unknown type, worker lost */
-} jq_outcome_t;
-
-
-/* One attempt of one job inside the worker: from the entry read until its
- * outcome is written. Owns the entry's fields (copied out of the reply),
- * the decoded payload and the task the handler sees. */
-struct jq_run {
-    jq_worker_t *w;
-    int q;                        /* index into the worker's queues */
-    jq_kind_t kind;               /* the slot it holds (admit.h) */
-    int held;                     /* holds a slot: given back by jq_run_free */
-    int sent;                     /* its ack is sent, not yet answered */
-    int finished;                 /* its attempt ended (admit: read-ahead) */
-    jq_job_t job;
-    jq_reply_fields_t *fields;    /* the entry's fields, in this run's
-                                     allocation (fetch.c); their big
-                                     strings owned */
-    const jq_handler_t *h;
-    msgpack_zone *zone;           /* owns the decoded payload object:
-                                     &zone_mem, or chunks.c's own zone */
-    msgpack_zone zone_mem;        /* an inline payload's zone (fetch.c):
-                                     in the run, one malloc less per job */
-    const void *zone_first;       /* zone_mem's first chunk while zone_mem
-                                     is initialised; it stays so while the
-                                     run waits for reuse (fetch.c) */
-    size_t cap;                   /* bytes behind the run for its fields
-                                     when it may be reused, else 0 */
-    msgpack_object payload;
-    msgpack_sbuffer jbuf;         /* enc json: the payload turned msgpack */
-    int keep;                     /* abandoned cpu run: freed by pool done */
-    jq_task_t task;
-    jq_pool_item_t item;
-    jq_run_state_t state;
-    int64_t started_ms;
-    uint64_t started_ns;          /* uv_hrtime() at start, for run time */
-    jq_outcome_t outcome;
-    char error[JQ_ERR_LEN];
-    int64_t finished_ms;
-    int64_t run_us;
-    jq_run_t *prev, *next;        /* in the worker's running or waiting list */
-    jq_run_t *bnext;              /* in a finish batch */
-    int unsure;                   /* its EXEC's reply was lost: written or
-                                     not, finish.c checks before writing */
-};
 
 typedef struct jq_queue {
     const char *name;             /* borrowed from options */
@@ -95,11 +42,6 @@ typedef struct jq_queue {
                                      (not read, reclaimed or probed) */
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
-
-typedef struct jq_runlist {
-    jq_run_t *head, *tail;
-    size_t n;
-} jq_runlist_t;
 
 struct jq_worker {
     uv_loop_t loop;
@@ -123,6 +65,7 @@ struct jq_worker {
     jq_runlist_t abandoned;       /* cpu runs past their timeout, still on a thread */
     int busy_io, busy_cpu;
     jq_admit_t admit;             /* slots by kind and queue (admit.h) */
+    jq_runs_t runs;               /* run.c: the runs' home, for reuse */
 
     jq_fetch_t fetch;             /* fetch.c: reads and intake */
     int draining;                 /* no new fetches; exit when idle */
@@ -159,12 +102,6 @@ int jq_worker_main(const jq_options_t *opt);
 void jq_worker_run_start(jq_worker_t *w, jq_run_t *r);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);
-void jq_runlist_push(jq_runlist_t *l, jq_run_t *r);
-void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r);
-void jq_run_free(jq_run_t *r);
-/* Frees r's decoded payload object, wherever its zone lives; an embedded
- * zone that kept to its first chunk is only cleared, for reuse. */
-void jq_run_drop_zone(jq_run_t *r);
 
 /* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
  * streams it into the decoder; then starts the run with

@@ -33,37 +33,23 @@ const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, s
     return NULL;
 }
 
-/* As worker.c's. */
-void jq_run_drop_zone(jq_run_t *r) {
-    if (r->zone && r->zone != &r->zone_mem) msgpack_zone_free(r->zone);
-    if (r->zone_first) msgpack_zone_destroy(&r->zone_mem);
-    r->zone = NULL;
-}
-
-static void free_run(jq_run_t *r) {
-    if (!r) return;
-    jq_reply_fields_release(r->fields);
-    jq_run_drop_zone(r);
-    msgpack_sbuffer_destroy(&r->jbuf); /* enc json's msgpack copy, if any */
-    msgpack_sbuffer_destroy(&r->task.result);
-    free(r);
-}
-
-/* Frees r at once (finish.c is done with it) and forgets it in started[]
- * and dead[], so that the reset does not free it again. */
-void jq_run_free(jq_run_t *r) {
+/* The stages' calls of jq_run_free come here (ld --wrap, see the
+ * Makefile): r is forgotten in started[] and dead[], so that the reset
+ * does not free it again, and freed by the real run.c. */
+void __real_jq_run_free(jq_run_t *r);
+void __wrap_jq_run_free(jq_run_t *r) {
     if (!r) return;
     for (int i = 0; i < nstarted; i++)
         if (started[i] == r) started[i] = NULL;
     for (int i = 0; i < ndead; i++)
         if (dead[i] == r) dead[i] = NULL;
-    free_run(r);
+    __real_jq_run_free(r);
     nfreed++;
 }
 
 void fake_stages_reset(void) {
-    for (int i = 0; i < nstarted; i++) free_run(started[i]);
-    for (int i = 0; i < ndead; i++) free_run(dead[i]);
+    for (int i = 0; i < nstarted; i++) __real_jq_run_free(started[i]);
+    for (int i = 0; i < ndead; i++) __real_jq_run_free(dead[i]);
     nstarted = ndead = nchunked = nfreed = 0;
 }
 
@@ -84,6 +70,7 @@ jq_worker_t *fake_worker_new(jq_options_t *opt) {
         snprintf(w->queues[i].stream, sizeof(w->queues[i].stream), "jq:{%s}:stream", names[i]);
     }
     jq_admit_init(&w->admit, 8, 4, 2, NULL);
+    jq_runs_init(&w->runs, &w->admit);
     jq_fetch_init(&w->fetch);
     jq_reclaim_init(&w->reclaim);
     w->rfetch.up = w->rwrite.up = 1;
@@ -100,5 +87,6 @@ void fake_worker_free(jq_worker_t *w) {
     fake_stages_reset();
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
+    jq_runs_destroy(&w->runs);
     free(w);
 }

@@ -2,9 +2,10 @@
 #define JQ_FAKE_STAGES_H
 
 /* Recording stand-ins for the worker's stages that fetch.c, reclaim.c and
- * finish.c hand their runs to (worker.c's run start and jq_run_free,
- * chunks.c), for the stage tests (test_fetch, test_reclaim, test_finish).
- * The runs handed over are kept in started[] and dead[] (owned here:
+ * finish.c hand their runs to (worker.c's run start, chunks.c), for the
+ * stage tests (test_fetch, test_reclaim, test_finish). The runs' life
+ * cycle is the real run.c, watched: jq_run_free counts in nfreed. The
+ * runs handed over are kept in started[] and dead[] (owned here:
  * fake_stages_reset frees them, unless jq_run_free freed them first).
  * finish.c's own stand-ins are in fake_finish.c (not linked into
  * test_finish, which has the real one).
@@ -23,8 +24,8 @@ extern int nfreed;            /* runs jq_run_free freed */
 void fake_stages_reset(void);
 
 /* A worker as the stage tests start it: id "host:1", queues "a" and "b"
- * (streams jq:{a}:stream...), 8 io and 4 cpu slots, its fetch and reclaim
- * state ready, both connections up, with options opt (prefix "jq",
+ * (streams jq:{a}:stream...), 8 io and 4 cpu slots, its runs, fetch and
+ * reclaim state ready, both connections up, with options opt (prefix "jq",
  * visibility 30 s). */
 jq_worker_t *fake_worker_new(jq_options_t *opt);
 /* Stops w, answers its commands still pending with NULL, frees the runs

@@ -286,15 +286,12 @@ Test(fetch, intake_moves_a_big_payload_out_of_the_reply_and_copies_the_rest) {
     cr_assert_eq(memcmp(r->job.type.p, "io", 3), 0, "copied with its NUL");
 }
 
-/* What jq_run_free (worker.c) does with a run fetch gave, minus the
- * bookkeeping: its zone cleared, the run handed back. */
+/* Ends the run fetch gave as started[i] (run.c's jq_run_free). */
 static void give_back(int i) {
     jq_run_t *r = started[i];
-    started[i] = NULL; /* the reset must not free it too */
     cr_assert_eq(r->zone, &r->zone_mem);
-    msgpack_zone_clear(&r->zone_mem);
-    r->zone = NULL;
-    jq_fetch_recycle(&w->fetch, r);
+    jq_run_free(r);
+    cr_assert_null(started[i], "forgotten: the reset does not free it too");
 }
 
 Test(fetch, a_run_given_back_is_reused_zeroed_with_its_zone) {
@@ -304,10 +301,10 @@ Test(fetch, a_run_given_back_is_reused_zeroed_with_its_zone) {
     cr_assert_not_null(chunk);
     r->state = JQ_RUN_RUNNING; /* what the worker would have set */
     give_back(0);
-    cr_assert_eq(w->fetch.nspare, 1);
+    cr_assert_eq(w->runs.nspare, 1);
     intake(0, "6-2", fake_fields(4, "type", "cpu", "payload", "\x92\x01\x02"), 1);
     cr_assert_eq(started[1], r, "the run given back is reused");
-    cr_assert_eq(w->fetch.nspare, 0);
+    cr_assert_eq(w->runs.nspare, 0);
     cr_assert_eq(r->state, JQ_RUN_WAITING, "zeroed");
     cr_assert_str_eq(r->job.entry_id, "6-2");
     cr_assert_str_eq(r->job.id, "6-2", "nothing of the last job's id");
@@ -324,7 +321,7 @@ Test(fetch, a_run_with_large_fields_is_not_kept_for_reuse) {
     jq_run_t *r = started[0];
     cr_assert_str_eq(r->fields->f[3].p, big);
     give_back(0);
-    cr_assert_eq(w->fetch.nspare, 0, "freed, not kept");
+    cr_assert_eq(w->runs.nspare, 0, "freed, not kept");
 }
 
 Test(fetch, intake_stops_a_poison_job_and_a_spent_attempt) {
