@@ -22,22 +22,15 @@
 
 struct jq_options;
 
-#define JQ_EXEC_MAX 32       /* --exec commands */
-#define JQ_EXEC_ARGS_MAX 64  /* words of one command */
+#define JQ_EXEC_MAX 32 /* --exec commands */
 
 /* Registers one handler per --exec entry of o. Checks every entry: NAME
  * valid, COMMAND well quoted, its program found (PATH is searched here,
- * once) and executable; each --exec-env name valid. Returns 0, or -1 with
- * err naming the entry. What it keeps lives in static storage for the life
- * of the process. */
+ * once) and a regular file we may execute (exec_cmd.h); each --exec-env
+ * name valid. Returns 0, or -1 with err naming the entry, the path and the
+ * reason. What it keeps lives in static storage for the life of the
+ * process. */
 int jq_exec_register(jq_registry_t *r, const struct jq_options *o, char *err,
                      size_t errlen);
-
-/* Splits cmd into words as described above, into buf (bufsize bytes; the
- * words are NUL-terminated there) and argv (at most maxargs words, then a
- * NULL). Returns the number of words (>= 1), or -1 with err: unbalanced
- * quote, trailing backslash, no word, too many or too long. */
-int jq_exec_split(const char *cmd, char *buf, size_t bufsize, char **argv,
-                  int maxargs, char *err, size_t errlen);
 
 #endif

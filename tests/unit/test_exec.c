@@ -1,10 +1,10 @@
-/* Tests of consumer/handlers/exec.c's word splitting: COMMAND is split once, at
+/* Tests of consumer/handlers/exec_cmd.c: the word splitting: COMMAND is split once, at
  * start, with shell quoting and nothing else (no expansion of any kind). */
 
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "exec.h"
+#include "exec_cmd.h"
 
 static char buf[256];
 static char *argv[8];
