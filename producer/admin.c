@@ -17,11 +17,9 @@ static int simple(jq_client_t *c, const char *queue, int pause, char *err,
     jq_args_str(&a, pause ? "SET" : "DEL");
     jq_args_key(&a, c, queue, "paused", NULL);
     if (pause) jq_args_str(&a, "1");
-    redisReply *r = jq_client_run(c, &a, err, errlen);
+    int rc = jq_client_do(c, &a, err, errlen);
     jq_args_destroy(&a);
-    if (!r) return -1;
-    freeReplyObject(r);
-    return 0;
+    return rc;
 }
 
 int jq_client_pause(jq_client_t *c, const char *queue, char *err,
@@ -79,23 +77,17 @@ static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
 
 enum { S_XLEN, S_GROUPS, S_SCHED, S_DEAD, S_PAUSED, S_TOTALS, S_N };
 
-int jq_stats_append(jq_client_t *c, const char *queue, char *err, size_t errlen) {
+void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen) {
     static const char *const cmd[S_N][2] = {
         {"XLEN", "stream"},   {"XINFO", "stream"}, {"ZCARD", "scheduled"},
         {"ZCARD", "dead"},    {"EXISTS", "paused"}, {"HGETALL", "stats"},
     };
-    jq_args_t a;
-    jq_args_init(&a);
-    int rc = 0;
-    for (int i = 0; i < S_N && rc == 0; i++) {
-        jq_args_reset(&a);
-        jq_args_str(&a, cmd[i][0]);
-        if (i == S_GROUPS) jq_args_str(&a, "GROUPS");
-        jq_args_key(&a, c, queue, cmd[i][1], NULL);
-        rc = jq_client_append(c, &a, err, errlen);
+    for (int i = 0; i < S_N; i++) {
+        jq_args_str(&p->a, cmd[i][0]);
+        if (i == S_GROUPS) jq_args_str(&p->a, "GROUPS");
+        jq_args_key(&p->a, p->c, queue, cmd[i][1], NULL);
+        jq_pipe_send(p, err, errlen);
     }
-    jq_args_destroy(&a);
-    return rc;
 }
 
 /* Ready is the group's lag (PROTOCOL 1.1); where Redis reports no lag,
@@ -115,14 +107,14 @@ static void fill_stats(redisReply **r, jq_queue_stats_t *s) {
     read_totals(r[S_TOTALS], s);
 }
 
-int jq_stats_collect(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char *err,
                      size_t errlen) {
     memset(s, 0, sizeof(*s));
     snprintf(s->queue, sizeof(s->queue), "%s", queue);
     redisReply *r[S_N] = {0};
     int rc = 0;
     for (int i = 0; i < S_N; i++) {
-        r[i] = jq_client_reply(c, err, errlen);
+        r[i] = jq_pipe_reply(p, err, errlen);
         if (!r[i]) {
             rc = -1;
             break;
@@ -148,11 +140,11 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
     memset(s, 0, sizeof(*s));
     if (!queue) queue = JQ_QUEUE_DEFAULT;
     if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
-    if (jq_stats_append(c, queue, err, errlen) < 0) {
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-        return -1;
-    }
-    return jq_stats_collect(c, queue, s, err, errlen);
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    jq_stats_send(&p, queue, err, errlen);
+    int rc = jq_stats_collect(&p, queue, s, err, errlen);
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
@@ -165,27 +157,21 @@ int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
         return -1;
     }
     long long last = now_ms / 60000;
-    jq_args_t a;
-    jq_args_init(&a);
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
     for (int i = 0; i < n; i++) {
         char minute[24];
         snprintf(minute, sizeof(minute), "%lld", last - (n - 1 - i));
-        jq_args_reset(&a);
-        jq_args_str(&a, "HMGET");
-        jq_args_key(&a, c, queue, "stats", minute);
-        jq_args_str(&a, "processed");
-        jq_args_str(&a, "failed");
-        if (jq_client_append(c, &a, err, errlen) < 0) {
-            if (c->ctx && i > 0) c->ctx->err = REDIS_ERR_OTHER; /* half sent */
-            jq_args_destroy(&a);
-            return -1;
-        }
+        jq_args_str(&p.a, "HMGET");
+        jq_args_key(&p.a, c, queue, "stats", minute);
+        jq_args_str(&p.a, "processed");
+        jq_args_str(&p.a, "failed");
+        jq_pipe_send(&p, err, errlen);
     }
-    jq_args_destroy(&a);
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        redisReply *r = jq_client_reply(c, err, errlen);
-        if (!r) return -1; /* the connection is marked broken */
+        redisReply *r = jq_pipe_reply(&p, err, errlen);
+        if (!r) break;
         processed[i] = failed[i] = 0;
         if (rc == 0 && jq_reply_ok(r, err, errlen) < 0) rc = -1;
         if (rc == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -194,7 +180,7 @@ int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
         }
         freeReplyObject(r);
     }
-    return rc;
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 static int cmp_str(const void *x, const void *y) {

@@ -25,6 +25,11 @@ struct jq_client {
 void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
                  const char *what, const char *id);
 
+/* Adds "DEL" and the keys of a run's result and wake-up (result:<id>,
+ * result:<id>:chunks, notify:<id>): what must go before a job id is
+ * run again, so that its waiter does not read the last run's answer. */
+void jq_args_del_result(jq_args_t *a, const jq_client_t *c, const char *queue, const char *id);
+
 /* Sets err (if not NULL) like snprintf. */
 void jq_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -41,23 +46,48 @@ int jq_client_ready(jq_client_t *c, char *err, size_t errlen);
 redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err,
                           size_t errlen);
 
-/* Pipelining: queue commands with jq_client_append, then read one reply
- * per command with jq_client_reply, in order. A reply may be an error
- * reply (check with jq_reply_ok); NULL means the connection broke. */
-int jq_client_append(jq_client_t *c, const jq_args_t *a, char *err,
-                     size_t errlen);
-redisReply *jq_client_reply(jq_client_t *c, char *err, size_t errlen);
+/* jq_client_run for a command whose reply is not needed: frees the reply
+ * and resets a. Returns 0, or -1 with err. */
+int jq_client_do(jq_client_t *c, jq_args_t *a, char *err, size_t errlen);
+
+/* A pipeline: build each command in p->a, queue it with jq_pipe_send,
+ * then read one reply per command with jq_pipe_reply, in order. This is
+ * the one place that knows a pipeline can be half sent: after a failed
+ * send the pipe sends nothing more and reads nothing, and jq_pipe_end
+ * marks the connection broken (the next call reconnects) whenever replies
+ * were left unread, so no later call can read a reply meant for this one.
+ * Commands go in only through the pipe or jq_client_run. */
+typedef struct jq_pipe {
+    jq_client_t *c;
+    jq_args_t a;  /* the next command; jq_pipe_send resets it */
+    size_t sent;  /* commands queued */
+    size_t read;  /* replies read */
+    int broken;   /* a send failed or the connection was lost */
+} jq_pipe_t;
+
+void jq_pipe_init(jq_pipe_t *p, jq_client_t *c);
+/* Queues p->a and resets it. Returns 0, or -1 with err on the first
+ * failure; once broken, every send returns -1 and leaves err alone. */
+int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen);
+/* The next reply, for the caller to free; it may be an error reply
+ * (check with jq_reply_ok). NULL when the pipe is broken (err is set: by
+ * this call when the connection broke now, else by the failure before). */
+redisReply *jq_pipe_reply(jq_pipe_t *p, char *err, size_t errlen);
+/* Frees the builder and marks the connection broken if any reply is left
+ * unread. Returns 0, or -1 if the pipe broke. */
+int jq_pipe_end(jq_pipe_t *p);
 
 /* The figures of one queue (admin.c), split so that watch.c can pipeline
- * many queues: append its commands, then collect their replies in order.
- * A failed append leaves the pipeline unusable: mark the connection broken
- * (c->ctx->err) so the next call reconnects. */
-int jq_stats_append(jq_client_t *c, const char *queue, char *err, size_t errlen);
-int jq_stats_collect(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+ * many queues: send its commands, then collect their replies in order. */
+void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen);
+int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char *err,
                      size_t errlen);
 
 /* 0 if r is not NULL and not an error reply, else -1 with err. */
 int jq_reply_ok(const redisReply *r, char *err, size_t errlen);
+
+/* jq_reply_ok on every element of an array reply (EXEC's). */
+int jq_reply_each_ok(const redisReply *r, char *err, size_t errlen);
 
 /* Parses a string or integer reply as a long long. Returns 0 or -1. */
 int jq_reply_ll(const redisReply *r, long long *out);

@@ -48,39 +48,35 @@ void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
     jq_args_dup(a, key, (size_t)n);
 }
 
+void jq_args_del_result(jq_args_t *a, const jq_client_t *c, const char *queue, const char *id) {
+    char chunks[JQ_CLIENT_ID_LEN + 16];
+    snprintf(chunks, sizeof(chunks), "%s:chunks", id);
+    jq_args_str(a, "DEL");
+    jq_args_key(a, c, queue, "result", id);
+    jq_args_key(a, c, queue, "result", chunks);
+    jq_args_key(a, c, queue, "notify", id);
+}
+
 /* ---- connection ---- */
 
 static int auth_and_select(jq_client_t *c, char *err, size_t errlen) {
     jq_args_t a;
     jq_args_init(&a);
+    char why[JQ_KEY_MAX];
     int rc = 0;
     if (c->url.password[0]) {
         jq_args_str(&a, "AUTH");
         if (c->url.user[0]) jq_args_str(&a, c->url.user);
         jq_args_str(&a, c->url.password);
-        char why[JQ_KEY_MAX];
-        redisReply *r = jq_client_run(c, &a, why, sizeof(why));
-        if (!r) {
+        if ((rc = jq_client_do(c, &a, why, sizeof(why))) < 0)
             jq_seterr(err, errlen, "redis AUTH failed: %s", why);
-            rc = -1;
-            goto out;
-        }
-        freeReplyObject(r);
     }
-    if (c->url.db) {
-        jq_args_reset(&a);
+    if (rc == 0 && c->url.db) {
         jq_args_str(&a, "SELECT");
         jq_args_ll(&a, c->url.db);
-        char why[JQ_KEY_MAX];
-        redisReply *r = jq_client_run(c, &a, why, sizeof(why));
-        if (!r) {
+        if ((rc = jq_client_do(c, &a, why, sizeof(why))) < 0)
             jq_seterr(err, errlen, "redis SELECT %d failed: %s", c->url.db, why);
-            rc = -1;
-            goto out;
-        }
-        freeReplyObject(r);
     }
-out:
     jq_args_destroy(&a);
     return rc;
 }
@@ -175,6 +171,12 @@ int jq_reply_ok(const redisReply *r, char *err, size_t errlen) {
     return 0;
 }
 
+int jq_reply_each_ok(const redisReply *r, char *err, size_t errlen) {
+    for (size_t k = 0; k < r->elements; k++)
+        if (jq_reply_ok(r->element[k], err, errlen) < 0) return -1;
+    return 0;
+}
+
 int jq_reply_ll(const redisReply *r, long long *out) {
     if (!r) return -1;
     if (r->type == REDIS_REPLY_INTEGER) {
@@ -193,40 +195,90 @@ int jq_reply_ll(const redisReply *r, long long *out) {
     return 0;
 }
 
-int jq_client_append(jq_client_t *c, const jq_args_t *a, char *err,
-                     size_t errlen) {
+/* Queues one command on the connection (no I/O yet). A failure queues
+ * nothing: hiredis appends a command whole or not at all. */
+static int append(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) {
     if (a->oom) {
         jq_seterr(err, errlen, "out of memory building a redis command");
         return -1;
     }
     if (jq_client_ready(c, err, errlen) < 0) return -1;
-    if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->lens) !=
-        REDIS_OK) {
+    if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->lens) != REDIS_OK) {
         jq_seterr(err, errlen, "redis: %s", c->ctx->errstr);
         return -1;
     }
     return 0;
 }
 
-redisReply *jq_client_reply(jq_client_t *c, char *err, size_t errlen) {
+/* Reads the next reply; NULL when the connection broke, which is then
+ * marked so: a sync context that failed mid-reply cannot be trusted again. */
+static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
     void *reply = NULL;
     if (!c->ctx || redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
         jq_seterr(err, errlen, "redis connection lost: %s",
                   c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
-        /* A sync context that failed mid-reply cannot be trusted again. */
         if (c->ctx) c->ctx->err = c->ctx->err ? c->ctx->err : REDIS_ERR_IO;
         return NULL;
     }
     return reply;
 }
 
-redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err,
-                          size_t errlen) {
-    if (jq_client_append(c, a, err, errlen) < 0) return NULL;
-    redisReply *r = jq_client_reply(c, err, errlen);
+redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) {
+    if (append(c, a, err, errlen) < 0) return NULL;
+    redisReply *r = read_reply(c, err, errlen);
     if (r && jq_reply_ok(r, err, errlen) < 0) {
         freeReplyObject(r);
         return NULL;
     }
     return r;
+}
+
+int jq_client_do(jq_client_t *c, jq_args_t *a, char *err, size_t errlen) {
+    redisReply *r = jq_client_run(c, a, err, errlen);
+    jq_args_reset(a);
+    if (!r) return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- pipelines ---- */
+
+void jq_pipe_init(jq_pipe_t *p, jq_client_t *c) {
+    memset(p, 0, sizeof(*p));
+    p->c = c;
+    jq_args_init(&p->a);
+}
+
+int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen) {
+    /* A reconnect here, after a failure, would drop the commands already
+     * queued on the old connection: once broken, send nothing more. */
+    if (!p->broken && append(p->c, &p->a, err, errlen) < 0) p->broken = 1;
+    jq_args_reset(&p->a);
+    if (p->broken) return -1;
+    p->sent++;
+    return 0;
+}
+
+redisReply *jq_pipe_reply(jq_pipe_t *p, char *err, size_t errlen) {
+    if (p->broken) return NULL;
+    if (p->read == p->sent) {
+        jq_seterr(err, errlen, "redis pipeline: no command left to read");
+        p->broken = 1;
+        return NULL;
+    }
+    redisReply *r = read_reply(p->c, err, errlen);
+    if (!r) {
+        p->broken = 1;
+        return NULL;
+    }
+    p->read++;
+    return r;
+}
+
+int jq_pipe_end(jq_pipe_t *p) {
+    jq_args_destroy(&p->a);
+    redisContext *ctx = p->c->ctx;
+    /* Replies left unread would answer the next call's commands. */
+    if (p->read < p->sent && ctx && !ctx->err) ctx->err = REDIS_ERR_OTHER;
+    return p->broken ? -1 : 0;
 }

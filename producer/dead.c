@@ -98,27 +98,22 @@ static redisReply *read_page_ids(jq_client_t *c, const char *queue,
                                  char *err, size_t errlen) {
     const char *set = pg->set == JQ_SET_SCHEDULED ? "scheduled" : "dead";
     long long start = pg->start > 0 ? pg->start : 0;
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "ZCARD");
-    jq_args_key(&a, c, queue, set, NULL);
-    int ok = jq_client_append(c, &a, err, errlen) == 0;
-    jq_args_reset(&a);
-    jq_args_str(&a, "ZRANGE");
-    jq_args_key(&a, c, queue, set, NULL);
-    jq_args_ll(&a, start);
-    jq_args_ll(&a, pg->count > 0 ? start + pg->count - 1 : -1);
-    if (pg->newest_first) jq_args_str(&a, "REV");
-    jq_args_str(&a, "WITHSCORES");
-    ok = ok && jq_client_append(c, &a, err, errlen) == 0;
-    jq_args_destroy(&a);
-    if (!ok) {
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER; /* half a pipeline sent */
-        return NULL;
-    }
-    redisReply *card = jq_client_reply(c, err, errlen);
-    redisReply *z = card ? jq_client_reply(c, err, errlen) : NULL;
-    if (card && z && jq_reply_ok(card, err, errlen) == 0 && jq_reply_ok(z, err, errlen) == 0) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    jq_args_str(&p.a, "ZCARD");
+    jq_args_key(&p.a, c, queue, set, NULL);
+    jq_pipe_send(&p, err, errlen);
+    jq_args_str(&p.a, "ZRANGE");
+    jq_args_key(&p.a, c, queue, set, NULL);
+    jq_args_ll(&p.a, start);
+    jq_args_ll(&p.a, pg->count > 0 ? start + pg->count - 1 : -1);
+    if (pg->newest_first) jq_args_str(&p.a, "REV");
+    jq_args_str(&p.a, "WITHSCORES");
+    jq_pipe_send(&p, err, errlen);
+    redisReply *card = jq_pipe_reply(&p, err, errlen);
+    redisReply *z = jq_pipe_reply(&p, err, errlen);
+    int rc = jq_pipe_end(&p);
+    if (rc == 0 && jq_reply_ok(card, err, errlen) == 0 && jq_reply_ok(z, err, errlen) == 0) {
         jq_reply_ll(card, total);
         freeReplyObject(card);
         return z;
@@ -133,24 +128,18 @@ static redisReply *read_page_ids(jq_client_t *c, const char *queue,
 static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z,
                           int brief, jq_dead_job_t *list, size_t total,
                           char *err, size_t errlen) {
-    jq_args_t a;
-    jq_args_init(&a);
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
     for (size_t i = 0; i < total; i++) {
-        jq_args_reset(&a);
-        jq_args_str(&a, brief ? "HMGET" : "HGETALL");
-        jq_args_key(&a, c, queue, "job", z->element[2 * i]->str);
-        for (size_t k = 0; brief && k < NBRIEF; k++) jq_args_str(&a, brief_fields[k]);
-        if (jq_client_append(c, &a, err, errlen) < 0) {
-            if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-            jq_args_destroy(&a);
-            return -1;
-        }
+        jq_args_str(&p.a, brief ? "HMGET" : "HGETALL");
+        jq_args_key(&p.a, c, queue, "job", z->element[2 * i]->str);
+        for (size_t k = 0; brief && k < NBRIEF; k++) jq_args_str(&p.a, brief_fields[k]);
+        jq_pipe_send(&p, err, errlen);
     }
-    jq_args_destroy(&a);
     int rc = 0;
     for (size_t i = 0; i < total; i++) {
-        redisReply *h = jq_client_reply(c, err, errlen);
-        if (!h) return -1;
+        redisReply *h = jq_pipe_reply(&p, err, errlen);
+        if (!h) break;
         if (rc == 0 && jq_reply_ok(h, err, errlen) < 0) rc = -1;
         if (rc == 0 && fill_job(&list[i], z->element[2 * i], z->element[2 * i + 1], h, brief) < 0) {
             jq_seterr(err, errlen, "out of memory");
@@ -158,7 +147,7 @@ static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z
         }
         freeReplyObject(h);
     }
-    return rc;
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 int jq_client_set_list(jq_client_t *c, const char *queue,
@@ -237,40 +226,77 @@ out:
     return rc;
 }
 
-/* Appends the commands of the op's MULTI body: §4 exactly for a retry. */
-static void append_body(jq_args_t *a, jq_client_t *c, const char *queue,
-                        const char *id, dead_op_t op, int *ok, char *err,
-                        size_t errlen) {
-#define SEND() \
-    do { if (*ok && jq_client_append(c, a, err, errlen) < 0) *ok = 0; jq_args_reset(a); } while (0)
+/* Sends the commands of the op's MULTI body: §4 exactly for a retry. */
+static void send_body(jq_pipe_t *p, const char *queue, const char *id, dead_op_t op, char *err,
+                      size_t errlen) {
+    jq_args_t *a = &p->a;
     if (op == OP_RETRY) {
         jq_args_str(a, "HSET");
-        jq_args_key(a, c, queue, "job", id);
+        jq_args_key(a, p->c, queue, "job", id);
         jq_args_str(a, "attempt");
         jq_args_str(a, "0");
-        SEND();
-        jq_args_str(a, "ZREM");
-        jq_args_key(a, c, queue, "dead", NULL);
-        jq_args_str(a, id);
-        SEND();
-        jq_args_str(a, "ZADD");
-        jq_args_key(a, c, queue, "scheduled", NULL);
-        jq_args_str(a, "0");
-        jq_args_str(a, id);
-        SEND();
     } else {
         jq_args_str(a, "DEL");
-        jq_args_key(a, c, queue, "job", id);
-        SEND();
-        jq_args_str(a, "ZREM");
-        jq_args_key(a, c, queue, "dead", NULL);
-        jq_args_str(a, id);
-        SEND();
-        jq_args_str(a, "DEL");
-        jq_args_key(a, c, queue, "payload", id);
-        SEND();
+        jq_args_key(a, p->c, queue, "job", id);
     }
-#undef SEND
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(a, "ZREM");
+    jq_args_key(a, p->c, queue, "dead", NULL);
+    jq_args_str(a, id);
+    jq_pipe_send(p, err, errlen);
+    if (op == OP_RETRY) {
+        jq_args_str(a, "ZADD");
+        jq_args_key(a, p->c, queue, "scheduled", NULL);
+        jq_args_str(a, "0");
+        jq_args_str(a, id);
+    } else {
+        jq_args_str(a, "DEL");
+        jq_args_key(a, p->c, queue, "payload", id);
+    }
+    jq_pipe_send(p, err, errlen);
+}
+
+/* WATCHes the dead set, then looks for id in it. Returns 0 when it is
+ * there (still watched), ENOTFOUND (unwatched), or -1. */
+static int watch_dead(jq_client_t *c, jq_args_t *a, const char *queue, const char *id, char *err,
+                      size_t errlen) {
+    jq_args_str(a, "WATCH");
+    jq_args_key(a, c, queue, "dead", NULL);
+    if (jq_client_do(c, a, err, errlen) < 0) return -1;
+    jq_args_str(a, "ZSCORE");
+    jq_args_key(a, c, queue, "dead", NULL);
+    jq_args_str(a, id);
+    redisReply *r = jq_client_run(c, a, err, errlen);
+    jq_args_reset(a);
+    if (!r) return -1;
+    int missing = r->type == REDIS_REPLY_NIL;
+    freeReplyObject(r);
+    if (!missing) return 0;
+    jq_args_str(a, "UNWATCH");
+    return jq_client_do(c, a, err, errlen) < 0 ? -1 : JQ_CLIENT_ENOTFOUND;
+}
+
+/* MULTI, the op's body, EXEC in one round trip. Returns 0 done, 1 when
+ * the WATCH fired (EXEC's nil), or -1. */
+static int run_transaction(jq_client_t *c, const char *queue, const char *id, dead_op_t op,
+                           char *err, size_t errlen) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    jq_args_str(&p.a, "MULTI");
+    jq_pipe_send(&p, err, errlen);
+    send_body(&p, queue, id, op, err, errlen);
+    jq_args_str(&p.a, "EXEC");
+    jq_pipe_send(&p, err, errlen);
+    int rc = 0;
+    redisReply *r;
+    while (p.read < p.sent && (r = jq_pipe_reply(&p, err, errlen))) {
+        int exec = p.read == p.sent;
+        if (rc == 0 && jq_reply_ok(r, err, errlen) < 0) rc = -1;
+        if (rc == 0 && exec && r->type == REDIS_REPLY_NIL) rc = 1;
+        if (rc == 0 && exec && r->type == REDIS_REPLY_ARRAY) rc = jq_reply_each_ok(r, err, errlen);
+        freeReplyObject(r);
+    }
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 /* One try: WATCH dead, ZSCORE, then MULTI body EXEC when the job is there.
@@ -279,71 +305,16 @@ static int dead_op_try(jq_client_t *c, const char *queue, const char *id,
                        dead_op_t op, char *err, size_t errlen) {
     jq_args_t a;
     jq_args_init(&a);
-    int rc = -1;
-    redisReply *r = NULL;
-    jq_args_str(&a, "WATCH");
-    jq_args_key(&a, c, queue, "dead", NULL);
-    if (!(r = jq_client_run(c, &a, err, errlen))) goto out;
-    freeReplyObject(r);
-    jq_args_reset(&a);
-    jq_args_str(&a, "ZSCORE");
-    jq_args_key(&a, c, queue, "dead", NULL);
-    jq_args_str(&a, id);
-    if (!(r = jq_client_run(c, &a, err, errlen))) goto out;
-    int missing = r->type == REDIS_REPLY_NIL;
-    freeReplyObject(r);
-    r = NULL;
-    jq_args_reset(&a);
-    if (missing) {
-        jq_args_str(&a, "UNWATCH");
-        if ((r = jq_client_run(c, &a, err, errlen))) rc = JQ_CLIENT_ENOTFOUND;
-        goto out;
-    }
-    if (op == OP_RETRY) {
+    int rc = watch_dead(c, &a, queue, id, err, errlen);
+    if (rc == 0 && op == OP_RETRY) {
         /* The last run's result and wake-up would answer a waiter of the
          * new run at once: drop them before the job can run again (never
          * after EXEC, when the new run may already have written its own). */
-        char chunks[JQ_CLIENT_ID_LEN + 16];
-        snprintf(chunks, sizeof(chunks), "%s:chunks", id);
-        jq_args_str(&a, "DEL");
-        jq_args_key(&a, c, queue, "result", id);
-        jq_args_key(&a, c, queue, "result", chunks);
-        jq_args_key(&a, c, queue, "notify", id);
-        if (!(r = jq_client_run(c, &a, err, errlen))) goto out;
-        freeReplyObject(r);
-        r = NULL;
-        jq_args_reset(&a);
+        jq_args_del_result(&a, c, queue, id);
+        rc = jq_client_do(c, &a, err, errlen);
     }
-    int ok = 1;
-    jq_args_str(&a, "MULTI");
-    if (jq_client_append(c, &a, err, errlen) < 0) ok = 0;
-    jq_args_reset(&a);
-    append_body(&a, c, queue, id, op, &ok, err, errlen);
-    jq_args_str(&a, "EXEC");
-    if (ok && jq_client_append(c, &a, err, errlen) < 0) ok = 0;
-    if (!ok) {
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-        goto out;
-    }
-    rc = 0;
-    for (int i = 0; i < 5; i++) { /* MULTI, 3 QUEUED, EXEC */
-        r = jq_client_reply(c, err, errlen);
-        if (!r) {
-            rc = -1;
-            goto out;
-        }
-        if (rc == 0 && jq_reply_ok(r, err, errlen) < 0) rc = -1;
-        if (rc == 0 && i == 4 && r->type == REDIS_REPLY_NIL) rc = 1;
-        if (rc == 0 && i == 4 && r->type == REDIS_REPLY_ARRAY)
-            for (size_t k = 0; k < r->elements; k++)
-                if (rc == 0 && jq_reply_ok(r->element[k], err, errlen) < 0) rc = -1;
-        freeReplyObject(r);
-        r = NULL;
-    }
-out:
-    if (r) freeReplyObject(r);
     jq_args_destroy(&a);
-    return rc;
+    return rc == 0 ? run_transaction(c, queue, id, op, err, errlen) : rc;
 }
 
 static int dead_op(jq_client_t *c, const char *queue, const char *id,

@@ -61,28 +61,40 @@ static int check_enqueue(const char *type, const char *payload, size_t len,
     return jq_codec_check_msgpack(payload, len, err, errlen);
 }
 
+/* One enqueue's plan: what it writes, and where the entry id comes back. */
+typedef struct enqueue {
+    const char *queue, *type, *payload;
+    size_t len;
+    const jq_enqueue_opts_t *o;
+    const char *id;  /* "" when the stream entry's id is the job's */
+    long long due;   /* ms since the epoch; 0: ready now */
+    size_t chunk;    /* payload bytes per chunk */
+    size_t nchunks;  /* 0: the payload goes inline */
+    int multi;       /* more than one key must appear at once */
+    int xadd_at;     /* the XADD's place in EXEC's reply when multi; -1: none */
+} enqueue_t;
+
 /* Appends the job's fields (§1) to a: as XADD fields or HSET pairs alike. */
-static void add_fields(jq_args_t *a, const char *type, const char *payload,
-                       size_t len, size_t nchunks, const char *id,
-                       const jq_enqueue_opts_t *o) {
+static void add_fields(jq_args_t *a, const enqueue_t *e) {
+    const jq_enqueue_opts_t *o = e->o;
     jq_args_str(a, "type");
-    jq_args_str(a, type);
-    if (nchunks) {
+    jq_args_str(a, e->type);
+    if (e->nchunks) {
         jq_args_str(a, "chunks");
-        jq_args_ll(a, (long long)nchunks);
+        jq_args_ll(a, (long long)e->nchunks);
         jq_args_str(a, "size");
-        jq_args_ll(a, (long long)len);
-    } else if (payload) {
+        jq_args_ll(a, (long long)e->len);
+    } else if (e->payload) {
         jq_args_str(a, "payload");
-        jq_args_add(a, payload, len);
+        jq_args_add(a, e->payload, e->len);
     }
-    if (payload && o->enc_json) {
+    if (e->payload && o->enc_json) {
         jq_args_str(a, "enc");
         jq_args_str(a, "json");
     }
-    if (id[0]) {
+    if (e->id[0]) {
         jq_args_str(a, "id");
-        jq_args_str(a, id);
+        jq_args_str(a, e->id);
     }
     if (o->max_attempts > 0) {
         jq_args_str(a, "max_attempts");
@@ -98,138 +110,115 @@ static void add_fields(jq_args_t *a, const char *type, const char *payload,
     }
 }
 
-/* Queues the commands of one enqueue on c (replies read by the caller):
- * SADD, then either a bare XADD or MULTI ... EXEC. Sets *ncmds to the
- * number of commands and *job_at to the index of the XADD (whose reply is
- * the entry id), counted inside EXEC's array when in a MULTI. */
-static int append_enqueue(jq_client_t *c, jq_args_t *a, const char *queue,
-                          const char *type, const char *payload, size_t len,
-                          const jq_enqueue_opts_t *o, const char *id,
-                          long long due, size_t chunk, int *ncmds,
-                          int *in_multi, int *job_at, char *err,
-                          size_t errlen) {
-    size_t nchunks = payload && len > chunk ? (len + chunk - 1) / chunk : 0;
-    int multi = nchunks || due || o->id;
-    int n = 0, inner = 0;
-#define SEND()                                                     \
-    do {                                                           \
-        if (jq_client_append(c, a, err, errlen) < 0) goto fail;    \
-        n++;                                                       \
-        jq_args_reset(a);                                          \
-    } while (0)
-
-    char queues[JQ_KEY_MAX];
-    jq_key_global(queues, sizeof(queues), c->prefix, "queues");
-    jq_args_str(a, "SADD");
-    jq_args_str(a, queues);
-    jq_args_str(a, queue);
-    SEND();
-    if (multi) {
-        jq_args_str(a, "MULTI");
-        SEND();
-    }
-    if (o->id) {
-        /* A reused id must not let a waiter see the last job's result. */
-        jq_args_str(a, "DEL");
-        jq_args_key(a, c, queue, "result", id);
-        char chunks[JQ_CLIENT_ID_LEN + 16];
-        snprintf(chunks, sizeof(chunks), "%s:chunks", id);
-        jq_args_key(a, c, queue, "result", chunks);
-        jq_args_key(a, c, queue, "notify", id);
-        SEND();
-        inner++;
-    }
-    if (nchunks) {
-        jq_args_str(a, "DEL");
-        jq_args_key(a, c, queue, "payload", id);
-        SEND();
-        inner++;
-        size_t per = RPUSH_BATCH_BYTES / chunk ? RPUSH_BATCH_BYTES / chunk : 1;
-        for (size_t i = 0; i < nchunks; i += per) {
-            jq_args_str(a, "RPUSH");
-            jq_args_key(a, c, queue, "payload", id);
-            for (size_t j = i; j < nchunks && j < i + per; j++) {
-                size_t off = j * chunk;
-                jq_args_add(a, payload + off, len - off < chunk ? len - off : chunk);
-            }
-            SEND();
-            inner++;
+/* The chunk list, afresh: DEL, then RPUSHes of a few MiB each. */
+static void send_chunks(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
+    jq_args_str(&p->a, "DEL");
+    jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
+    jq_pipe_send(p, err, errlen);
+    size_t per = RPUSH_BATCH_BYTES / e->chunk ? RPUSH_BATCH_BYTES / e->chunk : 1;
+    for (size_t i = 0; i < e->nchunks; i += per) {
+        jq_args_str(&p->a, "RPUSH");
+        jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
+        for (size_t j = i; j < e->nchunks && j < i + per; j++) {
+            size_t off = j * e->chunk;
+            jq_args_add(&p->a, e->payload + off, e->len - off < e->chunk ? e->len - off : e->chunk);
         }
+        jq_pipe_send(p, err, errlen);
     }
-    if (due) {
-        /* A stale hash of the same id (an old dead job) must not lend the
-         * new job its error or attempt fields. */
-        jq_args_str(a, "DEL");
-        jq_args_key(a, c, queue, "job", id);
-        SEND();
-        inner++;
-        jq_args_str(a, "HSET");
-        jq_args_key(a, c, queue, "job", id);
-        add_fields(a, type, payload, len, nchunks, id, o);
-        SEND();
-        inner++;
-        jq_args_str(a, "ZADD");
-        jq_args_key(a, c, queue, "scheduled", NULL);
-        jq_args_ll(a, due);
-        jq_args_str(a, id);
-        SEND();
-        *job_at = -1;
-        inner++;
-    } else {
-        jq_args_str(a, "XADD");
-        jq_args_key(a, c, queue, "stream", NULL);
-        jq_args_str(a, "*");
-        add_fields(a, type, payload, len, nchunks, id, o);
-        SEND();
-        *job_at = multi ? inner : 0;
-        inner++;
-    }
-    if (multi) {
-        jq_args_str(a, "EXEC");
-        SEND();
-    }
-#undef SEND
-    *ncmds = n;
-    *in_multi = multi;
-    return 0;
-fail:
-    *ncmds = n;
-    *in_multi = multi;
-    return -1;
 }
 
-/* Reads the n replies of append_enqueue; copies the entry id when the job
- * id is the XADD's. Reads every reply even after an error, so that the
+/* A delayed job: its hash and its schedule entry (§2). */
+static void send_scheduled(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
+    /* A stale hash of the same id (an old dead job) must not lend the
+     * new job its error or attempt fields. */
+    jq_args_str(&p->a, "DEL");
+    jq_args_key(&p->a, p->c, e->queue, "job", e->id);
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "HSET");
+    jq_args_key(&p->a, p->c, e->queue, "job", e->id);
+    add_fields(&p->a, e);
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "ZADD");
+    jq_args_key(&p->a, p->c, e->queue, "scheduled", NULL);
+    jq_args_ll(&p->a, e->due);
+    jq_args_str(&p->a, e->id);
+    jq_pipe_send(p, err, errlen);
+}
+
+/* Sends the commands of one enqueue: SADD, then either a bare XADD or
+ * MULTI ... EXEC; sets e->xadd_at. */
+static void send_enqueue(jq_pipe_t *p, enqueue_t *e, char *err, size_t errlen) {
+    char queues[JQ_KEY_MAX];
+    jq_key_global(queues, sizeof(queues), p->c->prefix, "queues");
+    jq_args_str(&p->a, "SADD");
+    jq_args_str(&p->a, queues);
+    jq_args_str(&p->a, e->queue);
+    jq_pipe_send(p, err, errlen);
+    if (e->multi) {
+        jq_args_str(&p->a, "MULTI");
+        jq_pipe_send(p, err, errlen);
+    }
+    size_t first = p->sent; /* the first command inside the MULTI */
+    if (e->o->id) {
+        /* A reused id must not let a waiter see the last job's result. */
+        jq_args_del_result(&p->a, p->c, e->queue, e->id);
+        jq_pipe_send(p, err, errlen);
+    }
+    if (e->nchunks) send_chunks(p, e, err, errlen);
+    e->xadd_at = -1;
+    if (e->due) {
+        send_scheduled(p, e, err, errlen);
+    } else {
+        e->xadd_at = (int)(p->sent - first);
+        jq_args_str(&p->a, "XADD");
+        jq_args_key(&p->a, p->c, e->queue, "stream", NULL);
+        jq_args_str(&p->a, "*");
+        add_fields(&p->a, e);
+        jq_pipe_send(p, err, errlen);
+    }
+    if (e->multi) {
+        jq_args_str(&p->a, "EXEC");
+        jq_pipe_send(p, err, errlen);
+    }
+}
+
+/* The XADD's reply among the last one (EXEC's array, or the XADD's own
+ * without a MULTI), or NULL; -1 with err when the transaction failed. */
+static int find_xadd(const redisReply *last, const enqueue_t *e, const redisReply **xadd,
+                     char *err, size_t errlen) {
+    char why[JQ_KEY_MAX];
+    *xadd = NULL;
+    if (!e->multi) {
+        *xadd = last;
+        return 0;
+    }
+    if (last->type != REDIS_REPLY_ARRAY) {
+        jq_seterr(err, errlen, "enqueue failed: transaction aborted");
+        return -1;
+    }
+    if (jq_reply_each_ok(last, why, sizeof(why)) < 0) {
+        jq_seterr(err, errlen, "enqueue failed: %s", why);
+        return -1;
+    }
+    if (e->xadd_at >= 0 && (size_t)e->xadd_at < last->elements) *xadd = last->element[e->xadd_at];
+    return 0;
+}
+
+/* Reads the replies of send_enqueue; copies the entry id when the job id
+ * is the XADD's. Reads every reply even after an error, so that the
  * connection stays in step. */
-static int read_enqueue(jq_client_t *c, int n, int multi, int job_at,
-                        char *id, size_t id_cap, char *err, size_t errlen) {
+static int read_enqueue(jq_pipe_t *p, const enqueue_t *e, char *id, size_t id_cap, char *err,
+                        size_t errlen) {
     int rc = 0;
-    for (int i = 0; i < n; i++) {
+    redisReply *r;
+    while (p->read < p->sent && (r = jq_pipe_reply(p, err, errlen))) {
         char why[JQ_KEY_MAX];
-        redisReply *r = jq_client_reply(c, why, sizeof(why));
-        if (!r) {
-            jq_seterr(err, errlen, "%s", why);
-            return -1;
-        }
         const redisReply *xadd = NULL;
         if (jq_reply_ok(r, why, sizeof(why)) < 0) {
             if (rc == 0) jq_seterr(err, errlen, "enqueue failed: %s", why);
             rc = -1;
-        } else if (multi && i == n - 1) {
-            if (r->type != REDIS_REPLY_ARRAY) {
-                if (rc == 0) jq_seterr(err, errlen, "enqueue failed: transaction aborted");
-                rc = -1;
-            } else {
-                for (size_t k = 0; k < r->elements; k++)
-                    if (rc == 0 && jq_reply_ok(r->element[k], why, sizeof(why)) < 0) {
-                        jq_seterr(err, errlen, "enqueue failed: %s", why);
-                        rc = -1;
-                    }
-                if (job_at >= 0 && (size_t)job_at < r->elements)
-                    xadd = r->element[job_at];
-            }
-        } else if (!multi && i == 1) {
-            xadd = r;
+        } else if (rc == 0 && p->read == p->sent) {
+            rc = find_xadd(r, e, &xadd, err, errlen);
         }
         if (rc == 0 && xadd && !id[0]) {
             if (xadd->type != REDIS_REPLY_STRING || xadd->len >= id_cap) {
@@ -242,7 +231,7 @@ static int read_enqueue(jq_client_t *c, int n, int multi, int job_at,
         }
         freeReplyObject(r);
     }
-    return rc;
+    return jq_pipe_end(p) < 0 ? -1 : rc;
 }
 
 int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
@@ -275,20 +264,13 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
             return -1;
         }
     }
-
-    jq_args_t a;
-    jq_args_init(&a);
-    int n = 0, multi = 0, job_at = -1;
-    int rc = append_enqueue(c, &a, queue, type, payload, len, o, id, due,
-                            chunk, &n, &multi, &job_at, err, errlen);
-    jq_args_destroy(&a);
-    if (rc < 0) {
-        /* Half a pipeline may sit in the output buffer: start afresh. */
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-        return -1;
-    }
-    if (read_enqueue(c, n, multi, job_at, id, sizeof(id), err, errlen) < 0)
-        return -1;
+    size_t nchunks = payload && len > chunk ? (len + chunk - 1) / chunk : 0;
+    enqueue_t e = {queue, type, payload, len, o, id, due, chunk, nchunks,
+                   nchunks || due || o->id, -1};
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    send_enqueue(&p, &e, err, errlen);
+    if (read_enqueue(&p, &e, id, sizeof(id), err, errlen) < 0) return -1;
     snprintf(id_out, id_cap, "%s", id);
     return 0;
 }

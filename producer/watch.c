@@ -139,26 +139,18 @@ static int read_workers(jq_client_t *c, const redisReply *set, jq_watch_t *w, ch
         jq_seterr(err, errlen, "out of memory");
         return -1;
     }
-    jq_args_t a;
-    jq_args_init(&a);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    for (size_t i = 0; i < n; i++) {
         const redisReply *id = set->element[2 * i];
-        jq_args_reset(&a);
-        jq_args_str(&a, "HGETALL");
+        jq_args_str(&p.a, "HGETALL");
         char key[512];
         snprintf(key, sizeof(key), "%s:worker:%.*s", c->prefix, (int)id->len, id->str);
-        jq_args_dup(&a, key, strlen(key));
-        rc = jq_client_append(c, &a, err, errlen);
+        jq_args_dup(&p.a, key, strlen(key));
+        jq_pipe_send(&p, err, errlen);
     }
-    jq_args_destroy(&a);
-    if (rc < 0) {
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        redisReply *h = jq_client_reply(c, err, errlen);
-        if (!h) return -1;
+    redisReply *h;
+    for (size_t i = 0; i < n && (h = jq_pipe_reply(&p, err, errlen)); i++) {
         if (h->type == REDIS_REPLY_ARRAY && h->elements >= 2) {
             jq_worker_watch_t *ww = &w->workers[w->nworkers++];
             const redisReply *id = set->element[2 * i], *score = set->element[2 * i + 1];
@@ -168,7 +160,7 @@ static int read_workers(jq_client_t *c, const redisReply *set, jq_watch_t *w, ch
         }
         freeReplyObject(h);
     }
-    return 0;
+    return jq_pipe_end(&p);
 }
 
 static int cmp_worker(const void *x, const void *y) {
@@ -179,32 +171,29 @@ static int cmp_worker(const void *x, const void *y) {
 
 enum { Q_MIN0, Q_MIN1, Q_LAT, Q_EXTRA };
 
-static int append_queue(jq_client_t *c, const char *queue, int64_t minute, jq_args_t *a, char *err,
-                        size_t errlen) {
-    if (jq_stats_append(c, queue, err, errlen) < 0) return -1;
+static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *err, size_t errlen) {
+    jq_stats_send(p, queue, err, errlen);
     for (int i = 0; i < 2; i++) {
         char what[64];
         snprintf(what, sizeof(what), "stats:%lld", (long long)(minute - i));
-        jq_args_reset(a);
-        jq_args_str(a, "HMGET");
-        jq_args_key(a, c, queue, what, NULL);
-        jq_args_str(a, "processed");
-        jq_args_str(a, "failed");
-        if (jq_client_append(c, a, err, errlen) < 0) return -1;
+        jq_args_str(&p->a, "HMGET");
+        jq_args_key(&p->a, p->c, queue, what, NULL);
+        jq_args_str(&p->a, "processed");
+        jq_args_str(&p->a, "failed");
+        jq_pipe_send(p, err, errlen);
     }
-    jq_args_reset(a);
-    jq_args_str(a, "HGETALL");
-    jq_args_key(a, c, queue, "latency", NULL);
-    return jq_client_append(c, a, err, errlen);
+    jq_args_str(&p->a, "HGETALL");
+    jq_args_key(&p->a, p->c, queue, "latency", NULL);
+    jq_pipe_send(p, err, errlen);
 }
 
-static int collect_queue(jq_client_t *c, jq_queue_watch_t *q, const char *queue, char *err,
+static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, char *err,
                          size_t errlen) {
-    if (jq_stats_collect(c, queue, &q->s, err, errlen) < 0) return -1;
+    /* Its extras are read even when its stats failed, to stay in step. */
+    int rc = jq_stats_collect(p, queue, &q->s, err, errlen);
     redisReply *r[Q_EXTRA] = {0};
-    int rc = 0;
     for (int i = 0; i < Q_EXTRA; i++) {
-        r[i] = jq_client_reply(c, err, errlen);
+        r[i] = jq_pipe_reply(p, err, errlen);
         if (!r[i] || (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0)) rc = -1;
         if (!r[i]) break;
     }
@@ -228,36 +217,28 @@ static int read_queues(jq_client_t *c, const char *const *names, size_t n, jq_wa
         return -1;
     }
     int64_t minute = w->at_ms / 60000;
-    jq_args_t a;
-    jq_args_init(&a);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) rc = append_queue(c, names[i], minute, &a, err, errlen);
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    for (size_t i = 0; i < n; i++) send_queue(&p, names[i], minute, err, errlen);
     char key[JQ_KEY_MAX];
     jq_key_global(key, sizeof(key), c->prefix, "workers");
-    jq_args_reset(&a);
-    jq_args_str(&a, "ZRANGE");
-    jq_args_str(&a, key);
-    jq_args_str(&a, "0");
-    jq_args_str(&a, "-1");
-    jq_args_str(&a, "WITHSCORES");
-    if (rc == 0) rc = jq_client_append(c, &a, err, errlen);
-    jq_args_destroy(&a);
-    if (rc < 0) {
-        if (c->ctx) c->ctx->err = REDIS_ERR_OTHER;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
+    jq_args_str(&p.a, "ZRANGE");
+    jq_args_str(&p.a, key);
+    jq_args_str(&p.a, "0");
+    jq_args_str(&p.a, "-1");
+    jq_args_str(&p.a, "WITHSCORES");
+    jq_pipe_send(&p, err, errlen);
+    int rc = 0;
+    for (size_t i = 0; i < n && !p.broken; i++) {
         jq_queue_watch_t *q = &w->queues[w->nqueues];
         /* A failed reply of one queue still leaves its others to read. */
-        int qrc = collect_queue(c, q, names[i], err, errlen);
-        if (qrc < 0 && (!c->ctx || c->ctx->err)) return -1;
-        if (qrc < 0) rc = -1;
+        if (collect_queue(&p, q, names[i], err, errlen) < 0) rc = -1;
+        if (p.broken) break;
         rates(q, w->at_ms);
         w->nqueues++;
     }
-    *set = jq_client_reply(c, err, errlen);
-    if (!*set) return -1;
-    return rc;
+    *set = jq_pipe_reply(&p, err, errlen);
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 int jq_watch_read(jq_client_t *c, const char *queue, jq_watch_t *w, char *err, size_t errlen) {

@@ -3,6 +3,7 @@
  * plain commands, and what it reads back from keys written by hand the way
  * a consumer would. */
 
+#include "client_int.h"
 #include "job.h"
 #include "jobq/jobq.h"
 #include "redis_fixture.h"
@@ -375,4 +376,68 @@ Test(producer, reconnects_after_the_connection_breaks) {
     if (jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)) < 0)
         cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(cmd_int("XLEN %s", "t:{default}:stream"), 1);
+}
+
+/* One ECHO, run alone on the client's connection: its reply's text. */
+static void assert_echo(const char *word) {
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "ECHO");
+    jq_args_str(&a, word);
+    redisReply *r = jq_client_run(cl, &a, err, sizeof(err));
+    jq_args_destroy(&a);
+    cr_assert(r, "%s", err);
+    cr_assert_str_eq(r->str, word);
+    freeReplyObject(r);
+}
+
+Test(producer, a_half_sent_pipeline_never_answers_the_next_call) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, cl);
+    jq_args_str(&p.a, "ECHO");
+    jq_args_str(&p.a, "stale");
+    cr_assert_eq(jq_pipe_send(&p, err, sizeof(err)), 0, "%s", err);
+    p.a.oom = 1; /* a command that could not be built */
+    cr_assert_eq(jq_pipe_send(&p, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "out of memory"), "%s", err);
+    /* Broken: nothing more is sent or read, and the first words stay. */
+    jq_args_str(&p.a, "ECHO");
+    jq_args_str(&p.a, "later");
+    cr_assert_eq(jq_pipe_send(&p, err, sizeof(err)), -1);
+    cr_assert_null(jq_pipe_reply(&p, err, sizeof(err)));
+    cr_assert(strstr(err, "out of memory"), "%s", err);
+    cr_assert_eq(jq_pipe_end(&p), -1);
+    /* The next call reconnects rather than read "stale". */
+    assert_echo("fresh");
+}
+
+Test(producer, a_pipeline_left_half_read_never_answers_the_next_call) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, cl);
+    for (int i = 0; i < 3; i++) {
+        jq_args_str(&p.a, "ECHO");
+        jq_args_ll(&p.a, i);
+        cr_assert_eq(jq_pipe_send(&p, err, sizeof(err)), 0, "%s", err);
+    }
+    redisReply *r = jq_pipe_reply(&p, err, sizeof(err));
+    cr_assert(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "0"));
+    freeReplyObject(r);
+    cr_assert_eq(jq_pipe_end(&p), 0); /* not broken: the caller gave up */
+    assert_echo("fresh");
+}
+
+Test(producer, a_pipeline_read_to_the_end_keeps_its_connection) {
+    redisContext *before = jq_client_context(cl);
+    jq_pipe_t p;
+    jq_pipe_init(&p, cl);
+    jq_args_str(&p.a, "PING");
+    jq_pipe_send(&p, err, sizeof(err));
+    jq_args_str(&p.a, "NOSUCHCOMMAND");
+    jq_pipe_send(&p, err, sizeof(err));
+    redisReply *r;
+    while ((r = jq_pipe_reply(&p, err, sizeof(err)))) freeReplyObject(r);
+    cr_assert(strstr(err, "no command left"), "%s", err);
+    cr_assert_eq(jq_pipe_end(&p), -1); /* read past its end: a bug, reported */
+    assert_echo("same");
+    cr_assert_eq(jq_client_context(cl), before);
 }
