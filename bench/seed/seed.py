@@ -353,7 +353,7 @@ def sec_cpu(s, b):
     j21 = med(jq["2 × 1"]) / j0
     odd = ("" if not (jt < 1.3 and j21 > 1.5) else
            " Note that in jobq two threads in one worker gained %.2fx where two single-thread workers gained "
-           "%.2fx; on a quiet machine (the README's sizing table) the two were equal, and the cause under "
+           "%.2fx; on a quiet machine (docs/DEPLOY.md's sizing table) the two were equal, and the cause under "
            "overload is not established here." % (jt, j21))
     sentence = ("Against one lane, two processes hashing inline on their loops (clustering alone) ran "
                 "%.2fx (jobq) and %.2fx (Node), two threads in one process %.2fx and %.2fx: %s.%s" % (
@@ -552,7 +552,7 @@ def sec_starvation(s, b):
 
 def sec_sizing(s, b):
     """What bench/sizing.py measured: the same job mixes over the splits that
-    the README's defaults are chosen from."""
+    docs/DEPLOY.md's defaults are chosen from."""
     mixes = {"cpu (400 sha256 × 20,000 rounds)": [sha_job(20000)] * 400,
              "io (2,000 sleep 5 ms)": [sleep_job(5)] * 2000,
              "mixed (half of each)": [sha_job(20000)] * 200 + [sleep_job(5)] * 1000}
