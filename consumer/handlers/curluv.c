@@ -74,12 +74,12 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp,
     sock_t *k = sockp;
     (void)e;
     if (what == CURL_POLL_REMOVE) {
-        if (k != NULL) {
-            curl_multi_assign(s->multi, fd, NULL);
-            uv_poll_stop(&k->poll);
-            uv_close((uv_handle_t *)&k->poll, on_sock_closed);
-        }
-        return 0;
+        if (k == NULL)
+            return 0;
+        curl_multi_assign(s->multi, fd, NULL);
+        int rc = uv_poll_stop(&k->poll);
+        uv_close((uv_handle_t *)&k->poll, on_sock_closed);
+        return rc == 0 ? 0 : -1;
     }
     if (k == NULL) {
         k = calloc(1, sizeof(*k));
@@ -112,12 +112,16 @@ static void on_timer(uv_timer_t *t) {
 static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
     session_t *s = userp;
     (void)m;
-    /* Never act from inside curl: a 0 timeout fires on the next turn. */
+    /* Never act from inside curl: a 0 timeout fires on the next turn. A
+     * timer we cannot set is told to curl (-1), which then fails every
+     * transfer of the session with its own error instead of letting them
+     * wait for a call that never comes. */
+    int rc;
     if (timeout_ms < 0)
-        uv_timer_stop(&s->timer);
+        rc = uv_timer_stop(&s->timer);
     else
-        uv_timer_start(&s->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
+        rc = uv_timer_start(&s->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return rc == 0 ? 0 : -1;
 }
 
 static session_t *session_get(uv_loop_t *loop) {
