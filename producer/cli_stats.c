@@ -3,7 +3,6 @@
  * dashboard): a row per queue, then a row per live worker; or (--json) the
  * snapshot's stable JSON shape. */
 
-#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,43 +74,12 @@ static void print_workers(const jq_watch_t *w) {
     }
 }
 
-/* A queue a worker found broken (PROTOCOL §7, <p>:{q}:broken). Its
- * fields come from Redis, where any client may have written them: copied
- * bounded. */
-typedef struct broken {
-    char error[256];
-    long long since;         /* ms since the epoch, 0 if absent */
-    char worker[320];
-} broken_t;
-
-/* Returns 1 with *b filled when queue q is broken, 0 when not (or when
- * the key cannot be read: the figures above it were, so say nothing). */
-static int read_broken(jq_cli_t *cli, const char *q, broken_t *b) {
-    redisContext *ctx = jq_client_context(cli->client);
-    char key[JQ_KEY_MAX];
-    if (!ctx) return 0;
-    jq_key(key, sizeof(key), jq_client_prefix(cli->client), q, "broken");
-    redisReply *r = redisCommand(ctx, "HMGET %s error since worker", key);
-    int broken = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                 r->element[0]->type == REDIS_REPLY_STRING;
-    if (broken) {
-        redisReply **e = r->element;
-        snprintf(b->error, sizeof(b->error), "%.*s", (int)e[0]->len, e[0]->str);
-        b->since = e[1]->type == REDIS_REPLY_STRING ? atoll(e[1]->str) : 0;
-        snprintf(b->worker, sizeof(b->worker), "%.*s",
-                 e[2]->type == REDIS_REPLY_STRING ? (int)e[2]->len : 1,
-                 e[2]->type == REDIS_REPLY_STRING ? e[2]->str : "?");
-    }
-    if (r) freeReplyObject(r);
-    return broken;
-}
-
 /* One line per broken queue, with Redis's error, below the table. */
 static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
-    broken_t b;
+    jq_broken_t b;
     for (size_t i = 0; i < w->nqueues; i++) {
         char since[40];
-        if (!read_broken(cli, w->queues[i].s.queue, &b)) continue;
+        if (!jq_watch_broken(cli->client, w->queues[i].s.queue, &b)) continue;
         jq_cli_time(b.since, since, sizeof(since));
         printf("\nqueue %s is BROKEN since %s: %s (seen by worker %s; left out of reads until "
                "fixed)\n", w->queues[i].s.queue, since, b.error, b.worker);
@@ -122,11 +90,11 @@ static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
  * {"error", "since", "worker"} while a worker reports it broken. */
 static int print_json(jq_cli_t *cli, const jq_watch_t *w) {
     json_object *root = jq_watch_to_json(w), *qs = NULL;
-    broken_t b;
+    jq_broken_t b;
     json_object_object_get_ex(root, "queues", &qs);
     for (size_t i = 0; i < w->nqueues && qs; i++) {
         json_object *o = NULL;
-        if (read_broken(cli, w->queues[i].s.queue, &b)) {
+        if (jq_watch_broken(cli->client, w->queues[i].s.queue, &b)) {
             o = json_object_new_object();
             json_object_object_add(o, "error", json_object_new_string(b.error));
             json_object_object_add(o, "since", json_object_new_int64(b.since));

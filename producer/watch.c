@@ -276,6 +276,32 @@ void jq_watch_destroy(jq_watch_t *w) {
     memset(w, 0, sizeof(*w));
 }
 
+/* ---- a broken queue ---- */
+
+int jq_watch_broken(jq_client_t *c, const char *queue, jq_broken_t *b) {
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "HMGET");
+    jq_args_key(&a, c, queue, "broken", NULL);
+    jq_args_str(&a, "error");
+    jq_args_str(&a, "since");
+    jq_args_str(&a, "worker");
+    redisReply *r = jq_client_run(c, &a, NULL, 0);
+    jq_args_destroy(&a);
+    int broken = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                 r->element[0]->type == REDIS_REPLY_STRING;
+    if (broken) {
+        redisReply **e = r->element;
+        snprintf(b->error, sizeof(b->error), "%.*s", (int)e[0]->len, e[0]->str);
+        b->since = e[1]->type == REDIS_REPLY_STRING ? atoll(e[1]->str) : 0;
+        snprintf(b->worker, sizeof(b->worker), "%.*s",
+                 e[2]->type == REDIS_REPLY_STRING ? (int)e[2]->len : 1,
+                 e[2]->type == REDIS_REPLY_STRING ? e[2]->str : "?");
+    }
+    if (r) freeReplyObject(r);
+    return broken;
+}
+
 /* ---- JSON (the stable shape of `jobq stats --json`, docs/CLI.md) ---- */
 
 static json_object *jnum(double v, int decimals) {
