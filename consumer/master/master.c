@@ -197,14 +197,23 @@ static void handback_all(jq_master_t *m) {
                 hb->g = g;
                 hb->q = q;
             }
-            if (hb && jq_rconn_cmd(&m->redis, on_handback, hb, "EVAL %s 1 %s %s %s %s %s", handback_lua,
-                                   key, JQ_GROUP, g->name, vis,
-                                   (g->uncount >> q) & 1 ? "1" : "0") == 0) {
+            jq_args_t a;
+            jq_args_init(&a);
+            jq_args_str(&a, "EVAL");
+            jq_args_str(&a, handback_lua);
+            jq_args_str(&a, "1");
+            jq_args_str(&a, key);
+            jq_args_str(&a, JQ_GROUP);
+            jq_args_str(&a, g->name);
+            jq_args_str(&a, vis);
+            jq_args_str(&a, (g->uncount >> q) & 1 ? "1" : "0");
+            if (hb && jq_rconn_args(&m->redis, &a, on_handback, hb) == 0) {
                 g->replies++;
             } else {
                 free(hb);
                 g->held++;
             }
+            jq_args_destroy(&a);
         }
     }
 }
@@ -259,7 +268,11 @@ static void on_janitor(uv_timer_t *t) {
     jq_master_t *m = t->data;
     /* A Redis that stopped answering keeps its socket open: only a reply
      * tells /healthz that it is really there. */
-    if (m->redis.up) jq_rconn_cmd(&m->redis, on_pong, m, "PING");
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "PING");
+    if (m->redis.up) jq_rconn_args(&m->redis, &a, on_pong, m);
+    jq_args_destroy(&a);
     handback_all(m);
     int64_t now = jq_now_ms();
     if (!m->redis.up || now - m->last_sweep_ms < SWEEP_EVERY_MS) return;
@@ -267,8 +280,15 @@ static void on_janitor(uv_timer_t *t) {
     for (int q = 0; q < m->opt->nqueues; q++) {
         char key[JQ_KEY_MAX];
         jq_key(key, sizeof(key), m->opt->prefix, m->opt->queues[q], "stream");
-        jq_rconn_cmd(&m->redis, on_swept, NULL, "EVAL %s 1 %s %s %d", sweep_lua, key, JQ_GROUP,
-                     ORPHAN_IDLE_MS);
+        jq_args_init(&a);
+        jq_args_str(&a, "EVAL");
+        jq_args_str(&a, sweep_lua);
+        jq_args_str(&a, "1");
+        jq_args_str(&a, key);
+        jq_args_str(&a, JQ_GROUP);
+        jq_args_ll(&a, ORPHAN_IDLE_MS);
+        jq_rconn_args(&m->redis, &a, on_swept, NULL);
+        jq_args_destroy(&a);
     }
 }
 

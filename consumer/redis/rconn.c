@@ -320,16 +320,6 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
     return 0;
 }
 
-int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
-                 const char *fmt, ...) {
-    if (!c->up || c->closing) return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = redisvAsyncCommand(c->ac, fn, priv, fmt, ap);
-    va_end(ap);
-    return rc == REDIS_OK ? 0 : -1;
-}
-
 /* The RESP of an argv command, written here rather than by hiredis'
  * redisAsyncCommandArgv, which formats each argument's header through
  * sdscatfmt: with the outcome script's long argv (finish.c) that was about
@@ -348,10 +338,9 @@ static char *resp_head(char *p, char kind, size_t n) {
     return p;
 }
 
-static const char *resp_format(int argc, const char **argv, const size_t *argvlen, size_t *len) {
+static const char *resp_format(const jq_args_t *a, size_t *len) {
     size_t need = 24;
-    for (int i = 0; i < argc; i++)
-        need += 24 + 2 + (argvlen ? argvlen[i] : strlen(argv[i]));
+    for (int i = 0; i < a->argc; i++) need += 24 + 2 + a->lens[i];
     if (need > resp_cap) {
         char *b = malloc(need);
         if (!b) return NULL;
@@ -359,11 +348,11 @@ static const char *resp_format(int argc, const char **argv, const size_t *argvle
         resp_buf = b;
         resp_cap = need;
     }
-    char *p = resp_head(resp_buf, '*', (size_t)argc);
-    for (int i = 0; i < argc; i++) {
-        size_t n = argvlen ? argvlen[i] : strlen(argv[i]);
+    char *p = resp_head(resp_buf, '*', (size_t)a->argc);
+    for (int i = 0; i < a->argc; i++) {
+        size_t n = a->lens[i];
         p = resp_head(p, '$', n);
-        memcpy(p, argv[i], n);
+        memcpy(p, a->argv[i], n);
         p += n;
         *p++ = '\r';
         *p++ = '\n';
@@ -372,11 +361,10 @@ static const char *resp_format(int argc, const char **argv, const size_t *argvle
     return resp_buf;
 }
 
-int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
-                     int argc, const char **argv, const size_t *argvlen) {
-    if (!c->up || c->closing) return -1;
+int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
+    if (a->oom || !c->up || c->closing) return -1;
     size_t len;
-    const char *cmd = resp_format(argc, argv, argvlen, &len);
+    const char *cmd = resp_format(a, &len);
     int rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
     if (resp_cap > RESP_KEEP) {
         free(resp_buf);
@@ -384,11 +372,6 @@ int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
         resp_cap = 0;
     }
     return rc == REDIS_OK ? 0 : -1;
-}
-
-int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
-    if (a->oom) return -1;
-    return jq_rconn_cmdargv(c, fn, priv, a->argc, a->argv, a->lens);
 }
 
 static void on_timer_closed(uv_handle_t *h) {

@@ -70,17 +70,9 @@ struct jq_rconn {
 int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
                   const char *name);
 
-/* Sends a command (hiredis format). Returns 0, or -1 when the connection
- * is down: then fn never runs. */
-int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
-                 const char *fmt, ...);
-
-/* Sends a command given as argv; lengths in argvlen (NULL: strlen). */
-int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv,
-                     int argc, const char **argv, const size_t *argvlen);
-
-/* Sends the command built in a (args.h). hiredis copies it at once, so a
- * may be reset as soon as this returns. Returns 0, or -1 when the
+/* Sends the command built in a (args.h): the one way the consumer sends a
+ * command. hiredis copies it at once, so a may be reset as soon as this
+ * returns. Returns 0, or -1 when the
  * connection is down or a ran out of memory while it was built (a->oom):
  * then fn never runs. */
 int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv);

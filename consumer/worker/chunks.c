@@ -186,7 +186,15 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
 static int send_read(loader_t *l) {
     long long last = l->next + CHUNKS_PER_READ - 1;
     if (last >= l->r->job.chunks) last = l->r->job.chunks - 1;
-    return jq_rconn_cmd(&l->w->rwrite, on_range, l, "LRANGE %s %lld %lld", l->key, l->next, last);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "LRANGE");
+    jq_args_str(&a, l->key);
+    jq_args_ll(&a, l->next);
+    jq_args_ll(&a, last);
+    int rc = jq_rconn_args(&l->w->rwrite, &a, on_range, l);
+    jq_args_destroy(&a);
+    return rc;
 }
 
 static void read_more(loader_t *l) {
@@ -250,7 +258,13 @@ int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
     msgpack_sbuffer_init(&l->json);
     jq_key_id(l->key, sizeof(l->key), w->opt->prefix, w->queues[r->q].name, "payload", r->job.id);
     w->loading++;
-    if (jq_rconn_cmd(&w->rwrite, on_llen, l, "LLEN %s", l->key) != 0) {
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "LLEN");
+    jq_args_str(&a, l->key);
+    int rc = jq_rconn_args(&w->rwrite, &a, on_llen, l);
+    jq_args_destroy(&a);
+    if (rc != 0) {
         abandon(l, "connection lost");
         return 0;
     }

@@ -63,20 +63,49 @@ void jq_heartbeat_send(jq_worker_t *w) {
     w->loop_lag_us = 0;
     snprintf(v[12], 32, "%d", (int)getppid());
     snprintf(v[13], 32, "%d", w->draining);
-    const char *argv[] = {"HSET", wkey, "host", w->host, "pid", v[0], "queues", o->queues_csv,
-                          "started_at", v[1], "processed", v[2], "failed", v[3], "busy_io", v[4],
-                          "busy_cpu", v[5], "threads", v[6], "cpu_backlog", v[7], "rss_bytes", v[8],
-                          "cpu_ms", v[9], "open_fds", v[10], "loop_lag_us", v[11], "master_pid",
-                          v[12], "draining", v[13]};
-    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    const char *fields[][2] = {
+        {"host", w->host},      {"pid", v[0]},          {"queues", o->queues_csv},
+        {"started_at", v[1]},   {"processed", v[2]},    {"failed", v[3]},
+        {"busy_io", v[4]},      {"busy_cpu", v[5]},     {"threads", v[6]},
+        {"cpu_backlog", v[7]},  {"rss_bytes", v[8]},    {"cpu_ms", v[9]},
+        {"open_fds", v[10]},    {"loop_lag_us", v[11]}, {"master_pid", v[12]},
+        {"draining", v[13]}};
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "HSET");
+    jq_args_str(&a, wkey);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        jq_args_str(&a, fields[i][0]);
+        jq_args_str(&a, fields[i][1]);
+    }
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
     int64_t now = jq_now_ms();
-    jq_rconn_cmd(&w->rwrite, NULL, NULL, "PEXPIRE %s %lld", wkey, 3 * o->heartbeat_ms);
-    jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZADD %s %lld %s", key, (long long)now, w->id);
+    jq_args_reset(&a);
+    jq_args_str(&a, "PEXPIRE");
+    jq_args_str(&a, wkey);
+    jq_args_ll(&a, 3 * o->heartbeat_ms);
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    jq_args_reset(&a);
+    jq_args_str(&a, "ZADD");
+    jq_args_str(&a, key);
+    jq_args_ll(&a, (long long)now);
+    jq_args_str(&a, w->id);
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
     /* Workers whose heartbeat stopped leave the set too, whoever notices. */
-    jq_rconn_cmd(&w->rwrite, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %lld", key,
-                 (long long)(now - 3 * o->heartbeat_ms));
-    for (int i = 0; i < w->nqueues; i++)
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "SADD %s %s", qkey, w->queues[i].name);
+    jq_args_reset(&a);
+    jq_args_str(&a, "ZREMRANGEBYSCORE");
+    jq_args_str(&a, key);
+    jq_args_str(&a, "-inf");
+    jq_args_ll(&a, (long long)(now - 3 * o->heartbeat_ms));
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    for (int i = 0; i < w->nqueues; i++) {
+        jq_args_reset(&a);
+        jq_args_str(&a, "SADD");
+        jq_args_str(&a, qkey);
+        jq_args_str(&a, w->queues[i].name);
+        jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    }
+    jq_args_destroy(&a);
 
     if (o->max_rss_mb && rss > o->max_rss_mb * 1024 * 1024 && !w->draining) {
         /* Over it before any job ran: the limit is below a fresh worker's

@@ -24,10 +24,23 @@ static void publish(jq_worker_t *w, jq_queue_t *q) {
     jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
     snprintf(since, sizeof(since), "%lld", (long long)q->health.since_ms);
     snprintf(ttl, sizeof(ttl), "%d", 3 * JQ_QHEALTH_RETRY_MS);
-    const char *hset[] = {"HSET", key, "error", q->health.error, "since", since, "worker", w->id};
-    const char *exp[] = {"PEXPIRE", key, ttl};
-    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, (int)(sizeof(hset) / sizeof(hset[0])), hset, NULL);
-    jq_rconn_cmdargv(&w->rwrite, NULL, NULL, (int)(sizeof(exp) / sizeof(exp[0])), exp, NULL);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "HSET");
+    jq_args_str(&a, key);
+    jq_args_str(&a, "error");
+    jq_args_str(&a, q->health.error);
+    jq_args_str(&a, "since");
+    jq_args_str(&a, since);
+    jq_args_str(&a, "worker");
+    jq_args_str(&a, w->id);
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    jq_args_reset(&a);
+    jq_args_str(&a, "PEXPIRE");
+    jq_args_str(&a, key);
+    jq_args_str(&a, ttl);
+    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    jq_args_destroy(&a);
 }
 
 static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
@@ -37,7 +50,12 @@ static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
                 created ? " (its group made anew from id 0)" : "");
         char key[JQ_KEY_MAX];
         jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
-        jq_rconn_cmd(&w->rwrite, NULL, NULL, "DEL %s", key);
+        jq_args_t a;
+        jq_args_init(&a);
+        jq_args_str(&a, "DEL");
+        jq_args_str(&a, key);
+        jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+        jq_args_destroy(&a);
     } else if (created) {
         /* The stream or its group vanished under us: made again from id
          * 0, so entries added since are read, none skipped. */
@@ -85,11 +103,19 @@ static void probe(jq_worker_t *w, int q) {
     if (!p) return; /* probed again at the next tick */
     p->w = w;
     p->q = q;
-    if (jq_rconn_cmd(&w->rwrite, on_probe, p, "XGROUP CREATE %s " JQ_GROUP " 0 MKSTREAM",
-                     w->queues[q].stream) == 0)
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "XGROUP");
+    jq_args_str(&a, "CREATE");
+    jq_args_str(&a, w->queues[q].stream);
+    jq_args_str(&a, JQ_GROUP);
+    jq_args_str(&a, "0");
+    jq_args_str(&a, "MKSTREAM");
+    if (jq_rconn_args(&w->rwrite, &a, on_probe, p) == 0)
         h->probing = 1;
     else
         free(p);
+    jq_args_destroy(&a);
 }
 
 void jq_qhealth_read_failed(jq_worker_t *w, const char *err) {

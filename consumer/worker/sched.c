@@ -154,11 +154,19 @@ static void on_script_loaded(redisAsyncContext *ac, void *rp, void *priv) {
         jq_error("SCRIPT LOAD: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 }
 
+static void load(jq_worker_t *w, const char *lua, char *sha) {
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "SCRIPT");
+    jq_args_str(&a, "LOAD");
+    jq_args_str(&a, lua);
+    if (jq_rconn_args(&w->rwrite, &a, on_script_loaded, sha) == 0) loads_in_flight++;
+    jq_args_destroy(&a);
+}
+
 void jq_sched_on_connect(jq_worker_t *w) {
-    if (jq_rconn_cmd(&w->rwrite, on_script_loaded, promote_sha, "SCRIPT LOAD %s", jq_sched_promote_lua) == 0)
-        loads_in_flight++;
-    if (jq_rconn_cmd(&w->rwrite, on_script_loaded, trim_sha, "SCRIPT LOAD %s", jq_sched_trim_lua) == 0)
-        loads_in_flight++;
+    load(w, jq_sched_promote_lua, promote_sha);
+    load(w, jq_sched_trim_lua, trim_sha);
 }
 
 static void promote(jq_worker_t *w, jq_queue_t *q);
@@ -205,8 +213,21 @@ static void promote(jq_worker_t *w, jq_queue_t *q) {
     jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
     jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
     snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
-    jq_rconn_cmd(&w->rwrite, on_promoted, q, "EVALSHA %s 3 %s %s %s %s %d %s %d %s", promote_sha,
-                 zkey, skey, dkey, now, PROMOTE_BATCH, base, JQ_JOB_MAX_FIELDS, w->id);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "EVALSHA");
+    jq_args_str(&a, promote_sha);
+    jq_args_str(&a, "3");
+    jq_args_str(&a, zkey);
+    jq_args_str(&a, skey);
+    jq_args_str(&a, dkey);
+    jq_args_str(&a, now);
+    jq_args_ll(&a, PROMOTE_BATCH);
+    jq_args_str(&a, base);
+    jq_args_ll(&a, JQ_JOB_MAX_FIELDS);
+    jq_args_str(&a, w->id);
+    jq_rconn_args(&w->rwrite, &a, on_promoted, q);
+    jq_args_destroy(&a);
 }
 
 static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
@@ -223,9 +244,20 @@ static void trim(jq_worker_t *w, jq_queue_t *q, int64_t now) {
     jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
     jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
     jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
-    jq_rconn_cmd(&w->rwrite, on_trimmed, q, "EVALSHA %s 2 %s %s %lld %lld %lld %d %s", trim_sha,
-                 dkey, zkey, (long long)now, w->opt->dead_ttl * 1000, w->opt->dead_max,
-                 TRIM_BATCH, base);
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "EVALSHA");
+    jq_args_str(&a, trim_sha);
+    jq_args_str(&a, "2");
+    jq_args_str(&a, dkey);
+    jq_args_str(&a, zkey);
+    jq_args_ll(&a, (long long)now);
+    jq_args_ll(&a, w->opt->dead_ttl * 1000);
+    jq_args_ll(&a, w->opt->dead_max);
+    jq_args_ll(&a, TRIM_BATCH);
+    jq_args_str(&a, base);
+    jq_rconn_args(&w->rwrite, &a, on_trimmed, q);
+    jq_args_destroy(&a);
 }
 
 void jq_sched_tick(jq_worker_t *w, int64_t now) {

@@ -99,7 +99,7 @@ static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
         jq_args_str(a, w->queues[p->q].stream);
         for (int i = 0; i < p->ids.n; i++)
             if (jq_trim_id_cmp(p->ids.ids[i], reply->str) > 0) jq_args_str(a, p->ids.ids[i]);
-        if (a->argc > 2 && !a->oom) jq_rconn_cmdargv(&w->rwrite, NULL, NULL, a->argc, a->argv, a->lens);
+        if (a->argc > 2) jq_rconn_args(&w->rwrite, a, NULL, NULL);
         jq_args_reset(a);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         jq_error("trimming %s: %s", w->queues[p->q].stream, reply->str);

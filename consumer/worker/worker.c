@@ -392,7 +392,11 @@ static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     c->quiet_refusals = 0;
     jq_fetch_connected(w);
-    jq_rconn_cmd(&w->rfetch, on_groups_ready, w, "PING");
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "PING");
+    jq_rconn_args(&w->rfetch, &a, on_groups_ready, w);
+    jq_args_destroy(&a);
     jq_fetch_kick(w);
 }
 

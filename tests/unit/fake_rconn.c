@@ -24,46 +24,26 @@ void fake_rconn_reset(void) {
     fake_ncmds = 0;
 }
 
-int jq_rconn_cmdargv(jq_rconn_t *c, redisCallbackFn *fn, void *priv, int argc,
-                     const char **argv, const size_t *argvlen) {
-    if (!c->up || c->closing) return -1;
+int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
+    if (a->oom || !c->up || c->closing) return -1;
     if (fake_ncmds == FAKE_CMDS_MAX) abort();
     fake_cmd_t *cmd = &fake_cmds[fake_ncmds++];
     cmd->c = c;
     cmd->fn = fn;
     cmd->priv = priv;
-    cmd->argc = argc;
-    cmd->argv = calloc((size_t)argc, sizeof(char *));
+    cmd->argc = a->argc;
+    cmd->argv = calloc((size_t)a->argc, sizeof(char *));
     size_t off = 0;
-    for (int i = 0; i < argc; i++) {
-        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+    for (int i = 0; i < a->argc; i++) {
+        size_t len = a->lens[i];
         cmd->argv[i] = malloc(len + 1);
-        memcpy(cmd->argv[i], argv[i], len);
+        memcpy(cmd->argv[i], a->argv[i], len);
         cmd->argv[i][len] = '\0';
         int n = snprintf(cmd->line + off, sizeof(cmd->line) - off, "%s%s", i ? " " : "",
                          cmd->argv[i]);
         if (n > 0 && off + (size_t)n < sizeof(cmd->line)) off += (size_t)n;
     }
     return 0;
-}
-
-int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
-    if (a->oom) return -1;
-    return jq_rconn_cmdargv(c, fn, priv, a->argc, a->argv, a->lens);
-}
-
-/* Formatted commands are recorded split on spaces: the tests' commands
- * carry no argument with a space in it. */
-int jq_rconn_cmd(jq_rconn_t *c, redisCallbackFn *fn, void *priv, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    const char *argv[64];
-    int argc = 0;
-    for (char *tok = strtok(buf, " "); tok && argc < 64; tok = strtok(NULL, " ")) argv[argc++] = tok;
-    return jq_rconn_cmdargv(c, fn, priv, argc, argv, NULL);
 }
 
 static int matches(const fake_cmd_t *cmd, const jq_rconn_t *c, const char *prefix) {
