@@ -258,6 +258,15 @@ def wait_for(cond, timeout=10, interval=0.02, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+def wait_stopped(pid):
+    """Waits until pid is stopped (SIGSTOP is delivered asynchronously):
+    from then on it writes nothing more."""
+    def state():
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    wait_for(lambda: state() in ("T", "t"), what="process %d stopped" % pid)
+
+
 def errorstat(r, code):
     """How many error replies starting with code ("WRONGPASS") the server
     has sent since it started (INFO errorstats, Redis >= 6.2): a count of

@@ -17,7 +17,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import RedisServer, key, scale, stream, wait_for, wait_result, xadd, wait_stream_empty
+from conftest import (RedisServer, key, scale, stream, wait_for, wait_result, wait_stopped, xadd,
+                      wait_stream_empty)
 
 HOST = socket.gethostname()
 
@@ -95,9 +96,11 @@ def test_sigkill_worker_jobs_done_elsewhere_fast(r, cluster):
     # Frozen first, so that what it holds cannot finish between the read of
     # its pending entries and the kill (50 ms jobs did, on a slow
     # sanitizer run: nothing was left to measure). An EXEC it had already
-    # written gets a moment to land before the read.
+    # written lands before the read: once it is stopped its writes are in
+    # Redis's socket, and a PING's reply comes after Redis has read them.
     os.kill(victim, signal.SIGSTOP)
-    time.sleep(0.2)
+    wait_stopped(victim)
+    r.ping()
     held = [e["message_id"].decode() for e in
             r.xpending_range(stream(), "workers", "-", "+", 1000, consumername=wid(victim))]
     assert held, "the worker held no entries when killed"
@@ -199,8 +202,7 @@ def test_terminal_signals_reach_workers_too(r, cluster):
     old = c.worker_pids()
     for p in [c.pid] + old:
         os.kill(p, signal.SIGHUP)
-    c.wait_log(r"rolling restart done")
-    time.sleep(0.2)
+    c.wait_log(r"rolling restart done")   # every new worker ready: its handlers are set
     for p in [c.pid] + c.worker_pids() + old:
         try:
             os.kill(p, signal.SIGINT)
@@ -222,7 +224,7 @@ def test_second_sigterm_stops_a_recycling_worker_too(r, cluster):
     c.wait_log(r"asks to be recycled")
     c.wait_log(r"worker \S+ ready", count=2)
     c.signal(signal.SIGTERM)
-    time.sleep(0.2)
+    c.wait_log(r"Terminated: draining")
     c.signal(signal.SIGTERM)
     t0 = time.time()
     c.wait(timeout=10)
@@ -247,11 +249,11 @@ def test_sighup_rolling_restart_keeps_serving(r, redis_server, cluster, workers)
         while time.time() < t_end:
             # One attempt: a job redelivered by a roll would die "worker lost".
             ids.append(xadd(prod, type="sleep", payload={"ms": 20}, max_attempts="1"))
-            time.sleep(0.01)
+            time.sleep(0.01)   # a rate (about 100 jobs/s), not a wait
 
     th = threading.Thread(target=produce)
     th.start()
-    time.sleep(1)
+    wait_for(lambda: len(ids) >= 20 and count_state(r, ids[:20]) == 20, what="jobs flowing")
     c.signal(signal.SIGHUP)
     c.wait_log(r"rolling restart done", timeout=10)
     th.join()
@@ -295,7 +297,9 @@ def test_max_rss_recycles_workers(r, cluster):
         c.wait_log(r"asks to be recycled \(max-rss\)", count=n)
         wait_all(r, ids, timeout=10)
         c.wait_log(r"worker \S+ ready", count=n + 1)
-    time.sleep(0.5)
+    # The fresh worker's heartbeat decided, and not to recycle it.
+    fresh = max(c.worker_pids())
+    c.wait_log(r"pid=%d worker WARN RSS .* before any job: not recycling" % fresh)
     log = c.log()
     assert len(re.findall(r"worker \d+ started", log)) == 3, log
     assert "killed by signal" not in log
@@ -330,7 +334,8 @@ def test_long_job_is_not_stolen(r, cluster):
     jid = xadd(r, type="sleep", payload={"ms": 3000})
     res = wait_all(r, [jid], timeout=10)[0]
     assert res["attempts"] == b"1"
-    time.sleep(1.5)  # a second run, if any, would end by now
+    # Nothing happening is the point: a second run, if any, would end by now.
+    time.sleep(1.5)
     assert "reclaimed entry" not in c.log()
     assert int(r.hget(key("stats"), "processed")) == 1
 
@@ -367,7 +372,8 @@ def test_redis_sigkill_and_aof_restart(tmpdir_path, cluster):
         ids = add_jobs(r, 200, payload=sleep_job(30))
         wait_for(lambda: count_state(r, ids) >= 30, what="30 jobs done")
         srv.kill(signal.SIGKILL)
-        time.sleep(1.5)
+        c.wait_log(r"connection: .*reconnecting", count=5)   # master + 2 x (fetch, write)
+        time.sleep(1.5)   # the outage lasting is the point
         assert c.proc.poll() is None
         srv.start()
         r = srv.client()
@@ -394,7 +400,8 @@ def test_consumer_waits_for_redis(tmpdir_path, cluster):
     try:
         srv.kill()
         c = cluster("--workers", "1", url=srv.url, ready=False)
-        time.sleep(1.5)
+        c.wait_log(r"connection: .*reconnecting", count=3)   # master, fetch, write
+        time.sleep(1.5)   # the outage lasting is the point
         assert c.proc.poll() is None
         assert "ready" not in c.log()
         srv.start()
@@ -508,11 +515,11 @@ def test_redis_outage_longer_than_visibility_runs_nothing_twice(tmpdir_path, clu
         ids = add_jobs(r, 8, payload=sleep_job(4000))
         wait_for(lambda: r.xpending(stream(), "workers")["pending"] == 8, what="all 8 running")
         srv.kill(signal.SIGKILL)
-        time.sleep(2.5)
+        time.sleep(2.5)   # the span is the point: longer than visibility-ms
         srv.start()
         r = srv.client()
         wait_all(r, ids, timeout=30)
-        time.sleep(0.5)
+        time.sleep(0.5)   # nothing happening is the point: no late reclaim
         log = c.log()
         assert "reclaimed entry" not in log, log
     finally:
@@ -531,14 +538,14 @@ def test_entry_of_a_lost_read_reply_runs_after_reconnect(redis_server, r, cluste
     c = cluster("--workers", "1")
     pid = c.worker_pids()[0]
     r.set(key("paused"), 1)
-    time.sleep(scale(0.5))  # the worker's next read leaves the queue out
+    c.wait_log(r"queue default paused")   # its next read leaves the queue out
     jid = xadd(r, type="echo", payload={"n": 7}, id="lost-1")
     got = r.xreadgroup("workers", "stand-in", {stream(): ">"}, count=1)
     eid = got[0][1][0][0]
     r.xclaim(stream(), "workers", wid(pid), 0, [eid], justid=True)
     r.xgroup_delconsumer(stream(), "workers", "stand-in")
     r.delete(key("paused"))
-    time.sleep(scale(0.5))
+    c.wait_log(r"queue default resumed")
     assert r.hgetall(key("result:lost-1")) == {}, "ran before the reconnect: test proves nothing"
     r.client_kill_filter(_type="normal", skipme=True)
     t0 = time.time()
