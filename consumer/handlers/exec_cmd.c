@@ -3,9 +3,11 @@
 
 #include "exec_cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -68,14 +70,37 @@ int jq_exec_split(const char *cmd, char *buf, size_t bufsize, char **argv,
 
 /* ---- the program ---- */
 
+/* Why path cannot be run, in a few words, or NULL when it can: execv
+ * takes only a regular file we may execute (access(X_OK) alone says yes
+ * to a directory, and to root for any file with one x bit). */
+static const char *why_not_runnable(const char *path, char *why, size_t whylen) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return why;
+    }
+    if (S_ISDIR(st.st_mode))
+        return "it is a directory";
+    if (!S_ISREG(st.st_mode))
+        return "it is not a regular file";
+    if (access(path, X_OK) != 0) {
+        snprintf(why, whylen, "no permission to execute it (mode %04o: %s)",
+                 (unsigned)(st.st_mode & 07777), strerror(errno));
+        return why;
+    }
+    return NULL;
+}
+
 /* Finds the program as execvp would, once, now: at run time nothing is
- * looked up, and a missing program is a start-up error. */
+ * looked up, and a program that cannot run is a start-up error. */
 static int resolve_program(jq_exec_cmd_t *c, char *err, size_t errlen) {
     const char *prog = c->argv[0];
+    char why[160];
     if (strchr(prog, '/')) {
-        if (access(prog, X_OK) != 0) {
-            snprintf(err, errlen, "--exec %s: %s is not an executable file",
-                     c->name, prog);
+        const char *no = why_not_runnable(prog, why, sizeof(why));
+        if (no != NULL) {
+            snprintf(err, errlen, "--exec %s: %s is not an executable file: %s", c->name, prog,
+                     no);
             return -1;
         }
         snprintf(c->program, sizeof(c->program), "%s", prog);
@@ -89,7 +114,7 @@ static int resolve_program(jq_exec_cmd_t *c, char *err, size_t errlen) {
         size_t n = e ? (size_t)(e - path) : strlen(path);
         if (n > 0 && n + strlen(prog) + 2 <= sizeof(c->program)) {
             snprintf(c->program, sizeof(c->program), "%.*s/%s", (int)n, path, prog);
-            if (access(c->program, X_OK) == 0)
+            if (why_not_runnable(c->program, why, sizeof(why)) == NULL)
                 return 0;
         }
         path += n + (e != NULL);

@@ -171,6 +171,23 @@ def test_bad_exec_settings_stop_the_consumer_at_start(tmpdir_path):
     assert rc == 2 and "not a variable name" in err, err
 
 
+def test_a_directory_or_a_file_without_x_is_refused_at_start_by_master_and_worker(tmpdir_path):
+    # access(X_OK) says yes to a directory: it used to be accepted at start
+    # (issue 21), and every job then failed at exec.
+    noexec = os.path.join(tmpdir_path, "noexec.sh")
+    with open(noexec, "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(noexec, 0o644)
+    for role in ([], ["--worker-role=worker"]):
+        for prog, why in ((tmpdir_path, "it is a directory"),
+                          (noexec, "no permission to execute it (mode 0644")):
+            p = subprocess.run([CONSUMER, "--redis", "redis://127.0.0.1:1", "--exec",
+                                "x=" + prog] + role, capture_output=True, text=True, timeout=30)
+            want = "--exec x: %s is not an executable file: %s" % (prog, why)
+            assert want in p.stderr and p.stderr.count("--exec x:") == 1, (role, p.stderr)
+            assert p.returncode == (2 if not role else 3), (role, p.returncode)
+
+
 def test_many_commands_run_at_once_in_one_worker(r, consumer, tmpdir_path):
     slow = script(tmpdir_path, "slow.sh", "sleep 1\necho $JOBQ_JOB_ID\n")
     consumer("--workers", "1", "--exec", "slow=" + slow)

@@ -3,7 +3,10 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "handlers.h"
 #include "options.h"
@@ -51,4 +54,46 @@ Test(handlers, an_exec_name_taken_by_a_builtin_is_refused) {
     const char *args[] = {"--exec", "echo=/bin/cat", NULL};
     cr_assert_eq(setup_with(&r, err, args), -1);
     cr_assert(strstr(err, "echo") && strstr(err, "built-in"), "err: %s", err);
+}
+
+/* issue 21: access(X_OK) says yes to a directory (and, for root, to any
+ * file with one x bit), so a directory was accepted at start and every job
+ * then failed at exec. */
+Test(handlers, an_exec_program_that_is_a_directory_is_refused_at_start) {
+    static jq_registry_t r;
+    char err[JQ_ERR_LEN] = "";
+    const char *args[] = {"--exec", "x=/tmp", NULL};
+    cr_assert_eq(setup_with(&r, err, args), -1);
+    cr_assert_str_eq(err, "--exec x: /tmp is not an executable file: it is a directory");
+}
+
+Test(handlers, an_exec_program_without_the_x_bit_is_refused_at_start) {
+    static jq_registry_t r;
+    char err[JQ_ERR_LEN] = "", path[] = "/tmp/jq-test-noexec-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    char entry[64];
+    snprintf(entry, sizeof entry, "x=%s", path);
+    const char *args[] = {"--exec", entry, NULL};
+    int rc = setup_with(&r, err, args);
+    unlink(path);
+    cr_assert_eq(rc, -1);
+    cr_assert(strstr(err, path) && strstr(err, "no permission to execute it (mode 0600"),
+              "err: %s", err);
+}
+
+Test(handlers, the_path_search_skips_a_directory_of_the_programs_name) {
+    static jq_registry_t r;
+    char err[JQ_ERR_LEN] = "", dir[] = "/tmp/jq-test-path-XXXXXX", sub[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/jq-no-such-prog", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    setenv("PATH", dir, 1);
+    const char *args[] = {"--exec", "x=jq-no-such-prog", NULL};
+    int rc = setup_with(&r, err, args);
+    rmdir(sub);
+    rmdir(dir);
+    cr_assert_eq(rc, -1);
+    cr_assert_str_eq(err, "--exec x: program 'jq-no-such-prog' not found in PATH");
 }
