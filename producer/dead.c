@@ -226,7 +226,18 @@ out:
     return rc;
 }
 
-/* Sends the commands of the op's MULTI body: §4 exactly for a retry. */
+/* A retry's last step: the ZREM from the dead set, only once the id is in
+ * `scheduled`. The §4 MULTI's commands each stand alone: a ZADD that failed
+ * (the key of another type) did not stop the ZREM, and the job was in
+ * neither set. So jobq's own retry sends the ZADD first, then this. */
+static const char unbury_lua[] =
+    "if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then\n"
+    "  return redis.error_reply('ERR job ' .. ARGV[1] .. ' is not in ' .. KEYS[2] .. ': left in ' .. KEYS[1])\n"
+    "end\n"
+    "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
+
+/* Sends the commands of the op's MULTI body: for a retry §4's, with the
+ * ZREM from the dead set last and only if the ZADD landed (unbury_lua). */
 static void send_body(jq_pipe_t *p, const char *queue, const char *id, dead_op_t op, char *err,
                       size_t errlen) {
     jq_args_t *a = &p->a;
@@ -235,24 +246,30 @@ static void send_body(jq_pipe_t *p, const char *queue, const char *id, dead_op_t
         jq_args_key(a, p->c, queue, "job", id);
         jq_args_str(a, "attempt");
         jq_args_str(a, "0");
-    } else {
-        jq_args_str(a, "DEL");
-        jq_args_key(a, p->c, queue, "job", id);
+        jq_pipe_send(p, err, errlen);
+        jq_args_str(a, "ZADD");
+        jq_args_key(a, p->c, queue, "scheduled", NULL);
+        jq_args_str(a, "0");
+        jq_args_str(a, id);
+        jq_pipe_send(p, err, errlen);
+        jq_args_str(a, "EVAL");
+        jq_args_str(a, unbury_lua);
+        jq_args_str(a, "2");
+        jq_args_key(a, p->c, queue, "dead", NULL);
+        jq_args_key(a, p->c, queue, "scheduled", NULL);
+        jq_args_str(a, id);
+        jq_pipe_send(p, err, errlen);
+        return;
     }
+    jq_args_str(a, "DEL");
+    jq_args_key(a, p->c, queue, "job", id);
     jq_pipe_send(p, err, errlen);
     jq_args_str(a, "ZREM");
     jq_args_key(a, p->c, queue, "dead", NULL);
     jq_args_str(a, id);
     jq_pipe_send(p, err, errlen);
-    if (op == OP_RETRY) {
-        jq_args_str(a, "ZADD");
-        jq_args_key(a, p->c, queue, "scheduled", NULL);
-        jq_args_str(a, "0");
-        jq_args_str(a, id);
-    } else {
-        jq_args_str(a, "DEL");
-        jq_args_key(a, p->c, queue, "payload", id);
-    }
+    jq_args_str(a, "DEL");
+    jq_args_key(a, p->c, queue, "payload", id);
     jq_pipe_send(p, err, errlen);
 }
 

@@ -173,14 +173,40 @@ static void decide(jq_worker_t *w, const jq_run_t *r, outcome_t *oc) {
     jq_ll2str(oc->now, (long long)r->finished_ms);
 }
 
-/* Adds id to the queue's sorted set `set` with score. */
-static void zadd(jq_worker_t *w, const outcome_t *oc, const char *set, const char *score) {
+/* A retry's or a dead letter's last step, one script in the MULTI: the id
+ * into `scheduled` or `dead`, then the ack of its entry, and the ack only
+ * if the job hash and the ZADD are there. Each command of a MULTI stands
+ * alone: with a plain ZADD and the batch's XACK, a ZADD that failed (the
+ * set's key of another type) still let the XACK through, and the job was
+ * in neither the stream nor a set: lost. Now the entry stays pending (the
+ * script fails, the error is logged with the batch's), so the job runs
+ * again after the visibility timeout: at least once. The shebang makes
+ * Redis refuse it, with the whole MULTI, when it would refuse a write
+ * (finish.c's outcome_lua says why); EVAL, not EVALSHA, for the same
+ * reason as there. KEYS: job hash, set, stream; ARGV: score, id, group,
+ * entry id. */
+static const char move_lua[] =
+    "#!lua\n"
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then\n"
+    "  return redis.error_reply('ERR job hash ' .. KEYS[1] .. ' not written: entry ' .. ARGV[4] .. ' left pending')\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])\n"
+    "return redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])\n";
+
+static void move(jq_worker_t *w, const jq_run_t *r, const outcome_t *oc, const char *jkey,
+                 const char *set, const char *score) {
     char zkey[JQ_KEY_MAX];
     jq_key(zkey, sizeof(zkey), w->opt->prefix, oc->qn, set);
-    jq_args_t *a = cmd(w, "ZADD");
+    jq_args_t *a = cmd(w, "EVAL");
+    jq_args_add(a, move_lua, sizeof(move_lua) - 1);
+    jq_args_str(a, "3");
+    jq_args_str(a, jkey);
     jq_args_str(a, zkey);
+    jq_args_str(a, w->queues[r->q].stream);
     jq_args_str(a, score);
     jq_args_str(a, oc->id);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, r->job.entry_id);
     send_args(w, NULL, NULL);
 }
 
@@ -191,7 +217,7 @@ static void write_retry(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
     jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
     write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    zadd(w, oc, "scheduled", due);
+    move(w, r, oc, jkey, "scheduled", due);
 }
 
 /* A dead letter (§4): the job hash, kept, and its id in the dead set. */
@@ -201,7 +227,7 @@ static void write_dead(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
                            "failed_at", oc->now};
     write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    zadd(w, oc, "dead", oc->now);
+    move(w, r, oc, jkey, "dead", oc->now);
 }
 
 /* A done job's chunked payload has served its purpose. */
@@ -335,8 +361,10 @@ static void add_latency(const jq_run_t *r, qsum_t *sum) {
     sum->run_us += r->run_us;
 }
 
-/* Everything one attempt's end writes, each decision in its own step. */
-static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
+/* Everything one attempt's end writes, each decision in its own step.
+ * Returns 1 when its entry's ack is in its move (a retry or a dead
+ * letter), 0 when it goes in the batch's XACK. */
+static int write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     outcome_t oc;
     drop_payload(r);
     decide(w, r, &oc);
@@ -346,6 +374,7 @@ static void write_outcome(jq_worker_t *w, jq_run_t *r, qsum_t *sum) {
     else if (r->job.chunks) drop_payload_chunks(w, &oc);
     write_result(w, r, &oc);
     add_latency(r, sum);
+    return oc.state != ST_DONE;
 }
 
 static void hincrby(jq_worker_t *w, const char *key, const char *field, long long by) {
@@ -772,14 +801,14 @@ static void open_multi(jq_worker_t *w, int q) {
 /* Each run's outcome, and its entry id in the XACK. */
 static void add_outcomes(jq_worker_t *w, jq_run_t *runs, qsum_t *sum) {
     for (jq_run_t *r = runs; r; r = r->bnext) {
-        write_outcome(w, r, sum);
+        int acked = write_outcome(w, r, sum);
         if (!r->keep) {
             /* A read behind this EXEC may count its slot (fetch.c); an
              * abandoned cpu run's thread stays busy, so it may not. */
             jq_admit_sent(&w->admit, r->q, r->kind, 1);
             r->sent = 1;
         }
-        jq_args_str(&w->finish.ack, r->job.entry_id);
+        if (!acked) jq_args_str(&w->finish.ack, r->job.entry_id);
     }
 }
 
@@ -829,7 +858,9 @@ static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
     open_multi(w, q);
     add_outcomes(w, runs, &sum);
     send_outcomes(w);
-    send_on(w, &w->finish.ack, NULL, NULL);
+    /* Not without ids (every outcome acked in its move): an XACK with
+     * none is refused as a whole, and with it the MULTI. */
+    if (w->finish.ack.argc > 3) send_on(w, &w->finish.ack, NULL, NULL);
     jq_trim_send(w, q, newest_id(runs));
     write_sums(w, w->queues[q].name, &sum);
     close_multi(w, f);

@@ -159,3 +159,54 @@ def test_a_payload_may_be_larger_than_other_fields(r, consumer):
     consumer()
     xadd(r, type="echo", id="pl", payload=b"\xda\xff\xff" + b"a" * 65535)  # msgpack str16
     wait_for(lambda: where(r, "pl") == "done", timeout=10, what="pl done")
+
+
+# ---- dead-set retry: `jobq dead retry` cannot half-fail ----
+
+def test_dead_retry_keeps_the_job_dead_when_scheduled_is_broken(r, redis_server):
+    """If `scheduled` is not a sorted set the ZADD fails: the job must stay
+    in the dead set (the ZREM comes after, in one script)."""
+    r.hset(key("job:d1"), mapping={"type": "noop", "attempt": "3", "error": "x"})
+    r.zadd(key("dead"), {"d1": now_ms()})
+    r.set(key("scheduled"), "not a zset")
+    p = run_jobq("dead", "retry", "d1", redis_url=redis_server.url)
+    assert p.returncode != 0
+    assert r.zscore(key("dead"), "d1") is not None
+    r.delete(key("scheduled"))
+    p = run_jobq("dead", "retry", "d1", redis_url=redis_server.url)
+    assert p.returncode == 0, p.stderr
+    assert r.zscore(key("dead"), "d1") is None and r.zscore(key("scheduled"), "d1") == 0
+    assert r.hget(key("job:d1"), "attempt") == b"0"
+
+
+def test_dead_retry_of_a_job_past_the_limit_comes_back_dead(r, redis_server, consumer):
+    """A dead job with 5,000 fields retried: the promotion script sends it
+    back to the dead set with the reason, whole."""
+    consumer()
+    f = {"type": "noop", "attempt": "1", "error": "old"}
+    f.update(extra(5000))
+    r.hset(key("job:d5k"), mapping=f)
+    r.zadd(key("dead"), {"d5k": 1})
+    p = run_jobq("dead", "retry", "d5k", redis_url=redis_server.url)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: r.hget(key("job:d5k"), "error", ) != b"old" and where(r, "d5k") == "dead",
+             timeout=5, what="d5k dead again")
+    assert r.hlen(key("job:d5k")) == 5004
+    assert r.hget(key("job:d5k"), "error").startswith(b"too many fields: 5001")
+
+
+# ---- retry and dead letter when their sorted set is broken ----
+
+@pytest.mark.parametrize("setname,max_attempts", [("scheduled", 2), ("dead", 1)])
+def test_outcome_is_not_acked_when_its_set_refuses_it(r, consumer, setname, max_attempts):
+    """A retry (or dead letter) whose ZADD fails must not be acked: the
+    entry stays pending, to run again once the set is fixed."""
+    c = consumer("--backoff-ms", "50", "--visibility-ms", "1000")
+    r.set(key(setname), "not a zset")
+    fail_job(r, "z1", 0, max_attempts=max_attempts)
+    c.wait_log("WRONGTYPE")
+    time.sleep(0.3)
+    pend = r.xpending(stream(), "workers")
+    assert pend["pending"] == 1, "the entry was acked: job lost"
+    r.delete(key(setname))
+    wait_for(lambda: where(r, "z1") == "dead", timeout=15, what="z1 dead")
