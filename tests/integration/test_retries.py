@@ -66,8 +66,8 @@ def watch_attempts(r, ids, until_state=b"dead", timeout=20):
     promoted, or for the last attempt)."""
     seen = {j: {} for j in ids}
     left = set(ids)
-    deadline = time.time() + scale(timeout)
-    while left and time.time() < deadline:
+
+    def sample():
         p = r.pipeline(transaction=True)
         for j in ids:
             p.hgetall(key("result:" + j))
@@ -84,9 +84,12 @@ def watch_attempts(r, ids, until_state=b"dead", timeout=20):
                               int(due) if due is not None else None)
             if h[b"state"] == until_state:
                 left.discard(j)
-        time.sleep(0.005)
-    if left:
-        raise AssertionError("jobs %s never reached %s; seen %r" % (sorted(left), until_state, seen))
+        return not left
+    try:
+        wait_for(sample, timeout=timeout, interval=0.005)
+    except AssertionError:
+        raise AssertionError("jobs %s never reached %s; seen %r"
+                             % (sorted(left), until_state, seen)) from None
     return [[seen[j][k] for k in sorted(seen[j])] for j in ids]
 
 
@@ -173,7 +176,8 @@ def test_scheduled_job_runs_on_time(redis_server, r, consumer):
         assert int(r.zscore(key("scheduled"), "at-1")) == at
         ids["at-1"] = at
     assert r.zcard(key("scheduled")) == len(ids)
-    # Nothing runs early: until shortly before the due time, no result.
+    # Nothing runs early: until shortly before the due time, no result
+    # (nothing happening in that span is the point).
     while now_ms() < due - 100:
         assert not any(r.exists(key("result:" + j)) for j in ids)
         time.sleep(0.02)
@@ -208,8 +212,9 @@ def test_three_consumers_promote_2000_jobs_exactly_once(r, consumer):
     assert info["entries-added"] == n, info
     # Every run is counted three ways, by different code: the stats hash
     # (finish batches), the run latency count, and each worker's own count
-    # in its heartbeat hash.
-    time.sleep(0.5)
+    # in its heartbeat hash. Counters go in the MULTI of their XACK: with
+    # nothing pending, no run is in flight and every count is written.
+    wait_for(lambda: r.xpending(stream(), "workers")["pending"] == 0, what="nothing pending")
     assert stats(r)["processed"] == n
     assert int(r.hget(key("latency"), "run:count")) == n
     workers = [w.decode() for w in r.zrange("jobq:workers", 0, -1)]
@@ -304,10 +309,12 @@ def test_dead_set_trimmed_to_dead_max(r, consumer):
         xadd(r, type="nosuch", id="d-%02d" % i)
         res = wait_result(r, "d-%02d" % i)
         assert res["error"] == b"unknown job type: nosuch"
-        time.sleep(0.003)  # a distinct death time each
-    wait_for(lambda: r.zcard(key("dead")) == 5, timeout=5, what="dead set trimmed to 5")
-    time.sleep(0.3)
+        # A distinct death time (ms) each: the next one dies later.
+        wait_for(lambda: now_ms() > int(res["finished_at"]), interval=0.001, what="the next ms")
     kept = ["d-%02d" % i for i in range(7, 12)]
+    gone = [key("job:d-%02d" % i) for i in range(7)] + [key("payload:d-00")]
+    wait_for(lambda: r.zcard(key("dead")) == 5 and not r.exists(*gone), timeout=5,
+             what="dead set trimmed to 5, with the hashes and chunks of the others")
     assert [m.decode() for m in r.zrange(key("dead"), 0, -1)] == kept
     for i in range(12):
         jid = "d-%02d" % i
@@ -366,9 +373,9 @@ def check_pause(r, pause, resume, running=None):
     that the job `running` (taken before the pause) finishes meanwhile;
     resumes; checks that the held jobs run."""
     pause()
-    time.sleep(1.0)
+    time.sleep(1.0)   # the span is the point: PROTOCOL §5's bound
     ids = [xadd(r, type="echo", payload=i) for i in range(6)]
-    t_end = time.time() + 2.0
+    t_end = time.time() + 2.0   # nothing happening in it is the point
     while time.time() < t_end:
         assert not any(r.exists(key("notify:" + j)) for j in ids)
         time.sleep(0.05)
