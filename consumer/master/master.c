@@ -121,7 +121,10 @@ static int nchildren(jq_master_t *m) {
  * ARGV[4] = 1 for a worker that exited cleanly (a forced stop, a read in
  * flight): what it left was not a crash, so each entry's delivery is
  * uncounted, and a job on its last attempt runs instead of dying "worker
- * lost". Done once per dead worker and queue. */
+ * lost". Done once per dead worker and queue. The XCLAIMs take 1,000
+ * ids each: a command in a script takes at most about 8,000 arguments
+ * (Lua's unpack), and one XCLAIM of all 10,000 failed the whole script
+ * (the jobs then waited out the visibility timeout). */
 static const char handback_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])\n"
     "if #p == 0 then\n"
@@ -136,12 +139,14 @@ static const char handback_lua[] =
     "  end\n"
     "  return #p\n"
     "end\n"
-    "local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
-    "for _, e in ipairs(p) do args[#args + 1] = e[1] end\n"
-    "args[#args + 1] = 'IDLE'\n"
-    "args[#args + 1] = ARGV[3]\n"
-    "args[#args + 1] = 'JUSTID'\n"
-    "redis.call('XCLAIM', unpack(args))\n"
+    "for s = 1, #p, 1000 do\n"
+    "  local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
+    "  for j = s, math.min(s + 999, #p) do args[#args + 1] = p[j][1] end\n"
+    "  args[#args + 1] = 'IDLE'\n"
+    "  args[#args + 1] = ARGV[3]\n"
+    "  args[#args + 1] = 'JUSTID'\n"
+    "  redis.call('XCLAIM', unpack(args))\n"
+    "end\n"
     "return #p\n";
 
 /* The stamp: far past any visibility timeout. reclaim.c takes entries idle

@@ -210,3 +210,27 @@ def test_outcome_is_not_acked_when_its_set_refuses_it(r, consumer, setname, max_
     assert pend["pending"] == 1, "the entry was acked: job lost"
     r.delete(key(setname))
     wait_for(lambda: where(r, "z1") == "dead", timeout=15, what="z1 dead")
+
+
+# ---- hand-back: a dead worker holding more ids than one unpack takes ----
+
+def test_handback_of_9000_pending_entries(r, consumer):
+    """The master's hand-back script XCLAIMed all of a dead worker's
+    pending ids (up to 10,000) in one unpack: past about 8,000 it failed
+    and the jobs waited out the visibility timeout. Now 1,000 a command."""
+    c = consumer("--visibility-ms", "600000")
+    r.set(key("paused"), 1)
+    p = r.pipeline(transaction=False)
+    for i in range(9000):
+        p.xadd(stream(), {"type": "noop"})
+    p.execute()
+    pid = c.worker_pids()[0]
+    name = next(m for m in r.zrange("jobq:workers", 0, -1) if m.endswith(b":%d" % pid))
+    got = r.xreadgroup("workers", name, {stream(): ">"}, count=9000)
+    assert len(got[0][1]) == 9000
+    os.kill(pid, 9)
+    c.wait_log(r"handed back 9000 pending jobs of dead worker", timeout=10)
+    assert "handing back jobs" not in c.log()
+    r.delete(key("paused"))
+    wait_for(lambda: r.hget(key("stats"), "processed") is not None, timeout=5,
+             what="the handed-back jobs to run before the visibility timeout")
