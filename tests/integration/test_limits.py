@@ -186,7 +186,7 @@ def test_dead_retry_of_a_job_past_the_limit_comes_back_dead(r, redis_server, con
     f = {"type": "noop", "attempt": "1", "error": "old"}
     f.update(extra(5000))
     r.hset(key("job:d5k"), mapping=f)
-    r.zadd(key("dead"), {"d5k": 1})
+    r.zadd(key("dead"), {"d5k": now_ms()})  # not past --dead-ttl: not trimmed
     p = run_jobq("dead", "retry", "d5k", redis_url=redis_server.url)
     assert p.returncode == 0, p.stderr
     wait_for(lambda: r.hget(key("job:d5k"), "error", ) != b"old" and where(r, "d5k") == "dead",
