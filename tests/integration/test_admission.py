@@ -42,7 +42,7 @@ class PendingSampler(threading.Thread):
             except Exception:  # the group may not exist yet
                 n = 0
             self.max = max(self.max, n)
-            time.sleep(0.005)
+            time.sleep(0.005)   # a sampling interval, not a wait
 
 
 def test_io_jobs_do_not_wait_behind_a_full_cpu_pool(r, consumer):
@@ -51,11 +51,12 @@ def test_io_jobs_do_not_wait_behind_a_full_cpu_pool(r, consumer):
     sampler.start()
     sha_ids = [xadd(r, "cpu", type="sha256", payload=msgpack.packb(SHA, use_bin_type=True))
                for _ in range(NSHA)]
-    time.sleep(0.2)  # the pool is full and the cpu backlog is queued
+    # The pool is full (both threads hold a job) and the cpu backlog is queued.
+    wait_for(lambda: r.xpending(stream("cpu"), "workers")["pending"] >= 2, what="the pool full")
     tiny = []
     for _ in range(60):
         tiny.append((xadd(r, "tiny", type="noop"), time.time()))
-        time.sleep(0.01)
+        time.sleep(0.01)   # a rate (about 100 jobs/s), not a wait
     lat = []
     for jid, _ in tiny:
         wait_for(lambda: finished_ms(r, jid, "tiny"), timeout=60, what="tiny job %s" % jid)
@@ -87,7 +88,7 @@ def test_queue_limit_caps_what_a_worker_holds(r, consumer):
     sampler = PendingSampler(r, "slow")
     sampler.start()
     slow = [xadd(r, "slow", type="sleep", payload={"ms": 200}) for _ in range(8)]
-    time.sleep(0.05)
+    wait_for(lambda: r.xpending(stream("slow"), "workers")["pending"] == 2, what="2 slow jobs taken")
     # The other queue is not held back by the limited one.
     fast = [xadd(r, "fast", type="sleep", payload={"ms": 200}) for _ in range(8)]
     wait_for(lambda: all(finished_ms(r, j, "fast") for j in fast), timeout=10, what="fast jobs")
