@@ -57,7 +57,7 @@ SRC_redis := rconn reply
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
 SRC_worker := admit chunks fetch finish heartbeat pool qhealth reclaim run sched trim worker
-SRC_web := dash dash_api dashsrv httpd metrics
+SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := master notify reap
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
 # (handlers/exec_guard_main.c is the exec guard's own binary, below.)

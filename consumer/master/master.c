@@ -675,7 +675,13 @@ static int start_http(jq_master_t *m) {
         jq_error("--metrics-addr: %s", err);
         return -1;
     }
-    jq_httpd_route(m->http, "GET", "/healthz", on_healthz, m);
+    if (jq_httpd_route(m->http, "GET", "/healthz", on_healthz, m) < 0 ||
+        jq_httpd_reserve(m->http, "/healthz") < 0) {
+        jq_error("http: cannot add /healthz");
+        jq_httpd_close(m->http, NULL, NULL);
+        m->http = NULL;
+        return -1;
+    }
     m->metrics = jq_metrics_new(m->loop, m->http, m->opt, local_metrics, m);
     if (!m->metrics) jq_warn("http: /metrics not served (out of memory)");
     jq_info("http: listening on %s (port %d): /healthz /metrics", m->opt->metrics_addr,

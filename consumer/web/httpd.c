@@ -1,104 +1,20 @@
 /* The HTTP server of the master. See httpd.h for its limits and API.
  *
  * A connection goes READING -> HANDLING -> WRITING -> closed. One timer per
- * connection bounds each of the three phases; the request struct is the
- * connection itself, freed only when its handles are closed and no handler
- * holds it any more. */
+ * connection bounds each phase: the head (JQ_HTTPD_HEAD_MS from accept),
+ * then the whole request, the handler and the write (JQ_HTTPD_TIMEOUT_MS
+ * each). Who gets a slot is httpd_admit.c's decision; parsing is
+ * httpd_req.c's. The request struct is the connection itself, freed only
+ * when its handles are closed and no handler holds it any more. */
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "httpd.h"
+#include "httpd_conn.h"
 #include "log.h"
 
-#define MAX_ROUTES 32
-#define MAX_EXTRA 1024
-
-typedef struct jq_route {
-    char method[16];  /* "" = any */
-    char path[256];
-    size_t len;
-    int subtree;      /* path ends in '/' */
-    jq_httpd_handler_fn fn;
-    void *data;
-} jq_route_t;
-
-struct jq_httpd {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    int port;
-    jq_route_t routes[MAX_ROUTES];
-    int nroutes;
-    jq_http_req_t *conns; /* open connections, for jq_httpd_close */
-    int nconns;
-    jq_httpd_closed_fn on_closed;
-    void *closed_data;
-};
-
-typedef enum { ST_READING, ST_HANDLING, ST_WRITING, ST_CLOSED } jq_conn_state_t;
-
-struct jq_http_req {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t wr;
-    jq_httpd_t *srv;          /* NULL once unlinked (closing) */
-    jq_conn_state_t state;
-    int handles;              /* handles not yet closed */
-    int held;                 /* a handler holds the request */
-    http_parser parser;
-    size_t head_bytes;        /* URL + header bytes so far */
-    int in_value;             /* the parser is inside a header value */
-    char url[JQ_HTTPD_MAX_URL + 1];
-    size_t url_len;
-    char *query;              /* into url, after the '?' */
-    char method[16];
-    char head[JQ_HTTPD_MAX_HEAD + JQ_HTTPD_MAX_HEADERS * 2]; /* names and values, NUL-ended */
-    size_t head_len;
-    size_t name_at[JQ_HTTPD_MAX_HEADERS], value_at[JQ_HTTPD_MAX_HEADERS];
-    int nheaders;
-    int headers_done, complete;
-    int reject;               /* status to answer instead of dispatching */
-    char *body;
-    size_t body_len;
-    char extra[MAX_EXTRA];    /* extra response headers */
-    size_t extra_len;
-    char *out;                /* the response being written */
-    char readbuf[4096];
-    jq_http_req_t *prev, *next;
-};
-
-static const char *reason(int status) {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
-    }
-}
+#define ACCEPT_LOG_MS 10000 /* accept errors are logged at most once per this */
 
 /* ---- closing ---- */
 
@@ -126,141 +42,72 @@ static void unlink_conn(jq_http_req_t *c) {
     c->srv = NULL;
 }
 
+static void set_state(jq_http_req_t *c, jq_conn_state_t st) {
+    c->state = st;
+    c->slot.reading = st == ST_READING;
+}
+
 static void close_conn(jq_http_req_t *c) {
     if (c->state == ST_CLOSED) return;
-    c->state = ST_CLOSED;
+    set_state(c, ST_CLOSED);
     unlink_conn(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
-/* An answer of our own (an error), written if the socket takes it at once,
- * then the connection closes: a client that does not read gets nothing. */
-static void answer_and_close(jq_http_req_t *c, int status) {
-    char buf[256];
+/* An answer of our own (an error, with extra header lines or ""), written
+ * if the socket takes it at once, then the connection closes: a client
+ * that does not read gets nothing. */
+static void answer_with(jq_http_req_t *c, int status, const char *extra) {
+    char buf[512];
+    const char *why = jq_httpd_reason(status);
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-                     status, reason(status), strlen(reason(status)) + 1, reason(status));
-    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+                     "Content-Length: %zu\r\nConnection: close\r\n%s\r\n%s\n",
+                     status, why, strlen(why) + 1, extra, why);
+    uv_buf_t b = uv_buf_init(buf, (unsigned)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1));
+    /* A full socket buffer or a peer gone (a short count or an error): the
+     * answer is lost, and the connection closes all the same. */
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     close_conn(c);
 }
 
-/* ---- parsing ---- */
+static void answer_and_close(jq_http_req_t *c, int status) { answer_with(c, status, ""); }
 
-static int head_append(jq_http_req_t *c, const char *at, size_t len) {
-    c->head_bytes += len;
-    if (c->head_len + len + 1 > sizeof(c->head) || c->head_bytes > JQ_HTTPD_MAX_HEAD) {
-        c->reject = 431;
-        return -1;
-    }
-    memcpy(c->head + c->head_len, at, len);
-    c->head_len += len;
-    return 0;
+/* Bounds the connection's current phase: ms from now. A connection
+ * without a deadline must not live: when the timer cannot start, it is
+ * closed and 0 is not returned. */
+static void on_conn_timeout(uv_timer_t *t);
+
+static int arm(jq_http_req_t *c, uint64_t ms) {
+    int rc = uv_timer_start(&c->timer, on_conn_timeout, ms, 0);
+    if (rc == 0) return 0;
+    jq_warn("http: cannot time a connection: %s", uv_strerror(rc));
+    close_conn(c);
+    return rc;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len) {
-    jq_http_req_t *c = p->data;
-    c->head_bytes += len;
-    if (c->url_len + len > JQ_HTTPD_MAX_URL) {
-        c->reject = 414;
-        return -1;
-    }
-    memcpy(c->url + c->url_len, at, len);
-    c->url_len += len;
-    return 0;
+static void on_conn_timeout(uv_timer_t *t) {
+    jq_http_req_t *c = t->data;
+    if (c->state == ST_READING) answer_and_close(c, 408);
+    else if (c->state == ST_HANDLING) answer_and_close(c, 504);
+    else close_conn(c); /* WRITING: the client does not take its answer */
 }
-
-static int on_header_field(http_parser *p, const char *at, size_t len) {
-    jq_http_req_t *c = p->data;
-    if (c->in_value || c->nheaders == 0) {
-        /* A new header: end the previous value, start a name. */
-        if (c->nheaders > 0 && head_append(c, "", 1) < 0) return -1;
-        if (c->nheaders == JQ_HTTPD_MAX_HEADERS) {
-            c->reject = 431;
-            return -1;
-        }
-        c->name_at[c->nheaders] = c->head_len;
-        c->value_at[c->nheaders] = (size_t)-1;
-        c->nheaders++;
-        c->in_value = 0;
-    }
-    return head_append(c, at, len);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len) {
-    jq_http_req_t *c = p->data;
-    if (c->nheaders == 0) return -1;
-    if (!c->in_value) {
-        if (head_append(c, "", 1) < 0) return -1;
-        c->value_at[c->nheaders - 1] = c->head_len;
-        c->in_value = 1;
-    }
-    return head_append(c, at, len);
-}
-
-static int on_headers_complete(http_parser *p) {
-    jq_http_req_t *c = p->data;
-    if (c->nheaders > 0 && head_append(c, "", 1) < 0) return -1;
-    /* A header with no value at all still gets one, empty. */
-    for (int i = 0; i < c->nheaders; i++)
-        if (c->value_at[i] == (size_t)-1) c->value_at[i] = c->head_len - 1;
-    c->headers_done = 1;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > JQ_HTTPD_MAX_BODY) {
-        c->reject = 413;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len) {
-    jq_http_req_t *c = p->data;
-    if (c->body_len + len > JQ_HTTPD_MAX_BODY) {
-        c->reject = 413;
-        return -1;
-    }
-    char *b = realloc(c->body, c->body_len + len + 1);
-    if (!b) {
-        c->reject = 500;
-        return -1;
-    }
-    memcpy(b + c->body_len, at, len);
-    c->body = b;
-    c->body_len += len;
-    c->body[c->body_len] = '\0';
-    return 0;
-}
-
-static int on_message_complete(http_parser *p) {
-    jq_http_req_t *c = p->data;
-    c->complete = 1;
-    http_parser_pause(p, 1); /* one request per connection: ignore the rest */
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- dispatch ---- */
 
 static const jq_route_t *find_route(jq_httpd_t *s, const char *method, const char *path,
-                                    int *path_known) {
+                                    char *allow, size_t allow_len) {
     const jq_route_t *best = NULL;
-    *path_known = 0;
-    size_t plen = strlen(path);
+    size_t plen = strlen(path), used = 0;
+    allow[0] = '\0';
     for (int i = 0; i < s->nroutes; i++) {
         const jq_route_t *r = &s->routes[i];
         int match = r->subtree ? strncmp(path, r->path, r->len) == 0
                                : plen == r->len && memcmp(path, r->path, plen) == 0;
         if (!match) continue;
-        *path_known = 1;
+        if (r->method[0] && !strstr(allow, r->method) && used < allow_len)
+            used += (size_t)snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", r->method);
         int mok = !r->method[0] || strcmp(r->method, method) == 0 ||
                   (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
         if (mok && (!best || r->len > best->len)) best = r;
@@ -268,7 +115,20 @@ static const jq_route_t *find_route(jq_httpd_t *s, const char *method, const cha
     return best;
 }
 
+/* A path with routes but none for the method: 405, with the methods it
+ * has (RFC 9110 asks for Allow), or 404 when no route has the path. */
+static void answer_no_route(jq_http_req_t *c, const char *allow) {
+    if (!allow[0]) {
+        answer_and_close(c, 404);
+        return;
+    }
+    char extra[160];
+    snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+    answer_with(c, 405, extra);
+}
+
 static void dispatch(jq_http_req_t *c) {
+    jq_httpd_t *s = c->srv;
     snprintf(c->method, sizeof(c->method), "%s", http_method_str(c->parser.method));
     c->url[c->url_len] = '\0';
     /* Origin-form only ("/path?query"): no absolute URLs, no CONNECT. */
@@ -279,28 +139,34 @@ static void dispatch(jq_http_req_t *c) {
     char *q = strchr(c->url, '?');
     if (q) *q++ = '\0';
     c->query = q ? q : c->url + c->url_len;
-    int known;
-    const jq_route_t *r = find_route(c->srv, c->method, c->url, &known);
-    if (!r) {
-        answer_and_close(c, known ? 405 : 404);
+    /* A reserved slot serves its one path, and nothing else. */
+    if (c->slot.reserved && strcmp(c->url, s->reserved_path) != 0) {
+        answer_and_close(c, 503);
         return;
     }
-    c->state = ST_HANDLING;
+    char allow[128];
+    const jq_route_t *r = find_route(s, c->method, c->url, allow, sizeof(allow));
+    if (!r) {
+        answer_no_route(c, allow);
+        return;
+    }
+    set_state(c, ST_HANDLING);
+    if (arm(c, JQ_HTTPD_TIMEOUT_MS) != 0) return;
     c->held = 1;
-    uv_timer_again(&c->timer);
     r->fn(c, r->data);
-}
-
-static void on_conn_timeout(uv_timer_t *t) {
-    jq_http_req_t *c = t->data;
-    if (c->state == ST_READING) answer_and_close(c, 408);
-    else if (c->state == ST_HANDLING) answer_and_close(c, 504);
-    else close_conn(c); /* WRITING: the client does not take its answer */
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
     jq_http_req_t *c = h->data;
     *b = uv_buf_init(c->readbuf, sizeof(c->readbuf));
+}
+
+/* Once the head is in, the rest of the request has until
+ * JQ_HTTPD_TIMEOUT_MS after the accept. */
+static int arm_body(jq_http_req_t *c) {
+    c->body_deadline = 1;
+    uint64_t now = uv_now(c->tcp.loop), end = c->accepted_ms + JQ_HTTPD_TIMEOUT_MS;
+    return arm(c, end > now ? end - now : 1);
 }
 
 static void on_conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
@@ -311,56 +177,160 @@ static void on_conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         close_conn(c);
         return;
     }
-    http_parser_execute(&c->parser, &parser_settings, b->base, (size_t)n);
+    c->slot.last_ms = uv_now(st->loop);
+    size_t done = http_parser_execute(&c->parser, &jq_httpd_parser_settings, b->base, (size_t)n);
     if (c->complete) {
-        uv_read_stop(st);
-        if (c->reject) answer_and_close(c, c->reject);
+        /* Paused at the end of the request: the rest of the bytes, a
+         * second request, are never read. */
+        int rc = uv_read_stop(st);
+        if (rc != 0 || c->reject) answer_and_close(c, rc != 0 ? 500 : c->reject);
         else dispatch(c);
         return;
     }
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e != HPE_OK)
+    if (e != HPE_OK || done != (size_t)n) {
         answer_and_close(c, c->reject ? c->reject : e == HPE_HEADER_OVERFLOW ? 431 : 400);
+        return;
+    }
+    if (c->headers_done && !c->body_deadline) arm_body(c);
 }
 
-static void on_accept(uv_stream_t *ls, int status) {
-    jq_httpd_t *s = ls->data;
-    if (status < 0) return;
-    jq_http_req_t *c = calloc(1, sizeof(*c));
-    if (!c) return;
-    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
-        free(c);
+/* ---- accepting ---- */
+
+static void server_handle_closed(jq_httpd_t *s) {
+    if (--s->handles > 0) return;
+    if (s->on_closed) s->on_closed(s->closed_data);
+    free(s);
+}
+
+static void on_spare_closed(uv_handle_t *h) {
+    jq_httpd_t *s = h->data;
+    s->spare_busy = 0;
+    server_handle_closed(s);
+}
+
+/* Errors of accepting say nothing about a client, and may repeat at every
+ * connection (no file descriptor left): logged once per ACCEPT_LOG_MS. */
+static void accept_failed(jq_httpd_t *s, const char *what, int rc) {
+    uint64_t now = uv_now(s->loop);
+    if (s->accept_err_ms && now - s->accept_err_ms < ACCEPT_LOG_MS) return;
+    s->accept_err_ms = now;
+    jq_warn("http: %s: %s", what, uv_strerror(rc));
+}
+
+/* A connection we cannot serve is still taken, into the spare handle, and
+ * closed: libuv accepts nothing more on a listener until its pending
+ * connection is taken. */
+static void refuse_pending(jq_httpd_t *s) {
+    if (s->spare_busy) return; /* rare: the next accept takes it */
+    int rc = uv_tcp_init(s->loop, &s->spare);
+    if (rc != 0) {
+        accept_failed(s, "cannot refuse a connection", rc);
         return;
+    }
+    s->spare.data = s;
+    s->spare_busy = 1;
+    s->handles++;
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare); /* closed either way */
+    uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
+static int peer_of(jq_http_req_t *c) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    int rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (rc != 0) return rc;
+    jq_httpd_peer_t *p = &c->slot.peer;
+    if (ss.ss_family == AF_INET6) {
+        p->len = 16;
+        memcpy(p->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else {
+        p->len = 4;
+        memcpy(p->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+    return 0;
+}
+
+/* The pending connection, accepted, with its peer and its timer; NULL
+ * when it could not be (then it is closed, or refused). */
+static jq_http_req_t *take(jq_httpd_t *s) {
+    jq_http_req_t *c = calloc(1, sizeof(*c));
+    int rc = c ? uv_tcp_init(s->loop, &c->tcp) : UV_ENOMEM;
+    if (rc != 0) {
+        free(c);
+        accept_failed(s, "cannot take a connection", rc);
+        refuse_pending(s);
+        return NULL;
     }
     c->tcp.data = c;
     c->handles = 1;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    if ((rc = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp)) != 0 ||
+        (rc = peer_of(c)) != 0 || (rc = uv_timer_init(s->loop, &c->timer)) != 0) {
+        accept_failed(s, "cannot take a connection", rc);
         uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-        return;
+        return NULL;
     }
-    uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles = 2;
+    c->accepted_ms = c->slot.last_ms = uv_now(s->loop);
+    c->slot.seq = ++s->accepts;
+    set_state(c, ST_READING);
+    return c;
+}
+
+/* httpd_admit.c's verdict for c (not yet linked), carried out: the
+ * connection that gives way is closed with 503. Returns 0 when c is in. */
+static int admit(jq_httpd_t *s, jq_http_req_t *c) {
+    const jq_httpd_slot_t *slots[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
+    jq_http_req_t *conns[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
+    int n = 0, evict;
+    for (jq_http_req_t *o = s->conns; o && n < (int)(sizeof(conns) / sizeof(conns[0])); o = o->next) {
+        conns[n] = o;
+        slots[n++] = &o->slot;
+    }
+    jq_httpd_verdict_t v = jq_httpd_admit(slots, n, &c->slot.peer, &evict);
+    if (evict >= 0) answer_and_close(conns[evict], 503);
+    c->slot.reserved = v == JQ_HTTPD_ADMIT_RESERVED;
+    return v == JQ_HTTPD_REFUSE ? -1 : 0;
+}
+
+static void link_conn(jq_httpd_t *s, jq_http_req_t *c) {
     c->srv = s;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (s->nconns > JQ_HTTPD_MAX_CONNS) {
+}
+
+static void on_accept(uv_stream_t *ls, int status) {
+    jq_httpd_t *s = ls->data;
+    if (status < 0) {
+        accept_failed(s, "accept", status);
+        return;
+    }
+    jq_http_req_t *c = take(s);
+    if (!c) return;
+    int refused = admit(s, c);
+    link_conn(s, c);
+    if (refused) {
         answer_and_close(c, 503);
         return;
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_timer_start(&c->timer, on_conn_timeout, JQ_HTTPD_TIMEOUT_MS, JQ_HTTPD_TIMEOUT_MS);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_conn_read) != 0) close_conn(c);
+    if (arm(c, JQ_HTTPD_HEAD_MS) != 0) return;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_conn_read);
+    if (rc != 0) {
+        accept_failed(s, "cannot read a connection", rc);
+        close_conn(c);
+    }
 }
 
 /* ---- responding ---- */
 
 static void on_written(uv_write_t *wr, int status) {
-    jq_http_req_t *c = wr->data;
-    close_conn(c);
+    /* Written or not (the client went away), the connection is done. */
+    close_conn(wr->data);
 }
 
 void jq_httpd_respond(jq_http_req_t *c, int status, const char *ctype, const char *body,
@@ -372,12 +342,12 @@ void jq_httpd_respond(jq_http_req_t *c, int status, const char *ctype, const cha
         return;
     }
     if (!ctype) ctype = "text/plain; charset=utf-8";
-    char head[512 + MAX_EXTRA];
+    char head[512 + JQ_HTTPD_MAX_EXTRA];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
                      "Connection: close\r\n%.*s\r\n",
-                     status, reason(status), ctype, len, (int)c->extra_len, c->extra);
+                     status, jq_httpd_reason(status), ctype, len, (int)c->extra_len, c->extra);
     if (n < 0 || (size_t)n >= sizeof(head) || !(c->out = malloc((size_t)n + len))) {
         answer_and_close(c, 500);
         return;
@@ -387,40 +357,14 @@ void jq_httpd_respond(jq_http_req_t *c, int status, const char *ctype, const cha
     /* HEAD: the GET's headers, Content-Length included, without the body. */
     if (strcmp(c->method, "HEAD") == 0) len = 0;
     uv_buf_t b = uv_buf_init(c->out, (unsigned)((size_t)n + len));
-    c->state = ST_WRITING;
+    set_state(c, ST_WRITING);
     c->wr.data = c;
-    uv_timer_again(&c->timer);
+    if (arm(c, JQ_HTTPD_TIMEOUT_MS) != 0) return;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) close_conn(c);
 }
 
 void jq_httpd_respond_text(jq_http_req_t *req, int status, const char *text) {
     jq_httpd_respond(req, status, NULL, text, strlen(text));
-}
-
-int jq_httpd_add_header(jq_http_req_t *c, const char *name, const char *value) {
-    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) return -1;
-    size_t need = strlen(name) + strlen(value) + 4;
-    if (c->extra_len + need >= sizeof(c->extra)) return -1;
-    c->extra_len += (size_t)snprintf(c->extra + c->extra_len, sizeof(c->extra) - c->extra_len,
-                                     "%s: %s\r\n", name, value);
-    return 0;
-}
-
-/* ---- request accessors ---- */
-
-const char *jq_httpd_method(const jq_http_req_t *c) { return c->method; }
-const char *jq_httpd_path(const jq_http_req_t *c) { return c->url; }
-const char *jq_httpd_query(const jq_http_req_t *c) { return c->query; }
-
-const char *jq_httpd_header(const jq_http_req_t *c, const char *name) {
-    for (int i = 0; i < c->nheaders; i++)
-        if (strcasecmp(c->head + c->name_at[i], name) == 0) return c->head + c->value_at[i];
-    return NULL;
-}
-
-const char *jq_httpd_body(const jq_http_req_t *c, size_t *len) {
-    if (len) *len = c->body_len;
-    return c->body ? c->body : "";
 }
 
 /* ---- the server ---- */
@@ -453,10 +397,16 @@ bad:
     return -1;
 }
 
-static void on_listener_closed(uv_handle_t *h) {
-    jq_httpd_t *s = h->data;
-    if (s->on_closed) s->on_closed(s->closed_data);
-    free(s);
+static void on_listener_closed(uv_handle_t *h) { server_handle_closed(h->data); }
+
+static int bound_port(jq_httpd_t *s) {
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    int rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    if (rc != 0) return rc;
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
 }
 
 jq_httpd_t *jq_httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t errlen) {
@@ -476,20 +426,17 @@ jq_httpd_t *jq_httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t er
         return NULL;
     }
     s->listener.data = s;
+    s->handles = 1;
     /* The library's own cap (global, default 80 KiB) matches ours. */
     http_parser_set_max_header_size(JQ_HTTPD_MAX_HEAD);
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 128, on_accept);
+    if (rc == 0) rc = bound_port(s);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, uv_strerror(rc));
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
         return NULL;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
-        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                    : ((struct sockaddr_in *)&bound)->sin_port);
     return s;
 }
 
@@ -497,7 +444,8 @@ int jq_httpd_port(const jq_httpd_t *s) { return s->port; }
 
 int jq_httpd_route(jq_httpd_t *s, const char *method, const char *path, jq_httpd_handler_fn fn,
                    void *data) {
-    if (s->nroutes == MAX_ROUTES || strlen(path) >= sizeof(s->routes[0].path) || path[0] != '/')
+    if (s->nroutes == JQ_HTTPD_MAX_ROUTES || strlen(path) >= sizeof(s->routes[0].path) ||
+        path[0] != '/')
         return -1;
     if (method && strlen(method) >= sizeof(s->routes[0].method)) return -1;
     jq_route_t *r = &s->routes[s->nroutes++];
@@ -507,6 +455,12 @@ int jq_httpd_route(jq_httpd_t *s, const char *method, const char *path, jq_httpd
     r->subtree = path[r->len - 1] == '/';
     r->fn = fn;
     r->data = data;
+    return 0;
+}
+
+int jq_httpd_reserve(jq_httpd_t *s, const char *path) {
+    if (strlen(path) >= sizeof(s->reserved_path) || path[0] != '/') return -1;
+    snprintf(s->reserved_path, sizeof(s->reserved_path), "%s", path);
     return 0;
 }
 

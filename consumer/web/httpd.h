@@ -9,12 +9,16 @@
  *   - request line + headers: at most JQ_HTTPD_MAX_HEAD bytes (else 431),
  *     at most JQ_HTTPD_MAX_HEADERS headers, URL at most JQ_HTTPD_MAX_URL;
  *   - body: at most JQ_HTTPD_MAX_BODY bytes (else 413);
- *   - the whole request must arrive within JQ_HTTPD_TIMEOUT_MS of the
- *     connection's accept (else 408 and close), and the response must be
- *     taken by the client within as long again (else the connection is
- *     closed);
- *   - at most JQ_HTTPD_MAX_CONNS connections at once; one more is answered
- *     503 and closed at once;
+ *   - the request line and headers must arrive within JQ_HTTPD_HEAD_MS of
+ *     the connection's accept, the whole request within JQ_HTTPD_TIMEOUT_MS
+ *     (else 408 and close), and the response must be taken by the client
+ *     within JQ_HTTPD_TIMEOUT_MS again (else the connection is closed);
+ *   - at most JQ_HTTPD_MAX_CONNS connections at once, JQ_HTTPD_PER_ADDR of
+ *     them from one client address; past either, a connection still
+ *     waiting for its request gives way (503 and close), the one idle the
+ *     longest, and JQ_HTTPD_RESERVED more slots serve only the path given
+ *     to jq_httpd_reserve() when all are busy answering (httpd_admit.h);
+ *     with no slot to give, the new connection gets 503 and is closed;
  *   - malformed input gets 400 and a closed connection.
  * One request per connection: every response carries "Connection: close".
  * Nothing about a request is logged (headers may carry an admin token).
@@ -23,7 +27,7 @@
  * ending in '/' matches itself and everything under it ("/api/" matches
  * "/api/queues/x"); any other path matches only itself. Of the routes whose
  * path matches, the longest wins; a matching path with no route for the
- * method gets 405, no matching path 404. HEAD is served by the GET route
+ * method gets 405 (with Allow), no matching path 404. HEAD is served by the GET route
  * (the body is not sent).
  *
  * A handler answers with jq_httpd_respond(), at once or later from the same
@@ -41,6 +45,7 @@
 #define JQ_HTTPD_MAX_HEADERS 32
 #define JQ_HTTPD_MAX_URL 2048
 #define JQ_HTTPD_MAX_BODY (64 * 1024)
+#define JQ_HTTPD_HEAD_MS 2000
 #define JQ_HTTPD_TIMEOUT_MS 10000
 
 typedef struct jq_httpd jq_httpd_t;
@@ -63,6 +68,12 @@ int jq_httpd_port(const jq_httpd_t *s);
  * above, copied. Returns 0, or -1 when the table (32 routes) is full. */
 int jq_httpd_route(jq_httpd_t *s, const char *method, const char *path, jq_httpd_handler_fn fn,
                    void *data);
+
+/* The one path (exact, e.g. "/healthz") that the reserved slots serve, so
+ * that it answers while other clients hold every ordinary slot. A request
+ * for another path in a reserved slot gets 503. Returns 0, or -1 for a
+ * path that does not start with '/' or is over 255 bytes. */
+int jq_httpd_reserve(jq_httpd_t *s, const char *path);
 
 /* Stops listening and closes every connection. Requests still held by
  * handlers stay valid until answered. on_closed(data), if given, runs once

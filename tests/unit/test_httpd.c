@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "httpd.h"
+#include "httpd_admit.h"
 
 typedef struct client {
     uv_tcp_t tcp;
@@ -108,6 +109,10 @@ Test(httpd, routes_exact_subtree_longest_and_methods) {
     cr_expect(strstr(r, "pause POST /api/pause q= h=tok b=5:hello"), "%s", r);
     r = roundtrip(&loop, s, "DELETE /api/pause HTTP/1.1\r\n\r\n");
     cr_expect(strstr(r, "HTTP/1.1 405 ") == r, "%s", r);
+    /* GET /api/pause would be served, by the "/api/" subtree. */
+    cr_expect(strstr(r, "\r\nAllow: GET, POST\r\n"), "%s", r);
+    r = roundtrip(&loop, s, "PUT /api/x HTTP/1.1\r\n\r\n");
+    cr_expect(strstr(r, "\r\nAllow: GET\r\n"), "%s", r);
     r = roundtrip(&loop, s, "HEAD /metrics HTTP/1.1\r\n\r\n");
     cr_expect(strstr(r, "HTTP/1.1 200 ") == r && strstr(r, "Content-Length: 33\r\n"), "%s", r);
     cr_expect(strstr(r, "\r\n\r\n")[4] == '\0', "HEAD sent a body: %s", r);
@@ -204,4 +209,105 @@ Test(httpd, bad_addresses) {
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_expect_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- who gets a slot (httpd_admit.c) ---- */
+
+static jq_httpd_slot_t slot_of[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
+static const jq_httpd_slot_t *slot_ptr[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
+
+/* n open connections from 10.0.0.<addr(i)>, each reading or not, idle
+ * since last_ms = 1000 + i (so the first is the idlest). */
+static int open_slots(int n, int (*addr)(int), int (*reading)(int)) {
+    for (int i = 0; i < n; i++) {
+        jq_httpd_slot_t *x = &slot_of[i];
+        memset(x, 0, sizeof(*x));
+        x->peer.len = 4;
+        x->peer.addr[0] = 10;
+        x->peer.addr[3] = (unsigned char)addr(i);
+        x->reading = reading(i);
+        x->last_ms = 1000 + (uint64_t)i;
+        slot_ptr[i] = x;
+    }
+    return n;
+}
+
+static jq_httpd_peer_t peer(int last) {
+    jq_httpd_peer_t p = {{10, 0, 0, (unsigned char)last}, 4};
+    return p;
+}
+
+static int each_own(int i) { return i; }
+static int by_fifteen(int i) { return i / 15; } /* 15 per address */
+static int all(int i) { (void)i; return 1; }
+static int none(int i) { (void)i; return 0; }
+static int from_ten(int i) { return i >= 10; }
+
+Test(httpd_admit, below_the_cap_everyone_is_in) {
+    int evict, n = open_slots(JQ_HTTPD_MAX_CONNS - 1, each_own, all);
+    jq_httpd_peer_t p = peer(200);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, -1);
+}
+
+Test(httpd_admit, at_the_cap_the_idlest_reader_gives_way) {
+    int evict, n = open_slots(JQ_HTTPD_MAX_CONNS, by_fifteen, from_ten);
+    jq_httpd_peer_t p = peer(200);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, 10, "the first still reading, not a busy one: %d", evict);
+    /* One that read a byte just now is no longer the idlest. */
+    slot_of[10].last_ms = 5000;
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, 11);
+}
+
+static int flood_last(int i) { return i >= JQ_HTTPD_MAX_CONNS - 10 ? 7 : i + 10; }
+
+Test(httpd_admit, the_address_holding_the_most_gives_way) {
+    /* 54 addresses with one idle connection each, 10 newer ones from 7: a
+     * newcomer takes the idlest of 7's, never the lone probe of another. */
+    int evict, n = open_slots(JQ_HTTPD_MAX_CONNS, flood_last, all);
+    jq_httpd_peer_t p = peer(200);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, JQ_HTTPD_MAX_CONNS - 10, "%d", evict);
+    /* As idle as each other: the first accepted gives way. */
+    for (int i = 0; i < n; i++) slot_of[i].last_ms = 1000, slot_of[i].seq = (uint64_t)(n - i);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, n - 1, "%d", evict);
+}
+
+Test(httpd_admit, all_busy_takes_a_reserved_slot_then_refuses) {
+    int evict, n = open_slots(JQ_HTTPD_MAX_CONNS, by_fifteen, none);
+    jq_httpd_peer_t p = peer(200);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT_RESERVED);
+    cr_expect_eq(evict, -1);
+    /* The reserved slots taken, one of them still reading: it gives way. */
+    n = open_slots(JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED, by_fifteen, none);
+    for (int i = JQ_HTTPD_MAX_CONNS; i < n; i++) slot_of[i].reserved = 1;
+    slot_of[n - 1].reading = 1;
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT_RESERVED);
+    cr_expect_eq(evict, n - 1);
+    slot_of[n - 1].reading = 0;
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_REFUSE);
+    cr_expect_eq(evict, -1);
+}
+
+static int one_address(int i) { (void)i; return 7; }
+
+Test(httpd_admit, one_address_holds_a_fair_share) {
+    /* Its share taken, some reading: its own idlest reader gives way, even
+     * with ordinary slots free and older readers of other addresses. */
+    int evict, n = open_slots(JQ_HTTPD_PER_ADDR, one_address, from_ten);
+    jq_httpd_peer_t p = peer(7), other = peer(8);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, 10);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &other, &evict), JQ_HTTPD_ADMIT);
+    cr_expect_eq(evict, -1);
+    /* All of its share busy: refused, while another address gets in. */
+    n = open_slots(JQ_HTTPD_PER_ADDR, one_address, none);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &p, &evict), JQ_HTTPD_REFUSE);
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &other, &evict), JQ_HTTPD_ADMIT);
+    /* IPv6 and IPv4 addresses never compare equal. */
+    jq_httpd_peer_t v6 = {{10, 0, 0, 7}, 16};
+    cr_expect_eq(jq_httpd_admit(slot_ptr, n, &v6, &evict), JQ_HTTPD_ADMIT);
 }
