@@ -185,6 +185,14 @@ $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consu
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
 
+# test_rconn: the connection on its own, against a fake Redis of the test's,
+# with libuv's uv_poll_start wrapped (ld --wrap) so that it can fail.
+$(BUILD)/tests/test_rconn: tests/unit/test_rconn.c $(BUILD)/consumer/redis/rconn.o \
+		$(BUILD)/consumer/redis/reply.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=uv_poll_start $(filter %.c %.o,$^) \
+		-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
+
 # The exec guard on its own, with libc only: it starts once per exec job.
 $(BIN)/jobq-exec-guard: $(BUILD)/consumer/handlers/exec_guard_main.o $(BUILD)/consumer/handlers/exec_guard.o
 	@mkdir -p $(dir $@)

@@ -26,6 +26,7 @@
 typedef struct glue {
     uv_poll_t poll;
     uv_prepare_t prepare;  /* the write before the next poll */
+    jq_rconn_t *c;
     redisAsyncContext *ac; /* NULL once hiredis let go of it */
     int events;
     int want_write;        /* hiredis has output to write */
@@ -62,13 +63,30 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
 }
 
+static void on_poll_failed(uv_timer_t *t);
+
+/* libuv refused to watch the socket: the context would wait for events
+ * that never come. Called from inside hiredis (its ev hooks), where the
+ * context may not be freed, so the drop is left to the connection's timer
+ * (with no delay; a connect timeout or a backoff it replaces ends in a
+ * drop as well). */
+static void glue_failed(glue_t *g, int err) {
+    jq_rconn_t *c = g->c;
+    snprintf(c->poll_error, sizeof(c->poll_error), "cannot poll the socket: %s", uv_strerror(err));
+    uv_timer_stop(&c->timer);
+    if (uv_timer_start(&c->timer, on_poll_failed, 0, 0) != 0)
+        jq_error("redis %s connection: %s, and its timer cannot start", c->name, c->poll_error);
+}
+
 static void glue_update(glue_t *g, int events) {
     if (events == g->events) return;
     g->events = events;
-    if (events)
-        uv_poll_start(&g->poll, events, on_poll);
-    else
+    if (!events) {
         uv_poll_stop(&g->poll);
+        return;
+    }
+    int rc = uv_poll_start(&g->poll, events, on_poll);
+    if (rc != 0) glue_failed(g, rc);
 }
 
 static void on_prepare(uv_prepare_t *h) {
@@ -110,9 +128,10 @@ static void ev_cleanup(void *p) {
     uv_close((uv_handle_t *)&g->prepare, on_glue_closed);
 }
 
-static int glue_attach(uv_loop_t *loop, redisAsyncContext *ac) {
+static int glue_attach(jq_rconn_t *c, uv_loop_t *loop, redisAsyncContext *ac) {
     glue_t *g = calloc(1, sizeof(*g));
     if (!g) return -1;
+    g->c = c;
     if (uv_prepare_init(loop, &g->prepare) != 0) {
         free(g);
         return -1;
@@ -250,21 +269,39 @@ static void on_connect(const redisAsyncContext *cac, int status) {
     send_handshake(c, ac);
 }
 
-static void on_connect_timeout(uv_timer_t *t) {
-    jq_rconn_t *c = t->data;
-    if (c->ac == NULL || c->up) return;
+/* Ends the current context from outside hiredis' callbacks, for why. */
+static void drop(jq_rconn_t *c, const char *why) {
     redisAsyncContext *ac = c->ac;
-    if (c->handshake > 0) {
-        /* Connected, handshake unanswered: freeing it calls on_disconnect,
-         * which reconnects. */
-        snprintf(c->why, sizeof(c->why), "no answer to AUTH/SELECT/PING in %d ms",
-                 c->connect_timeout_ms);
+    if (ac->c.flags & REDIS_CONNECTED) {
+        /* Freeing it calls on_disconnect (pending callbacks get NULL
+         * first), which reconnects. */
+        snprintf(c->why, sizeof(c->why), "%s", why);
         redisAsyncFree(ac);
         return;
     }
     /* Not yet connected: redisAsyncFree calls no callback of ours. */
     redisAsyncFree(ac);
-    lost(c, "connect timed out");
+    lost(c, why);
+}
+
+static void on_poll_failed(uv_timer_t *t) {
+    jq_rconn_t *c = t->data;
+    char why[sizeof(c->poll_error)];
+    snprintf(why, sizeof(why), "%s", c->poll_error);
+    c->poll_error[0] = '\0';
+    if (c->ac) drop(c, why);
+}
+
+static void on_connect_timeout(uv_timer_t *t) {
+    jq_rconn_t *c = t->data;
+    if (c->ac == NULL || c->up) return;
+    if (c->handshake > 0) {
+        char why[64];
+        snprintf(why, sizeof(why), "no answer to AUTH/SELECT/PING in %d ms", c->connect_timeout_ms);
+        drop(c, why);
+        return;
+    }
+    drop(c, "connect timed out");
 }
 
 static void start_connect(jq_rconn_t *c) {
@@ -282,7 +319,7 @@ static void start_connect(jq_rconn_t *c) {
         lost(c, why);
         return;
     }
-    if (glue_attach(c->loop, ac) != 0) {
+    if (glue_attach(c, c->loop, ac) != 0) {
         redisAsyncFree(ac);
         lost(c, "cannot poll the socket");
         return;
@@ -292,17 +329,27 @@ static void start_connect(jq_rconn_t *c) {
     /* The contexts before this one are freed, readers included: their
      * last replies are back in the arena. */
     jq_reply_arena_attach(&c->arena, ac->c.reader);
+    /* Without its timeout a connect that stalls would stall for good.
+     * Started before the connect callback is set, which starts the poll:
+     * a poll that fails replaces this timer (glue_failed). */
+    if (uv_timer_start(&c->timer, on_connect_timeout, c->connect_timeout_ms, 0) != 0) {
+        c->ac = NULL;
+        redisAsyncFree(ac);
+        lost(c, "cannot start the connect timer");
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    uv_timer_start(&c->timer, on_connect_timeout, c->connect_timeout_ms, 0);
 }
 
 static void on_backoff(uv_timer_t *t) { start_connect(t->data); }
 
 static void schedule_connect(jq_rconn_t *c) {
     int delay = c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
-    uv_timer_start(&c->timer, on_backoff, delay, 0);
+    c->backoff_ms = c->backoff_ms * 2 > c->backoff_max_ms ? c->backoff_max_ms : c->backoff_ms * 2;
+    /* Only a closing timer refuses; c is then being closed anyway. */
+    if (uv_timer_start(&c->timer, on_backoff, delay, 0) != 0)
+        jq_error("redis %s connection: cannot start the reconnect timer; not reconnecting", c->name);
 }
 
 int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
@@ -312,6 +359,7 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
     c->url = url;
     c->name = name;
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->backoff_max_ms = BACKOFF_MAX_MS;
     c->connect_timeout_ms = 2000;
     jq_reply_arena_init(&c->arena);
     if (uv_timer_init(loop, &c->timer) != 0) return -1;

@@ -43,6 +43,7 @@ struct jq_rconn {
     int down_logged;          /* an outage was logged (2: as a refused
                                  handshake); log its end */
     int backoff_ms;
+    int backoff_max_ms;       /* the backoff's cap (tests shorten it) */
     int connect_timeout_ms;
     uv_timer_t timer;         /* connect timeout and reconnect backoff */
     jq_rconn_cb on_up;        /* connected, first time or again */
@@ -59,6 +60,8 @@ struct jq_rconn {
                                  first connection: the master reports it) */
     char refused[16];         /* the handshake step Redis refused, e.g. "AUTH" */
     char why[160];            /* the reason of the loss being handled */
+    char poll_error[96];      /* libuv refused to watch the socket: the
+                                 context is dropped at once (rconn.c) */
     jq_reply_arena_t arena;   /* where each context's replies are built;
                                  freed once the connection is closed */
     void *data;               /* the owner's */
