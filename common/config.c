@@ -7,46 +7,35 @@
 
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "job.h"
 #include "log.h"
 #include "url.h"
 
 #define FIELD(target, opt) ((char *)(target) + (opt)->offset)
 
-/* Parses a whole decimal number; no spaces, no trailing text. */
 static int parse_ll(const char *s, long long *out)
 {
-    char *end;
-    if (!*s || isspace((unsigned char)*s))
-        return -1;
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno || *end ? -1 : 0;
+    return jq_parse_ll(s, strlen(s), LLONG_MIN, LLONG_MAX, out);
 }
 
-static int parse_bytes(const char *s, long long *out)
+int jq_parse_bytes(const char *s, long long *out)
 {
-    char num[32];
     size_t n = strlen(s);
     long long mult = 1, v;
 
-    if (n == 0 || n >= sizeof(num))
-        return -1;
-    memcpy(num, s, n + 1);
-    switch (num[n - 1]) {
+    switch (n ? s[n - 1] : '\0') {
     case 'k': case 'K': mult = 1LL << 10; break;
     case 'm': case 'M': mult = 1LL << 20; break;
     case 'g': case 'G': mult = 1LL << 30; break;
     }
     if (mult > 1)
-        num[n - 1] = '\0';
-    if (parse_ll(num, &v) < 0 || v > LLONG_MAX / mult || v < LLONG_MIN / mult)
+        n--;
+    if (jq_parse_ll(s, n, LLONG_MIN / mult, LLONG_MAX / mult, &v) < 0)
         return -1;
     *out = v * mult;
     return 0;
@@ -132,7 +121,7 @@ static int set_value(const jq_opt_t *opt, void *target, const char *value,
         }
         break;
     case JQ_OPT_BYTES:
-        if (parse_bytes(value, &v) < 0) {
+        if (jq_parse_bytes(value, &v) < 0) {
             snprintf(err, errlen, "%s: '%s' is not a size (a number with "
                                   "an optional k, m or g)", label, value);
             return -1;

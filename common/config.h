@@ -50,6 +50,11 @@ int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
 int jq_opts_set(const jq_opt_t *opt, void *target, const char *value,
                 char *err, size_t errlen);
 
+/* Parses a byte count: a decimal number with an optional suffix k/K, m/M
+ * or g/G (powers of 1024), as JQ_OPT_BYTES rows and `jobq enqueue
+ * --chunk-size` take it. Returns 0, or -1 on bad text or overflow. */
+int jq_parse_bytes(const char *s, long long *out);
+
 /* Iterates over the entries of a JQ_OPT_LIST field: start with *pos = list;
  * each call returns the next entry and its length in *len (not
  * NUL-terminated), or NULL after the last. */

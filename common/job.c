@@ -2,6 +2,7 @@
  * error names the field and the value, because the text ends up in the dead
  * set where an operator reads it without the producer's code at hand. */
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ int jq_parse_ll(const char *s, size_t len, long long min, long long max,
     char *end;
     errno = 0;
     long long v = strtoll(tmp, &end, 10);
-    if (errno || *end != '\0' || tmp[0] == ' ' || tmp[0] == '+') return -1;
+    if (errno || *end != '\0' || isspace((unsigned char)tmp[0]) || tmp[0] == '+') return -1;
     if (v < min || v > max) return -1;
     *out = v;
     return 0;

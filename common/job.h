@@ -82,7 +82,9 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
  * writes itself (error, attempt, failed_at). */
 int jq_job_field_kept(const char *name, size_t len);
 
-/* Parses a decimal integer in [min, max] from s[0..len). Returns 0 or -1. */
+/* Parses a decimal integer in [min, max] from s[0..len): an optional '-'
+ * and digits, nothing before or after them. Returns 0 or -1. The one
+ * number parser of the tree (wire fields, options, flags). */
 int jq_parse_ll(const char *s, size_t len, long long min, long long max,
                 long long *out);
 

@@ -10,8 +10,7 @@
 
 static int simple(jq_client_t *c, const char *queue, int pause, char *err,
                   size_t errlen) {
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, pause ? "SET" : "DEL");
@@ -32,11 +31,6 @@ int jq_client_resume(jq_client_t *c, const char *queue, char *err,
     return simple(c, queue, 0, err, errlen);
 }
 
-static int is(const redisReply *f, const char *name) {
-    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) &&
-           memcmp(f->str, name, f->len) == 0;
-}
-
 /* The group `workers` in an XINFO GROUPS reply (a list of flat
  * field/value arrays): its pending count and its lag (-1 when nil, as
  * Redis reports after deletions it cannot count across). Returns 0 when
@@ -51,9 +45,9 @@ static int group_figures(const redisReply *g, long long *pending, long long *lag
         int ours = 0;
         for (size_t k = 0; k + 1 < grp->elements; k += 2) {
             const redisReply *v = grp->element[k + 1];
-            if (is(grp->element[k], "name")) ours = is(v, JQ_GROUP);
-            else if (is(grp->element[k], "pending")) jq_reply_ll(v, pending);
-            else if (is(grp->element[k], "lag") && v->type == REDIS_REPLY_INTEGER) *lag = v->integer;
+            if (jq_reply_is(grp->element[k], "name")) ours = jq_reply_is(v, JQ_GROUP);
+            else if (jq_reply_is(grp->element[k], "pending")) jq_reply_ll(v, pending);
+            else if (jq_reply_is(grp->element[k], "lag") && v->type == REDIS_REPLY_INTEGER) *lag = v->integer;
         }
         if (ours) return 1;
         *pending = 0;
@@ -66,10 +60,10 @@ static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
     if (!h || h->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
-        long long *dst = is(f, "processed") ? &s->processed
-                         : is(f, "failed")  ? &s->failed
-                         : is(f, "retried") ? &s->retried
-                         : is(f, "dead")    ? &s->dead_total
+        long long *dst = jq_reply_is(f, "processed") ? &s->processed
+                         : jq_reply_is(f, "failed")  ? &s->failed
+                         : jq_reply_is(f, "retried") ? &s->retried
+                         : jq_reply_is(f, "dead")    ? &s->dead_total
                                             : NULL;
         if (dst) jq_reply_ll(v, dst);
     }
@@ -138,8 +132,7 @@ int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char 
 int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
                     char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     jq_stats_send(&p, queue, err, errlen);
@@ -150,8 +143,7 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
 int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
                       int n, long long *processed, long long *failed,
                       char *err, size_t errlen) {
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     if (n < 1 || n > 1440) {
         jq_seterr(err, errlen, "minutes: want 1 to 1440, not %d", n);
         return -1;
@@ -211,12 +203,10 @@ int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,
     if (count && !out) goto oom;
     for (size_t i = 0; i < count; i++) {
         const redisReply *e = r->element[i];
-        if (!(out[i] = malloc(e->len + 1))) {
+        if (!(out[i] = jq_memdup(e->str, e->len))) {
             jq_client_queues_free(out, i);
             goto oom;
         }
-        memcpy(out[i], e->str, e->len);
-        out[i][e->len] = '\0';
     }
     freeReplyObject(r);
     if (count) qsort(out, count, sizeof(*out), cmp_str);

@@ -174,16 +174,12 @@ static int match_bytes(jq_argp_t *p, const char *name, long long *out) {
     const char *v;
     if (!jq_argp_opt(p, NULL, name, &v)) return 0;
     if (p->bad) return 1;
-    char *end;
-    long long n = strtoll(v, &end, 10), mult = 1;
-    if (*end == 'k' || *end == 'K') mult = 1024, end++;
-    else if (*end == 'm' || *end == 'M') mult = 1024 * 1024, end++;
-    else if (*end == 'g' || *end == 'G') mult = 1024 * 1024 * 1024, end++;
-    if (!*v || *end || n < 1 || n > (1LL << 32) / mult) {
+    long long n;
+    if (jq_parse_bytes(v, &n) < 0 || n < 1 || n > (1LL << 32)) {
         jq_cli_usage_error(p->cmd, "--%s: '%s' is not a size from 1 to 4g", name, v);
         p->bad = 1;
     } else {
-        *out = n * mult;
+        *out = n;
     }
     return 1;
 }

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "codec.h"
+#include "job.h"
 #include "log.h"
 #include "url.h"
 
@@ -95,9 +96,8 @@ int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
     const char *v;
     if (!jq_argp_opt(p, s, name, &v)) return 0;
     if (p->bad) return 1;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < min || n > max) {
+    long long n;
+    if (jq_parse_ll(v, strlen(v), min, max, &n) < 0) {
         if (max >= (1LL << 40))
             jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer >= %lld", name, v, min);
         else

@@ -30,12 +30,20 @@ void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
  * run again, so that its waiter does not read the last run's answer. */
 void jq_args_del_result(jq_args_t *a, const jq_client_t *c, const char *queue, const char *id);
 
+/* A malloc'd copy of s[0..len) with a NUL after it (s may hold NULs);
+ * NULL when out of memory. */
+char *jq_memdup(const char *s, size_t len);
+
 /* Sets err (if not NULL) like snprintf. */
 void jq_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Checks a queue name or job id; `what` names it in the message. */
 int jq_check_name(const char *what, const char *s, char *err, size_t errlen);
+
+/* The queue a call names (NULL: the default, stored back in *queue) and
+ * its job id, if any, checked as jq_check_name does. Returns 0 or -1. */
+int jq_check_queue(const char **queue, const char *id, char *err, size_t errlen);
 
 /* Reconnects if the connection is absent or broken. Returns 0 or -1. */
 int jq_client_ready(jq_client_t *c, char *err, size_t errlen);
@@ -49,6 +57,11 @@ redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err,
 /* jq_client_run for a command whose reply is not needed: frees the reply
  * and resets a. Returns 0, or -1 with err. */
 int jq_client_do(jq_client_t *c, jq_args_t *a, char *err, size_t errlen);
+
+/* "<cmd> <key> 0 -1" (the key as jq_args_key builds it): a whole list
+ * with LRANGE, a whole sorted set with ZRANGE; returns as jq_client_run. */
+redisReply *jq_client_range(jq_client_t *c, const char *cmd, const char *queue, const char *what,
+                            const char *id, char *err, size_t errlen);
 
 /* A pipeline: build each command in p->a, queue it with jq_pipe_send,
  * then read one reply per command with jq_pipe_reply, in order. This is
@@ -88,6 +101,14 @@ int jq_reply_ok(const redisReply *r, char *err, size_t errlen);
 
 /* jq_reply_ok on every element of an array reply (EXEC's). */
 int jq_reply_each_ok(const redisReply *r, char *err, size_t errlen);
+
+/* 1 if r is a string reply holding exactly s (a field name), else 0. */
+int jq_reply_is(const redisReply *r, const char *s);
+
+/* The elements of an array reply (a list of chunks) end to end, in one
+ * malloc'd buffer of at least 1 byte for the caller to free, with *len
+ * their total even when it returns NULL (out of memory). */
+char *jq_reply_join(const redisReply *r, size_t *len);
 
 /* Parses a string or integer reply as a long long. Returns 0 or -1. */
 int jq_reply_ll(const redisReply *r, long long *out);

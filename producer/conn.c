@@ -16,6 +16,14 @@
  * jq_client_wait and the time to write a 64 MiB payload on a sane link. */
 #define COMMAND_TIMEOUT_S 30
 
+char *jq_memdup(const char *s, size_t len) {
+    char *p = malloc(len + 1);
+    if (!p) return NULL;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
 void jq_seterr(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || errlen == 0) return;
     va_list ap;
@@ -30,6 +38,12 @@ int jq_check_name(const char *what, const char *s, char *err, size_t errlen) {
               "bad %s '%.140s': want 1 to 128 bytes of [A-Za-z0-9_.:-]", what,
               s ? s : "");
     return -1;
+}
+
+int jq_check_queue(const char **queue, const char *id, char *err, size_t errlen) {
+    if (!*queue) *queue = JQ_QUEUE_DEFAULT;
+    if (jq_check_name("queue name", *queue, err, errlen) < 0) return -1;
+    return id ? jq_check_name("job id", id, err, errlen) : 0;
 }
 
 /* ---- argv builder: the rest is common/args.c ---- */
@@ -177,6 +191,23 @@ int jq_reply_each_ok(const redisReply *r, char *err, size_t errlen) {
     return 0;
 }
 
+int jq_reply_is(const redisReply *r, const char *s) {
+    return r->type == REDIS_REPLY_STRING && r->len == strlen(s) && memcmp(r->str, s, r->len) == 0;
+}
+
+char *jq_reply_join(const redisReply *r, size_t *len) {
+    *len = 0;
+    for (size_t i = 0; i < r->elements; i++) *len += r->element[i]->len;
+    char *buf = malloc(*len ? *len : 1);
+    if (!buf) return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        memcpy(buf + at, r->element[i]->str, r->element[i]->len);
+        at += r->element[i]->len;
+    }
+    return buf;
+}
+
 int jq_reply_ll(const redisReply *r, long long *out) {
     if (!r) return -1;
     if (r->type == REDIS_REPLY_INTEGER) {
@@ -239,6 +270,19 @@ int jq_client_do(jq_client_t *c, jq_args_t *a, char *err, size_t errlen) {
     if (!r) return -1;
     freeReplyObject(r);
     return 0;
+}
+
+redisReply *jq_client_range(jq_client_t *c, const char *cmd, const char *queue, const char *what,
+                            const char *id, char *err, size_t errlen) {
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, cmd);
+    jq_args_key(&a, c, queue, what, id);
+    jq_args_str(&a, "0");
+    jq_args_str(&a, "-1");
+    redisReply *r = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    return r;
 }
 
 /* ---- pipelines ---- */

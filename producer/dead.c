@@ -38,14 +38,6 @@ const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
     return NULL;
 }
 
-static char *copy_bytes(const char *s, size_t len) {
-    char *p = malloc(len + 1);
-    if (!p) return NULL;
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
 /* The fields a brief listing reads, with HMGET, in this order. */
 static const char *const brief_fields[] = {"type", "error", "attempt"};
 #define NBRIEF (sizeof(brief_fields) / sizeof(brief_fields[0]))
@@ -55,8 +47,8 @@ static const char *const brief_fields[] = {"type", "error", "attempt"};
 static int add_field(jq_dead_job_t *job, const char *name, size_t nlen,
                      const redisReply *v) {
     jq_field_t *out = &job->fields[job->nfields];
-    out->name = copy_bytes(name, nlen);
-    out->value = copy_bytes(v->str, v->len);
+    out->name = jq_memdup(name, nlen);
+    out->value = jq_memdup(v->str, v->len);
     out->value_len = v->len;
     job->nfields++;
     if (!out->name || !out->value) return -1;
@@ -157,8 +149,7 @@ int jq_client_set_list(jq_client_t *c, const char *queue,
     *n = 0;
     long long card = 0;
     if (total) *total = 0;
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
+    if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     redisReply *z = read_page_ids(c, queue, pg, &card, err, errlen);
     if (!z) return -1;
     if (total) *total = card;
@@ -191,10 +182,7 @@ int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
 int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
                         jq_dead_job_t *job, char *err, size_t errlen) {
     memset(job, 0, sizeof(*job));
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0 ||
-        jq_check_name("job id", id, err, errlen) < 0)
-        return -1;
+    if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "ZSCORE");
@@ -336,10 +324,7 @@ static int dead_op_try(jq_client_t *c, const char *queue, const char *id,
 
 static int dead_op(jq_client_t *c, const char *queue, const char *id,
                    dead_op_t op, char *err, size_t errlen) {
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0 ||
-        jq_check_name("job id", id, err, errlen) < 0)
-        return -1;
+    if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     for (int i = 0; i < WATCH_TRIES; i++) {
         int rc = dead_op_try(c, queue, id, op, err, errlen);
         if (rc != 1) return rc;
@@ -361,16 +346,8 @@ int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id,
 static int dead_op_all(jq_client_t *c, const char *queue, dead_op_t op,
                        size_t *done, char *err, size_t errlen) {
     if (done) *done = 0;
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "ZRANGE");
-    jq_args_key(&a, c, queue, "dead", NULL);
-    jq_args_str(&a, "0");
-    jq_args_str(&a, "-1");
-    redisReply *z = jq_client_run(c, &a, err, errlen);
-    jq_args_destroy(&a);
+    if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
+    redisReply *z = jq_client_range(c, "ZRANGE", queue, "dead", NULL, err, errlen);
     if (!z) return -1;
     int rc = 0;
     for (size_t i = 0; z->type == REDIS_REPLY_ARRAY && i < z->elements; i++) {
@@ -398,12 +375,6 @@ int jq_client_dead_delete_all(jq_client_t *c, const char *queue,
 
 /* ---- a dead job's payload, however it is stored ---- */
 
-static char *copy_reply(const redisReply *r) {
-    char *b = malloc(r->len ? r->len : 1);
-    if (b) memcpy(b, r->str, r->len);
-    return b;
-}
-
 /* Reads a chunked payload: whole (LRANGE) when it fits in max, else only
  * its first chunk (LINDEX). */
 static int read_chunks(jq_client_t *c, const char *queue, const char *id, int whole,
@@ -419,19 +390,10 @@ static int read_chunks(jq_client_t *c, const char *queue, const char *id, int wh
     if (!r) return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_STRING) {
-        if (!(*buf = copy_reply(r))) rc = -1;
+        if (!(*buf = jq_memdup(r->str, r->len))) rc = -1;
         *len = r->len;
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        size_t sum = 0;
-        for (size_t i = 0; i < r->elements; i++) sum += r->element[i]->len;
-        if ((*buf = malloc(sum ? sum : 1))) {
-            for (size_t i = 0; i < r->elements; i++) {
-                memcpy(*buf + *len, r->element[i]->str, r->element[i]->len);
-                *len += r->element[i]->len;
-            }
-        } else {
-            rc = -1;
-        }
+        if (!(*buf = jq_reply_join(r, len))) rc = -1;
     }
     if (rc < 0) jq_seterr(err, errlen, "out of memory");
     freeReplyObject(r);
@@ -447,11 +409,10 @@ int jq_client_job_payload(jq_client_t *c, const char *queue,
     if (!queue) queue = JQ_QUEUE_DEFAULT;
     const jq_field_t *f = jq_dead_job_field(job, "payload");
     if (f) {
-        if (!(*buf = malloc(f->value_len ? f->value_len : 1))) {
+        if (!(*buf = jq_memdup(f->value, f->value_len))) {
             jq_seterr(err, errlen, "out of memory");
             return -1;
         }
-        memcpy(*buf, f->value, f->value_len);
         *len = *total = f->value_len;
         return 0;
     }

@@ -27,19 +27,6 @@ static void result_reset(jq_result_t *r) {
     r->finished_at = -1;
 }
 
-static char *copy_str(const redisReply *v) {
-    char *s = malloc(v->len + 1);
-    if (!s) return NULL;
-    memcpy(s, v->str, v->len);
-    s[v->len] = '\0';
-    return s;
-}
-
-static int is(const redisReply *f, const char *name) {
-    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) &&
-           memcmp(f->str, name, f->len) == 0;
-}
-
 /* Concatenates the list <p>:{<q>}:result:<id>:chunks, which must hold
  * exactly `chunks` elements. */
 static int read_chunks(jq_client_t *c, const char *queue, const char *id,
@@ -47,14 +34,7 @@ static int read_chunks(jq_client_t *c, const char *queue, const char *id,
                        size_t errlen) {
     char what[JQ_CLIENT_ID_LEN + 16];
     snprintf(what, sizeof(what), "%s:chunks", id);
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "LRANGE");
-    jq_args_key(&a, c, queue, "result", what);
-    jq_args_str(&a, "0");
-    jq_args_str(&a, "-1");
-    redisReply *l = jq_client_run(c, &a, err, errlen);
-    jq_args_destroy(&a);
+    redisReply *l = jq_client_range(c, "LRANGE", queue, "result", what, err, errlen);
     if (!l) return -1;
     int rc = -1;
     if (l->type != REDIS_REPLY_ARRAY || (long long)l->elements != chunks) {
@@ -63,18 +43,12 @@ static int read_chunks(jq_client_t *c, const char *queue, const char *id,
                   l->type == REDIS_REPLY_ARRAY ? l->elements : 0, chunks);
         goto out;
     }
-    size_t total = 0;
-    for (size_t i = 0; i < l->elements; i++) total += l->element[i]->len;
-    r->result = malloc(total ? total : 1);
-    if (!r->result) {
+    size_t total;
+    if (!(r->result = jq_reply_join(l, &total))) {
         jq_seterr(err, errlen, "out of memory for a %zu-byte result", total);
         goto out;
     }
-    for (size_t i = 0; i < l->elements; i++) {
-        memcpy(r->result + r->result_len, l->element[i]->str,
-               l->element[i]->len);
-        r->result_len += l->element[i]->len;
-    }
+    r->result_len = total;
     rc = 0;
 out:
     freeReplyObject(l);
@@ -87,19 +61,19 @@ static int parse_hash(const redisReply *h, jq_result_t *r, long long *chunks,
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
         if (v->type != REDIS_REPLY_STRING) continue;
-        if (is(f, "state")) {
+        if (jq_reply_is(f, "state")) {
             snprintf(r->state, sizeof(r->state), "%.*s", (int)v->len, v->str);
-        } else if (is(f, "result")) {
+        } else if (jq_reply_is(f, "result")) {
             *result = v;
-        } else if (is(f, "chunks")) {
+        } else if (jq_reply_is(f, "chunks")) {
             if (jq_parse_ll(v->str, v->len, 1, 1LL << 40, chunks) < 0) *chunks = -1;
-        } else if (is(f, "error")) {
-            if (!(r->error = copy_str(v))) return -1;
-        } else if (is(f, "worker")) {
-            if (!(r->worker = copy_str(v))) return -1;
-        } else if (is(f, "attempts")) {
+        } else if (jq_reply_is(f, "error")) {
+            if (!(r->error = jq_memdup(v->str, v->len))) return -1;
+        } else if (jq_reply_is(f, "worker")) {
+            if (!(r->worker = jq_memdup(v->str, v->len))) return -1;
+        } else if (jq_reply_is(f, "attempts")) {
             jq_parse_ll(v->str, v->len, 0, 1LL << 40, &r->attempts);
-        } else if (is(f, "finished_at")) {
+        } else if (jq_reply_is(f, "finished_at")) {
             jq_parse_ll(v->str, v->len, 0, 1LL << 62, &r->finished_at);
         }
     }
@@ -109,10 +83,7 @@ static int parse_hash(const redisReply *h, jq_result_t *r, long long *chunks,
 int jq_client_result(jq_client_t *c, const char *queue, const char *id,
                      jq_result_t *r, char *err, size_t errlen) {
     result_reset(r);
-    if (!queue) queue = JQ_QUEUE_DEFAULT;
-    if (jq_check_name("queue name", queue, err, errlen) < 0 ||
-        jq_check_name("job id", id, err, errlen) < 0)
-        return -1;
+    if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "HGETALL");

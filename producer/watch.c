@@ -22,10 +22,6 @@ long long jq_latency_bound_ms(int i) {
     return i >= 0 && i < JQ_LAT_BUCKETS - 1 ? lat_bounds_ms[i] : -1;
 }
 
-static int field_is(const redisReply *f, const char *name) {
-    return f->type == REDIS_REPLY_STRING && f->len == strlen(name) && memcmp(f->str, name, f->len) == 0;
-}
-
 /* ---- latency hash: <kind>:le:<ms>, <kind>:count, <kind>:sum_us ---- */
 
 static void latency_field(jq_latency_t *l, const char *rest, const redisReply *v) {
@@ -115,15 +111,15 @@ static void worker_field(jq_worker_watch_t *w, const redisReply *f, const redisR
         {"loop_lag_us", offsetof(jq_worker_watch_t, loop_lag_us)},
     };
     if (v->type != REDIS_REPLY_STRING) return;
-    if (field_is(f, "host")) {
+    if (jq_reply_is(f, "host")) {
         snprintf(w->host, sizeof(w->host), "%.*s", (int)v->len, v->str);
-    } else if (field_is(f, "queues")) {
+    } else if (jq_reply_is(f, "queues")) {
         snprintf(w->queues, sizeof(w->queues), "%.*s", (int)v->len, v->str);
-    } else if (field_is(f, "draining")) {
+    } else if (jq_reply_is(f, "draining")) {
         w->draining = v->len == 1 && v->str[0] == '1';
     } else {
         for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-            if (field_is(f, nums[i].name)) jq_reply_ll(v, (long long *)((char *)w + nums[i].off));
+            if (jq_reply_is(f, nums[i].name)) jq_reply_ll(v, (long long *)((char *)w + nums[i].off));
     }
 }
 

@@ -183,6 +183,22 @@ Test(config, byte_suffixes)
     cr_expect_eq(parse(&o, &argi, err, ARGS("--max-payload=99999999999g")), -1);
 }
 
+Test(config, parse_bytes_alone)
+{
+    long long v = 0;
+    cr_expect_eq(jq_parse_bytes("4k", &v), 0);
+    cr_expect_eq(v, 4096);
+    cr_expect_eq(jq_parse_bytes("-1k", &v), 0, "the bounds are the caller's");
+    cr_expect_eq(v, -1024);
+    cr_expect_eq(jq_parse_bytes("", &v), -1);
+    cr_expect_eq(jq_parse_bytes("k", &v), -1);
+    cr_expect_eq(jq_parse_bytes("1 k", &v), -1);
+    cr_expect_eq(jq_parse_bytes(" 1k", &v), -1);
+    cr_expect_eq(jq_parse_bytes("1kk", &v), -1);
+    cr_expect_eq(jq_parse_bytes("8589934591g", &v), 0);
+    cr_expect_eq(jq_parse_bytes("8589934592g", &v), -1, "past LLONG_MAX");
+}
+
 Test(config, auto)
 {
     opts_t o;

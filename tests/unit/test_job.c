@@ -241,6 +241,7 @@ Test(job, parse_ll)
     cr_expect_eq(jq_parse_ll("4x", 2, 0, 100, &v), -1);
     cr_expect_eq(jq_parse_ll("+4", 2, 0, 100, &v), -1);
     cr_expect_eq(jq_parse_ll(" 4", 2, 0, 100, &v), -1);
+    cr_expect_eq(jq_parse_ll("\t4", 2, 0, 100, &v), -1, "no space of any kind");
     cr_expect_eq(jq_parse_ll("99999999999999999999", 20, 0, 100, &v), -1);
 }
 
