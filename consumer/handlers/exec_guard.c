@@ -1,10 +1,11 @@
 /* The exec guard (see exec_guard.h). It runs as a fresh process image, so
  * it uses plain POSIX calls and no libuv: everything here happens between
- * fork and exec or in a wait loop. */
+ * fork and exec, in a wait loop, or in the sweep at the end. */
 
 #define _GNU_SOURCE
 #include "exec_guard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,14 +17,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The command's process group (= its pid), once it exists. */
-static volatile sig_atomic_t group;
+/* How long the sweep may wait for killed descendants to die: only a
+ * process stuck in the kernel (uninterruptible sleep) outlasts a SIGKILL. */
+#define SWEEP_MAX_S 5
 
+/* The command's pid (= its process group), while it may be signalled: set
+ * to 0 before it is reaped, so that a late SIGTERM cannot reach a reused
+ * pid. */
+static volatile sig_atomic_t group;
+static volatile sig_atomic_t stopping;  /* SIGTERM came: exit 128 + SIGTERM */
+static int final_status;                /* the command's, for on_alarm */
+
+static void exit_like(int status);
+
+/* The worker cancels (or died: PR_SET_PDEATHSIG): kill the command and its
+ * group now; the main line then sweeps what left the group, and exits. */
 static void on_term(int sig) {
     (void)sig;
-    if (group > 0)
+    stopping = 1;
+    if (group > 0) {
         kill(-(pid_t)group, SIGKILL);
-    _exit(128 + SIGTERM);
+        kill((pid_t)group, SIGKILL);
+    }
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    if (stopping)
+        _exit(128 + SIGTERM);
+    exit_like(final_status);
 }
 
 /* Closes every descriptor above stderr: the worker's Redis sockets and
@@ -48,14 +70,18 @@ static void run_command(const char *program, char **argv, const sigset_t *old) {
     _exit(127);
 }
 
-/* Ends the guard the way the command ended. */
+/* Ends the guard the way the command ended. Only async-signal-safe calls:
+ * on_alarm uses it too. */
 static void exit_like(int status) {
     if (WIFEXITED(status))
         _exit(WEXITSTATUS(status));
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
-    signal(sig, SIG_DFL);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_UNBLOCK, &all, NULL);
@@ -63,38 +89,101 @@ static void exit_like(int status) {
     _exit(128 + sig);
 }
 
-int jq_exec_guard_main(int argc, char **argv) {
-    if (argc < 5) {
-        fprintf(stderr, "%s: usage: WORKER_PID PROGRAM ARGV0 [ARGS...]\n",
-                JQ_EXEC_GUARD_ARG);
-        return 127;
-    }
-    pid_t worker = (pid_t)atol(argv[2]);
-    const char *program = argv[3];
-
-    /* Block SIGTERM until the group is known, so that the handler never
-     * sees a half-made child. */
-    sigset_t term, old;
+/* Everything before the fork: SIGTERM handled, but blocked (the mask
+ * before in *old) until the group is known, so that the handler never sees
+ * a half-made child; the worker's death turned into a SIGTERM; the guard
+ * made the subreaper of all the command starts, so that what leaves the
+ * group (setsid, setpgid) is still handed to us, to find and kill. Returns
+ * 0, or -1 when the guard must not go on. */
+static int guard_setup(pid_t worker, sigset_t *old) {
+    sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
-    sigprocmask(SIG_BLOCK, &term, &old);
+    sigprocmask(SIG_BLOCK, &term, old);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_term;
+    sa.sa_handler = on_term; /* no SA_RESTART: a wait returns EINTR */
     sigaction(SIGTERM, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+        fprintf(stderr, "%s: prctl: %s\n", JQ_EXEC_GUARD_ARG, strerror(errno));
+        return -1;
+    }
     /* The worker may have died before prctl: then nobody would tell us. */
     if (getppid() != worker)
-        return 127;
+        return -1;
     close_extra_fds();
+    return 0;
+}
 
+/* SIGKILLs every child of self, found in /proc (as reap.c does): what the
+ * kernel handed us, as their subreaper, when their parents died. */
+static void kill_children(pid_t self) {
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* pid (comm) state ppid ...: comm may hold spaces and parentheses. */
+        char *close_paren = strrchr(buf, ')'), state;
+        long ppid;
+        if (close_paren && sscanf(close_paren + 1, " %c %ld", &state, &ppid) == 2 &&
+            ppid == (long)self)
+            kill((pid_t)atol(e->d_name), SIGKILL);
+    }
+    closedir(d);
+}
+
+/* Kills every descendant still alive and reaps them all, until waitpid
+ * says no child is left. Each round kills every child we have, so each
+ * blocking wait returns: an orphan is handed to us before its parent's
+ * death can be reaped, and the next round finds it. A process that ignores
+ * SIGKILL (stuck in the kernel) is given SWEEP_MAX_S, then left. */
+static void sweep(void) {
+    pid_t self = getpid();
+    int armed = 0;
+    for (;;) {
+        pid_t r = waitpid(-1, NULL, WNOHANG);
+        if (r > 0 || (r < 0 && errno == EINTR))
+            continue;
+        if (r < 0)
+            return; /* ECHILD: nothing of the command's is left */
+        if (!armed) {
+            alarm(SWEEP_MAX_S);
+            armed = 1;
+        }
+        kill_children(self);
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            return;
+    }
+}
+
+int jq_exec_guard_main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "%s: usage: WORKER_PID PROGRAM ARGV0 [ARGS...]\n", JQ_EXEC_GUARD_ARG);
+        return 127;
+    }
+    sigset_t old;
+    if (guard_setup((pid_t)atol(argv[2]), &old) != 0)
+        return 127;
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "fork: %s\n", strerror(errno));
         return 127;
     }
     if (pid == 0)
-        run_command(program, argv + 4, &old);
+        run_command(argv[3], argv + 4, &old);
     /* Both sides set the group, so it exists whichever runs first. */
     setpgid(pid, pid);
     group = pid;
@@ -107,9 +196,14 @@ int jq_exec_guard_main(int argc, char **argv) {
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
         ;
     kill(-pid, SIGKILL);
+    group = 0;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    final_status = status;
+    sweep();
+    if (stopping)
+        _exit(128 + SIGTERM);
     exit_like(status);
     return 127;
 }

@@ -7,6 +7,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 
 import msgpack
@@ -35,6 +36,40 @@ def read_pids(path):
     with open(path) as f:
         return [int(x) for x in f.read().split()]
 
+
+def marked(marker):
+    """Pids of the live processes whose command line holds marker."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if d.isdigit() and marker.encode() in f.read() and alive(int(d)):
+                    found.append(int(d))
+        except OSError:
+            pass
+    return found
+
+
+def escaping_script(d, name, marker, then="echo hi\n"):
+    """A command that starts processes which leave its process group, all
+    holding its stdout: a shell run by setsid, with a sleep of its own, and
+    a python3 that calls os.setpgid. It waits until they have left before it
+    goes on with `then`. The escapees carry marker in their command lines;
+    the sleep's pid is in the file NAME.ready.1."""
+    ready = os.path.join(d, name + ".ready")
+    return script(d, name,
+                  'setsid sh -c "sleep 30 & echo \\$! > %(r)s.tmp; mv %(r)s.tmp %(r)s.1; '
+                  'wait; : %(m)s" &\n'
+                  '%(py)s -c "import os, sys, time; os.setpgid(0, 0); '
+                  'open(sys.argv[1], \'w\').close(); time.sleep(30)" %(r)s.2 %(m)s &\n'
+                  'while [ ! -e %(r)s.1 ] || [ ! -e %(r)s.2 ]; do sleep 0.01; done\n'
+                  '%(then)s' % {"r": ready, "m": marker, "py": sys.executable, "then": then})
+
+
+def escapees(d, name, marker):
+    """The live processes escaping_script started: those with marker, and
+    the sleep."""
+    return marked(marker) + [p for p in read_pids(os.path.join(d, name + ".ready.1")) if alive(p)]
 
 def test_round_trip_environment_and_arguments(r, consumer, tmpdir_path):
     rt = script(tmpdir_path, "rt.sh",
@@ -135,6 +170,42 @@ def test_stdout_over_the_limit_fails_and_stops_the_command(r, consumer, tmpdir_p
     assert res["error"] == b"loud: stdout over --exec-max-output (65536 bytes)", res
 
 
+def test_processes_that_leave_the_group_die_with_the_command(r, consumer, tmpdir_path):
+    # issue 21: a grandchild that left the process group (setsid, setpgid)
+    # survived the guard and held stdout open: the job waited for it.
+    marker = "jq-escape-%d-done" % os.getpid()
+    esc = escaping_script(tmpdir_path, "esc.sh", marker)
+    consumer("--exec", "esc=" + esc)
+    t0 = time.time()
+    jid = xadd(r, type="esc", max_attempts=1)
+    res = wait_result(r, jid, timeout=scale(10))
+    assert res["state"] == b"done" and msgpack.unpackb(res["result"]) == "hi\n", res
+    assert time.time() - t0 < scale(5)
+    wait_for(lambda: not escapees(tmpdir_path, "esc.sh", marker), timeout=5,
+             what="no escaped process left")
+
+
+def test_processes_that_leave_the_group_die_at_timeout_and_with_the_worker(r, consumer,
+                                                                          tmpdir_path):
+    marker = "jq-escape-%d-hang" % os.getpid()
+    hang = escaping_script(tmpdir_path, "hang.sh", marker, then="sleep 300\n")
+    c = consumer("--exec", "hang=" + hang, "--shutdown-timeout-ms", "500")
+    jid = xadd(r, type="hang", timeout_ms=1500, max_attempts=1)
+    res = wait_result(r, jid)
+    assert res["state"] == b"dead" and b"timeout" in res["error"], res
+    wait_for(lambda: not escapees(tmpdir_path, "hang.sh", marker), timeout=5,
+             what="no escaped process left")
+    # The worker killed by SIGKILL: the guard hears it (PR_SET_PDEATHSIG).
+    os.unlink(os.path.join(tmpdir_path, "hang.sh.ready.1"))
+    xadd(r, type="hang", max_attempts=1, timeout_ms=60000)
+    wait_for(lambda: os.path.exists(os.path.join(tmpdir_path, "hang.sh.ready.1"))
+             and len(escapees(tmpdir_path, "hang.sh", marker)) == 3,
+             what="the escapees running")
+    for w in c.worker_pids():
+        os.kill(w, signal.SIGKILL)
+    wait_for(lambda: not escapees(tmpdir_path, "hang.sh", marker), timeout=5,
+             what="no escaped process left")
+
 def test_children_do_not_outlive_a_killed_worker(r, consumer, tmpdir_path):
     pids = os.path.join(tmpdir_path, "pids")
     hang = script(tmpdir_path, "hang.sh", "sleep 300 &\necho $! $$ > %s\nwait\n" % pids)
@@ -210,8 +281,11 @@ def test_without_the_small_guard_binary_the_consumer_is_its_own_guard(redis_serv
     pids = os.path.join(tmpdir_path, "pids")
     hang = script(tmpdir_path, "hang.sh", "sleep 300 &\necho $! $$ > %s\nwait\n" % pids)
     quick = script(tmpdir_path, "quick.sh", 'echo "$@"\n')
+    marker = "jq-escape-%d-alone" % os.getpid()
+    esc = escaping_script(tmpdir_path, "esc.sh", marker)
     c = Consumer(redis_server.url, ["--workers", "1", "--exec", "hang=" + hang,
-                                    "--exec", "quick=%s a 'b c'" % quick], tmpdir_path, binary=exe)
+                                    "--exec", "quick=%s a 'b c'" % quick, "--exec", "esc=" + esc],
+                 tmpdir_path, binary=exe)
     try:
         c.wait_log(r"worker \S+ ready")
         jid = xadd(r, type="quick")
@@ -220,6 +294,10 @@ def test_without_the_small_guard_binary_the_consumer_is_its_own_guard(redis_serv
         assert b"timeout" in wait_result(r, jid)["error"]
         started = read_pids(pids)
         wait_for(lambda: not any(alive(p) for p in started), timeout=5, what="no process left")
+        jid = xadd(r, type="esc", max_attempts=1)
+        assert msgpack.unpackb(wait_result(r, jid)["result"]) == "hi\n"
+        wait_for(lambda: not escapees(tmpdir_path, "esc.sh", marker), timeout=5,
+                 what="no escaped process left")
     finally:
         c.stop()
         assert "handles left" not in c.log()
