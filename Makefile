@@ -33,7 +33,7 @@ CONSUMER_LDLIBS :=
 LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
-	common/config.c common/cpus.c common/args.c common/view.c
+	common/config.c common/cpus.c common/args.c common/view.c common/proc.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
 	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
@@ -194,7 +194,8 @@ $(BUILD)/tests/test_rconn: tests/unit/test_rconn.c $(BUILD)/consumer/redis/rconn
 		-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
 
 # The exec guard on its own, with libc only: it starts once per exec job.
-$(BIN)/jobq-exec-guard: $(BUILD)/consumer/handlers/exec_guard_main.o $(BUILD)/consumer/handlers/exec_guard.o
+$(BIN)/jobq-exec-guard: $(BUILD)/consumer/handlers/exec_guard_main.o $(BUILD)/consumer/handlers/exec_guard.o \
+		$(BUILD)/common/proc.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@
 

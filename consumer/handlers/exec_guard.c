@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include "exec_guard.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +15,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 /* How long the sweep may wait for killed descendants to die: only a
  * process stuck in the kernel (uninterruptible sleep) outlasts a SIGKILL. */
@@ -117,32 +118,10 @@ static int guard_setup(pid_t worker, sigset_t *old) {
     return 0;
 }
 
-/* SIGKILLs every child of self, found in /proc (as reap.c does): what the
- * kernel handed us, as their subreaper, when their parents died. */
-static void kill_children(pid_t self) {
-    DIR *d = opendir("/proc");
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* pid (comm) state ppid ...: comm may hold spaces and parentheses. */
-        char *close_paren = strrchr(buf, ')'), state;
-        long ppid;
-        if (close_paren && sscanf(close_paren + 1, " %c %ld", &state, &ppid) == 2 &&
-            ppid == (long)self)
-            kill((pid_t)atol(e->d_name), SIGKILL);
-    }
-    closedir(d);
+static void kill_child(int pid, char state, void *arg) {
+    (void)state;
+    (void)arg;
+    kill((pid_t)pid, SIGKILL);
 }
 
 /* Kills every descendant still alive and reaps them all, until waitpid
@@ -163,7 +142,9 @@ static void sweep(void) {
             alarm(SWEEP_MAX_S);
             armed = 1;
         }
-        kill_children(self);
+        /* What the kernel handed us, as their subreaper, when their
+         * parents died. */
+        jq_proc_each_child((int)self, kill_child, NULL);
         if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
             return;
     }
