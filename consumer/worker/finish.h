@@ -19,6 +19,7 @@
  * handles. */
 
 #include <stdint.h>
+#include <hiredis/async.h>
 #include <uv.h>
 
 #include "args.h"
@@ -75,6 +76,14 @@ int jq_finish_holds(const jq_finish_t *f, int q, const char *id);
  * to be written or being written (borrowed: valid until the next flush
  * answer). Returns how many. */
 int jq_finish_ids(const jq_finish_t *f, int q, const char **ids, int max);
+
+/* For outcome.c, inside the MULTI the batch writer opened: the command
+ * builder, emptied, with the command name in it; then sending what was
+ * built (0, or -1 when not sent: fn never runs); and an EXPIRE. A command
+ * that could not be built discards the whole MULTI. */
+jq_args_t *jq_finish_cmd(jq_worker_t *w, const char *name);
+int jq_finish_send(jq_worker_t *w, redisCallbackFn *fn, void *priv);
+void jq_finish_expire(jq_worker_t *w, const char *key, const char *ttl);
 
 /* Whether Redis refuses our writes: no new job is fetched or reclaimed,
  * no trim sent, until it takes the held outcomes. */

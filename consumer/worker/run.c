@@ -134,6 +134,28 @@ void jq_run_drop_zone(jq_run_t *r) {
 
 /* ---- the end ---- */
 
+/* The handler is done with the decoded payload: free it (and for a done
+ * job the entry's fields, which hold an inline payload) before the result
+ * is copied into hiredis' output buffer, so that a large payload, its
+ * result and that copy are never in memory at once. Not for an abandoned
+ * cpu run, whose thread may still read it. */
+void jq_run_drop_payload(jq_run_t *r) {
+    if (r->keep) return;
+    jq_run_drop_zone(r);
+    r->payload.type = MSGPACK_OBJECT_NIL;
+    if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
+    memset(&r->jbuf, 0, sizeof(r->jbuf));
+    if (r->outcome == JQ_OUT_DONE && r->fields) {
+        /* Only retries and dead letters copy the fields (outcome.c);
+         * r->job's string views into them are not used past this point. */
+        jq_reply_fields_release(r->fields);
+        r->fields = NULL;
+        memset(&r->job.type, 0, sizeof(r->job.type));
+        memset(&r->job.payload, 0, sizeof(r->job.payload));
+    }
+}
+
+
 void jq_run_free(jq_run_t *r) {
     if (!r) return;
     jq_admit_t *admit = r->home->admit;

@@ -110,6 +110,10 @@ msgpack_zone *jq_run_zone(jq_run_t *r);
 /* Frees r's decoded payload object, wherever its zone lives; an embedded
  * zone that kept to its first chunk is only cleared, for reuse. */
 void jq_run_drop_zone(jq_run_t *r);
+/* The handler is done with the decoded payload: frees it, and for a done
+ * job the entry's fields (finish.c, before the result is copied out). Not
+ * for an abandoned cpu run (r->keep), whose thread may still read it. */
+void jq_run_drop_payload(jq_run_t *r);
 /* Ends r: gives back the slots it held (admit.h), frees its payload, its
  * result and its fields, and keeps the run for reuse (up to a batch of
  * them) or frees it. jq_run_free(NULL) does nothing. */

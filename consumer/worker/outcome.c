@@ -1,0 +1,348 @@
+/* What an outcome means: the decisions of finish.c's batch. For each
+ * attempt that ended (or job dead on arrival): its state (done, retrying,
+ * dead) from the attempts made, what that state writes beside the result
+ * (a retry's job hash and due time with backoff, a dead letter), and the
+ * result itself, gathered for the batch's script (outcome_lua). The
+ * commands go into the MULTI that finish.c opened, through its builder
+ * (jq_finish_cmd, jq_finish_send).
+ *
+ * Why a script for the common writes: as four commands per job (HSET,
+ * EXPIRE, LPUSH, EXPIRE) in the MULTI, each one cost Redis a parse, a
+ * queued copy, a +QUEUED reply and an EXEC reply element, and cost the
+ * worker a formatted command, a hiredis callback node and two parsed
+ * replies: most of the worker's CPU per job. In the script they are one
+ * command and one reply per batch (docs/BENCHMARKS.md has the figures). */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "finish.h"
+#include "outcome.h"
+#include "worker.h"
+
+#define RESULT_CHUNKS_PER_CMD 8 /* result chunks per RPUSH */
+
+/* The delay before retry number n (1-based): backoff * 2^(n-1) with +-20%
+ * jitter, so that jobs failing together do not retry together, then capped:
+ * the cap is a hard bound (--backoff-max-ms), so it comes after the jitter.
+ * Doubled in a loop that stops at the cap (at most ~64 turns), not pow():
+ * this was the consumer's only call into libm, whose mapping cost every
+ * worker 0.3 MiB of RSS. */
+static long long retry_delay(const jq_options_t *o, long long n) {
+    double jitter = 0.8 + 0.4 * ((double)rand() / (double)RAND_MAX);
+    double cap = (double)o->backoff_max_ms;
+    double d = (double)o->backoff_ms * jitter;
+    for (long long i = 1; i < n && d > 0 && d < cap; i++) d *= 2.0;
+    if (d > cap) d = cap;
+    return (long long)d;
+}
+
+/* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
+ * first: a producer may reuse the id of a job that died, and the old job's
+ * fields (enc, chunks, its own) must not ride along into this one's retry. */
+static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
+                           const char *const *extra, size_t nextra) {
+    jq_args_t *a = jq_finish_cmd(w, "DEL");
+    jq_args_str(a, key);
+    jq_finish_send(w, NULL, NULL);
+    a = jq_finish_cmd(w, "HSET");
+    jq_args_str(a, key);
+    const jq_reply_fields_t *f = r->fields;
+    for (size_t i = 0; f && i + 1 < f->n; i += 2) {
+        const jq_str_t *k = &f->f[i], *v = &f->f[i + 1];
+        if (!k->p || !v->p) continue; /* not strings */
+        if (!jq_job_field_kept(k->p, k->len)) continue;
+        jq_args_add(a, k->p, k->len);
+        jq_args_add(a, v->p, v->len);
+    }
+    for (size_t i = 0; i < nextra; i++) jq_args_str(a, extra[i]);
+    jq_finish_send(w, NULL, NULL);
+}
+
+/* ---- one outcome: its decisions ----
+ *
+ * What one attempt's end writes is decided once (decide): its state, then
+ * what that state writes beside the result (write_retry, write_dead,
+ * drop_payload_chunks), then the result itself (write_result), each step a
+ * function named for what it decides. */
+
+static const char *const state_name[] = {"done", "retrying", "dead"};
+
+typedef struct outcome {
+    const char *qn, *id;
+    jq_job_state_t state;
+    char attempts[24];            /* attempts made, counting this one */
+    char now[24];                 /* finished_at, ms */
+    long long ttl;                /* result_ttl, s; 0: no result, no notify */
+} outcome_t;
+
+/* Attempts made, counting this one; a job dead on arrival made none. */
+static long long attempts_made(const jq_run_t *r) {
+    return r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
+}
+
+/* A failed attempt retries while attempts are left, else it is dead. */
+static jq_job_state_t state_of(const jq_run_t *r) {
+    if (r->outcome == JQ_OUT_DONE) return JQ_STATE_DONE;
+    if (r->outcome == JQ_OUT_FAILED && attempts_made(r) < r->job.max_attempts) return JQ_STATE_RETRYING;
+    return JQ_STATE_DEAD;
+}
+
+
+static void decide(jq_worker_t *w, const jq_run_t *r, outcome_t *oc) {
+    oc->qn = w->queues[r->q].name;
+    oc->id = r->job.id;
+    oc->ttl = r->job.result_ttl;
+    oc->state = state_of(r);
+    jq_ll2str(oc->attempts, attempts_made(r));
+    jq_ll2str(oc->now, (long long)r->finished_ms);
+}
+
+/* A retry's or a dead letter's last step, one script in the MULTI: the id
+ * into `scheduled` or `dead`, then the ack of its entry, and the ack only
+ * if the job hash and the ZADD are there. Each command of a MULTI stands
+ * alone: with a plain ZADD and the batch's XACK, a ZADD that failed (the
+ * set's key of another type) still let the XACK through, and the job was
+ * in neither the stream nor a set: lost. Now the entry stays pending (the
+ * script fails, the error is logged with the batch's), so the job runs
+ * again after the visibility timeout: at least once. The shebang makes
+ * Redis refuse it, with the whole MULTI, when it would refuse a write
+ * (outcome_lua below says why); EVAL, not EVALSHA, for the same reason as
+ * there. KEYS: job hash, set, stream; ARGV: score, id, group, entry id. */
+static const char move_lua[] =
+    "#!lua\n"
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then\n"
+    "  return redis.error_reply('ERR job hash ' .. KEYS[1] .. ' not written: entry ' .. ARGV[4] .. ' left pending')\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])\n"
+    "return redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])\n";
+
+static void move(jq_worker_t *w, const jq_run_t *r, const outcome_t *oc, const char *jkey,
+                 const char *set, const char *score) {
+    char zkey[JQ_KEY_MAX];
+    jq_key(zkey, sizeof(zkey), w->opt->prefix, oc->qn, set);
+    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_args_add(a, move_lua, sizeof(move_lua) - 1);
+    jq_args_str(a, "3");
+    jq_args_str(a, jkey);
+    jq_args_str(a, zkey);
+    jq_args_str(a, w->queues[r->q].stream);
+    jq_args_str(a, score);
+    jq_args_str(a, oc->id);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, r->job.entry_id);
+    jq_finish_send(w, NULL, NULL);
+}
+
+/* A retry: the job hash for promotion, and its due time in scheduled. */
+static void write_retry(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    char jkey[JQ_KEY_MAX], due[24];
+    jq_ll2str(due, (long long)r->finished_ms + retry_delay(w->opt, attempts_made(r)));
+    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
+    const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
+    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    move(w, r, oc, jkey, "scheduled", due);
+}
+
+/* A dead letter (§4): the job hash, kept, and its id in the dead set. */
+static void write_dead(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    char jkey[JQ_KEY_MAX];
+    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
+    const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
+                           "failed_at", oc->now};
+    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    move(w, r, oc, jkey, "dead", oc->now);
+}
+
+/* A done job's chunked payload has served its purpose. */
+static void drop_payload_chunks(jq_worker_t *w, const outcome_t *oc) {
+    char pkey[JQ_KEY_MAX];
+    jq_key_id(pkey, sizeof(pkey), w->opt->prefix, oc->qn, "payload", oc->id);
+    jq_args_t *a = jq_finish_cmd(w, "DEL");
+    jq_args_str(a, pkey);
+    jq_finish_send(w, NULL, NULL);
+}
+
+
+/* ---- the result (§3) ---- */
+
+/* An earlier attempt may have left a result (and its chunks), unless this
+ * is the first attempt of a job whose id is its own entry id: entry ids
+ * are never reused. That common case skips the DEL. */
+static int may_have_old_result(const jq_run_t *r) {
+    return r->job.attempt != 0 || strcmp(r->job.id, r->job.entry_id) != 0;
+}
+
+/* A done job's result over --chunk-size goes to a list of chunks, never
+ * one giant value (when a result is kept at all). */
+static int result_chunked(const jq_worker_t *w, const jq_run_t *r, const outcome_t *oc) {
+    return oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
+           (long long)r->task.result.size > w->opt->chunk_size;
+}
+
+/* The chunks, in several RPUSHes of a few: hiredis formats each command
+ * into one buffer before it copies it to its output buffer, so one RPUSH
+ * of everything would hold a third copy of the result for a moment.
+ * Returns the number of chunks. */
+static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ckey,
+                                     const char *ttl) {
+    size_t rlen = r->task.result.size, step = (size_t)w->opt->chunk_size;
+    jq_args_t *a = &w->finish.args;
+    long long n = 0;
+    jq_args_reset(a);
+    for (size_t off = 0; off < rlen; off += step, n++) {
+        if (a->argc == 0) {
+            jq_args_str(a, "RPUSH");
+            jq_args_str(a, ckey);
+        }
+        jq_args_add(a, r->task.result.data + off, rlen - off < step ? rlen - off : step);
+        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) jq_finish_send(w, NULL, NULL);
+    }
+    jq_finish_expire(w, ckey, ttl);
+    return n;
+}
+
+/* The outcome's group in the script's ARGV (see outcome_lua): ttl, state,
+ * attempts, finished_at, and the count of extra pairs, then those: the
+ * error of an attempt that failed, and the result (or how many chunks
+ * hold it). */
+static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc,
+                            const char *ttl, long long chunks) {
+    size_t rlen = r->task.result.size;
+    int failed = r->outcome != JQ_OUT_DONE;
+    int result = !chunks && !failed && rlen > 0;
+    int nextra = failed + (chunks || result);
+    jq_args_dup(a, ttl, strlen(ttl));
+    jq_args_str(a, state_name[oc->state]);
+    jq_args_dup(a, oc->attempts, strlen(oc->attempts));
+    jq_args_dup(a, oc->now, strlen(oc->now));
+    jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
+    if (failed) {
+        jq_args_str(a, "error");
+        jq_args_str(a, r->error);
+    }
+    if (chunks) {
+        jq_args_str(a, "chunks");
+        jq_args_ll(a, chunks);
+    } else if (result) {
+        jq_args_str(a, "result");
+        jq_args_add(a, r->task.result.data, rlen);
+    }
+}
+
+/* Adds the key `what` of this job (result, notify) to the script's KEYS. */
+static void add_script_key(jq_worker_t *w, const outcome_t *oc, const char *what) {
+    char key[JQ_KEY_MAX];
+    int n = jq_key_id(key, sizeof(key), w->opt->prefix, oc->qn, what, oc->id);
+    jq_args_dup(&w->finish.keys, key, n < 0 ? 0 : (size_t)n);
+}
+
+/* The result hash (§3), written anew each attempt so no field of an
+ * earlier attempt (an old error) lingers, and the notify list of a job
+ * that ended (not of one retrying: nobody waiting is woken by a retry).
+ * Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. The hash and
+ * the list are written by the batch's script: here they are only added
+ * to its KEYS and ARGV (see outcome_lua). */
+static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+    char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
+    int old = may_have_old_result(r), chunked = result_chunked(w, r, oc);
+    if (old || chunked) {
+        jq_key_id(rkey, sizeof(rkey), w->opt->prefix, oc->qn, "result", oc->id);
+        snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
+    }
+    if (old) {
+        jq_args_t *a = jq_finish_cmd(w, "DEL");
+        jq_args_str(a, rkey);
+        jq_args_str(a, ckey);
+        jq_finish_send(w, NULL, NULL);
+    }
+    if (oc->ttl <= 0) return;
+    jq_ll2str(ttl, oc->ttl);
+    long long chunks = chunked ? write_result_chunks(w, r, ckey, ttl) : 0;
+    add_script_key(w, oc, "result");
+    add_script_args(&w->finish.out, r, oc, ttl, chunks);
+    w->finish.nout++;
+    if (oc->state != JQ_STATE_RETRYING) add_script_key(w, oc, "notify");
+}
+
+/* Everything one outcome writes into the open MULTI but its counters,
+ * each decision in its own step. */
+jq_job_state_t jq_outcome_write(jq_worker_t *w, jq_run_t *r) {
+    outcome_t oc;
+    decide(w, r, &oc);
+    if (oc.state == JQ_STATE_RETRYING) write_retry(w, r, &oc);
+    else if (oc.state == JQ_STATE_DEAD) write_dead(w, r, &oc);
+    else if (r->job.chunks) drop_payload_chunks(w, &oc);
+    write_result(w, r, &oc);
+    return oc.state;
+}
+
+
+/* The batch's per-job writes. It runs inside the MULTI, so the batch
+ * stays one atomic step, and its shebang (no flags) makes Redis refuse it
+ * before it runs (out of memory, a read-only replica, a failed save),
+ * which refuses the whole MULTI (EXECABORT: held, see below), instead of
+ * failing at its first write. Each write is a pcall, as each command of a
+ * MULTI was: one that fails (a key of the wrong type under our result
+ * key) does not stop the others; the script answers with the first
+ * error. The TTLs are PEXPIREAT from Redis's own clock (TIME), worked out
+ * once per distinct result_ttl: EXPIRE's relative form is rewritten by
+ * Redis into that for each call, which cost it about 0.5 us a key. Sent
+ * with EVAL, not EVALSHA: a script cache emptied by a restart or SCRIPT
+ * FLUSH can never make an EVALSHA in the MULTI fail while the batch's
+ * other writes (its XACK) go through; hashing its text costs Redis a few
+ * microseconds per batch. The XACK and the counters stay native commands
+ * of the MULTI: in the script they cost Redis more than they saved the
+ * worker (a batch of `result_ttl 0` jobs, which writes nothing per job,
+ * sends no script at all).
+ *
+ * KEYS: for each outcome written its result key and, unless it is
+ * retrying, its notify key. ARGV: worker id, then per outcome ttl, state,
+ * attempts, finished_at, k, and k extra field/value pairs. */
+static const char outcome_lua[] =
+    "#!lua\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local pcall, err, ats = redis.pcall, nil, {}\n"
+    "local wid = ARGV[1]\n"
+    "local i, k = 2, 1\n"
+    "while i <= #ARGV do\n"
+    "  local ttl, st, nx = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 4])\n"
+    "  local at = ats[ttl]\n"
+    "  if not at then\n"
+    "    at = string.format('%.0f', now + tonumber(ttl) * 1000)\n"
+    "    ats[ttl] = at\n"
+    "  end\n"
+    "  local key = KEYS[k]\n"
+    "  local r\n"
+    "  if nx == 0 then\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid)\n"
+    "  else\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid, unpack(ARGV, i + 5, i + 4 + 2 * nx))\n"
+    "  end\n"
+    "  if type(r) == 'table' then err = err or r.err end\n"
+    "  pcall('PEXPIREAT', key, at)\n"
+    "  k = k + 1\n"
+    "  if st ~= 'retrying' then\n"
+    "    key = KEYS[k]\n"
+    "    r = pcall('LPUSH', key, st)\n"
+    "    if type(r) == 'table' then err = err or r.err end\n"
+    "    pcall('PEXPIREAT', key, at)\n"
+    "    k = k + 1\n"
+    "  end\n"
+    "  i = i + 5 + 2 * nx\n"
+    "end\n"
+    "if err then return redis.error_reply(err) end\n"
+    "return 0\n";
+
+void jq_outcome_send_script(jq_worker_t *w) {
+    jq_finish_t *fin = &w->finish;
+    if (fin->nout == 0) return;
+    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
+    jq_args_ll(a, fin->keys.argc);
+    jq_args_cat(a, &fin->keys);
+    jq_args_str(a, w->id);
+    jq_args_cat(a, &fin->out);
+    jq_finish_send(w, NULL, NULL);
+}

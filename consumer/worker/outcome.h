@@ -1,0 +1,26 @@
+#ifndef JQ_OUTCOME_H
+#define JQ_OUTCOME_H
+
+/* What an outcome means (finish.c's decisions, in outcome.c): the state
+ * an attempt's end leaves its job in, and the writes that state makes.
+ * finish.c, the batch writer, calls these inside the MULTI it opened and
+ * sums the counters itself. */
+
+#include "run.h"
+
+typedef struct jq_worker jq_worker_t;
+
+/* The states of PROTOCOL §3 an outcome writes. */
+typedef enum { JQ_STATE_DONE, JQ_STATE_RETRYING, JQ_STATE_DEAD } jq_job_state_t;
+
+/* Writes r's outcome into the open MULTI: a retry's job hash and due
+ * time (with backoff), a dead letter (each of those two acks its entry
+ * itself, in the script that moves it: not in the batch's XACK), a done job's payload chunks gone,
+ * an earlier result deleted, a chunked result; and adds the result to
+ * the batch's script (jq_outcome_send_script). Returns the state. */
+jq_job_state_t jq_outcome_write(jq_worker_t *w, jq_run_t *r);
+/* Sends the batch's script (in the MULTI) with the results that
+ * jq_outcome_write gathered; none when none was. */
+void jq_outcome_send_script(jq_worker_t *w);
+
+#endif
