@@ -56,7 +56,7 @@ SRC_conf := options
 SRC_redis := rconn reply
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
-SRC_worker := admit chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim worker
+SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := master notify reap
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attempt.h"
 #include "codec.h"
 #include "log.h"
 #include "worker.h"
@@ -66,7 +67,7 @@ static void finish(loader_t *l, const char *err) {
         loader_free(l);
     } else {
         loader_free(l);
-        jq_worker_run_start(w, r);
+        jq_attempt_start(w, r);
     }
     jq_fetch_kick(w);
 }
@@ -117,6 +118,41 @@ static void unpack_all(loader_t *l) {
 static int send_read(loader_t *l);
 static void read_more(loader_t *l);
 
+/* Copies the chunks of one LRANGE reply (an array) into the payload's
+ * buffer. Returns 0, or -1 after ending the load (finish) with why. */
+static int take_chunks(loader_t *l, const redisReply *reply) {
+    jq_run_t *r = l->r;
+    char why[JQ_ERR_LEN];
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *c = reply->element[i];
+        if (c->type != REDIS_REPLY_STRING) {
+            finish(l, "chunk list holds a non-string element");
+            return -1;
+        }
+        /* Checked per chunk, so no chunk list can make us hold more than
+         * `size` (itself bounded by --max-payload). */
+        if (l->bytes + (long long)c->len > r->job.size) {
+            snprintf(why, sizeof(why), "size mismatch: chunks hold more than size %lld bytes",
+                     r->job.size);
+            finish(l, why);
+            return -1;
+        }
+        l->bytes += (long long)c->len;
+        if (r->job.enc == JQ_ENC_JSON) {
+            msgpack_sbuffer_write(&l->json, c->str, c->len);
+        } else {
+            /* Never grows: on_llen sized the buffer to `size`. */
+            if (!msgpack_unpacker_reserve_buffer(&l->up, c->len)) {
+                finish(l, "out of memory reading chunks");
+                return -1;
+            }
+            memcpy(msgpack_unpacker_buffer(&l->up), c->str, c->len);
+            msgpack_unpacker_buffer_consumed(&l->up, c->len);
+        }
+    }
+    return 0;
+}
+
 static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
     loader_t *l = priv;
     redisReply *reply = rp;
@@ -136,33 +172,7 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         finish(l, why);
         return;
     }
-    for (size_t i = 0; i < reply->elements; i++) {
-        redisReply *c = reply->element[i];
-        if (c->type != REDIS_REPLY_STRING) {
-            finish(l, "chunk list holds a non-string element");
-            return;
-        }
-        /* Checked per chunk, so no chunk list can make us hold more than
-         * `size` (itself bounded by --max-payload). */
-        if (l->bytes + (long long)c->len > r->job.size) {
-            snprintf(why, sizeof(why), "size mismatch: chunks hold more than size %lld bytes",
-                     r->job.size);
-            finish(l, why);
-            return;
-        }
-        l->bytes += (long long)c->len;
-        if (r->job.enc == JQ_ENC_JSON) {
-            msgpack_sbuffer_write(&l->json, c->str, c->len);
-        } else {
-            /* Never grows: on_llen sized the buffer to `size`. */
-            if (!msgpack_unpacker_reserve_buffer(&l->up, c->len)) {
-                finish(l, "out of memory reading chunks");
-                return;
-            }
-            memcpy(msgpack_unpacker_buffer(&l->up), c->str, c->len);
-            msgpack_unpacker_buffer_consumed(&l->up, c->len);
-        }
-    }
+    if (take_chunks(l, reply) != 0) return;
     l->next += (long long)reply->elements;
     int last = l->next >= r->job.chunks;
     if (!last && reply->elements < CHUNKS_PER_READ) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attempt.h"
 #include "codec.h"
 #include "fetch.h"
 #include "keys.h"
@@ -145,7 +146,7 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
         jq_fetch_dead(w, r, err);
         return;
     }
-    jq_worker_run_start(w, r);
+    jq_attempt_start(w, r);
 }
 
 static int queue_of(jq_worker_t *w, const redisReply *name) {

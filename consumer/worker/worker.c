@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attempt.h"
 #include "log.h"
 #include "reclaim.h"
 #include "sched.h"
@@ -15,173 +16,6 @@
 #define PAUSE_CHECK_MS 100 /* one EXISTS per queue: cheap, and pause bites fast */
 /* Longer than rconn's longest reconnect backoff (2 s). */
 #define RECONNECT_RECLAIM_PAUSE_MS 2500
-
-/* ---- starting and ending attempts ---- */
-
-static void end_attempt(jq_worker_t *w, jq_run_t *r);
-
-static void on_io_done(jq_task_t *t) {
-    jq_run_t *r = t->owner;
-    if (r->state != JQ_RUN_RUNNING) return;
-    end_attempt(r->w, r);
-}
-
-/* Wall-clock ms at monotonic time ns: the wall clock read at most every
- * 100 ms plus the monotonic time since, so that a run's start reads one
- * clock, not two (each read is ~1% of a noop job's CPU). It can be up to a
- * millisecond early, and a step of the wall clock shows within 100 ms. */
-static int64_t run_wall_ms(jq_worker_t *w, uint64_t ns) {
-    if (!w->wall_at_ns || ns - w->wall_at_ns > 100 * 1000000ULL) {
-        w->wall_at_ns = ns;
-        w->wall_ms = jq_now_ms();
-    }
-    return w->wall_ms + (int64_t)((ns - w->wall_at_ns) / 1000000);
-}
-
-static void start_io(jq_worker_t *w, jq_run_t *r) {
-    r->state = JQ_RUN_RUNNING;
-    r->started_ns = uv_hrtime();
-    r->started_ms = run_wall_ms(w, r->started_ns);
-    w->busy_io++;
-    jq_runlist_push(&w->running, r);
-    r->task.done_cb = on_io_done;
-    if (r->h->start(&r->task) != 0) {
-        if (!r->task.failed) jq_task_fail(&r->task, "%s: failed to start", r->h->name);
-        end_attempt(w, r);
-    }
-}
-
-static void cpu_work(jq_pool_item_t *item) {
-    jq_run_t *r = item->data;
-    r->h->run(&r->task);
-}
-
-static void on_cpu_done(jq_pool_item_t *item) {
-    jq_run_t *r = item->data;
-    jq_worker_t *w = r->w;
-    w->busy_cpu--;
-    if (r->state == JQ_RUN_ABANDONED) {
-        /* Its outcome (a timeout) was written already. */
-        jq_runlist_remove(&w->abandoned, r);
-        if (r->keep == 2) jq_run_free(r);
-        else r->keep = 0;
-        jq_fetch_kick(w);
-        jq_worker_maybe_exit(w);
-        return;
-    }
-    r->started_ms = item->started_ms;
-    end_attempt(w, r);
-}
-
-void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
-    msgpack_sbuffer_init(&r->task.result);
-    r->task.payload = &r->payload;
-    r->task.loop = &w->loop;
-    r->task.owner = r;
-    r->task.handler = r->h;
-    r->task.job_id = r->job.id;
-    r->task.queue = w->queues[r->q].name;
-    r->task.attempt = r->job.attempt + 1;
-    r->task.yield_cb = r->h->kind == JQ_KIND_CPU ? jq_pool_yield_point : NULL;
-    if (r->h->kind == JQ_KIND_CPU) {
-        r->state = JQ_RUN_RUNNING;
-        r->started_ns = uv_hrtime();
-        w->busy_cpu++;
-        jq_runlist_push(&w->running, r);
-        r->item.work = cpu_work;
-        r->item.done = on_cpu_done;
-        r->item.data = r;
-        jq_pool_submit(&w->pool, &r->item);
-    } else if (w->busy_io < w->opt->io_concurrency) {
-        start_io(w, r);
-    } else {
-        r->state = JQ_RUN_WAITING;
-        jq_runlist_push(&w->waiting, r);
-    }
-}
-
-static void record_end(jq_worker_t *w, jq_run_t *r) {
-    if (r->h && r->h->kind == JQ_KIND_CPU && r->item.started_ms) {
-        r->finished_ms = jq_now_ms();
-        r->run_us = (r->finished_ms - r->item.started_ms) * 1000;
-    } else {
-        /* The end's wall time is the start's plus the monotonic run time:
-         * one clock read per end, not two (each is ~1% of a noop job's
-         * CPU), and never earlier than the start if the clock steps. */
-        uint64_t ns = uv_hrtime() - r->started_ns;
-        r->run_us = (long long)(ns / 1000);
-        r->finished_ms = r->started_ms ? r->started_ms + (int64_t)(ns / 1000000) : jq_now_ms();
-    }
-    if (r->task.failed) {
-        r->outcome = JQ_OUT_FAILED;
-        snprintf(r->error, sizeof(r->error), "%s", r->task.error);
-        w->failed++;
-    } else {
-        r->outcome = JQ_OUT_DONE;
-        w->processed++;
-    }
-    w->jobs_done++;
-}
-
-static void end_attempt(jq_worker_t *w, jq_run_t *r) {
-    jq_runlist_remove(&w->running, r);
-    if (r->h->kind == JQ_KIND_IO) w->busy_io--;
-    record_end(w, r);
-    jq_finish_add(w, r);
-    while (w->waiting.head && w->busy_io < w->opt->io_concurrency) {
-        jq_run_t *n = w->waiting.head;
-        jq_runlist_remove(&w->waiting, n);
-        start_io(w, n);
-    }
-    if (w->opt->max_jobs && w->jobs_done >= w->opt->max_jobs && !w->draining) {
-        jq_worker_tell(w, "recycle max-jobs");
-        jq_worker_drain(w, "reached --max-jobs");
-    }
-    jq_fetch_kick(w);
-}
-
-/* ---- timeouts ---- */
-
-static void check_timeouts(jq_worker_t *w, int64_t now) {
-    jq_run_t *r = w->running.head, *next;
-    for (; r; r = next) {
-        next = r->next;
-        if (r->h->kind == JQ_KIND_IO) {
-            if (now - r->started_ms <= r->job.timeout_ms) continue;
-            /* After cancel the handler never calls jq_task_done. */
-            if (r->h->cancel) r->h->cancel(&r->task);
-            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
-            end_attempt(w, r);
-        } else {
-            int64_t s = r->item.started_ms;
-            if (!s || now - s <= r->job.timeout_ms) continue;
-            /* A thread cannot be cancelled safely: fail the attempt now and
-             * let the thread run on; its result is dropped. */
-            jq_runlist_remove(&w->running, r);
-            jq_runlist_push(&w->abandoned, r);
-            r->state = JQ_RUN_ABANDONED;
-            r->keep = 1;
-            r->started_ms = s;
-            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
-            r->finished_ms = now;
-            r->run_us = (now - s) * 1000;
-            r->outcome = JQ_OUT_FAILED;
-            snprintf(r->error, sizeof(r->error), "%s", r->task.error);
-            w->failed++;
-            jq_finish_add(w, r);
-        }
-    }
-    /* A cpu thread stuck long past its job's timeout can only be freed by
-     * ending the process: ask the master for a replacement, then drain. */
-    jq_run_t *a = w->abandoned.head;
-    if (a && !w->draining &&
-        now - a->item.started_ms > a->job.timeout_ms + w->opt->cpu_grace_ms) {
-        jq_warn("cpu job %s stuck %lld ms past its timeout: recycling this worker",
-                a->job.id, (long long)(now - a->item.started_ms - a->job.timeout_ms));
-        jq_worker_tell(w, "recycle stuck-cpu");
-        jq_worker_drain(w, "stuck cpu thread");
-    }
-}
 
 /* ---- control channel to the master ---- */
 
@@ -364,7 +198,7 @@ static void on_tick(uv_timer_t *t) {
         if (lag * 1000 > w->loop_lag_us) w->loop_lag_us = lag * 1000;
     }
     w->tick_due_ms = now + TICK_MS;
-    check_timeouts(w, now);
+    jq_attempt_timeouts(w, now);
     jq_fetch_check_paused(w, now, PAUSE_CHECK_MS);
     jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
@@ -421,8 +255,9 @@ static void on_write_up(jq_rconn_t *c) {
 
 /* ---- main ---- */
 
-static int init(jq_worker_t *w, const jq_options_t *opt) {
-    char err[JQ_ERR_LEN];
+/* The worker's state before any handle: its name, its limits, its
+ * stages' state. */
+static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     w->opt = opt;
     w->started_ms = jq_now_ms();
     gethostname(w->host, sizeof(w->host) - 1);
@@ -438,7 +273,19 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     jq_reclaim_init(&w->reclaim);
     jq_fetch_init(&w->fetch);
     srand((unsigned)(getpid() ^ w->started_ms));
+    w->nqueues = opt->nqueues;
+    for (int i = 0; i < opt->nqueues; i++) {
+        w->queues[i].name = opt->queues[i];
+        jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
+        /* Unknown until the first EXISTS answers (on_paused): a queue
+         * paused before this worker started must not give it a job. */
+        w->queues[i].paused = -1;
+    }
+}
 
+/* The loop, the handlers and the cpu pool. Returns 0, or -1 (logged). */
+static int init_runners(jq_worker_t *w, const jq_options_t *opt) {
+    char err[JQ_ERR_LEN];
     int lrc = uv_loop_init(&w->loop);
     if (lrc != 0) {
         jq_error("worker init: event loop: %s", uv_strerror(lrc));
@@ -453,69 +300,93 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
         jq_error("cpu pool: %s", err);
         return -1;
     }
-    w->nqueues = opt->nqueues;
-    for (int i = 0; i < opt->nqueues; i++) {
-        w->queues[i].name = opt->queues[i];
-        jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
-        /* Unknown until the first EXISTS answers (on_paused): a queue
-         * paused before this worker started must not give it a job. */
-        w->queues[i].paused = -1;
-    }
-    /* Every handle checked: a failure says which, and the worker exits
-     * (status 3) before it takes any job; the master replaces it. */
-    const char *what = "finish check";
+    return 0;
+}
+
+/* The tick, heartbeat and shutdown timers. Returns 0 or a libuv error. */
+static int init_timers(jq_worker_t *w, const jq_options_t *opt) {
     int rc;
-    if ((rc = jq_finish_init(w)) != 0) goto uv_err;
-    what = "timers";
     if ((rc = uv_timer_init(&w->loop, &w->tick)) != 0 ||
         (rc = uv_timer_init(&w->loop, &w->heartbeat)) != 0 ||
         (rc = uv_timer_init(&w->loop, &w->shutdown_timer)) != 0)
-        goto uv_err;
+        return rc;
     w->tick.data = w->heartbeat.data = w->shutdown_timer.data = w;
     if ((rc = uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS)) != 0 ||
         (rc = uv_timer_start(&w->heartbeat, on_heartbeat, (uint64_t)opt->heartbeat_ms,
                              (uint64_t)opt->heartbeat_ms)) != 0)
-        goto uv_err;
-    what = "signal handlers";
+        return rc;
+    return 0;
+}
+
+/* SIGTERM, SIGINT and SIGHUP drain; SIGPIPE is ignored. Returns 0 or a
+ * libuv error. */
+static int init_signals(jq_worker_t *w) {
+    int rc;
     uv_signal_t *sigs[] = {&w->sigterm, &w->sigint, &w->sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        if ((rc = uv_signal_init(&w->loop, sigs[i])) != 0) goto uv_err;
+        if ((rc = uv_signal_init(&w->loop, sigs[i])) != 0) return rc;
         sigs[i]->data = w;
-        if ((rc = uv_signal_start(sigs[i], on_signal, nums[i])) != 0) goto uv_err;
+        if ((rc = uv_signal_start(sigs[i], on_signal, nums[i])) != 0) return rc;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (opt->worker_role[0]) {
-        what = "the master's pipe";
-        if ((rc = uv_pipe_init(&w->loop, &w->ctl, 0)) != 0) goto uv_err;
-        if (uv_pipe_open(&w->ctl, 3) == 0) {
-            w->has_ctl = 1;
-            w->ctl.data = w;
-            if ((rc = uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read)) != 0)
-                goto uv_err;
-            /* Under a master only its SIGTERM counts: Ctrl-C or a hangup
-             * in a terminal reaches the whole process group, and the
-             * master, which gets it too, decides (drain, or a rolling
-             * restart). Ignored, not handled, so that one arriving while
-             * the handles close cannot kill the worker either. */
-            uv_signal_stop(&w->sigint);
-            uv_signal_stop(&w->sighup);
-            signal(SIGINT, SIG_IGN);
-            signal(SIGHUP, SIG_IGN);
-        }
-    }
-    what = "redis connections";
+    return 0;
+}
+
+/* The pipe to the master (fd 3), when there is one. Returns 0 or a libuv
+ * error. */
+static int init_ctl(jq_worker_t *w) {
+    int rc;
+    if ((rc = uv_pipe_init(&w->loop, &w->ctl, 0)) != 0) return rc;
+    if (uv_pipe_open(&w->ctl, 3) != 0) return 0;
+    w->has_ctl = 1;
+    w->ctl.data = w;
+    if ((rc = uv_read_start((uv_stream_t *)&w->ctl, on_ctl_alloc, on_ctl_read)) != 0) return rc;
+    /* Under a master only its SIGTERM counts: Ctrl-C or a hangup
+     * in a terminal reaches the whole process group, and the
+     * master, which gets it too, decides (drain, or a rolling
+     * restart). Ignored, not handled, so that one arriving while
+     * the handles close cannot kill the worker either. */
+    uv_signal_stop(&w->sigint);
+    uv_signal_stop(&w->sighup);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    return 0;
+}
+
+/* The fetch and write connections (not connected yet). Returns 0 or -1. */
+static int init_rconns(jq_worker_t *w, const jq_options_t *opt) {
     if (jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch") != 0 ||
-        jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write") != 0) {
-        rc = 0;
-        goto uv_err;
-    }
+        jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write") != 0)
+        return -1;
     w->rfetch.data = w->rwrite.data = w;
     /* Refused before it ever connected: the master, refused the same way,
      * says so once and stops us. After that, a refusal is an outage. */
     w->rfetch.quiet_refusals = w->rwrite.quiet_refusals = 1;
     w->rfetch.on_up = on_fetch_up;
     w->rwrite.on_up = on_write_up;
+    return 0;
+}
+
+static int init(jq_worker_t *w, const jq_options_t *opt) {
+    init_state(w, opt);
+    if (init_runners(w, opt) != 0) return -1;
+    /* Every handle checked: a failure says which, and the worker exits
+     * (status 3) before it takes any job; the master replaces it. */
+    const char *what = "finish check";
+    int rc;
+    if ((rc = jq_finish_init(w)) != 0) goto uv_err;
+    what = "timers";
+    if ((rc = init_timers(w, opt)) != 0) goto uv_err;
+    what = "signal handlers";
+    if ((rc = init_signals(w)) != 0) goto uv_err;
+    what = "the master's pipe";
+    if (opt->worker_role[0] && (rc = init_ctl(w)) != 0) goto uv_err;
+    what = "redis connections";
+    if (init_rconns(w, opt) != 0) {
+        rc = 0;
+        goto uv_err;
+    }
     return 0;
 uv_err:
     jq_error("worker init: %s: %s", what, rc ? uv_strerror(rc) : "failed");

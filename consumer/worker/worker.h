@@ -7,6 +7,7 @@
  *
  * The modules of a worker share these structs:
  *   worker.c    life cycle, timers, signals, draining
+ *   attempt.c   an attempt started (loop or pool), ended, timed out
  *   run.c       a run's (one attempt's) allocation, payload zone, reuse, end
  *   admit.c     admission: the COUNT of each queue's next read (its own state)
  *   fetch.c     XREADGROUP, entry -> run, payload decoding (its own state)
@@ -99,13 +100,12 @@ struct jq_worker {
 
 /* worker.c */
 int jq_worker_main(const jq_options_t *opt);
-void jq_worker_run_start(jq_worker_t *w, jq_run_t *r);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);
 
 /* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
  * streams it into the decoder; then starts the run with
- * jq_worker_run_start(), or dead-letters it with the reason. The run is
+ * jq_attempt_start() (attempt.h), or dead-letters it with the reason. The run is
  * owned by the loader until then. Returns 0. */
 int jq_chunks_load(jq_worker_t *w, jq_run_t *r);
 

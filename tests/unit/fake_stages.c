@@ -10,7 +10,7 @@
 jq_run_t *started[FAKE_RUNS_MAX], *dead[FAKE_RUNS_MAX];
 int nstarted, ndead, nchunked, nfreed;
 
-void jq_worker_run_start(jq_worker_t *w, jq_run_t *r) {
+void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     if (nstarted == FAKE_RUNS_MAX) abort();
     started[nstarted++] = r;
 }

@@ -1,0 +1,176 @@
+/* Attempts: a run started on the loop (io) or on the pool (cpu), its end
+ * recorded and handed to finish, and the timeouts that end it early. See
+ * attempt.h. */
+
+#include <stdio.h>
+
+#include "attempt.h"
+#include "log.h"
+#include "worker.h"
+
+/* ---- starting and ending attempts ---- */
+
+static void end_attempt(jq_worker_t *w, jq_run_t *r);
+
+static void on_io_done(jq_task_t *t) {
+    jq_run_t *r = t->owner;
+    if (r->state != JQ_RUN_RUNNING) return;
+    end_attempt(r->w, r);
+}
+
+/* Wall-clock ms at monotonic time ns: the wall clock read at most every
+ * 100 ms plus the monotonic time since, so that a run's start reads one
+ * clock, not two (each read is ~1% of a noop job's CPU). It can be up to a
+ * millisecond early, and a step of the wall clock shows within 100 ms. */
+static int64_t run_wall_ms(jq_worker_t *w, uint64_t ns) {
+    if (!w->wall_at_ns || ns - w->wall_at_ns > 100 * 1000000ULL) {
+        w->wall_at_ns = ns;
+        w->wall_ms = jq_now_ms();
+    }
+    return w->wall_ms + (int64_t)((ns - w->wall_at_ns) / 1000000);
+}
+
+static void start_io(jq_worker_t *w, jq_run_t *r) {
+    r->state = JQ_RUN_RUNNING;
+    r->started_ns = uv_hrtime();
+    r->started_ms = run_wall_ms(w, r->started_ns);
+    w->busy_io++;
+    jq_runlist_push(&w->running, r);
+    r->task.done_cb = on_io_done;
+    if (r->h->start(&r->task) != 0) {
+        if (!r->task.failed) jq_task_fail(&r->task, "%s: failed to start", r->h->name);
+        end_attempt(w, r);
+    }
+}
+
+static void cpu_work(jq_pool_item_t *item) {
+    jq_run_t *r = item->data;
+    r->h->run(&r->task);
+}
+
+static void on_cpu_done(jq_pool_item_t *item) {
+    jq_run_t *r = item->data;
+    jq_worker_t *w = r->w;
+    w->busy_cpu--;
+    if (r->state == JQ_RUN_ABANDONED) {
+        /* Its outcome (a timeout) was written already. */
+        jq_runlist_remove(&w->abandoned, r);
+        if (r->keep == 2) jq_run_free(r);
+        else r->keep = 0;
+        jq_fetch_kick(w);
+        jq_worker_maybe_exit(w);
+        return;
+    }
+    r->started_ms = item->started_ms;
+    end_attempt(w, r);
+}
+
+void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
+    msgpack_sbuffer_init(&r->task.result);
+    r->task.payload = &r->payload;
+    r->task.loop = &w->loop;
+    r->task.owner = r;
+    r->task.handler = r->h;
+    r->task.job_id = r->job.id;
+    r->task.queue = w->queues[r->q].name;
+    r->task.attempt = r->job.attempt + 1;
+    r->task.yield_cb = r->h->kind == JQ_KIND_CPU ? jq_pool_yield_point : NULL;
+    if (r->h->kind == JQ_KIND_CPU) {
+        r->state = JQ_RUN_RUNNING;
+        r->started_ns = uv_hrtime();
+        w->busy_cpu++;
+        jq_runlist_push(&w->running, r);
+        r->item.work = cpu_work;
+        r->item.done = on_cpu_done;
+        r->item.data = r;
+        jq_pool_submit(&w->pool, &r->item);
+    } else if (w->busy_io < w->opt->io_concurrency) {
+        start_io(w, r);
+    } else {
+        r->state = JQ_RUN_WAITING;
+        jq_runlist_push(&w->waiting, r);
+    }
+}
+
+static void record_end(jq_worker_t *w, jq_run_t *r) {
+    if (r->h && r->h->kind == JQ_KIND_CPU && r->item.started_ms) {
+        r->finished_ms = jq_now_ms();
+        r->run_us = (r->finished_ms - r->item.started_ms) * 1000;
+    } else {
+        /* The end's wall time is the start's plus the monotonic run time:
+         * one clock read per end, not two (each is ~1% of a noop job's
+         * CPU), and never earlier than the start if the clock steps. */
+        uint64_t ns = uv_hrtime() - r->started_ns;
+        r->run_us = (long long)(ns / 1000);
+        r->finished_ms = r->started_ms ? r->started_ms + (int64_t)(ns / 1000000) : jq_now_ms();
+    }
+    if (r->task.failed) {
+        r->outcome = JQ_OUT_FAILED;
+        snprintf(r->error, sizeof(r->error), "%s", r->task.error);
+        w->failed++;
+    } else {
+        r->outcome = JQ_OUT_DONE;
+        w->processed++;
+    }
+    w->jobs_done++;
+}
+
+static void end_attempt(jq_worker_t *w, jq_run_t *r) {
+    jq_runlist_remove(&w->running, r);
+    if (r->h->kind == JQ_KIND_IO) w->busy_io--;
+    record_end(w, r);
+    jq_finish_add(w, r);
+    while (w->waiting.head && w->busy_io < w->opt->io_concurrency) {
+        jq_run_t *n = w->waiting.head;
+        jq_runlist_remove(&w->waiting, n);
+        start_io(w, n);
+    }
+    if (w->opt->max_jobs && w->jobs_done >= w->opt->max_jobs && !w->draining) {
+        jq_worker_tell(w, "recycle max-jobs");
+        jq_worker_drain(w, "reached --max-jobs");
+    }
+    jq_fetch_kick(w);
+}
+
+/* ---- timeouts ---- */
+
+void jq_attempt_timeouts(jq_worker_t *w, int64_t now) {
+    jq_run_t *r = w->running.head, *next;
+    for (; r; r = next) {
+        next = r->next;
+        if (r->h->kind == JQ_KIND_IO) {
+            if (now - r->started_ms <= r->job.timeout_ms) continue;
+            /* After cancel the handler never calls jq_task_done. */
+            if (r->h->cancel) r->h->cancel(&r->task);
+            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
+            end_attempt(w, r);
+        } else {
+            int64_t s = r->item.started_ms;
+            if (!s || now - s <= r->job.timeout_ms) continue;
+            /* A thread cannot be cancelled safely: fail the attempt now and
+             * let the thread run on; its result is dropped. */
+            jq_runlist_remove(&w->running, r);
+            jq_runlist_push(&w->abandoned, r);
+            r->state = JQ_RUN_ABANDONED;
+            r->keep = 1;
+            r->started_ms = s;
+            jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
+            r->finished_ms = now;
+            r->run_us = (now - s) * 1000;
+            r->outcome = JQ_OUT_FAILED;
+            snprintf(r->error, sizeof(r->error), "%s", r->task.error);
+            w->failed++;
+            jq_finish_add(w, r);
+        }
+    }
+    /* A cpu thread stuck long past its job's timeout can only be freed by
+     * ending the process: ask the master for a replacement, then drain. */
+    jq_run_t *a = w->abandoned.head;
+    if (a && !w->draining &&
+        now - a->item.started_ms > a->job.timeout_ms + w->opt->cpu_grace_ms) {
+        jq_warn("cpu job %s stuck %lld ms past its timeout: recycling this worker",
+                a->job.id, (long long)(now - a->item.started_ms - a->job.timeout_ms));
+        jq_worker_tell(w, "recycle stuck-cpu");
+        jq_worker_drain(w, "stuck cpu thread");
+    }
+}
