@@ -53,6 +53,8 @@ typedef struct jq_finish {
     int held;
     int64_t held_since_ms, hold_next_ms;
     int hold_ms;
+    int asking;                   /* a writability probe is out (finish.c) */
+    int64_t asked_ms;             /* when the last one went */
 } jq_finish_t;
 
 /* Starts the check that flushes the batch once per loop turn on w's loop.

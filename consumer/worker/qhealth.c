@@ -14,6 +14,14 @@ typedef struct probe {
 
 int jq_qhealth_ok(const jq_worker_t *w, int q) { return w->queues[q].health.state == JQ_QUEUE_OK; }
 
+int jq_redis_refuses(const char *err) {
+    static const char *const codes[] = {"OOM",     "READONLY",   "MISCONF", "LOADING",
+                                        "BUSY ",   "MASTERDOWN", "NOREPLICAS"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strncmp(err, codes[i], strlen(codes[i])) == 0) return 1;
+    return 0;
+}
+
 static int is_key_error(const char *err) {
     return strncmp(err, "WRONGTYPE", 9) == 0 || strncmp(err, "NOGROUP", 7) == 0;
 }
@@ -45,7 +53,10 @@ static void publish(jq_worker_t *w, jq_queue_t *q) {
 
 static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
     jq_qhealth_t *h = &q->health;
-    if (h->state == JQ_QUEUE_BROKEN) {
+    if (h->state == JQ_QUEUE_BROKEN && h->refused) {
+        jq_info("queue %s: redis takes writes again; served again after %lld ms", q->name,
+                (long long)(jq_now_ms() - h->since_ms));
+    } else if (h->state == JQ_QUEUE_BROKEN) {
         jq_info("queue %s: served again%s", q->name,
                 created ? " (its group made anew from id 0)" : "");
         char key[JQ_KEY_MAX];
@@ -62,19 +73,41 @@ static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
         jq_warn("queue %s: its stream or group was gone; made again from id 0", q->name);
     }
     h->state = JQ_QUEUE_OK;
+    h->refused = 0;
     h->error[0] = '\0';
+}
+
+/* Redis refuses every write (a read-only replica, out of memory...): the
+ * queue is fine, and the reads (XREADGROUP writes the group) wait. Said
+ * once per episode, as what it is; asked again soon, so that the reads
+ * resume at once when Redis takes writes again. */
+static void refused(jq_qhealth_t *h, const char *qname, const char *err, int64_t now) {
+    if (h->state != JQ_QUEUE_BROKEN || !h->refused) {
+        jq_warn("redis refuses writes (%s): queue %s is fine, but not read until redis takes "
+                "writes again; asked every %d ms", err, qname, JQ_QHEALTH_REFUSED_RETRY_MS);
+        h->since_ms = now;
+    }
+    h->state = JQ_QUEUE_BROKEN;
+    h->refused = 1;
+    snprintf(h->error, sizeof(h->error), "%s", err);
+    h->next_probe_ms = now + JQ_QHEALTH_REFUSED_RETRY_MS;
 }
 
 static void broken(jq_worker_t *w, jq_queue_t *q, const char *err) {
     jq_qhealth_t *h = &q->health;
     int64_t now = jq_now_ms();
-    if (h->state != JQ_QUEUE_BROKEN) {
+    if (jq_redis_refuses(err)) {
+        refused(h, q->name, err, now);
+        return;
+    }
+    if (h->state != JQ_QUEUE_BROKEN || h->refused) {
         /* Once per episode; the retries are silent. */
         jq_error("queue %s is broken: %s; left out of reads, retried every %d ms, other queues "
                  "served as usual", q->name, err, JQ_QHEALTH_RETRY_MS);
         h->since_ms = now;
     }
     h->state = JQ_QUEUE_BROKEN;
+    h->refused = 0;
     snprintf(h->error, sizeof(h->error), "%s", err);
     h->next_probe_ms = now + JQ_QHEALTH_RETRY_MS;
     publish(w, q);
@@ -127,7 +160,8 @@ void jq_qhealth_read_failed(jq_worker_t *w, const char *err) {
         probe(w, q);
         n++;
     }
-    if (!is_key_error(err))
+    /* Redis refusing writes is said by the probes, as what it is. */
+    if (!is_key_error(err) && !jq_redis_refuses(err))
         jq_error("XREADGROUP: %s (checking each of %d queues)", err, n);
 }
 
@@ -145,7 +179,8 @@ void jq_qhealth_tick(jq_worker_t *w, int64_t now) {
          * queue that is due. */
         if ((h->state == JQ_QUEUE_SUSPECT && !h->probing) ||
             (h->state == JQ_QUEUE_BROKEN && now >= h->next_probe_ms)) {
-            if (h->state == JQ_QUEUE_BROKEN) h->next_probe_ms = now + JQ_QHEALTH_RETRY_MS;
+            if (h->state == JQ_QUEUE_BROKEN)
+                h->next_probe_ms = now + (h->refused ? JQ_QHEALTH_REFUSED_RETRY_MS : JQ_QHEALTH_RETRY_MS);
             probe(w, q);
         }
     }

@@ -19,6 +19,10 @@
  * hash: error, since, worker; PROTOCOL §7) says so to `jobq stats`, with
  * a TTL of three retries so that it vanishes with the last worker that saw
  * it. When a probe succeeds the queue is served again and the key deleted.
+ * A probe refused because Redis refuses every write (READONLY, OOM...:
+ * jq_redis_refuses) says so instead: the queue is fine, nothing is
+ * published (it could not be written), and it is probed again every
+ * JQ_QHEALTH_REFUSED_RETRY_MS.
  *
  * The state lives in each jq_queue_t (worker.h); probes go on the write
  * connection, as the fetch connection is blocked in its read. */
@@ -26,6 +30,9 @@
 #include <stdint.h>
 
 #define JQ_QHEALTH_RETRY_MS 3000
+/* While Redis refuses every write (the queue is fine), asked more often:
+ * reads resume within this of Redis taking writes again. */
+#define JQ_QHEALTH_REFUSED_RETRY_MS 250
 
 typedef struct jq_worker jq_worker_t;
 
@@ -38,10 +45,17 @@ typedef enum {
 typedef struct jq_qhealth {
     jq_qstate_t state;
     int probing;              /* a probe is in flight */
+    int refused;              /* broken only because Redis refuses all
+                                 writes (jq_redis_refuses): not published */
     char error[160];          /* Redis's error while broken */
     int64_t since_ms;         /* broken since */
     int64_t next_probe_ms;
 } jq_qhealth_t;
+
+/* Whether err is Redis refusing every write for a while, whatever the key
+ * (out of memory, a read-only replica, a failed save, loading, a busy
+ * script): then no queue is at fault. */
+int jq_redis_refuses(const char *err);
 
 /* Whether queue q may be read, reclaimed and promoted now. */
 int jq_qhealth_ok(const jq_worker_t *w, int q);

@@ -171,13 +171,6 @@ void jq_sched_on_connect(jq_worker_t *w) {
 
 static void promote(jq_worker_t *w, jq_queue_t *q);
 
-static int refusing(const char *err) {
-    static const char *const codes[] = {"OOM", "READONLY", "MISCONF", "LOADING", "BUSY"};
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (strncmp(err, codes[i], strlen(codes[i])) == 0) return 1;
-    return 0;
-}
-
 static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
     jq_queue_t *q = priv;
@@ -189,7 +182,7 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
         /* Redis refusing writes for a while (maxmemory, a read-only
          * replica): the promotion waits, like the outcomes (finish.c says
          * so once); not a line every tick. */
-        else if (refusing(reply->str)) return;
+        else if (jq_redis_refuses(reply->str)) return;
         else if (strstr(reply->str, "WRONGTYPE")) jq_qhealth_key_error(w, (int)(q - w->queues), "WRONGTYPE");
         else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;

@@ -81,6 +81,7 @@ static int is_eval(int i, const char *text) {
 }
 #define OUTCOME_LUA "#!lua\nlocal t"
 #define MOVE_LUA "#!lua\nif redis.call('TYPE'"
+#define WRITABLE_LUA "#!lua\nreturn 1"
 #define TRIM_LUA "local p = redis.call('XPENDING'"
 #define PENDING_LUA "local out = {}"
 
@@ -440,10 +441,16 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     answer_reads();
     jq_fetch_kick(w);
     cr_assert_eq(answer_reads(), 0, "no read while held");
-    /* Not again before the backoff (200 ms at first). */
+    /* Not again before the backoff (200 ms at first): only asked whether
+     * Redis takes writes (a script that does nothing), once. */
     int n = fake_ncmds;
     jq_finish_flush(w);
-    cr_assert_eq(fake_ncmds, n);
+    cr_assert_eq(fake_ncmds, n + 1);
+    cr_assert(is_eval(n, WRITABLE_LUA));
+    fake_rconn_answer(n, fake_err("OOM command not allowed when used memory > 'maxmemory'."));
+    jq_finish_flush(w);
+    cr_assert_eq(fake_ncmds, n + 1, "asked at most every 200 ms");
+    cr_assert(w->finish.held);
     usleep(250 * 1000);
     jq_finish_flush(w);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2, "the whole batch again");
@@ -524,4 +531,29 @@ Test(finish, nothing_is_sent_while_the_connection_is_down) {
     w->rwrite.up = 1;
     jq_finish_flush(w);
     cr_assert_eq(fake_rconn_count(NULL, "EXEC"), 1);
+}
+
+/* Issue 21: a worker held its outcomes up to 5 s after Redis took writes
+ * again. Its yes to the writability script sends the batch at once. */
+Test(finish, held_outcomes_go_as_soon_as_redis_takes_writes) {
+    done(0, "1-1", "r1");
+    jq_finish_flush(w);
+    int exec = next_cmd(0, "EXEC", NULL);
+    answer_reads();
+    fake_rconn_answer(exec, fake_err("EXECABORT Transaction discarded because of: READONLY You "
+                                     "can't write against a read only replica."));
+    cr_assert(w->finish.held);
+    w->finish.hold_ms = 5000; /* deep in the backoff */
+    w->finish.hold_next_ms = jq_now_ms() + 5000;
+    usleep(210 * 1000);
+    int n = fake_ncmds;
+    jq_finish_flush(w);
+    cr_assert(is_eval(n, WRITABLE_LUA));
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 1, "not before redis says yes");
+    fake_rconn_answer(n, fake_int(1));
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2, "the batch at once");
+    int again = next_cmd(exec + 1, "EXEC", NULL);
+    fake_rconn_answer(again, ran(next_cmd(exec + 1, "MULTI", NULL), again));
+    cr_assert_not(w->finish.held);
+    cr_assert_eq(nfreed, 1);
 }
