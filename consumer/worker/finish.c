@@ -189,10 +189,10 @@ static void on_writable(redisAsyncContext *ac, void *rp, void *priv) {
 static void ask_writable(jq_worker_t *w, int64_t now) {
     jq_finish_t *fin = &w->finish;
     if (fin->asking || now - fin->asked_ms < HOLD_MIN_MS) return;
-    jq_args_t *a = cmd(w, "EVAL");
+    jq_args_t *a = jq_finish_cmd(w, "EVAL");
     jq_args_str(a, writable_lua);
     jq_args_str(a, "0");
-    if (send_args(w, on_writable, w) == 0) {
+    if (jq_finish_send(w, on_writable, w) == 0) {
         fin->asking = 1;
         fin->asked_ms = now;
     }
