@@ -293,7 +293,11 @@ static int init_runners(jq_worker_t *w, const jq_options_t *opt) {
     }
     jq_registry_init(&w->reg);
     if (jq_handlers_setup(&w->reg, opt, err, sizeof(err)) != 0) {
+        /* A configuration error (a bad --exec or --plugin): exit 2, as the
+         * master does for the same setup; nothing but the loop is made. */
         jq_error("handlers: %s", err);
+        (void)uv_loop_close(&w->loop); /* no handle yet: it cannot be busy */
+        w->exit_code = 2;
         return -1;
     }
     if (jq_pool_init(&w->pool, &w->loop, (int)opt->threads, err, sizeof(err)) != 0) {
@@ -398,8 +402,9 @@ int jq_worker_main(const jq_options_t *opt) {
     if (!w) return 1;
     jq_log_set_role("worker");
     if (init(w, opt) != 0) {
+        int code = w->exit_code ? w->exit_code : 3;
         free(w);
-        return 3;
+        return code;
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&w->loop);
