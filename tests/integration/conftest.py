@@ -249,13 +249,16 @@ def maps_lib(pid, name):
 
 
 def wait_for(cond, timeout=10, interval=0.02, what="condition"):
+    """Polls cond() until it returns a true value, which is returned.
+    what names the condition in the timeout's message; a callable is
+    called then, so that the message can show the state at the end."""
     deadline = time.time() + scale(timeout)
     while time.time() < deadline:
         v = cond()
         if v:
             return v
         time.sleep(interval)
-    raise AssertionError("timed out waiting for " + what)
+    raise AssertionError("timed out waiting for " + (what() if callable(what) else what))
 
 
 def wait_stopped(pid):

@@ -405,7 +405,7 @@ def test_connection_lost_while_loading_chunks(r, consumer):
     packed = msgpack.packb(data)
     enqueue_chunked(r, "lost-1", packed, pieces=split(packed, 32 * 1024), max_attempts=20)
     for _ in range(3):
-        time.sleep(0.005)
+        time.sleep(0.005)   # kills spread over the read: the spacing is the point
         r.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
     res = wait_result(r, "lost-1", timeout=30)
     assert res["state"] == b"done", res

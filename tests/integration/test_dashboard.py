@@ -145,7 +145,7 @@ def test_actions_need_the_token_and_follow_the_protocol(r, redis_server, dash):
     # Paused: once the worker saw it, a job enqueued waits.
     c.wait_log(r"queue default paused")
     jid = xadd(r, type="noop")
-    time.sleep(0.5)
+    time.sleep(0.5)   # nothing happening is the point: the job waits
     assert not r.exists(key("result:" + jid))
     api(base, "queues/default/resume", method="POST", token=TOKEN)
     assert not r.exists(key("paused"))

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import msgpack
 import pytest
 
-from conftest import CONSUMER, free_port, maps_lib, scale, wait_result, xadd
+from conftest import CONSUMER, free_port, maps_lib, scale, wait_for, wait_result, xadd
 import subprocess
 
 
@@ -48,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/ok/status/500":
             return self.reply(500, "boom")
         if u.path == "/ok/slow":
-            time.sleep(int(q["ms"][0]) / 1000)
+            time.sleep(int(q["ms"][0]) / 1000)   # a slow server: the span is the point
             return self.reply(200, "slow")
         if u.path == "/ok/big":
             return self.reply(200, b"x" * int(q["n"][0]))
@@ -252,10 +252,7 @@ def test_a_worker_stopping_mid_request_and_mid_command_closes_cleanly(r, consume
                  "--shutdown-timeout-ms", "300")
     xadd(r, type="http", payload={"url": ok.base + "/ok/slow?ms=5000"})
     xadd(r, type="hang")
-    deadline = time.time() + scale(10)
-    while not (os.path.exists(pids) and "/ok/slow?ms=5000" in ok.hits):
-        assert time.time() < deadline, "jobs did not start"
-        time.sleep(0.02)
+    wait_for(lambda: os.path.exists(pids) and "/ok/slow?ms=5000" in ok.hits, what="both jobs started")
     c.stop()
     log = c.log()
     assert "shutdown timeout" in log, log

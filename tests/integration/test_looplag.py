@@ -15,7 +15,7 @@ import time
 
 import msgpack
 
-from conftest import key, scale, stream, wait_for
+from conftest import KeyEvents, key, scale, stream, wait_for
 from test_httpd import served  # noqa: F401  (fixture)
 from test_metrics import samples, scrape
 
@@ -33,18 +33,19 @@ def test_loop_lag_stays_low_while_cpu_jobs_saturate_the_pool(r, served):
         p.xadd(stream(), {"type": "sha256", "payload": msgpack.packb({"data": "x%d" % i, "rounds": 600000})})
         p.xadd(stream(), {"type": "sleep", "payload": msgpack.packb({"ms": 5})})
     p.execute()
-    lags, saturated = [], 0
-    deadline = time.time() + scale(120)
-    while time.time() < deadline:
-        done = int(r.hget(key("stats"), "processed") or 0)
-        if done >= 160:
-            break
+    lags = []
+
+    def sample():
+        """Until the jobs are done, the lag of each worker seen saturated."""
+        if int(r.hget(key("stats"), "processed") or 0) >= 160:
+            return True
         for wk in ids:
             h = {k.decode(): v.decode() for k, v in r.hgetall(wk).items()}
             if h and int(h["busy_cpu"]) == int(h["threads"]):
-                saturated += 1
                 lags.append(int(h["loop_lag_us"]) / 1e6)
-        time.sleep(0.25)
+        return False
+    wait_for(sample, timeout=120, interval=0.25, what="the 160 jobs done")
+    saturated = len(lags)
     assert int(r.hget(key("stats"), "processed") or 0) == 160, "the jobs did not all finish"
     assert saturated >= 8, "the pool was never seen saturated (%d samples)" % saturated
     s = samples(scrape(port))
@@ -65,9 +66,13 @@ def test_a_stalled_loop_is_reported(r, consumer):
     pid = c.worker_pids()[0]
     wkey = "jobq:worker:%s:%d" % (socket.gethostname(), pid)
     wait_for(lambda: r.exists(wkey), what="heartbeat")
-    time.sleep(0.5)  # a few ticks: lag is measured from the previous tick
+    # Lag is measured from the previous tick: one more heartbeat, and the
+    # loop is ticking steadily.
+    beats = KeyEvents(r, wkey)
+    wait_for(lambda: beats.count("hset") >= 1, what="the next heartbeat")
+    beats.close()
     os.kill(pid, signal.SIGSTOP)
-    time.sleep(0.8)
+    time.sleep(0.8)   # the stall: its span is the point
     os.kill(pid, signal.SIGCONT)
     wait_for(lambda: int(r.hget(wkey, "loop_lag_us") or 0) >= 500000, interval=0.01, what="the stall reported")
     # And the next heartbeats forget it: the figure is per heartbeat.

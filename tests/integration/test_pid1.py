@@ -4,11 +4,10 @@ namespace of its own (unshare, as root); skipped where that is refused."""
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import CONSUMER, free_port, scale
+from conftest import CONSUMER, free_port, scale, wait_for
 
 
 def _children(pid):
@@ -50,9 +49,7 @@ def test_master_as_pid1_reaps_orphans_and_drains(redis_server, r, tmpdir_path):
             return f.read().decode(errors="replace")
 
     try:
-        deadline = time.time() + scale(10)
-        while log().count(" ready") < 2 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: log().count(" ready") >= 2, what=lambda: "2 workers ready:\n" + log())
         assert log().count(" ready") == 2, log()
         assert "master pid 1:" in log(), log()
         master = [p for p, _ in _children(proc.pid)][0]
@@ -62,22 +59,17 @@ def test_master_as_pid1_reaps_orphans_and_drains(redis_server, r, tmpdir_path):
         for _ in range(3):
             subprocess.run(["nsenter", "-t", str(master), "-p", "-m", "sh", "-c",
                             "sleep 0.3 & exit 0"], check=True)
-        deadline = time.time() + scale(10)
-        while time.time() < deadline:
+        def reaped():
             kids = _children(master)
-            if len(kids) == 2 and all(state != "Z" for _, state in kids):
-                break
-            time.sleep(0.1)
-        kids = _children(master)
-        assert len(kids) == 2 and all(state != "Z" for _, state in kids), (kids, log())
+            return len(kids) == 2 and all(state != "Z" for _, state in kids)
+        wait_for(reaped, interval=0.1,
+                 what=lambda: "the orphans reaped: %r\n%s" % (_children(master), log()))
         assert log().count("reaped orphan process") == 3, log()
 
         # Its workers are still its own: a job still runs on them.
         r.xadd("jobq:{default}:stream", {"type": "echo", "enc": "json", "payload": '"hi"', "id": "pid1-a"})
-        deadline = time.time() + scale(10)
-        while r.hget("jobq:{default}:result:pid1-a", "state") != b"done" and time.time() < deadline:
-            time.sleep(0.05)
-        assert r.hget("jobq:{default}:result:pid1-a", "state") == b"done"
+        wait_for(lambda: r.hget("jobq:{default}:result:pid1-a", "state") == b"done",
+                 what="job pid1-a done")
 
         os.kill(master, 15)
         assert proc.wait(scale(20)) == 0, log()

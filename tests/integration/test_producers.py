@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import msgpack
 import pytest
@@ -120,9 +119,9 @@ def test_large_result_read_from_its_chunk_list(producer, redis_server, consumer)
 def test_entry_on_the_wire_is_protocol_1(producer, redis_server, consumer, r):
     """With the queue paused the entry stays in the stream: its fields are
     what PROTOCOL §1 says, in the producer's encoding. Resumed, it runs."""
-    consumer()
+    c = consumer()
     r.set(key("paused"), 1)
-    time.sleep(scale(1.2))  # a pause bites within a second
+    c.wait_log(r"queue default paused")
     payload = {"data": "wire", "rounds": 2}
     p = producer.start(redis_server.url, "sha256", json.dumps(payload))
     try:
