@@ -118,8 +118,10 @@ static void give_outcome(exec_run_t *x, jq_task_t *t) {
     } else if (x->outlen > 0) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-        if (jq_codec_pack_text(&pk, x->outbuf, x->outlen) != 0)
+        if (jq_codec_pack_text(&pk, x->outbuf, x->outlen) != 0) {
+            msgpack_sbuffer_clear(&t->result); /* no half-written result */
             jq_task_fail(t, "%s: out of memory", name);
+        }
     }
 }
 

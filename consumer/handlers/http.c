@@ -119,9 +119,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp) {
 }
 
 /* Packs the kept header lines as a map of lower-case names; a repeated
- * name keeps its last value. */
-static void pack_headers(msgpack_packer *pk, req_t *q) {
-    msgpack_pack_map(pk, (size_t)q->nhdr);
+ * name keeps its last value. Returns 0, or -1 out of memory. */
+static int pack_headers(msgpack_packer *pk, req_t *q) {
+    if (msgpack_pack_map(pk, (size_t)q->nhdr) != 0)
+        return -1;
     char *line = q->hdr;
     for (int i = 0; i < q->nhdr; i++) {
         char *end = strchr(line, '\n');
@@ -135,10 +136,24 @@ static void pack_headers(msgpack_packer *pk, req_t *q) {
             v++;
         while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' '))
             ve--;
-        jq_codec_pack_text(pk, line, nlen);
-        jq_codec_pack_text(pk, v, (size_t)(ve - v));
+        if (jq_codec_pack_text(pk, line, nlen) != 0 ||
+            jq_codec_pack_text(pk, v, (size_t)(ve - v)) != 0)
+            return -1;
         line = end ? end + 1 : line + strlen(line);
     }
+    return 0;
+}
+
+/* Packs {status, headers, body} into t's result. Returns 0, or -1 out of
+ * memory (the result is then cut short: the caller fails the attempt). */
+static int pack_result(jq_task_t *t, req_t *q, long status) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 3) != 0 || msgpack_pack_str_with_body(&pk, "status", 6) != 0 ||
+        msgpack_pack_long(&pk, status) != 0 || msgpack_pack_str_with_body(&pk, "headers", 7) != 0 ||
+        pack_headers(&pk, q) != 0 || msgpack_pack_str_with_body(&pk, "body", 4) != 0)
+        return -1;
+    return jq_codec_pack_text(&pk, q->resp ? q->resp : "", q->resplen);
 }
 
 static void finish(req_t *q, CURLcode rc) {
@@ -152,16 +167,9 @@ static void finish(req_t *q, CURLcode rc) {
         jq_task_fail(t, "http: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
     } else if (q->fail_on_status && (status < 200 || status > 299)) {
         jq_task_fail(t, "http: status %ld", status);
-    } else {
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 3);
-        msgpack_pack_str_with_body(&pk, "status", 6);
-        msgpack_pack_long(&pk, status);
-        msgpack_pack_str_with_body(&pk, "headers", 7);
-        pack_headers(&pk, q);
-        msgpack_pack_str_with_body(&pk, "body", 4);
-        jq_codec_pack_text(&pk, q->resp ? q->resp : "", q->resplen);
+    } else if (pack_result(t, q, status) != 0) {
+        msgpack_sbuffer_clear(&t->result); /* no half-written result */
+        jq_task_fail(t, "http: out of memory");
     }
     t->hstate = NULL;
     req_free(q);
