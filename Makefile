@@ -32,8 +32,9 @@ LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
 CONSUMER_LDLIBS :=
 LDFLAGS := $(SANFLAGS)
 
-COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/url.c \
-	common/config.c common/cpus.c common/args.c common/view.c common/proc.c
+COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/codec_from_json.c \
+	common/codec_to_json.c common/url.c common/config.c common/cpus.c common/args.c common/view.c \
+	common/proc.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
 	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \

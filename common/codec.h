@@ -1,8 +1,9 @@
 #ifndef JQ_CODEC_H
 #define JQ_CODEC_H
 
-/* Payload encodings: checking msgpack bytes, JSON <-> msgpack (json-c), and
- * msgpack -> JSON text for people and scripts.
+/* Payload encodings: checking msgpack bytes (codec.c), JSON -> msgpack
+ * through json-c (codec_from_json.c), and msgpack -> JSON text for people
+ * and scripts (codec_to_json.c).
  *
  * Every function that produces bytes appends them to a caller-owned
  * msgpack_sbuffer (msgpack_sbuffer_init / msgpack_sbuffer_destroy); on
