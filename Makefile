@@ -59,7 +59,7 @@ SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
 SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
-SRC_master := master notify reap
+SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
 # (handlers/exec_guard_main.c is the exec guard's own binary, below.)
 CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)

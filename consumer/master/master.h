@@ -20,7 +20,11 @@
  * per message: from the worker "ready" and "recycle <why>", from the
  * master "stop" (the second signal: stop at once, leaving unfinished jobs
  * pending) and "reclaim" (a dead worker's entries were handed back: take
- * them now). SIGTERM to a worker means drain. */
+ * them now). SIGTERM to a worker means drain.
+ *
+ * The decisions (when, which, how long to wait) are supervise.c's, pure
+ * and unit-tested; workers.c carries them out on the processes; handback.c
+ * gives back what dead workers held; master.c starts and ends it all. */
 
 #include "options.h"
 
