@@ -181,6 +181,10 @@ STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
 $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
+$(BUILD)/tests/test_sched: tests/unit/test_sched.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o \
+		$(BUILD)/consumer/worker/sched.o
+	@mkdir -p $(dir $@)
+	$(STAGE_LINK)
 $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/worker/finish.o \
 		$(BUILD)/consumer/worker/outcome.o $(BUILD)/consumer/worker/counts.o \
 		$(BUILD)/consumer/worker/trim.o
