@@ -36,6 +36,9 @@ static void exit_like(int status);
 static void on_term(int sig) {
     (void)sig;
     stopping = 1;
+    /* Told to stop, the guard is gone within SWEEP_MAX_S whatever happens
+     * (a command stuck in the kernel does not die of SIGKILL). */
+    alarm(SWEEP_MAX_S);
     if (group > 0) {
         kill(-(pid_t)group, SIGKILL);
         kill((pid_t)group, SIGKILL);
@@ -138,10 +141,9 @@ static void sweep(void) {
             continue;
         if (r < 0)
             return; /* ECHILD: nothing of the command's is left */
-        if (!armed) {
+        if (!armed && !stopping)
             alarm(SWEEP_MAX_S);
-            armed = 1;
-        }
+        armed = 1;
         /* What the kernel handed us, as their subreaper, when their
          * parents died. */
         jq_proc_each_child((int)self, kill_child, NULL);
