@@ -197,6 +197,52 @@ Test(httpd, closing_with_a_held_request) {
     cr_expect_eq(uv_loop_close(&loop), 0);
 }
 
+/* Every ordinary slot held by a handler (no connection left that could
+ * give way): /healthz still gets a reserved slot, another path does not. */
+static jq_http_req_t *holding[JQ_HTTPD_MAX_CONNS];
+static int nholding;
+static void on_hold_many(jq_http_req_t *req, void *data) { holding[nholding++] = req; }
+
+static void connect_from(uv_loop_t *loop, client_t *c, const char *from, int port, const char *req) {
+    c->req = req;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->conn.data = c;
+    struct sockaddr_in src, dst;
+    uv_ip4_addr(from, 0, &src);
+    cr_assert_eq(uv_tcp_bind(&c->tcp, (struct sockaddr *)&src, 0), 0);
+    uv_ip4_addr("127.0.0.1", port, &dst);
+    uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&dst, on_client_connect);
+}
+
+Test(httpd, a_reserved_slot_answers_healthz_when_every_slot_is_busy) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    jq_httpd_t *s = server(&loop);
+    jq_httpd_route(s, "GET", "/hold", on_hold_many, NULL);
+    jq_httpd_route(s, "GET", "/healthz", on_hello, "h");
+    jq_httpd_route(s, "GET", "/other", on_hello, "o");
+    cr_assert_eq(jq_httpd_reserve(s, "/healthz"), 0);
+    static client_t busy[JQ_HTTPD_MAX_CONNS];
+    for (int i = 0; i < JQ_HTTPD_MAX_CONNS; i++) {
+        char from[32];
+        snprintf(from, sizeof(from), "127.0.0.%d", 2 + i / JQ_HTTPD_PER_ADDR);
+        connect_from(&loop, &busy[i], from, jq_httpd_port(s), "GET /hold HTTP/1.1\r\n\r\n");
+    }
+    for (int turns = 0; nholding < JQ_HTTPD_MAX_CONNS && turns < 100000; turns++) uv_run(&loop, UV_RUN_ONCE);
+    cr_assert_eq(nholding, JQ_HTTPD_MAX_CONNS);
+    const char *r = roundtrip(&loop, s, "GET /healthz HTTP/1.1\r\n\r\n");
+    cr_expect(strstr(r, "HTTP/1.1 200 ") == r && strstr(r, "h GET /healthz"), "%s", r);
+    r = roundtrip(&loop, s, "GET /other HTTP/1.1\r\n\r\n");
+    cr_expect(strstr(r, "HTTP/1.1 503 ") == r, "%s", r);
+    for (int i = 0; i < nholding; i++) jq_httpd_respond_text(holding[i], 200, "held\n");
+    for (int i = 0; i < JQ_HTTPD_MAX_CONNS; i++) {
+        while (!busy[i].done) uv_run(&loop, UV_RUN_ONCE);
+        cr_expect(strstr(busy[i].buf, "HTTP/1.1 200 ") == busy[i].buf, "%d: %s", i, busy[i].buf);
+    }
+    close_clean(&loop, s);
+}
+
 Test(httpd, bad_addresses) {
     uv_loop_t loop;
     uv_loop_init(&loop);
