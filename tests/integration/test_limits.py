@@ -234,3 +234,50 @@ def test_handback_of_9000_pending_entries(r, consumer):
     r.delete(key("paused"))
     wait_for(lambda: r.hget(key("stats"), "processed") is not None, timeout=5,
              what="the handed-back jobs to run before the visibility timeout")
+
+
+# ---- reclaim: XCLAIM carries the whole entry to another worker ----
+
+def test_reclaim_of_the_largest_job_and_one_past(r, consumer):
+    """Entries read by a consumer that died (never acked) are reclaimed
+    after the visibility timeout: the largest job runs, one field past is
+    dead-lettered whole."""
+    c = consumer("--visibility-ms", "500")
+    r.set(key("paused"), 1)  # the worker reads nothing: the ghost takes both
+    time.sleep(0.3)  # seen within 100 ms (PROTOCOL §5)
+    xadd(r, type="noop", id="rc-ok", **extra(MAX_FIELDS - 1))
+    xadd(r, type="noop", id="rc-past", **extra(MAX_FIELDS))
+    got = r.xreadgroup("workers", "ghost:1", {stream(): ">"}, count=10)
+    assert len(got[0][1]) == 2
+    r.delete(key("paused"))
+    wait_for(lambda: where(r, "rc-ok") == "done" and where(r, "rc-past") == "dead", timeout=10,
+             what="rc-ok done, rc-past dead")
+    h = job_hash(r, "rc-past")
+    assert h["error"].startswith(b"too many fields: 1001")
+    assert len([k for k in h if k.startswith("x")]) == MAX_FIELDS
+
+
+def test_dead_retry_of_the_largest_job_runs(r, redis_server, consumer):
+    """The largest dead job retried with `jobq dead retry` is promoted and
+    runs (its own fields, error and failed_at dropped on the way)."""
+    consumer()
+    f = {"type": "noop", "attempt": "3", "error": "old", "failed_at": "1"}
+    f.update(extra(MAX_FIELDS - 1))
+    r.hset(key("job:dmax"), mapping=f)
+    r.zadd(key("dead"), {"dmax": now_ms()})
+    p = run_jobq("dead", "retry", "dmax", redis_url=redis_server.url)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: where(r, "dmax") == "done", timeout=5, what="dmax done")
+
+
+def test_dead_trim_of_jobs_past_the_limit(r, consumer):
+    """The dead-set trim deletes the oldest dead jobs whatever they carry."""
+    consumer("--dead-max", "1")
+    for i in range(3):
+        f = {"type": "noop", "error": "e"}
+        f.update(extra(5000))
+        r.hset(key("job:t%d" % i), mapping=f)
+        r.zadd(key("dead"), {"t%d" % i: now_ms() + i})
+    wait_for(lambda: r.zcard(key("dead")) == 1, timeout=5, what="the dead set trimmed to 1")
+    assert r.zrange(key("dead"), 0, -1) == [b"t2"] and r.exists(key("job:t2"))
+    assert not r.exists(key("job:t0")) and not r.exists(key("job:t1"))
