@@ -58,77 +58,74 @@ static int parse_bool(const char *s, int *out)
     return -1;
 }
 
-/* Sets one row from text; `label` names the source in messages ("--x" or
- * "JOBQ_X"). */
-static int set_value(const jq_opt_t *opt, void *target, const char *value,
-                     const char *label, char *err, size_t errlen)
+static int set_str(const jq_opt_t *opt, void *target, const char *value,
+                   const char *label, char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+    if (n >= opt->size) {
+        snprintf(err, errlen, "%s: value is too long (%zu bytes, max %zu)",
+                 label, n, opt->size ? opt->size - 1 : 0);
+        return -1;
+    }
+    memcpy(FIELD(target, opt), value, n + 1);
+    return 0;
+}
+
+/* Adds one entry to a LIST row: entries are kept one per line. */
+static int set_list(const jq_opt_t *opt, void *target, const char *value,
+                    const char *label, char *err, size_t errlen)
+{
+    char *f = FIELD(target, opt);
+    size_t have = strlen(f), n = strlen(value);
+    if (strchr(value, '\n') || n == 0) {
+        snprintf(err, errlen, "%s: %s", label, n ? "a value cannot hold a "
+                 "newline" : "empty value");
+        return -1;
+    }
+    if (have + (have > 0) + n >= opt->size) {
+        snprintf(err, errlen, "%s: too many or too long values (%zu bytes "
+                 "in all, max %zu)", label, have + 1 + n,
+                 opt->size ? opt->size - 1 : 0);
+        return -1;
+    }
+    if (have)
+        f[have++] = '\n';
+    memcpy(f + have, value, n + 1);
+    return 0;
+}
+
+static int set_bool(const jq_opt_t *opt, void *target, const char *value,
+                    const char *label, char *err, size_t errlen)
+{
+    int b;
+    if (parse_bool(value, &b) < 0) {
+        snprintf(err, errlen, "%s: '%s' is not a boolean (want 1, 0, "
+                              "true or false)", label, value);
+        return -1;
+    }
+    *(int *)FIELD(target, opt) = b;
+    return 0;
+}
+
+/* INT, AUTO ("auto" is stored as 0) and BYTES rows: a number within the
+ * row's bounds. */
+static int set_number(const jq_opt_t *opt, void *target, const char *value,
+                      const char *label, char *err, size_t errlen)
 {
     long long v;
 
-    if (!value)
-        value = "";
-    switch (opt->type) {
-    case JQ_OPT_STR: {
-        size_t n = strlen(value);
-        if (n >= opt->size) {
-            snprintf(err, errlen, "%s: value is too long (%zu bytes, max %zu)",
-                     label, n, opt->size ? opt->size - 1 : 0);
-            return -1;
-        }
-        memcpy(FIELD(target, opt), value, n + 1);
+    if (opt->type == JQ_OPT_AUTO && strcasecmp(value, "auto") == 0) {
+        *(long long *)FIELD(target, opt) = 0;
         return 0;
     }
-    case JQ_OPT_LIST: {
-        char *f = FIELD(target, opt);
-        size_t have = strlen(f), n = strlen(value);
-        if (strchr(value, '\n') || n == 0) {
-            snprintf(err, errlen, "%s: %s", label, n ? "a value cannot hold a "
-                     "newline" : "empty value");
-            return -1;
-        }
-        if (have + (have > 0) + n >= opt->size) {
-            snprintf(err, errlen, "%s: too many or too long values (%zu bytes "
-                     "in all, max %zu)", label, have + 1 + n,
-                     opt->size ? opt->size - 1 : 0);
-            return -1;
-        }
-        if (have)
-            f[have++] = '\n';
-        memcpy(f + have, value, n + 1);
-        return 0;
+    if (opt->type == JQ_OPT_BYTES && jq_parse_bytes(value, &v) < 0) {
+        snprintf(err, errlen, "%s: '%s' is not a size (a number with "
+                              "an optional k, m or g)", label, value);
+        return -1;
     }
-    case JQ_OPT_BOOL: {
-        int b;
-        if (parse_bool(value, &b) < 0) {
-            snprintf(err, errlen, "%s: '%s' is not a boolean (want 1, 0, "
-                                  "true or false)", label, value);
-            return -1;
-        }
-        *(int *)FIELD(target, opt) = b;
-        return 0;
-    }
-    case JQ_OPT_AUTO:
-        if (strcasecmp(value, "auto") == 0) {
-            *(long long *)FIELD(target, opt) = 0;
-            return 0;
-        }
-        /* fall through */
-    case JQ_OPT_INT:
-        if (parse_ll(value, &v) < 0) {
-            snprintf(err, errlen, "%s: '%s' is not a number%s", label, value,
-                     opt->type == JQ_OPT_AUTO ? " or auto" : "");
-            return -1;
-        }
-        break;
-    case JQ_OPT_BYTES:
-        if (jq_parse_bytes(value, &v) < 0) {
-            snprintf(err, errlen, "%s: '%s' is not a size (a number with "
-                                  "an optional k, m or g)", label, value);
-            return -1;
-        }
-        break;
-    default:
-        snprintf(err, errlen, "%s: bad option type", label);
+    if (opt->type != JQ_OPT_BYTES && parse_ll(value, &v) < 0) {
+        snprintf(err, errlen, "%s: '%s' is not a number%s", label, value,
+                 opt->type == JQ_OPT_AUTO ? " or auto" : "");
         return -1;
     }
     if (v < opt->min || v > opt->max) {
@@ -138,6 +135,29 @@ static int set_value(const jq_opt_t *opt, void *target, const char *value,
     }
     *(long long *)FIELD(target, opt) = v;
     return 0;
+}
+
+/* Sets one row from text; `label` names the source in messages ("--x" or
+ * "JOBQ_X"). */
+static int set_value(const jq_opt_t *opt, void *target, const char *value,
+                     const char *label, char *err, size_t errlen)
+{
+    if (!value)
+        value = "";
+    switch (opt->type) {
+    case JQ_OPT_STR:
+        return set_str(opt, target, value, label, err, errlen);
+    case JQ_OPT_LIST:
+        return set_list(opt, target, value, label, err, errlen);
+    case JQ_OPT_BOOL:
+        return set_bool(opt, target, value, label, err, errlen);
+    case JQ_OPT_AUTO:
+    case JQ_OPT_INT:
+    case JQ_OPT_BYTES:
+        return set_number(opt, target, value, label, err, errlen);
+    }
+    snprintf(err, errlen, "%s: bad option type", label);
+    return -1;
 }
 
 int jq_opts_set(const jq_opt_t *opt, void *target, const char *value,
@@ -223,14 +243,48 @@ const char *jq_opts_list_next(const char **pos, size_t *len)
     return s;
 }
 
+/* Applies the flag argv[*i] ("--name", "--name=value" or "--name value",
+ * leaving *i on the value then). `flagged` marks the LIST rows a flag has
+ * set: the first flag drops the environment's entries, later ones add to
+ * them. Returns 0 or -1 with err. */
+static int apply_flag(const jq_opt_t *table, void *target, int argc, char **argv, int *i,
+                      unsigned char *flagged, size_t nflagged, char *err, size_t errlen)
+{
+    const char *name = argv[*i] + 2;
+    const char *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    const jq_opt_t *o = find_opt(table, name, nlen);
+    const char *value;
+    char label[160];
+
+    if (!o) {
+        snprintf(err, errlen, "unknown option --%.*s", (int)nlen, name);
+        return -1;
+    }
+    snprintf(label, sizeof(label), "--%s", o->name);
+    size_t row = (size_t)(o - table);
+    if (o->type == JQ_OPT_LIST && row < nflagged && !flagged[row]) {
+        flagged[row] = 1;
+        FIELD(target, o)[0] = '\0';
+    }
+    if (eq) {
+        value = eq + 1;
+    } else if (o->type == JQ_OPT_BOOL) {
+        value = "1";
+    } else if (*i + 1 < argc) {
+        value = argv[++*i];
+    } else {
+        snprintf(err, errlen, "%s needs a value", label);
+        return -1;
+    }
+    return set_value(o, target, value, label, err, errlen);
+}
+
 int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
                   int *argi, char *err, size_t errlen)
 {
-    char label[160];
     int i = *argi;
     int rc = 0;
-    /* Lists that a flag has set: the first flag drops the environment's
-     * entries, later ones add to it. */
     unsigned char flagged[256] = {0};
 
     if (apply_defaults_and_env(table, target, err, errlen) < 0)
@@ -248,35 +302,7 @@ int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
         }
         if (strncmp(arg, "--", 2) != 0)
             break;
-
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const jq_opt_t *o = find_opt(table, name, nlen);
-        const char *value;
-        if (!o) {
-            snprintf(err, errlen, "unknown option --%.*s", (int)nlen, name);
-            rc = -1;
-            break;
-        }
-        snprintf(label, sizeof(label), "--%s", o->name);
-        size_t row = (size_t)(o - table);
-        if (o->type == JQ_OPT_LIST && row < sizeof(flagged) && !flagged[row]) {
-            flagged[row] = 1;
-            FIELD(target, o)[0] = '\0';
-        }
-        if (eq) {
-            value = eq + 1;
-        } else if (o->type == JQ_OPT_BOOL) {
-            value = "1";
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            snprintf(err, errlen, "%s needs a value", label);
-            rc = -1;
-            break;
-        }
-        if (set_value(o, target, value, label, err, errlen) < 0) {
+        if (apply_flag(table, target, argc, argv, &i, flagged, sizeof(flagged), err, errlen) < 0) {
             rc = -1;
             break;
         }

@@ -6,11 +6,12 @@
 
 #include "url.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "job.h"
 
 #define REDIS_PREFIX "redis://"
 #define UNIX_PREFIX "unix://"
@@ -49,28 +50,17 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
     return 0;
 }
 
-/* Parses s[0..n) as a decimal number in [min, max]. */
-static int parse_num(const char *s, size_t n, long min, long max, long *out)
+/* A port or database number: digits only, in [min, max]. */
+static int parse_num(const char *s, size_t n, long long min, long long max, long long *out)
 {
-    long v = 0;
-    if (n == 0 || n > 10)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return n > 0 && s[0] != '-' ? jq_parse_ll(s, n, min, max, out) : -1;
 }
 
 /* Reads the "?db=N" of a unix URL (or a redis one). */
 static int parse_query(const char *q, jq_url_t *u, const char *s, char *err,
                        size_t errlen)
 {
-    long db;
+    long long db;
     if (strncmp(q, "db=", 3) != 0 ||
         parse_num(q + 3, strlen(q + 3), 0, 1000000, &db) < 0) {
         snprintf(err, errlen, "bad redis url '%s': want ?db=N, got '?%s'", s,
@@ -138,20 +128,15 @@ static int parse_unix(const char *s, const char *rest, jq_url_t *u,
     return q ? parse_query(q + 1, u, s, err, errlen) : 0;
 }
 
-static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
-                     size_t errlen)
+/* The host of host[0..end) into u->host ("[...]" for IPv6, e.g.
+ * [::1]:6379), with *port at the text after its ':' or NULL. */
+static int parse_host(const char *host, const char *end, jq_url_t *u, const char **port,
+                      const char *s, char *err, size_t errlen)
 {
-    const char *at = strrchr(rest, '@');
-    const char *host = at ? at + 1 : rest;
-    const char *end, *port = NULL;
     size_t hlen;
-    long v;
 
-    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
-        return -1;
-    end = host + strcspn(host, "/?");
+    *port = NULL;
     if (host[0] == '[') {
-        /* IPv6 literal: [::1]:6379 */
         const char *close = memchr(host, ']', (size_t)(end - host));
         if (!close) {
             snprintf(err, errlen, "bad redis url '%s': missing ']'", s);
@@ -165,13 +150,13 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
                 snprintf(err, errlen, "bad redis url '%s': junk after ']'", s);
                 return -1;
             }
-            port = close + 2;
+            *port = close + 2;
         }
     } else {
         const char *colon = memchr(host, ':', (size_t)(end - host));
         hlen = (size_t)((colon ? colon : end) - host);
         if (colon)
-            port = colon + 1;
+            *port = colon + 1;
         if (hlen < sizeof(u->host))
             memcpy(u->host, host, hlen);
     }
@@ -181,6 +166,21 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
         return -1;
     }
     u->host[hlen] = '\0';
+    return 0;
+}
+
+static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
+                     size_t errlen)
+{
+    const char *at = strrchr(rest, '@');
+    const char *host = at ? at + 1 : rest;
+    const char *end = host + strcspn(host, "/?"), *port;
+    long long v;
+
+    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
+        return -1;
+    if (parse_host(host, end, u, &port, s, err, errlen) < 0)
+        return -1;
     if (port) {
         if (parse_num(port, (size_t)(end - port), 1, 65535, &v) < 0) {
             snprintf(err, errlen,

@@ -123,6 +123,41 @@ static int dead_change(jq_cli_t *cli, const char *queue, const char *id,
     return JQ_EXIT_OK;
 }
 
+static int dead_show(jq_cli_t *cli, const char *queue, const char *id) {
+    char err[JQ_ERR_LEN];
+    jq_dead_job_t job;
+    int rc = jq_client_dead_show(cli->client, queue, id, &job, err, sizeof(err));
+    if (rc == JQ_CLIENT_ENOTFOUND) {
+        fprintf(stderr, "jobq: no dead job %s in queue %s\n", id, queue);
+        return JQ_EXIT_FAIL;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "jobq: dead show: %s\n", err);
+        return JQ_EXIT_REDIS;
+    }
+    rc = print_dead_job(queue, &job);
+    jq_dead_job_destroy(&job);
+    if (rc < 0) {
+        fprintf(stderr, "jobq: dead show: out of memory\n");
+        return JQ_EXIT_REDIS;
+    }
+    return JQ_EXIT_OK;
+}
+
+static int dead_list(jq_cli_t *cli, const char *queue, int json) {
+    char err[JQ_ERR_LEN];
+    jq_dead_job_t *jobs;
+    size_t n;
+    if (jq_client_dead_list(cli->client, queue, 0, 0, &jobs, &n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "jobq: dead list: %s\n", err);
+        return JQ_EXIT_REDIS;
+    }
+    if (json) print_dead_json(queue, jobs, n);
+    else print_dead_table(jobs, n);
+    jq_dead_jobs_free(jobs, n);
+    return JQ_EXIT_OK;
+}
+
 int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start) {
     if (start >= argc) return jq_cli_usage_error("dead", "missing list, show, retry or delete");
     const char *sub = argv[start];
@@ -161,37 +196,7 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start) {
     int status = jq_cli_connect(cli);
     if (status) return status;
     if (retry || del) return dead_change(cli, queue, id, all, retry);
-
-    char err[JQ_ERR_LEN];
-    if (show) {
-        jq_dead_job_t job;
-        int rc = jq_client_dead_show(cli->client, queue, id, &job, err, sizeof(err));
-        if (rc == JQ_CLIENT_ENOTFOUND) {
-            fprintf(stderr, "jobq: no dead job %s in queue %s\n", id, queue);
-            return JQ_EXIT_FAIL;
-        }
-        if (rc < 0) {
-            fprintf(stderr, "jobq: dead show: %s\n", err);
-            return JQ_EXIT_REDIS;
-        }
-        rc = print_dead_job(queue, &job);
-        jq_dead_job_destroy(&job);
-        if (rc < 0) {
-            fprintf(stderr, "jobq: dead show: out of memory\n");
-            return JQ_EXIT_REDIS;
-        }
-        return JQ_EXIT_OK;
-    }
-    jq_dead_job_t *jobs;
-    size_t n;
-    if (jq_client_dead_list(cli->client, queue, 0, 0, &jobs, &n, err, sizeof(err)) < 0) {
-        fprintf(stderr, "jobq: dead list: %s\n", err);
-        return JQ_EXIT_REDIS;
-    }
-    if (json) print_dead_json(queue, jobs, n);
-    else print_dead_table(jobs, n);
-    jq_dead_jobs_free(jobs, n);
-    return JQ_EXIT_OK;
+    return show ? dead_show(cli, queue, id) : dead_list(cli, queue, json);
 }
 
 int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause) {

@@ -123,6 +123,10 @@ Test(url, bad_port)
     expect_error("redis://h:abc", "port 'abc'");
     expect_error("redis://h:", "port ''");
     expect_error("redis://h:-1", "port");
+    expect_error("redis://h:+1", "port '+1'");
+    expect_error("redis://h: 1", "port ' 1'");
+    expect_error("redis://h/-0", "database '-0'");
+    expect_error("unix:///r.sock?db=+1", "db=N");
 }
 
 Test(url, bad_host_and_db)
