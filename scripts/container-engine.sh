@@ -41,6 +41,30 @@ export CONTAINERS_CONF="$STATE/containers.conf"
 
 log() { echo "container-engine: $*" >&2; }
 
+# Exits naming the first of the tools ($@) that is missing, before podman
+# starts: podman reports a missing helper of netavark's as "netavark: No
+# such file or directory", naming neither the helper nor the package.
+need() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null && continue
+        case "$tool" in
+        iptables) why="netavark, podman's network backend, runs it to set up container networks" ;;
+        */netavark | */aardvark-dns) why="podman's network backend" ;;
+        *) why="" ;;
+        esac
+        log "missing $tool${why:+ ($why)}: scripts/deps.sh test installs it"
+        exit 1
+    done
+    # Installed is not enough: iptables fails where the kernel has no
+    # netfilter for it (a container without NET_ADMIN, say).
+    case " $* " in *" iptables "*)
+        if ! out=$(iptables -w -n -L 2>&1 >/dev/null); then
+            log "iptables does not work here, and netavark needs it: $out"
+            exit 1
+        fi ;;
+    esac
+}
+
 write_conf() {
     mkdir -p "$STATE"
     cat >"$CONTAINERS_CONF" <<'CONF'
@@ -164,9 +188,7 @@ start() {
         echo "JQ_ENGINE=docker; export JQ_ENGINE"
         return
     fi
-    for tool in podman runc /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns debootstrap curl; do
-        command -v "$tool" >/dev/null || { log "no Docker engine and no $tool (scripts/deps.sh test installs it)"; exit 1; }
-    done
+    need podman runc /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns iptables debootstrap curl
     write_conf
     start_service
     start_health_loop
@@ -203,9 +225,8 @@ stop() {
 # runs podman itself (tests/systemd/run.sh: systemd as PID 1 needs
 # `podman run --systemd=always`, which the Docker API does not offer).
 base() {
-    for tool in podman runc debootstrap; do
-        command -v "$tool" >/dev/null || { log "no $tool (scripts/deps.sh test installs it)"; exit 1; }
-    done
+    # Its container is on podman's default network: netavark again.
+    need podman runc /usr/lib/podman/netavark iptables debootstrap
     write_conf
     base_image
     echo "CONTAINERS_CONF=$CONTAINERS_CONF; export CONTAINERS_CONF"

@@ -17,10 +17,13 @@ redis-server redis-tools go-md2man"
 # The suite also drives foreign clients (python3-redis, redis-cli), a
 # terminal (tmux), a browser (chromium), promtool, clang-format (make
 # format-check), clang's libFuzzer, a
-# container engine (podman) and the man/systemd checkers.
+# container engine (podman) and the man/systemd checkers. netavark runs
+# `iptables` to set up a container network, yet neither depends on nor
+# recommends it: without it `make test-compose` failed on a fresh machine
+# with "netavark: No such file or directory".
 TEST_PKGS="clang-format libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
-podman runc netavark aardvark-dns docker-compose debootstrap man-db systemd procps nodejs"
+podman runc netavark aardvark-dns iptables docker-compose debootstrap man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads) and
 # share the test harness's helpers (conftest.py imports pytest).
 BENCH_PKGS="python3 python3-redis python3-msgpack python3-pytest nodejs"

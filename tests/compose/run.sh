@@ -20,7 +20,9 @@ t0=$(date +%s)
 say() { echo "compose-test: [$(( $(date +%s) - t0 ))s] $*"; }
 fail() { echo "compose-test: FAIL: $*" >&2; exit 1; }
 
-eval "$(sh scripts/container-engine.sh start)"
+# A failure inside "$(...)" would not stop `eval` (set -e sees eval's status).
+engine=$(sh scripts/container-engine.sh start) || fail "no container engine to run the stack (the reason is above)"
+eval "$engine"
 if docker compose version >/dev/null 2>&1; then
     COMPOSE=(docker compose -p "$PROJECT")
 else
@@ -118,10 +120,13 @@ say "Prometheus found and scraped the 3 consumers"
 # PID 1 reaps orphans: a process left by an exec is handed to the master
 # when its shell exits, and must not stay a zombie.
 $ENGINE exec "${ids[0]}" sh -c 'sleep 0.2 & exit 0'
-sleep 2
+deadline=$((SECONDS + 20))
+until compose logs --no-color consumer | grep 'reaped orphan process' >/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "no orphan reaped"
+    sleep 0.2
+done
 zombies=$($ENGINE exec "${ids[0]}" sh -c 'cat /proc/[0-9]*/stat 2>/dev/null' | awk '$3 == "Z"' | wc -l)
 [ "$zombies" -eq 0 ] || fail "$zombies zombie processes in ${ids[0]:0:12}"
-compose logs --no-color consumer | grep 'reaped orphan process' >/dev/null || fail "no orphan reaped"
 say "orphans reaped by PID 1"
 
 # SIGTERM drains: a container stopped while it runs jobs (4 s each)

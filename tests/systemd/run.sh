@@ -20,7 +20,9 @@ t0=$(date +%s)
 say() { echo "systemd-test: [$(( $(date +%s) - t0 ))s] $*"; }
 fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
 
-eval "$(sh scripts/container-engine.sh base)"
+# A failure inside "$(...)" would not stop `eval` (set -e sees eval's status).
+engine=$(sh scripts/container-engine.sh base) || fail "no podman to run the test (the reason is above)"
+eval "$engine"
 IMAGE=localhost/jobq-systemd-test:latest
 NAME=jobq-systemd-test-$$
 PW="s3cret-$$-$RANDOM"
