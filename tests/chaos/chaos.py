@@ -102,7 +102,7 @@ class Load:
                 self.retries += 1    # the marker changed: look again
             except redislib.exceptions.RedisError:
                 self.retries += 1
-                time.sleep(0.2)
+                time.sleep(0.2)   # a retry's backoff while Redis is away
         raise SystemExit("chaos: could not enqueue %s for 120 s" % jid)
 
     def run(self):
@@ -113,7 +113,7 @@ class Load:
             jid = "chaos-%d" % self.n
             self.enqueue(jid, kind)
             self.jobs[jid] = (kind, b"dead" if kind == "fail" else b"done")
-            time.sleep(max(0.0, 1.0 / self.rate - (time.time() - t0)))
+            time.sleep(max(0.0, 1.0 / self.rate - (time.time() - t0)))   # the load's rate
 
 
 def wait_redis(srv, seconds):
@@ -176,7 +176,7 @@ class Chaos:
 
     def restart_redis(self):
         self.redis.kill(signal.SIGKILL)
-        time.sleep(random.uniform(0.2, 1.5))
+        time.sleep(random.uniform(0.2, 1.5))   # the outage: its span is the fault
         try:
             self.redis.start()
         except RuntimeError:
@@ -193,7 +193,7 @@ class Chaos:
             c.config_set("maxmemory-policy", "noeviction")
             c.config_set("maxmemory", str(used))
             self.note("maxmemory")
-            time.sleep(random.uniform(2, self.args.maxmemory_seconds))
+            time.sleep(random.uniform(2, self.args.maxmemory_seconds))   # the span is the fault
             c.config_set("maxmemory", "0")
         except redislib.exceptions.RedisError:
             pass  # Redis restarted meanwhile: the limit is gone with it
@@ -207,7 +207,7 @@ class Chaos:
 
     def stall(self):
         self.redis.proc.send_signal(signal.SIGSTOP)
-        time.sleep(random.uniform(0.3, 2.0))
+        time.sleep(random.uniform(0.3, 2.0))   # the stall: its span is the fault
         self.redis.proc.send_signal(signal.SIGCONT)
         self.note("SIGSTOP/SIGCONT redis")
 
@@ -246,7 +246,7 @@ class Chaos:
         end = self.t0 + self.args.seconds
         print("chaos: %ds of load and faults" % self.args.seconds, flush=True)
         while time.time() < end:
-            time.sleep(random.uniform(1.0, self.args.gap))
+            time.sleep(random.uniform(1.0, self.args.gap))   # a random gap between faults
             if time.time() >= end:
                 break
             getattr(self, random.choice(self.FAULTS))()
