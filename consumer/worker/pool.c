@@ -55,19 +55,39 @@ void jq_pool_yield_point(void) {
 static jq_pool_mode_t pool_mode = JQ_POOL_THREADS;
 static jq_pool_sched_t pool_sched = JQ_SCHED_NICE;
 
+/* An option's accepted names and the enum value each stands for, in the
+ * order the error message lists them. */
+typedef struct pool_name {
+    const char *name;
+    int value;
+} pool_name_t;
+
+static const pool_name_t pool_mode_names[] = {
+    {"pool", JQ_POOL_THREADS}, {"inline", JQ_POOL_INLINE}, {"uv", JQ_POOL_UV}};
+static const pool_name_t pool_sched_names[] = {
+    {"idle", JQ_SCHED_IDLE}, {"slice", JQ_SCHED_SLICE}, {"nice", JQ_SCHED_NICE},
+    {"normal", JQ_SCHED_NORMAL}};
+
+#define POOL_NAMES(t) (t), sizeof(t) / sizeof((t)[0])
+
+/* The value of name in names[0..n), or -1 with err "<option>: '<name>' is
+ * not one of <the names>". */
+static int pool_name_value(const pool_name_t *names, size_t n, const char *option,
+                           const char *name, char *err, size_t errlen) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].value;
+    int len = snprintf(err, errlen, "%s: '%s' is not one of ", option, name);
+    for (size_t i = 0; i < n && len >= 0 && (size_t)len < errlen; i++)
+        len += snprintf(err + len, errlen - (size_t)len, "%s%s", i ? ", " : "", names[i].name);
+    return -1;
+}
+
 int jq_pool_set_sched(const char *name, char *err, size_t errlen) {
-    if (strcmp(name, "idle") == 0)
-        pool_sched = JQ_SCHED_IDLE;
-    else if (strcmp(name, "nice") == 0)
-        pool_sched = JQ_SCHED_NICE;
-    else if (strcmp(name, "slice") == 0)
-        pool_sched = JQ_SCHED_SLICE;
-    else if (strcmp(name, "normal") == 0)
-        pool_sched = JQ_SCHED_NORMAL;
-    else {
-        snprintf(err, errlen, "--cpu-sched: '%s' is not one of idle, slice, nice, normal", name);
+    int v = pool_name_value(POOL_NAMES(pool_sched_names), "--cpu-sched", name, err, errlen);
+    if (v < 0)
         return -1;
-    }
+    pool_sched = (jq_pool_sched_t)v;
     return 0;
 }
 
@@ -101,16 +121,10 @@ static void pool_thread_sched(void) {
 #define POOL_UV_SLOTS 1024
 
 int jq_pool_set_mode(const char *name, char *err, size_t errlen) {
-    if (strcmp(name, "pool") == 0)
-        pool_mode = JQ_POOL_THREADS;
-    else if (strcmp(name, "inline") == 0)
-        pool_mode = JQ_POOL_INLINE;
-    else if (strcmp(name, "uv") == 0)
-        pool_mode = JQ_POOL_UV;
-    else {
-        snprintf(err, errlen, "--cpu-mode: '%s' is not one of pool, inline, uv", name);
+    int v = pool_name_value(POOL_NAMES(pool_mode_names), "--cpu-mode", name, err, errlen);
+    if (v < 0)
         return -1;
-    }
+    pool_mode = (jq_pool_mode_t)v;
     return 0;
 }
 
@@ -305,6 +319,60 @@ static void pool_join_threads(jq_pool_t *p, int n) {
         pthread_join(p->threads[i], NULL);
 }
 
+/* The mutex and the condition variable; 0, or -1 with err and neither. */
+static int pool_init_sync(jq_pool_t *p, char *err, size_t errlen) {
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        snprintf(err, errlen, "pool: pthread_mutex_init failed");
+        return -1;
+    }
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        snprintf(err, errlen, "pool: pthread_cond_init failed");
+        pthread_mutex_destroy(&p->mu);
+        return -1;
+    }
+    return 0;
+}
+
+/* Threads inherit the creator's signal mask. Blocking the asynchronous
+ * signals before pthread_create leaves no window in which a SIGTERM could
+ * land on a pool thread: they all go to the loop thread. Fault signals
+ * stay open so that a crash still kills the process. The caller restores
+ * *old. */
+static void pool_block_signals(sigset_t *old) {
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+    sigset_t block;
+    sigfillset(&block);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&block, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
+/* Starts p->nthreads threads with the asynchronous signals blocked.
+ * Returns how many started: fewer than p->nthreads is a failure, said in
+ * err, and the caller joins those that did. */
+static int pool_start_threads(jq_pool_t *p, char *err, size_t errlen) {
+    sigset_t old;
+    int started = 0;
+    pool_block_signals(&old);
+    for (; started < p->nthreads; started++) {
+        pool_thread_arg_t *a = malloc(sizeof *a);
+        if (a == NULL) {
+            snprintf(err, errlen, "pool: out of memory");
+            break;
+        }
+        a->p = p;
+        a->idx = started;
+        int rc = pthread_create(&p->threads[started], NULL, pool_thread_main, a);
+        if (rc != 0) {
+            snprintf(err, errlen, "pool: pthread_create: %s", strerror(rc));
+            free(a);
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started;
+}
+
 int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
                  size_t errlen) {
     int started = 0, rc;
@@ -318,55 +386,16 @@ int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
     p->mode = pool_mode;
     p->nthreads = p->mode == JQ_POOL_THREADS ? n : 0;
     p->nrunning = p->mode == JQ_POOL_UV ? POOL_UV_SLOTS : p->mode == JQ_POOL_INLINE ? 1 : n;
-    if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        snprintf(err, errlen, "pool: pthread_mutex_init failed");
+    if (pool_init_sync(p, err, errlen) != 0)
         return -1;
-    }
-    if (pthread_cond_init(&p->cv, NULL) != 0) {
-        snprintf(err, errlen, "pool: pthread_cond_init failed");
-        pthread_mutex_destroy(&p->mu);
-        return -1;
-    }
     p->threads = calloc((size_t)n, sizeof *p->threads);
     p->running = calloc((size_t)p->nrunning, sizeof *p->running);
     if (p->threads == NULL || p->running == NULL) {
         snprintf(err, errlen, "pool: out of memory");
         goto err;
     }
-
-    /* Threads inherit the creator's signal mask. Blocking the asynchronous
-     * signals here, before pthread_create, leaves no window in which a
-     * SIGTERM could land on a pool thread: they all go to the loop thread.
-     * Fault signals stay open so that a crash still kills the process. */
-    sigset_t block, old;
-    sigfillset(&block);
-    sigdelset(&block, SIGSEGV);
-    sigdelset(&block, SIGBUS);
-    sigdelset(&block, SIGFPE);
-    sigdelset(&block, SIGILL);
-    sigdelset(&block, SIGABRT);
-    sigdelset(&block, SIGTRAP);
-    sigdelset(&block, SIGSYS);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    for (; started < p->nthreads; started++) {
-        pool_thread_arg_t *a = malloc(sizeof *a);
-        if (a == NULL) {
-            snprintf(err, errlen, "pool: out of memory");
-            break;
-        }
-        a->p = p;
-        a->idx = started;
-        rc = pthread_create(&p->threads[started], NULL, pool_thread_main, a);
-        if (rc != 0) {
-            snprintf(err, errlen, "pool: pthread_create: %s", strerror(rc));
-            free(a);
-            break;
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started < p->nthreads)
+    if ((started = pool_start_threads(p, err, errlen)) < p->nthreads)
         goto err;
-
     /* Last, so that a failure above leaves nothing in the loop to close. */
     rc = uv_async_init(loop, &p->async, pool_on_async);
     if (rc != 0) {

@@ -291,7 +291,24 @@ static void restore_mode(void) {
 Test(pool, set_mode_rejects_unknown_names) {
     char err[256] = "";
     cr_assert_eq(jq_pool_set_mode("threads", err, sizeof err), -1);
-    cr_assert(strstr(err, "--cpu-mode: 'threads'") != NULL, "%s", err);
+    cr_assert_str_eq(err, "--cpu-mode: 'threads' is not one of pool, inline, uv");
+}
+
+/* The names come from one table per option: each is accepted, a name of
+ * the other option is not, and the error lists them all. */
+Test(pool, set_sched_takes_its_names_and_lists_them_on_error) {
+    char err[256] = "";
+    const char *names[] = {"idle", "slice", "nice", "normal"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect_eq(jq_pool_set_sched(names[i], err, sizeof err), 0, "%s", names[i]);
+    cr_assert_eq(jq_pool_set_sched("pool", err, sizeof err), -1);
+    cr_assert_str_eq(err, "--cpu-sched: 'pool' is not one of idle, slice, nice, normal");
+    /* A short buffer gets the start of the message, terminated. */
+    char small[20];
+    memset(small, 'x', sizeof small);
+    cr_assert_eq(jq_pool_set_sched("nope", small, sizeof small), -1);
+    cr_assert_str_eq(small, "--cpu-sched: 'nope'");
+    cr_assert_eq(jq_pool_set_sched("nice", err, sizeof err), 0); /* the default again */
 }
 
 static int inline_saw_loop;
