@@ -119,7 +119,7 @@ static void end_attempt(jq_worker_t *w, jq_run_t *r) {
     jq_runlist_remove(&w->running, r);
     if (r->h->kind == JQ_KIND_IO) w->busy_io--;
     record_end(w, r);
-    jq_finish_add(w, r);
+    jq_finish_add(&w->finish, r);
     while (w->waiting.head && w->busy_io < w->opt->io_concurrency) {
         jq_run_t *n = w->waiting.head;
         jq_runlist_remove(&w->waiting, n);
@@ -160,7 +160,7 @@ void jq_attempt_timeouts(jq_worker_t *w, int64_t now) {
             r->outcome = JQ_OUT_FAILED;
             snprintf(r->error, sizeof(r->error), "%s", r->task.error);
             w->failed++;
-            jq_finish_add(w, r);
+            jq_finish_add(&w->finish, r);
         }
     }
     /* A cpu thread stuck long past its job's timeout can only be freed by

@@ -22,15 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attempt.h"
 #include "codec.h"
 #include "log.h"
-#include "worker.h"
+#include "chunks.h"
+#include "fetch.h"
 
 #define CHUNKS_PER_READ 8
 
 typedef struct loader {
-    jq_worker_t *w;
+    jq_chunks_t *c;
     jq_run_t *r;
     msgpack_unpacker up;     /* enc msgpack; valid once has_up is set */
     int has_up;
@@ -53,9 +53,9 @@ static void loader_free(loader_t *l) {
 /* Ends the load: starts the run, or dead-letters it with err. The payload
  * object (when err is NULL) must be in l->res or already in the run. */
 static void finish(loader_t *l, const char *err) {
-    jq_worker_t *w = l->w;
+    jq_chunks_t *c = l->c;
     jq_run_t *r = l->r;
-    w->loading--;
+    c->loading--;
     if (!err && l->res.zone) {
         /* The zone now owns the object and, through the unpacker's
          * reference count, the buffer its str/bin bytes point into. */
@@ -63,20 +63,21 @@ static void finish(loader_t *l, const char *err) {
         r->zone = msgpack_unpacked_release_zone(&l->res);
     }
     if (err) {
-        jq_fetch_dead(w, r, err); /* before loader_free: err may be l->err */
+        jq_run_dead(r, err); /* before loader_free: err may be l->err */
         loader_free(l);
+        jq_finish_add(c->finish, r);
     } else {
         loader_free(l);
-        jq_attempt_start(w, r);
+        c->env.start(c->env.worker, r);
     }
-    jq_fetch_kick(w);
+    c->env.kick(c->env.worker);
 }
 
 /* The connection went away: leave the entry pending (it runs again
  * elsewhere, or here after reclaim) and drop the half-read copy. */
 static void abandon(loader_t *l, const char *why) {
     jq_warn("reading chunks of job %s: %s", l->r->job.id, why);
-    l->w->loading--;
+    l->c->loading--;
     jq_run_free(l->r);
     loader_free(l);
 }
@@ -196,14 +197,14 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
 static int send_read(loader_t *l) {
     long long last = l->next + CHUNKS_PER_READ - 1;
     if (last >= l->r->job.chunks) last = l->r->job.chunks - 1;
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "LRANGE");
-    jq_args_str(&a, l->key);
-    jq_args_ll(&a, l->next);
-    jq_args_ll(&a, last);
-    int rc = jq_rconn_args(&l->w->rwrite, &a, on_range, l);
-    jq_args_destroy(&a);
+    jq_args_t *a = &l->c->args;
+    jq_args_reset(a);
+    jq_args_str(a, "LRANGE");
+    jq_args_str(a, l->key);
+    jq_args_ll(a, l->next);
+    jq_args_ll(a, last);
+    int rc = jq_rconn_args(l->c->env.conn, a, on_range, l);
+    jq_args_reset(a);
     return rc;
 }
 
@@ -254,26 +255,37 @@ static void on_llen(redisAsyncContext *ac, void *rp, void *priv) {
     }
 }
 
-int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
+void jq_chunks_init(jq_chunks_t *c, const jq_stage_env_t *env, jq_finish_t *finish) {
+    memset(c, 0, sizeof(*c));
+    c->env = *env;
+    c->finish = finish;
+    jq_args_init(&c->args);
+}
+
+void jq_chunks_destroy(jq_chunks_t *c) { jq_args_destroy(&c->args); }
+
+int jq_chunks_load(jq_chunks_t *c, jq_run_t *r) {
     /* job.c has checked size against --max-payload already: nothing of an
      * oversized payload is read. */
     loader_t *l = calloc(1, sizeof(*l));
     if (!l) {
-        jq_fetch_dead(w, r, "out of memory reading chunks");
+        jq_run_dead(r, "out of memory reading chunks");
+        jq_finish_add(c->finish, r);
         return 0;
     }
-    l->w = w;
+    l->c = c;
     l->r = r;
     msgpack_unpacked_init(&l->res);
     msgpack_sbuffer_init(&l->json);
-    jq_key_id(l->key, sizeof(l->key), w->opt->prefix, w->queues[r->q].name, "payload", r->job.id);
-    w->loading++;
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "LLEN");
-    jq_args_str(&a, l->key);
-    int rc = jq_rconn_args(&w->rwrite, &a, on_llen, l);
-    jq_args_destroy(&a);
+    jq_key_id(l->key, sizeof(l->key), c->env.opt->prefix, c->env.queues[r->q].name, "payload",
+              r->job.id);
+    c->loading++;
+    jq_args_t *a = &c->args;
+    jq_args_reset(a);
+    jq_args_str(a, "LLEN");
+    jq_args_str(a, l->key);
+    int rc = jq_rconn_args(c->env.conn, a, on_llen, l);
+    jq_args_reset(a);
     if (rc != 0) {
         abandon(l, "connection lost");
         return 0;

@@ -6,7 +6,6 @@
 
 #include "counts.h"
 #include "finish.h"
-#include "worker.h"
 
 static const long long bucket_ms[JQ_COUNTS_BUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500,
                                                             1000, 2500, 5000, 10000, 30000, 60000};
@@ -45,36 +44,36 @@ void jq_counts_add(jq_counts_t *sum, const jq_run_t *r, jq_job_state_t st) {
     add_latency(r, sum);
 }
 
-static void hincrby(jq_worker_t *w, const char *key, const char *field, long long by) {
+static void hincrby(jq_finish_t *fin, const char *key, const char *field, long long by) {
     char v[24];
     jq_ll2str(v, by);
-    jq_args_t *a = jq_finish_cmd(w, "HINCRBY");
+    jq_args_t *a = jq_finish_cmd(fin, "HINCRBY");
     jq_args_str(a, key);
     jq_args_str(a, field);
     jq_args_str(a, v);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }
 
 /* The batch's counts (§7), summed: in the queue's stats hash and in its
  * per-minute one, kept a day. */
-static void write_counts(jq_worker_t *w, const char *qn, const jq_counts_t *s) {
+static void write_counts(jq_finish_t *fin, const char *qn, const jq_counts_t *s) {
     char key[JQ_KEY_MAX], mkey[JQ_KEY_MAX], suffix[48];
-    jq_key(key, sizeof(key), w->opt->prefix, qn, "stats");
+    jq_key(key, sizeof(key), fin->env.opt->prefix, qn, "stats");
     snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
-    jq_key(mkey, sizeof(mkey), w->opt->prefix, qn, suffix);
+    jq_key(mkey, sizeof(mkey), fin->env.opt->prefix, qn, suffix);
     const char *names[] = {"processed", "failed", "retried", "dead"};
     const long long vals[] = {s->processed, s->failed, s->retried, s->dead};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (!vals[i]) continue;
-        hincrby(w, key, names[i], vals[i]);
-        hincrby(w, mkey, names[i], vals[i]);
+        hincrby(fin, key, names[i], vals[i]);
+        hincrby(fin, mkey, names[i], vals[i]);
     }
-    jq_finish_expire(w, mkey, "86400");
+    jq_finish_expire(fin, mkey, "86400");
 }
 
 /* One latency histogram (wait or run) of the batch into the queue's
  * latency hash: its non-empty buckets, count and sum. */
-static void write_latency(jq_worker_t *w, const char *lkey, const char *kind,
+static void write_latency(jq_finish_t *fin, const char *lkey, const char *kind,
                           const long long *buckets, long long n, long long sum_us) {
     char f[32];
     if (!n) return;
@@ -84,18 +83,18 @@ static void write_latency(jq_worker_t *w, const char *lkey, const char *kind,
             snprintf(f, sizeof(f), "%s:le:%lld", kind, bucket_ms[i]);
         else
             snprintf(f, sizeof(f), "%s:le:inf", kind);
-        hincrby(w, lkey, f, buckets[i]);
+        hincrby(fin, lkey, f, buckets[i]);
     }
     snprintf(f, sizeof(f), "%s:count", kind);
-    hincrby(w, lkey, f, n);
+    hincrby(fin, lkey, f, n);
     snprintf(f, sizeof(f), "%s:sum_us", kind);
-    hincrby(w, lkey, f, sum_us);
+    hincrby(fin, lkey, f, sum_us);
 }
 
-void jq_counts_write(jq_worker_t *w, const char *qn, const jq_counts_t *s) {
+void jq_counts_write(jq_finish_t *fin, const char *qn, const jq_counts_t *s) {
     char lkey[JQ_KEY_MAX];
-    write_counts(w, qn, s);
-    jq_key(lkey, sizeof(lkey), w->opt->prefix, qn, "latency");
-    write_latency(w, lkey, "wait", s->wait, s->wait_n, s->wait_us);
-    write_latency(w, lkey, "run", s->run, s->run_n, s->run_us);
+    write_counts(fin, qn, s);
+    jq_key(lkey, sizeof(lkey), fin->env.opt->prefix, qn, "latency");
+    write_latency(fin, lkey, "wait", s->wait, s->wait_n, s->wait_us);
+    write_latency(fin, lkey, "run", s->run, s->run_n, s->run_us);
 }

@@ -6,6 +6,7 @@
  * wait and run latency histograms; summed over the batch's outcomes so
  * that a batch costs a few HINCRBYs, not a few per job. */
 
+#include "finish.h"
 #include "outcome.h"
 #include "run.h"
 
@@ -21,6 +22,6 @@ typedef struct jq_counts {
 /* Counts r's outcome, in state st, and its wait and run times. */
 void jq_counts_add(jq_counts_t *sum, const jq_run_t *r, jq_job_state_t st);
 /* Writes the sums of queue qn into the batch's open MULTI (finish.h). */
-void jq_counts_write(jq_worker_t *w, const char *qn, const jq_counts_t *sum);
+void jq_counts_write(jq_finish_t *fin, const char *qn, const jq_counts_t *sum);
 
 #endif

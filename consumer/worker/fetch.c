@@ -26,11 +26,10 @@ void jq_fetch_destroy(jq_fetch_t *f) { jq_args_destroy(&f->args); }
 
 int jq_fetch_busy(const jq_fetch_t *f) { return f->reading; }
 
-void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why) {
-    r->outcome = JQ_OUT_DEAD;
-    snprintf(r->error, sizeof(r->error), "%s", why);
-    r->finished_ms = jq_now_ms();
-    jq_finish_add(w, r);
+/* Dead-letters r at once with reason why (no attempt made). */
+static void dead(jq_worker_t *w, jq_run_t *r, const char *why) {
+    jq_run_dead(r, why);
+    jq_finish_add(&w->finish, r);
 }
 
 /* Decodes an inline payload into r->payload. The object references the
@@ -105,7 +104,7 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     const jq_reply_fields_t *fv = r->fields;
     if (jq_job_parse(&r->job, entry_id, fv ? fv->f : NULL, fv ? fv->n : 0, &w->limits, err,
                      sizeof(err)) != 0) {
-        jq_fetch_dead(w, r, err);
+        dead(w, r, err);
         return;
     }
     /* jobq never enqueues a job with no attempt left (a retry is scheduled
@@ -115,19 +114,19 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     if (r->job.attempt >= r->job.max_attempts) {
         snprintf(err, sizeof(err), "bad field attempt: %lld (want less than max_attempts %lld)",
                  r->job.attempt, r->job.max_attempts);
-        jq_fetch_dead(w, r, err);
+        dead(w, r, err);
         return;
     }
     /* Deliveries past the job's attempts mean the workers running it kept
      * dying: a poison job. Stop it here rather than crash another worker. */
     if (r->job.attempt + deliveries > r->job.max_attempts) {
-        jq_fetch_dead(w, r, "worker lost");
+        dead(w, r, "worker lost");
         return;
     }
     r->h = jq_registry_find(&w->reg, r->job.type.p, r->job.type.len);
     if (!r->h) {
         unknown_type(err, sizeof(err), &r->job.type);
-        jq_fetch_dead(w, r, err);
+        dead(w, r, err);
         return;
     }
     jq_admit_learn(&w->admit, q, r->h->kind);
@@ -139,11 +138,11 @@ void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fi
     if (r->job.chunks) {
         /* Chunked payloads are loaded asynchronously; the run is started
          * when the last chunk is decoded. */
-        jq_chunks_load(w, r);
+        jq_chunks_load(&w->chunks, r);
         return;
     }
     if (jq_fetch_decode_payload(r, err, sizeof(err)) != 0) {
-        jq_fetch_dead(w, r, err);
+        dead(w, r, err);
         return;
     }
     jq_attempt_start(w, r);
@@ -311,14 +310,13 @@ typedef struct piped {
 } piped_t;
 
 /* The reply of a read sent behind the acks on the write connection. It
- * counted in w->flushing so that a drain waits for it and runs what it
+ * counts in pipe_reads, so that a drain waits for it and runs what it
  * brings; once stopping (a forced stop closes that connection gracefully)
  * the entries stay pending for the master to hand back. */
 static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
     piped_t *p = priv;
     jq_worker_t *w = p->w;
     redisReply *reply = rp;
-    w->flushing--;
     w->fetch.pipe_reads--;
     if (reply && !w->stopping) take_reply(w, reply);
     jq_admit_unreserve(&w->admit, &p->res);
@@ -382,7 +380,6 @@ static void send_piped(jq_worker_t *w, const int *skip) {
             continue;
         }
         w->fetch.pipe_reads++;
-        w->flushing++;
     }
 }
 

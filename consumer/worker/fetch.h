@@ -75,7 +75,5 @@ int jq_fetch_entry_ok(const redisReply *e);
 int jq_fetch_pending_ok(const redisReply *e);
 /* Decodes r's inline payload, or returns -1 with err (dead-letter reason). */
 int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen);
-/* Dead-letters r at once with reason why (no attempt made). */
-void jq_fetch_dead(jq_worker_t *w, jq_run_t *r, const char *why);
 
 #endif

@@ -22,48 +22,47 @@
 #include "counts.h"
 #include "log.h"
 #include "outcome.h"
-#include "worker.h"
 
 /* Sends the command in builder a on the write connection and empties a.
  * Returns 0, or -1 if it was not sent (then fn never runs). */
-static int send_on(jq_worker_t *w, jq_args_t *a, redisCallbackFn *fn, void *priv) {
-    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
+static int send_on(jq_finish_t *fin, jq_args_t *a, redisCallbackFn *fn, void *priv) {
+    int rc = jq_rconn_args(fin->env.conn, a, fn, priv);
     /* Inside a MULTI a command that could not be built must not leave the
      * transaction without it: flush_queue discards it all (bad). */
-    if (a->oom) w->finish.bad = 1;
+    if (a->oom) fin->bad = 1;
     jq_args_reset(a);
     return rc;
 }
 
-int jq_finish_send(jq_worker_t *w, redisCallbackFn *fn, void *priv) {
-    return send_on(w, &w->finish.args, fn, priv);
+int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv) {
+    return send_on(fin, &fin->args, fn, priv);
 }
 
-jq_args_t *jq_finish_cmd(jq_worker_t *w, const char *name) {
-    jq_args_t *a = &w->finish.args;
+jq_args_t *jq_finish_cmd(jq_finish_t *fin, const char *name) {
+    jq_args_t *a = &fin->args;
     jq_args_reset(a);
     jq_args_str(a, name);
     return a;
 }
 
-void jq_finish_expire(jq_worker_t *w, const char *key, const char *ttl) {
-    jq_args_t *a = jq_finish_cmd(w, "EXPIRE");
+void jq_finish_expire(jq_finish_t *fin, const char *key, const char *ttl) {
+    jq_args_t *a = jq_finish_cmd(fin, "EXPIRE");
     jq_args_str(a, key);
     jq_args_str(a, ttl);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }
 
 /* Everything one attempt's end writes, and its counts. Returns 1 when its
  * entry's ack is in its move (a retry or a dead letter, outcome.c), 0 when
  * it goes in the batch's XACK. */
-static int write_outcome(jq_worker_t *w, jq_run_t *r, jq_counts_t *sum) {
+static int write_outcome(jq_finish_t *fin, jq_run_t *r, jq_counts_t *sum) {
     jq_run_drop_payload(r);
-    jq_job_state_t st = jq_outcome_write(w, r);
+    jq_job_state_t st = jq_outcome_write(fin, r);
     jq_counts_add(sum, r, st);
     return st != JQ_STATE_DONE;
 }
 
-static void flush_batch(jq_worker_t *w);
+static void flush_batch(jq_finish_t *fin);
 
 /* Whether r's entry id comes after the id ms-seq (ids parsed once, at
  * intake: jq_job_parse). */
@@ -73,26 +72,26 @@ static int id_after(const jq_run_t *r, uint64_t ms, uint64_t seq) {
 }
 
 typedef struct jq_flush {
-    jq_worker_t *w;
+    jq_finish_t *fin;
     int q;
     jq_run_t *runs;
-    struct jq_flush *next, *prev; /* in w->finish.flights while in flight */
+    struct jq_flush *next, *prev; /* in fin->flights while in flight */
 } flush_t;
 
 /* In flight: sent, its reply not yet handled. */
-static void fly(jq_worker_t *w, flush_t *f) {
+static void fly(jq_finish_t *fin, flush_t *f) {
     f->prev = NULL;
-    f->next = w->finish.flights;
-    if (w->finish.flights) w->finish.flights->prev = f;
-    w->finish.flights = f;
-    w->flushing++;
+    f->next = fin->flights;
+    if (fin->flights) fin->flights->prev = f;
+    fin->flights = f;
+    fin->flying++;
 }
 
-static void land(jq_worker_t *w, flush_t *f) {
+static void land(jq_finish_t *fin, flush_t *f) {
     if (f->prev) f->prev->next = f->next;
-    else w->finish.flights = f->next;
+    else fin->flights = f->next;
     if (f->next) f->next->prev = f->prev;
-    w->flushing--;
+    fin->flying--;
 }
 
 int jq_finish_ids(const jq_finish_t *fin, int q, const char **ids, int max) {
@@ -115,19 +114,19 @@ int jq_finish_holds(const jq_finish_t *fin, int q, const char *id) {
 }
 
 /* Appends r to the batch again (a write that did not happen): it was
- * counted in w->finish.unacked by jq_finish_add already. */
-static void requeue(jq_worker_t *w, jq_run_t *r) {
+ * counted in fin->unacked by jq_finish_add already. */
+static void requeue(jq_finish_t *fin, jq_run_t *r) {
     r->bnext = NULL;
     if (r->sent) {
         /* Not on its way after all: its slot is not free ahead of a read. */
-        jq_admit_sent(&w->admit, r->q, r->kind, -1);
+        jq_admit_sent(fin->env.admit, r->q, r->kind, -1);
         r->sent = 0;
     }
-    if (w->finish.batch_tail)
-        w->finish.batch_tail->bnext = r;
+    if (fin->batch_tail)
+        fin->batch_tail->bnext = r;
     else
-        w->finish.batch_head = r;
-    w->finish.batch_tail = r;
+        fin->batch_head = r;
+    fin->batch_tail = r;
 }
 
 static void release(jq_run_t *r) {
@@ -152,18 +151,18 @@ static void release(jq_run_t *r) {
 #define HOLD_MIN_MS 200
 #define HOLD_MAX_MS 5000
 
-static void hold(jq_worker_t *w, const char *why, int nruns) {
+static void hold(jq_finish_t *fin, const char *why, int nruns) {
     int64_t now = jq_now_ms();
-    if (!w->finish.held) {
-        w->finish.held = 1;
-        w->finish.held_since_ms = now;
-        w->finish.hold_ms = HOLD_MIN_MS;
+    if (!fin->held) {
+        fin->held = 1;
+        fin->held_since_ms = now;
+        fin->hold_ms = HOLD_MIN_MS;
         jq_warn("redis refuses our writes (%s): holding %d finished jobs, fetching none, "
                 "retrying every %d to %d ms", why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
     } else {
-        w->finish.hold_ms = w->finish.hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : w->finish.hold_ms * 2;
+        fin->hold_ms = fin->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : fin->hold_ms * 2;
     }
-    w->finish.hold_next_ms = now + w->finish.hold_ms;
+    fin->hold_next_ms = now + fin->hold_ms;
 }
 
 /* While held, whether Redis would take a write now is asked every
@@ -177,40 +176,39 @@ static const char writable_lua[] = "#!lua\nreturn 1\n";
 
 static void on_writable(redisAsyncContext *ac, void *rp, void *priv) {
     (void)ac;
-    jq_worker_t *w = priv;
+    jq_finish_t *fin = priv;
     redisReply *reply = rp;
-    w->finish.asking = 0;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && w->finish.held) {
-        w->finish.hold_next_ms = 0;
-        jq_finish_flush(w);
+    fin->asking = 0;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && fin->held) {
+        fin->hold_next_ms = 0;
+        jq_finish_flush(fin);
     }
 }
 
-static void ask_writable(jq_worker_t *w, int64_t now) {
-    jq_finish_t *fin = &w->finish;
+static void ask_writable(jq_finish_t *fin, int64_t now) {
     if (fin->asking || now - fin->asked_ms < HOLD_MIN_MS) return;
-    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
     jq_args_str(a, writable_lua);
     jq_args_str(a, "0");
-    if (jq_finish_send(w, on_writable, w) == 0) {
+    if (jq_finish_send(fin, on_writable, fin) == 0) {
         fin->asking = 1;
         fin->asked_ms = now;
     }
     fin->bad = 0; /* not inside a MULTI */
 }
 
-static void unhold(jq_worker_t *w) {
-    if (!w->finish.held) return;
-    w->finish.held = 0;
+static void unhold(jq_finish_t *fin) {
+    if (!fin->held) return;
+    fin->held = 0;
     jq_info("redis takes our writes again: held outcomes written after %lld ms",
-            (long long)(jq_now_ms() - w->finish.held_since_ms));
+            (long long)(jq_now_ms() - fin->held_since_ms));
 }
 
-static void requeue_all(jq_worker_t *w, jq_run_t *r, int unsure) {
+static void requeue_all(jq_finish_t *fin, jq_run_t *r, int unsure) {
     for (jq_run_t *next; r; r = next) {
         next = r->bnext;
         r->unsure |= unsure;
-        requeue(w, r);
+        requeue(fin, r);
     }
 }
 
@@ -222,56 +220,56 @@ static int count_runs(const jq_run_t *r) {
 
 /* Acked entries above the oldest one still pending, which the batch's
  * trim could not reach yet: kept for a later pass (trim.h). */
-static void keep_untrimmed(jq_worker_t *w, const flush_t *f, const redisReply *reply) {
+static void keep_untrimmed(jq_finish_t *fin, const flush_t *f, const redisReply *reply) {
     const char *min = jq_trim_answer(reply);
     if (!min) return;
     uint64_t min_ms, min_seq;
     jq_entry_id_parts(min, &min_ms, &min_seq);
     for (const jq_run_t *r = f->runs; r; r = r->bnext)
-        if (id_after(r, min_ms, min_seq)) jq_trim_keep(w, f->q, r->job.entry_id);
+        if (id_after(r, min_ms, min_seq)) jq_trim_keep(fin->trim, f->q, r->job.entry_id);
 }
 
 /* The EXEC ran: every outcome of f is written. A command failing inside
  * it (a key of the wrong type under our result key) does not undo the
  * others: the ack went through with them, so the outcomes stand; say
  * what failed. */
-static void exec_ran(jq_worker_t *w, flush_t *f, const redisReply *reply) {
+static void exec_ran(jq_finish_t *fin, flush_t *f, const redisReply *reply) {
     for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_ERROR) {
             jq_error("writing outcomes: %s", reply->element[i]->str);
             break;
         }
-    keep_untrimmed(w, f, reply);
+    keep_untrimmed(fin, f, reply);
     for (jq_run_t *r = f->runs, *next; r; r = next) {
         next = r->bnext;
-        w->finish.unacked--;
+        fin->unacked--;
         release(r);
     }
-    unhold(w);
+    unhold(fin);
 }
 
 static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
-    jq_worker_t *w = f->w;
+    jq_finish_t *fin = f->fin;
     redisReply *reply = rp;
-    land(w, f);
+    land(fin, f);
     if (reply == NULL) {
         /* Lost before EXEC answered: it may or may not have run. Once the
          * connection is back, the runs whose entries are still pending
          * are written again, the others were (see verify). */
-        requeue_all(w, f->runs, 1);
+        requeue_all(fin, f->runs, 1);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         /* Refused as a whole: nothing was written. */
         int n = count_runs(f->runs);
-        requeue_all(w, f->runs, 0);
-        hold(w, reply->str, n);
+        requeue_all(fin, f->runs, 0);
+        hold(fin, reply->str, n);
     } else {
-        exec_ran(w, f, reply);
+        exec_ran(fin, f, reply);
     }
     free(f);
     /* The acked entries' slots are free only now (see unacked). */
-    jq_fetch_kick(w);
-    jq_worker_maybe_exit(w);
+    fin->env.kick(fin->env.worker);
+    fin->env.maybe_exit(fin->env.worker);
 }
 
 /* ---- after a lost EXEC reply: which outcomes were written ----
@@ -290,36 +288,36 @@ static const char pending_lua[] =
 
 static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
     flush_t *f = priv;
-    jq_worker_t *w = f->w;
-    land(w, f);
+    jq_finish_t *fin = f->fin;
+    land(fin, f);
     redisReply *reply = rp;
     int n = count_runs(f->runs);
     if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != n) {
         /* Lost again, or refused: still unsure; asked again later. */
-        if (reply && reply->type == REDIS_REPLY_ERROR) hold(w, reply->str, n);
-        requeue_all(w, f->runs, 1);
+        if (reply && reply->type == REDIS_REPLY_ERROR) hold(fin, reply->str, n);
+        requeue_all(fin, f->runs, 1);
     } else {
         size_t i = 0;
         for (jq_run_t *r = f->runs, *next; r; r = next, i++) {
             next = r->bnext;
             r->unsure = 0;
             if (reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer == 0) {
-                w->finish.unacked--; /* acked with its outcome: written */
+                fin->unacked--; /* acked with its outcome: written */
                 release(r);
             } else {
-                requeue(w, r);
+                requeue(fin, r);
             }
         }
     }
     free(f);
-    jq_fetch_kick(w);
-    jq_worker_maybe_exit(w);
+    fin->env.kick(fin->env.worker);
+    fin->env.maybe_exit(fin->env.worker);
 }
 
 /* Takes the runs of queue q (only the unsure ones when only_unsure) out of
  * the batch, in order; NULL if none. */
-static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
-    jq_run_t **pp = &w->finish.batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
+static jq_run_t *take_queue(jq_finish_t *fin, int q, int only_unsure) {
+    jq_run_t **pp = &fin->batch_head, *prev = NULL, *runs = NULL, **tail = &runs;
     while (*pp) {
         jq_run_t *r = *pp;
         if (r->q != q || (only_unsure && !r->unsure)) {
@@ -328,7 +326,7 @@ static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
             continue;
         }
         *pp = r->bnext;
-        if (w->finish.batch_tail == r) w->finish.batch_tail = prev;
+        if (fin->batch_tail == r) fin->batch_tail = prev;
         r->bnext = NULL;
         *tail = r;
         tail = &r->bnext;
@@ -338,25 +336,25 @@ static jq_run_t *take_queue(jq_worker_t *w, int q, int only_unsure) {
 
 /* Takes the unsure runs of queue q out of the batch and asks about them.
  * Returns how many were sent to be checked. */
-static int verify(jq_worker_t *w, int q) {
+static int verify(jq_finish_t *fin, int q) {
     flush_t *f = calloc(1, sizeof(*f));
     if (!f) return 0;
-    f->w = w;
+    f->fin = fin;
     f->q = q;
-    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
     jq_args_str(a, pending_lua);
     jq_args_str(a, "1");
-    jq_args_str(a, w->queues[q].stream);
-    f->runs = take_queue(w, q, 1);
+    jq_args_str(a, fin->env.queues[q].stream);
+    f->runs = take_queue(fin, q, 1);
     int n = 0;
     for (jq_run_t *r = f->runs; r; r = r->bnext, n++)
         jq_args_str(a, r->job.entry_id);
-    if (n && jq_finish_send(w, on_verified, f) != 0) {
-        w->finish.bad = 0;
-        requeue_all(w, f->runs, 1);
+    if (n && jq_finish_send(fin, on_verified, f) != 0) {
+        fin->bad = 0;
+        requeue_all(fin, f->runs, 1);
         n = -1;
     } else if (n) {
-        fly(w, f);
+        fly(fin, f);
     } else {
         jq_args_reset(a);
     }
@@ -364,50 +362,49 @@ static int verify(jq_worker_t *w, int q) {
     return n;
 }
 
-void jq_finish_flush(jq_worker_t *w) {
-    if (!w->finish.batch_head || !w->rwrite.up) return;
+void jq_finish_flush(jq_finish_t *fin) {
+    if (!fin->batch_head || !fin->env.conn->up) return;
     /* Refused before: wait out the backoff, then try the whole batch;
      * sooner if Redis says it takes writes again. */
-    if (w->finish.held) {
+    if (fin->held) {
         int64_t now = jq_now_ms();
-        if (now < w->finish.hold_next_ms) {
-            ask_writable(w, now);
+        if (now < fin->hold_next_ms) {
+            ask_writable(fin, now);
             return;
         }
     }
-    flush_batch(w);
+    flush_batch(fin);
     /* With every outcome sent, the next read can ride behind the acks, on
      * the same connection, in the same round trip (see jq_fetch_kick). */
-    jq_fetch_kick(w);
+    fin->env.kick(fin->env.worker);
 }
 
 
 /* Opens queue q's MULTI, with the builders emptied and the XACK begun. */
-static void open_multi(jq_worker_t *w, int q) {
-    jq_finish_t *fin = &w->finish;
+static void open_multi(jq_finish_t *fin, int q) {
     jq_args_reset(&fin->ack);
     jq_args_str(&fin->ack, "XACK");
-    jq_args_str(&fin->ack, w->queues[q].stream);
+    jq_args_str(&fin->ack, fin->env.queues[q].stream);
     jq_args_str(&fin->ack, JQ_GROUP);
     jq_args_reset(&fin->keys);
     jq_args_reset(&fin->out);
     fin->nout = 0;
     fin->bad = 0;
-    jq_finish_cmd(w, "MULTI");
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_cmd(fin, "MULTI");
+    jq_finish_send(fin, NULL, NULL);
 }
 
 /* Each run's outcome, and its entry id in the XACK. */
-static void add_outcomes(jq_worker_t *w, jq_run_t *runs, jq_counts_t *sum) {
+static void add_outcomes(jq_finish_t *fin, jq_run_t *runs, jq_counts_t *sum) {
     for (jq_run_t *r = runs; r; r = r->bnext) {
-        int acked = write_outcome(w, r, sum);
+        int acked = write_outcome(fin, r, sum);
         if (!r->keep) {
             /* A read behind this EXEC may count its slot (fetch.c); an
              * abandoned cpu run's thread stays busy, so it may not. */
-            jq_admit_sent(&w->admit, r->q, r->kind, 1);
+            jq_admit_sent(fin->env.admit, r->q, r->kind, 1);
             r->sent = 1;
         }
-        if (!acked) jq_args_str(&w->finish.ack, r->job.entry_id);
+        if (!acked) jq_args_str(&fin->ack, r->job.entry_id);
     }
 }
 
@@ -422,75 +419,85 @@ static const char *newest_id(const jq_run_t *runs) {
 /* Ends f's MULTI with EXEC, in flight until on_exec; or discards it when
  * one of its commands could not be built (out of memory): a MULTI must
  * not run without it. Either way f's runs are kept until written. */
-static void close_multi(jq_worker_t *w, flush_t *f) {
-    if (w->finish.bad) {
-        jq_error("out of memory writing %s outcomes; trying again", w->queues[f->q].name);
-        w->finish.bad = 0;
-        jq_finish_cmd(w, "DISCARD");
-        jq_finish_send(w, NULL, NULL);
-        requeue_all(w, f->runs, 0);
+static void close_multi(jq_finish_t *fin, flush_t *f) {
+    if (fin->bad) {
+        jq_error("out of memory writing %s outcomes; trying again", fin->env.queues[f->q].name);
+        fin->bad = 0;
+        jq_finish_cmd(fin, "DISCARD");
+        jq_finish_send(fin, NULL, NULL);
+        requeue_all(fin, f->runs, 0);
         free(f);
         return;
     }
-    jq_finish_cmd(w, "EXEC");
-    if (jq_finish_send(w, on_exec, f) == 0) {
-        fly(w, f);
+    jq_finish_cmd(fin, "EXEC");
+    if (jq_finish_send(fin, on_exec, f) == 0) {
+        fly(fin, f);
         return;
     }
     /* Down in the middle: hiredis called nothing; keep them. */
-    requeue_all(w, f->runs, 0);
+    requeue_all(fin, f->runs, 0);
     free(f);
 }
 
 /* One queue's MULTI: every outcome, one XACK, the trim, the counters. */
-static void flush_queue(jq_worker_t *w, int q, jq_run_t *runs) {
+static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
     flush_t *f = calloc(1, sizeof(*f));
     if (!f) {
-        requeue_all(w, runs, 0);
+        requeue_all(fin, runs, 0);
         return;
     }
-    f->w = w;
+    f->fin = fin;
     f->q = q;
     f->runs = runs;
     jq_counts_t sum;
     memset(&sum, 0, sizeof(sum));
-    open_multi(w, q);
-    add_outcomes(w, runs, &sum);
-    jq_outcome_send_script(w);
+    open_multi(fin, q);
+    add_outcomes(fin, runs, &sum);
+    jq_outcome_send_script(fin);
     /* Not without ids (every outcome acked in its move): an XACK with
      * none is refused as a whole, and with it the MULTI. */
-    if (w->finish.ack.argc > 3) send_on(w, &w->finish.ack, NULL, NULL);
-    jq_trim_send(w, q, newest_id(runs));
-    jq_counts_write(w, w->queues[q].name, &sum);
-    close_multi(w, f);
+    if (fin->ack.argc > 3) send_on(fin, &fin->ack, NULL, NULL);
+    jq_trim_send(fin->trim, q, newest_id(runs));
+    jq_counts_write(fin, fin->env.queues[q].name, &sum);
+    close_multi(fin, f);
 }
 
-static void flush_batch(jq_worker_t *w) {
-    for (int q = 0; q < w->nqueues && w->finish.batch_head; q++) {
+static void flush_batch(jq_finish_t *fin) {
+    for (int q = 0; q < *fin->env.nqueues && fin->batch_head; q++) {
         /* Runs whose last EXEC reply was lost are checked first; the ones
          * not yet written come back to the batch without the flag. */
-        if (verify(w, q) != 0) continue;
-        jq_run_t *runs = take_queue(w, q, 0);
-        if (runs) flush_queue(w, q, runs);
+        if (verify(fin, q) != 0) continue;
+        jq_run_t *runs = take_queue(fin, q, 0);
+        if (runs) flush_queue(fin, q, runs);
     }
 }
 
 static void on_check(uv_check_t *h) { jq_finish_flush(h->data); }
 
-int jq_finish_init(jq_worker_t *w) {
-    if (uv_check_init(&w->loop, &w->finish.flush_check) != 0) return -1;
-    w->finish.flush_check.data = w;
-    return uv_check_start(&w->finish.flush_check, on_check);
+void jq_finish_init(jq_finish_t *fin, const jq_stage_env_t *env, jq_trim_t *trim) {
+    memset(fin, 0, sizeof(*fin));
+    fin->env = *env;
+    fin->trim = trim;
+    jq_args_init(&fin->args);
+    jq_args_init(&fin->ack);
+    jq_args_init(&fin->keys);
+    jq_args_init(&fin->out);
 }
 
-void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
-    w->finish.unacked++;
+int jq_finish_start(jq_finish_t *fin, uv_loop_t *loop) {
+    if (uv_check_init(loop, &fin->flush_check) != 0) return -1;
+    fin->flush_check.data = fin;
+    return uv_check_start(&fin->flush_check, on_check);
+}
+
+void jq_finish_add(jq_finish_t *fin, jq_run_t *r) {
+    fin->unacked++;
     if (!r->keep && !r->finished) {
         /* Its slot may serve a read that runs ahead of the ack (admit.h). */
-        jq_admit_finished(&w->admit, r->kind, 1);
+        jq_admit_finished(fin->env.admit, r->kind, 1);
         r->finished = 1;
     }
-    requeue(w, r);
+    requeue(fin, r);
 }
 
 void jq_finish_destroy(jq_finish_t *fin) {

@@ -6,29 +6,34 @@
  * and once per loop turn the batch is written as one MULTI/EXEC per queue
  * (finish.c's header says what goes into it, and why).
  *
- * Its state is a jq_finish_t embedded in the worker (w->finish). Ownership:
+ * Its state is a jq_finish_t embedded in the worker (w->finish), with what
+ * it borrows (a jq_stage_env_t: the write connection, options, queues,
+ * admission, the worker's callbacks) and the trim it ends each MULTI
+ * with. Ownership:
  * a run handed over by jq_finish_add belongs to this stage from then on: it
  * sits in the batch, or in an EXEC (a flight) whose reply has not come
  * back, until that reply says it was written; then it is freed
  * (jq_run_free), or, an abandoned cpu run whose thread still uses it, left
  * to the pool's done callback (r->keep == 2). An EXEC refused or lost puts
  * its runs back into the batch. jq_finish_destroy frees whatever is left.
- * Commands go on the worker's write connection; w->flushing counts this
- * stage's EXECs (and the trim's and fetch's replies) still out, so that a
- * drain waits for them. worker.c closes flush_check with its other
- * handles. */
+ * Commands go on the worker's write connection; flying counts this stage's
+ * EXECs still out, so that a drain waits for them. worker.c closes
+ * flush_check with its other handles. */
 
 #include <stdint.h>
 #include <hiredis/async.h>
 #include <uv.h>
 
 #include "args.h"
+#include "stage.h"
+#include "trim.h"
 
-typedef struct jq_worker jq_worker_t;
-typedef struct jq_run jq_run_t;
 struct jq_flush;
 
 typedef struct jq_finish {
+    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
+    jq_trim_t *trim;              /* borrowed: the batch's trim (trim.h) */
+
     /* The command builders, reused so that a warm batch allocates nothing
      * for its argv. */
     jq_args_t args;               /* each command of the batch's MULTI */
@@ -45,6 +50,7 @@ typedef struct jq_finish {
                                      EXEC: still pending in the stream */
     struct jq_flush *flights;     /* EXECs (and lost-reply checks) sent,
                                      not answered, with their runs */
+    int flying;                   /* how many: a drain waits for them */
     uv_check_t flush_check;       /* flushes the batch once per loop turn */
 
     /* Redis refused our writes (EXECABORT: OOM, READONLY, MISCONF...):
@@ -57,19 +63,21 @@ typedef struct jq_finish {
     int64_t asked_ms;             /* when the last one went */
 } jq_finish_t;
 
-/* Starts the check that flushes the batch once per loop turn on w's loop.
+/* Readies fin with what it borrows (a copy of env; trim outlives fin). */
+void jq_finish_init(jq_finish_t *fin, const jq_stage_env_t *env, jq_trim_t *trim);
+/* Starts the check that flushes the batch once per loop turn on loop.
  * Returns 0 or a libuv error. */
-int jq_finish_init(jq_worker_t *w);
+int jq_finish_start(jq_finish_t *fin, uv_loop_t *loop);
 /* Frees the stage's memory, after the loop ended, and the runs whose
  * outcomes Redis never took (logged; their entries stay pending). */
 void jq_finish_destroy(jq_finish_t *f);
 
 /* Takes r's outcome (r->outcome, r->error, its result in r->task): r is
  * this stage's from now on (see above). Written at the next flush. */
-void jq_finish_add(jq_worker_t *w, jq_run_t *r);
+void jq_finish_add(jq_finish_t *fin, jq_run_t *r);
 /* Sends the batch now, if the write connection is up and Redis is not
  * being waited out after a refusal; then lets fetch read behind it. */
-void jq_finish_flush(jq_worker_t *w);
+void jq_finish_flush(jq_finish_t *fin);
 
 /* Whether entry id of queue q is an outcome this stage still has to write
  * or is writing (in the batch or in an EXEC not yet answered). */
@@ -83,13 +91,15 @@ int jq_finish_ids(const jq_finish_t *f, int q, const char **ids, int max);
  * builder, emptied, with the command name in it; then sending what was
  * built (0, or -1 when not sent: fn never runs); and an EXPIRE. A command
  * that could not be built discards the whole MULTI. */
-jq_args_t *jq_finish_cmd(jq_worker_t *w, const char *name);
-int jq_finish_send(jq_worker_t *w, redisCallbackFn *fn, void *priv);
-void jq_finish_expire(jq_worker_t *w, const char *key, const char *ttl);
+jq_args_t *jq_finish_cmd(jq_finish_t *fin, const char *name);
+int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv);
+void jq_finish_expire(jq_finish_t *fin, const char *key, const char *ttl);
 
 /* Whether Redis refuses our writes: no new job is fetched or reclaimed,
  * no trim sent, until it takes the held outcomes. */
 static inline int jq_finish_held(const jq_finish_t *f) { return f->held; }
+/* EXECs sent whose answer has not come: a drain waits for them. */
+static inline int jq_finish_flying(const jq_finish_t *f) { return f->flying; }
 /* Whether outcomes wait in the batch, not yet sent. */
 static inline int jq_finish_pending(const jq_finish_t *f) { return f->batch_head != NULL; }
 

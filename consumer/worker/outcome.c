@@ -18,7 +18,6 @@
 
 #include "finish.h"
 #include "outcome.h"
-#include "worker.h"
 
 #define RESULT_CHUNKS_PER_CMD 8 /* result chunks per RPUSH */
 
@@ -40,12 +39,12 @@ static long long retry_delay(const jq_options_t *o, long long n) {
 /* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
  * first: a producer may reuse the id of a job that died, and the old job's
  * fields (enc, chunks, its own) must not ride along into this one's retry. */
-static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
+static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key,
                            const char *const *extra, size_t nextra) {
-    jq_args_t *a = jq_finish_cmd(w, "DEL");
+    jq_args_t *a = jq_finish_cmd(fin, "DEL");
     jq_args_str(a, key);
-    jq_finish_send(w, NULL, NULL);
-    a = jq_finish_cmd(w, "HSET");
+    jq_finish_send(fin, NULL, NULL);
+    a = jq_finish_cmd(fin, "HSET");
     jq_args_str(a, key);
     const jq_reply_fields_t *f = r->fields;
     for (size_t i = 0; f && i + 1 < f->n; i += 2) {
@@ -56,7 +55,7 @@ static void write_job_hash(jq_worker_t *w, jq_run_t *r, const char *key,
         jq_args_add(a, v->p, v->len);
     }
     for (size_t i = 0; i < nextra; i++) jq_args_str(a, extra[i]);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }
 
 /* ---- one outcome: its decisions ----
@@ -89,8 +88,8 @@ static jq_job_state_t state_of(const jq_run_t *r) {
 }
 
 
-static void decide(jq_worker_t *w, const jq_run_t *r, outcome_t *oc) {
-    oc->qn = w->queues[r->q].name;
+static void decide(jq_finish_t *fin, const jq_run_t *r, outcome_t *oc) {
+    oc->qn = fin->env.queues[r->q].name;
     oc->id = r->job.id;
     oc->ttl = r->job.result_ttl;
     oc->state = state_of(r);
@@ -117,50 +116,50 @@ static const char move_lua[] =
     "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])\n"
     "return redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])\n";
 
-static void move(jq_worker_t *w, const jq_run_t *r, const outcome_t *oc, const char *jkey,
+static void move(jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc, const char *jkey,
                  const char *set, const char *score) {
     char zkey[JQ_KEY_MAX];
-    jq_key(zkey, sizeof(zkey), w->opt->prefix, oc->qn, set);
-    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_key(zkey, sizeof(zkey), fin->env.opt->prefix, oc->qn, set);
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
     jq_args_add(a, move_lua, sizeof(move_lua) - 1);
     jq_args_str(a, "3");
     jq_args_str(a, jkey);
     jq_args_str(a, zkey);
-    jq_args_str(a, w->queues[r->q].stream);
+    jq_args_str(a, fin->env.queues[r->q].stream);
     jq_args_str(a, score);
     jq_args_str(a, oc->id);
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, r->job.entry_id);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }
 
 /* A retry: the job hash for promotion, and its due time in scheduled. */
-static void write_retry(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+static void write_retry(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char jkey[JQ_KEY_MAX], due[24];
-    jq_ll2str(due, (long long)r->finished_ms + retry_delay(w->opt, attempts_made(r)));
-    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
+    jq_ll2str(due, (long long)r->finished_ms + retry_delay(fin->env.opt, attempts_made(r)));
+    jq_key_id(jkey, sizeof(jkey), fin->env.opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
-    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    move(w, r, oc, jkey, "scheduled", due);
+    write_job_hash(fin, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    move(fin, r, oc, jkey, "scheduled", due);
 }
 
 /* A dead letter (§4): the job hash, kept, and its id in the dead set. */
-static void write_dead(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+static void write_dead(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char jkey[JQ_KEY_MAX];
-    jq_key_id(jkey, sizeof(jkey), w->opt->prefix, oc->qn, "job", oc->id);
+    jq_key_id(jkey, sizeof(jkey), fin->env.opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
                            "failed_at", oc->now};
-    write_job_hash(w, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
-    move(w, r, oc, jkey, "dead", oc->now);
+    write_job_hash(fin, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
+    move(fin, r, oc, jkey, "dead", oc->now);
 }
 
 /* A done job's chunked payload has served its purpose. */
-static void drop_payload_chunks(jq_worker_t *w, const outcome_t *oc) {
+static void drop_payload_chunks(jq_finish_t *fin, const outcome_t *oc) {
     char pkey[JQ_KEY_MAX];
-    jq_key_id(pkey, sizeof(pkey), w->opt->prefix, oc->qn, "payload", oc->id);
-    jq_args_t *a = jq_finish_cmd(w, "DEL");
+    jq_key_id(pkey, sizeof(pkey), fin->env.opt->prefix, oc->qn, "payload", oc->id);
+    jq_args_t *a = jq_finish_cmd(fin, "DEL");
     jq_args_str(a, pkey);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }
 
 
@@ -175,19 +174,19 @@ static int may_have_old_result(const jq_run_t *r) {
 
 /* A done job's result over --chunk-size goes to a list of chunks, never
  * one giant value (when a result is kept at all). */
-static int result_chunked(const jq_worker_t *w, const jq_run_t *r, const outcome_t *oc) {
+static int result_chunked(const jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc) {
     return oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
-           (long long)r->task.result.size > w->opt->chunk_size;
+           (long long)r->task.result.size > fin->env.opt->chunk_size;
 }
 
 /* The chunks, in several RPUSHes of a few: hiredis formats each command
  * into one buffer before it copies it to its output buffer, so one RPUSH
  * of everything would hold a third copy of the result for a moment.
  * Returns the number of chunks. */
-static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ckey,
+static long long write_result_chunks(jq_finish_t *fin, jq_run_t *r, const char *ckey,
                                      const char *ttl) {
-    size_t rlen = r->task.result.size, step = (size_t)w->opt->chunk_size;
-    jq_args_t *a = &w->finish.args;
+    size_t rlen = r->task.result.size, step = (size_t)fin->env.opt->chunk_size;
+    jq_args_t *a = &fin->args;
     long long n = 0;
     jq_args_reset(a);
     for (size_t off = 0; off < rlen; off += step, n++) {
@@ -196,9 +195,9 @@ static long long write_result_chunks(jq_worker_t *w, jq_run_t *r, const char *ck
             jq_args_str(a, ckey);
         }
         jq_args_add(a, r->task.result.data + off, rlen - off < step ? rlen - off : step);
-        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) jq_finish_send(w, NULL, NULL);
+        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) jq_finish_send(fin, NULL, NULL);
     }
-    jq_finish_expire(w, ckey, ttl);
+    jq_finish_expire(fin, ckey, ttl);
     return n;
 }
 
@@ -231,10 +230,10 @@ static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc
 }
 
 /* Adds the key `what` of this job (result, notify) to the script's KEYS. */
-static void add_script_key(jq_worker_t *w, const outcome_t *oc, const char *what) {
+static void add_script_key(jq_finish_t *fin, const outcome_t *oc, const char *what) {
     char key[JQ_KEY_MAX];
-    int n = jq_key_id(key, sizeof(key), w->opt->prefix, oc->qn, what, oc->id);
-    jq_args_dup(&w->finish.keys, key, n < 0 ? 0 : (size_t)n);
+    int n = jq_key_id(key, sizeof(key), fin->env.opt->prefix, oc->qn, what, oc->id);
+    jq_args_dup(&fin->keys, key, n < 0 ? 0 : (size_t)n);
 }
 
 /* The result hash (§3), written anew each attempt so no field of an
@@ -243,37 +242,37 @@ static void add_script_key(jq_worker_t *w, const outcome_t *oc, const char *what
  * Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. The hash and
  * the list are written by the batch's script: here they are only added
  * to its KEYS and ARGV (see outcome_lua). */
-static void write_result(jq_worker_t *w, jq_run_t *r, const outcome_t *oc) {
+static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
-    int old = may_have_old_result(r), chunked = result_chunked(w, r, oc);
+    int old = may_have_old_result(r), chunked = result_chunked(fin, r, oc);
     if (old || chunked) {
-        jq_key_id(rkey, sizeof(rkey), w->opt->prefix, oc->qn, "result", oc->id);
+        jq_key_id(rkey, sizeof(rkey), fin->env.opt->prefix, oc->qn, "result", oc->id);
         snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
     }
     if (old) {
-        jq_args_t *a = jq_finish_cmd(w, "DEL");
+        jq_args_t *a = jq_finish_cmd(fin, "DEL");
         jq_args_str(a, rkey);
         jq_args_str(a, ckey);
-        jq_finish_send(w, NULL, NULL);
+        jq_finish_send(fin, NULL, NULL);
     }
     if (oc->ttl <= 0) return;
     jq_ll2str(ttl, oc->ttl);
-    long long chunks = chunked ? write_result_chunks(w, r, ckey, ttl) : 0;
-    add_script_key(w, oc, "result");
-    add_script_args(&w->finish.out, r, oc, ttl, chunks);
-    w->finish.nout++;
-    if (oc->state != JQ_STATE_RETRYING) add_script_key(w, oc, "notify");
+    long long chunks = chunked ? write_result_chunks(fin, r, ckey, ttl) : 0;
+    add_script_key(fin, oc, "result");
+    add_script_args(&fin->out, r, oc, ttl, chunks);
+    fin->nout++;
+    if (oc->state != JQ_STATE_RETRYING) add_script_key(fin, oc, "notify");
 }
 
 /* Everything one outcome writes into the open MULTI but its counters,
  * each decision in its own step. */
-jq_job_state_t jq_outcome_write(jq_worker_t *w, jq_run_t *r) {
+jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
     outcome_t oc;
-    decide(w, r, &oc);
-    if (oc.state == JQ_STATE_RETRYING) write_retry(w, r, &oc);
-    else if (oc.state == JQ_STATE_DEAD) write_dead(w, r, &oc);
-    else if (r->job.chunks) drop_payload_chunks(w, &oc);
-    write_result(w, r, &oc);
+    decide(fin, r, &oc);
+    if (oc.state == JQ_STATE_RETRYING) write_retry(fin, r, &oc);
+    else if (oc.state == JQ_STATE_DEAD) write_dead(fin, r, &oc);
+    else if (r->job.chunks) drop_payload_chunks(fin, &oc);
+    write_result(fin, r, &oc);
     return oc.state;
 }
 
@@ -335,14 +334,13 @@ static const char outcome_lua[] =
     "if err then return redis.error_reply(err) end\n"
     "return 0\n";
 
-void jq_outcome_send_script(jq_worker_t *w) {
-    jq_finish_t *fin = &w->finish;
+void jq_outcome_send_script(jq_finish_t *fin) {
     if (fin->nout == 0) return;
-    jq_args_t *a = jq_finish_cmd(w, "EVAL");
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
     jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
     jq_args_ll(a, fin->keys.argc);
     jq_args_cat(a, &fin->keys);
-    jq_args_str(a, w->id);
+    jq_args_str(a, fin->env.worker_id);
     jq_args_cat(a, &fin->out);
-    jq_finish_send(w, NULL, NULL);
+    jq_finish_send(fin, NULL, NULL);
 }

@@ -6,9 +6,8 @@
  * finish.c, the batch writer, calls these inside the MULTI it opened and
  * sums the counters itself. */
 
+#include "finish.h"
 #include "run.h"
-
-typedef struct jq_worker jq_worker_t;
 
 /* The states of PROTOCOL §3 an outcome writes. */
 typedef enum { JQ_STATE_DONE, JQ_STATE_RETRYING, JQ_STATE_DEAD } jq_job_state_t;
@@ -18,9 +17,9 @@ typedef enum { JQ_STATE_DONE, JQ_STATE_RETRYING, JQ_STATE_DEAD } jq_job_state_t;
  * itself, in the script that moves it: not in the batch's XACK), a done job's payload chunks gone,
  * an earlier result deleted, a chunked result; and adds the result to
  * the batch's script (jq_outcome_send_script). Returns the state. */
-jq_job_state_t jq_outcome_write(jq_worker_t *w, jq_run_t *r);
+jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r);
 /* Sends the batch's script (in the MULTI) with the results that
  * jq_outcome_write gathered; none when none was. */
-void jq_outcome_send_script(jq_worker_t *w);
+void jq_outcome_send_script(jq_finish_t *fin);
 
 #endif

@@ -1,5 +1,6 @@
 /* A run's life cycle: allocation, payload zone, reuse, end. See run.h. */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SANITIZE_ADDRESS__
@@ -133,6 +134,12 @@ void jq_run_drop_zone(jq_run_t *r) {
 }
 
 /* ---- the end ---- */
+
+void jq_run_dead(jq_run_t *r, const char *why) {
+    r->outcome = JQ_OUT_DEAD;
+    snprintf(r->error, sizeof(r->error), "%s", why);
+    r->finished_ms = jq_now_ms();
+}
 
 /* The handler is done with the decoded payload: free it (and for a done
  * job the entry's fields, which hold an inline payload) before the result

@@ -110,6 +110,9 @@ msgpack_zone *jq_run_zone(jq_run_t *r);
 /* Frees r's decoded payload object, wherever its zone lives; an embedded
  * zone that kept to its first chunk is only cleared, for reuse. */
 void jq_run_drop_zone(jq_run_t *r);
+/* Marks r dead at once, with reason why (no attempt made), for finish to
+ * dead-letter (jq_finish_add). */
+void jq_run_dead(jq_run_t *r, const char *why);
 /* The handler is done with the decoded payload: frees it, and for a done
  * job the entry's fields (finish.c, before the result is copied out). Not
  * for an abandoned cpu run (r->keep), whose thread may still read it. */

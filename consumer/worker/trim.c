@@ -7,7 +7,6 @@
 
 #include "log.h"
 #include "trim.h"
-#include "worker.h"
 
 const char jq_trim_lua[] =
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
@@ -41,23 +40,23 @@ static void next_id(const char *top, char out[JQ_ENTRY_ID_MAX]) {
                  (unsigned long long)seq + 1);
 }
 
-static int send_script(jq_worker_t *w, int q, const char *top, redisCallbackFn *fn, void *priv) {
+static int send_script(jq_trim_t *t, int q, const char *top, redisCallbackFn *fn, void *priv) {
     char after[JQ_ENTRY_ID_MAX];
     next_id(top, after);
-    jq_args_t *a = &w->trim.args;
+    jq_args_t *a = &t->args;
     jq_args_reset(a);
     jq_args_str(a, "EVAL");
     jq_args_str(a, jq_trim_lua);
     jq_args_str(a, "1");
-    jq_args_str(a, w->queues[q].stream);
+    jq_args_str(a, t->env.queues[q].stream);
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, after);
-    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
+    int rc = jq_rconn_args(t->env.conn, a, fn, priv);
     jq_args_reset(a);
     return rc;
 }
 
-void jq_trim_send(jq_worker_t *w, int q, const char *top) { send_script(w, q, top, NULL, NULL); }
+void jq_trim_send(jq_trim_t *t, int q, const char *top) { send_script(t, q, top, NULL, NULL); }
 
 const char *jq_trim_answer(const redisReply *exec) {
     if (!exec || exec->type != REDIS_REPLY_ARRAY) return NULL;
@@ -78,10 +77,10 @@ static void keep(jq_trim_ids_t *d, const char *id) {
     snprintf(d->ids[d->n++], JQ_ENTRY_ID_MAX, "%s", id);
 }
 
-void jq_trim_keep(jq_worker_t *w, int q, const char *id) { keep(&w->trim.young[q], id); }
+void jq_trim_keep(jq_trim_t *t, int q, const char *id) { keep(&t->young[q], id); }
 
 typedef struct pass {
-    jq_worker_t *w;
+    jq_trim_t *t;
     int q;
     jq_trim_ids_t ids; /* owned */
 } pass_t;
@@ -91,66 +90,71 @@ typedef struct pass {
 static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
     pass_t *p = priv;
     redisReply *reply = rp;
-    jq_worker_t *w = p->w;
-    if (reply && reply->type == REDIS_REPLY_STRING && !w->stopping) {
-        jq_args_t *a = &w->trim.args;
+    jq_trim_t *t = p->t;
+    if (reply && reply->type == REDIS_REPLY_STRING && !*t->env.stopping) {
+        jq_args_t *a = &t->args;
         jq_args_reset(a);
         jq_args_str(a, "XDEL");
-        jq_args_str(a, w->queues[p->q].stream);
+        jq_args_str(a, t->env.queues[p->q].stream);
         for (int i = 0; i < p->ids.n; i++)
             if (jq_trim_id_cmp(p->ids.ids[i], reply->str) > 0) jq_args_str(a, p->ids.ids[i]);
-        if (a->argc > 2) jq_rconn_args(&w->rwrite, a, NULL, NULL);
+        if (a->argc > 2) jq_rconn_args(t->env.conn, a, NULL, NULL);
         jq_args_reset(a);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        jq_error("trimming %s: %s", w->queues[p->q].stream, reply->str);
+        jq_error("trimming %s: %s", t->env.queues[p->q].stream, reply->str);
     }
     free(p->ids.ids);
     free(p);
-    w->flushing--;
-    jq_worker_maybe_exit(w); /* an exit waits for the passes (jq_trim_all) */
+    t->passes--;
+    t->env.maybe_exit(t->env.worker); /* an exit waits for the passes (jq_trim_all) */
 }
 
 /* Hands d's ids to a pass (d is left empty). */
-static void pass(jq_worker_t *w, int q, jq_trim_ids_t *d) {
+static void pass(jq_trim_t *t, int q, jq_trim_ids_t *d) {
     if (d->n == 0) return;
     pass_t *p = calloc(1, sizeof(*p));
     if (!p) {
         d->n = 0;
         return;
     }
-    p->w = w;
+    p->t = t;
     p->q = q;
     p->ids = *d;
     memset(d, 0, sizeof(*d));
     const char *top = p->ids.ids[0];
     for (int i = 1; i < p->ids.n; i++)
         if (jq_trim_id_cmp(p->ids.ids[i], top) > 0) top = p->ids.ids[i];
-    if (send_script(w, q, top, on_pass, p) != 0) {
+    if (send_script(t, q, top, on_pass, p) != 0) {
         free(p->ids.ids);
         free(p);
         return;
     }
-    w->flushing++;
+    t->passes++;
 }
 
-void jq_trim_tick(jq_worker_t *w) {
-    /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
-    if (!w->rwrite.up || jq_finish_held(&w->finish)) return;
-    for (int q = 0; q < w->nqueues; q++) {
-        pass(w, q, &w->trim.old[q]);
+void jq_trim_tick(jq_trim_t *t) {
+    if (!t->env.conn->up) return;
+    for (int q = 0; q < *t->env.nqueues; q++) {
+        pass(t, q, &t->old[q]);
         /* old is empty now: swap, so the young ones wait one more tick. */
-        jq_trim_ids_t t = w->trim.old[q];
-        w->trim.old[q] = w->trim.young[q];
-        w->trim.young[q] = t;
+        jq_trim_ids_t swap = t->old[q];
+        t->old[q] = t->young[q];
+        t->young[q] = swap;
     }
 }
 
-void jq_trim_all(jq_worker_t *w) {
-    if (!w->rwrite.up || jq_finish_held(&w->finish)) return;
-    for (int q = 0; q < w->nqueues; q++) {
-        pass(w, q, &w->trim.old[q]);
-        pass(w, q, &w->trim.young[q]);
+void jq_trim_all(jq_trim_t *t) {
+    if (!t->env.conn->up) return;
+    for (int q = 0; q < *t->env.nqueues; q++) {
+        pass(t, q, &t->old[q]);
+        pass(t, q, &t->young[q]);
     }
+}
+
+void jq_trim_init(jq_trim_t *t, const jq_stage_env_t *env) {
+    memset(t, 0, sizeof(*t));
+    t->env = *env;
+    jq_args_init(&t->args);
 }
 
 void jq_trim_destroy(jq_trim_t *t) {

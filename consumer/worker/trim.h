@@ -27,19 +27,20 @@
 
 #include "args.h"
 #include "job.h"
-#include "options.h"
-
-struct jq_worker;
+#include "stage.h"
 
 typedef struct jq_trim_ids {
     char (*ids)[JQ_ENTRY_ID_MAX];
     int n, cap;
 } jq_trim_ids_t;
 
-/* The worker's kept ids, per queue, in two generations. */
+/* The stage's state (w->trim): the kept ids, per queue, in two
+ * generations, and the passes whose answer a drain waits for. */
 typedef struct jq_trim {
+    jq_stage_env_t env;           /* borrowed: connection, queues, exit */
     jq_args_t args;
     jq_trim_ids_t young[JQ_QUEUES_MAX], old[JQ_QUEUES_MAX];
+    int passes;                   /* sent, not answered */
 } jq_trim_t;
 
 extern const char jq_trim_lua[];
@@ -47,21 +48,28 @@ extern const char jq_trim_lua[];
 /* Compares two stream ids "ms-seq" as Redis does: <0, 0, >0. */
 int jq_trim_id_cmp(const char *a, const char *b);
 
+/* Readies t with what it borrows (a copy of env). */
+void jq_trim_init(jq_trim_t *t, const jq_stage_env_t *env);
+
 /* Sends the script for queue q's stream (inside the caller's MULTI, after
  * its XACK); top: the newest id of the batch. */
-void jq_trim_send(struct jq_worker *w, int q, const char *top);
+void jq_trim_send(jq_trim_t *t, int q, const char *top);
 
 /* From the EXEC reply of that MULTI: the oldest pending id the script
  * answered, or NULL when it trimmed everything. Borrowed from reply. */
 const char *jq_trim_answer(const redisReply *exec);
 
 /* Keeps id (acked, above the oldest pending entry) for a later pass. */
-void jq_trim_keep(struct jq_worker *w, int q, const char *id);
+void jq_trim_keep(jq_trim_t *t, int q, const char *id);
 
-/* Once per tick: the ids kept a tick ago go (trimmed or deleted). */
-void jq_trim_tick(struct jq_worker *w);
-/* Before an exit: every kept id goes now. */
-void jq_trim_all(struct jq_worker *w);
+/* Once per tick: the ids kept a tick ago go (trimmed or deleted). Not
+ * while Redis refuses our writes (jq_finish_held: the caller asks), when
+ * the ids wait with the held outcomes; nor while the connection is down. */
+void jq_trim_tick(jq_trim_t *t);
+/* Before an exit: every kept id goes now (the same conditions). */
+void jq_trim_all(jq_trim_t *t);
+/* Passes sent whose answer has not come: a drain waits for them. */
+static inline int jq_trim_busy(const jq_trim_t *t) { return t->passes; }
 void jq_trim_destroy(jq_trim_t *t);
 
 #endif

@@ -17,6 +17,12 @@
 /* Longer than rconn's longest reconnect backoff (2 s). */
 #define RECONNECT_RECLAIM_PAUSE_MS 2500
 
+/* ---- the stages' callbacks (stage.h) ---- */
+
+void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
+void jq_worker_kick_cb(void *w) { jq_fetch_kick(w); }
+void jq_worker_exit_cb(void *w) { jq_worker_maybe_exit(w); }
+
 /* ---- control channel to the master ---- */
 
 void jq_worker_tell(jq_worker_t *w, const char *msg) {
@@ -103,6 +109,13 @@ static void stop_all(jq_worker_t *w) {
     jq_pool_close(&w->pool, on_pool_closed);
 }
 
+/* Replies on the write connection that a drain waits for, each counted by
+ * the stage that sent them: finish's EXECs, trim passes, reads behind the
+ * acks. */
+static int flushing(const jq_worker_t *w) {
+    return jq_finish_flying(&w->finish) + jq_trim_busy(&w->trim) + w->fetch.pipe_reads;
+}
+
 void jq_worker_maybe_exit(jq_worker_t *w) {
     if (!w->draining || w->stopping) return;
     /* Abandoned cpu runs (past their timeout) do not hold the exit: their
@@ -111,13 +124,13 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
      * delivered entries to us already, and handed back after our exit they
      * would count one more delivery, so that a max_attempts 1 job caught
      * by a rolling restart would die "worker lost" without running. */
-    if (w->running.n || w->waiting.n || w->loading || jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
+    if (w->running.n || w->waiting.n || jq_chunks_busy(&w->chunks) || jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
-    if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(w);
-    if (jq_finish_pending(&w->finish) || w->flushing) return;
-    jq_trim_all(w);
-    if (w->flushing) return; /* the last trim passes */
+    if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(&w->finish);
+    if (jq_finish_pending(&w->finish) || flushing(w)) return;
+    if (!jq_finish_held(&w->finish)) jq_trim_all(&w->trim);
+    if (flushing(w)) return; /* the last trim passes */
     jq_info("drained; exiting");
     stop_all(w);
 }
@@ -203,7 +216,8 @@ static void on_tick(uv_timer_t *t) {
     jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
-    jq_trim_tick(w);
+    /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
+    if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
     jq_fetch_retry(w);
     jq_worker_maybe_exit(w);
 }
@@ -249,7 +263,7 @@ static void on_write_up(jq_rconn_t *c) {
     }
     jq_sched_on_connect(w);
     jq_heartbeat_send(w);
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     if (reconnected) jq_reclaim_own(w);
 }
 
@@ -272,6 +286,10 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_runs_init(&w->runs, &w->admit);
     jq_reclaim_init(&w->reclaim);
     jq_fetch_init(&w->fetch);
+    jq_stage_env_t env = jq_worker_env(w);
+    jq_trim_init(&w->trim, &env);
+    jq_finish_init(&w->finish, &env, &w->trim);
+    jq_chunks_init(&w->chunks, &env, &w->finish);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {
@@ -379,7 +397,7 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
      * (status 3) before it takes any job; the master replaces it. */
     const char *what = "finish check";
     int rc;
-    if ((rc = jq_finish_init(w)) != 0) goto uv_err;
+    if ((rc = jq_finish_start(&w->finish, &w->loop)) != 0) goto uv_err;
     what = "timers";
     if ((rc = init_timers(w, opt)) != 0) goto uv_err;
     what = "signal handlers";
@@ -412,6 +430,7 @@ int jq_worker_main(const jq_options_t *opt) {
     int code = w->exit_code;
     jq_finish_destroy(&w->finish);
     jq_trim_destroy(&w->trim);
+    jq_chunks_destroy(&w->chunks);
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
     jq_runs_destroy(&w->runs);

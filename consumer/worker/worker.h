@@ -23,6 +23,7 @@
 
 #include "admit.h"
 #include "args.h"
+#include "chunks.h"
 #include "fetch.h"
 #include "finish.h"
 #include "handlers.h"
@@ -30,19 +31,13 @@
 #include "options.h"
 #include "pool.h"
 #include "qhealth.h"
+#include "queue.h"
 #include "rconn.h"
 #include "reclaim.h"
 #include "reply.h"
 #include "run.h"
+#include "stage.h"
 #include "trim.h"
-
-typedef struct jq_queue {
-    const char *name;             /* borrowed from options */
-    char stream[JQ_KEY_MAX];
-    int paused;                   /* 1 paused, 0 not, -1 not known yet
-                                     (not read, reclaimed or probed) */
-    jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
-} jq_queue_t;
 
 struct jq_worker {
     uv_loop_t loop;
@@ -84,11 +79,8 @@ struct jq_worker {
     int has_ctl;
 
     long long processed, failed, jobs_done;
-    int loading;                  /* runs whose chunks are being read */
+    jq_chunks_t chunks;           /* chunks.c: chunked payloads loading */
     jq_reclaim_t reclaim;         /* reclaim.c: renewal and reclaim */
-    int flushing;                 /* replies on rwrite a drain waits for:
-                                     finish's EXECs, trim passes, reads
-                                     behind the acks */
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
@@ -103,11 +95,6 @@ int jq_worker_main(const jq_options_t *opt);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);
 
-/* chunks.c: loads a chunked payload (PROTOCOL §1) in bounded batches and
- * streams it into the decoder; then starts the run with
- * jq_attempt_start() (attempt.h), or dead-letters it with the reason. The run is
- * owned by the loader until then. Returns 0. */
-int jq_chunks_load(jq_worker_t *w, jq_run_t *r);
 
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */
@@ -115,6 +102,23 @@ void jq_worker_tell(jq_worker_t *w, const char *msg);
 /* Stops fetching and exits once every running job has ended; why is
  * logged. */
 void jq_worker_drain(jq_worker_t *w, const char *why);
+
+/* The callbacks the worker gives its stages (stage.h), w a jq_worker_t:
+ * jq_attempt_start, jq_fetch_kick, jq_worker_maybe_exit. The stage tests
+ * have their own (tests/unit/fake_stages.c). */
+void jq_worker_start_cb(void *w, jq_run_t *r);
+void jq_worker_kick_cb(void *w);
+void jq_worker_exit_cb(void *w);
+
+/* What w lends its stages: a copy for each (jq_finish_init...). */
+static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
+    jq_stage_env_t e = {
+        .conn = &w->rwrite, .opt = w->opt, .queues = w->queues, .nqueues = &w->nqueues,
+        .worker_id = w->id, .admit = &w->admit, .stopping = &w->stopping, .worker = w,
+        .start = jq_worker_start_cb, .kick = jq_worker_kick_cb, .maybe_exit = jq_worker_exit_cb,
+    };
+    return e;
+}
 
 /* heartbeat.c */
 void jq_heartbeat_send(jq_worker_t *w);

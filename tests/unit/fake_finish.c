@@ -8,7 +8,7 @@
 
 #include "fake_stages.h"
 
-void jq_finish_add(jq_worker_t *w, jq_run_t *r) {
+void jq_finish_add(jq_finish_t *f, jq_run_t *r) {
     if (ndead == FAKE_RUNS_MAX) abort();
     dead[ndead++] = r;
 }

@@ -15,7 +15,7 @@ void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     started[nstarted++] = r;
 }
 
-int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
+int jq_chunks_load(jq_chunks_t *c, jq_run_t *r) {
     nchunked++;
     jq_reply_fields_release(r->fields);
     free(r);
@@ -23,6 +23,11 @@ int jq_chunks_load(jq_worker_t *w, jq_run_t *r) {
 }
 
 void jq_worker_maybe_exit(jq_worker_t *w) {}
+
+/* The callbacks the worker gives its stages (worker.h), as worker.c's. */
+void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
+void jq_worker_kick_cb(void *w) { jq_fetch_kick(w); }
+void jq_worker_exit_cb(void *w) {}
 
 static const jq_handler_t io_handler = {.name = "io", .kind = JQ_KIND_IO};
 static const jq_handler_t cpu_handler = {.name = "cpu", .kind = JQ_KIND_CPU};

@@ -22,6 +22,9 @@ static jq_options_t opt;
 
 static void setup(void) {
     w = fake_worker_new(&opt);
+    jq_stage_env_t env = jq_worker_env(w);
+    jq_trim_init(&w->trim, &env);
+    jq_finish_init(&w->finish, &env, &w->trim);
     opt.chunk_size = 1 << 20;
     opt.backoff_ms = 1000;
     opt.backoff_max_ms = 60000;
@@ -61,7 +64,7 @@ static void end(jq_run_t *r, jq_outcome_t out, const char *what) {
     r->run_us = 3000;
     if (out == JQ_OUT_DONE) msgpack_sbuffer_write(&r->task.result, what, strlen(what));
     else snprintf(r->error, sizeof(r->error), "%s", what);
-    jq_finish_add(w, r);
+    jq_finish_add(&w->finish, r);
 }
 
 static jq_run_t *done(int q, const char *id, const char *result) {
@@ -187,7 +190,7 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     done(0, "1-3", "r3");
     cr_assert_eq(fake_ncmds, 0, "nothing is sent before the flush");
     long long minute = jq_now_ms() / 60000;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     long long minute_after = jq_now_ms() / 60000;
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 1);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 1);
@@ -248,7 +251,7 @@ Test(finish, acked_entries_the_trim_could_not_reach_are_kept_for_a_later_pass) {
     done(0, "1-1", "x");
     done(0, "1-5", "y");
     done(0, "1-9", "z");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     int exec = next_cmd(0, "EXEC", NULL), trim = next_cmd(0, "EVAL", TRIM_LUA);
     /* The trim answers with the oldest entry still pending (another
      * worker's, or a long job's): only what is above it stays. */
@@ -267,7 +270,7 @@ Test(finish, each_queue_has_its_own_multi) {
     done(0, "1-1", "x");
     done(1, "2-1", "y");
     done(0, "1-2", "z");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 2);
     assert_argv(fake_rconn_find(NULL, "XACK jq:{a}"), 5, "XACK", "jq:{a}:stream", JQ_GROUP,
@@ -285,7 +288,7 @@ Test(finish, result_ttl_0_writes_no_key_per_job) {
     end(r, JQ_OUT_DONE, "r1");
     r = take(0, "1-2", fake_fields(4, "type", "io", "result_ttl", "0"));
     end(r, JQ_OUT_DONE, "r2");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(count_eval(OUTCOME_LUA), 0, "no script: it has nothing to write");
     for (int i = 0; i < fake_ncmds; i++) {
         cr_assert_null(strstr(fake_cmds[i].line, ":result:"), "%s", fake_cmds[i].line);
@@ -300,7 +303,7 @@ Test(finish, result_ttl_0_writes_no_key_per_job) {
 Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
     jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "mine", "kept"));
     end(r, JQ_OUT_FAILED, "boom");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     /* The job hash, anew (an old job of that id must not ride along), with
      * the entry's fields, for the promotion of the retry. */
     int del = fake_rconn_find(NULL, "DEL jq:{a}:job:1-1");
@@ -334,7 +337,7 @@ Test(finish, a_later_retry_doubles_the_backoff_and_clears_the_old_result) {
     /* Promoted from a retry: an earlier attempt wrote a result. */
     jq_run_t *r = take(0, "1-7", fake_fields(8, "type", "io", "id", "job7", "max_attempts", "5", "attempt", "2"));
     end(r, JQ_OUT_FAILED, "again");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     assert_argv(fake_rconn_find(NULL, "DEL jq:{a}:result:job7"), 3, "DEL", "jq:{a}:result:job7",
                 "jq:{a}:result:job7:chunks");
     int z = find_move("jq:{a}:scheduled");
@@ -351,7 +354,7 @@ Test(finish, the_backoff_is_capped) {
     opt.backoff_max_ms = 1500;
     jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "9", "attempt", "5"));
     end(r, JQ_OUT_FAILED, "boom");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     long long due = atoll(fake_cmds[find_move("jq:{a}:scheduled")].argv[6]);
     cr_assert_eq(due, FINISHED_MS + 1500);
 }
@@ -359,7 +362,7 @@ Test(finish, the_backoff_is_capped) {
 Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
     jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "attempt", "2"));
     end(r, JQ_OUT_FAILED, "boom");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:job:1-1"), 14, "HSET", "jq:{a}:job:1-1", "type",
                 "io", "max_attempts", "3", "id", "1-1", "attempt", "3", "error", "boom",
                 "failed_at", "1700000000000");
@@ -380,7 +383,7 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     jq_fetch_intake(w, 0, "1-1", f, 1);
     freeReplyObject(f);
     cr_assert_eq(nstarted, 0);
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     int z = find_move("jq:{a}:dead");
     cr_assert_geq(z, 0);
     const char *at = fake_cmds[z].argv[6]; /* when fetch.c dead-lettered it */
@@ -397,7 +400,7 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
 Test(finish, a_large_result_goes_to_a_list_of_chunks) {
     opt.chunk_size = 4;
     done(0, "1-1", "0123456789");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     assert_argv(fake_rconn_find(NULL, "RPUSH"), 5, "RPUSH", "jq:{a}:result:1-1:chunks", "0123",
                 "4567", "89");
     assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks"), 3, "EXPIRE",
@@ -411,7 +414,7 @@ Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
     /* 15 chunks of 1 byte: two RPUSHes, of 8 and of the 7 left. */
     opt.chunk_size = 1;
     done(0, "1-1", "0123456789abcde");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(NULL, "RPUSH"), 2);
     int first = next_cmd(0, "RPUSH", NULL);
     assert_argv(first, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "0", "1", "2", "3", "4", "5", "6", "7");
@@ -425,7 +428,7 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
     done(0, "1-1", "r1");
     done(0, "1-2", "r2");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(w->admit.sent[JQ_KIND_IO], 2, "a read behind the EXEC may count their slots");
     int exec = next_cmd(0, "EXEC", NULL);
     answer_reads();
@@ -444,15 +447,15 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     /* Not again before the backoff (200 ms at first): only asked whether
      * Redis takes writes (a script that does nothing), once. */
     int n = fake_ncmds;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_ncmds, n + 1);
     cr_assert(is_eval(n, WRITABLE_LUA));
     fake_rconn_answer(n, fake_err("OOM command not allowed when used memory > 'maxmemory'."));
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_ncmds, n + 1, "asked at most every 200 ms");
     cr_assert(w->finish.held);
     usleep(250 * 1000);
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2, "the whole batch again");
     int again = next_cmd(exec + 1, "EXEC", NULL);
     assert_argv(fake_rconn_find(NULL, "XACK"), 5, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2");
@@ -466,7 +469,7 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
 Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     done(0, "1-1", "r1");
     done(0, "1-2", "r2");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     int exec = next_cmd(0, "EXEC", NULL);
     answer_reads();
     fake_rconn_answer(exec, NULL);
@@ -476,7 +479,7 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     /* Back: not written again blindly (counted twice, a retry scheduled
      * twice), but asked whether each entry is still pending. */
     int n = fake_ncmds;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 1, "no second MULTI yet");
     int check = next_cmd(n, "EVAL", PENDING_LUA);
     assert_argv(check, 6, "EVAL", fake_cmds[check].argv[1], "1", "jq:{a}:stream", "1-1", "1-2");
@@ -486,7 +489,7 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
     cr_assert_not(jq_finish_holds(&w->finish, 0, "1-1"));
     cr_assert(jq_finish_holds(&w->finish, 0, "1-2"));
     n = fake_ncmds;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 2);
     assert_argv(fake_rconn_find(NULL, "XACK"), 4, "XACK", "jq:{a}:stream", JQ_GROUP, "1-2");
     assert_counted("processed", "1");
@@ -498,21 +501,21 @@ Test(finish, a_lost_exec_reply_is_checked_before_writing_again) {
 
 Test(finish, a_check_whose_reply_is_lost_too_is_asked_again) {
     done(0, "1-1", "r1");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     answer_reads();
     fake_rconn_answer(next_cmd(0, "EXEC", NULL), NULL);
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     fake_rconn_answer(next_cmd(0, "EVAL", PENDING_LUA), NULL);
     cr_assert_eq(nfreed, 0);
     int n = fake_ncmds;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_geq(next_cmd(n, "EVAL", PENDING_LUA), 0, "still unsure: asked again");
     cr_assert_eq(fake_rconn_count(NULL, "MULTI"), 1);
 }
 
 Test(finish, a_failed_command_inside_the_exec_does_not_undo_the_outcomes) {
     done(0, "1-1", "r1");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     int exec = next_cmd(0, "EXEC", NULL);
     redisReply *reply = ran(0, exec);
     freeReplyObject(reply->element[1]);
@@ -525,11 +528,11 @@ Test(finish, a_failed_command_inside_the_exec_does_not_undo_the_outcomes) {
 Test(finish, nothing_is_sent_while_the_connection_is_down) {
     done(0, "1-1", "r1");
     w->rwrite.up = 0;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_ncmds, 0);
     cr_assert(jq_finish_holds(&w->finish, 0, "1-1"));
     w->rwrite.up = 1;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(NULL, "EXEC"), 1);
 }
 
@@ -537,7 +540,7 @@ Test(finish, nothing_is_sent_while_the_connection_is_down) {
  * again. Its yes to the writability script sends the batch at once. */
 Test(finish, held_outcomes_go_as_soon_as_redis_takes_writes) {
     done(0, "1-1", "r1");
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     int exec = next_cmd(0, "EXEC", NULL);
     answer_reads();
     fake_rconn_answer(exec, fake_err("EXECABORT Transaction discarded because of: READONLY You "
@@ -547,7 +550,7 @@ Test(finish, held_outcomes_go_as_soon_as_redis_takes_writes) {
     w->finish.hold_next_ms = jq_now_ms() + 5000;
     usleep(210 * 1000);
     int n = fake_ncmds;
-    jq_finish_flush(w);
+    jq_finish_flush(&w->finish);
     cr_assert(is_eval(n, WRITABLE_LUA));
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 1, "not before redis says yes");
     fake_rconn_answer(n, fake_int(1));
