@@ -57,7 +57,7 @@ static void on_cpu_done(jq_pool_item_t *item) {
         jq_runlist_remove(&w->abandoned, r);
         if (r->keep == 2) jq_run_free(r);
         else r->keep = 0;
-        jq_fetch_kick(w);
+        jq_fetch_kick(&w->fetch);
         jq_worker_maybe_exit(w);
         return;
     }
@@ -66,6 +66,7 @@ static void on_cpu_done(jq_pool_item_t *item) {
 }
 
 void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
+    r->w = w;
     msgpack_sbuffer_init(&r->task.result);
     r->task.payload = &r->payload;
     r->task.loop = &w->loop;
@@ -129,7 +130,7 @@ static void end_attempt(jq_worker_t *w, jq_run_t *r) {
         jq_worker_tell(w, "recycle max-jobs");
         jq_worker_drain(w, "reached --max-jobs");
     }
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
 }
 
 /* ---- timeouts ---- */

@@ -8,17 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attempt.h"
 #include "codec.h"
 #include "fetch.h"
 #include "keys.h"
 #include "log.h"
-#include "worker.h"
 
 #define BLOCK_MS 500 /* short, so pause and drain are noticed quickly */
 
-void jq_fetch_init(jq_fetch_t *f) {
+void jq_fetch_init(jq_fetch_t *f, const jq_stage_env_t *env, const jq_fetch_borrow_t *b) {
     memset(f, 0, sizeof(*f));
+    f->env = *env;
+    f->b = *b;
+    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+        f->qref[i].f = f;
+        f->qref[i].q = i;
+    }
     jq_args_init(&f->args);
 }
 
@@ -27,9 +31,9 @@ void jq_fetch_destroy(jq_fetch_t *f) { jq_args_destroy(&f->args); }
 int jq_fetch_busy(const jq_fetch_t *f) { return f->reading; }
 
 /* Dead-letters r at once with reason why (no attempt made). */
-static void dead(jq_worker_t *w, jq_run_t *r, const char *why) {
+static void dead(jq_fetch_t *f, jq_run_t *r, const char *why) {
     jq_run_dead(r, why);
-    jq_finish_add(&w->finish, r);
+    jq_finish_add(f->b.finish, r);
 }
 
 /* Decodes an inline payload into r->payload. The object references the
@@ -80,164 +84,172 @@ static void unknown_type(char *err, size_t errlen, const jq_str_t *t) {
     snprintf(err, errlen, "unknown job type: %s", name);
 }
 
-void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
+/* Parses r's entry into r->job. Returns 0, or -1 with the reason to
+ * dead-letter it in err. */
+static int parse(jq_fetch_t *f, jq_run_t *r, const char *entry_id, long long deliveries,
+                 char *err, size_t errlen) {
+    const jq_reply_fields_t *fv = r->fields;
+    if (jq_job_parse(&r->job, entry_id, fv ? fv->f : NULL, fv ? fv->n : 0, f->b.limits, err,
+                     errlen) != 0)
+        return -1;
+    /* jobq never enqueues a job with no attempt left (a retry is scheduled
+     * only while attempts remain): such an entry is a producer's mistake,
+     * and calling it "worker lost" below would send people looking for a
+     * crash that never happened. */
+    if (r->job.attempt >= r->job.max_attempts) {
+        snprintf(err, errlen, "bad field attempt: %lld (want less than max_attempts %lld)",
+                 r->job.attempt, r->job.max_attempts);
+        return -1;
+    }
+    /* Deliveries past the job's attempts mean the workers running it kept
+     * dying: a poison job. Stop it here rather than crash another worker. */
+    if (r->job.attempt + deliveries > r->job.max_attempts) {
+        snprintf(err, errlen, "worker lost");
+        return -1;
+    }
+    return 0;
+}
+
+void jq_fetch_intake(jq_fetch_t *f, int q, const char *entry_id, redisReply *fields,
                      long long deliveries) {
     /* The fields are copied behind the run, in its allocation: one
      * malloc per entry (reply.h). */
     size_t fsize = fields ? jq_reply_fields_size(fields) : 0;
-    jq_run_t *r = fields && !fsize ? NULL : jq_run_new(&w->runs, fsize);
+    jq_run_t *r = fields && !fsize ? NULL : jq_run_new(f->b.runs, fsize);
     if (!r) {
         /* The entry stays pending and is redelivered: nothing is lost. */
         jq_error("out of memory taking entry %s", entry_id);
         return;
     }
     if (fields) r->fields = jq_reply_fields_fill(r + 1, fields);
-    r->w = w;
     r->q = q;
     /* Held from here until freed, as io until its handler says otherwise:
      * a malformed entry only waits for its ack. */
     r->kind = JQ_KIND_IO;
     r->held = 1;
-    jq_admit_hold(&w->admit, q, JQ_KIND_IO, 1);
+    jq_admit_hold(f->env.admit, q, JQ_KIND_IO, 1);
 
     char err[JQ_ERR_LEN];
-    const jq_reply_fields_t *fv = r->fields;
-    if (jq_job_parse(&r->job, entry_id, fv ? fv->f : NULL, fv ? fv->n : 0, &w->limits, err,
-                     sizeof(err)) != 0) {
-        dead(w, r, err);
+    if (parse(f, r, entry_id, deliveries, err, sizeof(err)) != 0) {
+        dead(f, r, err);
         return;
     }
-    /* jobq never enqueues a job with no attempt left (a retry is scheduled
-     * only while attempts remain): such an entry is a producer's mistake,
-     * and calling it "worker lost" below would send people looking for a
-     * crash that never happened. */
-    if (r->job.attempt >= r->job.max_attempts) {
-        snprintf(err, sizeof(err), "bad field attempt: %lld (want less than max_attempts %lld)",
-                 r->job.attempt, r->job.max_attempts);
-        dead(w, r, err);
-        return;
-    }
-    /* Deliveries past the job's attempts mean the workers running it kept
-     * dying: a poison job. Stop it here rather than crash another worker. */
-    if (r->job.attempt + deliveries > r->job.max_attempts) {
-        dead(w, r, "worker lost");
-        return;
-    }
-    r->h = jq_registry_find(&w->reg, r->job.type.p, r->job.type.len);
+    r->h = jq_registry_find(f->b.reg, r->job.type.p, r->job.type.len);
     if (!r->h) {
         unknown_type(err, sizeof(err), &r->job.type);
-        dead(w, r, err);
+        dead(f, r, err);
         return;
     }
-    jq_admit_learn(&w->admit, q, r->h->kind);
+    jq_admit_learn(f->env.admit, q, r->h->kind);
     if (r->h->kind == JQ_KIND_CPU) {
-        jq_admit_hold(&w->admit, q, JQ_KIND_IO, -1);
-        jq_admit_hold(&w->admit, q, JQ_KIND_CPU, 1);
+        jq_admit_hold(f->env.admit, q, JQ_KIND_IO, -1);
+        jq_admit_hold(f->env.admit, q, JQ_KIND_CPU, 1);
         r->kind = JQ_KIND_CPU;
     }
     if (r->job.chunks) {
         /* Chunked payloads are loaded asynchronously; the run is started
          * when the last chunk is decoded. */
-        jq_chunks_load(&w->chunks, r);
+        jq_chunks_load(f->b.chunks, r);
         return;
     }
     if (jq_fetch_decode_payload(r, err, sizeof(err)) != 0) {
-        dead(w, r, err);
+        dead(f, r, err);
         return;
     }
-    jq_attempt_start(w, r);
+    f->env.start(f->env.worker, r);
 }
 
-static int queue_of(jq_worker_t *w, const redisReply *name) {
-    for (int i = 0; i < w->nqueues; i++)
-        if (strlen(w->queues[i].stream) == name->len &&
-            memcmp(w->queues[i].stream, name->str, name->len) == 0)
+static int queue_of(jq_fetch_t *f, const redisReply *name) {
+    for (int i = 0; i < *f->env.nqueues; i++)
+        if (strlen(f->env.queues[i].stream) == name->len &&
+            memcmp(f->env.queues[i].stream, name->str, name->len) == 0)
             return i;
     return -1;
 }
 
 static void on_groups_created(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
-    jq_queue_t *q = priv;
-    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    const jq_fetch_qref_t *ref = priv;
+    jq_fetch_t *f = ref->f;
     if (!reply || reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0)
         return;
     if (strncmp(reply->str, "WRONGTYPE", 9) == 0)
-        jq_qhealth_key_error(w, (int)(q - w->queues), reply->str); /* logged there, once */
+        f->b.key_error(f->env.worker, ref->q, reply->str); /* logged there, once */
     else
-        jq_error("XGROUP CREATE %s: %s", q->stream, reply->str);
+        jq_error("XGROUP CREATE %s: %s", f->env.queues[ref->q].stream, reply->str);
 }
 
 static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
-    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_worker_t *)priv)->fetch.client_id = reply->integer;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_fetch_t *)priv)->client_id = reply->integer;
 }
 
-void jq_fetch_connected(jq_worker_t *w) {
-    jq_args_t *a = &w->fetch.args;
-    w->fetch.client_id = 0;
+void jq_fetch_connected(jq_fetch_t *f) {
+    jq_args_t *a = &f->args;
+    f->client_id = 0;
     jq_args_reset(a);
     jq_args_str(a, "CLIENT");
     jq_args_str(a, "ID");
-    jq_rconn_args(&w->rfetch, a, on_client_id, w);
-    for (int i = 0; i < w->nqueues; i++) {
+    jq_rconn_args(f->b.rfetch, a, on_client_id, f);
+    for (int i = 0; i < *f->env.nqueues; i++) {
         jq_args_reset(a);
         jq_args_str(a, "XGROUP");
         jq_args_str(a, "CREATE");
-        jq_args_str(a, w->queues[i].stream);
+        jq_args_str(a, f->env.queues[i].stream);
         jq_args_str(a, JQ_GROUP);
         jq_args_str(a, "0");
         jq_args_str(a, "MKSTREAM");
-        jq_rconn_args(&w->rfetch, a, on_groups_created, &w->queues[i]);
+        jq_rconn_args(f->b.rfetch, a, on_groups_created, &f->qref[i]);
     }
     jq_args_reset(a);
 }
 
-void jq_fetch_unblock(jq_worker_t *w) {
-    if (!w->fetch.reading || !w->fetch.client_id) return;
-    jq_args_t *a = &w->fetch.args;
+void jq_fetch_unblock(jq_fetch_t *f) {
+    if (!f->reading || !f->client_id) return;
+    jq_args_t *a = &f->args;
     jq_args_reset(a);
     jq_args_str(a, "CLIENT");
     jq_args_str(a, "UNBLOCK");
-    jq_args_ll(a, w->fetch.client_id);
-    jq_rconn_args(&w->rwrite, a, NULL, NULL);
+    jq_args_ll(a, f->client_id);
+    jq_rconn_args(f->env.conn, a, NULL, NULL);
     jq_args_reset(a);
 }
 
 static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
-    jq_queue_t *q = priv;
+    const jq_fetch_qref_t *ref = priv;
+    jq_fetch_t *f = ref->f;
+    jq_queue_t *q = &f->env.queues[ref->q];
     if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
-    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
     int p = reply->integer > 0;
     if (p != q->paused && (p || q->paused >= 0))
         jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
     /* A read blocked since before the pause still covers the queue and
      * would hand us its next job: cut it short, and the next read leaves
      * the queue out. */
-    if (p && q->paused == 0) jq_fetch_unblock(w);
+    if (p && q->paused == 0) jq_fetch_unblock(f);
     q->paused = p;
-    if (!p) jq_fetch_kick(w);
+    if (!p) jq_fetch_kick(f);
 }
 
-void jq_fetch_check_paused(jq_worker_t *w, int64_t now, int64_t pause_every_ms) {
-    if (now - w->fetch.last_pause_check_ms < pause_every_ms) return;
-    w->fetch.last_pause_check_ms = now;
-    jq_args_t *a = &w->fetch.args;
-    for (int i = 0; i < w->nqueues; i++) {
+void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms) {
+    if (now - f->last_pause_check_ms < pause_every_ms) return;
+    f->last_pause_check_ms = now;
+    jq_args_t *a = &f->args;
+    for (int i = 0; i < *f->env.nqueues; i++) {
         char key[JQ_KEY_MAX];
-        jq_key(key, sizeof(key), w->opt->prefix, w->queues[i].name, "paused");
+        jq_key(key, sizeof(key), f->env.opt->prefix, f->env.queues[i].name, "paused");
         jq_args_reset(a);
         jq_args_str(a, "EXISTS");
         jq_args_str(a, key);
-        jq_rconn_args(&w->rwrite, a, on_paused, &w->queues[i]);
+        jq_rconn_args(f->env.conn, a, on_paused, &f->qref[i]);
     }
     jq_args_reset(a);
 }
 
-void jq_fetch_retry(jq_worker_t *w) {
-    w->fetch.backoff = 0;
-    jq_fetch_kick(w);
+void jq_fetch_retry(jq_fetch_t *f) {
+    f->backoff = 0;
+    jq_fetch_kick(f);
 }
 
 int jq_fetch_entry_ok(const redisReply *e) {
@@ -251,14 +263,14 @@ int jq_fetch_pending_ok(const redisReply *e) {
            e->element[3]->type == REDIS_REPLY_INTEGER;
 }
 
-static void take_entries(jq_worker_t *w, redisReply *reply) {
+static void take_entries(jq_fetch_t *f, redisReply *reply) {
     if (reply->type == REDIS_REPLY_ERROR) {
         /* One broken queue fails the whole read, and the error does not
          * say which: each is probed, the broken ones left out, and the
          * read goes again without them as soon as the probes answer (a
          * stream or group deleted under us is made again from id 0). */
-        jq_qhealth_read_failed(w, reply->str);
-        w->fetch.backoff = 1;
+        f->b.read_failed(f->env.worker, reply->str);
+        f->backoff = 1;
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY) return;
@@ -267,14 +279,14 @@ static void take_entries(jq_worker_t *w, redisReply *reply) {
         if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
             st->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        int q = queue_of(w, st->element[0]);
+        int q = queue_of(f, st->element[0]);
         redisReply *entries = st->element[1];
         if (q < 0 || entries->type != REDIS_REPLY_ARRAY) continue;
         for (size_t e = 0; e < entries->elements; e++) {
             redisReply *ent = entries->element[e];
             if (!jq_fetch_entry_ok(ent)) continue;
             redisReply *fields = ent->element[1];
-            jq_fetch_intake(w, q, ent->element[0]->str,
+            jq_fetch_intake(f, q, ent->element[0]->str,
                             fields->type == REDIS_REPLY_ARRAY ? fields : NULL, 1);
         }
     }
@@ -285,27 +297,27 @@ static void take_entries(jq_worker_t *w, redisReply *reply) {
  * (noop) wait: the next read must not count slots the rest of this reply
  * will fill, and planning it once per entry was ~2% of a worker's CPU.
  * Every caller kicks once the reply is in. */
-static void take_reply(jq_worker_t *w, redisReply *reply) {
-    w->fetch.taking++;
-    take_entries(w, reply);
-    w->fetch.taking--;
+static void take_reply(jq_fetch_t *f, redisReply *reply) {
+    f->taking++;
+    take_entries(f, reply);
+    f->taking--;
 }
 
 /* The blocking read's reply (fetch connection). Its reservation holds
  * until every entry is taken in (see take_reply). */
 static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
-    jq_worker_t *w = priv;
+    jq_fetch_t *f = priv;
     redisReply *reply = rp;
-    if (reply && !w->stopping) take_reply(w, reply); /* NULL: lost; on_up kicks */
-    w->fetch.reading = 0;
-    jq_admit_unreserve(&w->admit, &w->fetch.res);
-    if (w->stopping) return;
-    jq_fetch_kick(w);
-    jq_worker_maybe_exit(w); /* a drain waits for this read to come back */
+    if (reply && !*f->env.stopping) take_reply(f, reply); /* NULL: lost; on_up kicks */
+    f->reading = 0;
+    jq_admit_unreserve(f->env.admit, &f->res);
+    if (*f->env.stopping) return;
+    jq_fetch_kick(f);
+    f->env.maybe_exit(f->env.worker); /* a drain waits for this read to come back */
 }
 
 typedef struct piped {
-    jq_worker_t *w;
+    jq_fetch_t *f;
     jq_admit_read_t res;
 } piped_t;
 
@@ -315,30 +327,30 @@ typedef struct piped {
  * the entries stay pending for the master to hand back. */
 static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
     piped_t *p = priv;
-    jq_worker_t *w = p->w;
+    jq_fetch_t *f = p->f;
     redisReply *reply = rp;
-    w->fetch.pipe_reads--;
-    if (reply && !w->stopping) take_reply(w, reply);
-    jq_admit_unreserve(&w->admit, &p->res);
+    f->pipe_reads--;
+    if (reply && !*f->env.stopping) take_reply(f, reply);
+    jq_admit_unreserve(f->env.admit, &p->res);
     free(p);
-    if (w->stopping) return;
-    jq_fetch_kick(w);
-    jq_worker_maybe_exit(w);
+    if (*f->env.stopping) return;
+    jq_fetch_kick(f);
+    f->env.maybe_exit(f->env.worker);
 }
 
 /* Sends one XREADGROUP on c of the queues with count[q] == count (BLOCK
  * when block). Returns 0, or -1 when c is down (fn never runs). */
-static int send_read(jq_worker_t *w, jq_rconn_t *c, const jq_admit_read_t *res, long long count,
+static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, long long count,
                      int block, redisCallbackFn *fn, void *priv) {
-    jq_args_t *a = &w->fetch.args;
+    jq_args_t *a = &f->args;
     int qs[JQ_QUEUES_MAX], n = 0;
-    for (int i = 0; i < w->nqueues; i++)
+    for (int i = 0; i < *f->env.nqueues; i++)
         if (res->count[i] == count) qs[n++] = i;
     jq_args_reset(a);
     jq_args_str(a, "XREADGROUP");
     jq_args_str(a, "GROUP");
     jq_args_str(a, JQ_GROUP);
-    jq_args_str(a, w->id);
+    jq_args_str(a, f->env.worker_id);
     jq_args_str(a, "COUNT");
     jq_args_ll(a, count);
     if (block) {
@@ -346,7 +358,7 @@ static int send_read(jq_worker_t *w, jq_rconn_t *c, const jq_admit_read_t *res, 
         jq_args_ll(a, BLOCK_MS);
     }
     jq_args_str(a, "STREAMS");
-    for (int i = 0; i < n; i++) jq_args_str(a, w->queues[qs[i]].stream);
+    for (int i = 0; i < n; i++) jq_args_str(a, f->env.queues[qs[i]].stream);
     for (int i = 0; i < n; i++) jq_args_add(a, ">", 1);
     int rc = jq_rconn_args(c, a, fn, priv);
     jq_args_reset(a);
@@ -355,15 +367,15 @@ static int send_read(jq_worker_t *w, jq_rconn_t *c, const jq_admit_read_t *res, 
 
 /* Reads behind the acks: one XREADGROUP per distinct COUNT (XREADGROUP
  * has one COUNT for all its streams), each with its share of the plan. */
-static void send_piped(jq_worker_t *w, const int *skip) {
+static void send_piped(jq_fetch_t *f, const int *skip) {
     jq_admit_read_t plan;
-    if (jq_admit_plan(&w->admit, skip, 1, 0, &plan) <= 0) return;
-    for (int q = 0; q < w->nqueues; q++) {
+    if (jq_admit_plan(f->env.admit, skip, 1, 0, &plan) <= 0) return;
+    for (int q = 0; q < *f->env.nqueues; q++) {
         long long count = plan.count[q];
         if (!count) continue;
         jq_admit_read_t part;
         memset(&part, 0, sizeof(part));
-        for (int i = q; i < w->nqueues; i++) {
+        for (int i = q; i < *f->env.nqueues; i++) {
             if (plan.count[i] != count) continue;
             part.count[i] = count;
             part.uses[i] = plan.uses[i];
@@ -371,15 +383,15 @@ static void send_piped(jq_worker_t *w, const int *skip) {
         }
         piped_t *p = malloc(sizeof(*p));
         if (p) {
-            p->w = w;
+            p->f = f;
             p->res = part;
         }
-        if (!p || send_read(w, &w->rwrite, &part, count, 0, on_piped_read, p) != 0) {
-            jq_admit_unreserve(&w->admit, &part);
+        if (!p || send_read(f, f->env.conn, &part, count, 0, on_piped_read, p) != 0) {
+            jq_admit_unreserve(f->env.admit, &part);
             free(p);
             continue;
         }
-        w->fetch.pipe_reads++;
+        f->pipe_reads++;
     }
 }
 
@@ -402,23 +414,22 @@ static void send_piped(jq_worker_t *w, const int *skip) {
  * two batches can be in flight; measured on the shared 2-core box it did
  * not win (noop, results: 0.99x; result_ttl 0: 0.92x, docs/BENCHMARKS.md),
  * so the default stays strict. */
-void jq_fetch_kick(jq_worker_t *w) {
+void jq_fetch_kick(jq_fetch_t *f) {
     /* held: Redis refused our last outcomes; no new job until it takes
      * them (finish.c). */
-    jq_fetch_t *f = &w->fetch;
-    if (w->draining || w->stopping || f->backoff || jq_finish_held(&w->finish) || f->taking)
+    if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) || f->taking)
         return;
     int skip[JQ_QUEUES_MAX];
-    for (int i = 0; i < w->nqueues; i++) skip[i] = w->queues[i].paused || !jq_qhealth_ok(w, i);
-    if (!f->pipe_reads && !jq_finish_pending(&w->finish) && w->rwrite.up &&
-        w->admit.sent[JQ_KIND_IO] + w->admit.sent[JQ_KIND_CPU] > 0)
-        send_piped(w, skip);
-    if (!f->reading && w->rfetch.up) {
+    for (int i = 0; i < *f->env.nqueues; i++) skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]);
+    if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
+        f->env.admit->sent[JQ_KIND_IO] + f->env.admit->sent[JQ_KIND_CPU] > 0)
+        send_piped(f, skip);
+    if (!f->reading && f->b.rfetch->up) {
         jq_admit_read_t *res = &f->res;
-        long long n = jq_admit_plan(&w->admit, skip, 0, 1, res), count = 0;
-        for (int i = 0; i < w->nqueues && !count; i++) count = res->count[i];
+        long long n = jq_admit_plan(f->env.admit, skip, 0, 1, res), count = 0;
+        for (int i = 0; i < *f->env.nqueues && !count; i++) count = res->count[i];
         if (n <= 0) return;
-        if (send_read(w, &w->rfetch, res, count, 1, on_read, w) == 0) f->reading = 1;
-        else jq_admit_unreserve(&w->admit, res);
+        if (send_read(f, f->b.rfetch, res, count, 1, on_read, f) == 0) f->reading = 1;
+        else jq_admit_unreserve(f->env.admit, res);
     }
 }

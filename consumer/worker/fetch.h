@@ -6,7 +6,8 @@
  * payload decoded, and the run handed to the worker to start, or
  * dead-lettered at once when malformed.
  *
- * Its state is a jq_fetch_t embedded in the worker (w->fetch). The
+ * Its state is a jq_fetch_t embedded in the worker (w->fetch), with what
+ * it borrows: the stages' env (stage.h) and a jq_fetch_borrow_t. The
  * blocking read goes on the worker's fetch connection; reads behind the
  * acks, pause checks and CLIENT UNBLOCK on its write connection. Replies
  * are taken in during their callback: an entry's fields are copied out of
@@ -17,15 +18,46 @@
 
 #include "admit.h"
 #include "args.h"
+#include "chunks.h"
+#include "finish.h"
+#include "handlers.h"
+#include "job.h"
+#include "rconn.h"
+#include "run.h"
+#include "stage.h"
 
-typedef struct jq_worker jq_worker_t;
-typedef struct jq_run jq_run_t;
+/* What fetch borrows besides the stages' env (stage.h); all outlive it. */
+typedef struct jq_fetch_borrow {
+    jq_rconn_t *rfetch;           /* the blocking read's own connection */
+    const jq_registry_t *reg;     /* job type -> handler */
+    const jq_job_limits_t *limits;/* what an entry may hold (job.h) */
+    jq_runs_t *runs;              /* where runs come from (run.h) */
+    jq_chunks_t *chunks;          /* chunked payloads are loaded there */
+    jq_finish_t *finish;          /* dead letters go there; while it holds
+                                     or has outcomes to send, no read */
+    const int *draining;          /* the worker drains: no new read */
+    /* Queue health (qhealth.h), called with env.worker: a read failed with
+     * err (no queue named), or queue q's key answered err. */
+    void (*read_failed)(void *worker, const char *err);
+    void (*key_error)(void *worker, int q, const char *err);
+} jq_fetch_borrow_t;
 
-typedef struct jq_fetch {
+typedef struct jq_fetch jq_fetch_t;
+
+/* A queue's index with its stage, as a reply's callback argument. */
+typedef struct jq_fetch_qref {
+    jq_fetch_t *f;
+    int q;
+} jq_fetch_qref_t;
+
+struct jq_fetch {
+    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
+    jq_fetch_borrow_t b;          /* borrowed too (above) */
     int reading;                  /* the blocking XREADGROUP is in flight */
     jq_admit_read_t res;          /* what that read reserved */
     int pipe_reads;               /* reads sent behind the acks on the write
-                                     connection, not yet answered */
+                                     connection, not yet answered: a drain
+                                     waits for them */
     long long client_id;          /* CLIENT ID of the fetch connection, for
                                      CLIENT UNBLOCK (0: not known) */
     int backoff;                  /* a read failed: wait for the next tick */
@@ -33,30 +65,32 @@ typedef struct jq_fetch {
                                      kicks wait for the end (take_reply) */
     int64_t last_pause_check_ms;
     jq_args_t args;               /* each command's argv, reused */
-} jq_fetch_t;
+    jq_fetch_qref_t qref[JQ_QUEUES_MAX];
+};
 
-void jq_fetch_init(jq_fetch_t *f);
+/* Readies f with what it borrows (copies of env and b). */
+void jq_fetch_init(jq_fetch_t *f, const jq_stage_env_t *env, const jq_fetch_borrow_t *b);
 /* Frees the builder's memory, after the loop ended. */
 void jq_fetch_destroy(jq_fetch_t *f);
 
 /* Sends the reads that admission allows now, if none is in flight. */
-void jq_fetch_kick(jq_worker_t *w);
+void jq_fetch_kick(jq_fetch_t *f);
 
 /* The fetch connection is up (again): asks its CLIENT ID and creates each
  * queue's group (XGROUP CREATE ... MKSTREAM; BUSYGROUP is fine). */
-void jq_fetch_connected(jq_worker_t *w);
+void jq_fetch_connected(jq_fetch_t *f);
 
 /* From the worker's tick: asks whether each queue is paused, at most every
  * pause_every_ms. A queue whose state is not known yet is not read. */
-void jq_fetch_check_paused(jq_worker_t *w, int64_t now, int64_t pause_every_ms);
+void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms);
 
 /* Ends the wait after a failed read and reads again (the tick, and
  * qhealth.c once its probes answered). */
-void jq_fetch_retry(jq_worker_t *w);
+void jq_fetch_retry(jq_fetch_t *f);
 
 /* Cuts the blocking read short (a drain, a pause): unblocked, it returns
  * as if it timed out, having delivered nothing. */
-void jq_fetch_unblock(jq_worker_t *w);
+void jq_fetch_unblock(jq_fetch_t *f);
 
 /* Whether the blocking read is in flight: a drain waits for it, since
  * Redis may have delivered entries to us already. */
@@ -66,7 +100,7 @@ int jq_fetch_busy(const jq_fetch_t *f);
  * that has been delivered `deliveries` times, counting this one. The run
  * keeps a copy of the fields (jq_reply_fields_fill: big strings are moved
  * out of the reply, which is otherwise untouched). */
-void jq_fetch_intake(jq_worker_t *w, int q, const char *entry_id, redisReply *fields,
+void jq_fetch_intake(jq_fetch_t *f, int q, const char *entry_id, redisReply *fields,
                      long long deliveries);
 /* Reply shapes, checked before any id is read: an entry [id, fields] as
  * XREADGROUP and XCLAIM give it, and an extended XPENDING row [id,

@@ -126,7 +126,7 @@ static void on_probe(redisAsyncContext *ac, void *rp, void *priv) {
     else
         healthy(w, q, r->type != REDIS_REPLY_ERROR);
     /* A read held back for the probes may go now, without the broken. */
-    jq_fetch_retry(w);
+    jq_fetch_retry(&w->fetch);
 }
 
 static void probe(jq_worker_t *w, int q) {

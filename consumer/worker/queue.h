@@ -16,4 +16,7 @@ typedef struct jq_queue {
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
+/* Whether q is healthy (qhealth.h): a broken queue is left out of reads. */
+static inline int jq_queue_ok(const jq_queue_t *q) { return q->health.state == JQ_QUEUE_OK; }
+
 #endif

@@ -43,14 +43,14 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             long long d = deliveries_of(c, ent->element[0]->str) + 1;
             jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
                     w->queues[c->q].name, d);
-            jq_fetch_intake(w, c->q, ent->element[0]->str, fields, d);
+            jq_fetch_intake(&w->fetch, c->q, ent->element[0]->str, fields, d);
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         jq_qhealth_key_error(w, c->q, reply->str);
         if (strncmp(reply->str, "WRONGTYPE", 9) != 0) jq_error("XCLAIM: %s", reply->str);
     }
     free(c);
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
 }
 
 static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
@@ -277,11 +277,11 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             redisReply *fields = ent->element[1];
             jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
                     ent->element[0]->str, w->queues[o->q].name);
-            jq_fetch_intake(w, o->q, ent->element[0]->str, fields, o->deliveries);
+            jq_fetch_intake(&w->fetch, o->q, ent->element[0]->str, fields, o->deliveries);
         }
     }
     free(o);
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     jq_worker_maybe_exit(w);
 }
 

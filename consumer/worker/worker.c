@@ -20,8 +20,10 @@
 /* ---- the stages' callbacks (stage.h) ---- */
 
 void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
-void jq_worker_kick_cb(void *w) { jq_fetch_kick(w); }
+void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) { jq_worker_maybe_exit(w); }
+void jq_worker_read_failed_cb(void *w, const char *err) { jq_qhealth_read_failed(w, err); }
+void jq_worker_key_error_cb(void *w, int q, const char *err) { jq_qhealth_key_error(w, q, err); }
 
 /* ---- control channel to the master ---- */
 
@@ -148,7 +150,7 @@ void jq_worker_drain(jq_worker_t *w, const char *why) {
     if (rc != 0) jq_error("drain: cannot arm the shutdown timeout: %s", uv_strerror(rc));
     /* The drain waits for the blocking read; cut its wait short. Unblocked,
      * it returns as if it timed out: it delivered nothing. */
-    jq_fetch_unblock(w);
+    jq_fetch_unblock(&w->fetch);
     jq_worker_maybe_exit(w);
 }
 
@@ -212,13 +214,13 @@ static void on_tick(uv_timer_t *t) {
     }
     w->tick_due_ms = now + TICK_MS;
     jq_attempt_timeouts(w, now);
-    jq_fetch_check_paused(w, now, PAUSE_CHECK_MS);
+    jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
     jq_qhealth_tick(w, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
     if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
-    jq_fetch_retry(w);
+    jq_fetch_retry(&w->fetch);
     jq_worker_maybe_exit(w);
 }
 
@@ -239,13 +241,13 @@ static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     c->quiet_refusals = 0;
-    jq_fetch_connected(w);
+    jq_fetch_connected(&w->fetch);
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "PING");
     jq_rconn_args(&w->rfetch, &a, on_groups_ready, w);
     jq_args_destroy(&a);
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
 }
 
 static void on_write_up(jq_rconn_t *c) {
@@ -285,11 +287,12 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
     jq_runs_init(&w->runs, &w->admit);
     jq_reclaim_init(&w->reclaim);
-    jq_fetch_init(&w->fetch);
     jq_stage_env_t env = jq_worker_env(w);
     jq_trim_init(&w->trim, &env);
     jq_finish_init(&w->finish, &env, &w->trim);
     jq_chunks_init(&w->chunks, &env, &w->finish);
+    jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
+    jq_fetch_init(&w->fetch, &env, &borrow);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {

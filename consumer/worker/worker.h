@@ -5,16 +5,24 @@
  * sized to its free capacity, runs io jobs on the loop and cpu jobs on its
  * own pool, and writes their outcomes back in pipelined batches.
  *
- * The modules of a worker share these structs:
- *   worker.c    life cycle, timers, signals, draining
+ * A job's path through the modules. fetch, chunks, finish and trim are
+ * stages with their own state and a copy of what they borrow from the
+ * worker (stage.h): none of them includes this header. attempt.c is the
+ * worker's own part (its running and waiting lists, its pool).
+ *   fetch.c     XREADGROUP sized by admission, entry -> run, decoding
+ *   chunks.c    a chunked payload read and decoded
  *   attempt.c   an attempt started (loop or pool), ended, timed out
+ *   finish.c    outcomes -> one MULTI/EXEC per queue (outcome.c decides
+ *               what each writes, counts.c sums the counters)
+ *   trim.c      acked entries trimmed from the stream
+ * and beside it:
+ *   worker.c    life cycle, timers, signals, draining; lends the stages
+ *               what they borrow (jq_worker_env, jq_worker_fetch_borrow)
  *   run.c       a run's (one attempt's) allocation, payload zone, reuse, end
- *   admit.c     admission: the COUNT of each queue's next read (its own state)
- *   fetch.c     XREADGROUP, entry -> run, payload decoding (its own state)
+ *   admit.c     admission: the COUNT of each queue's next read
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
- *   finish.c    outcome of each attempt -> one pipelined batch of writes
- *               (its own state)
- *   heartbeat.c the worker's hash in <p>:workers / <p>:worker:<id>  */
+ *   qhealth.c, sched.c, heartbeat.c: queue health, delayed jobs, the
+ *               worker's hash in <p>:workers / <p>:worker:<id>  */
 
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -109,6 +117,9 @@ void jq_worker_drain(jq_worker_t *w, const char *why);
 void jq_worker_start_cb(void *w, jq_run_t *r);
 void jq_worker_kick_cb(void *w);
 void jq_worker_exit_cb(void *w);
+/* jq_qhealth_read_failed and jq_qhealth_key_error, for fetch. */
+void jq_worker_read_failed_cb(void *w, const char *err);
+void jq_worker_key_error_cb(void *w, int q, const char *err);
 
 /* What w lends its stages: a copy for each (jq_finish_init...). */
 static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
@@ -118,6 +129,16 @@ static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
         .start = jq_worker_start_cb, .kick = jq_worker_kick_cb, .maybe_exit = jq_worker_exit_cb,
     };
     return e;
+}
+
+/* What w lends fetch besides its env. */
+static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
+    jq_fetch_borrow_t b = {
+        .rfetch = &w->rfetch, .reg = &w->reg, .limits = &w->limits, .runs = &w->runs,
+        .chunks = &w->chunks, .finish = &w->finish, .draining = &w->draining,
+        .read_failed = jq_worker_read_failed_cb, .key_error = jq_worker_key_error_cb,
+    };
+    return b;
 }
 
 /* heartbeat.c */

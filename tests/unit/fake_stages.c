@@ -26,8 +26,10 @@ void jq_worker_maybe_exit(jq_worker_t *w) {}
 
 /* The callbacks the worker gives its stages (worker.h), as worker.c's. */
 void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
-void jq_worker_kick_cb(void *w) { jq_fetch_kick(w); }
+void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) {}
+void jq_worker_read_failed_cb(void *w, const char *err) { jq_qhealth_read_failed(w, err); }
+void jq_worker_key_error_cb(void *w, int q, const char *err) { jq_qhealth_key_error(w, q, err); }
 
 static const jq_handler_t io_handler = {.name = "io", .kind = JQ_KIND_IO};
 static const jq_handler_t cpu_handler = {.name = "cpu", .kind = JQ_KIND_CPU};
@@ -76,7 +78,9 @@ jq_worker_t *fake_worker_new(jq_options_t *opt) {
     }
     jq_admit_init(&w->admit, 8, 4, 2, NULL);
     jq_runs_init(&w->runs, &w->admit);
-    jq_fetch_init(&w->fetch);
+    jq_stage_env_t env = jq_worker_env(w);
+    jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
+    jq_fetch_init(&w->fetch, &env, &borrow);
     jq_reclaim_init(&w->reclaim);
     w->rfetch.up = w->rwrite.up = 1;
     w->rfetch.data = w->rwrite.data = w;

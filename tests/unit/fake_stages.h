@@ -2,7 +2,9 @@
 #define JQ_FAKE_STAGES_H
 
 /* Recording stand-ins for the worker's stages that fetch.c, reclaim.c and
- * finish.c hand their runs to (worker.c's run start, chunks.c), for the
+ * finish.c hand their runs to (attempt.c's start, chunks.c), and the
+ * callbacks the worker gives its stages (worker.h's jq_worker_*_cb: start
+ * records, kick kicks the real fetch, maybe_exit does nothing), for the
  * stage tests (test_fetch, test_reclaim, test_finish). The runs' life
  * cycle is the real run.c, watched: jq_run_free counts in nfreed. The
  * runs handed over are kept in started[] and dead[] (owned here:
@@ -24,8 +26,8 @@ extern int nfreed;            /* runs jq_run_free freed */
 void fake_stages_reset(void);
 
 /* A worker as the stage tests start it: id "host:1", queues "a" and "b"
- * (streams jq:{a}:stream...), 8 io and 4 cpu slots, its runs, fetch and
- * reclaim state ready, both connections up, with options opt (prefix "jq",
+ * (streams jq:{a}:stream...), 8 io and 4 cpu slots, its runs, fetch (with
+ * what it borrows, as worker.c lends it) and reclaim state ready, both connections up, with options opt (prefix "jq",
  * visibility 30 s). */
 jq_worker_t *fake_worker_new(jq_options_t *opt);
 /* Stops w, answers its commands still pending with NULL, frees the runs

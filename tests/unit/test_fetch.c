@@ -24,7 +24,7 @@ TestSuite(fetch, .init = setup, .fini = teardown);
 /* The blocking read sent by a kick, or -1. */
 static int kick_read(void) {
     int before = fake_rconn_count(&w->rfetch, "XREADGROUP");
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     if (fake_rconn_count(&w->rfetch, "XREADGROUP") == before) return -1;
     return fake_rconn_find(&w->rfetch, "XREADGROUP");
 }
@@ -183,14 +183,14 @@ Test(fetch, a_failed_read_probes_the_queues_and_waits) {
 /* ---- pause ---- */
 
 Test(fetch, a_pause_cuts_the_blocking_read_short) {
-    jq_fetch_connected(w);
+    jq_fetch_connected(&w->fetch);
     fake_rconn_answer(fake_rconn_find(&w->rfetch, "CLIENT ID"), fake_int(42));
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XGROUP CREATE"), 2);
     int i = kick_read();
     cr_assert_geq(i, 0);
-    jq_fetch_check_paused(w, 1000, 100);
+    jq_fetch_check_paused(&w->fetch, 1000, 100);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2);
-    jq_fetch_check_paused(w, 1050, 100);
+    jq_fetch_check_paused(&w->fetch, 1050, 100);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2, "not again within 100 ms");
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{a}:paused"), fake_int(0));
     cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK"), 0);
@@ -214,10 +214,10 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
     jq_run_t batched = {.q = 0};
     w->finish.batch_head = &batched;
     jq_admit_sent(&w->admit, 0, JQ_KIND_IO, 3);
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     cr_assert_eq(fake_ncmds, 0, "not before the batch's acks are sent");
     w->finish.batch_head = NULL;
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 0, "no slot free for a blocking read");
     int i = fake_rconn_find(&w->rwrite, "XREADGROUP");
     cr_assert_geq(i, 0);
@@ -225,7 +225,7 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
                      "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 3 STREAMS jq:{a}:stream >",
                      "on the write connection, after the acks, without BLOCK");
     cr_assert_eq(w->fetch.pipe_reads, 1, "a drain waits for it");
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XREADGROUP"), 1, "one round at a time");
     jq_admit_sent(&w->admit, 0, JQ_KIND_IO, -3);
     jq_admit_hold(&w->admit, 0, JQ_KIND_IO, -3);
@@ -241,7 +241,7 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
 /* Intake borrows the reply, as from a callback: it is freed right after,
  * so a run that kept a pointer into it fails under ASan. */
 static void intake(int q, const char *id, redisReply *f, long long deliveries) {
-    jq_fetch_intake(w, q, id, f, deliveries);
+    jq_fetch_intake(&w->fetch, q, id, f, deliveries);
     freeReplyObject(f);
 }
 
@@ -272,7 +272,7 @@ Test(fetch, intake_moves_a_big_payload_out_of_the_reply_and_copies_the_rest) {
     f->element[3]->str = payload;
     f->element[3]->len = big;
     const char *type = f->element[1]->str;
-    jq_fetch_intake(w, 0, "3-4", f, 1);
+    jq_fetch_intake(&w->fetch, 0, "3-4", f, 1);
     cr_assert_eq(nstarted, 1);
     jq_run_t *r = started[0];
     cr_assert_null(f->element[3]->str, "the big payload left the reply");
@@ -345,7 +345,7 @@ Test(fetch, a_chunked_entry_goes_to_the_chunk_loader) {
 /* ---- the fetch connection comes up ---- */
 
 Test(fetch, on_connect_it_asks_its_client_id_and_makes_each_group) {
-    jq_fetch_connected(w);
+    jq_fetch_connected(&w->fetch);
     cr_assert_str_eq(fake_cmds[0].line, "CLIENT ID");
     cr_assert_eq(fake_cmds[0].c, &w->rfetch);
     char want[128];
@@ -353,10 +353,10 @@ Test(fetch, on_connect_it_asks_its_client_id_and_makes_each_group) {
     cr_assert_str_eq(fake_cmds[2].line, want);
     /* Until CLIENT ID answers, a blocking read cannot be cut short. */
     int r = kick_read();
-    jq_fetch_unblock(w);
+    jq_fetch_unblock(&w->fetch);
     cr_assert_eq(fake_rconn_count(NULL, "CLIENT UNBLOCK"), 0);
     fake_rconn_answer(0, fake_int(7));
-    jq_fetch_unblock(w);
+    jq_fetch_unblock(&w->fetch);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK 7"), 1);
     fake_rconn_answer(r, fake_nil());
     /* The group exists already: fine. Queue b's key holds another type:

@@ -50,7 +50,7 @@ TestSuite(finish, .init = setup, .fini = teardown);
  * freed right after. */
 static jq_run_t *take(int q, const char *id, redisReply *f) {
     int before = nstarted;
-    jq_fetch_intake(w, q, id, f, 1);
+    jq_fetch_intake(&w->fetch, q, id, f, 1);
     freeReplyObject(f);
     cr_assert_eq(nstarted, before + 1, "fetch.c starts %s", id);
     return started[nstarted - 1];
@@ -380,7 +380,7 @@ Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
 Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     /* fetch.c dead-letters an unknown type at once, through finish. */
     redisReply *f = fake_fields(2, "type", "nope");
-    jq_fetch_intake(w, 0, "1-1", f, 1);
+    jq_fetch_intake(&w->fetch, 0, "1-1", f, 1);
     freeReplyObject(f);
     cr_assert_eq(nstarted, 0);
     jq_finish_flush(&w->finish);
@@ -442,7 +442,7 @@ Test(finish, a_refused_exec_holds_the_outcomes_and_fetches_nothing) {
     /* No new job while Redis refuses: the reads in flight come back empty
      * and none follows. */
     answer_reads();
-    jq_fetch_kick(w);
+    jq_fetch_kick(&w->fetch);
     cr_assert_eq(answer_reads(), 0, "no read while held");
     /* Not again before the backoff (200 ms at first): only asked whether
      * Redis takes writes (a script that does nothing), once. */
