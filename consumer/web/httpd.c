@@ -15,6 +15,11 @@
 #include "log.h"
 
 #define ACCEPT_LOG_MS 10000 /* accept errors are logged at most once per this */
+/* The kernel's queue of connections not yet accepted (Redis's tcp-backlog).
+ * Under a flood of reconnecting clients a queue of 128 overflowed, and a
+ * probe whose SYN was dropped waited the 1 s of its retransmission: the
+ * queue costs nothing while empty, and the loop empties it at each turn. */
+#define LISTEN_BACKLOG 511
 
 /* ---- closing ---- */
 
@@ -430,7 +435,7 @@ jq_httpd_t *jq_httpd_new(uv_loop_t *loop, const char *addr, char *err, size_t er
     /* The library's own cap (global, default 80 KiB) matches ours. */
     http_parser_set_max_header_size(JQ_HTTPD_MAX_HEAD);
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 128, on_accept);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_accept);
     if (rc == 0) rc = bound_port(s);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, uv_strerror(rc));

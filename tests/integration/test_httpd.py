@@ -211,9 +211,10 @@ def test_one_address_holds_a_fair_share(served):
     c, port = served()
     held = []
     try:
+        # Accepted in this order: of connections as idle as each other, the
+        # first accepted gives way.
         for _ in range(16):
             held.append(socket.create_connection(("127.0.0.1", port)))
-            time.sleep(0.01)  # each idle since its own accept: the first is the idlest
         assert get(port, "/healthz")[0] == 200
         held[0].settimeout(scale(1))
         assert held[0].recv(4096).startswith(b"HTTP/1.1 503 ")
@@ -227,9 +228,11 @@ def test_one_address_holds_a_fair_share(served):
 
 class SlowLoris(threading.Thread):
     """n connections spread over several loopback addresses (127.0.0.2 and
-    up), each sending a request's head one byte every `drip` seconds and
-    opened again as soon as the server closes it. Bounded: it stops when
-    told, after `limit` seconds, or after max_opens connections."""
+    up), each sending a request's head one byte every `drip` seconds; at
+    each drip the ones the server closed are opened again, as the classic
+    slowloris tool does at each of its rounds (so up to n / drip new
+    connections a second). Bounded: it stops when told, after `limit`
+    seconds, or after max_opens connections."""
 
     def __init__(self, port, n=200, addrs=8, drip=0.5, limit=60, max_opens=30000):
         super().__init__(daemon=True)
@@ -265,18 +268,18 @@ class SlowLoris(threading.Thread):
             for s in ready:  # the server answered (408, 503) or closed
                 self.closed_by_server += 1
                 s.close()
-                socks[live[s]] = self.open(live[s])
-            for i, s in socks.items():
-                if s is None:
-                    socks[i] = self.open(i)
+                socks[live[s]] = None
             if time.time() >= next_drip:
                 next_drip += self.drip
                 for i, s in socks.items():
                     try:
-                        s and s.send(b"a")
+                        if s is None:
+                            socks[i] = self.open(i)
+                        else:
+                            s.send(b"a")
                     except OSError:
                         s.close()
-                        socks[i] = self.open(i)
+                        socks[i] = None
             time.sleep(0.01)
         for s in socks.values():
             if s:
@@ -295,7 +298,9 @@ def test_healthz_outlasts_slow_loris(served):
     loris.start()
     results = []
     try:
-        time.sleep(1)  # every slot taken, and the first heads still within their 2 s
+        # Every slot taken before the first probe, the first heads still
+        # within their 2 s.
+        wait_for(lambda: loris.opens >= 200, timeout=scale(10), what="200 slow-loris connections")
         for i in range(50):
             t0 = time.time()
             # /metrics too, every fifth time: it has no reserved slot, only
