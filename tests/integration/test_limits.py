@@ -281,3 +281,39 @@ def test_dead_trim_of_jobs_past_the_limit(r, consumer):
     wait_for(lambda: r.zcard(key("dead")) == 1, timeout=5, what="the dead set trimmed to 1")
     assert r.zrange(key("dead"), 0, -1) == [b"t2"] and r.exists(key("job:t2"))
     assert not r.exists(key("job:t0")) and not r.exists(key("job:t1"))
+
+
+# ---- a randomized property: whatever the mix, every job ends done or dead ----
+
+def test_no_job_lost_in_a_random_mix(r, consumer):
+    """200 jobs, each with a random field count around the limit (from
+    none to past it), failing or not, with 1 to 3 attempts, enqueued
+    directly or delayed per §2: each ends done or dead, none lost, and the
+    ones past the limit dead with the reason."""
+    import random
+    seed = int(os.environ.get("JQ_SEED", random.randrange(1 << 30)))
+    rnd = random.Random(seed)
+    consumer("--backoff-ms", "20", "--backoff-max-ms", "100")
+    want = {}
+    for i in range(200):
+        jid = "p%d" % i
+        n = rnd.choice([0, 10, MAX_FIELDS - 4, MAX_FIELDS - 3, MAX_FIELDS + 50, 4000])
+        fail = rnd.random() < 0.5
+        f = {"type": "fail" if fail else "noop", "enc": "json",
+             "payload": '{"message":"m"}', "max_attempts": str(rnd.randint(1, 3))}
+        f.update(extra(n))
+        over = len(f) > MAX_FIELDS
+        want[jid] = "dead" if (fail or over) else "done"
+        if rnd.random() < 0.3:
+            schedule(r, jid, f, due=now_ms() + rnd.randint(0, 300))
+        else:
+            f["id"] = jid
+            xadd(r, **f)
+
+    def ended():
+        return all(where(r, j) == s for j, s in want.items())
+    try:
+        wait_for(ended, timeout=30, interval=0.2, what="every job ended")
+    except AssertionError:
+        bad = {j: (s, where(r, j)) for j, s in want.items() if where(r, j) != s}
+        raise AssertionError("seed %d: %s" % (seed, bad))
