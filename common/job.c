@@ -113,9 +113,16 @@ static int check_bounds(const jq_str_t *fv, size_t n, char *err, size_t errlen) 
     return 0;
 }
 
-int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
-                 size_t n, const jq_job_limits_t *lim, char *err,
-                 size_t errlen) {
+/* An integer field within [min, max]; `want` words the error. */
+static int read_int(const char *name, const jq_str_t *v, long long min, long long max,
+                    long long *dst, const char *want, char *err, size_t errlen) {
+    return jq_parse_ll(v->p, v->len, min, max, dst) ? bad_field(err, errlen, name, v, want) : 0;
+}
+
+enum { SEEN_TYPE = 1, SEEN_SIZE = 2, SEEN_ID = 4 };
+
+/* The defaults, and the ids of the stream entry. */
+static void job_init(jq_job_t *job, const char *entry_id, const jq_job_limits_t *lim) {
     memset(job, 0, sizeof(*job));
     /* Copied, not snprintf'ed: this runs for every job (see keys.c). */
     size_t elen = strnlen(entry_id, sizeof(job->entry_id) - 1);
@@ -127,91 +134,83 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
     job->max_attempts = JQ_DEFAULT_MAX_ATTEMPTS;
     job->timeout_ms = lim->timeout_ms;
     job->result_ttl = JQ_DEFAULT_RESULT_TTL;
+}
 
-    /* The id first, so that every later error is reported under it. */
-    int has_id = 0;
-    for (size_t i = 0; i + 1 < n; i += 2) {
-        if (!is(&fv[i], "id")) continue;
-        if (!jq_name_valid(fv[i + 1].p, fv[i + 1].len))
-            return bad_field(err, errlen, "id", &fv[i + 1],
-                             "1 to 128 bytes of [A-Za-z0-9_.:-]");
-        set_id(job, fv[i + 1].p, fv[i + 1].len);
-        has_id = 1;
-    }
-    if (n % 2) {
-        snprintf(err, errlen, "odd number of fields in entry");
+static int read_enc(jq_job_t *job, const jq_str_t *v, char *err, size_t errlen) {
+    if (v->len == 7 && memcmp(v->p, "msgpack", 7) == 0) {
+        job->enc = JQ_ENC_MSGPACK;
+    } else if (v->len == 4 && memcmp(v->p, "json", 4) == 0) {
+        job->enc = JQ_ENC_JSON;
+    } else {
+        char q[64];
+        quote(q, sizeof(q), v);
+        snprintf(err, errlen, "unknown enc: %s (want msgpack or json)", q);
         return -1;
     }
-    if (check_bounds(fv, n, err, errlen)) return -1;
+    return 0;
+}
 
-    int has_type = 0, has_size = 0;
-    for (size_t i = 0; i < n; i += 2) {
-        const jq_str_t *f = &fv[i], *v = &fv[i + 1];
-        if (is(f, "type")) {
-            if (v->len == 0 || v->len > JQ_NAME_MAX)
-                return bad_field(err, errlen, "type", v,
-                                 "a handler name of 1 to 128 bytes");
-            job->type = *v;
-            has_type = 1;
-        } else if (is(f, "payload")) {
-            job->payload = *v;
-            job->has_payload = 1;
-        } else if (is(f, "enc")) {
-            if (v->len == 7 && memcmp(v->p, "msgpack", 7) == 0)
-                job->enc = JQ_ENC_MSGPACK;
-            else if (v->len == 4 && memcmp(v->p, "json", 4) == 0)
-                job->enc = JQ_ENC_JSON;
-            else {
-                char q[64];
-                quote(q, sizeof(q), v);
-                snprintf(err, errlen, "unknown enc: %s (want msgpack or json)", q);
-                return -1;
-            }
-        } else if (is(f, "chunks")) {
-            if (jq_parse_ll(v->p, v->len, 1, 1LL << 40, &job->chunks))
-                return bad_field(err, errlen, "chunks", v, "an integer >= 1");
-        } else if (is(f, "size")) {
-            if (jq_parse_ll(v->p, v->len, 0, 1LL << 50, &job->size))
-                return bad_field(err, errlen, "size", v, "an integer >= 0");
-            has_size = 1;
-        } else if (is(f, "max_attempts")) {
-            if (jq_parse_ll(v->p, v->len, 1, 1000000, &job->max_attempts))
-                return bad_field(err, errlen, "max_attempts", v,
-                                 "an integer from 1 to 1000000");
-        } else if (is(f, "timeout_ms")) {
-            if (jq_parse_ll(v->p, v->len, 1, 1LL << 40, &job->timeout_ms))
-                return bad_field(err, errlen, "timeout_ms", v, "an integer >= 1");
-        } else if (is(f, "result_ttl")) {
-            if (jq_parse_ll(v->p, v->len, 0, 1LL << 40, &job->result_ttl))
-                return bad_field(err, errlen, "result_ttl", v, "an integer >= 0");
-        } else if (is(f, "attempt")) {
-            if (jq_parse_ll(v->p, v->len, 0, 1000000, &job->attempt))
-                return bad_field(err, errlen, "attempt", v, "an integer >= 0");
-        }
+/* One field/value pair into *job (unknown fields are skipped), adding to
+ * *seen. Returns 0 or -1 with err. */
+static int read_field(jq_job_t *job, const jq_str_t *f, const jq_str_t *v, unsigned *seen,
+                      char *err, size_t errlen) {
+    if (is(f, "type")) {
+        if (v->len == 0 || v->len > JQ_NAME_MAX)
+            return bad_field(err, errlen, "type", v, "a handler name of 1 to 128 bytes");
+        job->type = *v;
+        *seen |= SEEN_TYPE;
+        return 0;
     }
-    if (!has_type) {
-        snprintf(err, errlen, "missing field: type");
+    if (is(f, "payload")) {
+        job->payload = *v;
+        job->has_payload = 1;
+        return 0;
+    }
+    if (is(f, "enc")) return read_enc(job, v, err, errlen);
+    /* A chain of is() on constants, not a table: the compiler turns each
+     * into a length test and an inline compare, and this runs for every
+     * field of every job. */
+    if (is(f, "chunks"))
+        return read_int("chunks", v, 1, 1LL << 40, &job->chunks, "an integer >= 1", err, errlen);
+    if (is(f, "size")) {
+        *seen |= SEEN_SIZE;
+        return read_int("size", v, 0, 1LL << 50, &job->size, "an integer >= 0", err, errlen);
+    }
+    if (is(f, "max_attempts"))
+        return read_int("max_attempts", v, 1, 1000000, &job->max_attempts,
+                        "an integer from 1 to 1000000", err, errlen);
+    if (is(f, "timeout_ms"))
+        return read_int("timeout_ms", v, 1, 1LL << 40, &job->timeout_ms, "an integer >= 1", err,
+                        errlen);
+    if (is(f, "result_ttl"))
+        return read_int("result_ttl", v, 0, 1LL << 40, &job->result_ttl, "an integer >= 0", err,
+                        errlen);
+    if (is(f, "attempt"))
+        return read_int("attempt", v, 0, 1000000, &job->attempt, "an integer >= 0", err, errlen);
+    return 0;
+}
+
+/* What the fields must say together: a type; chunks with an id and a size
+ * and no inline payload; a size that matches; a payload within bounds. */
+static int check_whole(const jq_job_t *job, unsigned seen, const jq_job_limits_t *lim, char *err,
+                       size_t errlen) {
+    const char *why = !(seen & SEEN_TYPE)                   ? "missing field: type"
+                      : job->chunks && !(seen & SEEN_ID)   ? "chunks needs an id field"
+                      : job->chunks && !(seen & SEEN_SIZE) ? "chunks needs a size field"
+                      : job->chunks && job->has_payload
+                          ? "an entry with chunks must not carry a payload field"
+                          : NULL;
+    if (why) {
+        snprintf(err, errlen, "%s", why);
         return -1;
     }
-    if (job->chunks) {
-        if (!has_id) {
-            snprintf(err, errlen, "chunks needs an id field");
-            return -1;
-        }
-        if (!has_size) {
-            snprintf(err, errlen, "chunks needs a size field");
-            return -1;
-        }
-        if (job->has_payload) {
-            snprintf(err, errlen, "an entry with chunks must not carry a payload field");
-            return -1;
-        }
-        if (job->size > lim->max_payload) {
-            snprintf(err, errlen, "payload too large: %lld bytes > max-payload %lld",
-                     job->size, lim->max_payload);
-            return -1;
-        }
-    } else if (has_size && job->has_payload && (long long)job->payload.len != job->size) {
+    if (job->chunks && job->size > lim->max_payload) {
+        snprintf(err, errlen, "payload too large: %lld bytes > max-payload %lld",
+                 job->size, lim->max_payload);
+        return -1;
+    }
+    if (!job->chunks && (seen & SEEN_SIZE) && job->has_payload &&
+        (long long)job->payload.len != job->size) {
         snprintf(err, errlen, "size mismatch: field size %lld, payload has %zu bytes",
                  job->size, job->payload.len);
         return -1;
@@ -222,4 +221,28 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
         return -1;
     }
     return 0;
+}
+
+int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
+                 size_t n, const jq_job_limits_t *lim, char *err,
+                 size_t errlen) {
+    job_init(job, entry_id, lim);
+    unsigned seen = 0;
+    /* The id first, so that every later error is reported under it. */
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        if (!is(&fv[i], "id")) continue;
+        if (!jq_name_valid(fv[i + 1].p, fv[i + 1].len))
+            return bad_field(err, errlen, "id", &fv[i + 1],
+                             "1 to 128 bytes of [A-Za-z0-9_.:-]");
+        set_id(job, fv[i + 1].p, fv[i + 1].len);
+        seen |= SEEN_ID;
+    }
+    if (n % 2) {
+        snprintf(err, errlen, "odd number of fields in entry");
+        return -1;
+    }
+    if (check_bounds(fv, n, err, errlen)) return -1;
+    for (size_t i = 0; i < n; i += 2)
+        if (read_field(job, &fv[i], &fv[i + 1], &seen, err, errlen) < 0) return -1;
+    return check_whole(job, seen, lim, err, errlen);
 }
