@@ -2,9 +2,10 @@
 #define JQ_CLIENT_INT_H
 
 /* Internals shared by the files of libjobq (jobq.c, wait.c, dead.c,
- * admin.c): the client struct, the key helper of the argv builder
- * (common/args.h) and the command helpers.
- * Not installed; users include <jobq/jobq.h> only. */
+ * admin.c, watch.c), all written in conn.c: the client struct, the key
+ * helpers of the argv builder (common/args.h), the two ways a command is
+ * sent (jq_client_run for one, jq_pipe_t for a pipeline) and the readers
+ * of their replies. Not installed; users include <jobq/jobq.h> only. */
 
 #include <stddef.h>
 #include <hiredis.h>

@@ -1,6 +1,7 @@
 /* The client's connection: connect from a URL (AUTH, SELECT), reconnect
- * after a fault, and the small helpers every libjobq call uses to build a
- * command and read its reply. */
+ * after a fault, the small helpers every libjobq call uses to build a
+ * command and read its reply, and the pipeline (jq_pipe_t), the one place
+ * that knows what a half-sent pipeline does to the connection. */
 
 #include <stdarg.h>
 #include <stdio.h>
