@@ -6,6 +6,7 @@
 #include "client_int.h"
 #include "job.h"
 #include "jobq/jobq.h"
+#include "jobq/watch.h"
 #include "redis_fixture.h"
 #include "view.h"
 
@@ -440,4 +441,18 @@ Test(producer, a_pipeline_read_to_the_end_keeps_its_connection) {
     cr_assert_eq(jq_pipe_end(&p), -1); /* read past its end: a bug, reported */
     assert_echo("same");
     cr_assert_eq(jq_client_context(cl), before);
+}
+
+Test(producer, a_queue_with_a_bad_key_leaves_the_snapshot_in_step) {
+    /* Queue a's totals hash is a string: its HGETALL answers WRONGTYPE,
+     * and the snapshot fails; the replies of queue b and of the worker
+     * set are still read, so the connection stays usable as it is. */
+    freeReplyObject(cmd("SADD t:queues a b"));
+    freeReplyObject(cmd("SET t:{a}:stats oops"));
+    jq_watch_t w;
+    cr_assert_eq(jq_watch_read(cl, NULL, &w, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "WRONGTYPE"), "%s", err);
+    jq_watch_destroy(&w);
+    cr_assert_eq(jq_client_context(cl)->err, 0, "marked broken: replies were left unread");
+    assert_echo("in step");
 }
