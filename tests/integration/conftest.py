@@ -312,7 +312,8 @@ def wait_stream_empty(r, queue="default", prefix="jobq", timeout=2):
     """Acked entries leave the stream within a second (PROTOCOL 1.1 §6):
     at once when the trim reaches them, else one or two ticks later."""
     wait_for(lambda: r.xlen(stream(queue, prefix)) == 0, timeout=timeout,
-             what="the stream %s to empty (XLEN %d)" % (stream(queue, prefix), r.xlen(stream(queue, prefix))))
+             what=lambda: "the stream %s to empty (XLEN %d)" % (stream(queue, prefix),
+                                                                r.xlen(stream(queue, prefix))))
 
 
 def jobq(*args, redis_url=None, input=None, timeout=60):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import key, scale, stream, wait_for, xadd
+from conftest import key, stream, wait_for, xadd
 from conftest import jobq as run_jobq
 
 MAX_FIELDS = 1000          # fields of an entry besides id and attempt
@@ -43,6 +43,17 @@ def where(r, job_id, queue="default"):
     if any(f.get(b"id") == job_id.encode() for _, f in entries):
         return "stream"
     return None
+
+
+def reaches(r, job_id, state, more=lambda: ""):
+    """Waits until the job is in state (a place where() names), failing at
+    once if it is ever seen nowhere (lost) on the way."""
+    def there():
+        w = where(r, job_id)
+        assert w is not None, "job %s lost%s" % (job_id, more())
+        return w == state
+    wait_for(there, timeout=5, interval=0.05,
+             what=lambda: "%s to be %s (is %s)" % (job_id, state, where(r, job_id)))
 
 
 def extra(n, prefix="x"):
@@ -103,13 +114,7 @@ def test_the_issue_job_with_4000_fields_is_never_lost(r, consumer):
     On main it was lost after its first attempt (in no set, no stream)."""
     consumer("--backoff-ms", "50")
     fail_job(r, "f4k", 4000)
-    deadline = time.time() + scale(5)
-    while time.time() < deadline:
-        assert where(r, "f4k") is not None, "job f4k lost; hash %d fields" % r.hlen(key("job:f4k"))
-        if where(r, "f4k") == "dead":
-            break
-        time.sleep(0.05)
-    assert where(r, "f4k") == "dead"
+    reaches(r, "f4k", "dead", lambda: "; hash %d fields" % r.hlen(key("job:f4k")))
     assert len(job_hash(r, "f4k")) >= 4000
 
 
@@ -124,11 +129,7 @@ def test_delayed_job_at_and_past_the_limit(r, consumer, nfields, state):
     f.update(extra(nfields - 1))
     schedule(r, "later-%d" % nfields, f)
     jid = "later-%d" % nfields
-    deadline = time.time() + scale(5)
-    while where(r, jid) != state:
-        assert where(r, jid) is not None, "%s lost" % jid
-        assert time.time() < deadline, "%s is %s, not %s" % (jid, where(r, jid), state)
-        time.sleep(0.05)
+    reaches(r, jid, state)
     if state == "dead":
         h = job_hash(r, jid)
         assert h["error"] == b"too many fields: %d (at most 1000 besides id and attempt)" % nfields
@@ -205,7 +206,7 @@ def test_outcome_is_not_acked_when_its_set_refuses_it(r, consumer, setname, max_
     r.set(key(setname), "not a zset")
     fail_job(r, "z1", 0, max_attempts=max_attempts)
     c.wait_log("WRONGTYPE")
-    time.sleep(0.3)
+    time.sleep(0.3)   # nothing acked in this span is the point
     pend = r.xpending(stream(), "workers")
     assert pend["pending"] == 1, "the entry was acked: job lost"
     r.delete(key(setname))
@@ -244,7 +245,7 @@ def test_reclaim_of_the_largest_job_and_one_past(r, consumer):
     dead-lettered whole."""
     c = consumer("--visibility-ms", "500")
     r.set(key("paused"), 1)  # the worker reads nothing: the ghost takes both
-    time.sleep(0.3)  # seen within 100 ms (PROTOCOL §5)
+    c.wait_log(r"queue default paused")
     xadd(r, type="noop", id="rc-ok", **extra(MAX_FIELDS - 1))
     xadd(r, type="noop", id="rc-past", **extra(MAX_FIELDS))
     got = r.xreadgroup("workers", "ghost:1", {stream(): ">"}, count=10)
