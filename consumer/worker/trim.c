@@ -87,6 +87,26 @@ typedef struct pass {
 
 /* The script's answer to a later pass: what is still above the oldest
  * pending entry is deleted; the rest went with the trim. */
+/* The later pass's delete: of the kept ids still above the oldest pending
+ * entry, only those no longer pending. A kept id is normally acked, but a
+ * retry or dead letter acks its entry only once its id landed in its set
+ * (outcome.c's move_lua): one whose ZADD failed is still pending, to run
+ * again, and deleting it would leave its reclaim an entry without fields.
+ * The XDELs take 1,000 ids each (a command in a script takes at most about
+ * 8,000 arguments). KEYS[1] stream; ARGV[1] group, then the ids. */
+static const char xdel_lua[] =
+    "local ids = {}\n"
+    "for i = 2, #ARGV do\n"
+    "  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) == 0 then\n"
+    "    ids[#ids + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "local n = 0\n"
+    "for s = 1, #ids, 1000 do\n"
+    "  n = n + redis.call('XDEL', KEYS[1], unpack(ids, s, math.min(s + 999, #ids)))\n"
+    "end\n"
+    "return n\n";
+
 static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
     pass_t *p = priv;
     redisReply *reply = rp;
@@ -94,11 +114,14 @@ static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
     if (reply && reply->type == REDIS_REPLY_STRING && !*t->env.stopping) {
         jq_args_t *a = &t->args;
         jq_args_reset(a);
-        jq_args_str(a, "XDEL");
+        jq_args_str(a, "EVAL");
+        jq_args_str(a, xdel_lua);
+        jq_args_str(a, "1");
         jq_args_str(a, t->env.queues[p->q].stream);
+        jq_args_str(a, JQ_GROUP);
         for (int i = 0; i < p->ids.n; i++)
             if (jq_trim_id_cmp(p->ids.ids[i], reply->str) > 0) jq_args_str(a, p->ids.ids[i]);
-        if (a->argc > 2) jq_rconn_args(t->env.conn, a, NULL, NULL);
+        if (a->argc > 5) jq_rconn_args(t->env.conn, a, NULL, NULL);
         jq_args_reset(a);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         jq_error("trimming %s: %s", t->env.queues[p->q].stream, reply->str);

@@ -16,7 +16,9 @@
  * Acked entries above the oldest pending one (a long job, or another
  * worker's batch still out) cannot be trimmed yet. The worker keeps their
  * ids and, one or two ticks later (100 to 200 ms), runs the script again
- * and XDELs those still above the oldest pending entry. So an acked entry
+ * and XDELs those still above the oldest pending entry and no longer
+ * pending themselves (a retry or dead letter whose move failed was not
+ * acked: trim.c's xdel_lua). So an acked entry
  * leaves the stream within about 200 ms, the stream holds what is pending
  * or not yet delivered and little else, and XLEN minus pending stays close
  * to the ready count (the group's lag, §7, is exact). A worker that exits

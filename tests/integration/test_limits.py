@@ -318,3 +318,23 @@ def test_no_job_lost_in_a_random_mix(r, consumer):
     except AssertionError:
         bad = {j: (s, where(r, j)) for j, s in want.items() if where(r, j) != s}
         raise AssertionError("seed %d: %s" % (seed, bad))
+
+
+def test_an_entry_left_pending_by_a_failed_move_stays_in_the_stream(r, consumer):
+    """A dead letter whose ZADD failed is not acked (its entry stays
+    pending); above an older pending entry (a long job) the trim's later
+    pass must not XDEL it as if it were acked: its fields would be gone
+    when it is reclaimed."""
+    c = consumer("--visibility-ms", "1500")
+    slow = xadd(r, type="sleep", payload={"ms": 4000})
+    wait_for(lambda: r.xpending(stream(), "workers")["pending"] == 1, what="the slow job")
+    r.set(key("dead"), "not a zset")
+    eid = r.xadd(stream(), {"type": "fail", "enc": "json", "payload": '{"message":"m"}',
+                            "id": "z2", "max_attempts": "1", "mine": "kept"})
+    c.wait_log("WRONGTYPE")
+    time.sleep(0.6)  # the trim's later passes: 100 to 200 ms
+    assert r.xrange(stream(), eid, eid), "a pending entry was deleted from the stream"
+    r.delete(key("dead"))
+    wait_for(lambda: where(r, "z2") == "dead", timeout=10, what="z2 dead")
+    assert job_hash(r, "z2")["mine"] == b"kept"
+    assert slow
