@@ -57,7 +57,7 @@ SRC_conf := options
 SRC_redis := rconn reply
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
-SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim worker
+SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
@@ -173,6 +173,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 # (fake_finish.c); test_finish has the real finish.c and trim.c.
 STAGE_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
 	$(BUILD)/consumer/worker/fetch.o $(BUILD)/consumer/worker/reclaim.o $(BUILD)/consumer/worker/admit.o \
+	$(BUILD)/consumer/worker/types.o \
 	$(BUILD)/consumer/worker/qhealth.o $(BUILD)/consumer/worker/run.o $(BUILD)/consumer/redis/reply.o \
 	$(COMMON_OBJ)
 STAGE_LINK = $(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=jq_run_free $(filter %.c %.o,$^) \

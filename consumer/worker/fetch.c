@@ -3,7 +3,8 @@
  * holds jobs it cannot run while another worker idles. Each entry becomes a
  * run: parsed, its payload decoded, then dispatched to the loop (io) or the
  * pool (cpu). Anything malformed is dead-lettered at once, without an
- * attempt. */
+ * attempt; an entry of a type this worker does not handle is handed back
+ * while another live worker handles it (types.h). */
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,13 @@ void jq_fetch_intake(jq_fetch_t *f, int q, const char *entry_id, redisReply *fie
     }
     r->h = jq_registry_find(f->b.reg, r->job.type.p, r->job.type.len);
     if (!r->h) {
+        /* Another consumer of the queue may handle it (types.h); dead
+         * only when no live worker does, after the grace. */
+        if (f->b.types && jq_types_foreign(f->b.types, q, &r->job.type, entry_id, deliveries,
+                                           jq_now_ms())) {
+            jq_run_free(r);
+            return;
+        }
         unknown_type(err, sizeof(err), &r->job.type);
         dead(f, r, err);
         return;

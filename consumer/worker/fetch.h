@@ -25,6 +25,7 @@
 #include "rconn.h"
 #include "run.h"
 #include "stage.h"
+#include "types.h"
 
 /* What fetch borrows besides the stages' env (stage.h); all outlive it. */
 typedef struct jq_fetch_borrow {
@@ -36,6 +37,8 @@ typedef struct jq_fetch_borrow {
     jq_finish_t *finish;          /* dead letters go there; while it holds
                                      or has outcomes to send, no read */
     const int *draining;          /* the worker drains: no new read */
+    jq_types_t *types;            /* types other workers handle (types.h);
+                                     NULL: an unknown type is dead at once */
     /* Queue health (qhealth.h), called with env.worker: a read failed with
      * err (no queue named), or queue q's key answered err. */
     void (*read_failed)(void *worker, const char *err);

@@ -69,7 +69,7 @@ void jq_heartbeat_send(jq_worker_t *w) {
         {"busy_io", v[4]},      {"busy_cpu", v[5]},     {"threads", v[6]},
         {"cpu_backlog", v[7]},  {"rss_bytes", v[8]},    {"cpu_ms", v[9]},
         {"open_fds", v[10]},    {"loop_lag_us", v[11]}, {"master_pid", v[12]},
-        {"draining", v[13]}};
+        {"draining", v[13]},    {"types", jq_types_csv(&w->types)}};
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "HSET");
@@ -106,6 +106,7 @@ void jq_heartbeat_send(jq_worker_t *w) {
         jq_rconn_args(&w->rwrite, &a, NULL, NULL);
     }
     jq_args_destroy(&a);
+    jq_types_publish(&w->types, now);
 
     if (o->max_rss_mb && rss > o->max_rss_mb * 1024 * 1024 && !w->draining) {
         /* Over it before any job ran: the limit is below a fresh worker's

@@ -73,9 +73,12 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, w->id);
     jq_args_ll(a, w->opt->visibility_ms);
+    int64_t now = jq_now_ms();
     for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
         redisReply *e = reply->element[i];
         if (!jq_fetch_pending_ok(e)) continue;
+        /* Handed back for a worker that handles its type (types.h). */
+        if (jq_types_skipping(&w->types, c->q, e->element[0]->str, now)) continue;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
         c->deliveries[c->n] = e->element[3]->integer;
         jq_args_str(a, c->ids[c->n]);
@@ -222,7 +225,8 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
             if (w->admit.q[q].limit && free_slots > w->admit.q[q].limit) free_slots = w->admit.q[q].limit;
             min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
         }
-        reclaim(w, q, min_idle, free_slots);
+        /* Past what this worker handed back and leaves alone. */
+        reclaim(w, q, min_idle, free_slots + jq_types_nskipping(&w->types, q, now));
     }
 }
 
@@ -295,7 +299,7 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
         redisReply *e = reply->element[i];
         if (!jq_fetch_pending_ok(e)) continue;
         const char *id = e->element[0]->str;
-        if (holds(w, q->q, id)) continue;
+        if (holds(w, q->q, id) || jq_types_skipping(&w->types, q->q, id, jq_now_ms())) continue;
         own_t *o = calloc(1, sizeof(*o));
         if (!o) break;
         o->w = w;

@@ -321,6 +321,11 @@ static int init_runners(jq_worker_t *w, const jq_options_t *opt) {
         w->exit_code = 2;
         return -1;
     }
+    jq_stage_env_t env = jq_worker_env(w);
+    if (jq_types_init(&w->types, &env, &w->reg) != 0) {
+        jq_error("worker init: out of memory");
+        return -1;
+    }
     if (jq_pool_init(&w->pool, &w->loop, (int)opt->threads, err, sizeof(err)) != 0) {
         jq_error("cpu pool: %s", err);
         return -1;
@@ -436,6 +441,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_chunks_destroy(&w->chunks);
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
+    jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
     free(w);
     return code;

@@ -46,6 +46,7 @@
 #include "run.h"
 #include "stage.h"
 #include "trim.h"
+#include "types.h"
 
 struct jq_worker {
     uv_loop_t loop;
@@ -89,6 +90,7 @@ struct jq_worker {
     long long processed, failed, jobs_done;
     jq_chunks_t chunks;           /* chunks.c: chunked payloads loading */
     jq_reclaim_t reclaim;         /* reclaim.c: renewal and reclaim */
+    jq_types_t types;             /* types.c: types other workers handle */
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
@@ -135,7 +137,7 @@ static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
 static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
     jq_fetch_borrow_t b = {
         .rfetch = &w->rfetch, .reg = &w->reg, .limits = &w->limits, .runs = &w->runs,
-        .chunks = &w->chunks, .finish = &w->finish, .draining = &w->draining,
+        .chunks = &w->chunks, .finish = &w->finish, .draining = &w->draining, .types = &w->types,
         .read_failed = jq_worker_read_failed_cb, .key_error = jq_worker_key_error_cb,
     };
     return b;

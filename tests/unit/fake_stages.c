@@ -82,6 +82,7 @@ jq_worker_t *fake_worker_new(jq_options_t *opt) {
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
     jq_fetch_init(&w->fetch, &env, &borrow);
     jq_reclaim_init(&w->reclaim);
+    if (jq_types_init(&w->types, &env, &w->reg) != 0) abort();
     w->rfetch.up = w->rwrite.up = 1;
     w->rfetch.data = w->rwrite.data = w;
     fake_rconn_reset();
@@ -96,6 +97,7 @@ void fake_worker_free(jq_worker_t *w) {
     fake_stages_reset();
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
+    jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
     free(w);
 }

@@ -156,12 +156,63 @@ Test(fetch, a_deleted_entry_is_dead_lettered_not_run) {
     cr_assert_null(dead[0]->fields);
 }
 
-Test(fetch, an_unknown_type_is_dead_lettered_with_its_name) {
+/* The types published on queue a, as the heartbeat reads them back: each
+ * name seen at `seen` ms (types.h). */
+static void types_read(const char *name, const char *seen) {
+    opt.heartbeat_ms = 1000;
+    jq_types_publish(&w->types, jq_now_ms());
+    int i = fake_rconn_find(&w->rwrite, "ZRANGEBYSCORE jq:{a}:types");
+    cr_assert_geq(i, 0);
+    fake_rconn_answer(i, name ? fake_arr(2, fake_str(name), fake_str(seen)) : fake_arr(0));
+}
+
+static void read_one(const char *id, const char *type) {
     int i = kick_read();
+    if (i < 0) i = fake_rconn_find(&w->rfetch, "XREADGROUP"); /* the next read went at once */
     fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
-                                              fake_arr(1, entry("1-1", "nope")))));
+                                              fake_arr(1, entry(id, type)))));
+}
+
+Test(fetch, an_unknown_type_no_live_worker_handles_is_dead_lettered_with_its_name) {
+    types_read("other", "1");                 /* a type whose worker is long gone */
+    read_one("1-1", "nope");                  /* enqueued long ago */
     cr_assert_eq(ndead, 1);
     cr_assert_str_eq(dead[0]->error, "unknown job type: nope");
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 0);
+}
+
+Test(fetch, an_unknown_type_another_live_worker_handles_is_handed_back) {
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
+    types_read("nope", now);
+    read_one("1-1", "nope");
+    cr_assert_eq(ndead, 0);
+    cr_assert_eq(nstarted, 0);
+    int i = fake_rconn_find(&w->rwrite, "XCLAIM");
+    cr_assert_geq(i, 0);
+    /* Still pending, ours, stamped idle as a dead worker's (any reclaim
+     * takes it), its delivery uncounted. */
+    cr_assert_str_eq(fake_cmds[i].line, "XCLAIM jq:{a}:stream " JQ_GROUP " host:1 0 1-1 IDLE 6600000 "
+                                        "RETRYCOUNT 0 JUSTID");
+    cr_assert_eq(nfreed, 1, "its run freed, and its slot with it");
+    /* This worker's reclaim leaves it to the others for the grace. */
+    cr_assert(jq_types_skipping(&w->types, 0, "1-1", jq_now_ms()));
+    cr_assert_not(jq_types_skipping(&w->types, 1, "1-1", jq_now_ms()));
+    cr_assert_not(jq_types_skipping(&w->types, 0, "1-1", jq_now_ms() + 3001));
+}
+
+Test(fetch, an_unknown_type_waits_for_the_grace_before_the_types_are_read_or_while_young) {
+    read_one("1-1", "nope");                  /* the types not read yet */
+    cr_assert_eq(ndead, 0);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 1);
+    types_read(NULL, NULL);                   /* nobody handles it */
+    char id[32];
+    snprintf(id, sizeof(id), "%lld-0", (long long)jq_now_ms() - 100);
+    read_one(id, "nope");                     /* but it is 100 ms old */
+    cr_assert_eq(ndead, 0);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 2);
+    read_one("2-1", "nope");                  /* and this one is old */
+    cr_assert_eq(ndead, 1);
 }
 
 Test(fetch, a_failed_read_probes_the_queues_and_waits) {

@@ -378,7 +378,9 @@ Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
 }
 
 Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
-    /* fetch.c dead-letters an unknown type at once, through finish. */
+    /* fetch.c dead-letters a type no live worker handles at once (the
+     * queue's types read, none, the grace 0), through finish. */
+    w->types.loaded[0] = 1;
     redisReply *f = fake_fields(2, "type", "nope");
     jq_fetch_intake(&w->fetch, 0, "1-1", f, 1);
     freeReplyObject(f);

@@ -190,3 +190,25 @@ Test(reclaim, after_an_outage_our_own_lost_deliveries_are_claimed_back) {
     cr_assert_str_eq(started[0]->job.entry_id, "7-3");
     cr_assert_eq(ndead, 0);
 }
+
+Test(reclaim, leaves_what_it_handed_back_for_another_worker_alone_for_the_grace) {
+    w->nqueues = 1;
+    opt.heartbeat_ms = 1000;
+    jq_str_t t = {"other", 5};
+    /* Handed back: the types were never read (types.h). */
+    cr_assert(jq_types_foreign(&w->types, 0, &t, "1-2", 1, jq_now_ms()));
+    int64_t now = jq_now_ms();
+    jq_reclaim_tick(w, now);
+    int i = fake_rconn_find(&w->rwrite, "XPENDING");
+    char want[256];
+    snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + %lld", JQ_GROUP, VIS,
+             jq_admit_free(&w->admit, 0) + 1);
+    cr_assert_str_eq(fake_cmds[i].line, want, "one more row, past the one it skips");
+    fake_rconn_answer(i, fake_arr(2, pending("1-1", 1), pending("1-2", 1)));
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM jq:{a}:stream " JQ_GROUP " host:1 30000");
+    cr_assert_geq(c, 0);
+    cr_assert_str_eq(fake_cmds[c].line, "XCLAIM jq:{a}:stream " JQ_GROUP " host:1 30000 1-1");
+    /* After the grace (three heartbeats) it is taken again, to be handed
+     * back or dead-lettered. */
+    cr_assert_not(jq_types_skipping(&w->types, 0, "1-2", now + 3001));
+}

@@ -1,0 +1,190 @@
+/* Job types this worker does not handle: published, read back, and the
+ * hand-back of an entry another worker handles. See types.h. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "log.h"
+#include "types.h"
+
+/* Stamped idle as the master stamps a dead worker's entries (handback.c),
+ * so a reclaim takes them even from a full worker (reclaim.c). */
+static long long handback_idle(const jq_options_t *o) { return o->visibility_ms * 100 + 3600000LL; }
+
+long long jq_types_grace_ms(const jq_types_t *t) { return 3 * t->env.opt->heartbeat_ms; }
+
+int jq_types_init(jq_types_t *t, const jq_stage_env_t *env, const jq_registry_t *reg) {
+    memset(t, 0, sizeof(*t));
+    t->env = *env;
+    t->reg = reg;
+    jq_args_init(&t->args);
+    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+        t->qref[i].t = t;
+        t->qref[i].q = i;
+    }
+    size_t len = 1;
+    for (int i = 0; i < reg->n; i++) len += strlen(reg->h[i]->name) + 1;
+    t->csv = malloc(len);
+    if (!t->csv) return -1;
+    t->csv[0] = '\0';
+    for (int i = 0; i < reg->n; i++) {
+        if (i) strcat(t->csv, ",");
+        strcat(t->csv, reg->h[i]->name);
+    }
+    return 0;
+}
+
+void jq_types_destroy(jq_types_t *t) {
+    for (int i = 0; i < JQ_QUEUES_MAX; i++) free(t->known[i]);
+    free(t->csv);
+    jq_args_destroy(&t->args);
+    memset(t, 0, sizeof(*t));
+}
+
+const char *jq_types_csv(const jq_types_t *t) { return t->csv ? t->csv : ""; }
+
+/* ZRANGEBYSCORE ... WITHSCORES of a queue's set: [name, score, ...]. */
+static void on_known(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    const jq_types_qref_t *ref = priv;
+    jq_types_t *t = ref->t;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || *t->env.stopping) return;
+    size_t n = reply->elements / 2;
+    jq_types_known_t *k = n ? calloc(n, sizeof(*k)) : NULL;
+    if (n && !k) return; /* out of memory: the last set stays */
+    int m = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *name = reply->element[2 * i], *score = reply->element[2 * i + 1];
+        if (name->type != REDIS_REPLY_STRING || name->len > JQ_NAME_MAX ||
+            score->type != REDIS_REPLY_STRING)
+            continue;
+        memcpy(k[m].name, name->str, name->len);
+        k[m].name[name->len] = '\0';
+        k[m].seen_ms = strtoll(score->str, NULL, 10);
+        m++;
+    }
+    free(t->known[ref->q]);
+    t->known[ref->q] = k;
+    t->nknown[ref->q] = m;
+    t->loaded[ref->q] = 1;
+}
+
+void jq_types_publish(jq_types_t *t, int64_t now) {
+    jq_args_t *a = &t->args;
+    long long live = (long long)now - jq_types_grace_ms(t);
+    for (int q = 0; q < *t->env.nqueues; q++) {
+        char key[JQ_KEY_MAX];
+        jq_key(key, sizeof(key), t->env.opt->prefix, t->env.queues[q].name, "types");
+        if (t->reg->n > 0) {
+            jq_args_reset(a);
+            jq_args_str(a, "ZADD");
+            jq_args_str(a, key);
+            jq_args_str(a, "GT");
+            for (int i = 0; i < t->reg->n; i++) {
+                jq_args_ll(a, (long long)now);
+                jq_args_str(a, t->reg->h[i]->name);
+            }
+            jq_rconn_args(t->env.conn, a, NULL, NULL);
+        }
+        jq_args_reset(a);
+        jq_args_str(a, "ZREMRANGEBYSCORE");
+        jq_args_str(a, key);
+        jq_args_str(a, "-inf");
+        jq_args_ll(a, live - 1);
+        jq_rconn_args(t->env.conn, a, NULL, NULL);
+        jq_args_reset(a);
+        jq_args_str(a, "ZRANGEBYSCORE");
+        jq_args_str(a, key);
+        jq_args_ll(a, live);
+        jq_args_str(a, "+inf");
+        jq_args_str(a, "WITHSCORES");
+        jq_rconn_args(t->env.conn, a, on_known, &t->qref[q]);
+    }
+    jq_args_reset(a);
+}
+
+/* Whether a worker of queue q that handles type heartbeat within the
+ * grace, as the set read last says. */
+static int live_elsewhere(const jq_types_t *t, int q, const jq_str_t *type, int64_t now) {
+    long long live = (long long)now - jq_types_grace_ms(t);
+    for (int i = 0; i < t->nknown[q]; i++) {
+        const jq_types_known_t *k = &t->known[q][i];
+        if (strlen(k->name) == type->len && memcmp(k->name, type->p, type->len) == 0)
+            return k->seen_ms >= live;
+    }
+    return 0;
+}
+
+/* The entry's age from its id ("ms-seq", Redis's clock when it was added). */
+static long long age_ms(const char *entry_id, int64_t now) {
+    return (long long)now - strtoll(entry_id, NULL, 10);
+}
+
+static void remember(jq_types_t *t, int q, const char *id, int64_t until) {
+    jq_types_skip_t *slot = &t->skip[0];
+    for (int i = 0; i < JQ_TYPES_SKIP; i++) {
+        jq_types_skip_t *s = &t->skip[i];
+        if (s->until_ms == 0 || (s->q == q && strcmp(s->id, id) == 0)) {
+            slot = s;
+            break;
+        }
+        if (s->until_ms < slot->until_ms) slot = s; /* full: the soonest over */
+    }
+    if (slot->until_ms == 0) t->nskip++;
+    slot->q = q;
+    slot->until_ms = until;
+    snprintf(slot->id, sizeof(slot->id), "%s", id);
+}
+
+/* Claims the entry to ourselves with min-idle 0, stamped idle for long and
+ * its delivery uncounted (RETRYCOUNT): it never leaves the pending list,
+ * so a failure here only leaves it ours until the visibility timeout. */
+static void hand_back(jq_types_t *t, int q, const char *entry_id, long long deliveries) {
+    jq_args_t *a = &t->args;
+    jq_args_reset(a);
+    jq_args_str(a, "XCLAIM");
+    jq_args_str(a, t->env.queues[q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, t->env.worker_id);
+    jq_args_str(a, "0");
+    jq_args_str(a, entry_id);
+    jq_args_str(a, "IDLE");
+    jq_args_ll(a, handback_idle(t->env.opt));
+    jq_args_str(a, "RETRYCOUNT");
+    jq_args_ll(a, deliveries > 0 ? deliveries - 1 : 0);
+    jq_args_str(a, "JUSTID");
+    jq_rconn_args(t->env.conn, a, NULL, NULL);
+    jq_args_reset(a);
+}
+
+int jq_types_foreign(jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
+                     long long deliveries, int64_t now) {
+    long long grace = jq_types_grace_ms(t);
+    if (t->loaded[q] && !live_elsewhere(t, q, type, now) && age_ms(entry_id, now) >= grace)
+        return 0;
+    hand_back(t, q, entry_id, deliveries);
+    remember(t, q, entry_id, now + grace);
+    return 1;
+}
+
+int jq_types_skipping(jq_types_t *t, int q, const char *id, int64_t now) {
+    for (int i = 0; i < JQ_TYPES_SKIP && t->nskip > 0; i++) {
+        jq_types_skip_t *s = &t->skip[i];
+        if (s->until_ms == 0) continue;
+        if (s->until_ms <= now) {
+            s->until_ms = 0;
+            t->nskip--;
+            continue;
+        }
+        if (s->q == q && strcmp(s->id, id) == 0) return 1;
+    }
+    return 0;
+}
+
+int jq_types_nskipping(const jq_types_t *t, int q, int64_t now) {
+    int n = 0;
+    for (int i = 0; i < JQ_TYPES_SKIP && t->nskip > 0; i++)
+        if (t->skip[i].until_ms > now && t->skip[i].q == q) n++;
+    return n;
+}

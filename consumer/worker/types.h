@@ -1,0 +1,88 @@
+#ifndef JQ_TYPES_H
+#define JQ_TYPES_H
+
+/* Job types this worker does not handle (issue 27; docs/PROTOCOL.md §7).
+ * Consumers with different handler sets may share a queue: each worker
+ * publishes the types it handles, per queue, in the sorted set
+ * <p>:{q}:types (member: the type, score: the last heartbeat, ms, of a
+ * worker that handles it), and reads it back each heartbeat. An entry of
+ * a type this worker does not handle is handed back (it stays pending,
+ * claimed to ourselves stamped idle far past the visibility timeout with
+ * its delivery uncounted, so any worker's reclaim takes it at once; this
+ * one leaves it alone for a grace) while another live worker handles it,
+ * or while it is younger than the grace; otherwise it is dead-lettered.
+ *
+ * The grace is three heartbeats, as for a worker to count as gone: a
+ * worker that handles the type and restarts within it keeps its jobs. */
+
+#include <stdint.h>
+
+#include "args.h"
+#include "handlers.h"
+#include "job.h"
+#include "stage.h"
+
+#define JQ_TYPES_SKIP 256 /* handed-back entries this worker leaves alone */
+
+typedef struct jq_types_known {
+    char name[JQ_NAME_MAX_BUF];
+    long long seen_ms;            /* the type's score: its last heartbeat */
+} jq_types_known_t;
+
+typedef struct jq_types_skip {
+    int q;
+    int64_t until_ms;             /* 0: a free slot */
+    char id[JQ_ENTRY_ID_MAX];
+} jq_types_skip_t;
+
+typedef struct jq_types jq_types_t;
+
+typedef struct jq_types_qref {
+    jq_types_t *t;
+    int q;
+} jq_types_qref_t;
+
+struct jq_types {
+    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
+    const jq_registry_t *reg;     /* what this worker handles */
+    char *csv;                    /* its type names, comma-separated (owned) */
+    jq_types_known_t *known[JQ_QUEUES_MAX]; /* each queue's set, as last read */
+    int nknown[JQ_QUEUES_MAX];
+    int loaded[JQ_QUEUES_MAX];    /* read at least once */
+    jq_types_skip_t skip[JQ_TYPES_SKIP];
+    int nskip;                    /* slots in use */
+    jq_types_qref_t qref[JQ_QUEUES_MAX];
+    jq_args_t args;
+};
+
+/* reg is borrowed and holds every handler already. Returns 0 or -1 (out
+ * of memory). */
+int jq_types_init(jq_types_t *t, const jq_stage_env_t *env, const jq_registry_t *reg);
+void jq_types_destroy(jq_types_t *t);
+
+/* This worker's types, comma-separated (the worker hash's `types`). */
+const char *jq_types_csv(const jq_types_t *t);
+
+/* From the heartbeat: ZADD GT of this worker's types into each queue's
+ * set, the stale ones (three heartbeats) removed, and the set read back. */
+void jq_types_publish(jq_types_t *t, int64_t now);
+
+/* An entry of queue q (delivered `deliveries` times, counting this one)
+ * whose type this worker does not handle. Returns 1 when it was handed
+ * back (the caller drops its run, no outcome), 0 when it must be
+ * dead-lettered: no live worker of the queue handles the type and the
+ * entry is older than the grace. */
+int jq_types_foreign(jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
+                     long long deliveries, int64_t now);
+
+/* Whether entry id of queue q was handed back lately: reclaim leaves it
+ * to the other workers until the grace is over. */
+int jq_types_skipping(jq_types_t *t, int q, const char *id, int64_t now);
+/* How many entries of queue q are left alone now (reclaim asks for that
+ * many more). */
+int jq_types_nskipping(const jq_types_t *t, int q, int64_t now);
+
+/* The grace, ms: three heartbeats. */
+long long jq_types_grace_ms(const jq_types_t *t);
+
+#endif

@@ -1,0 +1,54 @@
+"""Consumers with different handler sets on one queue (issue 27): a worker
+hands back an entry of a type it does not handle while another live worker
+of the queue handles it (docs/PROTOCOL.md §7, `<p>:{q}:types`), so nothing
+goes to the dead set; a type no live worker handles is dead after the
+grace (three heartbeats) with a reason that says so."""
+import os
+import time
+
+import msgpack
+
+from conftest import BIN, key, scale, wait_for, wait_result, xadd
+
+EXAMPLE = os.path.join(BIN, "plugins", "example.so")
+HB = "200"  # --heartbeat-ms: the grace is three of them, 600 ms
+
+
+def published(r, name, queue="default"):
+    return r.zscore(key("types", queue), name) is not None
+
+
+def test_two_handler_sets_share_a_queue_nothing_dead(r, consumer):
+    consumer("--workers", "2", "--heartbeat-ms", HB)               # built-ins only
+    consumer("--plugin", EXAMPLE, "--heartbeat-ms", HB)             # + hello, wordcount
+    consumer("--exec", "shout=/bin/echo", "--heartbeat-ms", HB)       # + shout
+    wait_for(lambda: published(r, "hello") and published(r, "shout") and published(r, "noop"),
+             what="every consumer's types published")
+    ids = []
+    for i in range(30):
+        ids.append(("hello", xadd(r, type="hello", payload={"name": "n%d" % i, "ms": 1})))
+        ids.append(("wordcount", xadd(r, type="wordcount", payload=msgpack.packb(b"a b"))))
+        ids.append(("shout", xadd(r, type="shout", max_attempts=1)))
+        ids.append(("noop", xadd(r, type="noop")))
+    for t, jid in ids:
+        res = wait_result(r, jid, timeout=20)
+        assert res["state"] == b"done", (t, jid, res)
+    assert r.zcard(key("dead")) == 0
+    # Each worker hash names what it handles (the additive `types` field).
+    workers = [r.hgetall("jobq:worker:%s" % w.decode()) for w in r.zrange("jobq:workers", 0, -1)]
+    assert any(b"hello" in h.get(b"types", b"").split(b",") for h in workers), workers
+
+
+def test_a_type_no_worker_handles_is_dead_after_the_grace(r, consumer):
+    consumer("--workers", "2", "--heartbeat-ms", HB)
+    consumer("--plugin", EXAMPLE, "--heartbeat-ms", HB)
+    wait_for(lambda: published(r, "hello") and published(r, "noop"), what="types published")
+    t0 = time.monotonic()
+    jid = xadd(r, type="nosuch", max_attempts=3)
+    res = wait_result(r, jid, timeout=10)
+    took = time.monotonic() - t0
+    assert res["state"] == b"dead", res
+    assert res["attempts"] == b"0", res
+    assert res["error"] == b"unknown job type: nosuch"
+    assert took >= 0.6, took  # not before the grace
+    assert r.zscore(key("dead"), jid) is not None
