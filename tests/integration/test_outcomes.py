@@ -56,8 +56,9 @@ def test_result_ttl_zero_leaves_no_key_per_job(r, consumer):
     wait_for(lambda: int(r.hget(key("stats"), "processed") or 0) == n, what="the jobs")
     wait_stream_empty(r)
     left = sorted(k.decode() for k in r.keys("jobq:{default}:*"))
-    # The stream, its counters and latency: nothing per job.
-    assert all(k.split(":")[2] in ("stream", "stats", "latency") for k in left), left
+    # The stream, its counters and latency, the types its workers handle
+    # (PROTOCOL §7): nothing per job.
+    assert all(k.split(":")[2] in ("stream", "stats", "latency", "types") for k in left), left
 
 
 def test_a_result_key_of_the_wrong_type_fails_alone(r, consumer):
