@@ -295,9 +295,10 @@ def echo_once(r, size, chunked, seq):
     p = r.pipeline(transaction=chunked)
     if chunked:
         p.rpush("jobq:{default}:payload:" + jid, *pieces)
-        p.xadd(STREAM, {"type": "echo", "id": jid, "chunks": len(pieces), "size": len(packed)})
+        p.xadd(STREAM, {"type": "echo", "id": jid, "chunks": len(pieces), "size": len(packed),
+                        "notify": "1"})
     else:
-        p.xadd(STREAM, {"type": "echo", "id": jid, "payload": packed})
+        p.xadd(STREAM, {"type": "echo", "id": jid, "payload": packed, "notify": "1"})
     p.execute()
     if r.blpop(["jobq:{default}:notify:" + jid], timeout=120) is None:
         raise RuntimeError("echo %s did not finish" % jid)

@@ -187,6 +187,10 @@ static int read_field(jq_job_t *job, const jq_str_t *f, const jq_str_t *v, unsig
                         errlen);
     if (is(f, "attempt"))
         return read_int("attempt", v, 0, 1000000, &job->attempt, "an integer >= 0", err, errlen);
+    if (is(f, "notify")) {
+        long long n;
+        return read_int("notify", v, 0, 1, &n, "0 or 1", err, errlen);
+    }
     return 0;
 }
 
@@ -228,15 +232,23 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
                  size_t errlen) {
     job_init(job, entry_id, lim);
     unsigned seen = 0;
-    /* The id first, so that every later error is reported under it. */
+    /* The id first, so that every later error is reported under it, and
+     * whether a client waits (PROTOCOL 1.2 §3: exactly `1`; other values
+     * are refused below), so that a job dead-lettered for any error still
+     * wakes its waiter. */
+    const jq_str_t *bad_id = NULL;
     for (size_t i = 0; i + 1 < n; i += 2) {
-        if (!is(&fv[i], "id")) continue;
-        if (!jq_name_valid(fv[i + 1].p, fv[i + 1].len))
-            return bad_field(err, errlen, "id", &fv[i + 1],
-                             "1 to 128 bytes of [A-Za-z0-9_.:-]");
-        set_id(job, fv[i + 1].p, fv[i + 1].len);
+        const jq_str_t *v = &fv[i + 1];
+        if (is(&fv[i], "notify")) job->notify = v->len == 1 && v->p && v->p[0] == '1';
+        if (!is(&fv[i], "id") || bad_id) continue;
+        if (!jq_name_valid(v->p, v->len)) {
+            bad_id = v;
+            continue;
+        }
+        set_id(job, v->p, v->len);
         seen |= SEEN_ID;
     }
+    if (bad_id) return bad_field(err, errlen, "id", bad_id, "1 to 128 bytes of [A-Za-z0-9_.:-]");
     if (n % 2) {
         snprintf(err, errlen, "odd number of fields in entry");
         return -1;

@@ -54,6 +54,7 @@ typedef struct jq_job {
     long long timeout_ms;   /* >= 1 */
     long long result_ttl;   /* seconds, >= 0 */
     long long attempt;      /* attempts already made, >= 0 */
+    int notify;             /* `notify 1`: a client waits (PROTOCOL 1.2 §3) */
     int64_t enqueued_ms;    /* from the entry id's time part */
     uint64_t entry_seq;     /* the entry id's sequence part */
 } jq_job_t;

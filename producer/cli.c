@@ -19,7 +19,7 @@ static void usage(FILE *out) {
           "commands:\n"
           "  enqueue [-q QUEUE] TYPE [PAYLOAD_JSON | @FILE] [options]\n"
           "                             add a job; prints its id\n"
-          "  wait [-q QUEUE] ID [--timeout S] [--raw]\n"
+          "  wait [-q QUEUE] ID [--timeout S] [--raw] [-o FILE]\n"
           "                             wait for a job; prints its result as JSON\n"
           "  dead list|show|retry|delete [-q QUEUE] ...\n"
           "                             dead jobs\n"
@@ -53,16 +53,23 @@ static void enqueue_usage(FILE *out) {
           "  --chunk-size BYTES    split larger payloads (default 256k; k/m suffix)\n"
           "  --wait [SECONDS]      wait for the result (default 30 s) and print it\n"
           "                        as JSON like `jobq wait`; use --wait=S or put\n"
-          "                        the payload first to avoid ambiguity\n", out);
+          "                        the payload first to avoid ambiguity. The job\n"
+          "                        carries `notify 1`, so the wait blocks on its\n"
+          "                        notify list\n"
+          "  --raw                 with --wait: write the result's msgpack bytes\n"
+          "                        unchanged instead of JSON\n"
+          "  -o, --output FILE     with --wait: write those bytes into FILE\n", out);
 }
 
 static void wait_usage(FILE *out) {
-    fputs("usage: jobq wait [-q QUEUE] ID [--timeout SECONDS] [--raw]\n"
+    fputs("usage: jobq wait [-q QUEUE] ID [--timeout SECONDS] [--raw] [-o FILE]\n"
           "\n"
-          "Waits for the job to be done or dead and prints one JSON object:\n"
+          "Waits for the job to be done or dead (polling its result hash) and\n"
+          "prints one JSON object:\n"
           "{\"id\",\"queue\",\"state\",\"result\",\"error\",\"attempts\",\"finished_at\",\"worker\"}.\n"
           "Exit 0 done, 1 dead, 2 timed out (default 30 s), 3 Redis error.\n"
-          "  --raw   write the result's msgpack bytes unchanged instead\n", out);
+          "  --raw               write the result's msgpack bytes unchanged instead\n"
+          "  -o, --output FILE   write those bytes into FILE instead of stdout\n", out);
 }
 
 /* Reads a whole file ("-" is stdin) into a malloc'd buffer. */
@@ -120,12 +127,48 @@ static int build_payload(const char *arg, int json_file, msgpack_sbuffer *sb) {
     return rc;
 }
 
-/* Waits and prints as `jobq wait` does; returns the exit status. */
+/* Where `wait` and `enqueue --wait` write: the JSON line on stdout, or
+ * with --raw the result's msgpack bytes, on stdout or (-o) into a file. */
+typedef struct output {
+    int raw;
+    const char *path; /* -o: implies raw */
+    FILE *f;          /* where the bytes go: stdout, or path opened */
+} output_t;
+
+/* Opens -o's file before anything is sent, so that a path that cannot be
+ * written costs no job. Returns JQ_EXIT_OK or JQ_EXIT_USAGE. */
+static int output_open(const char *cmd, output_t *o) {
+    o->f = stdout;
+    if (!o->path) return JQ_EXIT_OK;
+    o->raw = 1;
+    if (!(o->f = fopen(o->path, "wb"))) {
+        o->f = stdout;
+        return jq_cli_usage_error(cmd, "cannot write %s: %s", o->path, strerror(errno));
+    }
+    return JQ_EXIT_OK;
+}
+
+/* Flushes (and closes -o's file); a write that failed turns a success
+ * into exit 3, as a failed stdout always did. */
+static int output_close(output_t *o, int status) {
+    int bad = fflush(o->f) != 0 || ferror(o->f);
+    if (o->f != stdout) {
+        bad |= fclose(o->f) != 0;
+        if (bad) fprintf(stderr, "jobq: writing %s: %s\n", o->path, strerror(errno));
+    }
+    return bad && status == JQ_EXIT_OK ? JQ_EXIT_REDIS : status;
+}
+
+/* Waits and prints as `jobq wait` does; returns the exit status. flags:
+ * JQ_NOTIFY when the job was enqueued with it (blocks on its notify list
+ * instead of polling). */
 static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id,
-                          long long timeout_ms, int raw) {
+                          long long timeout_ms, unsigned flags, output_t *out) {
     jq_result_t r;
     char err[JQ_ERR_LEN];
-    int rc = jq_client_wait(cli->client, queue, id, timeout_ms, &r, err, sizeof(err));
+    int raw = out->raw;
+    int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err,
+                                  sizeof(err));
     int status;
     if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
         int dead = rc == 0 && !strcmp(r.state, "dead");
@@ -138,16 +181,15 @@ static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id,
         else if (dead)
             fprintf(stderr, "jobq: job %s is dead: %s\n", id, r.error ? r.error : "");
         else if (rc == 0 && r.result)
-            fwrite(r.result, 1, r.result_len, stdout);
+            fwrite(r.result, 1, r.result_len, out->f);
         else if (rc == 0)
-            fputc(0xc0, stdout); /* msgpack nil: stdout always holds one object */
+            fputc(0xc0, out->f); /* msgpack nil: the output always holds one object */
     } else {
         fprintf(stderr, "jobq: wait for job %s: %s\n", id, err);
         status = JQ_EXIT_REDIS;
     }
     jq_result_destroy(&r);
-    if (fflush(stdout) != 0 && status == JQ_EXIT_OK) status = JQ_EXIT_REDIS;
-    return status;
+    return output_close(out, status);
 }
 
 /* "--wait", "--wait=S" or "--wait S" when S reads as seconds. */
@@ -191,6 +233,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     const char *pos[2] = {NULL, NULL}, *queue = JQ_QUEUE_DEFAULT;
     int npos = 0, json_file = 0;
     long long wait_ms = -1, chunk = 0, ttl = -1;
+    output_t out = {0, NULL, stdout};
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             enqueue_usage(stdout);
@@ -205,7 +248,8 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
             jq_argp_ll(&p, NULL, "timeout-ms", 1, 1LL << 40, &o.timeout_ms) ||
             jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
-            jq_argp_unknown(&p))
+            jq_argp_set(&p, NULL, "raw", &out.raw) ||
+            jq_argp_opt(&p, "-o", "output", &out.path) || jq_argp_unknown(&p))
             continue;
         if (npos == 2)
             return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
@@ -218,6 +262,8 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
      * notify list behind, so there would be nothing to wait for. */
     if (wait_ms >= 0 && ttl == 0)
         return jq_cli_usage_error("enqueue", "--wait with --result-ttl 0: such a job keeps no result to wait for");
+    if (wait_ms < 0 && (out.raw || out.path))
+        return jq_cli_usage_error("enqueue", "--raw and -o write the result: they need --wait");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
         (o.id && jq_cli_check_name("enqueue", "job id", o.id) < 0))
         return JQ_EXIT_USAGE;
@@ -229,14 +275,18 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     msgpack_sbuffer_init(&sb);
     int status = pos[1] ? build_payload(pos[1], json_file, &sb) : JQ_EXIT_OK;
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
+    if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
     if (status == JQ_EXIT_OK) {
+        /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
+         * blocks on its notify list, woken the moment it ends. */
+        unsigned flags = wait_ms >= 0 ? JQ_NOTIFY : 0;
         char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
-        if (jq_client_enqueue(cli->client, pos[0], pos[1] ? sb.data : NULL, sb.size,
-                              &o, id, sizeof(id), err, sizeof(err)) < 0) {
+        if (jq_client_enqueue_flags(cli->client, pos[0], pos[1] ? sb.data : NULL, sb.size,
+                                    &o, flags, id, sizeof(id), err, sizeof(err)) < 0) {
             fprintf(stderr, "jobq: enqueue: %s\n", err);
-            status = JQ_EXIT_REDIS;
+            status = output_close(&out, JQ_EXIT_REDIS);
         } else if (wait_ms >= 0) {
-            status = wait_and_print(cli, queue, id, wait_ms, 0);
+            status = wait_and_print(cli, queue, id, wait_ms, flags, &out);
         } else {
             printf("%s\n", id);
         }
@@ -248,7 +298,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
 static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "wait", cli, 0, 0};
     const char *queue = JQ_QUEUE_DEFAULT, *id = NULL, *timeout = NULL;
-    int raw = 0;
+    output_t out = {0, NULL, stdout};
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             wait_usage(stdout);
@@ -256,7 +306,8 @@ static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
         }
         if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
             jq_argp_opt(&p, "-t", "timeout", &timeout) ||
-            jq_argp_set(&p, NULL, "raw", &raw) || jq_argp_unknown(&p))
+            jq_argp_set(&p, NULL, "raw", &out.raw) ||
+            jq_argp_opt(&p, "-o", "output", &out.path) || jq_argp_unknown(&p))
             continue;
         if (id) return jq_cli_usage_error("wait", "unexpected argument '%s'", argv[p.i]);
         id = jq_argp_take(&p);
@@ -270,7 +321,9 @@ static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
         jq_cli_check_name("wait", "job id", id) < 0)
         return JQ_EXIT_USAGE;
     int status = jq_cli_connect(cli);
-    return status ? status : wait_and_print(cli, queue, id, ms, raw);
+    if (status == JQ_EXIT_OK) status = output_open("wait", &out);
+    /* Whoever enqueued it may not have set `notify 1`: poll its hash. */
+    return status ? status : wait_and_print(cli, queue, id, ms, 0, &out);
 }
 
 int main(int argc, char **argv) {

@@ -71,6 +71,7 @@ typedef struct enqueue {
     size_t chunk;    /* payload bytes per chunk */
     size_t nchunks;  /* 0: the payload goes inline */
     int multi;       /* more than one key must appear at once */
+    int notify;      /* JQ_NOTIFY: the entry carries `notify 1` */
     int xadd_at;     /* the XADD's place in EXEC's reply when multi; -1: none */
 } enqueue_t;
 
@@ -107,6 +108,10 @@ static void add_fields(jq_args_t *a, const enqueue_t *e) {
     if (o->result_ttl >= 0) {
         jq_args_str(a, "result_ttl");
         jq_args_ll(a, o->result_ttl);
+    }
+    if (e->notify) {
+        jq_args_str(a, "notify");
+        jq_args_str(a, "1");
     }
 }
 
@@ -237,6 +242,12 @@ static int read_enqueue(jq_pipe_t *p, const enqueue_t *e, char *id, size_t id_ca
 int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
                       size_t len, const jq_enqueue_opts_t *o, char *id_out,
                       size_t id_cap, char *err, size_t errlen) {
+    return jq_client_enqueue_flags(c, type, payload, len, o, 0, id_out, id_cap, err, errlen);
+}
+
+int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
+                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out,
+                            size_t id_cap, char *err, size_t errlen) {
     jq_enqueue_opts_t defaults;
     if (!o) {
         jq_enqueue_opts_init(&defaults);
@@ -266,7 +277,7 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
     }
     size_t nchunks = payload && len > chunk ? (len + chunk - 1) / chunk : 0;
     enqueue_t e = {queue, type, payload, len, o, id, due, chunk, nchunks,
-                   nchunks || due || o->id, -1};
+                   nchunks || due || o->id, (flags & JQ_NOTIFY) != 0, -1};
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     send_enqueue(&p, &e, err, errlen);

@@ -1,11 +1,15 @@
 /* Results and waiting (PROTOCOL §3). The result hash is the truth; the
  * notify list is only a wake-up, which another waiter may already have
  * taken: so the hash is read before every blocking slice, and nothing is
- * pushed back. */
+ * pushed back. Since PROTOCOL 1.2 only a job enqueued with `notify 1` gets
+ * that wake-up: a wait for any other job (or one whose producer is not
+ * known) polls the hash, with a backoff. */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client_int.h"
 #include "job.h"
@@ -13,6 +17,12 @@
 /* Longest BLPOP: bounds how long a waiter whose wake-up was taken by
  * another waiter sleeps before it looks at the hash again. */
 #define WAIT_SLICE_MS 1000
+/* Polling a job that pushes no wake-up: the first look again after
+ * POLL_FIRST_MS, each pause twice the last up to POLL_MAX_MS. A job done
+ * in a few ms is seen within a few ms; a long one costs Redis two small
+ * reads a second per waiter. */
+#define POLL_FIRST_MS 5
+#define POLL_MAX_MS 500
 
 void jq_result_destroy(jq_result_t *r) {
     free(r->result);
@@ -159,10 +169,36 @@ static int blpop_slice(jq_client_t *c, const char *queue, const char *id,
     return got;
 }
 
+static void sleep_ms(long long ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) continue;
+}
+
+/* The pause before the next look at the hash: one BLPOP slice for a job
+ * that pushes its wake-up (1 with the popped state, 0 when nothing came),
+ * else a sleep of *poll_ms, which doubles (0). -1 on a fault. */
+static int pause_slice(jq_client_t *c, const char *queue, const char *id, unsigned flags,
+                       long long left, long long *poll_ms, char *state, size_t cap,
+                       char *err, size_t errlen) {
+    if (flags & JQ_NOTIFY)
+        return blpop_slice(c, queue, id, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS, state, cap,
+                           err, errlen);
+    sleep_ms(left < *poll_ms ? left : *poll_ms);
+    *poll_ms = *poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : *poll_ms * 2;
+    return 0;
+}
+
 int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
                    long long timeout_ms, jq_result_t *r, char *err,
                    size_t errlen) {
+    return jq_client_wait_flags(c, queue, id, timeout_ms, 0, r, err, errlen);
+}
+
+int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id,
+                         long long timeout_ms, unsigned flags, jq_result_t *r,
+                         char *err, size_t errlen) {
     if (!queue) queue = JQ_QUEUE_DEFAULT;
+    long long poll_ms = POLL_FIRST_MS;
     long long deadline = (long long)jq_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     result_reset(r);
     for (;;) {
@@ -173,8 +209,8 @@ int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
         long long left = deadline - (long long)jq_now_ms();
         if (left <= 0) return JQ_CLIENT_ETIMEOUT;
         char state[16];
-        int got = blpop_slice(c, queue, id, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS,
-                              state, sizeof(state), err, errlen);
+        int got = pause_slice(c, queue, id, flags, left, &poll_ms, state, sizeof(state), err,
+                              errlen);
         if (got < 0) return -1;
         if (!got) continue;
         /* Woken: the hash says the rest, unless the job kept none

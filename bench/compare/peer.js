@@ -167,7 +167,7 @@ async function client(queues) {
     const tinyJob = async (queue) => {
       const c = conn();
       const t0 = now();
-      const id = await c.xadd(`jobq:{${queue}}:stream`, '*', 'type', 'noop');
+      const id = await c.xadd(`jobq:{${queue}}:stream`, '*', 'type', 'noop', 'notify', '1');
       const r = await c.blpop(`jobq:{${queue}}:notify:${id}`, WAIT_S);
       const t = now() - t0;
       spare.push(c);

@@ -197,7 +197,7 @@ def sec_process_start(s, b):
     def one():
         r.flushall()
         open(s.log, "w").close()
-        jid = r.xadd("jobq:{default}:stream", {"type": "noop"}).decode()
+        jid = r.xadd("jobq:{default}:stream", {"type": "noop", "notify": "1"}).decode()
         t0 = time.perf_counter()
         p = s.spawn(["--workers", "1"])
         try:
@@ -511,7 +511,7 @@ def sec_starvation(s, b):
                 jid = "fs%d" % i
                 i += 1
                 t0 = time.perf_counter()
-                r.xadd("jobq:{fs}:stream", {"type": "fsstat", "id": jid,
+                r.xadd("jobq:{fs}:stream", {"type": "fsstat", "id": jid, "notify": "1",
                                              "payload": msgpack.packb({"path": "/", "n": 20})})
                 if r.blpop(["jobq:{fs}:notify:" + jid], timeout=60) is None:
                     raise RuntimeError("fsstat job not done")

@@ -2,7 +2,8 @@
  * arrival) is queued here, and once per loop turn the queue is written as
  * one MULTI/EXEC per queue: the few commands of unusual outcomes (retries,
  * dead letters, chunked results, an earlier result to delete), one script
- * (outcome_lua) that writes every result hash and notify list, one XACK
+ * (outcome_lua) that writes every result hash and the notify lists asked
+ * for (`notify 1`, PROTOCOL 1.2), one XACK
  * for all entries, the small script that trims the stream (trim.h), and
  * the counters and latency buckets summed over the batch. So the hot
  * path costs no round trip per job, and a worker killed mid-batch leaves

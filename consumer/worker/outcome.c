@@ -73,6 +73,7 @@ typedef struct outcome {
     char attempts[24];            /* attempts made, counting this one */
     char now[24];                 /* finished_at, ms */
     long long ttl;                /* result_ttl, s; 0: no result, no notify */
+    int notify;                   /* push the notify list (PROTOCOL 1.2 §3) */
 } outcome_t;
 
 /* Attempts made, counting this one; a job dead on arrival made none. */
@@ -93,6 +94,10 @@ static void decide(jq_finish_t *fin, const jq_run_t *r, outcome_t *oc) {
     oc->id = r->job.id;
     oc->ttl = r->job.result_ttl;
     oc->state = state_of(r);
+    /* Only a job that ended wakes its waiter, and only one whose entry
+     * said a client waits: for the others the list would be a second key
+     * per job that nobody pops. */
+    oc->notify = r->job.notify && oc->state != JQ_STATE_RETRYING;
     jq_ll2str(oc->attempts, attempts_made(r));
     jq_ll2str(oc->now, (long long)r->finished_ms);
 }
@@ -202,7 +207,8 @@ static long long write_result_chunks(jq_finish_t *fin, jq_run_t *r, const char *
 }
 
 /* The outcome's group in the script's ARGV (see outcome_lua): ttl, state,
- * attempts, finished_at, and the count of extra pairs, then those: the
+ * attempts, finished_at, whether to push the notify list, and the count of
+ * extra pairs, then those: the
  * error of an attempt that failed, and the result (or how many chunks
  * hold it). */
 static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc,
@@ -215,6 +221,7 @@ static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc
     jq_args_str(a, state_name[oc->state]);
     jq_args_dup(a, oc->attempts, strlen(oc->attempts));
     jq_args_dup(a, oc->now, strlen(oc->now));
+    jq_args_str(a, oc->notify ? "1" : "0");
     jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
     if (failed) {
         jq_args_str(a, "error");
@@ -238,8 +245,9 @@ static void add_script_key(jq_finish_t *fin, const outcome_t *oc, const char *wh
 
 /* The result hash (§3), written anew each attempt so no field of an
  * earlier attempt (an old error) lingers, and the notify list of a job
- * that ended (not of one retrying: nobody waiting is woken by a retry).
- * Nothing with result_ttl 0 (PROTOCOL 1.1): no key per job. The hash and
+ * that ended (not of one retrying: nobody waiting is woken by a retry)
+ * whose entry carries `notify 1` (PROTOCOL 1.2). Nothing with result_ttl
+ * 0 (PROTOCOL 1.1): no key per job. The hash and
  * the list are written by the batch's script: here they are only added
  * to its KEYS and ARGV (see outcome_lua). */
 static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
@@ -261,7 +269,7 @@ static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     add_script_key(fin, oc, "result");
     add_script_args(&fin->out, r, oc, ttl, chunks);
     fin->nout++;
-    if (oc->state != JQ_STATE_RETRYING) add_script_key(fin, oc, "notify");
+    if (oc->notify) add_script_key(fin, oc, "notify");
 }
 
 /* Everything one outcome writes into the open MULTI but its counters,
@@ -295,9 +303,10 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
  * worker (a batch of `result_ttl 0` jobs, which writes nothing per job,
  * sends no script at all).
  *
- * KEYS: for each outcome written its result key and, unless it is
- * retrying, its notify key. ARGV: worker id, then per outcome ttl, state,
- * attempts, finished_at, k, and k extra field/value pairs. */
+ * KEYS: for each outcome written its result key and, when it pushes one,
+ * its notify key. ARGV: worker id, then per outcome ttl, state, attempts,
+ * finished_at, notify (1: push the notify list), k, and k extra
+ * field/value pairs. */
 static const char outcome_lua[] =
     "#!lua\n"
     "local t = redis.call('TIME')\n"
@@ -306,7 +315,7 @@ static const char outcome_lua[] =
     "local wid = ARGV[1]\n"
     "local i, k = 2, 1\n"
     "while i <= #ARGV do\n"
-    "  local ttl, st, nx = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 4])\n"
+    "  local ttl, st, nx = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 5])\n"
     "  local at = ats[ttl]\n"
     "  if not at then\n"
     "    at = string.format('%.0f', now + tonumber(ttl) * 1000)\n"
@@ -317,19 +326,19 @@ static const char outcome_lua[] =
     "  if nx == 0 then\n"
     "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid)\n"
     "  else\n"
-    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid, unpack(ARGV, i + 5, i + 4 + 2 * nx))\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid, unpack(ARGV, i + 6, i + 5 + 2 * nx))\n"
     "  end\n"
     "  if type(r) == 'table' then err = err or r.err end\n"
     "  pcall('PEXPIREAT', key, at)\n"
     "  k = k + 1\n"
-    "  if st ~= 'retrying' then\n"
+    "  if ARGV[i + 4] == '1' then\n"
     "    key = KEYS[k]\n"
     "    r = pcall('LPUSH', key, st)\n"
     "    if type(r) == 'table' then err = err or r.err end\n"
     "    pcall('PEXPIREAT', key, at)\n"
     "    k = k + 1\n"
     "  end\n"
-    "  i = i + 5 + 2 * nx\n"
+    "  i = i + 6 + 2 * nx\n"
     "end\n"
     "if err then return redis.error_reply(err) end\n"
     "return 0\n";

@@ -95,6 +95,19 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
                       size_t len, const jq_enqueue_opts_t *o, char *id_out,
                       size_t id_cap, char *err, size_t errlen);
 
+/* Flags of jq_client_enqueue_flags() and jq_client_wait_flags(). */
+#define JQ_NOTIFY 1u /* enqueue: the entry carries `notify 1` (PROTOCOL 1.2
+                        §3), so the consumer pushes the job's notify list
+                        when it ends; wait: the job carries it, so block on
+                        that list instead of polling the result hash */
+
+/* jq_client_enqueue() with flags (0 or JQ_NOTIFY): a caller that will
+ * wait for the job with jq_client_wait_flags(..., JQ_NOTIFY, ...) sets
+ * JQ_NOTIFY. Returns 0 or -1. */
+int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
+                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out,
+                            size_t id_cap, char *err, size_t errlen);
+
 /* Writes 16 random lowercase hex chars and a NUL into out (cap >= 17).
  * Returns 0, or -1 if the system has no randomness to give. */
 int jq_client_gen_id(char *out, size_t cap);
@@ -120,16 +133,26 @@ typedef struct jq_result {
 int jq_client_result(jq_client_t *c, const char *queue, const char *id,
                      jq_result_t *r, char *err, size_t errlen);
 
-/* Waits up to timeout_ms for job `id` to be done or dead: looks at the
- * result hash first (the job may have finished, or another waiter may have
- * taken the notify element), then BLPOPs <p>:{<q>}:notify:<id> in slices of
- * at most one second, looking again between slices. Pushes nothing back.
- * Returns 0 with *r filled (state "done" or "dead"), JQ_CLIENT_ETIMEOUT
- * with the last state seen in *r ("" or "retrying"), or -1. The caller
- * releases *r with jq_result_destroy() whatever this returns. */
+/* Waits up to timeout_ms for job `id` to be done or dead, for any job
+ * however it was enqueued: polls its result hash, first after 5 ms, then
+ * twice as long each time up to half a second, never past the timeout
+ * (PROTOCOL 1.2: a job enqueued without `notify 1` gets no notify list to
+ * block on). Returns 0 with *r filled (state "done" or "dead"),
+ * JQ_CLIENT_ETIMEOUT with the last state seen in *r ("" or "retrying"),
+ * or -1. The caller releases *r with jq_result_destroy() whatever this
+ * returns. Same as jq_client_wait_flags() with flags 0. */
 int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
                    long long timeout_ms, jq_result_t *r, char *err,
                    size_t errlen);
+
+/* jq_client_wait() for a job enqueued with JQ_NOTIFY: looks at the result
+ * hash first (the job may have finished, or another waiter may have taken
+ * the notify element), then BLPOPs <p>:{<q>}:notify:<id> in slices of at
+ * most one second, looking again between slices. Pushes nothing back.
+ * Without JQ_NOTIFY in flags it polls as jq_client_wait() does. */
+int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id,
+                         long long timeout_ms, unsigned flags, jq_result_t *r,
+                         char *err, size_t errlen);
 
 /* Frees what *r owns and zeroes it. Safe on a zeroed or destroyed r. */
 void jq_result_destroy(jq_result_t *r);

@@ -225,13 +225,22 @@ def xadd(r, queue="default", **fields):
 
 
 def wait_result(r, job_id, queue="default", timeout=10):
-    """Waits for the job's notify list (PROTOCOL §3) and returns its result
-    hash with str keys and bytes values."""
-    got = r.blpop([key("notify:%s" % job_id, queue)], timeout=scale(timeout))
-    if got is None:
-        raise AssertionError("job %s did not finish in %ss; result hash: %r"
-                             % (job_id, timeout, r.hgetall(key("result:%s" % job_id, queue))))
-    h = r.hgetall(key("result:%s" % job_id, queue))
+    """Waits for the job to end and returns its result hash with str keys
+    and bytes values. PROTOCOL 1.2 §3: only a job enqueued with `notify 1`
+    gets a notify list, so this blocks on it in short slices (popping it,
+    as a waiter would) and between them looks whether the result hash says
+    done or dead (a job without `notify 1`)."""
+    nkey, rkey = key("notify:%s" % job_id, queue), key("result:%s" % job_id, queue)
+    deadline = time.time() + scale(timeout)
+    while True:
+        if r.blpop([nkey], timeout=0.05) is not None:
+            break
+        if r.hget(rkey, "state") in (b"done", b"dead"):
+            break
+        if time.time() > deadline:
+            raise AssertionError("job %s did not finish in %ss; result hash: %r"
+                                 % (job_id, timeout, r.hgetall(rkey)))
+    h = r.hgetall(rkey)
     return {k.decode(): v for k, v in h.items()}
 
 

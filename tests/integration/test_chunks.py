@@ -310,6 +310,10 @@ def test_dead_chunked_job_retried_by_hand_runs_from_its_kept_payload(r, consumer
     p.zrem(key("dead"), "hand-1")
     p.zadd(key("scheduled"), {"hand-1": 0})
     p.execute()
+    # The old run's dead result goes at promotion (§2); only then is the
+    # result hash the new run's (wait_result reads it: PROTOCOL 1.2, no
+    # notify list for this job).
+    wait_for(lambda: r.hget(key("result:hand-1"), "state") != b"dead", what="the old result gone")
     res = wait_result(r, "hand-1", timeout=10)
     assert res["state"] == b"done", res
     assert msgpack.unpackb(result_bytes(r, "hand-1", res)) == data

@@ -12,7 +12,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, sha256_rounds, stream, wait_for, wait_result, xadd, wait_stream_empty
+import conftest
+from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, jobq, key, scale, sha256_rounds, stream, wait_for, wait_result, wait_stream_empty
 
 # ---------------------------------------------------------------- helpers
 
@@ -25,11 +26,18 @@ def entry_ms(entry_id):
 
 def finished(r, jid, queue="default", timeout=10):
     """Waits until the job's notify list exists (done or dead) without
-    popping it; returns (result hash with str keys, notify list)."""
+    popping it; returns (result hash with str keys, notify list). The jobs
+    of these tests are waited for, so they carry `notify 1` (PROTOCOL 1.2
+    §3: else no notify list is pushed), even the malformed ones."""
     nkey = key("notify:%s" % jid, queue)
     wait_for(lambda: r.exists(nkey), timeout=timeout, what="notify list of %s" % jid)
     h = r.hgetall(key("result:%s" % jid, queue))
     return {k.decode(): v for k, v in h.items()}, r.lrange(nkey, 0, -1)
+
+
+def xadd(r, queue="default", **fields):
+    """conftest's xadd, for a job that a client waits for: `notify 1`."""
+    return conftest.xadd(r, queue, **dict(fields, notify="1"))
 
 
 def assert_alive(c):
@@ -120,7 +128,7 @@ def test_noop_nil_result_and_result_hash_fields(r, consumer):
 
 def test_noop_without_payload(r, consumer):
     consumer()
-    jid = r.xadd(stream(), {"type": "noop"}).decode()
+    jid = r.xadd(stream(), {"notify": "1", "type": "noop"}).decode()
     res, notify = finished(r, jid)
     assert notify == [b"done"] and res["state"] == b"done"
 
@@ -180,7 +188,7 @@ def test_result_ttl_is_applied(r, consumer):
 
 def test_producer_chosen_id(r, consumer):
     consumer()
-    eid = r.xadd(stream(), {"type": "echo", "payload": msgpack.packb("hi"), "id": "order-42:x.y_z"})
+    eid = r.xadd(stream(), {"notify": "1", "type": "echo", "payload": msgpack.packb("hi"), "id": "order-42:x.y_z"})
     res, notify = finished(r, "order-42:x.y_z")
     assert notify == [b"done"] and msgpack.unpackb(res["result"]) == "hi"
     assert not r.exists(key("result:%s" % eid.decode()))
@@ -240,7 +248,7 @@ BAD = [
 @pytest.mark.parametrize("fields,error", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_input_is_dead_lettered(r, consumer, fields, error):
     c = consumer("--max-payload", "1000", "--workers", "2")
-    jid = r.xadd(stream(), fields).decode()
+    jid = r.xadd(stream(), dict(fields, notify="1")).decode()
     res, notify = finished(r, jid)
     assert notify == [b"dead"]
     assert res["state"] == b"dead"
@@ -265,7 +273,7 @@ def test_used_up_attempt_field_is_a_bad_field(r, consumer):
     mistake (jobq never enqueues one): dead at once with an error that says
     so, not "worker lost"."""
     consumer()
-    jid = r.xadd(stream(), {"type": "noop", "attempt": "3", "max_attempts": "3"}).decode()
+    jid = r.xadd(stream(), {"notify": "1", "type": "noop", "attempt": "3", "max_attempts": "3"}).decode()
     res, notify = finished(r, jid)
     assert notify == [b"dead"]
     assert b"bad field attempt" in res["error"], res["error"]
@@ -291,7 +299,7 @@ def test_handler_rejects_payload(r, consumer, jtype, payload, error):
     """A well-formed entry whose payload the handler refuses is a failed
     attempt (counted in `failed`), dead after max_attempts 1."""
     consumer()
-    jid = r.xadd(stream(), {"type": jtype, "payload": msgpack.packb(payload),
+    jid = r.xadd(stream(), {"notify": "1", "type": jtype, "payload": msgpack.packb(payload),
                             "max_attempts": "1"}).decode()
     res, notify = finished(r, jid)
     assert notify == [b"dead"] and res["attempts"] == b"1"
@@ -316,7 +324,7 @@ def test_echo_large_result_is_chunked(r, consumer):
     """PROTOCOL §3: a result over --chunk-size goes to the chunk list."""
     consumer("--chunk-size", "64k")
     payload = msgpack.packb(bytes(range(256)) * 1000)  # ~256 KB
-    jid = r.xadd(stream(), {"type": "echo", "payload": payload}).decode()
+    jid = r.xadd(stream(), {"notify": "1", "type": "echo", "payload": payload}).decode()
     res = wait_result(r, jid)
     assert res["state"] == b"done" and "result" not in res
     n = int(res["chunks"])
@@ -328,7 +336,7 @@ def test_echo_large_result_is_chunked(r, consumer):
 
 def test_bad_input_with_producer_id_is_dead_under_that_id(r, consumer):
     consumer()
-    r.xadd(stream(), {"type": "echo", "payload": b"\xc1", "id": "bad-one"})
+    r.xadd(stream(), {"notify": "1", "type": "echo", "payload": b"\xc1", "id": "bad-one"})
     res, notify = finished(r, "bad-one")
     assert notify == [b"dead"] and b"not valid msgpack" in res["error"]
     assert r.zscore(key("dead"), "bad-one") is not None
@@ -336,7 +344,7 @@ def test_bad_input_with_producer_id_is_dead_under_that_id(r, consumer):
 
 def test_bad_id_field_is_dead_under_entry_id(r, consumer):
     consumer()
-    jid = r.xadd(stream(), {"type": "noop", "id": "no spaces!"}).decode()
+    jid = r.xadd(stream(), {"notify": "1", "type": "noop", "id": "no spaces!"}).decode()
     res, notify = finished(r, jid)
     assert notify == [b"dead"] and b"bad field id" in res["error"]
 
@@ -345,7 +353,7 @@ def test_payload_at_max_payload_is_accepted(r, consumer):
     consumer("--max-payload", "1000")
     payload = msgpack.packb(b"y" * 997)
     assert len(payload) <= 1000
-    jid = r.xadd(stream(), {"type": "echo", "payload": payload}).decode()
+    jid = r.xadd(stream(), {"notify": "1", "type": "echo", "payload": payload}).decode()
     res = wait_result(r, jid)
     assert res["state"] == b"done" and res["result"] == payload
 
@@ -355,7 +363,7 @@ def test_many_bad_jobs_mixed_with_good_ones(r, consumer):
     good, bad = [], []
     for i in range(30):
         fields = BAD[i % len(BAD)][1]
-        bad.append(r.xadd(stream(), fields).decode())
+        bad.append(r.xadd(stream(), dict(fields, notify="1")).decode())
         good.append(xadd(r, type="echo", payload=i))
     for i, jid in enumerate(good):
         assert msgpack.unpackb(wait_result(r, jid)["result"]) == i
@@ -372,7 +380,7 @@ def test_stats_latency_and_heartbeat(r, consumer):
                  "--queues", "default,other")
     ids = [xadd(r, type="noop") for _ in range(3)]
     ids.append(xadd(r, type="fail", payload={"message": "no"}, max_attempts="1"))
-    ids.append(r.xadd(stream(), {"type": "nope"}).decode())
+    ids.append(r.xadd(stream(), {"notify": "1", "type": "nope"}).decode())
     for jid in ids:
         finished(r, jid)
 
@@ -466,7 +474,7 @@ def test_multiple_queues(r, consumer):
 
 def test_prefix(r, consumer):
     consumer("--prefix", "myapp")
-    jid = r.xadd(stream(prefix="myapp"), {"type": "echo", "payload": msgpack.packb(7)}).decode()
+    jid = r.xadd(stream(prefix="myapp"), {"notify": "1", "type": "echo", "payload": msgpack.packb(7)}).decode()
     got = r.blpop([key("notify:%s" % jid, prefix="myapp")], timeout=scale(10))
     assert got and got[1] == b"done"
     assert msgpack.unpackb(r.hget(key("result:%s" % jid, prefix="myapp"), "result")) == 7
@@ -480,7 +488,7 @@ def test_never_holds_more_than_capacity(r, consumer):
     capacity = 2 + 2 * 1
     pipe = r.pipeline(transaction=False)
     for _ in range(50):
-        pipe.xadd(stream(), {"type": "sleep", "payload": msgpack.packb({"ms": 300})})
+        pipe.xadd(stream(), {"notify": "1", "type": "sleep", "payload": msgpack.packb({"ms": 300})})
     ids = [i.decode() for i in pipe.execute()]
     last = ids[-1]
     peak, samples = 0, 0
@@ -504,7 +512,7 @@ def test_never_holds_more_than_capacity_with_instant_jobs(r, consumer):
     capacity = 2 + 2 * 1
     pipe = r.pipeline(transaction=False)
     for _ in range(3000):
-        pipe.xadd(stream(), {"type": "noop"})
+        pipe.xadd(stream(), {"notify": "1", "type": "noop"})
     ids = pipe.execute()
     last = ids[-1].decode()
     peak = 0
@@ -527,7 +535,7 @@ def test_capacity_holds_across_queues(r, consumer):
     pipe = r.pipeline(transaction=False)
     for i in range(12):
         for q in "abc":
-            pipe.xadd(stream(q), {"type": "sleep", "payload": msgpack.packb({"ms": 50})})
+            pipe.xadd(stream(q), {"notify": "1", "type": "sleep", "payload": msgpack.packb({"ms": 50})})
     ids = [i.decode() for i in pipe.execute()]
     peak = 0
     deadline = time.time() + scale(60)

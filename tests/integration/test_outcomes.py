@@ -69,9 +69,9 @@ def test_a_result_key_of_the_wrong_type_fails_alone(r, consumer):
     c = consumer("--workers", "1")
     r.set(key("result:5-1"), "not a hash")
     p = r.pipeline(transaction=False)
-    p.xadd(stream(), {"type": "noop"}, id="5-1")
+    p.xadd(stream(), {"type": "noop", "notify": "1"}, id="5-1")
     for _ in range(20):
-        p.xadd(stream(), {"type": "noop"})
+        p.xadd(stream(), {"type": "noop", "notify": "1"})
     ids = p.execute()[1:]
     wait_for(lambda: int(r.hget(key("stats"), "processed") or 0) == 21, what="the jobs")
     c.wait_log(r"writing outcomes: WRONGTYPE")

@@ -129,6 +129,7 @@ def test_entry_on_the_wire_is_protocol_1(producer, redis_server, consumer, r):
         [(eid, fields)] = r.xrange(stream())
         assert fields[b"type"] == b"sha256"
         assert b"id" not in fields  # the entry id is the job id
+        assert fields[b"notify"] == b"1"  # it waits: PROTOCOL 1.2 §3
         if producer.enc == "json":
             assert fields[b"enc"] == b"json"
             assert json.loads(fields[b"payload"]) == payload

@@ -391,7 +391,7 @@ def test_lost_exec_reply_is_written_once(r, redis_server, consumer):
     c = None
     try:
         c = consumer(url=cutter.url)
-        jid = xadd(r, type="sleep", payload={"ms": 50}, id="cut-1")
+        jid = xadd(r, type="sleep", payload={"ms": 50}, id="cut-1", notify="1")
         res = wait_result(r, jid)
         assert cutter.cut, "no outcome EXEC went through the proxy"
         assert res["state"] == b"done" and res["attempts"] == b"1", res

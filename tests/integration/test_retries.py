@@ -98,7 +98,7 @@ def watch_attempts(r, ids, until_state=b"dead", timeout=20):
 def test_fail_retries_with_growing_backoff_then_dead(r, consumer):
     consumer("--workers", "1", "--backoff-ms", "200")
     jid = xadd(r, type="fail", payload={"message": "boom: disk on fire"}, max_attempts="3",
-               id="f-1", extra="kept")
+               id="f-1", extra="kept", notify="1")
     snaps = watch_attempts(r, [jid])[0]
     assert [s[0] for s in snaps] == [1, 2, 3], snaps
     # In between, the result hash says retrying with the last error.
@@ -238,7 +238,8 @@ def test_three_consumers_promote_2000_jobs_exactly_once(r, consumer):
 # ---- 4. a dead job, its cause fixed, run again: jobq and the §4 MULTI ----
 
 def make_timed_out_dead(r, jid):
-    xadd(r, type="sleep", payload={"ms": 800}, timeout_ms="100", max_attempts="1", id=jid)
+    xadd(r, type="sleep", payload={"ms": 800}, timeout_ms="100", max_attempts="1", id=jid,
+         notify="1")
     # Nobody waits for it: its `dead` wake-up stays in the notify list.
     wait_for(lambda: r.zscore(key("dead"), jid) is not None, what=jid + " dead")
     res = result_of(r, jid)
@@ -377,7 +378,7 @@ def check_pause(r, pause, resume, running=None):
     ids = [xadd(r, type="echo", payload=i) for i in range(6)]
     t_end = time.time() + 2.0   # nothing happening in it is the point
     while time.time() < t_end:
-        assert not any(r.exists(key("notify:" + j)) for j in ids)
+        assert not any(r.exists(key("result:" + j)) for j in ids)
         time.sleep(0.05)
     if running:
         assert result_of(r, running)["state"] == b"done"

@@ -186,7 +186,8 @@ static void assert_minute_key(const char *key, long long from, long long to) {
 
 Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     done(0, "1-1", "r1");
-    done(0, "1-2", "r2");
+    /* A client waits for this one (PROTOCOL 1.2 §3). */
+    end(take(0, "1-2", fake_fields(4, "type", "io", "notify", "1")), JQ_OUT_DONE, "r2");
     done(0, "1-3", "r3");
     cr_assert_eq(fake_ncmds, 0, "nothing is sent before the flush");
     long long minute = jq_now_ms() / 60000;
@@ -201,17 +202,19 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
      * to delete, nothing for a retry or a dead letter. */
     cr_assert_eq(fake_rconn_count(NULL, "DEL"), 0);
     cr_assert_eq(fake_rconn_count(NULL, "ZADD"), 0);
-    /* One script writes every result and notify list. */
+    /* One script writes every result hash, and the notify list of the
+     * one job whose entry carries `notify 1`: only that one has a notify
+     * key, and its group says to push it. */
     cr_assert_eq(count_eval(OUTCOME_LUA), 1);
     int o = next_cmd(0, "EVAL", OUTCOME_LUA);
     cr_assert_lt(o, exec);
-    assert_args_from(o, 2, 1 + 6 + 1 + 3 * 7, "6",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1",
+    assert_args_from(o, 2, 1 + 4 + 1 + 3 * 8, "4",
+                     "jq:{a}:result:1-1",
                      "jq:{a}:result:1-2", "jq:{a}:notify:1-2",
-                     "jq:{a}:result:1-3", "jq:{a}:notify:1-3", "host:1",
-                     "86400", "done", "1", "1700000000000", "1", "result", "r1",
-                     "86400", "done", "1", "1700000000000", "1", "result", "r2",
-                     "86400", "done", "1", "1700000000000", "1", "result", "r3");
+                     "jq:{a}:result:1-3", "host:1",
+                     "86400", "done", "1", "1700000000000", "0", "1", "result", "r1",
+                     "86400", "done", "1", "1700000000000", "1", "1", "result", "r2",
+                     "86400", "done", "1", "1700000000000", "0", "1", "result", "r3");
     /* One XACK for all, then the trim of everything up to the batch's
      * newest id (MINID of the id right after it: trim.c). */
     int ack = next_cmd(0, "XACK", NULL);
@@ -301,16 +304,18 @@ Test(finish, result_ttl_0_writes_no_key_per_job) {
 /* ---- done, retrying, dead ---- */
 
 Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
-    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "mine", "kept"));
+    jq_run_t *r = take(0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "mine", "kept",
+                                             "notify", "1"));
     end(r, JQ_OUT_FAILED, "boom");
     jq_finish_flush(&w->finish);
     /* The job hash, anew (an old job of that id must not ride along), with
-     * the entry's fields, for the promotion of the retry. */
+     * the entry's fields, for the promotion of the retry: `notify 1` too,
+     * so that the attempt that ends the job wakes its waiter. */
     int del = fake_rconn_find(NULL, "DEL jq:{a}:job:1-1");
     assert_argv(del, 2, "DEL", "jq:{a}:job:1-1");
     int hset = next_cmd(del, "HSET", NULL);
-    assert_argv(hset, 14, "HSET", "jq:{a}:job:1-1", "type", "io", "max_attempts", "3", "mine",
-                "kept", "id", "1-1", "attempt", "1", "error", "boom");
+    assert_argv(hset, 16, "HSET", "jq:{a}:job:1-1", "type", "io", "max_attempts", "3", "mine",
+                "kept", "notify", "1", "id", "1-1", "attempt", "1", "error", "boom");
     /* Due after the backoff: 1000 ms +-20% for the first retry; the entry
      * acked in the same script, after the ZADD, not in the batch's XACK. */
     int z = find_move("jq:{a}:scheduled");
@@ -323,9 +328,9 @@ Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
     cr_assert_eq(find_move("jq:{a}:dead"), -1);
     /* Its result says retrying, with the error; no notify key: nobody
      * waiting is woken by a retry. */
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 7, "1",
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1",
                      "jq:{a}:result:1-1", "host:1",
-                     "86400", "retrying", "1", "1700000000000", "1", "error", "boom");
+                     "86400", "retrying", "1", "1700000000000", "0", "1", "error", "boom");
     assert_counted("failed", "1");
     assert_counted("retried", "1");
     assert_counted("dead", NULL);
@@ -360,18 +365,21 @@ Test(finish, the_backoff_is_capped) {
 }
 
 Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
-    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "attempt", "2"));
+    /* A retry promoted from its job hash, which carried `notify 1`. */
+    jq_run_t *r = take(0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "attempt", "2",
+                                             "notify", "1"));
     end(r, JQ_OUT_FAILED, "boom");
     jq_finish_flush(&w->finish);
-    assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:job:1-1"), 14, "HSET", "jq:{a}:job:1-1", "type",
-                "io", "max_attempts", "3", "id", "1-1", "attempt", "3", "error", "boom",
-                "failed_at", "1700000000000");
+    assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:job:1-1"), 16, "HSET", "jq:{a}:job:1-1", "type",
+                "io", "max_attempts", "3", "notify", "1", "id", "1-1", "attempt", "3", "error",
+                "boom", "failed_at", "1700000000000");
     assert_args_from(find_move("jq:{a}:dead"), 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead",
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1);
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+    /* Dead is an end: its waiter is woken. */
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
                      "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
-                     "86400", "dead", "3", "1700000000000", "1", "error", "boom");
+                     "86400", "dead", "3", "1700000000000", "1", "1", "error", "boom");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
@@ -381,7 +389,7 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     /* fetch.c dead-letters a type no live worker handles at once (the
      * queue's types read, none, the grace 0), through finish. */
     w->types.loaded[0] = 1;
-    redisReply *f = fake_fields(2, "type", "nope");
+    redisReply *f = fake_fields(4, "type", "nope", "notify", "1");
     jq_fetch_intake(&w->fetch, 0, "1-1", f, 1);
     freeReplyObject(f);
     cr_assert_eq(nstarted, 0);
@@ -391,12 +399,34 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     const char *at = fake_cmds[z].argv[6]; /* when fetch.c dead-lettered it */
     assert_args_from(z, 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead", "jq:{a}:stream", at, "1-1",
                      JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
                      "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
-                     "86400", "dead", "0", at, "1", "error", "unknown job type: nope");
+                     "86400", "dead", "0", at, "1", "1", "error", "unknown job type: nope");
     assert_counted("dead", "1");
     assert_counted("failed", NULL);
     cr_assert_eq(fake_rconn_count(NULL, "HINCRBY jq:{a}:latency"), 0, "it never started");
+}
+
+/* PROTOCOL 1.2 §3: `notify 1` is read before any other field, so that a
+ * job dead-lettered for a bad field still wakes the client that waits;
+ * any other value than 0 or 1 is a bad field, and wakes nobody. */
+Test(finish, a_job_dead_on_a_bad_field_still_wakes_its_waiter) {
+    redisReply *f = fake_fields(6, "type", "io", "max_attempts", "x", "notify", "1");
+    jq_fetch_intake(&w->fetch, 0, "1-1", f, 1);
+    freeReplyObject(f);
+    f = fake_fields(4, "type", "io", "notify", "yes");
+    jq_fetch_intake(&w->fetch, 0, "1-2", f, 1);
+    freeReplyObject(f);
+    cr_assert_eq(nstarted, 0);
+    jq_finish_flush(&w->finish);
+    int o = next_cmd(0, "EVAL", OUTCOME_LUA);
+    cr_assert_geq(o, 0);
+    assert_args_from(o, 2, 1 + 3 + 1 + 2 * 8, "3",
+                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "jq:{a}:result:1-2", "host:1",
+                     "86400", "dead", "0", fake_cmds[o].argv[10], "1", "1", "error",
+                     "bad field max_attempts: 'x' (want an integer from 1 to 1000000)",
+                     "86400", "dead", "0", fake_cmds[o].argv[18], "0", "1", "error",
+                     "bad field notify: 'yes' (want 0 or 1)");
 }
 
 Test(finish, a_large_result_goes_to_a_list_of_chunks) {
@@ -407,9 +437,9 @@ Test(finish, a_large_result_goes_to_a_list_of_chunks) {
                 "4567", "89");
     assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks"), 3, "EXPIRE",
                 "jq:{a}:result:1-1:chunks", "86400");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
-                     "86400", "done", "1", "1700000000000", "1", "chunks", "3");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1",
+                     "jq:{a}:result:1-1", "host:1",
+                     "86400", "done", "1", "1700000000000", "0", "1", "chunks", "3");
 }
 
 Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {

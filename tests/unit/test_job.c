@@ -191,6 +191,29 @@ Test(job, error_still_names_the_job)
     cr_expect_str_eq(job.id, "other");
 }
 
+/* PROTOCOL 1.2 §3: `notify 1` says a client waits; absent or 0, none
+ * does; anything else is a bad field. Known even when the entry is
+ * refused for another field, wherever it stands, so that the dead letter
+ * still wakes the waiter. */
+Test(job, notify)
+{
+    jq_job_t job;
+    char err[256];
+    cr_assert_eq(parse_entry(&job, "1-0", err, FIELDS("type", "x", "notify", "1")), 0, "%s", err);
+    cr_expect_eq(job.notify, 1);
+    cr_assert_eq(parse_entry(&job, "1-0", err, FIELDS("type", "x", "notify", "0")), 0, "%s", err);
+    cr_expect_eq(job.notify, 0);
+    cr_assert_eq(parse_entry(&job, "1-0", err, FIELDS("type", "x")), 0, "%s", err);
+    cr_expect_eq(job.notify, 0);
+    expect_error(FIELDS("type", "x", "notify", "yes"), "bad field notify: 'yes' (want 0 or 1)");
+    expect_error(FIELDS("type", "x", "notify", "11"), "bad field notify: '11' (want 0 or 1)");
+    cr_expect_eq(parse_entry(&job, "1-0", err,
+                             FIELDS("type", "x", "max_attempts", "0", "notify", "1")), -1);
+    cr_expect_eq(job.notify, 1);
+    cr_expect_eq(parse_entry(&job, "1-0", err, FIELDS("id", "a b", "notify", "1")), -1);
+    cr_expect_eq(job.notify, 1);
+}
+
 Test(job, odd_field_count)
 {
     jq_job_t job;

@@ -56,8 +56,29 @@ Test(producer, enqueue_inline_is_one_xadd) {
     cr_assert_str_eq(field(fv, "result_ttl")->str, "0");
     cr_assert_null(field(fv, "id"));
     cr_assert_null(field(fv, "timeout_ms"));
+    cr_assert_null(field(fv, "notify"), "nobody said it waits");
     freeReplyObject(x);
     cr_assert_eq(cmd_int("SISMEMBER t:queues %s", "default"), 1);
+}
+
+/* PROTOCOL 1.2 §3: a caller that waits asks for the notify list, in the
+ * entry or, for a delayed job, in its hash. */
+Test(producer, enqueue_with_notify_carries_the_field) {
+    char id[JQ_CLIENT_ID_LEN];
+    cr_assert_eq(jq_client_enqueue_flags(cl, "noop", NULL, 0, NULL, JQ_NOTIFY, id, sizeof(id), err,
+                                         sizeof(err)), 0, "%s", err);
+    redisReply *x = cmd("XRANGE t:{default}:stream - +");
+    cr_assert_eq(x->elements, 1);
+    cr_assert_str_eq(field(x->element[0]->element[1], "notify")->str, "1");
+    freeReplyObject(x);
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.delay_ms = 60000;
+    cr_assert_eq(jq_client_enqueue_flags(cl, "noop", NULL, 0, &o, JQ_NOTIFY, id, sizeof(id), err,
+                                         sizeof(err)), 0, "%s", err);
+    redisReply *h = cmd("HGETALL t:{default}:job:%s", id);
+    cr_assert_str_eq(field(h, "notify")->str, "1");
+    freeReplyObject(h);
 }
 
 Test(producer, enqueue_rejects_what_a_consumer_would) {
@@ -150,9 +171,15 @@ Test(producer, result_and_wait) {
     cr_assert_str_eq(r.error, "boom");
     jq_result_destroy(&r);
 
-    /* result_ttl 0: only the notify list tells. */
+    /* A wake-up with no hash: waiting with JQ_NOTIFY pops it, and the
+     * popped state is all there is. Without JQ_NOTIFY the wait polls the
+     * hash only (PROTOCOL 1.2: most jobs push no wake-up), and leaves the
+     * list alone. */
     freeReplyObject(cmd("LPUSH t:{default}:notify:j3 dead"));
-    cr_assert_eq(jq_client_wait(cl, NULL, "j3", 1000, &r, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_wait(cl, NULL, "j3", 100, &r, err, sizeof(err)), JQ_CLIENT_ETIMEOUT);
+    jq_result_destroy(&r);
+    cr_assert_eq(cmd_int("LLEN %s", "t:{default}:notify:j3"), 1);
+    cr_assert_eq(jq_client_wait_flags(cl, NULL, "j3", 1000, JQ_NOTIFY, &r, err, sizeof(err)), 0);
     cr_assert_str_eq(r.state, "dead");
     cr_assert_eq(r.has_hash, 0);
     jq_result_destroy(&r);

@@ -64,15 +64,17 @@ int main(int argc, char **argv) {
     o.queue = env_or("JOBQ_QUEUE", "default");
     o.enc_json = 1; /* the payload goes as JSON text, field enc json */
     char id[JQ_CLIENT_ID_LEN];
-    if (jq_client_enqueue(c, argv[1], payload, payload ? strlen(payload) : 0, &o, id, sizeof(id),
-                          err, sizeof(err)) != 0) {
+    /* JQ_NOTIFY: the entry carries `notify 1` (PROTOCOL 1.2 §3), so the
+     * wait below blocks on the job's notify list instead of polling. */
+    if (jq_client_enqueue_flags(c, argv[1], payload, payload ? strlen(payload) : 0, &o, JQ_NOTIFY,
+                                id, sizeof(id), err, sizeof(err)) != 0) {
         fprintf(stderr, "enqueue: %s\n", err);
         jq_client_free(c);
         return 3;
     }
 
     jq_result_t r;
-    int rc = jq_client_wait(c, o.queue, id, WAIT_MS, &r, err, sizeof(err));
+    int rc = jq_client_wait_flags(c, o.queue, id, WAIT_MS, JQ_NOTIFY, &r, err, sizeof(err));
     int status;
     if (rc == JQ_CLIENT_ETIMEOUT) {
         fprintf(stderr, "enqueue: job %s did not finish in %d ms\n", id, WAIT_MS);

@@ -25,7 +25,9 @@ const key = (prefix, queue, what) => `${prefix}:{${queue}}:${what}`;
 
 async function enqueue(redis, prefix, queue, type, payload) {
   // XADD (§1): the entry id is the job id. No payload field means nil.
-  const fields = ['type', type];
+  // `notify 1`: this producer waits, so the consumer pushes the notify
+  // list (§3; since 1.2 only for jobs that ask).
+  const fields = ['type', type, 'notify', '1'];
   if (payload !== undefined) fields.push('payload', packr.pack(payload));
   await redis.sadd(`${prefix}:queues`, queue); // so `jobq stats` lists it (§7)
   return redis.xadd(key(prefix, queue, 'stream'), '*', ...fields);

@@ -28,8 +28,10 @@ def key(prefix, queue, what):
 
 
 def enqueue(r, prefix, queue, job_type, payload_json, enc):
-    """XADD the job (PROTOCOL §1); the entry id is the job id."""
-    fields = {"type": job_type}
+    """XADD the job (PROTOCOL §1); the entry id is the job id. `notify 1`:
+    this producer waits, so the consumer pushes the notify list (§3; since
+    1.2 only for jobs that ask)."""
+    fields = {"type": job_type, "notify": "1"}
     if payload_json is not None:
         if enc == "json":
             json.loads(payload_json)  # refuse bad JSON here, not in the dead set

@@ -32,13 +32,14 @@ rcli() {
 k="$prefix:{$queue}"
 
 # XADD (§1): the entry id is the job id. No payload field means nil.
-# redis-cli prints a Redis error as text with status 0, so the id is
+# `notify 1`: this script waits, so the consumer pushes the notify list
+# (§3; since 1.2 only for jobs that ask). redis-cli prints a Redis error as text with status 0, so the id is
 # checked for its shape.
 rcli SADD "$prefix:queues" "$queue" >/dev/null || exit 3
 if [ $# -eq 2 ]; then
-    id=$(rcli XADD "$k:stream" '*' type "$1" enc json payload "$2") || exit 3
+    id=$(rcli XADD "$k:stream" '*' type "$1" notify 1 enc json payload "$2") || exit 3
 else
-    id=$(rcli XADD "$k:stream" '*' type "$1") || exit 3
+    id=$(rcli XADD "$k:stream" '*' type "$1" notify 1) || exit 3
 fi
 case $id in
     [0-9]*-[0-9]*) ;;
