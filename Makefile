@@ -54,7 +54,7 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 # Every folder also sees common/ and the public include/.
 CONSUMER_DIRS := conf redis dl handlers worker web master
 SRC_conf := options
-SRC_redis := rconn reply
+SRC_redis := rconn reply bulkcap
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
 SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim types worker
@@ -195,7 +195,7 @@ $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consu
 # test_rconn: the connection on its own, against a fake Redis of the test's,
 # with libuv's uv_poll_start wrapped (ld --wrap) so that it can fail.
 $(BUILD)/tests/test_rconn: tests/unit/test_rconn.c $(BUILD)/consumer/redis/rconn.o \
-		$(BUILD)/consumer/redis/reply.o $(COMMON_OBJ)
+		$(BUILD)/consumer/redis/reply.o $(BUILD)/consumer/redis/bulkcap.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=uv_poll_start $(filter %.c %.o,$^) \
 		-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
@@ -275,7 +275,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 
 # The reply arena is the consumer's: linked in, with its big-string
 # threshold lowered so that inputs of -max_len bytes reach that path.
-build/fuzz/fuzz_reply: build/fuzz/consumer/redis/reply.o
+build/fuzz/fuzz_reply: build/fuzz/consumer/redis/reply.o build/fuzz/consumer/redis/bulkcap.o
 build/fuzz/fuzz_reply: FUZZ_CFLAGS += -DJQ_REPLY_OWN_MIN=64
 
 fuzz-build: $(FUZZ_BIN)

@@ -34,13 +34,17 @@ int jq_parse_ll(const char *s, size_t len, long long min, long long max,
 
 static int is(const jq_str_t *f, const char *name) {
     size_t n = strlen(name);
-    return f->len == n && memcmp(f->p, name, n) == 0;
+    return f->p && f->len == n && memcmp(f->p, name, n) == 0;
 }
 
 /* Copies at most 40 bytes of a bad value into the message, printable only,
  * so a binary blob in the wrong field cannot garble the error text. */
 static void quote(char *dst, size_t cap, const jq_str_t *v) {
     size_t j = 0;
+    if (!v->p && v->len) {
+        snprintf(dst, cap, "(%zu bytes, not read)", v->len);
+        return;
+    }
     for (size_t i = 0; i < v->len && j + 4 < cap && i < 40; i++) {
         unsigned char c = (unsigned char)v->p[i];
         dst[j++] = (c >= 32 && c < 127) ? (char)c : '?';
@@ -109,6 +113,33 @@ static int check_bounds(const jq_str_t *fv, size_t n, char *err, size_t errlen) 
         snprintf(err, errlen, "too many fields: %zu (at most %d besides id and attempt)", own,
                  JQ_JOB_MAX_FIELDS);
         return -1;
+    }
+    return 0;
+}
+
+/* A payload the reader skipped for its size ({NULL, length}: the consumer
+ * never stored it), or one dropped so when its job died before
+ * (payload_dropped, written by the consumer in its dead job's hash: a
+ * retried dead job must not run with no payload). Named before anything
+ * else, since the size is what is wrong. */
+static int check_unread(const jq_str_t *fv, size_t n, const jq_job_limits_t *lim, char *err,
+                        size_t errlen) {
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const jq_str_t *f = &fv[i], *v = &fv[i + 1];
+        if (is(f, "payload") && !v->p && v->len) {
+            snprintf(err, errlen, "payload too large: %zu bytes > max-payload %lld", v->len,
+                     lim->max_payload);
+            return -1;
+        }
+        if (is(f, "payload_dropped")) {
+            char q[64];
+            quote(q, sizeof(q), v);
+            snprintf(err, errlen,
+                     "payload dropped: the job died before with a payload of %s bytes, "
+                     "over max-payload; enqueue it again",
+                     q);
+            return -1;
+        }
     }
     return 0;
 }
@@ -254,6 +285,7 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
         return -1;
     }
     if (check_bounds(fv, n, err, errlen)) return -1;
+    if (check_unread(fv, n, lim, err, errlen)) return -1;
     for (size_t i = 0; i < n; i += 2)
         if (read_field(job, &fv[i], &fv[i + 1], &seen, err, errlen) < 0) return -1;
     return check_whole(job, seen, lim, err, errlen);

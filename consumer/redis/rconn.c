@@ -1,7 +1,9 @@
 /* hiredis <-> libuv glue and the reconnect state machine. See rconn.h. */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -46,6 +48,34 @@ static void on_glue_closed(uv_handle_t *h) {
  * poll returns, perhaps half a second later (a blocking read). */
 static int in_prepare;
 
+/* hiredis 0.14.1 exports it without declaring it: it runs the reader
+ * over what is buffered and calls each reply's callback, as
+ * redisAsyncHandleRead does after its own read. */
+void redisProcessCallbacks(redisAsyncContext *ac);
+
+/* redisAsyncHandleRead, with the bytes passed through the connection's
+ * bulk cap on their way to the reader (bulkcap.h). An end of stream or an
+ * error is left to hiredis, whose own read then sees it and disconnects. */
+static void read_capped(glue_t *g) {
+    redisAsyncContext *ac = g->ac;
+    char buf[64 * 1024];
+    ssize_t n = ac->c.err ? -1 : read(ac->c.fd, buf, sizeof(buf));
+    if (n < 0 && !ac->c.err && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        redisAsyncHandleRead(ac);
+        return;
+    }
+    /* A refusal of the reader (out of memory) is in its err: the callbacks
+     * below see it and disconnect. */
+    jq_rconn_t *c = g->c;
+    long long steps = c->bulkcap.skipped + c->bulkcap.skipped_bytes / JQ_RCONN_SKIP_STEP;
+    jq_bulkcap_feed(&c->bulkcap, ac->c.reader, buf, (size_t)n);
+    if (c->on_skipping &&
+        c->bulkcap.skipped + c->bulkcap.skipped_bytes / JQ_RCONN_SKIP_STEP != steps)
+        c->on_skipping(c);
+    redisProcessCallbacks(ac);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
     glue_t *g = h->data;
     if (g->ac == NULL) return;
@@ -58,7 +88,12 @@ static void on_poll(uv_poll_t *h, int status, int events) {
             redisAsyncHandleWrite(g->ac);
         return;
     }
-    if ((events & UV_READABLE) && g->ac) redisAsyncHandleRead(g->ac);
+    if ((events & UV_READABLE) && g->ac) {
+        if (g->c->bulkcap.cap > 0 && (g->ac->c.flags & REDIS_CONNECTED))
+            read_capped(g);
+        else
+            redisAsyncHandleRead(g->ac);
+    }
     /* The read may have freed the context (cleanup cleared g->ac). */
     if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
 }
@@ -329,6 +364,7 @@ static void start_connect(jq_rconn_t *c) {
     /* The contexts before this one are freed, readers included: their
      * last replies are back in the arena. */
     jq_reply_arena_attach(&c->arena, ac->c.reader);
+    jq_bulkcap_reset(&c->bulkcap); /* a new stream: at a reply's first byte */
     /* Without its timeout a connect that stalls would stall for good.
      * Started before the connect callback is set, which starts the poll:
      * a poll that fails replaces this timer (glue_failed). */
@@ -420,6 +456,11 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
         resp_cap = 0;
     }
     return rc == REDIS_OK ? 0 : -1;
+}
+
+void jq_rconn_cap(jq_rconn_t *c, long long cap) {
+    c->bulkcap.cap = cap > 0 ? cap : 0;
+    c->arena.marks = cap > 0;
 }
 
 static void on_timer_closed(uv_handle_t *h) {

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "args.h"
+#include "bulkcap.h"
 #include "reply.h"
 #include "url.h"
 
@@ -49,6 +50,11 @@ struct jq_rconn {
     jq_rconn_cb on_up;        /* connected, first time or again */
     jq_rconn_cb on_down;      /* lost; pending callbacks already got NULL */
     jq_rconn_cb on_closed;    /* after jq_rconn_close: every handle closed */
+    /* A reply is bringing a bulk string over the cap (jq_rconn_cap): called
+     * when its skip begins and again every JQ_RCONN_SKIP_STEP bytes of it,
+     * so the owner can do other work over another connection meanwhile
+     * (Redis may take seconds to send what is discarded here). */
+    jq_rconn_cb on_skipping;
     /* Redis refused the handshake for good (WRONGPASS, NOAUTH, a bad DB):
      * when set, the connection stops retrying and calls it (the owner
      * then closes it or exits); when NULL, the refusal is logged once per
@@ -64,6 +70,8 @@ struct jq_rconn {
                                  context is dropped at once (rconn.c) */
     jq_reply_arena_t arena;   /* where each context's replies are built;
                                  freed once the connection is closed */
+    jq_bulkcap_t bulkcap;     /* longer bulk strings are skipped unread
+                                 (bulkcap.h); set with jq_rconn_cap */
     void *data;               /* the owner's */
 };
 
@@ -79,6 +87,13 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
  * connection is down or a ran out of memory while it was built (a->oom):
  * then fn never runs. */
 int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv);
+
+/* From now on, bulk strings longer than cap bytes in c's replies are
+ * skipped as they arrive, never stored: each reads as a
+ * JQ_REPLY_OVERSIZED reply with its length (reply.h). 0: off (the
+ * default). */
+void jq_rconn_cap(jq_rconn_t *c, long long cap);
+#define JQ_RCONN_SKIP_STEP (16LL << 20)
 
 /* Closes c. graceful: waits for pending replies (their callbacks run);
  * otherwise pending callbacks get NULL at once (for a connection blocked in

@@ -149,8 +149,29 @@ static redisReply *link(const redisReadTask *task, redisReply *r) {
     return r;
 }
 
+/* A placeholder of the filter (bulkcap.c): the string it stands for
+ * was skipped unread; its length is what the line says. */
+static void *create_oversized(const redisReadTask *task, const char *str, size_t len) {
+    size_t m = sizeof(JQ_REPLY_OVERSIZED_MARK) - 1;
+    long long n = 0;
+    for (size_t i = m; i < len && str[i] >= '0' && str[i] <= '9' && n < (1LL << 50); i++)
+        n = n * 10 + (str[i] - '0');
+    redisReply *r = create(task, JQ_REPLY_OVERSIZED);
+    if (!r) return NULL;
+    r->integer = n;
+    return link(task, r);
+}
+
+static int is_mark(const jq_reply_arena_t *a, const redisReadTask *task, const char *str,
+                   size_t len) {
+    size_t m = sizeof(JQ_REPLY_OVERSIZED_MARK) - 1;
+    return a->marks && task->type == REDIS_REPLY_ERROR && len > m &&
+           memcmp(str, JQ_REPLY_OVERSIZED_MARK, m) == 0;
+}
+
 static void *create_string(const redisReadTask *task, char *str, size_t len) {
     jq_reply_arena_t *a = task->privdata;
+    if (is_mark(a, task, str, len)) return create_oversized(task, str, len);
     redisReply *r = create(task, task->type);
     if (!r) return NULL;
     char *s = len >= JQ_REPLY_OWN_MIN ? own(a, (void **)&r->str, len + 1, 0) : carve(a, len + 1);
@@ -243,7 +264,10 @@ jq_reply_fields_t *jq_reply_fields_fill(void *mem, redisReply *arr) {
     char *p = (char *)&f->f[n];
     for (size_t i = 0; i < n; i++) {
         redisReply *e = arr->element[i];
-        if (!is_str(e)) {
+        if (e && e->type == JQ_REPLY_OVERSIZED) {
+            f->f[i].p = NULL;
+            f->f[i].len = (size_t)e->integer;
+        } else if (!is_str(e)) {
             f->f[i].p = NULL;
             f->f[i].len = 0;
         } else if (moved(e)) {

@@ -43,6 +43,16 @@
 #define JQ_REPLY_ARRAY_MAX (1 << 20)
 #endif
 
+/* A bulk string longer than its connection's cap (bulkcap.h) is never
+ * stored: the reader gets, in its place, an error line made of this mark
+ * and the string's length, which an arena that takes marks (`marks` set:
+ * the connection filters) turns into a reply of type JQ_REPLY_OVERSIZED
+ * with the length in `integer` and no str. hiredis never makes that type;
+ * code that looks for REDIS_REPLY_STRING passes it by. In an entry's
+ * fields it reads as {NULL, length} (jq_reply_fields_fill). */
+#define JQ_REPLY_OVERSIZED 64
+#define JQ_REPLY_OVERSIZED_MARK "\x01jq-oversized "
+
 typedef struct jq_reply_chunk jq_reply_chunk_t;
 typedef struct jq_reply_own jq_reply_own_t;
 
@@ -54,6 +64,8 @@ typedef struct jq_reply_arena {
     jq_reply_own_t *own;          /* blocks of their own (big strings and
                                      element vectors), freed at rewind */
     int live;                     /* replies built and not yet freed */
+    int marks;                    /* turn JQ_REPLY_OVERSIZED_MARK lines
+                                     into JQ_REPLY_OVERSIZED replies */
 } jq_reply_arena_t;
 
 void jq_reply_arena_init(jq_reply_arena_t *a);
@@ -71,7 +83,8 @@ void jq_reply_arena_attach(jq_reply_arena_t *a, redisReader *r);
 size_t jq_reply_arena_held(const jq_reply_arena_t *a);
 
 /* An entry's field array kept past its reply: n views, each either a
- * NUL-terminated copy of a string element or {NULL, 0} for an element that
+ * NUL-terminated copy of a string element, {NULL, length} for a string
+ * that was not read (JQ_REPLY_OVERSIZED), or {NULL, 0} for an element that
  * was not a string. It lives in memory of its keeper's (a run allocates it
  * with itself), except big strings (JQ_REPLY_OWN_MIN or more), which are
  * moved out of the reply and freed by jq_reply_fields_release. */

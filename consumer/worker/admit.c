@@ -59,6 +59,14 @@ void jq_admit_finished(jq_admit_t *a, jq_kind_t k, int delta) { a->finished[k] +
 
 void jq_admit_set_read_ahead(jq_admit_t *a, long long n) { a->read_ahead = n; }
 
+void jq_admit_set_read_max(jq_admit_t *a, long long n) { a->read_max = n > 0 ? n : 0; }
+
+/* The read's share of read_max for each of its nq queues (at least 1). */
+static long long read_share(const jq_admit_t *a, int nq) {
+    if (!a->read_max || !nq) return 0;
+    return a->read_max / nq > 0 ? a->read_max / nq : 1;
+}
+
 static void reserve(jq_admit_t *a, int q, int u, long long n) {
     a->q[q].reserved += n;
     if (u & 1) a->reserved[JQ_KIND_IO] += n;
@@ -138,6 +146,12 @@ long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_coun
         long long room = room_of(&a->q[q], ahead);
         if (room > 0 && c > room) c = room;
         out->count[q] = c > 0 ? c : 0;
+    }
+    int nq = 0;
+    for (int q = 0; q < a->nqueues; q++) nq += out->count[q] > 0;
+    long long most = read_share(a, nq);
+    for (int q = 0; q < a->nqueues; q++) {
+        if (most && out->count[q] > most) out->count[q] = most;
         if (out->count[q] && (!min || out->count[q] < min)) min = out->count[q];
     }
     long long total = 0;

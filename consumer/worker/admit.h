@@ -55,6 +55,8 @@ typedef struct jq_admit {
     long long held[2], reserved[2], sent[2];
     long long finished[2]; /* held, attempt ended, ack not yet answered */
     long long read_ahead;  /* of those, how many a read may count as free */
+    long long read_max;    /* entries one read may take, all its queues
+                              together (0: no bound but the slots) */
     int nqueues;
     unsigned turn;        /* which queue gets the odd slot first */
     jq_admit_queue_t q[JQ_QUEUES_MAX];
@@ -94,6 +96,12 @@ void jq_admit_finished(jq_admit_t *a, jq_kind_t k, int delta);
  * idle worker could run; Redis may see up to n more pending for a moment.
  * 0 (the default of jq_admit_init): strict. */
 void jq_admit_set_read_ahead(jq_admit_t *a, long long n);
+
+/* At most n entries per read, all its queues together (n >= 1; 0: no
+ * bound but the free slots). The worker sets it from --max-payload, so
+ * that one read cannot bring more than a bounded number of payloads at
+ * the limit (worker.c). */
+void jq_admit_set_read_max(jq_admit_t *a, long long n);
 
 /* Plans a read: out->count[q] entries of each queue not skipped (skip[q]
  * set: paused), reserved until jq_admit_unreserve(out). ahead: the read

@@ -403,6 +403,20 @@ static void send_piped(jq_fetch_t *f, const int *skip) {
     }
 }
 
+static void skipped_queues(const jq_fetch_t *f, int *skip) {
+    for (int i = 0; i < *f->env.nqueues; i++)
+        skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]);
+}
+
+void jq_fetch_aside(jq_fetch_t *f) {
+    if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) ||
+        f->pipe_reads || !f->env.conn->up)
+        return;
+    int skip[JQ_QUEUES_MAX];
+    skipped_queues(f, skip);
+    send_piped(f, skip);
+}
+
 /* At most one blocking read and one round of reads behind the acks in
  * flight; every read's COUNTs are reserved (admit.h) until its entries
  * are in:
@@ -428,7 +442,7 @@ void jq_fetch_kick(jq_fetch_t *f) {
     if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) || f->taking)
         return;
     int skip[JQ_QUEUES_MAX];
-    for (int i = 0; i < *f->env.nqueues; i++) skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]);
+    skipped_queues(f, skip);
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
         f->env.admit->sent[JQ_KIND_IO] + f->env.admit->sent[JQ_KIND_CPU] > 0)
         send_piped(f, skip);

@@ -78,6 +78,12 @@ void jq_fetch_destroy(jq_fetch_t *f);
 
 /* Sends the reads that admission allows now, if none is in flight. */
 void jq_fetch_kick(jq_fetch_t *f);
+/* The blocking read is bringing a payload over the cap, which Redis may
+ * take seconds to send and the worker discards (bulkcap.h): read what
+ * else is waiting, with the slots that read left free, on the write
+ * connection meanwhile (a read as behind the acks, at most one at a
+ * time). */
+void jq_fetch_aside(jq_fetch_t *f);
 
 /* The fetch connection is up (again): asks its CLIENT ID and creates each
  * queue's group (XGROUP CREATE ... MKSTREAM; BUSYGROUP is fine). */

@@ -49,7 +49,14 @@ static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key,
     const jq_reply_fields_t *f = r->fields;
     for (size_t i = 0; f && i + 1 < f->n; i += 2) {
         const jq_str_t *k = &f->f[i], *v = &f->f[i + 1];
-        if (!k->p || !v->p) continue; /* not strings */
+        if (k->p && !v->p && v->len && k->len == 7 && memcmp(k->p, "payload", 7) == 0) {
+            /* Skipped unread for its size (bulkcap.h): the job says how
+             * large it was, and does not run again without it (job.c). */
+            jq_args_str(a, "payload_dropped");
+            jq_args_ll(a, (long long)v->len);
+            continue;
+        }
+        if (!k->p || !v->p) continue; /* not strings, or not read */
         if (!jq_job_field_kept(k->p, k->len)) continue;
         jq_args_add(a, k->p, k->len);
         jq_args_add(a, v->p, v->len);

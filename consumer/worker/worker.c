@@ -269,7 +269,18 @@ static void on_write_up(jq_rconn_t *c) {
     if (reconnected) jq_reclaim_own(w);
 }
 
+static void on_fetch_skipping(jq_rconn_t *c) { jq_fetch_aside(&((jq_worker_t *)c->data)->fetch); }
+
 /* ---- main ---- */
+
+long long jq_worker_bulk_cap(long long max_payload) {
+    return max_payload > JQ_BULK_CAP_MIN ? max_payload : JQ_BULK_CAP_MIN;
+}
+
+long long jq_worker_read_max(long long max_payload) {
+    long long n = JQ_READ_BYTES / jq_worker_bulk_cap(max_payload);
+    return n > 0 ? n : 1;
+}
 
 /* The worker's state before any handle: its name, its limits, its
  * stages' state. */
@@ -285,6 +296,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
                   opt->queue_limit);
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
+    jq_admit_set_read_max(&w->admit, jq_worker_read_max(opt->max_payload));
     jq_runs_init(&w->runs, &w->admit);
     jq_reclaim_init(&w->reclaim);
     jq_stage_env_t env = jq_worker_env(w);
@@ -390,6 +402,11 @@ static int init_rconns(jq_worker_t *w, const jq_options_t *opt) {
         jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write") != 0)
         return -1;
     w->rfetch.data = w->rwrite.data = w;
+    /* A payload over the limit is refused while it is read, never stored
+     * (bulkcap.h), on both connections that bring entries. */
+    jq_rconn_cap(&w->rfetch, jq_worker_bulk_cap(opt->max_payload));
+    jq_rconn_cap(&w->rwrite, jq_worker_bulk_cap(opt->max_payload));
+    w->rfetch.on_skipping = on_fetch_skipping;
     /* Refused before it ever connected: the master, refused the same way,
      * says so once and stops us. After that, a refusal is an outage. */
     w->rfetch.quiet_refusals = w->rwrite.quiet_refusals = 1;

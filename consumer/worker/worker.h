@@ -101,6 +101,21 @@ struct jq_worker {
 };
 
 /* worker.c */
+/* What one worker holds of the entries it reads, bounded by --max-payload
+ * whatever arrives (issue 21):
+ *  - a bulk string longer than jq_worker_bulk_cap (the limit, or
+ *    JQ_BULK_CAP_MIN when the limit is smaller, so that ids, names and
+ *    other fields always read whole) is skipped unread on both
+ *    connections: its entry is dead-lettered by its length alone;
+ *  - one read takes at most jq_worker_read_max entries (JQ_READ_BYTES /
+ *    the cap, at least 1): 32 at the default 64 MiB, so one read holds at
+ *    most about 2 GiB of payloads at the limit, and entries of any size
+ *    beyond cost nothing. */
+#define JQ_BULK_CAP_MIN (1LL << 20)
+#define JQ_READ_BYTES (2LL << 30)
+long long jq_worker_bulk_cap(long long max_payload);
+long long jq_worker_read_max(long long max_payload);
+
 int jq_worker_main(const jq_options_t *opt);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);

@@ -17,6 +17,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "bulkcap.h"
 #include "reply.h"
 
 static int same(const redisReply *a, const redisReply *b) {
@@ -34,6 +35,23 @@ static int same(const redisReply *a, const redisReply *b) {
     default: /* string, status, error */
         return a->len == b->len && memcmp(a->str, b->str, a->len) == 0 && a->str[a->len] == '\0';
     }
+}
+
+/* A reply read through the bulk cap (bulkcap.c) against the same bytes
+ * read whole: the same, except that every string longer than cap is a
+ * JQ_REPLY_OVERSIZED reply of its length (and an error line that forges
+ * the placeholder reads as one too: harmless, it only refuses a value). */
+static int same_capped(const redisReply *f, const redisReply *d, long long cap) {
+    if (d->type == REDIS_REPLY_STRING && (long long)d->len > cap)
+        return f->type == JQ_REPLY_OVERSIZED && f->integer == (long long)d->len && !f->str;
+    size_t m = sizeof(JQ_REPLY_OVERSIZED_MARK) - 1;
+    if (d->type == REDIS_REPLY_ERROR && d->len > m && memcmp(d->str, JQ_REPLY_OVERSIZED_MARK, m) == 0)
+        return f->type == JQ_REPLY_OVERSIZED;
+    if (d->type != REDIS_REPLY_ARRAY || f->type != REDIS_REPLY_ARRAY) return same(f, d);
+    if (f->elements != d->elements) return 0;
+    for (size_t i = 0; i < f->elements; i++)
+        if (!same_capped(f->element[i], d->element[i], cap)) return 0;
+    return 1;
 }
 
 /* Keeps arr's elements as a run keeps its entry's fields, frees the reply,
@@ -96,11 +114,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     dr->fn = &capped;
 
+    /* A third reader gets the bytes through the bulk cap, which runs
+     * ahead of dr (it needs no skipped string's bytes to end a reply):
+     * its replies wait in a queue until dr gives the same ones. */
+    jq_reply_arena_t carena;
+    jq_reply_arena_init(&carena);
+    carena.marks = 1;
+    redisReader *cr = redisReaderCreate();
+    if (!cr) abort();
+    jq_reply_arena_attach(&carena, cr);
+    jq_bulkcap_t cap;
+    jq_bulkcap_init(&cap, (long long)(len % 97) + 1);
+    void *cq[64];
+    size_t cqn = 0, cqh = 0;
+    int cfailed = 0, dfailed = 0;
+
     int failed = 0;
     for (size_t off = 0; off < len && !failed; off += step) {
         size_t n = len - off < step ? len - off : step;
         if (redisReaderFeed(ar, p + off, n) != REDIS_OK) abort();
         if (redisReaderFeed(dr, p + off, n) != REDIS_OK) abort();
+        if (!cfailed && jq_bulkcap_feed(&cap, cr, p + off, n) != REDIS_OK) cfailed = 1;
+        while (!cfailed && cqn < 64) {
+            void *c = NULL;
+            if (redisReaderGetReply(cr, &c) != REDIS_OK) cfailed = 1;
+            if (!c) break;
+            cq[cqn++] = c;
+        }
         for (;;) {
             void *a = NULL, *d = NULL;
             int ra = redisReaderGetReply(ar, &a);
@@ -115,12 +155,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
             }
             if (ra != REDIS_OK) {
-                failed = 1;
+                failed = dfailed = 1;
                 break;
             }
             if ((a == NULL) != (d == NULL)) abort();
             if (!a) break;
             if (!same(a, d)) abort();
+            if (cqh < cqn) {
+                if (!same_capped(cq[cqh], d, cap.cap)) abort();
+                cr->fn->freeObject(cq[cqh++]);
+            } else if (!cfailed && cqn < 64) {
+                abort(); /* dr has a reply the capped reader never gave */
+            }
             if (((redisReply *)a)->type == REDIS_REPLY_ARRAY)
                 keep_and_check(ar, a, d);
             else
@@ -128,6 +174,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             freeReplyObject(d);
         }
     }
+    /* What the cap refused, the reader refuses too (it is only ahead). */
+    if (cfailed && !dfailed && cr->err != REDIS_ERR_OOM && ar->err != REDIS_ERR_OOM) {
+        void *d = NULL;
+        while (redisReaderGetReply(dr, &d) == REDIS_OK && d) freeReplyObject(d);
+        if (!dr->err) abort();
+    }
+    while (cqh < cqn) cr->fn->freeObject(cq[cqh++]);
+    redisReaderFree(cr);
+    if (carena.live != 0) abort();
+    jq_reply_arena_destroy(&carena);
     redisReaderFree(ar); /* frees a partial reply, if any */
     redisReaderFree(dr);
     if (arena.live != 0) abort(); /* every reply was given back */

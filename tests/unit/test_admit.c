@@ -166,3 +166,22 @@ Test(admit, read_ahead_counts_finished_entries_within_its_bound) {
     jq_admit_set_read_ahead(&a, 100);
     cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 6, "never more than finished");
 }
+
+/* --max-payload bounds what one read brings (worker.h): read_max entries,
+ * all its queues together; the slots it leaves stay for another read. */
+Test(admit, read_max_bounds_one_read_over_its_queues) {
+    jq_admit_t a;
+    jq_admit_init(&a, 64, 4, 2, NULL);
+    learn(&a, 0, IO, 1);
+    learn(&a, 1, IO, 1);
+    jq_admit_set_read_max(&a, 32);
+    jq_admit_read_t rd, rd2;
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 32);
+    cr_assert_eq(rd.count[0], 16);
+    cr_assert_eq(rd.count[1], 16);
+    cr_assert_eq(jq_admit_plan(&a, NULL, 1, 1, &rd2), 32, "a read aside gets the rest");
+    jq_admit_unreserve(&a, &rd);
+    jq_admit_unreserve(&a, &rd2);
+    jq_admit_set_read_max(&a, 1);
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 1, &rd), 2, "at least one entry a queue");
+}
