@@ -317,3 +317,28 @@ Test(job, field_bounds)
     one[2] = (jq_str_t){"payload", 7};
     cr_expect_eq(jq_job_parse(&job, "1-0", one, 4, &lim, err, sizeof(err)), 0, "%s", err);
 }
+
+/* Values the reader skipped for their size ({NULL, length}, bulkcap.h):
+ * named by their size first, never dereferenced. */
+Test(job, an_unread_payload_is_named_by_its_size)
+{
+    jq_str_t fv[] = {{"type", 4}, {"noop", 4}, {"owner", 5}, {"me", 2},
+                     {"payload", 7}, {NULL, 209715200}};
+    jq_job_t job;
+    char err[256];
+    cr_assert_eq(jq_job_parse(&job, "1-0", fv, 6, &lim, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "payload too large: 209715200 bytes > max-payload 67108864");
+    /* Another unread value, or an unread name: too long, never read. */
+    jq_str_t other[] = {{"type", 4}, {"noop", 4}, {"note", 4}, {NULL, 2000000}};
+    cr_assert_eq(jq_job_parse(&job, "1-0", other, 4, &lim, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "field note too long: 2000000 bytes"), "%s", err);
+    jq_str_t name[] = {{NULL, 3000000}, {"v", 1}, {"type", 4}, {"noop", 4}};
+    cr_assert_eq(jq_job_parse(&job, "1-0", name, 4, &lim, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "(3000000 bytes, not read)"), "%s", err);
+}
+
+Test(job, a_job_whose_payload_was_dropped_does_not_run_without_it)
+{
+    expect_error(FIELDS("type", "noop", "payload_dropped", "209715200"),
+                 "payload dropped: the job died before with a payload of 209715200 bytes");
+}
