@@ -56,7 +56,7 @@ static void sleep_on_timer(uv_timer_t *timer) {
 static int sleep_start(jq_task_t *t) {
     const msgpack_object *ms = jq_codec_map_get(t->payload, "ms");
     if (ms == NULL || ms->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return jq_task_fail(t, "sleep: payload must be a map {ms: N}");
+        return jq_task_fail_permanent(t, "sleep: payload must be a map {ms: N}");
 
     sleep_state_t *st = malloc(sizeof *st);
     if (st == NULL)
@@ -110,7 +110,7 @@ static void sha256_load(void) {
 }
 
 /* The bytes to hash and the number of rounds, from t's payload. Returns
- * 0, or -1 after jq_task_fail. */
+ * 0, or -1 after jq_task_fail_permanent: a malformed payload stays so. */
 static int sha256_args(jq_task_t *t, const void **in, size_t *inlen, uint64_t *n) {
     const msgpack_object *data = jq_codec_map_get(t->payload, "data");
     const msgpack_object *rounds = jq_codec_map_get(t->payload, "rounds");
@@ -121,7 +121,7 @@ static int sha256_args(jq_task_t *t, const void **in, size_t *inlen, uint64_t *n
         *in = data->via.bin.ptr;
         *inlen = data->via.bin.size;
     } else {
-        return jq_task_fail(
+        return jq_task_fail_permanent(
             t, "sha256: payload must be a map {data: str or bin, rounds: N}");
     }
     /* An absent rounds means one: the common case of hashing once. */
@@ -129,7 +129,7 @@ static int sha256_args(jq_task_t *t, const void **in, size_t *inlen, uint64_t *n
     if (rounds != NULL) {
         if (rounds->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
             rounds->via.u64 < 1)
-            return jq_task_fail(t, "sha256: rounds must be an integer >= 1");
+            return jq_task_fail_permanent(t, "sha256: rounds must be an integer >= 1");
         *n = rounds->via.u64;
     }
     return 0;
@@ -248,7 +248,7 @@ static int fsstat_start(jq_task_t *t) {
         path->via.str.size > FSSTAT_PATH_MAX || memchr(path->via.str.ptr, 0, path->via.str.size) ||
         n == NULL || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER || n->via.u64 < 1 ||
         n->via.u64 > FSSTAT_N_MAX)
-        return jq_task_fail(t, "fsstat: payload must be a map {path: str, n: 1..%d}", FSSTAT_N_MAX);
+        return jq_task_fail_permanent(t, "fsstat: payload must be a map {path: str, n: 1..%d}", FSSTAT_N_MAX);
 
     fsstat_state_t *st = malloc(sizeof *st + path->via.str.size + 1);
     if (st == NULL)

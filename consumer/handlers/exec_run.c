@@ -113,6 +113,9 @@ static void give_outcome(exec_run_t *x, jq_task_t *t) {
     } else if (x->term_signal) {
         jq_task_fail(t, "%s: killed by signal %d (%s)%s%s", name, x->term_signal,
                      strsignal(x->term_signal), sep, tail);
+    } else if (x->status == JQ_EXEC_EXIT_PERMANENT) {
+        jq_task_fail_permanent(t, "%s: exit status %lld%s%s", name, (long long)x->status, sep,
+                               tail);
     } else if (x->status != 0) {
         jq_task_fail(t, "%s: exit status %lld%s%s", name, (long long)x->status, sep, tail);
     } else if (x->outlen > 0) {

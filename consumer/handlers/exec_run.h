@@ -8,6 +8,10 @@
 
 #include <jobq/handler.h>
 
+/* A command that exits with this status fails its job for good: dead at
+ * once, never retried (EX_DATAERR of sysexits.h: the input was wrong). */
+#define JQ_EXEC_EXIT_PERMANENT 65
+
 /* Starts a run of t's command. Returns 0 (jq_task_done follows, once the
  * guard has exited and both its output pipes are at their end), or -1
  * after jq_task_fail when the run cannot start. */

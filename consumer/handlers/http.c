@@ -156,6 +156,13 @@ static int pack_result(jq_task_t *t, req_t *q, long status) {
     return jq_codec_pack_text(&pk, q->resp ? q->resp : "", q->resplen);
 }
 
+/* A 4xx says the request itself is wrong, and sending it again gets the
+ * same answer; but 408 (request timeout) and 429 (too many requests) are
+ * worth another try. */
+static int permanent_status(long status) {
+    return status >= 400 && status <= 499 && status != 408 && status != 429;
+}
+
 static void finish(req_t *q, CURLcode rc) {
     jq_task_t *t = q->t;
     long status = 0;
@@ -165,6 +172,8 @@ static void finish(req_t *q, CURLcode rc) {
                      conf.max_response);
     } else if (rc != CURLE_OK) {
         jq_task_fail(t, "http: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+    } else if (q->fail_on_status && permanent_status(status)) {
+        jq_task_fail_permanent(t, "http: status %ld", status);
     } else if (q->fail_on_status && (status < 200 || status > 299)) {
         jq_task_fail(t, "http: status %ld", status);
     } else if (pack_result(t, q, status) != 0) {
@@ -425,8 +434,11 @@ static int http_start(jq_task_t *t) {
         return jq_task_fail(t, "http: out of memory");
     /* Every check before any socket: a refused URL makes no connection. */
     if (read_payload(q, t->payload, err, sizeof(err)) != 0) {
+        /* A malformed payload or a URL outside the allow list: the same
+         * on every attempt. */
         req_free(q);
-        return jq_task_fail(t, "%s", err);
+        if (strcmp(err, "http: out of memory") == 0) return jq_task_fail(t, "%s", err);
+        return jq_task_fail_permanent(t, "%s", err);
     }
     q->easy = curl_easy_init();
     if (q->easy == NULL) {

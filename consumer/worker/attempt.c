@@ -107,6 +107,7 @@ static void record_end(jq_worker_t *w, jq_run_t *r) {
     }
     if (r->task.failed) {
         r->outcome = JQ_OUT_FAILED;
+        r->permanent = r->task.failed == JQ_TASK_FAILED_PERMANENT;
         snprintf(r->error, sizeof(r->error), "%s", r->task.error);
         w->failed++;
     } else {

@@ -88,10 +88,12 @@ static long long attempts_made(const jq_run_t *r) {
     return r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
 }
 
-/* A failed attempt retries while attempts are left, else it is dead. */
+/* A failed attempt retries while attempts are left, else it is dead; a
+ * permanent failure is dead at once. */
 static jq_job_state_t state_of(const jq_run_t *r) {
     if (r->outcome == JQ_OUT_DONE) return JQ_STATE_DONE;
-    if (r->outcome == JQ_OUT_FAILED && attempts_made(r) < r->job.max_attempts) return JQ_STATE_RETRYING;
+    if (r->outcome == JQ_OUT_FAILED && !r->permanent && attempts_made(r) < r->job.max_attempts)
+        return JQ_STATE_RETRYING;
     return JQ_STATE_DEAD;
 }
 

@@ -77,6 +77,8 @@ struct jq_run {
     int64_t started_ms;
     uint64_t started_ns;          /* uv_hrtime() at start, for run time */
     jq_outcome_t outcome;
+    int permanent;                /* failed, and no retry (the handler's
+                                     jq_task_fail_permanent) */
     char error[JQ_ERR_LEN];
     int64_t finished_ms;
     int64_t run_us;

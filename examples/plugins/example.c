@@ -77,9 +77,9 @@ static int hello_start(jq_task_t *t) {
     const msgpack_object *name = map_get(t->payload, "name");
     const msgpack_object *ms = map_get(t->payload, "ms");
     if (name == NULL || name->type != MSGPACK_OBJECT_STR)
-        return jq_task_fail(t, "hello: payload must be {name: str, ms: N}");
+        return jq_task_fail_permanent(t, "hello: payload must be {name: str, ms: N}");
     if (ms != NULL && ms->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return jq_task_fail(t, "hello: ms must be an integer >= 0");
+        return jq_task_fail_permanent(t, "hello: ms must be an integer >= 0");
 
     hello_t *st = calloc(1, sizeof *st);
     if (st == NULL)
@@ -118,7 +118,7 @@ static int wordcount_run(jq_task_t *t) {
         s = p->via.bin.ptr;
         len = p->via.bin.size;
     } else {
-        return jq_task_fail(t, "wordcount: payload must be a str or bin");
+        return jq_task_fail_permanent(t, "wordcount: payload must be a str or bin");
     }
     uint64_t words = 0, lines = 0;
     int in_word = 0;

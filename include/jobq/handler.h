@@ -29,7 +29,9 @@
  * The result is msgpack appended to t->result (msgpack_packer_init(&pk,
  * &t->result, msgpack_sbuffer_write)); left empty it is nil. A failure is
  * jq_task_fail(t, "reason"): the attempt fails with that error (retried while
- * the job has attempts left).
+ * the job has attempts left). A failure that no retry can mend (a malformed
+ * payload, a refused request) is jq_task_fail_permanent(t, "reason"): the
+ * job goes to the dead set at once, with that error and the attempts made.
  *
  * A cpu handler whose run() takes long (more than about a millisecond)
  * calls jq_task_yield(t) often in its loop: every round, every block. It
@@ -40,7 +42,11 @@
  * ABI version history:
  *   1  the first layout.
  *   2  jq_task gains yield_cb at its end, for jq_task_yield(). A plugin
- *      built for 1 still loads (it never reads the new field). */
+ *      built for 1 still loads (it never reads the new field).
+ *      Later, same layout and version: `failed` may be
+ *      JQ_TASK_FAILED_PERMANENT (2), set by jq_task_fail_permanent(). A
+ *      plugin that never sets it is unchanged; a consumer from before it
+ *      takes 2 as any failure (retried while attempts are left). */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +57,9 @@
 /* The oldest version a consumer still loads. */
 #define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
+/* jq_task's `failed`: 0, or one of these. */
+#define JQ_TASK_FAILED 1           /* retried while attempts are left */
+#define JQ_TASK_FAILED_PERMANENT 2 /* dead at once, never retried */
 
 typedef enum { JQ_KIND_IO = 0, JQ_KIND_CPU = 1 } jq_kind_t;
 
@@ -65,7 +74,8 @@ struct jq_task {
     const msgpack_object *payload; /* a nil object when the job has none */
     msgpack_sbuffer result;        /* the handler appends its msgpack result */
     char error[JQ_TASK_ERROR_LEN]; /* the reason, when failed */
-    int failed;                    /* set by jq_task_fail() */
+    int failed;                    /* set by jq_task_fail() (1) or
+                                      jq_task_fail_permanent() (2) */
     uv_loop_t *loop;               /* io: the worker's loop */
     void *hstate;                  /* io: the handler's own per-task state */
     jq_task_done_cb done_cb;       /* io: the worker's; use jq_task_done() */
@@ -100,6 +110,16 @@ struct jq_handler {
     void *data;         /* the handler's own; jobq never touches it */
 };
 
+/* Marks t failed (how: JQ_TASK_FAILED or JQ_TASK_FAILED_PERMANENT) with a
+ * reason formatted from fmt and ap (truncated to fit). Returns -1. */
+static inline int jq_task_vfail(jq_task_t *t, int how, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static inline int jq_task_vfail(jq_task_t *t, int how, const char *fmt, va_list ap) {
+    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    t->failed = how;
+    return -1;
+}
+
 /* Marks t failed with a printf-style reason (truncated to fit). Returns -1,
  * so that a handler can `return jq_task_fail(t, "...")`. */
 static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...)
@@ -107,9 +127,20 @@ static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...)
 static inline int jq_task_fail(jq_task_t *t, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    jq_task_vfail(t, JQ_TASK_FAILED, fmt, ap);
     va_end(ap);
-    t->failed = 1;
+    return -1;
+}
+
+/* As jq_task_fail, but no retry can mend it: the job is dead at once
+ * (its error the reason, its attempts those made). */
+static inline int jq_task_fail_permanent(jq_task_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline int jq_task_fail_permanent(jq_task_t *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    jq_task_vfail(t, JQ_TASK_FAILED_PERMANENT, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -47,6 +47,8 @@ class Handler(BaseHTTPRequestHandler):
                 "body": body.decode("latin-1")}))
         if u.path == "/ok/status/500":
             return self.reply(500, "boom")
+        if u.path.startswith("/ok/status/"):
+            return self.reply(int(u.path.rsplit("/", 1)[1]), "status")
         if u.path == "/ok/slow":
             time.sleep(int(q["ms"][0]) / 1000)   # a slow server: the span is the point
             return self.reply(200, "slow")
@@ -119,6 +121,27 @@ def test_get_post_500_and_refused(r, consumer, servers):
 
     res = http_job(r, {"url": "http://127.0.0.1:%d/x" % closed}, max_attempts=1)
     assert res["state"] == b"dead" and b"connect" in res["error"].lower(), res
+
+
+def test_a_4xx_but_408_and_429_is_permanent(r, consumer, servers):
+    # Issue 27: the request itself is wrong, sending it again cannot help;
+    # dead at once with the attempts made. 408 and 429 and 5xx are retried.
+    ok, _ = servers
+    consumer("--http-allow", ok.base + "/ok/", "--backoff-ms", "20")
+    for code in (400, 404, 422):
+        res = http_job(r, {"url": ok.base + "/ok/status/%d" % code}, max_attempts=3)
+        assert res["state"] == b"dead" and res["attempts"] == b"1", res
+        assert res["error"] == b"http: status %d" % code, res
+    for code in (408, 429, 503):
+        res = http_job(r, {"url": ok.base + "/ok/status/%d" % code}, max_attempts=2)
+        assert res["state"] == b"dead" and res["attempts"] == b"2", res
+    # A malformed payload, or a URL outside the allow list, is the same on
+    # every attempt.
+    res = http_job(r, {"url": ok.base + "/ok/hello", "timeout_ms": "soon"}, max_attempts=3)
+    assert res["state"] == b"dead" and res["attempts"] == b"1", res
+    res = http_job(r, {"url": "http://127.0.0.1:1/elsewhere"}, max_attempts=3)
+    assert res["state"] == b"dead" and res["attempts"] == b"1", res
+    assert b"refused" in res["error"], res
 
 
 def test_outside_the_allow_list_and_escapes_make_no_connection(r, consumer, servers):

@@ -283,6 +283,7 @@ Test(builtins, sha256_bad_rounds) {
     set_payload();
     cr_assert_eq(handler("sha256")->run(&task), -1);
     cr_assert_str_eq(task.error, "sha256: rounds must be an integer >= 1");
+    cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT);
     cr_assert_eq(task.result.size, 0);
 }
 
@@ -296,13 +297,14 @@ Test(builtins, sha256_bad_data) {
     cr_assert_str_eq(task.error,
                      "sha256: payload must be a map {data: str or bin, "
                      "rounds: N}");
+    cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT);
 }
 
 Test(builtins, sha256_nil_payload) {
     msgpack_pack_nil(packer());
     set_payload();
     cr_assert_eq(handler("sha256")->run(&task), -1);
-    cr_assert_eq(task.failed, 1);
+    cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT, "a malformed payload is not retried");
 }
 
 /* --- sleep, on a real loop */
@@ -399,6 +401,7 @@ Test(builtins, sleep_bad_payloads) {
         memset(task.error, 0, sizeof task.error);
         cr_assert_eq(handler("sleep")->start(&task), -1, "case %d", k);
         cr_assert_str_eq(task.error, want, "case %d", k);
+        cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT, "case %d", k);
     }
     cr_assert_eq(done_calls, 0);
 }
@@ -462,6 +465,7 @@ Test(builtins, fsstat_bad_payloads) {
     fsstat_payload("/", 0);
     cr_assert_eq(test_handler("fsstat")->start(&task), -1);
     cr_assert(strstr(task.error, "fsstat: payload must be a map") == task.error, "%s", task.error);
+    cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT);
     fsstat_payload("", 1);
     cr_assert_eq(test_handler("fsstat")->start(&task), -1);
     fsstat_payload("/", 100001);
