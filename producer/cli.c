@@ -226,6 +226,25 @@ static int match_bytes(jq_argp_t *p, const char *name, long long *out) {
     return 1;
 }
 
+/* Enqueues, then prints the id, or (wait_ms >= 0) waits and prints as
+ * `jobq wait` does; returns the exit status. */
+static int enqueue_and_print(jq_cli_t *cli, const char *type, const msgpack_sbuffer *payload,
+                             const jq_enqueue_opts_t *o, long long wait_ms, output_t *out) {
+    /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
+     * blocks on its notify list, woken the moment it ends. */
+    unsigned flags = wait_ms >= 0 ? JQ_NOTIFY : 0;
+    char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
+    if (jq_client_enqueue_flags(cli->client, type, payload ? payload->data : NULL,
+                                payload ? payload->size : 0, o, flags, id, sizeof(id), err,
+                                sizeof(err)) < 0) {
+        fprintf(stderr, "jobq: enqueue: %s\n", err);
+        return output_close(out, JQ_EXIT_REDIS);
+    }
+    if (wait_ms >= 0) return wait_and_print(cli, o->queue, id, wait_ms, flags, out);
+    printf("%s\n", id);
+    return JQ_EXIT_OK;
+}
+
 static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "enqueue", cli, 0, 0};
     jq_enqueue_opts_t o;
@@ -276,21 +295,8 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     int status = pos[1] ? build_payload(pos[1], json_file, &sb) : JQ_EXIT_OK;
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
-    if (status == JQ_EXIT_OK) {
-        /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
-         * blocks on its notify list, woken the moment it ends. */
-        unsigned flags = wait_ms >= 0 ? JQ_NOTIFY : 0;
-        char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
-        if (jq_client_enqueue_flags(cli->client, pos[0], pos[1] ? sb.data : NULL, sb.size,
-                                    &o, flags, id, sizeof(id), err, sizeof(err)) < 0) {
-            fprintf(stderr, "jobq: enqueue: %s\n", err);
-            status = output_close(&out, JQ_EXIT_REDIS);
-        } else if (wait_ms >= 0) {
-            status = wait_and_print(cli, queue, id, wait_ms, flags, &out);
-        } else {
-            printf("%s\n", id);
-        }
-    }
+    if (status == JQ_EXIT_OK)
+        status = enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, wait_ms, &out);
     msgpack_sbuffer_destroy(&sb);
     return status;
 }
