@@ -387,16 +387,16 @@ Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
 
 Test(finish, a_permanent_failure_is_dead_at_once_with_the_attempts_made) {
     /* The first of 3 attempts, failed by jq_task_fail_permanent. */
-    jq_run_t *r = take(0, "1-1", fake_fields(4, "type", "io", "max_attempts", "3"));
+    jq_run_t *r = take(0, "1-1", fake_fields(6, "type", "io", "max_attempts", "3", "notify", "1"));
     r->permanent = 1;
     end(r, JQ_OUT_FAILED, "sha256: rounds must be an integer >= 1");
     jq_finish_flush(&w->finish);
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1, "not retried");
     assert_args_from(find_move("jq:{a}:dead"), 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead",
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 7, "2",
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
                      "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1", "86400", "dead", "1",
-                     "1700000000000", "1", "error", "sha256: rounds must be an integer >= 1");
+                     "1700000000000", "1", "1", "error", "sha256: rounds must be an integer >= 1");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
