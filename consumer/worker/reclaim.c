@@ -119,6 +119,8 @@ static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) 
     c->w = w;
     c->q = q;
     if (count > MAX_IDS) count = MAX_IDS;
+    /* The XCLAIM brings whole entries: as many as one read may (worker.h). */
+    if (w->admit.read_max && count > w->admit.read_max) count = w->admit.read_max;
     if (send_pending(w, q, min_idle, count, NULL, on_pending, c) != 0) free(c);
 }
 
