@@ -170,6 +170,11 @@ void jq_admit_unreserve(jq_admit_t *a, const jq_admit_read_t *rd) {
         if (rd->count[q]) reserve(a, q, rd->uses[q], -rd->count[q]);
 }
 
+long long jq_admit_capacity(const jq_admit_t *a, int q) {
+    long long n = a->cap[JQ_KIND_IO] + a->cap[JQ_KIND_CPU];
+    return a->q[q].limit && n > a->q[q].limit ? a->q[q].limit : n;
+}
+
 long long jq_admit_free(const jq_admit_t *a, int q) {
     int u = uses(a, q);
     long long f = -1;

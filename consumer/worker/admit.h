@@ -118,5 +118,13 @@ void jq_admit_unreserve(jq_admit_t *a, const jq_admit_read_t *rd);
  * waits), so a reclaim may bring up to that read's COUNT more. Never
  * negative. */
 long long jq_admit_free(const jq_admit_t *a, int q);
+/* The most entries of queue q one worker holds at once: its io plus cpu
+ * slots, or q's limit if lower. */
+long long jq_admit_capacity(const jq_admit_t *a, int q);
+/* Entries whose ack is sent, not yet answered: a read sent behind those
+ * acks may count their slots (jq_admit_plan's ahead). */
+static inline long long jq_admit_acking(const jq_admit_t *a) {
+    return a->sent[JQ_KIND_IO] + a->sent[JQ_KIND_CPU];
+}
 
 #endif

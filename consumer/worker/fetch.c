@@ -439,12 +439,13 @@ void jq_fetch_aside(jq_fetch_t *f) {
 void jq_fetch_kick(jq_fetch_t *f) {
     /* held: Redis refused our last outcomes; no new job until it takes
      * them (finish.c). */
-    if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) || f->taking)
+    if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) ||
+        f->taking)
         return;
     int skip[JQ_QUEUES_MAX];
     skipped_queues(f, skip);
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
-        f->env.admit->sent[JQ_KIND_IO] + f->env.admit->sent[JQ_KIND_CPU] > 0)
+        jq_admit_acking(f->env.admit) > 0)
         send_piped(f, skip);
     if (!f->reading && f->b.rfetch->up) {
         jq_admit_read_t *res = &f->res;

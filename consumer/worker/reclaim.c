@@ -223,8 +223,7 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
              * slots, or the queue's limit): it waits behind this worker's
              * few queued runs instead of behind the whole stream. The XCLAIM's
              * min-idle keeps two workers from both taking one entry. */
-            free_slots = w->admit.cap[JQ_KIND_IO] + w->admit.cap[JQ_KIND_CPU];
-            if (w->admit.q[q].limit && free_slots > w->admit.q[q].limit) free_slots = w->admit.q[q].limit;
+            free_slots = jq_admit_capacity(&w->admit, q);
             min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
         }
         /* Past what this worker handed back and leaves alone. */

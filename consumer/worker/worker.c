@@ -126,7 +126,8 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
      * delivered entries to us already, and handed back after our exit they
      * would count one more delivery, so that a max_attempts 1 job caught
      * by a rolling restart would die "worker lost" without running. */
-    if (w->running.n || w->waiting.n || jq_chunks_busy(&w->chunks) || jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
+    if (w->running.n || w->waiting.n || jq_chunks_busy(&w->chunks) ||
+        jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
     if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(&w->finish);

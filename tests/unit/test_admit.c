@@ -185,3 +185,17 @@ Test(admit, read_max_bounds_one_read_over_its_queues) {
     jq_admit_set_read_max(&a, 1);
     cr_assert_eq(jq_admit_plan(&a, NULL, 0, 1, &rd), 2, "at least one entry a queue");
 }
+
+Test(admit, capacity_is_both_kinds_of_slots_within_the_limit) {
+    long long limits[] = {3, 0};
+    jq_admit_t a;
+    jq_admit_init(&a, 64, 4, 2, limits);
+    cr_assert_eq(jq_admit_capacity(&a, 0), 3, "the queue's limit");
+    cr_assert_eq(jq_admit_capacity(&a, 1), 68, "io plus cpu slots");
+    jq_admit_hold(&a, 1, JQ_KIND_IO, 10);
+    cr_assert_eq(jq_admit_capacity(&a, 1), 68, "what is held does not count");
+    cr_assert_eq(jq_admit_acking(&a), 0);
+    jq_admit_sent(&a, 1, JQ_KIND_IO, 2);
+    jq_admit_sent(&a, 0, JQ_KIND_CPU, 1);
+    cr_assert_eq(jq_admit_acking(&a), 3, "acks on their way, of both kinds");
+}
