@@ -57,7 +57,7 @@ SRC_conf := options
 SRC_redis := rconn reply bulkcap
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
-SRC_worker := admit attempt chunks counts fetch finish heartbeat outcome pool qhealth reclaim run sched trim types worker
+SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat outcome pool qhealth reclaim run sched trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
@@ -187,7 +187,7 @@ $(BUILD)/tests/test_sched: tests/unit/test_sched.c $(STAGE_OBJ) $(BUILD)/tests/u
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
 $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/worker/finish.o \
-		$(BUILD)/consumer/worker/outcome.o $(BUILD)/consumer/worker/counts.o \
+		$(BUILD)/consumer/worker/outcome.o $(BUILD)/consumer/worker/counts.o $(BUILD)/consumer/worker/finish_hold.o \
 		$(BUILD)/consumer/worker/trim.o
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)

@@ -12,7 +12,8 @@
  *
  * This file is the batch writer: the MULTI/EXEC per queue, the XACK, the
  * trim, and what each EXEC's answer means. What an outcome writes is
- * decided in outcome.c, the counters summed in counts.c. Commands are
+ * decided in outcome.c, the counters summed in counts.c, a batch Redis
+ * refuses is held in finish_hold.c. Commands are
  * built with the one argv builder (common/args.h), kept in the stage's
  * state (finish.h) so that a warm batch allocates nothing for its argv. */
 
@@ -139,72 +140,6 @@ static void release(jq_run_t *r) {
     jq_run_free(r);
 }
 
-/* ---- refused writes: held, not dropped ----
- *
- * An EXEC that Redis refuses as a whole (EXECABORT after an OOM, READONLY
- * after a failover, MISCONF, LOADING...) wrote nothing: its runs go back
- * to the batch, and the worker holds them, fetching and reclaiming nothing
- * new, until Redis takes them, trying again after HOLD_MIN_MS doubling to
- * HOLD_MAX_MS. Their entries stay pending in our name and renewed, so no
- * other worker runs them again and none dies "worker lost" for it. One log
- * line when the episode starts, one when it ends. */
-
-#define HOLD_MIN_MS 200
-#define HOLD_MAX_MS 5000
-
-static void hold(jq_finish_t *fin, const char *why, int nruns) {
-    int64_t now = jq_now_ms();
-    if (!fin->held) {
-        fin->held = 1;
-        fin->held_since_ms = now;
-        fin->hold_ms = HOLD_MIN_MS;
-        jq_warn("redis refuses our writes (%s): holding %d finished jobs, fetching none, "
-                "retrying every %d to %d ms", why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
-    } else {
-        fin->hold_ms = fin->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : fin->hold_ms * 2;
-    }
-    fin->hold_next_ms = now + fin->hold_ms;
-}
-
-/* While held, whether Redis would take a write now is asked every
- * HOLD_MIN_MS with a script that does nothing: its shebang (no flags)
- * makes Redis refuse it up front exactly when it would refuse the held
- * MULTI's writes (OOM, READONLY, MISCONF...). A yes ends the wait at once;
- * the doubling backoff only spaces tries of the whole batch while Redis
- * answers no. Until 2026-12 a worker held its outcomes up to 5 s (3.8 s
- * seen) after Redis took writes again. */
-static const char writable_lua[] = "#!lua\nreturn 1\n";
-
-static void on_writable(redisAsyncContext *ac, void *rp, void *priv) {
-    (void)ac;
-    jq_finish_t *fin = priv;
-    redisReply *reply = rp;
-    fin->asking = 0;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && fin->held) {
-        fin->hold_next_ms = 0;
-        jq_finish_flush(fin);
-    }
-}
-
-static void ask_writable(jq_finish_t *fin, int64_t now) {
-    if (fin->asking || now - fin->asked_ms < HOLD_MIN_MS) return;
-    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
-    jq_args_str(a, writable_lua);
-    jq_args_str(a, "0");
-    if (jq_finish_send(fin, on_writable, fin) == 0) {
-        fin->asking = 1;
-        fin->asked_ms = now;
-    }
-    fin->bad = 0; /* not inside a MULTI */
-}
-
-static void unhold(jq_finish_t *fin) {
-    if (!fin->held) return;
-    fin->held = 0;
-    jq_info("redis takes our writes again: held outcomes written after %lld ms",
-            (long long)(jq_now_ms() - fin->held_since_ms));
-}
-
 static void requeue_all(jq_finish_t *fin, jq_run_t *r, int unsure) {
     for (jq_run_t *next; r; r = next) {
         next = r->bnext;
@@ -246,7 +181,7 @@ static void exec_ran(jq_finish_t *fin, flush_t *f, const redisReply *reply) {
         fin->unacked--;
         release(r);
     }
-    unhold(fin);
+    jq_finish_unhold(fin);
 }
 
 static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
@@ -263,7 +198,7 @@ static void on_exec(redisAsyncContext *ac, void *rp, void *priv) {
         /* Refused as a whole: nothing was written. */
         int n = count_runs(f->runs);
         requeue_all(fin, f->runs, 0);
-        hold(fin, reply->str, n);
+        jq_finish_hold(fin, reply->str, n);
     } else {
         exec_ran(fin, f, reply);
     }
@@ -295,7 +230,7 @@ static void on_verified(redisAsyncContext *ac, void *rp, void *priv) {
     int n = count_runs(f->runs);
     if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != n) {
         /* Lost again, or refused: still unsure; asked again later. */
-        if (reply && reply->type == REDIS_REPLY_ERROR) hold(fin, reply->str, n);
+        if (reply && reply->type == REDIS_REPLY_ERROR) jq_finish_hold(fin, reply->str, n);
         requeue_all(fin, f->runs, 1);
     } else {
         size_t i = 0;
@@ -367,13 +302,7 @@ void jq_finish_flush(jq_finish_t *fin) {
     if (!fin->batch_head || !fin->env.conn->up) return;
     /* Refused before: wait out the backoff, then try the whole batch;
      * sooner if Redis says it takes writes again. */
-    if (fin->held) {
-        int64_t now = jq_now_ms();
-        if (now < fin->hold_next_ms) {
-            ask_writable(fin, now);
-            return;
-        }
-    }
+    if (fin->held && jq_finish_hold_wait(fin)) return;
     flush_batch(fin);
     /* With every outcome sent, the next read can ride behind the acks, on
      * the same connection, in the same round trip (see jq_fetch_kick). */

@@ -95,6 +95,14 @@ jq_args_t *jq_finish_cmd(jq_finish_t *fin, const char *name);
 int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv);
 void jq_finish_expire(jq_finish_t *fin, const char *key, const char *ttl);
 
+/* finish_hold.c, for finish.c: a refused EXEC holds the batch (fetching
+ * and reclaiming stop, the tries back off), Redis taking writes again ends
+ * it; jq_finish_hold_wait says whether a flush must wait now (it asks
+ * Redis meanwhile whether it takes writes again). */
+void jq_finish_hold(jq_finish_t *fin, const char *why, int nruns);
+void jq_finish_unhold(jq_finish_t *fin);
+int jq_finish_hold_wait(jq_finish_t *fin);
+
 /* Whether Redis refuses our writes: no new job is fetched or reclaimed,
  * no trim sent, until it takes the held outcomes. */
 static inline int jq_finish_held(const jq_finish_t *f) { return f->held; }
