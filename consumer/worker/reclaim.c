@@ -20,12 +20,13 @@ typedef struct claim {
     int n;
     char ids[MAX_IDS][JQ_ENTRY_ID_MAX];
     long long deliveries[MAX_IDS];
+    char handed[MAX_IDS];         /* handed back for its type (types.h) */
 } claim_t;
 
-static long long deliveries_of(const claim_t *c, const char *id) {
+static int index_of(const claim_t *c, const char *id) {
     for (int i = 0; i < c->n; i++)
-        if (strcmp(c->ids[i], id) == 0) return c->deliveries[i];
-    return 0;
+        if (strcmp(c->ids[i], id) == 0) return i;
+    return -1;
 }
 
 static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
@@ -40,9 +41,11 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             redisReply *fields = ent->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) continue; /* deleted entry */
             /* XCLAIM counted this delivery too. */
-            long long d = deliveries_of(c, ent->element[0]->str) + 1;
-            jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
-                    w->queues[c->q].name, d);
+            int k = index_of(c, ent->element[0]->str);
+            long long d = (k < 0 ? 0 : c->deliveries[k]) + 1;
+            if (k < 0 || !c->handed[k]) /* a handed-back entry is no news */
+                jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
+                        w->queues[c->q].name, d);
             jq_fetch_intake(&w->fetch, c->q, ent->element[0]->str, fields, d);
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -78,7 +81,12 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         redisReply *e = reply->element[i];
         if (!jq_fetch_pending_ok(e)) continue;
         /* Handed back for a worker that handles its type (types.h). */
-        if (jq_types_skipping(&w->types, c->q, e->element[0]->str, now)) continue;
+        const redisReply *owner = e->element[1];
+        int handed = owner->type == REDIS_REPLY_STRING &&
+                     strncmp(owner->str, JQ_TYPES_CONSUMER, sizeof(JQ_TYPES_CONSUMER) - 1) == 0;
+        if (handed && jq_types_leave(&w->types, c->q, e->element[0]->str, owner->str, owner->len, now))
+            continue;
+        c->handed[c->n] = (char)handed;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
         c->deliveries[c->n] = e->element[3]->integer;
         jq_args_str(a, c->ids[c->n]);
@@ -226,8 +234,7 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
             free_slots = jq_admit_capacity(&w->admit, q);
             min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
         }
-        /* Past what this worker handed back and leaves alone. */
-        reclaim(w, q, min_idle, free_slots + jq_types_nskipping(&w->types, q, now));
+        reclaim(w, q, min_idle, free_slots);
     }
 }
 
@@ -300,7 +307,7 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
         redisReply *e = reply->element[i];
         if (!jq_fetch_pending_ok(e)) continue;
         const char *id = e->element[0]->str;
-        if (holds(w, q->q, id) || jq_types_skipping(&w->types, q->q, id, jq_now_ms())) continue;
+        if (holds(w, q->q, id)) continue;
         own_t *o = calloc(1, sizeof(*o));
         if (!o) break;
         o->w = w;

@@ -121,32 +121,20 @@ static long long age_ms(const char *entry_id, int64_t now) {
     return (long long)now - strtoll(entry_id, NULL, 10);
 }
 
-static void remember(jq_types_t *t, int q, const char *id, int64_t until) {
-    jq_types_skip_t *slot = &t->skip[0];
-    for (int i = 0; i < JQ_TYPES_SKIP; i++) {
-        jq_types_skip_t *s = &t->skip[i];
-        if (s->until_ms == 0 || (s->q == q && strcmp(s->id, id) == 0)) {
-            slot = s;
-            break;
-        }
-        if (s->until_ms < slot->until_ms) slot = s; /* full: the soonest over */
-    }
-    if (slot->until_ms == 0) t->nskip++;
-    slot->q = q;
-    slot->until_ms = until;
-    snprintf(slot->id, sizeof(slot->id), "%s", id);
-}
-
-/* Claims the entry to ourselves with min-idle 0, stamped idle for long and
- * its delivery uncounted (RETRYCOUNT): it never leaves the pending list,
- * so a failure here only leaves it ours until the visibility timeout. */
-static void hand_back(jq_types_t *t, int q, const char *entry_id, long long deliveries) {
+/* Claims the entry to the consumer `type=<type>` with min-idle 0, stamped
+ * idle for long and its delivery uncounted (RETRYCOUNT): it never leaves
+ * the pending list, so a failure here only leaves it ours until the
+ * visibility timeout. */
+static void hand_back(jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
+                      long long deliveries) {
+    char owner[sizeof(JQ_TYPES_CONSUMER) + JQ_NAME_MAX];
+    snprintf(owner, sizeof(owner), JQ_TYPES_CONSUMER "%.*s", (int)type->len, type->p);
     jq_args_t *a = &t->args;
     jq_args_reset(a);
     jq_args_str(a, "XCLAIM");
     jq_args_str(a, t->env.queues[q].stream);
     jq_args_str(a, JQ_GROUP);
-    jq_args_str(a, t->env.worker_id);
+    jq_args_str(a, owner);
     jq_args_str(a, "0");
     jq_args_str(a, entry_id);
     jq_args_str(a, "IDLE");
@@ -158,33 +146,27 @@ static void hand_back(jq_types_t *t, int q, const char *entry_id, long long deli
     jq_args_reset(a);
 }
 
+/* Whether an entry of type (and of that id) waits rather than dies: the
+ * set not read yet, a live worker handles the type, or the entry is
+ * younger than the grace. */
+static int waits(const jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
+                 int64_t now) {
+    return !t->loaded[q] || live_elsewhere(t, q, type, now) ||
+           age_ms(entry_id, now) < jq_types_grace_ms(t);
+}
+
 int jq_types_foreign(jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
                      long long deliveries, int64_t now) {
-    long long grace = jq_types_grace_ms(t);
-    if (t->loaded[q] && !live_elsewhere(t, q, type, now) && age_ms(entry_id, now) >= grace)
-        return 0;
-    hand_back(t, q, entry_id, deliveries);
-    remember(t, q, entry_id, now + grace);
+    if (!waits(t, q, type, entry_id, now)) return 0;
+    hand_back(t, q, type, entry_id, deliveries);
     return 1;
 }
 
-int jq_types_skipping(jq_types_t *t, int q, const char *id, int64_t now) {
-    for (int i = 0; i < JQ_TYPES_SKIP && t->nskip > 0; i++) {
-        jq_types_skip_t *s = &t->skip[i];
-        if (s->until_ms == 0) continue;
-        if (s->until_ms <= now) {
-            s->until_ms = 0;
-            t->nskip--;
-            continue;
-        }
-        if (s->q == q && strcmp(s->id, id) == 0) return 1;
-    }
-    return 0;
-}
-
-int jq_types_nskipping(const jq_types_t *t, int q, int64_t now) {
-    int n = 0;
-    for (int i = 0; i < JQ_TYPES_SKIP && t->nskip > 0; i++)
-        if (t->skip[i].until_ms > now && t->skip[i].q == q) n++;
-    return n;
+int jq_types_leave(const jq_types_t *t, int q, const char *id, const char *consumer, size_t clen,
+                   int64_t now) {
+    size_t plen = sizeof(JQ_TYPES_CONSUMER) - 1;
+    if (clen <= plen || memcmp(consumer, JQ_TYPES_CONSUMER, plen) != 0) return 0;
+    jq_str_t type = {consumer + plen, clen - plen};
+    if (jq_registry_find(t->reg, type.p, type.len)) return 0; /* ours to run */
+    return waits(t, q, &type, id, now);
 }

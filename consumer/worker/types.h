@@ -6,11 +6,13 @@
  * publishes the types it handles, per queue, in the sorted set
  * <p>:{q}:types (member: the type, score: the last heartbeat, ms, of a
  * worker that handles it), and reads it back each heartbeat. An entry of
- * a type this worker does not handle is handed back (it stays pending,
- * claimed to ourselves stamped idle far past the visibility timeout with
- * its delivery uncounted, so any worker's reclaim takes it at once; this
- * one leaves it alone for a grace) while another live worker handles it,
- * or while it is younger than the grace; otherwise it is dead-lettered.
+ * a type this worker does not handle is handed back while another live
+ * worker handles it, or while it is younger than the grace: it stays
+ * pending, claimed to the group consumer `type=<type>` (no worker's
+ * name) stamped idle far past the visibility timeout, its delivery
+ * uncounted. A reclaim takes such an entry only if its worker handles
+ * the type, or once nobody does and the grace is over (to dead-letter
+ * it): so no worker passes it to itself or a sibling in a loop.
  *
  * The grace is three heartbeats, as for a worker to count as gone: a
  * worker that handles the type and restarts within it keeps its jobs. */
@@ -22,18 +24,14 @@
 #include "job.h"
 #include "stage.h"
 
-#define JQ_TYPES_SKIP 256 /* handed-back entries this worker leaves alone */
+/* The group consumer that holds entries handed back for type T:
+ * "type=T" ('=' is in no host name and no type). */
+#define JQ_TYPES_CONSUMER "type="
 
 typedef struct jq_types_known {
     char name[JQ_NAME_MAX_BUF];
     long long seen_ms;            /* the type's score: its last heartbeat */
 } jq_types_known_t;
-
-typedef struct jq_types_skip {
-    int q;
-    int64_t until_ms;             /* 0: a free slot */
-    char id[JQ_ENTRY_ID_MAX];
-} jq_types_skip_t;
 
 typedef struct jq_types jq_types_t;
 
@@ -49,8 +47,6 @@ struct jq_types {
     jq_types_known_t *known[JQ_QUEUES_MAX]; /* each queue's set, as last read */
     int nknown[JQ_QUEUES_MAX];
     int loaded[JQ_QUEUES_MAX];    /* read at least once */
-    jq_types_skip_t skip[JQ_TYPES_SKIP];
-    int nskip;                    /* slots in use */
     jq_types_qref_t qref[JQ_QUEUES_MAX];
     jq_args_t args;
 };
@@ -75,12 +71,11 @@ void jq_types_publish(jq_types_t *t, int64_t now);
 int jq_types_foreign(jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
                      long long deliveries, int64_t now);
 
-/* Whether entry id of queue q was handed back lately: reclaim leaves it
- * to the other workers until the grace is over. */
-int jq_types_skipping(jq_types_t *t, int q, const char *id, int64_t now);
-/* How many entries of queue q are left alone now (reclaim asks for that
- * many more). */
-int jq_types_nskipping(const jq_types_t *t, int q, int64_t now);
+/* Whether reclaim leaves alone the pending entry id of queue q that
+ * consumer holds: one handed back for a type this worker does not handle,
+ * while a live worker handles it or the grace is not over. */
+int jq_types_leave(const jq_types_t *t, int q, const char *id, const char *consumer, size_t clen,
+                   int64_t now);
 
 /* The grace, ms: three heartbeats. */
 long long jq_types_grace_ms(const jq_types_t *t);

@@ -191,24 +191,56 @@ Test(reclaim, after_an_outage_our_own_lost_deliveries_are_claimed_back) {
     cr_assert_eq(ndead, 0);
 }
 
-Test(reclaim, leaves_what_it_handed_back_for_another_worker_alone_for_the_grace) {
+/* An XPENDING row of an entry handed back for its type (types.h). */
+static redisReply *handed(const char *id, const char *type) {
+    char owner[64];
+    snprintf(owner, sizeof(owner), JQ_TYPES_CONSUMER "%s", type);
+    return fake_arr(4, fake_str(id), fake_str(owner), fake_int(VIS * 200), fake_int(0));
+}
+
+Test(reclaim, takes_an_entry_handed_back_for_its_type_only_if_it_handles_it_or_the_grace_is_over) {
     w->nqueues = 1;
     opt.heartbeat_ms = 1000;
-    jq_str_t t = {"other", 5};
-    /* Handed back: the types were never read (types.h). */
-    cr_assert(jq_types_foreign(&w->types, 0, &t, "1-2", 1, jq_now_ms()));
     int64_t now = jq_now_ms();
+    char young[32], old[32];
+    snprintf(young, sizeof(young), "%lld-0", (long long)now - 100);
+    snprintf(old, sizeof(old), "%lld-0", (long long)now - 5000);
     jq_reclaim_tick(w, now);
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     char want[256];
     snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + %lld", JQ_GROUP, VIS,
-             jq_admit_free(&w->admit, 0) + 1);
-    cr_assert_str_eq(fake_cmds[i].line, want, "one more row, past the one it skips");
-    fake_rconn_answer(i, fake_arr(2, pending("1-1", 1), pending("1-2", 1)));
-    int c = fake_rconn_find(&w->rwrite, "XCLAIM jq:{a}:stream " JQ_GROUP " host:1 30000");
+             jq_admit_free(&w->admit, 0));
+    cr_assert_str_eq(fake_cmds[i].line, want);
+    /* The types not read yet: only what it handles ("io") and what is
+     * no type's. */
+    w->types.loaded[0] = 1;
+    fake_rconn_answer(i, fake_arr(4, handed("1-1", "io"), handed(young, "other"),
+                                  handed(old, "other"), pending("1-4", 1)));
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM");
     cr_assert_geq(c, 0);
-    cr_assert_str_eq(fake_cmds[c].line, "XCLAIM jq:{a}:stream " JQ_GROUP " host:1 30000 1-1");
-    /* After the grace (three heartbeats) it is taken again, to be handed
-     * back or dead-lettered. */
-    cr_assert_not(jq_types_skipping(&w->types, 0, "1-2", now + 3001));
+    char line[256];
+    /* "other": nobody handles it, so the old one is taken (to be
+     * dead-lettered), the young one waits for the grace. */
+    snprintf(line, sizeof(line), "XCLAIM jq:{a}:stream %s host:1 %d 1-1 %s 1-4", JQ_GROUP, VIS, old);
+    cr_assert_str_eq(fake_cmds[c].line, line);
+}
+
+Test(reclaim, leaves_an_entry_handed_back_for_a_type_a_live_worker_handles) {
+    w->nqueues = 1;
+    opt.heartbeat_ms = 1000;
+    int64_t now = jq_now_ms();
+    jq_reclaim_tick(w, now);
+    int i = fake_rconn_find(&w->rwrite, "XPENDING");
+    /* The set read back: "other" heartbeat just now. */
+    w->types.loaded[0] = 1;
+    w->types.known[0] = calloc(1, sizeof(jq_types_known_t));
+    w->types.nknown[0] = 1;
+    snprintf(w->types.known[0][0].name, sizeof(w->types.known[0][0].name), "other");
+    w->types.known[0][0].seen_ms = now;
+    fake_rconn_answer(i, fake_arr(2, handed("1-1", "other"), handed("1-2", "io")));
+    int c = fake_rconn_find(&w->rwrite, "XCLAIM");
+    cr_assert_geq(c, 0);
+    char line[256];
+    snprintf(line, sizeof(line), "XCLAIM jq:{a}:stream %s host:1 %d 1-2", JQ_GROUP, VIS);
+    cr_assert_str_eq(fake_cmds[c].line, line);
 }
