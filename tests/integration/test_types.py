@@ -52,3 +52,24 @@ def test_a_type_no_worker_handles_is_dead_after_the_grace(r, consumer):
     assert res["error"] == b"unknown job type: nosuch"
     assert took >= 0.6, took  # not before the grace
     assert r.zscore(key("dead"), jid) is not None
+
+
+def test_jobs_wait_for_a_consumer_that_starts_within_the_grace_and_die_once_it_is_gone(r, consumer):
+    consumer("--heartbeat-ms", HB)
+    wait_for(lambda: published(r, "noop"), what="types published")
+    # Enqueued before any consumer handles `hello` (a rolling update):
+    # handed back, not dead, and run once one starts within the grace.
+    early = [xadd(r, type="hello", payload={"name": "e%d" % i, "ms": 1}, max_attempts=1)
+             for i in range(5)]
+    plug = consumer("--plugin", EXAMPLE, "--heartbeat-ms", HB)
+    for jid in early:
+        res = wait_result(r, jid)
+        assert res["state"] == b"done", res
+    assert r.zcard(key("dead")) == 0
+    # The only consumer that handles it gone: dead once three heartbeats
+    # passed without one, with the reason.
+    plug.stop()
+    late = xadd(r, type="hello", payload={"name": "l", "ms": 1})
+    res = wait_result(r, late, timeout=15)
+    assert res["state"] == b"dead" and res["attempts"] == b"0", res
+    assert res["error"] == b"unknown job type: hello", res
