@@ -3,16 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch.h"
 #include "log.h"
 #include "qhealth.h"
-#include "worker.h"
 
 typedef struct probe {
-    jq_worker_t *w;
+    jq_qhealth_stage_t *qh;
     int q;
 } probe_t;
 
-int jq_qhealth_ok(const jq_worker_t *w, int q) { return w->queues[q].health.state == JQ_QUEUE_OK; }
+void jq_qhealth_init(jq_qhealth_stage_t *qh, const jq_stage_env_t *env, jq_fetch_t *fetch) {
+    qh->env = *env;
+    qh->fetch = fetch;
+}
 
 int jq_redis_refuses(const char *err) {
     static const char *const codes[] = {"OOM",     "READONLY",   "MISCONF", "LOADING",
@@ -27,9 +30,9 @@ static int is_key_error(const char *err) {
 }
 
 /* <p>:{q}:broken, so that `jobq stats` (any client) can tell. */
-static void publish(jq_worker_t *w, jq_queue_t *q) {
+static void publish(jq_qhealth_stage_t *qh, jq_queue_t *q) {
     char key[JQ_KEY_MAX], since[24], ttl[24];
-    jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
+    jq_key(key, sizeof(key), qh->env.opt->prefix, q->name, "broken");
     snprintf(since, sizeof(since), "%lld", (long long)q->health.since_ms);
     snprintf(ttl, sizeof(ttl), "%d", 3 * JQ_QHEALTH_RETRY_MS);
     jq_args_t a;
@@ -41,17 +44,17 @@ static void publish(jq_worker_t *w, jq_queue_t *q) {
     jq_args_str(&a, "since");
     jq_args_str(&a, since);
     jq_args_str(&a, "worker");
-    jq_args_str(&a, w->id);
-    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    jq_args_str(&a, qh->env.worker_id);
+    jq_rconn_args(qh->env.conn, &a, NULL, NULL);
     jq_args_reset(&a);
     jq_args_str(&a, "PEXPIRE");
     jq_args_str(&a, key);
     jq_args_str(&a, ttl);
-    jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+    jq_rconn_args(qh->env.conn, &a, NULL, NULL);
     jq_args_destroy(&a);
 }
 
-static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
+static void healthy(jq_qhealth_stage_t *qh, jq_queue_t *q, int created) {
     jq_qhealth_t *h = &q->health;
     if (h->state == JQ_QUEUE_BROKEN && h->refused) {
         jq_info("queue %s: redis takes writes again; served again after %lld ms", q->name,
@@ -60,12 +63,12 @@ static void healthy(jq_worker_t *w, jq_queue_t *q, int created) {
         jq_info("queue %s: served again%s", q->name,
                 created ? " (its group made anew from id 0)" : "");
         char key[JQ_KEY_MAX];
-        jq_key(key, sizeof(key), w->opt->prefix, q->name, "broken");
+        jq_key(key, sizeof(key), qh->env.opt->prefix, q->name, "broken");
         jq_args_t a;
         jq_args_init(&a);
         jq_args_str(&a, "DEL");
         jq_args_str(&a, key);
-        jq_rconn_args(&w->rwrite, &a, NULL, NULL);
+        jq_rconn_args(qh->env.conn, &a, NULL, NULL);
         jq_args_destroy(&a);
     } else if (created) {
         /* The stream or its group vanished under us: made again from id
@@ -93,7 +96,7 @@ static void refused(jq_qhealth_t *h, const char *qname, const char *err, int64_t
     h->next_probe_ms = now + JQ_QHEALTH_REFUSED_RETRY_MS;
 }
 
-static void broken(jq_worker_t *w, jq_queue_t *q, const char *err) {
+static void broken(jq_qhealth_stage_t *qh, jq_queue_t *q, const char *err) {
     jq_qhealth_t *h = &q->health;
     int64_t now = jq_now_ms();
     if (jq_redis_refuses(err)) {
@@ -110,54 +113,54 @@ static void broken(jq_worker_t *w, jq_queue_t *q, const char *err) {
     h->refused = 0;
     snprintf(h->error, sizeof(h->error), "%s", err);
     h->next_probe_ms = now + JQ_QHEALTH_RETRY_MS;
-    publish(w, q);
+    publish(qh, q);
 }
 
 static void on_probe(redisAsyncContext *ac, void *rp, void *priv) {
     probe_t *p = priv;
-    jq_worker_t *w = p->w;
-    jq_queue_t *q = &w->queues[p->q];
+    jq_qhealth_stage_t *qh = p->qh;
+    jq_queue_t *q = &qh->env.queues[p->q];
     redisReply *r = rp;
     free(p);
     q->health.probing = 0;
-    if (!r || w->stopping) return; /* lost: probed again once back (tick) */
+    if (!r || *qh->env.stopping) return; /* lost: probed again once back (tick) */
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-        broken(w, q, r->str);
+        broken(qh, q, r->str);
     else
-        healthy(w, q, r->type != REDIS_REPLY_ERROR);
+        healthy(qh, q, r->type != REDIS_REPLY_ERROR);
     /* A read held back for the probes may go now, without the broken. */
-    jq_fetch_retry(&w->fetch);
+    jq_fetch_retry(qh->fetch);
 }
 
-static void probe(jq_worker_t *w, int q) {
-    jq_qhealth_t *h = &w->queues[q].health;
+static void probe(jq_qhealth_stage_t *qh, int q) {
+    jq_qhealth_t *h = &qh->env.queues[q].health;
     if (h->probing) return;
     probe_t *p = malloc(sizeof(*p));
     if (!p) return; /* probed again at the next tick */
-    p->w = w;
+    p->qh = qh;
     p->q = q;
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "XGROUP");
     jq_args_str(&a, "CREATE");
-    jq_args_str(&a, w->queues[q].stream);
+    jq_args_str(&a, qh->env.queues[q].stream);
     jq_args_str(&a, JQ_GROUP);
     jq_args_str(&a, "0");
     jq_args_str(&a, "MKSTREAM");
-    if (jq_rconn_args(&w->rwrite, &a, on_probe, p) == 0)
+    if (jq_rconn_args(qh->env.conn, &a, on_probe, p) == 0)
         h->probing = 1;
     else
         free(p);
     jq_args_destroy(&a);
 }
 
-void jq_qhealth_read_failed(jq_worker_t *w, const char *err) {
+void jq_qhealth_read_failed(jq_qhealth_stage_t *qh, const char *err) {
     int n = 0;
-    for (int q = 0; q < w->nqueues; q++) {
-        jq_qhealth_t *h = &w->queues[q].health;
-        if (h->state != JQ_QUEUE_OK || w->queues[q].paused) continue;
+    for (int q = 0; q < *qh->env.nqueues; q++) {
+        jq_qhealth_t *h = &qh->env.queues[q].health;
+        if (h->state != JQ_QUEUE_OK || qh->env.queues[q].paused) continue;
         h->state = JQ_QUEUE_SUSPECT;
-        probe(w, q);
+        probe(qh, q);
         n++;
     }
     /* Redis refusing writes is said by the probes, as what it is. */
@@ -165,23 +168,23 @@ void jq_qhealth_read_failed(jq_worker_t *w, const char *err) {
         jq_error("XREADGROUP: %s (checking each of %d queues)", err, n);
 }
 
-void jq_qhealth_key_error(jq_worker_t *w, int q, const char *err) {
+void jq_qhealth_key_error(jq_qhealth_stage_t *qh, int q, const char *err) {
     if (!is_key_error(err)) return;
-    jq_qhealth_t *h = &w->queues[q].health;
+    jq_qhealth_t *h = &qh->env.queues[q].health;
     if (h->state == JQ_QUEUE_OK) h->state = JQ_QUEUE_SUSPECT;
-    if (h->state == JQ_QUEUE_SUSPECT) probe(w, q);
+    if (h->state == JQ_QUEUE_SUSPECT) probe(qh, q);
 }
 
-void jq_qhealth_tick(jq_worker_t *w, int64_t now) {
-    for (int q = 0; q < w->nqueues; q++) {
-        jq_qhealth_t *h = &w->queues[q].health;
+void jq_qhealth_tick(jq_qhealth_stage_t *qh, int64_t now) {
+    for (int q = 0; q < *qh->env.nqueues; q++) {
+        jq_qhealth_t *h = &qh->env.queues[q].health;
         /* A suspect whose probe was lost with the connection, or a broken
          * queue that is due. */
         if ((h->state == JQ_QUEUE_SUSPECT && !h->probing) ||
             (h->state == JQ_QUEUE_BROKEN && now >= h->next_probe_ms)) {
             if (h->state == JQ_QUEUE_BROKEN)
                 h->next_probe_ms = now + (h->refused ? JQ_QHEALTH_REFUSED_RETRY_MS : JQ_QHEALTH_RETRY_MS);
-            probe(w, q);
+            probe(qh, q);
         }
     }
 }

@@ -24,53 +24,48 @@
  * published (it could not be written), and it is probed again every
  * JQ_QHEALTH_REFUSED_RETRY_MS.
  *
- * The state lives in each jq_queue_t (worker.h); probes go on the write
- * connection, as the fetch connection is blocked in its read. */
+ * The state lives in each jq_queue_t (queue.h: jq_qhealth_t); probes go on
+ * the write connection, as the fetch connection is blocked in its read. */
 
 #include <stdint.h>
+
+#include "stage.h"
 
 #define JQ_QHEALTH_RETRY_MS 3000
 /* While Redis refuses every write (the queue is fine), asked more often:
  * reads resume within this of Redis taking writes again. */
 #define JQ_QHEALTH_REFUSED_RETRY_MS 250
 
-typedef struct jq_worker jq_worker_t;
+struct jq_fetch;
 
-typedef enum {
-    JQ_QUEUE_OK = 0,
-    JQ_QUEUE_SUSPECT, /* a read covering it failed: probe in flight */
-    JQ_QUEUE_BROKEN,  /* its probe failed; probed again later */
-} jq_qstate_t;
+/* The stage's state (w->qhealth): what it borrows from the worker. The
+ * per-queue record (jq_qhealth_t) is in each queue (queue.h). */
+typedef struct jq_qhealth_stage {
+    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
+    struct jq_fetch *fetch;       /* borrowed: a read held back for the
+                                     probes goes once they answered
+                                     (jq_fetch_retry) */
+} jq_qhealth_stage_t;
 
-typedef struct jq_qhealth {
-    jq_qstate_t state;
-    int probing;              /* a probe is in flight */
-    int refused;              /* broken only because Redis refuses all
-                                 writes (jq_redis_refuses): not published */
-    char error[160];          /* Redis's error while broken */
-    int64_t since_ms;         /* broken since */
-    int64_t next_probe_ms;
-} jq_qhealth_t;
+/* Readies qh with what it borrows (a copy of env; fetch outlives qh). */
+void jq_qhealth_init(jq_qhealth_stage_t *qh, const jq_stage_env_t *env, struct jq_fetch *fetch);
 
 /* Whether err is Redis refusing every write for a while, whatever the key
  * (out of memory, a read-only replica, a failed save, loading, a busy
  * script): then no queue is at fault. */
 int jq_redis_refuses(const char *err);
 
-/* Whether queue q may be read, reclaimed and promoted now. */
-int jq_qhealth_ok(const jq_worker_t *w, int q);
-
-/* A read over the queues that jq_qhealth_ok allowed failed with err:
+/* A read over the queues that jq_queue_ok (queue.h) allowed failed with err:
  * suspects them all and probes each. */
-void jq_qhealth_read_failed(jq_worker_t *w, const char *err);
+void jq_qhealth_read_failed(jq_qhealth_stage_t *qh, const char *err);
 
 /* Another command on queue q's keys failed with err (e.g. XPENDING in a
  * reclaim): WRONGTYPE or NOGROUP make it a suspect and probe it. Other
  * errors are not about the queue and are ignored here. */
-void jq_qhealth_key_error(jq_worker_t *w, int q, const char *err);
+void jq_qhealth_key_error(jq_qhealth_stage_t *qh, int q, const char *err);
 
 /* From the worker's tick: probes broken queues that are due, and keeps
  * their broken keys alive. */
-void jq_qhealth_tick(jq_worker_t *w, int64_t now);
+void jq_qhealth_tick(jq_qhealth_stage_t *qh, int64_t now);
 
 #endif

@@ -5,8 +5,26 @@
  * name, its stream's key, whether it is paused, and its health. The worker
  * owns them; the stages borrow them (stage.h). */
 
+#include <stdint.h>
+
 #include "keys.h"
-#include "qhealth.h"
+
+/* A queue's health, kept by qhealth.c (qhealth.h says how). */
+typedef enum {
+    JQ_QUEUE_OK = 0,
+    JQ_QUEUE_SUSPECT, /* a read covering it failed: probe in flight */
+    JQ_QUEUE_BROKEN,  /* its probe failed; probed again later */
+} jq_qstate_t;
+
+typedef struct jq_qhealth {
+    jq_qstate_t state;
+    int probing;              /* a probe is in flight */
+    int refused;              /* broken only because Redis refuses all
+                                 writes (jq_redis_refuses): not published */
+    char error[160];          /* Redis's error while broken */
+    int64_t since_ms;         /* broken since */
+    int64_t next_probe_ms;
+} jq_qhealth_t;
 
 typedef struct jq_queue {
     const char *name;             /* borrowed from options */
@@ -16,7 +34,8 @@ typedef struct jq_queue {
     jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
-/* Whether q is healthy (qhealth.h): a broken queue is left out of reads. */
+/* Whether q is healthy (qhealth.h): a broken or suspect queue is left out
+ * of reads, reclaim and promotion. */
 static inline int jq_queue_ok(const jq_queue_t *q) { return q->health.state == JQ_QUEUE_OK; }
 
 #endif

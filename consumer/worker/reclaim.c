@@ -49,7 +49,7 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             jq_fetch_intake(&w->fetch, c->q, ent->element[0]->str, fields, d);
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        jq_qhealth_key_error(w, c->q, reply->str);
+        jq_qhealth_key_error(&w->qhealth, c->q, reply->str);
         if (strncmp(reply->str, "WRONGTYPE", 9) != 0) jq_error("XCLAIM: %s", reply->str);
     }
     free(c);
@@ -61,7 +61,7 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
     jq_worker_t *w = c->w;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || w->draining) {
-        if (reply && reply->type == REDIS_REPLY_ERROR) jq_qhealth_key_error(w, c->q, reply->str);
+        if (reply && reply->type == REDIS_REPLY_ERROR) jq_qhealth_key_error(&w->qhealth, c->q, reply->str);
         if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
             strncmp(reply->str, "WRONGTYPE", 9) != 0)
             jq_error("XPENDING: %s", reply->str);
@@ -170,7 +170,7 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
 static void renew(jq_worker_t *w) {
     jq_args_t *a = &w->reclaim.args;
     for (int q = 0; q < w->nqueues; q++) {
-        if (!jq_qhealth_ok(w, q)) continue;
+        if (!jq_queue_ok(&w->queues[q])) continue;
         jq_args_reset(a);
         jq_args_str(a, "EVAL");
         jq_args_str(a, renew_lua);
@@ -219,7 +219,7 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
         return;
     rc->last_reclaim_ms = now;
     for (int q = 0; q < w->nqueues; q++) {
-        if (w->queues[q].paused || !jq_qhealth_ok(w, q)) continue;
+        if (w->queues[q].paused || !jq_queue_ok(&w->queues[q])) continue;
         long long free_slots = jq_admit_free(&w->admit, q);
         long long min_idle = w->opt->visibility_ms;
         if (free_slots <= 0) {

@@ -183,7 +183,7 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
          * replica): the promotion waits, like the outcomes (finish.c says
          * so once); not a line every tick. */
         else if (jq_redis_refuses(reply->str)) return;
-        else if (strstr(reply->str, "WRONGTYPE")) jq_qhealth_key_error(w, (int)(q - w->queues), "WRONGTYPE");
+        else if (strstr(reply->str, "WRONGTYPE")) jq_qhealth_key_error(&w->qhealth, (int)(q - w->queues), "WRONGTYPE");
         else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;
     }
@@ -264,7 +264,7 @@ void jq_sched_tick(jq_worker_t *w, int64_t now) {
     if (now - w->last_promote_ms >= PROMOTE_EVERY_MS) {
         w->last_promote_ms = now;
         for (int i = 0; i < w->nqueues; i++)
-            if (jq_qhealth_ok(w, i)) promote(w, &w->queues[i]);
+            if (jq_queue_ok(&w->queues[i])) promote(w, &w->queues[i]);
     }
     if (now - w->last_trim_ms >= TRIM_EVERY_MS) {
         w->last_trim_ms = now;

@@ -22,8 +22,12 @@
 void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
 void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) { jq_worker_maybe_exit(w); }
-void jq_worker_read_failed_cb(void *w, const char *err) { jq_qhealth_read_failed(w, err); }
-void jq_worker_key_error_cb(void *w, int q, const char *err) { jq_qhealth_key_error(w, q, err); }
+void jq_worker_read_failed_cb(void *w, const char *err) {
+    jq_qhealth_read_failed(&((jq_worker_t *)w)->qhealth, err);
+}
+void jq_worker_key_error_cb(void *w, int q, const char *err) {
+    jq_qhealth_key_error(&((jq_worker_t *)w)->qhealth, q, err);
+}
 
 /* ---- control channel to the master ---- */
 
@@ -216,7 +220,7 @@ static void on_tick(uv_timer_t *t) {
     w->tick_due_ms = now + TICK_MS;
     jq_attempt_timeouts(w, now);
     jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
-    jq_qhealth_tick(w, now);
+    jq_qhealth_tick(&w->qhealth, now);
     jq_sched_tick(w, now);
     jq_reclaim_tick(w, now);
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
@@ -306,6 +310,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_chunks_init(&w->chunks, &env, &w->finish);
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
     jq_fetch_init(&w->fetch, &env, &borrow);
+    jq_qhealth_init(&w->qhealth, &env, &w->fetch);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {

@@ -73,6 +73,7 @@ struct jq_worker {
     jq_runs_t runs;               /* run.c: the runs' home, for reuse */
 
     jq_fetch_t fetch;             /* fetch.c: reads and intake */
+    jq_qhealth_stage_t qhealth;   /* qhealth.c: broken queues probed */
     int draining;                 /* no new fetches; exit when idle */
     int stopping;                 /* handles are being closed */
     int exit_code;
@@ -134,7 +135,7 @@ void jq_worker_drain(jq_worker_t *w, const char *why);
 void jq_worker_start_cb(void *w, jq_run_t *r);
 void jq_worker_kick_cb(void *w);
 void jq_worker_exit_cb(void *w);
-/* jq_qhealth_read_failed and jq_qhealth_key_error, for fetch. */
+/* jq_qhealth_read_failed and jq_qhealth_key_error (w->qhealth), for fetch. */
 void jq_worker_read_failed_cb(void *w, const char *err);
 void jq_worker_key_error_cb(void *w, int q, const char *err);
 

@@ -28,8 +28,12 @@ void jq_worker_maybe_exit(jq_worker_t *w) {}
 void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
 void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) {}
-void jq_worker_read_failed_cb(void *w, const char *err) { jq_qhealth_read_failed(w, err); }
-void jq_worker_key_error_cb(void *w, int q, const char *err) { jq_qhealth_key_error(w, q, err); }
+void jq_worker_read_failed_cb(void *w, const char *err) {
+    jq_qhealth_read_failed(&((jq_worker_t *)w)->qhealth, err);
+}
+void jq_worker_key_error_cb(void *w, int q, const char *err) {
+    jq_qhealth_key_error(&((jq_worker_t *)w)->qhealth, q, err);
+}
 
 static const jq_handler_t io_handler = {.name = "io", .kind = JQ_KIND_IO};
 static const jq_handler_t cpu_handler = {.name = "cpu", .kind = JQ_KIND_CPU};
@@ -81,6 +85,7 @@ jq_worker_t *fake_worker_new(jq_options_t *opt) {
     jq_stage_env_t env = jq_worker_env(w);
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
     jq_fetch_init(&w->fetch, &env, &borrow);
+    jq_qhealth_init(&w->qhealth, &env, &w->fetch);
     jq_reclaim_init(&w->reclaim);
     if (jq_types_init(&w->types, &env, &w->reg) != 0) abort();
     w->rfetch.up = w->rwrite.up = 1;

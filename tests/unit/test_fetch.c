@@ -411,10 +411,10 @@ Test(fetch, on_connect_it_asks_its_client_id_and_makes_each_group) {
      * a suspect, probed, and left out of the reads meanwhile. */
     fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{a}"),
                       fake_err("BUSYGROUP Consumer Group name already exists"));
-    cr_assert(jq_qhealth_ok(w, 0));
+    cr_assert(jq_queue_ok(&w->queues[0]));
     fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{b}"),
                       fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
-    cr_assert_not(jq_qhealth_ok(w, 1));
+    cr_assert_not(jq_queue_ok(&w->queues[1]));
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{b}"), 1, "probed");
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{a}"), 0);
 }
