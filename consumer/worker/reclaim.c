@@ -5,7 +5,6 @@
 
 #include "log.h"
 #include "reclaim.h"
-#include "worker.h"
 
 #define RECLAIM_EVERY_MS 200
 #define MAX_IDS 1024
@@ -15,7 +14,7 @@
 #define HANDBACK_IDLE_FACTOR 100
 
 typedef struct claim {
-    jq_worker_t *w;
+    jq_reclaim_t *rc;
     int q;
     int n;
     char ids[MAX_IDS][JQ_ENTRY_ID_MAX];
@@ -32,8 +31,8 @@ static int index_of(const claim_t *c, const char *id) {
 static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     claim_t *c = priv;
     redisReply *reply = rp;
-    jq_worker_t *w = c->w;
-    w->reclaim.inflight--;
+    jq_reclaim_t *rc = c->rc;
+    rc->inflight--;
     if (reply && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             redisReply *ent = reply->element[i];
@@ -45,37 +44,37 @@ static void on_claimed(redisAsyncContext *ac, void *rp, void *priv) {
             long long d = (k < 0 ? 0 : c->deliveries[k]) + 1;
             if (k < 0 || !c->handed[k]) /* a handed-back entry is no news */
                 jq_info("reclaimed entry %s of queue %s (delivery %lld)", ent->element[0]->str,
-                        w->queues[c->q].name, d);
-            jq_fetch_intake(&w->fetch, c->q, ent->element[0]->str, fields, d);
+                        rc->env.queues[c->q].name, d);
+            jq_fetch_intake(rc->b.fetch, c->q, ent->element[0]->str, fields, d);
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        jq_qhealth_key_error(&w->qhealth, c->q, reply->str);
+        rc->b.key_error(rc->env.worker, c->q, reply->str);
         if (strncmp(reply->str, "WRONGTYPE", 9) != 0) jq_error("XCLAIM: %s", reply->str);
     }
     free(c);
-    jq_fetch_kick(&w->fetch);
+    jq_fetch_kick(rc->b.fetch);
 }
 
 static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     claim_t *c = priv;
     redisReply *reply = rp;
-    jq_worker_t *w = c->w;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || w->draining) {
-        if (reply && reply->type == REDIS_REPLY_ERROR) jq_qhealth_key_error(&w->qhealth, c->q, reply->str);
+    jq_reclaim_t *rc = c->rc;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || *rc->b.draining) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) rc->b.key_error(rc->env.worker, c->q, reply->str);
         if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
             strncmp(reply->str, "WRONGTYPE", 9) != 0)
             jq_error("XPENDING: %s", reply->str);
-        w->reclaim.inflight--;
+        rc->inflight--;
         free(c);
         return;
     }
-    jq_args_t *a = &w->reclaim.args;
+    jq_args_t *a = &rc->args;
     jq_args_reset(a);
     jq_args_str(a, "XCLAIM");
-    jq_args_str(a, w->queues[c->q].stream);
+    jq_args_str(a, rc->env.queues[c->q].stream);
     jq_args_str(a, JQ_GROUP);
-    jq_args_str(a, w->id);
-    jq_args_ll(a, w->opt->visibility_ms);
+    jq_args_str(a, rc->env.worker_id);
+    jq_args_ll(a, rc->env.opt->visibility_ms);
     int64_t now = jq_now_ms();
     for (size_t i = 0; i < reply->elements && c->n < MAX_IDS; i++) {
         redisReply *e = reply->element[i];
@@ -84,7 +83,7 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         const redisReply *owner = e->element[1];
         int handed = owner->type == REDIS_REPLY_STRING &&
                      strncmp(owner->str, JQ_TYPES_CONSUMER, sizeof(JQ_TYPES_CONSUMER) - 1) == 0;
-        if (handed && jq_types_leave(&w->types, c->q, e->element[0]->str, owner->str, owner->len, now))
+        if (handed && jq_types_leave(rc->b.types, c->q, e->element[0]->str, owner->str, owner->len, now))
             continue;
         c->handed[c->n] = (char)handed;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
@@ -92,22 +91,22 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         jq_args_str(a, c->ids[c->n]);
         c->n++;
     }
-    int rc = c->n == 0 ? -1 : jq_rconn_args(&w->rwrite, a, on_claimed, c);
+    int sent = c->n == 0 ? -1 : jq_rconn_args(rc->env.conn, a, on_claimed, c);
     jq_args_reset(a);
-    if (rc != 0) {
-        w->reclaim.inflight--;
+    if (sent != 0) {
+        rc->inflight--;
         free(c);
     }
 }
 
 /* XPENDING of queue q's stream: entries idle for min_idle ms or more, at
  * most count, only consumer's when it is not NULL. */
-static int send_pending(jq_worker_t *w, int q, long long min_idle, long long count,
+static int send_pending(jq_reclaim_t *rc, int q, long long min_idle, long long count,
                         const char *consumer, redisCallbackFn *fn, void *priv) {
-    jq_args_t *a = &w->reclaim.args;
+    jq_args_t *a = &rc->args;
     jq_args_reset(a);
     jq_args_str(a, "XPENDING");
-    jq_args_str(a, w->queues[q].stream);
+    jq_args_str(a, rc->env.queues[q].stream);
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, "IDLE");
     jq_args_ll(a, min_idle);
@@ -115,21 +114,22 @@ static int send_pending(jq_worker_t *w, int q, long long min_idle, long long cou
     jq_args_str(a, "+");
     jq_args_ll(a, count);
     if (consumer) jq_args_str(a, consumer);
-    int rc = jq_rconn_args(&w->rwrite, a, fn, priv);
+    int sent = jq_rconn_args(rc->env.conn, a, fn, priv);
     jq_args_reset(a);
-    if (rc == 0) w->reclaim.inflight++;
-    return rc;
+    if (sent == 0) rc->inflight++;
+    return sent;
 }
 
-static void reclaim(jq_worker_t *w, int q, long long min_idle, long long count) {
+static void reclaim(jq_reclaim_t *rc, int q, long long min_idle, long long count) {
     claim_t *c = calloc(1, sizeof(*c));
     if (!c) return;
-    c->w = w;
+    c->rc = rc;
     c->q = q;
     if (count > MAX_IDS) count = MAX_IDS;
     /* The XCLAIM brings whole entries: as many as one read may (worker.h). */
-    if (w->admit.read_max && count > w->admit.read_max) count = w->admit.read_max;
-    if (send_pending(w, q, min_idle, count, NULL, on_pending, c) != 0) free(c);
+    if (rc->env.admit->read_max && count > rc->env.admit->read_max)
+        count = rc->env.admit->read_max;
+    if (send_pending(rc, q, min_idle, count, NULL, on_pending, c) != 0) free(c);
 }
 
 /* Renewal re-stamps only what this worker still owns: a plain XCLAIM to
@@ -167,19 +167,19 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
         jq_error("renewing held entries: %s", reply->str);
 }
 
-static void renew(jq_worker_t *w) {
-    jq_args_t *a = &w->reclaim.args;
-    for (int q = 0; q < w->nqueues; q++) {
-        if (!jq_queue_ok(&w->queues[q])) continue;
+static void renew(jq_reclaim_t *rc) {
+    jq_args_t *a = &rc->args;
+    for (int q = 0; q < *rc->env.nqueues; q++) {
+        if (!jq_queue_ok(&rc->env.queues[q])) continue;
         jq_args_reset(a);
         jq_args_str(a, "EVAL");
         jq_args_str(a, renew_lua);
         jq_args_str(a, "1");
-        jq_args_str(a, w->queues[q].stream);
+        jq_args_str(a, rc->env.queues[q].stream);
         jq_args_str(a, JQ_GROUP);
-        jq_args_str(a, w->id);
+        jq_args_str(a, rc->env.worker_id);
         int head = a->argc, n = 0;
-        jq_runlist_t *lists[] = {&w->running, &w->waiting};
+        const jq_runlist_t *lists[] = {rc->b.running, rc->b.waiting};
         for (int l = 0; l < 2; l++)
             for (jq_run_t *r = lists[l]->head; r && n < MAX_IDS; r = r->next)
                 if (r->q == q) {
@@ -191,15 +191,17 @@ static void renew(jq_worker_t *w) {
          * visibility timeout, and taken by another worker they would run,
          * and count, twice. */
         const char *fin[MAX_IDS];
-        int nfin = jq_finish_ids(&w->finish, q, fin, MAX_IDS - n);
+        int nfin = jq_finish_ids(rc->b.finish, q, fin, MAX_IDS - n);
         for (int i = 0; i < nfin; i++) jq_args_str(a, fin[i]);
-        if (a->argc > head) jq_rconn_args(&w->rwrite, a, on_renewed, &w->queues[q]);
+        if (a->argc > head) jq_rconn_args(rc->env.conn, a, on_renewed, &rc->env.queues[q]);
     }
     jq_args_reset(a);
 }
 
-void jq_reclaim_init(jq_reclaim_t *rc) {
+void jq_reclaim_init(jq_reclaim_t *rc, const jq_stage_env_t *env, const jq_reclaim_borrow_t *b) {
     memset(rc, 0, sizeof(*rc));
+    rc->env = *env;
+    rc->b = *b;
     jq_args_init(&rc->args);
 }
 
@@ -207,21 +209,21 @@ void jq_reclaim_destroy(jq_reclaim_t *rc) { jq_args_destroy(&rc->args); }
 
 int jq_reclaim_busy(const jq_reclaim_t *rc) { return rc->inflight > 0; }
 
-void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
-    jq_reclaim_t *rc = &w->reclaim;
-    if (!w->rwrite.up) return;
-    long long renew_every = w->opt->visibility_ms / 3;
+void jq_reclaim_tick(jq_reclaim_t *rc, int64_t now) {
+    if (!rc->env.conn->up) return;
+    long long renew_every = rc->env.opt->visibility_ms / 3;
     if (now - rc->last_renew_ms >= renew_every) {
         rc->last_renew_ms = now;
-        renew(w);
+        renew(rc);
     }
-    if (w->draining || jq_finish_held(&w->finish) || rc->inflight || now - rc->last_reclaim_ms < RECLAIM_EVERY_MS)
+    if (*rc->b.draining || jq_finish_held(rc->b.finish) || rc->inflight ||
+        now - rc->last_reclaim_ms < RECLAIM_EVERY_MS)
         return;
     rc->last_reclaim_ms = now;
-    for (int q = 0; q < w->nqueues; q++) {
-        if (w->queues[q].paused || !jq_queue_ok(&w->queues[q])) continue;
-        long long free_slots = jq_admit_free(&w->admit, q);
-        long long min_idle = w->opt->visibility_ms;
+    for (int q = 0; q < *rc->env.nqueues; q++) {
+        if (rc->env.queues[q].paused || !jq_queue_ok(&rc->env.queues[q])) continue;
+        long long free_slots = jq_admit_free(rc->env.admit, q);
+        long long min_idle = rc->env.opt->visibility_ms;
         if (free_slots <= 0) {
             /* Full. Under load a worker's free slots are refilled by its
              * next read at once, so a dead worker's entries would wait
@@ -231,23 +233,23 @@ void jq_reclaim_tick(jq_worker_t *w, int64_t now) {
              * slots, or the queue's limit): it waits behind this worker's
              * few queued runs instead of behind the whole stream. The XCLAIM's
              * min-idle keeps two workers from both taking one entry. */
-            free_slots = jq_admit_capacity(&w->admit, q);
-            min_idle = w->opt->visibility_ms * HANDBACK_IDLE_FACTOR;
+            free_slots = jq_admit_capacity(rc->env.admit, q);
+            min_idle = rc->env.opt->visibility_ms * HANDBACK_IDLE_FACTOR;
         }
-        reclaim(w, q, min_idle, free_slots);
+        reclaim(rc, q, min_idle, free_slots);
     }
 }
 
-void jq_reclaim_now(jq_worker_t *w, int64_t now) {
-    if (w->reclaim.last_reclaim_ms > now) return; /* paused after an outage */
-    w->reclaim.last_reclaim_ms = 0;
-    jq_reclaim_tick(w, now);
+void jq_reclaim_now(jq_reclaim_t *rc, int64_t now) {
+    if (rc->last_reclaim_ms > now) return; /* paused after an outage */
+    rc->last_reclaim_ms = 0;
+    jq_reclaim_tick(rc, now);
 }
 
-void jq_reclaim_reconnected(jq_worker_t *w, int64_t now, int64_t pause_ms) {
-    w->reclaim.last_renew_ms = 0;
-    w->reclaim.last_reclaim_ms = now + pause_ms;
-    jq_reclaim_tick(w, now);
+void jq_reclaim_reconnected(jq_reclaim_t *rc, int64_t now, int64_t pause_ms) {
+    rc->last_renew_ms = 0;
+    rc->last_reclaim_ms = now + pause_ms;
+    jq_reclaim_tick(rc, now);
 }
 
 /* ---- after an outage: our own entries whose delivery we never saw ----
@@ -265,79 +267,81 @@ void jq_reclaim_reconnected(jq_worker_t *w, int64_t now, int64_t pause_ms) {
 #define OWN_IDLE_MS 100
 
 typedef struct own {
-    jq_worker_t *w;
+    jq_reclaim_t *rc;
     int q;
     long long deliveries;
 } own_t;
 
-static int holds(jq_worker_t *w, int q, const char *id) {
-    jq_runlist_t *lists[] = {&w->running, &w->waiting, &w->abandoned};
+static int holds(const jq_reclaim_t *rc, int q, const char *id) {
+    const jq_runlist_t *lists[] = {rc->b.running, rc->b.waiting, rc->b.abandoned};
     for (int l = 0; l < 3; l++)
         for (jq_run_t *r = lists[l]->head; r; r = r->next)
             if (r->q == q && strcmp(r->job.entry_id, id) == 0) return 1;
-    return jq_finish_holds(&w->finish, q, id);
+    return jq_finish_holds(rc->b.finish, q, id);
 }
 
 static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
     own_t *o = priv;
-    jq_worker_t *w = o->w;
+    jq_reclaim_t *rc = o->rc;
     redisReply *reply = rp;
-    w->reclaim.inflight--;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !w->stopping) {
+    rc->inflight--;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && !*rc->env.stopping) {
         redisReply *ent = reply->element[0];
-        if (jq_fetch_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY && !holds(w, o->q, ent->element[0]->str)) {
+        if (jq_fetch_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY &&
+            !holds(rc, o->q, ent->element[0]->str)) {
             redisReply *fields = ent->element[1];
             jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
-                    ent->element[0]->str, w->queues[o->q].name);
-            jq_fetch_intake(&w->fetch, o->q, ent->element[0]->str, fields, o->deliveries);
+                    ent->element[0]->str, rc->env.queues[o->q].name);
+            jq_fetch_intake(rc->b.fetch, o->q, ent->element[0]->str, fields, o->deliveries);
         }
     }
     free(o);
-    jq_fetch_kick(&w->fetch);
-    jq_worker_maybe_exit(w);
+    jq_fetch_kick(rc->b.fetch);
+    rc->env.maybe_exit(rc->env.worker);
 }
 
 static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
     own_t *q = priv;
-    jq_worker_t *w = q->w;
+    jq_reclaim_t *rc = q->rc;
     redisReply *reply = rp;
-    w->reclaim.inflight--;
-    jq_args_t *a = &w->reclaim.args;
+    rc->inflight--;
+    jq_args_t *a = &rc->args;
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         redisReply *e = reply->element[i];
         if (!jq_fetch_pending_ok(e)) continue;
         const char *id = e->element[0]->str;
-        if (holds(w, q->q, id)) continue;
+        if (holds(rc, q->q, id)) continue;
         own_t *o = calloc(1, sizeof(*o));
         if (!o) break;
-        o->w = w;
+        o->rc = rc;
         o->q = q->q;
         o->deliveries = e->element[3]->integer;
         jq_args_reset(a);
         jq_args_str(a, "XCLAIM");
-        jq_args_str(a, w->queues[q->q].stream);
+        jq_args_str(a, rc->env.queues[q->q].stream);
         jq_args_str(a, JQ_GROUP);
-        jq_args_str(a, w->id);
+        jq_args_str(a, rc->env.worker_id);
         jq_args_ll(a, OWN_IDLE_MS);
         jq_args_str(a, id);
         jq_args_str(a, "RETRYCOUNT");
         jq_args_ll(a, o->deliveries);
-        if (jq_rconn_args(&w->rwrite, a, on_own_claimed, o) == 0)
-            w->reclaim.inflight++;
+        if (jq_rconn_args(rc->env.conn, a, on_own_claimed, o) == 0)
+            rc->inflight++;
         else
             free(o);
     }
     jq_args_reset(a);
     free(q);
-    jq_worker_maybe_exit(w);
+    rc->env.maybe_exit(rc->env.worker);
 }
 
-void jq_reclaim_own(jq_worker_t *w) {
-    for (int q = 0; q < w->nqueues; q++) {
+void jq_reclaim_own(jq_reclaim_t *rc) {
+    for (int q = 0; q < *rc->env.nqueues; q++) {
         own_t *o = calloc(1, sizeof(*o));
         if (!o) return;
-        o->w = w;
+        o->rc = rc;
         o->q = q;
-        if (send_pending(w, q, OWN_IDLE_MS, MAX_IDS, w->id, on_own_pending, o) != 0) free(o);
+        if (send_pending(rc, q, OWN_IDLE_MS, MAX_IDS, rc->env.worker_id, on_own_pending, o) != 0)
+            free(o);
     }
 }

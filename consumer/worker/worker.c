@@ -68,7 +68,7 @@ static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
      * outage holds reclaiming back). */
     for (ssize_t i = 0; i + 8 <= n; i++)
         if (memcmp(b->base + i, "reclaim\n", 8) == 0) {
-            jq_reclaim_now(w, jq_now_ms());
+            jq_reclaim_now(&w->reclaim, jq_now_ms());
             break;
         }
 }
@@ -222,7 +222,7 @@ static void on_tick(uv_timer_t *t) {
     jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
     jq_qhealth_tick(&w->qhealth, now);
     jq_sched_tick(w, now);
-    jq_reclaim_tick(w, now);
+    jq_reclaim_tick(&w->reclaim, now);
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
     if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
     jq_fetch_retry(&w->fetch);
@@ -266,12 +266,12 @@ static void on_write_up(jq_rconn_t *c) {
          * until the others (reconnecting up to one backoff later) renewed
          * theirs; else their running jobs would look abandoned and run
          * twice. */
-        jq_reclaim_reconnected(w, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
+        jq_reclaim_reconnected(&w->reclaim, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
     jq_sched_on_connect(w);
     jq_heartbeat_send(w);
     jq_finish_flush(&w->finish);
-    if (reconnected) jq_reclaim_own(w);
+    if (reconnected) jq_reclaim_own(&w->reclaim);
 }
 
 static void on_fetch_skipping(jq_rconn_t *c) { jq_fetch_aside(&((jq_worker_t *)c->data)->fetch); }
@@ -303,7 +303,6 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
     jq_admit_set_read_max(&w->admit, jq_worker_read_max(opt->max_payload));
     jq_runs_init(&w->runs, &w->admit);
-    jq_reclaim_init(&w->reclaim);
     jq_stage_env_t env = jq_worker_env(w);
     jq_trim_init(&w->trim, &env);
     jq_finish_init(&w->finish, &env, &w->trim);
@@ -311,6 +310,8 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
     jq_fetch_init(&w->fetch, &env, &borrow);
     jq_qhealth_init(&w->qhealth, &env, &w->fetch);
+    jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
+    jq_reclaim_init(&w->reclaim, &env, &rborrow);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {

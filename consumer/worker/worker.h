@@ -159,6 +159,16 @@ static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
     return b;
 }
 
+/* What w lends reclaim besides its env. */
+static inline jq_reclaim_borrow_t jq_worker_reclaim_borrow(jq_worker_t *w) {
+    jq_reclaim_borrow_t b = {
+        .fetch = &w->fetch, .finish = &w->finish, .types = &w->types, .draining = &w->draining,
+        .running = &w->running, .waiting = &w->waiting, .abandoned = &w->abandoned,
+        .key_error = jq_worker_key_error_cb,
+    };
+    return b;
+}
+
 /* heartbeat.c */
 void jq_heartbeat_send(jq_worker_t *w);
 

@@ -86,7 +86,8 @@ jq_worker_t *fake_worker_new(jq_options_t *opt) {
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
     jq_fetch_init(&w->fetch, &env, &borrow);
     jq_qhealth_init(&w->qhealth, &env, &w->fetch);
-    jq_reclaim_init(&w->reclaim);
+    jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
+    jq_reclaim_init(&w->reclaim, &env, &rborrow);
     if (jq_types_init(&w->types, &env, &w->reg) != 0) abort();
     w->rfetch.up = w->rwrite.up = 1;
     w->rfetch.data = w->rwrite.data = w;

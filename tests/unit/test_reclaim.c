@@ -43,7 +43,7 @@ static redisReply *entry(const char *id, const char *type, const char *max_attem
 
 Test(reclaim, asks_each_queue_for_entries_idle_past_the_visibility_timeout) {
     w->queues[1].paused = 1;
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 1, "a paused queue is not reclaimed");
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     char want[256];
@@ -51,7 +51,7 @@ Test(reclaim, asks_each_queue_for_entries_idle_past_the_visibility_timeout) {
              jq_admit_free(&w->admit, 0));
     cr_assert_str_eq(fake_cmds[i].line, want);
     cr_assert(jq_reclaim_busy(&w->reclaim));
-    jq_reclaim_tick(w, 1000000 + 1000);
+    jq_reclaim_tick(&w->reclaim, 1000000 + 1000);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 1, "not while one is in flight");
     fake_rconn_answer(i, fake_arr(0));
     cr_assert_not(jq_reclaim_busy(&w->reclaim));
@@ -63,7 +63,7 @@ Test(reclaim, a_full_worker_takes_only_what_the_master_handed_back) {
     jq_admit_init(&w->admit, 2, 1, 1, NULL);
     jq_admit_hold(&w->admit, 0, JQ_KIND_IO, 2);
     jq_admit_hold(&w->admit, 0, JQ_KIND_CPU, 1);
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     char want[256];
     snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + 3", JQ_GROUP, VIS * 100);
@@ -72,7 +72,7 @@ Test(reclaim, a_full_worker_takes_only_what_the_master_handed_back) {
 
 Test(reclaim, claims_the_idle_entries_and_runs_them_counting_this_delivery) {
     w->nqueues = 1;
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     /* A row of the wrong shape is skipped. */
     fake_rconn_answer(i, fake_arr(4, pending("1-1", 1), fake_arr(2, fake_str("1-9"), fake_int(1)),
@@ -98,7 +98,7 @@ Test(reclaim, claims_the_idle_entries_and_runs_them_counting_this_delivery) {
 
 Test(reclaim, claims_at_most_1024_ids_at_once) {
     w->nqueues = 1;
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     redisReply *rows = fake_arr(0);
     rows->elements = 1100;
     free(rows->element);
@@ -126,7 +126,7 @@ Test(reclaim, renewal_names_what_the_worker_holds_and_nothing_else) {
     w->finish.batch_head = &held[2]; /* its outcome not written yet */
     w->queues[1].health.state = JQ_QUEUE_BROKEN;
     w->draining = 1; /* renewals only */
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0);
     cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "queue b is broken: not renewed");
     int e = fake_rconn_find(&w->rwrite, "EVAL");
@@ -135,9 +135,9 @@ Test(reclaim, renewal_names_what_the_worker_holds_and_nothing_else) {
     cr_assert_str_eq(fake_cmds[e].argv[5], "host:1");
     cr_assert_str_eq(fake_cmds[e].argv[6], "5-1");
     cr_assert_str_eq(fake_cmds[e].argv[7], "5-3");
-    jq_reclaim_tick(w, 1000000 + VIS / 3 - 1);
+    jq_reclaim_tick(&w->reclaim, 1000000 + VIS / 3 - 1);
     cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "every visibility/3");
-    jq_reclaim_tick(w, 1000000 + VIS / 3);
+    jq_reclaim_tick(&w->reclaim, 1000000 + VIS / 3);
     cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 2);
 }
 
@@ -145,17 +145,17 @@ Test(reclaim, after_a_reconnect_it_renews_at_once_and_reclaims_later) {
     held[0].q = 0;
     snprintf(held[0].job.entry_id, sizeof(held[0].job.entry_id), "5-1");
     w->running.head = &held[0];
-    jq_reclaim_tick(w, 1000000);
+    jq_reclaim_tick(&w->reclaim, 1000000);
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING jq:{a}"), fake_arr(0));
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "XPENDING jq:{b}"), fake_arr(0));
     fake_rconn_reset();
-    jq_reclaim_reconnected(w, 1000100, 2500);
+    jq_reclaim_reconnected(&w->reclaim, 1000100, 2500);
     cr_assert_eq(fake_rconn_count(NULL, "EVAL"), 1, "renewed at once");
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0);
-    jq_reclaim_now(w, 1000100 + 2000);
-    jq_reclaim_tick(w, 1000100 + 2000);
+    jq_reclaim_now(&w->reclaim, 1000100 + 2000);
+    jq_reclaim_tick(&w->reclaim, 1000100 + 2000);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 0, "paused, even for the master");
-    jq_reclaim_now(w, 1000100 + 2500);
+    jq_reclaim_now(&w->reclaim, 1000100 + 2500);
     cr_assert_eq(fake_rconn_count(NULL, "XPENDING"), 2);
 }
 
@@ -168,7 +168,7 @@ Test(reclaim, after_an_outage_our_own_lost_deliveries_are_claimed_back) {
     snprintf(held[1].job.entry_id, sizeof(held[1].job.entry_id), "7-2");
     w->running.head = &held[0];
     w->finish.batch_head = &held[1];
-    jq_reclaim_own(w);
+    jq_reclaim_own(&w->reclaim);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XPENDING"), 2);
     cr_assert(jq_reclaim_busy(&w->reclaim), "a drain waits for it");
     int p = fake_rconn_find(&w->rwrite, "XPENDING jq:{a}");
@@ -205,7 +205,7 @@ Test(reclaim, takes_an_entry_handed_back_for_its_type_only_if_it_handles_it_or_t
     char young[32], old[32];
     snprintf(young, sizeof(young), "%lld-0", (long long)now - 100);
     snprintf(old, sizeof(old), "%lld-0", (long long)now - 5000);
-    jq_reclaim_tick(w, now);
+    jq_reclaim_tick(&w->reclaim, now);
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     char want[256];
     snprintf(want, sizeof(want), "XPENDING jq:{a}:stream %s IDLE %d - + %lld", JQ_GROUP, VIS,
@@ -229,7 +229,7 @@ Test(reclaim, leaves_an_entry_handed_back_for_a_type_a_live_worker_handles) {
     w->nqueues = 1;
     opt.heartbeat_ms = 1000;
     int64_t now = jq_now_ms();
-    jq_reclaim_tick(w, now);
+    jq_reclaim_tick(&w->reclaim, now);
     int i = fake_rconn_find(&w->rwrite, "XPENDING");
     /* The set read back: "other" heartbeat just now. */
     w->types.loaded[0] = 1;
