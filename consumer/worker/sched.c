@@ -3,9 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "log.h"
+#include "qhealth.h"
 #include "sched.h"
-#include "worker.h"
 
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_BATCH 500
@@ -154,36 +155,50 @@ static void on_script_loaded(redisAsyncContext *ac, void *rp, void *priv) {
         jq_error("SCRIPT LOAD: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 }
 
-static void load(jq_worker_t *w, const char *lua, char *sha) {
+static void load(jq_sched_t *s, const char *lua, char *sha) {
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "SCRIPT");
     jq_args_str(&a, "LOAD");
     jq_args_str(&a, lua);
-    if (jq_rconn_args(&w->rwrite, &a, on_script_loaded, sha) == 0) loads_in_flight++;
+    if (jq_rconn_args(s->env.conn, &a, on_script_loaded, sha) == 0) loads_in_flight++;
     jq_args_destroy(&a);
 }
 
-void jq_sched_on_connect(jq_worker_t *w) {
-    load(w, jq_sched_promote_lua, promote_sha);
-    load(w, jq_sched_trim_lua, trim_sha);
+void jq_sched_init(jq_sched_t *s, const jq_stage_env_t *env, const int *draining,
+                   void (*key_error)(void *worker, int q, const char *err)) {
+    memset(s, 0, sizeof(*s));
+    s->env = *env;
+    s->draining = draining;
+    s->key_error = key_error;
+    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+        s->qref[i].s = s;
+        s->qref[i].q = i;
+    }
 }
 
-static void promote(jq_worker_t *w, jq_queue_t *q);
+void jq_sched_on_connect(jq_sched_t *s) {
+    load(s, jq_sched_promote_lua, promote_sha);
+    load(s, jq_sched_trim_lua, trim_sha);
+}
+
+static void promote(jq_sched_t *s, int qi);
 
 static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
-    jq_queue_t *q = priv;
-    jq_worker_t *w = ((jq_rconn_t *)ac->data)->data;
+    const jq_sched_qref_t *ref = priv;
+    jq_sched_t *s = ref->s;
+    jq_queue_t *q = &s->env.queues[ref->q];
+    (void)ac;
     if (!reply) return;
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOSCRIPT after a Redis restart without persistence of scripts. */
-        if (strncmp(reply->str, "NOSCRIPT", 8) == 0) jq_sched_on_connect(w);
+        if (strncmp(reply->str, "NOSCRIPT", 8) == 0) jq_sched_on_connect(s);
         /* Redis refusing writes for a while (maxmemory, a read-only
          * replica): the promotion waits, like the outcomes (finish.c says
          * so once); not a line every tick. */
         else if (jq_redis_refuses(reply->str)) return;
-        else if (strstr(reply->str, "WRONGTYPE")) jq_qhealth_key_error(&w->qhealth, (int)(q - w->queues), "WRONGTYPE");
+        else if (strstr(reply->str, "WRONGTYPE")) s->key_error(s->env.worker, ref->q, "WRONGTYPE");
         else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;
     }
@@ -196,15 +211,17 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
         jq_warn("queue %s: %lld scheduled jobs had more than %d fields; dead-lettered", q->name,
                 dead, JQ_JOB_MAX_FIELDS);
     /* A full batch means more may be due: go on at once, not next tick. */
-    if (n == PROMOTE_BATCH && !w->stopping) promote(w, q);
+    if (n == PROMOTE_BATCH && !*s->env.stopping) promote(s, ref->q);
 }
 
-static void promote(jq_worker_t *w, jq_queue_t *q) {
+static void promote(jq_sched_t *s, int qi) {
+    const jq_queue_t *q = &s->env.queues[qi];
+    const char *prefix = s->env.opt->prefix;
     char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], dkey[JQ_KEY_MAX], base[JQ_KEY_MAX], now[24];
-    jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
-    jq_key(skey, sizeof(skey), w->opt->prefix, q->name, "stream");
-    jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
-    jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
+    jq_key(zkey, sizeof(zkey), prefix, q->name, "scheduled");
+    jq_key(skey, sizeof(skey), prefix, q->name, "stream");
+    jq_key(dkey, sizeof(dkey), prefix, q->name, "dead");
+    jq_key(base, sizeof(base), prefix, q->name, "");
     snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
     jq_args_t a;
     jq_args_init(&a);
@@ -218,8 +235,8 @@ static void promote(jq_worker_t *w, jq_queue_t *q) {
     jq_args_ll(&a, PROMOTE_BATCH);
     jq_args_str(&a, base);
     jq_args_ll(&a, JQ_JOB_MAX_FIELDS);
-    jq_args_str(&a, w->id);
-    jq_rconn_args(&w->rwrite, &a, on_promoted, q);
+    jq_args_str(&a, s->env.worker_id);
+    jq_rconn_args(s->env.conn, &a, on_promoted, &s->qref[qi]);
     jq_args_destroy(&a);
 }
 
@@ -232,11 +249,12 @@ static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
         jq_info("queue %s: trimmed %lld dead jobs", q->name, reply->integer);
 }
 
-static void trim(jq_worker_t *w, jq_queue_t *q, int64_t now) {
+static void trim(jq_sched_t *s, jq_queue_t *q, int64_t now) {
+    const jq_options_t *o = s->env.opt;
     char dkey[JQ_KEY_MAX], zkey[JQ_KEY_MAX], base[JQ_KEY_MAX];
-    jq_key(dkey, sizeof(dkey), w->opt->prefix, q->name, "dead");
-    jq_key(zkey, sizeof(zkey), w->opt->prefix, q->name, "scheduled");
-    jq_key(base, sizeof(base), w->opt->prefix, q->name, "");
+    jq_key(dkey, sizeof(dkey), o->prefix, q->name, "dead");
+    jq_key(zkey, sizeof(zkey), o->prefix, q->name, "scheduled");
+    jq_key(base, sizeof(base), o->prefix, q->name, "");
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "EVALSHA");
@@ -245,29 +263,29 @@ static void trim(jq_worker_t *w, jq_queue_t *q, int64_t now) {
     jq_args_str(&a, dkey);
     jq_args_str(&a, zkey);
     jq_args_ll(&a, (long long)now);
-    jq_args_ll(&a, w->opt->dead_ttl * 1000);
-    jq_args_ll(&a, w->opt->dead_max);
+    jq_args_ll(&a, o->dead_ttl * 1000);
+    jq_args_ll(&a, o->dead_max);
     jq_args_ll(&a, TRIM_BATCH);
     jq_args_str(&a, base);
-    jq_rconn_args(&w->rwrite, &a, on_trimmed, q);
+    jq_rconn_args(s->env.conn, &a, on_trimmed, q);
     jq_args_destroy(&a);
 }
 
-void jq_sched_tick(jq_worker_t *w, int64_t now) {
-    if (w->draining) return;
+void jq_sched_tick(jq_sched_t *s, int64_t now) {
+    if (*s->draining) return;
     if (!promote_sha[0] || !trim_sha[0]) {
         /* Not loaded yet, or the load failed: ask again once no answer
          * is outstanding. */
-        if (loads_in_flight == 0) jq_sched_on_connect(w);
+        if (loads_in_flight == 0) jq_sched_on_connect(s);
         return;
     }
-    if (now - w->last_promote_ms >= PROMOTE_EVERY_MS) {
-        w->last_promote_ms = now;
-        for (int i = 0; i < w->nqueues; i++)
-            if (jq_queue_ok(&w->queues[i])) promote(w, &w->queues[i]);
+    if (now - s->last_promote_ms >= PROMOTE_EVERY_MS) {
+        s->last_promote_ms = now;
+        for (int i = 0; i < *s->env.nqueues; i++)
+            if (jq_queue_ok(&s->env.queues[i])) promote(s, i);
     }
-    if (now - w->last_trim_ms >= TRIM_EVERY_MS) {
-        w->last_trim_ms = now;
-        for (int i = 0; i < w->nqueues; i++) trim(w, &w->queues[i], now);
+    if (now - s->last_trim_ms >= TRIM_EVERY_MS) {
+        s->last_trim_ms = now;
+        for (int i = 0; i < *s->env.nqueues; i++) trim(s, &s->env.queues[i], now);
     }
 }

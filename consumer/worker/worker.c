@@ -221,7 +221,7 @@ static void on_tick(uv_timer_t *t) {
     jq_attempt_timeouts(w, now);
     jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
     jq_qhealth_tick(&w->qhealth, now);
-    jq_sched_tick(w, now);
+    jq_sched_tick(&w->sched, now);
     jq_reclaim_tick(&w->reclaim, now);
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
     if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
@@ -268,7 +268,7 @@ static void on_write_up(jq_rconn_t *c) {
          * twice. */
         jq_reclaim_reconnected(&w->reclaim, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
-    jq_sched_on_connect(w);
+    jq_sched_on_connect(&w->sched);
     jq_heartbeat_send(w);
     jq_finish_flush(&w->finish);
     if (reconnected) jq_reclaim_own(&w->reclaim);
@@ -312,6 +312,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_qhealth_init(&w->qhealth, &env, &w->fetch);
     jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
     jq_reclaim_init(&w->reclaim, &env, &rborrow);
+    jq_sched_init(&w->sched, &env, &w->draining, jq_worker_key_error_cb);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {

@@ -44,6 +44,7 @@
 #include "reclaim.h"
 #include "reply.h"
 #include "run.h"
+#include "sched.h"
 #include "stage.h"
 #include "trim.h"
 #include "types.h"
@@ -95,8 +96,7 @@ struct jq_worker {
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
-    int64_t last_promote_ms;
-    int64_t last_trim_ms;
+    jq_sched_t sched;             /* sched.c: promotion, dead sets trimmed */
     int64_t loop_lag_us;          /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };

@@ -25,6 +25,8 @@ static void setup(void) {
     opt.dead_ttl = 604800;
     opt.dead_max = 10000;
     w->rfetch.up = 0; /* no reads */
+    jq_stage_env_t env = jq_worker_env(w);
+    jq_sched_init(&w->sched, &env, &w->draining, jq_worker_key_error_cb);
 }
 
 static void teardown(void) { fake_worker_free(w); }
@@ -33,7 +35,7 @@ TestSuite(sched, .init = setup, .fini = teardown);
 
 /* Loads the two scripts and answers with their SHA1s. */
 static void loaded(void) {
-    jq_sched_on_connect(w);
+    jq_sched_on_connect(&w->sched);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "SCRIPT LOAD"), 2);
     cr_assert_str_eq(fake_cmds[0].argv[2], jq_sched_promote_lua);
     cr_assert_str_eq(fake_cmds[1].argv[2], jq_sched_trim_lua);
@@ -50,19 +52,19 @@ static int promotion(const char *q) {
 
 /* Ticks at `at`, then expects n commands so far that start with prefix. */
 static void tick_expect(int64_t at, const char *prefix, int n) {
-    jq_sched_tick(w, at);
+    jq_sched_tick(&w->sched, at);
     cr_assert_eq(fake_rconn_count(NULL, prefix), n, "%d x %s by %lld", n, prefix, (long long)at);
 }
 
 Test(sched, nothing_is_sent_before_the_scripts_are_loaded) {
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     cr_assert_eq(fake_rconn_count(NULL, "SCRIPT LOAD"), 2, "loaded on the first tick");
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA"), 0);
-    jq_sched_tick(w, NOW + 1000);
+    jq_sched_tick(&w->sched, NOW + 1000);
     cr_assert_eq(fake_rconn_count(NULL, "SCRIPT LOAD"), 2, "not again while answers are out");
     fake_rconn_answer(0, fake_err("ERR something"));
     fake_rconn_answer(1, fake_str(SHA_T));
-    jq_sched_tick(w, NOW + 2000);
+    jq_sched_tick(&w->sched, NOW + 2000);
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA"), 0, "one failed: none runs");
     cr_assert_eq(fake_rconn_count(NULL, "SCRIPT LOAD"), 4, "both asked again");
 }
@@ -70,7 +72,7 @@ Test(sched, nothing_is_sent_before_the_scripts_are_loaded) {
 Test(sched, promotes_each_healthy_queue_with_the_limits_of_a_job) {
     loaded();
     w->queues[1].health.state = JQ_QUEUE_BROKEN;
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     int i = promotion("a");
     cr_assert_geq(i, 0);
     cr_assert_eq(promotion("b"), -1, "a broken queue is not promoted");
@@ -87,7 +89,7 @@ Test(sched, promotes_each_healthy_queue_with_the_limits_of_a_job) {
 Test(sched, a_full_batch_is_followed_at_once_by_the_next) {
     loaded();
     w->nqueues = 1;
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     fake_rconn_answer(promotion("a"), fake_arr(3, fake_int(500), fake_int(0), fake_int(0)));
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA " SHA_P), 2, "more may be due");
     fake_rconn_answer(promotion("a"), fake_arr(3, fake_int(12), fake_int(1), fake_int(2)));
@@ -97,7 +99,7 @@ Test(sched, a_full_batch_is_followed_at_once_by_the_next) {
 Test(sched, a_lost_script_cache_loads_the_scripts_again) {
     loaded();
     w->nqueues = 1;
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     fake_rconn_answer(promotion("a"), fake_err("NOSCRIPT No matching script."));
     cr_assert_eq(fake_rconn_count(NULL, "SCRIPT LOAD"), 4);
 }
@@ -105,7 +107,7 @@ Test(sched, a_lost_script_cache_loads_the_scripts_again) {
 Test(sched, a_wrong_type_makes_the_queue_a_suspect) {
     loaded();
     w->nqueues = 1;
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     fake_rconn_answer(promotion("a"), fake_err("WRONGTYPE Operation against a key holding the "
                                                "wrong kind of value"));
     cr_assert_eq(w->queues[0].health.state, JQ_QUEUE_SUSPECT);
@@ -115,7 +117,7 @@ Test(sched, a_wrong_type_makes_the_queue_a_suspect) {
 Test(sched, a_read_only_redis_is_waited_out_quietly) {
     loaded();
     w->nqueues = 1;
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     fake_rconn_answer(promotion("a"), fake_err("READONLY You can't write against a read only replica."));
     cr_assert_eq(w->queues[0].health.state, JQ_QUEUE_OK, "the queue is fine");
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA " SHA_P), 1, "tried again next tick");
@@ -123,7 +125,7 @@ Test(sched, a_read_only_redis_is_waited_out_quietly) {
 
 Test(sched, trims_the_dead_sets_every_second) {
     loaded();
-    jq_sched_tick(w, NOW);
+    jq_sched_tick(&w->sched, NOW);
     char want[256];
     snprintf(want, sizeof(want), "EVALSHA %s 2 jq:{a}:dead jq:{a}:scheduled %lld 604800000 10000 1000 jq:{a}:",
              SHA_T, NOW);
