@@ -68,6 +68,7 @@ static void on_known(redisAsyncContext *ac, void *rp, void *priv) {
     t->known[ref->q] = k;
     t->nknown[ref->q] = m;
     t->loaded[ref->q] = 1;
+    t->read_ms[ref->q] = t->asked_ms[ref->q];
 }
 
 void jq_types_publish(jq_types_t *t, int64_t now) {
@@ -99,15 +100,20 @@ void jq_types_publish(jq_types_t *t, int64_t now) {
         jq_args_ll(a, live);
         jq_args_str(a, "+inf");
         jq_args_str(a, "WITHSCORES");
+        t->asked_ms[q] = now;
         jq_rconn_args(t->env.conn, a, on_known, &t->qref[q]);
     }
     jq_args_reset(a);
 }
 
 /* Whether a worker of queue q that handles type heartbeat within the
- * grace, as the set read last says. */
-static int live_elsewhere(const jq_types_t *t, int q, const jq_str_t *type, int64_t now) {
-    long long live = (long long)now - jq_types_grace_ms(t);
+ * grace, as the set read last says. The grace is counted back from when
+ * that read was sent, not from now: a read is at most a heartbeat old, and
+ * a late timer of ours (a loaded box) must not turn a live worker's
+ * heartbeat into a dead letter of its jobs. A stale read only delays a
+ * dead letter, it never makes one. */
+static int live_elsewhere(const jq_types_t *t, int q, const jq_str_t *type) {
+    long long live = (long long)t->read_ms[q] - jq_types_grace_ms(t);
     for (int i = 0; i < t->nknown[q]; i++) {
         const jq_types_known_t *k = &t->known[q][i];
         if (strlen(k->name) == type->len && memcmp(k->name, type->p, type->len) == 0)
@@ -151,7 +157,7 @@ static void hand_back(jq_types_t *t, int q, const jq_str_t *type, const char *en
  * younger than the grace. */
 static int waits(const jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
                  int64_t now) {
-    return !t->loaded[q] || live_elsewhere(t, q, type, now) ||
+    return !t->loaded[q] || live_elsewhere(t, q, type) ||
            age_ms(entry_id, now) < jq_types_grace_ms(t);
 }
 

@@ -47,6 +47,8 @@ struct jq_types {
     jq_types_known_t *known[JQ_QUEUES_MAX]; /* each queue's set, as last read */
     int nknown[JQ_QUEUES_MAX];
     int loaded[JQ_QUEUES_MAX];    /* read at least once */
+    int64_t asked_ms[JQ_QUEUES_MAX]; /* when the read in flight was sent */
+    int64_t read_ms[JQ_QUEUES_MAX];  /* when the set read last was sent */
     jq_types_qref_t qref[JQ_QUEUES_MAX];
     jq_args_t args;
 };
