@@ -95,98 +95,123 @@ static void *capped_array(const redisReadTask *task, int elements) {
     return default_array(task, elements);
 }
 
+/* The three readers of one input: ar (the arena), dr (hiredis' own
+ * objects) and cr (the arena behind the bulk cap). */
+typedef struct run {
+    jq_reply_arena_t arena, carena;
+    redisReader *ar, *dr, *cr;
+    jq_bulkcap_t cap;
+    void *cq[64]; /* cr's replies, waiting for dr to give the same ones */
+    size_t cqn, cqh;
+    int failed, cfailed, dfailed;
+} run_t;
+
+static void run_init(run_t *r, size_t len) {
+    memset(r, 0, sizeof(*r));
+    jq_reply_arena_init(&r->arena);
+    r->ar = redisReaderCreate();
+    r->dr = redisReaderCreate();
+    if (!r->ar || !r->dr) abort();
+    jq_reply_arena_attach(&r->arena, r->ar);
+    if (!default_array) {
+        capped = *r->dr->fn;
+        default_array = capped.createArray;
+        capped.createArray = capped_array;
+    }
+    r->dr->fn = &capped;
+    /* The third reader gets the bytes through the bulk cap, which runs
+     * ahead of dr (it needs no skipped string's bytes to end a reply). */
+    jq_reply_arena_init(&r->carena);
+    r->carena.marks = 1;
+    r->cr = redisReaderCreate();
+    if (!r->cr) abort();
+    jq_reply_arena_attach(&r->carena, r->cr);
+    jq_bulkcap_init(&r->cap, (long long)(len % 97) + 1);
+}
+
+/* Feeds n bytes to all three readers and queues what cr gives. */
+static void run_feed(run_t *r, const char *p, size_t n) {
+    if (redisReaderFeed(r->ar, p, n) != REDIS_OK) abort();
+    if (redisReaderFeed(r->dr, p, n) != REDIS_OK) abort();
+    if (!r->cfailed && jq_bulkcap_feed(&r->cap, r->cr, p, n) != REDIS_OK) r->cfailed = 1;
+    while (!r->cfailed && r->cqn < 64) {
+        void *c = NULL;
+        if (redisReaderGetReply(r->cr, &c) != REDIS_OK) r->cfailed = 1;
+        if (!c) break;
+        r->cq[r->cqn++] = c;
+    }
+}
+
+/* Checks a reply both ar and dr gave (a, d) against cr's next one. */
+static void run_check(run_t *r, void *a, redisReply *d) {
+    if (!same(a, d)) abort();
+    if (r->cqh < r->cqn) {
+        if (!same_capped(r->cq[r->cqh], d, r->cap.cap)) abort();
+        r->cr->fn->freeObject(r->cq[r->cqh++]);
+    } else if (!r->cfailed && r->cqn < 64) {
+        abort(); /* dr has a reply the capped reader never gave */
+    }
+    if (((redisReply *)a)->type == REDIS_REPLY_ARRAY)
+        keep_and_check(r->ar, a, d);
+    else
+        r->ar->fn->freeObject(a);
+    freeReplyObject(d);
+}
+
+/* Takes every reply ar and dr have, in step, until one has none. */
+static void run_drain(run_t *r) {
+    for (;;) {
+        void *a = NULL, *d = NULL;
+        int ra = redisReaderGetReply(r->ar, &a);
+        int rd = redisReaderGetReply(r->dr, &d);
+        /* A refused malloc (a huge announced array) fails only one side,
+         * and only by memory: then stop comparing. */
+        if (ra != rd) {
+            if (r->ar->err != REDIS_ERR_OOM && r->dr->err != REDIS_ERR_OOM) abort();
+            if (a) r->ar->fn->freeObject(a);
+            if (d) freeReplyObject(d);
+            r->failed = 1;
+            return;
+        }
+        if (ra != REDIS_OK) {
+            r->failed = r->dfailed = 1;
+            return;
+        }
+        if ((a == NULL) != (d == NULL)) abort();
+        if (!a) return;
+        run_check(r, a, d);
+    }
+}
+
+/* What the cap refused, the reader refuses too (it is only ahead); then
+ * every reply must have been given back to both arenas. */
+static void run_end(run_t *r) {
+    if (r->cfailed && !r->dfailed && r->cr->err != REDIS_ERR_OOM && r->ar->err != REDIS_ERR_OOM) {
+        void *d = NULL;
+        while (redisReaderGetReply(r->dr, &d) == REDIS_OK && d) freeReplyObject(d);
+        if (!r->dr->err) abort();
+    }
+    while (r->cqh < r->cqn) r->cr->fn->freeObject(r->cq[r->cqh++]);
+    redisReaderFree(r->cr);
+    if (r->carena.live != 0) abort();
+    jq_reply_arena_destroy(&r->carena);
+    redisReaderFree(r->ar); /* frees a partial reply, if any */
+    redisReaderFree(r->dr);
+    if (r->arena.live != 0) abort(); /* every reply was given back */
+    jq_reply_arena_destroy(&r->arena);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     size_t step = (size_t)data[0] + 1;
     const char *p = (const char *)data + 1;
     size_t len = size - 1;
-
-    jq_reply_arena_t arena;
-    jq_reply_arena_init(&arena);
-    redisReader *ar = redisReaderCreate();
-    redisReader *dr = redisReaderCreate();
-    if (!ar || !dr) abort();
-    jq_reply_arena_attach(&arena, ar);
-    if (!default_array) {
-        capped = *dr->fn;
-        default_array = capped.createArray;
-        capped.createArray = capped_array;
+    static run_t r;
+    run_init(&r, len);
+    for (size_t off = 0; off < len && !r.failed; off += step) {
+        run_feed(&r, p + off, len - off < step ? len - off : step);
+        run_drain(&r);
     }
-    dr->fn = &capped;
-
-    /* A third reader gets the bytes through the bulk cap, which runs
-     * ahead of dr (it needs no skipped string's bytes to end a reply):
-     * its replies wait in a queue until dr gives the same ones. */
-    jq_reply_arena_t carena;
-    jq_reply_arena_init(&carena);
-    carena.marks = 1;
-    redisReader *cr = redisReaderCreate();
-    if (!cr) abort();
-    jq_reply_arena_attach(&carena, cr);
-    jq_bulkcap_t cap;
-    jq_bulkcap_init(&cap, (long long)(len % 97) + 1);
-    void *cq[64];
-    size_t cqn = 0, cqh = 0;
-    int cfailed = 0, dfailed = 0;
-
-    int failed = 0;
-    for (size_t off = 0; off < len && !failed; off += step) {
-        size_t n = len - off < step ? len - off : step;
-        if (redisReaderFeed(ar, p + off, n) != REDIS_OK) abort();
-        if (redisReaderFeed(dr, p + off, n) != REDIS_OK) abort();
-        if (!cfailed && jq_bulkcap_feed(&cap, cr, p + off, n) != REDIS_OK) cfailed = 1;
-        while (!cfailed && cqn < 64) {
-            void *c = NULL;
-            if (redisReaderGetReply(cr, &c) != REDIS_OK) cfailed = 1;
-            if (!c) break;
-            cq[cqn++] = c;
-        }
-        for (;;) {
-            void *a = NULL, *d = NULL;
-            int ra = redisReaderGetReply(ar, &a);
-            int rd = redisReaderGetReply(dr, &d);
-            /* A refused malloc (a huge announced array) fails only one
-             * side, and only by memory: then stop comparing. */
-            if (ra != rd) {
-                if (ar->err != REDIS_ERR_OOM && dr->err != REDIS_ERR_OOM) abort();
-                if (a) ar->fn->freeObject(a);
-                if (d) freeReplyObject(d);
-                failed = 1;
-                break;
-            }
-            if (ra != REDIS_OK) {
-                failed = dfailed = 1;
-                break;
-            }
-            if ((a == NULL) != (d == NULL)) abort();
-            if (!a) break;
-            if (!same(a, d)) abort();
-            if (cqh < cqn) {
-                if (!same_capped(cq[cqh], d, cap.cap)) abort();
-                cr->fn->freeObject(cq[cqh++]);
-            } else if (!cfailed && cqn < 64) {
-                abort(); /* dr has a reply the capped reader never gave */
-            }
-            if (((redisReply *)a)->type == REDIS_REPLY_ARRAY)
-                keep_and_check(ar, a, d);
-            else
-                ar->fn->freeObject(a);
-            freeReplyObject(d);
-        }
-    }
-    /* What the cap refused, the reader refuses too (it is only ahead). */
-    if (cfailed && !dfailed && cr->err != REDIS_ERR_OOM && ar->err != REDIS_ERR_OOM) {
-        void *d = NULL;
-        while (redisReaderGetReply(dr, &d) == REDIS_OK && d) freeReplyObject(d);
-        if (!dr->err) abort();
-    }
-    while (cqh < cqn) cr->fn->freeObject(cq[cqh++]);
-    redisReaderFree(cr);
-    if (carena.live != 0) abort();
-    jq_reply_arena_destroy(&carena);
-    redisReaderFree(ar); /* frees a partial reply, if any */
-    redisReaderFree(dr);
-    if (arena.live != 0) abort(); /* every reply was given back */
-    jq_reply_arena_destroy(&arena);
+    run_end(&r);
     return 0;
 }
