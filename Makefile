@@ -57,7 +57,7 @@ SRC_conf := options
 SRC_redis := rconn reply bulkcap
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
-SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat outcome pool qhealth reclaim run sched trim types worker
+SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat outcome pool pool_policy qhealth reclaim run sched trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
@@ -317,7 +317,8 @@ bench-seed: all $(BUILD)/bench/pool_start
 	@sh scripts/deps.sh bench
 	/usr/bin/python3 bench/seed/seed.py $(BENCH_ARGS)
 
-$(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/worker/pool.o $(COMMON_OBJ)
+$(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/worker/pool.o \
+		$(BUILD)/consumer/worker/pool_policy.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
