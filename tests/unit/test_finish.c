@@ -3,7 +3,9 @@
  * decisions, result_ttl 0, and what a refused or lost EXEC reply does.
  * Linked with the real trim.c, fetch.c (the runs are taken in by
  * jq_fetch_intake; the reads after a batch), admit.c, qhealth.c and
- * common/; worker.c's parts are the stand-ins of fake_stages.c. */
+ * common/; worker.c's parts are the stand-ins of fake_stages.c.
+ * Over 500 lines because each test spells out, command by command, the
+ * exact batch it expects: the wire is what these tests pin down. */
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
