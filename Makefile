@@ -186,6 +186,10 @@ $(BUILD)/tests/test_sched: tests/unit/test_sched.c $(STAGE_OBJ) $(BUILD)/tests/u
 		$(BUILD)/consumer/worker/sched.o
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
+$(BUILD)/tests/test_heartbeat: tests/unit/test_heartbeat.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o \
+		$(BUILD)/consumer/worker/heartbeat.o
+	@mkdir -p $(dir $@)
+	$(STAGE_LINK)
 $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consumer/worker/finish.o \
 		$(BUILD)/consumer/worker/outcome.o $(BUILD)/consumer/worker/counts.o $(BUILD)/consumer/worker/finish_hold.o \
 		$(BUILD)/consumer/worker/trim.o

@@ -1,8 +1,9 @@
 #ifndef JQ_STAGE_H
 #define JQ_STAGE_H
 
-/* What a stage of the worker's pipeline (fetch, chunks, finish, trim)
- * borrows from the worker: a copy of this struct, kept in the stage's own
+/* What a stage of the worker's pipeline (fetch, chunks, finish, trim) or
+ * one beside it (reclaim, qhealth, sched, heartbeat) borrows from the
+ * worker: a copy of this struct, kept in the stage's own
  * state, made once at start by the worker (jq_worker_env, worker.h). The
  * pointers live as long as the worker; the callbacks are the worker's
  * (the stage tests have their own, tests/unit/fake_stages.c). */

@@ -29,6 +29,23 @@ void jq_worker_key_error_cb(void *w, int q, const char *err) {
     jq_qhealth_key_error(&((jq_worker_t *)w)->qhealth, q, err);
 }
 
+void jq_worker_stats_cb(void *wp, jq_heartbeat_stats_t *st) {
+    jq_worker_t *w = wp;
+    st->processed = w->processed;
+    st->failed = w->failed;
+    st->jobs_done = w->jobs_done;
+    st->busy_io = w->busy_io;
+    st->busy_cpu = jq_pool_busy(&w->pool);
+    st->cpu_backlog = jq_pool_backlog(&w->pool);
+    st->loop_lag_us = w->loop_lag_us;
+    w->loop_lag_us = 0;
+}
+
+void jq_worker_recycle_cb(void *w, const char *msg, const char *why) {
+    jq_worker_tell(w, msg);
+    jq_worker_drain(w, why);
+}
+
 /* ---- control channel to the master ---- */
 
 void jq_worker_tell(jq_worker_t *w, const char *msg) {
@@ -229,7 +246,9 @@ static void on_tick(uv_timer_t *t) {
     jq_worker_maybe_exit(w);
 }
 
-static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(t->data); }
+static void on_heartbeat(uv_timer_t *t) {
+    jq_heartbeat_send(&((jq_worker_t *)t->data)->beat);
+}
 
 /* Ready once the groups exist: this PING follows the XGROUP CREATEs on the
  * same connection, so its reply comes after theirs. A client that sees
@@ -269,7 +288,7 @@ static void on_write_up(jq_rconn_t *c) {
         jq_reclaim_reconnected(&w->reclaim, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
     jq_sched_on_connect(&w->sched);
-    jq_heartbeat_send(w);
+    jq_heartbeat_send(&w->beat);
     jq_finish_flush(&w->finish);
     if (reconnected) jq_reclaim_own(&w->reclaim);
 }
@@ -313,6 +332,8 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
     jq_reclaim_init(&w->reclaim, &env, &rborrow);
     jq_sched_init(&w->sched, &env, &w->draining, jq_worker_key_error_cb);
+    jq_heartbeat_borrow_t hborrow = jq_worker_heartbeat_borrow(w);
+    jq_heartbeat_init(&w->beat, &env, &hborrow);
     srand((unsigned)(getpid() ^ w->started_ms));
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {

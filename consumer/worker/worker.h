@@ -5,10 +5,11 @@
  * sized to its free capacity, runs io jobs on the loop and cpu jobs on its
  * own pool, and writes their outcomes back in pipelined batches.
  *
- * A job's path through the modules. fetch, chunks, finish and trim are
- * stages with their own state and a copy of what they borrow from the
- * worker (stage.h): none of them includes this header. attempt.c is the
- * worker's own part (its running and waiting lists, its pool).
+ * A job's path through the modules. fetch, chunks, finish and trim, and
+ * beside them reclaim, qhealth, sched and heartbeat, are stages with their
+ * own state and a copy of what they borrow from the worker (stage.h): none
+ * of them includes this header. attempt.c is the worker's own part (its
+ * running and waiting lists, its pool).
  *   fetch.c     XREADGROUP sized by admission, entry -> run, decoding
  *   chunks.c    a chunked payload read and decoded
  *   attempt.c   an attempt started (loop or pool), ended, timed out
@@ -17,7 +18,7 @@
  *   trim.c      acked entries trimmed from the stream
  * and beside it:
  *   worker.c    life cycle, timers, signals, draining; lends the stages
- *               what they borrow (jq_worker_env, jq_worker_fetch_borrow)
+ *               what they borrow (jq_worker_env, jq_worker_*_borrow)
  *   run.c       a run's (one attempt's) allocation, payload zone, reuse, end
  *   admit.c     admission: the COUNT of each queue's next read
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
@@ -35,6 +36,7 @@
 #include "fetch.h"
 #include "finish.h"
 #include "handlers.h"
+#include "heartbeat.h"
 #include "job.h"
 #include "options.h"
 #include "pool.h"
@@ -97,6 +99,7 @@ struct jq_worker {
     int recycle_sent;
     int64_t tick_due_ms;
     jq_sched_t sched;             /* sched.c: promotion, dead sets trimmed */
+    jq_heartbeat_t beat;          /* heartbeat.c: the worker's hash */
     int64_t loop_lag_us;          /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
@@ -135,9 +138,14 @@ void jq_worker_drain(jq_worker_t *w, const char *why);
 void jq_worker_start_cb(void *w, jq_run_t *r);
 void jq_worker_kick_cb(void *w);
 void jq_worker_exit_cb(void *w);
-/* jq_qhealth_read_failed and jq_qhealth_key_error (w->qhealth), for fetch. */
+/* jq_qhealth_read_failed and jq_qhealth_key_error (w->qhealth), for fetch
+ * (and key_error for reclaim and sched). */
 void jq_worker_read_failed_cb(void *w, const char *err);
 void jq_worker_key_error_cb(void *w, int q, const char *err);
+/* For the heartbeat: w's counters (its loop lag starts afresh), and
+ * jq_worker_tell(msg) then jq_worker_drain(why). */
+void jq_worker_stats_cb(void *w, jq_heartbeat_stats_t *st);
+void jq_worker_recycle_cb(void *w, const char *msg, const char *why);
 
 /* What w lends its stages: a copy for each (jq_finish_init...). */
 static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
@@ -169,7 +177,13 @@ static inline jq_reclaim_borrow_t jq_worker_reclaim_borrow(jq_worker_t *w) {
     return b;
 }
 
-/* heartbeat.c */
-void jq_heartbeat_send(jq_worker_t *w);
+/* What w lends its heartbeat besides its env. */
+static inline jq_heartbeat_borrow_t jq_worker_heartbeat_borrow(jq_worker_t *w) {
+    jq_heartbeat_borrow_t b = {
+        .host = w->host, .started_ms = &w->started_ms, .draining = &w->draining,
+        .types = &w->types, .stats = jq_worker_stats_cb, .recycle = jq_worker_recycle_cb,
+    };
+    return b;
+}
 
 #endif
