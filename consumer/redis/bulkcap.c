@@ -1,6 +1,7 @@
 /* Bulk strings over a cap, skipped while read. See bulkcap.h. */
 
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "args.h"
@@ -67,9 +68,62 @@ static int end_head(jq_bulkcap_t *f, redisReader *r) {
     return redisReaderFeed(r, line, m + 2);
 }
 
+/* Whether a header read whole within one buffer may pass on as it is:
+ * well formed, and nil or within the cap. Then the reader reads it from
+ * the buffer with the rest, in one feed: a header held back costs two
+ * feeds (two copies into the reader's buffer) per field of every entry. */
+static int head_passes(const jq_bulkcap_t *f) {
+    long long len = f->head_sign * f->head;
+    if (f->head_bad || !f->head_digits || (f->head_sign < 0 && f->head_zero)) return 0;
+    return len == -1 || (len >= 0 && len <= f->cap);
+}
+
+/* A +, -, : or * line from buf[i]: up to the byte after its \r\n, or to
+ * n with the state kept. memchr, not a byte loop: array headers are most
+ * of what is scanned here. */
+static size_t scan_line(jq_bulkcap_t *f, const char *buf, size_t i, size_t n) {
+    while (i < n) {
+        const char *nl = memchr(buf + i, '\n', n - i);
+        if (!nl) {
+            f->cr = buf[n - 1] == '\r';
+            return n;
+        }
+        size_t j = (size_t)(nl - buf);
+        int cr = j > i ? buf[j - 1] == '\r' : f->cr;
+        f->cr = 0;
+        i = j + 1;
+        if (cr) {
+            f->state = AT_START;
+            return i;
+        }
+    }
+    return i;
+}
+
+/* A $ header's bytes from buf[i], through its \r\n (then *ended) or to n. */
+static size_t scan_head(jq_bulkcap_t *f, const char *buf, size_t i, size_t n, int *ended) {
+    *ended = 0;
+    while (i < n) {
+        char c = buf[i++];
+        if (f->cr) {
+            f->cr = 0;
+            if (c == '\n') {
+                *ended = 1;
+                return i;
+            }
+            head_byte(f, '\r'); /* not the line's end: a bad length */
+        }
+        if (c == '\r') f->cr = 1;
+        else head_byte(f, c);
+    }
+    return i;
+}
+
 int jq_bulkcap_feed(jq_bulkcap_t *f, redisReader *r, const char *buf, size_t n) {
     if (f->cap <= 0) return redisReaderFeed(r, buf, n);
     size_t i = 0, from = 0; /* buf[from, i) is passed on as it is */
+    size_t head = SIZE_MAX; /* where a header begun in this buffer begins */
+    int ended;
     while (i < n) {
         switch (f->state) {
         case AT_START:
@@ -78,37 +132,33 @@ int jq_bulkcap_feed(jq_bulkcap_t *f, redisReader *r, const char *buf, size_t n) 
                 f->state = IN_LINE;
                 break;
             }
-            if (i > from && redisReaderFeed(r, buf + from, i - from) != REDIS_OK) return REDIS_ERR;
-            from = ++i;
+            head = i++;
             f->state = IN_HEAD;
             f->head = f->head_at = f->head_digits = f->head_zero = f->head_bad = 0;
             f->head_sign = 1;
             break;
         case IN_LINE:
-            while (i < n) {
-                char c = buf[i++];
-                if (c == '\n' && f->cr) {
-                    f->state = AT_START;
-                    break;
-                }
-                f->cr = c == '\r';
-            }
+            i = scan_line(f, buf, i, n);
             break;
-        case IN_HEAD: {
-            char c = buf[i++];
+        case IN_HEAD:
+            i = scan_head(f, buf, i, n, &ended);
+            if (!ended) break;
+            if (head != SIZE_MAX && head_passes(f)) {
+                long long len = f->head_sign * f->head;
+                f->state = len == -1 ? AT_START : IN_BULK;
+                f->left = len == -1 ? 0 : len + 2;
+                head = SIZE_MAX;
+                break;
+            }
+            /* Held back: what came before it goes first, then the reader
+             * gets the header's plain form or the placeholder (end_head). */
+            if (head != SIZE_MAX && head > from &&
+                redisReaderFeed(r, buf + from, head - from) != REDIS_OK)
+                return REDIS_ERR;
+            head = SIZE_MAX;
             from = i;
-            if (f->cr) {
-                f->cr = 0;
-                if (c == '\n') {
-                    if (end_head(f, r) != REDIS_OK) return REDIS_ERR;
-                    break;
-                }
-                head_byte(f, '\r'); /* not the line's end: a bad length */
-            }
-            if (c == '\r') f->cr = 1;
-            else head_byte(f, c);
+            if (end_head(f, r) != REDIS_OK) return REDIS_ERR;
             break;
-        }
         case IN_BULK:
         case IN_SKIP: {
             size_t take = (size_t)f->left < n - i ? (size_t)f->left : n - i;
@@ -123,6 +173,9 @@ int jq_bulkcap_feed(jq_bulkcap_t *f, redisReader *r, const char *buf, size_t n) 
         }
         }
     }
-    if (i > from && redisReaderFeed(r, buf + from, i - from) != REDIS_OK) return REDIS_ERR;
+    /* A header still open at the buffer's end is held back whole: the
+     * next buffer ends it through end_head. */
+    size_t to = f->state != IN_HEAD ? i : head != SIZE_MAX ? head : from;
+    if (to > from && redisReaderFeed(r, buf + from, to - from) != REDIS_OK) return REDIS_ERR;
     return REDIS_OK;
 }
