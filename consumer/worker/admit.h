@@ -97,10 +97,11 @@ void jq_admit_finished(jq_admit_t *a, jq_kind_t k, int delta);
  * 0 (the default of jq_admit_init): strict. */
 void jq_admit_set_read_ahead(jq_admit_t *a, long long n);
 
-/* At most n entries per read, all its queues together (n >= 1; 0: no
- * bound but the free slots). The worker sets it from --max-payload, so
- * that one read cannot bring more than a bounded number of payloads at
- * the limit (worker.c). */
+/* At most n entries per blocking read, all its queues together (n >= 1;
+ * 0: no bound but the free slots); a read behind the acks (ahead) takes
+ * the free slots. The worker sets it from --max-payload, so that the
+ * blocking read, which may be skipping oversized payloads for seconds,
+ * leaves slots for a read aside (worker.h). */
 void jq_admit_set_read_max(jq_admit_t *a, long long n);
 
 /* Plans a read: out->count[q] entries of each queue not skipped (skip[q]

@@ -111,10 +111,13 @@ struct jq_worker {
  *    JQ_BULK_CAP_MIN when the limit is smaller, so that ids, names and
  *    other fields always read whole) is skipped unread on both
  *    connections: its entry is dead-lettered by its length alone;
- *  - one read takes at most jq_worker_read_max entries (JQ_READ_BYTES /
- *    the cap, at least 1): 32 at the default 64 MiB, so one read holds at
- *    most about 2 GiB of payloads at the limit, and entries of any size
- *    beyond cost nothing. */
+ *  - a read never takes more entries than the worker has free slots
+ *    (io-concurrency + 2 x threads: 66 by default), so it holds at most
+ *    that many payloads at the limit, running or read;
+ *  - the blocking read takes at most jq_worker_read_max entries
+ *    (JQ_READ_BYTES / the cap, at least 1): 32 at the default 64 MiB, so
+ *    that while Redis sends it oversized payloads to skip, a read behind
+ *    the acks finds free slots for the jobs behind them (admit.h). */
 #define JQ_BULK_CAP_MIN (1LL << 20)
 #define JQ_READ_BYTES (2LL << 30)
 long long jq_worker_bulk_cap(long long max_payload);

@@ -184,6 +184,9 @@ Test(admit, read_max_bounds_one_read_over_its_queues) {
     jq_admit_unreserve(&a, &rd2);
     jq_admit_set_read_max(&a, 1);
     cr_assert_eq(jq_admit_plan(&a, NULL, 0, 1, &rd), 2, "at least one entry a queue");
+    jq_admit_unreserve(&a, &rd);
+    cr_assert_eq(jq_admit_plan(&a, NULL, 1, 0, &rd), 64,
+                 "a read behind the acks takes the free slots, whatever read_max");
 }
 
 Test(admit, capacity_is_both_kinds_of_slots_within_the_limit) {
