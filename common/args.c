@@ -100,9 +100,10 @@ void jq_args_dup(jq_args_t *a, const char *s, size_t len) {
  * reversed buffer was ~4% of a worker's CPU under noop jobs. So: count the
  * digits, then write from the end two at a time from a table. */
 int jq_ll2str(char *buf, long long v) {
-    static const char pairs[] =
-        "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
-        "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    static const char pairs[] = "000102030405060708091011121314151617181920212223242526272829303132"
+                                "3334353637383940414243444546474849"
+                                "505152535455565758596061626364656667686970717273747576777879808182"
+                                "8384858687888990919293949596979899";
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     int digits = 1;
     for (unsigned long long t = 10; digits < 20 && u >= t; t *= 10) digits++;

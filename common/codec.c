@@ -21,11 +21,9 @@
 #define MSGPACK_MAX_DEPTH 32
 #define MP_ERR "payload is not valid msgpack: "
 
-static uint64_t be(const unsigned char *p, size_t n)
-{
+static uint64_t be(const unsigned char *p, size_t n) {
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
+    for (size_t i = 0; i < n; i++) v = (v << 8) | p[i];
     return v;
 }
 
@@ -33,22 +31,18 @@ static uint64_t be(const unsigned char *p, size_t n)
  * it *body (str, bin, ext) and the elements it opens *count (array, map:
  * twice the pairs). Returns 1 for a container, 0 for a scalar, -1 for the
  * unused type byte 0xc1, -2 if the header itself is cut off. */
-static int mp_header(const unsigned char *p, size_t avail, size_t *hlen,
-                     uint64_t *body, uint64_t *count)
-{
+static int mp_header(const unsigned char *p, size_t avail, size_t *hlen, uint64_t *body,
+                     uint64_t *count) {
     unsigned char b = p[0];
     /* Header size and length-field size of 0xc4..0xdf; 0 = fixed below. */
-    static const unsigned char hl[32] = {
-        2, 3, 5, 3, 4, 6, 5, 9, 2, 3, 5, 9, 2, 3, 5, 9,
-        2, 2, 2, 2, 2, 2, 3, 5, 3, 5, 3, 5, 0, 0, 0, 0};
+    static const unsigned char hl[32] = {2, 3, 5, 3, 4, 6, 5, 9, 2, 3, 5, 9, 2, 3, 5, 9,
+                                         2, 2, 2, 2, 2, 2, 3, 5, 3, 5, 3, 5, 0, 0, 0, 0};
 
     *body = 0;
     *count = 0;
     *hlen = 1;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return 0;
-    if (b == 0xc1)
-        return -1;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return 0;
+    if (b == 0xc1) return -1;
     if (b <= 0x8f) {
         *count = 2u * (b & 0x0f);
         return 1;
@@ -63,14 +57,12 @@ static int mp_header(const unsigned char *p, size_t avail, size_t *hlen,
     }
     if (b >= 0xdc) {
         *hlen = b & 1 ? 5 : 3;
-        if (avail < *hlen)
-            return -2;
+        if (avail < *hlen) return -2;
         *count = be(p + 1, *hlen - 1) * (b >= 0xde ? 2 : 1);
         return 1;
     }
     *hlen = hl[b - 0xc4];
-    if (avail < *hlen)
-        return -2;
+    if (avail < *hlen) return -2;
     if (b >= 0xd4 && b <= 0xd8) /* fixext 1, 2, 4, 8, 16 */
         *body = 1u << (b - 0xd4);
     else if (b <= 0xc6 || (b >= 0xd9 && b <= 0xdb)) /* bin, str */
@@ -80,9 +72,7 @@ static int mp_header(const unsigned char *p, size_t avail, size_t *hlen,
     return 0;
 }
 
-int jq_codec_check_msgpack(const char *buf, size_t len, char *err,
-                           size_t errlen)
-{
+int jq_codec_check_msgpack(const char *buf, size_t len, char *err, size_t errlen) {
     const unsigned char *p = (const unsigned char *)buf;
     uint64_t left[MSGPACK_MAX_DEPTH + 1]; /* elements still due per level */
     int depth = 0;                        /* open non-empty containers */
@@ -90,13 +80,10 @@ int jq_codec_check_msgpack(const char *buf, size_t len, char *err,
 
     left[0] = 1;
     for (;;) {
-        while (depth > 0 && left[depth] == 0)
-            depth--;
-        if (depth == 0 && left[0] == 0)
-            break;
+        while (depth > 0 && left[depth] == 0) depth--;
+        if (depth == 0 && left[0] == 0) break;
         if (pos >= len) {
-            snprintf(err, errlen, MP_ERR "truncated at byte %zu of %zu", pos,
-                     len);
+            snprintf(err, errlen, MP_ERR "truncated at byte %zu of %zu", pos, len);
             return -1;
         }
 
@@ -104,44 +91,35 @@ int jq_codec_check_msgpack(const char *buf, size_t len, char *err,
         uint64_t body, count;
         int kind = mp_header(p + pos, len - pos, &hlen, &body, &count);
         if (kind == -1) {
-            snprintf(err, errlen, MP_ERR "bad type byte 0xc1 at byte %zu",
-                     pos);
+            snprintf(err, errlen, MP_ERR "bad type byte 0xc1 at byte %zu", pos);
             return -1;
         }
-        if (kind == -2 || hlen > len - pos ||
-            body > len - pos - hlen || count > len - pos - hlen) {
-            snprintf(err, errlen, MP_ERR "truncated at byte %zu of %zu", pos,
-                     len);
+        if (kind == -2 || hlen > len - pos || body > len - pos - hlen || count > len - pos - hlen) {
+            snprintf(err, errlen, MP_ERR "truncated at byte %zu of %zu", pos, len);
             return -1;
         }
         left[depth]--;
         if (kind == 1) {
             if (depth >= MSGPACK_MAX_DEPTH) {
-                snprintf(err, errlen,
-                         MP_ERR "nested deeper than %d levels at byte %zu",
+                snprintf(err, errlen, MP_ERR "nested deeper than %d levels at byte %zu",
                          MSGPACK_MAX_DEPTH, pos);
                 return -1;
             }
-            if (count > 0)
-                left[++depth] = count;
+            if (count > 0) left[++depth] = count;
         }
         pos += hlen + (size_t)body;
     }
     if (pos != len) {
-        snprintf(err, errlen, MP_ERR "%zu trailing bytes after byte %zu",
-                 len - pos, pos);
+        snprintf(err, errlen, MP_ERR "%zu trailing bytes after byte %zu", len - pos, pos);
         return -1;
     }
     return 0;
 }
 
-const msgpack_object *jq_codec_map_get(const msgpack_object *obj,
-                                       const char *key)
-{
+const msgpack_object *jq_codec_map_get(const msgpack_object *obj, const char *key) {
     size_t klen;
 
-    if (!obj || obj->type != MSGPACK_OBJECT_MAP || !key)
-        return NULL;
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP || !key) return NULL;
     klen = strlen(key);
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object *k = &obj->via.map.ptr[i].key;

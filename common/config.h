@@ -10,20 +10,20 @@
 #include <stdio.h>
 
 typedef enum {
-    JQ_OPT_STR,      /* char[size] buffer; value must fit */
-    JQ_OPT_INT,      /* long long in [min, max] */
-    JQ_OPT_AUTO,     /* long long in [min, max], or "auto" stored as 0 */
-    JQ_OPT_BYTES,    /* long long, with optional suffix k/K, m/M, g/G (1024) */
-    JQ_OPT_BOOL,     /* int 0/1; the flag takes no value; env: 1/0/true/false */
-    JQ_OPT_LIST,     /* char[size]: a repeatable flag. Its entries are kept
+    JQ_OPT_STR,   /* char[size] buffer; value must fit */
+    JQ_OPT_INT,   /* long long in [min, max] */
+    JQ_OPT_AUTO,  /* long long in [min, max], or "auto" stored as 0 */
+    JQ_OPT_BYTES, /* long long, with optional suffix k/K, m/M, g/G (1024) */
+    JQ_OPT_BOOL,  /* int 0/1; the flag takes no value; env: 1/0/true/false */
+    JQ_OPT_LIST,  /* char[size]: a repeatable flag. Its entries are kept
                         one per line (an entry with a newline is refused);
                         the environment variable holds entries one per
                         line; flags on the command line replace them */
 } jq_opt_type_t;
 
 typedef struct jq_opt {
-    const char *name;   /* the flag without "--", e.g. "workers" */
-    const char *env;    /* e.g. "JOBQ_WORKERS", or NULL */
+    const char *name; /* the flag without "--", e.g. "workers" */
+    const char *env;  /* e.g. "JOBQ_WORKERS", or NULL */
     jq_opt_type_t type;
     const char *def;    /* default as text, parsed like a flag value */
     long long min, max; /* bounds for INT, AUTO and BYTES */
@@ -42,13 +42,12 @@ typedef struct jq_opt {
  * Returns 0, JQ_OPTS_HELP, or -1 with err like
  * "--workers: 'x' is not a number" or "unknown option --foo". The table ends
  * with a row whose name is NULL. */
-int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv,
-                  int *argi, char *err, size_t errlen);
+int jq_opts_parse(const jq_opt_t *table, void *target, int argc, char **argv, int *argi, char *err,
+                  size_t errlen);
 
 /* Parses one value for one row into target (used by jq_opts_parse; public
  * for tests). Returns 0 or -1 with err. */
-int jq_opts_set(const jq_opt_t *opt, void *target, const char *value,
-                char *err, size_t errlen);
+int jq_opts_set(const jq_opt_t *opt, void *target, const char *value, char *err, size_t errlen);
 
 /* Parses a byte count: a decimal number with an optional suffix k/K, m/M
  * or g/G (powers of 1024), as JQ_OPT_BYTES rows and `jobq enqueue

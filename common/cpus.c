@@ -23,13 +23,11 @@
 
 /* CPUs in the affinity mask; grows the mask for hosts with more than
  * CPU_SETSIZE CPUs. */
-static int affinity_count(void)
-{
+static int affinity_count(void) {
     for (int n = CPU_SETSIZE; n <= 1 << 16; n *= 2) {
         cpu_set_t *set = CPU_ALLOC(n);
         size_t size = CPU_ALLOC_SIZE(n);
-        if (!set)
-            break;
+        if (!set) break;
         if (sched_getaffinity(0, size, set) == 0) {
             int count = CPU_COUNT_S(size, set);
             CPU_FREE(set);
@@ -42,54 +40,44 @@ static int affinity_count(void)
 }
 
 /* Reads the first line of a small file; 0, or -1 if it cannot be read. */
-static int read_line(const char *path, char *buf, size_t cap)
-{
+static int read_line(const char *path, char *buf, size_t cap) {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     char *ok = fgets(buf, (int)cap, f);
     fclose(f);
     return ok ? 0 : -1;
 }
 
 /* CPUs allowed by a quota, rounded up; 0 for a bad or empty quota. */
-static long quota_cpus(long long quota, long long period)
-{
-    if (quota <= 0 || period <= 0)
-        return 0;
+static long quota_cpus(long long quota, long long period) {
+    if (quota <= 0 || period <= 0) return 0;
     long long n = (quota + period - 1) / period;
     return n > INT_MAX ? INT_MAX : (long)n;
 }
 
 /* cgroup v2: dir/cpu.max is "max 100000" (no limit) or "150000 100000".
  * Returns the CPU count, or 0 if there is no limit or no file. */
-static long v2_limit(const char *dir)
-{
+static long v2_limit(const char *dir) {
     char path[PATH_MAX], line[128], quota[64];
     long long period;
 
     if (snprintf(path, sizeof(path), "%s/cpu.max", dir) >= (int)sizeof(path) ||
         read_line(path, line, sizeof(line)) < 0)
         return 0;
-    if (sscanf(line, "%63s %lld", quota, &period) != 2 ||
-        strcmp(quota, "max") == 0)
-        return 0;
+    if (sscanf(line, "%63s %lld", quota, &period) != 2 || strcmp(quota, "max") == 0) return 0;
     return quota_cpus(strtoll(quota, NULL, 10), period);
 }
 
 /* cgroup v1: dir/cpu.cfs_quota_us (-1: no limit) and cpu.cfs_period_us. */
-static long v1_limit(const char *dir)
-{
+static long v1_limit(const char *dir) {
     char path[PATH_MAX], line[64];
     long long quota, period;
 
-    if (snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir) >=
-            (int)sizeof(path) ||
+    if (snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir) >= (int)sizeof(path) ||
         read_line(path, line, sizeof(line)) < 0)
         return 0;
     quota = strtoll(line, NULL, 10);
-    if (snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir) >=
-            (int)sizeof(path) ||
+    if (snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir) >= (int)sizeof(path) ||
         read_line(path, line, sizeof(line)) < 0)
         return 0;
     period = strtoll(line, NULL, 10);
@@ -97,35 +85,26 @@ static long v1_limit(const char *dir)
 }
 
 /* Keeps the smaller of two limits, where 0 means none. */
-static long tighter(long a, long b)
-{
-    if (a == 0)
-        return b;
-    if (b == 0)
-        return a;
+static long tighter(long a, long b) {
+    if (a == 0) return b;
+    if (b == 0) return a;
     return a < b ? a : b;
 }
 
 /* The tightest limit of base/rel and every directory above it up to base.
  * `rel` is a cgroup path like "/system.slice/x.service" (or "/"). */
-static long walk_up(const char *base, const char *rel,
-                    long (*limit)(const char *))
-{
+static long walk_up(const char *base, const char *rel, long (*limit)(const char *)) {
     char dir[PATH_MAX];
     long best = 0;
 
-    if (snprintf(dir, sizeof(dir), "%s%s", base, rel) >= (int)sizeof(dir))
-        return limit(base);
+    if (snprintf(dir, sizeof(dir), "%s%s", base, rel) >= (int)sizeof(dir)) return limit(base);
     for (;;) {
         size_t n = strlen(dir);
-        while (n > strlen(base) && dir[n - 1] == '/')
-            dir[--n] = '\0';
+        while (n > strlen(base) && dir[n - 1] == '/') dir[--n] = '\0';
         best = tighter(best, limit(dir));
-        if (n <= strlen(base))
-            break;
+        if (n <= strlen(base)) break;
         char *slash = strrchr(dir, '/');
-        if (!slash || (size_t)(slash - dir) < strlen(base))
-            break;
+        if (!slash || (size_t)(slash - dir) < strlen(base)) break;
         *slash = '\0';
     }
     return best;
@@ -133,20 +112,17 @@ static long walk_up(const char *base, const char *rel,
 
 /* Our cgroup paths from /proc/self/cgroup: v2's "0::/path" and the v1 line
  * whose controllers include "cpu". Missing ones stay "/". */
-static void own_cgroups(char *v2, char *v1, size_t cap)
-{
+static void own_cgroups(char *v2, char *v1, size_t cap) {
     char line[PATH_MAX + 64];
     FILE *f = fopen("/proc/self/cgroup", "r");
 
     snprintf(v2, cap, "/");
     snprintf(v1, cap, "/");
-    if (!f)
-        return;
+    if (!f) return;
     while (fgets(line, sizeof(line), f)) {
         char *c1 = strchr(line, ':');
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
-            continue;
+        if (!c2) continue;
         line[strcspn(line, "\n")] = '\0';
         *c2 = '\0';
         const char *ctrls = c1 + 1, *path = c2 + 1;
@@ -157,14 +133,12 @@ static void own_cgroups(char *v2, char *v1, size_t cap)
         /* Look for "cpu" as a whole item of "cpu,cpuacct". */
         char list[256];
         snprintf(list, sizeof(list), ",%s,", ctrls);
-        if (strstr(list, ",cpu,"))
-            snprintf(v1, cap, "%s", path);
+        if (strstr(list, ",cpu,")) snprintf(v1, cap, "%s", path);
     }
     fclose(f);
 }
 
-int jq_cpu_count(const char *cgroup_root, int affinity)
-{
+int jq_cpu_count(const char *cgroup_root, int affinity) {
     const char *root = cgroup_root ? cgroup_root : CGROUP_ROOT;
     char v1dir[PATH_MAX], v1alt[PATH_MAX];
     char v2rel[PATH_MAX], v1rel[PATH_MAX];
@@ -184,7 +158,6 @@ int jq_cpu_count(const char *cgroup_root, int affinity)
     limit = tighter(limit, walk_up(v1dir, v1rel, v1_limit));
     limit = tighter(limit, walk_up(v1alt, v1rel, v1_limit));
 
-    if (limit > 0 && limit < n)
-        n = (int)limit;
+    if (limit > 0 && limit < n) n = (int)limit;
     return n >= 1 ? n : 1;
 }

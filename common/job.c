@@ -17,8 +17,7 @@ int64_t jq_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int jq_parse_ll(const char *s, size_t len, long long min, long long max,
-                long long *out) {
+int jq_parse_ll(const char *s, size_t len, long long min, long long max, long long *out) {
     char tmp[32];
     if (len == 0 || len >= sizeof(tmp)) return -1;
     memcpy(tmp, s, len);
@@ -56,8 +55,8 @@ static void quote(char *dst, size_t cap, const jq_str_t *v) {
     dst[j] = '\0';
 }
 
-static int bad_field(char *err, size_t errlen, const char *name,
-                     const jq_str_t *v, const char *want) {
+static int bad_field(char *err, size_t errlen, const char *name, const jq_str_t *v,
+                     const char *want) {
     char q[64];
     quote(q, sizeof(q), v);
     snprintf(err, errlen, "bad field %s: '%s' (want %s)", name, q, want);
@@ -67,8 +66,7 @@ static int bad_field(char *err, size_t errlen, const char *name,
 int jq_job_field_kept(const char *name, size_t len) {
     static const char *const drop[] = {"error", "attempt", "failed_at", NULL};
     for (int i = 0; drop[i]; i++)
-        if (strlen(drop[i]) == len && memcmp(drop[i], name, len) == 0)
-            return 0;
+        if (strlen(drop[i]) == len && memcmp(drop[i], name, len) == 0) return 0;
     return 1;
 }
 
@@ -104,8 +102,9 @@ static int check_bounds(const jq_str_t *fv, size_t n, char *err, size_t errlen) 
         }
         if (v->len > JQ_JOB_MAX_VALUE && !is(f, "payload")) {
             quote(q, sizeof(q), f);
-            snprintf(err, errlen, "field %s too long: %zu bytes (at most %d; only payload may be larger)",
-                     q, v->len, JQ_JOB_MAX_VALUE);
+            snprintf(err, errlen,
+                     "field %s too long: %zu bytes (at most %d; only payload may be larger)", q,
+                     v->len, JQ_JOB_MAX_VALUE);
             return -1;
         }
     }
@@ -229,7 +228,7 @@ static int read_field(jq_job_t *job, const jq_str_t *f, const jq_str_t *v, unsig
  * and no inline payload; a size that matches; a payload within bounds. */
 static int check_whole(const jq_job_t *job, unsigned seen, const jq_job_limits_t *lim, char *err,
                        size_t errlen) {
-    const char *why = !(seen & SEEN_TYPE)                   ? "missing field: type"
+    const char *why = !(seen & SEEN_TYPE)                  ? "missing field: type"
                       : job->chunks && !(seen & SEEN_ID)   ? "chunks needs an id field"
                       : job->chunks && !(seen & SEEN_SIZE) ? "chunks needs a size field"
                       : job->chunks && job->has_payload
@@ -240,27 +239,26 @@ static int check_whole(const jq_job_t *job, unsigned seen, const jq_job_limits_t
         return -1;
     }
     if (job->chunks && job->size > lim->max_payload) {
-        snprintf(err, errlen, "payload too large: %lld bytes > max-payload %lld",
-                 job->size, lim->max_payload);
+        snprintf(err, errlen, "payload too large: %lld bytes > max-payload %lld", job->size,
+                 lim->max_payload);
         return -1;
     }
     if (!job->chunks && (seen & SEEN_SIZE) && job->has_payload &&
         (long long)job->payload.len != job->size) {
-        snprintf(err, errlen, "size mismatch: field size %lld, payload has %zu bytes",
-                 job->size, job->payload.len);
+        snprintf(err, errlen, "size mismatch: field size %lld, payload has %zu bytes", job->size,
+                 job->payload.len);
         return -1;
     }
     if (job->has_payload && (long long)job->payload.len > lim->max_payload) {
-        snprintf(err, errlen, "payload too large: %zu bytes > max-payload %lld",
-                 job->payload.len, lim->max_payload);
+        snprintf(err, errlen, "payload too large: %zu bytes > max-payload %lld", job->payload.len,
+                 lim->max_payload);
         return -1;
     }
     return 0;
 }
 
-int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
-                 size_t n, const jq_job_limits_t *lim, char *err,
-                 size_t errlen) {
+int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv, size_t n,
+                 const jq_job_limits_t *lim, char *err, size_t errlen) {
     job_init(job, entry_id, lim);
     unsigned seen = 0;
     /* The id first, so that every later error is reported under it, and

@@ -25,9 +25,9 @@
  * payload (bounded by --max-payload) are bounded so that the fields of one
  * job stay small beside it. An entry past a bound is dead-lettered on
  * arrival with the reason, every field kept in its job hash. */
-#define JQ_JOB_MAX_FIELDS 1000    /* fields besides id and attempt */
-#define JQ_JOB_MAX_NAME 256       /* bytes of a field's name */
-#define JQ_JOB_MAX_VALUE 65536    /* bytes of a value other than payload */
+#define JQ_JOB_MAX_FIELDS 1000 /* fields besides id and attempt */
+#define JQ_JOB_MAX_NAME 256    /* bytes of a field's name */
+#define JQ_JOB_MAX_VALUE 65536 /* bytes of a value other than payload */
 
 typedef enum { JQ_ENC_MSGPACK = 0, JQ_ENC_JSON = 1 } jq_enc_t;
 
@@ -37,8 +37,8 @@ typedef struct jq_str {
 } jq_str_t;
 
 typedef struct jq_job_limits {
-    long long max_payload;  /* bytes; --max-payload */
-    long long timeout_ms;   /* default when the entry has no timeout_ms */
+    long long max_payload; /* bytes; --max-payload */
+    long long timeout_ms;  /* default when the entry has no timeout_ms */
 } jq_job_limits_t;
 
 typedef struct jq_job {
@@ -74,9 +74,8 @@ void jq_entry_id_parts(const char *id, uint64_t *ms, uint64_t *seq);
  * and attempt)". On error job->id is still filled when the entry
  * names a valid id (else the entry id), so the job can be dead-lettered
  * under its id. */
-int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv,
-                 size_t n, const jq_job_limits_t *lim, char *err,
-                 size_t errlen);
+int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv, size_t n,
+                 const jq_job_limits_t *lim, char *err, size_t errlen);
 
 /* Fields a retry or a dead letter carries over into the job hash: true for
  * the protocol's job fields and producers' own fields, false for ones jobq
@@ -86,8 +85,7 @@ int jq_job_field_kept(const char *name, size_t len);
 /* Parses a decimal integer in [min, max] from s[0..len): an optional '-'
  * and digits, nothing before or after them. Returns 0 or -1. The one
  * number parser of the tree (wire fields, options, flags). */
-int jq_parse_ll(const char *s, size_t len, long long min, long long max,
-                long long *out);
+int jq_parse_ll(const char *s, size_t len, long long min, long long max, long long *out);
 
 /* Milliseconds since the epoch, wall clock. */
 int64_t jq_now_ms(void);

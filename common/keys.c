@@ -11,9 +11,8 @@ int jq_name_valid(const char *s, size_t len) {
     if (len < 1 || len > JQ_NAME_MAX) return 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
-            c == '-')
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '_' || c == '.' || c == ':' || c == '-')
             continue;
         return 0;
     }
@@ -53,16 +52,15 @@ static kbuf_t queue_key(char *buf, size_t cap, const char *prefix, const char *q
     return b;
 }
 
-int jq_key(char *buf, size_t cap, const char *prefix, const char *queue,
-           const char *suffix) {
+int jq_key(char *buf, size_t cap, const char *prefix, const char *queue, const char *suffix) {
     if (cap == 0) return -1;
     kbuf_t b = queue_key(buf, cap, prefix, queue);
     put(&b, suffix);
     return done(&b);
 }
 
-int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue,
-              const char *what, const char *id) {
+int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue, const char *what,
+              const char *id) {
     if (cap == 0) return -1;
     kbuf_t b = queue_key(buf, cap, prefix, queue);
     put(&b, what);
@@ -71,8 +69,7 @@ int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue,
     return done(&b);
 }
 
-int jq_key_global(char *buf, size_t cap, const char *prefix,
-                  const char *suffix) {
+int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix) {
     if (cap == 0) return -1;
     kbuf_t b = {buf, 0, cap, 0};
     buf[0] = '\0';

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#define JQ_NAME_MAX 128  /* queue names and job ids: 1..128 bytes */
-#define JQ_KEY_MAX 512   /* big enough for any key we build */
+#define JQ_NAME_MAX 128 /* queue names and job ids: 1..128 bytes */
+#define JQ_KEY_MAX 512  /* big enough for any key we build */
 #define JQ_PREFIX_DEFAULT "jobq"
 #define JQ_GROUP "workers"
 
@@ -17,17 +17,15 @@ int jq_name_valid(const char *s, size_t len);
 
 /* Writes "<prefix>:{<queue>}:<suffix>" into buf. Returns the length, or -1
  * if it does not fit in cap bytes. */
-int jq_key(char *buf, size_t cap, const char *prefix, const char *queue,
-           const char *suffix);
+int jq_key(char *buf, size_t cap, const char *prefix, const char *queue, const char *suffix);
 
 /* Writes "<prefix>:{<queue>}:<what>:<id>" (e.g. what = "result").
  * Returns the length, or -1 if it does not fit. */
-int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue,
-              const char *what, const char *id);
+int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue, const char *what,
+              const char *id);
 
 /* Writes "<prefix>:<suffix>" for the global keys (queues, workers,
  * worker:<id>). Returns the length, or -1 if it does not fit. */
-int jq_key_global(char *buf, size_t cap, const char *prefix,
-                  const char *suffix);
+int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix);
 
 #endif

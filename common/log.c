@@ -27,37 +27,25 @@ static atomic_int log_level = JQ_LOG_INFO;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void jq_log_set_role(const char *role)
-{
-    atomic_store(&log_role, role ? role : "jobq");
-}
+void jq_log_set_role(const char *role) { atomic_store(&log_role, role ? role : "jobq"); }
 
-void jq_log_set_level(jq_log_level_t level)
-{
-    if (level < JQ_LOG_DEBUG)
-        level = JQ_LOG_DEBUG;
-    if (level > JQ_LOG_ERROR)
-        level = JQ_LOG_ERROR;
+void jq_log_set_level(jq_log_level_t level) {
+    if (level < JQ_LOG_DEBUG) level = JQ_LOG_DEBUG;
+    if (level > JQ_LOG_ERROR) level = JQ_LOG_ERROR;
     atomic_store(&log_level, (int)level);
 }
 
-jq_log_level_t jq_log_get_level(void)
-{
-    return (jq_log_level_t)atomic_load(&log_level);
-}
+jq_log_level_t jq_log_get_level(void) { return (jq_log_level_t)atomic_load(&log_level); }
 
-int jq_log_parse_level(const char *s, jq_log_level_t *out)
-{
+int jq_log_parse_level(const char *s, jq_log_level_t *out) {
     static const struct {
         const char *name;
         jq_log_level_t level;
     } names[] = {
-        {"debug", JQ_LOG_DEBUG}, {"info", JQ_LOG_INFO},
-        {"warn", JQ_LOG_WARN},   {"warning", JQ_LOG_WARN},
-        {"error", JQ_LOG_ERROR},
+        {"debug", JQ_LOG_DEBUG},  {"info", JQ_LOG_INFO},   {"warn", JQ_LOG_WARN},
+        {"warning", JQ_LOG_WARN}, {"error", JQ_LOG_ERROR},
     };
-    if (!s)
-        return -1;
+    if (!s) return -1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcasecmp(s, names[i].name) == 0) {
             *out = names[i].level;
@@ -69,13 +57,11 @@ int jq_log_parse_level(const char *s, jq_log_level_t *out)
 
 /* Writes the whole buffer, retrying on EINTR and short writes; there is
  * nobody to report a failure to, so it is dropped. */
-static void write_all(int fd, const char *p, size_t len)
-{
+static void write_all(int fd, const char *p, size_t len) {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return;
         }
         p += n;
@@ -83,36 +69,30 @@ static void write_all(int fd, const char *p, size_t len)
     }
 }
 
-void jq_logv(jq_log_level_t level, const char *fmt, va_list ap)
-{
+void jq_logv(jq_log_level_t level, const char *fmt, va_list ap) {
     char line[LOG_LINE_MAX];
     struct timeval tv;
     struct tm tm;
     size_t len, start;
     int n;
 
-    if ((int)level < atomic_load(&log_level))
-        return;
-    if (level < JQ_LOG_DEBUG || level > JQ_LOG_ERROR)
-        level = JQ_LOG_ERROR;
+    if ((int)level < atomic_load(&log_level)) return;
+    if (level < JQ_LOG_DEBUG || level > JQ_LOG_ERROR) level = JQ_LOG_ERROR;
 
     /* errno is part of what a caller may want to log after us. */
     int saved_errno = errno;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    n = snprintf(line, sizeof(line),
-                 "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ pid=%ld %s %s ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                 (long)getpid(), atomic_load(&log_role), level_names[level]);
-    if (n < 0)
-        n = 0;
+    n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ pid=%ld %s %s ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(tv.tv_usec / 1000), (long)getpid(), atomic_load(&log_role),
+                 level_names[level]);
+    if (n < 0) n = 0;
     start = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
 
     /* Leave room for the newline. */
     n = vsnprintf(line + start, sizeof(line) - start - 1, fmt, ap);
-    if (n < 0)
-        n = 0;
+    if (n < 0) n = 0;
     len = start + (size_t)n;
     if (len > sizeof(line) - 2) {
         len = sizeof(line) - 2;
@@ -122,16 +102,14 @@ void jq_logv(jq_log_level_t level, const char *fmt, va_list ap)
     /* One call, one line: a message with newlines in it (an error text from
      * Redis, a payload) must not look like several log lines. */
     for (size_t i = start; i < len; i++) {
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
+        if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';
     }
     line[len++] = '\n';
     write_all(STDERR_FILENO, line, len);
     errno = saved_errno;
 }
 
-void jq_log(jq_log_level_t level, const char *fmt, ...)
-{
+void jq_log(jq_log_level_t level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     jq_logv(level, fmt, ap);

@@ -25,8 +25,7 @@ jq_log_level_t jq_log_get_level(void);
 /* Parses "debug", "info", "warn" or "error". Returns 0, or -1 if unknown. */
 int jq_log_parse_level(const char *s, jq_log_level_t *out);
 
-void jq_log(jq_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void jq_log(jq_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void jq_logv(jq_log_level_t level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 

@@ -16,34 +16,27 @@
 #define REDIS_PREFIX "redis://"
 #define UNIX_PREFIX "unix://"
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* Copies s[0..n) into out[cap], decoding %XX. Returns 0, or -1 if it does
  * not fit or holds a bad escape. */
-static int decode(const char *s, size_t n, char *out, size_t cap)
-{
+static int decode(const char *s, size_t n, char *out, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
             int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
             int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
+            if (hi < 0 || lo < 0) return -1;
             c = hi * 16 + lo;
             i += 2;
         }
-        if (o + 1 >= cap)
-            return -1;
+        if (o + 1 >= cap) return -1;
         out[o++] = (char)c;
     }
     out[o] = '\0';
@@ -51,20 +44,15 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
 }
 
 /* A port or database number: digits only, in [min, max]. */
-static int parse_num(const char *s, size_t n, long long min, long long max, long long *out)
-{
+static int parse_num(const char *s, size_t n, long long min, long long max, long long *out) {
     return n > 0 && s[0] != '-' ? jq_parse_ll(s, n, min, max, out) : -1;
 }
 
 /* Reads the "?db=N" of a unix URL (or a redis one). */
-static int parse_query(const char *q, jq_url_t *u, const char *s, char *err,
-                       size_t errlen)
-{
+static int parse_query(const char *q, jq_url_t *u, const char *s, char *err, size_t errlen) {
     long long db;
-    if (strncmp(q, "db=", 3) != 0 ||
-        parse_num(q + 3, strlen(q + 3), 0, 1000000, &db) < 0) {
-        snprintf(err, errlen, "bad redis url '%s': want ?db=N, got '?%s'", s,
-                 q);
+    if (strncmp(q, "db=", 3) != 0 || parse_num(q + 3, strlen(q + 3), 0, 1000000, &db) < 0) {
+        snprintf(err, errlen, "bad redis url '%s': want ?db=N, got '?%s'", s, q);
         return -1;
     }
     u->db = (int)db;
@@ -72,17 +60,15 @@ static int parse_query(const char *q, jq_url_t *u, const char *s, char *err,
 }
 
 /* Splits user info s[0..n) ("user:pass", ":pass" or "pass"). */
-static int parse_userinfo(const char *s, size_t n, jq_url_t *u,
-                          const char *url, char *err, size_t errlen)
-{
+static int parse_userinfo(const char *s, size_t n, jq_url_t *u, const char *url, char *err,
+                          size_t errlen) {
     const char *colon = memchr(s, ':', n);
     const char *pw = s;
     size_t pwlen = n;
 
     if (colon) {
         if (decode(s, (size_t)(colon - s), u->user, sizeof(u->user)) < 0) {
-            snprintf(err, errlen, "bad redis url '%s': bad or too long user",
-                     url);
+            snprintf(err, errlen, "bad redis url '%s': bad or too long user", url);
             return -1;
         }
         pw = colon + 1;
@@ -95,9 +81,7 @@ static int parse_userinfo(const char *s, size_t n, jq_url_t *u,
     return 0;
 }
 
-static int parse_unix(const char *s, const char *rest, jq_url_t *u,
-                      char *err, size_t errlen)
-{
+static int parse_unix(const char *s, const char *rest, jq_url_t *u, char *err, size_t errlen) {
     /* unix://[userinfo@]/path[?db=N]: the user info, if any, ends at the
      * first "@/". */
     const char *at = rest[0] == '/' ? NULL : strstr(rest, "@/");
@@ -106,13 +90,11 @@ static int parse_unix(const char *s, const char *rest, jq_url_t *u,
     size_t plen;
 
     if (at) {
-        if (parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
-            return -1;
+        if (parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0) return -1;
         path = at + 1;
     }
     if (path[0] != '/') {
-        snprintf(err, errlen, "bad redis url '%s': want unix:///absolute/path",
-                 s);
+        snprintf(err, errlen, "bad redis url '%s': want unix:///absolute/path", s);
         return -1;
     }
     q = strchr(path, '?');
@@ -131,8 +113,7 @@ static int parse_unix(const char *s, const char *rest, jq_url_t *u,
 /* The host of host[0..end) into u->host ("[...]" for IPv6, e.g.
  * [::1]:6379), with *port at the text after its ':' or NULL. */
 static int parse_host(const char *host, const char *end, jq_url_t *u, const char **port,
-                      const char *s, char *err, size_t errlen)
-{
+                      const char *s, char *err, size_t errlen) {
     size_t hlen;
 
     *port = NULL;
@@ -143,8 +124,7 @@ static int parse_host(const char *host, const char *end, jq_url_t *u, const char
             return -1;
         }
         hlen = (size_t)(close - host - 1);
-        if (hlen < sizeof(u->host))
-            memcpy(u->host, host + 1, hlen);
+        if (hlen < sizeof(u->host)) memcpy(u->host, host + 1, hlen);
         if (close + 1 < end) {
             if (close[1] != ':') {
                 snprintf(err, errlen, "bad redis url '%s': junk after ']'", s);
@@ -155,36 +135,28 @@ static int parse_host(const char *host, const char *end, jq_url_t *u, const char
     } else {
         const char *colon = memchr(host, ':', (size_t)(end - host));
         hlen = (size_t)((colon ? colon : end) - host);
-        if (colon)
-            *port = colon + 1;
-        if (hlen < sizeof(u->host))
-            memcpy(u->host, host, hlen);
+        if (colon) *port = colon + 1;
+        if (hlen < sizeof(u->host)) memcpy(u->host, host, hlen);
     }
     if (hlen == 0 || hlen >= sizeof(u->host)) {
-        snprintf(err, errlen, "bad redis url '%s': host is %s", s,
-                 hlen ? "too long" : "missing");
+        snprintf(err, errlen, "bad redis url '%s': host is %s", s, hlen ? "too long" : "missing");
         return -1;
     }
     u->host[hlen] = '\0';
     return 0;
 }
 
-static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
-                     size_t errlen)
-{
+static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err, size_t errlen) {
     const char *at = strrchr(rest, '@');
     const char *host = at ? at + 1 : rest;
     const char *end = host + strcspn(host, "/?"), *port;
     long long v;
 
-    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0)
-        return -1;
-    if (parse_host(host, end, u, &port, s, err, errlen) < 0)
-        return -1;
+    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0) return -1;
+    if (parse_host(host, end, u, &port, s, err, errlen) < 0) return -1;
     if (port) {
         if (parse_num(port, (size_t)(end - port), 1, 65535, &v) < 0) {
-            snprintf(err, errlen,
-                     "bad redis url '%s': port '%.*s' is not in 1..65535", s,
+            snprintf(err, errlen, "bad redis url '%s': port '%.*s' is not in 1..65535", s,
                      (int)(end - port), port);
             return -1;
         }
@@ -194,16 +166,14 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
         const char *db = end + 1;
         size_t dlen = strcspn(db, "?");
         if (dlen > 0 && parse_num(db, dlen, 0, 1000000, &v) < 0) {
-            snprintf(err, errlen,
-                     "bad redis url '%s': database '%.*s' is not a number", s,
+            snprintf(err, errlen, "bad redis url '%s': database '%.*s' is not a number", s,
                      (int)dlen, db);
             return -1;
         }
         u->db = dlen > 0 ? (int)v : 0;
         end = db + dlen;
     }
-    if (*end == '?')
-        return parse_query(end + 1, u, s, err, errlen);
+    if (*end == '?') return parse_query(end + 1, u, s, err, errlen);
     return 0;
 }
 
@@ -211,15 +181,13 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err,
  * replaced by "***", found the way the parsers find it (the last '@' of a
  * redis:// URL, the first "@/" of a unix:// one). Returns a malloc'd
  * string, or NULL when out of memory. */
-static char *redacted(const char *s)
-{
+static char *redacted(const char *s) {
     const char *sep = strstr(s, "://");
     const char *rest = sep ? sep + 3 : s;
     const char *at = NULL;
     char *out = malloc(strlen(s) + 8);
 
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     if (sep && strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         at = rest[0] == '/' ? NULL : strstr(rest, "@/");
     else if (sep)
@@ -236,24 +204,22 @@ static char *redacted(const char *s)
     return out;
 }
 
-static int parse_any(const char *shown, const char *s, jq_url_t *u,
-                     char *err, size_t errlen)
-{
+static int parse_any(const char *shown, const char *s, jq_url_t *u, char *err, size_t errlen) {
     if (strncasecmp(s, REDIS_PREFIX, strlen(REDIS_PREFIX)) == 0)
         return parse_tcp(shown, s + strlen(REDIS_PREFIX), u, err, errlen);
     if (strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         return parse_unix(shown, s + strlen(UNIX_PREFIX), u, err, errlen);
     if (strncasecmp(s, "rediss://", 9) == 0)
-        snprintf(err, errlen, "bad redis url '%s': TLS (rediss://) is not "
-                              "supported", shown);
-    else
         snprintf(err, errlen,
-                 "bad redis url '%s': expected redis:// or unix://", shown);
+                 "bad redis url '%s': TLS (rediss://) is not "
+                 "supported",
+                 shown);
+    else
+        snprintf(err, errlen, "bad redis url '%s': expected redis:// or unix://", shown);
     return -1;
 }
 
-int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen)
-{
+int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen) {
     memset(u, 0, sizeof(*u));
     u->port = 6379;
     if (!s) {
@@ -264,25 +230,21 @@ int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen)
     char *shown = redacted(s);
     int rc = parse_any(shown ? shown : "(url)", s, u, err, errlen);
     free(shown);
-    if (rc < 0)
-        memset(u, 0, sizeof(*u)); /* no half-parsed password left behind */
+    if (rc < 0) memset(u, 0, sizeof(*u)); /* no half-parsed password left behind */
     return rc;
 }
 
-void jq_url_format(const jq_url_t *u, char *buf, size_t cap)
-{
+void jq_url_format(const jq_url_t *u, char *buf, size_t cap) {
     /* The password is shown as "***" so a log still tells that one is set. */
     const char *auth = u->password[0] ? ":***@" : (u->user[0] ? "@" : "");
 
-    if (cap == 0)
-        return;
+    if (cap == 0) return;
     if (u->is_unix) {
-        snprintf(buf, cap, "unix://%s%s%s%s", u->user, auth,
-                 u->path, u->db ? "?db=" : "");
+        snprintf(buf, cap, "unix://%s%s%s%s", u->user, auth, u->path, u->db ? "?db=" : "");
     } else {
         int v6 = strchr(u->host, ':') != NULL;
-        snprintf(buf, cap, "redis://%s%s%s%s%s:%d", u->user, auth,
-                 v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
+        snprintf(buf, cap, "redis://%s%s%s%s%s:%d", u->user, auth, v6 ? "[" : "", u->host,
+                 v6 ? "]" : "", u->port);
     }
     if (u->db) {
         size_t n = strlen(buf);

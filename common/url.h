@@ -9,9 +9,9 @@
 #define JQ_URL_DEFAULT "redis://127.0.0.1:6379"
 
 typedef struct jq_url {
-    int is_unix;        /* 1: `path` is a unix socket, host/port unused */
+    int is_unix; /* 1: `path` is a unix socket, host/port unused */
     char host[256];
-    int port;           /* default 6379 */
+    int port; /* default 6379 */
     char path[256];
     char user[128];     /* empty: no user (AUTH with password only) */
     char password[256]; /* empty: no AUTH */

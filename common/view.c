@@ -13,9 +13,8 @@ static int put(msgpack_sbuffer *out, const char *s) {
 }
 
 static int is_number_field(const char *name) {
-    static const char *const nums[] = {"attempt", "max_attempts", "timeout_ms",
-                                       "result_ttl", "failed_at", "chunks",
-                                       "size", NULL};
+    static const char *const nums[] = {"attempt",   "max_attempts", "timeout_ms", "result_ttl",
+                                       "failed_at", "chunks",       "size",       NULL};
     for (int i = 0; nums[i]; i++)
         if (!strcmp(name, nums[i])) return 1;
     return 0;
@@ -28,8 +27,7 @@ static int skipped(const char *name, const char *const *skip) {
     return 0;
 }
 
-int jq_view_fields(msgpack_sbuffer *out, const jq_dead_job_t *job,
-                   const char *const *skip) {
+int jq_view_fields(msgpack_sbuffer *out, const jq_dead_job_t *job, const char *const *skip) {
     for (size_t i = 0; i < job->nfields; i++) {
         const jq_field_t *f = &job->fields[i];
         long long v;
@@ -75,8 +73,7 @@ static int decode(msgpack_sbuffer *out, const char *p, size_t len, int json_enc)
     return rc;
 }
 
-int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len,
-                         int json_enc) {
+int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len, int json_enc) {
     if (!p) return put(out, "null");
     int rc = decode(out, p, len, json_enc);
     if (rc == 1) return jq_codec_json_string(out, p, len); /* show the bytes */
@@ -102,8 +99,8 @@ static int hex_dump(msgpack_sbuffer *out, const unsigned char *p, size_t len) {
 }
 
 /* Writes the preview's members after its kind; text[0..tlen) is the text. */
-static int put_preview(msgpack_sbuffer *out, const char *kind, size_t total,
-                       int truncated, const char *text, size_t tlen) {
+static int put_preview(msgpack_sbuffer *out, const char *kind, size_t total, int truncated,
+                       const char *text, size_t tlen) {
     char head[96];
     snprintf(head, sizeof(head), "{\"kind\":\"%s\",\"size\":%zu,\"truncated\":%s,\"text\":", kind,
              total, truncated ? "true" : "false");
@@ -138,8 +135,8 @@ static const char *top_bin(const char *p, size_t len, size_t *binlen) {
     return bin;
 }
 
-int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len,
-                            size_t total, int json_enc, size_t text_max) {
+int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len, size_t total,
+                            int json_enc, size_t text_max) {
     if (!p && total == 0) return put_preview(out, "none", 0, 0, "", 0);
     if (len < total || len > JQ_VIEW_DECODE_MAX) return preview_hex(out, "raw", p, len, total);
     size_t binlen;

@@ -26,15 +26,13 @@
  * and the names in skip (NULL-terminated; skip may be NULL). Counters
  * (attempt, max_attempts, timeout_ms, ...) are written as numbers, every
  * other value as a JSON string of its bytes. */
-int jq_view_fields(msgpack_sbuffer *out, const jq_dead_job_t *job,
-                   const char *const *skip);
+int jq_view_fields(msgpack_sbuffer *out, const jq_dead_job_t *job, const char *const *skip);
 
 /* Appends payload bytes p[0..len) as one JSON value: decoded from msgpack,
  * or (json_enc) JSON text checked and re-encoded, so that bad input can
  * never break the JSON around it; a JSON string of the raw bytes when they
  * do not decode; null when p is NULL. */
-int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len,
-                         int json_enc);
+int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len, int json_enc);
 
 /* Appends a preview object of a payload of `total` bytes of which p[0..len)
  * are at hand (len < total when only a head was read):
@@ -44,7 +42,7 @@ int jq_view_payload_json(msgpack_sbuffer *out, const char *p, size_t len,
  * bin: text is a hex dump of its first JQ_VIEW_HEX_BYTES bytes) or "raw"
  * (too large to decode, or not valid msgpack or JSON: a hex dump of the
  * stored bytes). truncated says the text does not show everything. */
-int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len,
-                            size_t total, int json_enc, size_t text_max);
+int jq_view_payload_preview(msgpack_sbuffer *out, const char *p, size_t len, size_t total,
+                            int json_enc, size_t text_max);
 
 #endif

@@ -28,8 +28,7 @@ int main(int argc, char **argv) {
     static jq_options_t opt;
     char err[JQ_ERR_LEN];
     /* A worker re-executes us as the guard of each exec job's command. */
-    if (argc > 1 && strcmp(argv[1], JQ_EXEC_GUARD_ARG) == 0)
-        return jq_exec_guard_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], JQ_EXEC_GUARD_ARG) == 0) return jq_exec_guard_main(argc, argv);
     jq_log_set_role("master");
     int rc = jq_options_parse(&opt, argc, argv, err, sizeof(err));
     if (rc == JQ_OPTS_HELP) {

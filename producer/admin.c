@@ -8,8 +8,7 @@
 #include "client_int.h"
 #include "job.h"
 
-static int simple(jq_client_t *c, const char *queue, int pause, char *err,
-                  size_t errlen) {
+static int simple(jq_client_t *c, const char *queue, int pause, char *err, size_t errlen) {
     if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     jq_args_t a;
     jq_args_init(&a);
@@ -21,13 +20,11 @@ static int simple(jq_client_t *c, const char *queue, int pause, char *err,
     return rc;
 }
 
-int jq_client_pause(jq_client_t *c, const char *queue, char *err,
-                    size_t errlen) {
+int jq_client_pause(jq_client_t *c, const char *queue, char *err, size_t errlen) {
     return simple(c, queue, 1, err, errlen);
 }
 
-int jq_client_resume(jq_client_t *c, const char *queue, char *err,
-                     size_t errlen) {
+int jq_client_resume(jq_client_t *c, const char *queue, char *err, size_t errlen) {
     return simple(c, queue, 0, err, errlen);
 }
 
@@ -45,9 +42,12 @@ static int group_figures(const redisReply *g, long long *pending, long long *lag
         int ours = 0;
         for (size_t k = 0; k + 1 < grp->elements; k += 2) {
             const redisReply *v = grp->element[k + 1];
-            if (jq_reply_is(grp->element[k], "name")) ours = jq_reply_is(v, JQ_GROUP);
-            else if (jq_reply_is(grp->element[k], "pending")) jq_reply_ll(v, pending);
-            else if (jq_reply_is(grp->element[k], "lag") && v->type == REDIS_REPLY_INTEGER) *lag = v->integer;
+            if (jq_reply_is(grp->element[k], "name"))
+                ours = jq_reply_is(v, JQ_GROUP);
+            else if (jq_reply_is(grp->element[k], "pending"))
+                jq_reply_ll(v, pending);
+            else if (jq_reply_is(grp->element[k], "lag") && v->type == REDIS_REPLY_INTEGER)
+                *lag = v->integer;
         }
         if (ours) return 1;
         *pending = 0;
@@ -64,7 +64,7 @@ static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
                          : jq_reply_is(f, "failed")  ? &s->failed
                          : jq_reply_is(f, "retried") ? &s->retried
                          : jq_reply_is(f, "dead")    ? &s->dead_total
-                                            : NULL;
+                                                     : NULL;
         if (dst) jq_reply_ll(v, dst);
     }
 }
@@ -73,8 +73,8 @@ enum { S_XLEN, S_GROUPS, S_SCHED, S_DEAD, S_PAUSED, S_TOTALS, S_N };
 
 void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen) {
     static const char *const cmd[S_N][2] = {
-        {"XLEN", "stream"},   {"XINFO", "stream"}, {"ZCARD", "scheduled"},
-        {"ZCARD", "dead"},    {"EXISTS", "paused"}, {"HGETALL", "stats"},
+        {"XLEN", "stream"}, {"XINFO", "stream"},  {"ZCARD", "scheduled"},
+        {"ZCARD", "dead"},  {"EXISTS", "paused"}, {"HGETALL", "stats"},
     };
     for (int i = 0; i < S_N; i++) {
         jq_args_str(&p->a, cmd[i][0]);
@@ -91,8 +91,10 @@ static void fill_stats(redisReply **r, jq_queue_stats_t *s) {
     jq_reply_ll(r[S_XLEN], &s->length);
     long long lag;
     int has_group = group_figures(r[S_GROUPS], &s->running, &lag);
-    if (has_group && lag >= 0) s->ready = lag;
-    else s->ready = s->length > s->running ? s->length - s->running : 0;
+    if (has_group && lag >= 0)
+        s->ready = lag;
+    else
+        s->ready = s->length > s->running ? s->length - s->running : 0;
     jq_reply_ll(r[S_SCHED], &s->scheduled);
     jq_reply_ll(r[S_DEAD], &s->dead);
     long long paused = 0;
@@ -119,7 +121,8 @@ int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char 
         /* A stream key holding another type is a broken queue, which the
          * workers report in <p>:{q}:broken (PROTOCOL §7): its counts are
          * 0, and the other queues' stats still show. */
-        if (i == S_XLEN && r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, "WRONGTYPE", 9) == 0)
+        if (i == S_XLEN && r[i]->type == REDIS_REPLY_ERROR &&
+            strncmp(r[i]->str, "WRONGTYPE", 9) == 0)
             continue;
         if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;
     }
@@ -129,8 +132,8 @@ int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char 
     return rc;
 }
 
-int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
-                    char *err, size_t errlen) {
+int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+                    size_t errlen) {
     memset(s, 0, sizeof(*s));
     if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     jq_pipe_t p;
@@ -140,9 +143,8 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
     return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
-int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
-                      int n, long long *processed, long long *failed,
-                      char *err, size_t errlen) {
+int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms, int n,
+                      long long *processed, long long *failed, char *err, size_t errlen) {
     if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     if (n < 1 || n > 1440) {
         jq_seterr(err, errlen, "minutes: want 1 to 1440, not %d", n);
@@ -185,8 +187,7 @@ void jq_client_queues_free(char **names, size_t n) {
     free(names);
 }
 
-int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,
-                     size_t errlen) {
+int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err, size_t errlen) {
     *names = NULL;
     *n = 0;
     char key[JQ_KEY_MAX];

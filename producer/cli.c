@@ -28,11 +28,13 @@ static void usage(FILE *out) {
           "  stats [-q QUEUE] [--json]  queue figures\n"
           "  top [-q QUEUE]             live view of queues and workers\n"
           "\n"
-          "global options (also accepted after the command):\n", out);
+          "global options (also accepted after the command):\n",
+          out);
     jq_opts_usage(jq_cli_opts, out);
     fputs("\n'jobq COMMAND --help' describes a command. Exit status: 0 ok, 1 job\n"
           "dead or dead job not found, 2 bad arguments or wait timed out, 3 Redis\n"
-          "error.\n", out);
+          "error.\n",
+          out);
 }
 
 static void enqueue_usage(FILE *out) {
@@ -58,7 +60,8 @@ static void enqueue_usage(FILE *out) {
           "                        notify list\n"
           "  --raw                 with --wait: write the result's msgpack bytes\n"
           "                        unchanged instead of JSON\n"
-          "  -o, --output FILE     with --wait: write those bytes into FILE\n", out);
+          "  -o, --output FILE     with --wait: write those bytes into FILE\n",
+          out);
 }
 
 static void wait_usage(FILE *out) {
@@ -66,10 +69,12 @@ static void wait_usage(FILE *out) {
           "\n"
           "Waits for the job to be done or dead (polling its result hash) and\n"
           "prints one JSON object:\n"
-          "{\"id\",\"queue\",\"state\",\"result\",\"error\",\"attempts\",\"finished_at\",\"worker\"}.\n"
+          "{\"id\",\"queue\",\"state\",\"result\",\"error\",\"attempts\",\"finished_at\","
+          "\"worker\"}.\n"
           "Exit 0 done, 1 dead, 2 timed out (default 30 s), 3 Redis error.\n"
           "  --raw               write the result's msgpack bytes unchanged instead\n"
-          "  -o, --output FILE   write those bytes into FILE instead of stdout\n", out);
+          "  -o, --output FILE   write those bytes into FILE instead of stdout\n",
+          out);
 }
 
 /* Reads a whole file ("-" is stdin) into a malloc'd buffer. */
@@ -104,15 +109,12 @@ static char *read_file(const char *path, size_t *len) {
 static int build_payload(const char *arg, int json_file, msgpack_sbuffer *sb) {
     char err[JQ_ERR_LEN];
     if (arg[0] != '@') {
-        if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) == 0)
-            return 0;
+        if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) == 0) return 0;
         return jq_cli_usage_error("enqueue", "%s", err);
     }
     size_t len = 0;
     char *data = read_file(arg + 1, &len);
-    if (!data)
-        return jq_cli_usage_error("enqueue", "cannot read %s: %s", arg + 1,
-                                  strerror(errno));
+    if (!data) return jq_cli_usage_error("enqueue", "cannot read %s: %s", arg + 1, strerror(errno));
     int rc = 0;
     if (json_file) {
         if (jq_codec_json_to_msgpack(data, len, sb, err, sizeof(err)) < 0)
@@ -162,20 +164,19 @@ static int output_close(output_t *o, int status) {
 /* Waits and prints as `jobq wait` does; returns the exit status. flags:
  * JQ_NOTIFY when the job was enqueued with it (blocks on its notify list
  * instead of polling). */
-static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id,
-                          long long timeout_ms, unsigned flags, output_t *out) {
+static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id, long long timeout_ms,
+                          unsigned flags, output_t *out) {
     jq_result_t r;
     char err[JQ_ERR_LEN];
     int raw = out->raw;
-    int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err,
-                                  sizeof(err));
+    int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err, sizeof(err));
     int status;
     if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
         int dead = rc == 0 && !strcmp(r.state, "dead");
         status = rc ? JQ_EXIT_TIMEOUT : dead ? JQ_EXIT_FAIL : JQ_EXIT_OK;
         if (rc)
-            fprintf(stderr, "jobq: job %s not finished after %.3f s (state: %s)\n",
-                    id, timeout_ms / 1000.0, r.state[0] ? r.state : "pending");
+            fprintf(stderr, "jobq: job %s not finished after %.3f s (state: %s)\n", id,
+                    timeout_ms / 1000.0, r.state[0] ? r.state : "pending");
         if (!raw)
             jq_cli_print_result(stdout, queue, id, &r);
         else if (dead)
@@ -259,28 +260,28 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
             return JQ_EXIT_OK;
         }
         if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
-            jq_argp_set(&p, NULL, "json", &json_file) ||
-            jq_argp_opt(&p, NULL, "id", &o.id) ||
+            jq_argp_set(&p, NULL, "json", &json_file) || jq_argp_opt(&p, NULL, "id", &o.id) ||
             jq_argp_ll(&p, NULL, "delay", 0, 1LL << 50, &o.delay_ms) ||
             jq_argp_ll(&p, NULL, "at", 0, 1LL << 50, &o.at_ms) ||
             jq_argp_ll(&p, NULL, "max-attempts", 1, 1000000, &o.max_attempts) ||
             jq_argp_ll(&p, NULL, "timeout-ms", 1, 1LL << 40, &o.timeout_ms) ||
             jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
-            jq_argp_set(&p, NULL, "raw", &out.raw) ||
-            jq_argp_opt(&p, "-o", "output", &out.path) || jq_argp_unknown(&p))
+            jq_argp_set(&p, NULL, "raw", &out.raw) || jq_argp_opt(&p, "-o", "output", &out.path) ||
+            jq_argp_unknown(&p))
             continue;
-        if (npos == 2)
-            return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
+        if (npos == 2) return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
         pos[npos++] = jq_argp_take(&p);
     }
     if (p.bad) return JQ_EXIT_USAGE;
     if (!pos[0]) return jq_cli_usage_error("enqueue", "missing TYPE");
-    if (o.delay_ms > 0 && o.at_ms > 0) return jq_cli_usage_error("enqueue", "--delay and --at exclude each other");
+    if (o.delay_ms > 0 && o.at_ms > 0)
+        return jq_cli_usage_error("enqueue", "--delay and --at exclude each other");
     /* PROTOCOL 1.1 §3: a job with result_ttl 0 leaves no result and no
      * notify list behind, so there would be nothing to wait for. */
     if (wait_ms >= 0 && ttl == 0)
-        return jq_cli_usage_error("enqueue", "--wait with --result-ttl 0: such a job keeps no result to wait for");
+        return jq_cli_usage_error(
+            "enqueue", "--wait with --result-ttl 0: such a job keeps no result to wait for");
     if (wait_ms < 0 && (out.raw || out.path))
         return jq_cli_usage_error("enqueue", "--raw and -o write the result: they need --wait");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
@@ -311,8 +312,7 @@ static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
             return JQ_EXIT_OK;
         }
         if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
-            jq_argp_opt(&p, "-t", "timeout", &timeout) ||
-            jq_argp_set(&p, NULL, "raw", &out.raw) ||
+            jq_argp_opt(&p, "-t", "timeout", &timeout) || jq_argp_set(&p, NULL, "raw", &out.raw) ||
             jq_argp_opt(&p, "-o", "output", &out.path) || jq_argp_unknown(&p))
             continue;
         if (id) return jq_cli_usage_error("wait", "unexpected argument '%s'", argv[p.i]);
@@ -350,14 +350,22 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[i++];
     int status;
-    if (!strcmp(cmd, "enqueue")) status = cmd_enqueue(&cli, argc, argv, i);
-    else if (!strcmp(cmd, "wait")) status = cmd_wait(&cli, argc, argv, i);
-    else if (!strcmp(cmd, "dead")) status = jq_cli_dead(&cli, argc, argv, i);
-    else if (!strcmp(cmd, "pause")) status = jq_cli_pause(&cli, argc, argv, i, 1);
-    else if (!strcmp(cmd, "resume")) status = jq_cli_pause(&cli, argc, argv, i, 0);
-    else if (!strcmp(cmd, "stats")) status = jq_cli_stats(&cli, argc, argv, i);
-    else if (!strcmp(cmd, "top")) status = jq_cli_top(&cli, argc, argv, i);
-    else status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
+    if (!strcmp(cmd, "enqueue"))
+        status = cmd_enqueue(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "wait"))
+        status = cmd_wait(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "dead"))
+        status = jq_cli_dead(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "pause"))
+        status = jq_cli_pause(&cli, argc, argv, i, 1);
+    else if (!strcmp(cmd, "resume"))
+        status = jq_cli_pause(&cli, argc, argv, i, 0);
+    else if (!strcmp(cmd, "stats"))
+        status = jq_cli_stats(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "top"))
+        status = jq_cli_top(&cli, argc, argv, i);
+    else
+        status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
     jq_client_free(cli.client);
     return status;
 }

@@ -15,11 +15,13 @@
 
 /* Exit statuses, documented in docs/CLI.md. */
 #define JQ_EXIT_OK 0
-#define JQ_EXIT_FAIL 1    /* the job is dead; or the dead job asked for
+#define JQ_EXIT_FAIL                                                                               \
+    1                   /* the job is dead; or the dead job asked for
                              does not exist */
-#define JQ_EXIT_USAGE 2   /* a bad argument; also a wait that timed out */
+#define JQ_EXIT_USAGE 2 /* a bad argument; also a wait that timed out */
 #define JQ_EXIT_TIMEOUT 2
-#define JQ_EXIT_REDIS 3   /* Redis unreachable, refused a command, or
+#define JQ_EXIT_REDIS                                                                              \
+    3 /* Redis unreachable, refused a command, or
                              returned something unusable */
 
 typedef struct jq_cli {
@@ -39,26 +41,24 @@ typedef struct jq_argp {
     int argc;
     char **argv;
     int i;
-    const char *cmd;  /* "enqueue", "dead retry": names it in messages */
+    const char *cmd; /* "enqueue", "dead retry": names it in messages */
     jq_cli_t *cli;
     int bad;
     int no_more_opts; /* after "--": everything is positional */
 } jq_argp_t;
 
 /* Prints "jobq CMD: message" and a hint to stderr; returns JQ_EXIT_USAGE. */
-int jq_cli_usage_error(const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int jq_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Matches "--name VALUE", "--name=VALUE" or "-s VALUE" (s may be NULL). */
-int jq_argp_opt(jq_argp_t *p, const char *s, const char *name,
-                const char **val);
+int jq_argp_opt(jq_argp_t *p, const char *s, const char *name, const char **val);
 /* Matches a flag without a value. */
 int jq_argp_flag(jq_argp_t *p, const char *s, const char *name);
 /* Matches a flag without a value and sets *flag to 1. */
 int jq_argp_set(jq_argp_t *p, const char *s, const char *name, int *flag);
 /* Matches an integer option in [min, max]. */
-int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
-               long long max, long long *out);
+int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min, long long max,
+               long long *out);
 /* Matches --redis, --prefix, --log-level after the subcommand. */
 int jq_argp_global(jq_argp_t *p);
 /* Matches -h / --help. */
@@ -93,8 +93,7 @@ int jq_json_msgpack(FILE *out, const char *buf, size_t len);
 void jq_cli_time(long long ms, char *buf, size_t cap);
 
 /* Prints a job's result as one JSON object line; see docs/CLI.md. */
-int jq_cli_print_result(FILE *out, const char *queue, const char *id,
-                        const jq_result_t *r);
+int jq_cli_print_result(FILE *out, const char *queue, const char *id, const jq_result_t *r);
 
 /* cli_fmt.c: short human forms for table cells, written into buf and
  * returned: durations ("4.2ms", "1.5s", "-" for ms < 0), sizes ("6.1M"),

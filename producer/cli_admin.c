@@ -33,8 +33,8 @@ static void print_dead_table(const jq_dead_job_t *jobs, size_t n) {
         l = jobs[i].type ? (int)strlen(jobs[i].type) : 1;
         if (l > wtype && l <= 40) wtype = l;
     }
-    printf("%-*s  %-*s  %8s  %-24s  %s\n", wid, "ID", wtype, "TYPE", "ATTEMPTS",
-           "DIED_AT", "ERROR");
+    printf("%-*s  %-*s  %8s  %-24s  %s\n", wid, "ID", wtype, "TYPE", "ATTEMPTS", "DIED_AT",
+           "ERROR");
     for (size_t i = 0; i < n; i++) {
         char when[32], att[24] = "-";
         jq_cli_time(jobs[i].died_at, when, sizeof(when));
@@ -58,8 +58,10 @@ static void print_dead_json(const char *queue, const jq_dead_job_t *jobs, size_t
         fputs(",\"error\":", stdout);
         jq_json_cstr(stdout, jobs[i].error);
         fputs(",\"attempts\":", stdout);
-        if (jobs[i].attempts >= 0) printf("%lld", jobs[i].attempts);
-        else fputs("null", stdout);
+        if (jobs[i].attempts >= 0)
+            printf("%lld", jobs[i].attempts);
+        else
+            fputs("null", stdout);
         printf(",\"died_at\":%lld}", jobs[i].died_at);
     }
     fputs(n ? "\n]\n" : "]\n", stdout);
@@ -94,8 +96,7 @@ static int print_dead_job(const char *queue, const jq_dead_job_t *job) {
 }
 
 /* retry / delete of one id or --all. */
-static int dead_change(jq_cli_t *cli, const char *queue, const char *id,
-                       int all, int retry) {
+static int dead_change(jq_cli_t *cli, const char *queue, const char *id, int all, int retry) {
     char err[JQ_ERR_LEN];
     const char *verb = retry ? "retried" : "deleted";
     if (all) {
@@ -152,8 +153,10 @@ static int dead_list(jq_cli_t *cli, const char *queue, int json) {
         fprintf(stderr, "jobq: dead list: %s\n", err);
         return JQ_EXIT_REDIS;
     }
-    if (json) print_dead_json(queue, jobs, n);
-    else print_dead_table(jobs, n);
+    if (json)
+        print_dead_json(queue, jobs, n);
+    else
+        print_dead_table(jobs, n);
     jq_dead_jobs_free(jobs, n);
     return JQ_EXIT_OK;
 }

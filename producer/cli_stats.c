@@ -36,9 +36,9 @@ static int name_width(const jq_watch_t *w) {
 
 static void print_queues(const jq_watch_t *w) {
     int qw = name_width(w);
-    printf("%-*s %7s %7s %7s %6s %3s %9s %7s %7s %7s %7s %7s %7s\n", qw, "QUEUE", "READY", "RUNNING",
-           "SCHED", "DEAD", "PSD", "PROCESSED", "FAILED", "JOBS/S", "WAIT50", "WAIT99", "RUN50",
-           "RUN99");
+    printf("%-*s %7s %7s %7s %6s %3s %9s %7s %7s %7s %7s %7s %7s\n", qw, "QUEUE", "READY",
+           "RUNNING", "SCHED", "DEAD", "PSD", "PROCESSED", "FAILED", "JOBS/S", "WAIT50", "WAIT99",
+           "RUN50", "RUN99");
     for (size_t i = 0; i < w->nqueues; i++) {
         const jq_queue_watch_t *q = &w->queues[i];
         const jq_queue_stats_t *s = &q->s;
@@ -82,7 +82,8 @@ static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
         if (!jq_watch_broken(cli->client, w->queues[i].s.queue, &b)) continue;
         jq_cli_time(b.since, since, sizeof(since));
         printf("\nqueue %s is BROKEN since %s: %s (seen by worker %s; left out of reads until "
-               "fixed)\n", w->queues[i].s.queue, since, b.error, b.worker);
+               "fixed)\n",
+               w->queues[i].s.queue, since, b.error, b.worker);
     }
 }
 

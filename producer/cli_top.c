@@ -22,9 +22,9 @@
 #include "jobq/watch.h"
 #include "url.h"
 
-#define HIST 64           /* snapshots kept per queue (one a second) */
-#define RATE_SPAN 5       /* rates over the last 5 snapshots */
-#define SPARK 8           /* sparkline cells */
+#define HIST 64     /* snapshots kept per queue (one a second) */
+#define RATE_SPAN 5 /* rates over the last 5 snapshots */
+#define SPARK 8     /* sparkline cells */
 #define MAX_QUEUES 256
 #define READ_TIMEOUT_MS 2000
 
@@ -43,7 +43,7 @@ typedef struct jq_qhist {
     long long processed[HIST], failed[HIST];
     int n, head; /* ring: head is the next slot */
     double rate, fail_rate;
-    int seen;    /* present in the latest snapshot */
+    int seen; /* present in the latest snapshot */
 } jq_qhist_t;
 
 typedef enum { SORT_NAME, SORT_READY, SORT_RATE, SORT_DEAD, SORT_N } jq_sort_t;
@@ -52,15 +52,15 @@ static const char *const sort_names[SORT_N] = {"name", "ready", "jobs/s", "dead"
 typedef struct jq_top {
     jq_cli_t *cli;
     const char *queue;
-    char where[600];          /* redis URL without the password */
-    jq_watch_t snap;          /* the last good snapshot */
+    char where[600]; /* redis URL without the password */
+    jq_watch_t snap; /* the last good snapshot */
     int have_snap;
-    char err[JQ_ERR_LEN];     /* the last read's failure, "" when it worked */
+    char err[JQ_ERR_LEN];        /* the last read's failure, "" when it worked */
     char note[JQ_ERR_LEN + 160]; /* the answer to the last key */
     jq_qhist_t hist[MAX_QUEUES];
     int nhist;
-    int order[MAX_QUEUES];    /* snapshot queue indexes, in sort order */
-    int selected;             /* index into order */
+    int order[MAX_QUEUES]; /* snapshot queue indexes, in sort order */
+    int selected;          /* index into order */
     char selected_name[JQ_CLIENT_ID_LEN];
     jq_sort_t sort;
     int utf8;
@@ -104,8 +104,10 @@ static void hist_add(jq_qhist_t *h, int64_t at, long long processed, long long f
         int a = back(h, k), b = back(h, 0);
         double dt = (double)(h->at[b] - h->at[a]) / 1000.0;
         /* A counter that went down was reset (a FLUSHALL): no rate. */
-        if (dt > 0 && h->processed[b] >= h->processed[a]) h->rate = (h->processed[b] - h->processed[a]) / dt;
-        if (dt > 0 && h->failed[b] >= h->failed[a]) h->fail_rate = (h->failed[b] - h->failed[a]) / dt;
+        if (dt > 0 && h->processed[b] >= h->processed[a])
+            h->rate = (h->processed[b] - h->processed[a]) / dt;
+        if (dt > 0 && h->failed[b] >= h->failed[a])
+            h->fail_rate = (h->failed[b] - h->failed[a]) / dt;
     }
 }
 
@@ -123,7 +125,7 @@ static void record(jq_top_t *t) {
 /* Throughput of each second over the last SPARK seconds, as block
  * characters scaled to the window's busiest second (ASCII outside UTF-8). */
 static void sparkline(const jq_top_t *t, const jq_qhist_t *h, char *out, size_t cap) {
-    static const char *const blocks[] = {" ", "\u2581", "\u2582", "\u2583", "\u2584",
+    static const char *const blocks[] = {" ",      "\u2581", "\u2582", "\u2583", "\u2584",
                                          "\u2585", "\u2586", "\u2587", "\u2588"};
     static const char ascii[] = " .:-=+*#%@";
     double v[SPARK] = {0}, max = 0;
@@ -156,14 +158,15 @@ static int cmp_queue(const void *x, const void *y) {
     const jq_queue_watch_t *b = &sort_top->snap.queues[*(const int *)y];
     double ka = 0, kb = 0;
     switch (sort_top->sort) {
-    case SORT_READY: ka = (double)a->s.ready, kb = (double)b->s.ready; break;
-    case SORT_DEAD: ka = (double)a->s.dead, kb = (double)b->s.dead; break;
-    case SORT_RATE: {
-        jq_qhist_t *ha = hist_of((jq_top_t *)sort_top, a->s.queue), *hb = hist_of((jq_top_t *)sort_top, b->s.queue);
-        ka = ha ? ha->rate : 0, kb = hb ? hb->rate : 0;
-        break;
-    }
-    default: break;
+        case SORT_READY: ka = (double)a->s.ready, kb = (double)b->s.ready; break;
+        case SORT_DEAD: ka = (double)a->s.dead, kb = (double)b->s.dead; break;
+        case SORT_RATE: {
+            jq_qhist_t *ha = hist_of((jq_top_t *)sort_top, a->s.queue),
+                       *hb = hist_of((jq_top_t *)sort_top, b->s.queue);
+            ka = ha ? ha->rate : 0, kb = hb ? hb->rate : 0;
+            break;
+        }
+        default: break;
     }
     if (ka != kb) return ka < kb ? 1 : -1; /* biggest first */
     return strcmp(a->s.queue, b->s.queue);
@@ -178,7 +181,9 @@ static void order_queues(jq_top_t *t) {
     t->selected = 0;
     for (int i = 0; i < n; i++)
         if (strcmp(t->snap.queues[t->order[i]].s.queue, t->selected_name) == 0) t->selected = i;
-    if (n) snprintf(t->selected_name, sizeof(t->selected_name), "%s", t->snap.queues[t->order[t->selected]].s.queue);
+    if (n)
+        snprintf(t->selected_name, sizeof(t->selected_name), "%s",
+                 t->snap.queues[t->order[t->selected]].s.queue);
 }
 
 /* ---- reading ---- */
@@ -218,7 +223,8 @@ static void draw_header(jq_top_t *t) {
     attron(A_BOLD);
     line(0, "jobq top  %.40s  %s", t->where, clock);
     attroff(A_BOLD);
-    line(1, "q quit  up/down select  p pause/resume  s sort: %s   (P: paused)", sort_names[t->sort]);
+    line(1, "q quit  up/down select  p pause/resume  s sort: %s   (P: paused)",
+         sort_names[t->sort]);
     if (t->err[0]) {
         attron(A_REVERSE | A_BOLD);
         line(2, "redis unreachable, retrying: %s", t->err);
@@ -260,8 +266,8 @@ static void draw_queue(jq_top_t *t, int y, int i, int qw) {
 static int draw_queues(jq_top_t *t, int y) {
     int qw = queue_width();
     attron(A_BOLD);
-    line(y++, "   %-*s %6s %4s %5s %5s %6s %5s %6s %6s %6s %-*s", qw, "QUEUE", "READY", "RUN", "SCHED", "DEAD",
-         "DONE", "FAIL", "JOBS/S", "WAIT99", "RUN99", SPARK, "TREND");
+    line(y++, "   %-*s %6s %4s %5s %5s %6s %5s %6s %6s %6s %-*s", qw, "QUEUE", "READY", "RUN",
+         "SCHED", "DEAD", "DONE", "FAIL", "JOBS/S", "WAIT99", "RUN99", SPARK, "TREND");
     attroff(A_BOLD);
     for (int i = 0; i < (int)t->snap.nqueues && y < LINES - 3; i++) draw_queue(t, y++, i, qw);
     if (t->snap.nqueues == 0) line(y++, "   (no queues)");
@@ -271,17 +277,18 @@ static int draw_queues(jq_top_t *t, int y) {
 static void draw_workers(jq_top_t *t, int y) {
     if (y >= LINES - 1) return;
     attron(A_BOLD);
-    line(y++, "  %-20s %-10s %4s %5s %5s %7s %7s %7s %5s", "WORKER", "QUEUES", "IO", "CPU", "BKLG", "RSS", "CPU_T",
-         "LAG", "SEEN");
+    line(y++, "  %-20s %-10s %4s %5s %5s %7s %7s %7s %5s", "WORKER", "QUEUES", "IO", "CPU", "BKLG",
+         "RSS", "CPU_T", "LAG", "SEEN");
     attroff(A_BOLD);
     for (size_t i = 0; i < t->snap.nworkers && y < LINES; i++) {
         const jq_worker_watch_t *k = &t->snap.workers[i];
         char cpu[24], rss[24], ct[24], lag[24], seen[24];
         snprintf(cpu, sizeof(cpu), "%lld/%lld", k->busy_cpu, k->threads);
-        line(y++, "  %-20.20s %-10.10s %4lld %5s %5lld %7s %7s %7s %5s%s", k->id, k->queues, k->busy_io, cpu,
-             k->cpu_backlog, jq_fmt_bytes(k->rss_bytes, rss, 24), jq_fmt_ms((double)k->cpu_ms, ct, 24),
-             jq_fmt_ms(k->loop_lag_us / 1000.0, lag, 24),
-             jq_fmt_ms((double)(t->snap.at_ms - k->last_seen_ms), seen, 24), k->draining ? " D" : "");
+        line(y++, "  %-20.20s %-10.10s %4lld %5s %5lld %7s %7s %7s %5s%s", k->id, k->queues,
+             k->busy_io, cpu, k->cpu_backlog, jq_fmt_bytes(k->rss_bytes, rss, 24),
+             jq_fmt_ms((double)k->cpu_ms, ct, 24), jq_fmt_ms(k->loop_lag_us / 1000.0, lag, 24),
+             jq_fmt_ms((double)(t->snap.at_ms - k->last_seen_ms), seen, 24),
+             k->draining ? " D" : "");
     }
     if (t->snap.nworkers == 0) line(y, "  (no live workers)");
 }
@@ -303,37 +310,40 @@ static void toggle_pause(jq_top_t *t) {
     int pause = !q->s.paused;
     int rc = pause ? jq_client_pause(t->cli->client, q->s.queue, err, sizeof(err))
                    : jq_client_resume(t->cli->client, q->s.queue, err, sizeof(err));
-    if (rc < 0) snprintf(t->note, sizeof(t->note), "cannot %s %s: %s", pause ? "pause" : "resume", q->s.queue, err);
-    else snprintf(t->note, sizeof(t->note), "%s %s", pause ? "paused" : "resumed", q->s.queue);
+    if (rc < 0)
+        snprintf(t->note, sizeof(t->note), "cannot %s %s: %s", pause ? "pause" : "resume",
+                 q->s.queue, err);
+    else
+        snprintf(t->note, sizeof(t->note), "%s %s", pause ? "paused" : "resumed", q->s.queue);
 }
 
 /* Returns 1 to quit, 2 when the data should be read again now. */
 static int on_key(jq_top_t *t, int ch) {
     int n = (int)t->snap.nqueues;
     switch (ch) {
-    case 'q':
-    case 'Q': return 1;
-    case KEY_UP:
-    case 'k':
-        if (t->selected > 0) t->selected--;
-        break;
-    case KEY_DOWN:
-    case 'j':
-        if (t->selected + 1 < n) t->selected++;
-        break;
-    case 's':
-    case 'S':
-        t->sort = (t->sort + 1) % SORT_N;
-        order_queues(t);
-        return 0;
-    case 'p':
-    case 'P':
-        toggle_pause(t);
-        return 2;
-    case KEY_RESIZE: return 0;
-    default: return 0;
+        case 'q':
+        case 'Q': return 1;
+        case KEY_UP:
+        case 'k':
+            if (t->selected > 0) t->selected--;
+            break;
+        case KEY_DOWN:
+        case 'j':
+            if (t->selected + 1 < n) t->selected++;
+            break;
+        case 's':
+        case 'S':
+            t->sort = (t->sort + 1) % SORT_N;
+            order_queues(t);
+            return 0;
+        case 'p':
+        case 'P': toggle_pause(t); return 2;
+        case KEY_RESIZE: return 0;
+        default: return 0;
     }
-    if (n) snprintf(t->selected_name, sizeof(t->selected_name), "%s", t->snap.queues[t->order[t->selected]].s.queue);
+    if (n)
+        snprintf(t->selected_name, sizeof(t->selected_name), "%s",
+                 t->snap.queues[t->order[t->selected]].s.queue);
     return 0;
 }
 
@@ -372,7 +382,8 @@ int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start) {
             fputs(top_help, stdout);
             return JQ_EXIT_OK;
         }
-        if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) || jq_argp_unknown(&p)) continue;
+        if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) || jq_argp_unknown(&p))
+            continue;
         return jq_cli_usage_error("top", "unexpected argument '%s'", argv[p.i]);
     }
     if (p.bad) return JQ_EXIT_USAGE;
@@ -391,7 +402,8 @@ int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start) {
      * for libjobq's 30 s default: the outage line comes after 2 s. */
     jq_client_set_timeout(cli->client, READ_TIMEOUT_MS);
     jq_url_t url;
-    if (jq_url_parse(cli->redis, &url, NULL, 0) == 0) jq_url_format(&url, t->where, sizeof(t->where));
+    if (jq_url_parse(cli->redis, &url, NULL, 0) == 0)
+        jq_url_format(&url, t->where, sizeof(t->where));
     memset(&url, 0, sizeof(url));
     setlocale(LC_ALL, "");
     const char *cs = setlocale(LC_CTYPE, NULL);

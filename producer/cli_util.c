@@ -14,16 +14,14 @@
 #include "url.h"
 
 const jq_opt_t jq_cli_opts[] = {
-    {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0,
-     offsetof(jq_cli_t, redis), sizeof(((jq_cli_t *)0)->redis),
+    {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, offsetof(jq_cli_t, redis),
+     sizeof(((jq_cli_t *)0)->redis),
      "Redis URL: redis://[[user]:password@]host[:port][/db] or "
      "unix:///path[?db=N]"},
-    {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0,
-     offsetof(jq_cli_t, prefix), sizeof(((jq_cli_t *)0)->prefix),
-     "key prefix"},
-    {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "warn", 0, 0,
-     offsetof(jq_cli_t, log_level), sizeof(((jq_cli_t *)0)->log_level),
-     "debug, info, warn or error"},
+    {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, offsetof(jq_cli_t, prefix),
+     sizeof(((jq_cli_t *)0)->prefix), "key prefix"},
+    {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "warn", 0, 0, offsetof(jq_cli_t, log_level),
+     sizeof(((jq_cli_t *)0)->log_level), "debug, info, warn or error"},
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -33,15 +31,13 @@ int jq_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(try 'jobq %s%s--help')\n", cmd ? cmd : "",
-            cmd ? " " : "");
+    fprintf(stderr, "\n(try 'jobq %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
     return JQ_EXIT_USAGE;
 }
 
 /* Matches argv[i] against "-s" or "--name"; *inline_val gets the text after
  * "--name=" when present. */
-static int match(const jq_argp_t *p, const char *s, const char *name,
-                 const char **inline_val) {
+static int match(const jq_argp_t *p, const char *s, const char *name, const char **inline_val) {
     if (p->no_more_opts || p->i >= p->argc) return 0;
     const char *a = p->argv[p->i];
     *inline_val = NULL;
@@ -57,8 +53,7 @@ static int match(const jq_argp_t *p, const char *s, const char *name,
     return 0;
 }
 
-int jq_argp_opt(jq_argp_t *p, const char *s, const char *name,
-                const char **val) {
+int jq_argp_opt(jq_argp_t *p, const char *s, const char *name, const char **val) {
     const char *iv;
     if (!match(p, s, name, &iv)) return 0;
     p->i++;
@@ -91,8 +86,8 @@ int jq_argp_set(jq_argp_t *p, const char *s, const char *name, int *flag) {
     return 1;
 }
 
-int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
-               long long max, long long *out) {
+int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min, long long max,
+               long long *out) {
     const char *v;
     if (!jq_argp_opt(p, s, name, &v)) return 0;
     if (p->bad) return 1;
@@ -101,8 +96,8 @@ int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min,
         if (max >= (1LL << 40))
             jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer >= %lld", name, v, min);
         else
-            jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer from %lld to %lld",
-                               name, v, min, max);
+            jq_cli_usage_error(p->cmd, "--%s: '%s' is not an integer from %lld to %lld", name, v,
+                               min, max);
         p->bad = 1;
     } else {
         *out = n;
@@ -162,12 +157,16 @@ int jq_cli_connect(jq_cli_t *cli) {
     char err[JQ_ERR_LEN];
     jq_log_level_t level;
     if (jq_log_parse_level(cli->log_level, &level) < 0)
-        return jq_cli_usage_error(NULL, "--log-level: '%s' is not debug, "
-                                        "info, warn or error", cli->log_level);
+        return jq_cli_usage_error(NULL,
+                                  "--log-level: '%s' is not debug, "
+                                  "info, warn or error",
+                                  cli->log_level);
     jq_log_set_level(level);
     if (!jq_name_valid(cli->prefix, strlen(cli->prefix)))
-        return jq_cli_usage_error(NULL, "--prefix: bad prefix '%s': want 1 "
-                                        "to 128 bytes of [A-Za-z0-9_.:-]", cli->prefix);
+        return jq_cli_usage_error(NULL,
+                                  "--prefix: bad prefix '%s': want 1 "
+                                  "to 128 bytes of [A-Za-z0-9_.:-]",
+                                  cli->prefix);
     jq_url_t url;
     if (jq_url_parse(cli->redis, &url, err, sizeof(err)) < 0)
         return jq_cli_usage_error(NULL, "--redis: %s", err);
@@ -183,22 +182,28 @@ int jq_cli_connect(jq_cli_t *cli) {
 
 int jq_cli_check_name(const char *cmd, const char *what, const char *s) {
     if (jq_name_valid(s, strlen(s))) return 0;
-    jq_cli_usage_error(cmd, "bad %s '%s': want 1 to 128 bytes of "
-                            "[A-Za-z0-9_.:-]", what, s);
+    jq_cli_usage_error(cmd,
+                       "bad %s '%s': want 1 to 128 bytes of "
+                       "[A-Za-z0-9_.:-]",
+                       what, s);
     return -1;
 }
 
 void jq_json_str(FILE *out, const char *s, size_t len) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (jq_codec_json_string(&sb, s, len) == 0) fwrite(sb.data, 1, sb.size, out);
-    else fputs("null", out); /* out of memory */
+    if (jq_codec_json_string(&sb, s, len) == 0)
+        fwrite(sb.data, 1, sb.size, out);
+    else
+        fputs("null", out); /* out of memory */
     msgpack_sbuffer_destroy(&sb);
 }
 
 void jq_json_cstr(FILE *out, const char *s) {
-    if (s) jq_json_str(out, s, strlen(s));
-    else fputs("null", out);
+    if (s)
+        jq_json_str(out, s, strlen(s));
+    else
+        fputs("null", out);
 }
 
 int jq_json_msgpack(FILE *out, const char *buf, size_t len) {
@@ -231,12 +236,13 @@ void jq_cli_time(long long ms, char *buf, size_t cap) {
 }
 
 static void json_ll(FILE *out, long long v) {
-    if (v < 0) fputs("null", out);
-    else fprintf(out, "%lld", v);
+    if (v < 0)
+        fputs("null", out);
+    else
+        fprintf(out, "%lld", v);
 }
 
-int jq_cli_print_result(FILE *out, const char *queue, const char *id,
-                        const jq_result_t *r) {
+int jq_cli_print_result(FILE *out, const char *queue, const char *id, const jq_result_t *r) {
     fputs("{\"id\":", out);
     jq_json_cstr(out, id);
     fputs(",\"queue\":", out);

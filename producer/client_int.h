@@ -23,8 +23,8 @@ struct jq_client {
 };
 
 /* Copies the key "<prefix>:{<queue>}:<what>" or, with id, ":<what>:<id>". */
-void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
-                 const char *what, const char *id);
+void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue, const char *what,
+                 const char *id);
 
 /* Adds "DEL" and the keys of a run's result and wake-up (result:<id>,
  * result:<id>:chunks, notify:<id>): what must go before a job id is
@@ -52,8 +52,7 @@ int jq_client_ready(jq_client_t *c, char *err, size_t errlen);
 /* Sends one command and reads its reply. Returns the reply (the caller
  * frees it with freeReplyObject), or NULL with err on an I/O fault or an
  * error reply. */
-redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err,
-                          size_t errlen);
+redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen);
 
 /* jq_client_run for a command whose reply is not needed: frees the reply
  * and resets a. Returns 0, or -1 with err. */
@@ -73,10 +72,10 @@ redisReply *jq_client_range(jq_client_t *c, const char *cmd, const char *queue, 
  * Commands go in only through the pipe or jq_client_run. */
 typedef struct jq_pipe {
     jq_client_t *c;
-    jq_args_t a;  /* the next command; jq_pipe_send resets it */
-    size_t sent;  /* commands queued */
-    size_t read;  /* replies read */
-    int broken;   /* a send failed or the connection was lost */
+    jq_args_t a; /* the next command; jq_pipe_send resets it */
+    size_t sent; /* commands queued */
+    size_t read; /* replies read */
+    int broken;  /* a send failed or the connection was lost */
 } jq_pipe_t;
 
 void jq_pipe_init(jq_pipe_t *p, jq_client_t *c);

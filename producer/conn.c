@@ -35,8 +35,7 @@ void jq_seterr(char *err, size_t errlen, const char *fmt, ...) {
 
 int jq_check_name(const char *what, const char *s, char *err, size_t errlen) {
     if (s && jq_name_valid(s, strlen(s))) return 0;
-    jq_seterr(err, errlen,
-              "bad %s '%.140s': want 1 to 128 bytes of [A-Za-z0-9_.:-]", what,
+    jq_seterr(err, errlen, "bad %s '%.140s': want 1 to 128 bytes of [A-Za-z0-9_.:-]", what,
               s ? s : "");
     return -1;
 }
@@ -49,8 +48,8 @@ int jq_check_queue(const char **queue, const char *id, char *err, size_t errlen)
 
 /* ---- argv builder: the rest is common/args.c ---- */
 
-void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue,
-                 const char *what, const char *id) {
+void jq_args_key(jq_args_t *a, const jq_client_t *c, const char *queue, const char *what,
+                 const char *id) {
     char key[JQ_KEY_MAX];
     int n = id ? jq_key_id(key, sizeof(key), c->prefix, queue, what, id)
                : jq_key(key, sizeof(key), c->prefix, queue, what);
@@ -104,9 +103,8 @@ static struct timeval ms_tv(long long ms) {
 static int connect_now(jq_client_t *c, char *err, size_t errlen) {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     if (c->timeout_ms > 0 && c->timeout_ms < CONNECT_TIMEOUT_S * 1000) tv = ms_tv(c->timeout_ms);
-    redisContext *ctx =
-        c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
-                       : redisConnectWithTimeout(c->url.host, c->url.port, tv);
+    redisContext *ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
+                                       : redisConnectWithTimeout(c->url.host, c->url.port, tv);
     char where[600];
     jq_url_format(&c->url, where, sizeof(where));
     if (!ctx || ctx->err) {
@@ -141,8 +139,7 @@ int jq_client_ready(jq_client_t *c, char *err, size_t errlen) {
     return connect_now(c, err, errlen);
 }
 
-jq_client_t *jq_client_new(const char *url, const char *prefix, char *err,
-                           size_t errlen) {
+jq_client_t *jq_client_new(const char *url, const char *prefix, char *err, size_t errlen) {
     jq_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         jq_seterr(err, errlen, "out of memory");
@@ -151,8 +148,7 @@ jq_client_t *jq_client_new(const char *url, const char *prefix, char *err,
     if (!prefix) prefix = JQ_PREFIX_DEFAULT;
     if (jq_check_name("prefix", prefix, err, errlen) < 0) goto err;
     snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
-    if (jq_url_parse(url ? url : JQ_URL_DEFAULT, &c->url, err, errlen) < 0)
-        goto err;
+    if (jq_url_parse(url ? url : JQ_URL_DEFAULT, &c->url, err, errlen) < 0) goto err;
     if (connect_now(c, err, errlen) < 0) goto err;
     return c;
 err:
@@ -170,7 +166,9 @@ void jq_client_free(jq_client_t *c) {
 
 const char *jq_client_prefix(const jq_client_t *c) { return c->prefix; }
 
-struct redisContext *jq_client_context(jq_client_t *c) { return c->ctx; }
+struct redisContext *jq_client_context(jq_client_t *c) {
+    return c->ctx;
+}
 
 /* ---- commands ---- */
 

@@ -31,8 +31,7 @@ void jq_dead_jobs_free(jq_dead_job_t *jobs, size_t n) {
     free(jobs);
 }
 
-const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
-                                    const char *name) {
+const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job, const char *name) {
     for (size_t i = 0; i < job->nfields; i++)
         if (!strcmp(job->fields[i].name, name)) return &job->fields[i];
     return NULL;
@@ -44,16 +43,17 @@ static const char *const brief_fields[] = {"type", "error", "attempt"};
 
 /* Copies one field into the next slot of job->fields and points the
  * summary members at it. Returns 0 or -1 (out of memory). */
-static int add_field(jq_dead_job_t *job, const char *name, size_t nlen,
-                     const redisReply *v) {
+static int add_field(jq_dead_job_t *job, const char *name, size_t nlen, const redisReply *v) {
     jq_field_t *out = &job->fields[job->nfields];
     out->name = jq_memdup(name, nlen);
     out->value = jq_memdup(v->str, v->len);
     out->value_len = v->len;
     job->nfields++;
     if (!out->name || !out->value) return -1;
-    if (!strcmp(out->name, "type")) job->type = out->value;
-    else if (!strcmp(out->name, "error")) job->error = out->value;
+    if (!strcmp(out->name, "type"))
+        job->type = out->value;
+    else if (!strcmp(out->name, "error"))
+        job->error = out->value;
     else if (!strcmp(out->name, "attempt"))
         jq_parse_ll(v->str, v->len, 0, 1LL << 40, &job->attempts);
     return 0;
@@ -61,8 +61,8 @@ static int add_field(jq_dead_job_t *job, const char *name, size_t nlen,
 
 /* Fills job from its id, its score and its HGETALL reply (or, brief, its
  * HMGET reply of brief_fields). */
-static int fill_job(jq_dead_job_t *job, const redisReply *id,
-                    const redisReply *score, const redisReply *h, int brief) {
+static int fill_job(jq_dead_job_t *job, const redisReply *id, const redisReply *score,
+                    const redisReply *h, int brief) {
     memset(job, 0, sizeof(*job));
     job->attempts = -1;
     snprintf(job->id, sizeof(job->id), "%.*s", (int)id->len, id->str);
@@ -85,9 +85,8 @@ static int fill_job(jq_dead_job_t *job, const redisReply *id,
 
 /* Sends ZCARD and the ZRANGE of the page; returns the ZRANGE reply (ids
  * and scores) with *total set, or NULL. */
-static redisReply *read_page_ids(jq_client_t *c, const char *queue,
-                                 const jq_set_page_t *pg, long long *total,
-                                 char *err, size_t errlen) {
+static redisReply *read_page_ids(jq_client_t *c, const char *queue, const jq_set_page_t *pg,
+                                 long long *total, char *err, size_t errlen) {
     const char *set = pg->set == JQ_SET_SCHEDULED ? "scheduled" : "dead";
     long long start = pg->start > 0 ? pg->start : 0;
     jq_pipe_t p;
@@ -117,9 +116,8 @@ static redisReply *read_page_ids(jq_client_t *c, const char *queue,
 
 /* Pipelines one HGETALL (or HMGET) per id of z, then reads every reply,
  * even after a fault, to stay in step. Returns 0 or -1. */
-static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z,
-                          int brief, jq_dead_job_t *list, size_t total,
-                          char *err, size_t errlen) {
+static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z, int brief,
+                          jq_dead_job_t *list, size_t total, char *err, size_t errlen) {
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     for (size_t i = 0; i < total; i++) {
@@ -142,9 +140,9 @@ static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z
     return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
-int jq_client_set_list(jq_client_t *c, const char *queue,
-                       const jq_set_page_t *pg, jq_dead_job_t **jobs,
-                       size_t *n, long long *total, char *err, size_t errlen) {
+int jq_client_set_list(jq_client_t *c, const char *queue, const jq_set_page_t *pg,
+                       jq_dead_job_t **jobs, size_t *n, long long *total, char *err,
+                       size_t errlen) {
     *jobs = NULL;
     *n = 0;
     long long card = 0;
@@ -172,15 +170,14 @@ int jq_client_set_list(jq_client_t *c, const char *queue,
     return rc;
 }
 
-int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
-                        long long count, jq_dead_job_t **jobs, size_t *n,
-                        char *err, size_t errlen) {
+int jq_client_dead_list(jq_client_t *c, const char *queue, long long start, long long count,
+                        jq_dead_job_t **jobs, size_t *n, char *err, size_t errlen) {
     jq_set_page_t pg = {JQ_SET_DEAD, start, count, 0, 0};
     return jq_client_set_list(c, queue, &pg, jobs, n, NULL, err, errlen);
 }
 
-int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
-                        jq_dead_job_t *job, char *err, size_t errlen) {
+int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id, jq_dead_job_t *job,
+                        char *err, size_t errlen) {
     memset(job, 0, sizeof(*job));
     if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     jq_args_t a;
@@ -218,11 +215,11 @@ out:
  * `scheduled`. The §4 MULTI's commands each stand alone: a ZADD that failed
  * (the key of another type) did not stop the ZREM, and the job was in
  * neither set. So jobq's own retry sends the ZADD first, then this. */
-static const char unbury_lua[] =
-    "if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then\n"
-    "  return redis.error_reply('ERR job ' .. ARGV[1] .. ' is not in ' .. KEYS[2] .. ': left in ' .. KEYS[1])\n"
-    "end\n"
-    "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
+static const char unbury_lua[] = "if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then\n"
+                                 "  return redis.error_reply('ERR job ' .. ARGV[1] .. ' is not in "
+                                 "' .. KEYS[2] .. ': left in ' .. KEYS[1])\n"
+                                 "end\n"
+                                 "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
 
 /* Sends the commands of the op's MULTI body: for a retry §4's, with the
  * ZREM from the dead set last and only if the ZADD landed (unbury_lua). */
@@ -306,8 +303,8 @@ static int run_transaction(jq_client_t *c, const char *queue, const char *id, de
 
 /* One try: WATCH dead, ZSCORE, then MULTI body EXEC when the job is there.
  * Returns 0 done, 1 when the WATCH fired (try again), ENOTFOUND, or -1. */
-static int dead_op_try(jq_client_t *c, const char *queue, const char *id,
-                       dead_op_t op, char *err, size_t errlen) {
+static int dead_op_try(jq_client_t *c, const char *queue, const char *id, dead_op_t op, char *err,
+                       size_t errlen) {
     jq_args_t a;
     jq_args_init(&a);
     int rc = watch_dead(c, &a, queue, id, err, errlen);
@@ -322,8 +319,8 @@ static int dead_op_try(jq_client_t *c, const char *queue, const char *id,
     return rc == 0 ? run_transaction(c, queue, id, op, err, errlen) : rc;
 }
 
-static int dead_op(jq_client_t *c, const char *queue, const char *id,
-                   dead_op_t op, char *err, size_t errlen) {
+static int dead_op(jq_client_t *c, const char *queue, const char *id, dead_op_t op, char *err,
+                   size_t errlen) {
     if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     for (int i = 0; i < WATCH_TRIES; i++) {
         int rc = dead_op_try(c, queue, id, op, err, errlen);
@@ -333,18 +330,18 @@ static int dead_op(jq_client_t *c, const char *queue, const char *id,
     return -1;
 }
 
-int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id,
-                         char *err, size_t errlen) {
+int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id, char *err,
+                         size_t errlen) {
     return dead_op(c, queue, id, OP_RETRY, err, errlen);
 }
 
-int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id,
-                          char *err, size_t errlen) {
+int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id, char *err,
+                          size_t errlen) {
     return dead_op(c, queue, id, OP_DELETE, err, errlen);
 }
 
-static int dead_op_all(jq_client_t *c, const char *queue, dead_op_t op,
-                       size_t *done, char *err, size_t errlen) {
+static int dead_op_all(jq_client_t *c, const char *queue, dead_op_t op, size_t *done, char *err,
+                       size_t errlen) {
     if (done) *done = 0;
     if (jq_check_queue(&queue, NULL, err, errlen) < 0) return -1;
     redisReply *z = jq_client_range(c, "ZRANGE", queue, "dead", NULL, err, errlen);
@@ -363,13 +360,13 @@ static int dead_op_all(jq_client_t *c, const char *queue, dead_op_t op,
     return rc;
 }
 
-int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done,
-                             char *err, size_t errlen) {
+int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done, char *err,
+                             size_t errlen) {
     return dead_op_all(c, queue, OP_RETRY, done, err, errlen);
 }
 
-int jq_client_dead_delete_all(jq_client_t *c, const char *queue,
-                              size_t *done, char *err, size_t errlen) {
+int jq_client_dead_delete_all(jq_client_t *c, const char *queue, size_t *done, char *err,
+                              size_t errlen) {
     return dead_op_all(c, queue, OP_DELETE, done, err, errlen);
 }
 
@@ -377,8 +374,8 @@ int jq_client_dead_delete_all(jq_client_t *c, const char *queue,
 
 /* Reads a chunked payload: whole (LRANGE) when it fits in max, else only
  * its first chunk (LINDEX). */
-static int read_chunks(jq_client_t *c, const char *queue, const char *id, int whole,
-                       char **buf, size_t *len, char *err, size_t errlen) {
+static int read_chunks(jq_client_t *c, const char *queue, const char *id, int whole, char **buf,
+                       size_t *len, char *err, size_t errlen) {
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, whole ? "LRANGE" : "LINDEX");
@@ -400,10 +397,8 @@ static int read_chunks(jq_client_t *c, const char *queue, const char *id, int wh
     return rc;
 }
 
-int jq_client_job_payload(jq_client_t *c, const char *queue,
-                          const jq_dead_job_t *job, size_t max, char **buf,
-                          size_t *len, size_t *total, char *err,
-                          size_t errlen) {
+int jq_client_job_payload(jq_client_t *c, const char *queue, const jq_dead_job_t *job, size_t max,
+                          char **buf, size_t *len, size_t *total, char *err, size_t errlen) {
     *buf = NULL;
     *len = *total = 0;
     if (!queue) queue = JQ_QUEUE_DEFAULT;

@@ -36,18 +36,18 @@ int jq_client_gen_id(char *out, size_t cap) {
 /* Rejects what a consumer would dead-letter anyway, before it is sent:
  * the producer is the one who can still fix it. */
 static int check_enqueue(const char *type, const char *payload, size_t len,
-                         const jq_enqueue_opts_t *o, const char *queue,
-                         char *err, size_t errlen) {
+                         const jq_enqueue_opts_t *o, const char *queue, char *err, size_t errlen) {
     if (jq_check_name("queue name", queue, err, errlen) < 0) return -1;
     if (o->id && jq_check_name("job id", o->id, err, errlen) < 0) return -1;
     if (!type || !type[0]) {
         jq_seterr(err, errlen, "job type is empty");
         return -1;
     }
-    if (o->max_attempts < 0 || o->max_attempts > 1000000 ||
-        o->timeout_ms < 0 || o->delay_ms < 0 || o->at_ms < 0) {
-        jq_seterr(err, errlen, "bad enqueue option: max_attempts must be "
-                               "1..1000000, delays and timeouts >= 0");
+    if (o->max_attempts < 0 || o->max_attempts > 1000000 || o->timeout_ms < 0 || o->delay_ms < 0 ||
+        o->at_ms < 0) {
+        jq_seterr(err, errlen,
+                  "bad enqueue option: max_attempts must be "
+                  "1..1000000, delays and timeouts >= 0");
         return -1;
     }
     if (!payload) return 0;
@@ -66,13 +66,13 @@ typedef struct enqueue {
     const char *queue, *type, *payload;
     size_t len;
     const jq_enqueue_opts_t *o;
-    const char *id;  /* "" when the stream entry's id is the job's */
-    long long due;   /* ms since the epoch; 0: ready now */
-    size_t chunk;    /* payload bytes per chunk */
-    size_t nchunks;  /* 0: the payload goes inline */
-    int multi;       /* more than one key must appear at once */
-    int notify;      /* JQ_NOTIFY: the entry carries `notify 1` */
-    int xadd_at;     /* the XADD's place in EXEC's reply when multi; -1: none */
+    const char *id; /* "" when the stream entry's id is the job's */
+    long long due;  /* ms since the epoch; 0: ready now */
+    size_t chunk;   /* payload bytes per chunk */
+    size_t nchunks; /* 0: the payload goes inline */
+    int multi;      /* more than one key must appear at once */
+    int notify;     /* JQ_NOTIFY: the entry carries `notify 1` */
+    int xadd_at;    /* the XADD's place in EXEC's reply when multi; -1: none */
 } enqueue_t;
 
 /* Appends the job's fields (§1) to a: as XADD fields or HSET pairs alike. */
@@ -189,8 +189,8 @@ static void send_enqueue(jq_pipe_t *p, enqueue_t *e, char *err, size_t errlen) {
 
 /* The XADD's reply among the last one (EXEC's array, or the XADD's own
  * without a MULTI), or NULL; -1 with err when the transaction failed. */
-static int find_xadd(const redisReply *last, const enqueue_t *e, const redisReply **xadd,
-                     char *err, size_t errlen) {
+static int find_xadd(const redisReply *last, const enqueue_t *e, const redisReply **xadd, char *err,
+                     size_t errlen) {
     char why[JQ_KEY_MAX];
     *xadd = NULL;
     if (!e->multi) {
@@ -239,15 +239,15 @@ static int read_enqueue(jq_pipe_t *p, const enqueue_t *e, char *id, size_t id_ca
     return jq_pipe_end(p) < 0 ? -1 : rc;
 }
 
-int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
-                      size_t len, const jq_enqueue_opts_t *o, char *id_out,
-                      size_t id_cap, char *err, size_t errlen) {
+int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload, size_t len,
+                      const jq_enqueue_opts_t *o, char *id_out, size_t id_cap, char *err,
+                      size_t errlen) {
     return jq_client_enqueue_flags(c, type, payload, len, o, 0, id_out, id_cap, err, errlen);
 }
 
 int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
-                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out,
-                            size_t id_cap, char *err, size_t errlen) {
+                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
+                            char *err, size_t errlen) {
     jq_enqueue_opts_t defaults;
     if (!o) {
         jq_enqueue_opts_init(&defaults);
@@ -258,10 +258,9 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
         jq_seterr(err, errlen, "id buffer too small");
         return -1;
     }
-    if (check_enqueue(type, payload, len, o, queue, err, errlen) < 0)
-        return -1;
+    if (check_enqueue(type, payload, len, o, queue, err, errlen) < 0) return -1;
     size_t chunk = o->chunk_size ? o->chunk_size : JQ_CHUNK_SIZE_DEFAULT;
-    long long due = o->at_ms > 0 ? o->at_ms
+    long long due = o->at_ms > 0      ? o->at_ms
                     : o->delay_ms > 0 ? (long long)jq_now_ms() + o->delay_ms
                                       : 0;
     char id[JQ_CLIENT_ID_LEN] = "";
@@ -276,8 +275,18 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
         }
     }
     size_t nchunks = payload && len > chunk ? (len + chunk - 1) / chunk : 0;
-    enqueue_t e = {queue, type, payload, len, o, id, due, chunk, nchunks,
-                   nchunks || due || o->id, (flags & JQ_NOTIFY) != 0, -1};
+    enqueue_t e = {queue,
+                   type,
+                   payload,
+                   len,
+                   o,
+                   id,
+                   due,
+                   chunk,
+                   nchunks,
+                   nchunks || due || o->id,
+                   (flags & JQ_NOTIFY) != 0,
+                   -1};
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     send_enqueue(&p, &e, err, errlen);

@@ -39,17 +39,15 @@ static void result_reset(jq_result_t *r) {
 
 /* Concatenates the list <p>:{<q>}:result:<id>:chunks, which must hold
  * exactly `chunks` elements. */
-static int read_chunks(jq_client_t *c, const char *queue, const char *id,
-                       long long chunks, jq_result_t *r, char *err,
-                       size_t errlen) {
+static int read_chunks(jq_client_t *c, const char *queue, const char *id, long long chunks,
+                       jq_result_t *r, char *err, size_t errlen) {
     char what[JQ_CLIENT_ID_LEN + 16];
     snprintf(what, sizeof(what), "%s:chunks", id);
     redisReply *l = jq_client_range(c, "LRANGE", queue, "result", what, err, errlen);
     if (!l) return -1;
     int rc = -1;
     if (l->type != REDIS_REPLY_ARRAY || (long long)l->elements != chunks) {
-        jq_seterr(err, errlen,
-                  "result of job %s is incomplete: %zu of %lld chunks", id,
+        jq_seterr(err, errlen, "result of job %s is incomplete: %zu of %lld chunks", id,
                   l->type == REDIS_REPLY_ARRAY ? l->elements : 0, chunks);
         goto out;
     }
@@ -90,8 +88,8 @@ static int parse_hash(const redisReply *h, jq_result_t *r, long long *chunks,
     return 0;
 }
 
-int jq_client_result(jq_client_t *c, const char *queue, const char *id,
-                     jq_result_t *r, char *err, size_t errlen) {
+int jq_client_result(jq_client_t *c, const char *queue, const char *id, jq_result_t *r, char *err,
+                     size_t errlen) {
     result_reset(r);
     if (jq_check_queue(&queue, id, err, errlen) < 0) return -1;
     jq_args_t a;
@@ -144,12 +142,10 @@ static int finished(const jq_result_t *r) {
 
 /* One BLPOP of at most slice_ms. Returns 1 with the popped state in
  * state[], 0 when nothing came, -1 on a fault. */
-static int blpop_slice(jq_client_t *c, const char *queue, const char *id,
-                       long long slice_ms, char *state, size_t cap,
-                       char *err, size_t errlen) {
+static int blpop_slice(jq_client_t *c, const char *queue, const char *id, long long slice_ms,
+                       char *state, size_t cap, char *err, size_t errlen) {
     char secs[32];
-    snprintf(secs, sizeof(secs), "%lld.%03lld", slice_ms / 1000,
-             slice_ms % 1000);
+    snprintf(secs, sizeof(secs), "%lld.%03lld", slice_ms / 1000, slice_ms % 1000);
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "BLPOP");
@@ -161,8 +157,7 @@ static int blpop_slice(jq_client_t *c, const char *queue, const char *id,
     int got = 0;
     if (p->type == REDIS_REPLY_ARRAY && p->elements == 2 &&
         p->element[1]->type == REDIS_REPLY_STRING) {
-        snprintf(state, cap, "%.*s", (int)p->element[1]->len,
-                 p->element[1]->str);
+        snprintf(state, cap, "%.*s", (int)p->element[1]->len, p->element[1]->str);
         got = 1;
     }
     freeReplyObject(p);
@@ -178,8 +173,8 @@ static void sleep_ms(long long ms) {
  * that pushes its wake-up (1 with the popped state, 0 when nothing came),
  * else a sleep of *poll_ms, which doubles (0). -1 on a fault. */
 static int pause_slice(jq_client_t *c, const char *queue, const char *id, unsigned flags,
-                       long long left, long long *poll_ms, char *state, size_t cap,
-                       char *err, size_t errlen) {
+                       long long left, long long *poll_ms, char *state, size_t cap, char *err,
+                       size_t errlen) {
     if (flags & JQ_NOTIFY)
         return blpop_slice(c, queue, id, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS, state, cap,
                            err, errlen);
@@ -188,15 +183,13 @@ static int pause_slice(jq_client_t *c, const char *queue, const char *id, unsign
     return 0;
 }
 
-int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
-                   long long timeout_ms, jq_result_t *r, char *err,
-                   size_t errlen) {
+int jq_client_wait(jq_client_t *c, const char *queue, const char *id, long long timeout_ms,
+                   jq_result_t *r, char *err, size_t errlen) {
     return jq_client_wait_flags(c, queue, id, timeout_ms, 0, r, err, errlen);
 }
 
-int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id,
-                         long long timeout_ms, unsigned flags, jq_result_t *r,
-                         char *err, size_t errlen) {
+int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id, long long timeout_ms,
+                         unsigned flags, jq_result_t *r, char *err, size_t errlen) {
     if (!queue) queue = JQ_QUEUE_DEFAULT;
     long long poll_ms = POLL_FIRST_MS;
     long long deadline = (long long)jq_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -209,8 +202,8 @@ int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id,
         long long left = deadline - (long long)jq_now_ms();
         if (left <= 0) return JQ_CLIENT_ETIMEOUT;
         char state[16];
-        int got = pause_slice(c, queue, id, flags, left, &poll_ms, state, sizeof(state), err,
-                              errlen);
+        int got =
+            pause_slice(c, queue, id, flags, left, &poll_ms, state, sizeof(state), err, errlen);
         if (got < 0) return -1;
         if (!got) continue;
         /* Woken: the hash says the rest, unless the job kept none

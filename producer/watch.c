@@ -15,8 +15,8 @@
 #include "jobq/watch.h"
 #include "watch_int.h"
 
-static const long long lat_bounds_ms[JQ_LAT_BUCKETS - 1] = {1,    2,    5,    10,    25,    50,    100,  250,
-                                                        500,  1000, 2500, 5000, 10000, 30000, 60000};
+static const long long lat_bounds_ms[JQ_LAT_BUCKETS - 1] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
 
 long long jq_latency_bound_ms(int i) {
     return i >= 0 && i < JQ_LAT_BUCKETS - 1 ? lat_bounds_ms[i] : -1;
@@ -50,8 +50,10 @@ static void read_latency(const redisReply *h, jq_queue_watch_t *q) {
         if (f->type != REDIS_REPLY_STRING) continue;
         char name[64];
         snprintf(name, sizeof(name), "%.*s", (int)f->len, f->str);
-        if (strncmp(name, "wait:", 5) == 0) latency_field(&q->wait, name + 5, h->element[i + 1]);
-        else if (strncmp(name, "run:", 4) == 0) latency_field(&q->run, name + 4, h->element[i + 1]);
+        if (strncmp(name, "wait:", 5) == 0)
+            latency_field(&q->wait, name + 5, h->element[i + 1]);
+        else if (strncmp(name, "run:", 4) == 0)
+            latency_field(&q->run, name + 4, h->element[i + 1]);
     }
 }
 
@@ -119,7 +121,8 @@ static void worker_field(jq_worker_watch_t *w, const redisReply *f, const redisR
         w->draining = v->len == 1 && v->str[0] == '1';
     } else {
         for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-            if (jq_reply_is(f, nums[i].name)) jq_reply_ll(v, (long long *)((char *)w + nums[i].off));
+            if (jq_reply_is(f, nums[i].name))
+                jq_reply_ll(v, (long long *)((char *)w + nums[i].off));
     }
 }
 
@@ -152,7 +155,8 @@ static int read_workers(jq_client_t *c, const redisReply *set, jq_watch_t *w, ch
             const redisReply *id = set->element[2 * i], *score = set->element[2 * i + 1];
             snprintf(ww->id, sizeof(ww->id), "%.*s", (int)id->len, id->str);
             jq_reply_ll(score, &ww->last_seen_ms);
-            for (size_t k = 0; k + 1 < h->elements; k += 2) worker_field(ww, h->element[k], h->element[k + 1]);
+            for (size_t k = 0; k + 1 < h->elements; k += 2)
+                worker_field(ww, h->element[k], h->element[k + 1]);
         }
         freeReplyObject(h);
     }
@@ -334,9 +338,10 @@ static json_object *queue_json(const jq_queue_watch_t *q) {
     const struct {
         const char *k;
         long long v;
-    } ints[] = {{"length", s->length},       {"ready", s->ready},         {"running", s->running},
-                {"scheduled", s->scheduled}, {"dead", s->dead},           {"processed", s->processed},
-                {"failed", s->failed},       {"retried", s->retried},     {"dead_total", s->dead_total}};
+    } ints[] = {
+        {"length", s->length},       {"ready", s->ready},     {"running", s->running},
+        {"scheduled", s->scheduled}, {"dead", s->dead},       {"processed", s->processed},
+        {"failed", s->failed},       {"retried", s->retried}, {"dead_total", s->dead_total}};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         json_object_object_add(o, ints[i].k, json_object_new_int64(ints[i].v));
         if (i == 4) json_object_object_add(o, "paused", json_object_new_boolean(s->paused));
@@ -394,9 +399,13 @@ json_object *jq_watch_to_json(const jq_watch_t *w) {
 }
 
 int jq_watch_print_json(json_object *root, FILE *out) {
-    int rc = fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN)) < 0 ? -1 : 0;
+    int rc = fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN)) < 0
+                 ? -1
+                 : 0;
     json_object_put(root);
     return rc;
 }
 
-int jq_watch_json(const jq_watch_t *w, FILE *out) { return jq_watch_print_json(jq_watch_to_json(w), out); }
+int jq_watch_json(const jq_watch_t *w, FILE *out) {
+    return jq_watch_print_json(jq_watch_to_json(w), out);
+}

@@ -30,8 +30,7 @@ int main(int argc, char **argv) {
     uv_loop_t loop;
     char err[256];
 
-    if (n < 1 || uv_loop_init(&loop) != 0)
-        return 2;
+    if (n < 1 || uv_loop_init(&loop) != 0) return 2;
     for (int i = 0; i < n; i++) {
         jq_pool_t pool;
         jq_pool_item_t item = {.work = on_work, .done = on_done};
@@ -43,12 +42,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         jq_pool_submit(&pool, &item);
-        while (done_ns == 0)
-            uv_run(&loop, UV_RUN_ONCE);
+        while (done_ns == 0) uv_run(&loop, UV_RUN_ONCE);
         printf("%.1f\n", (double)(done_ns - t0) / 1000.0);
         jq_pool_close(&pool, on_closed);
-        while (!closed)
-            uv_run(&loop, UV_RUN_ONCE);
+        while (!closed) uv_run(&loop, UV_RUN_ONCE);
     }
     uv_loop_close(&loop);
     return 0;

@@ -17,7 +17,8 @@ const jq_opt_t jq_options_table[] = {
     {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, O(redis), S(redis),
      "Redis URL: redis://[user:password@]host:port[/db] or unix:///path"},
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
-     "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per worker"},
+     "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per "
+     "worker"},
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
      "key prefix"},
     {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "auto", 0, 256, O(workers), 0,
@@ -32,8 +33,8 @@ const jq_opt_t jq_options_table[] = {
      "largest payload accepted, bytes (k, m, g suffixes)"},
     {"timeout-ms", "JOBQ_TIMEOUT_MS", JQ_OPT_INT, "1800000", 1, 1LL << 40, O(timeout_ms), 0,
      "time limit of one attempt, unless the job sets timeout_ms"},
-    {"visibility-ms", "JOBQ_VISIBILITY_MS", JQ_OPT_INT, "30000", 100, 1LL << 40, O(visibility_ms), 0,
-     "a pending entry idle this long is claimed by another consumer"},
+    {"visibility-ms", "JOBQ_VISIBILITY_MS", JQ_OPT_INT, "30000", 100, 1LL << 40, O(visibility_ms),
+     0, "a pending entry idle this long is claimed by another consumer"},
     {"shutdown-timeout-ms", "JOBQ_SHUTDOWN_TIMEOUT_MS", JQ_OPT_INT, "30000", 0, 1LL << 40,
      O(shutdown_timeout_ms), 0, "time running jobs get to finish on SIGTERM"},
     {"max-jobs", "JOBQ_MAX_JOBS", JQ_OPT_INT, "0", 0, 1LL << 50, O(max_jobs), 0,
@@ -42,8 +43,8 @@ const jq_opt_t jq_options_table[] = {
      "recycle a worker whose RSS passes this (0: never)"},
     {"backoff-ms", "JOBQ_BACKOFF_MS", JQ_OPT_INT, "1000", 1, 1LL << 40, O(backoff_ms), 0,
      "first retry delay; the n-th waits backoff * 2^(n-1), +-20%"},
-    {"backoff-max-ms", "JOBQ_BACKOFF_MAX_MS", JQ_OPT_INT, "3600000", 1, 1LL << 40, O(backoff_max_ms), 0,
-     "cap of the retry delay"},
+    {"backoff-max-ms", "JOBQ_BACKOFF_MAX_MS", JQ_OPT_INT, "3600000", 1, 1LL << 40,
+     O(backoff_max_ms), 0, "cap of the retry delay"},
     {"dead-max", "JOBQ_DEAD_MAX", JQ_OPT_INT, "10000", 1, 1LL << 40, O(dead_max), 0,
      "dead jobs kept per queue (oldest go first)"},
     {"dead-ttl", "JOBQ_DEAD_TTL", JQ_OPT_INT, "604800", 1, 1LL << 40, O(dead_ttl), 0,
@@ -74,9 +75,10 @@ const jq_opt_t jq_options_table[] = {
     {"exec-max-output", "JOBQ_EXEC_MAX_OUTPUT", JQ_OPT_BYTES, "1M", 1, GIB, O(exec_max_output), 0,
      "a command writing more to stdout fails its attempt"},
     {"http-allow", "JOBQ_HTTP_ALLOW", JQ_OPT_LIST, "", 0, 0, O(http_allow), S(http_allow),
-     "turn on the http job type for URLs under this prefix, e.g. https://api.example.com/v1/ (repeatable)"},
-    {"http-max-response", "JOBQ_HTTP_MAX_RESPONSE", JQ_OPT_BYTES, "8M", 1, GIB, O(http_max_response), 0,
-     "an http job whose response body is larger fails"},
+     "turn on the http job type for URLs under this prefix, e.g. https://api.example.com/v1/ "
+     "(repeatable)"},
+    {"http-max-response", "JOBQ_HTTP_MAX_RESPONSE", JQ_OPT_BYTES, "8M", 1, GIB,
+     O(http_max_response), 0, "an http job whose response body is larger fails"},
     {"cpu-mode", "JOBQ_CPU_MODE", JQ_OPT_STR, "pool", 0, 0, O(cpu_mode), S(cpu_mode),
      "where cpu jobs run: pool (the worker's threads); inline (on the loop) and uv "
      "(libuv's threadpool) exist only for benchmarks"},
@@ -121,7 +123,8 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
         const char *eq = memchr(s, '=', len);
         size_t nlen = eq ? (size_t)(eq - s) : len;
         if (!jq_name_valid(s, nlen)) {
-            snprintf(err, errlen, "--queues: bad queue name '%.*s' (want 1 to 128 bytes of [A-Za-z0-9_.:-])",
+            snprintf(err, errlen,
+                     "--queues: bad queue name '%.*s' (want 1 to 128 bytes of [A-Za-z0-9_.:-])",
                      (int)(nlen > 140 ? 140 : nlen), s);
             return -1;
         }
@@ -135,7 +138,8 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
             return -1;
         }
         o->queue_limit[o->nqueues] = 0;
-        if (eq && parse_limit(eq + 1, len - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
+        if (eq &&
+            parse_limit(eq + 1, len - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
             return -1;
         memcpy(o->queues[o->nqueues], s, nlen);
         o->queues[o->nqueues][nlen] = '\0';
@@ -154,8 +158,7 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
     return 0;
 }
 
-int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
-                     size_t errlen) {
+int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err, size_t errlen) {
     memset(o, 0, sizeof(*o));
     int argi = 1;
     int rc = jq_opts_parse(jq_options_table, o, argc, argv, &argi, err, errlen);
@@ -166,7 +169,8 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
     }
     jq_log_level_t lvl;
     if (jq_log_parse_level(o->log_level, &lvl) != 0) {
-        snprintf(err, errlen, "--log-level: '%s' is not one of debug, info, warn, error", o->log_level);
+        snprintf(err, errlen, "--log-level: '%s' is not one of debug, info, warn, error",
+                 o->log_level);
         return -1;
     }
     jq_log_set_level(lvl);
@@ -194,10 +198,9 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
 }
 
 void jq_options_usage(FILE *out) {
-    fprintf(out,
-            "usage: jobq-consumer [options]\n\n"
-            "Runs a master process that supervises N worker processes; each worker\n"
-            "runs io jobs on its event loop and cpu jobs on its own thread pool.\n\n"
-            "options (each also read from the environment variable shown):\n");
+    fprintf(out, "usage: jobq-consumer [options]\n\n"
+                 "Runs a master process that supervises N worker processes; each worker\n"
+                 "runs io jobs on its event loop and cpu jobs on its own thread pool.\n\n"
+                 "options (each also read from the environment variable shown):\n");
     jq_opts_usage(jq_options_table, out);
 }

@@ -19,45 +19,45 @@ typedef struct jq_options {
     char queues_csv[1024];
     char prefix[64];
     char log_level[16];
-    char metrics_addr[64];      /* HOST:PORT of the HTTP server, "" = off */
-    int dashboard;              /* serve the dashboard on that server */
-    char admin_token[256];      /* allows the dashboard's actions; "" = none */
-    long long workers;          /* 0 = auto */
-    long long threads;          /* 0 = auto */
+    char metrics_addr[64]; /* HOST:PORT of the HTTP server, "" = off */
+    int dashboard;         /* serve the dashboard on that server */
+    char admin_token[256]; /* allows the dashboard's actions; "" = none */
+    long long workers;     /* 0 = auto */
+    long long threads;     /* 0 = auto */
     long long io_concurrency;
-    long long read_ahead;       /* finished, unacked jobs a read may count as free */
+    long long read_ahead; /* finished, unacked jobs a read may count as free */
     long long max_payload;
     long long timeout_ms;
     long long visibility_ms;
     long long shutdown_timeout_ms;
-    long long max_jobs;         /* 0 = never recycle for jobs */
-    long long max_rss_mb;       /* 0 = never recycle for memory */
+    long long max_jobs;   /* 0 = never recycle for jobs */
+    long long max_rss_mb; /* 0 = never recycle for memory */
     long long backoff_ms;
     long long backoff_max_ms;
     long long dead_max;
-    long long dead_ttl;         /* seconds */
+    long long dead_ttl; /* seconds */
     long long chunk_size;
     long long heartbeat_ms;
     long long cpu_grace_ms;
     int test_handlers;
-    char plugins[4096];         /* list: --plugin PATH.so */
-    char exec[8192];            /* list: --exec NAME=COMMAND */
-    char exec_env[2048];        /* list: --exec-env VAR */
-    char exec_stdin[16];        /* auto, msgpack or json */
+    char plugins[4096];  /* list: --plugin PATH.so */
+    char exec[8192];     /* list: --exec NAME=COMMAND */
+    char exec_env[2048]; /* list: --exec-env VAR */
+    char exec_stdin[16]; /* auto, msgpack or json */
     long long exec_max_output;
-    char http_allow[4096];      /* list: --http-allow PREFIX */
+    char http_allow[4096]; /* list: --http-allow PREFIX */
     long long http_max_response;
-    char cpu_mode[16];          /* pool, or inline / uv for benchmarks */
-    char cpu_sched[16];         /* idle, slice, nice, normal (pool.h) */
-    long long cpu_yield_us;     /* jq_pool_yield_point()'s period; 0: never */
-    char worker_role[16];       /* internal: set by the master for workers */
+    char cpu_mode[16];      /* pool, or inline / uv for benchmarks */
+    char cpu_sched[16];     /* idle, slice, nice, normal (pool.h) */
+    long long cpu_yield_us; /* jq_pool_yield_point()'s period; 0: never */
+    char worker_role[16];   /* internal: set by the master for workers */
 
     /* Derived by jq_options_finish. */
     jq_url_t url;
     int nqueues;
     char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
     long long queue_limit[JQ_QUEUES_MAX]; /* name=N in --queues; 0: none */
-    int cpus;                   /* usable CPUs (affinity, cgroup quota) */
+    int cpus;                             /* usable CPUs (affinity, cgroup quota) */
 } jq_options_t;
 
 extern const jq_opt_t jq_options_table[];
@@ -66,8 +66,7 @@ extern const jq_opt_t jq_options_table[];
  * JQ_OPTS_HELP, or -1 with err. Positional arguments are refused. The
  * names of the CPU pool's mode and policy are checked by the pool itself
  * (jq_pool_set_mode, jq_pool_set_sched): main applies them. */
-int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err,
-                     size_t errlen);
+int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err, size_t errlen);
 
 void jq_options_usage(FILE *out);
 

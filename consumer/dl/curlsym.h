@@ -12,6 +12,8 @@
 #define CURL_DISABLE_TYPECHECK 1 /* its macros would hide ours */
 #include <curl/curl.h>
 
+/* One symbol list, laid out by hand (clang-format re-wraps it anew each run). */
+/* clang-format off */
 #define JQ_CURL_SYMS(X) \
     X(easy_cleanup) X(easy_getinfo) X(easy_init) X(easy_reset) \
     X(easy_setopt) X(easy_strerror) X(free) X(global_init) \
@@ -19,6 +21,7 @@
     X(multi_init) X(multi_remove_handle) X(multi_setopt) \
     X(multi_socket_action) X(slist_append) X(slist_free_all) X(url) \
     X(url_cleanup) X(url_get) X(url_set) X(url_strerror)
+/* clang-format on */
 
 #define JQ_CURL_FIELD(n) __typeof__(curl_##n) *n;
 typedef struct jq_curl {

@@ -5,11 +5,9 @@
 
 #include "dynlib.h"
 
-int jq_dynlib_load(void **handle, const char *soname, const char *what,
-                   const jq_dynlib_sym_t *syms, size_t n, char *err,
-                   size_t errlen) {
-    if (*handle != NULL)
-        return 0;
+int jq_dynlib_load(void **handle, const char *soname, const char *what, const jq_dynlib_sym_t *syms,
+                   size_t n, char *err, size_t errlen) {
+    if (*handle != NULL) return 0;
     void *so = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
     if (so == NULL) {
         snprintf(err, errlen, "%s: cannot load %s: %s", what, soname, dlerror());

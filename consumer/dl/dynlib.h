@@ -29,8 +29,7 @@ typedef struct jq_dynlib_sym {
  * success *handle is set and later calls with the same handle return 0 at
  * once; the library stays loaded for the life of the process. Not
  * thread-safe: the caller loads from one thread or under pthread_once. */
-int jq_dynlib_load(void **handle, const char *soname, const char *what,
-                   const jq_dynlib_sym_t *syms, size_t n, char *err,
-                   size_t errlen);
+int jq_dynlib_load(void **handle, const char *soname, const char *what, const jq_dynlib_sym_t *syms,
+                   size_t n, char *err, size_t errlen);
 
 #endif

@@ -25,8 +25,7 @@ static int noop_start(jq_task_t *t) {
 static int echo_start(jq_task_t *t) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *t->payload) != 0)
-        return jq_task_fail(t, "echo: out of memory");
+    if (msgpack_pack_object(&pk, *t->payload) != 0) return jq_task_fail(t, "echo: out of memory");
     jq_task_done(t);
     return 0;
 }
@@ -39,9 +38,7 @@ typedef struct sleep_state {
     jq_task_t *t; /* NULL once cancelled or fired */
 } sleep_state_t;
 
-static void sleep_on_close(uv_handle_t *h) {
-    free(h->data);
-}
+static void sleep_on_close(uv_handle_t *h) { free(h->data); }
 
 static void sleep_on_timer(uv_timer_t *timer) {
     sleep_state_t *st = timer->data;
@@ -59,8 +56,7 @@ static int sleep_start(jq_task_t *t) {
         return jq_task_fail_permanent(t, "sleep: payload must be a map {ms: N}");
 
     sleep_state_t *st = malloc(sizeof *st);
-    if (st == NULL)
-        return jq_task_fail(t, "sleep: out of memory");
+    if (st == NULL) return jq_task_fail(t, "sleep: out of memory");
     int rc = uv_timer_init(t->loop, &st->timer);
     if (rc != 0) {
         free(st);
@@ -82,8 +78,7 @@ static int sleep_start(jq_task_t *t) {
 
 static void sleep_cancel(jq_task_t *t) {
     sleep_state_t *st = t->hstate;
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     t->hstate = NULL;
     st->t = NULL;
     /* uv_close stops the timer; the state is freed in the close callback,
@@ -102,11 +97,9 @@ static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md;
 static char sha256_err[256];
 static void sha256_load(void) {
-    if (jq_crypto_load(sha256_err, sizeof sha256_err) != 0)
-        return;
+    if (jq_crypto_load(sha256_err, sizeof sha256_err) != 0) return;
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (sha256_md == NULL)
-        snprintf(sha256_err, sizeof sha256_err, "libcrypto has no SHA256");
+    if (sha256_md == NULL) snprintf(sha256_err, sizeof sha256_err, "libcrypto has no SHA256");
 }
 
 /* The bytes to hash and the number of rounds, from t's payload. Returns
@@ -127,8 +120,7 @@ static int sha256_args(jq_task_t *t, const void **in, size_t *inlen, uint64_t *n
     /* An absent rounds means one: the common case of hashing once. */
     *n = 1;
     if (rounds != NULL) {
-        if (rounds->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            rounds->via.u64 < 1)
+        if (rounds->type != MSGPACK_OBJECT_POSITIVE_INTEGER || rounds->via.u64 < 1)
             return jq_task_fail_permanent(t, "sha256: rounds must be an integer >= 1");
         *n = rounds->via.u64;
     }
@@ -148,23 +140,18 @@ static int sha256_rounds(jq_task_t *t, const void *in, size_t inlen, uint64_t n,
     unsigned int mdlen = 0;
     pthread_once(&sha256_once, sha256_load);
     const EVP_MD *alg = sha256_md;
-    if (alg == NULL)
-        return jq_task_fail(t, "sha256: %s", sha256_err);
+    if (alg == NULL) return jq_task_fail(t, "sha256: %s", sha256_err);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL)
-        return jq_task_fail(t, "sha256: out of memory");
-    int ok = EVP_DigestInit_ex(ctx, alg, NULL) &&
-             EVP_DigestUpdate(ctx, in, inlen) &&
+    if (ctx == NULL) return jq_task_fail(t, "sha256: out of memory");
+    int ok = EVP_DigestInit_ex(ctx, alg, NULL) && EVP_DigestUpdate(ctx, in, inlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     for (uint64_t i = 1; ok && i < n; i++) {
         jq_task_yield(t);
-        ok = EVP_DigestInit_ex(ctx, alg, NULL) &&
-             EVP_DigestUpdate(ctx, md, mdlen) &&
+        ok = EVP_DigestInit_ex(ctx, alg, NULL) && EVP_DigestUpdate(ctx, md, mdlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     }
     EVP_MD_CTX_free(ctx);
-    if (!ok || mdlen != 32)
-        return jq_task_fail(t, "sha256: libcrypto digest failed");
+    if (!ok || mdlen != 32) return jq_task_fail(t, "sha256: libcrypto digest failed");
     return 0;
 }
 
@@ -173,8 +160,7 @@ static int sha256_run(jq_task_t *t) {
     size_t inlen = 0;
     uint64_t n = 1;
     unsigned char md[EVP_MAX_MD_SIZE];
-    if (sha256_args(t, &in, &inlen, &n) != 0 || sha256_rounds(t, in, inlen, n, md) != 0)
-        return -1;
+    if (sha256_args(t, &in, &inlen, &n) != 0 || sha256_rounds(t, in, inlen, n, md) != 0) return -1;
     static const char hexd[] = "0123456789abcdef";
     char hex[64];
     for (int i = 0; i < 32; i++) {
@@ -183,8 +169,7 @@ static int sha256_run(jq_task_t *t) {
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-    if (msgpack_pack_str(&pk, sizeof hex) != 0 ||
-        msgpack_pack_str_body(&pk, hex, sizeof hex) != 0)
+    if (msgpack_pack_str(&pk, sizeof hex) != 0 || msgpack_pack_str_body(&pk, hex, sizeof hex) != 0)
         return jq_task_fail(t, "sha256: out of memory");
     return 0;
 }
@@ -193,8 +178,7 @@ static int sha256_run(jq_task_t *t) {
 
 static int fail_start(jq_task_t *t) {
     const msgpack_object *m = jq_codec_map_get(t->payload, "message");
-    if (m == NULL || m->type != MSGPACK_OBJECT_STR)
-        return jq_task_fail(t, "fail: no message");
+    if (m == NULL || m->type != MSGPACK_OBJECT_STR) return jq_task_fail(t, "fail: no message");
     return jq_task_fail(t, "%.*s", (int)m->via.str.size, m->via.str.ptr);
 }
 
@@ -214,7 +198,7 @@ static int crash_run(jq_task_t *t) {
 
 typedef struct fsstat_state {
     uv_fs_t req;
-    jq_task_t *t;  /* NULL once cancelled: the request in flight frees us */
+    jq_task_t *t; /* NULL once cancelled: the request in flight frees us */
     uint64_t left;
     char path[];
 } fsstat_state_t;
@@ -230,12 +214,10 @@ static void fsstat_on_stat(uv_fs_t *req) {
     }
     if (rc >= 0 && --st->left > 0) {
         int qrc = uv_fs_stat(t->loop, &st->req, st->path, fsstat_on_stat);
-        if (qrc == 0)
-            return;
+        if (qrc == 0) return;
         rc = qrc;
     }
-    if (rc < 0)
-        jq_task_fail(t, "fsstat: %s: %s", st->path, uv_strerror((int)rc));
+    if (rc < 0) jq_task_fail(t, "fsstat: %s: %s", st->path, uv_strerror((int)rc));
     t->hstate = NULL;
     free(st);
     jq_task_done(t); /* last: done_cb may free t */
@@ -248,11 +230,11 @@ static int fsstat_start(jq_task_t *t) {
         path->via.str.size > FSSTAT_PATH_MAX || memchr(path->via.str.ptr, 0, path->via.str.size) ||
         n == NULL || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER || n->via.u64 < 1 ||
         n->via.u64 > FSSTAT_N_MAX)
-        return jq_task_fail_permanent(t, "fsstat: payload must be a map {path: str, n: 1..%d}", FSSTAT_N_MAX);
+        return jq_task_fail_permanent(t, "fsstat: payload must be a map {path: str, n: 1..%d}",
+                                      FSSTAT_N_MAX);
 
     fsstat_state_t *st = malloc(sizeof *st + path->via.str.size + 1);
-    if (st == NULL)
-        return jq_task_fail(t, "fsstat: out of memory");
+    if (st == NULL) return jq_task_fail(t, "fsstat: out of memory");
     memcpy(st->path, path->via.str.ptr, path->via.str.size);
     st->path[path->via.str.size] = '\0';
     st->t = t;
@@ -269,40 +251,28 @@ static int fsstat_start(jq_task_t *t) {
 
 static void fsstat_cancel(jq_task_t *t) {
     fsstat_state_t *st = t->hstate;
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     t->hstate = NULL;
     st->t = NULL; /* its request, still in flight, frees it */
 }
 
-static const jq_handler_t noop_handler = {
-    .name = "noop", .kind = JQ_KIND_IO, .start = noop_start};
-static const jq_handler_t echo_handler = {
-    .name = "echo", .kind = JQ_KIND_IO, .start = echo_start};
-static const jq_handler_t sleep_handler = {.name = "sleep",
-                                           .kind = JQ_KIND_IO,
-                                           .start = sleep_start,
-                                           .cancel = sleep_cancel};
+static const jq_handler_t noop_handler = {.name = "noop", .kind = JQ_KIND_IO, .start = noop_start};
+static const jq_handler_t echo_handler = {.name = "echo", .kind = JQ_KIND_IO, .start = echo_start};
+static const jq_handler_t sleep_handler = {
+    .name = "sleep", .kind = JQ_KIND_IO, .start = sleep_start, .cancel = sleep_cancel};
 static const jq_handler_t sha256_handler = {
     .name = "sha256", .kind = JQ_KIND_CPU, .run = sha256_run};
-static const jq_handler_t fail_handler = {
-    .name = "fail", .kind = JQ_KIND_IO, .start = fail_start};
-static const jq_handler_t crash_handler = {
-    .name = "crash", .kind = JQ_KIND_CPU, .run = crash_run};
-static const jq_handler_t fsstat_handler = {.name = "fsstat",
-                                            .kind = JQ_KIND_IO,
-                                            .start = fsstat_start,
-                                            .cancel = fsstat_cancel};
+static const jq_handler_t fail_handler = {.name = "fail", .kind = JQ_KIND_IO, .start = fail_start};
+static const jq_handler_t crash_handler = {.name = "crash", .kind = JQ_KIND_CPU, .run = crash_run};
+static const jq_handler_t fsstat_handler = {
+    .name = "fsstat", .kind = JQ_KIND_IO, .start = fsstat_start, .cancel = fsstat_cancel};
 
-int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
-                         size_t errlen) {
+int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err, size_t errlen) {
     static const jq_handler_t *const all[] = {
-        &noop_handler, &echo_handler,   &sleep_handler,
-        &sha256_handler, &fail_handler,
+        &noop_handler, &echo_handler, &sleep_handler, &sha256_handler, &fail_handler,
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (jq_registry_add(r, all[i], err, errlen) != 0)
-            return -1;
+        if (jq_registry_add(r, all[i], err, errlen) != 0) return -1;
     /* crash kills the whole worker, fsstat stats any path: never reachable
      * in production. */
     if (test_handlers && (jq_registry_add(r, &crash_handler, err, errlen) != 0 ||

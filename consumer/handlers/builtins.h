@@ -9,7 +9,6 @@
 
 /* Registers noop, echo, sleep, sha256, fail, and crash and fsstat only when
  * test_handlers is set. Returns 0, or -1 with err. */
-int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err,
-                         size_t errlen);
+int jq_builtins_register(jq_registry_t *r, int test_handlers, char *err, size_t errlen);
 
 #endif

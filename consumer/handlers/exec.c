@@ -35,11 +35,9 @@ static int parse_stdin_mode(const char *s, char *err, size_t errlen) {
 }
 
 static int valid_env_name(const char *s, size_t n) {
-    if (n == 0 || isdigit((unsigned char)s[0]))
-        return 0;
+    if (n == 0 || isdigit((unsigned char)s[0])) return 0;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-            return 0;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_') return 0;
     return 1;
 }
 
@@ -58,8 +56,7 @@ static int collect_env(const char *list, char *err, size_t errlen) {
         memcpy(name, e, n);
         name[n] = '\0';
         const char *v = getenv(name);
-        if (v == NULL)
-            continue;
+        if (v == NULL) continue;
         size_t need = n + 1 + strlen(v) + 1;
         if (conf.nenv == JQ_EXEC_ENV_MAX || used + need > sizeof(conf.env_store)) {
             snprintf(err, errlen, "--exec-env: too many or too long variables");
@@ -81,22 +78,18 @@ static void find_guard(void) {
     char exe[4096];
     size_t n = sizeof(exe);
     snprintf(conf.guard, sizeof(conf.guard), "/proc/self/exe");
-    if (uv_exepath(exe, &n) != 0)
-        return;
+    if (uv_exepath(exe, &n) != 0) return;
     char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return;
+    if (slash == NULL) return;
     *slash = '\0';
     char path[sizeof(exe) + 32];
     snprintf(path, sizeof(path), "%s/jobq-exec-guard", exe);
     size_t len = strlen(path);
-    if (access(path, X_OK) == 0 && len < sizeof(conf.guard))
-        memcpy(conf.guard, path, len + 1);
+    if (access(path, X_OK) == 0 && len < sizeof(conf.guard)) memcpy(conf.guard, path, len + 1);
 }
 
 /* Adds one --exec entry as a handler of r. */
-static int add_command(jq_registry_t *r, const char *entry, size_t len, char *err,
-                       size_t errlen) {
+static int add_command(jq_registry_t *r, const char *entry, size_t len, char *err, size_t errlen) {
     if (ncmds == JQ_EXEC_MAX) {
         snprintf(err, errlen, "--exec: at most %d commands", JQ_EXEC_MAX);
         return -1;
@@ -104,8 +97,7 @@ static int add_command(jq_registry_t *r, const char *entry, size_t len, char *er
     jq_exec_cmd_t *c = &cmds[ncmds];
     memset(c, 0, sizeof(*c));
     c->conf = &conf;
-    if (jq_exec_cmd_parse(c, entry, len, err, errlen) != 0)
-        return -1;
+    if (jq_exec_cmd_parse(c, entry, len, err, errlen) != 0) return -1;
     c->h.name = c->name;
     c->h.kind = JQ_KIND_IO;
     c->h.start = jq_exec_run_start;
@@ -119,16 +111,13 @@ static int add_command(jq_registry_t *r, const char *entry, size_t len, char *er
 int jq_exec_register(jq_registry_t *r, const jq_options_t *o, char *err, size_t errlen) {
     ncmds = 0;
     conf.max_output = (size_t)o->exec_max_output;
-    if (parse_stdin_mode(o->exec_stdin, err, errlen) != 0)
-        return -1;
+    if (parse_stdin_mode(o->exec_stdin, err, errlen) != 0) return -1;
     snprintf(conf.worker_pid, sizeof(conf.worker_pid), "%ld", (long)getpid());
     find_guard();
-    if (collect_env(o->exec_env, err, errlen) != 0)
-        return -1;
+    if (collect_env(o->exec_env, err, errlen) != 0) return -1;
     const char *pos = o->exec, *e;
     size_t n;
     while ((e = jq_opts_list_next(&pos, &n)) != NULL)
-        if (add_command(r, e, n, err, errlen) != 0)
-            return -1;
+        if (add_command(r, e, n, err, errlen) != 0) return -1;
     return 0;
 }

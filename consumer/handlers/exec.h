@@ -30,7 +30,6 @@ struct jq_options;
  * name valid. Returns 0, or -1 with err naming the entry, the path and the
  * reason. What it keeps lives in static storage for the life of the
  * process. */
-int jq_exec_register(jq_registry_t *r, const struct jq_options *o, char *err,
-                     size_t errlen);
+int jq_exec_register(jq_registry_t *r, const struct jq_options *o, char *err, size_t errlen);
 
 #endif

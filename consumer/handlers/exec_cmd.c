@@ -15,16 +15,14 @@
 
 /* ---- splitting COMMAND into words ---- */
 
-int jq_exec_split(const char *cmd, char *buf, size_t bufsize, char **argv,
-                  int maxargs, char *err, size_t errlen) {
+int jq_exec_split(const char *cmd, char *buf, size_t bufsize, char **argv, int maxargs, char *err,
+                  size_t errlen) {
     size_t o = 0;
     int n = 0;
     const char *p = cmd;
     for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0') break;
         if (n == maxargs) {
             snprintf(err, errlen, "more than %d words", maxargs);
             return -1;
@@ -79,10 +77,8 @@ static const char *why_not_runnable(const char *path, char *why, size_t whylen) 
         snprintf(why, whylen, "%s", strerror(errno));
         return why;
     }
-    if (S_ISDIR(st.st_mode))
-        return "it is a directory";
-    if (!S_ISREG(st.st_mode))
-        return "it is not a regular file";
+    if (S_ISDIR(st.st_mode)) return "it is a directory";
+    if (!S_ISREG(st.st_mode)) return "it is not a regular file";
     if (access(path, X_OK) != 0) {
         snprintf(why, whylen, "no permission to execute it (mode %04o: %s)",
                  (unsigned)(st.st_mode & 07777), strerror(errno));
@@ -99,23 +95,20 @@ static int resolve_program(jq_exec_cmd_t *c, char *err, size_t errlen) {
     if (strchr(prog, '/')) {
         const char *no = why_not_runnable(prog, why, sizeof(why));
         if (no != NULL) {
-            snprintf(err, errlen, "--exec %s: %s is not an executable file: %s", c->name, prog,
-                     no);
+            snprintf(err, errlen, "--exec %s: %s is not an executable file: %s", c->name, prog, no);
             return -1;
         }
         snprintf(c->program, sizeof(c->program), "%s", prog);
         return 0;
     }
     const char *path = getenv("PATH");
-    if (path == NULL || *path == '\0')
-        path = "/usr/local/bin:/usr/bin:/bin";
+    if (path == NULL || *path == '\0') path = "/usr/local/bin:/usr/bin:/bin";
     while (*path) {
         const char *e = strchr(path, ':');
         size_t n = e ? (size_t)(e - path) : strlen(path);
         if (n > 0 && n + strlen(prog) + 2 <= sizeof(c->program)) {
             snprintf(c->program, sizeof(c->program), "%.*s/%s", (int)n, path, prog);
-            if (why_not_runnable(c->program, why, sizeof(why)) == NULL)
-                return 0;
+            if (why_not_runnable(c->program, why, sizeof(why)) == NULL) return 0;
         }
         path += n + (e != NULL);
     }
@@ -138,8 +131,8 @@ int jq_exec_cmd_parse(jq_exec_cmd_t *c, const char *entry, size_t len, char *err
     c->name[nlen] = '\0';
     char cmd[4096], why[128];
     snprintf(cmd, sizeof(cmd), "%.*s", (int)(len - nlen - 1), eq + 1);
-    c->argc = jq_exec_split(cmd, c->words, sizeof(c->words), c->argv, JQ_EXEC_ARGS_MAX, why,
-                            sizeof(why));
+    c->argc =
+        jq_exec_split(cmd, c->words, sizeof(c->words), c->argv, JQ_EXEC_ARGS_MAX, why, sizeof(why));
     if (c->argc < 0) {
         snprintf(err, errlen, "--exec %s: COMMAND %s", c->name, why);
         return -1;
@@ -155,8 +148,7 @@ void jq_exec_cmd_args(const jq_exec_cmd_t *c, char *args[JQ_EXEC_RUN_ARGS]) {
     args[k++] = JQ_EXEC_GUARD_ARG;
     args[k++] = (char *)c->conf->worker_pid;
     args[k++] = (char *)c->program;
-    for (int i = 0; i < c->argc; i++)
-        args[k++] = c->argv[i];
+    for (int i = 0; i < c->argc; i++) args[k++] = c->argv[i];
     args[k] = NULL;
 }
 
@@ -168,8 +160,7 @@ void jq_exec_cmd_env(const jq_exec_cmd_t *c, const jq_task_t *t, jq_exec_env_t *
     e->env[k++] = e->id;
     e->env[k++] = e->queue;
     e->env[k++] = e->attempt;
-    for (int i = 0; i < c->conf->nenv; i++)
-        e->env[k++] = (char *)c->conf->env[i];
+    for (int i = 0; i < c->conf->nenv; i++) e->env[k++] = (char *)c->conf->env[i];
     e->env[k] = NULL;
 }
 

@@ -25,16 +25,16 @@ typedef struct jq_exec_conf {
     const char *env[JQ_EXEC_ENV_MAX]; /* into env_store */
     int nenv;
     char worker_pid[24];
-    char guard[4096];                 /* jobq-exec-guard, or /proc/self/exe */
+    char guard[4096]; /* jobq-exec-guard, or /proc/self/exe */
 } jq_exec_conf_t;
 
 /* One command; its handler's data points back at it. Lives as long as the
  * process (exec.c keeps them in static storage). */
 typedef struct jq_exec_cmd {
     jq_handler_t h;
-    const jq_exec_conf_t *conf;       /* borrowed, lives as long */
+    const jq_exec_conf_t *conf; /* borrowed, lives as long */
     char name[JQ_NAME_MAX + 1];
-    char program[4096];               /* absolute or relative path, resolved */
+    char program[4096]; /* absolute or relative path, resolved */
     char words[4096];
     char *argv[JQ_EXEC_ARGS_MAX + 1]; /* into words */
     int argc;

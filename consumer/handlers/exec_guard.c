@@ -26,8 +26,8 @@
  * to 0 before it is reaped, so that a late SIGTERM cannot reach a reused
  * pid. */
 static volatile sig_atomic_t group;
-static volatile sig_atomic_t stopping;  /* SIGTERM came: exit 128 + SIGTERM */
-static int final_status;                /* the command's, for on_alarm */
+static volatile sig_atomic_t stopping; /* SIGTERM came: exit 128 + SIGTERM */
+static int final_status;               /* the command's, for on_alarm */
 
 static void exit_like(int status);
 
@@ -47,8 +47,7 @@ static void on_term(int sig) {
 
 static void on_alarm(int sig) {
     (void)sig;
-    if (stopping)
-        _exit(128 + SIGTERM);
+    if (stopping) _exit(128 + SIGTERM);
     exit_like(final_status);
 }
 
@@ -56,12 +55,10 @@ static void on_alarm(int sig) {
  * its pipe to the master are no business of the command's. */
 static void close_extra_fds(void) {
 #ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3, ~0U, 0) == 0)
-        return;
+    if (syscall(SYS_close_range, 3, ~0U, 0) == 0) return;
 #endif
     long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
-        close((int)fd);
+    for (long fd = 3; fd < (max > 0 ? max : 1024); fd++) close((int)fd);
 }
 
 static void run_command(const char *program, char **argv, const sigset_t *old) {
@@ -77,8 +74,7 @@ static void run_command(const char *program, char **argv, const sigset_t *old) {
 /* Ends the guard the way the command ended. Only async-signal-safe calls:
  * on_alarm uses it too. */
 static void exit_like(int status) {
-    if (WIFEXITED(status))
-        _exit(WEXITSTATUS(status));
+    if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
@@ -115,8 +111,7 @@ static int guard_setup(pid_t worker, sigset_t *old) {
         return -1;
     }
     /* The worker may have died before prctl: then nobody would tell us. */
-    if (getppid() != worker)
-        return -1;
+    if (getppid() != worker) return -1;
     close_extra_fds();
     return 0;
 }
@@ -137,18 +132,14 @@ static void sweep(void) {
     int armed = 0;
     for (;;) {
         pid_t r = waitpid(-1, NULL, WNOHANG);
-        if (r > 0 || (r < 0 && errno == EINTR))
-            continue;
-        if (r < 0)
-            return; /* ECHILD: nothing of the command's is left */
-        if (!armed && !stopping)
-            alarm(SWEEP_MAX_S);
+        if (r > 0 || (r < 0 && errno == EINTR)) continue;
+        if (r < 0) return; /* ECHILD: nothing of the command's is left */
+        if (!armed && !stopping) alarm(SWEEP_MAX_S);
         armed = 1;
         /* What the kernel handed us, as their subreaper, when their
          * parents died. */
         jq_proc_each_child((int)self, kill_child, NULL);
-        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
-            return;
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD) return;
     }
 }
 
@@ -158,15 +149,13 @@ int jq_exec_guard_main(int argc, char **argv) {
         return 127;
     }
     sigset_t old;
-    if (guard_setup((pid_t)atol(argv[2]), &old) != 0)
-        return 127;
+    if (guard_setup((pid_t)atol(argv[2]), &old) != 0) return 127;
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "fork: %s\n", strerror(errno));
         return 127;
     }
-    if (pid == 0)
-        run_command(argv[3], argv + 4, &old);
+    if (pid == 0) run_command(argv[3], argv + 4, &old);
     /* Both sides set the group, so it exists whichever runs first. */
     setpgid(pid, pid);
     group = pid;
@@ -185,8 +174,7 @@ int jq_exec_guard_main(int argc, char **argv) {
         ;
     final_status = status;
     sweep();
-    if (stopping)
-        _exit(128 + SIGTERM);
+    if (stopping) _exit(128 + SIGTERM);
     exit_like(status);
     return 127;
 }

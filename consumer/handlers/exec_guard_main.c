@@ -6,6 +6,4 @@
 
 #include "exec_guard.h"
 
-int main(int argc, char **argv) {
-    return jq_exec_guard_main(argc, argv);
-}
+int main(int argc, char **argv) { return jq_exec_guard_main(argc, argv); }

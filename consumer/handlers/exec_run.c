@@ -22,27 +22,26 @@ typedef struct exec_run {
     uv_process_t proc;
     uv_pipe_t in, out, err;
     uv_write_t wr;
-    jq_task_t *t;              /* NULL once cancelled */
+    jq_task_t *t; /* NULL once cancelled */
     const jq_exec_cmd_t *cmd;
-    msgpack_sbuffer inbuf;     /* stdin bytes we encoded, if any */
+    msgpack_sbuffer inbuf; /* stdin bytes we encoded, if any */
     char *outbuf;
     size_t outlen, outcap;
     char errtail[ERR_TAIL];
-    size_t errlen;             /* bytes in errtail */
+    size_t errlen; /* bytes in errtail */
     int exited, out_eof, err_eof, over;
-    int uv_error;              /* the first libuv call that failed... */
-    const char *uv_what;       /* ...and what it was doing */
+    int uv_error;        /* the first libuv call that failed... */
+    const char *uv_what; /* ...and what it was doing */
     int64_t status;
     int term_signal;
-    int open_handles;          /* freed when it drops to 0 */
+    int open_handles; /* freed when it drops to 0 */
 } exec_run_t;
 
 /* ---- handles ---- */
 
 static void on_run_closed(uv_handle_t *h) {
     exec_run_t *x = h->data;
-    if (--x->open_handles > 0)
-        return;
+    if (--x->open_handles > 0) return;
     msgpack_sbuffer_destroy(&x->inbuf);
     free(x->outbuf);
     free(x);
@@ -50,8 +49,7 @@ static void on_run_closed(uv_handle_t *h) {
 
 static void close_one(exec_run_t *x, uv_handle_t *h) {
     (void)x;
-    if (!uv_is_closing(h))
-        uv_close(h, on_run_closed);
+    if (!uv_is_closing(h)) uv_close(h, on_run_closed);
 }
 
 static void close_pipes(exec_run_t *x) {
@@ -63,8 +61,7 @@ static void close_pipes(exec_run_t *x) {
 /* SIGTERM to the guard: it kills the command's whole tree. Returns 0 or a
  * libuv error (none when the guard has exited already). */
 static int kill_guard(exec_run_t *x) {
-    if (x->exited)
-        return 0;
+    if (x->exited) return 0;
     int rc = uv_process_kill(&x->proc, SIGTERM);
     return rc == UV_ESRCH ? 0 : rc;
 }
@@ -89,10 +86,8 @@ static void run_error(exec_run_t *x, const char *what, int rc) {
 /* The last bytes of stderr, printable, for an error message. */
 static void err_tail(const exec_run_t *x, char *out, size_t outlen) {
     size_t n = x->errlen, start = 0, o = 0;
-    while (n > 0 && isspace((unsigned char)x->errtail[n - 1]))
-        n--;
-    if (n + 1 > outlen)
-        start = n + 1 - outlen;
+    while (n > 0 && isspace((unsigned char)x->errtail[n - 1])) n--;
+    if (n + 1 > outlen) start = n + 1 - outlen;
     for (size_t i = start; i < n && o + 1 < outlen; i++) {
         unsigned char c = (unsigned char)x->errtail[i];
         out[o++] = c == '\n' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
@@ -133,16 +128,14 @@ static void finish(exec_run_t *x) {
     x->t = NULL;
     close_pipes(x);
     close_one(x, (uv_handle_t *)&x->proc);
-    if (t == NULL)
-        return;
+    if (t == NULL) return;
     t->hstate = NULL;
     give_outcome(x, t);
     jq_task_done(t); /* last: the worker may free t */
 }
 
 static void maybe_finish(exec_run_t *x) {
-    if (x->exited && x->out_eof && x->err_eof)
-        finish(x);
+    if (x->exited && x->out_eof && x->err_eof) finish(x);
 }
 
 /* ---- the process and its pipes ---- */
@@ -171,8 +164,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     size_t max = x->cmd->conf->max_output;
     if (x->outcap - x->outlen < 4096) {
         size_t cap = x->outcap ? x->outcap * 2 : 16384;
-        if (cap > max + 4096)
-            cap = max + 4096;
+        if (cap > max + 4096) cap = max + 4096;
         char *nb = cap > x->outcap ? realloc(x->outbuf, cap) : NULL;
         if (nb != NULL) {
             x->outbuf = nb;
@@ -185,8 +177,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 /* A pipe at its end (or broken): no more reads from it. */
 static void read_ended(exec_run_t *x, uv_stream_t *s, int *eof) {
     int rc = uv_read_stop(s);
-    if (rc != 0)
-        run_error(x, "stopping a read", rc);
+    if (rc != 0) run_error(x, "stopping a read", rc);
     *eof = 1;
     maybe_finish(x);
 }
@@ -196,13 +187,11 @@ static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     (void)b;
     if (n > 0) {
         x->outlen += (size_t)n;
-        if (x->outlen <= x->cmd->conf->max_output)
-            return;
+        if (x->outlen <= x->cmd->conf->max_output) return;
         /* Over the limit: stop the command now instead of buffering on. */
         x->over = 1;
         int rc = kill_guard(x);
-        if (rc != 0)
-            run_error(x, "stopping the command", rc);
+        if (rc != 0) run_error(x, "stopping the command", rc);
     } else if (n == 0) {
         return;
     } else if (n != UV_EOF) {
@@ -231,8 +220,7 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
         keep_tail(x, b->base, (size_t)n);
         return;
     }
-    if (n == 0)
-        return;
+    if (n == 0) return;
     /* A stderr we cannot read only costs the message its tail. */
     read_ended(x, s, &x->err_eof);
 }
@@ -290,10 +278,8 @@ static exec_run_t *run_new(jq_task_t *t, const jq_exec_cmd_t *c) {
         int rc = uv_pipe_init(t->loop, pipes[i], 0);
         if (rc != 0) {
             jq_task_fail(t, "%s: cannot start: uv_pipe_init: %s", c->name, uv_strerror(rc));
-            for (size_t k = 0; k < i; k++)
-                close_one(x, (uv_handle_t *)pipes[k]);
-            if (i == 0)
-                free(x);
+            for (size_t k = 0; k < i; k++) close_one(x, (uv_handle_t *)pipes[k]);
+            if (i == 0) free(x);
             return NULL;
         }
         pipes[i]->data = x;
@@ -315,17 +301,14 @@ static void run_watch(exec_run_t *x, uv_buf_t in) {
         x->err_eof = 1;
     }
     rc = in.len == 0 ? 0 : uv_write(&x->wr, (uv_stream_t *)&x->in, &in, 1, on_stdin_written);
-    if (rc != 0)
-        run_error(x, "writing stdin", rc);
-    if (in.len == 0 || rc != 0)
-        close_one(x, (uv_handle_t *)&x->in);
+    if (rc != 0) run_error(x, "writing stdin", rc);
+    if (in.len == 0 || rc != 0) close_one(x, (uv_handle_t *)&x->in);
 }
 
 int jq_exec_run_start(jq_task_t *t) {
     const jq_exec_cmd_t *c = t->handler->data;
     exec_run_t *x = run_new(t, c);
-    if (x == NULL)
-        return -1;
+    if (x == NULL) return -1;
     uv_buf_t in;
     if (jq_exec_cmd_stdin(c, t->payload, &x->inbuf, &in) != 0) {
         close_pipes(x);
@@ -348,8 +331,7 @@ int jq_exec_run_start(jq_task_t *t) {
 
 void jq_exec_run_cancel(jq_task_t *t) {
     exec_run_t *x = t->hstate;
-    if (x == NULL)
-        return;
+    if (x == NULL) return;
     t->hstate = NULL;
     x->t = NULL;
     int rc = kill_guard(x);
@@ -359,7 +341,6 @@ void jq_exec_run_cancel(jq_task_t *t) {
     /* Closing stdin drops the pending write, which may point into the
      * payload the worker frees after this call. */
     close_pipes(x);
-    if (x->exited)
-        close_one(x, (uv_handle_t *)&x->proc);
+    if (x->exited) close_one(x, (uv_handle_t *)&x->proc);
     /* else on_exit_cb closes the process handle (the guard dies at once). */
 }

@@ -11,17 +11,12 @@
 #include "options.h"
 #include "plugin.h"
 
-int jq_handlers_setup(jq_registry_t *r, const jq_options_t *o, char *err,
-                      size_t errlen) {
+int jq_handlers_setup(jq_registry_t *r, const jq_options_t *o, char *err, size_t errlen) {
     r->adding = "built-in";
-    if (jq_builtins_register(r, o->test_handlers, err, errlen) != 0)
-        return -1;
-    if (jq_plugin_load_all(r, o->plugins, err, errlen) != 0)
-        return -1;
-    if (jq_exec_register(r, o, err, errlen) != 0)
-        return -1;
-    if (jq_http_register(r, o, err, errlen) != 0)
-        return -1;
+    if (jq_builtins_register(r, o->test_handlers, err, errlen) != 0) return -1;
+    if (jq_plugin_load_all(r, o->plugins, err, errlen) != 0) return -1;
+    if (jq_exec_register(r, o, err, errlen) != 0) return -1;
+    if (jq_http_register(r, o, err, errlen) != 0) return -1;
     r->adding = NULL;
     return 0;
 }

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "codec.h"    /* JQ_ERR_LEN, the size of callers' err buffers */
+#include "codec.h" /* JQ_ERR_LEN, the size of callers' err buffers */
 #include "registry.h"
 
 struct jq_options;
@@ -16,7 +16,6 @@ struct jq_options;
  * master once at start, to refuse a bad setup before any worker exists, and
  * by each worker. Returns 0, or -1 with err naming the culprit. What it
  * allocates lives as long as the process. */
-int jq_handlers_setup(jq_registry_t *r, const struct jq_options *o, char *err,
-                      size_t errlen);
+int jq_handlers_setup(jq_registry_t *r, const struct jq_options *o, char *err, size_t errlen);
 
 #endif

@@ -31,10 +31,10 @@ static struct {
 typedef struct req {
     jq_task_t *t;
     CURL *easy;
-    int added;                 /* easy is in the curluv session */
+    int added; /* easy is in the curluv session */
     CURLU *url;
     struct curl_slist *headers;
-    const char *body;          /* borrowed from the payload */
+    const char *body; /* borrowed from the payload */
     size_t bodylen;
     char method[16];
     long timeout_ms;
@@ -43,7 +43,7 @@ typedef struct req {
     char *resp;
     size_t resplen, respcap;
     int over;
-    char *hdr;                 /* the last response's header lines */
+    char *hdr; /* the last response's header lines */
     size_t hdrlen, hdrcap;
     int nhdr;
     char errbuf[CURL_ERROR_SIZE];
@@ -53,8 +53,7 @@ typedef struct req {
 
 static void req_free(req_t *q) {
     if (q->easy) {
-        if (q->added)
-            jq_curluv_remove(q->easy);
+        if (q->added) jq_curluv_remove(q->easy);
         curl_easy_cleanup(q->easy);
     }
     curl_url_cleanup(q->url);
@@ -65,18 +64,13 @@ static void req_free(req_t *q) {
 }
 
 static int grow(char **buf, size_t *cap, size_t need, size_t limit) {
-    if (need <= *cap)
-        return 0;
+    if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 4096;
-    while (n < need)
-        n *= 2;
-    if (n > limit)
-        n = limit;
-    if (n < need)
-        return -1;
+    while (n < need) n *= 2;
+    if (n > limit) n = limit;
+    if (n < need) return -1;
     char *nb = realloc(*buf, n);
-    if (nb == NULL)
-        return -1;
+    if (nb == NULL) return -1;
     *buf = nb;
     *cap = n;
     return 0;
@@ -106,8 +100,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp) {
         return len;
     }
     const char *colon = memchr(data, ':', len);
-    if (colon == NULL)
-        return len; /* the blank line at the end */
+    if (colon == NULL) return len; /* the blank line at the end */
     if (q->nhdr >= MAX_HEADERS || q->hdrlen + len + 1 > MAX_HEADER_BYTES ||
         grow(&q->hdr, &q->hdrcap, q->hdrlen + len + 1, MAX_HEADER_BYTES) != 0)
         return len; /* more than we keep: dropped, the request goes on */
@@ -121,21 +114,17 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp) {
 /* Packs the kept header lines as a map of lower-case names; a repeated
  * name keeps its last value. Returns 0, or -1 out of memory. */
 static int pack_headers(msgpack_packer *pk, req_t *q) {
-    if (msgpack_pack_map(pk, (size_t)q->nhdr) != 0)
-        return -1;
+    if (msgpack_pack_map(pk, (size_t)q->nhdr) != 0) return -1;
     char *line = q->hdr;
     for (int i = 0; i < q->nhdr; i++) {
         char *end = strchr(line, '\n');
         char *colon = strchr(line, ':');
         size_t nlen = (size_t)(colon - line);
-        for (size_t j = 0; j < nlen; j++)
-            line[j] = (char)tolower((unsigned char)line[j]);
+        for (size_t j = 0; j < nlen; j++) line[j] = (char)tolower((unsigned char)line[j]);
         const char *v = colon + 1;
         const char *ve = end ? end : line + strlen(line);
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' '))
-            ve--;
+        while (v < ve && (*v == ' ' || *v == '\t')) v++;
+        while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' ')) ve--;
         if (jq_codec_pack_text(pk, line, nlen) != 0 ||
             jq_codec_pack_text(pk, v, (size_t)(ve - v)) != 0)
             return -1;
@@ -194,9 +183,7 @@ static int follow(req_t *q, int *followed, char *err, size_t errlen) {
     char *loc = NULL;
     *followed = 0;
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 301 && status != 302 && status != 303 && status != 307 &&
-        status != 308)
-        return 0;
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308) return 0;
     if (curl_easy_getinfo(q->easy, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || loc == NULL)
         return 0;
     if (++q->hops > MAX_REDIRECTS) {
@@ -224,9 +211,9 @@ static int follow(req_t *q, int *followed, char *err, size_t errlen) {
     q->resplen = 0;
     q->hdrlen = 0;
     q->nhdr = 0;
-    if (configure(q, err, errlen) != 0 || jq_curluv_add(q->t->loop, q->easy, on_transfer_done) != 0) {
-        if (err[0] == '\0')
-            snprintf(err, errlen, "http: cannot follow the redirect");
+    if (configure(q, err, errlen) != 0 ||
+        jq_curluv_add(q->t->loop, q->easy, on_transfer_done) != 0) {
+        if (err[0] == '\0') snprintf(err, errlen, "http: cannot follow the redirect");
         return -1;
     }
     q->added = 1;
@@ -254,7 +241,8 @@ static void on_transfer_done(CURL *easy, CURLcode rc) {
 /* Sets every option of one hop on q->easy. */
 static int configure(req_t *q, char *err, size_t errlen) {
     CURL *e = q->easy;
-    int ok = curl_easy_setopt(e, CURLOPT_CURLU, q->url) == CURLE_OK &&
+    int ok =
+        curl_easy_setopt(e, CURLOPT_CURLU, q->url) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
         /* Never a proxy from http_proxy and friends: it would take the
@@ -278,8 +266,7 @@ static int configure(req_t *q, char *err, size_t errlen) {
     if (ok && (q->body != NULL || strcmp(q->method, "POST") == 0))
         ok = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->bodylen) == CURLE_OK &&
              curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "") == CURLE_OK;
-    if (!ok)
-        snprintf(err, errlen, "http: cannot set up the request");
+    if (!ok) snprintf(err, errlen, "http: cannot set up the request");
     return ok ? 0 : -1;
 }
 
@@ -301,29 +288,27 @@ static int str_of(const msgpack_object *o, const char **p, size_t *n) {
 
 static int token(const char *p, size_t n) {
     static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)p[i]) && !strchr(extra, p[i]))
-            return 0;
+        if (!isalnum((unsigned char)p[i]) && !strchr(extra, p[i])) return 0;
     return 1;
 }
 
 static int add_headers(req_t *q, const msgpack_object *h, char *err, size_t errlen) {
     if (h->type != MSGPACK_OBJECT_MAP || h->via.map.size > MAX_HEADERS) {
-        snprintf(err, errlen, "http: headers must be a map of at most %d str: str",
-                 MAX_HEADERS);
+        snprintf(err, errlen, "http: headers must be a map of at most %d str: str", MAX_HEADERS);
         return -1;
     }
     for (uint32_t i = 0; i < h->via.map.size; i++) {
         const char *k = "", *v = "";
         size_t kn = 0, vn = 0;
         if (str_of(&h->via.map.ptr[i].key, &k, &kn) != 0 ||
-            str_of(&h->via.map.ptr[i].val, &v, &vn) != 0 || !token(k, kn) ||
-            memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn) ||
-            kn + vn > 8192) {
-            snprintf(err, errlen, "http: bad header %.*s (want a token name and "
-                     "a value without CR, LF or NUL)", (int)(kn < 64 ? kn : 64), k);
+            str_of(&h->via.map.ptr[i].val, &v, &vn) != 0 || !token(k, kn) || memchr(v, '\r', vn) ||
+            memchr(v, '\n', vn) || memchr(v, '\0', vn) || kn + vn > 8192) {
+            snprintf(err, errlen,
+                     "http: bad header %.*s (want a token name and "
+                     "a value without CR, LF or NUL)",
+                     (int)(kn < 64 ? kn : 64), k);
             return -1;
         }
         /* Host picks the virtual host behind an allowed address: a job must
@@ -369,12 +354,10 @@ static int read_payload(req_t *q, const msgpack_object *p, char *err, size_t err
             snprintf(err, errlen, "http: method must be a token like GET or POST");
             return -1;
         }
-        for (size_t i = 0; i < n; i++)
-            q->method[i] = (char)toupper((unsigned char)s[i]);
+        for (size_t i = 0; i < n; i++) q->method[i] = (char)toupper((unsigned char)s[i]);
         q->method[n] = '\0';
     }
-    if (headers != NULL && add_headers(q, headers, err, errlen) != 0)
-        return -1;
+    if (headers != NULL && add_headers(q, headers, err, errlen) != 0) return -1;
     if (body != NULL && body->type != MSGPACK_OBJECT_NIL &&
         str_of(body, &q->body, &q->bodylen) != 0) {
         snprintf(err, errlen, "http: body must be a str or bin");
@@ -402,10 +385,8 @@ static int read_payload(req_t *q, const msgpack_object *p, char *err, size_t err
 
 /* Loads libcurl and parses the allow list with its URL parser, once. */
 static int http_load(char *err, size_t errlen) {
-    if (conf.loaded)
-        return 0;
-    if (jq_curl_load(err, errlen) != 0)
-        return -1;
+    if (conf.loaded) return 0;
+    if (jq_curl_load(err, errlen) != 0) return -1;
     /* Thread-safe in Debian 12's libcurl (7.88, feature "threadsafe"),
      * and pool threads, which may be hashing meanwhile, never call it. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -418,8 +399,7 @@ static int http_load(char *err, size_t errlen) {
     while ((e = jq_opts_list_next(&pos, &n)) != NULL) {
         char prefix[4096];
         snprintf(prefix, sizeof(prefix), "%.*s", (int)n, e);
-        if (jq_http_allow_add(&conf.allow, prefix, err, errlen) != 0)
-            return -1;
+        if (jq_http_allow_add(&conf.allow, prefix, err, errlen) != 0) return -1;
     }
     conf.loaded = 1;
     return 0;
@@ -427,11 +407,9 @@ static int http_load(char *err, size_t errlen) {
 
 static int http_start(jq_task_t *t) {
     char err[JQ_TASK_ERROR_LEN] = "";
-    if (http_load(err, sizeof(err)) != 0)
-        return jq_task_fail(t, "%s", err);
+    if (http_load(err, sizeof(err)) != 0) return jq_task_fail(t, "%s", err);
     req_t *q = calloc(1, sizeof(*q));
-    if (q == NULL)
-        return jq_task_fail(t, "http: out of memory");
+    if (q == NULL) return jq_task_fail(t, "http: out of memory");
     /* Every check before any socket: a refused URL makes no connection. */
     if (read_payload(q, t->payload, err, sizeof(err)) != 0) {
         /* A malformed payload or a URL outside the allow list: the same
@@ -446,7 +424,8 @@ static int http_start(jq_task_t *t) {
         return jq_task_fail(t, "http: out of memory");
     }
     q->t = t;
-    if (configure(q, err, sizeof(err)) != 0 || jq_curluv_add(t->loop, q->easy, on_transfer_done) != 0) {
+    if (configure(q, err, sizeof(err)) != 0 ||
+        jq_curluv_add(t->loop, q->easy, on_transfer_done) != 0) {
         req_free(q);
         return jq_task_fail(t, "%s", err[0] ? err : "http: cannot start the request");
     }
@@ -457,24 +436,20 @@ static int http_start(jq_task_t *t) {
 
 static void http_cancel(jq_task_t *t) {
     req_t *q = t->hstate;
-    if (q == NULL)
-        return;
+    if (q == NULL) return;
     t->hstate = NULL;
     req_free(q);
 }
 
-int jq_http_register(jq_registry_t *r, const jq_options_t *o, char *err,
-                     size_t errlen) {
-    if (o->http_allow[0] == '\0')
-        return 0;
+int jq_http_register(jq_registry_t *r, const jq_options_t *o, char *err, size_t errlen) {
+    if (o->http_allow[0] == '\0') return 0;
     conf.allow_list = o->http_allow;
     /* The master loads and checks everything at start, so that a bad list
      * or a missing libcurl stops it before any worker exists. A worker,
      * given the list the master checked, loads libcurl at its first http
      * job: with the TLS and other libraries it links, libcurl made an idle
      * worker 10.8 MiB of RSS instead of 2.7. */
-    if (o->worker_role[0] == '\0' && http_load(err, errlen) != 0)
-        return -1;
+    if (o->worker_role[0] == '\0' && http_load(err, errlen) != 0) return -1;
     conf.max_response = (size_t)o->http_max_response;
     conf.h.name = "http";
     conf.h.kind = JQ_KIND_IO;

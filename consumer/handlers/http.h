@@ -23,7 +23,6 @@ struct jq_options;
 
 /* Registers "http" when o has --http-allow prefixes (checking each).
  * Returns 0, or -1 with err. */
-int jq_http_register(jq_registry_t *r, const struct jq_options *o, char *err,
-                     size_t errlen);
+int jq_http_register(jq_registry_t *r, const struct jq_options *o, char *err, size_t errlen);
 
 #endif

@@ -17,8 +17,7 @@ typedef struct parts {
     int has_query;
 } parts_t;
 
-static int get_part(CURLU *u, CURLUPart what, char *out, size_t outlen,
-                    unsigned flags) {
+static int get_part(CURLU *u, CURLUPart what, char *out, size_t outlen, unsigned flags) {
     char *v = NULL;
     CURLUcode rc = curl_url_get(u, what, &v, flags);
     if (rc != CURLUE_OK) {
@@ -26,8 +25,7 @@ static int get_part(CURLU *u, CURLUPart what, char *out, size_t outlen,
         return rc;
     }
     int fits = strlen(v) < outlen;
-    if (fits)
-        memcpy(out, v, strlen(v) + 1);
+    if (fits) memcpy(out, v, strlen(v) + 1);
     curl_free(v);
     return fits ? 0 : -1;
 }
@@ -38,25 +36,22 @@ static int encoded_escape(const char *path) {
     static const char *const bad[] = {"%2f", "%5c", "%2e", "%00"};
     for (const char *p = path; (p = strchr(p, '%')) != NULL; p++)
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-            if (strncasecmp(p, bad[i], 3) == 0)
-                return 1;
+            if (strncasecmp(p, bad[i], 3) == 0) return 1;
     return 0;
 }
 
 static int dot_segment(const char *path) {
-    for (const char *s = path; *s; ) {
+    for (const char *s = path; *s;) {
         const char *e = strchr(s, '/');
         size_t n = e ? (size_t)(e - s) : strlen(s);
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-            return 1;
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return 1;
         s += n + (e != NULL);
     }
     return 0;
 }
 
 /* Parses text into u and pt. Returns 0 or -1 with err. */
-static int parse(CURLU *u, const char *text, parts_t *pt, char *err,
-                 size_t errlen) {
+static int parse(CURLU *u, const char *text, parts_t *pt, char *err, size_t errlen) {
     if (strchr(text, '\\')) {
         snprintf(err, errlen, "a backslash in the URL");
         return -1;
@@ -78,13 +73,11 @@ static int parse(CURLU *u, const char *text, parts_t *pt, char *err,
         snprintf(err, errlen, "a URL with userinfo (user@ or user:password@)");
         return -1;
     }
-    if (get_part(u, CURLUPART_HOST, pt->host, sizeof(pt->host), 0) != 0 ||
-        pt->host[0] == '\0') {
+    if (get_part(u, CURLUPART_HOST, pt->host, sizeof(pt->host), 0) != 0 || pt->host[0] == '\0') {
         snprintf(err, errlen, "no host or a host too long");
         return -1;
     }
-    for (char *c = pt->host; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
+    for (char *c = pt->host; *c; c++) *c = (char)tolower((unsigned char)*c);
     char port[16];
     if (get_part(u, CURLUPART_PORT, port, sizeof(port), CURLU_DEFAULT_PORT) != 0) {
         snprintf(err, errlen, "bad port");
@@ -106,8 +99,7 @@ static int parse(CURLU *u, const char *text, parts_t *pt, char *err,
     return 0;
 }
 
-int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err,
-                      size_t errlen) {
+int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err, size_t errlen) {
     if (a->n == JQ_HTTP_ALLOW_MAX) {
         snprintf(err, errlen, "--http-allow: at most %d prefixes", JQ_HTTP_ALLOW_MAX);
         return -1;
@@ -142,19 +134,16 @@ int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err,
 }
 
 static int under(const jq_http_prefix_t *p, const parts_t *pt) {
-    if (strcmp(p->scheme, pt->scheme) != 0 || strcmp(p->host, pt->host) != 0 ||
-        p->port != pt->port)
+    if (strcmp(p->scheme, pt->scheme) != 0 || strcmp(p->host, pt->host) != 0 || p->port != pt->port)
         return 0;
     size_t n = strlen(p->path);
-    if (n == 0 || (n == 1 && p->path[0] == '/'))
-        return 1;
-    if (strncmp(pt->path, p->path, n) != 0)
-        return 0;
+    if (n == 0 || (n == 1 && p->path[0] == '/')) return 1;
+    if (strncmp(pt->path, p->path, n) != 0) return 0;
     return p->path[n - 1] == '/' || pt->path[n] == '\0' || pt->path[n] == '/';
 }
 
-int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len,
-                        CURLU **out, char *err, size_t errlen) {
+int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len, CURLU **out,
+                        char *err, size_t errlen) {
     char text[8192];
     *out = NULL;
     if (len >= sizeof(text) || memchr(url, '\0', len)) {

@@ -34,13 +34,12 @@ typedef struct jq_http_allow {
 
 /* Adds one prefix. Returns 0, or -1 with err (not a URL, userinfo, a query
  * or fragment, another scheme, too many). */
-int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err,
-                      size_t errlen);
+int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err, size_t errlen);
 
 /* Checks url[0..len) against a. Returns 0 with *out set to the parsed URL
  * (the caller's: curl_url_cleanup), or -1 with err saying why it is
  * refused; *out is then NULL. */
-int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len,
-                        CURLU **out, char *err, size_t errlen);
+int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len, CURLU **out,
+                        char *err, size_t errlen);
 
 #endif

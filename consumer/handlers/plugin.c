@@ -23,16 +23,13 @@ typedef struct load {
 static int on_add(jq_plugin_host_t *host, const jq_handler_t *h) {
     load_t *l = host->priv;
     char why[JQ_ERR_LEN];
-    if (jq_registry_add(l->r, h, why, sizeof(why)) == 0)
-        return 0;
-    if (!l->failed)
-        snprintf(l->err, l->errlen, "--plugin %s: %s", host->path, why);
+    if (jq_registry_add(l->r, h, why, sizeof(why)) == 0) return 0;
+    if (!l->failed) snprintf(l->err, l->errlen, "--plugin %s: %s", host->path, why);
     l->failed = 1;
     return -1;
 }
 
-static int load_one(jq_registry_t *r, const char *path, char *err,
-                    size_t errlen) {
+static int load_one(jq_registry_t *r, const char *path, char *err, size_t errlen) {
     /* RTLD_NOW: a missing symbol is found here, at start, not in a worker
      * in the middle of a job. RTLD_LOCAL: two plugins' own symbols never
      * meet. */
@@ -45,19 +42,21 @@ static int load_one(jq_registry_t *r, const char *path, char *err,
     int (*reg)(jq_plugin_host_t *) =
         (int (*)(jq_plugin_host_t *))dlsym(so, JQ_PLUGIN_REGISTER_SYMBOL);
     if (abi == NULL || reg == NULL) {
-        snprintf(err, errlen, "--plugin %s: not a jobq plugin (it must define "
-                 "%s and %s(), see include/jobq/handler.h)", path,
-                 JQ_PLUGIN_ABI_SYMBOL, JQ_PLUGIN_REGISTER_SYMBOL);
+        snprintf(err, errlen,
+                 "--plugin %s: not a jobq plugin (it must define "
+                 "%s and %s(), see include/jobq/handler.h)",
+                 path, JQ_PLUGIN_ABI_SYMBOL, JQ_PLUGIN_REGISTER_SYMBOL);
         dlclose(so);
         return -1;
     }
     /* Each version only appends to the structs the consumer allocates, so
      * a plugin built for an older one still reads them right. */
     if (*abi < JQ_HANDLER_ABI_MIN || *abi > JQ_HANDLER_ABI_VERSION) {
-        snprintf(err, errlen, "--plugin %s: built for handler ABI version %u, "
+        snprintf(err, errlen,
+                 "--plugin %s: built for handler ABI version %u, "
                  "this jobq-consumer speaks versions %u to %u: rebuild it against "
-                 "this jobq's jobq/handler.h", path, *abi, JQ_HANDLER_ABI_MIN,
-                 JQ_HANDLER_ABI_VERSION);
+                 "this jobq's jobq/handler.h",
+                 path, *abi, JQ_HANDLER_ABI_MIN, JQ_HANDLER_ABI_VERSION);
         dlclose(so);
         return -1;
     }
@@ -65,11 +64,10 @@ static int load_one(jq_registry_t *r, const char *path, char *err,
     jq_plugin_host_t host = {JQ_HANDLER_ABI_VERSION, path, on_add, &l};
     r->adding = path;
     int rc = reg(&host);
-    if (l.failed)
-        return -1;
+    if (l.failed) return -1;
     if (rc != 0) {
-        snprintf(err, errlen, "--plugin %s: its %s() failed (returned %d)",
-                 path, JQ_PLUGIN_REGISTER_SYMBOL, rc);
+        snprintf(err, errlen, "--plugin %s: its %s() failed (returned %d)", path,
+                 JQ_PLUGIN_REGISTER_SYMBOL, rc);
         return -1;
     }
     /* Never dlclose'd from here on: the registry points into it. */
@@ -81,8 +79,7 @@ static int load_one(jq_registry_t *r, const char *path, char *err,
 static char paths[8192];
 static size_t paths_used;
 
-int jq_plugin_load_all(jq_registry_t *r, const char *list, char *err,
-                       size_t errlen) {
+int jq_plugin_load_all(jq_registry_t *r, const char *list, char *err, size_t errlen) {
     const char *pos = list, *e;
     size_t n;
     while ((e = jq_opts_list_next(&pos, &n)) != NULL) {
@@ -94,8 +91,7 @@ int jq_plugin_load_all(jq_registry_t *r, const char *list, char *err,
         memcpy(path, e, n);
         path[n] = '\0';
         paths_used += n + 1;
-        if (load_one(r, path, err, errlen) != 0)
-            return -1;
+        if (load_one(r, path, err, errlen) != 0) return -1;
     }
     return 0;
 }

@@ -15,7 +15,6 @@
  * and the problem: cannot be opened, not a jobq plugin, built for another
  * ABI version, its register function failed, or one of its names is taken
  * (and by whom). */
-int jq_plugin_load_all(jq_registry_t *r, const char *list, char *err,
-                       size_t errlen);
+int jq_plugin_load_all(jq_registry_t *r, const char *list, char *err, size_t errlen);
 
 #endif

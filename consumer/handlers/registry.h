@@ -30,11 +30,9 @@ void jq_registry_init(jq_registry_t *r);
  * r->adding as its origin. Returns 0, or -1 with err if the name is invalid
  * or taken (the message names who took it), the table is full, or the
  * handler lacks the function its kind needs. */
-int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err,
-                    size_t errlen);
+int jq_registry_add(jq_registry_t *r, const jq_handler_t *h, char *err, size_t errlen);
 
 /* Returns the handler named name[0..len), or NULL. */
-const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name,
-                                     size_t len);
+const jq_handler_t *jq_registry_find(const jq_registry_t *r, const char *name, size_t len);
 
 #endif

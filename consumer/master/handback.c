@@ -123,14 +123,16 @@ void jq_handback_pass(jq_handback_t *h) {
         g->held = 0;
         g->passes++;
         for (int q = 0; q < h->opt->nqueues; q++) {
-            if (send_handback(h, g, q, vis) == 0) g->replies++;
-            else g->held++;
+            if (send_handback(h, g, q, vis) == 0)
+                g->replies++;
+            else
+                g->held++;
         }
     }
 }
 
-void jq_handback_init(jq_handback_t *h, jq_rconn_t *redis, const jq_options_t *opt, const char *host,
-                      jq_handback_fn on_handed, void *data) {
+void jq_handback_init(jq_handback_t *h, jq_rconn_t *redis, const jq_options_t *opt,
+                      const char *host, jq_handback_fn on_handed, void *data) {
     memset(h, 0, sizeof(*h));
     h->redis = redis;
     h->opt = opt;
@@ -151,7 +153,8 @@ void jq_handback_add(jq_handback_t *h, int pid, int clean) {
     }
     /* Full: its entries still go to a live worker after the visibility
      * timeout; only the fast path is lost. */
-    jq_warn("too many dead workers to hand back at once; worker %d's jobs wait for the visibility timeout",
+    jq_warn("too many dead workers to hand back at once; worker %d's jobs wait for the visibility "
+            "timeout",
             pid);
 }
 

@@ -20,11 +20,11 @@
 /* A dead worker's consumer, until it holds nothing and left the group. */
 typedef struct jq_gone {
     int used;
-    char name[320];     /* <host>:<pid> */
-    int replies;        /* handback scripts in flight */
-    long long held;     /* entries still held, summed over queues this pass */
+    char name[320]; /* <host>:<pid> */
+    int replies;    /* handback scripts in flight */
+    long long held; /* entries still held, summed over queues this pass */
     int passes;
-    uint64_t uncount;   /* queues (bits) whose deliveries are still to uncount */
+    uint64_t uncount; /* queues (bits) whose deliveries are still to uncount */
 } jq_gone_t;
 
 /* Called when a pass handed entries back: tell the live workers to
@@ -32,8 +32,8 @@ typedef struct jq_gone {
 typedef void (*jq_handback_fn)(void *data);
 
 typedef struct jq_handback {
-    jq_rconn_t *redis;          /* borrowed: the master's */
-    const jq_options_t *opt;    /* borrowed */
+    jq_rconn_t *redis;       /* borrowed: the master's */
+    const jq_options_t *opt; /* borrowed */
     char host[256];
     int64_t last_sweep_ms;
     jq_handback_fn on_handed;
@@ -41,8 +41,8 @@ typedef struct jq_handback {
     jq_gone_t gone[JQ_HANDBACK_MAX];
 } jq_handback_t;
 
-void jq_handback_init(jq_handback_t *h, jq_rconn_t *redis, const jq_options_t *opt, const char *host,
-                      jq_handback_fn on_handed, void *data);
+void jq_handback_init(jq_handback_t *h, jq_rconn_t *redis, const jq_options_t *opt,
+                      const char *host, jq_handback_fn on_handed, void *data);
 
 /* Worker pid exited (clean: status 0, no signal; then what it left was no
  * crash, and each entry's delivery is uncounted). Its consumer is handed

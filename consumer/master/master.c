@@ -94,8 +94,8 @@ static void on_signal(uv_signal_t *s, int signum) {
         return;
     }
     jq_notify_stopping("draining");
-    jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum), jq_supervise_count(&m->sv),
-            m->opt->shutdown_timeout_ms);
+    jq_info("%s: draining %d workers (up to %lld ms)", strsignal(signum),
+            jq_supervise_count(&m->sv), m->opt->shutdown_timeout_ms);
     jq_supervise_shutdown(&m->sv);
     int rc = uv_timer_start(&m->kill_timer, on_kill_timeout,
                             (uint64_t)(m->opt->shutdown_timeout_ms + KILL_MARGIN_MS), 0);
@@ -144,8 +144,8 @@ static int start_dashboard(jq_master_t *m) {
     const jq_options_t *o = m->opt;
     if (!o->dashboard) return 0;
     char err[256];
-    m->dash = jq_dashsrv_new(m->loop, m->http, o->redis, o->prefix, o->admin_token,
-                             o->heartbeat_ms, err, sizeof(err));
+    m->dash = jq_dashsrv_new(m->loop, m->http, o->redis, o->prefix, o->admin_token, o->heartbeat_ms,
+                             err, sizeof(err));
     if (!m->dash) {
         jq_error("dashboard: %s", err);
         return -1;
@@ -201,7 +201,8 @@ static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
     char url[512];
     jq_url_format(c->url, url, sizeof(url));
     jq_error("redis at %s refused our %s: %s; check the user, password and database "
-             "in --redis / JOBQ_REDIS_URL; exiting", url, step, why);
+             "in --redis / JOBQ_REDIS_URL; exiting",
+             url, step, why);
     m->exit_code = JQ_MASTER_EXIT_CONFIG;
     /* The workers, started meanwhile, were refused as well (they retry
      * quietly, leaving the message to us): they hold no job. */
@@ -280,7 +281,8 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
     if (uv_exepath(m->exe, &sz) != 0) snprintf(m->exe, sizeof(m->exe), "%s", argv[0]);
     char url[512];
     jq_url_format(&opt->url, url, sizeof(url));
-    jq_info("jobq-consumer master pid %d: %lld workers x %lld cpu threads (%d usable cpus), queues %s, redis %s",
+    jq_info("jobq-consumer master pid %d: %lld workers x %lld cpu threads (%d usable cpus), queues "
+            "%s, redis %s",
             (int)getpid(), opt->workers, opt->threads, opt->cpus, opt->queues_csv, url);
     jq_opts_log(jq_options_table, opt);
     signal(SIGPIPE, SIG_IGN);

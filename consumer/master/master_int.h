@@ -17,11 +17,11 @@ typedef struct jq_master jq_master_t;
 
 /* A worker process. */
 typedef struct jq_child {
-    jq_supervised_t sv;  /* supervise.c's view; sv.data points here */
+    jq_supervised_t sv; /* supervise.c's view; sv.data points here */
     uv_process_t proc;
-    uv_pipe_t ctl;       /* its fd 3 */
+    uv_pipe_t ctl; /* its fd 3 */
     jq_master_t *m;
-    int closes;          /* handles still to close before free */
+    int closes; /* handles still to close before free */
     char line[256];
     size_t linelen;
 } jq_child_t;
@@ -33,16 +33,16 @@ struct jq_master {
     char **argv;
     char exe[4096];
     jq_supervise_t sv;
-    uv_timer_t *respawn;  /* per slot */
+    uv_timer_t *respawn; /* per slot */
     uv_signal_t sigterm, sigint, sighup;
-    uv_signal_t sigchld;  /* started only as PID 1 (a container): orphans to reap */
+    uv_signal_t sigchld; /* started only as PID 1 (a container): orphans to reap */
     uv_timer_t kill_timer, janitor;
     int64_t last_pong_ms; /* Redis answered a PING (healthz) */
     jq_rconn_t redis;
     jq_handback_t handback;
-    jq_httpd_t *http;     /* --metrics-addr: /healthz, /metrics, dashboard */
+    jq_httpd_t *http; /* --metrics-addr: /healthz, /metrics, dashboard */
     jq_metrics_t *metrics;
-    jq_dashsrv_t *dash;   /* the dashboard on http, unless --dashboard=0 */
+    jq_dashsrv_t *dash; /* the dashboard on http, unless --dashboard=0 */
     int exit_code;
     int signals;
 };

@@ -23,14 +23,11 @@
  * unset (not under systemd, or not Type=notify), -errno on failure. */
 static int notify_send(const char *msg) {
     const char *path = getenv("NOTIFY_SOCKET");
-    if (path == NULL || path[0] == '\0')
-        return 0;
+    if (path == NULL || path[0] == '\0') return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
-    if (path[0] != '/' && path[0] != '@')
-        return -EAFNOSUPPORT;
-    if (len > sizeof sa.sun_path)
-        return -EINVAL;
+    if (path[0] != '/' && path[0] != '@') return -EAFNOSUPPORT;
+    if (len > sizeof sa.sun_path) return -EINVAL;
     memcpy(sa.sun_path, path, len);
     if (path[0] == '@')
         sa.sun_path[0] = '\0'; /* abstract: no terminating NUL either */
@@ -38,10 +35,8 @@ static int notify_send(const char *msg) {
         return -EINVAL; /* a path needs room for its NUL */
 
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-                                  (path[0] == '/'));
+    if (fd < 0) return -errno;
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
     ssize_t n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
     int rc = n < 0 ? -errno : 1;
     close(fd);

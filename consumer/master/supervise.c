@@ -55,7 +55,8 @@ static void drain(jq_supervise_t *s, jq_supervised_t *w) {
     s->ops.drain(s->ops.data, w);
 }
 
-void jq_supervise_started(jq_supervise_t *s, jq_supervised_t *w, int slot, int pid, int64_t now_ms) {
+void jq_supervise_started(jq_supervise_t *s, jq_supervised_t *w, int slot, int pid,
+                          int64_t now_ms) {
     w->slot = slot;
     w->pid = pid;
     w->ready = w->draining = w->replaced = 0;
@@ -73,10 +74,13 @@ void jq_supervise_spawn_failed(jq_supervise_t *s, int slot) {
 /* The wait before a slot's next worker: none after a clean exit or a
  * worker that lived, doubling per quick death in a row. */
 static int64_t backoff(jq_supervise_t *s, int slot, int clean, int64_t lived) {
-    if (clean || lived >= JQ_SUPERVISE_STABLE_MS) s->streak[slot] = 0;
-    else s->streak[slot]++;
+    if (clean || lived >= JQ_SUPERVISE_STABLE_MS)
+        s->streak[slot] = 0;
+    else
+        s->streak[slot]++;
     if (s->streak[slot] == 0) return 0;
-    int64_t delay = (int64_t)JQ_SUPERVISE_RESPAWN_MIN_MS << (s->streak[slot] > 12 ? 12 : s->streak[slot] - 1);
+    int64_t delay = (int64_t)JQ_SUPERVISE_RESPAWN_MIN_MS
+                    << (s->streak[slot] > 12 ? 12 : s->streak[slot] - 1);
     return delay > JQ_SUPERVISE_RESPAWN_MAX_MS ? JQ_SUPERVISE_RESPAWN_MAX_MS : delay;
 }
 
@@ -94,8 +98,8 @@ void jq_supervise_exited(jq_supervise_t *s, jq_supervised_t *w, int clean, int64
     if (serving_in_slot(s, slot) > 0) return;
     int64_t delay = backoff(s, slot, clean, now_ms - w->started_ms);
     if (delay > 0)
-        jq_warn("slot %d: worker died %d times in a row; respawning in %lld ms", slot, s->streak[slot],
-                (long long)delay);
+        jq_warn("slot %d: worker died %d times in a row; respawning in %lld ms", slot,
+                s->streak[slot], (long long)delay);
     s->ops.respawn_at(s->ops.data, slot, delay);
 }
 
@@ -185,7 +189,8 @@ int jq_supervise_healthy(const jq_supervise_t *s, int redis_up, int64_t redis_si
     if (s->shutting_down) return snprintf(why, len, "shutting down"), 0;
     if (!redis_up) return snprintf(why, len, "redis unreachable"), 0;
     if (redis_silent_ms > stale_ms)
-        return snprintf(why, len, "redis has not answered for %lld ms", (long long)redis_silent_ms), 0;
+        return snprintf(why, len, "redis has not answered for %lld ms", (long long)redis_silent_ms),
+               0;
     int missing = s->slots - jq_supervise_serving(s);
     if (missing) return snprintf(why, len, "%d of %d workers not serving", missing, s->slots), 0;
     return snprintf(why, len, "ok: redis up, %d workers serving", s->slots), 1;

@@ -29,7 +29,7 @@
 #define JQ_SUPERVISE_RESPAWN_MIN_MS 100
 #define JQ_SUPERVISE_RESPAWN_MAX_MS 30000
 #define JQ_SUPERVISE_RESPAWN_RETRY_MS 1000 /* after a spawn that failed */
-#define JQ_SUPERVISE_STABLE_MS 5000 /* a worker that lived this long was not crash-looping */
+#define JQ_SUPERVISE_STABLE_MS 5000        /* a worker that lived this long was not crash-looping */
 
 /* One worker as supervision sees it. The caller embeds it in its own
  * record of the process (data points back at that) and keeps it alive
@@ -37,11 +37,11 @@
 typedef struct jq_supervised {
     int slot;
     int pid;
-    int ready;          /* said "ready" */
-    int draining;       /* told to drain, or drains on its own */
-    int replaced;       /* a replacement was spawned for it */
+    int ready;    /* said "ready" */
+    int draining; /* told to drain, or drains on its own */
+    int replaced; /* a replacement was spawned for it */
     int64_t started_ms;
-    void *data;         /* the caller's */
+    void *data; /* the caller's */
     struct jq_supervised *next;
 } jq_supervised_t;
 
@@ -62,11 +62,11 @@ typedef struct jq_supervise_ops {
 
 typedef struct jq_supervise {
     int slots;
-    int *streak;               /* per slot: quick deaths in a row */
-    jq_supervised_t *workers;  /* running, newest first */
+    int *streak;              /* per slot: quick deaths in a row */
+    jq_supervised_t *workers; /* running, newest first */
     int shutting_down;
-    int roll_next;             /* next slot of a rolling restart, -1 when none */
-    int announced;             /* ready() called since the last (re)start */
+    int roll_next;                       /* next slot of a rolling restart, -1 when none */
+    int announced;                       /* ready() called since the last (re)start */
     long long starts, crashes, recycles; /* for /metrics */
     jq_supervise_ops_t ops;
 } jq_supervise_t;

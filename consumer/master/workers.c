@@ -196,4 +196,4 @@ static void all_ready(void *data) {
 }
 
 const jq_supervise_ops_t jq_master_ops = {jq_master_spawn, respawn_at, drain_worker, stop_worker,
-                                          kill_now, all_ready, NULL};
+                                          kill_now,        all_ready,  NULL};

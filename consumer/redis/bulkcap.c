@@ -113,8 +113,10 @@ static size_t scan_head(jq_bulkcap_t *f, const char *buf, size_t i, size_t n, in
             }
             head_byte(f, '\r'); /* not the line's end: a bad length */
         }
-        if (c == '\r') f->cr = 1;
-        else head_byte(f, c);
+        if (c == '\r')
+            f->cr = 1;
+        else
+            head_byte(f, c);
     }
     return i;
 }
@@ -126,51 +128,49 @@ int jq_bulkcap_feed(jq_bulkcap_t *f, redisReader *r, const char *buf, size_t n) 
     int ended;
     while (i < n) {
         switch (f->state) {
-        case AT_START:
-            f->cr = 0;
-            if (buf[i] != '$') {
-                f->state = IN_LINE;
+            case AT_START:
+                f->cr = 0;
+                if (buf[i] != '$') {
+                    f->state = IN_LINE;
+                    break;
+                }
+                head = i++;
+                f->state = IN_HEAD;
+                f->head = f->head_at = f->head_digits = f->head_zero = f->head_bad = 0;
+                f->head_sign = 1;
                 break;
-            }
-            head = i++;
-            f->state = IN_HEAD;
-            f->head = f->head_at = f->head_digits = f->head_zero = f->head_bad = 0;
-            f->head_sign = 1;
-            break;
-        case IN_LINE:
-            i = scan_line(f, buf, i, n);
-            break;
-        case IN_HEAD:
-            i = scan_head(f, buf, i, n, &ended);
-            if (!ended) break;
-            if (head != SIZE_MAX && head_passes(f)) {
-                long long len = f->head_sign * f->head;
-                f->state = len == -1 ? AT_START : IN_BULK;
-                f->left = len == -1 ? 0 : len + 2;
-                head = SIZE_MAX;
-                break;
-            }
-            /* Held back: what came before it goes first, then the reader
+            case IN_LINE: i = scan_line(f, buf, i, n); break;
+            case IN_HEAD:
+                i = scan_head(f, buf, i, n, &ended);
+                if (!ended) break;
+                if (head != SIZE_MAX && head_passes(f)) {
+                    long long len = f->head_sign * f->head;
+                    f->state = len == -1 ? AT_START : IN_BULK;
+                    f->left = len == -1 ? 0 : len + 2;
+                    head = SIZE_MAX;
+                    break;
+                }
+                /* Held back: what came before it goes first, then the reader
              * gets the header's plain form or the placeholder (end_head). */
-            if (head != SIZE_MAX && head > from &&
-                redisReaderFeed(r, buf + from, head - from) != REDIS_OK)
-                return REDIS_ERR;
-            head = SIZE_MAX;
-            from = i;
-            if (end_head(f, r) != REDIS_OK) return REDIS_ERR;
-            break;
-        case IN_BULK:
-        case IN_SKIP: {
-            size_t take = (size_t)f->left < n - i ? (size_t)f->left : n - i;
-            i += take;
-            f->left -= (long long)take;
-            if (f->state == IN_SKIP) {
+                if (head != SIZE_MAX && head > from &&
+                    redisReaderFeed(r, buf + from, head - from) != REDIS_OK)
+                    return REDIS_ERR;
+                head = SIZE_MAX;
                 from = i;
-                f->skipped_bytes += (long long)take;
+                if (end_head(f, r) != REDIS_OK) return REDIS_ERR;
+                break;
+            case IN_BULK:
+            case IN_SKIP: {
+                size_t take = (size_t)f->left < n - i ? (size_t)f->left : n - i;
+                i += take;
+                f->left -= (long long)take;
+                if (f->state == IN_SKIP) {
+                    from = i;
+                    f->skipped_bytes += (long long)take;
+                }
+                if (f->left == 0) f->state = AT_START;
+                break;
             }
-            if (f->left == 0) f->state = AT_START;
-            break;
-        }
         }
     }
     /* A header still open at the buffer's end is held back whole: the

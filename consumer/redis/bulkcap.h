@@ -22,13 +22,13 @@
 #include <hiredis/hiredis.h>
 
 typedef struct jq_bulkcap {
-    long long cap;       /* longest bulk string let through; 0: off */
-    int state;           /* where in RESP's framing the next byte is */
-    long long left;      /* bytes of the current bulk (+ CRLF) to pass or skip */
-    long long head;      /* a `$` header's length so far (held back) */
+    long long cap;  /* longest bulk string let through; 0: off */
+    int state;      /* where in RESP's framing the next byte is */
+    long long left; /* bytes of the current bulk (+ CRLF) to pass or skip */
+    long long head; /* a `$` header's length so far (held back) */
     int head_sign, head_at, head_digits, head_zero, head_bad;
-    int cr;              /* the byte before was \r (a line ends at \r\n) */
-    long long skipped;   /* bulk strings discarded so far */
+    int cr;                  /* the byte before was \r (a line ends at \r\n) */
+    long long skipped;       /* bulk strings discarded so far */
     long long skipped_bytes; /* their bytes discarded so far (CRLFs too) */
 } jq_bulkcap_t;
 

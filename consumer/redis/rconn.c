@@ -27,12 +27,12 @@
  * the socket did not take (a full send buffer) waits for writability. */
 typedef struct glue {
     uv_poll_t poll;
-    uv_prepare_t prepare;  /* the write before the next poll */
+    uv_prepare_t prepare; /* the write before the next poll */
     jq_rconn_t *c;
     redisAsyncContext *ac; /* NULL once hiredis let go of it */
     int events;
-    int want_write;        /* hiredis has output to write */
-    int open;              /* handles not closed yet */
+    int want_write; /* hiredis has output to write */
+    int open;       /* handles not closed yet */
 } glue_t;
 
 static void schedule_connect(jq_rconn_t *c);
@@ -135,8 +135,14 @@ static void on_prepare(uv_prepare_t *h) {
     in_prepare--;
 }
 
-static void ev_add_read(void *p) { glue_t *g = p; glue_update(g, g->events | UV_READABLE); }
-static void ev_del_read(void *p) { glue_t *g = p; glue_update(g, g->events & ~UV_READABLE); }
+static void ev_add_read(void *p) {
+    glue_t *g = p;
+    glue_update(g, g->events | UV_READABLE);
+}
+static void ev_del_read(void *p) {
+    glue_t *g = p;
+    glue_update(g, g->events & ~UV_READABLE);
+}
 
 static void ev_add_write(void *p) {
     glue_t *g = p;
@@ -235,8 +241,10 @@ static void lost(jq_rconn_t *c, const char *why) {
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     jq_rconn_t *c = ac->data;
-    if (c->why[0]) lost(c, c->why);
-    else lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost"));
+    if (c->why[0])
+        lost(c, c->why);
+    else
+        lost(c, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost"));
 }
 
 static void handshake_done(jq_rconn_t *c) {
@@ -341,8 +349,8 @@ static void on_connect_timeout(uv_timer_t *t) {
 
 static void start_connect(jq_rconn_t *c) {
     const jq_url_t *u = c->url;
-    redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->path)
-                                       : redisAsyncConnect(u->host, u->port);
+    redisAsyncContext *ac =
+        u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
     if (ac == NULL) {
         lost(c, "out of memory");
         return;
@@ -385,11 +393,11 @@ static void schedule_connect(jq_rconn_t *c) {
     c->backoff_ms = c->backoff_ms * 2 > c->backoff_max_ms ? c->backoff_max_ms : c->backoff_ms * 2;
     /* Only a closing timer refuses; c is then being closed anyway. */
     if (uv_timer_start(&c->timer, on_backoff, delay, 0) != 0)
-        jq_error("redis %s connection: cannot start the reconnect timer; not reconnecting", c->name);
+        jq_error("redis %s connection: cannot start the reconnect timer; not reconnecting",
+                 c->name);
 }
 
-int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
-                  const char *name) {
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, const char *name) {
     memset(c, 0, sizeof(*c));
     c->loop = loop;
     c->url = url;

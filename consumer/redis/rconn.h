@@ -33,23 +33,23 @@ typedef void (*jq_rconn_refused_cb)(jq_rconn_t *c, const char *step, const char 
 
 struct jq_rconn {
     uv_loop_t *loop;
-    const jq_url_t *url;      /* borrowed; outlives the connection */
-    const char *name;         /* for logs, e.g. "fetch" */
-    redisAsyncContext *ac;    /* NULL while down */
-    int up;                   /* connected and the handshake (AUTH,
+    const jq_url_t *url;   /* borrowed; outlives the connection */
+    const char *name;      /* for logs, e.g. "fetch" */
+    redisAsyncContext *ac; /* NULL while down */
+    int up;                /* connected and the handshake (AUTH,
                                  SELECT, PING) answered: commands may be
                                  sent */
-    int handshake;            /* handshake replies still to come */
+    int handshake;         /* handshake replies still to come */
     int closing;
-    int down_logged;          /* an outage was logged (2: as a refused
+    int down_logged; /* an outage was logged (2: as a refused
                                  handshake); log its end */
     int backoff_ms;
-    int backoff_max_ms;       /* the backoff's cap (tests shorten it) */
+    int backoff_max_ms; /* the backoff's cap (tests shorten it) */
     int connect_timeout_ms;
-    uv_timer_t timer;         /* connect timeout and reconnect backoff */
-    jq_rconn_cb on_up;        /* connected, first time or again */
-    jq_rconn_cb on_down;      /* lost; pending callbacks already got NULL */
-    jq_rconn_cb on_closed;    /* after jq_rconn_close: every handle closed */
+    uv_timer_t timer;      /* connect timeout and reconnect backoff */
+    jq_rconn_cb on_up;     /* connected, first time or again */
+    jq_rconn_cb on_down;   /* lost; pending callbacks already got NULL */
+    jq_rconn_cb on_closed; /* after jq_rconn_close: every handle closed */
     /* A reply is bringing a bulk string over the cap (jq_rconn_cap): called
      * when its skip begins and again every JQ_RCONN_SKIP_STEP bytes of it,
      * so the owner can do other work over another connection meanwhile
@@ -61,25 +61,24 @@ struct jq_rconn {
      * outage and retried like any outage. A LOADING or BUSY reply is an
      * outage either way. */
     jq_rconn_refused_cb on_refused;
-    int quiet_refusals;       /* with on_refused NULL: retry a refusal
+    int quiet_refusals;     /* with on_refused NULL: retry a refusal
                                  without a log line (a worker before its
                                  first connection: the master reports it) */
-    char refused[16];         /* the handshake step Redis refused, e.g. "AUTH" */
-    char why[160];            /* the reason of the loss being handled */
-    char poll_error[96];      /* libuv refused to watch the socket: the
+    char refused[16];       /* the handshake step Redis refused, e.g. "AUTH" */
+    char why[160];          /* the reason of the loss being handled */
+    char poll_error[96];    /* libuv refused to watch the socket: the
                                  context is dropped at once (rconn.c) */
-    jq_reply_arena_t arena;   /* where each context's replies are built;
+    jq_reply_arena_t arena; /* where each context's replies are built;
                                  freed once the connection is closed */
-    jq_bulkcap_t bulkcap;     /* longer bulk strings are skipped unread
+    jq_bulkcap_t bulkcap;   /* longer bulk strings are skipped unread
                                  (bulkcap.h); set with jq_rconn_cap */
-    void *data;               /* the owner's */
+    void *data;             /* the owner's */
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
  * connected and Redis accepted the AUTH/SELECT of url (the handshake). Never fails for an unreachable server: it keeps retrying.
  * Returns 0, or -1 if the loop refused the timer. */
-int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url,
-                  const char *name);
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, const char *name);
 
 /* Sends the command built in a (args.h): the one way the consumer sends a
  * command. hiredis copies it at once, so a may be reset as soon as this

@@ -15,7 +15,7 @@
 
 struct jq_reply_chunk {
     jq_reply_chunk_t *next;
-    size_t size, used;            /* of data[] */
+    size_t size, used; /* of data[] */
     alignas(max_align_t) unsigned char data[];
 };
 

@@ -59,12 +59,12 @@ typedef struct jq_reply_own jq_reply_own_t;
 /* One connection's reply memory. Embedded by its owner (rconn.c); every
  * reader attached to it must be freed before jq_reply_arena_destroy. */
 typedef struct jq_reply_arena {
-    jq_reply_chunk_t *cur;        /* replies are carved from here */
-    jq_reply_chunk_t *full;       /* older chunks of the replies alive */
-    jq_reply_own_t *own;          /* blocks of their own (big strings and
+    jq_reply_chunk_t *cur;  /* replies are carved from here */
+    jq_reply_chunk_t *full; /* older chunks of the replies alive */
+    jq_reply_own_t *own;    /* blocks of their own (big strings and
                                      element vectors), freed at rewind */
-    int live;                     /* replies built and not yet freed */
-    int marks;                    /* turn JQ_REPLY_OVERSIZED_MARK lines
+    int live;               /* replies built and not yet freed */
+    int marks;              /* turn JQ_REPLY_OVERSIZED_MARK lines
                                      into JQ_REPLY_OVERSIZED replies */
 } jq_reply_arena_t;
 

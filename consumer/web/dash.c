@@ -15,7 +15,7 @@
 #include "log.h"
 
 #define MAX_SEGS 6
-#define DENIED_LOG_MS 10000 /* refused actions are logged once per this */
+#define DENIED_LOG_MS 10000   /* refused actions are logged once per this */
 #define REDIS_TIMEOUT_MS 4000 /* per Redis command (httpd gives 10 s per request) */
 
 struct jq_dash {
@@ -25,7 +25,7 @@ struct jq_dash {
     int has_token;
     unsigned char token_md[32]; /* SHA-256 of the token */
     long long heartbeat_ms;
-    long long denied;           /* refused actions not yet logged */
+    long long denied; /* refused actions not yet logged */
     long long denied_logged_ms;
 };
 
@@ -47,9 +47,8 @@ static int digest(const char *s, size_t len, unsigned char md[32]) {
     return EVP_Digest(s, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
-jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
-                       const char *token, long long heartbeat_ms, char *err,
-                       size_t errlen) {
+jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix, const char *token,
+                       long long heartbeat_ms, char *err, size_t errlen) {
     jq_dash_t *d = calloc(1, sizeof(*d));
     if (!d) {
         snprintf(err, errlen, "out of memory");
@@ -155,8 +154,9 @@ static void serve_asset(const char *path, jq_dash_resp_t *resp) {
 /* 0 when the request carries the token; else the status of the refusal. */
 static int check_token(jq_dash_t *d, const char *auth, jq_dash_resp_t *resp) {
     if (!d->has_token) {
-        error_resp(resp, 403, "read-only: the consumer was started without --admin-token "
-                              "(env JOBQ_ADMIN_TOKEN), so the dashboard takes no actions");
+        error_resp(resp, 403,
+                   "read-only: the consumer was started without --admin-token "
+                   "(env JOBQ_ADMIN_TOKEN), so the dashboard takes no actions");
         return 403;
     }
     unsigned char md[32];
@@ -173,8 +173,9 @@ static int check_token(jq_dash_t *d, const char *auth, jq_dash_resp_t *resp) {
         d->denied = 0;
         d->denied_logged_ms = now;
     }
-    error_resp(resp, 401, "this action needs the admin token, sent as the header "
-                          "'Authorization: Bearer TOKEN'");
+    error_resp(resp, 401,
+               "this action needs the admin token, sent as the header "
+               "'Authorization: Bearer TOKEN'");
     return 401;
 }
 
@@ -195,13 +196,16 @@ static int split(char *buf, char **seg) {
 }
 
 static void log_action(char **seg, int nseg) {
-    if (nseg == 3) jq_info("dashboard: %s queue %s", seg[2], seg[1]);
-    else if (nseg == 4) jq_info("dashboard: retry all dead jobs of queue %s", seg[1]);
-    else jq_info("dashboard: %s dead job %s of queue %s", seg[4], seg[3], seg[1]);
+    if (nseg == 3)
+        jq_info("dashboard: %s queue %s", seg[2], seg[1]);
+    else if (nseg == 4)
+        jq_info("dashboard: retry all dead jobs of queue %s", seg[1]);
+    else
+        jq_info("dashboard: %s dead job %s of queue %s", seg[4], seg[3], seg[1]);
 }
 
-static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path,
-                      const char *query, jq_dash_resp_t *resp) {
+static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path, const char *query,
+                      jq_dash_resp_t *resp) {
     char buf[JQ_DASH_TARGET_MAX + 1];
     char *seg[MAX_SEGS];
     snprintf(buf, sizeof(buf), "%s", path + 5);
@@ -252,8 +256,7 @@ static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path,
     json_resp(resp, status);
 }
 
-void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req,
-                    jq_dash_resp_t *resp) {
+void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req, jq_dash_resp_t *resp) {
     memset(resp, 0, sizeof(*resp));
     msgpack_sbuffer_init(&resp->json);
     const char *target = req->target ? req->target : "";
@@ -273,6 +276,8 @@ void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req,
         resp->allow = "GET";
         return;
     }
-    if (api) serve_api(d, req, path, q ? q + 1 : NULL, resp);
-    else serve_asset(path, resp);
+    if (api)
+        serve_api(d, req, path, q ? q + 1 : NULL, resp);
+    else
+        serve_asset(path, resp);
 }

@@ -25,8 +25,8 @@
 #include "options.h"
 
 #define JQ_DASH_TOKEN_MIN JQ_ADMIN_TOKEN_MIN /* options.h: checked at start too */
-#define JQ_DASH_TARGET_MAX 2048  /* longest request target (path and query) */
-#define JQ_DASH_BODY_MAX 1024    /* longest body an action may carry */
+#define JQ_DASH_TARGET_MAX 2048              /* longest request target (path and query) */
+#define JQ_DASH_BODY_MAX 1024                /* longest body an action may carry */
 
 typedef struct jq_dash jq_dash_t;
 
@@ -48,7 +48,7 @@ typedef struct jq_dash_resp {
     const char *allow;        /* with 405: the Allow header, else NULL */
     const char *body;         /* an asset (static) or json.data */
     size_t body_len;
-    msgpack_sbuffer json;     /* owned: released by jq_dash_resp_destroy */
+    msgpack_sbuffer json; /* owned: released by jq_dash_resp_destroy */
 } jq_dash_resp_t;
 
 /* Makes a handler that reads Redis at redis_url with key prefix `prefix`
@@ -56,9 +56,8 @@ typedef struct jq_dash_resp {
  * NULL or "" means read-only; a shorter token than JQ_DASH_TOKEN_MIN is
  * refused. Only a digest of the token is kept. heartbeat_ms (the workers'
  * period) lets the page mark silent workers stale. Returns NULL with err. */
-jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix,
-                       const char *token, long long heartbeat_ms, char *err,
-                       size_t errlen);
+jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix, const char *token,
+                       long long heartbeat_ms, char *err, size_t errlen);
 void jq_dash_free(jq_dash_t *d);
 
 /* Whether the dashboard was given an admin token. */
@@ -69,8 +68,7 @@ int jq_dash_needs_redis(const char *target);
 
 /* Answers req into *resp, which the caller releases with
  * jq_dash_resp_destroy() once the response is sent. */
-void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req,
-                    jq_dash_resp_t *resp);
+void jq_dash_handle(jq_dash_t *d, const jq_dash_req_t *req, jq_dash_resp_t *resp);
 void jq_dash_resp_destroy(jq_dash_resp_t *resp);
 
 #endif

@@ -40,8 +40,10 @@ static void key(jw_t *w, const char *k, int first) {
 
 static void cstr(jw_t *w, const char *k, const char *s, int first) {
     key(w, k, first);
-    if (s) str(w, s, strlen(s));
-    else lit(w, "null");
+    if (s)
+        str(w, s, strlen(s));
+    else
+        lit(w, "null");
 }
 
 static void val(jw_t *w, long long v) {
@@ -109,8 +111,8 @@ static int redis_error(msgpack_sbuffer *out, const char *err) {
 
 /* The value of name=N in a query string, within [min, max]; def when
  * absent. Returns 0, or -1 when present but not such a number. */
-static int query_ll(const char *query, const char *name, long long def,
-                    long long min, long long max, long long *v) {
+static int query_ll(const char *query, const char *name, long long def, long long min,
+                    long long max, long long *v) {
     *v = def;
     size_t nlen = strlen(name);
     for (const char *p = query; p && *p;) {
@@ -133,14 +135,16 @@ static int bad_query(msgpack_sbuffer *out, const char *what, long long max) {
 /* The queue name and job id in a path, checked: they name Redis keys. */
 static int bad_names(char **seg, int nseg, msgpack_sbuffer *out) {
     if (nseg >= 2 && !jq_name_valid(seg[1], strlen(seg[1])))
-        return jq_dash_api_error(out, 400, "bad queue name: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
+        return jq_dash_api_error(out, 400,
+                                 "bad queue name: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
     if (nseg >= 4 && !jq_name_valid(seg[3], strlen(seg[3])))
         return jq_dash_api_error(out, 400, "bad job id: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
     return 0;
 }
 
 int jq_dash_api_methods(char **seg, int nseg) {
-    if (nseg == 1) return !strcmp(seg[0], "overview") || !strcmp(seg[0], "history") ? JQ_DASH_API_GET : 0;
+    if (nseg == 1)
+        return !strcmp(seg[0], "overview") || !strcmp(seg[0], "history") ? JQ_DASH_API_GET : 0;
     if (nseg < 3 || strcmp(seg[0], "queues")) return 0;
     const char *what = seg[nseg - 1];
     int dead = !strcmp(seg[2], "dead");
@@ -148,7 +152,8 @@ int jq_dash_api_methods(char **seg, int nseg) {
     if (nseg == 3 && (!strcmp(what, "pause") || !strcmp(what, "resume"))) return JQ_DASH_API_POST;
     if (nseg == 4 && dead)
         return JQ_DASH_API_GET | (!strcmp(what, "retry-all") ? JQ_DASH_API_POST : 0);
-    if (nseg == 5 && dead && (!strcmp(what, "retry") || !strcmp(what, "delete"))) return JQ_DASH_API_POST;
+    if (nseg == 5 && dead && (!strcmp(what, "retry") || !strcmp(what, "delete")))
+        return JQ_DASH_API_POST;
     return 0;
 }
 
@@ -247,8 +252,10 @@ static int get_set(jq_client_t *c, const char *queue, jq_set_t set, const char *
         cstr(&w, "id", jobs[i].id, 1);
         cstr(&w, "type", jobs[i].type, 0);
         cut(&w, "error", jobs[i].error, JQ_DASH_ERROR_MAX, 0);
-        if (jobs[i].attempts >= 0) num(&w, "attempts", jobs[i].attempts, 0);
-        else cstr(&w, "attempts", NULL, 0);
+        if (jobs[i].attempts >= 0)
+            num(&w, "attempts", jobs[i].attempts, 0);
+        else
+            cstr(&w, "attempts", NULL, 0);
         num(&w, set == JQ_SET_DEAD ? "died_at" : "due_at", jobs[i].died_at, 0);
         lit(&w, "}");
     }
@@ -259,8 +266,7 @@ static int get_set(jq_client_t *c, const char *queue, jq_set_t set, const char *
 
 /* GET queues/<q>/dead/<id>: the job as `jobq dead show` gives it, but
  * with a bounded payload preview (view.h) in place of the payload. */
-static int get_dead_job(jq_client_t *c, const char *queue, const char *id,
-                        msgpack_sbuffer *out) {
+static int get_dead_job(jq_client_t *c, const char *queue, const char *id, msgpack_sbuffer *out) {
     static const char *const skip[] = {"id", "queue", "died_at", NULL};
     char err[JQ_ERR_LEN];
     jq_dead_job_t job;
@@ -298,7 +304,8 @@ int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
     if (nseg >= 3 && !strcmp(seg[0], "queues")) {
         int bad = bad_names(seg, nseg, out);
         if (bad) return bad;
-        if (nseg == 3 && !strcmp(seg[2], "dead")) return get_set(c, seg[1], JQ_SET_DEAD, query, out);
+        if (nseg == 3 && !strcmp(seg[2], "dead"))
+            return get_set(c, seg[1], JQ_SET_DEAD, query, out);
         if (nseg == 3 && !strcmp(seg[2], "scheduled"))
             return get_set(c, seg[1], JQ_SET_SCHEDULED, query, out);
         if (nseg == 4 && !strcmp(seg[2], "dead")) return get_dead_job(c, seg[1], seg[3], out);
@@ -308,8 +315,8 @@ int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
 
 /* ---- POST: the actions, through the calls the `jobq` command makes ---- */
 
-static int action_done(msgpack_sbuffer *out, const char *action, const char *queue,
-                       const char *id, long long count) {
+static int action_done(msgpack_sbuffer *out, const char *action, const char *queue, const char *id,
+                       long long count) {
     jw_t w = {out, 0};
     lit(&w, "{\"ok\":true");
     cstr(&w, "action", action, 0);
@@ -329,7 +336,8 @@ int jq_dash_api_post(jq_client_t *c, char **seg, int nseg, msgpack_sbuffer *out)
     if (rc) return rc;
     if (nseg == 3 && (!strcmp(what, "pause") || !strcmp(what, "resume"))) {
         int pause = !strcmp(what, "pause");
-        rc = pause ? jq_client_pause(c, q, err, sizeof(err)) : jq_client_resume(c, q, err, sizeof(err));
+        rc = pause ? jq_client_pause(c, q, err, sizeof(err))
+                   : jq_client_resume(c, q, err, sizeof(err));
         return rc < 0 ? redis_error(out, err) : action_done(out, what, q, NULL, -1);
     }
     if (nseg == 4 && !strcmp(seg[2], "dead") && !strcmp(what, "retry-all")) {
@@ -337,7 +345,8 @@ int jq_dash_api_post(jq_client_t *c, char **seg, int nseg, msgpack_sbuffer *out)
         rc = jq_client_dead_retry_all(c, q, &n, err, sizeof(err));
         return rc < 0 ? redis_error(out, err) : action_done(out, what, q, NULL, (long long)n);
     }
-    if (nseg == 5 && !strcmp(seg[2], "dead") && (!strcmp(what, "retry") || !strcmp(what, "delete"))) {
+    if (nseg == 5 && !strcmp(seg[2], "dead") &&
+        (!strcmp(what, "retry") || !strcmp(what, "delete"))) {
         const char *id = seg[3];
         rc = !strcmp(what, "retry") ? jq_client_dead_retry(c, q, id, err, sizeof(err))
                                     : jq_client_dead_delete(c, q, id, err, sizeof(err));

@@ -18,7 +18,7 @@
 
 #include "jobq/jobq.h"
 
-#define JQ_DASH_PAGE_MAX 500  /* jobs per page at most */
+#define JQ_DASH_PAGE_MAX 500 /* jobs per page at most */
 #define JQ_DASH_PAGE_DEFAULT 50
 #define JQ_DASH_TEXT_MAX 65536 /* bytes of a payload's JSON shown */
 #define JQ_DASH_ERROR_MAX 1000 /* bytes of an error message in a listing */
@@ -40,8 +40,7 @@ int jq_dash_api_methods(char **seg, int nseg);
 
 int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
                     const jq_dash_info_t *info, msgpack_sbuffer *out);
-int jq_dash_api_post(jq_client_t *c, char **seg, int nseg,
-                     msgpack_sbuffer *out);
+int jq_dash_api_post(jq_client_t *c, char **seg, int nseg, msgpack_sbuffer *out);
 
 /* Appends {"error": msg} to out and returns status: for the answers that
  * dash.c itself gives. */

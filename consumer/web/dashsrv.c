@@ -18,22 +18,22 @@ typedef struct item {
     jq_http_req_t *req;
     char method[16];
     char target[JQ_HTTPD_MAX_URL + 2];
-    char *auth;               /* owned copy, wiped when freed */
+    char *auth; /* owned copy, wiped when freed */
     size_t body_len;
-    jq_dash_resp_t resp;      /* filled by the thread */
+    jq_dash_resp_t resp; /* filled by the thread */
     struct item *next;
 } item_t;
 
 struct jq_dashsrv {
     uv_loop_t *loop;
-    uv_async_t async;         /* the thread's "answers are ready" */
-    jq_dash_t *dash;          /* touched by the thread only, once started */
+    uv_async_t async; /* the thread's "answers are ready" */
+    jq_dash_t *dash;  /* touched by the thread only, once started */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     item_t *waiting, *waiting_tail; /* for the thread (under lock) */
-    item_t *done;             /* for the loop (under lock) */
-    int queued;               /* items in waiting and being handled */
+    item_t *done;                   /* for the loop (under lock) */
+    int queued;                     /* items in waiting and being handled */
     int stopping;
 };
 
@@ -141,8 +141,10 @@ static void on_request(jq_http_req_t *req, void *data) {
     int full = s->queued >= JQ_DASHSRV_QUEUE || s->stopping;
     if (!full) {
         s->queued++;
-        if (s->waiting_tail) s->waiting_tail->next = it;
-        else s->waiting = it;
+        if (s->waiting_tail)
+            s->waiting_tail->next = it;
+        else
+            s->waiting = it;
         s->waiting_tail = it;
         pthread_cond_signal(&s->wake);
     }
@@ -155,9 +157,8 @@ static void on_request(jq_http_req_t *req, void *data) {
 
 static void on_async_closed(uv_handle_t *h);
 
-jq_dashsrv_t *jq_dashsrv_new(uv_loop_t *loop, jq_httpd_t *http,
-                             const char *redis_url, const char *prefix,
-                             const char *token, long long heartbeat_ms,
+jq_dashsrv_t *jq_dashsrv_new(uv_loop_t *loop, jq_httpd_t *http, const char *redis_url,
+                             const char *prefix, const char *token, long long heartbeat_ms,
                              char *err, size_t errlen) {
     jq_dashsrv_t *s = calloc(1, sizeof(*s));
     if (!s) {

@@ -40,8 +40,10 @@ static void on_conn_handle_closed(uv_handle_t *h) {
 static void unlink_conn(jq_http_req_t *c) {
     jq_httpd_t *s = c->srv;
     if (!s) return;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     c->srv = NULL;
@@ -94,9 +96,12 @@ static int arm(jq_http_req_t *c, uint64_t ms) {
 
 static void on_conn_timeout(uv_timer_t *t) {
     jq_http_req_t *c = t->data;
-    if (c->state == ST_READING) answer_and_close(c, 408);
-    else if (c->state == ST_HANDLING) answer_and_close(c, 504);
-    else close_conn(c); /* WRITING: the client does not take its answer */
+    if (c->state == ST_READING)
+        answer_and_close(c, 408);
+    else if (c->state == ST_HANDLING)
+        answer_and_close(c, 504);
+    else
+        close_conn(c); /* WRITING: the client does not take its answer */
 }
 
 /* ---- dispatch ---- */
@@ -112,7 +117,8 @@ static const jq_route_t *find_route(jq_httpd_t *s, const char *method, const cha
                                : plen == r->len && memcmp(path, r->path, plen) == 0;
         if (!match) continue;
         if (r->method[0] && !strstr(allow, r->method) && used < allow_len)
-            used += (size_t)snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", r->method);
+            used += (size_t)snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
+                                     r->method);
         int mok = !r->method[0] || strcmp(r->method, method) == 0 ||
                   (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
         if (mok && (!best || r->len > best->len)) best = r;
@@ -188,8 +194,10 @@ static void on_conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         /* Paused at the end of the request: the rest of the bytes, a
          * second request, are never read. */
         int rc = uv_read_stop(st);
-        if (rc != 0 || c->reject) answer_and_close(c, rc != 0 ? 500 : c->reject);
-        else dispatch(c);
+        if (rc != 0 || c->reject)
+            answer_and_close(c, rc != 0 ? 500 : c->reject);
+        else
+            dispatch(c);
         return;
     }
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -289,7 +297,8 @@ static int admit(jq_httpd_t *s, jq_http_req_t *c) {
     const jq_httpd_slot_t *slots[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
     jq_http_req_t *conns[JQ_HTTPD_MAX_CONNS + JQ_HTTPD_RESERVED];
     int n = 0, evict;
-    for (jq_http_req_t *o = s->conns; o && n < (int)(sizeof(conns) / sizeof(conns[0])); o = o->next) {
+    for (jq_http_req_t *o = s->conns; o && n < (int)(sizeof(conns) / sizeof(conns[0]));
+         o = o->next) {
         conns[n] = o;
         slots[n++] = &o->slot;
     }
@@ -397,7 +406,9 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *err, 
     }
     return 0;
 bad:
-    snprintf(err, errlen, "bad address '%.100s': want HOST:PORT with a numeric host, e.g. 127.0.0.1:9100 or [::1]:9100",
+    snprintf(err, errlen,
+             "bad address '%.100s': want HOST:PORT with a numeric host, e.g. 127.0.0.1:9100 or "
+             "[::1]:9100",
              addr);
     return -1;
 }

@@ -43,9 +43,12 @@ static void family(FILE *o, const char *name, const char *type, const char *help
  * from Redis, where anyone could have written them). */
 static void label(FILE *o, const char *v) {
     for (; *v; v++) {
-        if (*v == '\\' || *v == '"') fprintf(o, "\\%c", *v);
-        else if (*v == '\n') fputs("\\n", o);
-        else fputc(*v, o);
+        if (*v == '\\' || *v == '"')
+            fprintf(o, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", o);
+        else
+            fputc(*v, o);
     }
 }
 
@@ -64,9 +67,10 @@ static const struct {
     const char *name, *type, *help;
     queue_get_fn get;
 } queue_series[] = {
-    {"jobq_queue_ready", "gauge", "Jobs in the stream not yet taken by a worker (the group's lag).", q_ready},
-    {"jobq_queue_running", "gauge", "Jobs taken by a worker and not finished (the group's pending count).",
-     q_running},
+    {"jobq_queue_ready", "gauge", "Jobs in the stream not yet taken by a worker (the group's lag).",
+     q_ready},
+    {"jobq_queue_running", "gauge",
+     "Jobs taken by a worker and not finished (the group's pending count).", q_running},
     {"jobq_queue_scheduled", "gauge", "Delayed jobs and jobs waiting for a retry.", q_scheduled},
     {"jobq_queue_dead", "gauge", "Jobs in the dead set now.", q_dead},
     {"jobq_queue_paused", "gauge", "1 while the queue is paused.", q_paused},
@@ -85,8 +89,11 @@ static void histogram(FILE *o, const jq_watch_t *w, const char *name, const char
         for (int b = 0; b < JQ_LAT_BUCKETS; b++) {
             cum += l->bucket[b];
             long long le = jq_latency_bound_ms(b);
-            if (le >= 0) fprintf(o, "%s_bucket{queue=\"%s\",le=\"%g\"} %lld\n", name, q->s.queue, le / 1000.0, cum);
-            else fprintf(o, "%s_bucket{queue=\"%s\",le=\"+Inf\"} %lld\n", name, q->s.queue, cum);
+            if (le >= 0)
+                fprintf(o, "%s_bucket{queue=\"%s\",le=\"%g\"} %lld\n", name, q->s.queue,
+                        le / 1000.0, cum);
+            else
+                fprintf(o, "%s_bucket{queue=\"%s\",le=\"+Inf\"} %lld\n", name, q->s.queue, cum);
         }
         /* _count is the +Inf bucket, so that the two always agree. */
         fprintf(o, "%s_sum{queue=\"%s\"} %.6f\n%s_count{queue=\"%s\"} %lld\n", name, q->s.queue,
@@ -101,9 +108,11 @@ static void queues_text(FILE *o, const jq_watch_t *w) {
             fprintf(o, "%s{queue=\"%s\"} %lld\n", queue_series[k].name, w->queues[i].s.queue,
                     queue_series[k].get(&w->queues[i]));
     }
-    histogram(o, w, "jobq_job_wait_seconds", "Time from enqueue (or due time) to the start of a run.", 0);
+    histogram(o, w, "jobq_job_wait_seconds",
+              "Time from enqueue (or due time) to the start of a run.", 0);
     histogram(o, w, "jobq_job_run_seconds", "Time from the start to the end of a run.", 1);
-    family(o, "jobq_workers_live", "gauge", "Workers of every consumer with a live heartbeat (from Redis).");
+    family(o, "jobq_workers_live", "gauge",
+           "Workers of every consumer with a live heartbeat (from Redis).");
     fprintf(o, "jobq_workers_live %zu\n", w->nworkers);
 }
 
@@ -112,18 +121,23 @@ static const struct {
     size_t off;
     double scale;
 } worker_series[] = {
-    {"jobq_worker_rss_bytes", "gauge", "Resident memory of the worker.", offsetof(jq_worker_watch_t, rss_bytes), 1},
+    {"jobq_worker_rss_bytes", "gauge", "Resident memory of the worker.",
+     offsetof(jq_worker_watch_t, rss_bytes), 1},
     {"jobq_worker_cpu_seconds_total", "counter", "CPU time (user + system) of the worker.",
      offsetof(jq_worker_watch_t, cpu_ms), 1e-3},
-    {"jobq_worker_busy_io", "gauge", "io jobs running on the worker's loop.", offsetof(jq_worker_watch_t, busy_io), 1},
+    {"jobq_worker_busy_io", "gauge", "io jobs running on the worker's loop.",
+     offsetof(jq_worker_watch_t, busy_io), 1},
     {"jobq_worker_busy_cpu", "gauge", "cpu threads of the worker running a job.",
      offsetof(jq_worker_watch_t, busy_cpu), 1},
-    {"jobq_worker_threads", "gauge", "cpu threads of the worker.", offsetof(jq_worker_watch_t, threads), 1},
+    {"jobq_worker_threads", "gauge", "cpu threads of the worker.",
+     offsetof(jq_worker_watch_t, threads), 1},
     {"jobq_worker_cpu_backlog", "gauge", "cpu jobs waiting for a thread of the worker.",
      offsetof(jq_worker_watch_t, cpu_backlog), 1},
-    {"jobq_worker_loop_lag_seconds", "gauge", "Worst lateness of the worker's 100 ms loop tick between its last two heartbeats.",
+    {"jobq_worker_loop_lag_seconds", "gauge",
+     "Worst lateness of the worker's 100 ms loop tick between its last two heartbeats.",
      offsetof(jq_worker_watch_t, loop_lag_us), 1e-6},
-    {"jobq_worker_open_fds", "gauge", "Open file descriptors of the worker.", offsetof(jq_worker_watch_t, open_fds), 1},
+    {"jobq_worker_open_fds", "gauge", "Open file descriptors of the worker.",
+     offsetof(jq_worker_watch_t, open_fds), 1},
 };
 
 static int own_worker(const jq_metrics_t *m, const jq_worker_watch_t *w) {
@@ -139,8 +153,10 @@ static void workers_text(FILE *o, const jq_metrics_t *m, const jq_watch_t *w) {
             long long v = *(const long long *)((const char *)wk + worker_series[k].off);
             fprintf(o, "%s{worker=\"", worker_series[k].name);
             label(o, wk->id);
-            if (worker_series[k].scale == 1) fprintf(o, "\"} %lld\n", v);
-            else fprintf(o, "\"} %.6f\n", v * worker_series[k].scale);
+            if (worker_series[k].scale == 1)
+                fprintf(o, "\"} %lld\n", v);
+            else
+                fprintf(o, "\"} %.6f\n", v * worker_series[k].scale);
         }
     }
 }
@@ -153,17 +169,21 @@ static void local_text(FILE *o, const jq_metrics_t *m, int read_ok) {
         const char *name, *type, *help;
         long long v;
     } s[] = {
-        {"jobq_master_workers_configured", "gauge", "Worker processes this master runs (--workers).",
-         l.workers_configured},
-        {"jobq_master_workers_serving", "gauge", "Worker slots of this master with a ready, non-draining worker.",
-         l.workers_serving},
-        {"jobq_master_worker_starts_total", "counter", "Workers this master started.", l.worker_starts},
-        {"jobq_master_worker_crashes_total", "counter", "Workers of this master that died by a signal or a non-zero status.",
-         l.worker_crashes},
+        {"jobq_master_workers_configured", "gauge",
+         "Worker processes this master runs (--workers).", l.workers_configured},
+        {"jobq_master_workers_serving", "gauge",
+         "Worker slots of this master with a ready, non-draining worker.", l.workers_serving},
+        {"jobq_master_worker_starts_total", "counter", "Workers this master started.",
+         l.worker_starts},
+        {"jobq_master_worker_crashes_total", "counter",
+         "Workers of this master that died by a signal or a non-zero status.", l.worker_crashes},
         {"jobq_master_worker_recycles_total", "counter",
-         "Workers of this master recycled (max jobs, max RSS, a stuck cpu thread).", l.worker_recycles},
-        {"jobq_master_redis_up", "gauge", "1 while the master's Redis connection is up.", l.redis_up},
-        {"jobq_redis_read_ok", "gauge", "1 when this scrape could read the queues from Redis.", read_ok},
+         "Workers of this master recycled (max jobs, max RSS, a stuck cpu thread).",
+         l.worker_recycles},
+        {"jobq_master_redis_up", "gauge", "1 while the master's Redis connection is up.",
+         l.redis_up},
+        {"jobq_redis_read_ok", "gauge", "1 when this scrape could read the queues from Redis.",
+         read_ok},
     };
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
         family(o, s[i].name, s[i].type, s[i].help);
@@ -192,7 +212,8 @@ static void on_read(uv_work_t *work) {
 
 static void answer_all(jq_metrics_t *m, int status, const char *body, size_t len) {
     for (int i = 0; i < m->nwaiting; i++)
-        jq_httpd_respond(m->waiting[i], status, "text/plain; version=0.0.4; charset=utf-8", body, len);
+        jq_httpd_respond(m->waiting[i], status, "text/plain; version=0.0.4; charset=utf-8", body,
+                         len);
     m->nwaiting = 0;
 }
 
@@ -212,8 +233,10 @@ static void on_read_done(uv_work_t *work, int status) {
             workers_text(o, m, &m->snap);
         }
     }
-    if (o && fclose(o) == 0) answer_all(m, 200, text, len);
-    else answer_all(m, 500, "out of memory\n", 14);
+    if (o && fclose(o) == 0)
+        answer_all(m, 200, text, len);
+    else
+        answer_all(m, 500, "out of memory\n", 14);
     free(text);
     jq_watch_destroy(&m->snap);
     if (m->closing) free_metrics(m);

@@ -49,9 +49,9 @@ void jq_admit_sent(jq_admit_t *a, int q, jq_kind_t k, int delta) {
 /* Which kinds of slot a read of queue q takes: bit 1 io, bit 2 cpu. */
 static int uses(const jq_admit_t *a, int q) {
     switch (jq_admit_qkind(a, q)) {
-    case JQ_QKIND_IO: return 1;
-    case JQ_QKIND_CPU: return 2;
-    default: return 3;
+        case JQ_QKIND_IO: return 1;
+        case JQ_QKIND_CPU: return 2;
+        default: return 3;
     }
 }
 
@@ -133,8 +133,10 @@ long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_coun
         if ((skip && skip[q]) || room_of(&a->q[q], ahead) == 0) continue;
         int u = uses(a, q);
         long long c;
-        if (u == 1) c = share[JQ_KIND_IO][q];
-        else if (u == 2) c = share[JQ_KIND_CPU][q];
+        if (u == 1)
+            c = share[JQ_KIND_IO][q];
+        else if (u == 2)
+            c = share[JQ_KIND_CPU][q];
         else {
             long long cpu = share[JQ_KIND_CPU][q];
             /* An unknown queue is read one entry at a time even with the

@@ -42,23 +42,23 @@ typedef enum {
 } jq_qkind_t;
 
 typedef struct jq_admit_queue {
-    long long limit;      /* 0: none */
-    long long held;       /* entries read and not yet freed */
-    long long reserved;   /* COUNTs of reads in flight */
-    long long sent;       /* held, whose ack is sent but not answered */
-    uint64_t history;     /* kinds of the last jobs read: bit set = cpu */
-    int seen;             /* jobs in history (at most 64) */
+    long long limit;    /* 0: none */
+    long long held;     /* entries read and not yet freed */
+    long long reserved; /* COUNTs of reads in flight */
+    long long sent;     /* held, whose ack is sent but not answered */
+    uint64_t history;   /* kinds of the last jobs read: bit set = cpu */
+    int seen;           /* jobs in history (at most 64) */
 } jq_admit_queue_t;
 
 typedef struct jq_admit {
-    long long cap[2];     /* [JQ_KIND_IO], [JQ_KIND_CPU]: slots */
+    long long cap[2]; /* [JQ_KIND_IO], [JQ_KIND_CPU]: slots */
     long long held[2], reserved[2], sent[2];
     long long finished[2]; /* held, attempt ended, ack not yet answered */
     long long read_ahead;  /* of those, how many a read may count as free */
     long long read_max;    /* entries one read may take, all its queues
                               together (0: no bound but the slots) */
     int nqueues;
-    unsigned turn;        /* which queue gets the odd slot first */
+    unsigned turn; /* which queue gets the odd slot first */
     jq_admit_queue_t q[JQ_QUEUES_MAX];
 } jq_admit_t;
 

@@ -55,8 +55,10 @@ static void on_cpu_done(jq_pool_item_t *item) {
     if (r->state == JQ_RUN_ABANDONED) {
         /* Its outcome (a timeout) was written already. */
         jq_runlist_remove(&w->abandoned, r);
-        if (r->keep == 2) jq_run_free(r);
-        else r->keep = 0;
+        if (r->keep == 2)
+            jq_run_free(r);
+        else
+            r->keep = 0;
         jq_fetch_kick(&w->fetch);
         jq_worker_maybe_exit(w);
         return;
@@ -168,10 +170,9 @@ void jq_attempt_timeouts(jq_worker_t *w, int64_t now) {
     /* A cpu thread stuck long past its job's timeout can only be freed by
      * ending the process: ask the master for a replacement, then drain. */
     jq_run_t *a = w->abandoned.head;
-    if (a && !w->draining &&
-        now - a->item.started_ms > a->job.timeout_ms + w->opt->cpu_grace_ms) {
-        jq_warn("cpu job %s stuck %lld ms past its timeout: recycling this worker",
-                a->job.id, (long long)(now - a->item.started_ms - a->job.timeout_ms));
+    if (a && !w->draining && now - a->item.started_ms > a->job.timeout_ms + w->opt->cpu_grace_ms) {
+        jq_warn("cpu job %s stuck %lld ms past its timeout: recycling this worker", a->job.id,
+                (long long)(now - a->item.started_ms - a->job.timeout_ms));
         jq_worker_tell(w, "recycle stuck-cpu");
         jq_worker_drain(w, "stuck cpu thread");
     }

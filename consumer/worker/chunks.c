@@ -32,14 +32,14 @@
 typedef struct loader {
     jq_chunks_t *c;
     jq_run_t *r;
-    msgpack_unpacker up;     /* enc msgpack; valid once has_up is set */
+    msgpack_unpacker up; /* enc msgpack; valid once has_up is set */
     int has_up;
-    msgpack_unpacked res;    /* the object, once the unpacker finished one */
-    msgpack_sbuffer json;    /* enc json: the text, converted at the end */
-    long long next;          /* index of the next chunk to read */
-    long long bytes;         /* bytes received so far */
-    int first_unsent;        /* the first LRANGE could not be sent */
-    char err[JQ_ERR_LEN];    /* set by on_llen: the first read ends the load */
+    msgpack_unpacked res; /* the object, once the unpacker finished one */
+    msgpack_sbuffer json; /* enc json: the text, converted at the end */
+    long long next;       /* index of the next chunk to read */
+    long long bytes;      /* bytes received so far */
+    int first_unsent;     /* the first LRANGE could not be sent */
+    char err[JQ_ERR_LEN]; /* set by on_llen: the first read ends the load */
     char key[JQ_KEY_MAX];
 } loader_t;
 
@@ -184,14 +184,17 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         return;
     }
     if (last && l->bytes != r->job.size) {
-        snprintf(why, sizeof(why), "size mismatch: chunks hold %lld bytes, size says %lld", l->bytes,
-                 r->job.size);
+        snprintf(why, sizeof(why), "size mismatch: chunks hold %lld bytes, size says %lld",
+                 l->bytes, r->job.size);
         finish(l, why);
         return;
     }
-    if (!last) read_more(l);
-    else if (r->job.enc == JQ_ENC_JSON) finish_json(l);
-    else unpack_all(l);
+    if (!last)
+        read_more(l);
+    else if (r->job.enc == JQ_ENC_JSON)
+        finish_json(l);
+    else
+        unpack_all(l);
 }
 
 static int send_read(loader_t *l) {

@@ -17,10 +17,10 @@
 #include "stage.h"
 
 typedef struct jq_chunks {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    jq_finish_t *finish;          /* borrowed: where a bad payload goes */
-    jq_args_t args;               /* each command's argv, reused */
-    int loading;                  /* loads under way: a drain waits */
+    jq_stage_env_t env;  /* borrowed from the worker (stage.h) */
+    jq_finish_t *finish; /* borrowed: where a bad payload goes */
+    jq_args_t args;      /* each command's argv, reused */
+    int loading;         /* loads under way: a drain waits */
 } jq_chunks_t;
 
 /* Readies c with what it borrows (a copy of env; finish outlives c). */

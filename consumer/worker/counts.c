@@ -7,8 +7,8 @@
 #include "counts.h"
 #include "finish.h"
 
-static const long long bucket_ms[JQ_COUNTS_BUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500,
-                                                            1000, 2500, 5000, 10000, 30000, 60000};
+static const long long bucket_ms[JQ_COUNTS_BUCKETS - 1] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
 
 static int bucket_of(long long ms) {
     for (int i = 0; i < JQ_COUNTS_BUCKETS - 1; i++)
@@ -20,9 +20,12 @@ static int bucket_of(long long ms) {
  * dead; a job dead on arrival only as dead. */
 static void count(jq_counts_t *sum, const jq_run_t *r, jq_job_state_t st) {
     if (r->outcome == JQ_OUT_FAILED) sum->failed++;
-    if (st == JQ_STATE_DONE) sum->processed++;
-    else if (st == JQ_STATE_RETRYING) sum->retried++;
-    else sum->dead++;
+    if (st == JQ_STATE_DONE)
+        sum->processed++;
+    else if (st == JQ_STATE_RETRYING)
+        sum->retried++;
+    else
+        sum->dead++;
 }
 
 static void add_latency(const jq_run_t *r, jq_counts_t *sum) {

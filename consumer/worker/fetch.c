@@ -87,8 +87,8 @@ static void unknown_type(char *err, size_t errlen, const jq_str_t *t) {
 
 /* Parses r's entry into r->job. Returns 0, or -1 with the reason to
  * dead-letter it in err. */
-static int parse(jq_fetch_t *f, jq_run_t *r, const char *entry_id, long long deliveries,
-                 char *err, size_t errlen) {
+static int parse(jq_fetch_t *f, jq_run_t *r, const char *entry_id, long long deliveries, char *err,
+                 size_t errlen) {
     const jq_reply_fields_t *fv = r->fields;
     if (jq_job_parse(&r->job, entry_id, fv ? fv->f : NULL, fv ? fv->n : 0, f->b.limits, err,
                      errlen) != 0)
@@ -139,8 +139,8 @@ void jq_fetch_intake(jq_fetch_t *f, int q, const char *entry_id, redisReply *fie
     if (!r->h) {
         /* Another consumer of the queue may handle it (types.h); dead
          * only when no live worker does, after the grace. */
-        if (f->b.types && jq_types_foreign(f->b.types, q, &r->job.type, entry_id, deliveries,
-                                           jq_now_ms())) {
+        if (f->b.types &&
+            jq_types_foreign(f->b.types, q, &r->job.type, entry_id, deliveries, jq_now_ms())) {
             jq_run_free(r);
             return;
         }
@@ -189,7 +189,8 @@ static void on_groups_created(redisAsyncContext *ac, void *r, void *priv) {
 
 static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
-    if (reply && reply->type == REDIS_REPLY_INTEGER) ((jq_fetch_t *)priv)->client_id = reply->integer;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        ((jq_fetch_t *)priv)->client_id = reply->integer;
 }
 
 void jq_fetch_connected(jq_fetch_t *f) {
@@ -452,7 +453,9 @@ void jq_fetch_kick(jq_fetch_t *f) {
         long long n = jq_admit_plan(f->env.admit, skip, 0, 1, res), count = 0;
         for (int i = 0; i < *f->env.nqueues && !count; i++) count = res->count[i];
         if (n <= 0) return;
-        if (send_read(f, f->b.rfetch, res, count, 1, on_read, f) == 0) f->reading = 1;
-        else jq_admit_unreserve(f->env.admit, res);
+        if (send_read(f, f->b.rfetch, res, count, 1, on_read, f) == 0)
+            f->reading = 1;
+        else
+            jq_admit_unreserve(f->env.admit, res);
     }
 }

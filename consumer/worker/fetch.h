@@ -29,15 +29,15 @@
 
 /* What fetch borrows besides the stages' env (stage.h); all outlive it. */
 typedef struct jq_fetch_borrow {
-    jq_rconn_t *rfetch;           /* the blocking read's own connection */
-    const jq_registry_t *reg;     /* job type -> handler */
-    const jq_job_limits_t *limits;/* what an entry may hold (job.h) */
-    jq_runs_t *runs;              /* where runs come from (run.h) */
-    jq_chunks_t *chunks;          /* chunked payloads are loaded there */
-    jq_finish_t *finish;          /* dead letters go there; while it holds
+    jq_rconn_t *rfetch;            /* the blocking read's own connection */
+    const jq_registry_t *reg;      /* job type -> handler */
+    const jq_job_limits_t *limits; /* what an entry may hold (job.h) */
+    jq_runs_t *runs;               /* where runs come from (run.h) */
+    jq_chunks_t *chunks;           /* chunked payloads are loaded there */
+    jq_finish_t *finish;           /* dead letters go there; while it holds
                                      or has outcomes to send, no read */
-    const int *draining;          /* the worker drains: no new read */
-    jq_types_t *types;            /* types other workers handle (types.h);
+    const int *draining;           /* the worker drains: no new read */
+    jq_types_t *types;             /* types other workers handle (types.h);
                                      NULL: an unknown type is dead at once */
     /* Queue health (qhealth.h), called with env.worker: a read failed with
      * err (no queue named), or queue q's key answered err. */
@@ -54,20 +54,20 @@ typedef struct jq_fetch_qref {
 } jq_fetch_qref_t;
 
 struct jq_fetch {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    jq_fetch_borrow_t b;          /* borrowed too (above) */
-    int reading;                  /* the blocking XREADGROUP is in flight */
-    jq_admit_read_t res;          /* what that read reserved */
-    int pipe_reads;               /* reads sent behind the acks on the write
+    jq_stage_env_t env;  /* borrowed from the worker (stage.h) */
+    jq_fetch_borrow_t b; /* borrowed too (above) */
+    int reading;         /* the blocking XREADGROUP is in flight */
+    jq_admit_read_t res; /* what that read reserved */
+    int pipe_reads;      /* reads sent behind the acks on the write
                                      connection, not yet answered: a drain
                                      waits for them */
-    long long client_id;          /* CLIENT ID of the fetch connection, for
+    long long client_id; /* CLIENT ID of the fetch connection, for
                                      CLIENT UNBLOCK (0: not known) */
-    int backoff;                  /* a read failed: wait for the next tick */
-    int taking;                   /* a read's entries are being taken in:
+    int backoff;         /* a read failed: wait for the next tick */
+    int taking;          /* a read's entries are being taken in:
                                      kicks wait for the end (take_reply) */
     int64_t last_pause_check_ms;
-    jq_args_t args;               /* each command's argv, reused */
+    jq_args_t args; /* each command's argv, reused */
     jq_fetch_qref_t qref[JQ_QUEUES_MAX];
 };
 

@@ -90,8 +90,10 @@ static void fly(jq_finish_t *fin, flush_t *f) {
 }
 
 static void land(jq_finish_t *fin, flush_t *f) {
-    if (f->prev) f->prev->next = f->next;
-    else fin->flights = f->next;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        fin->flights = f->next;
     if (f->next) f->next->prev = f->prev;
     fin->flying--;
 }
@@ -283,8 +285,7 @@ static int verify(jq_finish_t *fin, int q) {
     jq_args_str(a, fin->env.queues[q].stream);
     f->runs = take_queue(fin, q, 1);
     int n = 0;
-    for (jq_run_t *r = f->runs; r; r = r->bnext, n++)
-        jq_args_str(a, r->job.entry_id);
+    for (jq_run_t *r = f->runs; r; r = r->bnext, n++) jq_args_str(a, r->job.entry_id);
     if (n && jq_finish_send(fin, on_verified, f) != 0) {
         fin->bad = 0;
         requeue_all(fin, f->runs, 1);
@@ -308,7 +309,6 @@ void jq_finish_flush(jq_finish_t *fin) {
      * the same connection, in the same round trip (see jq_fetch_kick). */
     fin->env.kick(fin->env.worker);
 }
-
 
 /* Opens queue q's MULTI, with the builders emptied and the XACK begun. */
 static void open_multi(jq_finish_t *fin, int q) {
@@ -443,7 +443,8 @@ void jq_finish_destroy(jq_finish_t *fin) {
     fin->batch_head = fin->batch_tail = NULL;
     if (n)
         jq_warn("exiting with %d finished jobs whose outcomes redis did not take; they stay "
-                "pending and run again elsewhere", n);
+                "pending and run again elsewhere",
+                n);
     jq_args_destroy(&fin->args);
     jq_args_destroy(&fin->ack);
     jq_args_destroy(&fin->keys);

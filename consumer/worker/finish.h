@@ -31,27 +31,27 @@
 struct jq_flush;
 
 typedef struct jq_finish {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    jq_trim_t *trim;              /* borrowed: the batch's trim (trim.h) */
+    jq_stage_env_t env; /* borrowed from the worker (stage.h) */
+    jq_trim_t *trim;    /* borrowed: the batch's trim (trim.h) */
 
     /* The command builders, reused so that a warm batch allocates nothing
      * for its argv. */
-    jq_args_t args;               /* each command of the batch's MULTI */
-    jq_args_t ack;                /* the batch's XACK, built alongside */
-    jq_args_t keys;               /* the outcome script's KEYS */
-    jq_args_t out;                /* its ARGV: one group per outcome */
-    int nout;                     /* outcomes in out */
-    int bad;                      /* a command of the open MULTI could not
+    jq_args_t args; /* each command of the batch's MULTI */
+    jq_args_t ack;  /* the batch's XACK, built alongside */
+    jq_args_t keys; /* the outcome script's KEYS */
+    jq_args_t out;  /* its ARGV: one group per outcome */
+    int nout;       /* outcomes in out */
+    int bad;        /* a command of the open MULTI could not
                                      be built: discard it */
 
     /* Outcomes waiting for the next flush, chained by r->bnext. */
     jq_run_t *batch_head, *batch_tail;
-    int unacked;                  /* runs in the batch or in an unanswered
+    int unacked;              /* runs in the batch or in an unanswered
                                      EXEC: still pending in the stream */
-    struct jq_flush *flights;     /* EXECs (and lost-reply checks) sent,
+    struct jq_flush *flights; /* EXECs (and lost-reply checks) sent,
                                      not answered, with their runs */
-    int flying;                   /* how many: a drain waits for them */
-    uv_check_t flush_check;       /* flushes the batch once per loop turn */
+    int flying;               /* how many: a drain waits for them */
+    uv_check_t flush_check;   /* flushes the batch once per loop turn */
 
     /* Redis refused our writes (EXECABORT: OOM, READONLY, MISCONF...):
      * the outcomes are held in the batch and written again after hold_ms;
@@ -59,8 +59,8 @@ typedef struct jq_finish {
     int held;
     int64_t held_since_ms, hold_next_ms;
     int hold_ms;
-    int asking;                   /* a writability probe is out (finish.c) */
-    int64_t asked_ms;             /* when the last one went */
+    int asking;       /* a writability probe is out (finish.c) */
+    int64_t asked_ms; /* when the last one went */
 } jq_finish_t;
 
 /* Readies fin with what it borrows (a copy of env; trim outlives fin). */

@@ -22,7 +22,8 @@ void jq_finish_hold(jq_finish_t *fin, const char *why, int nruns) {
         fin->held_since_ms = now;
         fin->hold_ms = HOLD_MIN_MS;
         jq_warn("redis refuses our writes (%s): holding %d finished jobs, fetching none, "
-                "retrying every %d to %d ms", why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
+                "retrying every %d to %d ms",
+                why, nruns, HOLD_MIN_MS, HOLD_MAX_MS);
     } else {
         fin->hold_ms = fin->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : fin->hold_ms * 2;
     }

@@ -64,13 +64,23 @@ static void send_hash(jq_heartbeat_t *hb, const char *key, long long rss,
     snprintf(v[11], 32, "%lld", (long long)st->loop_lag_us);
     snprintf(v[12], 32, "%d", (int)getppid());
     snprintf(v[13], 32, "%d", *hb->b.draining);
-    const char *fields[][2] = {
-        {"host", hb->b.host},   {"pid", v[0]},          {"queues", o->queues_csv},
-        {"started_at", v[1]},   {"processed", v[2]},    {"failed", v[3]},
-        {"busy_io", v[4]},      {"busy_cpu", v[5]},     {"threads", v[6]},
-        {"cpu_backlog", v[7]},  {"rss_bytes", v[8]},    {"cpu_ms", v[9]},
-        {"open_fds", v[10]},    {"loop_lag_us", v[11]}, {"master_pid", v[12]},
-        {"draining", v[13]},    {"types", jq_types_csv(hb->b.types)}};
+    const char *fields[][2] = {{"host", hb->b.host},
+                               {"pid", v[0]},
+                               {"queues", o->queues_csv},
+                               {"started_at", v[1]},
+                               {"processed", v[2]},
+                               {"failed", v[3]},
+                               {"busy_io", v[4]},
+                               {"busy_cpu", v[5]},
+                               {"threads", v[6]},
+                               {"cpu_backlog", v[7]},
+                               {"rss_bytes", v[8]},
+                               {"cpu_ms", v[9]},
+                               {"open_fds", v[10]},
+                               {"loop_lag_us", v[11]},
+                               {"master_pid", v[12]},
+                               {"draining", v[13]},
+                               {"types", jq_types_csv(hb->b.types)}};
     jq_args_reset(a);
     jq_args_str(a, "HSET");
     jq_args_str(a, key);
@@ -123,8 +133,9 @@ static void check_rss(jq_heartbeat_t *hb, long long rss, long long jobs_done) {
     if (jobs_done > 0)
         hb->b.recycle(hb->env.worker, "recycle max-rss", "RSS over --max-rss-mb");
     else if (!hb->rss_warned++)
-        jq_warn("RSS %lld MB is over --max-rss-mb %lld before any job: not recycling an idle worker",
-                rss / (1024 * 1024), max_mb);
+        jq_warn(
+            "RSS %lld MB is over --max-rss-mb %lld before any job: not recycling an idle worker",
+            rss / (1024 * 1024), max_mb);
 }
 
 void jq_heartbeat_send(jq_heartbeat_t *hb) {

@@ -19,19 +19,19 @@
 
 /* The worker's counters as one heartbeat reports them. */
 typedef struct jq_heartbeat_stats {
-    long long processed, failed;  /* attempts ended, and how many failed */
-    long long jobs_done;          /* jobs run: 0, an idle worker */
-    int busy_io, busy_cpu;        /* slots in use */
-    size_t cpu_backlog;           /* cpu runs waiting for a thread */
-    int64_t loop_lag_us;          /* worst tick lateness since the last one */
+    long long processed, failed; /* attempts ended, and how many failed */
+    long long jobs_done;         /* jobs run: 0, an idle worker */
+    int busy_io, busy_cpu;       /* slots in use */
+    size_t cpu_backlog;          /* cpu runs waiting for a thread */
+    int64_t loop_lag_us;         /* worst tick lateness since the last one */
 } jq_heartbeat_stats_t;
 
 /* What the heartbeat borrows besides the stages' env; all outlive it. */
 typedef struct jq_heartbeat_borrow {
     const char *host;
     const int64_t *started_ms;
-    const int *draining;          /* reported; no recycling while draining */
-    jq_types_t *types;            /* published each heartbeat */
+    const int *draining; /* reported; no recycling while draining */
+    jq_types_t *types;   /* published each heartbeat */
     /* Called with env.worker: fills st with the worker's counters, and
      * starts its loop lag afresh for the next heartbeat. */
     void (*stats)(void *worker, jq_heartbeat_stats_t *st);
@@ -41,9 +41,9 @@ typedef struct jq_heartbeat_borrow {
 } jq_heartbeat_borrow_t;
 
 typedef struct jq_heartbeat {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    jq_heartbeat_borrow_t b;      /* borrowed too (above) */
-    int rss_warned;               /* said once: over the limit while idle */
+    jq_stage_env_t env;      /* borrowed from the worker (stage.h) */
+    jq_heartbeat_borrow_t b; /* borrowed too (above) */
+    int rss_warned;          /* said once: over the limit while idle */
 } jq_heartbeat_t;
 
 /* Readies hb with what it borrows (copies of env and b). */

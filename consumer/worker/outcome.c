@@ -39,8 +39,8 @@ static long long retry_delay(const jq_options_t *o, long long n) {
 /* <p>:{q}:job:<id> := the entry's own fields plus extra pairs. Deleted
  * first: a producer may reuse the id of a job that died, and the old job's
  * fields (enc, chunks, its own) must not ride along into this one's retry. */
-static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key,
-                           const char *const *extra, size_t nextra) {
+static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key, const char *const *extra,
+                           size_t nextra) {
     jq_args_t *a = jq_finish_cmd(fin, "DEL");
     jq_args_str(a, key);
     jq_finish_send(fin, NULL, NULL);
@@ -77,10 +77,10 @@ static const char *const state_name[] = {"done", "retrying", "dead"};
 typedef struct outcome {
     const char *qn, *id;
     jq_job_state_t state;
-    char attempts[24];            /* attempts made, counting this one */
-    char now[24];                 /* finished_at, ms */
-    long long ttl;                /* result_ttl, s; 0: no result, no notify */
-    int notify;                   /* push the notify list (PROTOCOL 1.2 §3) */
+    char attempts[24]; /* attempts made, counting this one */
+    char now[24];      /* finished_at, ms */
+    long long ttl;     /* result_ttl, s; 0: no result, no notify */
+    int notify;        /* push the notify list (PROTOCOL 1.2 §3) */
 } outcome_t;
 
 /* Attempts made, counting this one; a job dead on arrival made none. */
@@ -96,7 +96,6 @@ static jq_job_state_t state_of(const jq_run_t *r) {
         return JQ_STATE_RETRYING;
     return JQ_STATE_DEAD;
 }
-
 
 static void decide(jq_finish_t *fin, const jq_run_t *r, outcome_t *oc) {
     oc->qn = fin->env.queues[r->q].name;
@@ -122,13 +121,13 @@ static void decide(jq_finish_t *fin, const jq_run_t *r, outcome_t *oc) {
  * Redis refuse it, with the whole MULTI, when it would refuse a write
  * (outcome_lua below says why); EVAL, not EVALSHA, for the same reason as
  * there. KEYS: job hash, set, stream; ARGV: score, id, group, entry id. */
-static const char move_lua[] =
-    "#!lua\n"
-    "if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then\n"
-    "  return redis.error_reply('ERR job hash ' .. KEYS[1] .. ' not written: entry ' .. ARGV[4] .. ' left pending')\n"
-    "end\n"
-    "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])\n"
-    "return redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])\n";
+static const char move_lua[] = "#!lua\n"
+                               "if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then\n"
+                               "  return redis.error_reply('ERR job hash ' .. KEYS[1] .. ' not "
+                               "written: entry ' .. ARGV[4] .. ' left pending')\n"
+                               "end\n"
+                               "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])\n"
+                               "return redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])\n";
 
 static void move(jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc, const char *jkey,
                  const char *set, const char *score) {
@@ -161,8 +160,8 @@ static void write_retry(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
 static void write_dead(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char jkey[JQ_KEY_MAX];
     jq_key_id(jkey, sizeof(jkey), fin->env.opt->prefix, oc->qn, "job", oc->id);
-    const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error,
-                           "failed_at", oc->now};
+    const char *extra[] = {"id",    oc->id,   "attempt",   oc->attempts,
+                           "error", r->error, "failed_at", oc->now};
     write_job_hash(fin, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));
     move(fin, r, oc, jkey, "dead", oc->now);
 }
@@ -175,7 +174,6 @@ static void drop_payload_chunks(jq_finish_t *fin, const outcome_t *oc) {
     jq_args_str(a, pkey);
     jq_finish_send(fin, NULL, NULL);
 }
-
 
 /* ---- the result (§3) ---- */
 
@@ -209,7 +207,8 @@ static long long write_result_chunks(jq_finish_t *fin, jq_run_t *r, const char *
             jq_args_str(a, ckey);
         }
         jq_args_add(a, r->task.result.data + off, rlen - off < step ? rlen - off : step);
-        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen) jq_finish_send(fin, NULL, NULL);
+        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen)
+            jq_finish_send(fin, NULL, NULL);
     }
     jq_finish_expire(fin, ckey, ttl);
     return n;
@@ -220,8 +219,8 @@ static long long write_result_chunks(jq_finish_t *fin, jq_run_t *r, const char *
  * extra pairs, then those: the
  * error of an attempt that failed, and the result (or how many chunks
  * hold it). */
-static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc,
-                            const char *ttl, long long chunks) {
+static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc, const char *ttl,
+                            long long chunks) {
     size_t rlen = r->task.result.size;
     int failed = r->outcome != JQ_OUT_DONE;
     int result = !chunks && !failed && rlen > 0;
@@ -286,13 +285,15 @@ static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
 jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
     outcome_t oc;
     decide(fin, r, &oc);
-    if (oc.state == JQ_STATE_RETRYING) write_retry(fin, r, &oc);
-    else if (oc.state == JQ_STATE_DEAD) write_dead(fin, r, &oc);
-    else if (r->job.chunks) drop_payload_chunks(fin, &oc);
+    if (oc.state == JQ_STATE_RETRYING)
+        write_retry(fin, r, &oc);
+    else if (oc.state == JQ_STATE_DEAD)
+        write_dead(fin, r, &oc);
+    else if (r->job.chunks)
+        drop_payload_chunks(fin, &oc);
     write_result(fin, r, &oc);
     return oc.state;
 }
-
 
 /* The batch's per-job writes. It runs inside the MULTI, so the batch
  * stays one atomic step, and its shebang (no flags) makes Redis refuse it
@@ -333,9 +334,11 @@ static const char outcome_lua[] =
     "  local key = KEYS[k]\n"
     "  local r\n"
     "  if nx == 0 then\n"
-    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid)\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], "
+    "'worker', wid)\n"
     "  else\n"
-    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], 'worker', wid, unpack(ARGV, i + 6, i + 5 + 2 * nx))\n"
+    "    r = pcall('HSET', key, 'state', st, 'attempts', ARGV[i + 2], 'finished_at', ARGV[i + 3], "
+    "'worker', wid, unpack(ARGV, i + 6, i + 5 + 2 * nx))\n"
     "  end\n"
     "  if type(r) == 'table' then err = err or r.err end\n"
     "  pcall('PEXPIREAT', key, at)\n"

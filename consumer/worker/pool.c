@@ -37,11 +37,9 @@ typedef struct pool_thread_arg {
 /* With p->mu held: takes the first queued item, or NULL. */
 static jq_pool_item_t *pool_pop_locked(jq_pool_t *p) {
     jq_pool_item_t *it = p->queued_head;
-    if (it == NULL)
-        return NULL;
+    if (it == NULL) return NULL;
     p->queued_head = it->next;
-    if (p->queued_head == NULL)
-        p->queued_tail = NULL;
+    if (p->queued_head == NULL) p->queued_tail = NULL;
     it->next = NULL;
     return it;
 }
@@ -51,14 +49,12 @@ static void pool_start_locked(jq_pool_t *p, jq_pool_item_t *it, int slot) {
     p->backlog--;
     p->busy++;
     it->started_ms = jq_now_ms();
-    if (slot >= 0)
-        p->running[slot] = it;
+    if (slot >= 0) p->running[slot] = it;
 }
 
 /* With p->mu held: the item in running slot `slot` ended. */
 static void pool_end_locked(jq_pool_t *p, int slot) {
-    if (slot >= 0)
-        p->running[slot] = NULL;
+    if (slot >= 0) p->running[slot] = NULL;
     p->busy--;
 }
 
@@ -75,12 +71,10 @@ static void *pool_thread_main(void *arg) {
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && p->queued_head == NULL)
-            pthread_cond_wait(&p->cv, &p->mu);
+        while (!p->stopping && p->queued_head == NULL) pthread_cond_wait(&p->cv, &p->mu);
         /* On stop the queue was already emptied by jq_pool_close; leave
          * without looking at it again. */
-        if (p->stopping)
-            break;
+        if (p->stopping) break;
 
         jq_pool_item_t *it = pool_pop_locked(p);
         pool_start_locked(p, it, idx);
@@ -100,8 +94,7 @@ static void *pool_thread_main(void *arg) {
             p->done_tail->next = it;
         p->done_tail = it;
         pthread_mutex_unlock(&p->mu);
-        if (was_empty)
-            uv_async_send(&p->async);
+        if (was_empty) uv_async_send(&p->async);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -116,8 +109,7 @@ static void pool_on_close(uv_handle_t *h) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     /* closed_cb may free p: it is the last thing that touches it. */
-    if (p->closed_cb)
-        p->closed_cb(p);
+    if (p->closed_cb) p->closed_cb(p);
 }
 
 /* Inline mode, loop thread: runs the first queued item to its end, blocking
@@ -126,11 +118,9 @@ static void pool_on_close(uv_handle_t *h) {
 static void pool_run_inline(jq_pool_t *p) {
     pthread_mutex_lock(&p->mu);
     jq_pool_item_t *it = p->stopping ? NULL : pool_pop_locked(p);
-    if (it != NULL)
-        pool_start_locked(p, it, 0);
+    if (it != NULL) pool_start_locked(p, it, 0);
     pthread_mutex_unlock(&p->mu);
-    if (it == NULL)
-        return;
+    if (it == NULL) return;
 
     it->work(it);
 
@@ -138,8 +128,7 @@ static void pool_run_inline(jq_pool_t *p) {
     pool_end_locked(p, 0);
     int more = p->queued_head != NULL;
     pthread_mutex_unlock(&p->mu);
-    if (more)
-        uv_async_send(&p->async);
+    if (more) uv_async_send(&p->async);
     it->done(it); /* last: it may free the item */
 }
 
@@ -151,8 +140,7 @@ static void pool_on_uv_work(uv_work_t *req) {
 
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->nrunning && slot < 0; i++)
-        if (p->running[i] == NULL)
-            slot = i;
+        if (p->running[i] == NULL) slot = i;
     pool_start_locked(p, it, slot);
     pthread_mutex_unlock(&p->mu);
 
@@ -174,8 +162,7 @@ static void pool_on_uv_after(uv_work_t *req, int status) {
     p->inflight--;
     int last = p->stopping && p->inflight == 0;
     pthread_mutex_unlock(&p->mu);
-    if (last)
-        uv_async_send(&p->async);
+    if (last) uv_async_send(&p->async);
     it->done(it); /* last: it may free the item */
 }
 
@@ -198,8 +185,7 @@ static void pool_on_async(uv_async_t *a) {
         it = next;
     }
 
-    if (p->mode == JQ_POOL_INLINE)
-        pool_run_inline(p);
+    if (p->mode == JQ_POOL_INLINE) pool_run_inline(p);
 
     pthread_mutex_lock(&p->mu);
     int stopping = p->stopping, inflight = p->inflight;
@@ -215,8 +201,7 @@ static void pool_join_threads(jq_pool_t *p, int n) {
     p->stopping = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < n; i++)
-        pthread_join(p->threads[i], NULL);
+    for (int i = 0; i < n; i++) pthread_join(p->threads[i], NULL);
 }
 
 /* The mutex and the condition variable; 0, or -1 with err and neither. */
@@ -242,8 +227,7 @@ static void pool_block_signals(sigset_t *old) {
     static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
     sigset_t block;
     sigfillset(&block);
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigdelset(&block, faults[i]);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(&block, faults[i]);
     pthread_sigmask(SIG_BLOCK, &block, old);
 }
 
@@ -273,8 +257,7 @@ static int pool_start_threads(jq_pool_t *p, char *err, size_t errlen) {
     return started;
 }
 
-int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
-                 size_t errlen) {
+int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err, size_t errlen) {
     int started = 0, rc;
 
     memset(p, 0, sizeof *p);
@@ -286,16 +269,14 @@ int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
     p->mode = jq_pool_policy_mode();
     p->nthreads = p->mode == JQ_POOL_THREADS ? n : 0;
     p->nrunning = p->mode == JQ_POOL_UV ? POOL_UV_SLOTS : p->mode == JQ_POOL_INLINE ? 1 : n;
-    if (pool_init_sync(p, err, errlen) != 0)
-        return -1;
+    if (pool_init_sync(p, err, errlen) != 0) return -1;
     p->threads = calloc((size_t)n, sizeof *p->threads);
     p->running = calloc((size_t)p->nrunning, sizeof *p->running);
     if (p->threads == NULL || p->running == NULL) {
         snprintf(err, errlen, "pool: out of memory");
         goto err;
     }
-    if ((started = pool_start_threads(p, err, errlen)) < p->nthreads)
-        goto err;
+    if ((started = pool_start_threads(p, err, errlen)) < p->nthreads) goto err;
     /* Last, so that a failure above leaves nothing in the loop to close. */
     rc = uv_async_init(loop, &p->async, pool_on_async);
     if (rc != 0) {
@@ -327,8 +308,7 @@ static void pool_submit_uv(jq_pool_t *p, jq_pool_item_t *item) {
         p->inflight++;
     }
     pthread_mutex_unlock(&p->mu);
-    if (stopping)
-        return;
+    if (stopping) return;
     item->uvreq.data = item;
     if (uv_queue_work(p->loop, &item->uvreq, pool_on_uv_work, pool_on_uv_after) != 0) {
         pool_on_uv_work(&item->uvreq);
@@ -359,8 +339,7 @@ void jq_pool_submit(jq_pool_t *p, jq_pool_item_t *item) {
     pthread_mutex_unlock(&p->mu);
     /* Inline: the loop runs it from the async callback, never inside
      * submit, so the caller is not re-entered by its done. */
-    if (p->mode == JQ_POOL_INLINE)
-        uv_async_send(&p->async);
+    if (p->mode == JQ_POOL_INLINE) uv_async_send(&p->async);
 }
 
 size_t jq_pool_backlog(jq_pool_t *p) {
@@ -382,8 +361,7 @@ int64_t jq_pool_oldest_start(jq_pool_t *p) {
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->nrunning; i++) {
         jq_pool_item_t *it = p->running[i];
-        if (it != NULL && (oldest == 0 || it->started_ms < oldest))
-            oldest = it->started_ms;
+        if (it != NULL && (oldest == 0 || it->started_ms < oldest)) oldest = it->started_ms;
     }
     pthread_mutex_unlock(&p->mu);
     return oldest;
@@ -402,8 +380,7 @@ void jq_pool_close(jq_pool_t *p, jq_pool_closed_cb closed_cb) {
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
+    for (int i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
 
     pthread_mutex_lock(&p->mu);
     free(p->threads);

@@ -40,34 +40,34 @@ typedef void (*jq_pool_done_fn)(jq_pool_item_t *item);
 struct jq_pool_item {
     jq_pool_work_fn work;
     jq_pool_done_fn done;
-    void *data;            /* the owner's */
-    int64_t started_ms;    /* set by the pool when a thread takes it; 0 before */
-    jq_pool_item_t *next;  /* the pool's */
-    jq_pool_t *pool;       /* the pool's: set by submit */
-    uv_work_t uvreq;       /* the pool's: uv mode only */
+    void *data;           /* the owner's */
+    int64_t started_ms;   /* set by the pool when a thread takes it; 0 before */
+    jq_pool_item_t *next; /* the pool's */
+    jq_pool_t *pool;      /* the pool's: set by submit */
+    uv_work_t uvreq;      /* the pool's: uv mode only */
 };
 
 typedef void (*jq_pool_closed_cb)(jq_pool_t *p);
 
 struct jq_pool {
     uv_loop_t *loop;
-    jq_pool_mode_t mode;   /* the process-wide mode when it was started */
-    uv_async_t async;      /* wakes the loop when items complete */
+    jq_pool_mode_t mode; /* the process-wide mode when it was started */
+    uv_async_t async;    /* wakes the loop when items complete */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *threads;
     int nthreads;
     int stopping;
-    jq_pool_item_t *queued_head, *queued_tail;  /* waiting for a thread */
-    jq_pool_item_t *done_head, *done_tail;  /* finished, waiting for the loop */
-    size_t backlog;        /* items queued, not started */
-    int busy;              /* items running on threads */
-    jq_pool_item_t **running; /* per thread (per slot in uv mode): the item
+    jq_pool_item_t *queued_head, *queued_tail; /* waiting for a thread */
+    jq_pool_item_t *done_head, *done_tail;     /* finished, waiting for the loop */
+    size_t backlog;                            /* items queued, not started */
+    int busy;                                  /* items running on threads */
+    jq_pool_item_t **running;                  /* per thread (per slot in uv mode): the item
                                  it runs, or NULL */
-    int nrunning;          /* slots in running */
-    int inflight;          /* uv mode: queued with libuv, after_work not run */
+    int nrunning;                              /* slots in running */
+    int inflight;                              /* uv mode: queued with libuv, after_work not run */
     jq_pool_closed_cb closed_cb;
-    void *data;            /* the owner's */
+    void *data; /* the owner's */
 };
 
 /* Sets the mode of every pool started afterwards in this process from its
@@ -109,8 +109,7 @@ void jq_pool_set_yield_us(long long us);
 /* Starts n threads on p (embedded by the caller). Returns 0, or -1 with err;
  * on failure nothing is left running. In inline and uv mode no thread of its
  * own is started, and n only has to be >= 1. */
-int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err,
-                 size_t errlen);
+int jq_pool_init(jq_pool_t *p, uv_loop_t *loop, int n, char *err, size_t errlen);
 
 /* Queues item (work and done set by the caller). Never blocks. */
 void jq_pool_submit(jq_pool_t *p, jq_pool_item_t *item);

@@ -32,13 +32,11 @@ void jq_pool_set_yield_us(long long us) { pool_yield_ns = us * 1000; }
 void jq_pool_yield_point(void) {
     /* A clock read costs about as much as a short handler round: only
      * every 16th call looks. */
-    if (pool_yield_ns <= 0 || (++yield_calls & 15) != 0)
-        return;
+    if (pool_yield_ns <= 0 || (++yield_calls & 15) != 0) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (now - yield_last_ns < pool_yield_ns)
-        return;
+    if (now - yield_last_ns < pool_yield_ns) return;
     sched_yield();
     yield_last_ns = now;
 }
@@ -56,19 +54,19 @@ typedef struct pool_name {
 
 static const pool_name_t pool_mode_names[] = {
     {"pool", JQ_POOL_THREADS}, {"inline", JQ_POOL_INLINE}, {"uv", JQ_POOL_UV}};
-static const pool_name_t pool_sched_names[] = {
-    {"idle", JQ_SCHED_IDLE}, {"slice", JQ_SCHED_SLICE}, {"nice", JQ_SCHED_NICE},
-    {"normal", JQ_SCHED_NORMAL}};
+static const pool_name_t pool_sched_names[] = {{"idle", JQ_SCHED_IDLE},
+                                               {"slice", JQ_SCHED_SLICE},
+                                               {"nice", JQ_SCHED_NICE},
+                                               {"normal", JQ_SCHED_NORMAL}};
 
 #define POOL_NAMES(t) (t), sizeof(t) / sizeof((t)[0])
 
 /* The value of name in names[0..n), or -1 with err "<option>: '<name>' is
  * not one of <the names>". */
-static int pool_name_value(const pool_name_t *names, size_t n, const char *option,
-                           const char *name, char *err, size_t errlen) {
+static int pool_name_value(const pool_name_t *names, size_t n, const char *option, const char *name,
+                           char *err, size_t errlen) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(name, names[i].name) == 0)
-            return names[i].value;
+        if (strcmp(name, names[i].name) == 0) return names[i].value;
     int len = snprintf(err, errlen, "%s: '%s' is not one of ", option, name);
     for (size_t i = 0; i < n && len >= 0 && (size_t)len < errlen; i++)
         len += snprintf(err + len, errlen - (size_t)len, "%s%s", i ? ", " : "", names[i].name);
@@ -77,8 +75,7 @@ static int pool_name_value(const pool_name_t *names, size_t n, const char *optio
 
 int jq_pool_set_sched(const char *name, char *err, size_t errlen) {
     int v = pool_name_value(POOL_NAMES(pool_sched_names), "--cpu-sched", name, err, errlen);
-    if (v < 0)
-        return -1;
+    if (v < 0) return -1;
     pool_sched = (jq_pool_sched_t)v;
     return 0;
 }
@@ -100,7 +97,9 @@ void jq_pool_policy_thread(void) {
         struct sched_param sp = {0};
         sched_setscheduler(tid, SCHED_IDLE, &sp);
     } else if (pool_sched == JQ_SCHED_SLICE) {
-        pool_sched_attr_t a = {.size = sizeof(a), .policy = SCHED_OTHER, .nice = JQ_POOL_NICE,
+        pool_sched_attr_t a = {.size = sizeof(a),
+                               .policy = SCHED_OTHER,
+                               .nice = JQ_POOL_NICE,
                                .runtime = JQ_POOL_SLICE_NS};
         if (syscall(SYS_sched_setattr, tid, &a, 0) != 0)
             setpriority(PRIO_PROCESS, (id_t)tid, JQ_POOL_NICE);
@@ -111,8 +110,7 @@ void jq_pool_policy_thread(void) {
 
 int jq_pool_set_mode(const char *name, char *err, size_t errlen) {
     int v = pool_name_value(POOL_NAMES(pool_mode_names), "--cpu-mode", name, err, errlen);
-    if (v < 0)
-        return -1;
+    if (v < 0) return -1;
     pool_mode = (jq_pool_mode_t)v;
     return 0;
 }

@@ -18,8 +18,8 @@ void jq_qhealth_init(jq_qhealth_stage_t *qh, const jq_stage_env_t *env, jq_fetch
 }
 
 int jq_redis_refuses(const char *err) {
-    static const char *const codes[] = {"OOM",     "READONLY",   "MISCONF", "LOADING",
-                                        "BUSY ",   "MASTERDOWN", "NOREPLICAS"};
+    static const char *const codes[] = {"OOM",   "READONLY",   "MISCONF",   "LOADING",
+                                        "BUSY ", "MASTERDOWN", "NOREPLICAS"};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (strncmp(err, codes[i], strlen(codes[i])) == 0) return 1;
     return 0;
@@ -87,7 +87,8 @@ static void healthy(jq_qhealth_stage_t *qh, jq_queue_t *q, int created) {
 static void refused(jq_qhealth_t *h, const char *qname, const char *err, int64_t now) {
     if (h->state != JQ_QUEUE_BROKEN || !h->refused) {
         jq_warn("redis refuses writes (%s): queue %s is fine, but not read until redis takes "
-                "writes again; asked every %d ms", err, qname, JQ_QHEALTH_REFUSED_RETRY_MS);
+                "writes again; asked every %d ms",
+                err, qname, JQ_QHEALTH_REFUSED_RETRY_MS);
         h->since_ms = now;
     }
     h->state = JQ_QUEUE_BROKEN;
@@ -106,7 +107,8 @@ static void broken(jq_qhealth_stage_t *qh, jq_queue_t *q, const char *err) {
     if (h->state != JQ_QUEUE_BROKEN || h->refused) {
         /* Once per episode; the retries are silent. */
         jq_error("queue %s is broken: %s; left out of reads, retried every %d ms, other queues "
-                 "served as usual", q->name, err, JQ_QHEALTH_RETRY_MS);
+                 "served as usual",
+                 q->name, err, JQ_QHEALTH_RETRY_MS);
         h->since_ms = now;
     }
     h->state = JQ_QUEUE_BROKEN;
@@ -183,7 +185,8 @@ void jq_qhealth_tick(jq_qhealth_stage_t *qh, int64_t now) {
         if ((h->state == JQ_QUEUE_SUSPECT && !h->probing) ||
             (h->state == JQ_QUEUE_BROKEN && now >= h->next_probe_ms)) {
             if (h->state == JQ_QUEUE_BROKEN)
-                h->next_probe_ms = now + (h->refused ? JQ_QHEALTH_REFUSED_RETRY_MS : JQ_QHEALTH_RETRY_MS);
+                h->next_probe_ms =
+                    now + (h->refused ? JQ_QHEALTH_REFUSED_RETRY_MS : JQ_QHEALTH_RETRY_MS);
             probe(qh, q);
         }
     }

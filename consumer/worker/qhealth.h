@@ -41,8 +41,8 @@ struct jq_fetch;
 /* The stage's state (w->qhealth): what it borrows from the worker. The
  * per-queue record (jq_qhealth_t) is in each queue (queue.h). */
 typedef struct jq_qhealth_stage {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    struct jq_fetch *fetch;       /* borrowed: a read held back for the
+    jq_stage_env_t env;     /* borrowed from the worker (stage.h) */
+    struct jq_fetch *fetch; /* borrowed: a read held back for the
                                      probes goes once they answered
                                      (jq_fetch_retry) */
 } jq_qhealth_stage_t;

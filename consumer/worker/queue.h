@@ -18,20 +18,20 @@ typedef enum {
 
 typedef struct jq_qhealth {
     jq_qstate_t state;
-    int probing;              /* a probe is in flight */
-    int refused;              /* broken only because Redis refuses all
+    int probing;      /* a probe is in flight */
+    int refused;      /* broken only because Redis refuses all
                                  writes (jq_redis_refuses): not published */
-    char error[160];          /* Redis's error while broken */
-    int64_t since_ms;         /* broken since */
+    char error[160];  /* Redis's error while broken */
+    int64_t since_ms; /* broken since */
     int64_t next_probe_ms;
 } jq_qhealth_t;
 
 typedef struct jq_queue {
-    const char *name;             /* borrowed from options */
+    const char *name; /* borrowed from options */
     char stream[JQ_KEY_MAX];
-    int paused;                   /* 1 paused, 0 not, -1 not known yet
+    int paused;          /* 1 paused, 0 not, -1 not known yet
                                      (not read, reclaimed or probed) */
-    jq_qhealth_t health;          /* qhealth.c: broken queues out of reads */
+    jq_qhealth_t health; /* qhealth.c: broken queues out of reads */
 } jq_queue_t;
 
 /* Whether q is healthy (qhealth.h): a broken or suspect queue is left out

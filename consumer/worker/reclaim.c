@@ -19,7 +19,7 @@ typedef struct claim {
     int n;
     char ids[MAX_IDS][JQ_ENTRY_ID_MAX];
     long long deliveries[MAX_IDS];
-    char handed[MAX_IDS];         /* handed back for its type (types.h) */
+    char handed[MAX_IDS]; /* handed back for its type (types.h) */
 } claim_t;
 
 static int index_of(const claim_t *c, const char *id) {
@@ -60,7 +60,8 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
     jq_reclaim_t *rc = c->rc;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || *rc->b.draining) {
-        if (reply && reply->type == REDIS_REPLY_ERROR) rc->b.key_error(rc->env.worker, c->q, reply->str);
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            rc->b.key_error(rc->env.worker, c->q, reply->str);
         if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
             strncmp(reply->str, "WRONGTYPE", 9) != 0)
             jq_error("XPENDING: %s", reply->str);
@@ -83,7 +84,8 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         const redisReply *owner = e->element[1];
         int handed = owner->type == REDIS_REPLY_STRING &&
                      strncmp(owner->str, JQ_TYPES_CONSUMER, sizeof(JQ_TYPES_CONSUMER) - 1) == 0;
-        if (handed && jq_types_leave(rc->b.types, c->q, e->element[0]->str, owner->str, owner->len, now))
+        if (handed &&
+            jq_types_leave(rc->b.types, c->q, e->element[0]->str, owner->str, owner->len, now))
             continue;
         c->handed[c->n] = (char)handed;
         snprintf(c->ids[c->n], JQ_ENTRY_ID_MAX, "%s", e->element[0]->str);
@@ -127,8 +129,7 @@ static void reclaim(jq_reclaim_t *rc, int q, long long min_idle, long long count
     c->q = q;
     if (count > MAX_IDS) count = MAX_IDS;
     /* The XCLAIM brings whole entries: as many as one read may (worker.h). */
-    if (rc->env.admit->read_max && count > rc->env.admit->read_max)
-        count = rc->env.admit->read_max;
+    if (rc->env.admit->read_max && count > rc->env.admit->read_max) count = rc->env.admit->read_max;
     if (send_pending(rc, q, min_idle, count, NULL, on_pending, c) != 0) free(c);
 }
 
@@ -161,7 +162,8 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
     jq_queue_t *q = priv;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
         jq_warn("queue %s: %lld running jobs were reclaimed by another consumer while this one "
-                "was cut off; they may run twice", q->name, reply->integer);
+                "was cut off; they may run twice",
+                q->name, reply->integer);
     else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) != 0 &&
              !strstr(reply->str, "WRONGTYPE"))
         jq_error("renewing held entries: %s", reply->str);
@@ -290,8 +292,9 @@ static void on_own_claimed(redisAsyncContext *ac, void *rp, void *priv) {
         if (jq_fetch_entry_ok(ent) && ent->element[1]->type == REDIS_REPLY_ARRAY &&
             !holds(rc, o->q, ent->element[0]->str)) {
             redisReply *fields = ent->element[1];
-            jq_info("recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
-                    ent->element[0]->str, rc->env.queues[o->q].name);
+            jq_info(
+                "recovered entry %s of queue %s, delivered to us by a read whose reply was lost",
+                ent->element[0]->str, rc->env.queues[o->q].name);
             jq_fetch_intake(rc->b.fetch, o->q, ent->element[0]->str, fields, o->deliveries);
         }
     }

@@ -28,11 +28,11 @@
 
 /* What reclaim borrows besides the stages' env (stage.h); all outlive it. */
 typedef struct jq_reclaim_borrow {
-    jq_fetch_t *fetch;            /* claimed entries are taken in there */
-    jq_finish_t *finish;          /* outcomes not written yet are renewed
+    jq_fetch_t *fetch;   /* claimed entries are taken in there */
+    jq_finish_t *finish; /* outcomes not written yet are renewed
                                      too; while it holds, no reclaim */
-    jq_types_t *types;            /* entries handed back for their type */
-    const int *draining;          /* the worker drains: no reclaim */
+    jq_types_t *types;   /* entries handed back for their type */
+    const int *draining; /* the worker drains: no reclaim */
     /* The worker's runs: running and waiting ones are renewed; with the
      * abandoned ones they are not claimed back to run again. */
     const jq_runlist_t *running, *waiting, *abandoned;
@@ -42,12 +42,12 @@ typedef struct jq_reclaim_borrow {
 } jq_reclaim_borrow_t;
 
 typedef struct jq_reclaim {
-    jq_stage_env_t env;       /* borrowed from the worker (stage.h) */
-    jq_reclaim_borrow_t b;    /* borrowed too (above) */
-    int inflight;             /* XPENDING/XCLAIM round trips in flight */
+    jq_stage_env_t env;    /* borrowed from the worker (stage.h) */
+    jq_reclaim_borrow_t b; /* borrowed too (above) */
+    int inflight;          /* XPENDING/XCLAIM round trips in flight */
     int64_t last_renew_ms;
-    int64_t last_reclaim_ms;  /* in the future: reclaiming is paused */
-    jq_args_t args;           /* each XCLAIM and renewal EVAL, reused */
+    int64_t last_reclaim_ms; /* in the future: reclaiming is paused */
+    jq_args_t args;          /* each XCLAIM and renewal EVAL, reused */
 } jq_reclaim_t;
 
 /* Readies rc with what it borrows (copies of env and b). */

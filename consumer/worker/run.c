@@ -30,17 +30,23 @@
 void jq_runlist_push(jq_runlist_t *l, jq_run_t *r) {
     r->next = NULL;
     r->prev = l->tail;
-    if (l->tail) l->tail->next = r;
-    else l->head = r;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
     l->tail = r;
     l->n++;
 }
 
 void jq_runlist_remove(jq_runlist_t *l, jq_run_t *r) {
-    if (r->prev) r->prev->next = r->next;
-    else l->head = r->next;
-    if (r->next) r->next->prev = r->prev;
-    else l->tail = r->prev;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
     r->prev = r->next = NULL;
     l->n--;
 }
@@ -161,7 +167,6 @@ void jq_run_drop_payload(jq_run_t *r) {
         memset(&r->job.payload, 0, sizeof(r->job.payload));
     }
 }
-
 
 void jq_run_free(jq_run_t *r) {
     if (!r) return;

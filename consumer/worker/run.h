@@ -24,67 +24,67 @@ typedef struct jq_worker jq_worker_t;
 typedef struct jq_run jq_run_t;
 
 typedef enum {
-    JQ_RUN_WAITING,  /* io job waiting for an io slot */
-    JQ_RUN_RUNNING,  /* handler started, or queued/running in the pool */
-    JQ_RUN_ABANDONED,/* cpu job past its timeout: outcome written, thread busy */
+    JQ_RUN_WAITING,   /* io job waiting for an io slot */
+    JQ_RUN_RUNNING,   /* handler started, or queued/running in the pool */
+    JQ_RUN_ABANDONED, /* cpu job past its timeout: outcome written, thread busy */
 } jq_run_state_t;
 
 typedef enum {
-    JQ_OUT_DONE,     /* handler succeeded */
-    JQ_OUT_FAILED,   /* an attempt failed: retry or dead, by attempts left */
-    JQ_OUT_DEAD,     /* dead at once: malformed job, unknown type, worker lost */
+    JQ_OUT_DONE,   /* handler succeeded */
+    JQ_OUT_FAILED, /* an attempt failed: retry or dead, by attempts left */
+    JQ_OUT_DEAD,   /* dead at once: malformed job, unknown type, worker lost */
 } jq_outcome_t;
 
 /* The runs' home: the admission their slots are given back to, and the
  * freed runs kept for reuse. Embedded in the worker; every run points at
  * it (r->home) from jq_run_new on. */
 typedef struct jq_runs {
-    jq_admit_t *admit;            /* borrowed: outlives every run */
-    jq_run_t *spare;              /* freed runs kept for reuse (owned) */
+    jq_admit_t *admit; /* borrowed: outlives every run */
+    jq_run_t *spare;   /* freed runs kept for reuse (owned) */
     int nspare;
 } jq_runs_t;
 
 /* Owns the entry's fields (copied out of the reply), the decoded payload
  * and the task the handler sees. */
 struct jq_run {
-    jq_runs_t *home;              /* where it goes back at jq_run_free */
-    jq_worker_t *w;               /* the worker running it (worker.c) */
-    int q;                        /* index into the worker's queues */
-    jq_kind_t kind;               /* the slot it holds (admit.h) */
-    int held;                     /* holds a slot: given back by jq_run_free */
-    int sent;                     /* its ack is sent, not yet answered */
-    int finished;                 /* its attempt ended (admit: read-ahead) */
+    jq_runs_t *home; /* where it goes back at jq_run_free */
+    jq_worker_t *w;  /* the worker running it (worker.c) */
+    int q;           /* index into the worker's queues */
+    jq_kind_t kind;  /* the slot it holds (admit.h) */
+    int held;        /* holds a slot: given back by jq_run_free */
+    int sent;        /* its ack is sent, not yet answered */
+    int finished;    /* its attempt ended (admit: read-ahead) */
     jq_job_t job;
-    jq_reply_fields_t *fields;    /* the entry's fields, in this run's
+    jq_reply_fields_t *fields; /* the entry's fields, in this run's
                                      allocation (fetch.c); their big
                                      strings owned */
     const jq_handler_t *h;
-    msgpack_zone *zone;           /* owns the decoded payload object:
+    msgpack_zone *zone;     /* owns the decoded payload object:
                                      &zone_mem, or chunks.c's own zone */
-    msgpack_zone zone_mem;        /* an inline payload's zone (jq_run_zone):
+    msgpack_zone zone_mem;  /* an inline payload's zone (jq_run_zone):
                                      in the run, one malloc less per job */
-    const void *zone_first;       /* zone_mem's first chunk while zone_mem
+    const void *zone_first; /* zone_mem's first chunk while zone_mem
                                      is initialised; it stays so while the
                                      run waits for reuse */
-    size_t cap;                   /* bytes behind the run for its fields
+    size_t cap;             /* bytes behind the run for its fields
                                      when it may be reused, else 0 */
     msgpack_object payload;
-    msgpack_sbuffer jbuf;         /* enc json: the payload turned msgpack */
-    int keep;                     /* abandoned cpu run: freed by pool done */
+    msgpack_sbuffer jbuf; /* enc json: the payload turned msgpack */
+    int keep;             /* abandoned cpu run: freed by pool done */
     jq_task_t task;
     jq_pool_item_t item;
     jq_run_state_t state;
     int64_t started_ms;
-    uint64_t started_ns;          /* uv_hrtime() at start, for run time */
+    uint64_t started_ns; /* uv_hrtime() at start, for run time */
     jq_outcome_t outcome;
-    int permanent;                /* failed, and no retry (the handler's
+    int permanent; /* failed, and no retry (the handler's
                                      jq_task_fail_permanent) */
     char error[JQ_ERR_LEN];
     int64_t finished_ms;
     int64_t run_us;
-    jq_run_t *prev, *next;        /* in the worker's running or waiting list */
-    jq_run_t *bnext;              /* in a finish batch */
-    int unsure;                   /* its EXEC's reply was lost: written or
+    jq_run_t *prev, *next; /* in the worker's running or waiting list */
+    jq_run_t *bnext;       /* in a finish batch */
+    int unsure;            /* its EXEC's reply was lost: written or
                                      not, finish.c checks before writing */
 };
 

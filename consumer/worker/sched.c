@@ -39,18 +39,21 @@
  * woken by the old `dead`; a retry (attempt > 0) keeps its `retrying`
  * result, which says what failed last. */
 const char jq_sched_promote_lua[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, "
+    "tonumber(ARGV[2]))\n"
     "local max, now, base = tonumber(ARGV[4]), ARGV[1], ARGV[3]\n"
     "local missing, dead = 0, 0\n"
     "local function kill(id, jkey, own, att, ttl, notify)\n"
-    "  local err = 'too many fields: ' .. own .. ' (at most ' .. max .. ' besides id and attempt)'\n"
+    "  local err = 'too many fields: ' .. own .. ' (at most ' .. max .. ' besides id and "
+    "attempt)'\n"
     "  redis.call('HSET', jkey, 'error', err, 'failed_at', now, 'attempt', att)\n"
     "  redis.call('ZADD', KEYS[3], now, id)\n"
     "  redis.call('ZREM', KEYS[1], id)\n"
     "  local rkey = base .. 'result:' .. id\n"
     "  redis.call('DEL', rkey, rkey .. ':chunks')\n"
     "  if ttl > 0 then\n"
-    "    redis.call('HSET', rkey, 'state', 'dead', 'error', err, 'attempts', att, 'finished_at', now, 'worker', ARGV[5])\n"
+    "    redis.call('HSET', rkey, 'state', 'dead', 'error', err, 'attempts', att, 'finished_at', "
+    "now, 'worker', ARGV[5])\n"
     "    redis.call('EXPIRE', rkey, ttl)\n"
     "    if notify then\n"
     "      local nkey = base .. 'notify:' .. id\n"
@@ -147,12 +150,12 @@ static void on_script_loaded(redisAsyncContext *ac, void *rp, void *priv) {
     char *sha = priv;
     (void)ac;
     loads_in_flight--;
-    if (reply == NULL)
-        return; /* the connection went; the tick loads again */
+    if (reply == NULL) return; /* the connection went; the tick loads again */
     if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
         memcpy(sha, reply->str, 41);
     else
-        jq_error("SCRIPT LOAD: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        jq_error("SCRIPT LOAD: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 }
 
 static void load(jq_sched_t *s, const char *lua, char *sha) {
@@ -197,16 +200,18 @@ static void on_promoted(redisAsyncContext *ac, void *rp, void *priv) {
         /* Redis refusing writes for a while (maxmemory, a read-only
          * replica): the promotion waits, like the outcomes (finish.c says
          * so once); not a line every tick. */
-        else if (jq_redis_refuses(reply->str)) return;
-        else if (strstr(reply->str, "WRONGTYPE")) s->key_error(s->env.worker, ref->q, "WRONGTYPE");
-        else jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
+        else if (jq_redis_refuses(reply->str))
+            return;
+        else if (strstr(reply->str, "WRONGTYPE"))
+            s->key_error(s->env.worker, ref->q, "WRONGTYPE");
+        else
+            jq_error("promoting scheduled jobs of %s: %s", q->name, reply->str);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
     long long n = reply->element[0]->integer, missing = reply->element[1]->integer;
     long long dead = reply->element[2]->integer;
-    if (missing)
-        jq_warn("queue %s: %lld scheduled ids had no job hash; dropped", q->name, missing);
+    if (missing) jq_warn("queue %s: %lld scheduled ids had no job hash; dropped", q->name, missing);
     if (dead)
         jq_warn("queue %s: %lld scheduled jobs had more than %d fields; dead-lettered", q->name,
                 dead, JQ_JOB_MAX_FIELDS);

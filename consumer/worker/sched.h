@@ -25,8 +25,8 @@ typedef struct jq_sched_qref {
 } jq_sched_qref_t;
 
 struct jq_sched {
-    jq_stage_env_t env;           /* borrowed from the worker (stage.h) */
-    const int *draining;          /* borrowed: the worker drains, no duty */
+    jq_stage_env_t env;  /* borrowed from the worker (stage.h) */
+    const int *draining; /* borrowed: the worker drains, no duty */
     /* Queue health (qhealth.h), called with env.worker: queue q's key
      * answered err. */
     void (*key_error)(void *worker, int q, const char *err);

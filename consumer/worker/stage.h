@@ -15,15 +15,15 @@
 #include "run.h"
 
 typedef struct jq_stage_env {
-    jq_rconn_t *conn;             /* the write connection */
+    jq_rconn_t *conn; /* the write connection */
     const jq_options_t *opt;
-    jq_queue_t *queues;           /* the worker's queues, by index q */
-    const int *nqueues;           /* how many */
-    const char *worker_id;        /* <host>:<pid>, the group consumer name */
-    jq_admit_t *admit;            /* slots by kind and queue */
-    const int *stopping;          /* the worker closes its handles: a reply
+    jq_queue_t *queues;    /* the worker's queues, by index q */
+    const int *nqueues;    /* how many */
+    const char *worker_id; /* <host>:<pid>, the group consumer name */
+    jq_admit_t *admit;     /* slots by kind and queue */
+    const int *stopping;   /* the worker closes its handles: a reply
                                    * that comes now is dropped */
-    void *worker;                 /* the callbacks' argument */
+    void *worker;          /* the callbacks' argument */
     /* Starts r, its payload decoded (attempt.h). */
     void (*start)(void *worker, jq_run_t *r);
     /* Slots may be free: fetch reads again if it may (fetch.h). */

@@ -8,14 +8,13 @@
 #include "log.h"
 #include "trim.h"
 
-const char jq_trim_lua[] =
-    "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
-    "if p[1] > 0 then\n"
-    "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
-    "  return p[2]\n"
-    "end\n"
-    "redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])\n"
-    "return false\n";
+const char jq_trim_lua[] = "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
+                           "if p[1] > 0 then\n"
+                           "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
+                           "  return p[2]\n"
+                           "end\n"
+                           "redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])\n"
+                           "return false\n";
 
 int jq_trim_id_cmp(const char *a, const char *b) {
     uint64_t ma, sa, mb, sb;

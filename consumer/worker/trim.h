@@ -39,10 +39,10 @@ typedef struct jq_trim_ids {
 /* The stage's state (w->trim): the kept ids, per queue, in two
  * generations, and the passes whose answer a drain waits for. */
 typedef struct jq_trim {
-    jq_stage_env_t env;           /* borrowed: connection, queues, exit */
+    jq_stage_env_t env; /* borrowed: connection, queues, exit */
     jq_args_t args;
     jq_trim_ids_t young[JQ_QUEUES_MAX], old[JQ_QUEUES_MAX];
-    int passes;                   /* sent, not answered */
+    int passes; /* sent, not answered */
 } jq_trim_t;
 
 extern const char jq_trim_lua[];

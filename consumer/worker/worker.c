@@ -246,9 +246,7 @@ static void on_tick(uv_timer_t *t) {
     jq_worker_maybe_exit(w);
 }
 
-static void on_heartbeat(uv_timer_t *t) {
-    jq_heartbeat_send(&((jq_worker_t *)t->data)->beat);
-}
+static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(&((jq_worker_t *)t->data)->beat); }
 
 /* Ready once the groups exist: this PING follows the XGROUP CREATEs on the
  * same connection, so its reply comes after theirs. A client that sees
@@ -258,8 +256,8 @@ static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
     if (!rp || w->ready_sent || w->stopping) return; /* lost: the next on_fetch_up */
     w->ready_sent = 1;
     jq_worker_tell(w, "ready");
-    jq_info("worker %s ready: queues %s, %lld cpu threads, %lld io slots",
-            w->id, w->opt->queues_csv, w->opt->threads, w->opt->io_concurrency);
+    jq_info("worker %s ready: queues %s, %lld cpu threads, %lld io slots", w->id,
+            w->opt->queues_csv, w->opt->threads, w->opt->io_concurrency);
 }
 
 static void on_fetch_up(jq_rconn_t *c) {
@@ -317,8 +315,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     w->limits.timeout_ms = opt->timeout_ms;
     /* Read a little past the cpu threads so that a thread finishing a job
      * finds the next one already here, without a round trip. */
-    jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues,
-                  opt->queue_limit);
+    jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues, opt->queue_limit);
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
     jq_admit_set_read_max(&w->admit, jq_worker_read_max(opt->max_payload));
     jq_runs_init(&w->runs, &w->admit);
@@ -338,7 +335,8 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     w->nqueues = opt->nqueues;
     for (int i = 0; i < opt->nqueues; i++) {
         w->queues[i].name = opt->queues[i];
-        jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i], "stream");
+        jq_key(w->queues[i].stream, sizeof(w->queues[i].stream), opt->prefix, opt->queues[i],
+               "stream");
         /* Unknown until the first EXISTS answers (on_paused): a queue
          * paused before this worker started must not give it a job. */
         w->queues[i].paused = -1;

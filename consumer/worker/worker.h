@@ -56,51 +56,51 @@ struct jq_worker {
     const jq_options_t *opt;
     jq_registry_t reg;
     jq_pool_t pool;
-    jq_rconn_t rfetch;            /* only for the blocking XREADGROUP */
-    jq_rconn_t rwrite;            /* acks, results, timers' commands */
-    char id[320];                 /* <host>:<pid>, the group consumer name */
+    jq_rconn_t rfetch; /* only for the blocking XREADGROUP */
+    jq_rconn_t rwrite; /* acks, results, timers' commands */
+    char id[320];      /* <host>:<pid>, the group consumer name */
     char host[256];
     int64_t started_ms;
-    uint64_t wall_at_ns;          /* uv_hrtime() when wall_ms was read */
-    int64_t wall_ms;              /* the wall clock then (run_wall_ms) */
+    uint64_t wall_at_ns; /* uv_hrtime() when wall_ms was read */
+    int64_t wall_ms;     /* the wall clock then (run_wall_ms) */
     jq_job_limits_t limits;
 
     jq_queue_t queues[JQ_QUEUES_MAX];
     int nqueues;
 
-    jq_runlist_t running;         /* io and cpu runs with a handler started */
-    jq_runlist_t waiting;         /* io runs waiting for an io slot */
-    jq_runlist_t abandoned;       /* cpu runs past their timeout, still on a thread */
+    jq_runlist_t running;   /* io and cpu runs with a handler started */
+    jq_runlist_t waiting;   /* io runs waiting for an io slot */
+    jq_runlist_t abandoned; /* cpu runs past their timeout, still on a thread */
     int busy_io, busy_cpu;
-    jq_admit_t admit;             /* slots by kind and queue (admit.h) */
-    jq_runs_t runs;               /* run.c: the runs' home, for reuse */
+    jq_admit_t admit; /* slots by kind and queue (admit.h) */
+    jq_runs_t runs;   /* run.c: the runs' home, for reuse */
 
-    jq_fetch_t fetch;             /* fetch.c: reads and intake */
-    jq_qhealth_stage_t qhealth;   /* qhealth.c: broken queues probed */
-    int draining;                 /* no new fetches; exit when idle */
-    int stopping;                 /* handles are being closed */
+    jq_fetch_t fetch;           /* fetch.c: reads and intake */
+    jq_qhealth_stage_t qhealth; /* qhealth.c: broken queues probed */
+    int draining;               /* no new fetches; exit when idle */
+    int stopping;               /* handles are being closed */
     int exit_code;
 
-    jq_finish_t finish;           /* finish.c: outcomes, batched writes */
-    jq_trim_t trim;               /* trim.c: acked ids kept for a later pass */
+    jq_finish_t finish; /* finish.c: outcomes, batched writes */
+    jq_trim_t trim;     /* trim.c: acked ids kept for a later pass */
 
-    uv_timer_t tick;              /* timeouts, pause, renewals, recycling */
+    uv_timer_t tick; /* timeouts, pause, renewals, recycling */
     uv_timer_t heartbeat;
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm, sigint, sighup;
-    uv_pipe_t ctl;                /* fd 3: messages to the master, if any */
+    uv_pipe_t ctl; /* fd 3: messages to the master, if any */
     int has_ctl;
 
     long long processed, failed, jobs_done;
-    jq_chunks_t chunks;           /* chunks.c: chunked payloads loading */
-    jq_reclaim_t reclaim;         /* reclaim.c: renewal and reclaim */
-    jq_types_t types;             /* types.c: types other workers handle */
+    jq_chunks_t chunks;   /* chunks.c: chunked payloads loading */
+    jq_reclaim_t reclaim; /* reclaim.c: renewal and reclaim */
+    jq_types_t types;     /* types.c: types other workers handle */
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
-    jq_sched_t sched;             /* sched.c: promotion, dead sets trimmed */
-    jq_heartbeat_t beat;          /* heartbeat.c: the worker's hash */
-    int64_t loop_lag_us;          /* worst tick lateness since the last heartbeat */
+    jq_sched_t sched;    /* sched.c: promotion, dead sets trimmed */
+    jq_heartbeat_t beat; /* heartbeat.c: the worker's hash */
+    int64_t loop_lag_us; /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
 
@@ -127,7 +127,6 @@ int jq_worker_main(const jq_options_t *opt);
 void jq_worker_run_end(jq_worker_t *w, jq_run_t *r);
 void jq_worker_maybe_exit(jq_worker_t *w);
 
-
 /* Tells the master something (one line, e.g. "ready", "recycle max-jobs");
  * does nothing when the worker runs without a master. */
 void jq_worker_tell(jq_worker_t *w, const char *msg);
@@ -153,9 +152,17 @@ void jq_worker_recycle_cb(void *w, const char *msg, const char *why);
 /* What w lends its stages: a copy for each (jq_finish_init...). */
 static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
     jq_stage_env_t e = {
-        .conn = &w->rwrite, .opt = w->opt, .queues = w->queues, .nqueues = &w->nqueues,
-        .worker_id = w->id, .admit = &w->admit, .stopping = &w->stopping, .worker = w,
-        .start = jq_worker_start_cb, .kick = jq_worker_kick_cb, .maybe_exit = jq_worker_exit_cb,
+        .conn = &w->rwrite,
+        .opt = w->opt,
+        .queues = w->queues,
+        .nqueues = &w->nqueues,
+        .worker_id = w->id,
+        .admit = &w->admit,
+        .stopping = &w->stopping,
+        .worker = w,
+        .start = jq_worker_start_cb,
+        .kick = jq_worker_kick_cb,
+        .maybe_exit = jq_worker_exit_cb,
     };
     return e;
 }
@@ -163,9 +170,16 @@ static inline jq_stage_env_t jq_worker_env(jq_worker_t *w) {
 /* What w lends fetch besides its env. */
 static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
     jq_fetch_borrow_t b = {
-        .rfetch = &w->rfetch, .reg = &w->reg, .limits = &w->limits, .runs = &w->runs,
-        .chunks = &w->chunks, .finish = &w->finish, .draining = &w->draining, .types = &w->types,
-        .read_failed = jq_worker_read_failed_cb, .key_error = jq_worker_key_error_cb,
+        .rfetch = &w->rfetch,
+        .reg = &w->reg,
+        .limits = &w->limits,
+        .runs = &w->runs,
+        .chunks = &w->chunks,
+        .finish = &w->finish,
+        .draining = &w->draining,
+        .types = &w->types,
+        .read_failed = jq_worker_read_failed_cb,
+        .key_error = jq_worker_key_error_cb,
     };
     return b;
 }
@@ -173,8 +187,13 @@ static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
 /* What w lends reclaim besides its env. */
 static inline jq_reclaim_borrow_t jq_worker_reclaim_borrow(jq_worker_t *w) {
     jq_reclaim_borrow_t b = {
-        .fetch = &w->fetch, .finish = &w->finish, .types = &w->types, .draining = &w->draining,
-        .running = &w->running, .waiting = &w->waiting, .abandoned = &w->abandoned,
+        .fetch = &w->fetch,
+        .finish = &w->finish,
+        .types = &w->types,
+        .draining = &w->draining,
+        .running = &w->running,
+        .waiting = &w->waiting,
+        .abandoned = &w->abandoned,
         .key_error = jq_worker_key_error_cb,
     };
     return b;
@@ -183,8 +202,12 @@ static inline jq_reclaim_borrow_t jq_worker_reclaim_borrow(jq_worker_t *w) {
 /* What w lends its heartbeat besides its env. */
 static inline jq_heartbeat_borrow_t jq_worker_heartbeat_borrow(jq_worker_t *w) {
     jq_heartbeat_borrow_t b = {
-        .host = w->host, .started_ms = &w->started_ms, .draining = &w->draining,
-        .types = &w->types, .stats = jq_worker_stats_cb, .recycle = jq_worker_recycle_cb,
+        .host = w->host,
+        .started_ms = &w->started_ms,
+        .draining = &w->draining,
+        .types = &w->types,
+        .stats = jq_worker_stats_cb,
+        .recycle = jq_worker_recycle_cb,
     };
     return b;
 }

@@ -19,8 +19,7 @@ JQ_PLUGIN_DECLARE_ABI;
 
 /* Finds key in a msgpack map, or NULL. */
 static const msgpack_object *map_get(const msgpack_object *m, const char *key) {
-    if (m->type != MSGPACK_OBJECT_MAP)
-        return NULL;
+    if (m->type != MSGPACK_OBJECT_MAP) return NULL;
     size_t klen = strlen(key);
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key;
@@ -37,13 +36,11 @@ static const msgpack_object *map_get(const msgpack_object *m, const char *key) {
  * gone but the timer is closed later, in a callback. */
 typedef struct hello {
     uv_timer_t timer;
-    jq_task_t *t;      /* NULL once cancelled */
+    jq_task_t *t; /* NULL once cancelled */
     char name[64];
 } hello_t;
 
-static void hello_on_close(uv_handle_t *h) {
-    free(h->data);
-}
+static void hello_on_close(uv_handle_t *h) { free(h->data); }
 
 static void pack_str(msgpack_packer *pk, const char *s) {
     msgpack_pack_str_with_body(pk, s, strlen(s));
@@ -82,15 +79,13 @@ static int hello_start(jq_task_t *t) {
         return jq_task_fail_permanent(t, "hello: ms must be an integer >= 0");
 
     hello_t *st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return jq_task_fail(t, "hello: out of memory");
+    if (st == NULL) return jq_task_fail(t, "hello: out of memory");
     int rc = uv_timer_init(t->loop, &st->timer);
     if (rc != 0) {
         free(st);
         return jq_task_fail(t, "hello: %s", uv_strerror(rc));
     }
-    snprintf(st->name, sizeof st->name, "%.*s", (int)name->via.str.size,
-             name->via.str.ptr);
+    snprintf(st->name, sizeof st->name, "%.*s", (int)name->via.str.size, name->via.str.ptr);
     st->timer.data = st;
     st->t = t;
     t->hstate = st;
@@ -125,13 +120,10 @@ static int wordcount_run(jq_task_t *t) {
     for (size_t i = 0; i < len; i++) {
         /* A long payload takes a while: let waiting threads have the core
          * now and then (a cheap call; see jobq/handler.h). */
-        if ((i & 4095) == 0)
-            jq_task_yield(t);
+        if ((i & 4095) == 0) jq_task_yield(t);
         int space = s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r';
-        if (s[i] == '\n')
-            lines++;
-        if (!space && !in_word)
-            words++;
+        if (s[i] == '\n') lines++;
+        if (!space && !in_word) words++;
         in_word = !space;
     }
     msgpack_packer pk;
@@ -147,13 +139,11 @@ static int wordcount_run(jq_task_t *t) {
 }
 
 static const jq_handler_t hello = {
-    .name = "hello", .kind = JQ_KIND_IO,
-    .start = hello_start, .cancel = hello_cancel};
+    .name = "hello", .kind = JQ_KIND_IO, .start = hello_start, .cancel = hello_cancel};
 static const jq_handler_t wordcount = {
     .name = "wordcount", .kind = JQ_KIND_CPU, .run = wordcount_run};
 
 int jobq_plugin_register(jq_plugin_host_t *host) {
-    if (jq_plugin_add(host, &hello) != 0 || jq_plugin_add(host, &wordcount) != 0)
-        return -1;
+    if (jq_plugin_add(host, &hello) != 0 || jq_plugin_add(host, &wordcount) != 0) return -1;
     return 0;
 }

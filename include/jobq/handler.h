@@ -91,7 +91,7 @@ struct jq_task {
 /* A named handler. The struct (and its name) is borrowed: it must live as
  * long as the process (a static in the plugin; plugins are never unloaded). */
 struct jq_handler {
-    const char *name;   /* the job type: 1 to 128 bytes of [A-Za-z0-9_.:-] */
+    const char *name; /* the job type: 1 to 128 bytes of [A-Za-z0-9_.:-] */
     jq_kind_t kind;
     /* cpu: runs on a pool thread. Returns 0, or -1 after jq_task_fail(). */
     int (*run)(jq_task_t *t);
@@ -107,7 +107,7 @@ struct jq_handler {
      * its own state, possibly later (in a close callback that does not touch
      * t). May be NULL only when start() always finishes synchronously. */
     void (*cancel)(jq_task_t *t);
-    void *data;         /* the handler's own; jobq never touches it */
+    void *data; /* the handler's own; jobq never touches it */
 };
 
 /* Marks t failed (how: JQ_TASK_FAILED or JQ_TASK_FAILED_PERMANENT) with a
@@ -147,15 +147,12 @@ static inline int jq_task_fail_permanent(jq_task_t *t, const char *fmt, ...) {
 /* cpu: a yield point for long loops (see the top of this file); a no-op
  * for io tasks. */
 static inline void jq_task_yield(jq_task_t *t) {
-    if (t->yield_cb)
-        t->yield_cb();
+    if (t->yield_cb) t->yield_cb();
 }
 
 /* io: reports the end of the task. The worker may free t inside this call:
  * it is the handler's last touch of t. */
-static inline void jq_task_done(jq_task_t *t) {
-    t->done_cb(t);
-}
+static inline void jq_task_done(jq_task_t *t) { t->done_cb(t); }
 
 /* ---- plugins ---- */
 
@@ -163,13 +160,13 @@ typedef struct jq_plugin_host jq_plugin_host_t;
 
 /* What the consumer hands to jobq_plugin_register(). */
 struct jq_plugin_host {
-    unsigned abi_version;   /* the consumer's JQ_HANDLER_ABI_VERSION */
-    const char *path;       /* the plugin's path, as given to --plugin */
+    unsigned abi_version; /* the consumer's JQ_HANDLER_ABI_VERSION */
+    const char *path;     /* the plugin's path, as given to --plugin */
     /* Registers h (borrowed for the life of the process). Returns 0, or -1
      * when the name is taken or invalid or h lacks the function its kind
      * needs; the consumer then stops with its own message. */
     int (*add)(jq_plugin_host_t *host, const jq_handler_t *h);
-    void *priv;             /* the consumer's */
+    void *priv; /* the consumer's */
 };
 
 static inline int jq_plugin_add(jq_plugin_host_t *host, const jq_handler_t *h) {
@@ -187,7 +184,6 @@ extern const unsigned jobq_plugin_abi;
 int jobq_plugin_register(jq_plugin_host_t *host);
 
 /* Defines jobq_plugin_abi as the version this header describes. */
-#define JQ_PLUGIN_DECLARE_ABI \
-    const unsigned jobq_plugin_abi = JQ_HANDLER_ABI_VERSION
+#define JQ_PLUGIN_DECLARE_ABI const unsigned jobq_plugin_abi = JQ_HANDLER_ABI_VERSION
 
 #endif

@@ -43,8 +43,7 @@ struct redisContext;
  * unix:///path[?db=N], see url.h), sends AUTH and SELECT as the URL says.
  * `prefix` NULL means "jobq"; it must pass jq_name_valid(). Returns a client
  * that the caller releases with jq_client_free(), or NULL with err. */
-jq_client_t *jq_client_new(const char *url, const char *prefix, char *err,
-                           size_t errlen);
+jq_client_t *jq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
 
 /* Closes the connection and frees c. jq_client_free(NULL) does nothing. */
 void jq_client_free(jq_client_t *c);
@@ -91,12 +90,13 @@ void jq_enqueue_opts_init(jq_enqueue_opts_t *o);
  * caller replaces any result and notify list left by an earlier job of the
  * same id, in the same MULTI. Writes the job id, NUL-terminated, into
  * id_out (id_cap >= JQ_CLIENT_ID_LEN). Returns 0 or -1. */
-int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
-                      size_t len, const jq_enqueue_opts_t *o, char *id_out,
-                      size_t id_cap, char *err, size_t errlen);
+int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload, size_t len,
+                      const jq_enqueue_opts_t *o, char *id_out, size_t id_cap, char *err,
+                      size_t errlen);
 
 /* Flags of jq_client_enqueue_flags() and jq_client_wait_flags(). */
-#define JQ_NOTIFY 1u /* enqueue: the entry carries `notify 1` (PROTOCOL 1.2
+#define JQ_NOTIFY                                                                                  \
+    1u /* enqueue: the entry carries `notify 1` (PROTOCOL 1.2
                         §3), so the consumer pushes the job's notify list
                         when it ends; wait: the job carries it, so block on
                         that list instead of polling the result hash */
@@ -105,8 +105,8 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload,
  * wait for the job with jq_client_wait_flags(..., JQ_NOTIFY, ...) sets
  * JQ_NOTIFY. Returns 0 or -1. */
 int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
-                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out,
-                            size_t id_cap, char *err, size_t errlen);
+                            const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
+                            char *err, size_t errlen);
 
 /* Writes 16 random lowercase hex chars and a NUL into out (cap >= 17).
  * Returns 0, or -1 if the system has no randomness to give. */
@@ -115,9 +115,9 @@ int jq_client_gen_id(char *out, size_t cap);
 /* ---- results and waiting (PROTOCOL §3) ---- */
 
 typedef struct jq_result {
-    char state[16];        /* "done", "dead", "retrying"; "" if unknown */
-    int has_hash;          /* 0: no result hash (result_ttl 0, or not yet) */
-    char *result;          /* msgpack bytes (chunks reassembled), or NULL
+    char state[16]; /* "done", "dead", "retrying"; "" if unknown */
+    int has_hash;   /* 0: no result hash (result_ttl 0, or not yet) */
+    char *result;   /* msgpack bytes (chunks reassembled), or NULL
                               for nil; owned, freed by jq_result_destroy */
     size_t result_len;
     char *error;           /* owned, NULL when absent */
@@ -130,8 +130,8 @@ typedef struct jq_result {
  * the caller releases with jq_result_destroy() whatever this returns). The
  * result bytes are read only when the state is done. Returns 0,
  * JQ_CLIENT_ENOTFOUND when there is no result hash, or -1. */
-int jq_client_result(jq_client_t *c, const char *queue, const char *id,
-                     jq_result_t *r, char *err, size_t errlen);
+int jq_client_result(jq_client_t *c, const char *queue, const char *id, jq_result_t *r, char *err,
+                     size_t errlen);
 
 /* Waits up to timeout_ms for job `id` to be done or dead, for any job
  * however it was enqueued: polls its result hash, first after 5 ms, then
@@ -141,18 +141,16 @@ int jq_client_result(jq_client_t *c, const char *queue, const char *id,
  * JQ_CLIENT_ETIMEOUT with the last state seen in *r ("" or "retrying"),
  * or -1. The caller releases *r with jq_result_destroy() whatever this
  * returns. Same as jq_client_wait_flags() with flags 0. */
-int jq_client_wait(jq_client_t *c, const char *queue, const char *id,
-                   long long timeout_ms, jq_result_t *r, char *err,
-                   size_t errlen);
+int jq_client_wait(jq_client_t *c, const char *queue, const char *id, long long timeout_ms,
+                   jq_result_t *r, char *err, size_t errlen);
 
 /* jq_client_wait() for a job enqueued with JQ_NOTIFY: looks at the result
  * hash first (the job may have finished, or another waiter may have taken
  * the notify element), then BLPOPs <p>:{<q>}:notify:<id> in slices of at
  * most one second, looking again between slices. Pushes nothing back.
  * Without JQ_NOTIFY in flags it polls as jq_client_wait() does. */
-int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id,
-                         long long timeout_ms, unsigned flags, jq_result_t *r,
-                         char *err, size_t errlen);
+int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id, long long timeout_ms,
+                         unsigned flags, jq_result_t *r, char *err, size_t errlen);
 
 /* Frees what *r owns and zeroes it. Safe on a zeroed or destroyed r. */
 void jq_result_destroy(jq_result_t *r);
@@ -169,23 +167,22 @@ typedef struct jq_field {
  * the same shape, a sorted set of ids beside one hash per job. */
 typedef struct jq_dead_job {
     char id[JQ_CLIENT_ID_LEN];
-    union {               /* the score in its set, ms since the epoch */
+    union {                /* the score in its set, ms since the epoch */
         long long died_at; /* dead set: when it died */
         long long due_at;  /* scheduled set: when it is due (0: at once) */
     };
-    const char *type;     /* borrowed from fields; NULL when absent */
-    const char *error;    /* borrowed from fields; NULL when absent */
-    long long attempts;   /* the `attempt` field; -1 when absent */
-    jq_field_t *fields;   /* every field of <p>:{<q>}:job:<id>, owned */
-    size_t nfields;       /* 0 if the job hash is gone */
+    const char *type;   /* borrowed from fields; NULL when absent */
+    const char *error;  /* borrowed from fields; NULL when absent */
+    long long attempts; /* the `attempt` field; -1 when absent */
+    jq_field_t *fields; /* every field of <p>:{<q>}:job:<id>, owned */
+    size_t nfields;     /* 0 if the job hash is gone */
 } jq_dead_job_t;
 
 /* Lists dead jobs of `queue` with every field of their hashes, oldest
  * first, from position `start`, at most `count` (0: all): the set list of
  * the dead set. Returns 0 or -1. */
-int jq_client_dead_list(jq_client_t *c, const char *queue, long long start,
-                        long long count, jq_dead_job_t **jobs, size_t *n,
-                        char *err, size_t errlen);
+int jq_client_dead_list(jq_client_t *c, const char *queue, long long start, long long count,
+                        jq_dead_job_t **jobs, size_t *n, char *err, size_t errlen);
 void jq_dead_jobs_free(jq_dead_job_t *jobs, size_t n);
 
 /* Which sorted set of a queue jq_client_set_list reads. */
@@ -205,19 +202,17 @@ typedef struct jq_set_page {
  * *total (may be NULL) gets the size of the whole set. *jobs is an owned
  * array of *n jobs, released with jq_dead_jobs_free(); NULL when *n is 0.
  * A job whose hash is gone has nfields 0. Returns 0 or -1. */
-int jq_client_set_list(jq_client_t *c, const char *queue,
-                       const jq_set_page_t *page, jq_dead_job_t **jobs,
-                       size_t *n, long long *total, char *err, size_t errlen);
+int jq_client_set_list(jq_client_t *c, const char *queue, const jq_set_page_t *page,
+                       jq_dead_job_t **jobs, size_t *n, long long *total, char *err, size_t errlen);
 
 /* Reads one dead job into *job (release with jq_dead_job_destroy()).
  * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */
-int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id,
-                        jq_dead_job_t *job, char *err, size_t errlen);
+int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id, jq_dead_job_t *job,
+                        char *err, size_t errlen);
 void jq_dead_job_destroy(jq_dead_job_t *job);
 
 /* Finds a field of a dead job's hash; NULL when absent. Borrowed. */
-const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
-                                    const char *name);
+const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job, const char *name);
 
 /* Reads the payload of a job read with jq_client_dead_show() or a full
  * jq_client_set_list(): the `payload` field, or for a chunked job (PROTOCOL
@@ -225,39 +220,35 @@ const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job,
  * size is at most `max`, else only its first chunk. *buf (owned, free())
  * gets *len bytes, NULL when the job has no payload; *total the payload's
  * full size. Returns 0 or -1. */
-int jq_client_job_payload(jq_client_t *c, const char *queue,
-                          const jq_dead_job_t *job, size_t max, char **buf,
-                          size_t *len, size_t *total, char *err,
-                          size_t errlen);
+int jq_client_job_payload(jq_client_t *c, const char *queue, const jq_dead_job_t *job, size_t max,
+                          char **buf, size_t *len, size_t *total, char *err, size_t errlen);
 
 /* Schedules a dead job to run again at once with the MULTI of PROTOCOL §4
  * (under WATCH of the dead set). Just before it, deletes the job's result
  * hash, result chunks and notify list, so that a waiter sees the new run's
  * outcome, not the old one. Returns 0, JQ_CLIENT_ENOTFOUND when id is not
  * in the dead set, or -1. */
-int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id,
-                         char *err, size_t errlen);
+int jq_client_dead_retry(jq_client_t *c, const char *queue, const char *id, char *err,
+                         size_t errlen);
 
 /* Deletes a dead job: its hash, its dead-set entry and its payload chunks,
  * in one MULTI. Returns 0, JQ_CLIENT_ENOTFOUND, or -1. */
-int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id,
-                          char *err, size_t errlen);
+int jq_client_dead_delete(jq_client_t *c, const char *queue, const char *id, char *err,
+                          size_t errlen);
 
 /* Retry / delete every job of the dead set as it is at the call; jobs that
  * vanish meanwhile are skipped. *done (may be NULL) gets the count handled.
  * Returns 0 or -1 (after *done jobs). */
-int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done,
-                             char *err, size_t errlen);
-int jq_client_dead_delete_all(jq_client_t *c, const char *queue,
-                              size_t *done, char *err, size_t errlen);
+int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done, char *err,
+                             size_t errlen);
+int jq_client_dead_delete_all(jq_client_t *c, const char *queue, size_t *done, char *err,
+                              size_t errlen);
 
 /* ---- pause (PROTOCOL §5) and figures (§7) ---- */
 
 /* SET / DEL <p>:{<q>}:paused. Returns 0 or -1. */
-int jq_client_pause(jq_client_t *c, const char *queue, char *err,
-                    size_t errlen);
-int jq_client_resume(jq_client_t *c, const char *queue, char *err,
-                     size_t errlen);
+int jq_client_pause(jq_client_t *c, const char *queue, char *err, size_t errlen);
+int jq_client_resume(jq_client_t *c, const char *queue, char *err, size_t errlen);
 
 typedef struct jq_queue_stats {
     char queue[JQ_CLIENT_ID_LEN];
@@ -272,21 +263,19 @@ typedef struct jq_queue_stats {
 } jq_queue_stats_t;
 
 /* Reads the figures of one queue in one round trip. Returns 0 or -1. */
-int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s,
-                    char *err, size_t errlen);
+int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char *err,
+                    size_t errlen);
 
 /* Reads the per-minute counters (§7, <p>:{<q>}:stats:<minute>) of the n
  * minutes up to and including the one holding now_ms, oldest first, into
  * processed[0..n) and failed[0..n) (0 where a minute has none), in one
  * round trip. n is 1 to 1440. Returns 0 or -1. */
-int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms,
-                      int n, long long *processed, long long *failed,
-                      char *err, size_t errlen);
+int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms, int n,
+                      long long *processed, long long *failed, char *err, size_t errlen);
 
 /* The members of <p>:queues, sorted: an owned array of *n owned strings,
  * released with jq_client_queues_free(). Returns 0 or -1. */
-int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err,
-                     size_t errlen);
+int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err, size_t errlen);
 void jq_client_queues_free(char **names, size_t n);
 
 #endif

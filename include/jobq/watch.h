@@ -30,19 +30,19 @@ typedef struct jq_latency {
 } jq_latency_t;
 
 typedef struct jq_queue_watch {
-    jq_queue_stats_t s;     /* ready, running, scheduled, dead, paused, totals */
+    jq_queue_stats_t s; /* ready, running, scheduled, dead, paused, totals */
     /* From the per-minute hashes: the current minute so far and the one
      * before it, for rates over the last 60 s. */
     long long processed_min[2], failed_min[2]; /* [0] current, [1] previous */
-    double rate;            /* processed jobs/s over the last 60 s */
-    double fail_rate;       /* failed attempts/s over the last 60 s */
-    jq_latency_t wait, run; /* enqueue -> start, start -> end */
+    double rate;                               /* processed jobs/s over the last 60 s */
+    double fail_rate;                          /* failed attempts/s over the last 60 s */
+    jq_latency_t wait, run;                    /* enqueue -> start, start -> end */
 } jq_queue_watch_t;
 
 typedef struct jq_worker_watch {
-    char id[320];           /* <host>:<pid>, as in <p>:workers */
+    char id[320]; /* <host>:<pid>, as in <p>:workers */
     char host[256];
-    char queues[1024];      /* comma-separated */
+    char queues[1024]; /* comma-separated */
     long long pid, master_pid;
     long long last_seen_ms; /* score in <p>:workers: last heartbeat */
     long long started_at;   /* ms since the epoch */

@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     msgpack_zone *z = msgpack_zone_new(512);
     msgpack_object whole;
     size_t off = 0;
-    if (whole_ok && (msgpack_unpack(p, len, &off, z, &whole) != MSGPACK_UNPACK_SUCCESS || off != len))
+    if (whole_ok &&
+        (msgpack_unpack(p, len, &off, z, &whole) != MSGPACK_UNPACK_SUCCESS || off != len))
         abort(); /* the checker accepts exactly what msgpack-c unpacks whole */
 
     /* Chunk by chunk, as chunks.c gathers it. */
@@ -64,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ok != whole_ok) abort();
     /* ...and the same object from the streaming unpacker. */
     if (ok) {
-        if (msgpack_unpacker_next(&up, &res) != MSGPACK_UNPACK_SUCCESS || up.used != up.off) abort();
+        if (msgpack_unpacker_next(&up, &res) != MSGPACK_UNPACK_SUCCESS || up.used != up.off)
+            abort();
         if (!same(&whole, &res.data)) abort();
     }
     msgpack_unpacked_destroy(&res);

@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_object *o = json_tokener_parse_ex(tok, out, (int)outlen + 1);
     size_t end = json_tokener_get_parse_end(tok);
     if (json_tokener_get_error(tok) != json_tokener_success || end < outlen) {
-        fprintf(stderr, "invalid JSON output (%zu bytes): %.*s\n", outlen, (int)(outlen > 400 ? 400 : outlen), out);
+        fprintf(stderr, "invalid JSON output (%zu bytes): %.*s\n", outlen,
+                (int)(outlen > 400 ? 400 : outlen), out);
         abort();
     }
     json_object_put(o);

@@ -23,17 +23,16 @@
 static int same(const redisReply *a, const redisReply *b) {
     if (a->type != b->type) return 0;
     switch (a->type) {
-    case REDIS_REPLY_INTEGER:
-        return a->integer == b->integer;
-    case REDIS_REPLY_NIL:
-        return 1;
-    case REDIS_REPLY_ARRAY:
-        if (a->elements != b->elements) return 0;
-        for (size_t i = 0; i < a->elements; i++)
-            if (!same(a->element[i], b->element[i])) return 0;
-        return 1;
-    default: /* string, status, error */
-        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0 && a->str[a->len] == '\0';
+        case REDIS_REPLY_INTEGER: return a->integer == b->integer;
+        case REDIS_REPLY_NIL: return 1;
+        case REDIS_REPLY_ARRAY:
+            if (a->elements != b->elements) return 0;
+            for (size_t i = 0; i < a->elements; i++)
+                if (!same(a->element[i], b->element[i])) return 0;
+            return 1;
+        default: /* string, status, error */
+            return a->len == b->len && memcmp(a->str, b->str, a->len) == 0 &&
+                   a->str[a->len] == '\0';
     }
 }
 
@@ -45,7 +44,8 @@ static int same_capped(const redisReply *f, const redisReply *d, long long cap) 
     if (d->type == REDIS_REPLY_STRING && (long long)d->len > cap)
         return f->type == JQ_REPLY_OVERSIZED && f->integer == (long long)d->len && !f->str;
     size_t m = sizeof(JQ_REPLY_OVERSIZED_MARK) - 1;
-    if (d->type == REDIS_REPLY_ERROR && d->len > m && memcmp(d->str, JQ_REPLY_OVERSIZED_MARK, m) == 0)
+    if (d->type == REDIS_REPLY_ERROR && d->len > m &&
+        memcmp(d->str, JQ_REPLY_OVERSIZED_MARK, m) == 0)
         return f->type == JQ_REPLY_OVERSIZED;
     if (d->type != REDIS_REPLY_ARRAY || f->type != REDIS_REPLY_ARRAY) return same(f, d);
     if (f->elements != d->elements) return 0;

@@ -16,6 +16,4 @@ static int old_run(jq_task_t *t) {
 
 static const jq_handler_t old = {.name = "abi1", .kind = JQ_KIND_CPU, .run = old_run};
 
-int jobq_plugin_register(jq_plugin_host_t *host) {
-    return jq_plugin_add(host, &old);
-}
+int jobq_plugin_register(jq_plugin_host_t *host) { return jq_plugin_add(host, &old); }

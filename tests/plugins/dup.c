@@ -10,9 +10,6 @@ static int dup_start(jq_task_t *t) {
     return 0;
 }
 
-static const jq_handler_t dup = {
-    .name = "hello", .kind = JQ_KIND_IO, .start = dup_start};
+static const jq_handler_t dup = {.name = "hello", .kind = JQ_KIND_IO, .start = dup_start};
 
-int jobq_plugin_register(jq_plugin_host_t *host) {
-    return jq_plugin_add(host, &dup);
-}
+int jobq_plugin_register(jq_plugin_host_t *host) { return jq_plugin_add(host, &dup); }

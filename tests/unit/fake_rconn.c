@@ -39,8 +39,8 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
         cmd->argv[i] = malloc(len + 1);
         memcpy(cmd->argv[i], a->argv[i], len);
         cmd->argv[i][len] = '\0';
-        int n = snprintf(cmd->line + off, sizeof(cmd->line) - off, "%s%s", i ? " " : "",
-                         cmd->argv[i]);
+        int n =
+            snprintf(cmd->line + off, sizeof(cmd->line) - off, "%s%s", i ? " " : "", cmd->argv[i]);
         if (n > 0 && off + (size_t)n < sizeof(cmd->line)) off += (size_t)n;
     }
     return 0;

@@ -21,8 +21,8 @@
 typedef struct fake_cmd {
     jq_rconn_t *c;
     int argc;
-    char **argv;              /* copies, NUL-terminated */
-    char line[1024];          /* the argv joined by spaces (cut), for asserts */
+    char **argv;     /* copies, NUL-terminated */
+    char line[1024]; /* the argv joined by spaces (cut), for asserts */
     redisCallbackFn *fn;
     void *priv;
     int answered;

@@ -20,7 +20,7 @@
 
 extern jq_run_t *started[FAKE_RUNS_MAX], *dead[FAKE_RUNS_MAX];
 extern int nstarted, ndead, nchunked;
-extern int nfreed;            /* runs jq_run_free freed */
+extern int nfreed; /* runs jq_run_free freed */
 
 /* Frees the runs recorded and forgets them. */
 void fake_stages_reset(void);

@@ -45,8 +45,8 @@ static void start_redis(void) {
     redis_pid = fork();
     if (redis_pid == 0) {
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", (char *)NULL);
         _exit(127);
     }
     snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d", redis_port);
@@ -76,8 +76,9 @@ static redisReply *cmd(const char *fmt, ...) {
 
 static long long cmd_int(const char *fmt, const char *arg) {
     redisReply *r = cmd(fmt, arg);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
-                  : r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                  : -1;
     freeReplyObject(r);
     return v;
 }

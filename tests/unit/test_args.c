@@ -8,9 +8,26 @@
 #include "args.h"
 
 Test(args, numbers_are_written_as_printf_would) {
-    long long vals[] = {0,   7,    -7,    9,    10,   -10,  99,   100, -100, 101,
-                        999, 1000, 12345, 99999, 100000, 1795722457315LL,
-                        999999999999999999LL, 1000000000000000000LL, LLONG_MAX, LLONG_MIN};
+    long long vals[] = {0,
+                        7,
+                        -7,
+                        9,
+                        10,
+                        -10,
+                        99,
+                        100,
+                        -100,
+                        101,
+                        999,
+                        1000,
+                        12345,
+                        99999,
+                        100000,
+                        1795722457315LL,
+                        999999999999999999LL,
+                        1000000000000000000LL,
+                        LLONG_MAX,
+                        LLONG_MIN};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         char got[24], want[32];
         int n = jq_ll2str(got, vals[i]);
@@ -23,8 +40,8 @@ Test(args, numbers_are_written_as_printf_would) {
 Test(args, numbers_at_every_digit_count_are_written_as_printf_would) {
     unsigned long long p = 1;
     for (int d = 1; d <= 19; d++, p *= 10) {
-        long long around[] = {(long long)p - 1, (long long)p, (long long)p + 1, -(long long)p,
-                              -(long long)p + 1, (long long)(p * 7 + 3)};
+        long long around[] = {(long long)p - 1, (long long)p,      (long long)p + 1,
+                              -(long long)p,    -(long long)p + 1, (long long)(p * 7 + 3)};
         for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++) {
             char got[24], want[32];
             int n = jq_ll2str(got, around[i]);

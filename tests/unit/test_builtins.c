@@ -52,8 +52,7 @@ TestSuite(builtins, .init = setup, .fini = teardown);
 /* Points task.payload at the object packed into payload_buf so far. */
 static void set_payload(void) {
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&payload, payload_buf.data,
-                                     payload_buf.size, &off),
+    cr_assert_eq(msgpack_unpack_next(&payload, payload_buf.data, payload_buf.size, &off),
                  MSGPACK_UNPACK_SUCCESS);
     task.payload = &payload.data;
 }
@@ -106,8 +105,7 @@ Test(builtins, echo_round_trips_the_payload) {
     cr_assert_eq(done_calls, 1);
     cr_assert_eq(task.failed, 0);
     cr_assert_eq(task.result.size, payload_buf.size);
-    cr_assert_eq(memcmp(task.result.data, payload_buf.data, payload_buf.size),
-                 0);
+    cr_assert_eq(memcmp(task.result.data, payload_buf.data, payload_buf.size), 0);
 }
 
 Test(builtins, echo_of_nil_is_nil) {
@@ -155,8 +153,7 @@ Test(builtins, fail_with_nil_payload) {
 
 /* Packs {data: <len bytes of data as str or bin>, rounds: n}; rounds <= 0
  * packs that (bad) integer, and no_rounds leaves the key out. */
-static void sha_payload(const char *data, size_t len, int bin, long long n,
-                        int no_rounds) {
+static void sha_payload(const char *data, size_t len, int bin, long long n, int no_rounds) {
     msgpack_packer *pk = packer();
     msgpack_pack_map(pk, no_rounds ? 1 : 2);
     pack_cstr(pk, "data");
@@ -181,8 +178,7 @@ static void sha_result(char out[65]) {
     msgpack_unpacked r;
     msgpack_unpacked_init(&r);
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&r, task.result.data, task.result.size,
-                                     &off),
+    cr_assert_eq(msgpack_unpack_next(&r, task.result.data, task.result.size, &off),
                  MSGPACK_UNPACK_SUCCESS);
     cr_assert_eq(off, task.result.size);
     cr_assert_eq(r.data.type, MSGPACK_OBJECT_STR);
@@ -208,12 +204,10 @@ static void command_hex(const char *cmd, char out[65]) {
 }
 
 /* Python's hashlib over len bytes of data, n rounds. */
-static void python_hex(const char *data, size_t len, long long n,
-                       char out[65]) {
+static void python_hex(const char *data, size_t len, long long n, char out[65]) {
     char hexin[512 + 1] = "";
     cr_assert_leq(len, 256);
-    for (size_t i = 0; i < len; i++)
-        sprintf(hexin + 2 * i, "%02x", (unsigned char)data[i]);
+    for (size_t i = 0; i < len; i++) sprintf(hexin + 2 * i, "%02x", (unsigned char)data[i]);
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c 'import hashlib,sys\n"
@@ -296,9 +290,8 @@ Test(builtins, sha256_bad_data) {
     msgpack_pack_int(pk, 5);
     set_payload();
     cr_assert_eq(handler("sha256")->run(&task), -1);
-    cr_assert_str_eq(task.error,
-                     "sha256: payload must be a map {data: str or bin, "
-                     "rounds: N}");
+    cr_assert_str_eq(task.error, "sha256: payload must be a map {data: str or bin, "
+                                 "rounds: N}");
     cr_assert_eq(task.failed, JQ_TASK_FAILED_PERMANENT);
 }
 
@@ -377,27 +370,23 @@ Test(builtins, sleep_bad_payloads) {
         msgpack_sbuffer_clear(&payload_buf);
         msgpack_packer *pk = packer();
         switch (k) {
-        case 0:
-            msgpack_pack_nil(pk);
-            break;
-        case 1:
-            msgpack_pack_map(pk, 0);
-            break;
-        case 2:
-            msgpack_pack_map(pk, 1);
-            pack_cstr(pk, "ms");
-            msgpack_pack_int(pk, -5);
-            break;
-        case 3:
-            msgpack_pack_map(pk, 1);
-            pack_cstr(pk, "ms");
-            pack_cstr(pk, "10");
-            break;
-        case 4:
-            msgpack_pack_map(pk, 1);
-            pack_cstr(pk, "ms");
-            msgpack_pack_double(pk, 1.5);
-            break;
+            case 0: msgpack_pack_nil(pk); break;
+            case 1: msgpack_pack_map(pk, 0); break;
+            case 2:
+                msgpack_pack_map(pk, 1);
+                pack_cstr(pk, "ms");
+                msgpack_pack_int(pk, -5);
+                break;
+            case 3:
+                msgpack_pack_map(pk, 1);
+                pack_cstr(pk, "ms");
+                pack_cstr(pk, "10");
+                break;
+            case 4:
+                msgpack_pack_map(pk, 1);
+                pack_cstr(pk, "ms");
+                msgpack_pack_double(pk, 1.5);
+                break;
         }
         set_payload();
         memset(task.error, 0, sizeof task.error);
@@ -485,18 +474,17 @@ Test(builtins, registers_protocol_types) {
     static const struct {
         const char *name;
         jq_kind_t kind;
-    } want[] = {{"noop", JQ_KIND_IO},     {"echo", JQ_KIND_IO},
-                {"sleep", JQ_KIND_IO},    {"sha256", JQ_KIND_CPU},
+    } want[] = {{"noop", JQ_KIND_IO},
+                {"echo", JQ_KIND_IO},
+                {"sleep", JQ_KIND_IO},
+                {"sha256", JQ_KIND_CPU},
                 {"fail", JQ_KIND_IO}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const jq_handler_t *h =
-            jq_registry_find(&r, want[i].name, strlen(want[i].name));
+        const jq_handler_t *h = jq_registry_find(&r, want[i].name, strlen(want[i].name));
         cr_assert_not_null(h, "%s missing", want[i].name);
-        cr_assert_eq(h->kind, want[i].kind, "%s has the wrong kind",
-                     want[i].name);
+        cr_assert_eq(h->kind, want[i].kind, "%s has the wrong kind", want[i].name);
     }
-    cr_assert_null(jq_registry_find(&r, "crash", 5),
-                   "crash registered without test handlers");
+    cr_assert_null(jq_registry_find(&r, "crash", 5), "crash registered without test handlers");
     cr_assert_not_null(jq_registry_find(&r, "sleep", 5)->cancel);
     cr_assert_eq(r.n, 5);
 }

@@ -48,11 +48,10 @@ static redisReply *feed(const char *s, size_t len, size_t step) {
 
 /* An XREADGROUP answer: one entry with a payload of 20 bytes (over the
  * cap of 8), a type, and a second entry whose fields are all small. */
-static const char xread[] =
-    "*1\r\n*2\r\n$6\r\nstream\r\n*2\r\n"
-    "*2\r\n$3\r\n1-1\r\n*6\r\n$4\r\ntype\r\n$4\r\nnoop\r\n$7\r\npayload\r\n"
-    "$20\r\n0123456789\r\n\r\n567890\r\n$5\r\nowner\r\n$-1\r\n"
-    "*2\r\n$3\r\n1-2\r\n*2\r\n$4\r\ntype\r\n:5\r\n";
+static const char xread[] = "*1\r\n*2\r\n$6\r\nstream\r\n*2\r\n"
+                            "*2\r\n$3\r\n1-1\r\n*6\r\n$4\r\ntype\r\n$4\r\nnoop\r\n$7\r\npayload\r\n"
+                            "$20\r\n0123456789\r\n\r\n567890\r\n$5\r\nowner\r\n$-1\r\n"
+                            "*2\r\n$3\r\n1-2\r\n*2\r\n$4\r\ntype\r\n:5\r\n";
 
 static void check_xread(redisReply *r) {
     cr_assert_not_null(r);
@@ -130,8 +129,9 @@ Test(bulkcap, off_passes_everything) {
  * loses step with the reader: what the reader refuses, it still refuses,
  * and "-1" is nil. */
 Test(bulkcap, lengths_are_checked_as_hiredis_checks_them) {
-    static const char *const bad[] = {"$x1\r\n", "$+3\r\nabc\r\n", "$0009\r\n123456789\r\n",
-                                      "$2\rz\r\nab\r\n", "$-2\r\n", "$-0\r\n", "$\r\n"};
+    static const char *const bad[] = {
+        "$x1\r\n", "$+3\r\nabc\r\n", "$0009\r\n123456789\r\n", "$2\rz\r\nab\r\n", "$-2\r\n",
+        "$-0\r\n", "$\r\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         redisReader *plain = redisReaderCreate();
         void *x = NULL;

@@ -20,31 +20,28 @@ typedef struct opts {
 } opts_t;
 
 static const jq_opt_t table[] = {
-    {"url", "T_URL", JQ_OPT_STR, "redis://127.0.0.1:6379", 0, 0,
-     offsetof(opts_t, url), sizeof(((opts_t *)0)->url), "Redis URL"},
+    {"url", "T_URL", JQ_OPT_STR, "redis://127.0.0.1:6379", 0, 0, offsetof(opts_t, url),
+     sizeof(((opts_t *)0)->url), "Redis URL"},
     {"prefix", "T_PREFIX", JQ_OPT_STR, "jobq", 0, 0, offsetof(opts_t, prefix),
      sizeof(((opts_t *)0)->prefix), "key prefix"},
-    {"workers", "T_WORKERS", JQ_OPT_INT, "2", 1, 64, offsetof(opts_t, workers),
-     0, "worker processes"},
-    {"threads", "T_THREADS", JQ_OPT_AUTO, "auto", 1, 256,
-     offsetof(opts_t, threads), 0, "CPU threads per worker"},
+    {"workers", "T_WORKERS", JQ_OPT_INT, "2", 1, 64, offsetof(opts_t, workers), 0,
+     "worker processes"},
+    {"threads", "T_THREADS", JQ_OPT_AUTO, "auto", 1, 256, offsetof(opts_t, threads), 0,
+     "CPU threads per worker"},
     {"max-payload", "T_MAX_PAYLOAD", JQ_OPT_BYTES, "64M", 1, 1073741824,
      offsetof(opts_t, max_payload), 0, "largest payload"},
-    {"verbose", "T_VERBOSE", JQ_OPT_BOOL, "0", 0, 0, offsetof(opts_t, verbose),
-     0, "log more"},
-    {"tag", "T_TAGS", JQ_OPT_LIST, "", 0, 0, offsetof(opts_t, tags),
-     sizeof(((opts_t *)0)->tags), "a tag (repeatable)"},
+    {"verbose", "T_VERBOSE", JQ_OPT_BOOL, "0", 0, 0, offsetof(opts_t, verbose), 0, "log more"},
+    {"tag", "T_TAGS", JQ_OPT_LIST, "", 0, 0, offsetof(opts_t, tags), sizeof(((opts_t *)0)->tags),
+     "a tag (repeatable)"},
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
 /* Parses a NULL-terminated argument list (argv[0] is a program name). */
-static int parse(opts_t *o, int *argi, char *err, const char **args)
-{
+static int parse(opts_t *o, int *argi, char *err, const char **args) {
     char *argv[16];
     int argc = 0;
     argv[argc++] = "prog";
-    while (*args)
-        argv[argc++] = (char *)*args++;
+    while (*args) argv[argc++] = (char *)*args++;
     argv[argc] = NULL;
     *argi = 1;
     memset(o, 0x55, sizeof(*o));
@@ -53,8 +50,7 @@ static int parse(opts_t *o, int *argi, char *err, const char **args)
 
 #define ARGS(...) ((const char *[]){__VA_ARGS__, NULL})
 
-Test(config, defaults)
-{
+Test(config, defaults) {
     opts_t o;
     int argi;
     char err[256];
@@ -68,8 +64,7 @@ Test(config, defaults)
     cr_expect_eq(argi, 1);
 }
 
-Test(config, env_overrides_defaults_and_flags_override_env)
-{
+Test(config, env_overrides_defaults_and_flags_override_env) {
     opts_t o;
     int argi;
     char err[256];
@@ -85,8 +80,7 @@ Test(config, env_overrides_defaults_and_flags_override_env)
     cr_expect_eq(o.threads, 0);
 }
 
-Test(config, bad_env_names_the_variable)
-{
+Test(config, bad_env_names_the_variable) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -95,14 +89,12 @@ Test(config, bad_env_names_the_variable)
     cr_expect_str_eq(err, "T_WORKERS: 'many' is not a number");
 }
 
-Test(config, flag_forms)
-{
+Test(config, flag_forms) {
     opts_t o;
     int argi;
     char err[256];
     cr_assert_eq(parse(&o, &argi, err,
-                       ARGS("--workers=3", "--prefix", "p", "--verbose",
-                            "--url=redis://h:1")),
+                       ARGS("--workers=3", "--prefix", "p", "--verbose", "--url=redis://h:1")),
                  0, "%s", err);
     cr_expect_eq(o.workers, 3);
     cr_expect_str_eq(o.prefix, "p");
@@ -114,21 +106,18 @@ Test(config, flag_forms)
     cr_expect_eq(o.verbose, 0);
 }
 
-Test(config, stops_at_positional_arguments)
-{
+Test(config, stops_at_positional_arguments) {
     opts_t o;
     int argi;
     char err[256];
-    cr_assert_eq(parse(&o, &argi, err, ARGS("--workers", "4", "enqueue", "--x")),
-                 0, "%s", err);
+    cr_assert_eq(parse(&o, &argi, err, ARGS("--workers", "4", "enqueue", "--x")), 0, "%s", err);
     cr_expect_eq(argi, 3);
     cr_assert_eq(parse(&o, &argi, err, ARGS("--", "--workers")), 0, "%s", err);
     cr_expect_eq(argi, 2);
     cr_expect_eq(o.workers, 2);
 }
 
-Test(config, bounds)
-{
+Test(config, bounds) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -142,8 +131,7 @@ Test(config, bounds)
     cr_expect_eq(parse(&o, &argi, err, ARGS("--workers=0")), -1);
 }
 
-Test(config, not_a_number)
-{
+Test(config, not_a_number) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -155,15 +143,13 @@ Test(config, not_a_number)
     cr_expect_eq(parse(&o, &argi, err, ARGS("--workers", "99999999999999999999")), -1);
 }
 
-Test(config, byte_suffixes)
-{
+Test(config, byte_suffixes) {
     static const struct {
         const char *in;
         long long want;
     } cases[] = {
-        {"1", 1},           {"1024", 1024},         {"1k", 1024},
-        {"2K", 2048},       {"3m", 3LL << 20},      {"64M", 64LL << 20},
-        {"1g", 1LL << 30},  {"1G", 1LL << 30},
+        {"1", 1},          {"1024", 1024},      {"1k", 1024},      {"2K", 2048},
+        {"3m", 3LL << 20}, {"64M", 64LL << 20}, {"1g", 1LL << 30}, {"1G", 1LL << 30},
     };
     opts_t o;
     int argi;
@@ -183,8 +169,7 @@ Test(config, byte_suffixes)
     cr_expect_eq(parse(&o, &argi, err, ARGS("--max-payload=99999999999g")), -1);
 }
 
-Test(config, parse_bytes_alone)
-{
+Test(config, parse_bytes_alone) {
     long long v = 0;
     cr_expect_eq(jq_parse_bytes("4k", &v), 0);
     cr_expect_eq(v, 4096);
@@ -199,8 +184,7 @@ Test(config, parse_bytes_alone)
     cr_expect_eq(jq_parse_bytes("8589934592g", &v), -1, "past LLONG_MAX");
 }
 
-Test(config, auto)
-{
+Test(config, auto) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -213,8 +197,7 @@ Test(config, auto)
     cr_expect_str_eq(err, "--threads: 'lots' is not a number or auto");
 }
 
-Test(config, unknown_option_and_missing_value)
-{
+Test(config, unknown_option_and_missing_value) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -227,18 +210,15 @@ Test(config, unknown_option_and_missing_value)
     cr_expect_str_eq(err, "--workers needs a value");
 }
 
-Test(config, help)
-{
+Test(config, help) {
     opts_t o;
     int argi;
     char err[256];
-    cr_expect_eq(parse(&o, &argi, err, ARGS("--workers", "3", "--help")),
-                 JQ_OPTS_HELP);
+    cr_expect_eq(parse(&o, &argi, err, ARGS("--workers", "3", "--help")), JQ_OPTS_HELP);
     cr_expect_eq(parse(&o, &argi, err, ARGS("-h")), JQ_OPTS_HELP);
 }
 
-Test(config, string_too_long)
-{
+Test(config, string_too_long) {
     opts_t o;
     int argi;
     char err[256] = "";
@@ -247,8 +227,7 @@ Test(config, string_too_long)
     cr_expect_eq(parse(&o, &argi, err, ARGS("--prefix", "0123456789abcde")), 0);
 }
 
-Test(config, set_one_value)
-{
+Test(config, set_one_value) {
     opts_t o;
     char err[256] = "";
     cr_expect_eq(jq_opts_set(&table[2], &o, "9", err, sizeof(err)), 0);
@@ -260,8 +239,7 @@ Test(config, set_one_value)
 }
 
 /* Reads what a function writes to `fd`: redirects fd to a temp file. */
-static char *capture_fd(int fd, void (*fn)(void *), void *arg)
-{
+static char *capture_fd(int fd, void (*fn)(void *), void *arg) {
     FILE *tmp = tmpfile();
     int saved = dup(fd);
     static char buf[8192];
@@ -280,35 +258,28 @@ static char *capture_fd(int fd, void (*fn)(void *), void *arg)
     return buf;
 }
 
-static void print_usage(void *arg)
-{
+static void print_usage(void *arg) {
     (void)arg;
     jq_opts_usage(table, stdout);
 }
 
-Test(config, usage_lists_every_option)
-{
+Test(config, usage_lists_every_option) {
     char *out = capture_fd(1, print_usage, NULL);
     cr_expect(strstr(out, "--workers N") != NULL, "%s", out);
-    cr_expect(strstr(out, "worker processes (env T_WORKERS, default 2)") != NULL,
-              "%s", out);
+    cr_expect(strstr(out, "worker processes (env T_WORKERS, default 2)") != NULL, "%s", out);
     cr_expect(strstr(out, "--threads N|auto") != NULL, "%s", out);
     cr_expect(strstr(out, "--max-payload SIZE") != NULL, "%s", out);
     cr_expect(strstr(out, "--help") != NULL, "%s", out);
 }
 
-static void log_opts(void *arg)
-{
-    jq_opts_log(table, arg);
-}
+static void log_opts(void *arg) { jq_opts_log(table, arg); }
 
-Test(config, log_masks_passwords)
-{
+Test(config, log_masks_passwords) {
     opts_t o;
     int argi;
     char err[256];
-    cr_assert_eq(parse(&o, &argi, err, ARGS("--url", "redis://:hunter2@h:1",
-                                             "--workers", "3")), 0, "%s", err);
+    cr_assert_eq(parse(&o, &argi, err, ARGS("--url", "redis://:hunter2@h:1", "--workers", "3")), 0,
+                 "%s", err);
     char *out = capture_fd(2, log_opts, &o);
     cr_expect(strstr(out, "config: url=redis://:***@h:1 prefix=jobq workers=3 "
                           "threads=auto max-payload=67108864 verbose=false tag=[]") != NULL,
@@ -316,8 +287,7 @@ Test(config, log_masks_passwords)
     cr_expect_null(strstr(out, "hunter2"));
 }
 
-static int list_entries(const char *list, char out[][16], int max)
-{
+static int list_entries(const char *list, char out[][16], int max) {
     const char *pos = list, *e;
     size_t n;
     int k = 0;
@@ -328,8 +298,7 @@ static int list_entries(const char *list, char out[][16], int max)
     return k;
 }
 
-Test(config, list_repeats_and_replaces_env)
-{
+Test(config, list_repeats_and_replaces_env) {
     opts_t o;
     int argi;
     char err[256], got[4][16];
@@ -352,7 +321,7 @@ Test(config, list_repeats_and_replaces_env)
 
     cr_expect_eq(parse(&o, &argi, err, ARGS("--tag", "")), -1);
     cr_expect(strstr(err, "--tag: empty value") != NULL, "%s", err);
-    cr_expect_eq(parse(&o, &argi, err, ARGS("--tag", "0123456789abcdef",
-                                            "--tag", "0123456789abcdef")), -1);
+    cr_expect_eq(
+        parse(&o, &argi, err, ARGS("--tag", "0123456789abcdef", "--tag", "0123456789abcdef")), -1);
     cr_expect(strstr(err, "--tag: too many") != NULL, "%s", err);
 }

@@ -51,7 +51,9 @@ static long long jint(json_object *o, const char *k) {
     return json_object_get_int64(v);
 }
 
-static int has(const char *needle) { return memmem(resp.body, resp.body_len, needle, strlen(needle)) != NULL; }
+static int has(const char *needle) {
+    return memmem(resp.body, resp.body_len, needle, strlen(needle)) != NULL;
+}
 
 Test(dash, serves_the_page_without_inline_script) {
     jq_dash_t *d = dash(NULL);
@@ -59,7 +61,8 @@ Test(dash, serves_the_page_without_inline_script) {
     cr_assert_str_eq(resp.content_type, "text/html; charset=utf-8");
     cr_assert(has("<script src=\"/app.js\""));
     /* Every script element loads a file: nothing inline. */
-    for (const char *p = resp.body; (p = memmem(p, resp.body_len - (size_t)(p - resp.body), "<script", 7)); p++)
+    for (const char *p = resp.body;
+         (p = memmem(p, resp.body_len - (size_t)(p - resp.body), "<script", 7)); p++)
         cr_assert(!strncmp(p, "<script src=", 12), "inline script at %.40s", p);
     cr_assert_eq(req(d, "GET", "/app.js?v=1", NULL), 200);
     cr_assert_str_eq(resp.content_type, "text/javascript; charset=utf-8");
@@ -168,7 +171,8 @@ Test(dash, job_data_comes_back_escaped) {
     freeReplyObject(cmd("HSET t:{q}:job:x1 payload %b", "\xa5<img>", (size_t)6));
     cr_assert_eq(req(d, "GET", "/api/queues/q/dead", NULL), 200);
     cr_assert_str_eq(resp.content_type, "application/json; charset=utf-8");
-    cr_assert(!memchr(resp.body, '<', resp.body_len), "raw '<' in %.*s", (int)resp.body_len, resp.body);
+    cr_assert(!memchr(resp.body, '<', resp.body_len), "raw '<' in %.*s", (int)resp.body_len,
+              resp.body);
     cr_assert(!memchr(resp.body, '&', resp.body_len));
     cr_assert(has("\\u003cscript\\u003e"));
     json_object *o = body();
@@ -215,8 +219,10 @@ Test(dash, dead_pages_newest_first_retry_and_delete) {
     cr_assert_eq(req(d, "GET", "/api/queues/q/scheduled", NULL), 200);
     o = body();
     cr_assert_eq(jint(o, "total"), 1);
-    cr_assert_str_eq(jstr(json_object_array_get_idx(json_object_object_get(o, "jobs"), 0), "id"), "d5");
-    cr_assert_eq(jint(json_object_array_get_idx(json_object_object_get(o, "jobs"), 0), "due_at"), 0);
+    cr_assert_str_eq(jstr(json_object_array_get_idx(json_object_object_get(o, "jobs"), 0), "id"),
+                     "d5");
+    cr_assert_eq(jint(json_object_array_get_idx(json_object_object_get(o, "jobs"), 0), "due_at"),
+                 0);
     json_object_put(o);
 
     cr_assert_eq(req(d, "POST", "/api/queues/q/dead/retry-all", "Bearer " TOKEN), 200);

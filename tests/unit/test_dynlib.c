@@ -10,8 +10,7 @@
 
 typedef double (*cos_fn)(double);
 
-Test(dynlib, a_missing_library_is_an_error_that_names_it)
-{
+Test(dynlib, a_missing_library_is_an_error_that_names_it) {
     void *h = NULL, *slot = NULL;
     const jq_dynlib_sym_t syms[] = {{"cos", &slot}};
     char err[256] = "";
@@ -20,8 +19,7 @@ Test(dynlib, a_missing_library_is_an_error_that_names_it)
     cr_expect(strstr(err, "test: cannot load libjobq-none.so.9: ") == err, "%s", err);
 }
 
-Test(dynlib, a_missing_symbol_is_an_error_and_loads_nothing)
-{
+Test(dynlib, a_missing_symbol_is_an_error_and_loads_nothing) {
     void *h = NULL, *a = NULL, *b = NULL;
     const jq_dynlib_sym_t syms[] = {{"cos", &a}, {"jq_no_such_function", &b}};
     char err[256] = "";
@@ -30,8 +28,7 @@ Test(dynlib, a_missing_symbol_is_an_error_and_loads_nothing)
     cr_expect_str_eq(err, "test: libm.so.6 has no jq_no_such_function");
 }
 
-Test(dynlib, loads_every_symbol_once)
-{
+Test(dynlib, loads_every_symbol_once) {
     void *h = NULL, *slot = NULL;
     const jq_dynlib_sym_t syms[] = {{"cos", &slot}};
     char err[256] = "";
@@ -52,8 +49,7 @@ static void *load_crypto(void *arg) {
 }
 
 /* Pool threads race to the first sha256 job: every one gets the table. */
-Test(dynlib, libcrypto_loads_from_racing_threads)
-{
+Test(dynlib, libcrypto_loads_from_racing_threads) {
     pthread_t th[4];
     int rc[4] = {-9, -9, -9, -9};
     for (int i = 0; i < 4; i++) cr_assert_eq(pthread_create(&th[i], NULL, load_crypto, &rc[i]), 0);
@@ -67,10 +63,10 @@ Test(dynlib, libcrypto_loads_from_racing_threads)
      * CRYPTO_memcmp through the table must agree on it, and see a change in
      * the last byte (a constant-time compare that always said "equal" would
      * pass a comparison of md with itself). */
-    static const unsigned char abc[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
-        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
-        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                          0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                          0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                          0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     cr_expect_eq(memcmp(md, abc, 32), 0);
     cr_expect_eq(CRYPTO_memcmp(md, abc, 32), 0);
     unsigned char other[32];

@@ -59,8 +59,10 @@ Test(exec, errors) {
 
 /* ---- what a run is given ---- */
 
-static jq_exec_conf_t conf = {.stdin_mode = JQ_EXEC_STDIN_AUTO, .nenv = 1,
-                              .env = {"EXTRA=1"}, .worker_pid = "42",
+static jq_exec_conf_t conf = {.stdin_mode = JQ_EXEC_STDIN_AUTO,
+                              .nenv = 1,
+                              .env = {"EXTRA=1"},
+                              .worker_pid = "42",
                               .guard = "/x/jobq-exec-guard"};
 
 static void parse(jq_exec_cmd_t *c, const char *entry) {
@@ -73,14 +75,13 @@ Test(exec, a_run_is_the_guard_then_the_program_then_the_words) {
     static jq_exec_cmd_t c;
     parse(&c, "up=sh -c 'tr a-z A-Z'");
     cr_expect_str_eq(c.name, "up");
-    cr_expect(strcmp(c.program, "/bin/sh") == 0 || strcmp(c.program, "/usr/bin/sh") == 0,
-              "%s", c.program);
+    cr_expect(strcmp(c.program, "/bin/sh") == 0 || strcmp(c.program, "/usr/bin/sh") == 0, "%s",
+              c.program);
     char *args[JQ_EXEC_RUN_ARGS];
     jq_exec_cmd_args(&c, args);
     const char *want[] = {"/x/jobq-exec-guard", "--exec-guard", "42", c.program, "sh", "-c",
                           "tr a-z A-Z"};
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_expect_str_eq(args[i], want[i]);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) cr_expect_str_eq(args[i], want[i]);
     cr_expect_null(args[7]);
 }
 

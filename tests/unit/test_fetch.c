@@ -41,8 +41,8 @@ Test(fetch, the_read_asks_for_the_free_slots_of_the_queues_kind) {
     jq_admit_learn(&w->admit, 0, JQ_KIND_IO);
     int i = kick_read();
     cr_assert_geq(i, 0);
-    cr_assert_str_eq(fake_cmds[i].line,
-                     "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
+    cr_assert_str_eq(fake_cmds[i].line, "XREADGROUP GROUP " JQ_GROUP
+                                        " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
     cr_assert(w->fetch.reading);
     cr_assert_eq(kick_read(), -1, "one blocking read at a time");
     /* Its reply (nothing came) frees the reservation; with 3 io slots
@@ -60,8 +60,8 @@ Test(fetch, a_cpu_queue_is_not_read_while_its_slots_are_taken) {
     jq_admit_hold(&w->admit, 1, JQ_KIND_CPU, 4);
     int i = kick_read();
     cr_assert_geq(i, 0);
-    cr_assert_str_eq(fake_cmds[i].line,
-                     "XREADGROUP GROUP " JQ_GROUP " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
+    cr_assert_str_eq(fake_cmds[i].line, "XREADGROUP GROUP " JQ_GROUP
+                                        " host:1 COUNT 8 BLOCK 500 STREAMS jq:{a}:stream >");
 }
 
 Test(fetch, a_paused_queue_is_not_read) {
@@ -107,8 +107,9 @@ Test(fetch, no_read_while_draining_held_or_down) {
 Test(fetch, a_reply_with_two_entries_starts_two_runs) {
     int i = kick_read();
     cr_assert_geq(i, 0);
-    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{b}:stream"),
-                                              fake_arr(2, entry("1-1", "io"), entry("1-2", "cpu")))));
+    fake_rconn_answer(i,
+                      fake_arr(1, fake_arr(2, fake_str("jq:{b}:stream"),
+                                           fake_arr(2, entry("1-1", "io"), entry("1-2", "cpu")))));
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(ndead, 0);
     cr_assert_str_eq(started[0]->job.entry_id, "1-1");
@@ -130,10 +131,11 @@ Test(fetch, a_malformed_reply_is_not_read) {
      * we do not read. */
     redisReply *bad_id = fake_arr(2, fake_int(7), fake_arr(2, fake_str("type"), fake_str("io")));
     redisReply *three = fake_arr(3, fake_str("1-3"), fake_arr(0), fake_nil());
-    fake_rconn_answer(i, fake_arr(4, fake_arr(2, fake_int(1), fake_arr(1, entry("1-1", "io"))),
-                                  fake_arr(2, fake_str("jq:{a}:stream"), fake_str("1-2")),
-                                  fake_arr(2, fake_str("jq:{a}:stream"), fake_arr(2, bad_id, three)),
-                                  fake_arr(2, fake_str("jq:{c}:stream"), fake_arr(1, entry("1-4", "io")))));
+    fake_rconn_answer(
+        i, fake_arr(4, fake_arr(2, fake_int(1), fake_arr(1, entry("1-1", "io"))),
+                    fake_arr(2, fake_str("jq:{a}:stream"), fake_str("1-2")),
+                    fake_arr(2, fake_str("jq:{a}:stream"), fake_arr(2, bad_id, three)),
+                    fake_arr(2, fake_str("jq:{c}:stream"), fake_arr(1, entry("1-4", "io")))));
     cr_assert_eq(nstarted, 0);
     cr_assert_eq(ndead, 0);
     cr_assert_eq(w->admit.held[JQ_KIND_IO] + w->admit.held[JQ_KIND_CPU], 0);
@@ -146,8 +148,9 @@ Test(fetch, a_malformed_reply_is_not_read) {
 
 Test(fetch, a_deleted_entry_is_dead_lettered_not_run) {
     int i = kick_read();
-    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
-                                              fake_arr(1, fake_arr(2, fake_str("1-1"), fake_nil())))));
+    fake_rconn_answer(i,
+                      fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
+                                           fake_arr(1, fake_arr(2, fake_str("1-1"), fake_nil())))));
     cr_assert_eq(nstarted, 0);
     cr_assert_eq(ndead, 1, "its outcome acks it");
     cr_assert_str_eq(dead[0]->job.entry_id, "1-1");
@@ -169,13 +172,13 @@ static void types_read(const char *name, const char *seen) {
 static void read_one(const char *id, const char *type) {
     int i = kick_read();
     if (i < 0) i = fake_rconn_find(&w->rfetch, "XREADGROUP"); /* the next read went at once */
-    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
-                                              fake_arr(1, entry(id, type)))));
+    fake_rconn_answer(
+        i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"), fake_arr(1, entry(id, type)))));
 }
 
 Test(fetch, an_unknown_type_no_live_worker_handles_is_dead_lettered_with_its_name) {
-    types_read("other", "1");                 /* a type whose worker is long gone */
-    read_one("1-1", "nope");                  /* enqueued long ago */
+    types_read("other", "1"); /* a type whose worker is long gone */
+    read_one("1-1", "nope");  /* enqueued long ago */
     cr_assert_eq(ndead, 1);
     cr_assert_str_eq(dead[0]->error, "unknown job type: nope");
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 0);
@@ -193,35 +196,38 @@ Test(fetch, an_unknown_type_another_live_worker_handles_is_handed_back) {
     /* Still pending, held by the consumer named for its type (no
      * worker), stamped idle as a dead worker's entries, its delivery
      * uncounted. */
-    cr_assert_str_eq(fake_cmds[i].line, "XCLAIM jq:{a}:stream " JQ_GROUP " type=nope 0 1-1 IDLE 6600000 "
-                                        "RETRYCOUNT 0 JUSTID");
+    cr_assert_str_eq(fake_cmds[i].line,
+                     "XCLAIM jq:{a}:stream " JQ_GROUP " type=nope 0 1-1 IDLE 6600000 "
+                     "RETRYCOUNT 0 JUSTID");
     cr_assert_eq(nfreed, 1, "its run freed, and its slot with it");
 }
 
 Test(fetch, an_unknown_type_waits_for_the_grace_before_the_types_are_read_or_while_young) {
-    read_one("1-1", "nope");                  /* the types not read yet */
+    read_one("1-1", "nope"); /* the types not read yet */
     cr_assert_eq(ndead, 0);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 1);
-    types_read(NULL, NULL);                   /* nobody handles it */
+    types_read(NULL, NULL); /* nobody handles it */
     char id[32];
     snprintf(id, sizeof(id), "%lld-0", (long long)jq_now_ms() - 100);
-    read_one(id, "nope");                     /* but it is 100 ms old */
+    read_one(id, "nope"); /* but it is 100 ms old */
     cr_assert_eq(ndead, 0);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XCLAIM"), 2);
-    read_one("2-1", "nope");                  /* and this one is old */
+    read_one("2-1", "nope"); /* and this one is old */
     cr_assert_eq(ndead, 1);
 }
 
 Test(fetch, a_failed_read_probes_the_queues_and_waits) {
     int i = kick_read();
-    fake_rconn_answer(i, fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    fake_rconn_answer(
+        i, fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
     cr_assert(w->fetch.backoff);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE"), 2, "each queue probed");
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 1, "no read until the probes answer");
     /* Queue b answers healthy, a broken: the read goes on without a. */
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "XGROUP CREATE jq:{b}"), fake_err("BUSYGROUP x"));
-    fake_rconn_answer(fake_rconn_find(&w->rwrite, "XGROUP CREATE jq:{a}"),
-                      fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    fake_rconn_answer(
+        fake_rconn_find(&w->rwrite, "XGROUP CREATE jq:{a}"),
+        fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
     cr_assert_not(w->fetch.backoff);
     i = fake_rconn_find(&w->rfetch, "XREADGROUP");
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XREADGROUP"), 2);
@@ -277,8 +283,8 @@ Test(fetch, a_read_goes_behind_the_acks_for_the_slots_they_free) {
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XREADGROUP"), 1, "one round at a time");
     jq_admit_sent(&w->admit, 0, JQ_KIND_IO, -3);
     jq_admit_hold(&w->admit, 0, JQ_KIND_IO, -3);
-    fake_rconn_answer(i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"),
-                                              fake_arr(1, entry("2-1", "io")))));
+    fake_rconn_answer(
+        i, fake_arr(1, fake_arr(2, fake_str("jq:{a}:stream"), fake_arr(1, entry("2-1", "io")))));
     cr_assert_eq(w->fetch.pipe_reads, 0);
     cr_assert_eq(nstarted, 1);
     cr_assert_str_eq(started[0]->job.entry_id, "2-1");
@@ -294,7 +300,11 @@ static void intake(int q, const char *id, redisReply *f, long long deliveries) {
 }
 
 Test(fetch, intake_decodes_the_payload_msgpack_or_json) {
-    intake(0, "3-1", fake_fields(4, "type", "io", "payload", "\x81\xa1" "a\x01"), 1);
+    intake(0, "3-1",
+           fake_fields(4, "type", "io", "payload",
+                       "\x81\xa1"
+                       "a\x01"),
+           1);
     intake(0, "3-2", fake_fields(6, "type", "cpu", "enc", "json", "payload", "{\"a\":[1,2]}"), 1);
     cr_assert_eq(nstarted, 2);
     cr_assert_eq(started[0]->payload.type, MSGPACK_OBJECT_MAP);
@@ -341,7 +351,11 @@ static void give_back(int i) {
 }
 
 Test(fetch, a_run_given_back_is_reused_zeroed_with_its_zone) {
-    intake(0, "6-1", fake_fields(6, "type", "io", "id", "first", "payload", "\x81\xa1" "a\x01"), 1);
+    intake(0, "6-1",
+           fake_fields(6, "type", "io", "id", "first", "payload",
+                       "\x81\xa1"
+                       "a\x01"),
+           1);
     jq_run_t *r = started[0];
     const void *chunk = r->zone_first;
     cr_assert_not_null(chunk);
@@ -412,8 +426,9 @@ Test(fetch, on_connect_it_asks_its_client_id_and_makes_each_group) {
     fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{a}"),
                       fake_err("BUSYGROUP Consumer Group name already exists"));
     cr_assert(jq_queue_ok(&w->queues[0]));
-    fake_rconn_answer(fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{b}"),
-                      fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    fake_rconn_answer(
+        fake_rconn_find(&w->rfetch, "XGROUP CREATE jq:{b}"),
+        fake_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
     cr_assert_not(jq_queue_ok(&w->queues[1]));
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{b}"), 1, "probed");
     cr_assert_eq(fake_rconn_count(&w->rwrite, "XGROUP CREATE jq:{a}"), 0);

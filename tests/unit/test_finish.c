@@ -64,8 +64,10 @@ static void end(jq_run_t *r, jq_outcome_t out, const char *what) {
     r->started_ms = FINISHED_MS - 3;
     r->finished_ms = FINISHED_MS;
     r->run_us = 3000;
-    if (out == JQ_OUT_DONE) msgpack_sbuffer_write(&r->task.result, what, strlen(what));
-    else snprintf(r->error, sizeof(r->error), "%s", what);
+    if (out == JQ_OUT_DONE)
+        msgpack_sbuffer_write(&r->task.result, what, strlen(what));
+    else
+        snprintf(r->error, sizeof(r->error), "%s", what);
     jq_finish_add(&w->finish, r);
 }
 
@@ -210,13 +212,11 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     cr_assert_eq(count_eval(OUTCOME_LUA), 1);
     int o = next_cmd(0, "EVAL", OUTCOME_LUA);
     cr_assert_lt(o, exec);
-    assert_args_from(o, 2, 1 + 4 + 1 + 3 * 8, "4",
-                     "jq:{a}:result:1-1",
-                     "jq:{a}:result:1-2", "jq:{a}:notify:1-2",
-                     "jq:{a}:result:1-3", "host:1",
-                     "86400", "done", "1", "1700000000000", "0", "1", "result", "r1",
-                     "86400", "done", "1", "1700000000000", "1", "1", "result", "r2",
-                     "86400", "done", "1", "1700000000000", "0", "1", "result", "r3");
+    assert_args_from(o, 2, 1 + 4 + 1 + 3 * 8, "4", "jq:{a}:result:1-1", "jq:{a}:result:1-2",
+                     "jq:{a}:notify:1-2", "jq:{a}:result:1-3", "host:1", "86400", "done", "1",
+                     "1700000000000", "0", "1", "result", "r1", "86400", "done", "1",
+                     "1700000000000", "1", "1", "result", "r2", "86400", "done", "1",
+                     "1700000000000", "0", "1", "result", "r3");
     /* One XACK for all, then the trim of everything up to the batch's
      * newest id (MINID of the id right after it: trim.c). */
     int ack = next_cmd(0, "XACK", NULL);
@@ -231,7 +231,8 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     cr_assert_geq(m, 0, "the per-minute counters");
     assert_minute_key(fake_cmds[m].argv[1], minute, minute_after);
     assert_argv(m, 4, "HINCRBY", fake_cmds[m].argv[1], "processed", "3");
-    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:stats:"), 3, "EXPIRE", fake_cmds[m].argv[1], "86400");
+    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:stats:"), 3, "EXPIRE", fake_cmds[m].argv[1],
+                "86400");
     assert_counted("failed", NULL);
     assert_argv(fake_rconn_find(NULL, "HINCRBY jq:{a}:latency run:count"), 4, "HINCRBY",
                 "jq:{a}:latency", "run:count", "3");
@@ -278,10 +279,9 @@ Test(finish, each_queue_has_its_own_multi) {
     jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "MULTI"), 2);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXEC"), 2);
-    assert_argv(fake_rconn_find(NULL, "XACK jq:{a}"), 5, "XACK", "jq:{a}:stream", JQ_GROUP,
-                "1-1", "1-2");
-    assert_argv(fake_rconn_find(NULL, "XACK jq:{b}"), 4, "XACK", "jq:{b}:stream", JQ_GROUP,
-                "2-1");
+    assert_argv(fake_rconn_find(NULL, "XACK jq:{a}"), 5, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1",
+                "1-2");
+    assert_argv(fake_rconn_find(NULL, "XACK jq:{b}"), 4, "XACK", "jq:{b}:stream", JQ_GROUP, "2-1");
     /* Queue a's MULTI ends before queue b's starts. */
     int exec_a = next_cmd(0, "EXEC", NULL);
     cr_assert_lt(fake_rconn_find(NULL, "XACK jq:{a}"), exec_a);
@@ -306,8 +306,8 @@ Test(finish, result_ttl_0_writes_no_key_per_job) {
 /* ---- done, retrying, dead ---- */
 
 Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
-    jq_run_t *r = take(0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "mine", "kept",
-                                             "notify", "1"));
+    jq_run_t *r = take(
+        0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "mine", "kept", "notify", "1"));
     end(r, JQ_OUT_FAILED, "boom");
     jq_finish_flush(&w->finish);
     /* The job hash, anew (an old job of that id must not ride along), with
@@ -330,9 +330,9 @@ Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
     cr_assert_eq(find_move("jq:{a}:dead"), -1);
     /* Its result says retrying, with the error; no notify key: nobody
      * waiting is woken by a retry. */
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1",
-                     "jq:{a}:result:1-1", "host:1",
-                     "86400", "retrying", "1", "1700000000000", "0", "1", "error", "boom");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1",
+                     "host:1", "86400", "retrying", "1", "1700000000000", "0", "1", "error",
+                     "boom");
     assert_counted("failed", "1");
     assert_counted("retried", "1");
     assert_counted("dead", NULL);
@@ -342,18 +342,20 @@ Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
 
 Test(finish, a_later_retry_doubles_the_backoff_and_clears_the_old_result) {
     /* Promoted from a retry: an earlier attempt wrote a result. */
-    jq_run_t *r = take(0, "1-7", fake_fields(8, "type", "io", "id", "job7", "max_attempts", "5", "attempt", "2"));
+    jq_run_t *r = take(
+        0, "1-7", fake_fields(8, "type", "io", "id", "job7", "max_attempts", "5", "attempt", "2"));
     end(r, JQ_OUT_FAILED, "again");
     jq_finish_flush(&w->finish);
     assert_argv(fake_rconn_find(NULL, "DEL jq:{a}:result:job7"), 3, "DEL", "jq:{a}:result:job7",
                 "jq:{a}:result:job7:chunks");
     int z = find_move("jq:{a}:scheduled");
     long long due = atoll(fake_cmds[z].argv[6]);
-    cr_assert(due >= FINISHED_MS + 3200 && due <= FINISHED_MS + 4800, "third attempt: 4 s +-20%%, %lld",
-              due);
+    cr_assert(due >= FINISHED_MS + 3200 && due <= FINISHED_MS + 4800,
+              "third attempt: 4 s +-20%%, %lld", due);
     cr_assert_str_eq(fake_cmds[z].argv[7], "job7");
     cr_assert_str_eq(fake_cmds[z].argv[9], "1-7", "the entry acked");
-    cr_assert_eq(fake_rconn_count(NULL, "HSET jq:{a}:job:job7 type io id job7 max_attempts 5 id job7 attempt 3"),
+    cr_assert_eq(fake_rconn_count(
+                     NULL, "HSET jq:{a}:job:job7 type io id job7 max_attempts 5 id job7 attempt 3"),
                  1);
 }
 
@@ -368,8 +370,8 @@ Test(finish, the_backoff_is_capped) {
 
 Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
     /* A retry promoted from its job hash, which carried `notify 1`. */
-    jq_run_t *r = take(0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "attempt", "2",
-                                             "notify", "1"));
+    jq_run_t *r = take(
+        0, "1-1", fake_fields(8, "type", "io", "max_attempts", "3", "attempt", "2", "notify", "1"));
     end(r, JQ_OUT_FAILED, "boom");
     jq_finish_flush(&w->finish);
     assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:job:1-1"), 16, "HSET", "jq:{a}:job:1-1", "type",
@@ -379,9 +381,9 @@ Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1);
     /* Dead is an end: its waiter is woken. */
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
-                     "86400", "dead", "3", "1700000000000", "1", "1", "error", "boom");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
+                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "3", "1700000000000", "1", "1",
+                     "error", "boom");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
@@ -396,9 +398,9 @@ Test(finish, a_permanent_failure_is_dead_at_once_with_the_attempts_made) {
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1, "not retried");
     assert_args_from(find_move("jq:{a}:dead"), 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead",
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1", "86400", "dead", "1",
-                     "1700000000000", "1", "1", "error", "sha256: rounds must be an integer >= 1");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
+                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "1", "1700000000000", "1", "1",
+                     "error", "sha256: rounds must be an integer >= 1");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
@@ -418,9 +420,9 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     const char *at = fake_cmds[z].argv[6]; /* when fetch.c dead-lettered it */
     assert_args_from(z, 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead", "jq:{a}:stream", at, "1-1",
                      JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "host:1",
-                     "86400", "dead", "0", at, "1", "1", "error", "unknown job type: nope");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
+                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "0", at, "1", "1", "error",
+                     "unknown job type: nope");
     assert_counted("dead", "1");
     assert_counted("failed", NULL);
     cr_assert_eq(fake_rconn_count(NULL, "HINCRBY jq:{a}:latency"), 0, "it never started");
@@ -440,12 +442,11 @@ Test(finish, a_job_dead_on_a_bad_field_still_wakes_its_waiter) {
     jq_finish_flush(&w->finish);
     int o = next_cmd(0, "EVAL", OUTCOME_LUA);
     cr_assert_geq(o, 0);
-    assert_args_from(o, 2, 1 + 3 + 1 + 2 * 8, "3",
-                     "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "jq:{a}:result:1-2", "host:1",
-                     "86400", "dead", "0", fake_cmds[o].argv[10], "1", "1", "error",
-                     "bad field max_attempts: 'x' (want an integer from 1 to 1000000)",
-                     "86400", "dead", "0", fake_cmds[o].argv[18], "0", "1", "error",
-                     "bad field notify: 'yes' (want 0 or 1)");
+    assert_args_from(
+        o, 2, 1 + 3 + 1 + 2 * 8, "3", "jq:{a}:result:1-1", "jq:{a}:notify:1-1", "jq:{a}:result:1-2",
+        "host:1", "86400", "dead", "0", fake_cmds[o].argv[10], "1", "1", "error",
+        "bad field max_attempts: 'x' (want an integer from 1 to 1000000)", "86400", "dead", "0",
+        fake_cmds[o].argv[18], "0", "1", "error", "bad field notify: 'yes' (want 0 or 1)");
 }
 
 Test(finish, a_large_result_goes_to_a_list_of_chunks) {
@@ -456,9 +457,8 @@ Test(finish, a_large_result_goes_to_a_list_of_chunks) {
                 "4567", "89");
     assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks"), 3, "EXPIRE",
                 "jq:{a}:result:1-1:chunks", "86400");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1",
-                     "jq:{a}:result:1-1", "host:1",
-                     "86400", "done", "1", "1700000000000", "0", "1", "chunks", "3");
+    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1",
+                     "host:1", "86400", "done", "1", "1700000000000", "0", "1", "chunks", "3");
 }
 
 Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
@@ -468,9 +468,10 @@ Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
     jq_finish_flush(&w->finish);
     cr_assert_eq(fake_rconn_count(NULL, "RPUSH"), 2);
     int first = next_cmd(0, "RPUSH", NULL);
-    assert_argv(first, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "0", "1", "2", "3", "4", "5", "6", "7");
-    assert_argv(next_cmd(first + 1, "RPUSH", NULL), 9, "RPUSH", "jq:{a}:result:1-1:chunks", "8", "9",
-                "a", "b", "c", "d", "e");
+    assert_argv(first, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "0", "1", "2", "3", "4", "5", "6",
+                "7");
+    assert_argv(next_cmd(first + 1, "RPUSH", NULL), 9, "RPUSH", "jq:{a}:result:1-1:chunks", "8",
+                "9", "a", "b", "c", "d", "e");
 }
 
 /* ---- refused and lost ---- */
@@ -570,7 +571,8 @@ Test(finish, a_failed_command_inside_the_exec_does_not_undo_the_outcomes) {
     int exec = next_cmd(0, "EXEC", NULL);
     redisReply *reply = ran(0, exec);
     freeReplyObject(reply->element[1]);
-    reply->element[1] = fake_err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    reply->element[1] =
+        fake_err("WRONGTYPE Operation against a key holding the wrong kind of value");
     fake_rconn_answer(exec, reply);
     cr_assert_eq(nfreed, 1, "acked with the others: the outcome stands");
     cr_assert_not(w->finish.held);

@@ -79,8 +79,8 @@ Test(handlers, an_exec_program_without_the_x_bit_is_refused_at_start) {
     int rc = setup_with(&r, err, args);
     unlink(path);
     cr_assert_eq(rc, -1);
-    cr_assert(strstr(err, path) && strstr(err, "no permission to execute it (mode 0600"),
-              "err: %s", err);
+    cr_assert(strstr(err, path) && strstr(err, "no permission to execute it (mode 0600"), "err: %s",
+              err);
 }
 
 Test(handlers, the_path_search_skips_a_directory_of_the_programs_name) {

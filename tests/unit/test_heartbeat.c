@@ -46,8 +46,13 @@ static void setup(void) {
     b.stats = stats_cb;
     b.recycle = recycle_cb;
     jq_heartbeat_init(&w->beat, &env, &b);
-    stats = (jq_heartbeat_stats_t){.processed = 7, .failed = 2, .jobs_done = 9, .busy_io = 3,
-                                   .busy_cpu = 1, .cpu_backlog = 5, .loop_lag_us = 1500};
+    stats = (jq_heartbeat_stats_t){.processed = 7,
+                                   .failed = 2,
+                                   .jobs_done = 9,
+                                   .busy_io = 3,
+                                   .busy_cpu = 1,
+                                   .cpu_backlog = 5,
+                                   .loop_lag_us = 1500};
     nstats = nrecycled = 0;
     recycle_msg = recycle_why = NULL;
 }
@@ -68,10 +73,10 @@ Test(heartbeat, the_hash_its_expiry_the_workers_set_the_queues_then_the_types) {
     cr_assert_eq(nstats, 1);
     cr_assert(strncmp(fake_cmds[0].line, "HSET jq:worker:host:1 host box pid ", 35) == 0, "%s",
               fake_cmds[0].line);
-    static const char *names[] = {"host",      "pid",         "queues",   "started_at", "processed",
-                                  "failed",    "busy_io",     "busy_cpu", "threads",    "cpu_backlog",
-                                  "rss_bytes", "cpu_ms",      "open_fds", "loop_lag_us",
-                                  "master_pid", "draining",   "types"};
+    static const char *names[] = {"host",      "pid",     "queues",   "started_at",  "processed",
+                                  "failed",    "busy_io", "busy_cpu", "threads",     "cpu_backlog",
+                                  "rss_bytes", "cpu_ms",  "open_fds", "loop_lag_us", "master_pid",
+                                  "draining",  "types"};
     int n = (int)(sizeof(names) / sizeof(names[0]));
     cr_assert_eq(fake_cmds[0].argc, 2 + 2 * n);
     for (int k = 0; k < n; k++) cr_assert_str_eq(fake_cmds[0].argv[2 + 2 * k], names[k]);

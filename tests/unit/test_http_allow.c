@@ -12,7 +12,8 @@ static char err[256];
 static void setup(void) {
     cr_assert_eq(jq_curl_load(err, sizeof err), 0, "%s", err);
     memset(&a, 0, sizeof a);
-    cr_assert_eq(jq_http_allow_add(&a, "http://127.0.0.1:8080/api/", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(jq_http_allow_add(&a, "http://127.0.0.1:8080/api/", err, sizeof err), 0, "%s",
+                 err);
     cr_assert_eq(jq_http_allow_add(&a, "https://Example.COM/v1", err, sizeof err), 0, "%s", err);
 }
 

@@ -75,8 +75,8 @@ static void on_hello(jq_http_req_t *req, void *data) {
     const char *ua = jq_httpd_header(req, "x-test");
     size_t len;
     const char *b = jq_httpd_body(req, &len);
-    snprintf(body, sizeof(body), "%s %s %s q=%s h=%s b=%zu:%s", (const char *)data, jq_httpd_method(req),
-             jq_httpd_path(req), jq_httpd_query(req), ua ? ua : "-", len, b);
+    snprintf(body, sizeof(body), "%s %s %s q=%s h=%s b=%zu:%s", (const char *)data,
+             jq_httpd_method(req), jq_httpd_path(req), jq_httpd_query(req), ua ? ua : "-", len, b);
     jq_httpd_respond_text(req, 200, body);
 }
 
@@ -105,7 +105,8 @@ Test(httpd, routes_exact_subtree_longest_and_methods) {
     cr_expect(strstr(r, "root GET /metricsx"), "%s", r);
     r = roundtrip(&loop, s, "GET /api/queues/a?x=1 HTTP/1.1\r\nX-Test: yes\r\n\r\n");
     cr_expect(strstr(r, "api GET /api/queues/a q=x=1 h=yes"), "%s", r);
-    r = roundtrip(&loop, s, "POST /api/pause HTTP/1.1\r\nContent-Length: 5\r\nx-TEST: tok\r\n\r\nhello");
+    r = roundtrip(&loop, s,
+                  "POST /api/pause HTTP/1.1\r\nContent-Length: 5\r\nx-TEST: tok\r\n\r\nhello");
     cr_expect(strstr(r, "pause POST /api/pause q= h=tok b=5:hello"), "%s", r);
     r = roundtrip(&loop, s, "DELETE /api/pause HTTP/1.1\r\n\r\n");
     cr_expect(strstr(r, "HTTP/1.1 405 ") == r, "%s", r);
@@ -203,7 +204,8 @@ static jq_http_req_t *holding[JQ_HTTPD_MAX_CONNS];
 static int nholding;
 static void on_hold_many(jq_http_req_t *req, void *data) { holding[nholding++] = req; }
 
-static void connect_from(uv_loop_t *loop, client_t *c, const char *from, int port, const char *req) {
+static void connect_from(uv_loop_t *loop, client_t *c, const char *from, int port,
+                         const char *req) {
     c->req = req;
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
@@ -229,7 +231,8 @@ Test(httpd, a_reserved_slot_answers_healthz_when_every_slot_is_busy) {
         snprintf(from, sizeof(from), "127.0.0.%d", 2 + i / JQ_HTTPD_PER_ADDR);
         connect_from(&loop, &busy[i], from, jq_httpd_port(s), "GET /hold HTTP/1.1\r\n\r\n");
     }
-    for (int turns = 0; nholding < JQ_HTTPD_MAX_CONNS && turns < 100000; turns++) uv_run(&loop, UV_RUN_ONCE);
+    for (int turns = 0; nholding < JQ_HTTPD_MAX_CONNS && turns < 100000; turns++)
+        uv_run(&loop, UV_RUN_ONCE);
     cr_assert_eq(nholding, JQ_HTTPD_MAX_CONNS);
     const char *r = roundtrip(&loop, s, "GET /healthz HTTP/1.1\r\n\r\n");
     cr_expect(strstr(r, "HTTP/1.1 200 ") == r && strstr(r, "h GET /healthz"), "%s", r);
@@ -247,7 +250,8 @@ Test(httpd, bad_addresses) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
-    const char *bad[] = {"", "9100", "localhost:9100", "127.0.0.1:", "127.0.0.1:70000", "[::1:9100", "1.2.3:80"};
+    const char *bad[] = {"",          "9100",    "localhost:9100", "127.0.0.1:", "127.0.0.1:70000",
+                         "[::1:9100", "1.2.3:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         cr_expect_null(jq_httpd_new(&loop, bad[i], err, sizeof(err)), "%s accepted", bad[i]);
@@ -285,8 +289,14 @@ static jq_httpd_peer_t peer(int last) {
 
 static int each_own(int i) { return i; }
 static int by_fifteen(int i) { return i / 15; } /* 15 per address */
-static int all(int i) { (void)i; return 1; }
-static int none(int i) { (void)i; return 0; }
+static int all(int i) {
+    (void)i;
+    return 1;
+}
+static int none(int i) {
+    (void)i;
+    return 0;
+}
 static int from_ten(int i) { return i >= 10; }
 
 Test(httpd_admit, below_the_cap_everyone_is_in) {
@@ -338,7 +348,10 @@ Test(httpd_admit, all_busy_takes_a_reserved_slot_then_refuses) {
     cr_expect_eq(evict, -1);
 }
 
-static int one_address(int i) { (void)i; return 7; }
+static int one_address(int i) {
+    (void)i;
+    return 7;
+}
 
 Test(httpd_admit, one_address_holds_a_fair_share) {
     /* Its share taken, some reading: its own idlest reader gives way, even

@@ -7,38 +7,30 @@
 
 #include "job.h"
 
-static const jq_job_limits_t lim = {.max_payload = 64LL << 20,
-                                    .timeout_ms = 1800000};
+static const jq_job_limits_t lim = {.max_payload = 64LL << 20, .timeout_ms = 1800000};
 
 /* Parses the NULL-terminated field/value strings of one entry. */
-static int parse_entry(jq_job_t *job, const char *entry_id, char *err,
-                       const char **fields)
-{
+static int parse_entry(jq_job_t *job, const char *entry_id, char *err, const char **fields) {
     jq_str_t fv[32];
     size_t n = 0;
-    for (; fields[n]; n++)
-        fv[n] = (jq_str_t){fields[n], strlen(fields[n])};
+    for (; fields[n]; n++) fv[n] = (jq_str_t){fields[n], strlen(fields[n])};
     err[0] = '\0';
     return jq_job_parse(job, entry_id, fv, n, &lim, err, 256);
 }
 
 #define FIELDS(...) ((const char *[]){__VA_ARGS__, NULL})
 
-static void expect_error(const char **fields, const char *want)
-{
+static void expect_error(const char **fields, const char *want) {
     jq_job_t job;
     char err[256];
-    cr_expect_eq(parse_entry(&job, "1-0", err, fields), -1, "accepted, want %s",
-                 want);
+    cr_expect_eq(parse_entry(&job, "1-0", err, fields), -1, "accepted, want %s", want);
     cr_expect(strstr(err, want) != NULL, "got '%s', want '%s'", err, want);
 }
 
-Test(job, minimal_entry_gets_defaults)
-{
+Test(job, minimal_entry_gets_defaults) {
     jq_job_t job;
     char err[256];
-    cr_assert_eq(parse_entry(&job, "1700000000123-7", err, FIELDS("type", "noop")),
-                 0, "%s", err);
+    cr_assert_eq(parse_entry(&job, "1700000000123-7", err, FIELDS("type", "noop")), 0, "%s", err);
     cr_expect_str_eq(job.entry_id, "1700000000123-7");
     cr_expect_str_eq(job.id, "1700000000123-7");
     cr_expect_eq(job.type.len, 4);
@@ -53,14 +45,12 @@ Test(job, minimal_entry_gets_defaults)
     cr_expect_eq(job.enqueued_ms, 1700000000123LL);
 }
 
-Test(job, full_entry)
-{
+Test(job, full_entry) {
     jq_job_t job;
     char err[256];
-    const char **f = FIELDS("type", "sha256", "payload", "{\"rounds\":1}",
-                            "enc", "json", "id", "job-42", "max_attempts", "5",
-                            "timeout_ms", "2500", "result_ttl", "0", "attempt",
-                            "2", "size", "12", "x-trace", "abc");
+    const char **f = FIELDS("type", "sha256", "payload", "{\"rounds\":1}", "enc", "json", "id",
+                            "job-42", "max_attempts", "5", "timeout_ms", "2500", "result_ttl", "0",
+                            "attempt", "2", "size", "12", "x-trace", "abc");
     cr_assert_eq(parse_entry(&job, "5-1", err, f), 0, "%s", err);
     cr_expect_str_eq(job.id, "job-42");
     cr_expect_str_eq(job.entry_id, "5-1");
@@ -75,8 +65,7 @@ Test(job, full_entry)
     cr_expect_eq(job.enqueued_ms, 5);
 }
 
-Test(job, binary_payload_keeps_its_length)
-{
+Test(job, binary_payload_keeps_its_length) {
     jq_job_t job;
     char err[256];
     jq_str_t fv[] = {{"type", 4}, {"echo", 4}, {"payload", 7}, {"\x92\x00\x01", 3}};
@@ -88,35 +77,28 @@ Test(job, binary_payload_keeps_its_length)
     cr_expect_eq(job.payload.len, 3);
 }
 
-Test(job, chunked_entry)
-{
+Test(job, chunked_entry) {
     jq_job_t job;
     char err[256];
     cr_assert_eq(parse_entry(&job, "9-0", err,
-                             FIELDS("type", "echo", "id", "big", "chunks", "3",
-                                    "size", "3000000")),
+                             FIELDS("type", "echo", "id", "big", "chunks", "3", "size", "3000000")),
                  0, "%s", err);
     cr_expect_eq(job.chunks, 3);
     cr_expect_eq(job.size, 3000000);
     cr_expect_eq(job.has_payload, 0);
 }
 
-Test(job, missing_type)
-{
+Test(job, missing_type) {
     expect_error(FIELDS("payload", "x"), "missing field: type");
     expect_error(FIELDS("type", ""), "bad field type");
 }
 
-Test(job, bad_numbers)
-{
+Test(job, bad_numbers) {
     expect_error(FIELDS("type", "noop", "max_attempts", "x"),
                  "bad field max_attempts: 'x' (want an integer");
-    expect_error(FIELDS("type", "noop", "max_attempts", "0"),
-                 "bad field max_attempts: '0'");
-    expect_error(FIELDS("type", "noop", "max_attempts", "-1"),
-                 "bad field max_attempts: '-1'");
-    expect_error(FIELDS("type", "noop", "max_attempts", " 3"),
-                 "bad field max_attempts");
+    expect_error(FIELDS("type", "noop", "max_attempts", "0"), "bad field max_attempts: '0'");
+    expect_error(FIELDS("type", "noop", "max_attempts", "-1"), "bad field max_attempts: '-1'");
+    expect_error(FIELDS("type", "noop", "max_attempts", " 3"), "bad field max_attempts");
     expect_error(FIELDS("type", "noop", "timeout_ms", "0"),
                  "bad field timeout_ms: '0' (want an integer >= 1)");
     expect_error(FIELDS("type", "noop", "result_ttl", "-5"),
@@ -129,26 +111,17 @@ Test(job, bad_numbers)
                  "bad field size: 'z'");
 }
 
-Test(job, unknown_enc)
-{
-    expect_error(FIELDS("type", "noop", "enc", "xml"), "unknown enc: xml");
-}
+Test(job, unknown_enc) { expect_error(FIELDS("type", "noop", "enc", "xml"), "unknown enc: xml"); }
 
-Test(job, chunks_rules)
-{
-    expect_error(FIELDS("type", "echo", "chunks", "2", "size", "10"),
-                 "chunks needs an id field");
-    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2"),
-                 "chunks needs a size field");
-    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2", "size", "2",
-                        "payload", "xy"),
+Test(job, chunks_rules) {
+    expect_error(FIELDS("type", "echo", "chunks", "2", "size", "10"), "chunks needs an id field");
+    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2"), "chunks needs a size field");
+    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2", "size", "2", "payload", "xy"),
                  "must not carry a payload");
 }
 
-Test(job, payload_too_large)
-{
-    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2", "size",
-                        "70000000"),
+Test(job, payload_too_large) {
+    expect_error(FIELDS("type", "echo", "id", "a", "chunks", "2", "size", "70000000"),
                  "payload too large: 70000000 bytes > max-payload 67108864");
 
     jq_job_limits_t small = {.max_payload = 4, .timeout_ms = 1000};
@@ -158,18 +131,14 @@ Test(job, payload_too_large)
     cr_expect_eq(jq_job_parse(&job, "1-0", fv, 4, &small, err, sizeof(err)), -1);
     cr_expect_str_eq(err, "payload too large: 5 bytes > max-payload 4");
     fv[3].len = 4;
-    cr_expect_eq(jq_job_parse(&job, "1-0", fv, 4, &small, err, sizeof(err)), 0,
-                 "%s", err);
+    cr_expect_eq(jq_job_parse(&job, "1-0", fv, 4, &small, err, sizeof(err)), 0, "%s", err);
 }
 
-Test(job, size_mismatch)
-{
-    expect_error(FIELDS("type", "echo", "payload", "abc", "size", "4"),
-                 "size mismatch");
+Test(job, size_mismatch) {
+    expect_error(FIELDS("type", "echo", "payload", "abc", "size", "4"), "size mismatch");
 }
 
-Test(job, bad_id)
-{
+Test(job, bad_id) {
     jq_job_t job;
     char err[256];
     cr_expect_eq(parse_entry(&job, "3-0", err, FIELDS("type", "x", "id", "a b")), -1);
@@ -178,13 +147,11 @@ Test(job, bad_id)
     cr_expect_str_eq(job.id, "3-0");
 }
 
-Test(job, error_still_names_the_job)
-{
+Test(job, error_still_names_the_job) {
     jq_job_t job;
     char err[256];
-    cr_expect_eq(parse_entry(&job, "3-0", err,
-                             FIELDS("type", "x", "max_attempts", "x", "id", "mine")),
-                 -1);
+    cr_expect_eq(
+        parse_entry(&job, "3-0", err, FIELDS("type", "x", "max_attempts", "x", "id", "mine")), -1);
     cr_expect_str_eq(job.id, "mine");
     cr_expect_eq(parse_entry(&job, "4-0", err, FIELDS("id", "other")), -1);
     cr_expect_str_eq(err, "missing field: type");
@@ -195,8 +162,7 @@ Test(job, error_still_names_the_job)
  * does; anything else is a bad field. Known even when the entry is
  * refused for another field, wherever it stands, so that the dead letter
  * still wakes the waiter. */
-Test(job, notify)
-{
+Test(job, notify) {
     jq_job_t job;
     char err[256];
     cr_assert_eq(parse_entry(&job, "1-0", err, FIELDS("type", "x", "notify", "1")), 0, "%s", err);
@@ -207,15 +173,14 @@ Test(job, notify)
     cr_expect_eq(job.notify, 0);
     expect_error(FIELDS("type", "x", "notify", "yes"), "bad field notify: 'yes' (want 0 or 1)");
     expect_error(FIELDS("type", "x", "notify", "11"), "bad field notify: '11' (want 0 or 1)");
-    cr_expect_eq(parse_entry(&job, "1-0", err,
-                             FIELDS("type", "x", "max_attempts", "0", "notify", "1")), -1);
+    cr_expect_eq(
+        parse_entry(&job, "1-0", err, FIELDS("type", "x", "max_attempts", "0", "notify", "1")), -1);
     cr_expect_eq(job.notify, 1);
     cr_expect_eq(parse_entry(&job, "1-0", err, FIELDS("id", "a b", "notify", "1")), -1);
     cr_expect_eq(job.notify, 1);
 }
 
-Test(job, odd_field_count)
-{
+Test(job, odd_field_count) {
     jq_job_t job;
     char err[256];
     jq_str_t fv[] = {{"type", 4}, {"noop", 4}, {"payload", 7}};
@@ -223,23 +188,20 @@ Test(job, odd_field_count)
     cr_expect(strstr(err, "odd number of fields") != NULL, "%s", err);
 }
 
-Test(job, bad_value_is_quoted_printably)
-{
+Test(job, bad_value_is_quoted_printably) {
     char big[100];
     memset(big, 'q', sizeof(big) - 1);
     big[99] = '\0';
     big[0] = '\x01';
     jq_job_t job;
     char err[256];
-    cr_expect_eq(parse_entry(&job, "1-0", err,
-                             FIELDS("type", "x", "max_attempts", big)), -1);
+    cr_expect_eq(parse_entry(&job, "1-0", err, FIELDS("type", "x", "max_attempts", big)), -1);
     cr_expect(strstr(err, "'?qqq") != NULL, "%s", err);
     cr_expect(strstr(err, "...'") != NULL, "%s", err);
     cr_expect_lt(strlen(err), 120);
 }
 
-Test(job, field_kept)
-{
+Test(job, field_kept) {
     cr_expect(jq_job_field_kept("type", 4));
     cr_expect(jq_job_field_kept("payload", 7));
     cr_expect(jq_job_field_kept("x-trace", 7));
@@ -250,8 +212,7 @@ Test(job, field_kept)
     cr_expect(jq_job_field_kept("errors", 6));
 }
 
-Test(job, parse_ll)
-{
+Test(job, parse_ll) {
     long long v = 0;
     cr_expect_eq(jq_parse_ll("42", 2, 0, 100, &v), 0);
     cr_expect_eq(v, 42);
@@ -268,18 +229,16 @@ Test(job, parse_ll)
     cr_expect_eq(jq_parse_ll("99999999999999999999", 20, 0, 100, &v), -1);
 }
 
-Test(job, now_ms_is_wall_clock)
-{
+Test(job, now_ms_is_wall_clock) {
     int64_t before = (int64_t)time(NULL) * 1000;
     int64_t now = jq_now_ms();
-    cr_expect(now >= before && now < before + 2000, "%lld vs %lld",
-              (long long)now, (long long)before);
+    cr_expect(now >= before && now < before + 2000, "%lld vs %lld", (long long)now,
+              (long long)before);
 }
 
 /* PROTOCOL §1 "Limits": the fields of one job, their names and values
  * (the payload aside), each bounded, the largest allowed and one past. */
-Test(job, field_bounds)
-{
+Test(job, field_bounds) {
     static jq_str_t fv[2 * (JQ_JOB_MAX_FIELDS + 3)];
     static char names[JQ_JOB_MAX_FIELDS + 1][16];
     static char big[JQ_JOB_MAX_VALUE + 2];
@@ -320,10 +279,9 @@ Test(job, field_bounds)
 
 /* Values the reader skipped for their size ({NULL, length}, bulkcap.h):
  * named by their size first, never dereferenced. */
-Test(job, an_unread_payload_is_named_by_its_size)
-{
-    jq_str_t fv[] = {{"type", 4}, {"noop", 4}, {"owner", 5}, {"me", 2},
-                     {"payload", 7}, {NULL, 209715200}};
+Test(job, an_unread_payload_is_named_by_its_size) {
+    jq_str_t fv[] = {{"type", 4}, {"noop", 4},    {"owner", 5},
+                     {"me", 2},   {"payload", 7}, {NULL, 209715200}};
     jq_job_t job;
     char err[256];
     cr_assert_eq(jq_job_parse(&job, "1-0", fv, 6, &lim, err, sizeof(err)), -1);
@@ -337,8 +295,7 @@ Test(job, an_unread_payload_is_named_by_its_size)
     cr_assert(strstr(err, "(3000000 bytes, not read)"), "%s", err);
 }
 
-Test(job, a_job_whose_payload_was_dropped_does_not_run_without_it)
-{
+Test(job, a_job_whose_payload_was_dropped_does_not_run_without_it) {
     expect_error(FIELDS("type", "noop", "payload_dropped", "209715200"),
                  "payload dropped: the job died before with a payload of 209715200 bytes");
 }

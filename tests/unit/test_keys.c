@@ -5,8 +5,7 @@
 
 #include "keys.h"
 
-Test(keys, queue_keys_carry_the_hash_tag)
-{
+Test(keys, queue_keys_carry_the_hash_tag) {
     char buf[JQ_KEY_MAX];
     cr_expect_eq(jq_key(buf, sizeof(buf), "jobq", "emails", "stream"),
                  (int)strlen("jobq:{emails}:stream"));
@@ -17,8 +16,7 @@ Test(keys, queue_keys_carry_the_hash_tag)
     cr_expect_str_eq(buf, "app:{a.b:c-d_e}:dead");
 }
 
-Test(keys, id_keys)
-{
+Test(keys, id_keys) {
     char buf[JQ_KEY_MAX];
     cr_expect_eq(jq_key_id(buf, sizeof(buf), "jobq", "q", "result", "1-0"),
                  (int)strlen("jobq:{q}:result:1-0"));
@@ -31,8 +29,7 @@ Test(keys, id_keys)
     cr_expect_str_eq(buf, "jobq:{q}:notify:x");
 }
 
-Test(keys, global_keys_have_no_tag)
-{
+Test(keys, global_keys_have_no_tag) {
     char buf[JQ_KEY_MAX];
     cr_expect_eq(jq_key_global(buf, sizeof(buf), "jobq", "workers"), 12);
     cr_expect_str_eq(buf, "jobq:workers");
@@ -40,8 +37,7 @@ Test(keys, global_keys_have_no_tag)
     cr_expect_str_eq(buf, "jobq:worker:host:42");
 }
 
-Test(keys, overflow_returns_minus_one)
-{
+Test(keys, overflow_returns_minus_one) {
     char buf[32];
     const char *want = "jobq:{q}:stream"; /* 15 bytes */
 
@@ -55,8 +51,7 @@ Test(keys, overflow_returns_minus_one)
     cr_expect_eq(jq_key_global(buf, 13, "jobq", "workers"), 12);
 }
 
-Test(keys, longest_names_fit_in_key_max)
-{
+Test(keys, longest_names_fit_in_key_max) {
     char buf[JQ_KEY_MAX], name[JQ_NAME_MAX + 1];
     memset(name, 'n', JQ_NAME_MAX);
     name[JQ_NAME_MAX] = '\0';
@@ -64,8 +59,7 @@ Test(keys, longest_names_fit_in_key_max)
     cr_expect_gt(jq_key(buf, sizeof(buf), "jobq", name, "payload"), 0);
 }
 
-Test(keys, name_validation)
-{
+Test(keys, name_validation) {
     char name[JQ_NAME_MAX + 2];
     cr_expect(jq_name_valid("emails", 6));
     cr_expect(jq_name_valid("A-z_0.9:x", 9));

@@ -13,8 +13,7 @@ static int saved_stderr = -1;
 static char out[16384];
 
 /* Sends stderr to a temp file until read_log(). */
-static void capture(void)
-{
+static void capture(void) {
     tmp = tmpfile();
     cr_assert_not_null(tmp);
     saved_stderr = dup(2);
@@ -22,8 +21,7 @@ static void capture(void)
     cr_assert_eq(dup2(fileno(tmp), 2), 2);
 }
 
-static const char *read_log(void)
-{
+static const char *read_log(void) {
     size_t n;
     dup2(saved_stderr, 2);
     close(saved_stderr);
@@ -34,16 +32,13 @@ static const char *read_log(void)
     return out;
 }
 
-static int count_lines(const char *s)
-{
+static int count_lines(const char *s) {
     int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
+    for (; *s; s++) n += *s == '\n';
     return n;
 }
 
-Test(log, parse_level)
-{
+Test(log, parse_level) {
     jq_log_level_t l = JQ_LOG_ERROR;
     cr_expect_eq(jq_log_parse_level("debug", &l), 0);
     cr_expect_eq(l, JQ_LOG_DEBUG);
@@ -61,15 +56,13 @@ Test(log, parse_level)
     cr_expect_eq(l, JQ_LOG_WARN, "a failed parse leaves *out alone");
 }
 
-Test(log, default_level_is_info)
-{
+Test(log, default_level_is_info) {
     cr_expect_eq(jq_log_get_level(), JQ_LOG_INFO);
     jq_log_set_level(JQ_LOG_ERROR);
     cr_expect_eq(jq_log_get_level(), JQ_LOG_ERROR);
 }
 
-Test(log, line_format)
-{
+Test(log, line_format) {
     char want_pid[32];
     regex_t re;
     const char *s;
@@ -82,15 +75,15 @@ Test(log, line_format)
     cr_assert_eq(regcomp(&re,
                          "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
                          "\\.[0-9]{3}Z pid=[0-9]+ worker INFO hello world 42\n$",
-                         REG_EXTENDED), 0);
+                         REG_EXTENDED),
+                 0);
     cr_expect_eq(regexec(&re, s, 0, NULL, 0), 0, "line: '%s'", s);
     regfree(&re);
     snprintf(want_pid, sizeof(want_pid), " pid=%ld ", (long)getpid());
     cr_expect(strstr(s, want_pid) != NULL, "%s", s);
 }
 
-Test(log, level_names)
-{
+Test(log, level_names) {
     jq_log_set_role("master");
     jq_log_set_level(JQ_LOG_DEBUG);
     capture();
@@ -106,8 +99,7 @@ Test(log, level_names)
     cr_expect(strstr(s, " master ERROR e\n") != NULL, "%s", s);
 }
 
-Test(log, filters_below_level)
-{
+Test(log, filters_below_level) {
     jq_log_set_level(JQ_LOG_WARN);
     capture();
     jq_debug("hidden debug");
@@ -121,8 +113,7 @@ Test(log, filters_below_level)
     cr_expect(strstr(s, "ERROR shown error") != NULL, "%s", s);
 }
 
-Test(log, newlines_stay_on_one_line)
-{
+Test(log, newlines_stay_on_one_line) {
     capture();
     jq_error("redis said: %s", "ERR one\ntwo\r\n");
     const char *s = read_log();
@@ -130,8 +121,7 @@ Test(log, newlines_stay_on_one_line)
     cr_expect(strstr(s, "redis said: ERR one two  \n") != NULL, "%s", s);
 }
 
-Test(log, long_message_is_cut_not_split)
-{
+Test(log, long_message_is_cut_not_split) {
     static char big[10000];
     memset(big, 'x', sizeof(big) - 1);
     capture();
@@ -143,8 +133,7 @@ Test(log, long_message_is_cut_not_split)
     cr_expect(n >= 4 && memcmp(s + n - 4, "...\n", 4) == 0, "%s", s + n - 10);
 }
 
-Test(log, default_role)
-{
+Test(log, default_role) {
     capture();
     jq_info("x");
     const char *s = read_log();

@@ -26,7 +26,7 @@ typedef struct fixture {
     int done_runs[NITEMS];
     int done_order[NITEMS];
     int ndone;
-    int nexpect;          /* close the pool once this many dones ran */
+    int nexpect; /* close the pool once this many dones ran */
     int closed;
     int done_after_close; /* dones seen after closed_cb: must stay 0 */
     int done_off_loop;    /* dones seen off the loop thread: must stay 0 */
@@ -40,26 +40,20 @@ typedef struct fixture {
 
 static fixture_t F;
 
-static int item_index(jq_pool_item_t *it) {
-    return (int)(it - F.items);
-}
+static int item_index(jq_pool_item_t *it) { return (int)(it - F.items); }
 
 static void on_work(jq_pool_item_t *it) {
     int i = item_index(it);
     F.work_thread[i] = pthread_self();
-    if (pthread_equal(pthread_self(), F.loop_thread))
-        F.work_on_loop++;
+    if (pthread_equal(pthread_self(), F.loop_thread)) F.work_on_loop++;
     F.work_runs[i]++;
     pthread_getname_np(pthread_self(), F.name[i], sizeof F.name[i]);
     sigset_t cur;
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
-    F.sigterm_blocked[i] = sigismember(&cur, SIGTERM) &&
-                           sigismember(&cur, SIGINT) &&
-                           sigismember(&cur, SIGHUP);
-    if (F.use_gate)
-        sem_wait(&F.gate);
-    if (F.sleep_us)
-        usleep((useconds_t)F.sleep_us);
+    F.sigterm_blocked[i] =
+        sigismember(&cur, SIGTERM) && sigismember(&cur, SIGINT) && sigismember(&cur, SIGHUP);
+    if (F.use_gate) sem_wait(&F.gate);
+    if (F.sleep_us) usleep((useconds_t)F.sleep_us);
 }
 
 static void on_closed(jq_pool_t *p) {
@@ -69,14 +63,11 @@ static void on_closed(jq_pool_t *p) {
 
 static void on_done(jq_pool_item_t *it) {
     int i = item_index(it);
-    if (!pthread_equal(pthread_self(), F.loop_thread))
-        F.done_off_loop++;
-    if (F.closed)
-        F.done_after_close++;
+    if (!pthread_equal(pthread_self(), F.loop_thread)) F.done_off_loop++;
+    if (F.closed) F.done_after_close++;
     F.done_runs[i]++;
     F.done_order[F.ndone++] = i;
-    if (F.ndone == F.nexpect)
-        jq_pool_close(&F.pool, on_closed);
+    if (F.ndone == F.nexpect) jq_pool_close(&F.pool, on_closed);
 }
 
 static void setup(void) {
@@ -92,8 +83,7 @@ static void setup(void) {
 
 static void start_pool(int n) {
     char err[256] = "";
-    cr_assert_eq(jq_pool_init(&F.pool, &F.loop, n, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(jq_pool_init(&F.pool, &F.loop, n, err, sizeof err), 0, "%s", err);
 }
 
 /* Runs the loop until the pool closed; then the loop must close cleanly. */
@@ -109,8 +99,7 @@ static void finish(void) {
 /* Polls fn until it returns true or about two seconds passed. */
 static int wait_for(int (*fn)(void)) {
     for (int i = 0; i < 2000; i++) {
-        if (fn())
-            return 1;
+        if (fn()) return 1;
         usleep(1000);
     }
     return 0;
@@ -121,23 +110,18 @@ Test(pool, runs_every_item_once_and_done_on_loop_thread) {
     start_pool(4);
     F.sleep_us = 500;
     F.nexpect = NITEMS;
-    for (int i = 0; i < NITEMS; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < NITEMS; i++) jq_pool_submit(&F.pool, &F.items[i]);
     finish();
 
     int threads_seen = 0;
     pthread_t seen[NITEMS];
     for (int i = 0; i < NITEMS; i++) {
-        cr_assert_eq(F.work_runs[i], 1, "item %d work ran %d times", i,
-                     F.work_runs[i]);
-        cr_assert_eq(F.done_runs[i], 1, "item %d done ran %d times", i,
-                     F.done_runs[i]);
+        cr_assert_eq(F.work_runs[i], 1, "item %d work ran %d times", i, F.work_runs[i]);
+        cr_assert_eq(F.done_runs[i], 1, "item %d done ran %d times", i, F.done_runs[i]);
         cr_assert_gt(F.items[i].started_ms, 0);
         int known = 0;
-        for (int j = 0; j < threads_seen; j++)
-            known |= pthread_equal(seen[j], F.work_thread[i]);
-        if (!known)
-            seen[threads_seen++] = F.work_thread[i];
+        for (int j = 0; j < threads_seen; j++) known |= pthread_equal(seen[j], F.work_thread[i]);
+        if (!known) seen[threads_seen++] = F.work_thread[i];
     }
     cr_assert_gt(threads_seen, 1, "all work ran on one thread");
     cr_assert_leq(threads_seen, 4);
@@ -147,11 +131,9 @@ Test(pool, one_thread_is_fifo) {
     setup();
     start_pool(1);
     F.nexpect = 50;
-    for (int i = 0; i < 50; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < 50; i++) jq_pool_submit(&F.pool, &F.items[i]);
     finish();
-    for (int i = 0; i < 50; i++)
-        cr_assert_eq(F.done_order[i], i);
+    for (int i = 0; i < 50; i++) cr_assert_eq(F.done_order[i], i);
 }
 
 Test(pool, threads_are_named_and_block_signals) {
@@ -159,12 +141,10 @@ Test(pool, threads_are_named_and_block_signals) {
     start_pool(2);
     F.nexpect = 20;
     F.sleep_us = 1000;
-    for (int i = 0; i < 20; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < 20; i++) jq_pool_submit(&F.pool, &F.items[i]);
     finish();
     for (int i = 0; i < 20; i++) {
-        cr_assert(strcmp(F.name[i], "jq-cpu-0") == 0 ||
-                      strcmp(F.name[i], "jq-cpu-1") == 0,
+        cr_assert(strcmp(F.name[i], "jq-cpu-0") == 0 || strcmp(F.name[i], "jq-cpu-1") == 0,
                   "thread name %s", F.name[i]);
         cr_assert(F.sigterm_blocked[i], "signals not blocked in pool thread");
     }
@@ -174,9 +154,7 @@ Test(pool, threads_are_named_and_block_signals) {
     cr_assert_not(sigismember(&cur, SIGTERM));
 }
 
-static int two_busy(void) {
-    return jq_pool_busy(&F.pool) == 2;
-}
+static int two_busy(void) { return jq_pool_busy(&F.pool) == 2; }
 
 Test(pool, backlog_busy_and_oldest_start) {
     setup();
@@ -191,8 +169,7 @@ Test(pool, backlog_busy_and_oldest_start) {
     jq_pool_submit(&F.pool, &F.items[0]);
     /* Item 1 starts visibly later, so the oldest start is item 0's. */
     usleep(30000);
-    for (int i = 1; i < 5; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 1; i < 5; i++) jq_pool_submit(&F.pool, &F.items[i]);
     cr_assert(wait_for(two_busy), "busy is %d", jq_pool_busy(&F.pool));
     cr_assert_eq(jq_pool_backlog(&F.pool), 3);
 
@@ -203,23 +180,19 @@ Test(pool, backlog_busy_and_oldest_start) {
     cr_assert_gt(F.items[1].started_ms, oldest);
     cr_assert_eq(F.items[2].started_ms, 0, "a queued item has a start time");
 
-    for (int i = 0; i < 5; i++)
-        sem_post(&F.gate);
+    for (int i = 0; i < 5; i++) sem_post(&F.gate);
     finish();
-    for (int i = 0; i < 5; i++)
-        cr_assert_eq(F.done_runs[i], 1);
+    for (int i = 0; i < 5; i++) cr_assert_eq(F.done_runs[i], 1);
 }
 
 Test(pool, counters_return_to_zero) {
     setup();
     start_pool(3);
     F.nexpect = 10;
-    for (int i = 0; i < 10; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < 10; i++) jq_pool_submit(&F.pool, &F.items[i]);
     /* Close from the last done: counters are read before that point. */
     F.nexpect = 11;
-    while (F.ndone < 10)
-        uv_run(&F.loop, UV_RUN_ONCE);
+    while (F.ndone < 10) uv_run(&F.loop, UV_RUN_ONCE);
     cr_assert_eq(jq_pool_backlog(&F.pool), 0);
     cr_assert_eq(jq_pool_busy(&F.pool), 0);
     cr_assert_eq(jq_pool_oldest_start(&F.pool), 0);
@@ -242,17 +215,14 @@ static void *release_gate_later(void *arg) {
     return NULL;
 }
 
-static int one_busy(void) {
-    return jq_pool_busy(&F.pool) == 1;
-}
+static int one_busy(void) { return jq_pool_busy(&F.pool) == 1; }
 
 Test(pool, close_finishes_running_and_drops_queued) {
     setup();
     start_pool(1);
     F.use_gate = 1;
     F.nexpect = -1;
-    for (int i = 0; i < 4; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < 4; i++) jq_pool_submit(&F.pool, &F.items[i]);
     cr_assert(wait_for(one_busy));
     pthread_t helper;
     pthread_create(&helper, NULL, release_gate_later, NULL);
@@ -316,8 +286,7 @@ static int inline_saw_loop;
 static void on_inline_work(jq_pool_item_t *it) {
     int i = item_index(it);
     F.work_runs[i]++;
-    if (pthread_equal(pthread_self(), F.loop_thread))
-        inline_saw_loop++;
+    if (pthread_equal(pthread_self(), F.loop_thread)) inline_saw_loop++;
 }
 
 Test(pool, inline_mode_runs_items_on_the_loop_thread_in_order, .fini = restore_mode) {
@@ -351,8 +320,7 @@ Test(pool, uv_mode_runs_items_on_libuv_threads, .fini = restore_mode) {
     start_pool(1);
     F.sleep_us = 200;
     F.nexpect = 40;
-    for (int i = 0; i < 40; i++)
-        jq_pool_submit(&F.pool, &F.items[i]);
+    for (int i = 0; i < 40; i++) jq_pool_submit(&F.pool, &F.items[i]);
     finish();
     for (int i = 0; i < 40; i++) {
         cr_assert_eq(F.work_runs[i], 1, "item %d work ran %d times", i, F.work_runs[i]);

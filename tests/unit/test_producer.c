@@ -44,7 +44,8 @@ Test(producer, enqueue_inline_is_one_xadd) {
     jq_enqueue_opts_init(&o);
     o.max_attempts = 2;
     o.result_ttl = 0;
-    cr_assert_eq(jq_client_enqueue(cl, "echo", pl, 4, &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_client_enqueue(cl, "echo", pl, 4, &o, id, sizeof(id), err, sizeof(err)), 0,
+                 "%s", err);
     redisReply *x = cmd("XRANGE t:{default}:stream - +");
     cr_assert_eq(x->elements, 1);
     cr_assert_str_eq(x->element[0]->element[0]->str, id);
@@ -66,7 +67,8 @@ Test(producer, enqueue_inline_is_one_xadd) {
 Test(producer, enqueue_with_notify_carries_the_field) {
     char id[JQ_CLIENT_ID_LEN];
     cr_assert_eq(jq_client_enqueue_flags(cl, "noop", NULL, 0, NULL, JQ_NOTIFY, id, sizeof(id), err,
-                                         sizeof(err)), 0, "%s", err);
+                                         sizeof(err)),
+                 0, "%s", err);
     redisReply *x = cmd("XRANGE t:{default}:stream - +");
     cr_assert_eq(x->elements, 1);
     cr_assert_str_eq(field(x->element[0]->element[1], "notify")->str, "1");
@@ -75,7 +77,8 @@ Test(producer, enqueue_with_notify_carries_the_field) {
     jq_enqueue_opts_init(&o);
     o.delay_ms = 60000;
     cr_assert_eq(jq_client_enqueue_flags(cl, "noop", NULL, 0, &o, JQ_NOTIFY, id, sizeof(id), err,
-                                         sizeof(err)), 0, "%s", err);
+                                         sizeof(err)),
+                 0, "%s", err);
     redisReply *h = cmd("HGETALL t:{default}:job:%s", id);
     cr_assert_str_eq(field(h, "notify")->str, "1");
     freeReplyObject(h);
@@ -85,7 +88,8 @@ Test(producer, enqueue_rejects_what_a_consumer_would) {
     char id[JQ_CLIENT_ID_LEN];
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
-    cr_assert_eq(jq_client_enqueue(cl, "echo", "\x92\x01", 2, &o, id, sizeof(id), err, sizeof(err)), -1);
+    cr_assert_eq(jq_client_enqueue(cl, "echo", "\x92\x01", 2, &o, id, sizeof(id), err, sizeof(err)),
+                 -1);
     cr_assert_eq(jq_client_enqueue(cl, "", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
     o.queue = "no spaces";
     cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
@@ -102,7 +106,9 @@ Test(producer, enqueue_chunked_writes_list_then_entry) {
     jq_enqueue_opts_init(&o);
     o.chunk_size = 300;
     o.queue = "big";
-    cr_assert_eq(jq_client_enqueue(cl, "echo", payload, sizeof(payload), &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_client_enqueue(cl, "echo", payload, sizeof(payload), &o, id, sizeof(id), err,
+                                   sizeof(err)),
+                 0, "%s", err);
     cr_assert_eq(strlen(id), 16);
     redisReply *l = cmd("LRANGE t:{big}:payload:%s 0 -1", id);
     cr_assert_eq(l->elements, 4);
@@ -128,7 +134,8 @@ Test(producer, enqueue_delayed_writes_hash_and_schedule) {
     jq_enqueue_opts_init(&o);
     o.at_ms = 4102444800000LL;
     o.id = "later-1";
-    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), 0,
+                 "%s", err);
     cr_assert_str_eq(id, "later-1");
     cr_assert_eq(cmd_int("ZSCORE t:{default}:scheduled %s", "later-1"), 4102444800000LL);
     redisReply *h = cmd("HGETALL t:{default}:job:later-1");
@@ -150,8 +157,9 @@ Test(producer, result_and_wait) {
     jq_result_t r;
     cr_assert_eq(jq_client_result(cl, NULL, "j1", &r, err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
     jq_result_destroy(&r);
-    freeReplyObject(cmd("HSET t:{default}:result:j1 state done result %b attempts 2 worker w:1 finished_at 77",
-                        "\xa2hi", (size_t)3));
+    freeReplyObject(
+        cmd("HSET t:{default}:result:j1 state done result %b attempts 2 worker w:1 finished_at 77",
+            "\xa2hi", (size_t)3));
     cr_assert_eq(jq_client_wait(cl, NULL, "j1", 1000, &r, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(r.state, "done");
     cr_assert_eq(r.result_len, 3);
@@ -186,7 +194,8 @@ Test(producer, result_and_wait) {
 }
 
 Test(producer, wait_reassembles_chunked_result) {
-    freeReplyObject(cmd("RPUSH t:{q}:result:c1:chunks %b %b", "\xa5", (size_t)1, "hello", (size_t)5));
+    freeReplyObject(
+        cmd("RPUSH t:{q}:result:c1:chunks %b %b", "\xa5", (size_t)1, "hello", (size_t)5));
     freeReplyObject(cmd("HSET t:{q}:result:c1 state done chunks 2"));
     jq_result_t r;
     cr_assert_eq(jq_client_wait(cl, "q", "c1", 1000, &r, err, sizeof(err)), 0, "%s", err);
@@ -247,12 +256,16 @@ Test(producer, set_list_pages_both_sets_newest_first_brief) {
         snprintf(id, sizeof(id), "d%d", i);
         make_dead(id, 1000 * i);
     }
-    freeReplyObject(cmd("HSET t:{default}:job:d3 payload %b", "\xa3" "big", (size_t)4));
+    freeReplyObject(cmd("HSET t:{default}:job:d3 payload %b",
+                        "\xa3"
+                        "big",
+                        (size_t)4));
     jq_set_page_t pg = {JQ_SET_DEAD, 1, 2, 1, 1};
     jq_dead_job_t *jobs;
     size_t n;
     long long total;
-    cr_assert_eq(jq_client_set_list(cl, NULL, &pg, &jobs, &n, &total, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_client_set_list(cl, NULL, &pg, &jobs, &n, &total, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_eq(total, 5);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(jobs[0].id, "d4"); /* newest first, skipping d5 */
@@ -268,7 +281,8 @@ Test(producer, set_list_pages_both_sets_newest_first_brief) {
     freeReplyObject(cmd("HSET t:{default}:job:s1 type sleep attempt 1"));
     freeReplyObject(cmd("ZADD t:{default}:scheduled 5000 s1 0 s0"));
     jq_set_page_t sp = {JQ_SET_SCHEDULED, 0, 0, 0, 0};
-    cr_assert_eq(jq_client_set_list(cl, NULL, &sp, &jobs, &n, &total, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_client_set_list(cl, NULL, &sp, &jobs, &n, &total, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_eq(total, 2);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(jobs[0].id, "s0");
@@ -285,7 +299,8 @@ Test(producer, set_list_pages_both_sets_newest_first_brief) {
     cr_assert_eq(n, 0);
     cr_assert_null(jobs);
     cr_assert_eq(total, 5);
-    cr_assert_eq(jq_client_set_list(cl, "bad name", &past, &jobs, &n, &total, err, sizeof(err)), -1);
+    cr_assert_eq(jq_client_set_list(cl, "bad name", &past, &jobs, &n, &total, err, sizeof(err)),
+                 -1);
     cr_assert(strstr(err, "queue name"), "%s", err);
 }
 
@@ -296,7 +311,8 @@ Test(producer, job_payload_inline_chunked_and_head) {
     make_dead("p1", 1);
     freeReplyObject(cmd("HSET t:{default}:job:p1 payload %b", "\xa2hi", (size_t)3));
     cr_assert_eq(jq_client_dead_show(cl, NULL, "p1", &job, err, sizeof(err)), 0);
-    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)),
+                 0);
     cr_assert_eq(len, 3);
     cr_assert_eq(total, 3);
     cr_assert_eq(memcmp(buf, "\xa2hi", 3), 0);
@@ -305,9 +321,11 @@ Test(producer, job_payload_inline_chunked_and_head) {
 
     make_dead("p2", 2);
     freeReplyObject(cmd("HSET t:{default}:job:p2 chunks 2 size 6"));
-    freeReplyObject(cmd("RPUSH t:{default}:payload:p2 %b %b", "\xa5he", (size_t)3, "llo", (size_t)3));
+    freeReplyObject(
+        cmd("RPUSH t:{default}:payload:p2 %b %b", "\xa5he", (size_t)3, "llo", (size_t)3));
     cr_assert_eq(jq_client_dead_show(cl, NULL, "p2", &job, err, sizeof(err)), 0);
-    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)),
+                 0);
     cr_assert_eq(len, 6);
     cr_assert_eq(memcmp(buf, "\xa5hello", 6), 0);
     free(buf);
@@ -320,7 +338,8 @@ Test(producer, job_payload_inline_chunked_and_head) {
 
     make_dead("p3", 3); /* no payload: nil */
     cr_assert_eq(jq_client_dead_show(cl, NULL, "p3", &job, err, sizeof(err)), 0);
-    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)), 0);
+    cr_assert_eq(jq_client_job_payload(cl, NULL, &job, 100, &buf, &len, &total, err, sizeof(err)),
+                 0);
     cr_assert_null(buf);
     cr_assert_eq(total, 0);
     jq_dead_job_destroy(&job);
@@ -359,7 +378,8 @@ Test(producer, dead_all) {
 Test(producer, pause_stats_queues) {
     char id[JQ_CLIENT_ID_LEN];
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)), 0);
+        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)),
+                     0);
     jq_queue_stats_t s;
     cr_assert_eq(jq_client_stats(cl, NULL, &s, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(s.ready, 3);
@@ -402,7 +422,8 @@ Test(producer, reconnects_after_the_connection_breaks) {
     char id[JQ_CLIENT_ID_LEN];
     /* The first call may see the broken link; the next one reconnects. */
     if (jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)) < 0)
-        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, NULL, id, sizeof(id), err, sizeof(err)),
+                     0, "%s", err);
     cr_assert_eq(cmd_int("XLEN %s", "t:{default}:stream"), 1);
 }
 

@@ -168,8 +168,10 @@ static void on_connection(uv_stream_t *l, int status) {
     cr_assert_eq(uv_accept(l, (uv_stream_t *)&p->h), 0);
     srv.peers[srv.npeers++] = p;
     srv.accept_ms[srv.accepts++] = mono_ms();
-    if (srv.mode == SRV_CLOSE) peer_close(p);
-    else uv_read_start((uv_stream_t *)&p->h, on_alloc, on_read);
+    if (srv.mode == SRV_CLOSE)
+        peer_close(p);
+    else
+        uv_read_start((uv_stream_t *)&p->h, on_alloc, on_read);
 }
 
 static void on_tick(uv_timer_t *t) {}
@@ -201,8 +203,10 @@ static void on_reply(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *r = rp;
     a->calls++;
     a->downs_then = downs;
-    if (!r) a->nulls++;
-    else if (r->type == REDIS_REPLY_STRING) snprintf(a->str, sizeof(a->str), "%s", r->str);
+    if (!r)
+        a->nulls++;
+    else if (r->type == REDIS_REPLY_STRING)
+        snprintf(a->str, sizeof(a->str), "%s", r->str);
 }
 
 static int send_cmd(const char *name, const char *arg, answer_t *a) {

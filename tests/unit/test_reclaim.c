@@ -221,7 +221,8 @@ Test(reclaim, takes_an_entry_handed_back_for_its_type_only_if_it_handles_it_or_t
     char line[256];
     /* "other": nobody handles it, so the old one is taken (to be
      * dead-lettered), the young one waits for the grace. */
-    snprintf(line, sizeof(line), "XCLAIM jq:{a}:stream %s host:1 %d 1-1 %s 1-4", JQ_GROUP, VIS, old);
+    snprintf(line, sizeof(line), "XCLAIM jq:{a}:stream %s host:1 %d 1-1 %s 1-4", JQ_GROUP, VIS,
+             old);
     cr_assert_str_eq(fake_cmds[c].line, line);
 }
 

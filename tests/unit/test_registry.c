@@ -18,12 +18,9 @@ static int dummy_start(jq_task_t *t) {
     return 0;
 }
 
-static const jq_handler_t cpu_a = {
-    .name = "alpha", .kind = JQ_KIND_CPU, .run = dummy_run};
-static const jq_handler_t io_b = {
-    .name = "beta", .kind = JQ_KIND_IO, .start = dummy_start};
-static const jq_handler_t cpu_a_again = {
-    .name = "alpha", .kind = JQ_KIND_IO, .start = dummy_start};
+static const jq_handler_t cpu_a = {.name = "alpha", .kind = JQ_KIND_CPU, .run = dummy_run};
+static const jq_handler_t io_b = {.name = "beta", .kind = JQ_KIND_IO, .start = dummy_start};
+static const jq_handler_t cpu_a_again = {.name = "alpha", .kind = JQ_KIND_IO, .start = dummy_start};
 
 Test(registry, add_and_find) {
     jq_registry_t r;
@@ -62,16 +59,11 @@ Test(registry, duplicate_name_is_refused) {
 }
 
 Test(registry, handler_must_have_its_kinds_function) {
-    static const jq_handler_t cpu_no_run = {
-        .name = "x", .kind = JQ_KIND_CPU, .start = dummy_start};
-    static const jq_handler_t io_no_start = {
-        .name = "y", .kind = JQ_KIND_IO, .run = dummy_run};
-    static const jq_handler_t no_name = {.kind = JQ_KIND_CPU,
-                                         .run = dummy_run};
-    static const jq_handler_t empty_name = {
-        .name = "", .kind = JQ_KIND_CPU, .run = dummy_run};
-    static const jq_handler_t bad_kind = {
-        .name = "z", .kind = (jq_kind_t)7, .run = dummy_run};
+    static const jq_handler_t cpu_no_run = {.name = "x", .kind = JQ_KIND_CPU, .start = dummy_start};
+    static const jq_handler_t io_no_start = {.name = "y", .kind = JQ_KIND_IO, .run = dummy_run};
+    static const jq_handler_t no_name = {.kind = JQ_KIND_CPU, .run = dummy_run};
+    static const jq_handler_t empty_name = {.name = "", .kind = JQ_KIND_CPU, .run = dummy_run};
+    static const jq_handler_t bad_kind = {.name = "z", .kind = (jq_kind_t)7, .run = dummy_run};
     jq_registry_t r;
     char err[JQ_ERR_LEN] = "";
     jq_registry_init(&r);
@@ -94,14 +86,11 @@ Test(registry, table_full) {
     jq_registry_init(&r);
     for (int i = 0; i <= JQ_HANDLERS_MAX; i++) {
         snprintf(names[i], sizeof names[i], "h%d", i);
-        hs[i] = (jq_handler_t){
-            .name = names[i], .kind = JQ_KIND_CPU, .run = dummy_run};
+        hs[i] = (jq_handler_t){.name = names[i], .kind = JQ_KIND_CPU, .run = dummy_run};
     }
     for (int i = 0; i < JQ_HANDLERS_MAX; i++)
-        cr_assert_eq(jq_registry_add(&r, &hs[i], err, sizeof err), 0, "%s",
-                     err);
-    cr_assert_eq(jq_registry_add(&r, &hs[JQ_HANDLERS_MAX], err, sizeof err),
-                 -1);
+        cr_assert_eq(jq_registry_add(&r, &hs[i], err, sizeof err), 0, "%s", err);
+    cr_assert_eq(jq_registry_add(&r, &hs[JQ_HANDLERS_MAX], err, sizeof err), -1);
     cr_assert(strstr(err, "full") != NULL, "err: %s", err);
     cr_assert_eq(jq_registry_find(&r, "h63", 3), &hs[63]);
     cr_assert_null(jq_registry_find(&r, "h64", 3));

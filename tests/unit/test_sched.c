@@ -76,8 +76,9 @@ Test(sched, promotes_each_healthy_queue_with_the_limits_of_a_job) {
     int i = promotion("a");
     cr_assert_geq(i, 0);
     cr_assert_eq(promotion("b"), -1, "a broken queue is not promoted");
-    const char *want[] = {"EVALSHA", SHA_P, "3", "jq:{a}:scheduled", "jq:{a}:stream",
-                          "jq:{a}:dead", NULL, "500", "jq:{a}:", "1000", "host:1"};
+    const char *want[] = {"EVALSHA",       SHA_P,         "3",     "jq:{a}:scheduled",
+                          "jq:{a}:stream", "jq:{a}:dead", NULL,    "500",
+                          "jq:{a}:",       "1000",        "host:1"};
     cr_assert_eq(fake_cmds[i].argc, 11);
     for (int k = 0; k < 11; k++)
         if (want[k]) cr_assert_str_eq(fake_cmds[i].argv[k], want[k], "argv[%d]", k);
@@ -118,7 +119,8 @@ Test(sched, a_read_only_redis_is_waited_out_quietly) {
     loaded();
     w->nqueues = 1;
     jq_sched_tick(&w->sched, NOW);
-    fake_rconn_answer(promotion("a"), fake_err("READONLY You can't write against a read only replica."));
+    fake_rconn_answer(promotion("a"),
+                      fake_err("READONLY You can't write against a read only replica."));
     cr_assert_eq(w->queues[0].health.state, JQ_QUEUE_OK, "the queue is fine");
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA " SHA_P), 1, "tried again next tick");
 }
@@ -127,8 +129,9 @@ Test(sched, trims_the_dead_sets_every_second) {
     loaded();
     jq_sched_tick(&w->sched, NOW);
     char want[256];
-    snprintf(want, sizeof(want), "EVALSHA %s 2 jq:{a}:dead jq:{a}:scheduled %lld 604800000 10000 1000 jq:{a}:",
-             SHA_T, NOW);
+    snprintf(want, sizeof(want),
+             "EVALSHA %s 2 jq:{a}:dead jq:{a}:scheduled %lld 604800000 10000 1000 jq:{a}:", SHA_T,
+             NOW);
     cr_assert_eq(fake_rconn_count(NULL, want), 1);
     cr_assert_eq(fake_rconn_count(NULL, "EVALSHA " SHA_T " 2 jq:{b}:dead"), 1);
     tick_expect(NOW + 500, "EVALSHA " SHA_T, 2);

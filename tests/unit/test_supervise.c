@@ -40,7 +40,9 @@ static void spawn(void *data, int slot) {
     jq_supervise_started(&sv, w, slot, nextpid++, 0);
 }
 
-static void respawn_at(void *data, int slot, int64_t ms) { say("respawn %d in %lld;", slot, (long long)ms); }
+static void respawn_at(void *data, int slot, int64_t ms) {
+    say("respawn %d in %lld;", slot, (long long)ms);
+}
 static void drain(void *data, jq_supervised_t *w) { say("drain %d;", w->pid); }
 static void stop(void *data, jq_supervised_t *w) { say("stop %d;", w->pid); }
 static void kill_(void *data, jq_supervised_t *w) { say("kill %d;", w->pid); }

@@ -5,25 +5,21 @@
 
 #include "url.h"
 
-static jq_url_t parse_ok(const char *s)
-{
+static jq_url_t parse_ok(const char *s) {
     jq_url_t u;
     char err[256] = "";
     cr_assert_eq(jq_url_parse(s, &u, err, sizeof(err)), 0, "%s: %s", s, err);
     return u;
 }
 
-static void expect_error(const char *s, const char *want)
-{
+static void expect_error(const char *s, const char *want) {
     jq_url_t u;
     char err[256] = "";
     cr_expect_eq(jq_url_parse(s, &u, err, sizeof(err)), -1, "accepted %s", s);
-    cr_expect(strstr(err, want) != NULL, "error for %s: '%s', want '%s'", s,
-              err, want);
+    cr_expect(strstr(err, want) != NULL, "error for %s: '%s', want '%s'", s, err, want);
 }
 
-Test(url, host_port_db)
-{
+Test(url, host_port_db) {
     jq_url_t u = parse_ok("redis://cache.local:6380/3");
     cr_expect_eq(u.is_unix, 0);
     cr_expect_str_eq(u.host, "cache.local");
@@ -33,8 +29,7 @@ Test(url, host_port_db)
     cr_expect_str_eq(u.password, "");
 }
 
-Test(url, defaults)
-{
+Test(url, defaults) {
     jq_url_t u = parse_ok("redis://10.0.0.5");
     cr_expect_str_eq(u.host, "10.0.0.5");
     cr_expect_eq(u.port, 6379);
@@ -49,8 +44,7 @@ Test(url, defaults)
     cr_expect_eq(u.port, 6379);
 }
 
-Test(url, user_and_password)
-{
+Test(url, user_and_password) {
     jq_url_t u = parse_ok("redis://alice:s3cret@h:7000/1");
     cr_expect_str_eq(u.user, "alice");
     cr_expect_str_eq(u.password, "s3cret");
@@ -59,8 +53,7 @@ Test(url, user_and_password)
     cr_expect_eq(u.db, 1);
 }
 
-Test(url, password_only)
-{
+Test(url, password_only) {
     jq_url_t u = parse_ok("redis://:pw@h");
     cr_expect_str_eq(u.user, "");
     cr_expect_str_eq(u.password, "pw");
@@ -71,8 +64,7 @@ Test(url, password_only)
     cr_expect_str_eq(u.password, "pw2");
 }
 
-Test(url, password_with_special_characters)
-{
+Test(url, password_with_special_characters) {
     jq_url_t u = parse_ok("redis://:p%40ss%3Aw@h:1");
     cr_expect_str_eq(u.password, "p@ss:w");
     u = parse_ok("redis://:a@b/c@h:2");
@@ -82,15 +74,13 @@ Test(url, password_with_special_characters)
     expect_error("redis://:bad%zz@h", "password");
 }
 
-Test(url, ipv6)
-{
+Test(url, ipv6) {
     jq_url_t u = parse_ok("redis://[::1]:6390");
     cr_expect_str_eq(u.host, "::1");
     cr_expect_eq(u.port, 6390);
 }
 
-Test(url, unix_socket)
-{
+Test(url, unix_socket) {
     jq_url_t u = parse_ok("unix:///run/redis/redis.sock");
     cr_expect_eq(u.is_unix, 1);
     cr_expect_str_eq(u.path, "/run/redis/redis.sock");
@@ -108,16 +98,14 @@ Test(url, unix_socket)
     expect_error("unix:///tmp/r.sock?x=1", "db=N");
 }
 
-Test(url, bad_scheme)
-{
+Test(url, bad_scheme) {
     expect_error("http://h:6379", "expected redis:// or unix://");
     expect_error("localhost:6379", "expected redis:// or unix://");
     expect_error("", "expected redis:// or unix://");
     expect_error("rediss://h", "TLS");
 }
 
-Test(url, bad_port)
-{
+Test(url, bad_port) {
     expect_error("redis://h:0", "port '0'");
     expect_error("redis://h:65536", "port '65536'");
     expect_error("redis://h:abc", "port 'abc'");
@@ -129,15 +117,13 @@ Test(url, bad_port)
     expect_error("unix:///r.sock?db=+1", "db=N");
 }
 
-Test(url, bad_host_and_db)
-{
+Test(url, bad_host_and_db) {
     expect_error("redis://", "host is missing");
     expect_error("redis://:pw@:6379", "host is missing");
     expect_error("redis://h/x", "database 'x'");
 }
 
-Test(url, format_hides_the_password)
-{
+Test(url, format_hides_the_password) {
     char buf[600];
     jq_url_t u = parse_ok("redis://alice:s3cret@h:7000/2");
     jq_url_format(&u, buf, sizeof(buf));
@@ -165,8 +151,7 @@ Test(url, format_hides_the_password)
     cr_expect_eq(v.db, 2);
 }
 
-Test(url, format_truncates_safely)
-{
+Test(url, format_truncates_safely) {
     char buf[8];
     jq_url_t u = parse_ok("redis://a-long-host-name:7000/2");
     jq_url_format(&u, buf, sizeof(buf));
@@ -175,8 +160,7 @@ Test(url, format_truncates_safely)
 
 /* Errors name the URL, as given, but never its password: they reach logs
  * and terminals. */
-Test(url, errors_hide_the_password)
-{
+Test(url, errors_hide_the_password) {
     static const char *bad[] = {
         "redis://alice:s3cret@h:99999",
         "redis://:s3cret@h/notanumber",

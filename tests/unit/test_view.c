@@ -36,8 +36,9 @@ static json_object *preview(const char *p, size_t len, size_t total, int json_en
 
 Test(view, fields_numbers_strings_and_skips) {
     jq_field_t f[] = {
-        {"type", "fail", 4}, {"attempt", "3", 1}, {"payload", "\xc0", 1},
-        {"error", "bad \"x\"\n\xff", 9}, {"id", "x", 1}, {"size", "big", 3},
+        {"type", "fail", 4},    {"attempt", "3", 1},
+        {"payload", "\xc0", 1}, {"error", "bad \"x\"\n\xff", 9},
+        {"id", "x", 1},         {"size", "big", 3},
     };
     jq_dead_job_t job = {.fields = f, .nfields = 6};
     static const char *const skip[] = {"id", NULL};

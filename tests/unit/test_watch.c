@@ -6,7 +6,8 @@
 #include "jobq/watch.h"
 
 Test(watch, bounds_follow_the_protocol) {
-    static const long long want[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
+    static const long long want[] = {1,   2,    5,    10,   25,    50,    100,  250,
+                                     500, 1000, 2500, 5000, 10000, 30000, 60000};
     for (int i = 0; i < JQ_LAT_BUCKETS - 1; i++) cr_expect_eq(jq_latency_bound_ms(i), want[i]);
     cr_expect_eq(jq_latency_bound_ms(JQ_LAT_BUCKETS - 1), -1);
     cr_expect_eq(jq_latency_bound_ms(-1), -1);
