@@ -1,4 +1,7 @@
-/* hiredis <-> libuv glue and the reconnect state machine. See rconn.h. */
+/* hiredis <-> libuv glue and the reconnect state machine. See rconn.h.
+ * A little over 500 lines: the machine's states (connecting, handshake,
+ * up, backing off, closing) and the glue that drives them read best in
+ * one file. */
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
 /* libjobq against a throwaway redis-server (one per test, on a free port,
  * stopped by its pid): what each call writes, checked key by key with
  * plain commands, and what it reads back from keys written by hand the way
- * a consumer would. */
+ * a consumer would. Over 500 lines: one test per libjobq call and
+ * failure, as jobq.h lists them. */
 
 #include "client_int.h"
 #include "job.h"
