@@ -38,7 +38,7 @@ COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/code
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/dead.c \
 	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
-	producer/cli_fmt.c producer/cli_top.c
+	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c
 
 # The consumer, one folder per role (docs/ARCHITECTURE.md). Each folder sees
 # only the folders below it, through its include path: a header it may not
@@ -57,7 +57,7 @@ SRC_conf := options
 SRC_redis := rconn reply bulkcap
 SRC_dl := cryptosym curlsym dynlib
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv handlers
-SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat outcome pool pool_policy qhealth reclaim run sched trim types worker
+SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))

@@ -27,6 +27,8 @@ static void usage(FILE *out) {
           "  resume [-q] QUEUE          undo pause\n"
           "  stats [-q QUEUE] [--json]  queue figures\n"
           "  top [-q QUEUE]             live view of queues and workers\n"
+          "  limit set QUEUE [--rate N/PERIOD] [--concurrency N] | rm QUEUE | list [--json]\n"
+          "                             rate and concurrency limits, across consumers\n"
           "\n"
           "global options (also accepted after the command):\n",
           out);
@@ -364,6 +366,8 @@ int main(int argc, char **argv) {
         status = jq_cli_stats(&cli, argc, argv, i);
     else if (!strcmp(cmd, "top"))
         status = jq_cli_top(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "limit"))
+        status = jq_cli_limit(&cli, argc, argv, i);
     else
         status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
     jq_client_free(cli.client);

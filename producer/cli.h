@@ -109,5 +109,9 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause);
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start);
+/* cli_limit.c: `jobq limit set|rm|list`, and its "N/PERIOD" parser
+ * (0, or -1 when s is not one). */
+int jq_cli_limit(jq_cli_t *cli, int argc, char **argv, int start);
+int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms);
 
 #endif

@@ -348,9 +348,10 @@ static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 /* Sends one XREADGROUP on c of the queues with count[q] == count (BLOCK
- * when block). Returns 0, or -1 when c is down (fn never runs). */
+ * block ms when block > 0). Returns 0, or -1 when c is down (fn never
+ * runs). */
 static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, long long count,
-                     int block, redisCallbackFn *fn, void *priv) {
+                     long long block, redisCallbackFn *fn, void *priv) {
     jq_args_t *a = &f->args;
     int qs[JQ_QUEUES_MAX], n = 0;
     for (int i = 0; i < *f->env.nqueues; i++)
@@ -364,7 +365,7 @@ static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, l
     jq_args_ll(a, count);
     if (block) {
         jq_args_str(a, "BLOCK");
-        jq_args_ll(a, BLOCK_MS);
+        jq_args_ll(a, block);
     }
     jq_args_str(a, "STREAMS");
     for (int i = 0; i < n; i++) jq_args_str(a, f->env.queues[qs[i]].stream);
@@ -406,7 +407,8 @@ static void send_piped(jq_fetch_t *f, const int *skip) {
 
 static void skipped_queues(const jq_fetch_t *f, int *skip) {
     for (int i = 0; i < *f->env.nqueues; i++)
-        skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]);
+        skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]) ||
+                  f->env.queues[i].limited; /* read by limit.c, with permits */
 }
 
 void jq_fetch_aside(jq_fetch_t *f) {
@@ -443,6 +445,13 @@ void jq_fetch_kick(jq_fetch_t *f) {
     if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) ||
         f->taking)
         return;
+    /* Limited queues first: their reads are small (one burst of permits)
+     * and must not find every free slot reserved by the reads below. */
+    long long block = BLOCK_MS;
+    if (f->b.limit_kick) {
+        int64_t next = f->b.limit_kick(f->env.worker);
+        if (next >= 0 && next < block) block = next > 10 ? next : 10;
+    }
     int skip[JQ_QUEUES_MAX];
     skipped_queues(f, skip);
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
@@ -453,7 +462,7 @@ void jq_fetch_kick(jq_fetch_t *f) {
         long long n = jq_admit_plan(f->env.admit, skip, 0, 1, res), count = 0;
         for (int i = 0; i < *f->env.nqueues && !count; i++) count = res->count[i];
         if (n <= 0) return;
-        if (send_read(f, f->b.rfetch, res, count, 1, on_read, f) == 0)
+        if (send_read(f, f->b.rfetch, res, count, block, on_read, f) == 0)
             f->reading = 1;
         else
             jq_admit_unreserve(f->env.admit, res);

@@ -43,6 +43,12 @@ typedef struct jq_fetch_borrow {
      * err (no queue named), or queue q's key answered err. */
     void (*read_failed)(void *worker, const char *err);
     void (*key_error)(void *worker, int q, const char *err);
+    /* Reads the queues with a rate or concurrency limit (limit.h), which
+     * the reads here leave out; called with env.worker at each kick,
+     * before the reads here take the free slots. Returns the ms until it
+     * reads again (the blocking read waits no longer, so that its slots
+     * come back in time), or -1. NULL: no limits. */
+    int64_t (*limit_kick)(void *worker);
 } jq_fetch_borrow_t;
 
 typedef struct jq_fetch jq_fetch_t;

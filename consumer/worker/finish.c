@@ -338,6 +338,18 @@ static void add_outcomes(jq_finish_t *fin, jq_run_t *runs, jq_counts_t *sum) {
     }
 }
 
+/* A queue with a concurrency limit (limit.h): the runs' leases go in the
+ * same MULTI as their acks, so a slot comes back when its job's outcome
+ * is written. Only for such queues: the others send nothing more. */
+static void release_leases(jq_finish_t *fin, int q, const jq_run_t *runs) {
+    char key[JQ_KEY_MAX];
+    jq_key(key, sizeof(key), fin->env.opt->prefix, fin->env.queues[q].name, "leases");
+    jq_args_t *a = jq_finish_cmd(fin, "ZREM");
+    jq_args_str(a, key);
+    for (const jq_run_t *r = runs; r; r = r->bnext) jq_args_str(a, r->job.entry_id);
+    jq_finish_send(fin, NULL, NULL);
+}
+
 /* The newest entry id of runs: the trim goes up to it (trim.h). */
 static const char *newest_id(const jq_run_t *runs) {
     const jq_run_t *top = runs;
@@ -387,6 +399,7 @@ static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
     /* Not without ids (every outcome acked in its move): an XACK with
      * none is refused as a whole, and with it the MULTI. */
     if (fin->ack.argc > 3) send_on(fin, &fin->ack, NULL, NULL);
+    if (fin->env.queues[q].leased) release_leases(fin, q, runs);
     jq_trim_send(fin->trim, q, newest_id(runs));
     jq_counts_write(fin, fin->env.queues[q].name, &sum);
     close_multi(fin, f);

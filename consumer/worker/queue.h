@@ -32,6 +32,13 @@ typedef struct jq_queue {
     int paused;          /* 1 paused, 0 not, -1 not known yet
                                      (not read, reclaimed or probed) */
     jq_qhealth_t health; /* qhealth.c: broken queues out of reads */
+    /* limit.c: 1 the queue has a rate or concurrency limit, or is slowed
+     * down by a handler's retry-after: the ordinary reads leave it out,
+     * limit.c reads it with permits; 0 no limit; -1 not known yet (not
+     * read). leased: it has a concurrency limit, so its jobs hold leases
+     * that reclaim renews and finish releases. */
+    int limited;
+    int leased;
 } jq_queue_t;
 
 /* Whether q is healthy (qhealth.h): a broken or suspect queue is left out

@@ -20,6 +20,9 @@ typedef struct claim {
     char ids[MAX_IDS][JQ_ENTRY_ID_MAX];
     long long deliveries[MAX_IDS];
     char handed[MAX_IDS]; /* handed back for its type (types.h) */
+    int only_handed;      /* a limited queue: its idle entries are claimed
+                             with permits (limit.h); only those handed
+                             back for their type are left to us */
 } claim_t;
 
 static int index_of(const claim_t *c, const char *id) {
@@ -84,6 +87,7 @@ static void on_pending(redisAsyncContext *ac, void *rp, void *priv) {
         const redisReply *owner = e->element[1];
         int handed = owner->type == REDIS_REPLY_STRING &&
                      strncmp(owner->str, JQ_TYPES_CONSUMER, sizeof(JQ_TYPES_CONSUMER) - 1) == 0;
+        if (c->only_handed && !handed) continue;
         if (handed &&
             jq_types_leave(rc->b.types, c->q, e->element[0]->str, owner->str, owner->len, now))
             continue;
@@ -127,6 +131,7 @@ static void reclaim(jq_reclaim_t *rc, int q, long long min_idle, long long count
     if (!c) return;
     c->rc = rc;
     c->q = q;
+    c->only_handed = rc->env.queues[q].limited != 0;
     if (count > MAX_IDS) count = MAX_IDS;
     /* The XCLAIM brings whole entries: as many as one read may (worker.h). */
     if (rc->env.admit->read_max && count > rc->env.admit->read_max) count = rc->env.admit->read_max;
@@ -169,6 +174,34 @@ static void on_renewed(redisAsyncContext *ac, void *rp, void *priv) {
         jq_error("renewing held entries: %s", reply->str);
 }
 
+/* A concurrency-limited queue's leases (limit.h) are renewed with the
+ * entries, from Redis's clock: the ids are those of the renewal just
+ * sent (a's arguments from head on). XX: a lease that expired, or was
+ * released, is not made again. */
+static const char lease_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local exp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
+    "1000) + tonumber(ARGV[1])\n"
+    "for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', exp, ARGV[i]) "
+    "end\n"
+    "return 0\n";
+
+static void renew_leases(jq_reclaim_t *rc, int q, int head) {
+    jq_args_t ids;
+    jq_args_init(&ids);
+    char key[JQ_KEY_MAX];
+    jq_key(key, sizeof(key), rc->env.opt->prefix, rc->env.queues[q].name, "leases");
+    jq_args_str(&ids, "EVAL");
+    jq_args_add(&ids, lease_lua, sizeof(lease_lua) - 1);
+    jq_args_str(&ids, "1");
+    jq_args_str(&ids, key);
+    jq_args_ll(&ids, rc->env.opt->visibility_ms);
+    for (int i = head; i < rc->args.argc; i++)
+        jq_args_add(&ids, rc->args.argv[i], rc->args.lens[i]);
+    jq_rconn_args(rc->env.conn, &ids, NULL, NULL);
+    jq_args_destroy(&ids);
+}
+
 static void renew(jq_reclaim_t *rc) {
     jq_args_t *a = &rc->args;
     for (int q = 0; q < *rc->env.nqueues; q++) {
@@ -195,7 +228,10 @@ static void renew(jq_reclaim_t *rc) {
         const char *fin[MAX_IDS];
         int nfin = jq_finish_ids(rc->b.finish, q, fin, MAX_IDS - n);
         for (int i = 0; i < nfin; i++) jq_args_str(a, fin[i]);
-        if (a->argc > head) jq_rconn_args(rc->env.conn, a, on_renewed, &rc->env.queues[q]);
+        if (a->argc > head) {
+            jq_rconn_args(rc->env.conn, a, on_renewed, &rc->env.queues[q]);
+            if (rc->env.queues[q].leased) renew_leases(rc, q, head);
+        }
     }
     jq_args_reset(a);
 }

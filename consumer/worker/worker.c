@@ -29,6 +29,10 @@ void jq_worker_key_error_cb(void *w, int q, const char *err) {
     jq_qhealth_key_error(&((jq_worker_t *)w)->qhealth, q, err);
 }
 
+/* Only the real worker reads limited queues: the stage tests' fetch has
+ * no limit_kick. */
+static int64_t limit_kick_cb(void *w) { return jq_limit_kick(&((jq_worker_t *)w)->limit); }
+
 void jq_worker_stats_cb(void *wp, jq_heartbeat_stats_t *st) {
     jq_worker_t *w = wp;
     st->processed = w->processed;
@@ -148,7 +152,7 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
      * would count one more delivery, so that a max_attempts 1 job caught
      * by a rolling restart would die "worker lost" without running. */
     if (w->running.n || w->waiting.n || jq_chunks_busy(&w->chunks) ||
-        jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) ||
+        jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) || jq_limit_busy(&w->limit) ||
         w->busy_cpu > (int)w->abandoned.n)
         return;
     if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(&w->finish);
@@ -237,6 +241,7 @@ static void on_tick(uv_timer_t *t) {
     w->tick_due_ms = now + TICK_MS;
     jq_attempt_timeouts(w, now);
     jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
+    jq_limit_tick(&w->limit, now);
     jq_qhealth_tick(&w->qhealth, now);
     jq_sched_tick(&w->sched, now);
     jq_reclaim_tick(&w->reclaim, now);
@@ -324,7 +329,10 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_finish_init(&w->finish, &env, &w->trim);
     jq_chunks_init(&w->chunks, &env, &w->finish);
     jq_fetch_borrow_t borrow = jq_worker_fetch_borrow(w);
+    borrow.limit_kick = limit_kick_cb;
     jq_fetch_init(&w->fetch, &env, &borrow);
+    jq_limit_borrow_t lborrow = {&w->fetch, &w->finish, &w->draining};
+    jq_limit_init(&w->limit, &env, &lborrow);
     jq_qhealth_init(&w->qhealth, &env, &w->fetch);
     jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
     jq_reclaim_init(&w->reclaim, &env, &rborrow);
@@ -340,6 +348,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
         /* Unknown until the first EXISTS answers (on_paused): a queue
          * paused before this worker started must not give it a job. */
         w->queues[i].paused = -1;
+        w->queues[i].limited = -1; /* the same for a limit (limit.c) */
     }
 }
 
@@ -485,6 +494,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_chunks_destroy(&w->chunks);
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
+    jq_limit_destroy(&w->limit);
     jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
     free(w);

@@ -22,6 +22,7 @@
  *   run.c       a run's (one attempt's) allocation, payload zone, reuse, end
  *   admit.c     admission: the COUNT of each queue's next read
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
+ *   limit.c     rate and concurrency limits: limited queues read with permits
  *   qhealth.c, sched.c, heartbeat.c: queue health, delayed jobs, the
  *               worker's hash in <p>:workers / <p>:worker:<id>  */
 
@@ -38,6 +39,7 @@
 #include "handlers.h"
 #include "heartbeat.h"
 #include "job.h"
+#include "limit.h"
 #include "options.h"
 #include "pool.h"
 #include "qhealth.h"
@@ -100,6 +102,7 @@ struct jq_worker {
     int64_t tick_due_ms;
     jq_sched_t sched;    /* sched.c: promotion, dead sets trimmed */
     jq_heartbeat_t beat; /* heartbeat.c: the worker's hash */
+    jq_limit_t limit;    /* limit.c: rate and concurrency limits */
     int64_t loop_lag_us; /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
