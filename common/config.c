@@ -128,6 +128,12 @@ static int set_number(const jq_opt_t *opt, void *target, const char *value, cons
                  opt->type == JQ_OPT_AUTO ? " or auto" : "");
         return -1;
     }
+    /* auto is stored as 0, so a plain 0 would silently read as auto (2
+     * workers for `--workers 0` on a 2-CPU box): refuse it by name. */
+    if (opt->type == JQ_OPT_AUTO && v == 0) {
+        snprintf(err, errlen, "%s: 0 is not allowed (at least 1, or auto)", label);
+        return -1;
+    }
     if (v < opt->min || v > opt->max) {
         snprintf(err, errlen, "%s: %s is out of range [%lld, %lld]", label, value, opt->min,
                  opt->max);

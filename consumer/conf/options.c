@@ -112,6 +112,17 @@ bad:
     return -1;
 }
 
+/* "mail:4" is a valid queue name, but most likely meant the limit
+ * "mail=4": say so once, and serve the name as given. */
+static void warn_colon_limit(const char *s, size_t n) {
+    size_t d = n;
+    while (d > 0 && s[d - 1] >= '0' && s[d - 1] <= '9') d--;
+    if (d == n || d < 2 || s[d - 1] != ':') return;
+    jq_warn("--queues: serving a queue named '%.*s'; for at most %.*s jobs of queue '%.*s' "
+            "at once, write %.*s=%.*s",
+            (int)n, s, (int)(n - d), s + d, (int)(d - 1), s, (int)(d - 1), s, (int)(n - d), s + d);
+}
+
 /* Splits --queues into names and limits, and leaves queues_csv as the
  * bare names (what the heartbeat shows). */
 static int split_queues(jq_options_t *o, char *err, size_t errlen) {
@@ -141,6 +152,7 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
         if (eq &&
             parse_limit(eq + 1, len - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
             return -1;
+        if (!o->worker_role[0]) warn_colon_limit(s, nlen); /* the master's, once */
         memcpy(o->queues[o->nqueues], s, nlen);
         o->queues[o->nqueues][nlen] = '\0';
         o->nqueues++;
