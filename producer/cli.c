@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define WAIT_DEFAULT_MS 30000
+#define SERVED_STALE_MS 15000
 
 static void usage(FILE *out) {
     fputs("usage: jobq [GLOBAL OPTIONS] COMMAND [ARGS]\n"
@@ -30,7 +31,9 @@ static void usage(FILE *out) {
           "  limit set QUEUE [--rate N/PERIOD] [--concurrency N] | rm QUEUE | list [--json]\n"
           "                             rate and concurrency limits, across consumers\n"
           "\n"
-          "global options (also accepted after the command):\n",
+          "global options (also accepted after the command):\n"
+          "  -q, --queue QUEUE   the queue of the command (before the command;\n"
+          "                      after it, the command's own -q)\n",
           out);
     jq_opts_usage(jq_cli_opts, out);
     fputs("\n'jobq COMMAND --help' describes a command. Exit status: 0 ok, 1 job\n"
@@ -60,6 +63,7 @@ static void enqueue_usage(FILE *out) {
           "                        the payload first to avoid ambiguity. The job\n"
           "                        carries `notify 1`, so the wait blocks on its\n"
           "                        notify list\n"
+          "  -t, --timeout S       with --wait: how long to wait (as --wait=S)\n"
           "  --raw                 with --wait: write the result's msgpack bytes\n"
           "                        unchanged instead of JSON\n"
           "  -o, --output FILE     with --wait: write those bytes into FILE\n",
@@ -163,22 +167,72 @@ static int output_close(output_t *o, int status) {
     return bad && status == JQ_EXIT_OK ? JQ_EXIT_REDIS : status;
 }
 
+/* Before a wait: a job that is nowhere is an error at once, not a wait
+ * of the whole timeout (only looked for when `find`: a job enqueued just
+ * now is there); a queue that no live worker serves gets a warning. Returns
+ * 0 or the exit status. */
+static int check_before_wait(jq_cli_t *cli, const char *queue, const char *id, int find) {
+    char err[JQ_ERR_LEN];
+    jq_job_place_t at;
+    if (find && jq_client_locate(cli->client, queue, id, &at, err, sizeof(err)) < 0) {
+        fprintf(stderr, "jobq: wait for job %s: %s\n", id, err);
+        return JQ_EXIT_REDIS;
+    }
+    if (find && at.where == JQ_WHERE_UNKNOWN) {
+        fprintf(stderr,
+                "jobq: no job %s in queue %s (not ready, running, scheduled, dead, nor "
+                "finished with a kept result)\n",
+                id, queue);
+        return JQ_EXIT_USAGE;
+    }
+    if (find && at.where == JQ_WHERE_FINISHED) return 0;
+    long long ago;
+    if (jq_client_served(cli->client, queue, &ago, err, sizeof(err)) < 0) {
+        fprintf(stderr, "jobq: wait for job %s: %s\n", id, err);
+        return JQ_EXIT_REDIS;
+    }
+    /* Workers drop a type three heartbeats after its last worker went; a
+     * queue whose workers all went keeps its last stamp. 15 s: three of the
+     * longest heartbeat a deployment is likely to set. */
+    if (ago < 0 || ago > SERVED_STALE_MS) {
+        char seen[48] = "";
+        if (ago > 0) snprintf(seen, sizeof(seen), " (last seen %lld s ago)", ago / 1000);
+        fprintf(stderr,
+                "jobq: warning: no live consumer serves queue %s%s: the job waits until one "
+                "starts\n",
+                queue, seen);
+    }
+    return 0;
+}
+
+/* The place of a job that did not finish in time, for the message. */
+static const char *place_of(jq_cli_t *cli, const char *queue, const char *id,
+                            const jq_result_t *r) {
+    jq_job_place_t at;
+    char err[JQ_ERR_LEN];
+    if (jq_client_locate(cli->client, queue, id, &at, err, sizeof(err)) == 0 &&
+        at.where != JQ_WHERE_UNKNOWN && at.where != JQ_WHERE_FINISHED)
+        return jq_where_name(at.where);
+    return r->state[0] ? r->state : "pending";
+}
+
 /* Waits and prints as `jobq wait` does; returns the exit status. flags:
  * JQ_NOTIFY when the job was enqueued with it (blocks on its notify list
- * instead of polling). */
+ * instead of polling). find: look for the job first (check_before_wait). */
 static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id, long long timeout_ms,
-                          unsigned flags, output_t *out) {
+                          unsigned flags, int find, output_t *out) {
     jq_result_t r;
     char err[JQ_ERR_LEN];
     int raw = out->raw;
+    int status = check_before_wait(cli, queue, id, find);
+    if (status) return output_close(out, status);
     int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err, sizeof(err));
-    int status;
     if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
         int dead = rc == 0 && !strcmp(r.state, "dead");
         status = rc ? JQ_EXIT_TIMEOUT : dead ? JQ_EXIT_FAIL : JQ_EXIT_OK;
         if (rc)
             fprintf(stderr, "jobq: job %s not finished after %.3f s (state: %s)\n", id,
-                    timeout_ms / 1000.0, r.state[0] ? r.state : "pending");
+                    timeout_ms / 1000.0, place_of(cli, queue, id, &r));
         if (!raw)
             jq_cli_print_result(stdout, queue, id, &r);
         else if (dead)
@@ -243,7 +297,7 @@ static int enqueue_and_print(jq_cli_t *cli, const char *type, const msgpack_sbuf
         fprintf(stderr, "jobq: enqueue: %s\n", err);
         return output_close(out, JQ_EXIT_REDIS);
     }
-    if (wait_ms >= 0) return wait_and_print(cli, o->queue, id, wait_ms, flags, out);
+    if (wait_ms >= 0) return wait_and_print(cli, o->queue, id, wait_ms, flags, 0, out);
     printf("%s\n", id);
     return JQ_EXIT_OK;
 }
@@ -252,10 +306,11 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "enqueue", cli, 0, 0};
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
-    const char *pos[2] = {NULL, NULL}, *queue = JQ_QUEUE_DEFAULT;
+    const char *pos[2] = {NULL, NULL}, *queue = jq_cli_queue(cli);
     int npos = 0, json_file = 0;
     long long wait_ms = -1, chunk = 0, ttl = -1;
     output_t out = {0, NULL, stdout};
+    const char *timeout = NULL;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             enqueue_usage(stdout);
@@ -270,7 +325,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
             jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
             jq_argp_set(&p, NULL, "raw", &out.raw) || jq_argp_opt(&p, "-o", "output", &out.path) ||
-            jq_argp_unknown(&p))
+            jq_argp_opt(&p, "-t", "timeout", &timeout) || jq_argp_unknown(&p))
             continue;
         if (npos == 2) return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
         pos[npos++] = jq_argp_take(&p);
@@ -284,6 +339,13 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     if (wait_ms >= 0 && ttl == 0)
         return jq_cli_usage_error(
             "enqueue", "--wait with --result-ttl 0: such a job keeps no result to wait for");
+    /* --timeout is the wait's, as in `jobq wait --timeout S`; the time
+     * limit of an attempt is --timeout-ms. */
+    if (timeout && wait_ms < 0)
+        return jq_cli_usage_error("enqueue", "--timeout is how long --wait waits: add --wait "
+                                             "(an attempt's time limit is --timeout-ms)");
+    if (timeout && jq_cli_seconds(timeout, &wait_ms) < 0)
+        return jq_cli_usage_error("enqueue", "--timeout: '%s' is not a number of seconds", timeout);
     if (wait_ms < 0 && (out.raw || out.path))
         return jq_cli_usage_error("enqueue", "--raw and -o write the result: they need --wait");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
@@ -306,7 +368,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
 
 static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "wait", cli, 0, 0};
-    const char *queue = JQ_QUEUE_DEFAULT, *id = NULL, *timeout = NULL;
+    const char *queue = jq_cli_queue(cli), *id = NULL, *timeout = NULL;
     output_t out = {0, NULL, stdout};
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
@@ -331,13 +393,49 @@ static int cmd_wait(jq_cli_t *cli, int argc, char **argv, int start) {
     int status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("wait", &out);
     /* Whoever enqueued it may not have set `notify 1`: poll its hash. */
-    return status ? status : wait_and_print(cli, queue, id, ms, 0, &out);
+    return status ? status : wait_and_print(cli, queue, id, ms, 0, 1, &out);
+}
+
+/* Takes `-q QUEUE`, `--queue QUEUE` or `--queue=QUEUE` out of the global
+ * options (those before the command), so that `jobq -q Q stats` means
+ * `jobq stats -q Q`. It is not a row of jq_cli_opts: after the command,
+ * -q belongs to the subcommand. */
+static int take_global_queue(int *argc, char **argv, const char **queue) {
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || !strcmp(a, "--")) {
+            while (i < *argc) argv[out++] = argv[i++];
+            break;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--queue")) {
+            if (i + 1 >= *argc) return jq_cli_usage_error(NULL, "%s: missing QUEUE", a);
+            *queue = argv[++i];
+            continue;
+        }
+        if (!strncmp(a, "--queue=", 8)) {
+            *queue = a + 8;
+            continue;
+        }
+        argv[out++] = argv[i];
+        /* A global option's value ("--redis URL") is not the command. */
+        for (const jq_opt_t *o = jq_cli_opts; o->name; o++)
+            if (!strncmp(a, "--", 2) && !strcmp(a + 2, o->name) && i + 1 < *argc) {
+                argv[out++] = argv[++i];
+                break;
+            }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    if (*queue && jq_cli_check_name(NULL, "queue name", *queue) < 0) return JQ_EXIT_USAGE;
+    return 0;
 }
 
 int main(int argc, char **argv) {
     jq_cli_t cli;
     memset(&cli, 0, sizeof(cli));
     jq_log_set_role("jobq");
+    if (take_global_queue(&argc, argv, &cli.queue) != 0) return JQ_EXIT_USAGE;
     int i = 1;
     char err[JQ_ERR_LEN];
     int rc = jq_opts_parse(jq_cli_opts, &cli, argc, argv, &i, err, sizeof(err));

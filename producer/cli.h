@@ -29,6 +29,8 @@ typedef struct jq_cli {
     char prefix[JQ_CLIENT_ID_LEN];
     char log_level[16];
     jq_client_t *client; /* connected by jq_cli_connect, freed by main */
+    const char *queue;   /* `jobq -q QUEUE COMMAND`: the subcommand's queue
+                             unless it names its own; NULL when not given */
 } jq_cli_t;
 
 /* The global options (--redis, --prefix, --log-level) as a config table. */
@@ -46,6 +48,10 @@ typedef struct jq_argp {
     int bad;
     int no_more_opts; /* after "--": everything is positional */
 } jq_argp_t;
+
+/* The queue a subcommand works on when it names none: `jobq -q QUEUE`'s,
+ * else "default". */
+const char *jq_cli_queue(const jq_cli_t *cli);
 
 /* Prints "jobq CMD: message" and a hint to stderr; returns JQ_EXIT_USAGE. */
 int jq_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -175,7 +175,7 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start) {
     char cmd[16];
     snprintf(cmd, sizeof(cmd), "dead %s", sub);
     jq_argp_t p = {argc, argv, start + 1, cmd, cli, 0, 0};
-    const char *queue = JQ_QUEUE_DEFAULT, *id = NULL;
+    const char *queue = jq_cli_queue(cli), *id = NULL;
     int json = 0, all = 0;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
@@ -205,11 +205,11 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start) {
 int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause) {
     const char *cmd = pause ? "pause" : "resume";
     jq_argp_t p = {argc, argv, start, cmd, cli, 0, 0};
-    const char *queue = NULL, *opt = NULL;
+    const char *queue = NULL, *opt = cli->queue;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             printf("usage: jobq %s [-q] QUEUE\n\n%s\n", cmd,
-                   pause ? "Consumers take no new jobs from QUEUE (within a second);\n"
+                   pause ? "Consumers take no new jobs from QUEUE (within about 100 ms);\n"
                            "running jobs finish."
                          : "Consumers take jobs from QUEUE again.");
             return JQ_EXIT_OK;

@@ -108,7 +108,7 @@ static int print_json(jq_cli_t *cli, const jq_watch_t *w) {
 
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "stats", cli, 0, 0};
-    const char *queue = NULL;
+    const char *queue = cli->queue;
     int json = 0;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {

@@ -376,7 +376,7 @@ static void run(jq_top_t *t) {
 
 int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "top", cli, 0, 0};
-    const char *queue = NULL;
+    const char *queue = cli->queue;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             fputs(top_help, stdout);

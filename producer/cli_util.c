@@ -25,6 +25,8 @@ const jq_opt_t jq_cli_opts[] = {
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
+const char *jq_cli_queue(const jq_cli_t *cli) { return cli->queue ? cli->queue : JQ_QUEUE_DEFAULT; }
+
 int jq_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "jobq%s%s: ", cmd ? " " : "", cmd ? cmd : "");

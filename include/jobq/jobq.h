@@ -155,6 +155,42 @@ int jq_client_wait_flags(jq_client_t *c, const char *queue, const char *id, long
 /* Frees what *r owns and zeroes it. Safe on a zeroed or destroyed r. */
 void jq_result_destroy(jq_result_t *r);
 
+/* Where a job is now (docs/PROTOCOL.md: the stream §1 and §6, the
+ * scheduled set §2, the result hash §3, the dead set §4). */
+typedef enum jq_where {
+    JQ_WHERE_UNKNOWN = 0, /* in none of the places below */
+    JQ_WHERE_READY,       /* in the stream, not yet delivered to a worker */
+    JQ_WHERE_RUNNING,     /* delivered to a worker, not yet acknowledged */
+    JQ_WHERE_SCHEDULED,   /* delayed, or waiting for its next attempt */
+    JQ_WHERE_FINISHED,    /* its result hash says so (state done or dead) */
+    JQ_WHERE_DEAD,        /* in the dead set, without a result hash */
+} jq_where_t;
+
+typedef struct jq_job_place {
+    jq_where_t where;
+    char state[16];    /* the result hash's state, "" when it has none */
+    char entry_id[48]; /* the stream entry, when in the stream */
+} jq_job_place_t;
+
+/* Finds job `id` of `queue` (NULL: the default) in one atomic look at the
+ * queue's keys. A job id chosen by its producer (not an entry id) can
+ * only be found in the stream by reading it: the first 100,000 entries are
+ * looked through, and a job beyond them reads as READY. Returns 0 with
+ * *out filled (where is UNKNOWN when the job is nowhere), or -1. */
+int jq_client_locate(jq_client_t *c, const char *queue, const char *id, jq_job_place_t *out,
+                     char *err, size_t errlen);
+
+/* How long ago a worker serving `queue` last showed itself (its
+ * heartbeat in <p>:{<q>}:types, docs/PROTOCOL.md §7), in ms into *ms_ago;
+ * -1 when none ever did (or not within the last three heartbeats, after
+ * which workers forget it). Returns 0 or -1. */
+int jq_client_served(jq_client_t *c, const char *queue, long long *ms_ago, char *err,
+                     size_t errlen);
+
+/* The name of a place: "ready", "running", "scheduled", "finished",
+ * "dead" or "unknown". */
+const char *jq_where_name(jq_where_t w);
+
 /* ---- dead jobs (PROTOCOL §4) ---- */
 
 typedef struct jq_field {
