@@ -14,6 +14,9 @@
 #include "keys.h"
 #include "log.h"
 
+/* Asks for a read that had not reached Redis yet: each try is one round
+ * trip on the write connection, and the read arrives within one. */
+#define UNBLOCK_TRIES 20
 #define BLOCK_MS 500 /* short, so pause and drain are noticed quickly */
 
 void jq_fetch_init(jq_fetch_t *f, const jq_stage_env_t *env, const jq_fetch_borrow_t *b) {
@@ -213,15 +216,38 @@ void jq_fetch_connected(jq_fetch_t *f) {
     jq_args_reset(a);
 }
 
-void jq_fetch_unblock(jq_fetch_t *f) {
-    if (!f->reading || !f->client_id) return;
+static void send_unblock(jq_fetch_t *f);
+
+/* CLIENT UNBLOCK goes over the write connection, so it can overtake a
+ * read sent just before it on the fetch connection: Redis then finds no
+ * blocked client (0), and the read, once it arrives, blocks for its whole
+ * BLOCK_MS with a queue that was paused meanwhile, and takes a job
+ * enqueued after the pause (seen: 1 pause in 25 let a job through). So
+ * while that same read is still out, ask again. */
+static void on_unblocked(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    redisReply *r = rp;
+    jq_fetch_t *f = priv;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && f->reading &&
+        f->read_seq == f->unblock_seq && ++f->unblock_tries < UNBLOCK_TRIES)
+        send_unblock(f);
+}
+
+static void send_unblock(jq_fetch_t *f) {
     jq_args_t *a = &f->args;
     jq_args_reset(a);
     jq_args_str(a, "CLIENT");
     jq_args_str(a, "UNBLOCK");
     jq_args_ll(a, f->client_id);
-    jq_rconn_args(f->env.conn, a, NULL, NULL);
+    jq_rconn_args(f->env.conn, a, on_unblocked, f);
     jq_args_reset(a);
+}
+
+void jq_fetch_unblock(jq_fetch_t *f) {
+    if (!f->reading || !f->client_id) return;
+    f->unblock_seq = f->read_seq;
+    f->unblock_tries = 0;
+    send_unblock(f);
 }
 
 static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
@@ -463,7 +489,7 @@ void jq_fetch_kick(jq_fetch_t *f) {
         for (int i = 0; i < *f->env.nqueues && !count; i++) count = res->count[i];
         if (n <= 0) return;
         if (send_read(f, f->b.rfetch, res, count, block, on_read, f) == 0)
-            f->reading = 1;
+            f->reading = 1, f->read_seq++;
         else
             jq_admit_unreserve(f->env.admit, res);
     }

@@ -60,9 +60,12 @@ typedef struct jq_fetch_qref {
 } jq_fetch_qref_t;
 
 struct jq_fetch {
-    jq_stage_env_t env;  /* borrowed from the worker (stage.h) */
-    jq_fetch_borrow_t b; /* borrowed too (above) */
-    int reading;         /* the blocking XREADGROUP is in flight */
+    jq_stage_env_t env;   /* borrowed from the worker (stage.h) */
+    jq_fetch_borrow_t b;  /* borrowed too (above) */
+    int reading;          /* the blocking XREADGROUP is in flight */
+    unsigned read_seq;    /* blocking reads sent so far */
+    unsigned unblock_seq; /* the read an unblock is for (fetch.c) */
+    int unblock_tries;
     jq_admit_read_t res; /* what that read reserved */
     int pipe_reads;      /* reads sent behind the acks on the write
                                      connection, not yet answered: a drain
