@@ -74,6 +74,15 @@ const jq_opt_t jq_options_table[] = {
      "payload on a command's stdin: auto (str/bin raw, else msgpack), msgpack or json"},
     {"exec-max-output", "JOBQ_EXEC_MAX_OUTPUT", JQ_OPT_BYTES, "1M", 1, GIB, O(exec_max_output), 0,
      "a command writing more to stdout fails its attempt"},
+    {"proc", "JOBQ_PROCS", JQ_OPT_LIST, "", 0, 0, O(procs), S(procs),
+     "TYPES=COMMAND: each worker keeps COMMAND running and streams it the jobs of TYPES (a or "
+     "a+b), docs/HANDLERS.md's frame protocol on its stdin and stdout (repeatable)"},
+    {"proc-count", "JOBQ_PROC_COUNT", JQ_OPT_INT, "1", 1, 64, O(proc_count), 0,
+     "processes of each --proc command per worker"},
+    {"proc-max-jobs", "JOBQ_PROC_MAX_JOBS", JQ_OPT_INT, "0", 0, 1LL << 50, O(proc_max_jobs), 0,
+     "recycle a --proc process after this many jobs (0: never)"},
+    {"proc-max-rss-mb", "JOBQ_PROC_MAX_RSS_MB", JQ_OPT_INT, "0", 0, 1LL << 30, O(proc_max_rss_mb),
+     0, "recycle a --proc process whose RSS passes this (0: never)"},
     {"http-allow", "JOBQ_HTTP_ALLOW", JQ_OPT_LIST, "", 0, 0, O(http_allow), S(http_allow),
      "turn on the http job type for URLs under this prefix, e.g. https://api.example.com/v1/ "
      "(repeatable)"},

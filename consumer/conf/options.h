@@ -45,7 +45,11 @@ typedef struct jq_options {
     char exec_env[2048]; /* list: --exec-env VAR */
     char exec_stdin[16]; /* auto, msgpack or json */
     long long exec_max_output;
-    char http_allow[4096]; /* list: --http-allow PREFIX */
+    char procs[8192]; /* list: --proc TYPES=COMMAND */
+    long long proc_count;
+    long long proc_max_jobs;   /* 0 = never recycle for jobs */
+    long long proc_max_rss_mb; /* 0 = never recycle for memory */
+    char http_allow[4096];     /* list: --http-allow PREFIX */
     long long http_max_response;
     char cpu_mode[16];      /* pool, or inline / uv for benchmarks */
     char cpu_sched[16];     /* idle, slice, nice, normal (pool.h) */

@@ -70,24 +70,6 @@ static int collect_env(const char *list, char *err, size_t errlen) {
     return 0;
 }
 
-/* The small jobq-exec-guard next to our binary starts ten times faster than
- * jobq-consumer itself (measured: 4 ms against 47 ms on a busy machine);
- * without it, our own binary, whatever became of its path since it
- * started, is the guard. */
-static void find_guard(void) {
-    char exe[4096];
-    size_t n = sizeof(exe);
-    snprintf(conf.guard, sizeof(conf.guard), "/proc/self/exe");
-    if (uv_exepath(exe, &n) != 0) return;
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL) return;
-    *slash = '\0';
-    char path[sizeof(exe) + 32];
-    snprintf(path, sizeof(path), "%s/jobq-exec-guard", exe);
-    size_t len = strlen(path);
-    if (access(path, X_OK) == 0 && len < sizeof(conf.guard)) memcpy(conf.guard, path, len + 1);
-}
-
 /* Adds one --exec entry as a handler of r. */
 static int add_command(jq_registry_t *r, const char *entry, size_t len, char *err, size_t errlen) {
     if (ncmds == JQ_EXEC_MAX) {
@@ -113,7 +95,7 @@ int jq_exec_register(jq_registry_t *r, const jq_options_t *o, char *err, size_t 
     conf.max_output = (size_t)o->exec_max_output;
     if (parse_stdin_mode(o->exec_stdin, err, errlen) != 0) return -1;
     snprintf(conf.worker_pid, sizeof(conf.worker_pid), "%ld", (long)getpid());
-    find_guard();
+    jq_exec_find_guard(conf.guard, sizeof(conf.guard));
     if (collect_env(o->exec_env, err, errlen) != 0) return -1;
     const char *pos = o->exec, *e;
     size_t n;

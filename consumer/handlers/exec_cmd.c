@@ -68,6 +68,9 @@ int jq_exec_split(const char *cmd, char *buf, size_t bufsize, char **argv, int m
 
 /* ---- the program ---- */
 
+/* The option the command came from, for messages. */
+static const char *flag_of(const jq_exec_cmd_t *c) { return c->flag ? c->flag : "--exec"; }
+
 /* Why path cannot be run, in a few words, or NULL when it can: execv
  * takes only a regular file we may execute (access(X_OK) alone says yes
  * to a directory, and to root for any file with one x bit). */
@@ -95,7 +98,8 @@ static int resolve_program(jq_exec_cmd_t *c, char *err, size_t errlen) {
     if (strchr(prog, '/')) {
         const char *no = why_not_runnable(prog, why, sizeof(why));
         if (no != NULL) {
-            snprintf(err, errlen, "--exec %s: %s is not an executable file: %s", c->name, prog, no);
+            snprintf(err, errlen, "%s %s: %s is not an executable file: %s", flag_of(c), c->name,
+                     prog, no);
             return -1;
         }
         snprintf(c->program, sizeof(c->program), "%s", prog);
@@ -112,19 +116,19 @@ static int resolve_program(jq_exec_cmd_t *c, char *err, size_t errlen) {
         }
         path += n + (e != NULL);
     }
-    snprintf(err, errlen, "--exec %s: program '%s' not found in PATH", c->name, prog);
+    snprintf(err, errlen, "%s %s: program '%s' not found in PATH", flag_of(c), c->name, prog);
     return -1;
 }
 
 int jq_exec_cmd_parse(jq_exec_cmd_t *c, const char *entry, size_t len, char *err, size_t errlen) {
     const char *eq = memchr(entry, '=', len);
     if (eq == NULL) {
-        snprintf(err, errlen, "--exec '%.*s': want NAME=COMMAND", (int)len, entry);
+        snprintf(err, errlen, "%s '%.*s': want NAME=COMMAND", flag_of(c), (int)len, entry);
         return -1;
     }
     size_t nlen = (size_t)(eq - entry);
     if (nlen == 0 || nlen > JQ_NAME_MAX) {
-        snprintf(err, errlen, "--exec '%.*s': bad name", (int)len, entry);
+        snprintf(err, errlen, "%s '%.*s': bad name", flag_of(c), (int)len, entry);
         return -1;
     }
     memcpy(c->name, entry, nlen);
@@ -134,10 +138,24 @@ int jq_exec_cmd_parse(jq_exec_cmd_t *c, const char *entry, size_t len, char *err
     c->argc =
         jq_exec_split(cmd, c->words, sizeof(c->words), c->argv, JQ_EXEC_ARGS_MAX, why, sizeof(why));
     if (c->argc < 0) {
-        snprintf(err, errlen, "--exec %s: COMMAND %s", c->name, why);
+        snprintf(err, errlen, "%s %s: COMMAND %s", flag_of(c), c->name, why);
         return -1;
     }
     return resolve_program(c, err, errlen);
+}
+
+void jq_exec_find_guard(char *guard, size_t len) {
+    char exe[4096];
+    size_t n = sizeof(exe);
+    snprintf(guard, len, "/proc/self/exe");
+    if (uv_exepath(exe, &n) != 0) return;
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL) return;
+    *slash = '\0';
+    char path[sizeof(exe) + 32];
+    snprintf(path, sizeof(path), "%s/jobq-exec-guard", exe);
+    size_t plen = strlen(path);
+    if (access(path, X_OK) == 0 && plen < len) memcpy(guard, path, plen + 1);
 }
 
 /* ---- what one run is given ---- */

@@ -34,6 +34,7 @@ static void start_io(jq_worker_t *w, jq_run_t *r) {
     r->state = JQ_RUN_RUNNING;
     r->started_ns = uv_hrtime();
     r->started_ms = run_wall_ms(w, r->started_ns);
+    r->task.deadline_ms = r->started_ms + r->job.timeout_ms;
     w->busy_io++;
     jq_runlist_push(&w->running, r);
     r->task.done_cb = on_io_done;
@@ -81,6 +82,7 @@ void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     if (r->h->kind == JQ_KIND_CPU) {
         r->state = JQ_RUN_RUNNING;
         r->started_ns = uv_hrtime();
+        r->task.deadline_ms = run_wall_ms(w, r->started_ns) + r->job.timeout_ms;
         w->busy_cpu++;
         jq_runlist_push(&w->running, r);
         r->item.work = cpu_work;

@@ -134,6 +134,8 @@ static void stop_all(jq_worker_t *w) {
     jq_rconn_close(&w->rwrite, 1, on_rconn_closed);
     w->pool.data = w;
     jq_pool_close(&w->pool, on_pool_closed);
+    /* The --proc processes: their exits end the loop's last handles. */
+    jq_handlers_stop();
 }
 
 /* Replies on the write connection that a drain waits for, each counted by
@@ -376,6 +378,11 @@ static int init_runners(jq_worker_t *w, const jq_options_t *opt) {
     }
     if (jq_pool_init(&w->pool, &w->loop, (int)opt->threads, err, sizeof(err)) != 0) {
         jq_error("cpu pool: %s", err);
+        return -1;
+    }
+    int rc = jq_handlers_start(&w->loop);
+    if (rc != 0) {
+        jq_error("worker init: handler processes: %s", uv_strerror(rc));
         return -1;
     }
     return 0;

@@ -46,14 +46,16 @@
  *      Later, same layout and version: `failed` may be
  *      JQ_TASK_FAILED_PERMANENT (2), set by jq_task_fail_permanent(). A
  *      plugin that never sets it is unchanged; a consumer from before it
- *      takes 2 as any failure (retried while attempts are left). */
+ *      takes 2 as any failure (retried while attempts are left).
+ *   3  jq_task gains deadline_ms at its end: the wall-clock time the
+ *      attempt's timeout falls at. A plugin built for 1 or 2 still loads. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <uv.h>
 
-#define JQ_HANDLER_ABI_VERSION 2u
+#define JQ_HANDLER_ABI_VERSION 3u
 /* The oldest version a consumer still loads. */
 #define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
@@ -86,6 +88,8 @@ struct jq_task {
     long long attempt;             /* 1 for the first attempt */
     void (*yield_cb)(void);        /* cpu: the worker's (ABI 2); use
                                       jq_task_yield() */
+    long long deadline_ms;         /* wall-clock ms (Unix epoch) at which the
+                                      attempt times out (ABI 3) */
 };
 
 /* A named handler. The struct (and its name) is borrowed: it must live as

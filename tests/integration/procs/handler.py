@@ -1,0 +1,55 @@
+"""A handler process for test_workerproc.py, built on handlers/python's
+jobq_handler: each type misbehaves in its own way."""
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "..", "handlers", "python"))
+import jobq_handler  # noqa: E402
+from jobq_handler import PermanentError, current, handler, run  # noqa: E402
+
+
+@handler("t.echo")
+def echo(payload):
+    print("t.echo got", payload)  # must reach stderr, not the protocol
+    return {"got": payload, "sum": sum(payload.get("n", [])), "pid": os.getpid()}
+
+
+@handler("t.fail")
+def fail(payload):
+    raise ValueError("no luck, attempt %d" % current().attempt)
+
+
+@handler("t.perm")
+def perm(payload):
+    raise PermanentError("bad input: %r" % (payload,))
+
+
+@handler("t.crash")
+def crash(payload):
+    if current().attempt == 1:
+        os._exit(3)
+    return "survived"
+
+
+@handler("t.hang")
+def hang(payload):
+    time.sleep(3600)
+
+
+@handler("t.bad")
+def bad(payload):
+    if current().attempt == 1:
+        os.write(jobq_handler._out, struct.pack(">I", 3) + b"\xc1\xc1\xc1")
+        time.sleep(3600)
+    return "fine"
+
+
+@handler("t.big")
+def big(payload):
+    return "x" * payload["n"]
+
+
+run()
