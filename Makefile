@@ -34,7 +34,7 @@ LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/codec_from_json.c \
 	common/codec_to_json.c common/url.c common/config.c common/cpus.c common/args.c common/view.c \
-	common/proc.c
+	common/proc.c common/unique.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/dead.c \
 	producer/admin.c producer/watch.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \

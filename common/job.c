@@ -257,6 +257,34 @@ static int check_whole(const jq_job_t *job, unsigned seen, const jq_job_limits_t
     return 0;
 }
 
+/* A batch id is <queue>:<name>: the batch lives under its queue's hash
+ * tag (PROTOCOL §11), the name after the last ':'. */
+int jq_batch_id_split(const char *s, size_t len, size_t *qlen) {
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ':') colon = s + i;
+    if (!colon || !jq_name_valid(s, len)) return -1;
+    size_t q = (size_t)(colon - s);
+    if (q == 0 || q + 1 == len) return -1;
+    *qlen = q;
+    return 0;
+}
+
+/* The fields of job control (§10, §11), read with the id, before any check
+ * can fail: a job dead-lettered on arrival still ends, and still gives
+ * back its unique key and counts in its batch. A value that is not valid
+ * is left unread (the script that writes them never writes one); such a
+ * field holds nothing to give back. */
+static void read_ctl(jq_job_t *job, const jq_str_t *f, const jq_str_t *v) {
+    size_t ql;
+    if (is(f, "unique") && v->p && jq_name_valid(v->p, v->len))
+        job->unique = *v;
+    else if (is(f, "unique_until") && v->p)
+        jq_parse_ll(v->p, v->len, 1, 1LL << 50, &job->unique_until);
+    else if (is(f, "batch") && v->p && jq_batch_id_split(v->p, v->len, &ql) == 0)
+        job->batch = *v;
+}
+
 int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv, size_t n,
                  const jq_job_limits_t *lim, char *err, size_t errlen) {
     job_init(job, entry_id, lim);
@@ -269,6 +297,8 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv, size_t
     for (size_t i = 0; i + 1 < n; i += 2) {
         const jq_str_t *v = &fv[i + 1];
         if (is(&fv[i], "notify")) job->notify = v->len == 1 && v->p && v->p[0] == '1';
+        if (fv[i].p && fv[i].len && (fv[i].p[0] == 'u' || fv[i].p[0] == 'b'))
+            read_ctl(job, &fv[i], v);
         if (!is(&fv[i], "id") || bad_id) continue;
         if (!jq_name_valid(v->p, v->len)) {
             bad_id = v;

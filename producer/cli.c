@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "log.h"
+#include "unique.h"
 
 #define WAIT_DEFAULT_MS 30000
 #define SERVED_STALE_MS 15000
@@ -50,7 +51,13 @@ static void enqueue_usage(FILE *out) {
           "No payload means nil. Prints the job id.\n"
           "\n"
           "  -q, --queue QUEUE     queue (default \"default\")\n"
-          "  --json                @FILE holds JSON text\n"
+          "  --json                @FILE holds JSON text; without --wait, print\n"
+          "                        {\"id\",\"queue\",\"duplicate\"} instead of the id\n"
+          "  --unique KEY          add nothing while a job holding KEY is queued,\n"
+          "                        delayed, retrying or running: print its id\n"
+          "  --unique-for DURATION hold KEY at least this long (90s, 10m, 1h, 2d)\n"
+          "                        from now, even once the job ended\n"
+          "  --batch ID            count the job in batch ID (`jobq batch create`)\n"
           "  --id ID               choose the job id\n"
           "  --delay MS            run no earlier than MS from now\n"
           "  --at EPOCH_MS         run no earlier than this time\n"
@@ -283,29 +290,52 @@ static int match_bytes(jq_argp_t *p, const char *name, long long *out) {
     return 1;
 }
 
-/* Enqueues, then prints the id, or (wait_ms >= 0) waits and prints as
- * `jobq wait` does; returns the exit status. */
+/* Enqueues, then prints the id (as JSON with json), or (wait_ms >= 0)
+ * waits and prints as `jobq wait` does; returns the exit status. A
+ * duplicate of a unique job prints (or waits for) the job holding the
+ * key, and exits 0 all the same. */
 static int enqueue_and_print(jq_cli_t *cli, const char *type, const msgpack_sbuffer *payload,
-                             const jq_enqueue_opts_t *o, long long wait_ms, output_t *out) {
+                             const jq_enqueue_opts_t *o, jq_enqueue_ctl_t *ctl, int json,
+                             long long wait_ms, output_t *out) {
     /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
      * blocks on its notify list, woken the moment it ends. */
     unsigned flags = wait_ms >= 0 ? JQ_NOTIFY : 0;
     char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
-    if (jq_client_enqueue_flags(cli->client, type, payload ? payload->data : NULL,
-                                payload ? payload->size : 0, o, flags, id, sizeof(id), err,
-                                sizeof(err)) < 0) {
+    if (jq_client_enqueue_ctl(cli->client, type, payload ? payload->data : NULL,
+                              payload ? payload->size : 0, o, flags, ctl, id, sizeof(id), err,
+                              sizeof(err)) < 0) {
         fprintf(stderr, "jobq: enqueue: %s\n", err);
         return output_close(out, JQ_EXIT_REDIS);
     }
+    /* The holder may not carry `notify 1`: poll its result instead. */
+    if (ctl->duplicate) flags = 0;
     if (wait_ms >= 0) return wait_and_print(cli, o->queue, id, wait_ms, flags, 0, out);
-    printf("%s\n", id);
+    if (json) /* ids and queue names are [A-Za-z0-9_.:-]: nothing to escape */
+        printf("{\"id\":\"%s\",\"queue\":\"%s\",\"duplicate\":%s}\n", id, o->queue,
+               ctl->duplicate ? "true" : "false");
+    else
+        printf("%s\n", id);
     return JQ_EXIT_OK;
+}
+
+/* --unique-for DURATION. */
+static int match_duration(jq_argp_t *p, const char *name, long long *ms) {
+    const char *v;
+    if (!jq_argp_opt(p, NULL, name, &v)) return 0;
+    if (p->bad) return 1;
+    if (jq_cli_duration(v, ms) < 0 || *ms < 1 || *ms > JQ_UNIQUE_FOR_MAX) {
+        jq_cli_usage_error(p->cmd, "--%s: '%s' is not a duration from 1ms to 366d (90s, 10m, 1h)",
+                           name, v);
+        p->bad = 1;
+    }
+    return 1;
 }
 
 static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "enqueue", cli, 0, 0};
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
+    jq_enqueue_ctl_t ctl = {NULL, 0, NULL, 0};
     const char *pos[2] = {NULL, NULL}, *queue = jq_cli_queue(cli);
     int npos = 0, json_file = 0;
     long long wait_ms = -1, chunk = 0, ttl = -1;
@@ -325,7 +355,10 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
             jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
             jq_argp_set(&p, NULL, "raw", &out.raw) || jq_argp_opt(&p, "-o", "output", &out.path) ||
-            jq_argp_opt(&p, "-t", "timeout", &timeout) || jq_argp_unknown(&p))
+            jq_argp_opt(&p, "-t", "timeout", &timeout) ||
+            jq_argp_opt(&p, NULL, "unique", &ctl.unique) ||
+            match_duration(&p, "unique-for", &ctl.unique_for_ms) ||
+            jq_argp_opt(&p, NULL, "batch", &ctl.batch) || jq_argp_unknown(&p))
             continue;
         if (npos == 2) return jq_cli_usage_error("enqueue", "unexpected argument '%s'", argv[p.i]);
         pos[npos++] = jq_argp_take(&p);
@@ -348,8 +381,11 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
         return jq_cli_usage_error("enqueue", "--timeout: '%s' is not a number of seconds", timeout);
     if (wait_ms < 0 && (out.raw || out.path))
         return jq_cli_usage_error("enqueue", "--raw and -o write the result: they need --wait");
+    if (ctl.unique_for_ms && !ctl.unique)
+        return jq_cli_usage_error("enqueue", "--unique-for needs --unique KEY");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
-        (o.id && jq_cli_check_name("enqueue", "job id", o.id) < 0))
+        (o.id && jq_cli_check_name("enqueue", "job id", o.id) < 0) ||
+        (ctl.unique && jq_cli_check_name("enqueue", "unique key", ctl.unique) < 0))
         return JQ_EXIT_USAGE;
     o.queue = queue;
     o.result_ttl = ttl;
@@ -361,7 +397,8 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
     if (status == JQ_EXIT_OK)
-        status = enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, wait_ms, &out);
+        status =
+            enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, &ctl, json_file, wait_ms, &out);
     msgpack_sbuffer_destroy(&sb);
     return status;
 }

@@ -78,6 +78,10 @@ const char *jq_argp_take(jq_argp_t *p);
 /* Parses seconds ("30", "0.5") into ms. Returns 0 or -1. */
 int jq_cli_seconds(const char *s, long long *ms);
 
+/* Parses a duration: a number with a unit ms, s, m, h or d ("90s",
+ * "1.5h", "500ms"; none means seconds) into ms. Returns 0 or -1. */
+int jq_cli_duration(const char *s, long long *ms);
+
 /* Applies --log-level and connects cli->client. Returns 0, or prints why
  * and returns the exit status (JQ_EXIT_USAGE or JQ_EXIT_REDIS). */
 int jq_cli_connect(jq_cli_t *cli);

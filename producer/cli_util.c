@@ -155,6 +155,24 @@ int jq_cli_seconds(const char *s, long long *ms) {
     return 0;
 }
 
+int jq_cli_duration(const char *s, long long *ms) {
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0)) return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (!strcmp(end, units[i].unit)) {
+            double r = v * units[i].ms + 0.5;
+            if (r > 1e15) return -1;
+            *ms = (long long)r;
+            return 0;
+        }
+    return -1;
+}
+
 int jq_cli_connect(jq_cli_t *cli) {
     char err[JQ_ERR_LEN];
     jq_log_level_t level;

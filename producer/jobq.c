@@ -10,6 +10,7 @@
 #include "client_int.h"
 #include "codec.h"
 #include "job.h"
+#include "unique.h"
 
 /* How many chunk bytes one RPUSH carries at most: keeps each command's
  * buffer small next to the payload while needing few commands. */
@@ -66,13 +67,14 @@ typedef struct enqueue {
     const char *queue, *type, *payload;
     size_t len;
     const jq_enqueue_opts_t *o;
-    const char *id; /* "" when the stream entry's id is the job's */
-    long long due;  /* ms since the epoch; 0: ready now */
-    size_t chunk;   /* payload bytes per chunk */
-    size_t nchunks; /* 0: the payload goes inline */
-    int multi;      /* more than one key must appear at once */
-    int notify;     /* JQ_NOTIFY: the entry carries `notify 1` */
-    int xadd_at;    /* the XADD's place in EXEC's reply when multi; -1: none */
+    const char *id;        /* "" when the stream entry's id is the job's */
+    long long due;         /* ms since the epoch; 0: ready now */
+    size_t chunk;          /* payload bytes per chunk */
+    size_t nchunks;        /* 0: the payload goes inline */
+    int multi;             /* more than one key must appear at once */
+    int notify;            /* JQ_NOTIFY: the entry carries `notify 1` */
+    int xadd_at;           /* the XADD's place in EXEC's reply when multi; -1: none */
+    jq_enqueue_ctl_t *ctl; /* job control (unique, batch); NULL: none */
 } enqueue_t;
 
 /* Appends the job's fields (§1) to a: as XADD fields or HSET pairs alike. */
@@ -113,6 +115,29 @@ static void add_fields(jq_args_t *a, const enqueue_t *e) {
         jq_args_str(a, "notify");
         jq_args_str(a, "1");
     }
+    if (e->ctl && e->ctl->batch) {
+        jq_args_str(a, "batch");
+        jq_args_str(a, e->ctl->batch);
+    }
+}
+
+/* A unique job (PROTOCOL §10): the script takes the key and adds the
+ * entry (or the delayed job's hash and schedule entry) in one step. */
+static void send_unique(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
+    jq_args_str(&p->a, "EVAL");
+    jq_args_str(&p->a, jq_unique_enqueue_lua);
+    jq_args_str(&p->a, e->due ? "4" : "2");
+    jq_args_key(&p->a, p->c, e->queue, "unique", e->ctl->unique);
+    jq_args_key(&p->a, p->c, e->queue, "stream", NULL);
+    if (e->due) {
+        jq_args_key(&p->a, p->c, e->queue, "job", e->id);
+        jq_args_key(&p->a, p->c, e->queue, "scheduled", NULL);
+    }
+    jq_args_str(&p->a, e->ctl->unique);
+    jq_args_ll(&p->a, e->ctl->unique_for_ms > 0 ? e->ctl->unique_for_ms : 0);
+    jq_args_ll(&p->a, e->due);
+    add_fields(&p->a, e);
+    jq_pipe_send(p, err, errlen);
 }
 
 /* The chunk list, afresh: DEL, then RPUSHes of a few MiB each. */
@@ -171,7 +196,10 @@ static void send_enqueue(jq_pipe_t *p, enqueue_t *e, char *err, size_t errlen) {
     }
     if (e->nchunks) send_chunks(p, e, err, errlen);
     e->xadd_at = -1;
-    if (e->due) {
+    if (e->ctl && e->ctl->unique) {
+        e->xadd_at = (int)(p->sent - first);
+        send_unique(p, e, err, errlen);
+    } else if (e->due) {
         send_scheduled(p, e, err, errlen);
     } else {
         e->xadd_at = (int)(p->sent - first);
@@ -209,6 +237,22 @@ static int find_xadd(const redisReply *last, const enqueue_t *e, const redisRepl
     return 0;
 }
 
+/* The unique script's answer {added, id}: the id is the new job's, or
+ * the holder's when nothing was added. Returns 0 or -1 with err. */
+static int read_unique(const redisReply *r, jq_enqueue_ctl_t *ctl, char *id, size_t id_cap,
+                       char *err, size_t errlen) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[1]->len >= id_cap) {
+        jq_seterr(err, errlen, "enqueue failed: odd reply of the unique script");
+        return -1;
+    }
+    ctl->duplicate = r->element[0]->integer == 0;
+    memcpy(id, r->element[1]->str, r->element[1]->len);
+    id[r->element[1]->len] = '\0';
+    return 0;
+}
+
 /* Reads the replies of send_enqueue; copies the entry id when the job id
  * is the XADD's. Reads every reply even after an error, so that the
  * connection stays in step. */
@@ -225,7 +269,9 @@ static int read_enqueue(jq_pipe_t *p, const enqueue_t *e, char *id, size_t id_ca
         } else if (rc == 0 && p->read == p->sent) {
             rc = find_xadd(r, e, &xadd, err, errlen);
         }
-        if (rc == 0 && xadd && !id[0]) {
+        if (rc == 0 && xadd && e->ctl && e->ctl->unique) {
+            rc = read_unique(xadd, e->ctl, id, id_cap, err, errlen);
+        } else if (rc == 0 && xadd && !id[0]) {
             if (xadd->type != REDIS_REPLY_STRING || xadd->len >= id_cap) {
                 jq_seterr(err, errlen, "enqueue failed: odd XADD reply");
                 rc = -1;
@@ -248,6 +294,44 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload, siz
 int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
                             const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
                             char *err, size_t errlen) {
+    return jq_client_enqueue_ctl(c, type, payload, len, o, flags, NULL, id_out, id_cap, err,
+                                 errlen);
+}
+
+/* A duplicate's chunk list, written under an id that no job took. */
+static void drop_chunks(jq_client_t *c, const char *queue, const char *id) {
+    jq_args_t a;
+    char err[JQ_ERR_LEN];
+    jq_args_init(&a);
+    jq_args_str(&a, "DEL");
+    jq_args_key(&a, c, queue, "payload", id);
+    jq_client_do(c, &a, err, sizeof(err));
+    jq_args_destroy(&a);
+}
+
+static int check_ctl(const jq_enqueue_ctl_t *ctl, char *err, size_t errlen) {
+    if (!ctl) return 0;
+    if (ctl->batch) {
+        jq_seterr(err, errlen, "batches are not supported yet");
+        return -1;
+    }
+    if (ctl->unique && jq_check_name("unique key", ctl->unique, err, errlen) < 0) return -1;
+    if (ctl->unique_for_ms < 0 || ctl->unique_for_ms > JQ_UNIQUE_FOR_MAX) {
+        jq_seterr(err, errlen, "unique_for_ms must be 0 to %lld", JQ_UNIQUE_FOR_MAX);
+        return -1;
+    }
+    if (ctl->unique_for_ms > 0 && !ctl->unique) {
+        jq_seterr(err, errlen, "unique_for_ms needs a unique key");
+        return -1;
+    }
+    return 0;
+}
+
+int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload, size_t len,
+                          const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
+                          char *id_out, size_t id_cap, char *err, size_t errlen) {
+    if (ctl) ctl->duplicate = 0;
+    if (check_ctl(ctl, err, errlen) < 0) return -1;
     jq_enqueue_opts_t defaults;
     if (!o) {
         jq_enqueue_opts_init(&defaults);
@@ -286,11 +370,15 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
                    nchunks,
                    nchunks || due || o->id,
                    (flags & JQ_NOTIFY) != 0,
-                   -1};
+                   -1,
+                   ctl};
+    char mine[JQ_CLIENT_ID_LEN];
+    snprintf(mine, sizeof(mine), "%s", id);
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     send_enqueue(&p, &e, err, errlen);
     if (read_enqueue(&p, &e, id, sizeof(id), err, errlen) < 0) return -1;
+    if (ctl && ctl->duplicate && nchunks && strcmp(mine, id) != 0) drop_chunks(c, queue, mine);
     snprintf(id_out, id_cap, "%s", id);
     return 0;
 }

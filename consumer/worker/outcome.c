@@ -18,6 +18,7 @@
 
 #include "finish.h"
 #include "outcome.h"
+#include "unique.h"
 
 #define RESULT_CHUNKS_PER_CMD 8 /* result chunks per RPUSH */
 
@@ -280,6 +281,26 @@ static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     if (oc->notify) add_script_key(fin, oc, "notify");
 }
 
+/* A job that ended (any state but retrying) gives back its unique key
+ * (PROTOCOL §10), in the MULTI that acks it: compare-and-delete, so a key
+ * taken over since (a dead job run again) stays with its new holder; with
+ * `unique_until` it expires then instead. Only for entries carrying
+ * `unique`: other jobs send nothing more. */
+static void release_unique(jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc) {
+    char ukey[JQ_KEY_MAX], key[JQ_NAME_MAX_BUF], until[24] = "";
+    memcpy(key, r->job.unique.p, r->job.unique.len);
+    key[r->job.unique.len] = '\0';
+    if (jq_key_id(ukey, sizeof(ukey), fin->env.opt->prefix, oc->qn, "unique", key) < 0) return;
+    if (r->job.unique_until > 0) jq_ll2str(until, r->job.unique_until);
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
+    jq_args_str(a, jq_unique_release_lua);
+    jq_args_str(a, "1");
+    jq_args_dup(a, ukey, strlen(ukey));
+    jq_args_str(a, oc->id);
+    jq_args_dup(a, until, strlen(until));
+    jq_finish_send(fin, NULL, NULL);
+}
+
 /* Everything one outcome writes into the open MULTI but its counters,
  * each decision in its own step. */
 jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
@@ -291,6 +312,7 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
         write_dead(fin, r, &oc);
     else if (r->job.chunks)
         drop_payload_chunks(fin, &oc);
+    if (oc.state != JQ_STATE_RETRYING && r->job.unique.len) release_unique(fin, r, &oc);
     write_result(fin, r, &oc);
     return oc.state;
 }

@@ -108,6 +108,30 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
                             const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
                             char *err, size_t errlen);
 
+/* Job control at enqueue (docs/PROTOCOL.md §10, §11). Kept apart from
+ * jq_enqueue_opts_t, whose size programs built against libjobq 1 embed. */
+typedef struct jq_enqueue_ctl {
+    const char *unique;      /* NULL: none. A key (a valid name): while a job
+                                holding it is queued, delayed, retrying or
+                                running, an enqueue with it adds nothing */
+    long long unique_for_ms; /* > 0: the key is held at least this long
+                                after the enqueue, even once the job ended */
+    const char *batch;       /* NULL: none. A batch id from
+                                jq_client_batch_create; the batch must not be
+                                sealed */
+    int duplicate;           /* out: 1 when the unique key was held, nothing
+                                was added, and id_out is the holder's id */
+} jq_enqueue_ctl_t;
+
+/* jq_client_enqueue_flags() with job control (ctl may be NULL): a unique
+ * job is taken and added in one script (atomic from any number of
+ * clients); a job of a batch first counts in it (refused when the batch is
+ * sealed or unknown), and the count is taken back if the job is not added.
+ * Sets ctl->duplicate. Returns 0 (a duplicate is a success) or -1. */
+int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload, size_t len,
+                          const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
+                          char *id_out, size_t id_cap, char *err, size_t errlen);
+
 /* Writes 16 random lowercase hex chars and a NUL into out (cap >= 17).
  * Returns 0, or -1 if the system has no randomness to give. */
 int jq_client_gen_id(char *out, size_t cap);

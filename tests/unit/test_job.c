@@ -299,3 +299,31 @@ Test(job, a_job_whose_payload_was_dropped_does_not_run_without_it) {
     expect_error(FIELDS("type", "noop", "payload_dropped", "209715200"),
                  "payload dropped: the job died before with a payload of 209715200 bytes");
 }
+
+/* Job control (PROTOCOL §10, §11): read before any check can fail, so a
+ * job dead-lettered on arrival still gives back its key and counts in its
+ * batch; a value that is not valid holds nothing. */
+Test(job, unique_and_batch) {
+    jq_job_t job;
+    char err[256];
+    cr_assert_eq(parse_entry(&job, "1-0", err,
+                             FIELDS("type", "noop", "unique", "report-7", "unique_until",
+                                    "1796417400001", "batch", "default:9f2c")),
+                 0, "%s", err);
+    cr_expect(job.unique.len == 8 && memcmp(job.unique.p, "report-7", 8) == 0);
+    cr_expect_eq(job.unique_until, 1796417400001LL);
+    cr_expect(job.batch.len == 12 && memcmp(job.batch.p, "default:9f2c", 12) == 0);
+    cr_expect_eq(parse_entry(&job, "1-0", err, FIELDS("unique", "k", "enc", "xml", "type", "x")),
+                 -1);
+    cr_expect_eq(job.unique.len, 1, "read before the error");
+    cr_assert_eq(
+        parse_entry(&job, "1-0", err, FIELDS("type", "noop", "unique", "a b", "batch", "nocolon")),
+        0, "%s", err);
+    cr_expect_eq(job.unique.len, 0);
+    cr_expect_eq(job.batch.len, 0);
+    size_t ql;
+    cr_expect_eq(jq_batch_id_split("a:b:c", 5, &ql), 0);
+    cr_expect_eq(ql, 3);
+    cr_expect_eq(jq_batch_id_split(":c", 2, &ql), -1);
+    cr_expect_eq(jq_batch_id_split("c:", 2, &ql), -1);
+}
