@@ -31,7 +31,7 @@
 
 struct jq_options;
 
-#define JQ_PROCPOOL_MAX 16      /* --proc entries */
+#define JQ_PROCPOOL_MAX 16       /* --proc entries */
 #define JQ_PROCPOOL_TYPES_MAX 16 /* job types of one entry */
 #define JQ_PROCPOOL_COUNT_MAX 64 /* --proc-count */
 

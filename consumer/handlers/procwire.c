@@ -60,7 +60,8 @@ int jq_procwire_cancel(msgpack_sbuffer *out, uint64_t seq) {
 
 static int key_is(const msgpack_object *k, const char *s) {
     size_t n = strlen(s);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, s, n) == 0;
 }
 
 static const msgpack_object *field(const msgpack_object *map, const char *name) {
@@ -81,8 +82,7 @@ static const struct {
 
 static int parse_hello(const msgpack_object *map, jq_proc_msg_t *m, char *err, size_t errlen) {
     const msgpack_object *p = field(map, "protocol");
-    if (p == NULL || p->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        p->via.u64 != JQ_PROC_PROTOCOL) {
+    if (p == NULL || p->type != MSGPACK_OBJECT_POSITIVE_INTEGER || p->via.u64 != JQ_PROC_PROTOCOL) {
         snprintf(err, errlen, "hello: want protocol %d", JQ_PROC_PROTOCOL);
         return -1;
     }
@@ -138,7 +138,7 @@ static int parse_reply(const msgpack_object *map, jq_proc_msg_t *m, char *err, s
 }
 
 int jq_procwire_parse(const char *body, size_t len, msgpack_unpacked *u, jq_proc_msg_t *m,
-                       char *err, size_t errlen) {
+                      char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     size_t off = 0;
     if (msgpack_unpack_next(u, body, len, &off) != MSGPACK_UNPACK_SUCCESS) {

@@ -34,14 +34,14 @@ typedef enum {
  * destroyed. */
 typedef struct jq_proc_msg {
     jq_proc_op_t op;
-    uint64_t seq;                 /* result, error, progress */
-    const msgpack_object *value;  /* result's result, progress's progress
+    uint64_t seq;                /* result, error, progress */
+    const msgpack_object *value; /* result's result, progress's progress
                                      (NULL: absent, a nil result) */
-    const char *error;            /* error: the reason (not NUL-terminated) */
+    const char *error;           /* error: the reason (not NUL-terminated) */
     size_t error_len;
-    int permanent;                /* error: never retry */
-    const msgpack_object *types;  /* hello: an array of str */
-    long long max_inflight;       /* hello: 1 when absent */
+    int permanent;               /* error: never retry */
+    const msgpack_object *types; /* hello: an array of str */
+    long long max_inflight;      /* hello: 1 when absent */
 } jq_proc_msg_t;
 
 /* Appends to out one job frame for task t, numbered seq. Returns 0, or -1
@@ -58,7 +58,7 @@ int jq_procwire_cancel(msgpack_sbuffer *out, uint64_t seq);
  * bytes left over, not a map, no or an unknown op, a field of the wrong
  * type or missing. */
 int jq_procwire_parse(const char *body, size_t len, msgpack_unpacked *u, jq_proc_msg_t *m,
-                       char *err, size_t errlen);
+                      char *err, size_t errlen);
 
 /* The length a frame header announces. */
 static inline uint32_t jq_procwire_len(const unsigned char *hdr) {
