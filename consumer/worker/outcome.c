@@ -301,6 +301,24 @@ static void release_unique(jq_finish_t *fin, const jq_run_t *r, const outcome_t 
     jq_finish_send(fin, NULL, NULL);
 }
 
+/* A queue that asked for it (settings.h) keeps its last done jobs in a
+ * sorted set by finish time, for browsing: two writes per done job, only
+ * there. */
+static void index_done(jq_finish_t *fin, const outcome_t *oc, long long keep) {
+    char key[JQ_KEY_MAX];
+    jq_key(key, sizeof(key), fin->env.opt->prefix, oc->qn, "done");
+    jq_args_t *a = jq_finish_cmd(fin, "ZADD");
+    jq_args_str(a, key);
+    jq_args_dup(a, oc->now, strlen(oc->now));
+    jq_args_str(a, oc->id);
+    jq_finish_send(fin, NULL, NULL);
+    a = jq_finish_cmd(fin, "ZREMRANGEBYRANK");
+    jq_args_str(a, key);
+    jq_args_str(a, "0");
+    jq_args_ll(a, -keep - 1);
+    jq_finish_send(fin, NULL, NULL);
+}
+
 /* Everything one outcome writes into the open MULTI but its counters,
  * each decision in its own step. */
 jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
@@ -314,6 +332,8 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
         drop_payload_chunks(fin, &oc);
     if (oc.state != JQ_STATE_RETRYING && r->job.unique.len) release_unique(fin, r, &oc);
     write_result(fin, r, &oc);
+    if (oc.state == JQ_STATE_DONE && fin->env.queues[r->q].keep_done > 0)
+        index_done(fin, &oc, fin->env.queues[r->q].keep_done);
     return oc.state;
 }
 

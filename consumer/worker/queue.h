@@ -39,6 +39,9 @@ typedef struct jq_queue {
      * that reclaim renews and finish releases. */
     int limited;
     int leased;
+    /* settings.c: index the last keep_done done jobs in <p>:{<q>}:done;
+     * 0 none (-1: the setting is bad, also none). */
+    long long keep_done;
 } jq_queue_t;
 
 /* Whether q is healthy (qhealth.h): a broken or suspect queue is left out

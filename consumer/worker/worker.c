@@ -244,6 +244,7 @@ static void on_tick(uv_timer_t *t) {
     jq_attempt_timeouts(w, now);
     jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
     jq_limit_tick(&w->limit, now);
+    jq_settings_tick(&w->settings, now);
     jq_qhealth_tick(&w->qhealth, now);
     jq_sched_tick(&w->sched, now);
     jq_reclaim_tick(&w->reclaim, now);
@@ -335,6 +336,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_fetch_init(&w->fetch, &env, &borrow);
     jq_limit_borrow_t lborrow = {&w->fetch, &w->finish, &w->draining};
     jq_limit_init(&w->limit, &env, &lborrow);
+    jq_settings_init(&w->settings, &env);
     jq_qhealth_init(&w->qhealth, &env, &w->fetch);
     jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
     jq_reclaim_init(&w->reclaim, &env, &rborrow);

@@ -23,6 +23,7 @@
  *   admit.c     admission: the COUNT of each queue's next read
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
  *   limit.c     rate and concurrency limits: limited queues read with permits
+ *   settings.c  per-queue settings polled once a second (keep_done)
  *   qhealth.c, sched.c, heartbeat.c: queue health, delayed jobs, the
  *               worker's hash in <p>:workers / <p>:worker:<id>  */
 
@@ -40,6 +41,7 @@
 #include "heartbeat.h"
 #include "job.h"
 #include "limit.h"
+#include "settings.h"
 #include "options.h"
 #include "pool.h"
 #include "qhealth.h"
@@ -100,10 +102,11 @@ struct jq_worker {
     int ready_sent;
     int recycle_sent;
     int64_t tick_due_ms;
-    jq_sched_t sched;    /* sched.c: promotion, dead sets trimmed */
-    jq_heartbeat_t beat; /* heartbeat.c: the worker's hash */
-    jq_limit_t limit;    /* limit.c: rate and concurrency limits */
-    int64_t loop_lag_us; /* worst tick lateness since the last heartbeat */
+    jq_sched_t sched;       /* sched.c: promotion, dead sets trimmed */
+    jq_heartbeat_t beat;    /* heartbeat.c: the worker's hash */
+    jq_limit_t limit;       /* limit.c: rate and concurrency limits */
+    jq_settings_t settings; /* settings.c: per-queue settings polled */
+    int64_t loop_lag_us;    /* worst tick lateness since the last heartbeat */
     int pending_closes;
 };
 
