@@ -25,6 +25,8 @@ static void usage(FILE *out) {
           "                             wait for a job; prints its result as JSON\n"
           "  dead list|show|retry|delete [-q QUEUE] ...\n"
           "                             dead jobs\n"
+          "  jobs list|show|keep-done [-q QUEUE] ...\n"
+          "                             browse jobs: ready, running, scheduled, done, dead\n"
           "  pause [-q] QUEUE           consumers stop taking jobs from QUEUE\n"
           "  resume [-q] QUEUE          undo pause\n"
           "  stats [-q QUEUE] [--json]  queue figures\n"
@@ -499,6 +501,8 @@ int main(int argc, char **argv) {
         status = jq_cli_pause(&cli, argc, argv, i, 0);
     else if (!strcmp(cmd, "stats"))
         status = jq_cli_stats(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "jobs"))
+        status = jq_cli_jobs(&cli, argc, argv, i);
     else if (!strcmp(cmd, "top"))
         status = jq_cli_top(&cli, argc, argv, i);
     else if (!strcmp(cmd, "limit"))

@@ -37,8 +37,10 @@ const jq_field_t *jq_dead_job_field(const jq_dead_job_t *job, const char *name) 
     return NULL;
 }
 
-/* The fields a brief listing reads, with HMGET, in this order. */
+/* The fields a brief listing reads, with HMGET, in this order: of a job
+ * hash (dead, scheduled), or of a result hash (done). */
 static const char *const brief_fields[] = {"type", "error", "attempt"};
+static const char *const brief_done[] = {"state", "error", "attempts"};
 #define NBRIEF (sizeof(brief_fields) / sizeof(brief_fields[0]))
 
 /* Copies one field into the next slot of job->fields and points the
@@ -54,7 +56,7 @@ static int add_field(jq_dead_job_t *job, const char *name, size_t nlen, const re
         job->type = out->value;
     else if (!strcmp(out->name, "error"))
         job->error = out->value;
-    else if (!strcmp(out->name, "attempt"))
+    else if (!strcmp(out->name, "attempt") || !strcmp(out->name, "attempts"))
         jq_parse_ll(v->str, v->len, 0, 1LL << 40, &job->attempts);
     return 0;
 }
@@ -62,7 +64,7 @@ static int add_field(jq_dead_job_t *job, const char *name, size_t nlen, const re
 /* Fills job from its id, its score and its HGETALL reply (or, brief, its
  * HMGET reply of brief_fields). */
 static int fill_job(jq_dead_job_t *job, const redisReply *id, const redisReply *score,
-                    const redisReply *h, int brief) {
+                    const redisReply *h, int brief, const char *const *names) {
     memset(job, 0, sizeof(*job));
     job->attempts = -1;
     snprintf(job->id, sizeof(job->id), "%.*s", (int)id->len, id->str);
@@ -73,7 +75,7 @@ static int fill_job(jq_dead_job_t *job, const redisReply *id, const redisReply *
     if (brief) {
         for (size_t i = 0; i < NBRIEF && i < h->elements; i++)
             if (h->element[i]->type == REDIS_REPLY_STRING &&
-                add_field(job, brief_fields[i], strlen(brief_fields[i]), h->element[i]) < 0)
+                add_field(job, names[i], strlen(names[i]), h->element[i]) < 0)
                 return -1;
         return 0;
     }
@@ -87,7 +89,9 @@ static int fill_job(jq_dead_job_t *job, const redisReply *id, const redisReply *
  * and scores) with *total set, or NULL. */
 static redisReply *read_page_ids(jq_client_t *c, const char *queue, const jq_set_page_t *pg,
                                  long long *total, char *err, size_t errlen) {
-    const char *set = pg->set == JQ_SET_SCHEDULED ? "scheduled" : "dead";
+    const char *set = pg->set == JQ_SET_SCHEDULED ? "scheduled"
+                      : pg->set == JQ_SET_DONE    ? "done"
+                                                  : "dead";
     long long start = pg->start > 0 ? pg->start : 0;
     jq_pipe_t p;
     jq_pipe_init(&p, c);
@@ -117,13 +121,14 @@ static redisReply *read_page_ids(jq_client_t *c, const char *queue, const jq_set
 /* Pipelines one HGETALL (or HMGET) per id of z, then reads every reply,
  * even after a fault, to stay in step. Returns 0 or -1. */
 static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z, int brief,
-                          jq_dead_job_t *list, size_t total, char *err, size_t errlen) {
+                          int done, jq_dead_job_t *list, size_t total, char *err, size_t errlen) {
+    const char *const *names = done ? brief_done : brief_fields;
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     for (size_t i = 0; i < total; i++) {
         jq_args_str(&p.a, brief ? "HMGET" : "HGETALL");
-        jq_args_key(&p.a, c, queue, "job", z->element[2 * i]->str);
-        for (size_t k = 0; brief && k < NBRIEF; k++) jq_args_str(&p.a, brief_fields[k]);
+        jq_args_key(&p.a, c, queue, done ? "result" : "job", z->element[2 * i]->str);
+        for (size_t k = 0; brief && k < NBRIEF; k++) jq_args_str(&p.a, names[k]);
         jq_pipe_send(&p, err, errlen);
     }
     int rc = 0;
@@ -131,7 +136,8 @@ static int read_page_jobs(jq_client_t *c, const char *queue, const redisReply *z
         redisReply *h = jq_pipe_reply(&p, err, errlen);
         if (!h) break;
         if (rc == 0 && jq_reply_ok(h, err, errlen) < 0) rc = -1;
-        if (rc == 0 && fill_job(&list[i], z->element[2 * i], z->element[2 * i + 1], h, brief) < 0) {
+        if (rc == 0 &&
+            fill_job(&list[i], z->element[2 * i], z->element[2 * i + 1], h, brief, names) < 0) {
             jq_seterr(err, errlen, "out of memory");
             rc = -1;
         }
@@ -159,7 +165,8 @@ int jq_client_set_list(jq_client_t *c, const char *queue, const jq_set_page_t *p
         if (!list) {
             jq_seterr(err, errlen, "out of memory");
             rc = -1;
-        } else if ((rc = read_page_jobs(c, queue, z, pg->brief, list, count, err, errlen)) < 0) {
+        } else if ((rc = read_page_jobs(c, queue, z, pg->brief, pg->set == JQ_SET_DONE, list, count,
+                                        err, errlen)) < 0) {
             jq_dead_jobs_free(list, count);
         } else {
             *jobs = list;
@@ -198,7 +205,7 @@ int jq_client_dead_show(jq_client_t *c, const char *queue, const char *id, jq_de
     h = jq_client_run(c, &a, err, errlen);
     if (!h) goto out;
     redisReply idr = {.type = REDIS_REPLY_STRING, .str = (char *)id, .len = strlen(id)};
-    if (fill_job(job, &idr, s, h, 0) < 0) {
+    if (fill_job(job, &idr, s, h, 0, brief_fields) < 0) {
         jq_dead_job_destroy(job);
         jq_seterr(err, errlen, "out of memory");
         goto out;
@@ -420,4 +427,64 @@ int jq_client_job_payload(jq_client_t *c, const char *queue, const jq_dead_job_t
     *total = sz >= 0 ? (size_t)sz : *len;
     if (whole && *len != *total) *total = *len > *total ? *len : *total; /* incomplete list */
     return 0;
+}
+
+/* The one place of a job's fields, for jq_client_job_show: its stream
+ * entry (ready, running), its job hash (scheduled), its result hash
+ * (finished). */
+static redisReply *read_fields(jq_client_t *c, const char *queue, const char *id,
+                               const jq_job_place_t *at, redisReply **keep, char *err,
+                               size_t errlen) {
+    jq_args_t a;
+    jq_args_init(&a);
+    if (at->where == JQ_WHERE_READY || at->where == JQ_WHERE_RUNNING) {
+        jq_args_str(&a, "XRANGE");
+        jq_args_key(&a, c, queue, "stream", NULL);
+        jq_args_str(&a, at->entry_id);
+        jq_args_str(&a, at->entry_id);
+    } else {
+        jq_args_str(&a, "HGETALL");
+        jq_args_key(&a, c, queue, at->where == JQ_WHERE_FINISHED ? "result" : "job", id);
+    }
+    redisReply *r = jq_client_run(c, &a, err, errlen);
+    jq_args_destroy(&a);
+    *keep = r;
+    if (!r || at->where == JQ_WHERE_FINISHED || at->where == JQ_WHERE_SCHEDULED) return r;
+    /* [[entry id, [field, value, ...]]]: the entry's fields, or none if it
+     * went meanwhile. */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+        return r->element[0]->element[1];
+    static redisReply none = {.type = REDIS_REPLY_ARRAY};
+    return &none;
+}
+
+int jq_client_job_show(jq_client_t *c, const char *queue, const char *id, jq_job_place_t *at,
+                       jq_dead_job_t *job, char *err, size_t errlen) {
+    memset(job, 0, sizeof(*job));
+    if (jq_client_locate(c, queue, id, at, err, errlen) < 0) return -1;
+    if (!queue) queue = JQ_QUEUE_DEFAULT;
+    if (at->where == JQ_WHERE_UNKNOWN) return JQ_CLIENT_ENOTFOUND;
+    if (at->where == JQ_WHERE_DEAD) {
+        int rc = jq_client_dead_show(c, queue, id, job, err, errlen);
+        /* Gone from the dead set meanwhile (retried, trimmed): nowhere now. */
+        return rc == JQ_CLIENT_ENOTFOUND ? -1 : rc;
+    }
+    redisReply *keep = NULL;
+    const redisReply *h = read_fields(c, queue, id, at, &keep, err, errlen);
+    if (!h) return -1;
+    char when[24] = "0";
+    if (at->entry_id[0])
+        snprintf(when, sizeof(when), "%lld", strtoll(at->entry_id, NULL, 10));
+    else if (at->at_ms > 0)
+        snprintf(when, sizeof(when), "%lld", at->at_ms);
+    redisReply idr = {.type = REDIS_REPLY_STRING, .str = (char *)id, .len = strlen(id)};
+    redisReply sr = {.type = REDIS_REPLY_STRING, .str = when, .len = strlen(when)};
+    int rc = fill_job(job, &idr, &sr, h, 0, brief_fields);
+    if (rc < 0) {
+        jq_dead_job_destroy(job);
+        jq_seterr(err, errlen, "out of memory");
+    }
+    freeReplyObject(keep);
+    return rc;
 }

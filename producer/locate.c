@@ -90,10 +90,12 @@ static void read_snapshot(redisReply **e, size_t n, jq_job_place_t *out) {
     }
     if (e[R_SCHED] && e[R_SCHED]->type == REDIS_REPLY_STRING) {
         out->where = JQ_WHERE_SCHEDULED;
+        out->at_ms = reply_ll(e[R_SCHED]);
     } else if (n > R_PENDING && nonempty_array(e[R_ENTRY])) {
         out->where = nonempty_array(e[R_PENDING]) ? JQ_WHERE_RUNNING : JQ_WHERE_READY;
     } else if (e[R_DEAD] && e[R_DEAD]->type == REDIS_REPLY_STRING) {
         out->where = JQ_WHERE_DEAD;
+        out->at_ms = reply_ll(e[R_DEAD]);
     } else if (out->state[0]) {
         out->where = JQ_WHERE_RUNNING; /* e.g. "running": its worker wrote it */
     }

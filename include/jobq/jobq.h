@@ -194,6 +194,7 @@ typedef struct jq_job_place {
     jq_where_t where;
     char state[16];    /* the result hash's state, "" when it has none */
     char entry_id[48]; /* the stream entry, when in the stream */
+    long long at_ms;   /* scheduled: when due; dead: when it died; else 0 */
 } jq_job_place_t;
 
 /* Finds job `id` of `queue` (NULL: the default) in one atomic look at the
@@ -245,8 +246,10 @@ int jq_client_dead_list(jq_client_t *c, const char *queue, long long start, long
                         jq_dead_job_t **jobs, size_t *n, char *err, size_t errlen);
 void jq_dead_jobs_free(jq_dead_job_t *jobs, size_t n);
 
-/* Which sorted set of a queue jq_client_set_list reads. */
-typedef enum { JQ_SET_DEAD, JQ_SET_SCHEDULED } jq_set_t;
+/* Which sorted set of a queue jq_client_set_list reads. DONE: the index
+ * of a queue's last done jobs (jq_client_keep_done), each with its result
+ * hash instead of a job hash (brief: state, error, attempts). */
+typedef enum { JQ_SET_DEAD, JQ_SET_SCHEDULED, JQ_SET_DONE } jq_set_t;
 
 typedef struct jq_set_page {
     jq_set_t set;
@@ -264,6 +267,35 @@ typedef struct jq_set_page {
  * A job whose hash is gone has nfields 0. Returns 0 or -1. */
 int jq_client_set_list(jq_client_t *c, const char *queue, const jq_set_page_t *page,
                        jq_dead_job_t **jobs, size_t *n, long long *total, char *err, size_t errlen);
+
+/* Lists one page of the jobs in the stream of `queue`: the ready ones
+ * (not yet delivered: after the group's last delivered entry) or, with
+ * running, the delivered ones not yet acknowledged (the group's pending
+ * list), oldest first, starting after the entry id `after` (NULL: from
+ * the start), at most count (0: 100; at most 10,000). Each job's fields
+ * are its entry's (brief: without the payload) plus `entry_id` and, when
+ * running, `consumer`, `idle_ms` and `deliveries`; died_at holds the
+ * entry's time. Page on with the last job's entry_id. *jobs as
+ * jq_client_set_list. Returns 0 or -1. */
+int jq_client_stream_list(jq_client_t *c, const char *queue, int running, const char *after,
+                          long long count, int brief, jq_dead_job_t **jobs, size_t *n, char *err,
+                          size_t errlen);
+
+/* One job wherever it is (jq_client_locate): *at says where, *job holds
+ * the fields of that place: its stream entry (ready, running), its job
+ * hash (scheduled, dead) or its result hash (finished); died_at holds the
+ * entry's time for a job in the stream, the death time for a dead one.
+ * Release *job with jq_dead_job_destroy() whatever this returns. Returns
+ * 0, JQ_CLIENT_ENOTFOUND when the job is nowhere, or -1. */
+int jq_client_job_show(jq_client_t *c, const char *queue, const char *id, jq_job_place_t *at,
+                       jq_dead_job_t *job, char *err, size_t errlen);
+
+/* Keeps an index of the last `keep` done jobs of `queue` (1 to 1,000,000;
+ * 0: none, and the index is dropped): the setting keep_done of
+ * <p>:{<q>}:settings, which workers read once a second. Costs two writes
+ * per done job of that queue only. Returns 0 or -1. */
+int jq_client_keep_done(jq_client_t *c, const char *queue, long long keep, char *err,
+                        size_t errlen);
 
 /* Reads one dead job into *job (release with jq_dead_job_destroy()).
  * Returns 0, JQ_CLIENT_ENOTFOUND when id is not in the dead set, or -1. */
