@@ -35,10 +35,12 @@ static const char *field(const jq_dead_job_t *j, const char *name) {
 }
 
 static void print_table(state_t st, const jq_dead_job_t *jobs, size_t n) {
-    const char *at = st == S_DONE ? "FINISHED" : st == S_DEAD ? "DIED" : st == S_SCHEDULED ? "DUE"
-                                                                                        : "ENQUEUED";
-    printf("%-28s  %-20s  %-24s  %-8s  %s\n", "ID", st == S_DONE ? "STATE" : "TYPE", at,
-           "ATTEMPTS", st == S_RUNNING ? "ENTRY / CONSUMER / IDLE MS" : "ENTRY / ERROR");
+    const char *at = st == S_DONE        ? "FINISHED"
+                     : st == S_DEAD      ? "DIED"
+                     : st == S_SCHEDULED ? "DUE"
+                                         : "ENQUEUED";
+    printf("%-28s  %-20s  %-24s  %-8s  %s\n", "ID", st == S_DONE ? "STATE" : "TYPE", at, "ATTEMPTS",
+           st == S_RUNNING ? "ENTRY / CONSUMER / IDLE MS" : "ENTRY / ERROR");
     for (size_t i = 0; i < n; i++) {
         const jq_dead_job_t *j = &jobs[i];
         char when[32], att[24] = "-";
@@ -102,8 +104,9 @@ static int jobs_list(jq_cli_t *cli, const char *queue, state_t st, long long cou
         rc = jq_client_stream_list(cli->client, queue, st == S_RUNNING, after, count, 1, &jobs, &n,
                                    err, sizeof(err));
     } else {
-        jq_set_page_t pg = {st == S_DEAD ? JQ_SET_DEAD : st == S_DONE ? JQ_SET_DONE
-                                                                      : JQ_SET_SCHEDULED,
+        jq_set_page_t pg = {st == S_DEAD   ? JQ_SET_DEAD
+                            : st == S_DONE ? JQ_SET_DONE
+                                           : JQ_SET_SCHEDULED,
                             start, count, st != S_SCHEDULED, 1};
         rc = jq_client_set_list(cli->client, queue, &pg, &jobs, &n, &total, err, sizeof(err));
     }
@@ -145,8 +148,8 @@ static int jobs_show(jq_cli_t *cli, const char *queue, const char *id) {
         fprintf(stderr, "jobq jobs show: %s\n", err);
         status = JQ_EXIT_REDIS;
     } else {
-        const char *st = at.where == JQ_WHERE_FINISHED && at.state[0] ? at.state
-                                                                      : jq_where_name(at.where);
+        const char *st =
+            at.where == JQ_WHERE_FINISHED && at.state[0] ? at.state : jq_where_name(at.where);
         if (print_job(queue, st, &job, 1) != 0) status = JQ_EXIT_REDIS;
     }
     jq_dead_job_destroy(&job);
@@ -189,8 +192,10 @@ int jq_cli_jobs(jq_cli_t *cli, int argc, char **argv, int start) {
     for (int i = 0; i < S_N; i++)
         if (!strcmp(state, state_names[i])) st = (state_t)i;
     if (st == S_N)
-        return jq_cli_usage_error(cmd, "--state: '%s' is not one of ready, running, scheduled, "
-                                       "done, dead", state);
+        return jq_cli_usage_error(cmd,
+                                  "--state: '%s' is not one of ready, running, scheduled, "
+                                  "done, dead",
+                                  state);
     if (after && st != S_READY && st != S_RUNNING)
         return jq_cli_usage_error(cmd, "--after pages ready and running jobs; the others page "
                                        "with --start");

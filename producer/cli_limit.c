@@ -57,12 +57,13 @@ int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms) {
  * on an error. */
 static redisReply *run(jq_cli_t *cli, const char *cmd, jq_args_t *a) {
     redisContext *ctx = jq_client_context(cli->client);
-    redisReply *r =
-        ctx ? redisCommandArgv(ctx, a->argc, (const char **)a->argv, a->lens) : NULL;
+    redisReply *r = ctx ? redisCommandArgv(ctx, a->argc, (const char **)a->argv, a->lens) : NULL;
     jq_args_reset(a);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "jobq: limit %s: %s\n", cmd,
-                r ? r->str : ctx && ctx->err ? ctx->errstr : "no connection");
+                r                 ? r->str
+                : ctx && ctx->err ? ctx->errstr
+                                  : "no connection");
         if (r) freeReplyObject(r);
         return NULL;
     }
@@ -102,8 +103,10 @@ static int limit_set(jq_cli_t *cli, const char *queue, long long rate, long long
             jq_args_str(&a, queue);
         }
         redisReply *r = run(cli, "set", &a);
-        if (!r) status = JQ_EXIT_REDIS;
-        else freeReplyObject(r);
+        if (!r)
+            status = JQ_EXIT_REDIS;
+        else
+            freeReplyObject(r);
     }
     jq_args_destroy(&a);
     if (status) return status;
