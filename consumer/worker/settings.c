@@ -20,10 +20,10 @@ static void on_keep_done(redisAsyncContext *ac, void *rp, void *priv) {
     if (r->type == REDIS_REPLY_STRING &&
         (jq_parse_ll(r->str, r->len, 0, JQ_KEEP_DONE_MAX, &n) < 0)) {
         /* A value we cannot use indexes nothing, said once per change. */
-        if (q->keep_done >= 0) jq_warn("queue %s: settings keep_done '%.*s' is not 0 to %d: "
-                                       "no done index",
-                                       q->name, (int)(r->len > 40 ? 40 : r->len), r->str,
-                                       JQ_KEEP_DONE_MAX);
+        if (q->keep_done >= 0)
+            jq_warn("queue %s: settings keep_done '%.*s' is not 0 to %d: "
+                    "no done index",
+                    q->name, (int)(r->len > 40 ? 40 : r->len), r->str, JQ_KEEP_DONE_MAX);
         q->keep_done = -1;
         return;
     }
