@@ -37,6 +37,8 @@ COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/code
 	common/proc.c common/unique.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c \
 	producer/admin.c producer/watch.c
+# TLS to Redis (rediss://): libssl opened with dlopen (common/dynlib.c).
+COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
 	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c producer/cli_jobs.c
 
@@ -55,7 +57,7 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 CONSUMER_DIRS := conf redis dl handlers worker web master
 SRC_conf := options
 SRC_redis := rconn reply bulkcap
-SRC_dl := cryptosym curlsym dynlib
+SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
 SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched settings trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics

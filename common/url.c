@@ -14,6 +14,7 @@
 #include "job.h"
 
 #define REDIS_PREFIX "redis://"
+#define REDISS_PREFIX "rediss://"
 #define UNIX_PREFIX "unix://"
 
 static int hexval(int c) {
@@ -209,13 +210,11 @@ static int parse_any(const char *shown, const char *s, jq_url_t *u, char *err, s
         return parse_tcp(shown, s + strlen(REDIS_PREFIX), u, err, errlen);
     if (strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         return parse_unix(shown, s + strlen(UNIX_PREFIX), u, err, errlen);
-    if (strncasecmp(s, "rediss://", 9) == 0)
-        snprintf(err, errlen,
-                 "bad redis url '%s': TLS (rediss://) is not "
-                 "supported",
-                 shown);
-    else
-        snprintf(err, errlen, "bad redis url '%s': expected redis:// or unix://", shown);
+    if (strncasecmp(s, REDISS_PREFIX, strlen(REDISS_PREFIX)) == 0) {
+        u->tls = 1;
+        return parse_tcp(shown, s + strlen(REDISS_PREFIX), u, err, errlen);
+    }
+    snprintf(err, errlen, "bad redis url '%s': expected redis://, rediss:// or unix://", shown);
     return -1;
 }
 
@@ -243,8 +242,8 @@ void jq_url_format(const jq_url_t *u, char *buf, size_t cap) {
         snprintf(buf, cap, "unix://%s%s%s%s", u->user, auth, u->path, u->db ? "?db=" : "");
     } else {
         int v6 = strchr(u->host, ':') != NULL;
-        snprintf(buf, cap, "redis://%s%s%s%s%s:%d", u->user, auth, v6 ? "[" : "", u->host,
-                 v6 ? "]" : "", u->port);
+        snprintf(buf, cap, "%s%s%s%s%s%s:%d", u->tls ? REDISS_PREFIX : REDIS_PREFIX, u->user, auth,
+                 v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
     }
     if (u->db) {
         size_t n = strlen(buf);

@@ -1,8 +1,8 @@
 #ifndef JQ_URL_H
 #define JQ_URL_H
 
-/* Redis URLs: redis://[[user]:password@]host[:port][/db] and
- * unix:///path/to/socket[?db=N]. */
+/* Redis URLs: redis://[[user]:password@]host[:port][/db], the same with
+ * rediss:// for TLS (tls.h), and unix:///path/to/socket[?db=N]. */
 
 #include <stddef.h>
 
@@ -10,6 +10,7 @@
 
 typedef struct jq_url {
     int is_unix; /* 1: `path` is a unix socket, host/port unused */
+    int tls;     /* 1: rediss://, TLS over TCP */
     char host[256];
     int port; /* default 6379 */
     char path[256];

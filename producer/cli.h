@@ -12,6 +12,7 @@
 #include "config.h"
 #include "jobq/jobq.h"
 #include "keys.h"
+#include "tls.h"
 
 /* Exit statuses, documented in docs/CLI.md. */
 #define JQ_EXIT_OK 0
@@ -26,6 +27,7 @@
 
 typedef struct jq_cli {
     char redis[1024];
+    jq_tls_opts_t tls_opts; /* --redis-tls-* */
     char prefix[JQ_CLIENT_ID_LEN];
     char log_level[16];
     jq_client_t *client; /* connected by jq_cli_connect, freed by main */
@@ -33,7 +35,8 @@ typedef struct jq_cli {
                              unless it names its own; NULL when not given */
 } jq_cli_t;
 
-/* The global options (--redis, --prefix, --log-level) as a config table. */
+/* The global options (--redis, --redis-tls-*, --prefix, --log-level) as a
+ * config table. */
 extern const jq_opt_t jq_cli_opts[];
 
 /* Walks the arguments of one subcommand. Each matcher looks at argv[i];

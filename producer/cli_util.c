@@ -17,7 +17,8 @@ const jq_opt_t jq_cli_opts[] = {
     {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, offsetof(jq_cli_t, redis),
      sizeof(((jq_cli_t *)0)->redis),
      "Redis URL: redis://[[user]:password@]host[:port][/db] or "
-     "unix:///path[?db=N]"},
+     "rediss://... (TLS) or unix:///path[?db=N]"},
+    JQ_TLS_OPT_ROWS(jq_cli_t, tls_opts),
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, offsetof(jq_cli_t, prefix),
      sizeof(((jq_cli_t *)0)->prefix), "key prefix"},
     {"log-level", "JOBQ_LOG_LEVEL", JQ_OPT_STR, "warn", 0, 0, offsetof(jq_cli_t, log_level),
@@ -109,8 +110,10 @@ int jq_argp_ll(jq_argp_t *p, const char *s, const char *name, long long min, lon
 
 int jq_argp_global(jq_argp_t *p) {
     for (const jq_opt_t *o = jq_cli_opts; o->name; o++) {
-        const char *v;
-        if (!jq_argp_opt(p, NULL, o->name, &v)) continue;
+        const char *v = "1";
+        if (o->type == JQ_OPT_BOOL ? !jq_argp_flag(p, NULL, o->name)
+                                   : !jq_argp_opt(p, NULL, o->name, &v))
+            continue;
         char err[JQ_ERR_LEN];
         if (!p->bad && jq_opts_set(o, p->cli, v, err, sizeof(err)) < 0) {
             jq_cli_usage_error(p->cmd, "%s", err);
@@ -190,8 +193,17 @@ int jq_cli_connect(jq_cli_t *cli) {
     jq_url_t url;
     if (jq_url_parse(cli->redis, &url, err, sizeof(err)) < 0)
         return jq_cli_usage_error(NULL, "--redis: %s", err);
+    jq_client_tls_t tls;
+    int rc = jq_tls_opts_settings(&cli->tls_opts, &url, &tls, err, sizeof(err));
+    jq_tls_t *check = NULL;
+    /* A TLS file missing or unreadable is a bad argument (2), told apart
+     * here from a server that cannot be reached or refuses us (3). */
+    if (rc == 0 && url.tls && !(check = jq_tls_new(&tls, err, sizeof(err)))) rc = -1;
+    jq_tls_free(check);
     memset(&url, 0, sizeof(url));
-    cli->client = jq_client_new(cli->redis, cli->prefix, err, sizeof(err));
+    if (rc < 0) return jq_cli_usage_error(NULL, "%s", err);
+    if (tls.insecure) jq_warn("%s", JQ_TLS_INSECURE_WARNING);
+    cli->client = jq_client_new_tls(cli->redis, cli->prefix, &tls, err, sizeof(err));
     if (!cli->client) {
         fprintf(stderr, "jobq: %s\n", err);
         return JQ_EXIT_REDIS;

@@ -13,11 +13,16 @@
 #include "args.h"
 #include "jobq/jobq.h"
 #include "keys.h"
+#include "tls.h"
 #include "url.h"
 
 struct jq_client {
     redisContext *ctx; /* NULL or broken (ctx->err) until jq_client_ready */
     jq_url_t url;
+    jq_tls_t *tls;          /* rediss://: the settings, for every reconnection */
+    jq_tls_conn_t *session; /* rediss://: ctx's TLS session; hiredis formats the
+                               commands and reads the replies, the bytes go
+                               through the session (conn.c) */
     char prefix[JQ_CLIENT_ID_LEN];
     long long timeout_ms; /* jq_client_set_timeout; 0: the defaults */
 };

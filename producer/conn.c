@@ -100,6 +100,62 @@ static struct timeval ms_tv(long long ms) {
     return tv;
 }
 
+static void disconnect(jq_client_t *c) {
+    jq_tls_conn_free(c->session);
+    c->session = NULL;
+    if (c->ctx) redisFree(c->ctx);
+    c->ctx = NULL;
+}
+
+/* Marks ctx broken, with why, as hiredis' own I/O errors do. */
+static int io_error(redisContext *ctx, const char *why) {
+    ctx->err = REDIS_ERR_IO;
+    snprintf(ctx->errstr, sizeof(ctx->errstr), "%.*s", (int)sizeof(ctx->errstr) - 1, why);
+    return REDIS_ERR;
+}
+
+/* The TLS handshake on the connected socket, blocking within the connect
+ * timeout (SO_RCVTIMEO/SO_SNDTIMEO: a WANT_* here means it passed). */
+static int tls_start(jq_client_t *c, const char *where, char *err, size_t errlen) {
+    char why[256];
+    if (!(c->session = jq_tls_conn_new(c->tls, c->ctx->fd, c->url.host, why, sizeof(why)))) {
+        jq_seterr(err, errlen, "%s", why);
+        return -1;
+    }
+    int rc = jq_tls_handshake(c->session, why, sizeof(why));
+    if (rc == 0) return 0;
+    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE)
+        snprintf(why, sizeof(why), "no TLS handshake within the connect timeout");
+    jq_seterr(err, errlen, "TLS with redis at %s: %s", where, why);
+    return -1;
+}
+
+/* redisGetReply over the TLS session: hiredis' output buffer goes out
+ * through it, and what it reads goes to hiredis' reader. */
+static int tls_get_reply(jq_client_t *c, void **reply) {
+    redisContext *ctx = c->ctx;
+    char why[256], buf[64 * 1024];
+    if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) return REDIS_ERR;
+    if (*reply) return REDIS_OK;
+    int rc = jq_tls_flush(c->session, ctx, why, sizeof(why));
+    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE) return io_error(ctx, "write timed out");
+    /* A server refusing our certificate (TLS 1.3: after our side of the
+     * handshake ended) may have reset the connection under our first
+     * write: its alert may still be there to read. */
+    if (rc < 0 && jq_tls_read(c->session, buf, sizeof(buf), why, sizeof(why)) >= 0)
+        return io_error(ctx, "the server closed the connection");
+    if (rc < 0) return io_error(ctx, why);
+    while (!*reply) {
+        ssize_t n = jq_tls_read(c->session, buf, sizeof(buf), why, sizeof(why));
+        if (n == JQ_TLS_WANT_READ || n == JQ_TLS_WANT_WRITE) return io_error(ctx, "read timed out");
+        if (n <= 0) return io_error(ctx, why);
+        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK ||
+            redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+            return io_error(ctx, ctx->reader->errstr[0] ? ctx->reader->errstr : "protocol error");
+    }
+    return REDIS_OK;
+}
+
 static int connect_now(jq_client_t *c, char *err, size_t errlen) {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     if (c->timeout_ms > 0 && c->timeout_ms < CONNECT_TIMEOUT_S * 1000) tv = ms_tv(c->timeout_ms);
@@ -113,13 +169,17 @@ static int connect_now(jq_client_t *c, char *err, size_t errlen) {
         if (ctx) redisFree(ctx);
         return -1;
     }
+    c->ctx = ctx;
+    redisSetTimeout(ctx, tv);
+    if (c->tls && tls_start(c, where, err, errlen) < 0) {
+        disconnect(c);
+        return -1;
+    }
     struct timeval ct = {COMMAND_TIMEOUT_S, 0};
     if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
     redisSetTimeout(ctx, ct);
-    c->ctx = ctx;
     if (auth_and_select(c, err, errlen) < 0) {
-        redisFree(c->ctx);
-        c->ctx = NULL;
+        disconnect(c);
         return -1;
     }
     return 0;
@@ -134,12 +194,16 @@ void jq_client_set_timeout(jq_client_t *c, long long ms) {
 
 int jq_client_ready(jq_client_t *c, char *err, size_t errlen) {
     if (c->ctx && !c->ctx->err) return 0;
-    if (c->ctx) redisFree(c->ctx);
-    c->ctx = NULL;
+    disconnect(c);
     return connect_now(c, err, errlen);
 }
 
 jq_client_t *jq_client_new(const char *url, const char *prefix, char *err, size_t errlen) {
+    return jq_client_new_tls(url, prefix, NULL, err, errlen);
+}
+
+jq_client_t *jq_client_new_tls(const char *url, const char *prefix, const jq_client_tls_t *tls,
+                               char *err, size_t errlen) {
     jq_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         jq_seterr(err, errlen, "out of memory");
@@ -149,16 +213,20 @@ jq_client_t *jq_client_new(const char *url, const char *prefix, char *err, size_
     if (jq_check_name("prefix", prefix, err, errlen) < 0) goto err;
     snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
     if (jq_url_parse(url ? url : JQ_URL_DEFAULT, &c->url, err, errlen) < 0) goto err;
+    if (c->url.tls && !(c->tls = jq_tls_new(tls, err, errlen))) goto err;
     if (connect_now(c, err, errlen) < 0) goto err;
     return c;
 err:
+    jq_tls_free(c->tls);
+    memset(&c->url, 0, sizeof(c->url));
     free(c);
     return NULL;
 }
 
 void jq_client_free(jq_client_t *c) {
     if (!c) return;
-    if (c->ctx) redisFree(c->ctx);
+    disconnect(c);
+    jq_tls_free(c->tls);
     /* The password sat in this struct: do not leave it in freed memory. */
     memset(&c->url, 0, sizeof(c->url));
     free(c);
@@ -167,7 +235,7 @@ void jq_client_free(jq_client_t *c) {
 const char *jq_client_prefix(const jq_client_t *c) { return c->prefix; }
 
 struct redisContext *jq_client_context(jq_client_t *c) {
-    return c->ctx;
+    return c->session ? NULL : c->ctx;
 }
 
 /* ---- commands ---- */
@@ -244,7 +312,9 @@ static int append(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) 
  * marked so: a sync context that failed mid-reply cannot be trusted again. */
 static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
     void *reply = NULL;
-    if (!c->ctx || redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
+    if (!c->ctx ||
+        (c->session ? tls_get_reply(c, &reply) : redisGetReply(c->ctx, &reply)) != REDIS_OK ||
+        !reply) {
         jq_seterr(err, errlen, "redis connection lost: %s",
                   c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
         if (c->ctx) c->ctx->err = c->ctx->err ? c->ctx->err : REDIS_ERR_IO;

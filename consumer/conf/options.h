@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "keys.h"
+#include "tls.h"
 #include "url.h"
 
 #define JQ_QUEUES_MAX 32
@@ -16,6 +17,7 @@
 
 typedef struct jq_options {
     char redis[512];
+    jq_tls_opts_t tls_opts; /* --redis-tls-* */
     char queues_csv[1024];
     char prefix[64];
     char log_level[16];
@@ -58,6 +60,9 @@ typedef struct jq_options {
 
     /* Derived by jq_options_finish. */
     jq_url_t url;
+    jq_client_tls_t tls_client; /* tls_opts as libjobq takes them (the dashboard's reads) */
+    jq_tls_t *tls;              /* rediss://: the TLS context, made at parse (each process
+                                   its own; never freed); NULL for other URLs */
     int nqueues;
     char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
     long long queue_limit[JQ_QUEUES_MAX]; /* name=N in --queues; 0: none */

@@ -144,8 +144,8 @@ static int start_dashboard(jq_master_t *m) {
     const jq_options_t *o = m->opt;
     if (!o->dashboard) return 0;
     char err[256];
-    m->dash = jq_dashsrv_new(m->loop, m->http, o->redis, o->prefix, o->admin_token, o->heartbeat_ms,
-                             err, sizeof(err));
+    m->dash = jq_dashsrv_new(m->loop, m->http, o->redis, &o->tls_client, o->prefix, o->admin_token,
+                             o->heartbeat_ms, err, sizeof(err));
     if (!m->dash) {
         jq_error("dashboard: %s", err);
         return -1;
@@ -200,9 +200,14 @@ static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
     jq_master_t *m = c->data;
     char url[512];
     jq_url_format(c->url, url, sizeof(url));
-    jq_error("redis at %s refused our %s: %s; check the user, password and database "
-             "in --redis / JOBQ_REDIS_URL; exiting",
-             url, step, why);
+    if (strcmp(step, "TLS") == 0)
+        jq_error("TLS with redis at %s: %s; check --redis-tls-ca, --redis-tls-cert/key and "
+                 "--redis-tls-server-name (JOBQ_REDIS_TLS_*); exiting",
+                 url, why);
+    else
+        jq_error("redis at %s refused our %s: %s; check the user, password and database "
+                 "in --redis / JOBQ_REDIS_URL; exiting",
+                 url, step, why);
     m->exit_code = JQ_MASTER_EXIT_CONFIG;
     /* The workers, started meanwhile, were refused as well (they retry
      * quietly, leaving the message to us): they hold no job. */
@@ -257,7 +262,7 @@ static int master_init(jq_master_t *m, const jq_options_t *opt) {
         jq_error("master init: %s", uv_strerror(rc));
         return -1;
     }
-    if (jq_rconn_init(&m->redis, m->loop, &opt->url, "master") != 0) {
+    if (jq_rconn_init(&m->redis, m->loop, &opt->url, opt->tls, "master") != 0) {
         jq_error("cannot start the redis connection");
         return -1;
     }
@@ -285,6 +290,7 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
             "%s, redis %s",
             (int)getpid(), opt->workers, opt->threads, opt->cpus, opt->queues_csv, url);
     jq_opts_log(jq_options_table, opt);
+    if (opt->url.tls && opt->tls_opts.insecure) jq_warn("%s", JQ_TLS_INSECURE_WARNING);
     signal(SIGPIPE, SIG_IGN);
     if (start_http(m) < 0) {
         uv_run(m->loop, UV_RUN_DEFAULT); /* the failed listener's close */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 
 #include "args.h"
 #include "log.h"
@@ -36,10 +37,21 @@ typedef struct glue {
     int events;
     int want_write; /* hiredis has output to write */
     int open;       /* handles not closed yet */
+    /* rediss://: once TCP is connected, hiredis never touches the socket
+     * again (it stays the reader and the formatter); the bytes go through
+     * the session, see tls_on_poll. */
+    int tls_state;
+    jq_tls_conn_t *tls;
+    int write_blocked; /* the session's last write (or handshake) waits for room */
+    int read_blocked;  /* its last read waits for room (a key update) */
 } glue_t;
+
+enum { TLS_OFF, TLS_CONNECTING, TLS_BEGIN, TLS_HANDSHAKE, TLS_UP };
 
 static void schedule_connect(jq_rconn_t *c);
 static void on_timer_closed(uv_handle_t *h);
+static void drop(jq_rconn_t *c, const char *why);
+static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac);
 
 static void on_glue_closed(uv_handle_t *h) {
     glue_t *g = h->data;
@@ -56,32 +68,168 @@ static int in_prepare;
  * redisAsyncHandleRead does after its own read. */
 void redisProcessCallbacks(redisAsyncContext *ac);
 
+#define READ_BUF (64 * 1024)
+
+static long long skip_steps(const jq_rconn_t *c) {
+    return c->bulkcap.skipped + c->bulkcap.skipped_bytes / JQ_RCONN_SKIP_STEP;
+}
+
+/* Hands bytes read to the reader, through the bulk cap when one is set
+ * (bulkcap.h). A refusal of the reader (out of memory) is in its err: the
+ * callbacks that follow see it and disconnect. */
+static void feed(jq_rconn_t *c, redisAsyncContext *ac, const char *buf, size_t n) {
+    if (c->bulkcap.cap > 0)
+        jq_bulkcap_feed(&c->bulkcap, ac->c.reader, buf, n);
+    else
+        redisReaderFeed(ac->c.reader, buf, n);
+}
+
 /* redisAsyncHandleRead, with the bytes passed through the connection's
- * bulk cap on their way to the reader (bulkcap.h). An end of stream or an
- * error is left to hiredis, whose own read then sees it and disconnects. */
+ * bulk cap on their way to the reader. An end of stream or an error is
+ * left to hiredis, whose own read then sees it and disconnects. */
 static void read_capped(glue_t *g) {
     redisAsyncContext *ac = g->ac;
-    char buf[64 * 1024];
+    char buf[READ_BUF];
     ssize_t n = ac->c.err ? -1 : read(ac->c.fd, buf, sizeof(buf));
     if (n < 0 && !ac->c.err && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         redisAsyncHandleRead(ac);
         return;
     }
-    /* A refusal of the reader (out of memory) is in its err: the callbacks
-     * below see it and disconnect. */
     jq_rconn_t *c = g->c;
-    long long steps = c->bulkcap.skipped + c->bulkcap.skipped_bytes / JQ_RCONN_SKIP_STEP;
-    jq_bulkcap_feed(&c->bulkcap, ac->c.reader, buf, (size_t)n);
-    if (c->on_skipping &&
-        c->bulkcap.skipped + c->bulkcap.skipped_bytes / JQ_RCONN_SKIP_STEP != steps)
-        c->on_skipping(c);
+    long long steps = skip_steps(c);
+    feed(c, ac, buf, (size_t)n);
+    if (c->on_skipping && skip_steps(c) != steps) c->on_skipping(c);
     redisProcessCallbacks(ac);
+}
+
+static void glue_update(glue_t *g, int events);
+
+/* ---- TLS (rediss://): the session on the socket, hiredis off it ---- */
+
+/* Readable always; writable while the session waits for room. */
+static void tls_events(glue_t *g) {
+    glue_update(g, UV_READABLE | (g->write_blocked || g->read_blocked ? UV_WRITABLE : 0));
+}
+
+/* Ends the context for the session's failure. Before the connection
+ * was first up, a certificate that does not verify (or the server's
+ * refusal of ours) is a configuration error, handled like a refused
+ * AUTH (on_refused); any other failure is an outage. */
+static void tls_failed(glue_t *g, int rc, const char *why) {
+    jq_rconn_t *c = g->c;
+    if (rc == JQ_TLS_REFUSED && !c->up) snprintf(c->refused, sizeof(c->refused), "TLS");
+    drop(c, why);
+}
+
+/* Writes hiredis' output through the session. */
+static void tls_flush(glue_t *g) {
+    char err[160];
+    int rc = jq_tls_flush(g->tls, &g->ac->c, err, sizeof(err));
+    if (rc < 0 && rc != JQ_TLS_WANT_READ && rc != JQ_TLS_WANT_WRITE) {
+        /* TLS 1.3 ends the handshake on our side before the server has
+         * checked our certificate: its refusal (an alert) may be waiting
+         * behind the reset our first write ran into. */
+        char buf[512], alert[160];
+        if (!g->c->up &&
+            jq_tls_read(g->tls, buf, sizeof(buf), alert, sizeof(alert)) == JQ_TLS_REFUSED) {
+            tls_failed(g, JQ_TLS_REFUSED, alert);
+            return;
+        }
+        tls_failed(g, rc, err);
+        return;
+    }
+    g->want_write = rc != 0;
+    /* WANT_READ: the next readable event writes again (tls_on_poll). */
+    g->write_blocked = rc == JQ_TLS_WANT_WRITE;
+    tls_events(g);
+}
+
+/* Reads what the session has, up to about 1 MiB a turn so that one huge
+ * reply does not hold the loop, but never leaving bytes inside OpenSSL
+ * (the socket would not poll readable for them), then runs the replies'
+ * callbacks, which may free the context. */
+static void tls_read(glue_t *g) {
+    jq_rconn_t *c = g->c;
+    redisAsyncContext *ac = g->ac;
+    char buf[READ_BUF], err[160];
+    size_t total = 0;
+    ssize_t n;
+    long long steps = skip_steps(c);
+    while ((n = jq_tls_read(g->tls, buf, sizeof(buf), err, sizeof(err))) > 0) {
+        feed(c, ac, buf, (size_t)n);
+        total += (size_t)n;
+        if (total >= 16 * sizeof(buf) && !jq_tls_pending(g->tls)) break;
+    }
+    g->read_blocked = n == JQ_TLS_WANT_WRITE;
+    if (total > 0) {
+        if (c->on_skipping && skip_steps(c) != steps) c->on_skipping(c);
+        redisProcessCallbacks(ac);
+        if (g->ac == NULL) return;
+    }
+    if (n <= 0 && n != JQ_TLS_WANT_READ && n != JQ_TLS_WANT_WRITE) {
+        tls_failed(g, (int)n, err);
+        return;
+    }
+    tls_events(g);
+}
+
+static void tls_handshake_step(glue_t *g) {
+    char err[160];
+    int rc = jq_tls_handshake(g->tls, err, sizeof(err));
+    if (rc == 0) {
+        g->tls_state = TLS_UP;
+        g->write_blocked = 0;
+        tls_flush(g); /* the Redis handshake, waiting since tls_begin */
+    } else if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE) {
+        g->write_blocked = rc == JQ_TLS_WANT_WRITE;
+        tls_events(g);
+    } else {
+        tls_failed(g, rc, err);
+    }
+}
+
+/* TCP is connected: the session starts, and the Redis handshake (AUTH,
+ * SELECT, PING) is queued behind it in hiredis' buffer. */
+static void tls_begin(glue_t *g) {
+    jq_rconn_t *c = g->c;
+    char err[160];
+    if (!(g->tls = jq_tls_conn_new(c->tls, g->ac->c.fd, c->url->host, err, sizeof(err)))) {
+        drop(c, err);
+        return;
+    }
+    g->tls_state = TLS_HANDSHAKE;
+    send_handshake(c, g->ac);
+    if (g->ac) tls_handshake_step(g);
+}
+
+static void tls_on_poll(glue_t *g, int status, int events) {
+    if (g->tls_state == TLS_HANDSHAKE)
+        tls_handshake_step(g);
+    else if (status < 0)
+        tls_read(g);
+    /* libuv reports a socket error (POLLERR, a reset) as EBADF, and stops
+     * watching: the read above found the reason (or a server's alert left
+     * before the reset), else this is it. */
+    if (status < 0 && g->ac) {
+        char why[96];
+        snprintf(why, sizeof(why), "cannot poll the socket: %s", uv_strerror(status));
+        drop(g->c, why);
+    }
+    if (status < 0 || g->tls_state == TLS_HANDSHAKE || !g->ac) return;
+    /* A writable event reads too: a read may be what waited for it, and a
+     * read with nothing to give costs one recv. */
+    tls_read(g);
+    if (g->ac && sdslen(g->ac->c.obuf) > 0) tls_flush(g);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
     glue_t *g = h->data;
     if (g->ac == NULL) return;
+    if (g->tls_state >= TLS_HANDSHAKE) {
+        tls_on_poll(g, status, events);
+        return;
+    }
     if (status < 0) {
         /* libuv stopped the watcher; let hiredis find the error itself so
          * that its connect or disconnect callback runs. */
@@ -99,6 +247,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     }
     /* The read may have freed the context (cleanup cleared g->ac). */
     if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
+    /* rediss://: hiredis saw TCP connected (on_connect) and wrote nothing. */
+    if (g->ac && g->tls_state == TLS_BEGIN) tls_begin(g);
 }
 
 static void on_poll_failed(uv_timer_t *t);
@@ -131,6 +281,11 @@ static void on_prepare(uv_prepare_t *h) {
     glue_t *g = h->data;
     uv_prepare_stop(h);
     if (g->ac == NULL || !g->want_write) return;
+    if (g->tls_state != TLS_OFF) {
+        /* Before the session is up the output waits (tls_handshake_step). */
+        if (g->tls_state == TLS_UP) tls_flush(g);
+        return;
+    }
     /* Writes what the socket takes; hiredis asks again (ev_add_write, now
      * waiting for writability) for the rest, or drops the wish. */
     in_prepare++;
@@ -166,6 +321,8 @@ static void ev_del_write(void *p) {
 static void ev_cleanup(void *p) {
     glue_t *g = p;
     g->ac = NULL;
+    jq_tls_conn_free(g->tls); /* before hiredis closes the socket */
+    g->tls = NULL;
     uv_poll_stop(&g->poll);
     uv_prepare_stop(&g->prepare);
     uv_close((uv_handle_t *)&g->poll, on_glue_closed);
@@ -189,6 +346,7 @@ static int glue_attach(jq_rconn_t *c, uv_loop_t *loop, redisAsyncContext *ac) {
     g->open = 2;
     g->poll.data = g;
     g->ac = ac;
+    g->tls_state = c->url->tls ? TLS_CONNECTING : TLS_OFF;
     ac->ev.data = g;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
@@ -311,7 +469,14 @@ static void on_connect(const redisAsyncContext *cac, int status) {
         return;
     }
     /* The connect timeout keeps running until the handshake is answered:
-     * a Redis that accepts and then stalls is not up. */
+     * a Redis that accepts and then stalls is not up. Over TLS the
+     * session comes first (on_poll, once hiredis let go: it would write
+     * the handshake in clear right after this callback). */
+    glue_t *g = ac->ev.data;
+    if (g->tls_state == TLS_CONNECTING) {
+        g->tls_state = TLS_BEGIN;
+        return;
+    }
     send_handshake(c, ac);
 }
 
@@ -341,6 +506,13 @@ static void on_poll_failed(uv_timer_t *t) {
 static void on_connect_timeout(uv_timer_t *t) {
     jq_rconn_t *c = t->data;
     if (c->ac == NULL || c->up) return;
+    glue_t *g = c->ac->ev.data;
+    if (g->tls_state == TLS_HANDSHAKE) {
+        char why[64];
+        snprintf(why, sizeof(why), "no TLS handshake in %d ms", c->connect_timeout_ms);
+        drop(c, why);
+        return;
+    }
     if (c->handshake > 0) {
         char why[64];
         snprintf(why, sizeof(why), "no answer to AUTH/SELECT/PING in %d ms", c->connect_timeout_ms);
@@ -400,10 +572,13 @@ static void schedule_connect(jq_rconn_t *c) {
                  c->name);
 }
 
-int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, const char *name) {
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                  const char *name) {
     memset(c, 0, sizeof(*c));
+    if (url->tls && !tls) return -1;
     c->loop = loop;
     c->url = url;
+    c->tls = tls;
     c->name = name;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->backoff_max_ms = BACKOFF_MAX_MS;

@@ -23,6 +23,7 @@
 #include "args.h"
 #include "bulkcap.h"
 #include "reply.h"
+#include "tls.h"
 #include "url.h"
 
 typedef struct jq_rconn jq_rconn_t;
@@ -34,6 +35,7 @@ typedef void (*jq_rconn_refused_cb)(jq_rconn_t *c, const char *step, const char 
 struct jq_rconn {
     uv_loop_t *loop;
     const jq_url_t *url;   /* borrowed; outlives the connection */
+    jq_tls_t *tls;         /* borrowed: rediss://'s settings (tls.h), else NULL */
     const char *name;      /* for logs, e.g. "fetch" */
     redisAsyncContext *ac; /* NULL while down */
     int up;                /* connected and the handshake (AUTH,
@@ -76,9 +78,14 @@ struct jq_rconn {
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
- * connected and Redis accepted the AUTH/SELECT of url (the handshake). Never fails for an unreachable server: it keeps retrying.
- * Returns 0, or -1 if the loop refused the timer. */
-int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, const char *name);
+ * connected and Redis accepted the AUTH/SELECT of url (the handshake).
+ * Never fails for an unreachable server: it keeps retrying. A rediss://
+ * url needs tls (jq_tls_new), which must outlive c; over TLS a
+ * certificate that does not verify is refused like a bad password (step
+ * "TLS", see on_refused). Returns 0, or -1 if the loop refused the timer
+ * or tls is missing. */
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                  const char *name);
 
 /* Sends the command built in a (args.h): the one way the consumer sends a
  * command. hiredis copies it at once, so a may be reset as soon as this

@@ -20,6 +20,7 @@
 
 struct jq_dash {
     char url[1024];
+    const jq_client_tls_t *tls; /* borrowed */
     char prefix[JQ_CLIENT_ID_LEN];
     jq_client_t *client; /* NULL until the first API request succeeds */
     int has_token;
@@ -47,14 +48,15 @@ static int digest(const char *s, size_t len, unsigned char md[32]) {
     return EVP_Digest(s, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
-jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix, const char *token,
-                       long long heartbeat_ms, char *err, size_t errlen) {
+jq_dash_t *jq_dash_new(const char *redis_url, const jq_client_tls_t *tls, const char *prefix,
+                       const char *token, long long heartbeat_ms, char *err, size_t errlen) {
     jq_dash_t *d = calloc(1, sizeof(*d));
     if (!d) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     snprintf(d->url, sizeof(d->url), "%s", redis_url);
+    d->tls = tls;
     snprintf(d->prefix, sizeof(d->prefix), "%s", prefix);
     d->heartbeat_ms = heartbeat_ms;
     if (token && *token) {
@@ -235,7 +237,7 @@ static void serve_api(jq_dash_t *d, const jq_dash_req_t *req, const char *path, 
     }
     char err[JQ_ERR_LEN];
     if (!d->client) {
-        if (!(d->client = jq_client_new(d->url, d->prefix, err, sizeof(err)))) {
+        if (!(d->client = jq_client_new_tls(d->url, d->prefix, d->tls, err, sizeof(err)))) {
             char msg[JQ_ERR_LEN + 16];
             snprintf(msg, sizeof(msg), "redis: %s", err);
             error_resp(resp, 503, msg);

@@ -52,12 +52,13 @@ typedef struct jq_dash_resp {
 } jq_dash_resp_t;
 
 /* Makes a handler that reads Redis at redis_url with key prefix `prefix`
- * (it connects on its first API request, and again after a fault). token
+ * (it connects on its first API request, and again after a fault), with
+ * the TLS settings tls (borrowed, outlives the handler; NULL: none). token
  * NULL or "" means read-only; a shorter token than JQ_DASH_TOKEN_MIN is
  * refused. Only a digest of the token is kept. heartbeat_ms (the workers'
  * period) lets the page mark silent workers stale. Returns NULL with err. */
-jq_dash_t *jq_dash_new(const char *redis_url, const char *prefix, const char *token,
-                       long long heartbeat_ms, char *err, size_t errlen);
+jq_dash_t *jq_dash_new(const char *redis_url, const jq_client_tls_t *tls, const char *prefix,
+                       const char *token, long long heartbeat_ms, char *err, size_t errlen);
 void jq_dash_free(jq_dash_t *d);
 
 /* Whether the dashboard was given an admin token. */

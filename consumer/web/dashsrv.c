@@ -158,15 +158,15 @@ static void on_request(jq_http_req_t *req, void *data) {
 static void on_async_closed(uv_handle_t *h);
 
 jq_dashsrv_t *jq_dashsrv_new(uv_loop_t *loop, jq_httpd_t *http, const char *redis_url,
-                             const char *prefix, const char *token, long long heartbeat_ms,
-                             char *err, size_t errlen) {
+                             const jq_client_tls_t *tls, const char *prefix, const char *token,
+                             long long heartbeat_ms, char *err, size_t errlen) {
     jq_dashsrv_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->loop = loop;
-    if (!(s->dash = jq_dash_new(redis_url, prefix, token, heartbeat_ms, err, errlen))) {
+    if (!(s->dash = jq_dash_new(redis_url, tls, prefix, token, heartbeat_ms, err, errlen))) {
         free(s);
         return NULL;
     }

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "httpd.h"
+#include "jobq/jobq.h" /* jq_client_tls_t */
 
 #define JQ_DASHSRV_QUEUE 16
 
@@ -24,8 +25,8 @@ typedef struct jq_dashsrv jq_dashsrv_t;
 /* Starts the thread and adds the routes to http. The other arguments are
  * jq_dash_new()'s. Returns NULL with err. */
 jq_dashsrv_t *jq_dashsrv_new(uv_loop_t *loop, jq_httpd_t *http, const char *redis_url,
-                             const char *prefix, const char *token, long long heartbeat_ms,
-                             char *err, size_t errlen);
+                             const jq_client_tls_t *tls, const char *prefix, const char *token,
+                             long long heartbeat_ms, char *err, size_t errlen);
 
 void jq_dashsrv_close(jq_dashsrv_t *s);
 

@@ -202,7 +202,8 @@ static void on_read(uv_work_t *work) {
     jq_metrics_t *m = work->data;
     m->err[0] = '\0';
     if (!m->client) {
-        m->client = jq_client_new(m->opt->redis, m->opt->prefix, m->err, sizeof(m->err));
+        m->client = jq_client_new_tls(m->opt->redis, m->opt->prefix, &m->opt->tls_client, m->err,
+                                      sizeof(m->err));
         /* A hung Redis: give up well before the server's 10 s answer
          * timeout, so the scrape gets the master's own series, not a 504. */
         if (m->client) jq_client_set_timeout(m->client, READ_TIMEOUT_MS);

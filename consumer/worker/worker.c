@@ -443,8 +443,8 @@ static int init_ctl(jq_worker_t *w) {
 
 /* The fetch and write connections (not connected yet). Returns 0 or -1. */
 static int init_rconns(jq_worker_t *w, const jq_options_t *opt) {
-    if (jq_rconn_init(&w->rfetch, &w->loop, &opt->url, "fetch") != 0 ||
-        jq_rconn_init(&w->rwrite, &w->loop, &opt->url, "write") != 0)
+    if (jq_rconn_init(&w->rfetch, &w->loop, &opt->url, opt->tls, "fetch") != 0 ||
+        jq_rconn_init(&w->rwrite, &w->loop, &opt->url, opt->tls, "write") != 0)
         return -1;
     w->rfetch.data = w->rwrite.data = w;
     /* A payload over the limit is refused while it is read, never stored

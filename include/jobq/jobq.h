@@ -39,18 +39,44 @@ int jq_name_valid(const char *s, size_t len);
 typedef struct jq_client jq_client_t;
 struct redisContext;
 
-/* Connects to `url` (redis://[[user]:password@]host[:port][/db] or
- * unix:///path[?db=N], see url.h), sends AUTH and SELECT as the URL says.
- * `prefix` NULL means "jobq"; it must pass jq_name_valid(). Returns a client
- * that the caller releases with jq_client_free(), or NULL with err. */
+/* Connects to `url` (redis://[[user]:password@]host[:port][/db],
+ * rediss://... for TLS, or unix:///path[?db=N], see url.h), sends AUTH and
+ * SELECT as the URL says. `prefix` NULL means "jobq"; it must pass
+ * jq_name_valid(). A rediss:// URL verifies the server against the
+ * system's CA store, under the URL's host name (jq_client_new_tls to
+ * choose). Returns a client that the caller releases with
+ * jq_client_free(), or NULL with err. */
 jq_client_t *jq_client_new(const char *url, const char *prefix, char *err, size_t errlen);
+
+/* The TLS settings of a rediss:// client. NULL pointers take the
+ * defaults; the strings are read during jq_client_new_tls only. The
+ * server is always verified unless `insecure` (for tests: it logs nothing
+ * itself, the caller should warn). TLS 1.2 is the oldest version spoken. */
+typedef struct jq_client_tls {
+    const char *ca_file;     /* PEM CA certificates to trust; NULL: the system's store */
+    const char *cert_file;   /* client certificate (PEM, with its chain), for servers
+                                that check clients; needs key_file */
+    const char *key_file;    /* its private key (PEM, not encrypted) */
+    const char *server_name; /* SNI and the name the server's certificate must carry;
+                                NULL: the host of the URL */
+    int insecure;            /* 1: do not verify the server's certificate */
+} jq_client_tls_t;
+
+/* jq_client_new() with TLS settings (tls NULL: the defaults). They apply
+ * to a rediss:// URL only; with another URL they are not used. A missing
+ * or unreadable file, a key that does not match its certificate, or a
+ * server that does not verify fail here with err naming the file or the
+ * reason. */
+jq_client_t *jq_client_new_tls(const char *url, const char *prefix, const jq_client_tls_t *tls,
+                               char *err, size_t errlen);
 
 /* Closes the connection and frees c. jq_client_free(NULL) does nothing. */
 void jq_client_free(jq_client_t *c);
 
 /* The key prefix (owned by c) and the hiredis connection, for callers that
  * need a command this library lacks. The context lives until the next call
- * on c that reconnects, or jq_client_free(). */
+ * on c that reconnects, or jq_client_free(). Over TLS (rediss://) it is
+ * NULL: its socket carries TLS records that hiredis cannot write. */
 const char *jq_client_prefix(const jq_client_t *c);
 struct redisContext *jq_client_context(jq_client_t *c);
 

@@ -17,7 +17,7 @@ TestSuite(dash, .init = start_redis, .fini = stop_redis);
 static jq_dash_resp_t resp;
 
 static jq_dash_t *dash(const char *token) {
-    jq_dash_t *d = jq_dash_new(redis_url, "t", token, 1000, err, sizeof(err));
+    jq_dash_t *d = jq_dash_new(redis_url, NULL, "t", token, 1000, err, sizeof(err));
     cr_assert(d, "%s", err);
     return d;
 }
@@ -137,7 +137,7 @@ Test(dash, read_only_without_token_refuses_actions) {
     cr_assert(json_object_get_boolean(json_object_object_get(o, "read_only")));
     json_object_put(o);
     jq_dash_free(d);
-    cr_assert_null(jq_dash_new(redis_url, "t", "short", 1000, err, sizeof(err)));
+    cr_assert_null(jq_dash_new(redis_url, NULL, "t", "short", 1000, err, sizeof(err)));
     cr_assert(strstr(err, "at least"), "%s", err);
 }
 
@@ -274,7 +274,7 @@ Test(dash, overview_and_history_count_what_is_there) {
 }
 
 Test(dash, redis_down_is_503_and_recovers) {
-    jq_dash_t *d = jq_dash_new("redis://127.0.0.1:1", "t", NULL, 1000, err, sizeof(err));
+    jq_dash_t *d = jq_dash_new("redis://127.0.0.1:1", NULL, "t", NULL, 1000, err, sizeof(err));
     cr_assert(d);
     cr_assert_eq(req(d, "GET", "/api/overview", NULL), 503);
     json_object *o = body();

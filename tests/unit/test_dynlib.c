@@ -1,4 +1,4 @@
-/* Unit tests of consumer/dl/dynlib.c (libraries opened on first use) and of
+/* Unit tests of common/dynlib.c (libraries opened on first use) and of
  * cryptosym.c, its libcrypto table. */
 
 #include <criterion/criterion.h>

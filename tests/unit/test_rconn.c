@@ -241,7 +241,7 @@ static void connect_to(const char *auth) {
     char s[128], err[128];
     snprintf(s, sizeof(s), "redis://%s127.0.0.1:%d", auth, srv.port);
     cr_assert_eq(jq_url_parse(s, &url, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(jq_rconn_init(&c, &loop, &url, "test"), 0);
+    cr_assert_eq(jq_rconn_init(&c, &loop, &url, NULL, "test"), 0);
     c.on_up = on_up;
     c.on_down = on_down;
 }

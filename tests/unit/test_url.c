@@ -53,6 +53,21 @@ Test(url, user_and_password) {
     cr_expect_eq(u.db, 1);
 }
 
+Test(url, rediss_is_tls_over_tcp) {
+    jq_url_t u = parse_ok("rediss://alice:s3cret@cache.example.com:6380/2");
+    cr_expect_eq(u.tls, 1);
+    cr_expect_eq(u.is_unix, 0);
+    cr_expect_str_eq(u.host, "cache.example.com");
+    cr_expect_eq(u.port, 6380);
+    cr_expect_eq(u.db, 2);
+    cr_expect_str_eq(u.password, "s3cret");
+    char buf[256];
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "rediss://alice:***@cache.example.com:6380/2");
+    cr_expect_eq(parse_ok("RediSS://h").tls, 1);
+    cr_expect_eq(parse_ok("redis://h").tls, 0);
+}
+
 Test(url, password_only) {
     jq_url_t u = parse_ok("redis://:pw@h");
     cr_expect_str_eq(u.user, "");
@@ -99,10 +114,9 @@ Test(url, unix_socket) {
 }
 
 Test(url, bad_scheme) {
-    expect_error("http://h:6379", "expected redis:// or unix://");
-    expect_error("localhost:6379", "expected redis:// or unix://");
-    expect_error("", "expected redis:// or unix://");
-    expect_error("rediss://h", "TLS");
+    expect_error("http://h:6379", "expected redis://, rediss:// or unix://");
+    expect_error("localhost:6379", "expected redis://, rediss:// or unix://");
+    expect_error("", "expected redis://, rediss:// or unix://");
 }
 
 Test(url, bad_port) {
@@ -169,7 +183,7 @@ Test(url, errors_hide_the_password) {
         "redis://alice:s3cret@h?db=x",
         "unix://alice:s3cret@/tmp/s?db=x",
         "unix://:s3cret@/",
-        "rediss://alice:s3cret@h",
+        "rediss://alice:s3cret@h:0",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         jq_url_t u;
