@@ -91,7 +91,7 @@ void jq_procproc_kill(jq_procproc_t *p, const char *why) {
      * with their backoff) rather than wait for their timeout. */
     if (why && !said_hello && !jq_pp.stopping && !jq_procpool_up(p->pool)) {
         char buf[300];
-        snprintf(buf, sizeof buf, "%s, before its hello", why);
+        snprintf(buf, sizeof buf, "handler process %s, before its hello", why);
         jq_procpool_fail_waiting(p->pool, buf);
     }
 }

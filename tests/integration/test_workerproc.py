@@ -130,6 +130,14 @@ def test_recycled_after_n_jobs_and_nothing_left_after_stop(r, consumer):
     assert "with handles left" not in c.log()
 
 
+def test_a_process_that_never_says_hello_fails_its_jobs(r, consumer):
+    c = consumer("--proc", "t.x=/bin/false", "--backoff-ms", "20")
+    res = wait_result(r, xadd(r, type="t.x", max_attempts=2))
+    assert res["state"] == b"dead" and res["attempts"] == b"2", res
+    assert res["error"] == b"t.x: handler process exited with status 1, before its hello", res
+    c.wait_log(r"--proc t\.x: handler process \(pid \d+\) exited with status 1: killed", count=2)
+
+
 def test_a_bad_command_is_refused_at_start(consumer, tmpdir_path):
     c = consumer("--proc", "t.x+=" + sys.executable, ready=False)
     assert c.wait() == 2
@@ -137,3 +145,38 @@ def test_a_bad_command_is_refused_at_start(consumer, tmpdir_path):
     c = consumer("--proc", "t.x=/nonexistent/handler", ready=False)
     assert c.wait() == 2
     assert "--proc t.x: /nonexistent/handler is not an executable file" in c.log(), c.log()
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (scripts/deps.sh test installs it)")
+def test_node_process_runs_many_jobs_at_once_and_answers_cancels(r, consumer):
+    c = consumer("--proc", "n.echo+n.slow+n.fail+n.perm+n.hang=%s %s" % (NODE, NODE_HANDLER),
+                 "--backoff-ms", "20")
+    res = wait_result(r, xadd(r, type="n.echo", payload={"n": [1, 2, 3]}))
+    assert res["state"] == b"done", res
+    out = result_of(res)
+    assert out["got"] == {"n": [1, 2, 3]} and out["sum"] == 6, out
+    pid = out["pid"]
+    c.wait_log(r'n\.echo got \{"n":\[1,2,3\]\}')
+    # Its hello asked for 16 at once: 8 slow jobs overlap in one process.
+    jids = [xadd(r, type="n.slow", payload={"ms": 300}) for _ in range(8)]
+    outs = [result_of(wait_result(r, j)) for j in jids]
+    assert {o["pid"] for o in outs} == {pid}
+    assert max(o["seen"] for o in outs) > 1, outs
+    res = wait_result(r, xadd(r, type="n.fail", max_attempts=2))
+    assert res["state"] == b"dead" and res["attempts"] == b"2", res
+    assert res["error"] == b"n.fail: Error: no luck, attempt 2", res
+    res = wait_result(r, xadd(r, type="n.perm", max_attempts=5))
+    assert res["state"] == b"dead" and res["attempts"] == b"1", res
+    assert res["error"] == b"n.perm: bad input", res
+    # A job past its timeout: the cancel frame aborts it, the process
+    # answers and lives on.
+    res = wait_result(r, xadd(r, type="n.hang", timeout_ms=200, max_attempts=1))
+    assert res["error"] == b"timeout: attempt ran longer than 200 ms", res
+    c.wait_log(r"Error: cancelled")  # the handler saw the abort...
+    assert result_of(wait_result(r, xadd(r, type="n.echo", payload={})))["pid"] == pid
+    assert "killed" not in c.log()  # ...and answered: nothing to kill
+    c.stop()
+    assert procs_running(NODE_HANDLER) == []
