@@ -132,7 +132,7 @@ static void update(jq_limit_queue_t *lq, int64_t now) {
     l->nlimited += limited - (was == 1);
     if (was >= 0 || limited)
         jq_info("queue %s: %s", q->name,
-                !limited              ? "no limit"
+                !limited                                                   ? "no limit"
                 : lq->slow_until_ms > now && !lq->rate && !lq->concurrency ? "slowed down"
                                                                            : "limited");
     if (limited)
@@ -220,9 +220,8 @@ static void take(jq_limit_queue_t *lq, const redisReply *out) {
     for (size_t i = 0; i < out->elements; i++) {
         redisReply *e = out->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[0]->len >= JQ_ENTRY_ID_MAX || e->element[1]->type != REDIS_REPLY_ARRAY ||
-            e->element[2]->type != REDIS_REPLY_INTEGER)
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= JQ_ENTRY_ID_MAX ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[2]->type != REDIS_REPLY_INTEGER)
             continue;
         jq_fetch_intake(l->b.fetch, lq->q, e->element[0]->str, e->element[1],
                         e->element[2]->integer);
@@ -253,7 +252,8 @@ static void on_permits(redisAsyncContext *ac, void *rp, void *priv) {
                 lq->next_ms = 0;
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        if (!lq->warned) jq_warn("queue %s: limited read: %s", l->env.queues[lq->q].name, reply->str);
+        if (!lq->warned)
+            jq_warn("queue %s: limited read: %s", l->env.queues[lq->q].name, reply->str);
         lq->warned = 1;
         lq->next_ms = now + JQ_LIMIT_POLL_MS;
     }
