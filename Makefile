@@ -34,9 +34,9 @@ LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/codec_from_json.c \
 	common/codec_to_json.c common/url.c common/config.c common/cpus.c common/args.c common/view.c \
-	common/proc.c common/unique.c
+	common/proc.c common/unique.c common/cancel_lua.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c \
-	producer/admin.c producer/watch.c
+	producer/cancel.c producer/admin.c producer/watch.c
 # TLS to Redis (rediss://): libssl opened with dlopen (common/dynlib.c).
 COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
@@ -59,7 +59,7 @@ SRC_conf := options
 SRC_redis := rconn reply bulkcap
 SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
-SRC_worker := admit attempt chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched settings trim types worker
+SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched settings trim types worker
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))

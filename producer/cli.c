@@ -27,6 +27,7 @@ static void usage(FILE *out) {
           "                             dead jobs\n"
           "  jobs list|show|keep-done [-q QUEUE] ...\n"
           "                             browse jobs: ready, running, scheduled, done, dead\n"
+          "  cancel [-q QUEUE] ID       cancel a job: it never runs, or stops\n"
           "  pause [-q] QUEUE           consumers stop taking jobs from QUEUE\n"
           "  resume [-q] QUEUE          undo pause\n"
           "  stats [-q QUEUE] [--json]  queue figures\n"
@@ -82,11 +83,11 @@ static void enqueue_usage(FILE *out) {
 static void wait_usage(FILE *out) {
     fputs("usage: jobq wait [-q QUEUE] ID [--timeout SECONDS] [--raw] [-o FILE]\n"
           "\n"
-          "Waits for the job to be done or dead (polling its result hash) and\n"
+          "Waits for the job to be done, dead or cancelled (polling its result hash) and\n"
           "prints one JSON object:\n"
           "{\"id\",\"queue\",\"state\",\"result\",\"error\",\"attempts\",\"finished_at\","
           "\"worker\"}.\n"
-          "Exit 0 done, 1 dead, 2 timed out (default 30 s), 3 Redis error.\n"
+          "Exit 0 done, 1 dead or cancelled, 2 timed out (default 30 s), 3 Redis error.\n"
           "  --raw               write the result's msgpack bytes unchanged instead\n"
           "  -o, --output FILE   write those bytes into FILE instead of stdout\n",
           out);
@@ -237,7 +238,8 @@ static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id, long
     if (status) return output_close(out, status);
     int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err, sizeof(err));
     if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
-        int dead = rc == 0 && !strcmp(r.state, "dead");
+        /* dead or cancelled */
+        int dead = rc == 0 && strcmp(r.state, "done") != 0;
         status = rc ? JQ_EXIT_TIMEOUT : dead ? JQ_EXIT_FAIL : JQ_EXIT_OK;
         if (rc)
             fprintf(stderr, "jobq: job %s not finished after %.3f s (state: %s)\n", id,
@@ -245,7 +247,7 @@ static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id, long
         if (!raw)
             jq_cli_print_result(stdout, queue, id, &r);
         else if (dead)
-            fprintf(stderr, "jobq: job %s is dead: %s\n", id, r.error ? r.error : "");
+            fprintf(stderr, "jobq: job %s is %s: %s\n", id, r.state, r.error ? r.error : "");
         else if (rc == 0 && r.result)
             fwrite(r.result, 1, r.result_len, out->f);
         else if (rc == 0)
@@ -495,6 +497,8 @@ int main(int argc, char **argv) {
         status = cmd_wait(&cli, argc, argv, i);
     else if (!strcmp(cmd, "dead"))
         status = jq_cli_dead(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "cancel"))
+        status = jq_cli_cancel(&cli, argc, argv, i);
     else if (!strcmp(cmd, "pause"))
         status = jq_cli_pause(&cli, argc, argv, i, 1);
     else if (!strcmp(cmd, "resume"))

@@ -121,6 +121,7 @@ const char *jq_fmt_rate(double r, char *buf, size_t cap);
 int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start);
 /* `jobq jobs list|show|keep-done` (cli_jobs.c). */
 int jq_cli_jobs(jq_cli_t *cli, int argc, char **argv, int start);
+int jq_cli_cancel(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause);
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start);

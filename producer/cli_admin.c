@@ -236,3 +236,66 @@ int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause) {
     printf("%s %s\n", pause ? "paused" : "resumed", queue);
     return JQ_EXIT_OK;
 }
+
+/* What jq_client_cancel found, in words and an exit status: 0 cancelled
+ * (or asked of the workers), 1 already ended. */
+static int cancel_print(const char *queue, const char *id, const char *state, int json) {
+    const char *ended = strncmp(state, "ended:", 6) == 0 ? state + 6 : NULL;
+    const char *now = ended ? ended : strcmp(state, "cancelled") == 0 ? "cancelled" : "cancelling";
+    if (json) {
+        printf("{\"id\":");
+        jq_json_cstr(stdout, id);
+        printf(",\"queue\":");
+        jq_json_cstr(stdout, queue);
+        printf(",\"state\":\"%s\",\"ended_before\":%s}\n", now, ended ? "true" : "false");
+    } else if (ended) {
+        printf("job %s had already ended: %s\n", id, ended);
+    } else if (strcmp(state, "cancelled") == 0) {
+        printf("cancelled %s\n", id);
+    } else {
+        /* Ready or running: a worker ends it `cancelled` within about
+         * 100 ms of seeing the request (at once if none runs the queue
+         * now: when one starts). */
+        printf("cancelling %s: the workers stop it (jobq wait %s shows the end)\n", id, id);
+    }
+    return ended ? JQ_EXIT_FAIL : JQ_EXIT_OK;
+}
+
+int jq_cli_cancel(jq_cli_t *cli, int argc, char **argv, int start) {
+    jq_argp_t p = {argc, argv, start, "cancel", cli, 0, 0};
+    const char *queue = JQ_QUEUE_DEFAULT, *id = NULL;
+    int json = 0;
+    while (p.i < argc && !p.bad) {
+        if (jq_argp_help(&p)) {
+            printf("usage: jobq cancel [-q QUEUE] ID [--json]\n\n"
+                   "Cancels a job: a delayed or retrying one is removed at once, a ready\n"
+                   "one never runs, a running one stops; its result says `cancelled`.\n"
+                   "Exit 0 cancelled (or being stopped), 1 the job had already ended\n"
+                   "(its state is printed), 2 no such job, 3 Redis error.\n");
+            return JQ_EXIT_OK;
+        }
+        if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
+            jq_argp_set(&p, NULL, "json", &json) || jq_argp_unknown(&p))
+            continue;
+        if (id) return jq_cli_usage_error("cancel", "unexpected argument '%s'", argv[p.i]);
+        id = jq_argp_take(&p);
+    }
+    if (p.bad) return JQ_EXIT_USAGE;
+    if (!id) return jq_cli_usage_error("cancel", "missing job ID");
+    if (jq_cli_check_name("cancel", "queue name", queue) < 0 ||
+        jq_cli_check_name("cancel", "job id", id) < 0)
+        return JQ_EXIT_USAGE;
+    int status = jq_cli_connect(cli);
+    if (status) return status;
+    char err[JQ_ERR_LEN], state[32];
+    int rc = jq_client_cancel(cli->client, queue, id, state, sizeof(state), err, sizeof(err));
+    if (rc == JQ_CLIENT_ENOTFOUND) {
+        fprintf(stderr, "jobq: cancel: no job %s in queue %s\n", id, queue);
+        return JQ_EXIT_USAGE; /* 2: no such job */
+    }
+    if (rc < 0) {
+        fprintf(stderr, "jobq: cancel: %s\n", err);
+        return JQ_EXIT_REDIS;
+    }
+    return cancel_print(queue, id, state, json);
+}

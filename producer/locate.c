@@ -83,7 +83,8 @@ static void read_snapshot(redisReply **e, size_t n, jq_job_place_t *out) {
     if (st && st->type == REDIS_REPLY_STRING) {
         snprintf(out->state, sizeof(out->state), "%.*s", (int)st->len, st->str);
         /* A retrying job keeps a result hash while it waits in the set. */
-        if (!strcmp(out->state, "done") || !strcmp(out->state, "dead")) {
+        if (!strcmp(out->state, "done") || !strcmp(out->state, "dead") ||
+            !strcmp(out->state, "cancelled")) {
             out->where = JQ_WHERE_FINISHED;
             return;
         }

@@ -137,7 +137,7 @@ out:
 }
 
 static int finished(const jq_result_t *r) {
-    return !strcmp(r->state, "done") || !strcmp(r->state, "dead");
+    return !strcmp(r->state, "done") || !strcmp(r->state, "dead") || !strcmp(r->state, "cancelled");
 }
 
 /* One BLPOP of at most slice_ms. Returns 1 with the popped state in

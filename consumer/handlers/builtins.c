@@ -146,7 +146,11 @@ static int sha256_rounds(jq_task_t *t, const void *in, size_t inlen, uint64_t n,
     int ok = EVP_DigestInit_ex(ctx, alg, NULL) && EVP_DigestUpdate(ctx, in, inlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     for (uint64_t i = 1; ok && i < n; i++) {
-        jq_task_yield(t);
+        if (jq_task_yield(t) == JQ_TASK_CANCELLED) {
+            /* The job is cancelled: its outcome says so, not this. */
+            EVP_MD_CTX_free(ctx);
+            return jq_task_fail(t, "sha256: cancelled");
+        }
         ok = EVP_DigestInit_ex(ctx, alg, NULL) && EVP_DigestUpdate(ctx, md, mdlen) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     }

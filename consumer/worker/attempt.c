@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "attempt.h"
+#include "cancel_lua.h"
 #include "log.h"
 #include "worker.h"
 
@@ -46,6 +47,8 @@ static void start_io(jq_worker_t *w, jq_run_t *r) {
 
 static void cpu_work(jq_pool_item_t *item) {
     jq_run_t *r = item->data;
+    /* Cancelled while it waited for a thread: it never runs. */
+    if (jq_task_cancelled(&r->task)) return;
     r->h->run(&r->task);
 }
 
@@ -109,7 +112,11 @@ static void record_end(jq_worker_t *w, jq_run_t *r) {
         r->run_us = (long long)(ns / 1000);
         r->finished_ms = r->started_ms ? r->started_ms + (int64_t)(ns / 1000000) : jq_now_ms();
     }
-    if (r->task.failed) {
+    if (r->cancel) {
+        /* Whatever the handler said: its job is cancelled. */
+        r->outcome = JQ_OUT_CANCELLED;
+        snprintf(r->error, sizeof(r->error), "%s", JQ_CANCELLED);
+    } else if (r->task.failed) {
         r->outcome = JQ_OUT_FAILED;
         r->permanent = r->task.failed == JQ_TASK_FAILED_PERMANENT;
         snprintf(r->error, sizeof(r->error), "%s", r->task.error);
@@ -138,6 +145,35 @@ static void end_attempt(jq_worker_t *w, jq_run_t *r) {
     jq_fetch_kick(&w->fetch);
 }
 
+/* ---- cancellation (cancel.h) ---- */
+
+void jq_attempt_cancel(jq_worker_t *w, jq_run_t *r) {
+    if (r->cancel) return;
+    r->cancel = 1;
+    if (r->state == JQ_RUN_WAITING) {
+        /* Never started: no attempt made. */
+        jq_runlist_remove(&w->waiting, r);
+        r->outcome = JQ_OUT_CANCELLED;
+        r->started_ms = 0;
+        r->finished_ms = jq_now_ms();
+        snprintf(r->error, sizeof(r->error), "%s", JQ_CANCELLED);
+        jq_finish_add(&w->finish, r);
+        jq_fetch_kick(&w->fetch);
+        return;
+    }
+    if (r->state != JQ_RUN_RUNNING) return;
+    /* Seen by the task's next jq_task_yield() (cpu), or by cpu_work
+     * before it starts. */
+    __atomic_store_n(&r->task.cancelled, 1, __ATOMIC_RELAXED);
+    if (r->h->kind == JQ_KIND_IO) {
+        /* After cancel the handler never calls jq_task_done: exec's
+         * guard kills the command's whole process group. */
+        if (r->h->cancel) r->h->cancel(&r->task);
+        end_attempt(w, r);
+    }
+    /* cpu: ends when run() returns (on_cpu_done). */
+}
+
 /* ---- timeouts ---- */
 
 void jq_attempt_timeouts(jq_worker_t *w, int64_t now) {
@@ -163,8 +199,8 @@ void jq_attempt_timeouts(jq_worker_t *w, int64_t now) {
             jq_task_fail(&r->task, "timeout: attempt ran longer than %lld ms", r->job.timeout_ms);
             r->finished_ms = now;
             r->run_us = (now - s) * 1000;
-            r->outcome = JQ_OUT_FAILED;
-            snprintf(r->error, sizeof(r->error), "%s", r->task.error);
+            r->outcome = r->cancel ? JQ_OUT_CANCELLED : JQ_OUT_FAILED;
+            snprintf(r->error, sizeof(r->error), "%s", r->cancel ? JQ_CANCELLED : r->task.error);
             w->failed++;
             jq_finish_add(&w->finish, r);
         }

@@ -17,6 +17,12 @@ typedef struct jq_worker jq_worker_t;
  * waiting list) until its attempt ends. */
 void jq_attempt_start(jq_worker_t *w, jq_run_t *r);
 
+/* Cancels r, running or waiting for an io slot (cancel.h): a waiting
+ * one ends at once, a running io one is stopped with its handler's
+ * cancel(), a cpu one ends when its run() returns (it sees the cancel at
+ * its next jq_task_yield). Its outcome is JQ_OUT_CANCELLED. */
+void jq_attempt_cancel(jq_worker_t *w, jq_run_t *r);
+
 /* From the tick: fails the attempts running past their job's timeout (an
  * io handler is cancelled; a cpu thread cannot be, so its run is
  * abandoned to it), and recycles the worker when a cpu thread is stuck

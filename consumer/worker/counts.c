@@ -22,6 +22,8 @@ static void count(jq_counts_t *sum, const jq_run_t *r, jq_job_state_t st) {
     if (r->outcome == JQ_OUT_FAILED) sum->failed++;
     if (st == JQ_STATE_DONE)
         sum->processed++;
+    else if (st == JQ_STATE_CANCELLED)
+        sum->cancelled++;
     else if (st == JQ_STATE_RETRYING)
         sum->retried++;
     else
@@ -64,8 +66,8 @@ static void write_counts(jq_finish_t *fin, const char *qn, const jq_counts_t *s)
     jq_key(key, sizeof(key), fin->env.opt->prefix, qn, "stats");
     snprintf(suffix, sizeof(suffix), "stats:%lld", (long long)(jq_now_ms() / 60000));
     jq_key(mkey, sizeof(mkey), fin->env.opt->prefix, qn, suffix);
-    const char *names[] = {"processed", "failed", "retried", "dead"};
-    const long long vals[] = {s->processed, s->failed, s->retried, s->dead};
+    const char *names[] = {"processed", "failed", "retried", "dead", "cancelled"};
+    const long long vals[] = {s->processed, s->failed, s->retried, s->dead, s->cancelled};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (!vals[i]) continue;
         hincrby(fin, key, names[i], vals[i]);

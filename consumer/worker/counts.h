@@ -2,7 +2,7 @@
 #define JQ_COUNTS_H
 
 /* The counters a finish batch writes (PROTOCOL §7): done, failed, retried
- * and dead per queue, in its stats hash and its per-minute one, and the
+ * dead and cancelled per queue, in its stats hash and its per-minute one, and the
  * wait and run latency histograms; summed over the batch's outcomes so
  * that a batch costs a few HINCRBYs, not a few per job. */
 
@@ -14,7 +14,7 @@
 
 /* One queue's sums over a batch: zeroed, then jq_counts_add per outcome. */
 typedef struct jq_counts {
-    long long processed, failed, retried, dead;
+    long long processed, failed, retried, dead, cancelled;
     long long wait[JQ_COUNTS_BUCKETS], run[JQ_COUNTS_BUCKETS];
     long long wait_n, run_n, wait_us, run_us;
 } jq_counts_t;

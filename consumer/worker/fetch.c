@@ -250,13 +250,7 @@ void jq_fetch_unblock(jq_fetch_t *f) {
     send_unblock(f);
 }
 
-static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
-    redisReply *reply = rp;
-    const jq_fetch_qref_t *ref = priv;
-    jq_fetch_t *f = ref->f;
-    jq_queue_t *q = &f->env.queues[ref->q];
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
-    int p = reply->integer > 0;
+static void set_paused(jq_fetch_t *f, jq_queue_t *q, int p) {
     if (p != q->paused && (p || q->paused >= 0))
         jq_info("queue %s %s", q->name, p ? "paused" : "resumed");
     /* A read blocked since before the pause still covers the queue and
@@ -267,19 +261,68 @@ static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
     if (!p) jq_fetch_kick(f);
 }
 
+static void set_cancels(jq_fetch_t *f, int q, int c) {
+    f->env.queues[q].cancels = c;
+    if (f->b.cancels) f->b.cancels(f->env.worker, q, c);
+}
+
+static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    const jq_fetch_qref_t *ref = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
+    set_paused(ref->f, &ref->f->env.queues[ref->q], reply->integer > 0);
+}
+
+static void on_cancels(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    const jq_fetch_qref_t *ref = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
+    set_cancels(ref->f, ref->q, reply->integer > 0);
+}
+
+/* Sends EXISTS of queue q's keys named what[0..n). */
+static void send_exists(jq_fetch_t *f, int q, const char *const *what, int n, redisCallbackFn *fn) {
+    jq_args_t *a = &f->args;
+    jq_args_reset(a);
+    jq_args_str(a, "EXISTS");
+    for (int i = 0; i < n; i++) {
+        char key[JQ_KEY_MAX];
+        int n = jq_key(key, sizeof(key), f->env.opt->prefix, f->env.queues[q].name, what[i]);
+        jq_args_dup(a, key, n < 0 ? 0 : (size_t)n);
+    }
+    jq_rconn_args(f->env.conn, a, fn, &f->qref[q]);
+    jq_args_reset(a);
+}
+
+/* The answer to EXISTS paused cancel: 0 neither, 2 both; 1 is either,
+ * asked apart (a rare moment: a queue paused, or cancels pending). */
+static void on_flags(redisAsyncContext *ac, void *rp, void *priv) {
+    redisReply *reply = rp;
+    const jq_fetch_qref_t *ref = priv;
+    jq_fetch_t *f = ref->f;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) return;
+    if (reply->integer == 1) {
+        static const char *const p[] = {"paused"}, *const c[] = {"cancel"};
+        send_exists(f, ref->q, p, 1, on_paused);
+        send_exists(f, ref->q, c, 1, on_cancels);
+        /* Taken as requests meanwhile: a running job's check goes now,
+         * not a round trip later (cancel.h); the answer corrects it. */
+        set_cancels(f, ref->q, 1);
+        return;
+    }
+    int both = reply->integer > 1;
+    set_paused(f, &f->env.queues[ref->q], both);
+    set_cancels(f, ref->q, both);
+}
+
 void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms) {
     if (now - f->last_pause_check_ms < pause_every_ms) return;
     f->last_pause_check_ms = now;
-    jq_args_t *a = &f->args;
-    for (int i = 0; i < *f->env.nqueues; i++) {
-        char key[JQ_KEY_MAX];
-        jq_key(key, sizeof(key), f->env.opt->prefix, f->env.queues[i].name, "paused");
-        jq_args_reset(a);
-        jq_args_str(a, "EXISTS");
-        jq_args_str(a, key);
-        jq_rconn_args(f->env.conn, a, on_paused, &f->qref[i]);
-    }
-    jq_args_reset(a);
+    /* One EXISTS per queue asks both whether it is paused and whether it
+     * has cancel requests (docs/PROTOCOL.md §11): a queue without cancels
+     * pays nothing for them. */
+    static const char *const flags[] = {"paused", "cancel"};
+    for (int i = 0; i < *f->env.nqueues; i++) send_exists(f, i, flags, 2, on_flags);
 }
 
 void jq_fetch_retry(jq_fetch_t *f) {

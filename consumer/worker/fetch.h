@@ -49,6 +49,9 @@ typedef struct jq_fetch_borrow {
      * reads again (the blocking read waits no longer, so that its slots
      * come back in time), or -1. NULL: no limits. */
     int64_t (*limit_kick)(void *worker);
+    /* Queue q's cancel set holds requests (1) or not (0), as the pause
+     * check just learned (cancel.h); NULL: nobody listens. */
+    void (*cancels)(void *worker, int q, int any);
 } jq_fetch_borrow_t;
 
 typedef struct jq_fetch jq_fetch_t;
@@ -98,7 +101,8 @@ void jq_fetch_aside(jq_fetch_t *f);
  * queue's group (XGROUP CREATE ... MKSTREAM; BUSYGROUP is fine). */
 void jq_fetch_connected(jq_fetch_t *f);
 
-/* From the worker's tick: asks whether each queue is paused, at most every
+/* From the worker's timer: asks whether each queue is paused and whether
+ * it has cancel requests (queue.h, cancels), at most every
  * pause_every_ms. A queue whose state is not known yet is not read. */
 void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms);
 

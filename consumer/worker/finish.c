@@ -61,7 +61,7 @@ static int write_outcome(jq_finish_t *fin, jq_run_t *r, jq_counts_t *sum) {
     jq_run_drop_payload(r);
     jq_job_state_t st = jq_outcome_write(fin, r);
     jq_counts_add(sum, r, st);
-    return st != JQ_STATE_DONE;
+    return st == JQ_STATE_RETRYING || st == JQ_STATE_DEAD;
 }
 
 static void flush_batch(jq_finish_t *fin);
@@ -396,6 +396,7 @@ static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
     open_multi(fin, q);
     add_outcomes(fin, runs, &sum);
     jq_outcome_send_script(fin);
+    jq_outcome_send_unrequest(fin, q, runs);
     /* Not without ids (every outcome acked in its move): an XACK with
      * none is refused as a whole, and with it the MULTI. */
     if (fin->ack.argc > 3) send_on(fin, &fin->ack, NULL, NULL);

@@ -73,7 +73,7 @@ static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key, const
  * drop_payload_chunks), then the result itself (write_result), each step a
  * function named for what it decides. */
 
-static const char *const state_name[] = {"done", "retrying", "dead"};
+static const char *const state_name[] = {"done", "retrying", "dead", "cancelled"};
 
 typedef struct outcome {
     const char *qn, *id;
@@ -84,8 +84,10 @@ typedef struct outcome {
     int notify;        /* push the notify list (PROTOCOL 1.2 §3) */
 } outcome_t;
 
-/* Attempts made, counting this one; a job dead on arrival made none. */
+/* Attempts made, counting this one; a job dead on arrival made none,
+ * nor one cancelled before it started. */
 static long long attempts_made(const jq_run_t *r) {
+    if (r->outcome == JQ_OUT_CANCELLED) return r->job.attempt + (r->started_ms ? 1 : 0);
     return r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
 }
 
@@ -93,6 +95,7 @@ static long long attempts_made(const jq_run_t *r) {
  * permanent failure is dead at once. */
 static jq_job_state_t state_of(const jq_run_t *r) {
     if (r->outcome == JQ_OUT_DONE) return JQ_STATE_DONE;
+    if (r->outcome == JQ_OUT_CANCELLED) return JQ_STATE_CANCELLED;
     if (r->outcome == JQ_OUT_FAILED && !r->permanent && attempts_made(r) < r->job.max_attempts)
         return JQ_STATE_RETRYING;
     return JQ_STATE_DEAD;
@@ -319,6 +322,22 @@ static void index_done(jq_finish_t *fin, const outcome_t *oc, long long keep) {
     jq_finish_send(fin, NULL, NULL);
 }
 
+void jq_outcome_send_unrequest(jq_finish_t *fin, int q, const jq_run_t *runs) {
+    int any = fin->env.queues[q].cancels != 0;
+    for (const jq_run_t *r = runs; r && !any; r = r->bnext) any = r->outcome == JQ_OUT_CANCELLED;
+    if (!any) return;
+    char key[JQ_KEY_MAX];
+    jq_key(key, sizeof(key), fin->env.opt->prefix, fin->env.queues[q].name, "cancel");
+    jq_args_t *a = jq_finish_cmd(fin, "ZREM");
+    jq_args_str(a, key);
+    for (const jq_run_t *r = runs; r; r = r->bnext)
+        if (state_of(r) != JQ_STATE_RETRYING) jq_args_str(a, r->job.id);
+    if (a->argc > 2)
+        jq_finish_send(fin, NULL, NULL);
+    else
+        jq_args_reset(a);
+}
+
 /* Everything one outcome writes into the open MULTI but its counters,
  * each decision in its own step. */
 jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
@@ -329,7 +348,7 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
     else if (oc.state == JQ_STATE_DEAD)
         write_dead(fin, r, &oc);
     else if (r->job.chunks)
-        drop_payload_chunks(fin, &oc);
+        drop_payload_chunks(fin, &oc); /* done or cancelled */
     if (oc.state != JQ_STATE_RETRYING && r->job.unique.len) release_unique(fin, r, &oc);
     write_result(fin, r, &oc);
     if (oc.state == JQ_STATE_DONE && fin->env.queues[r->q].keep_done > 0)

@@ -10,7 +10,12 @@
 #include "run.h"
 
 /* The states of PROTOCOL §3 an outcome writes. */
-typedef enum { JQ_STATE_DONE, JQ_STATE_RETRYING, JQ_STATE_DEAD } jq_job_state_t;
+typedef enum {
+    JQ_STATE_DONE,
+    JQ_STATE_RETRYING,
+    JQ_STATE_DEAD,
+    JQ_STATE_CANCELLED, /* docs/PROTOCOL.md §11: acked like a done job */
+} jq_job_state_t;
 
 /* Writes r's outcome into the open MULTI: a retry's job hash and due
  * time (with backoff), a dead letter (each of those two acks its entry
@@ -18,6 +23,11 @@ typedef enum { JQ_STATE_DONE, JQ_STATE_RETRYING, JQ_STATE_DEAD } jq_job_state_t;
  * an earlier result deleted, a chunked result; and adds the result to
  * the batch's script (jq_outcome_send_script). Returns the state. */
 jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r);
+/* The cancel requests of the jobs of runs (a batch of queue q, chained by
+ * bnext) that ended (done, dead, cancelled; not retrying: the request
+ * stays for the retry) leave <p>:{q}:cancel, in one ZREM: sent only when
+ * the queue has requests or a run was cancelled (docs/PROTOCOL.md §11). */
+void jq_outcome_send_unrequest(jq_finish_t *fin, int q, const jq_run_t *runs);
 /* Sends the batch's script (in the MULTI) with the results that
  * jq_outcome_write gathered; none when none was. */
 void jq_outcome_send_script(jq_finish_t *fin);

@@ -42,6 +42,8 @@ typedef struct jq_queue {
     /* settings.c: index the last keep_done done jobs in <p>:{<q>}:done;
      * 0 none (-1: the setting is bad, also none). */
     long long keep_done;
+    int cancels; /* its cancel set (<p>:{q}:cancel) holds requests:
+                                     1, 0 not, -1 not known yet (cancel.h) */
 } jq_queue_t;
 
 /* Whether q is healthy (qhealth.h): a broken or suspect queue is left out

@@ -30,9 +30,10 @@ typedef enum {
 } jq_run_state_t;
 
 typedef enum {
-    JQ_OUT_DONE,   /* handler succeeded */
-    JQ_OUT_FAILED, /* an attempt failed: retry or dead, by attempts left */
-    JQ_OUT_DEAD,   /* dead at once: malformed job, unknown type, worker lost */
+    JQ_OUT_DONE,      /* handler succeeded */
+    JQ_OUT_FAILED,    /* an attempt failed: retry or dead, by attempts left */
+    JQ_OUT_DEAD,      /* dead at once: malformed job, unknown type, worker lost */
+    JQ_OUT_CANCELLED, /* cancelled (cancel.h): before its start, or stopped */
 } jq_outcome_t;
 
 /* The runs' home: the admission their slots are given back to, and the
@@ -77,6 +78,9 @@ struct jq_run {
     int64_t started_ms;
     uint64_t started_ns; /* uv_hrtime() at start, for run time */
     jq_outcome_t outcome;
+    int cancel;    /* its job is cancelled (cancel.h): the attempt
+                                     ends JQ_OUT_CANCELLED, whatever the
+                                     handler says */
     int permanent; /* failed, and no retry (the handler's
                                      jq_task_fail_permanent) */
     char error[JQ_ERR_LEN];

@@ -13,13 +13,27 @@
 #include "worker.h"
 
 #define TICK_MS 100
-#define PAUSE_CHECK_MS 100 /* one EXISTS per queue: cheap, and pause bites fast */
+/* One EXISTS per queue (paused, cancel: cancel.h), every 100 ms, every
+ * 50 ms while the worker holds jobs (a running job stops within 100 ms
+ * of its cancel); a little under, for the timer's own jitter. */
+#define FLAGS_TIMER_MS 50
+#define FLAGS_IDLE_MS 90
+#define FLAGS_BUSY_MS 45
 /* Longer than rconn's longest reconnect backoff (2 s). */
 #define RECONNECT_RECLAIM_PAUSE_MS 2500
 
 /* ---- the stages' callbacks (stage.h) ---- */
 
-void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
+void jq_worker_start_cb(void *wp, jq_run_t *r) {
+    jq_worker_t *w = wp;
+    if (jq_cancel_vet(&w->cancel, r)) return; /* checked first */
+    jq_attempt_start(w, r);
+}
+void jq_worker_vetted_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
+void jq_worker_stop_cb(void *w, jq_run_t *r) { jq_attempt_cancel(w, r); }
+void jq_worker_cancels_cb(void *w, int q, int any) {
+    jq_cancel_learned(&((jq_worker_t *)w)->cancel, q, any, jq_now_ms());
+}
 void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) { jq_worker_maybe_exit(w); }
 void jq_worker_read_failed_cb(void *w, const char *err) {
@@ -121,6 +135,8 @@ static void stop_all(jq_worker_t *w) {
         _exit(w->exit_code);
     }
     close_handle(w, (uv_handle_t *)&w->tick);
+    close_handle(w, (uv_handle_t *)&w->flags);
+    close_handle(w, (uv_handle_t *)&w->cancel.check);
     close_handle(w, (uv_handle_t *)&w->heartbeat);
     close_handle(w, (uv_handle_t *)&w->shutdown_timer);
     close_handle(w, (uv_handle_t *)&w->sigterm);
@@ -155,7 +171,7 @@ void jq_worker_maybe_exit(jq_worker_t *w) {
      * by a rolling restart would die "worker lost" without running. */
     if (w->running.n || w->waiting.n || jq_chunks_busy(&w->chunks) ||
         jq_reclaim_busy(&w->reclaim) || jq_fetch_busy(&w->fetch) || jq_limit_busy(&w->limit) ||
-        w->busy_cpu > (int)w->abandoned.n)
+        jq_cancel_busy(&w->cancel) || w->busy_cpu > (int)w->abandoned.n)
         return;
     if (jq_finish_pending(&w->finish) && w->rwrite.up) jq_finish_flush(&w->finish);
     if (jq_finish_pending(&w->finish) || flushing(w)) return;
@@ -200,6 +216,7 @@ static void force_stop(jq_worker_t *w) {
         jq_runlist_remove(&w->waiting, r);
         jq_run_free(r);
     }
+    jq_cancel_drop(&w->cancel);
     w->draining = 1;
     if (w->busy_cpu) {
         jq_warn("stopping with %d cpu jobs unfinished; they stay pending", w->busy_cpu);
@@ -242,7 +259,6 @@ static void on_tick(uv_timer_t *t) {
     }
     w->tick_due_ms = now + TICK_MS;
     jq_attempt_timeouts(w, now);
-    jq_fetch_check_paused(&w->fetch, now, PAUSE_CHECK_MS);
     jq_limit_tick(&w->limit, now);
     jq_settings_tick(&w->settings, now);
     jq_qhealth_tick(&w->qhealth, now);
@@ -252,6 +268,12 @@ static void on_tick(uv_timer_t *t) {
     if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
     jq_fetch_retry(&w->fetch);
     jq_worker_maybe_exit(w);
+}
+
+static void on_flags(uv_timer_t *t) {
+    jq_worker_t *w = t->data;
+    int busy = w->running.n || w->waiting.n;
+    jq_fetch_check_paused(&w->fetch, jq_now_ms(), busy ? FLAGS_BUSY_MS : FLAGS_IDLE_MS);
 }
 
 static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(&((jq_worker_t *)t->data)->beat); }
@@ -341,6 +363,8 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_reclaim_borrow_t rborrow = jq_worker_reclaim_borrow(w);
     jq_reclaim_init(&w->reclaim, &env, &rborrow);
     jq_sched_init(&w->sched, &env, &w->draining, jq_worker_key_error_cb);
+    jq_cancel_borrow_t cborrow = jq_worker_cancel_borrow(w);
+    jq_cancel_init(&w->cancel, &env, &cborrow);
     jq_heartbeat_borrow_t hborrow = jq_worker_heartbeat_borrow(w);
     jq_heartbeat_init(&w->beat, &env, &hborrow);
     srand((unsigned)(getpid() ^ w->started_ms));
@@ -353,6 +377,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
          * paused before this worker started must not give it a job. */
         w->queues[i].paused = -1;
         w->queues[i].limited = -1; /* the same for a limit (limit.c) */
+        w->queues[i].cancels = -1;
     }
 }
 
@@ -394,11 +419,13 @@ static int init_runners(jq_worker_t *w, const jq_options_t *opt) {
 static int init_timers(jq_worker_t *w, const jq_options_t *opt) {
     int rc;
     if ((rc = uv_timer_init(&w->loop, &w->tick)) != 0 ||
+        (rc = uv_timer_init(&w->loop, &w->flags)) != 0 ||
         (rc = uv_timer_init(&w->loop, &w->heartbeat)) != 0 ||
         (rc = uv_timer_init(&w->loop, &w->shutdown_timer)) != 0)
         return rc;
-    w->tick.data = w->heartbeat.data = w->shutdown_timer.data = w;
+    w->tick.data = w->flags.data = w->heartbeat.data = w->shutdown_timer.data = w;
     if ((rc = uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS)) != 0 ||
+        (rc = uv_timer_start(&w->flags, on_flags, 0, FLAGS_TIMER_MS)) != 0 ||
         (rc = uv_timer_start(&w->heartbeat, on_heartbeat, (uint64_t)opt->heartbeat_ms,
                              (uint64_t)opt->heartbeat_ms)) != 0)
         return rc;
@@ -468,6 +495,8 @@ static int init(jq_worker_t *w, const jq_options_t *opt) {
     const char *what = "finish check";
     int rc;
     if ((rc = jq_finish_start(&w->finish, &w->loop)) != 0) goto uv_err;
+    what = "cancel check";
+    if ((rc = jq_cancel_start(&w->cancel, &w->loop)) != 0) goto uv_err;
     what = "timers";
     if ((rc = init_timers(w, opt)) != 0) goto uv_err;
     what = "signal handlers";
@@ -504,6 +533,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_reclaim_destroy(&w->reclaim);
     jq_fetch_destroy(&w->fetch);
     jq_limit_destroy(&w->limit);
+    jq_cancel_destroy(&w->cancel);
     jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
     free(w);

@@ -34,6 +34,7 @@
 
 #include "admit.h"
 #include "args.h"
+#include "cancel.h"
 #include "chunks.h"
 #include "fetch.h"
 #include "finish.h"
@@ -88,7 +89,9 @@ struct jq_worker {
     jq_finish_t finish; /* finish.c: outcomes, batched writes */
     jq_trim_t trim;     /* trim.c: acked ids kept for a later pass */
 
-    uv_timer_t tick; /* timeouts, pause, renewals, recycling */
+    uv_timer_t tick;    /* timeouts, renewals, recycling */
+    uv_timer_t flags;   /* pause and cancel requests polled (cancel.h) */
+    jq_cancel_t cancel; /* cancel.c: requests checked, runs stopped */
     uv_timer_t heartbeat;
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm, sigint, sighup;
@@ -153,6 +156,12 @@ void jq_worker_key_error_cb(void *w, int q, const char *err);
 /* For the heartbeat: w's counters (its loop lag starts afresh), and
  * jq_worker_tell(msg) then jq_worker_drain(why). */
 void jq_worker_stats_cb(void *w, jq_heartbeat_stats_t *st);
+/* For fetch and cancel: queue q has cancel requests (any) or not
+ * (jq_cancel_learned); a checked run starts (jq_attempt_start); a
+ * cancelled one stops (jq_attempt_cancel). */
+void jq_worker_cancels_cb(void *w, int q, int any);
+void jq_worker_vetted_cb(void *w, jq_run_t *r);
+void jq_worker_stop_cb(void *w, jq_run_t *r);
 void jq_worker_recycle_cb(void *w, const char *msg, const char *why);
 
 /* What w lends its stages: a copy for each (jq_finish_init...). */
@@ -186,6 +195,19 @@ static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
         .types = &w->types,
         .read_failed = jq_worker_read_failed_cb,
         .key_error = jq_worker_key_error_cb,
+        .cancels = jq_worker_cancels_cb,
+    };
+    return b;
+}
+
+/* What w lends cancel besides its env. */
+static inline jq_cancel_borrow_t jq_worker_cancel_borrow(jq_worker_t *w) {
+    jq_cancel_borrow_t b = {
+        .running = &w->running,
+        .waiting = &w->waiting,
+        .finish = &w->finish,
+        .stop = jq_worker_stop_cb,
+        .start = jq_worker_vetted_cb,
     };
     return b;
 }

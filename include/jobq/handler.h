@@ -39,6 +39,21 @@
  * keeps busy (the worker's loop with an io job, Redis, a waiting client)
  * have it within --cpu-yield-us instead of a scheduler tick.
  *
+ * Cancellation (`jobq cancel`, docs/PROTOCOL.md §11): an io task is stopped
+ * with its handler's cancel(), as on a timeout. A cpu task cannot be
+ * stopped from outside: jq_task_yield(t) returns JQ_TASK_CANCELLED once
+ * its job is cancelled, and the handler then returns at once (what it
+ * returns and any result are dropped: the job ends `cancelled`). A task
+ * queued behind busy threads is never run. jq_task_cancelled(t) asks the
+ * same without yielding.
+ *
+ * Progress: jq_task_progress(t, fraction, message) reports how far the
+ * task is (0.0 to 1.0, and a short message), from the loop thread (io)
+ * or the task's pool thread (cpu). The worker writes the latest one into
+ * the job's result hash, a few times a second at most; calling it more
+ * often costs a mutex and a copy. A task that never calls it costs
+ * nothing.
+ *
  * ABI version history:
  *   1  the first layout.
  *   2  jq_task gains yield_cb at its end, for jq_task_yield(). A plugin
@@ -48,20 +63,29 @@
  *      plugin that never sets it is unchanged; a consumer from before it
  *      takes 2 as any failure (retried while attempts are left).
  *   3  jq_task gains deadline_ms at its end: the wall-clock time the
- *      attempt's timeout falls at. A plugin built for 1 or 2 still loads. */
+ *      attempt's timeout falls at. A plugin built for 1 or 2 still loads.
+ *   4  jq_task gains `cancelled` and progress_cb at its end, for
+ *      jq_task_yield()'s JQ_TASK_CANCELLED, jq_task_cancelled() and
+ *      jq_task_progress(). A plugin built for 1 to 3 still loads: its
+ *      jq_task_yield() never says cancelled (its cpu jobs run to their end,
+ *      and are then dropped as cancelled) and it reports no progress. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <uv.h>
 
-#define JQ_HANDLER_ABI_VERSION 3u
+#define JQ_HANDLER_ABI_VERSION 4u
 /* The oldest version a consumer still loads. */
 #define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
 /* jq_task's `failed`: 0, or one of these. */
 #define JQ_TASK_FAILED 1           /* retried while attempts are left */
 #define JQ_TASK_FAILED_PERMANENT 2 /* dead at once, never retried */
+/* What jq_task_yield() and jq_task_cancelled() return once the job is
+ * cancelled: stop, return from run(). */
+#define JQ_TASK_CANCELLED 1
+#define JQ_TASK_PROGRESS_MSG_LEN 200 /* longer messages are cut */
 
 typedef enum { JQ_KIND_IO = 0, JQ_KIND_CPU = 1 } jq_kind_t;
 
@@ -90,6 +114,10 @@ struct jq_task {
                                       jq_task_yield() */
     long long deadline_ms;         /* wall-clock ms (Unix epoch) at which the
                                       attempt times out (ABI 3) */
+    int cancelled;                 /* set by the worker, any thread (ABI
+                                      4); use jq_task_cancelled() */
+    /* The worker's (ABI 4); use jq_task_progress(). */
+    void (*progress_cb)(jq_task_t *t, double fraction, const char *message);
 };
 
 /* A named handler. The struct (and its name) is borrowed: it must live as
@@ -148,10 +176,25 @@ static inline int jq_task_fail_permanent(jq_task_t *t, const char *fmt, ...) {
     return -1;
 }
 
+/* JQ_TASK_CANCELLED once t's job is cancelled (see the top of this file),
+ * else 0. Any thread. */
+static inline int jq_task_cancelled(jq_task_t *t) {
+    return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? JQ_TASK_CANCELLED : 0;
+}
+
 /* cpu: a yield point for long loops (see the top of this file); a no-op
- * for io tasks. */
-static inline void jq_task_yield(jq_task_t *t) {
+ * for io tasks. Returns JQ_TASK_CANCELLED when the job is cancelled: the
+ * handler stops and returns. */
+static inline int jq_task_yield(jq_task_t *t) {
     if (t->yield_cb) t->yield_cb();
+    return jq_task_cancelled(t);
+}
+
+/* Reports t's progress: fraction from 0.0 to 1.0 (clamped), message
+ * NULL or a short text (cut at JQ_TASK_PROGRESS_MSG_LEN bytes). From the
+ * loop thread (io) or t's pool thread (cpu). */
+static inline void jq_task_progress(jq_task_t *t, double fraction, const char *message) {
+    if (t->progress_cb) t->progress_cb(t, fraction, message);
 }
 
 /* io: reports the end of the task. The worker may free t inside this call:

@@ -134,7 +134,7 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
                             const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
                             char *err, size_t errlen);
 
-/* Job control at enqueue (docs/PROTOCOL.md §10, §11). Kept apart from
+/* Job control at enqueue (docs/PROTOCOL.md §11, §11). Kept apart from
  * jq_enqueue_opts_t, whose size programs built against libjobq 1 embed. */
 typedef struct jq_enqueue_ctl {
     const char *unique;      /* NULL: none. A key (a valid name): while a job
@@ -165,7 +165,9 @@ int jq_client_gen_id(char *out, size_t cap);
 /* ---- results and waiting (PROTOCOL §3) ---- */
 
 typedef struct jq_result {
-    char state[16]; /* "done", "dead", "retrying"; "" if unknown */
+    char state[16]; /* "done", "dead", "cancelled", "retrying",
+                              "running" (reporting progress); "" if
+                              unknown */
     int has_hash;   /* 0: no result hash (result_ttl 0, or not yet) */
     char *result;   /* msgpack bytes (chunks reassembled), or NULL
                               for nil; owned, freed by jq_result_destroy */
@@ -183,7 +185,7 @@ typedef struct jq_result {
 int jq_client_result(jq_client_t *c, const char *queue, const char *id, jq_result_t *r, char *err,
                      size_t errlen);
 
-/* Waits up to timeout_ms for job `id` to be done or dead, for any job
+/* Waits up to timeout_ms for job `id` to be done, dead or cancelled, for any job
  * however it was enqueued: polls its result hash, first after 5 ms, then
  * twice as long each time up to half a second, never past the timeout
  * (PROTOCOL 1.2: a job enqueued without `notify 1` gets no notify list to
@@ -361,6 +363,19 @@ int jq_client_dead_retry_all(jq_client_t *c, const char *queue, size_t *done, ch
                              size_t errlen);
 int jq_client_dead_delete_all(jq_client_t *c, const char *queue, size_t *done, char *err,
                               size_t errlen);
+
+/* ---- cancellation (docs/PROTOCOL.md §11) ---- */
+
+/* Cancels job `id` of `queue`: a scheduled job (delayed, or waiting for
+ * its retry) is removed at once; a ready or running one gets a request in
+ * <p>:{<q>}:cancel, which the workers act on (a ready job never starts, a
+ * running one stops; its result then says `cancelled`). Writes into
+ * state[0..cap) (cap >= 24) what happened: "cancelled", "requested",
+ * "pending" (asked before), or "ended:<state>" when the job had already
+ * ended (done, dead or cancelled). Returns 0, JQ_CLIENT_ENOTFOUND when no
+ * job has that id, or -1. */
+int jq_client_cancel(jq_client_t *c, const char *queue, const char *id, char *state, size_t cap,
+                     char *err, size_t errlen);
 
 /* ---- pause (PROTOCOL §5) and figures (§7) ---- */
 

@@ -28,6 +28,10 @@ void jq_worker_maybe_exit(jq_worker_t *w) {}
 void jq_worker_start_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
 void jq_worker_kick_cb(void *w) { jq_fetch_kick(&((jq_worker_t *)w)->fetch); }
 void jq_worker_exit_cb(void *w) {}
+/* Cancellation is not these stages' concern: no queue has requests. */
+void jq_worker_cancels_cb(void *w, int q, int any) {}
+void jq_worker_vetted_cb(void *w, jq_run_t *r) { jq_attempt_start(w, r); }
+void jq_worker_stop_cb(void *w, jq_run_t *r) {}
 void jq_worker_read_failed_cb(void *w, const char *err) {
     jq_qhealth_read_failed(&((jq_worker_t *)w)->qhealth, err);
 }

@@ -246,7 +246,17 @@ Test(fetch, a_pause_cuts_the_blocking_read_short) {
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2);
     jq_fetch_check_paused(&w->fetch, 1050, 100);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2, "not again within 100 ms");
-    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{a}:paused"), fake_int(0));
+    /* One EXISTS per queue asks for pause and cancel requests at once:
+     * 0 is neither, 1 either (asked apart), 2 both. */
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{a}:paused jq:{a}:cancel"),
+                      fake_int(0));
+    cr_assert_eq(w->queues[0].paused, 0);
+    cr_assert_eq(w->queues[0].cancels, 0);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK"), 0);
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{b}:paused jq:{b}:cancel"),
+                      fake_int(1));
+    fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{b}:cancel"), fake_int(0));
+    cr_assert_eq(w->queues[1].cancels, 0);
     cr_assert_eq(fake_rconn_count(&w->rwrite, "CLIENT UNBLOCK"), 0);
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{b}:paused"), fake_int(1));
     cr_assert_eq(w->queues[1].paused, 1);
