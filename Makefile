@@ -112,7 +112,7 @@ LIB_LDLIBS := $(shell pkg-config --libs hiredis msgpack json-c 2>/dev/null)
 # ---- style: one .clang-format for the tree (K&R, 4 spaces, 100 columns).
 # `make format` rewrites every tracked C file; `make format-check` (CI)
 # lists the files that differ and fails.
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 .PHONY: format format-check
 format:
 	clang-format -i $(FORMAT_FILES)
