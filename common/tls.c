@@ -31,7 +31,7 @@
     X(SSL_CTX_set_default_passwd_cb) X(SSL_new) X(SSL_free) X(SSL_set_fd) X(SSL_ctrl) \
     X(SSL_set1_host) X(SSL_get0_param) X(SSL_connect) X(SSL_read) X(SSL_write) \
     X(SSL_get_error) X(SSL_get_verify_result) X(SSL_has_pending) \
-    X(ERR_get_error) X(ERR_clear_error) X(ERR_reason_error_string) \
+    X(ERR_get_error) X(ERR_peek_last_error) X(ERR_clear_error) X(ERR_reason_error_string) \
     X(X509_verify_cert_error_string) X(X509_VERIFY_PARAM_set1_ip_asc)
 /* clang-format on */
 
@@ -77,6 +77,7 @@ static int load(char *err, size_t errlen) {
 #define SSL_get_verify_result (ssl.SSL_get_verify_result)
 #define SSL_has_pending (ssl.SSL_has_pending)
 #define ERR_get_error (ssl.ERR_get_error)
+#define ERR_peek_last_error (ssl.ERR_peek_last_error)
 #define ERR_clear_error (ssl.ERR_clear_error)
 #define ERR_reason_error_string (ssl.ERR_reason_error_string)
 #define X509_verify_cert_error_string (ssl.X509_verify_cert_error_string)
@@ -148,20 +149,21 @@ static int load_files(jq_tls_t *t, const jq_client_tls_t *cfg, char *err, size_t
         return -1;
     }
     /* reason() would be OpenSSL's words about the key's contents: name
-     * the file only. */
-    if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
-        ERR_clear_error();
-        snprintf(err, errlen,
-                 "TLS: the key file '%s' holds no usable private key (PEM, not encrypted)", key);
-        return -1;
-    }
-    if (SSL_CTX_check_private_key(t->ctx) != 1) {
-        ERR_clear_error();
+     * the file only. OpenSSL checks the key against the certificate as it
+     * loads it, and once more below. */
+    int loaded = SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) == 1;
+    unsigned long e = loaded ? 0 : ERR_peek_last_error();
+    int mismatch =
+        loaded ? SSL_CTX_check_private_key(t->ctx) != 1
+               : ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+    ERR_clear_error();
+    if (mismatch)
         snprintf(err, errlen, "TLS: the key file '%s' is not the key of the certificate '%s'", key,
                  cert);
-        return -1;
-    }
-    return 0;
+    else if (!loaded)
+        snprintf(err, errlen,
+                 "TLS: the key file '%s' holds no usable private key (PEM, not encrypted)", key);
+    return loaded && !mismatch ? 0 : -1;
 }
 
 jq_tls_t *jq_tls_new(const jq_client_tls_t *cfg, char *err, size_t errlen) {
@@ -187,6 +189,10 @@ jq_tls_t *jq_tls_new(const jq_client_tls_t *cfg, char *err, size_t errlen) {
     /* Writes take what the socket takes (a partial write is the rest
      * left in hiredis' buffer, which may move as commands are added). */
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Without read-ahead every record costs two recv calls (its header,
+     * then its body); with it, one fills OpenSSL's buffer with what is
+     * there, which jq_tls_pending then counts. */
+    SSL_CTX_set_read_ahead(t->ctx, 1);
     t->verify = !cfg->insecure;
     SSL_CTX_set_verify(t->ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_default_passwd_cb(t->ctx, no_passphrase);
