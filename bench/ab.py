@@ -11,6 +11,8 @@ repetitions), on one redis-server of its own:
            jobs on queue `cpu` (about 70 ms each) that keep --workers 1
            --threads 2 saturated: enqueue -> done p50/p99 in ms
   rss      idle worker RSS (VmRSS from /proc, after the worker said ready)
+With --tls one binary may be both sides, one of them over TLS (rediss://):
+  ab.py --tls --base bin/jobq-consumer --new-args '--redis {tls_url} --redis-tls-ca {tls_ca}' 
 Prints the medians per side and the median of the per-repetition ratios.
 The machine is shared: only the ratios mean much. Asserts nothing.
 """
@@ -126,13 +128,18 @@ def main():
     ap.add_argument("--only", default="noop,noop0,tiny,rss")
     ap.add_argument("--new-args", default="", help="extra consumer args for the new side")
     ap.add_argument("--base-args", default="", help="extra consumer args for the base side")
+    ap.add_argument("--tls", action="store_true",
+                    help="Redis also listens with TLS (a throw-away CA): {tls_url} and {tls_ca} "
+                         "in --new-args/--base-args name them, e.g. --new-args '--redis "
+                         "{tls_url} --redis-tls-ca {tls_ca}' (jobs are enqueued over TCP)")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="jobq-ab-")
     sides = {"base": os.path.join(d, "base-consumer"), "new": os.path.join(d, "new-consumer")}
     shutil.copy2(a.base, sides["base"])
     shutil.copy2(a.new, sides["new"])
-    extra = {"base": a.base_args.split(), "new": a.new_args.split()}
-    srv = bench.Redis(d)
+    srv = bench.Redis(d, tls=a.tls)
+    names = {"tls_url": srv.tls_url, "tls_ca": srv.tls_ca} if a.tls else {}
+    extra = {"base": a.base_args.format(**names).split(), "new": a.new_args.format(**names).split()}
     r = srv.client()
     tests = a.only.split(",")
     res = {t: {s: [] for s in sides} for t in tests}

@@ -102,13 +102,40 @@ def proc_status_meminfo():
     return "?"
 
 
+def make_tls_pki(d):
+    """A throw-away CA and a server certificate for 127.0.0.1 in d (EC P-256):
+    returns (ca, cert, key) paths."""
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+         "-subj", "/CN=bench CA")
+    ossl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return tuple(os.path.join(d, f) for f in ("ca.crt", "server.crt", "server.key"))
+
+
 class Redis:
-    def __init__(self, d):
+    """tls=True: it listens with TLS on a second port too (tls_url, its CA
+    in tls_ca), beside the plain one every harness uses."""
+
+    def __init__(self, d, tls=False):
         self.port = free_port()
+        extra = []
+        if tls:
+            self.tls_ca, cert, key = make_tls_pki(d)
+            self.tls_port = free_port()
+            self.tls_url = "rediss://127.0.0.1:%d" % self.tls_port
+            extra = ["--tls-port", str(self.tls_port), "--tls-cert-file", cert,
+                     "--tls-key-file", key, "--tls-ca-cert-file", self.tls_ca,
+                     "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", d,
              "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--logfile", os.path.join(d, "redis.log")],
+             "--logfile", os.path.join(d, "redis.log")] + extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = "redis://127.0.0.1:%d" % self.port
         deadline = time.time() + 10
