@@ -328,6 +328,11 @@ $(BUILD)/bench/pool_start: bench/seed/pool_start.c $(BUILD)/consumer/worker/pool
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
+# Handler processes (--proc) in Python and Node against exec and BullMQ.
+.PHONY: bench-workerproc
+bench-workerproc: all bench/compare/node_modules/.package-lock.json
+	/usr/bin/python3 bench/workerproc.py $(BENCH_ARGS)
+
 bench/compare/node_modules/.package-lock.json: bench/compare/package-lock.json
 	@sh scripts/deps.sh bench
 	cd bench/compare && npm ci --no-audit --no-fund

@@ -71,6 +71,21 @@ def cpu_seconds(pid):
     return max(ticks, ns / 1e9)
 
 
+def tree(pid):
+    """pid and all its descendants that are alive."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
 def proc_status(pid, field):
     """A kB field of /proc/<pid>/status (VmHWM, VmRSS), in bytes."""
     with open("/proc/%d/status" % pid) as f:

@@ -67,19 +67,7 @@ def sha_hex(data, rounds):
     return d.hex()
 
 
-def tree(pid):
-    """pid and all its descendants that are alive."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-    return out
+tree = jb.tree  # pid and its live descendants
 
 
 def mem(pids, field):

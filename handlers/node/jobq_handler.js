@@ -210,11 +210,21 @@ function handler(type, fn) {
   handlers.set(type, fn);
 }
 
+// Frames go out together once per turn of the event loop: one write for
+// all the jobs that ended in it.
+const pending = [];
+function flushOut() {
+  const out = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+  pending.length = 0;
+  writeOut(out);
+}
+
 function send(frame) {
-  const body = encode(frame);
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(body.length, 0);
-  writeOut(Buffer.concat([head, body]));
+  const w = new Writer();
+  w.n = 4;
+  w.value(frame);
+  w.buf.writeUInt32BE(w.n - 4, 0);
+  if (pending.push(w.buf.subarray(0, w.n)) === 1) setImmediate(flushOut);
 }
 
 async function runJob(f) {
@@ -245,7 +255,7 @@ async function runJob(f) {
 
 let ended = false;
 function maybeExit() {
-  if (ended && inflight.size === 0) process.exit(0);
+  if (ended && inflight.size === 0) setImmediate(() => process.exit(0)); // after the last flush
 }
 
 function onFrame(f) {

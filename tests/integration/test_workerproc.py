@@ -88,6 +88,9 @@ def test_a_crash_mid_job_restarts_the_process_and_retries_the_job(r, consumer):
 
 def test_a_hung_job_times_out_and_its_process_is_replaced(r, consumer):
     c = consumer("--proc", py_proc(), "--backoff-ms", "20")
+    # Up first: a job timed out while waiting for a process to start would
+    # never reach one.
+    assert wait_result(r, xadd(r, type="t.echo", payload={}))["state"] == b"done"
     jid = xadd(r, type="t.hang", timeout_ms=300, max_attempts=1)
     res = wait_result(r, jid)
     assert res["state"] == b"dead", res
