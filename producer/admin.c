@@ -56,10 +56,11 @@ static int group_figures(const redisReply *g, long long *pending, long long *lag
     return 0;
 }
 
-static void read_totals(const redisReply *h, jq_queue_stats_t *s) {
+static void read_totals(const redisReply *h, jq_queue_stats_t *s, long long *cancelled) {
     if (!h || h->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
+        if (cancelled && jq_reply_is(f, "cancelled")) jq_reply_ll(v, cancelled);
         long long *dst = jq_reply_is(f, "processed") ? &s->processed
                          : jq_reply_is(f, "failed")  ? &s->failed
                          : jq_reply_is(f, "retried") ? &s->retried
@@ -87,7 +88,7 @@ void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen) {
 /* Ready is the group's lag (PROTOCOL 1.1); where Redis reports no lag,
  * the stream's length less the pending entries; all of it without a
  * group. */
-static void fill_stats(redisReply **r, jq_queue_stats_t *s) {
+static void fill_stats(redisReply **r, jq_queue_stats_t *s, long long *cancelled) {
     jq_reply_ll(r[S_XLEN], &s->length);
     long long lag;
     int has_group = group_figures(r[S_GROUPS], &s->running, &lag);
@@ -100,11 +101,11 @@ static void fill_stats(redisReply **r, jq_queue_stats_t *s) {
     long long paused = 0;
     jq_reply_ll(r[S_PAUSED], &paused);
     s->paused = paused > 0;
-    read_totals(r[S_TOTALS], s);
+    read_totals(r[S_TOTALS], s, cancelled);
 }
 
-int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char *err,
-                     size_t errlen) {
+int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, long long *cancelled,
+                     char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
     snprintf(s->queue, sizeof(s->queue), "%s", queue);
     redisReply *r[S_N] = {0};
@@ -126,7 +127,7 @@ int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char 
             continue;
         if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;
     }
-    if (rc == 0) fill_stats(r, s);
+    if (rc == 0) fill_stats(r, s, cancelled);
     for (int i = 0; i < S_N; i++)
         if (r[i]) freeReplyObject(r[i]);
     return rc;
@@ -139,7 +140,7 @@ int jq_client_stats(jq_client_t *c, const char *queue, jq_queue_stats_t *s, char
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     jq_stats_send(&p, queue, err, errlen);
-    int rc = jq_stats_collect(&p, queue, s, err, errlen);
+    int rc = jq_stats_collect(&p, queue, s, NULL, err, errlen);
     return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 

@@ -98,8 +98,10 @@ int jq_pipe_end(jq_pipe_t *p);
 /* The figures of one queue (admin.c), split so that watch.c can pipeline
  * many queues: send its commands, then collect their replies in order. */
 void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen);
-int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, char *err,
-                     size_t errlen);
+/* cancelled (may be NULL) gets the totals' `cancelled` (PROTOCOL §11),
+ * which jq_queue_stats_t, a caller-allocated struct of the ABI, lacks. */
+int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, long long *cancelled,
+                     char *err, size_t errlen);
 
 /* 0 if r is not NULL and not an error reply, else -1 with err. */
 int jq_reply_ok(const redisReply *r, char *err, size_t errlen);

@@ -190,7 +190,7 @@ static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *er
 static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, char *err,
                          size_t errlen) {
     /* Its extras are read even when its stats failed, to stay in step. */
-    int rc = jq_stats_collect(p, queue, &q->s, err, errlen);
+    int rc = jq_stats_collect(p, queue, &q->s, &q->cancelled, err, errlen);
     redisReply *r[Q_EXTRA] = {0};
     for (int i = 0; i < Q_EXTRA; i++) {
         r[i] = jq_pipe_reply(p, err, errlen);
@@ -338,10 +338,10 @@ static json_object *queue_json(const jq_queue_watch_t *q) {
     const struct {
         const char *k;
         long long v;
-    } ints[] = {
-        {"length", s->length},       {"ready", s->ready},     {"running", s->running},
-        {"scheduled", s->scheduled}, {"dead", s->dead},       {"processed", s->processed},
-        {"failed", s->failed},       {"retried", s->retried}, {"dead_total", s->dead_total}};
+    } ints[] = {{"length", s->length},       {"ready", s->ready},     {"running", s->running},
+                {"scheduled", s->scheduled}, {"dead", s->dead},       {"processed", s->processed},
+                {"failed", s->failed},       {"retried", s->retried}, {"dead_total", s->dead_total},
+                {"cancelled", q->cancelled}};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         json_object_object_add(o, ints[i].k, json_object_new_int64(ints[i].v));
         if (i == 4) json_object_object_add(o, "paused", json_object_new_boolean(s->paused));

@@ -62,6 +62,7 @@ static long long q_processed(const jq_queue_watch_t *q) { return q->s.processed;
 static long long q_failed(const jq_queue_watch_t *q) { return q->s.failed; }
 static long long q_retried(const jq_queue_watch_t *q) { return q->s.retried; }
 static long long q_dead_total(const jq_queue_watch_t *q) { return q->s.dead_total; }
+static long long q_cancelled(const jq_queue_watch_t *q) { return q->cancelled; }
 
 static const struct {
     const char *name, *type, *help;
@@ -78,6 +79,7 @@ static const struct {
     {"jobq_jobs_failed_total", "counter", "Attempts that failed.", q_failed},
     {"jobq_jobs_retried_total", "counter", "Failed attempts scheduled for a retry.", q_retried},
     {"jobq_jobs_dead_total", "counter", "Jobs that went to the dead set.", q_dead_total},
+    {"jobq_jobs_cancelled_total", "counter", "Jobs that ended cancelled.", q_cancelled},
 };
 
 static void histogram(FILE *o, const jq_watch_t *w, const char *name, const char *help, int run) {

@@ -37,6 +37,9 @@ typedef struct jq_queue_watch {
     double rate;                               /* processed jobs/s over the last 60 s */
     double fail_rate;                          /* failed attempts/s over the last 60 s */
     jq_latency_t wait, run;                    /* enqueue -> start, start -> end */
+    long long cancelled;                       /* the totals' `cancelled` (PROTOCOL §11): jobs
+                            ended cancelled. Added at the end: the array
+                            is the library's, never the caller's */
 } jq_queue_watch_t;
 
 typedef struct jq_worker_watch {
