@@ -37,6 +37,8 @@ COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/code
 	common/proc.c common/unique.c common/cancel_lua.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c \
 	producer/cancel.c producer/admin.c producer/watch.c
+# Sentinel (redis+sentinel://): where the master is.
+COMMON_SRC += common/sentinel.c
 # TLS to Redis (rediss://): libssl opened with dlopen (common/dynlib.c).
 COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \

@@ -337,7 +337,8 @@ static void log_value(FILE *f, const jq_opt_t *o, const void *target) {
             char e[256], shown[600];
             if (strstr(o->name, "password") || strstr(o->name, "token")) {
                 fputs(*p ? "***" : "''", f);
-            } else if (jq_url_parse(p, &u, e, sizeof(e)) == 0 && u.password[0]) {
+            } else if (jq_url_parse(p, &u, e, sizeof(e)) == 0 &&
+                       (u.password[0] || u.sentinel_password[0])) {
                 jq_url_format(&u, shown, sizeof(shown));
                 fputs(shown, f);
             } else if (!*p || strpbrk(p, " \t")) {

@@ -16,6 +16,8 @@
 #define REDIS_PREFIX "redis://"
 #define REDISS_PREFIX "rediss://"
 #define UNIX_PREFIX "unix://"
+#define SENTINEL_PREFIX "redis+sentinel://"
+#define SENTINEL_TLS_PREFIX "rediss+sentinel://"
 
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -111,9 +113,9 @@ static int parse_unix(const char *s, const char *rest, jq_url_t *u, char *err, s
     return q ? parse_query(q + 1, u, s, err, errlen) : 0;
 }
 
-/* The host of host[0..end) into u->host ("[...]" for IPv6, e.g.
+/* The host of host[0..end) into out ("[...]" for IPv6, e.g.
  * [::1]:6379), with *port at the text after its ':' or NULL. */
-static int parse_host(const char *host, const char *end, jq_url_t *u, const char **port,
+static int parse_host(const char *host, const char *end, char *out, size_t cap, const char **port,
                       const char *s, char *err, size_t errlen) {
     size_t hlen;
 
@@ -125,7 +127,7 @@ static int parse_host(const char *host, const char *end, jq_url_t *u, const char
             return -1;
         }
         hlen = (size_t)(close - host - 1);
-        if (hlen < sizeof(u->host)) memcpy(u->host, host + 1, hlen);
+        if (hlen < cap) memcpy(out, host + 1, hlen);
         if (close + 1 < end) {
             if (close[1] != ':') {
                 snprintf(err, errlen, "bad redis url '%s': junk after ']'", s);
@@ -137,32 +139,45 @@ static int parse_host(const char *host, const char *end, jq_url_t *u, const char
         const char *colon = memchr(host, ':', (size_t)(end - host));
         hlen = (size_t)((colon ? colon : end) - host);
         if (colon) *port = colon + 1;
-        if (hlen < sizeof(u->host)) memcpy(u->host, host, hlen);
+        if (hlen < cap) memcpy(out, host, hlen);
     }
-    if (hlen == 0 || hlen >= sizeof(u->host)) {
+    if (hlen == 0 || hlen >= cap) {
         snprintf(err, errlen, "bad redis url '%s': host is %s", s, hlen ? "too long" : "missing");
         return -1;
     }
-    u->host[hlen] = '\0';
+    out[hlen] = '\0';
+    return 0;
+}
+
+/* host[:port] of host[0..end) into a, the port defaulting to dflt. */
+static int parse_addr(const char *host, const char *end, jq_url_addr_t *a, int dflt, const char *s,
+                      char *err, size_t errlen) {
+    const char *port;
+    long long v;
+
+    if (parse_host(host, end, a->host, sizeof(a->host), &port, s, err, errlen) < 0) return -1;
+    a->port = dflt;
+    if (!port) return 0;
+    if (parse_num(port, (size_t)(end - port), 1, 65535, &v) < 0) {
+        snprintf(err, errlen, "bad redis url '%s': port '%.*s' is not in 1..65535", s,
+                 (int)(end - port), port);
+        return -1;
+    }
+    a->port = (int)v;
     return 0;
 }
 
 static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err, size_t errlen) {
     const char *at = strrchr(rest, '@');
     const char *host = at ? at + 1 : rest;
-    const char *end = host + strcspn(host, "/?"), *port;
+    const char *end = host + strcspn(host, "/?");
     long long v;
+    jq_url_addr_t a;
 
     if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0) return -1;
-    if (parse_host(host, end, u, &port, s, err, errlen) < 0) return -1;
-    if (port) {
-        if (parse_num(port, (size_t)(end - port), 1, 65535, &v) < 0) {
-            snprintf(err, errlen, "bad redis url '%s': port '%.*s' is not in 1..65535", s,
-                     (int)(end - port), port);
-            return -1;
-        }
-        u->port = (int)v;
-    }
+    if (parse_addr(host, end, &a, 6379, s, err, errlen) < 0) return -1;
+    memcpy(u->host, a.host, sizeof(u->host));
+    u->port = a.port;
     if (*end == '/') {
         const char *db = end + 1;
         size_t dlen = strcspn(db, "?");
@@ -178,6 +193,91 @@ static int parse_tcp(const char *s, const char *rest, jq_url_t *u, char *err, si
     return 0;
 }
 
+/* ---- redis+sentinel:// ---- */
+
+#define SENTINEL_PW "?sentinel_password="
+
+/* Where a sentinel URL's user info ends: its last '@' before the query
+ * (the query's own '@' must be percent-encoded), or NULL. */
+static const char *sentinel_at(const char *rest) {
+    const char *q = strstr(rest, SENTINEL_PW);
+    const char *at = NULL;
+    for (const char *p = rest; *p && (!q || p < q); p++)
+        if (*p == '@') at = p;
+    return at;
+}
+
+/* "h1[:p1],h2[:p2]..." of hosts[0..end) into u->sentinels. */
+static int parse_sentinels(const char *hosts, const char *end, jq_url_t *u, const char *s,
+                           char *err, size_t errlen) {
+    const char *h = hosts;
+    for (;;) {
+        const char *comma = memchr(h, ',', (size_t)(end - h));
+        const char *stop = comma ? comma : end;
+        if (u->nsentinels == JQ_URL_SENTINELS_MAX) {
+            snprintf(err, errlen, "bad redis url '%s': more than %d sentinels", s,
+                     JQ_URL_SENTINELS_MAX);
+            return -1;
+        }
+        jq_url_addr_t *a = &u->sentinels[u->nsentinels];
+        if (parse_addr(h, stop, a, JQ_URL_SENTINEL_PORT, s, err, errlen) < 0) return -1;
+        u->nsentinels++;
+        if (!comma) return 0;
+        h = comma + 1;
+    }
+}
+
+/* "/MASTER[/db]" at path (up to the query or the end). */
+static int parse_master(const char *path, jq_url_t *u, const char *s, char *err, size_t errlen) {
+    const char *name = path + (*path == '/');
+    size_t nlen = strcspn(name, "/?");
+    long long v;
+
+    if (*path != '/' || nlen == 0 ||
+        decode(name, nlen, u->master_name, sizeof(u->master_name)) < 0 || !u->master_name[0]) {
+        snprintf(err, errlen,
+                 "bad redis url '%s': want redis+sentinel://host[:port][,host[:port]...]"
+                 "/MASTER_NAME[/db]: master name %s",
+                 s, nlen >= sizeof(u->master_name) ? "too long" : "missing or bad");
+        u->master_name[0] = '\0';
+        return -1;
+    }
+    const char *db = name + nlen;
+    if (*db == '/') {
+        size_t dlen = strcspn(db + 1, "?");
+        if (dlen > 0 && parse_num(db + 1, dlen, 0, 1000000, &v) < 0) {
+            snprintf(err, errlen, "bad redis url '%s': database '%.*s' is not a number", s,
+                     (int)dlen, db + 1);
+            return -1;
+        }
+        u->db = dlen > 0 ? (int)v : 0;
+        db += 1 + dlen;
+    }
+    if (*db == '\0') return 0;
+    if (strncmp(db, SENTINEL_PW, strlen(SENTINEL_PW)) != 0) {
+        snprintf(err, errlen, "bad redis url '%s': want ?sentinel_password=P, got '%s'", s, db);
+        return -1;
+    }
+    const char *pw = db + strlen(SENTINEL_PW);
+    if (decode(pw, strlen(pw), u->sentinel_password, sizeof(u->sentinel_password)) < 0) {
+        snprintf(err, errlen, "bad redis url: bad or too long sentinel password");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_sentinel(const char *s, const char *rest, jq_url_t *u, char *err, size_t errlen) {
+    const char *at = sentinel_at(rest);
+    const char *hosts = at ? at + 1 : rest;
+    const char *end = hosts + strcspn(hosts, "/?");
+
+    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0) return -1;
+    if (parse_sentinels(hosts, end, u, s, err, errlen) < 0) return -1;
+    u->host[0] = '\0';
+    u->port = 0;
+    return parse_master(end, u, s, err, errlen);
+}
+
 /* The URL as error messages show it: the user info's password part
  * replaced by "***", found the way the parsers find it (the last '@' of a
  * redis:// URL, the first "@/" of a unix:// one). Returns a malloc'd
@@ -191,17 +291,22 @@ static char *redacted(const char *s) {
     if (!out) return NULL;
     if (sep && strncasecmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         at = rest[0] == '/' ? NULL : strstr(rest, "@/");
+    else if (sep && sep - s > 9 && strncasecmp(sep - 9, "+sentinel", 9) == 0)
+        at = sentinel_at(rest);
     else if (sep)
         at = strrchr(rest, '@');
     if (!at) {
         strcpy(out, s);
-        return out;
+    } else {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        size_t head = (size_t)((colon ? colon + 1 : rest) - s);
+        memcpy(out, s, head);
+        strcpy(out + head, "***");
+        strcat(out, at);
     }
-    const char *colon = memchr(rest, ':', (size_t)(at - rest));
-    size_t head = (size_t)((colon ? colon + 1 : rest) - s);
-    memcpy(out, s, head);
-    strcpy(out + head, "***");
-    strcat(out, at);
+    /* A sentinel password is the rest of the URL: cut. */
+    char *spw = strstr(at ? out + (at - s) : out, SENTINEL_PW);
+    if (spw) strcpy(spw + strlen(SENTINEL_PW), "***");
     return out;
 }
 
@@ -214,7 +319,20 @@ static int parse_any(const char *shown, const char *s, jq_url_t *u, char *err, s
         u->tls = 1;
         return parse_tcp(shown, s + strlen(REDISS_PREFIX), u, err, errlen);
     }
-    snprintf(err, errlen, "bad redis url '%s': expected redis://, rediss:// or unix://", shown);
+    if (strncasecmp(s, SENTINEL_PREFIX, strlen(SENTINEL_PREFIX)) == 0)
+        return parse_sentinel(shown, s + strlen(SENTINEL_PREFIX), u, err, errlen);
+    if (strncasecmp(s, SENTINEL_TLS_PREFIX, strlen(SENTINEL_TLS_PREFIX)) == 0) {
+        /* Parsed whole, so its mistakes are named first; then refused:
+         * the sentinels are asked in plain TCP (sentinel.c) so far. */
+        if (parse_sentinel(shown, s + strlen(SENTINEL_TLS_PREFIX), u, err, errlen) < 0) return -1;
+        snprintf(err, errlen,
+                 "bad redis url '%s': TLS to sentinels (rediss+sentinel://) is not supported yet",
+                 shown);
+        return -1;
+    }
+    snprintf(err, errlen,
+             "bad redis url '%s': expected redis://, rediss://, redis+sentinel:// or unix://",
+             shown);
     return -1;
 }
 
@@ -233,11 +351,38 @@ int jq_url_parse(const char *s, jq_url_t *u, char *err, size_t errlen) {
     return rc;
 }
 
+/* Appends "host:port" (IPv6 in brackets) to buf. */
+static void format_addr(char *buf, size_t cap, const jq_url_addr_t *a) {
+    size_t n = strlen(buf);
+    int v6 = strchr(a->host, ':') != NULL;
+    if (n < cap)
+        snprintf(buf + n, cap - n, "%s%s%s:%d", v6 ? "[" : "", a->host, v6 ? "]" : "", a->port);
+}
+
+static void format_sentinel(const jq_url_t *u, const char *auth, char *buf, size_t cap) {
+    snprintf(buf, cap, "redis+sentinel://%s%s", u->user, auth);
+    for (int i = 0; i < u->nsentinels; i++) {
+        if (i) strncat(buf, ",", cap - strlen(buf) - 1);
+        format_addr(buf, cap, &u->sentinels[i]);
+    }
+    size_t n = strlen(buf);
+    if (n < cap) snprintf(buf + n, cap - n, "/%s", u->master_name);
+    if (u->db) {
+        n = strlen(buf);
+        if (n < cap) snprintf(buf + n, cap - n, "/%d", u->db);
+    }
+    if (u->sentinel_password[0]) strncat(buf, SENTINEL_PW "***", cap - strlen(buf) - 1);
+}
+
 void jq_url_format(const jq_url_t *u, char *buf, size_t cap) {
     /* The password is shown as "***" so a log still tells that one is set. */
     const char *auth = u->password[0] ? ":***@" : (u->user[0] ? "@" : "");
 
     if (cap == 0) return;
+    if (jq_url_sentinel(u)) {
+        format_sentinel(u, auth, buf, cap);
+        return;
+    }
     if (u->is_unix) {
         snprintf(buf, cap, "unix://%s%s%s%s", u->user, auth, u->path, u->db ? "?db=" : "");
     } else {

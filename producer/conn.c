@@ -10,6 +10,7 @@
 #include <sys/time.h>
 
 #include "client_int.h"
+#include "sentinel.h"
 
 /* A connect that hangs longer than this is a dead server, not a slow one. */
 #define CONNECT_TIMEOUT_S 5
@@ -116,9 +117,10 @@ static int io_error(redisContext *ctx, const char *why) {
 
 /* The TLS handshake on the connected socket, blocking within the connect
  * timeout (SO_RCVTIMEO/SO_SNDTIMEO: a WANT_* here means it passed). */
-static int tls_start(jq_client_t *c, const char *where, char *err, size_t errlen) {
+static int tls_start(jq_client_t *c, const char *host, const char *where, char *err,
+                     size_t errlen) {
     char why[256];
-    if (!(c->session = jq_tls_conn_new(c->tls, c->ctx->fd, c->url.host, why, sizeof(why)))) {
+    if (!(c->session = jq_tls_conn_new(c->tls, c->ctx->fd, host, why, sizeof(why)))) {
         jq_seterr(err, errlen, "%s", why);
         return -1;
     }
@@ -156,13 +158,36 @@ static int tls_get_reply(jq_client_t *c, void **reply) {
     return REDIS_OK;
 }
 
-static int connect_now(jq_client_t *c, char *err, size_t errlen) {
+/* With sentinels: whether the server we reached says it is the master
+ * (sentinel.h). Returns 0, or -1 with err. */
+static int check_role(jq_client_t *c, const char *where, char *err, size_t errlen) {
+    jq_args_t a;
+    char why[256];
+    jq_args_init(&a);
+    jq_args_str(&a, "ROLE");
+    redisReply *r = jq_client_run(c, &a, why, sizeof(why));
+    jq_args_destroy(&a);
+    if (!r) {
+        /* ROLE refused (NOPERM, a renamed command): the sentinels' word
+         * stands (sentinel.h). */
+        if (c->ctx && !c->ctx->err) return 0;
+        jq_seterr(err, errlen, "redis at %s: ROLE: %s", where, why);
+        return -1;
+    }
+    int ok = jq_sentinel_role_ok(r, why, sizeof(why));
+    freeReplyObject(r);
+    if (!ok) jq_seterr(err, errlen, "redis at %s %s", where, why);
+    return ok ? 0 : -1;
+}
+
+/* Connects to addr (the URL's, or the master the sentinels named), then
+ * TLS, AUTH, SELECT and, with sentinels, ROLE. Returns 0, or -1 with err. */
+static int connect_to(jq_client_t *c, const jq_url_addr_t *addr, const char *where, char *err,
+                      size_t errlen) {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     if (c->timeout_ms > 0 && c->timeout_ms < CONNECT_TIMEOUT_S * 1000) tv = ms_tv(c->timeout_ms);
     redisContext *ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
-                                       : redisConnectWithTimeout(c->url.host, c->url.port, tv);
-    char where[600];
-    jq_url_format(&c->url, where, sizeof(where));
+                                       : redisConnectWithTimeout(addr->host, addr->port, tv);
     if (!ctx || ctx->err) {
         jq_seterr(err, errlen, "cannot connect to redis at %s: %s", where,
                   ctx ? ctx->errstr : "out of memory");
@@ -171,18 +196,58 @@ static int connect_now(jq_client_t *c, char *err, size_t errlen) {
     }
     c->ctx = ctx;
     redisSetTimeout(ctx, tv);
-    if (c->tls && tls_start(c, where, err, errlen) < 0) {
+    if (c->tls && tls_start(c, addr->host, where, err, errlen) < 0) {
         disconnect(c);
         return -1;
     }
     struct timeval ct = {COMMAND_TIMEOUT_S, 0};
     if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
     redisSetTimeout(ctx, ct);
-    if (auth_and_select(c, err, errlen) < 0) {
+    c->demoted = 0;
+    if (auth_and_select(c, err, errlen) < 0 ||
+        (jq_url_sentinel(&c->url) && check_role(c, where, err, errlen) < 0)) {
         disconnect(c);
         return -1;
     }
     return 0;
+}
+
+/* redis+sentinel://: asks the sentinels where the master is and connects
+ * there; a server that is no master (a sentinel behind a failover) sends
+ * us to the next sentinel, each asked at most once per call. */
+static int connect_sentinel(jq_client_t *c, char *err, size_t errlen) {
+    char url[700];
+    jq_url_format(&c->url, url, sizeof(url));
+    for (int tries = 0; tries < c->url.nsentinels; tries++) {
+        jq_url_addr_t m;
+        char why[512];
+        int rc = jq_sentinel_resolve(&c->url, JQ_SENTINEL_TIMEOUT_MS, &c->next_sentinel, &m, why,
+                                     sizeof(why));
+        if (rc < 0) {
+            jq_seterr(err, errlen, "%s: %s (%s)", url,
+                      rc == JQ_SENTINEL_REFUSED ? "the sentinels refused"
+                                                : "no sentinel named the master",
+                      why);
+            return -1;
+        }
+        char where[700];
+        const jq_url_addr_t *s = &c->url.sentinels[c->next_sentinel];
+        snprintf(where, sizeof(where), "%s:%d (master %s, from sentinel %s:%d)", m.host, m.port,
+                 c->url.master_name, s->host, s->port);
+        if (connect_to(c, &m, where, err, errlen) == 0) return 0;
+        c->next_sentinel++;
+    }
+    return -1;
+}
+
+static int connect_now(jq_client_t *c, char *err, size_t errlen) {
+    if (jq_url_sentinel(&c->url)) return connect_sentinel(c, err, errlen);
+    jq_url_addr_t addr;
+    char where[600];
+    snprintf(addr.host, sizeof(addr.host), "%s", c->url.host);
+    addr.port = c->url.port;
+    jq_url_format(&c->url, where, sizeof(where));
+    return connect_to(c, &addr, where, err, errlen);
 }
 
 void jq_client_set_timeout(jq_client_t *c, long long ms) {
@@ -320,12 +385,31 @@ static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
         if (c->ctx) c->ctx->err = c->ctx->err ? c->ctx->err : REDIS_ERR_IO;
         return NULL;
     }
+    redisReply *r = reply;
+    if (r->type == REDIS_REPLY_ERROR && jq_url_sentinel(&c->url) &&
+        jq_sentinel_readonly(r->str, r->len))
+        c->demoted = 1;
     return reply;
+}
+
+/* After a READONLY reply under sentinels, the connection is let go once
+ * its replies are read: the next command asks the sentinels again. */
+static void drop_if_demoted(jq_client_t *c) {
+    if (c->demoted && c->ctx && !c->ctx->err) c->ctx->err = REDIS_ERR_OTHER;
 }
 
 redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) {
     if (append(c, a, err, errlen) < 0) return NULL;
     redisReply *r = read_reply(c, err, errlen);
+    if (r && c->demoted) {
+        /* A master demoted under us: once more, on the one the sentinels
+         * name now (one command, nothing half sent). */
+        freeReplyObject(r);
+        drop_if_demoted(c);
+        if (append(c, a, err, errlen) < 0) return NULL;
+        r = read_reply(c, err, errlen);
+        drop_if_demoted(c);
+    }
     if (r && jq_reply_ok(r, err, errlen) < 0) {
         freeReplyObject(r);
         return NULL;
@@ -393,5 +477,6 @@ int jq_pipe_end(jq_pipe_t *p) {
     redisContext *ctx = p->c->ctx;
     /* Replies left unread would answer the next call's commands. */
     if (p->read < p->sent && ctx && !ctx->err) ctx->err = REDIS_ERR_OTHER;
+    drop_if_demoted(p->c);
     return p->broken ? -1 : 0;
 }

@@ -29,10 +29,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The printed form (password shown as ***) parses back to the same
          * server and database. A host holding '/', '?' or '@' cannot be
          * written back unambiguously; those are not servers anyone has. */
-        if (!u.is_unix && !strpbrk(u.host, "/?@[]") && !strpbrk(u.user, ":@/%?")) {
+        int plain = !u.is_unix && !strpbrk(u.host, "/?@[]") && !strpbrk(u.user, ":@/%?") &&
+                    !strpbrk(u.master_name, "/?@%");
+        for (int i = 0; i < u.nsentinels; i++)
+            if (strpbrk(u.sentinels[i].host, "/?@[],")) plain = 0;
+        if (plain) {
             if (jq_url_parse(shown, &v, err2, sizeof(err2)) != 0) abort();
             if (strcmp(u.host, v.host) || u.port != v.port || u.db != v.db) abort();
+            if (strcmp(u.master_name, v.master_name) || u.nsentinels != v.nsentinels) abort();
+            for (int i = 0; i < u.nsentinels; i++)
+                if (strcmp(u.sentinels[i].host, v.sentinels[i].host) ||
+                    u.sentinels[i].port != v.sentinels[i].port)
+                    abort();
         }
+        /* Nor on the sentinels' password. */
+        snprintf(other.sentinel_password, sizeof(other.sentinel_password), "%s",
+                 u.sentinel_password[0] ? "y" : "");
+        jq_url_format(&other, shown2, sizeof(shown2));
+        if (strcmp(shown, shown2) != 0) abort();
     } else if (err[0] == '\0') {
         abort();
     } else if (strncasecmp(s, "redis://", 8) == 0) {
