@@ -20,8 +20,9 @@
 #define JQ_SENTINEL_TIMEOUT_MS 1000
 
 /* The resolution's outcomes, besides 0. */
-#define JQ_SENTINEL_DOWN (-1)    /* no sentinel gave an address: an outage */
-#define JQ_SENTINEL_REFUSED (-2) /* each sentinel that answered refused (an
+#define JQ_SENTINEL_DOWN (-1) /* no sentinel gave an address: an outage */
+#define JQ_SENTINEL_REFUSED                                                                        \
+    (-2) /* each sentinel that answered refused (an
                                     unknown master name, a wrong or missing
                                     sentinel password): a configuration error */
 

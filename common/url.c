@@ -295,6 +295,7 @@ static char *redacted(const char *s) {
         at = sentinel_at(rest);
     else if (sep)
         at = strrchr(rest, '@');
+    char *tail = out; /* where the user info ended */
     if (!at) {
         strcpy(out, s);
     } else {
@@ -302,10 +303,11 @@ static char *redacted(const char *s) {
         size_t head = (size_t)((colon ? colon + 1 : rest) - s);
         memcpy(out, s, head);
         strcpy(out + head, "***");
-        strcat(out, at);
+        tail = out + head + 3;
+        strcpy(tail, at);
     }
     /* A sentinel password is the rest of the URL: cut. */
-    char *spw = strstr(at ? out + (at - s) : out, SENTINEL_PW);
+    char *spw = strstr(tail, SENTINEL_PW);
     if (spw) strcpy(spw + strlen(SENTINEL_PW), "***");
     return out;
 }

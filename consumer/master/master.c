@@ -205,9 +205,11 @@ static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
                  "--redis-tls-server-name (JOBQ_REDIS_TLS_*); exiting",
                  url, why);
     else
-        jq_error("redis at %s refused our %s: %s; check the user, password and database "
-                 "in --redis / JOBQ_REDIS_URL; exiting",
-                 url, step, why);
+        jq_error("redis at %s refused our %s: %s; check the %s in --redis / JOBQ_REDIS_URL; "
+                 "exiting",
+                 url, step, why,
+                 strcmp(step, "SENTINEL") == 0 ? "master name and ?sentinel_password="
+                                               : "user, password and database");
     m->exit_code = JQ_MASTER_EXIT_CONFIG;
     /* The workers, started meanwhile, were refused as well (they retry
      * quietly, leaving the message to us): they hold no job. */

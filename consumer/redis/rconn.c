@@ -14,6 +14,7 @@
 #include "args.h"
 #include "log.h"
 #include "rconn.h"
+#include "sentinel.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -194,7 +195,8 @@ static void tls_handshake_step(glue_t *g) {
 static void tls_begin(glue_t *g) {
     jq_rconn_t *c = g->c;
     char err[160];
-    if (!(g->tls = jq_tls_conn_new(c->tls, g->ac->c.fd, c->url->host, err, sizeof(err)))) {
+    const char *host = jq_url_sentinel(c->url) ? c->master.host : c->url->host;
+    if (!(g->tls = jq_tls_conn_new(c->tls, g->ac->c.fd, host, err, sizeof(err)))) {
         drop(c, err);
         return;
     }
@@ -223,11 +225,29 @@ static void tls_on_poll(glue_t *g, int status, int events) {
     if (g->ac && sdslen(g->ac->c.obuf) > 0) tls_flush(g);
 }
 
+static void drop(jq_rconn_t *c, const char *why);
+
+/* A reply said READONLY: with sentinels, the master we reached is one no
+ * more (a failover demoted it, and it kept our connection). Dropped here,
+ * after hiredis ran the callbacks of what it read, so that the reconnect
+ * asks the sentinels again. Without sentinels the server is the one the
+ * URL names either way: the owner holds its writes (finish_hold.c). */
+static void demoted(jq_rconn_t *c) {
+    c->arena.readonly = 0;
+    if (!jq_url_sentinel(c->url) || !c->up || c->closing || !c->ac) return;
+    char why[sizeof(c->master.host) + 96];
+    snprintf(why, sizeof(why), "%s:%d answered READONLY (no longer the master)", c->master.host,
+             c->master.port);
+    drop(c, why);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
     glue_t *g = h->data;
     if (g->ac == NULL) return;
     if (g->tls_state >= TLS_HANDSHAKE) {
+        jq_rconn_t *c = g->c;
         tls_on_poll(g, status, events);
+        if (c->arena.readonly) demoted(c);
         return;
     }
     if (status < 0) {
@@ -244,6 +264,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
             read_capped(g);
         else
             redisAsyncHandleRead(g->ac);
+        if (g->c->arena.readonly) demoted(g->c);
     }
     /* The read may have freed the context (cleanup cleared g->ac). */
     if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
@@ -436,6 +457,23 @@ static void on_handshake_reply(redisAsyncContext *ac, void *r, void *priv) {
     if (--c->handshake == 0) handshake_done(c);
 }
 
+/* With sentinels, the last of the handshake: a server that says it is
+ * no master (a sentinel behind a failover) is an outage, and the next
+ * attempt asks the next sentinel first. */
+static void on_role_reply(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    jq_rconn_t *c = ac->data;
+    char why[128];
+    if (reply == NULL || c->closing || c->refused[0]) return;
+    if (!jq_sentinel_role_ok(reply, why, sizeof(why))) {
+        snprintf(c->why, sizeof(c->why), "%s:%d %s", c->master.host, c->master.port, why);
+        c->resolve.next++;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (--c->handshake == 0) handshake_done(c);
+}
+
 static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac) {
     const jq_url_t *u = c->url;
     int rc = REDIS_OK;
@@ -452,6 +490,10 @@ static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac) {
     }
     rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
     c->handshake++;
+    if (jq_url_sentinel(u)) {
+        rc |= redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
+        c->handshake++;
+    }
     if (rc != REDIS_OK) {
         snprintf(c->why, sizeof(c->why), "out of memory sending the handshake");
         redisAsyncDisconnect(ac);
@@ -522,10 +564,13 @@ static void on_connect_timeout(uv_timer_t *t) {
     drop(c, "connect timed out");
 }
 
-static void start_connect(jq_rconn_t *c) {
+/* Connects to the URL's server, or to c->master with sentinels. */
+static void connect_now(jq_rconn_t *c) {
     const jq_url_t *u = c->url;
+    const char *host = jq_url_sentinel(u) ? c->master.host : u->host;
+    int port = jq_url_sentinel(u) ? c->master.port : u->port;
     redisAsyncContext *ac =
-        u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+        u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(host, port);
     if (ac == NULL) {
         lost(c, "out of memory");
         return;
@@ -559,6 +604,48 @@ static void start_connect(jq_rconn_t *c) {
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void on_resolved(jq_resolve_t *r) {
+    jq_rconn_t *c = r->data;
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    if (r->rc != 0) {
+        if (r->rc == JQ_SENTINEL_REFUSED) snprintf(c->refused, sizeof(c->refused), "SENTINEL");
+        snprintf(c->why, sizeof(c->why), "%s", r->err);
+        lost(c, r->err);
+        return;
+    }
+    if (strcmp(r->addr.host, c->master.host) != 0 || r->addr.port != c->master.port) {
+        const jq_url_addr_t *s = &c->url->sentinels[r->next];
+        if (c->master.port)
+            jq_info("redis %s connection: sentinel %s:%d names %s:%d master %s (was %s:%d)",
+                    c->name, s->host, s->port, r->addr.host, r->addr.port, c->url->master_name,
+                    c->master.host, c->master.port);
+        else
+            jq_debug("redis %s connection: sentinel %s:%d names %s:%d master %s", c->name, s->host,
+                     s->port, r->addr.host, r->addr.port, c->url->master_name);
+        c->master = r->addr;
+    }
+    connect_now(c);
+}
+
+/* Every (re)connect: with sentinels, asks them first (resolve.h). */
+static void start_connect(jq_rconn_t *c) {
+    if (!jq_url_sentinel(c->url)) {
+        connect_now(c);
+        return;
+    }
+    c->resolve.url = c->url;
+    c->resolve.data = c;
+    int rc = jq_resolve_start(&c->resolve, c->loop, on_resolved);
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "cannot ask the sentinels: %s", uv_strerror(rc));
+        lost(c, why);
+    }
 }
 
 static void on_backoff(uv_timer_t *t) { start_connect(t->data); }
@@ -663,6 +750,11 @@ void jq_rconn_close(jq_rconn_t *c, int graceful, jq_rconn_cb on_closed) {
     c->on_closed = on_closed;
     uv_timer_stop(&c->timer);
     c->timer.data = c;
+    if (c->resolve.busy) {
+        /* The sentinels' answer closes the timer (on_resolved). */
+        jq_resolve_cancel(&c->resolve);
+        return;
+    }
     if (c->ac == NULL) {
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
         return;

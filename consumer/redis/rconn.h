@@ -23,6 +23,7 @@
 #include "args.h"
 #include "bulkcap.h"
 #include "reply.h"
+#include "resolve.h"
 #include "tls.h"
 #include "url.h"
 
@@ -67,19 +68,26 @@ struct jq_rconn {
                                  without a log line (a worker before its
                                  first connection: the master reports it) */
     char refused[16];       /* the handshake step Redis refused, e.g. "AUTH" */
-    char why[160];          /* the reason of the loss being handled */
+    char why[600];          /* the reason of the loss being handled */
     char poll_error[96];    /* libuv refused to watch the socket: the
                                  context is dropped at once (rconn.c) */
     jq_reply_arena_t arena; /* where each context's replies are built;
                                  freed once the connection is closed */
     jq_bulkcap_t bulkcap;   /* longer bulk strings are skipped unread
                                  (bulkcap.h); set with jq_rconn_cap */
-    void *data;             /* the owner's */
+    /* redis+sentinel:// (url.h): each (re)connect asks the sentinels
+     * first, off the loop (resolve.h), connects where they say, and checks
+     * ROLE in the handshake; a READONLY reply (a demoted master) drops the
+     * connection, which then asks again. */
+    jq_resolve_t resolve;
+    jq_url_addr_t master; /* where the sentinels said the master is */
+    void *data;           /* the owner's */
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
- * connected and Redis accepted the AUTH/SELECT of url (the handshake).
- * Never fails for an unreachable server: it keeps retrying. A rediss://
+ * connected and Redis accepted the AUTH/SELECT of url (the handshake) and,
+ * with sentinels, said it is the master. Never fails for an unreachable
+ * server (or sentinels): it keeps retrying. A rediss://
  * url needs tls (jq_tls_new), which must outlive c; over TLS a
  * certificate that does not verify is refused like a bad password (step
  * "TLS", see on_refused). Returns 0, or -1 if the loop refused the timer

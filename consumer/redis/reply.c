@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "reply.h"
+#include "sentinel.h"
 
 #define CHUNK_MIN (16 * 1024)
 #define CHUNK_KEEP_MAX (256 * 1024)
@@ -172,6 +173,7 @@ static int is_mark(const jq_reply_arena_t *a, const redisReadTask *task, const c
 static void *create_string(const redisReadTask *task, char *str, size_t len) {
     jq_reply_arena_t *a = task->privdata;
     if (is_mark(a, task, str, len)) return create_oversized(task, str, len);
+    if (task->type == REDIS_REPLY_ERROR && jq_sentinel_readonly(str, len)) a->readonly = 1;
     redisReply *r = create(task, task->type);
     if (!r) return NULL;
     char *s = len >= JQ_REPLY_OWN_MIN ? own(a, (void **)&r->str, len + 1, 0) : carve(a, len + 1);
