@@ -266,8 +266,9 @@ Test(url, sentinel_errors) {
     expect_error("redis+sentinel://[::1/m", "missing ']'");
     /* TLS: parsed whole (its mistakes named), then refused for now. */
     expect_error("rediss+sentinel://h", "master name missing");
-    expect_error("rediss+sentinel://h/m", "TLS (rediss+sentinel://) is not supported");
-    expect_error("sentinel://h/m", "expected redis://, redis+sentinel:// or unix://");
+    expect_error("rediss+sentinel://h/m",
+                 "TLS to sentinels (rediss+sentinel://) is not supported yet");
+    expect_error("sentinel://h/m", "expected redis://, rediss://, redis+sentinel:// or unix://");
 }
 
 Test(url, sentinel_errors_hide_passwords) {
