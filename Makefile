@@ -34,15 +34,15 @@ LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/codec_from_json.c \
 	common/codec_to_json.c common/url.c common/config.c common/cpus.c common/args.c common/view.c \
-	common/proc.c common/unique.c common/cancel_lua.c
-PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c \
+	common/proc.c common/unique.c common/cancel_lua.c common/batch.c
+PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c producer/batch.c \
 	producer/cancel.c producer/admin.c producer/watch.c
 # Sentinel (redis+sentinel://): where the master is.
 COMMON_SRC += common/sentinel.c
 # TLS to Redis (rediss://): libssl opened with dlopen (common/dynlib.c).
 COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
-	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c producer/cli_jobs.c
+	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c producer/cli_jobs.c producer/cli_batch.c
 
 # The consumer, one folder per role (docs/ARCHITECTURE.md). Each folder sees
 # only the folders below it, through its include path: a header it may not

@@ -258,7 +258,7 @@ static int check_whole(const jq_job_t *job, unsigned seen, const jq_job_limits_t
 }
 
 /* A batch id is <queue>:<name>: the batch lives under its queue's hash
- * tag (PROTOCOL §11), the name after the last ':'. */
+ * tag (PROTOCOL §12), the name after the last ':'. */
 int jq_batch_id_split(const char *s, size_t len, size_t *qlen) {
     const char *colon = NULL;
     for (size_t i = 0; i < len; i++)
@@ -270,7 +270,7 @@ int jq_batch_id_split(const char *s, size_t len, size_t *qlen) {
     return 0;
 }
 
-/* The fields of job control (§10, §11), read with the id, before any check
+/* The fields of job control (§10, §12), read with the id, before any check
  * can fail: a job dead-lettered on arrival still ends, and still gives
  * back its unique key and counts in its batch. A value that is not valid
  * is left unread (the script that writes them never writes one); such a

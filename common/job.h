@@ -59,7 +59,7 @@ typedef struct jq_job {
                                <p>:{q}:unique:KEY this job holds (§10) */
     long long unique_until; /* `unique_until`, ms since the epoch; 0: none */
     jq_str_t batch;         /* `batch ID` (borrowed; len 0: none): the
-                               batch this job counts in (§11) */
+                               batch this job counts in (§12) */
     int64_t enqueued_ms;    /* from the entry id's time part */
     uint64_t entry_seq;     /* the entry id's sequence part */
 } jq_job_t;
@@ -92,7 +92,7 @@ int jq_job_field_kept(const char *name, size_t len);
  * number parser of the tree (wire fields, options, flags). */
 int jq_parse_ll(const char *s, size_t len, long long min, long long max, long long *out);
 
-/* Checks a batch id s[0..len) (PROTOCOL §11: "<queue>:<name>", a valid
+/* Checks a batch id s[0..len) (PROTOCOL §12: "<queue>:<name>", a valid
  * name as a whole, split at its last ':', both parts non-empty) and puts
  * the length of its queue part into *qlen. Returns 0 or -1. */
 int jq_batch_id_split(const char *s, size_t len, size_t *qlen);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "codec.h"
+#include "job.h"
 #include "log.h"
 #include "unique.h"
 
@@ -23,6 +24,7 @@ static void usage(FILE *out) {
           "                             add a job; prints its id\n"
           "  wait [-q QUEUE] ID [--timeout S] [--raw] [-o FILE]\n"
           "                             wait for a job; prints its result as JSON\n"
+          "  batch create|seal|show ...  a group of jobs with callbacks\n"
           "  dead list|show|retry|delete [-q QUEUE] ...\n"
           "                             dead jobs\n"
           "  jobs list|show|keep-done [-q QUEUE] ...\n"
@@ -385,6 +387,10 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
         return jq_cli_usage_error("enqueue", "--timeout: '%s' is not a number of seconds", timeout);
     if (wait_ms < 0 && (out.raw || out.path))
         return jq_cli_usage_error("enqueue", "--raw and -o write the result: they need --wait");
+    size_t bql;
+    if (ctl.batch && jq_batch_id_split(ctl.batch, strlen(ctl.batch), &bql) < 0)
+        return jq_cli_usage_error("enqueue", "--batch: bad batch id '%s' (as batch create prints)",
+                                  ctl.batch);
     if (ctl.unique_for_ms && !ctl.unique)
         return jq_cli_usage_error("enqueue", "--unique-for needs --unique KEY");
     if (jq_cli_check_name("enqueue", "queue name", queue) < 0 ||
@@ -495,6 +501,8 @@ int main(int argc, char **argv) {
         status = cmd_enqueue(&cli, argc, argv, i);
     else if (!strcmp(cmd, "wait"))
         status = cmd_wait(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "batch"))
+        status = jq_cli_batch(&cli, argc, argv, i);
     else if (!strcmp(cmd, "dead"))
         status = jq_cli_dead(&cli, argc, argv, i);
     else if (!strcmp(cmd, "cancel"))

@@ -128,6 +128,8 @@ int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start);
 /* cli_limit.c: `jobq limit set|rm|list`, and its "N/PERIOD" parser
  * (0, or -1 when s is not one). */
 int jq_cli_limit(jq_cli_t *cli, int argc, char **argv, int start);
+/* cli_batch.c: `jobq batch create|seal|show`. */
+int jq_cli_batch(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "client_int.h"
 #include "codec.h"
+#include "batch_int.h"
 #include "job.h"
 #include "unique.h"
 
@@ -311,10 +312,6 @@ static void drop_chunks(jq_client_t *c, const char *queue, const char *id) {
 
 static int check_ctl(const jq_enqueue_ctl_t *ctl, char *err, size_t errlen) {
     if (!ctl) return 0;
-    if (ctl->batch) {
-        jq_seterr(err, errlen, "batches are not supported yet");
-        return -1;
-    }
     if (ctl->unique && jq_check_name("unique key", ctl->unique, err, errlen) < 0) return -1;
     if (ctl->unique_for_ms < 0 || ctl->unique_for_ms > JQ_UNIQUE_FOR_MAX) {
         jq_seterr(err, errlen, "unique_for_ms must be 0 to %lld", JQ_UNIQUE_FOR_MAX);
@@ -327,11 +324,37 @@ static int check_ctl(const jq_enqueue_ctl_t *ctl, char *err, size_t errlen) {
     return 0;
 }
 
+static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t len,
+                   const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl, char *id_out,
+                   size_t id_cap, char *err, size_t errlen);
+
+/* A job of a batch counts in it first (PROTOCOL §12): if the batch is
+ * sealed or unknown nothing is enqueued; if the job is then not added (an
+ * error, a unique duplicate), the count is taken back. A producer killed
+ * between the two steps leaves the batch one job short of ending: seal
+ * only after every enqueue returned. */
 int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload, size_t len,
                           const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
                           char *id_out, size_t id_cap, char *err, size_t errlen) {
     if (ctl) ctl->duplicate = 0;
     if (check_ctl(ctl, err, errlen) < 0) return -1;
+    if (!ctl || !ctl->batch)
+        return enqueue(c, type, payload, len, o, flags, ctl, id_out, id_cap, err, errlen);
+    if (jq_batch_join(c, ctl->batch, 1, err, errlen) < 0) return -1;
+    int rc = enqueue(c, type, payload, len, o, flags, ctl, id_out, id_cap, err, errlen);
+    if (rc < 0 || ctl->duplicate) {
+        char why[JQ_ERR_LEN];
+        if (jq_batch_join(c, ctl->batch, -1, why, sizeof(why)) < 0 && rc == 0) {
+            jq_seterr(err, errlen, "taking a duplicate back out of batch %s: %s", ctl->batch, why);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t len,
+                   const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl, char *id_out,
+                   size_t id_cap, char *err, size_t errlen) {
     jq_enqueue_opts_t defaults;
     if (!o) {
         jq_enqueue_opts_init(&defaults);

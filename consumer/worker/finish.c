@@ -393,6 +393,7 @@ static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
     f->runs = runs;
     jq_counts_t sum;
     memset(&sum, 0, sizeof(sum));
+    jq_outcome_batch_steps(fin, runs);
     open_multi(fin, q);
     add_outcomes(fin, runs, &sum);
     jq_outcome_send_script(fin);

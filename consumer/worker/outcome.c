@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "finish.h"
+#include "batch.h"
+#include "log.h"
 #include "outcome.h"
 #include "unique.h"
 
@@ -336,6 +338,57 @@ void jq_outcome_send_unrequest(jq_finish_t *fin, int q, const jq_run_t *runs) {
         jq_finish_send(fin, NULL, NULL);
     else
         jq_args_reset(a);
+}
+
+/* ---- batches (PROTOCOL §12) ---- */
+
+static void on_batch_step(redisAsyncContext *ac, void *rp, void *priv) {
+    const redisReply *reply = rp;
+    (void)ac;
+    (void)priv;
+    if (reply && reply->type == REDIS_REPLY_ERROR) jq_warn("batch step: %s", reply->str);
+}
+
+/* One job of a batch ended: the batch script counts it (once per job,
+ * whatever the repeats) and, when it was the sealed batch's last, adds the
+ * callbacks. Sent before the MULTI that acks the job, on the same
+ * connection, so Redis runs it first: a worker killed between the two
+ * leaves the entry pending, to end again elsewhere and be counted then
+ * (or found counted already). Not inside the MULTI: the batch's keys live
+ * in its own queue's slot, which may not be this job's. */
+static void batch_step(jq_finish_t *fin, const jq_run_t *r, jq_job_state_t st) {
+    char bkey[JQ_KEY_MAX], ekey[JQ_KEY_MAX + 8], skey[JQ_KEY_MAX], member[2 * JQ_NAME_MAX_BUF + 2];
+    char bq[JQ_NAME_MAX_BUF], name[JQ_NAME_MAX_BUF];
+    size_t ql;
+    if (jq_batch_id_split(r->job.batch.p, r->job.batch.len, &ql) < 0) return;
+    memcpy(bq, r->job.batch.p, ql);
+    bq[ql] = '\0';
+    memcpy(name, r->job.batch.p + ql + 1, r->job.batch.len - ql - 1);
+    name[r->job.batch.len - ql - 1] = '\0';
+    const char *prefix = fin->env.opt->prefix;
+    if (jq_key_id(bkey, sizeof(bkey), prefix, bq, "batch", name) < 0 ||
+        jq_key(skey, sizeof(skey), prefix, bq, "stream") < 0)
+        return;
+    snprintf(ekey, sizeof(ekey), "%s:ended", bkey);
+    snprintf(member, sizeof(member), "%s/%s", fin->env.queues[r->q].name, r->job.id);
+    jq_args_t *a = jq_finish_cmd(fin, "EVAL");
+    jq_args_str(a, jq_batch_lua);
+    jq_args_str(a, "3");
+    jq_args_dup(a, bkey, strlen(bkey));
+    jq_args_dup(a, ekey, strlen(ekey));
+    jq_args_dup(a, skey, strlen(skey));
+    jq_args_str(a, "end");
+    jq_args_dup(a, member, strlen(member));
+    jq_args_str(a, state_name[st]);
+    if (jq_finish_send(fin, on_batch_step, NULL) < 0) fin->bad = 0; /* not in a MULTI */
+}
+
+void jq_outcome_batch_steps(jq_finish_t *fin, const jq_run_t *runs) {
+    for (const jq_run_t *r = runs; r; r = r->bnext) {
+        if (!r->job.batch.len) continue;
+        jq_job_state_t st = state_of(r);
+        if (st != JQ_STATE_RETRYING) batch_step(fin, r, st);
+    }
 }
 
 /* Everything one outcome writes into the open MULTI but its counters,

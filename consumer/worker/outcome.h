@@ -28,6 +28,10 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r);
  * stays for the retry) leave <p>:{q}:cancel, in one ZREM: sent only when
  * the queue has requests or a run was cancelled (docs/PROTOCOL.md §11). */
 void jq_outcome_send_unrequest(jq_finish_t *fin, int q, const jq_run_t *runs);
+/* Before a queue's MULTI: for each of runs (chained by bnext) that carries
+ * `batch` and ended, the batch script's step (PROTOCOL §12). Nothing for
+ * the others. */
+void jq_outcome_batch_steps(jq_finish_t *fin, const jq_run_t *runs);
 /* Sends the batch's script (in the MULTI) with the results that
  * jq_outcome_write gathered; none when none was. */
 void jq_outcome_send_script(jq_finish_t *fin);

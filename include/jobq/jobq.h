@@ -134,7 +134,7 @@ int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payloa
                             const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
                             char *err, size_t errlen);
 
-/* Job control at enqueue (docs/PROTOCOL.md §11, §11). Kept apart from
+/* Job control at enqueue (docs/PROTOCOL.md §10, §12). Kept apart from
  * jq_enqueue_opts_t, whose size programs built against libjobq 1 embed. */
 typedef struct jq_enqueue_ctl {
     const char *unique;      /* NULL: none. A key (a valid name): while a job
@@ -157,6 +157,46 @@ typedef struct jq_enqueue_ctl {
 int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload, size_t len,
                           const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
                           char *id_out, size_t id_cap, char *err, size_t errlen);
+
+/* ---- batches (docs/PROTOCOL.md §12) ---- */
+
+typedef struct jq_batch_opts {
+    const char *queue;               /* NULL: "default". The batch's keys and
+                                        its callbacks live there; its jobs may
+                                        be in any queue. At most 100 bytes */
+    const char *on_complete_type;    /* NULL: none. Enqueued once every job
+                                        ended (done, dead or cancelled) */
+    const char *on_complete_payload; /* JSON text, or NULL (null) */
+    const char *on_success_type;     /* NULL: none. Enqueued only when every
+                                        job is done (none dead or cancelled) */
+    const char *on_success_payload;  /* JSON text, or NULL (null) */
+} jq_batch_opts_t;
+
+typedef struct jq_batch {
+    char id[JQ_CLIENT_ID_LEN];
+    char queue[JQ_CLIENT_ID_LEN];
+    long long total, pending, done, dead, cancelled;
+    int sealed;
+    long long created_at; /* ms since the epoch */
+    long long fired_at;   /* when its callbacks were enqueued; 0: not yet */
+} jq_batch_t;
+
+/* Creates an empty, open batch; writes its id ("<queue>:<16 hex>") into
+ * id_out (id_cap >= JQ_CLIENT_ID_LEN). Jobs join it with
+ * jq_client_enqueue_ctl (ctl->batch) until jq_client_batch_seal. Returns
+ * 0 or -1. */
+int jq_client_batch_create(jq_client_t *c, const jq_batch_opts_t *o, char *id_out, size_t id_cap,
+                           char *err, size_t errlen);
+
+/* Seals batch id: no job may join it any more. If its jobs have all
+ * ended already, its callbacks are enqueued now (once, whoever gets there
+ * first). *b (may be NULL) gets its figures after. Returns 0,
+ * JQ_CLIENT_ENOTFOUND, or -1. */
+int jq_client_batch_seal(jq_client_t *c, const char *id, jq_batch_t *b, char *err, size_t errlen);
+
+/* Reads batch id's figures into *b. Returns 0, JQ_CLIENT_ENOTFOUND (never
+ * created, or expired a day after its callbacks), or -1. */
+int jq_client_batch_show(jq_client_t *c, const char *id, jq_batch_t *b, char *err, size_t errlen);
 
 /* Writes 16 random lowercase hex chars and a NUL into out (cap >= 17).
  * Returns 0, or -1 if the system has no randomness to give. */

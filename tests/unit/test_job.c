@@ -300,7 +300,7 @@ Test(job, a_job_whose_payload_was_dropped_does_not_run_without_it) {
                  "payload dropped: the job died before with a payload of 209715200 bytes");
 }
 
-/* Job control (PROTOCOL §10, §11): read before any check can fail, so a
+/* Job control (PROTOCOL §10, §12): read before any check can fail, so a
  * job dead-lettered on arrival still gives back its key and counts in its
  * batch; a value that is not valid holds nothing. */
 Test(job, unique_and_batch) {
