@@ -15,13 +15,31 @@ const char jq_cancel_lua[] =
      * its waiter, then it leaves `scheduled` with its hash and chunks. */
     "local function unschedule(id)\n"
     "  local jkey = base .. 'job:' .. id\n"
-    "  local h = redis.pcall('HMGET', jkey, 'result_ttl', 'notify', 'attempt')\n"
+    "  local h = redis.pcall('HMGET', jkey, 'result_ttl', 'notify', 'attempt', 'unique', "
+    "'unique_until', 'batch')\n"
     "  local ttl, notify, att = 86400, false, '0'\n"
     "  if type(h) == 'table' and not h.err then\n"
     "    local v = tonumber(h[1])\n"
     "    if v and v >= 0 and v == math.floor(v) then ttl = v end\n"
     "    notify = h[2] == '1'\n"
     "    if h[3] then att = h[3] end\n"
+    /* A job of a batch (§12) must end through a worker, whose batch step
+     * counts it (the batch may live in another slot): it is promoted in
+     * a moment (250 ms: every worker knows of the request by then), with
+     * its request kept, and the worker that reads it cancels it. LT: a
+     * sweep never pushes it further. */
+    "    if h[6] then\n"
+    "      redis.call('ZADD', KEYS[2], 'LT', now + 250, id)\n"
+    "      redis.call('ZADD', KEYS[1], 'NX', now, id)\n"
+    "      return 'requested'\n"
+    "    end\n"
+    /* Its unique key (§10) is given back as the worker would. */
+    "    if h[4] then\n"
+    "      local uk = base .. 'unique:' .. h[4]\n"
+    "      if redis.pcall('GET', uk) == id then\n"
+    "        if h[5] then redis.call('PEXPIREAT', uk, h[5]) else redis.call('DEL', uk) end\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "  local rkey, nkey = base .. 'result:' .. id, base .. 'notify:' .. id\n"
     "  redis.call('DEL', rkey, rkey .. ':chunks', nkey)\n"
@@ -41,6 +59,7 @@ const char jq_cancel_lua[] =
     "  redis.call('HINCRBY', base .. 'stats', 'cancelled', 1)\n"
     "  redis.call('HINCRBY', m, 'cancelled', 1)\n"
     "  redis.call('EXPIRE', m, 86400)\n"
+    "  return 'cancelled'\n"
     "end\n"
     /* The state of a job that ended, or nil. */
     "local function ended(id)\n"
@@ -66,8 +85,7 @@ const char jq_cancel_lua[] =
     "  for i = 1, #reqs, 2 do\n"
     "    local id = reqs[i]\n"
     "    if redis.call('ZSCORE', KEYS[2], id) then\n"
-    "      unschedule(id)\n"
-    "      c = c + 1\n"
+    "      if unschedule(id) == 'cancelled' then c = c + 1 end\n"
     "    elseif ended(id) then\n"
     "      redis.call('ZREM', KEYS[1], id)\n"
     "      e = e + 1\n"
@@ -82,8 +100,7 @@ const char jq_cancel_lua[] =
     "for i = 5, #ARGV do\n"
     "  local id, st = ARGV[i], nil\n"
     "  if redis.call('ZSCORE', KEYS[2], id) then\n"
-    "    unschedule(id)\n"
-    "    st = 'cancelled'\n"
+    "    st = unschedule(id)\n"
     "  else\n"
     "    local e = ended(id)\n"
     "    if e then\n"

@@ -106,9 +106,8 @@ int jq_client_batch_create(jq_client_t *c, const jq_batch_opts_t *o, char *id_ou
     jq_args_init(&a);
     jq_args_str(&a, "HSET");
     jq_args_key(&a, c, queue, "batch", name);
-    const char *fields[] = {"id",   id,  "queue",     queue, "total",  "0",   "done",
-                            "0",    "dead", "0",      "cancelled", "0", "sealed", "0",
-                            "created_at", now};
+    const char *fields[] = {"id",   id,  "queue",     queue, "total",  "0", "done",       "0",
+                            "dead", "0", "cancelled", "0",   "sealed", "0", "created_at", now};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) jq_args_str(&a, fields[i]);
     const char *cb[][2] = {{"on_complete_type", o->on_complete_type},
                            {"on_complete_payload", o->on_complete_payload},
@@ -148,7 +147,8 @@ static void fill(jq_batch_t *b, const redisReply *h) {
             jq_reply_ll(v, dst);
         else if (jq_reply_is(f, "sealed"))
             b->sealed = jq_reply_is(v, "1");
-        else if (jq_reply_is(f, "queue") && v->type == REDIS_REPLY_STRING && v->len < sizeof(b->queue))
+        else if (jq_reply_is(f, "queue") && v->type == REDIS_REPLY_STRING &&
+                 v->len < sizeof(b->queue))
             memcpy(b->queue, v->str, v->len);
     }
     b->pending = b->total - b->done - b->dead - b->cancelled;

@@ -23,8 +23,7 @@ static const char batch_help[] =
     "no such batch (never made, or gone a day after its callbacks).\n";
 
 /* "--on-complete TYPE PAYLOAD": two values. */
-static int match_callback(jq_argp_t *p, const char *name, const char **type,
-                          const char **payload) {
+static int match_callback(jq_argp_t *p, const char *name, const char **type, const char **payload) {
     if (p->no_more_opts || strcmp(p->argv[p->i], name)) return 0;
     if (p->i + 2 >= p->argc) {
         jq_cli_usage_error(p->cmd, "%s wants TYPE and PAYLOAD_JSON", name);
@@ -52,8 +51,8 @@ static void print_batch(const jq_batch_t *b, int json) {
     }
     char when[32];
     printf("batch %s  queue %s  %s\n", b->id, b->queue, b->sealed ? "sealed" : "open");
-    printf("total %lld  pending %lld  done %lld  dead %lld  cancelled %lld\n", b->total,
-           b->pending, b->done, b->dead, b->cancelled);
+    printf("total %lld  pending %lld  done %lld  dead %lld  cancelled %lld\n", b->total, b->pending,
+           b->done, b->dead, b->cancelled);
     if (b->fired_at) {
         jq_cli_time(b->fired_at, when, sizeof(when));
         printf("callbacks enqueued %s\n", when);

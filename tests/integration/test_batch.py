@@ -4,6 +4,7 @@ job ends, with the batch's counts; on-success only when none died; a seal
 after every job ended still fires once; a job that ends twice (at least
 once) counts once. Producers here are python3-redis with the script as
 docs/PROTOCOL.md prints it, and the CLI."""
+import hashlib
 import json
 import os
 import re
@@ -149,6 +150,8 @@ def test_seal_after_every_job_ended_fires_once(redis_server, r, consumer):
     assert count == 2 and cbs["success"]["payload"] == [1] and cbs["complete"]["done"] == 2
     assert jobq("batch", "seal", bid, redis_url=url).returncode == 0
     assert callbacks(r, bid)[1] == 2
+    # The CLI sent the very text PROTOCOL.md prints (Redis caches EVAL's).
+    assert r.script_exists(hashlib.sha1(SCRIPT.encode()).hexdigest()) == [True]
     p = jobq("enqueue", "-q", "qa", "noop", "--batch", bid, redis_url=url)
     assert p.returncode != 0 and "sealed" in p.stderr, p
     assert json.loads(jobq("batch", "show", bid, "--json", redis_url=url).stdout)["total"] == 2
@@ -179,3 +182,31 @@ def test_a_job_that_ends_twice_counts_once(r):
             assert False, bad
         except Exception as e:
             assert "ERR" in str(e) or "want" in str(e), e
+
+
+def test_cancelled_jobs_count_as_ended(redis_server, r, consumer):
+    """A batch's delayed job cancelled before it ran, and a running one
+    cancelled: each counts as cancelled; the batch fires on-complete, not
+    on-success."""
+    consumer("--queues", ",".join(QUEUES))
+    url = redis_server.url
+    bid = jobq("batch", "create", "-q", "cbc", "--on-complete", "noop", "1", "--on-success", "noop",
+               "2", redis_url=url).stdout.strip()
+    later = jobq("enqueue", "-q", "qa", "noop", "--delay", "60000", "--batch", bid,
+                 redis_url=url).stdout.strip()
+    running = jobq("enqueue", "-q", "qb", "sleep", '{"ms":30000}', "--batch", bid,
+                   redis_url=url).stdout.strip()
+    done = jobq("enqueue", "-q", "qa", "noop", "--batch", bid, redis_url=url).stdout.strip()
+    assert jobq("batch", "seal", bid, redis_url=url).returncode == 0
+    wait_for(lambda: r.hget("jobq:{qb}:result:%s" % running, "state") == b"running" or
+             r.xpending("jobq:{qb}:stream", "workers")["pending"] == 1, what="the sleep running")
+    assert jobq("cancel", "-q", "qa", later, redis_url=url).returncode == 0
+    assert jobq("cancel", "-q", "qb", running, redis_url=url).returncode == 0
+    wait_for(lambda: r.hget(bkeys(bid)[0], "fired"), timeout=10,
+             what=lambda: "the batch to fire: %r" % r.hgetall(bkeys(bid)[0]))
+    b = json.loads(jobq("batch", "show", bid, "--json", redis_url=url).stdout)
+    assert (b["total"], b["done"], b["dead"], b["cancelled"], b["pending"]) == (3, 1, 0, 2, 0), b
+    cbs, count = callbacks(r, bid)
+    assert count == 1 and cbs["complete"]["cancelled"] == 2 and cbs["complete"]["payload"] == 1
+    assert r.hget("jobq:{qa}:result:%s" % later, "state") == b"cancelled"
+    assert r.hget("jobq:{qa}:result:%s" % done, "state") == b"done"

@@ -157,3 +157,21 @@ def test_a_killed_workers_key_is_given_back_when_its_job_ends(redis_server, r, c
     wait_for(lambda: r.get(UKEY % "crashy") is None, what="the key given back")
     assert jobq("enqueue", "noop", "--unique", "crashy",
                 redis_url=redis_server.url).stdout.strip() != jid
+
+
+def test_a_cancelled_job_gives_its_key_back(redis_server, r, consumer):
+    """Cancelled is an end (PROTOCOL §11): a delayed job removed by `jobq
+    cancel` and a running one stopped by its worker both give back their
+    keys."""
+    consumer()
+    url = redis_server.url
+    jid = jobq("enqueue", "noop", "--unique", "c1", "--delay", "60000", redis_url=url).stdout.strip()
+    assert r.get(UKEY % "c1") == jid.encode()
+    p = jobq("cancel", jid, redis_url=url)
+    assert p.returncode == 0, p
+    assert r.get(UKEY % "c1") is None
+    jid = jobq("enqueue", "sleep", '{"ms":30000}', "--unique", "c2", redis_url=url).stdout.strip()
+    wait_for(lambda: r.xpending(key("stream"), "workers")["pending"] == 1, what="the job running")
+    assert jobq("cancel", jid, redis_url=url).returncode == 0
+    wait_for(lambda: r.hget(key("result:%s" % jid), "state") == b"cancelled", what="cancelled")
+    wait_for(lambda: r.get(UKEY % "c2") is None, what="the key given back")
