@@ -138,6 +138,7 @@ def main():
     ap.add_argument("--exec-n", type=int, default=200, help="jobs per run, exec")
     ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
+    load0 = open("/proc/loadavg").read().split()[:3]
     d = tempfile.mkdtemp(prefix="jq-wp-")
     rig = jb.Rig(d)
     c = start_consumer(rig, d, a.workers)
@@ -177,7 +178,8 @@ def main():
             base = base or rate
             print("| %s | %s | %.0f | %.0f | %.1fx | %.0f | %.0f |"
                   % (scen, label, rate, 1e6 / rate, rate / base, cpu, rcpu))
-    print("\n%s; load before: %s" % (jb.machine(), open("/proc/loadavg").read().split()[:3]))
+    print("\n%s; load average at start %s, at end %s"
+          % (jb.machine(), load0, open("/proc/loadavg").read().split()[:3]))
     shutil.rmtree(d, ignore_errors=True)
 
 

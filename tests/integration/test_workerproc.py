@@ -16,7 +16,7 @@ from conftest import ROOT, key, wait_for, wait_result, xadd
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_HANDLER = os.path.join(HERE, "procs", "handler.py")
 NODE_HANDLER = os.path.join(HERE, "procs", "handler.js")
-TYPES = "t.echo+t.fail+t.perm+t.crash+t.hang+t.bad+t.big"
+TYPES = "t.echo+t.fail+t.perm+t.crash+t.hang+t.bad+t.big+t.grow"
 
 
 def py_proc(types=TYPES):
@@ -131,6 +131,14 @@ def test_recycled_after_n_jobs_and_nothing_left_after_stop(r, consumer):
     assert c.proc.returncode == 0, c.log()
     assert procs_running(PY_HANDLER) == []
     assert "with handles left" not in c.log()
+
+
+def test_recycled_over_its_rss_cap(r, consumer):
+    c = consumer("--proc", py_proc(), "--proc-max-rss-mb", "60")
+    big = result_of(wait_result(r, xadd(r, type="t.grow", payload={"mb": 100})))
+    c.wait_log(r"\(pid \d+\): recycling: RSS \d+ MB over --proc-max-rss-mb")
+    c.wait_log(r"\): recycled")
+    assert result_of(wait_result(r, xadd(r, type="t.echo", payload={})))["pid"] != big
 
 
 def test_a_process_that_never_says_hello_fails_its_jobs(r, consumer):

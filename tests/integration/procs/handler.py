@@ -8,12 +8,15 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "..", "handlers", "python"))
 import jobq_handler  # noqa: E402
-from jobq_handler import PermanentError, current, handler, run  # noqa: E402
+from jobq_handler import PermanentError, current, handler, progress, run  # noqa: E402
+
+hog = None
 
 
 @handler("t.echo")
 def echo(payload):
     print("t.echo got", payload)  # must reach stderr, not the protocol
+    progress({"half": True})  # accepted, not stored
     return {"got": payload, "sum": sum(payload.get("n", [])), "pid": os.getpid()}
 
 
@@ -50,6 +53,13 @@ def bad(payload):
 @handler("t.big")
 def big(payload):
     return "x" * payload["n"]
+
+
+@handler("t.grow")
+def grow(payload):
+    global hog
+    hog = b"x" * (payload["mb"] << 20)  # written: resident
+    return os.getpid()
 
 
 run()
