@@ -17,7 +17,7 @@ return value is the result. An exception fails the attempt (retried while
 the job has attempts left), PermanentError fails the job for good.
 `current()` is the running job (id, type, queue, attempt, deadline_ms),
 `progress(value)` reports progress. Jobs run one at a time, in the order
-they come.
+they come, unless run(threads=N) runs N at once on threads.
 
 stdin and stdout carry the frames of docs/HANDLERS.md: this module moves
 sys.stdout (and fd 1) to stderr before anything else runs, so a print() in
@@ -26,6 +26,7 @@ a handler goes to jobq's log instead of breaking the protocol.
 import os
 import struct
 import sys
+import threading
 import traceback
 
 __all__ = ["handler", "run", "PermanentError", "current", "progress", "packb", "unpackb"]
@@ -170,8 +171,9 @@ def unpackb(b):
 # ---- the process ----
 
 _handlers = {}
-_current = None
+_local = threading.local()  # .job: the job this thread runs
 _out = None
+_write_lock = threading.Lock()
 
 
 def handler(type_name):
@@ -199,28 +201,29 @@ class Job:
 
 def current():
     """The job running now (a Job), or None."""
-    return _current
+    return getattr(_local, "job", None)
 
 
 def _send(frame):
     body = packb(frame)
     data = struct.pack(">I", len(body)) + body
-    while data:
-        n = os.write(_out, data)
-        data = data[n:]
+    with _write_lock:
+        while data:
+            n = os.write(_out, data)
+            data = data[n:]
 
 
 def progress(value):
     """Reports the running job's progress (any msgpack value) to jobq."""
-    if _current is not None:
-        _send({"op": "progress", "seq": _current.seq, "progress": value})
+    job = current()
+    if job is not None:
+        _send({"op": "progress", "seq": job.seq, "progress": value})
 
 
 def _run_job(f):
-    global _current
     job = Job(f)
     fn = _handlers.get(job.type)
-    _current = job
+    _local.job = job
     try:
         if fn is None:
             raise PermanentError("this process has no handler for type %r" % job.type)
@@ -237,7 +240,7 @@ def _run_job(f):
         reply = {"op": "error", "seq": job.seq, "error": "%s: %s" % (type(e).__name__, e),
                  "permanent": False}
     finally:
-        _current = None
+        _local.job = None
     _send(reply)
 
 
@@ -258,9 +261,13 @@ def _frames(fd):
         buf += chunk
 
 
-def run():
+def run(threads=1):
     """Says hello with the registered types, then runs jobs until stdin
-    ends (jobq closes it to recycle the process)."""
+    ends (jobq closes it to recycle the process). threads > 1 runs that
+    many jobs at once on threads (for handlers that wait on I/O; the GIL
+    keeps CPU work to one at a time): a job jobq cancels (its timeout)
+    cannot be stopped on its thread, so the process is killed after 1 s,
+    and the other jobs it holds are retried."""
     global _out
     if not _handlers:
         raise RuntimeError("no @handler registered")
@@ -271,9 +278,19 @@ def run():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     _send({"op": "hello", "protocol": PROTOCOL, "types": sorted(_handlers),
-           "max_inflight": 1})
+           "max_inflight": threads})
+    pool = None
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(threads)
     for f in _frames(0):
-        if f.get("op") == "job":
+        if f.get("op") != "job":
+            # A cancel: with one thread it comes only between jobs, once
+            # the job it names has been answered.
+            continue
+        if pool:
+            pool.submit(_run_job, f)
+        else:
             _run_job(f)
-        # A cancel comes only between jobs here: the job it names has been
-        # answered already.
+    if pool:
+        pool.shutdown(wait=True)

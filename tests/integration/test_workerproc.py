@@ -16,7 +16,7 @@ from conftest import ROOT, key, wait_for, wait_result, xadd
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_HANDLER = os.path.join(HERE, "procs", "handler.py")
 NODE_HANDLER = os.path.join(HERE, "procs", "handler.js")
-TYPES = "t.echo+t.fail+t.perm+t.crash+t.hang+t.bad+t.big+t.grow"
+TYPES = "t.echo+t.fail+t.perm+t.crash+t.hang+t.bad+t.big+t.grow+t.nap"
 
 
 def py_proc(types=TYPES):
@@ -71,6 +71,15 @@ def test_python_process_runs_jobs_fails_and_retries(r, consumer):
     # The same process is still serving.
     res = wait_result(r, xadd(r, type="t.echo", payload={"n": []}))
     assert result_of(res)["pid"] in pids
+
+
+def test_python_threads_take_several_jobs_at_once(r, consumer):
+    c = consumer("--proc", py_proc(), env={"JQ_TEST_THREADS": "4"})
+    outs = [result_of(wait_result(r, j))
+            for j in [xadd(r, type="t.nap", payload={"ms": 300}) for _ in range(6)]]
+    assert len({o["pid"] for o in outs}) == 1
+    assert max(o["seen"] for o in outs) > 1, outs
+    c.wait_log(r"ready, 4 jobs at once")
 
 
 def test_a_crash_mid_job_restarts_the_process_and_retries_the_job(r, consumer):

@@ -3,6 +3,7 @@ jobq_handler: each type misbehaves in its own way."""
 import os
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -11,6 +12,8 @@ import jobq_handler  # noqa: E402
 from jobq_handler import PermanentError, current, handler, progress, run  # noqa: E402
 
 hog = None
+napping = [0]
+nap_lock = threading.Lock()
 
 
 @handler("t.echo")
@@ -62,4 +65,16 @@ def grow(payload):
     return os.getpid()
 
 
-run()
+@handler("t.nap")
+def nap(payload):
+    with nap_lock:
+        napping[0] += 1
+        seen = napping[0]
+    time.sleep(payload["ms"] / 1000)
+    with nap_lock:
+        napping[0] -= 1
+    return {"seen": seen, "pid": os.getpid()}
+
+
+# The environment is the worker's: the test picks the threads.
+run(threads=int(os.environ.get("JQ_TEST_THREADS", "1")))
