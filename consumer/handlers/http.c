@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "codec.h"
 #include "config.h"
@@ -152,6 +153,45 @@ static int permanent_status(long status) {
     return status >= 400 && status <= 499 && status != 408 && status != 429;
 }
 
+/* The last response's Retry-After in ms: delay-seconds, or an HTTP date
+ * (RFC 9110: "Sun, 06 Nov 1994 08:49:37 GMT"), at least 1 ms; -1 when
+ * absent or unreadable. */
+static long long retry_after(const req_t *q) {
+    const char *line = q->hdr;
+    for (int i = 0; line && i < q->nhdr; i++) {
+        const char *end = strchr(line, '\n');
+        if (strncasecmp(line, "retry-after:", 12) == 0) {
+            char v[64];
+            const char *s = line + 12;
+            while (*s == ' ' || *s == '\t') s++;
+            size_t n = strcspn(s, "\r\n");
+            if (n >= sizeof(v)) return -1;
+            memcpy(v, s, n);
+            while (n && v[n - 1] == ' ') n--;
+            v[n] = '\0';
+            char *e;
+            long long secs = strtoll(v, &e, 10);
+            if (n && !*e && secs >= 0) return secs > 0 ? secs * 1000 : 1;
+            static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+            struct tm tm;
+            char mon[4];
+            int used = 0;
+            memset(&tm, 0, sizeof(tm));
+            if (sscanf(v, "%*3s, %d %3s %d %d:%d:%d GMT%n", &tm.tm_mday, mon, &tm.tm_year,
+                       &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+                (size_t)used != n || strlen(mon) != 3 || !strstr(months, mon) ||
+                (strstr(months, mon) - months) % 3)
+                return -1;
+            tm.tm_mon = (int)((strstr(months, mon) - months) / 3);
+            tm.tm_year -= 1900;
+            long long ms = ((long long)timegm(&tm) - (long long)time(NULL)) * 1000;
+            return ms > 0 ? ms : 1;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
 static void finish(req_t *q, CURLcode rc) {
     jq_task_t *t = q->t;
     long status = 0;
@@ -161,6 +201,11 @@ static void finish(req_t *q, CURLcode rc) {
                      conf.max_response);
     } else if (rc != CURLE_OK) {
         jq_task_fail(t, "http: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc));
+    } else if (q->fail_on_status && (status == 429 || status == 503) && retry_after(q) >= 0) {
+        /* Rate limited: back in Retry-After, without using an attempt,
+         * and the queue slows down as long (handler.h). */
+        long long ms = retry_after(q);
+        jq_task_retry_after(t, ms, "http: status %ld, retry after %lld ms", status, ms);
     } else if (q->fail_on_status && permanent_status(status)) {
         jq_task_fail_permanent(t, "http: status %ld", status);
     } else if (q->fail_on_status && (status < 200 || status > 299)) {

@@ -100,6 +100,19 @@ void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     }
 }
 
+#define RETRY_AFTER_MAX_MS 3600000
+
+/* The handler said "retry after T" (handler.h): the retry's delay, and
+ * the queue not read by this worker meanwhile (the others learn it from
+ * the backoff key the outcome sets, limit.h). */
+static void retry_after(jq_worker_t *w, jq_run_t *r) {
+    long long ms = r->task.retry_after_ms;
+    if (ms < 1) ms = 1;
+    if (ms > RETRY_AFTER_MAX_MS) ms = RETRY_AFTER_MAX_MS;
+    r->retry_after_ms = ms;
+    jq_limit_slow(&w->limit, r->q, r->finished_ms + ms);
+}
+
 static void record_end(jq_worker_t *w, jq_run_t *r) {
     if (r->h && r->h->kind == JQ_KIND_CPU && r->item.started_ms) {
         r->finished_ms = jq_now_ms();
@@ -121,6 +134,7 @@ static void record_end(jq_worker_t *w, jq_run_t *r) {
         r->permanent = r->task.failed == JQ_TASK_FAILED_PERMANENT;
         snprintf(r->error, sizeof(r->error), "%s", r->task.error);
         w->failed++;
+        if (r->task.failed == JQ_TASK_RETRY_AFTER) retry_after(w, r);
     } else {
         r->outcome = JQ_OUT_DONE;
         w->processed++;

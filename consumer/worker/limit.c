@@ -197,7 +197,8 @@ static void on_backoff(redisAsyncContext *ac, void *rp, void *priv) {
     update(lq, now);
 }
 
-static void poll_limits(jq_limit_t *l) {
+/* The limit hashes (hashes too) and the backoff keys (PTTL only). */
+static void poll_limits(jq_limit_t *l, int hashes) {
     jq_args_t *a = &l->args;
     for (int i = 0; i < *l->env.nqueues; i++) {
         char k[JQ_KEY_MAX];
@@ -205,7 +206,7 @@ static void poll_limits(jq_limit_t *l) {
         jq_args_reset(a);
         jq_args_str(a, "HGETALL");
         jq_args_str(a, k);
-        jq_rconn_args(l->env.conn, a, on_limit_hash, &l->q[i]);
+        if (hashes) jq_rconn_args(l->env.conn, a, on_limit_hash, &l->q[i]);
         key(l, i, "backoff", k);
         jq_args_reset(a);
         jq_args_str(a, "PTTL");
@@ -339,10 +340,9 @@ int64_t jq_limit_kick(jq_limit_t *l) {
 
 void jq_limit_tick(jq_limit_t *l, int64_t now) {
     if (!l->env.conn->up) return;
-    if (!l->last_poll_ms || now - l->last_poll_ms >= JQ_LIMIT_POLL_MS) {
-        l->last_poll_ms = now;
-        poll_limits(l);
-    }
+    int hashes = !l->last_poll_ms || now - l->last_poll_ms >= JQ_LIMIT_POLL_MS;
+    if (hashes) l->last_poll_ms = now;
+    poll_limits(l, hashes);
     for (int i = 0; i < *l->env.nqueues; i++) update(&l->q[i], now);
     if (l->nlimited) l->env.kick(l->env.worker);
 }

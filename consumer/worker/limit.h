@@ -7,7 +7,8 @@
  * A queue's limit is the hash <p>:{q}:limit (rate, period_ms,
  * concurrency), set by `jobq limit set` or any client. The worker learns
  * which of its queues have one by polling those hashes about once a
- * second (with the PTTL of <p>:{q}:backoff, a handler's "retry after"),
+ * second, and whether one is slowed down by a handler's "retry after"
+ * with the PTTL of <p>:{q}:backoff on each tick (as the pause check),
  * never per batch: a queue without a limit costs nothing more per job.
  *
  * A limited queue is left out of the ordinary reads (fetch.h) and read
@@ -79,9 +80,10 @@ struct jq_limit {
 void jq_limit_init(jq_limit_t *l, const jq_stage_env_t *env, const jq_limit_borrow_t *b);
 void jq_limit_destroy(jq_limit_t *l);
 
-/* From the worker's tick: reads every queue's limit hash and backoff key
- * once a JQ_LIMIT_POLL_MS (the first call at once), then asks for the
- * permits that are due. */
+/* From the worker's tick (every 100 ms): reads every queue's backoff key
+ * (PTTL: one command per queue, sent with the pause checks), and its
+ * limit hash once a JQ_LIMIT_POLL_MS (the first call at once); then asks
+ * for the permits that are due. */
 void jq_limit_tick(jq_limit_t *l, int64_t now);
 /* Slots may be free (fetch kicked): reads each limited queue whose next
  * permit is due. Returns the ms until the next one is due (0: due, but

@@ -90,7 +90,7 @@ typedef struct outcome {
  * nor one cancelled before it started. */
 static long long attempts_made(const jq_run_t *r) {
     if (r->outcome == JQ_OUT_CANCELLED) return r->job.attempt + (r->started_ms ? 1 : 0);
-    return r->job.attempt + (r->outcome == JQ_OUT_DEAD ? 0 : 1);
+    return r->job.attempt + (r->outcome == JQ_OUT_DEAD || r->retry_after_ms ? 0 : 1);
 }
 
 /* A failed attempt retries while attempts are left, else it is dead; a
@@ -98,6 +98,7 @@ static long long attempts_made(const jq_run_t *r) {
 static jq_job_state_t state_of(const jq_run_t *r) {
     if (r->outcome == JQ_OUT_DONE) return JQ_STATE_DONE;
     if (r->outcome == JQ_OUT_CANCELLED) return JQ_STATE_CANCELLED;
+    if (r->outcome == JQ_OUT_FAILED && r->retry_after_ms) return JQ_STATE_RETRYING;
     if (r->outcome == JQ_OUT_FAILED && !r->permanent && attempts_made(r) < r->job.max_attempts)
         return JQ_STATE_RETRYING;
     return JQ_STATE_DEAD;
@@ -152,10 +153,34 @@ static void move(jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc, const
     jq_finish_send(fin, NULL, NULL);
 }
 
-/* A retry: the job hash for promotion, and its due time in scheduled. */
+/* A handler's "retry after T" (handler.h): the queue's backoff key lives
+ * T, or longer if it did already (PROTOCOL §9), so that no worker reads
+ * the queue meanwhile. */
+static void write_backoff(jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc) {
+    char key[JQ_KEY_MAX];
+    jq_key(key, sizeof(key), fin->env.opt->prefix, oc->qn, "backoff");
+    jq_args_t *a = jq_finish_cmd(fin, "SET");
+    jq_args_str(a, key);
+    jq_args_str(a, "1");
+    jq_args_str(a, "PX");
+    jq_args_ll(a, r->retry_after_ms);
+    jq_args_str(a, "NX");
+    jq_finish_send(fin, NULL, NULL);
+    a = jq_finish_cmd(fin, "PEXPIRE");
+    jq_args_str(a, key);
+    jq_args_ll(a, r->retry_after_ms);
+    jq_args_str(a, "GT");
+    jq_finish_send(fin, NULL, NULL);
+}
+
+/* A retry: the job hash for promotion, and its due time in scheduled:
+ * after the backoff, or after the handler's "retry after". */
 static void write_retry(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char jkey[JQ_KEY_MAX], due[24];
-    jq_ll2str(due, (long long)r->finished_ms + retry_delay(fin->env.opt, attempts_made(r)));
+    long long delay =
+        r->retry_after_ms ? r->retry_after_ms : retry_delay(fin->env.opt, attempts_made(r));
+    jq_ll2str(due, (long long)r->finished_ms + delay);
+    if (r->retry_after_ms) write_backoff(fin, r, oc);
     jq_key_id(jkey, sizeof(jkey), fin->env.opt->prefix, oc->qn, "job", oc->id);
     const char *extra[] = {"id", oc->id, "attempt", oc->attempts, "error", r->error};
     write_job_hash(fin, r, jkey, extra, sizeof(extra) / sizeof(extra[0]));

@@ -68,14 +68,19 @@
  *      jq_task_yield()'s JQ_TASK_CANCELLED, jq_task_cancelled() and
  *      jq_task_progress(). A plugin built for 1 to 3 still loads: its
  *      jq_task_yield() never says cancelled (its cpu jobs run to their end,
- *      and are then dropped as cancelled) and it reports no progress. */
+ *      and are then dropped as cancelled) and it reports no progress.
+ *   5  jq_task gains retry_after_ms at its end, and `failed` may be
+ *      JQ_TASK_RETRY_AFTER (3), set by jq_task_retry_after(): "rate
+ *      limited, retry after T". A plugin built for 1 to 4 still loads; one
+ *      built for 5 does not load in an older consumer, whose jq_task is
+ *      shorter. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <uv.h>
 
-#define JQ_HANDLER_ABI_VERSION 4u
+#define JQ_HANDLER_ABI_VERSION 5u
 /* The oldest version a consumer still loads. */
 #define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
@@ -86,6 +91,9 @@
  * cancelled: stop, return from run(). */
 #define JQ_TASK_CANCELLED 1
 #define JQ_TASK_PROGRESS_MSG_LEN 200 /* longer messages are cut */
+/* ABI 5: retried after retry_after_ms, its attempt not used; the queue is
+ * not read for that long. */
+#define JQ_TASK_RETRY_AFTER 3
 
 typedef enum { JQ_KIND_IO = 0, JQ_KIND_CPU = 1 } jq_kind_t;
 
@@ -118,6 +126,7 @@ struct jq_task {
                                       4); use jq_task_cancelled() */
     /* The worker's (ABI 4); use jq_task_progress(). */
     void (*progress_cb)(jq_task_t *t, double fraction, const char *message);
+    long long retry_after_ms; /* ABI 5: set by jq_task_retry_after() */
 };
 
 /* A named handler. The struct (and its name) is borrowed: it must live as
@@ -180,6 +189,23 @@ static inline int jq_task_fail_permanent(jq_task_t *t, const char *fmt, ...) {
  * else 0. Any thread. */
 static inline int jq_task_cancelled(jq_task_t *t) {
     return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? JQ_TASK_CANCELLED : 0;
+}
+
+/* "Rate limited, retry after ms": the job goes back, to run again in ms
+ * (at least 1, at most an hour), without using an attempt (its attempt
+ * count is unchanged), and no worker reads its queue for that long
+ * (docs/PROTOCOL.md §9). The reason is the job's error meanwhile. A
+ * handler that is refused for good should fail instead: a job answered
+ * "retry after" forever is retried forever. Returns -1. */
+static inline int jq_task_retry_after(jq_task_t *t, long long ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int jq_task_retry_after(jq_task_t *t, long long ms, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    jq_task_vfail(t, JQ_TASK_RETRY_AFTER, fmt, ap);
+    va_end(ap);
+    t->retry_after_ms = ms;
+    return -1;
 }
 
 /* cpu: a yield point for long loops (see the top of this file); a no-op

@@ -4,6 +4,7 @@ queue without a limit at full speed beside it, a concurrency limit checked
 from the start and end times an HTTP server saw, a killed worker's slot
 coming back with its lease's expiry, and the CLI's bad input.
 (tests/integration/test_limits.py is about the size limits of entries.)"""
+import email.utils
 import os
 import signal
 import threading
@@ -185,3 +186,65 @@ def test_limit_cli_and_bad_input(r, redis_server):
     assert "q1" in jobq("limit", "list", redis_url=url).stdout
     assert jobq("limit", "rm", "q1", redis_url=url).returncode == 0
     assert r.exists(key("limit", "q1")) == 0
+
+
+class LimitedHandler(BaseHTTPRequestHandler):
+    """/limited/<name>/<code>/<retry-after>: the first call answers code with
+    that Retry-After ("date:N" is an HTTP date N s ahead), later ones 200."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        now = time.time()
+        _, name, code, after = self.path.strip("/").split("/")
+        with self.server.lock:
+            first = name not in self.server.calls
+            self.server.calls.setdefault(name, []).append(now)
+        if after.startswith("date:"):
+            after = email.utils.formatdate(now + int(after[5:]), usegmt=True)
+        code = int(code) if first else 200
+        body = b"slow down" if first else b"ok"
+        self.send_response(code)
+        if first:
+            self.send_header("Retry-After", after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_429_with_retry_after_retries_later_without_an_attempt_and_slows_the_queue(
+        r, consumer, redis_server):
+    srv = ThreadingHTTPServer(("127.0.0.1", free_port()), LimitedHandler)
+    srv.daemon_threads = True
+    srv.calls, srv.lock = {}, threading.Lock()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d/" % srv.server_address[1]
+    try:
+        # max_attempts 1: a retry that used an attempt would be dead.
+        a = xadd(r, "api", type="http", max_attempts="1",
+                 payload={"url": base + "limited/a/429/1"})
+        c = consumer("--queues", "api", "--http-allow", base, "--workers", "2")
+        # Both workers leave the queue alone: the one that ran the job at
+        # once, the other after its next look at the backoff key (100 ms).
+        c.wait_log(r"queue api: slowed down", count=2)
+        assert r.pttl(key("backoff", "api")) > 0
+        # The queue slows down: a job enqueued now waits out the second too.
+        b = xadd(r, "api", type="http", payload={"url": base + "limited/b/200/0"})
+        res = wait_result(r, a, "api", timeout=10)
+        assert res["state"] == b"done", res
+        assert res["attempts"] == b"1", res  # the 429 used no attempt
+        first, again = srv.calls["a"]
+        assert again - first >= 1.0, again - first
+        wait_result(r, b, "api", timeout=10)
+        assert srv.calls["b"][0] - first >= 0.95, srv.calls["b"][0] - first
+        # A 503 with an HTTP date (2 s ahead: at least 1 s, the date has
+        # whole seconds).
+        c = xadd(r, "api", type="http", max_attempts="1",
+                 payload={"url": base + "limited/c/503/date:2"})
+        assert wait_result(r, c, "api", timeout=10)["state"] == b"done"
+        assert srv.calls["c"][1] - srv.calls["c"][0] >= 1.0
+    finally:
+        srv.shutdown()
+        srv.server_close()
