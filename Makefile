@@ -43,6 +43,10 @@ COMMON_SRC += common/sentinel.c
 COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
 	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c producer/cli_jobs.c producer/cli_batch.c
+# Schedules (issue 25): cron and time zones, libjobq's and the CLI's part.
+COMMON_SRC += common/tz.c common/cron.c
+PRODUCER_LIB_SRC += producer/schedule.c
+PRODUCER_CLI_SRC += producer/cli_schedule.c
 
 # The consumer, one folder per role (docs/ARCHITECTURE.md). Each folder sees
 # only the folders below it, through its include path: a header it may not
@@ -187,7 +191,7 @@ $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/uni
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
 $(BUILD)/tests/test_sched: tests/unit/test_sched.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o \
-		$(BUILD)/consumer/worker/sched.o
+		$(BUILD)/consumer/worker/sched.o $(BUILD)/consumer/redis/script.o
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)
 $(BUILD)/tests/test_heartbeat: tests/unit/test_heartbeat.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o \

@@ -69,6 +69,21 @@ int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue, cons
     return done(&b);
 }
 
+int jq_schedule_name_valid(const char *s) {
+    size_t len = strlen(s);
+    return len <= JQ_SCHEDULE_NAME_MAX && jq_name_valid(s, len) && !strchr(s, ':');
+}
+
+int jq_key_schedule(char *buf, size_t cap, const char *prefix, const char *queue, const char *name,
+                    int job) {
+    if (cap == 0) return -1;
+    kbuf_t b = queue_key(buf, cap, prefix, queue);
+    put(&b, "schedule:");
+    put(&b, name);
+    if (job) put(&b, ":job");
+    return done(&b);
+}
+
 int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix) {
     if (cap == 0) return -1;
     kbuf_t b = {buf, 0, cap, 0};

@@ -24,6 +24,16 @@ int jq_key(char *buf, size_t cap, const char *prefix, const char *queue, const c
 int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue, const char *what,
               const char *id);
 
+/* Schedules (PROTOCOL §9): a name is 1..64 bytes of [A-Za-z0-9_.-], no
+ * ':', so that one schedule's job key is never another's hash key. */
+#define JQ_SCHEDULE_NAME_MAX 64
+int jq_schedule_name_valid(const char *s);
+
+/* Writes "<prefix>:{<queue>}:schedule:<name>", with ":job" after it when
+ * job is 1 (the schedule's job template). Returns the length, or -1. */
+int jq_key_schedule(char *buf, size_t cap, const char *prefix, const char *queue, const char *name,
+                    int job);
+
 /* Writes "<prefix>:<suffix>" for the global keys (queues, workers,
  * worker:<id>). Returns the length, or -1 if it does not fit. */
 int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix);

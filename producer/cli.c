@@ -36,6 +36,9 @@ static void usage(FILE *out) {
           "  top [-q QUEUE]             live view of queues and workers\n"
           "  limit set QUEUE [--rate N/PERIOD] [--concurrency N] | rm QUEUE | list [--json]\n"
           "                             rate and concurrency limits, across consumers\n"
+          "  schedule add|list|rm|pause|resume ...\n"
+          "                             jobs enqueued every DURATION or on a cron\n"
+          "                             expression, once per tick\n"
           "\n"
           "global options (also accepted after the command):\n"
           "  -q, --queue QUEUE   the queue of the command (before the command;\n"
@@ -123,25 +126,24 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-/* Turns the PAYLOAD argument into msgpack bytes in sb. */
-static int build_payload(const char *arg, int json_file, msgpack_sbuffer *sb) {
+int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuffer *sb) {
     char err[JQ_ERR_LEN];
     if (arg[0] != '@') {
         if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) == 0) return 0;
-        return jq_cli_usage_error("enqueue", "%s", err);
+        return jq_cli_usage_error(cmd, "%s", err);
     }
     size_t len = 0;
     char *data = read_file(arg + 1, &len);
-    if (!data) return jq_cli_usage_error("enqueue", "cannot read %s: %s", arg + 1, strerror(errno));
+    if (!data) return jq_cli_usage_error(cmd, "cannot read %s: %s", arg + 1, strerror(errno));
     int rc = 0;
     if (json_file) {
         if (jq_codec_json_to_msgpack(data, len, sb, err, sizeof(err)) < 0)
-            rc = jq_cli_usage_error("enqueue", "%s: %s", arg + 1, err);
+            rc = jq_cli_usage_error(cmd, "%s: %s", arg + 1, err);
     } else {
         msgpack_packer pk;
         msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
         if (msgpack_pack_bin(&pk, len) || msgpack_pack_bin_body(&pk, data, len))
-            rc = jq_cli_usage_error("enqueue", "out of memory");
+            rc = jq_cli_usage_error(cmd, "out of memory");
     }
     free(data);
     return rc;
@@ -296,6 +298,12 @@ static int match_bytes(jq_argp_t *p, const char *name, long long *out) {
     return 1;
 }
 
+int jq_argp_job(jq_argp_t *p, jq_enqueue_opts_t *o, long long *ttl) {
+    return jq_argp_ll(p, NULL, "max-attempts", 1, 1000000, &o->max_attempts) ||
+           jq_argp_ll(p, NULL, "timeout-ms", 1, 1LL << 40, &o->timeout_ms) ||
+           jq_argp_ll(p, NULL, "result-ttl", 0, 1LL << 40, ttl);
+}
+
 /* Enqueues, then prints the id (as JSON with json), or (wait_ms >= 0)
  * waits and prints as `jobq wait` does; returns the exit status. A
  * duplicate of a unique job prints (or waits for) the job holding the
@@ -355,10 +363,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
         if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
             jq_argp_set(&p, NULL, "json", &json_file) || jq_argp_opt(&p, NULL, "id", &o.id) ||
             jq_argp_ll(&p, NULL, "delay", 0, 1LL << 50, &o.delay_ms) ||
-            jq_argp_ll(&p, NULL, "at", 0, 1LL << 50, &o.at_ms) ||
-            jq_argp_ll(&p, NULL, "max-attempts", 1, 1000000, &o.max_attempts) ||
-            jq_argp_ll(&p, NULL, "timeout-ms", 1, 1LL << 40, &o.timeout_ms) ||
-            jq_argp_ll(&p, NULL, "result-ttl", 0, 1LL << 40, &ttl) ||
+            jq_argp_ll(&p, NULL, "at", 0, 1LL << 50, &o.at_ms) || jq_argp_job(&p, &o, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
             jq_argp_set(&p, NULL, "raw", &out.raw) || jq_argp_opt(&p, "-o", "output", &out.path) ||
             jq_argp_opt(&p, "-t", "timeout", &timeout) ||
@@ -403,7 +408,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    int status = pos[1] ? build_payload(pos[1], json_file, &sb) : JQ_EXIT_OK;
+    int status = pos[1] ? jq_cli_payload("enqueue", pos[1], json_file, &sb) : JQ_EXIT_OK;
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
     if (status == JQ_EXIT_OK)
@@ -519,6 +524,8 @@ int main(int argc, char **argv) {
         status = jq_cli_top(&cli, argc, argv, i);
     else if (!strcmp(cmd, "limit"))
         status = jq_cli_limit(&cli, argc, argv, i);
+    else if (!strcmp(cmd, "schedule"))
+        status = jq_cli_schedule(&cli, argc, argv, i);
     else
         status = jq_cli_usage_error(NULL, "unknown command '%s'", cmd);
     jq_client_free(cli.client);

@@ -101,6 +101,16 @@ void jq_json_cstr(FILE *out, const char *s);
  * not msgpack), or null when buf is NULL. Returns 0 or -1 (out of memory). */
 int jq_json_msgpack(FILE *out, const char *buf, size_t len);
 
+/* cli.c: turns a PAYLOAD argument (JSON text, @FILE's bytes as a msgpack
+ * bin, or with json_file @FILE's JSON) into msgpack bytes in sb; prints
+ * why and returns JQ_EXIT_USAGE when it cannot. */
+int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuffer *sb);
+
+/* cli.c: matches the options of a job's own fields that `enqueue` and
+ * `schedule add` share: --max-attempts, --timeout-ms, --result-ttl (into
+ * *ttl, -1 when absent). */
+int jq_argp_job(jq_argp_t *p, jq_enqueue_opts_t *o, long long *ttl);
+
 /* Formats ms since the epoch as "2026-11-26T19:40:01.123Z" (or "-" for
  * ms <= 0) into buf (cap >= 32). */
 void jq_cli_time(long long ms, char *buf, size_t cap);
@@ -131,5 +141,6 @@ int jq_cli_limit(jq_cli_t *cli, int argc, char **argv, int start);
 /* cli_batch.c: `jobq batch create|seal|show`. */
 int jq_cli_batch(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms);
+int jq_cli_schedule(jq_cli_t *cli, int argc, char **argv, int start); /* cli_schedule.c */
 
 #endif

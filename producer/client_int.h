@@ -98,6 +98,15 @@ redisReply *jq_pipe_reply(jq_pipe_t *p, char *err, size_t errlen);
  * unread. Returns 0, or -1 if the pipe broke. */
 int jq_pipe_end(jq_pipe_t *p);
 
+/* A job's fields (PROTOCOL §1) as jq_client_enqueue writes them, inline
+ * and without an id, appended to a (schedule.c keeps them as a
+ * schedule's job template); and the checks jq_client_enqueue makes before
+ * sending. */
+void jq_enqueue_fields(jq_args_t *a, const char *type, const char *payload, size_t len,
+                       const jq_enqueue_opts_t *o);
+int jq_enqueue_check(const char *type, const char *payload, size_t len, const jq_enqueue_opts_t *o,
+                     const char *queue, char *err, size_t errlen);
+
 /* The figures of one queue (admin.c), split so that watch.c can pipeline
  * many queues: send its commands, then collect their replies in order. */
 void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen);

@@ -141,6 +141,17 @@ static void send_unique(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errl
     jq_pipe_send(p, err, errlen);
 }
 
+void jq_enqueue_fields(jq_args_t *a, const char *type, const char *payload, size_t len,
+                       const jq_enqueue_opts_t *o) {
+    enqueue_t e = {NULL, type, payload, len, o, "", 0, 0, 0, 0, 0, -1, NULL};
+    add_fields(a, &e);
+}
+
+int jq_enqueue_check(const char *type, const char *payload, size_t len, const jq_enqueue_opts_t *o,
+                     const char *queue, char *err, size_t errlen) {
+    return check_enqueue(type, payload, len, o, queue, err, errlen);
+}
+
 /* The chunk list, afresh: DEL, then RPUSHes of a few MiB each. */
 static void send_chunks(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
     jq_args_str(&p->a, "DEL");

@@ -8,12 +8,14 @@
 #   scripts/deps.sh docs   that plus graphviz, for make graph (docs/include-graph.svg)
 set -e
 PKGS="build-essential pkg-config libhiredis-dev libuv1-dev libmsgpack-dev libjson-c-dev
-libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev
+libssl-dev libhttp-parser-dev libncurses-dev libcurl4-openssl-dev tzdata
 redis-server redis-tools go-md2man"
 # libssl-dev: OpenSSL's headers, and libssl3's libcrypto.so.3, which the
 # consumer opens with dlopen at the first sha256 job (consumer/dl/cryptosym.h):
 # not linked, but needed at run time all the same. libcurl4-openssl-dev
-# likewise for libcurl.so.4 (--http-allow).
+# likewise for libcurl.so.4 (--http-allow). tzdata: the zone files of
+# `jobq schedule add --cron ... --tz ZONE`, read by the CLI and the workers
+# (common/tz.c).
 # The suite also drives foreign clients (python3-redis, redis-cli), a
 # terminal (tmux), a browser (chromium), promtool, clang-format (make
 # format-check), clang's libFuzzer, a

@@ -451,4 +451,58 @@ int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms, int n
 int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err, size_t errlen);
 void jq_client_queues_free(char **names, size_t n);
 
+/* ---- schedules (docs/PROTOCOL.md §9) ---- */
+
+/* A schedule: a job enqueued at each tick, exactly once per tick however
+ * many consumers run. Ticks are every every_ms (at whole multiples of it
+ * since the epoch), or the times cron names in zone tz. */
+typedef struct jq_schedule {
+    const char *queue;  /* NULL: "default" */
+    const char *name;   /* 1 to 64 bytes of [A-Za-z0-9_.-] */
+    long long every_ms; /* > 0: an interval (at least 100 ms); else cron */
+    const char *cron;   /* "MIN HOUR DOM MON DOW" when every_ms is 0 */
+    const char *tz;     /* cron's time zone ("Europe/Berlin"); NULL: UTC */
+} jq_schedule_t;
+
+/* Adds schedule s, or replaces the one of that name (its next tick is
+ * computed anew, its pause and last tick are dropped), whose job is of
+ * handler `type` with payload[0..len) and o's fields as
+ * jq_client_enqueue_flags() would write them (o->id, delay_ms, at_ms and
+ * chunk_size are not used: each job's id is "<name>:<tick>", and the
+ * payload goes inline). Writes the first tick (ms since the epoch) into
+ * *first_ms if not NULL. Returns 0 or -1 with err (a bad cron expression,
+ * an unknown zone, a bad name). */
+int jq_client_schedule_add(jq_client_t *c, const jq_schedule_t *s, const char *type,
+                           const char *payload, size_t len, const jq_enqueue_opts_t *o,
+                           long long *first_ms, char *err, size_t errlen);
+
+/* Removes a schedule. Returns 1 when it existed, 0 when not, -1 on error. */
+int jq_client_schedule_rm(jq_client_t *c, const char *queue, const char *name, char *err,
+                          size_t errlen);
+
+/* Pauses (pause 1: its ticks pass without a job) or resumes a schedule.
+ * Returns 1 when it exists, 0 when not, -1 on error. */
+int jq_client_schedule_pause(jq_client_t *c, const char *queue, const char *name, int pause,
+                             char *err, size_t errlen);
+
+/* One schedule as jq_client_schedule_list() reads it; strings are owned. */
+typedef struct jq_schedule_info {
+    char *queue, *name;
+    long long every_ms; /* 0 for a cron schedule */
+    char *cron, *tz;    /* NULL when absent */
+    char *type;         /* the job's type; NULL if its template is missing */
+    int paused;
+    long long next_ms;      /* the next tick; 0: not computed yet */
+    long long last_tick_ms; /* the last tick that enqueued a job; 0: none */
+    long long last_fired_ms;
+    char *last_job; /* that job's id, NULL when none */
+    char *error;    /* why a consumer could not use it, NULL when fine */
+} jq_schedule_info_t;
+
+/* The schedules of queue (NULL: "default"), by name, into an owned array
+ * released with jq_schedule_infos_free(). Returns 0 or -1. */
+int jq_client_schedule_list(jq_client_t *c, const char *queue, jq_schedule_info_t **out, size_t *n,
+                            char *err, size_t errlen);
+void jq_schedule_infos_free(jq_schedule_info_t *v, size_t n);
+
 #endif

@@ -77,3 +77,22 @@ Test(keys, name_validation) {
     cr_expect(jq_name_valid(name, JQ_NAME_MAX));
     cr_expect(!jq_name_valid(name, JQ_NAME_MAX + 1));
 }
+
+Test(keys, schedule_keys) {
+    char buf[JQ_KEY_MAX];
+    cr_expect_eq(jq_key_schedule(buf, sizeof(buf), "jobq", "q", "nightly", 0),
+                 (int)strlen("jobq:{q}:schedule:nightly"));
+    cr_expect_str_eq(buf, "jobq:{q}:schedule:nightly");
+    jq_key_schedule(buf, sizeof(buf), "jobq", "q", "nightly", 1);
+    cr_expect_str_eq(buf, "jobq:{q}:schedule:nightly:job");
+    cr_expect(jq_schedule_name_valid("nightly-report_2.v1"));
+    cr_expect(!jq_schedule_name_valid("a:job"));
+    cr_expect(!jq_schedule_name_valid(""));
+    cr_expect(!jq_schedule_name_valid("with space"));
+    char long_name[JQ_SCHEDULE_NAME_MAX + 2];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    cr_expect(!jq_schedule_name_valid(long_name));
+    long_name[JQ_SCHEDULE_NAME_MAX] = '\0';
+    cr_expect(jq_schedule_name_valid(long_name));
+}
