@@ -66,6 +66,8 @@ SRC_redis := rconn resolve reply bulkcap
 SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
 SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched settings trim types worker
+SRC_redis += script
+SRC_worker += ticks
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))

@@ -21,7 +21,7 @@ static const char *const MONTHS[] = {"jan", "feb", "mar", "apr", "may", "jun",
 static const char *const DAYS[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
 static const field_t FIELDS[5] = {
-    {"minute", 0, 59, NULL}, {"hour", 0, 23, NULL},   {"day-of-month", 1, 31, NULL},
+    {"minute", 0, 59, NULL},  {"hour", 0, 23, NULL},       {"day-of-month", 1, 31, NULL},
     {"month", 1, 12, MONTHS}, {"day-of-week", 0, 7, DAYS},
 };
 
@@ -255,8 +255,10 @@ int jq_duration_parse(const char *s, int64_t *ms, char *err, size_t errlen) {
             return -1;
         }
 bad:
-    snprintf(err, errlen, "bad duration '%s' (want a whole number and ms, s, m, h or d: 500ms, 10s, "
-                          "5m, 1h; at most 366d)", s);
+    snprintf(err, errlen,
+             "bad duration '%s' (want a whole number and ms, s, m, h or d: 500ms, 10s, "
+             "5m, 1h; at most 366d)",
+             s);
     return -1;
 }
 

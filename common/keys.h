@@ -24,7 +24,7 @@ int jq_key(char *buf, size_t cap, const char *prefix, const char *queue, const c
 int jq_key_id(char *buf, size_t cap, const char *prefix, const char *queue, const char *what,
               const char *id);
 
-/* Schedules (PROTOCOL §9): a name is 1..64 bytes of [A-Za-z0-9_.-], no
+/* Schedules (PROTOCOL §13): a name is 1..64 bytes of [A-Za-z0-9_.-], no
  * ':', so that one schedule's job key is never another's hash key. */
 #define JQ_SCHEDULE_NAME_MAX 64
 int jq_schedule_name_valid(const char *s);

@@ -21,11 +21,11 @@ typedef struct tz_rule {
 } tz_rule_t;
 
 struct jq_tz {
-    size_t n;        /* transitions */
-    int64_t *at;     /* their instants, ascending */
-    int32_t *off;    /* the offset from each one on */
-    int32_t off0;    /* before the first (time type 0) */
-    int has_rule;    /* after the last: the footer's rule */
+    size_t n;     /* transitions */
+    int64_t *at;  /* their instants, ascending */
+    int32_t *off; /* the offset from each one on */
+    int32_t off0; /* before the first (time type 0) */
+    int has_rule; /* after the last: the footer's rule */
     tz_rule_t rule;
 };
 

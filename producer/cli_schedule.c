@@ -1,4 +1,4 @@
-/* `jobq schedule add|list|rm|pause|resume`: schedules (PROTOCOL §9) over
+/* `jobq schedule add|list|rm|pause|resume`: schedules (PROTOCOL §13) over
  * libjobq's jq_client_schedule_*. */
 
 #include <stdlib.h>
@@ -31,7 +31,7 @@ static int cmd_add(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "schedule add", cli, 0, 0};
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
-    jq_schedule_t s = {JQ_QUEUE_DEFAULT, NULL, 0, NULL, NULL};
+    jq_schedule_t s = {jq_cli_queue(cli), NULL, 0, NULL, NULL};
     const char *pos[3] = {NULL, NULL, NULL}, *every = NULL;
     int npos = 0, json_file = 0;
     long long ttl = -1;
@@ -74,8 +74,10 @@ static int cmd_add(jq_cli_t *cli, int argc, char **argv, int start) {
     }
     if (jq_cli_check_name(p.cmd, "queue name", s.queue) < 0) return JQ_EXIT_USAGE;
     if (!jq_schedule_name_valid(pos[0]))
-        return jq_cli_usage_error(p.cmd, "bad schedule name '%s' (want 1 to %d bytes of "
-                                  "[A-Za-z0-9_.-])", pos[0], JQ_SCHEDULE_NAME_MAX);
+        return jq_cli_usage_error(p.cmd,
+                                  "bad schedule name '%s' (want 1 to %d bytes of "
+                                  "[A-Za-z0-9_.-])",
+                                  pos[0], JQ_SCHEDULE_NAME_MAX);
     s.name = pos[0];
     o.queue = s.queue;
     o.result_ttl = ttl;
@@ -164,7 +166,7 @@ static void print_json(const jq_schedule_info_t *v, size_t n, long long now) {
 
 static int cmd_list(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "schedule list", cli, 0, 0};
-    const char *queue = NULL;
+    const char *queue = cli->queue; /* NULL: every queue */
     int json = 0;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
@@ -222,7 +224,7 @@ static int cmd_one(jq_cli_t *cli, int argc, char **argv, int start, const char *
     char cmd[32];
     snprintf(cmd, sizeof(cmd), "schedule %s", what);
     jq_argp_t p = {argc, argv, start, cmd, cli, 0, 0};
-    const char *queue = JQ_QUEUE_DEFAULT, *name = NULL;
+    const char *queue = jq_cli_queue(cli), *name = NULL;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {
             fputs(schedule_help, stdout);
@@ -241,9 +243,10 @@ static int cmd_one(jq_cli_t *cli, int argc, char **argv, int start, const char *
     int status = jq_cli_connect(cli);
     if (status) return status;
     char err[JQ_ERR_LEN];
-    int rc = !strcmp(what, "rm") ? jq_client_schedule_rm(cli->client, queue, name, err, sizeof(err))
-                                 : jq_client_schedule_pause(cli->client, queue, name,
-                                                            !strcmp(what, "pause"), err, sizeof(err));
+    int rc = !strcmp(what, "rm")
+                 ? jq_client_schedule_rm(cli->client, queue, name, err, sizeof(err))
+                 : jq_client_schedule_pause(cli->client, queue, name, !strcmp(what, "pause"), err,
+                                            sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "jobq: %s: %s\n", cmd, err);
         return JQ_EXIT_REDIS;

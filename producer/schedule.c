@@ -1,4 +1,4 @@
-/* Schedules (PROTOCOL §9): adding, removing, pausing and listing them. The
+/* Schedules (PROTOCOL §13): adding, removing, pausing and listing them. The
  * consumers fire them (consumer/worker/ticks.c); here the keys are only
  * written and read, with plain commands any client could send. */
 
@@ -56,8 +56,9 @@ static int read_all(jq_pipe_t *p, redisReply **last, char *err, size_t errlen) {
     if (last) *last = NULL;
     while (p->read < p->sent && (r = jq_pipe_reply(p, err, errlen))) {
         char why[JQ_KEY_MAX];
-        if (rc == 0 && (jq_reply_ok(r, why, sizeof(why)) < 0 ||
-                        (r->type == REDIS_REPLY_ARRAY && jq_reply_each_ok(r, why, sizeof(why)) < 0))) {
+        if (rc == 0 &&
+            (jq_reply_ok(r, why, sizeof(why)) < 0 ||
+             (r->type == REDIS_REPLY_ARRAY && jq_reply_each_ok(r, why, sizeof(why)) < 0))) {
             jq_seterr(err, errlen, "%s", why);
             rc = -1;
         }
@@ -219,8 +220,8 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const jq_schedule_info_t *)a)->name, ((const jq_schedule_info_t *)b)->name);
 }
 
-int jq_client_schedule_list(jq_client_t *c, const char *queue, jq_schedule_info_t **out,
-                            size_t *n, char *err, size_t errlen) {
+int jq_client_schedule_list(jq_client_t *c, const char *queue, jq_schedule_info_t **out, size_t *n,
+                            char *err, size_t errlen) {
     *out = NULL;
     *n = 0;
     if (!queue) queue = JQ_QUEUE_DEFAULT;

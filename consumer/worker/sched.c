@@ -7,6 +7,7 @@
 #include "log.h"
 #include "qhealth.h"
 #include "sched.h"
+#include "script.h"
 
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_BATCH 500
@@ -138,35 +139,10 @@ const char jq_sched_trim_lua[] =
     "end\n"
     "return #ids\n";
 
-/* The scripts' SHA1s, as SCRIPT LOAD answers them: Redis hashes them, so a
- * worker needs no SHA1 of its own (linking libcrypto for it cost each
- * worker 3.4 MiB of RSS). Empty until the first answer; the text never
- * changes, so neither do they. */
-static char promote_sha[41], trim_sha[41];
-static int loads_in_flight;
-
-static void on_script_loaded(redisAsyncContext *ac, void *rp, void *priv) {
-    redisReply *reply = rp;
-    char *sha = priv;
-    (void)ac;
-    loads_in_flight--;
-    if (reply == NULL) return; /* the connection went; the tick loads again */
-    if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
-        memcpy(sha, reply->str, 41);
-    else
-        jq_error("SCRIPT LOAD: %s",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-}
-
-static void load(jq_sched_t *s, const char *lua, char *sha) {
-    jq_args_t a;
-    jq_args_init(&a);
-    jq_args_str(&a, "SCRIPT");
-    jq_args_str(&a, "LOAD");
-    jq_args_str(&a, lua);
-    if (jq_rconn_args(s->env.conn, &a, on_script_loaded, sha) == 0) loads_in_flight++;
-    jq_args_destroy(&a);
-}
+/* The scripts, loaded by SCRIPT LOAD (script.h): the same for every
+ * queue, so one of each per process. */
+static jq_script_t promote_script = {jq_sched_promote_lua, "", 0};
+static jq_script_t trim_script = {jq_sched_trim_lua, "", 0};
 
 void jq_sched_init(jq_sched_t *s, const jq_stage_env_t *env, const int *draining,
                    void (*key_error)(void *worker, int q, const char *err)) {
@@ -181,8 +157,8 @@ void jq_sched_init(jq_sched_t *s, const jq_stage_env_t *env, const int *draining
 }
 
 void jq_sched_on_connect(jq_sched_t *s) {
-    load(s, jq_sched_promote_lua, promote_sha);
-    load(s, jq_sched_trim_lua, trim_sha);
+    jq_script_load(s->env.conn, &promote_script);
+    jq_script_load(s->env.conn, &trim_script);
 }
 
 static void promote(jq_sched_t *s, int qi);
@@ -231,7 +207,7 @@ static void promote(jq_sched_t *s, int qi) {
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "EVALSHA");
-    jq_args_str(&a, promote_sha);
+    jq_args_str(&a, promote_script.sha);
     jq_args_str(&a, "3");
     jq_args_str(&a, zkey);
     jq_args_str(&a, skey);
@@ -263,7 +239,7 @@ static void trim(jq_sched_t *s, jq_queue_t *q, int64_t now) {
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "EVALSHA");
-    jq_args_str(&a, trim_sha);
+    jq_args_str(&a, trim_script.sha);
     jq_args_str(&a, "2");
     jq_args_str(&a, dkey);
     jq_args_str(&a, zkey);
@@ -278,10 +254,10 @@ static void trim(jq_sched_t *s, jq_queue_t *q, int64_t now) {
 
 void jq_sched_tick(jq_sched_t *s, int64_t now) {
     if (*s->draining) return;
-    if (!promote_sha[0] || !trim_sha[0]) {
-        /* Not loaded yet, or the load failed: ask again once no answer
-         * is outstanding. */
-        if (loads_in_flight == 0) jq_sched_on_connect(s);
+    if (!jq_script_ready(&promote_script) || !jq_script_ready(&trim_script)) {
+        /* Not loaded yet, or the load failed: ask again (unless an
+         * answer is outstanding). */
+        jq_sched_on_connect(s);
         return;
     }
     if (now - s->last_promote_ms >= PROMOTE_EVERY_MS) {

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "reclaim.h"
 #include "sched.h"
+#include "ticks.h"
 #include "worker.h"
 
 #define TICK_MS 100
@@ -263,6 +264,7 @@ static void on_tick(uv_timer_t *t) {
     jq_settings_tick(&w->settings, now);
     jq_qhealth_tick(&w->qhealth, now);
     jq_sched_tick(&w->sched, now);
+    jq_ticks_tick(&w->ticks, now);
     jq_reclaim_tick(&w->reclaim, now);
     /* held: Redis refuses writes (finish.c); the ids wait with the rest. */
     if (!jq_finish_held(&w->finish)) jq_trim_tick(&w->trim);
@@ -316,6 +318,7 @@ static void on_write_up(jq_rconn_t *c) {
         jq_reclaim_reconnected(&w->reclaim, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
     jq_sched_on_connect(&w->sched);
+    jq_ticks_on_connect(&w->ticks);
     jq_heartbeat_send(&w->beat);
     jq_finish_flush(&w->finish);
     if (reconnected) jq_reclaim_own(&w->reclaim);
@@ -365,6 +368,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_sched_init(&w->sched, &env, &w->draining, jq_worker_key_error_cb);
     jq_cancel_borrow_t cborrow = jq_worker_cancel_borrow(w);
     jq_cancel_init(&w->cancel, &env, &cborrow);
+    jq_ticks_init(&w->ticks, &env, &w->draining);
     jq_heartbeat_borrow_t hborrow = jq_worker_heartbeat_borrow(w);
     jq_heartbeat_init(&w->beat, &env, &hborrow);
     srand((unsigned)(getpid() ^ w->started_ms));

@@ -24,8 +24,8 @@
  *   reclaim.c   renewal and reclaim of pending entries (its own state)
  *   limit.c     rate and concurrency limits: limited queues read with permits
  *   settings.c  per-queue settings polled once a second (keep_done)
- *   qhealth.c, sched.c, heartbeat.c: queue health, delayed jobs, the
- *               worker's hash in <p>:workers / <p>:worker:<id>  */
+ *   qhealth.c, sched.c, ticks.c, heartbeat.c: queue health, delayed jobs,
+ *               schedules, the worker's hash in <p>:workers / <p>:worker:<id>  */
 
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -52,6 +52,7 @@
 #include "reply.h"
 #include "run.h"
 #include "sched.h"
+#include "ticks.h"
 #include "stage.h"
 #include "trim.h"
 #include "types.h"
@@ -106,6 +107,7 @@ struct jq_worker {
     int recycle_sent;
     int64_t tick_due_ms;
     jq_sched_t sched;       /* sched.c: promotion, dead sets trimmed */
+    jq_ticks_t ticks;       /* ticks.c: schedules fired */
     jq_heartbeat_t beat;    /* heartbeat.c: the worker's hash */
     jq_limit_t limit;       /* limit.c: rate and concurrency limits */
     jq_settings_t settings; /* settings.c: per-queue settings polled */

@@ -158,7 +158,7 @@ int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload,
                           const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
                           char *id_out, size_t id_cap, char *err, size_t errlen);
 
-/* ---- batches (docs/PROTOCOL.md §12) ---- */
+/* ---- batches (docs/PROTOCOL.md §13) ---- */
 
 typedef struct jq_batch_opts {
     const char *queue;               /* NULL: "default". The batch's keys and
@@ -451,7 +451,7 @@ int jq_client_minutes(jq_client_t *c, const char *queue, long long now_ms, int n
 int jq_client_queues(jq_client_t *c, char ***names, size_t *n, char *err, size_t errlen);
 void jq_client_queues_free(char **names, size_t n);
 
-/* ---- schedules (docs/PROTOCOL.md §9) ---- */
+/* ---- schedules (docs/PROTOCOL.md §13) ---- */
 
 /* A schedule: a job enqueued at each tick, exactly once per tick however
  * many consumers run. Ticks are every every_ms (at whole multiples of it

@@ -74,8 +74,8 @@ Test(cron, next_fire_table) {
     for (size_t i = 0; i < sizeof(TABLE) / sizeof(TABLE[0]); i++) {
         jq_cron_t c;
         char err[256], got[32];
-        cr_assert_eq(jq_cron_parse(&c, TABLE[i].expr, err, sizeof(err)), 0, "%s: %s",
-                     TABLE[i].expr, err);
+        cr_assert_eq(jq_cron_parse(&c, TABLE[i].expr, err, sizeof(err)), 0, "%s: %s", TABLE[i].expr,
+                     err);
         jq_tz_t *tz = jq_tz_load(TABLE[i].tz, err, sizeof(err));
         cr_assert(tz, "%s", err);
         iso(jq_cron_next(&c, tz, utc(TABLE[i].after)), got, sizeof(got));
