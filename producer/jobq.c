@@ -348,7 +348,7 @@ int jq_client_enqueue_ctl(jq_client_t *c, const char *type, const char *payload,
                           const jq_enqueue_opts_t *o, unsigned flags, jq_enqueue_ctl_t *ctl,
                           char *id_out, size_t id_cap, char *err, size_t errlen) {
     if (ctl) ctl->duplicate = 0;
-    if (check_ctl(ctl, err, errlen) < 0) return -1;
+    if (check_ctl(ctl, err, errlen) < 0) return JQ_CLIENT_EINVAL;
     if (!ctl || !ctl->batch)
         return enqueue(c, type, payload, len, o, flags, ctl, id_out, id_cap, err, errlen);
     if (jq_batch_join(c, ctl->batch, 1, err, errlen) < 0) return -1;
@@ -376,7 +376,7 @@ static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t
         jq_seterr(err, errlen, "id buffer too small");
         return -1;
     }
-    if (check_enqueue(type, payload, len, o, queue, err, errlen) < 0) return -1;
+    if (check_enqueue(type, payload, len, o, queue, err, errlen) < 0) return JQ_CLIENT_EINVAL;
     size_t chunk = o->chunk_size ? o->chunk_size : JQ_CHUNK_SIZE_DEFAULT;
     long long due = o->at_ms > 0      ? o->at_ms
                     : o->delay_ms > 0 ? (long long)jq_now_ms() + o->delay_ms

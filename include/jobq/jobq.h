@@ -35,6 +35,10 @@ int jq_name_valid(const char *s, size_t len);
 
 #define JQ_CLIENT_ENOTFOUND (-2) /* no such job / no such dead job */
 #define JQ_CLIENT_ETIMEOUT (-3)  /* jq_client_wait: the job did not finish */
+#define JQ_CLIENT_EINVAL                                                                           \
+    (-4) /* enqueue: a bad argument (a payload that is
+                                    not JSON or msgpack, a bad name or option),
+                                    refused before anything was sent */
 
 typedef struct jq_client jq_client_t;
 struct redisContext;
@@ -115,7 +119,8 @@ void jq_enqueue_opts_init(jq_enqueue_opts_t *o);
  * defaults. Adds the queue to <p>:queues. A job with an id chosen by the
  * caller replaces any result and notify list left by an earlier job of the
  * same id, in the same MULTI. Writes the job id, NUL-terminated, into
- * id_out (id_cap >= JQ_CLIENT_ID_LEN). Returns 0 or -1. */
+ * id_out (id_cap >= JQ_CLIENT_ID_LEN). Returns 0, JQ_CLIENT_EINVAL for a
+ * bad argument (nothing sent), or -1. */
 int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload, size_t len,
                       const jq_enqueue_opts_t *o, char *id_out, size_t id_cap, char *err,
                       size_t errlen);

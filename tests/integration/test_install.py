@@ -2,6 +2,7 @@
 packager runs them: what lands where, what the shared library exports, a C
 program built against the installed tree through pkg-config and run
 against a real consumer, and an uninstall that leaves no file behind."""
+import json
 import os
 import re
 import shutil
@@ -258,14 +259,20 @@ def test_c_example_built_against_installed_tree_runs_jobs(tree, static, tmpdir_p
     out = subprocess.run([exe, "sha256", '{"data":"hello","rounds":3}'], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == sha256_rounds(b"hello", 3) + "\n"
+    # One line of JSON, as every example prints (issue 27: C printed raw).
+    assert out.stdout == '"%s"\n' % sha256_rounds(b"hello", 3)
+    out = subprocess.run([exe, "echo", '{"a":[1,-2,2.5,"x\\"y"],"b":null,"ok":true}'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"a": [1, -2, 2.5, 'x"y'], "b": None, "ok": True}
     out = subprocess.run([exe, "fail", '{"message":"card declined"}'], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stdout == ""
     assert "dead: card declined" in out.stderr
     out = subprocess.run([exe, "sha256", "{not json"], env=env, capture_output=True, text=True,
                          timeout=60)
-    assert out.returncode == 3 and "json" in out.stderr.lower()
+    # A bad payload is 2 in every example (issue 27: C said 3).
+    assert out.returncode == 2 and "json" in out.stderr.lower()
 
 
 def test_default_prefix_is_usr_local():

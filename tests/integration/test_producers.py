@@ -19,10 +19,11 @@ EXAMPLES = os.path.join(ROOT, "examples", "producers")
 
 
 class Producer:
-    def __init__(self, name, argv, prints_json, enc):
+    def __init__(self, name, argv, prints_json, enc, strings=False):
         self.name = name
         self.argv = argv
-        self.prints_json = prints_json  # the result as JSON, or as text
+        self.prints_json = prints_json  # any result as JSON
+        self.strings = strings          # only a string (or nil) result as JSON
         self.enc = enc                  # how it sends the payload
 
     def start(self, redis_url, *args):
@@ -37,7 +38,7 @@ class Producer:
 
     def value(self, out):
         """The printed result: parsed JSON, or the text line."""
-        return json.loads(out) if self.prints_json else out.rstrip("\n")
+        return json.loads(out)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def producer(request):
         d = request.getfixturevalue("node_dir")
         return Producer("node", ["node", os.path.join(d, "enqueue.js")], True, "msgpack")
     # sh is dash on Debian: the script must be POSIX.
-    return Producer("sh", ["sh", os.path.join(EXAMPLES, "sh", "enqueue.sh")], False, "json")
+    return Producer("sh", ["sh", os.path.join(EXAMPLES, "sh", "enqueue.sh")], False, "json",
+                    strings=True)
 
 
 def test_sha256_result(producer, redis_server, consumer):
@@ -99,7 +101,7 @@ def test_echo_round_trip(producer, redis_server, consumer):
     if producer.prints_json:
         payload = {"a": [1, -7, 2.5, "x"], "b": None, "ok": True, "s": "h\u00e9llo"}
     else:
-        payload = "h\u00e9llo, world"  # sh prints string results only
+        payload = 'h\u00e9llo, "world"\\\t'  # sh prints string results only
     rc, out, err = producer.run(redis_server.url, "echo", json.dumps(payload))
     assert rc == 0, err
     assert producer.value(out) == payload
@@ -146,3 +148,13 @@ def test_entry_on_the_wire_is_protocol_1(producer, redis_server, consumer, r):
     assert p.returncode == 0, err
     assert producer.value(out) == sha256_rounds(b"wire", 2)
     assert r.hget(key("result:" + eid.decode()), "state") == b"done"
+
+
+def test_bad_payload_exits_2_in_every_example(producer, redis_server, consumer):
+    """Every example says a payload that is not JSON the same way (issue
+    27: sh said 1, C 3): exit 2, nothing on stdout. sh cannot parse JSON,
+    so the consumer finds it and dead-letters it at once (PROTOCOL §1)."""
+    consumer()
+    rc, out, err = producer.run(redis_server.url, "echo", '{"a":')
+    assert (rc, out) == (2, ""), (rc, out, err)
+    assert "not JSON" in err or "not valid JSON" in err, err

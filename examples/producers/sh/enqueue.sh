@@ -5,12 +5,12 @@
 #
 #     JOBQ_REDIS_URL=redis://127.0.0.1:6379 ./enqueue.sh sha256 '{"data":"hello","rounds":3}'
 #
-# The result comes back as msgpack bytes: a string result is printed as
-# text, nil as "null", anything else as "msgpack:" and its bytes in hex
-# (decoding msgpack is no job for sh). A chunked result (larger than the
+# The result comes back as msgpack bytes: a string result is printed as a
+# JSON string, nil as "null", anything else as "msgpack:" and its bytes in
+# hex (decoding msgpack is no job for sh). A chunked result (larger than the
 # consumer's --chunk-size) is reported, not fetched.
-# Exit status: 0 done, 1 dead (the error on stderr), 2 bad usage or no
-# result within 30 s, 3 Redis trouble. Environment: JOBQ_REDIS_URL,
+# Exit status: 0 done, 1 dead (the error on stderr), 2 bad usage, a payload
+# that is not JSON, or no result within 30 s, 3 Redis trouble. Environment: JOBQ_REDIS_URL,
 # JOBQ_PREFIX, JOBQ_QUEUE.
 set -u
 
@@ -52,7 +52,16 @@ state=$(rcli BLPOP "$k:notify:$id" "$WAIT_SECONDS" | sed -n 2p) || exit 3
 case $state in
     done) ;;
     dead)
-        echo "enqueue.sh: job $id is dead: $(rcli HGET "$k:result:$id" error)" >&2
+        error=$(rcli HGET "$k:result:$id" error)
+        # sh cannot parse JSON, so a payload that is not JSON is found by
+        # the consumer, which dead-letters it at once (PROTOCOL §1): a bad
+        # payload, 2, as in the other examples.
+        case $error in
+            "payload is not valid JSON"*)
+                echo "enqueue.sh: payload is not JSON: ${error#payload is not valid JSON: }" >&2
+                exit 2 ;;
+        esac
+        echo "enqueue.sh: job $id is dead: $error" >&2
         exit 1 ;;
     *)
         echo "enqueue.sh: job $id did not finish in $WAIT_SECONDS s" >&2
@@ -97,5 +106,11 @@ else
     echo
     exit 0
 fi
-dd if="$tmp" bs=1 skip="$skip" count="$len" 2>/dev/null
-echo
+# As JSON, like the other examples: quoted, with \ " tab and newline
+# escaped (the bytes are UTF-8 and pass through as they are; the sed holds
+# a literal tab).
+printf '"'
+dd if="$tmp" bs=1 skip="$skip" count="$len" 2>/dev/null |
+    sed 's/\\/\\\\/g; s/"/\\"/g; s/	/\\t/g' |
+    awk 'BEGIN { ORS = "" } NR > 1 { print "\\n" } { print }'
+echo '"'
