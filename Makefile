@@ -42,7 +42,7 @@ COMMON_SRC += common/sentinel.c
 # TLS to Redis (rediss://): libssl opened with dlopen (common/dynlib.c).
 COMMON_SRC += common/dynlib.c common/tls.c
 PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c producer/cli_stats.c \
-	producer/cli_fmt.c producer/cli_top.c producer/cli_limit.c producer/cli_jobs.c producer/cli_batch.c
+	producer/cli_fmt.c producer/cli_top.c producer/cli_progress.c producer/cli_limit.c producer/cli_jobs.c producer/cli_batch.c
 # Schedules (issue 25): cron and time zones, libjobq's and the CLI's part.
 COMMON_SRC += common/tz.c common/cron.c
 PRODUCER_LIB_SRC += producer/schedule.c
@@ -65,7 +65,7 @@ SRC_conf := options
 SRC_redis := rconn resolve reply bulkcap
 SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
-SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy qhealth reclaim run sched settings trim types worker
+SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy progress qhealth reclaim run sched settings trim types worker
 SRC_redis += script
 SRC_worker += ticks
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
@@ -226,7 +226,7 @@ PLUGIN_CFLAGS := -std=gnu11 -O2 -g -fPIC -shared $(WARN) -Iinclude \
 	$(shell pkg-config --cflags msgpack libuv 2>/dev/null)
 PLUGIN_LIBS := $(shell pkg-config --libs msgpack libuv 2>/dev/null)
 PLUGINS := $(BIN)/plugins/example.so $(BIN)/plugins/test-badabi.so $(BIN)/plugins/test-abi1.so \
-	$(BIN)/plugins/test-dup.so
+	$(BIN)/plugins/test-dup.so $(BIN)/plugins/test-progress.so
 
 .PHONY: plugins
 plugins: $(PLUGINS)

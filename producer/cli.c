@@ -240,7 +240,8 @@ static int wait_and_print(jq_cli_t *cli, const char *queue, const char *id, long
     int raw = out->raw;
     int status = check_before_wait(cli, queue, id, find);
     if (status) return output_close(out, status);
-    int rc = jq_client_wait_flags(cli->client, queue, id, timeout_ms, flags, &r, err, sizeof(err));
+    memset(&r, 0, sizeof(r));
+    int rc = jq_cli_wait_progress(cli, queue, id, timeout_ms, flags, &r, err, sizeof(err));
     if (rc == 0 || rc == JQ_CLIENT_ETIMEOUT) {
         /* dead or cancelled */
         int dead = rc == 0 && strcmp(r.state, "done") != 0;

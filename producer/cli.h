@@ -132,6 +132,11 @@ int jq_cli_dead(jq_cli_t *cli, int argc, char **argv, int start);
 /* `jobq jobs list|show|keep-done` (cli_jobs.c). */
 int jq_cli_jobs(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_cancel(jq_cli_t *cli, int argc, char **argv, int start);
+
+/* cli_progress.c: jq_client_wait_flags in slices, drawing the job's
+ * progress on stderr meanwhile (a bar on a terminal, else lines). */
+int jq_cli_wait_progress(jq_cli_t *cli, const char *queue, const char *id, long long timeout_ms,
+                         unsigned flags, jq_result_t *r, char *err, size_t errlen);
 int jq_cli_pause(jq_cli_t *cli, int argc, char **argv, int start, int pause);
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_top(jq_cli_t *cli, int argc, char **argv, int start);

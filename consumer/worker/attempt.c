@@ -71,6 +71,12 @@ static void on_cpu_done(jq_pool_item_t *item) {
     end_attempt(w, r);
 }
 
+/* jq_task_progress(), any thread (progress.h). */
+static void on_progress(jq_task_t *t, double fraction, const char *msg) {
+    jq_run_t *r = t->owner;
+    jq_progress_report(&r->w->progress, r, fraction, msg);
+}
+
 void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     r->w = w;
     msgpack_sbuffer_init(&r->task.result);
@@ -82,6 +88,7 @@ void jq_attempt_start(jq_worker_t *w, jq_run_t *r) {
     r->task.queue = w->queues[r->q].name;
     r->task.attempt = r->job.attempt + 1;
     r->task.yield_cb = r->h->kind == JQ_KIND_CPU ? jq_pool_yield_point : NULL;
+    r->task.progress_cb = on_progress;
     if (r->h->kind == JQ_KIND_CPU) {
         r->state = JQ_RUN_RUNNING;
         r->started_ns = uv_hrtime();

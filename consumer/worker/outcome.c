@@ -13,6 +13,7 @@
  * replies: most of the worker's CPU per job. In the script they are one
  * command and one reply per batch (docs/BENCHMARKS.md has the figures). */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "batch.h"
 #include "log.h"
 #include "outcome.h"
+#include "progress.h"
 #include "unique.h"
 
 #define RESULT_CHUNKS_PER_CMD 8 /* result chunks per RPUSH */
@@ -255,13 +257,27 @@ static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc
     size_t rlen = r->task.result.size;
     int failed = r->outcome != JQ_OUT_DONE;
     int result = !chunks && !failed && rlen > 0;
-    int nextra = failed + (chunks || result);
+    /* A job that reported progress ends with its last report, which the
+     * throttle may not have written yet (progress.h); an abandoned cpu
+     * run's thread may still be reporting: left as it was. */
+    const struct jq_run_progress *pg = r->keep ? NULL : r->prog;
+    int nextra = failed + (chunks || result) + (pg ? 2 : 0);
+    char ne[4];
+    jq_ll2str(ne, nextra);
     jq_args_dup(a, ttl, strlen(ttl));
     jq_args_str(a, state_name[oc->state]);
     jq_args_dup(a, oc->attempts, strlen(oc->attempts));
     jq_args_dup(a, oc->now, strlen(oc->now));
     jq_args_str(a, oc->notify ? "1" : "0");
-    jq_args_str(a, nextra == 2 ? "2" : nextra == 1 ? "1" : "0");
+    jq_args_dup(a, ne, strlen(ne));
+    if (pg) {
+        char frac[32];
+        snprintf(frac, sizeof(frac), "%.4g", pg->fraction);
+        jq_args_str(a, "progress");
+        jq_args_dup(a, frac, strlen(frac));
+        jq_args_str(a, "progress_msg");
+        jq_args_str(a, pg->msg);
+    }
     if (failed) {
         jq_args_str(a, "error");
         jq_args_str(a, r->error);

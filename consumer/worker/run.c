@@ -170,6 +170,8 @@ void jq_run_drop_payload(jq_run_t *r) {
 
 void jq_run_free(jq_run_t *r) {
     if (!r) return;
+    free(r->prog); /* no thread reports any more: its task has ended */
+    r->prog = NULL;
     jq_admit_t *admit = r->home->admit;
     if (r->sent) jq_admit_sent(admit, r->q, r->kind, -1);
     if (r->finished) jq_admit_finished(admit, r->kind, -1);

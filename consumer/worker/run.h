@@ -78,12 +78,14 @@ struct jq_run {
     int64_t started_ms;
     uint64_t started_ns; /* uv_hrtime() at start, for run time */
     jq_outcome_t outcome;
-    int cancel;               /* its job is cancelled (cancel.h): the attempt
+    struct jq_run_progress *prog; /* its last progress report, from the
+                                     first (progress.h); NULL before */
+    int cancel;                   /* its job is cancelled (cancel.h): the attempt
                                      ends JQ_OUT_CANCELLED, whatever the
                                      handler says */
-    int permanent;            /* failed, and no retry (the handler's
+    int permanent;                /* failed, and no retry (the handler's
                                      jq_task_fail_permanent) */
-    long long retry_after_ms; /* failed with jq_task_retry_after: retried
+    long long retry_after_ms;     /* failed with jq_task_retry_after: retried
                                  then, its attempt not used */
     char error[JQ_ERR_LEN];
     int64_t finished_ms;

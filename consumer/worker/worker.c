@@ -275,7 +275,9 @@ static void on_tick(uv_timer_t *t) {
 static void on_flags(uv_timer_t *t) {
     jq_worker_t *w = t->data;
     int busy = w->running.n || w->waiting.n;
-    jq_fetch_check_paused(&w->fetch, jq_now_ms(), busy ? FLAGS_BUSY_MS : FLAGS_IDLE_MS);
+    int64_t now = jq_now_ms();
+    jq_fetch_check_paused(&w->fetch, now, busy ? FLAGS_BUSY_MS : FLAGS_IDLE_MS);
+    jq_progress_flush(&w->progress, now);
 }
 
 static void on_heartbeat(uv_timer_t *t) { jq_heartbeat_send(&((jq_worker_t *)t->data)->beat); }
@@ -369,6 +371,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     jq_cancel_borrow_t cborrow = jq_worker_cancel_borrow(w);
     jq_cancel_init(&w->cancel, &env, &cborrow);
     jq_ticks_init(&w->ticks, &env, &w->draining);
+    jq_progress_init(&w->progress, &env, &w->running);
     jq_heartbeat_borrow_t hborrow = jq_worker_heartbeat_borrow(w);
     jq_heartbeat_init(&w->beat, &env, &hborrow);
     srand((unsigned)(getpid() ^ w->started_ms));
@@ -538,6 +541,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_fetch_destroy(&w->fetch);
     jq_limit_destroy(&w->limit);
     jq_cancel_destroy(&w->cancel);
+    jq_progress_destroy(&w->progress);
     jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
     free(w);

@@ -45,6 +45,7 @@
 #include "settings.h"
 #include "options.h"
 #include "pool.h"
+#include "progress.h"
 #include "qhealth.h"
 #include "queue.h"
 #include "rconn.h"
@@ -90,9 +91,10 @@ struct jq_worker {
     jq_finish_t finish; /* finish.c: outcomes, batched writes */
     jq_trim_t trim;     /* trim.c: acked ids kept for a later pass */
 
-    uv_timer_t tick;    /* timeouts, renewals, recycling */
-    uv_timer_t flags;   /* pause and cancel requests polled (cancel.h) */
-    jq_cancel_t cancel; /* cancel.c: requests checked, runs stopped */
+    uv_timer_t tick;        /* timeouts, renewals, recycling */
+    uv_timer_t flags;       /* pause and cancel requests polled (cancel.h) */
+    jq_cancel_t cancel;     /* cancel.c: requests checked, runs stopped */
+    jq_progress_t progress; /* progress.c: reports written while running */
     uv_timer_t heartbeat;
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm, sigint, sighup;
