@@ -88,7 +88,9 @@ def run_batch(r, bid, n, failing):
     for q in QUEUES:
         r.set("jobq:{%s}:paused" % q, 1)
     fill(r, bid, n, failing)
-    assert step(r, bid, "seal")[0] == 0
+    # A pause bites within 100 ms (§5): under load the jobs may all have
+    # ended already, and then the seal fires; either way, exactly once.
+    step(r, bid, "seal")
     for q in QUEUES:
         r.delete("jobq:{%s}:paused" % q)
     wait_for(lambda: r.hget(bkeys(bid)[0], "fired"), timeout=30,

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "fake_rconn.h"
 #include "fake_stages.h"
+#include "unique.h"
 #include "worker.h"
 
 #define FINISHED_MS 1700000000000LL
@@ -612,4 +614,55 @@ Test(finish, held_outcomes_go_as_soon_as_redis_takes_writes) {
     fake_rconn_answer(again, ran(next_cmd(exec + 1, "MULTI", NULL), again));
     cr_assert_not(w->finish.held);
     cr_assert_eq(nfreed, 1);
+}
+
+/* ---- unique keys and batches (PROTOCOL §10, §12) ---- */
+
+#define RELEASE_LUA "#!lua\nlocal v = redis.pcall('GET'"
+#define BATCH_LUA "#!lua\nlocal b, op"
+
+Test(finish, unique_and_batch_steps_go_only_for_jobs_that_carry_them_and_ended) {
+    done(0, "1-1", "plain");
+    end(take(0, "1-2", fake_fields(6, "type", "io", "unique", "k", "batch", "b:n")), JQ_OUT_DONE,
+        "x");
+    /* Retrying: it keeps its key and has not ended for its batch. */
+    end(take(0, "1-3",
+             fake_fields(8, "type", "io", "unique", "k2", "unique_until", "1799999999999", "batch",
+                         "b:n")),
+        JQ_OUT_FAILED, "boom");
+    /* Dead on its last attempt: its key expires at unique_until. */
+    end(take(0, "1-4",
+             fake_fields(10, "type", "io", "unique", "k3", "unique_until", "1799999999999",
+                         "max_attempts", "1", "batch", "b:n")),
+        JQ_OUT_FAILED, "boom");
+    jq_finish_flush(&w->finish);
+    int multi = next_cmd(0, "MULTI", NULL), exec = next_cmd(0, "EXEC", NULL);
+    cr_assert_eq(count_eval(RELEASE_LUA), 2);
+    int rel = next_cmd(multi, "EVAL", RELEASE_LUA);
+    cr_assert(rel > multi && rel < exec, "released in the outcome's MULTI");
+    assert_argv(rel, 6, "EVAL", jq_unique_release_lua, "1", "jq:{a}:unique:k", "1-2", "");
+    rel = next_cmd(rel + 1, "EVAL", RELEASE_LUA);
+    assert_argv(rel, 6, "EVAL", jq_unique_release_lua, "1", "jq:{a}:unique:k3", "1-4",
+                "1799999999999");
+    /* The batch steps come before the MULTI, one per job that ended. */
+    cr_assert_eq(count_eval(BATCH_LUA), 2);
+    int b = next_cmd(0, "EVAL", BATCH_LUA);
+    cr_assert_lt(b, multi);
+    assert_argv(b, 9, "EVAL", jq_batch_lua, "3", "jq:{b}:batch:n", "jq:{b}:batch:n:ended",
+                "jq:{b}:stream", "end", "a/1-2", "done");
+    b = next_cmd(b + 1, "EVAL", BATCH_LUA);
+    cr_assert_lt(b, multi);
+    assert_argv(b, 9, "EVAL", jq_batch_lua, "3", "jq:{b}:batch:n", "jq:{b}:batch:n:ended",
+                "jq:{b}:stream", "end", "a/1-4", "dead");
+    fake_rconn_answer(exec, ran(multi, exec));
+    cr_assert_eq(nfreed, 4);
+}
+
+Test(finish, plain_jobs_send_nothing_more) {
+    done(0, "1-1", "x");
+    done(0, "1-2", "y");
+    jq_finish_flush(&w->finish);
+    cr_assert_eq(count_eval(RELEASE_LUA), 0);
+    cr_assert_eq(count_eval(BATCH_LUA), 0);
+    cr_assert(is(0, "MULTI"), "nothing before the MULTI");
 }
