@@ -12,7 +12,7 @@ import time
 import pytest
 import redis as redislib
 
-from conftest import (Consumer, free_port, jobq, key, maps_lib, scale, stream, wait_for,
+from conftest import (SANITIZER_MARKERS, Consumer, free_port, jobq, maps_lib, scale, wait_for,
                       wait_result, xadd)
 
 PASSWORD = "tls-s3cret-pw"
@@ -122,8 +122,12 @@ def tls_consumer(tmpdir_path):
 
 
 def assert_no_secrets(text):
+    """No password or key in a log, nor (under `make check`) a sanitizer's
+    report."""
     assert PASSWORD not in text, "the password is in a log"
     assert "PRIVATE KEY" not in text and "BEGIN" not in text, "key material in a log"
+    for marker in SANITIZER_MARKERS:
+        assert marker not in text, "sanitizer report:\n" + text
 
 
 def tls_args(pki, *extra):
