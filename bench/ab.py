@@ -10,6 +10,8 @@ repetitions), on one redis-server of its own:
   tiny     tiny noop jobs on queue `tiny`, one every 20 ms, beside sha256
            jobs on queue `cpu` (about 70 ms each) that keep --workers 1
            --threads 2 saturated: enqueue -> done p50/p99 in ms
+  big      (only when asked: --only ...,big) an 8 MiB echo job, enqueue ->
+           notify round trip in ms, the median of 3
   rss      idle worker RSS (VmRSS from /proc, after the worker said ready)
 With --tls one binary may be both sides, one of them over TLS (rediss://):
   ab.py --tls --base bin/jobq-consumer --new-args '--redis {tls_url} --redis-tls-ca {tls_ca}' 
@@ -108,6 +110,25 @@ def tiny(binary, srv, r, d, seconds, extra=()):
         c.stop()
 
 
+def big(binary, srv, r, d, extra=(), mib=8, n=3):
+    """An echo job of mib MiB (inline payload, a chunked result), enqueued
+    with notify 1: enqueue -> notify round trip in ms, the median of n."""
+    r.flushall()
+    c = consumer(binary, srv, r, d, list(extra))
+    try:
+        payload = msgpack.packb(os.urandom(mib << 20), use_bin_type=True)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            jid = r.xadd(bench.STREAM, {"type": "echo", "payload": payload, "notify": "1"})
+            if r.blpop(["jobq:{default}:notify:" + jid.decode()], timeout=120) is None:
+                raise RuntimeError("big job %s never finished" % jid)
+            times.append(1e3 * (time.perf_counter() - t0))
+        return {"ms": statistics.median(times)}
+    finally:
+        c.stop()
+
+
 def idle_rss(binary, srv, r, d):
     r.flushall()
     c = consumer(binary, srv, r, d, [])
@@ -158,6 +179,8 @@ def main():
                         x = noop(sides[s], srv, r, d, a.jobs, True, extra[s])
                     elif t == "tiny":
                         x = tiny(sides[s], srv, r, d, a.tiny_seconds, extra[s])
+                    elif t == "big":
+                        x = big(sides[s], srv, r, d, extra[s])
                     else:
                         x = idle_rss(sides[s], srv, r, d)
                     res[t][s].append(x)
