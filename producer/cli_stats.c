@@ -21,7 +21,8 @@ static const char stats_help[] =
     "Then per live worker: host, pid, queues, busy io slots and cpu threads,\n"
     "cpu backlog, RSS, CPU time, event-loop lag and when it was last seen.\n"
     "A queue that a worker found broken (its keys refused by Redis) gets a\n"
-    "line below the table, with Redis's error.\n"
+    "line below the table, with Redis's error. Schedules (the first 8 of\n"
+    "each queue by next tick) follow, with how late a tick not fired yet is.\n"
     "--json prints one object {\"at\",\"queues\":[...],\"workers\":[...]}\n"
     "(docs/CLI.md has every field; a broken queue has \"broken\": {...}).\n";
 
@@ -52,6 +53,27 @@ static void print_queues(const jq_watch_t *w) {
                jq_fmt_ms(jq_latency_quantile(&q->wait, 0.99), b[8], 24),
                jq_fmt_ms(jq_latency_quantile(&q->run, 0.5), b[9], 24),
                jq_fmt_ms(jq_latency_quantile(&q->run, 0.99), b[10], 24));
+    }
+}
+
+/* The schedules of the queues that have any (the first few of each by
+ * next tick; `jobq schedule list` has them all), with how late a tick
+ * not fired yet is: no consumer serves the queue, or they are stalled. */
+static void print_schedules(const jq_watch_t *w) {
+    int header = 0;
+    for (size_t i = 0; i < w->nqueues; i++) {
+        const jq_queue_watch_t *q = &w->queues[i];
+        for (int k = 0; k < q->nsched; k++) {
+            char next[40], lag[24];
+            long long n = q->sched[k].next_ms;
+            if (!header++) printf("\n%-16s %-16s %-24s %7s\n", "SCHEDULE", "QUEUE", "NEXT", "LAG");
+            jq_cli_time(n, next, sizeof(next));
+            printf("%-16s %-16s %-24s %7s\n", q->sched[k].name, q->s.queue, next,
+                   jq_fmt_ms(n > 0 && n < w->at_ms ? (double)(w->at_ms - n) : 0, lag, 24));
+        }
+        if (q->schedules > q->nsched)
+            printf("%-16s %-16s (%lld more: jobq schedule list -q %s)\n", "...", q->s.queue,
+                   q->schedules - q->nsched, q->s.queue);
     }
 }
 
@@ -136,6 +158,7 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
         print_json(cli, &w);
     } else {
         print_queues(&w);
+        print_schedules(&w);
         print_broken(cli, &w);
         print_workers(&w);
     }

@@ -169,7 +169,7 @@ static int cmp_worker(const void *x, const void *y) {
 
 /* ---- the snapshot ---- */
 
-enum { Q_MIN0, Q_MIN1, Q_LAT, Q_EXTRA };
+enum { Q_MIN0, Q_MIN1, Q_LAT, Q_NSCHED, Q_SCHED, Q_EXTRA };
 
 static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *err, size_t errlen) {
     jq_stats_send(p, queue, err, errlen);
@@ -185,10 +185,37 @@ static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *er
     jq_args_str(&p->a, "HGETALL");
     jq_args_key(&p->a, p->c, queue, "latency", NULL);
     jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "ZCARD");
+    jq_args_key(&p->a, p->c, queue, "schedules", NULL);
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "ZRANGE");
+    jq_args_key(&p->a, p->c, queue, "schedules", NULL);
+    jq_args_str(&p->a, "0");
+    jq_args_ll(&p->a, JQ_WATCH_SCHEDULES - 1);
+    jq_args_str(&p->a, "WITHSCORES");
+    jq_pipe_send(p, err, errlen);
 }
 
-static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, char *err,
-                         size_t errlen) {
+/* The schedules' count, the first few by next tick, and the lag. */
+static void read_schedules(const redisReply *n, const redisReply *z, jq_queue_watch_t *q,
+                           int64_t now) {
+    jq_reply_ll(n, &q->schedules);
+    for (size_t i = 0;
+         z->type == REDIS_REPLY_ARRAY && i + 1 < z->elements && q->nsched < JQ_WATCH_SCHEDULES;
+         i += 2) {
+        const redisReply *name = z->element[i];
+        if (name->type != REDIS_REPLY_STRING) continue;
+        snprintf(q->sched[q->nsched].name, sizeof(q->sched[0].name), "%.*s", (int)name->len,
+                 name->str);
+        long long next =
+            (long long)strtod(z->element[i + 1]->str ? z->element[i + 1]->str : "0", NULL);
+        q->sched[q->nsched++].next_ms = next;
+        if (next > 0 && next < now && now - next > q->sched_lag_ms) q->sched_lag_ms = now - next;
+    }
+}
+
+static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, int64_t now,
+                         char *err, size_t errlen) {
     /* Its extras are read even when its stats failed, to stay in step. */
     int rc = jq_stats_collect(p, queue, &q->s, &q->cancelled, err, errlen);
     redisReply *r[Q_EXTRA] = {0};
@@ -201,6 +228,7 @@ static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, c
         read_minute(r[Q_MIN0], &q->processed_min[0], &q->failed_min[0]);
         read_minute(r[Q_MIN1], &q->processed_min[1], &q->failed_min[1]);
         read_latency(r[Q_LAT], q);
+        read_schedules(r[Q_NSCHED], r[Q_SCHED], q, now);
     }
     for (int i = 0; i < Q_EXTRA; i++)
         if (r[i]) freeReplyObject(r[i]);
@@ -232,7 +260,7 @@ static int read_queues(jq_client_t *c, const char *const *names, size_t n, jq_wa
     for (size_t i = 0; i < n && !p.broken; i++) {
         jq_queue_watch_t *q = &w->queues[w->nqueues];
         /* A failed reply of one queue still leaves its others to read. */
-        if (collect_queue(&p, q, names[i], err, errlen) < 0) rc = -1;
+        if (collect_queue(&p, q, names[i], w->at_ms, err, errlen) < 0) rc = -1;
         if (p.broken) break;
         rates(q, w->at_ms);
         w->nqueues++;
@@ -331,7 +359,7 @@ static json_object *latency_json(const jq_latency_t *l) {
     return o;
 }
 
-static json_object *queue_json(const jq_queue_watch_t *q) {
+static json_object *queue_json(const jq_queue_watch_t *q, long long at) {
     const jq_queue_stats_t *s = &q->s;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "queue", json_object_new_string(s->queue));
@@ -350,6 +378,19 @@ static json_object *queue_json(const jq_queue_watch_t *q) {
     json_object_object_add(o, "failed_per_s", jnum(q->fail_rate, 3));
     json_object_object_add(o, "wait", latency_json(&q->wait));
     json_object_object_add(o, "run", latency_json(&q->run));
+    json_object *sc = json_object_new_array();
+    for (int i = 0; i < q->nsched; i++) {
+        json_object *one = json_object_new_object();
+        long long next = q->sched[i].next_ms;
+        json_object_object_add(one, "name", json_object_new_string(q->sched[i].name));
+        json_object_object_add(one, "next_ms", next > 0 ? json_object_new_int64(next) : NULL);
+        json_object_object_add(one, "lag_ms",
+                               json_object_new_int64(next > 0 && next < at ? at - next : 0));
+        json_object_array_add(sc, one);
+    }
+    json_object_object_add(o, "schedules", json_object_new_int64(q->schedules));
+    json_object_object_add(o, "schedule_lag_ms", json_object_new_int64(q->sched_lag_ms));
+    json_object_object_add(o, "next_schedules", sc);
     return o;
 }
 
@@ -391,7 +432,8 @@ json_object *jq_watch_to_json(const jq_watch_t *w) {
     json_object *root = json_object_new_object(), *qs = json_object_new_array(),
                 *ws = json_object_new_array();
     json_object_object_add(root, "at", json_object_new_int64(w->at_ms));
-    for (size_t i = 0; i < w->nqueues; i++) json_object_array_add(qs, queue_json(&w->queues[i]));
+    for (size_t i = 0; i < w->nqueues; i++)
+        json_object_array_add(qs, queue_json(&w->queues[i], w->at_ms));
     for (size_t i = 0; i < w->nworkers; i++) json_object_array_add(ws, worker_json(&w->workers[i]));
     json_object_object_add(root, "queues", qs);
     json_object_object_add(root, "workers", ws);

@@ -63,6 +63,7 @@ static long long q_failed(const jq_queue_watch_t *q) { return q->s.failed; }
 static long long q_retried(const jq_queue_watch_t *q) { return q->s.retried; }
 static long long q_dead_total(const jq_queue_watch_t *q) { return q->s.dead_total; }
 static long long q_cancelled(const jq_queue_watch_t *q) { return q->cancelled; }
+static long long q_schedules(const jq_queue_watch_t *q) { return q->schedules; }
 
 static const struct {
     const char *name, *type, *help;
@@ -80,6 +81,7 @@ static const struct {
     {"jobq_jobs_retried_total", "counter", "Failed attempts scheduled for a retry.", q_retried},
     {"jobq_jobs_dead_total", "counter", "Jobs that went to the dead set.", q_dead_total},
     {"jobq_jobs_cancelled_total", "counter", "Jobs that ended cancelled.", q_cancelled},
+    {"jobq_schedules", "gauge", "Schedules of the queue (PROTOCOL §13).", q_schedules},
 };
 
 static void histogram(FILE *o, const jq_watch_t *w, const char *name, const char *help, int run) {
@@ -110,6 +112,13 @@ static void queues_text(FILE *o, const jq_watch_t *w) {
             fprintf(o, "%s{queue=\"%s\"} %lld\n", queue_series[k].name, w->queues[i].s.queue,
                     queue_series[k].get(&w->queues[i]));
     }
+    /* A tick is fired within about 250 ms while a consumer serves the
+     * queue: a lag past a few seconds means none does, or all stall. */
+    family(o, "jobq_schedule_lag_seconds", "gauge",
+           "How late the queue's most overdue schedule tick is (0: none is due).");
+    for (size_t i = 0; i < w->nqueues; i++)
+        fprintf(o, "jobq_schedule_lag_seconds{queue=\"%s\"} %.3f\n", w->queues[i].s.queue,
+                w->queues[i].sched_lag_ms / 1000.0);
     histogram(o, w, "jobq_job_wait_seconds",
               "Time from enqueue (or due time) to the start of a run.", 0);
     histogram(o, w, "jobq_job_run_seconds", "Time from the start to the end of a run.", 1);

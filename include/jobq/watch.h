@@ -17,6 +17,7 @@
 
 /* The latency buckets of §7: 15 upper bounds in ms, then +Inf. */
 #define JQ_LAT_BUCKETS 16
+#define JQ_WATCH_SCHEDULES 8
 
 /* The upper bound of bucket i in ms (1, 2, 5, ..., 60000), or -1 for the
  * last one (+Inf) and any i out of range. */
@@ -40,6 +41,18 @@ typedef struct jq_queue_watch {
     long long cancelled;                       /* the totals' `cancelled` (PROTOCOL §11): jobs
                             ended cancelled. Added at the end: the array
                             is the library's, never the caller's */
+    /* Schedules (PROTOCOL §13): how many the queue has, and the first
+     * JQ_WATCH_SCHEDULES of them by next tick (0: not computed yet). */
+    long long schedules;
+    struct {
+        char name[65];
+        long long next_ms;
+    } sched[JQ_WATCH_SCHEDULES];
+    int nsched;
+    /* How late the most overdue tick is (the snapshot's time minus the
+     * earliest next tick, when that has passed), 0 when none is: a tick is
+     * fired within about 250 ms while a consumer serves the queue. */
+    long long sched_lag_ms;
 } jq_queue_watch_t;
 
 typedef struct jq_worker_watch {

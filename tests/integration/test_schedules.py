@@ -7,10 +7,12 @@ The queue is paused (redis-cli SET ... paused 1) while schedules fire, so
 that every job they enqueue stays in the stream to be counted with its
 fields: a pause stops the reads, not the schedules."""
 import json
+import re
 import signal
 import time
 
 from conftest import jobq, key, stream, wait_for
+from test_httpd import served  # noqa: F401  (fixture)
 
 
 def entries(r, queue="default"):
@@ -185,3 +187,25 @@ def test_bad_input_is_a_usage_error(redis_server, r):
     p = jobq("schedule", "add", "x", "--every", "1s", "noop", "{bad json", redis_url=url)
     assert p.returncode == 2
     assert r.keys("*") == []  # nothing was written
+
+
+def test_lag_in_stats_and_metrics(redis_server, r, served):
+    """A schedule of a queue no consumer serves: its tick passes unfired,
+    and stats, stats --json and /metrics say how late it is."""
+    from test_metrics import samples, scrape, val
+    url = redis_server.url
+    c, port = served("--queues", "other")
+    assert jobq("schedule", "add", "late", "--every", "1s", "noop", redis_url=url).returncode == 0
+    due = r.zscore(key("schedules"), "late")
+    wait_for(lambda: time.time() * 1000 > due + 1200, what="the tick 1.2 s past")
+    q = {x["queue"]: x for x in json.loads(jobq("stats", "--json", redis_url=url).stdout)["queues"]}
+    assert q["default"]["schedules"] == 1 and q["default"]["schedule_lag_ms"] >= 1200
+    assert q["default"]["next_schedules"][0]["name"] == "late"
+    assert q["default"]["next_schedules"][0]["next_ms"] == due
+    assert q["other"]["schedules"] == 0 and q["other"]["schedule_lag_ms"] == 0
+    plain = jobq("stats", redis_url=url).stdout
+    assert re.search(r"^late +default +\S+ +[0-9.]+s$", plain, re.M), plain
+    s = samples(scrape(port))
+    assert val(s, "jobq_schedules", queue="default") == 1
+    assert val(s, "jobq_schedule_lag_seconds", queue="default") >= 1.2
+    assert val(s, "jobq_schedule_lag_seconds", queue="other") == 0
