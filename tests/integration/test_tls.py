@@ -5,9 +5,11 @@ TLS; client certificates; the configuration errors (wrong CA, expired
 certificate, wrong server name, missing file) that stop the consumer with
 exit 2 and their reason; an outage after a good start; and no secret in
 any log."""
+import json
 import os
+import socket
 import subprocess
-import time
+import urllib.request
 
 import pytest
 import redis as redislib
@@ -137,7 +139,8 @@ def tls_args(pki, *extra):
 def test_jobs_over_tls_from_python_and_jobq(tls_redis, tls_consumer, pki):
     srv = tls_redis()
     r = srv.client()
-    c = tls_consumer(srv.url(), *tls_args(pki))
+    port = free_port()
+    c = tls_consumer(srv.url(), *tls_args(pki, "--metrics-addr", "127.0.0.1:%d" % port))
     jid = xadd(r, type="echo", enc="json", payload='{"over":"tls"}', notify="1")
     res = wait_result(r, jid)
     assert res["state"] == b"done", res
@@ -153,6 +156,13 @@ def test_jobs_over_tls_from_python_and_jobq(tls_redis, tls_consumer, pki):
     stats = jobq("--redis-tls-ca", pki("ca.crt"), "stats", "--json", redis_url=srv.url())
     assert stats.returncode == 0, stats.stderr
     assert_no_secrets(out.stderr + done.stderr + stats.stderr)
+    # /metrics and the dashboard's API read Redis through libjobq, over TLS too.
+    base = "http://127.0.0.1:%d" % port
+    metrics = urllib.request.urlopen(base + "/metrics", timeout=scale(15)).read().decode()
+    assert "jobq_redis_read_ok 1" in metrics, metrics
+    overview = json.loads(urllib.request.urlopen(base + "/api/overview",
+                                                 timeout=scale(15)).read())
+    assert overview, overview
     # libssl is in the worker of a rediss:// consumer only (dlopen).
     worker = c.worker_pids()[0]
     assert maps_lib(worker, "libssl.so")
@@ -262,3 +272,22 @@ def test_a_tls_failure_after_a_good_start_is_an_outage(tls_redis, tls_consumer, 
     c.wait_log(r"back up", timeout=20)
     jid = xadd(r, type="echo", enc="json", payload='"again"', notify="1")
     assert wait_result(r, jid, timeout=20)["state"] == b"done"
+
+
+def test_a_server_that_never_answers_the_handshake_times_out(tls_consumer, pki):
+    """TCP accepted, not a byte of TLS back: the connect timeout covers the
+    handshake. The consumer calls it an outage and retries; jobq gives up
+    within its connect timeout (5 s), exit 3."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    url = "rediss://127.0.0.1:%d" % lsock.getsockname()[1]
+    try:
+        c = tls_consumer(url, *tls_args(pki), ready=False)
+        c.wait_log(r"no TLS handshake in 2000 ms; reconnecting", timeout=20)
+        assert c.proc.poll() is None
+        p = jobq(*tls_args(pki), "stats", redis_url=url, timeout=30)
+        assert p.returncode == 3, p.stderr
+        assert "no TLS handshake within the connect timeout" in p.stderr, p.stderr
+    finally:
+        lsock.close()
