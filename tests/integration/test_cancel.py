@@ -129,8 +129,9 @@ def test_a_delayed_job_a_plain_zadd_asks_for_is_swept(redis_server, r, consumer)
     ended_cancelled(r, jid, 0)
 
 
-def live_pids(marker):
-    """Pids of live (not zombie) processes whose command line holds marker."""
+def live_pids(marker, only=b""):
+    """Pids of live (not zombie) processes whose command line holds marker
+    (and starts with only)."""
     found = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -142,7 +143,7 @@ def live_pids(marker):
                 st = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker.encode() in cmd and st != "Z":
+        if marker.encode() in cmd and cmd.startswith(only) and st != "Z":
             found.append(int(d))
     return found
 
@@ -160,7 +161,7 @@ def test_running_exec_stops_with_every_process_it_forked(redis_server, r, consum
     os.chmod(cmd, os.stat(cmd).st_mode | stat.S_IXUSR)
     consumer("--exec", "forks=" + cmd)
     jid = xadd(r, type="forks", payload="x")
-    wait_for(lambda: len(live_pids(marker)) == 3, what="the command and its children")
+    wait_for(lambda: len(live_pids(marker, b"sleep")) == 3, what="the command and its children")
     pgids = {os.getpgid(p) for p in live_pids(marker)}
     t0 = time.time()
     assert jobq("cancel", jid, redis_url=redis_server.url).returncode == 0
