@@ -196,3 +196,23 @@ def test_retry_a_dead_job_from_its_detail_view(r, dash, browser):
     retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#dead tr[data-key="order-17"]') == [],
           "the job gone from the dead list")
     assert console_errors(browser) == []
+
+
+def test_schedules_list_shows_next_run_and_lag(r, redis_server, dash, browser):
+    """A schedule of a queue no consumer serves (its tick passes unfired)
+    and one of a served queue, written with redis-cli as PROTOCOL §13 says."""
+    c, base = dash("--queues", "default")
+    now = int(time.time() * 1000)
+    for q, name, due in (("default", "beat", 0), ("idle", "late", now - 5000)):
+        redis_server.cli("HSET", "jobq:{%s}:schedule:%s" % (q, name), "every", "60000")
+        redis_server.cli("HSET", "jobq:{%s}:schedule:%s:job" % (q, name), "type", "noop")
+        redis_server.cli("ZADD", "jobq:{%s}:schedules" % q, str(due), name)
+        r.sadd("jobq:queues", q)
+    browser.get(base + "/")
+    retry(lambda: cell(browser, "schedules", "idle/late", "lag").endswith(" s"), "the late one's lag")
+    assert "UTC" in cell(browser, "schedules", "idle/late", "next")
+    # The served one gets its first tick from a worker: a time, no lag.
+    retry(lambda: "UTC" in cell(browser, "schedules", "default/beat", "next"), "beat's next run")
+    assert cell(browser, "schedules", "default/beat", "lag") == "–"
+    shot(browser, "dashboard-schedules.png")
+    assert console_errors(browser) == []

@@ -312,6 +312,27 @@
     $('no-workers').hidden = workers.length > 0;
   }
 
+  // ---- schedules (PROTOCOL §13): the first few of each queue ----
+
+  function drawSchedules(ov) {
+    const rows = [];
+    let more = 0;
+    for (const qu of ov.stats.queues) {
+      for (const sc of qu.next_schedules || []) rows.push({ queue: qu.queue, ...sc });
+      more += Math.max(0, (qu.schedules || 0) - (qu.next_schedules || []).length);
+    }
+    syncRows($('schedules').tBodies[0], rows, (sc) => sc.queue + '/' + sc.name, (sc) => [
+      { text: sc.name, cls: 'name' },
+      { text: sc.queue },
+      { text: sc.next_ms ? fmtTime(sc.next_ms) : 'not computed yet', cls: 'next' },
+      // A tick fires within about 250 ms while a consumer serves the queue.
+      { text: sc.lag_ms ? fmtMs(sc.lag_ms) : '–', cls: 'n lag' + (sc.lag_ms > 2000 ? ' dead-count' : '') },
+    ]);
+    $('schedules-section').hidden = rows.length === 0;
+    $('more-schedules').hidden = more === 0;
+    $('more-schedules').textContent = more + ' more: jobq schedule list';
+  }
+
   // ---- one queue: dead and scheduled jobs ----
 
   function selectQueue(name) {
@@ -421,6 +442,7 @@
       setReadOnly(ov.read_only);
       drawQueues(ov);
       drawWorkers(ov);
+      drawSchedules(ov);
       if (state.queue) await drawSets();
       const st = $('status');
       st.textContent = 'updated ' + new Date().toLocaleTimeString();
