@@ -274,6 +274,36 @@ static int draw_queues(jq_top_t *t, int y) {
     return y;
 }
 
+/* One line, when any queue has schedules: how many, the next to fire,
+ * and the latest tick not fired yet (no consumer serves its queue). */
+static int draw_schedules(jq_top_t *t, int y) {
+    long long n = 0, next = 0, lag = 0;
+    const char *next_name = "", *late_name = "", *late_q = "";
+    for (size_t i = 0; i < t->snap.nqueues; i++) {
+        const jq_queue_watch_t *q = &t->snap.queues[i];
+        n += q->schedules;
+        for (int k = 0; k < q->nsched; k++) {
+            long long at = q->sched[k].next_ms, late = t->snap.at_ms - at;
+            if (at > 0 && late > lag) {
+                lag = late;
+                late_name = q->sched[k].name;
+                late_q = q->s.queue;
+            } else if (at >= t->snap.at_ms && (!next || at < next)) {
+                next = at;
+                next_name = q->sched[k].name;
+            }
+        }
+    }
+    if (n == 0 || y >= LINES - 2) return y;
+    char in[24], by[24], late[96] = "";
+    if (lag > 0)
+        snprintf(late, sizeof(late), ", late: %.24s (%.16s) by %s", late_name, late_q,
+                 jq_fmt_ms((double)lag, by, 24));
+    line(y++, "  schedules %lld, next: %.24s in %s%s", n, next ? next_name : "-",
+         next ? jq_fmt_ms((double)(next - t->snap.at_ms), in, 24) : "-", late);
+    return y;
+}
+
 static void draw_workers(jq_top_t *t, int y) {
     if (y >= LINES - 1) return;
     attron(A_BOLD);
@@ -297,6 +327,7 @@ static void draw(jq_top_t *t) {
     erase();
     draw_header(t);
     int y = draw_queues(t, 4);
+    y = draw_schedules(t, y);
     draw_workers(t, y + 1);
     refresh();
 }

@@ -152,3 +152,17 @@ def test_top_needs_redis_at_start(redis_server):
     assert p.returncode == 3 and "jobq" in p.stderr
     p = subprocess.run([JOBQ, "top", "--bogus"], capture_output=True, text=True, timeout=scale(20))
     assert p.returncode == 2
+
+
+def test_top_shows_schedules_and_a_late_one(r, redis_server, tmux):
+    """No consumer: the schedule's tick passes unfired, so top says how
+    late it is (PROTOCOL §13)."""
+    now = int(time.time() * 1000)
+    r.hset("jobq:{default}:schedule:nightly", "every", "86400000")
+    r.hset("jobq:{default}:schedule:nightly:job", "type", "noop")
+    r.zadd("jobq:{default}:schedules", {"nightly": now - 5000})
+    r.sadd("jobq:queues", "default")
+    t = tmux("%s --redis %s top" % (JOBQ, redis_server.url))
+    s = t.wait_screen(lambda s: "schedules 1" in s, "the schedules line")
+    assert "late: nightly (default) by" in s, s
+    assert max(len(l) for l in s.splitlines()) <= 80
