@@ -18,6 +18,12 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/* With sentinels, a reconnect asks them where the master is now: during a
+ * failover they name the dead one until they promote another, after
+ * down-after-milliseconds and a vote (about 2 s with down-after 1 s),
+ * and a 2 s backoff came on top of that (the gap was 3.2 s, now 2.8 s:
+ * docs/BENCHMARKS.md). A question to a sentinel costs it next to nothing. */
+#define SENTINEL_BACKOFF_MAX_MS 500
 
 /* The handles live in their own allocation because hiredis tells us to
  * clean up (ev.cleanup) from inside redisAsyncFree, while libuv frees a
@@ -668,7 +674,7 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t 
     c->tls = tls;
     c->name = name;
     c->backoff_ms = BACKOFF_MIN_MS;
-    c->backoff_max_ms = BACKOFF_MAX_MS;
+    c->backoff_max_ms = jq_url_sentinel(url) ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
     c->connect_timeout_ms = 2000;
     jq_reply_arena_init(&c->arena);
     if (uv_timer_init(loop, &c->timer) != 0) return -1;
