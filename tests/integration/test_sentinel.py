@@ -1,0 +1,295 @@
+"""Sentinel (issue 23): a consumer and the jobq command given
+redis+sentinel://S1,S2,S3/mymaster follow the master through a failover.
+
+One master, one replica, three sentinels, all on loopback ports of the
+test's own (sentinel_util.py). A steady load of mixed jobs goes in through
+Sentinel with python3-redis (redis.sentinel.Sentinel.master_for) and with
+bin/jobq; the master is SIGKILLed; every job the producers saw replicated
+must end as its type says, on the new master, and the consumer's time
+without a master (from the kill to the first job done on the new master)
+is printed. Redis replicates asynchronously: a write the master took but
+had not replicated when killed is Redis's loss, not ours, so a producer
+counts a job as enqueued only once WAIT says a replica has it.
+"""
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import msgpack
+import pytest
+import redis as redislib
+from redis.sentinel import Sentinel
+
+from conftest import CONSUMER, JOBQ, Consumer, scale, sha256_rounds, wait_for
+from sentinel_util import SentinelSetup
+
+STREAM = "jobq:{default}:stream"
+
+
+def result_key(jid):
+    return "jobq:{default}:result:" + jid
+
+
+@pytest.fixture
+def setup(tmpdir_path):
+    s = SentinelSetup(tmpdir_path)
+    yield s
+    s.stop()
+
+
+class Load:
+    """Enqueues jobs of each kind in turn, through Sentinel, until stopped.
+    Each enqueued job is kept with what its result must be: certain once
+    WAIT saw it on a replica, else (the master died under it) unsure."""
+
+    KINDS = ("noop", "sha256", "echo", "sleep", "fail")
+
+    def __init__(self, setup):
+        self.sentinel = Sentinel([("127.0.0.1", s.port) for s in setup.sentinels],
+                                 socket_timeout=1)
+        self.jobs = {}       # id -> (kind, expected)
+        self.unsure = set()  # enqueued, not seen replicated
+        self.enqueued_ms = []  # (id's ms) of each job
+        self.stop = threading.Event()
+        self.n = 0
+        self.killed_ms = None  # set once the old master is dead
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def master(self):
+        return self.sentinel.master_for("mymaster", socket_timeout=1)
+
+    def fields(self, kind, n):
+        if kind == "sha256":
+            data = "job-%d" % n
+            return {"type": "sha256", "payload": msgpack.packb({"data": data, "rounds": 50})}, \
+                sha256_rounds(data.encode(), 50)
+        if kind == "echo":
+            payload = {"n": n}
+            return {"type": "echo", "payload": msgpack.packb(payload)}, payload
+        if kind == "sleep":
+            return {"type": "sleep", "payload": msgpack.packb({"ms": 30})}, None
+        if kind == "fail":
+            return {"type": "fail", "max_attempts": "1"}, None
+        return {"type": "noop"}, None
+
+    def run(self):
+        m = self.master()
+        while not self.stop.is_set():
+            kind = self.KINDS[self.n % len(self.KINDS)]
+            f, expected = self.fields(kind, self.n)
+            try:
+                jid = m.xadd(STREAM, f).decode()
+            except redislib.exceptions.RedisError:
+                time.sleep(0.05)  # no master yet: Sentinel is failing over
+                m = self.master()
+                continue
+            self.n += 1
+            self.jobs[jid] = (kind, expected)
+            self.replicated(jid, m)
+            time.sleep(0.01)
+
+    def replicated(self, jid, m):
+        """Whether jid, just enqueued on m, survives the master's death: on
+        a replica (WAIT), or enqueued after the old master was gone (the
+        new one has no replica, and is not killed)."""
+        if self.killed_ms is not None and int(jid.split("-")[0]) > self.killed_ms:
+            return
+        try:
+            if m.execute_command("WAIT", 1, 1000) < 1:
+                self.unsure.add(jid)
+        except redislib.exceptions.RedisError:
+            self.unsure.add(jid)
+
+
+class CliLoad(threading.Thread):
+    """Enqueues echo jobs with bin/jobq given the sentinel URL; a run that
+    fails (no master yet) is tried again. A job counts once a write on the
+    same master after it was replicated (WAIT), as for Load."""
+
+    def __init__(self, setup, load):
+        super().__init__(daemon=True)
+        self.setup, self.load = setup, load
+        self.stop = threading.Event()
+        self.failed_runs = 0
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set():
+            payload = '{"cli":%d}' % n
+            before = self.setup.master_port()
+            out = subprocess.run([JOBQ, "--redis", self.setup.url(), "enqueue", "echo", payload],
+                                 capture_output=True, text=True, timeout=scale(30))
+            if out.returncode != 0:
+                self.failed_runs += 1
+                time.sleep(0.1)
+                continue
+            jid = out.stdout.strip()
+            n += 1
+            self.load.jobs[jid] = ("echo", {"cli": n - 1})
+            if self.setup.master_port() != before:
+                self.load.unsure.add(jid)
+            else:
+                try:
+                    m = redislib.Redis(port=before, socket_timeout=1)
+                    m.set("test:fence", jid)
+                    self.load.replicated(jid, m)
+                except redislib.exceptions.RedisError:
+                    self.load.unsure.add(jid)
+            time.sleep(0.1)
+
+
+def check_result(jid, kind, expected, h):
+    state = h.get(b"state")
+    if kind == "fail":
+        assert state == b"dead", (jid, h)
+        return
+    assert state == b"done", (jid, kind, h)
+    if expected is not None:
+        assert msgpack.unpackb(h[b"result"], raw=False) == expected, (jid, kind, h)
+
+
+def done_count(m, jobs):
+    p = m.pipeline(transaction=False)
+    for jid in jobs:
+        p.hget(result_key(jid), "state")
+    return sum(1 for s in p.execute() if s in (b"done", b"dead"))
+
+
+def test_master_killed_every_job_ends_on_the_new_master(setup, tmpdir_path):
+    c = Consumer(setup.url(), ["--workers", "2"], tmpdir_path)
+    try:
+        c.wait_log(r"all 2 workers serving", timeout=20)
+        load = Load(setup)
+        cli = CliLoad(setup, load)
+        load.thread.start()
+        cli.start()
+        # A steady state first: jobs of every kind done through Sentinel.
+        wait_for(lambda: done_count(setup.master.client(), list(load.jobs)) >= 100, timeout=30,
+                 what="100 jobs done before the kill")
+        old = setup.master
+        kill_ms = int(time.time() * 1000)
+        old.kill(signal.SIGKILL)
+        load.killed_ms = int(time.time() * 1000)
+        # The sentinels promote the replica (down-after 1 s, then a vote).
+        new_port = wait_for(lambda: setup.master_port() != old.port and setup.master_port(),
+                            timeout=30, what="the sentinels to promote the replica")
+        new = setup.server(new_port).client()
+        after = lambda: [j for j in list(load.jobs) if int(j.split("-")[0]) > kill_ms]
+        # Jobs enqueued on the new master, and done there by the consumer.
+        wait_for(lambda: done_count(new, after()) >= 50, timeout=30,
+                 what=lambda: "50 jobs done on the new master; log:\n" + c.log()[-3000:])
+        load.stop.set()
+        cli.stop.set()
+        load.thread.join(scale(10))
+        cli.join(scale(40))
+        certain = {j: v for j, v in load.jobs.items() if j not in load.unsure}
+        wait_for(lambda: done_count(new, certain) == len(certain), timeout=30,
+                 what=lambda: "every job to end: %d of %d" % (done_count(new, certain),
+                                                             len(certain)))
+        p = new.pipeline(transaction=False)
+        for jid in certain:
+            p.hgetall(result_key(jid))
+        results = p.execute()
+        kinds = {}
+        for (jid, (kind, expected)), h in zip(certain.items(), results):
+            check_result(jid, kind, expected, h)
+            kinds[kind] = kinds.get(kind, 0) + 1
+        assert set(kinds) == set(Load.KINDS), kinds
+        # The consumer's gap: from the kill to the first job it finished
+        # that was enqueued on the new master.
+        firsts = [int(new.hget(result_key(j), "finished_at")) for j in after() if j in certain]
+        promoted_ms = min(int(j.split("-")[0]) for j in after()) - kill_ms
+        gap_ms = min(firsts) - kill_ms
+        print("\nsentinel failover: %d jobs (%d by jobq, %d unsure), kinds %s; new master "
+              "took writes %d ms after the kill, the consumer's first job done there at %d ms"
+              % (len(certain), sum(1 for v in certain.values() if isinstance(v[1], dict)
+                                   and "cli" in v[1]), len(load.unsure), kinds, promoted_ms,
+                 gap_ms))
+        log = c.log()
+        # Every connection (the master's, each worker's two) followed.
+        assert len(re.findall(r"names 127\.0\.0\.1:%d master mymaster \(was" % new_port,
+                              log)) == 5, log
+    finally:
+        c.stop()
+
+
+def test_demoted_master_answering_readonly_is_left_for_the_new_one(tmpdir_path):
+    """A master demoted while it keeps our connections (REPLICAOF by hand:
+    Sentinel's own failover kills its clients) answers READONLY: the
+    consumer drops the connection, asks the sentinel again and writes the
+    outcomes it held to the new master."""
+    s = SentinelSetup(tmpdir_path, name="solo", sentinels=1, down_after_ms=60000)
+    try:
+        old, rep = s.master, s.replicas[0]
+        c = Consumer(s.url(), ["--workers", "1"], tmpdir_path)
+        try:
+            c.wait_log(r"all 1 workers serving", timeout=20)
+            m = old.client()
+            ids = [m.xadd(STREAM, {"type": "sleep", "payload": msgpack.packb({"ms": 1000})})
+                   .decode() for _ in range(3)]
+            wait_for(lambda: m.xpending(STREAM, "workers")["pending"] == 3, what="jobs running")
+            wait_for(lambda: m.execute_command("WAIT", 1, 1000) >= 1, what="replica in sync")
+            # The sentinel forgets the old master before the switch, so that
+            # it does not turn the new one back into a replica.
+            sen = s.sentinels[0].client()
+            sen.execute_command("SENTINEL", "REMOVE", "solo")
+            rep.client().replicaof("NO", "ONE")
+            m.replicaof("127.0.0.1", rep.port)
+            sen.execute_command("SENTINEL", "MONITOR", "solo", "127.0.0.1", rep.port, 1)
+            new = rep.client()
+            for jid in ids:
+                wait_for(lambda: new.hget(result_key(jid), "state") == b"done", timeout=20,
+                         what=lambda: "%s written on the new master; log:\n%s" % (jid, c.log()))
+            jid = new.xadd(STREAM, {"type": "noop"}).decode()
+            wait_for(lambda: new.hget(result_key(jid), "state") == b"done", timeout=10,
+                     what="a job enqueued on the new master")
+            log = c.log()
+            assert re.search(r"127\.0\.0\.1:%d answered READONLY \(no longer the master\)"
+                             % old.port, log), log
+            assert "names 127.0.0.1:%d master solo (was" % rep.port in log, log
+        finally:
+            c.stop()
+    finally:
+        s.stop()
+
+
+def test_bad_urls_and_unknown_master_exit_2_with_the_reason(setup, tmpdir_path):
+    hosts = ",".join("127.0.0.1:%d" % x.port for x in setup.sentinels)
+    for url, why in [
+        ("redis+sentinel://%s" % hosts, "master name missing"),
+        ("redis+sentinel://%s,/mymaster" % hosts, "host is missing"),
+        ("redis+sentinel://:pw@h:0/mymaster?sentinel_password=spw", "port '0'"),
+    ]:
+        for cmd in ([CONSUMER, "--redis", url], [JOBQ, "--redis", url, "stats"]):
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=scale(10))
+            assert out.returncode == 2 and why in out.stderr, (cmd, out.stderr)
+            assert "pw" not in out.stderr.replace("sentinel_password", ""), out.stderr
+    # Every sentinel answers that it knows no such master: a configuration
+    # error, said once by the master process, which exits 2 at start.
+    wrong = "redis+sentinel://%s/nosuch" % hosts
+    out = subprocess.run([CONSUMER, "--redis", wrong, "--workers", "1"], capture_output=True,
+                         text=True, timeout=scale(30))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert re.search(r"refused our SENTINEL: .*knows no master named 'nosuch'.*check the master "
+                     r"name", out.stdout + out.stderr), out.stdout + out.stderr
+    out = subprocess.run([JOBQ, "--redis", wrong, "stats"], capture_output=True, text=True)
+    assert out.returncode == 3 and "knows no master named 'nosuch'" in out.stderr, out.stderr
+
+
+def test_no_sentinel_answering_is_an_outage_waited_for(setup, tmpdir_path):
+    """Sentinels that do not answer are an outage, as an unreachable Redis
+    is: one line per connection naming each sentinel, retried until one
+    answers."""
+    dead = "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster"
+    c = Consumer(dead, ["--workers", "1"], tmpdir_path)
+    try:
+        c.wait_log(r"redis master connection: 127\.0\.0\.1:1: Connection refused; "
+                   r"127\.0\.0\.1:2: Connection refused; reconnecting", timeout=10)
+        assert c.proc.poll() is None
+    finally:
+        c.stop()
+    out = subprocess.run([JOBQ, "--redis", dead, "stats"], capture_output=True, text=True)
+    assert out.returncode == 3 and "no sentinel named the master" in out.stderr, out.stderr
