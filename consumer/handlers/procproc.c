@@ -214,7 +214,7 @@ void jq_procproc_cancel(jq_procproc_t *p, jq_procpool_ticket_t *tk) {
     uint64_t by = uv_now(jq_pp.loop) + CANCEL_GRACE_MS;
     if (p->kill_at == 0 || p->kill_at > by) {
         p->kill_at = by;
-        p->kill_why = "did not answer a cancelled job (past its timeout) within 1 s";
+        p->kill_why = "did not answer a cancelled job within 1 s";
     }
 }
 
@@ -253,16 +253,19 @@ static void on_hello(jq_procproc_t *p, const jq_proc_msg_t *m) {
 }
 
 static void give_outcome(jq_task_t *t, const jq_proc_msg_t *m) {
-    if (m->op == JQ_PROC_ERROR) {
-        int (*fail)(jq_task_t *, const char *, ...) =
-            m->permanent ? jq_task_fail_permanent : jq_task_fail;
-        fail(t, "%s: %.*s", t->handler->name, (int)m->error_len, m->error);
+    const char *name = t->handler->name;
+    if (m->op == JQ_PROC_ERROR && m->permanent) {
+        jq_task_fail_permanent(t, "%s: %.*s", name, (int)m->error_len, m->error);
+    } else if (m->op == JQ_PROC_ERROR && m->retry_after_ms) {
+        jq_task_retry_after(t, m->retry_after_ms, "%s: %.*s", name, (int)m->error_len, m->error);
+    } else if (m->op == JQ_PROC_ERROR) {
+        jq_task_fail(t, "%s: %.*s", name, (int)m->error_len, m->error);
     } else if (m->value && m->value->type != MSGPACK_OBJECT_NIL) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
         if (msgpack_pack_object(&pk, *m->value) != 0) {
             msgpack_sbuffer_clear(&t->result);
-            jq_task_fail(t, "%s: out of memory", t->handler->name);
+            jq_task_fail(t, "%s: out of memory", name);
         }
     }
 }
@@ -275,7 +278,17 @@ static void on_reply(jq_procproc_t *p, const jq_proc_msg_t *m) {
               (unsigned long long)m->seq);
         return;
     }
-    if (m->op == JQ_PROC_PROGRESS) return;
+    if (m->op == JQ_PROC_PROGRESS) {
+        if (tk->t) {
+            char msg[JQ_TASK_PROGRESS_MSG_LEN + 1];
+            size_t n = m->message_len < JQ_TASK_PROGRESS_MSG_LEN ? m->message_len
+                                                                 : JQ_TASK_PROGRESS_MSG_LEN;
+            if (m->message) memcpy(msg, m->message, n);
+            msg[n] = '\0';
+            jq_task_progress(tk->t, m->fraction, m->message ? msg : NULL);
+        }
+        return;
+    }
     p->slots[i] = NULL;
     p->inflight--;
     p->jobs++;

@@ -108,6 +108,28 @@ static int parse_hello(const msgpack_object *map, jq_proc_msg_t *m, char *err, s
     return 0;
 }
 
+static int parse_progress(const msgpack_object *map, jq_proc_msg_t *m, char *err, size_t errlen) {
+    const msgpack_object *f = field(map, "fraction"), *msg = field(map, "message");
+    if (f != NULL && (f->type == MSGPACK_OBJECT_FLOAT64 || f->type == MSGPACK_OBJECT_FLOAT32))
+        m->fraction = f->via.f64;
+    else if (f != NULL && f->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        m->fraction = (double)f->via.u64;
+    else if (f != NULL && f->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        m->fraction = (double)f->via.i64;
+    else {
+        snprintf(err, errlen, "progress: fraction must be a number");
+        return -1;
+    }
+    if (msg != NULL && msg->type == MSGPACK_OBJECT_STR) {
+        m->message = msg->via.str.ptr;
+        m->message_len = msg->via.str.size;
+    } else if (msg != NULL && msg->type != MSGPACK_OBJECT_NIL) {
+        snprintf(err, errlen, "progress: message must be a string");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_reply(const msgpack_object *map, jq_proc_msg_t *m, char *err, size_t errlen) {
     const msgpack_object *seq = field(map, "seq");
     if (seq == NULL || seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -118,7 +140,7 @@ static int parse_reply(const msgpack_object *map, jq_proc_msg_t *m, char *err, s
     if (m->op == JQ_PROC_RESULT) {
         m->value = field(map, "result");
     } else if (m->op == JQ_PROC_PROGRESS) {
-        m->value = field(map, "progress");
+        return parse_progress(map, m, err, errlen);
     } else {
         const msgpack_object *e = field(map, "error"), *perm = field(map, "permanent");
         if (e == NULL || e->type != MSGPACK_OBJECT_STR) {
@@ -133,6 +155,14 @@ static int parse_reply(const msgpack_object *map, jq_proc_msg_t *m, char *err, s
             return -1;
         }
         m->permanent = perm != NULL && perm->type == MSGPACK_OBJECT_BOOLEAN && perm->via.boolean;
+        const msgpack_object *ra = field(map, "retry_after_ms");
+        if (ra != NULL && ra->type != MSGPACK_OBJECT_NIL) {
+            if (ra->type != MSGPACK_OBJECT_POSITIVE_INTEGER || ra->via.u64 < 1) {
+                snprintf(err, errlen, "error: retry_after_ms must be an integer >= 1");
+                return -1;
+            }
+            m->retry_after_ms = ra->via.u64 > 3600000 ? 3600000 : (long long)ra->via.u64;
+        }
     }
     return 0;
 }

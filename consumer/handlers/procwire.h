@@ -9,8 +9,8 @@
  *                    cancel {op, seq}
  *   process -> jobq: hello    {op, protocol, types, max_inflight}
  *                    result   {op, seq, result}
- *                    error    {op, seq, error, permanent}
- *                    progress {op, seq, progress}
+ *                    error    {op, seq, error, permanent, retry_after_ms}
+ *                    progress {op, seq, fraction, message}
  *
  * Pure encoding and decoding: no I/O, no state, unit-tested alone. */
 
@@ -35,11 +35,16 @@ typedef enum {
 typedef struct jq_proc_msg {
     jq_proc_op_t op;
     uint64_t seq;                /* result, error, progress */
-    const msgpack_object *value; /* result's result, progress's progress
-                                     (NULL: absent, a nil result) */
+    const msgpack_object *value; /* result's result (NULL: absent, nil) */
     const char *error;           /* error: the reason (not NUL-terminated) */
     size_t error_len;
-    int permanent;               /* error: never retry */
+    int permanent;            /* error: never retry */
+    long long retry_after_ms; /* error: retry after this, no attempt
+                                    used (0: a plain failure) */
+    double fraction;          /* progress: 0.0 to 1.0 */
+    const char *message;      /* progress: NULL, or its text (not
+                                    NUL-terminated) */
+    size_t message_len;
     const msgpack_object *types; /* hello: an array of str */
     long long max_inflight;      /* hello: 1 when absent */
 } jq_proc_msg_t;

@@ -13,9 +13,10 @@
  * worker keeps the script running and sends it the jobs of the types it
  * names; a handler gets the payload (msgpack or JSON, decoded) and the job
  * (id, type, queue, attempt, deadlineMs, signal: an AbortSignal that fires
- * when jobq gives up on the job, progress(value)), and returns the result
+ * when jobq gives up on the job, progress(fraction, message)), and returns the result
  * or a promise of it. A throw fails the attempt (retried while the job has
- * attempts left), PermanentError fails the job for good. Up to maxInflight
+ * attempts left), PermanentError fails the job for good, RetryAfter(ms)
+ * retries it after ms without using an attempt. Up to maxInflight
  * jobs (run({ maxInflight }), 64 by default) run at once.
  *
  * stdin and stdout carry the frames of docs/HANDLERS.md: console.log and
@@ -28,6 +29,16 @@ class PermanentError extends Error {
   constructor(message) {
     super(message);
     this.name = 'PermanentError';
+  }
+}
+
+/** Thrown by a handler: try the job again after ms, without using an
+ * attempt (rate limited, say); jobq reads the queue no more for that long. */
+class RetryAfter extends Error {
+  constructor(ms, message = 'retry later') {
+    super(message);
+    this.name = 'RetryAfter';
+    this.ms = Math.max(1, Math.round(ms));
   }
 }
 
@@ -233,7 +244,9 @@ async function runJob(f) {
   const job = {
     id: f.id, type: f.type, queue: f.queue, attempt: f.attempt, deadlineMs: f.deadline_ms,
     signal: ctrl.signal,
-    progress: (value) => { if (inflight.has(f.seq)) send({ op: 'progress', seq: f.seq, progress: value }); },
+    progress: (fraction, message = null) => {
+      if (inflight.has(f.seq)) send({ op: 'progress', seq: f.seq, fraction: Number(fraction) + 0.0, message });
+    },
   };
   let reply;
   try {
@@ -243,10 +256,11 @@ async function runJob(f) {
     reply = { op: 'result', seq: f.seq, result: result === undefined ? null : result };
     encode(reply); // a result that cannot be sent fails here, as the handler's error
   } catch (e) {
-    const permanent = e instanceof PermanentError;
-    if (!permanent) console.error(e && e.stack ? e.stack : e);
-    const msg = e instanceof Error ? (permanent ? e.message : `${e.name}: ${e.message}`) : String(e);
+    const permanent = e instanceof PermanentError, later = e instanceof RetryAfter;
+    if (!permanent && !later) console.error(e && e.stack ? e.stack : e);
+    const msg = e instanceof Error ? (permanent || later ? e.message : `${e.name}: ${e.message}`) : String(e);
     reply = { op: 'error', seq: f.seq, error: msg, permanent };
+    if (later) reply.retry_after_ms = e.ms;
   }
   inflight.delete(f.seq);
   send(reply);
@@ -291,4 +305,4 @@ function run({ maxInflight = 64 } = {}) {
   });
 }
 
-module.exports = { handler, run, PermanentError, encode, decode };
+module.exports = { handler, run, PermanentError, RetryAfter, encode, decode };

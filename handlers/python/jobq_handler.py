@@ -15,8 +15,9 @@ worker keeps the script running and sends it the jobs of the types it
 names; the function gets the payload (msgpack or JSON, decoded) and its
 return value is the result. An exception fails the attempt (retried while
 the job has attempts left), PermanentError fails the job for good.
+RetryAfter(ms) retries it after ms without using an attempt.
 `current()` is the running job (id, type, queue, attempt, deadline_ms),
-`progress(value)` reports progress. Jobs run one at a time, in the order
+`progress(fraction, message)` reports how far it is. Jobs run one at a time, in the order
 they come, unless run(threads=N) runs N at once on threads.
 
 stdin and stdout carry the frames of docs/HANDLERS.md: this module moves
@@ -29,13 +30,24 @@ import sys
 import threading
 import traceback
 
-__all__ = ["handler", "run", "PermanentError", "current", "progress", "packb", "unpackb"]
+__all__ = ["handler", "run", "PermanentError", "RetryAfter", "current", "progress", "packb",
+           "unpackb"]
 
 PROTOCOL = 1
 
 
 class PermanentError(Exception):
     """Raised by a handler: the job is dead at once, never retried."""
+
+
+class RetryAfter(Exception):
+    """Raised by a handler: try the job again after ms milliseconds (rate
+    limited, say), without using an attempt; jobq reads the queue no more
+    for that long."""
+
+    def __init__(self, ms, message="retry later"):
+        super().__init__(message)
+        self.ms = int(ms)
 
 
 # ---- msgpack, the subset jobq uses ----
@@ -213,11 +225,12 @@ def _send(frame):
             data = data[n:]
 
 
-def progress(value):
-    """Reports the running job's progress (any msgpack value) to jobq."""
+def progress(fraction, message=None):
+    """Reports how far the running job is (0.0 to 1.0, and a short text):
+    jobq keeps the latest in the job's result hash while it runs."""
     job = current()
     if job is not None:
-        _send({"op": "progress", "seq": job.seq, "progress": value})
+        _send({"op": "progress", "seq": job.seq, "fraction": float(fraction), "message": message})
 
 
 def _run_job(f):
@@ -235,6 +248,8 @@ def _run_job(f):
             raise TypeError("the result cannot be sent: %s" % e)
     except PermanentError as e:
         reply = {"op": "error", "seq": job.seq, "error": str(e), "permanent": True}
+    except RetryAfter as e:
+        reply = {"op": "error", "seq": job.seq, "error": str(e), "retry_after_ms": max(1, e.ms)}
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
         reply = {"op": "error", "seq": job.seq, "error": "%s: %s" % (type(e).__name__, e),

@@ -9,7 +9,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "..", "handlers", "python"))
 import jobq_handler  # noqa: E402
-from jobq_handler import PermanentError, current, handler, progress, run  # noqa: E402
+from jobq_handler import PermanentError, RetryAfter, current, handler, progress, run  # noqa: E402
 
 hog = None
 napping = [0]
@@ -19,7 +19,7 @@ nap_lock = threading.Lock()
 @handler("t.echo")
 def echo(payload):
     print("t.echo got", payload)  # must reach stderr, not the protocol
-    progress({"half": True})  # accepted, not stored
+    progress(0.25, "a quarter")  # kept in the result hash
     return {"got": payload, "sum": sum(payload.get("n", [])), "pid": os.getpid()}
 
 
@@ -63,6 +63,17 @@ def grow(payload):
     global hog
     hog = b"x" * (payload["mb"] << 20)  # written: resident
     return os.getpid()
+
+
+later_calls = [0]
+
+
+@handler("t.later")
+def later(payload):
+    later_calls[0] += 1
+    if later_calls[0] == 1:
+        raise RetryAfter(200, "busy, call again")
+    return "later ok"
 
 
 @handler("t.nap")
