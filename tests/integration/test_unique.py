@@ -111,7 +111,9 @@ def test_unique_for_holds_after_the_end(redis_server, r, consumer):
 
 
 def test_delayed_and_dead_jobs_hold_and_give_back(redis_server, r, consumer):
-    consumer("--backoff-ms", "50")
+    # A retry waits about a second (0.8 to 1.2 s): the enqueue below comes
+    # while it is retrying, not after it died, even under the sanitizers.
+    consumer("--backoff-ms", "%d" % scale(1000))
     url = redis_server.url
     jid = jobq("enqueue", "noop", "--unique", "later", "--delay", "%d" % scale(800),
                redis_url=url).stdout.strip()
@@ -120,7 +122,7 @@ def test_delayed_and_dead_jobs_hold_and_give_back(redis_server, r, consumer):
     assert wait_result(r, jid)["state"] == b"done"
     wait_for(lambda: r.get(UKEY % "later") is None, what="the delayed job's key given back")
     # Retrying holds it; dead gives it back.
-    jid = jobq("enqueue", "fail", '{"message":"no"}', "--max-attempts", "3", "--unique", "flaky",
+    jid = jobq("enqueue", "fail", '{"message":"no"}', "--max-attempts", "2", "--unique", "flaky",
                redis_url=url).stdout.strip()
     wait_for(lambda: r.hget(key("result:%s" % jid), "state") == b"retrying", what="a retry")
     assert jobq("enqueue", "noop", "--unique", "flaky", redis_url=url).stdout.strip() == jid
