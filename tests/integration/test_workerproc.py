@@ -4,14 +4,14 @@ python3-redis. What a handler returns, raises or fails for good; a process
 that crashes, hangs, breaks the protocol or is recycled; and nothing left
 running once the consumer stops."""
 import os
-import re
 import shutil
 import sys
 
 import msgpack
 import pytest
 
-from conftest import ROOT, key, wait_for, wait_result, xadd
+from conftest import jobq, key, wait_for, wait_result, xadd
+from test_cancel import running, wait_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_HANDLER = os.path.join(HERE, "procs", "handler.py")
@@ -176,7 +176,8 @@ NODE = shutil.which("node")
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed (scripts/deps.sh test installs it)")
-def test_node_process_runs_many_jobs_at_once_and_answers_cancels(r, consumer):
+def test_node_process_runs_many_jobs_at_once_and_answers_cancels(redis_server, r, consumer):
+    redis_url = redis_server.url
     c = consumer("--proc", "n.echo+n.slow+n.fail+n.perm+n.hang=%s %s" % (NODE, NODE_HANDLER),
                  "--backoff-ms", "20")
     res = wait_result(r, xadd(r, type="n.echo", payload={"n": [1, 2, 3]}))
@@ -203,5 +204,13 @@ def test_node_process_runs_many_jobs_at_once_and_answers_cancels(r, consumer):
     c.wait_log(r"Error: cancelled")  # the handler saw the abort...
     assert result_of(wait_result(r, xadd(r, type="n.echo", payload={})))["pid"] == pid
     assert "killed" not in c.log()  # ...and answered: nothing to kill
+    # jobq cancel of a running job: the same cancel frame.
+    jid = xadd(r, type="n.hang", max_attempts=3)
+    wait_for(lambda: running(r, jid), what="the job running")
+    assert jobq("cancel", jid, redis_url=redis_url).returncode == 0
+    wait_state(r, jid, "cancelled")
+    c.wait_log(r"Error: cancelled", count=2)
+    assert result_of(wait_result(r, xadd(r, type="n.echo", payload={})))["pid"] == pid
+    assert "killed" not in c.log()
     c.stop()
     assert procs_running(NODE_HANDLER) == []
