@@ -178,6 +178,7 @@ void jq_exec_cmd_env(const jq_exec_cmd_t *c, const jq_task_t *t, jq_exec_env_t *
     e->env[k++] = e->id;
     e->env[k++] = e->queue;
     e->env[k++] = e->attempt;
+    e->env[k++] = (char *)"JOBQ_PROGRESS_FD=3"; /* exec_run.c: the progress pipe */
     for (int i = 0; i < c->conf->nenv; i++) e->env[k++] = (char *)c->conf->env[i];
     e->env[k] = NULL;
 }

@@ -72,11 +72,12 @@ void jq_exec_find_guard(char *guard, size_t len);
  * conf, valid as long as they are). */
 void jq_exec_cmd_args(const jq_exec_cmd_t *c, char *args[JQ_EXEC_RUN_ARGS]);
 
-/* A run's environment: JOBQ_JOB_ID, JOBQ_QUEUE, JOBQ_ATTEMPT, then the
+/* A run's environment: JOBQ_JOB_ID, JOBQ_QUEUE, JOBQ_ATTEMPT,
+ * JOBQ_PROGRESS_FD, then the
  * --exec-env variables; env points into the struct and into c's conf. */
 typedef struct jq_exec_env {
     char id[JQ_NAME_MAX + 16], queue[JQ_NAME_MAX + 16], attempt[40];
-    char *env[JQ_EXEC_ENV_MAX + 4];
+    char *env[JQ_EXEC_ENV_MAX + 5];
 } jq_exec_env_t;
 
 void jq_exec_cmd_env(const jq_exec_cmd_t *c, const jq_task_t *t, jq_exec_env_t *e);

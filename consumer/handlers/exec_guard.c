@@ -51,14 +51,15 @@ static void on_alarm(int sig) {
     exit_like(final_status);
 }
 
-/* Closes every descriptor above stderr: the worker's Redis sockets and
- * its pipe to the master are no business of the command's. */
+/* Closes every descriptor above the progress pipe (fd 3, which the
+ * worker made for the command: JOBQ_PROGRESS_FD): the worker's Redis
+ * sockets and its pipe to the master are no business of the command's. */
 static void close_extra_fds(void) {
 #ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3, ~0U, 0) == 0) return;
+    if (syscall(SYS_close_range, 4, ~0U, 0) == 0) return;
 #endif
     long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 3; fd < (max > 0 ? max : 1024); fd++) close((int)fd);
+    for (long fd = 4; fd < (max > 0 ? max : 1024); fd++) close((int)fd);
 }
 
 static void run_command(const char *program, char **argv, const sigset_t *old) {

@@ -20,7 +20,8 @@
  *    kills the command's group and then the rest of its tree the same way;
  *  - if the worker dies, even by SIGKILL, the kernel sends the guard a
  *    SIGTERM (PR_SET_PDEATHSIG) and it kills the tree the same way;
- *  - the command inherits no descriptor but stdin, stdout and stderr.
+ *  - the command inherits no descriptor but stdin, stdout, stderr and
+ *    fd 3, the pipe its progress lines go to (JOBQ_PROGRESS_FD).
  * So the job's pipes reach their end when the command does: no escaped
  * process holds stdout open. The guard exits as the command did: the same
  * status, or the same signal (128 + SIGTERM when it was told to stop). */

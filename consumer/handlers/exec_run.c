@@ -1,6 +1,9 @@
 /* Running one exec job (exec_run.h). A run is a guard process (its exit is
- * the command's) and three pipes; the attempt ends when the process has
- * exited and both output pipes are at their end, whichever comes last.
+ * the command's) and four pipes: stdin, stdout, stderr and the progress
+ * pipe on the command's fd 3 (JOBQ_PROGRESS_FD; lines `progress F MSG`,
+ * docs/HANDLERS.md); the attempt ends when the process has exited and both
+ * output pipes are at their end, whichever comes last (the progress pipe
+ * is not waited for).
  * The first libuv call that fails stops the command and fails the
  * attempt with its name and reason. */
 
@@ -16,12 +19,16 @@
 #include "exec_cmd.h"
 #include "log.h"
 
-#define ERR_TAIL 192 /* bytes of stderr kept for the error message */
+#define ERR_TAIL 192  /* bytes of stderr kept for the error message */
+#define PROG_LINE 256 /* a progress line longer than this is dropped */
 
 typedef struct exec_run {
     uv_process_t proc;
-    uv_pipe_t in, out, err;
+    uv_pipe_t in, out, err, prog;
     uv_write_t wr;
+    char progline[PROG_LINE]; /* the progress line being read */
+    size_t proglen;
+    int progskip; /* the line is too long: dropped up to its end */
     jq_task_t *t; /* NULL once cancelled */
     const jq_exec_cmd_t *cmd;
     msgpack_sbuffer inbuf; /* stdin bytes we encoded, if any */
@@ -56,6 +63,7 @@ static void close_pipes(exec_run_t *x) {
     close_one(x, (uv_handle_t *)&x->in);
     close_one(x, (uv_handle_t *)&x->out);
     close_one(x, (uv_handle_t *)&x->err);
+    close_one(x, (uv_handle_t *)&x->prog);
 }
 
 /* SIGTERM to the guard: it kills the command's whole tree. Returns 0 or a
@@ -156,8 +164,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     exec_run_t *x = h->data;
     (void)suggested;
-    if (h == (uv_handle_t *)&x->err) {
-        static char scratch[4096]; /* copied to the tail at once */
+    if (h == (uv_handle_t *)&x->err || h == (uv_handle_t *)&x->prog) {
+        static char scratch[4096]; /* copied out at once */
         *b = uv_buf_init(scratch, sizeof(scratch));
         return;
     }
@@ -225,6 +233,39 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     read_ended(x, s, &x->err_eof);
 }
 
+/* One line from the progress pipe: `progress <fraction> [message]`;
+ * anything else is ignored. */
+static void progress_line(exec_run_t *x, char *line) {
+    if (x->t == NULL || strncmp(line, "progress ", 9) != 0) return;
+    char *end;
+    double f = strtod(line + 9, &end);
+    if (end == line + 9 || (*end != '\0' && *end != ' ')) return;
+    while (*end == ' ') end++;
+    jq_task_progress(x->t, f, end);
+}
+
+static void on_prog_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    exec_run_t *x = s->data;
+    if (n < 0) {
+        /* Its end, or a pipe we cannot read: no more progress, no harm. */
+        uv_read_stop(s);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        char c = b->base[i];
+        if (c == '\n') {
+            x->progline[x->proglen] = '\0';
+            if (!x->progskip) progress_line(x, x->progline);
+            x->proglen = 0;
+            x->progskip = 0;
+        } else if (x->proglen + 1 < sizeof(x->progline)) {
+            x->progline[x->proglen++] = c;
+        } else {
+            x->progskip = 1;
+        }
+    }
+}
+
 static void on_stdin_written(uv_write_t *w, int status) {
     exec_run_t *x = w->data;
     /* A command that exits without reading its stdin (EPIPE) is its own
@@ -241,13 +282,15 @@ static int spawn(exec_run_t *x, jq_task_t *t) {
     jq_exec_cmd_args(x->cmd, args);
     jq_exec_env_t env;
     jq_exec_cmd_env(x->cmd, t, &env);
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
     stdio[0].data.stream = (uv_stream_t *)&x->in;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[1].data.stream = (uv_stream_t *)&x->out;
     stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[2].data.stream = (uv_stream_t *)&x->err;
+    stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&x->prog;
     uv_process_options_t po;
     memset(&po, 0, sizeof(po));
     po.file = args[0];
@@ -255,14 +298,14 @@ static int spawn(exec_run_t *x, jq_task_t *t) {
     po.env = env.env;
     po.exit_cb = on_exit_cb;
     po.stdio = stdio;
-    po.stdio_count = 3;
+    po.stdio_count = 4;
     /* A session of its own: a terminal's signals reach only the master,
      * which decides; the guard hears of its end from us or the kernel. */
     po.flags = UV_PROCESS_DETACHED;
     return uv_spawn(t->loop, &x->proc, &po);
 }
 
-/* A new run with its three pipes initialised, or NULL with t failed. */
+/* A new run with its four pipes initialised, or NULL with t failed. */
 static exec_run_t *run_new(jq_task_t *t, const jq_exec_cmd_t *c) {
     exec_run_t *x = calloc(1, sizeof(*x));
     if (x == NULL) {
@@ -273,8 +316,8 @@ static exec_run_t *run_new(jq_task_t *t, const jq_exec_cmd_t *c) {
     x->wr.data = x;
     x->proc.data = x;
     msgpack_sbuffer_init(&x->inbuf);
-    uv_pipe_t *pipes[] = {&x->in, &x->out, &x->err};
-    for (size_t i = 0; i < 3; i++) {
+    uv_pipe_t *pipes[] = {&x->in, &x->out, &x->err, &x->prog};
+    for (size_t i = 0; i < 4; i++) {
         int rc = uv_pipe_init(t->loop, pipes[i], 0);
         if (rc != 0) {
             jq_task_fail(t, "%s: cannot start: uv_pipe_init: %s", c->name, uv_strerror(rc));
@@ -300,6 +343,9 @@ static void run_watch(exec_run_t *x, uv_buf_t in) {
         run_error(x, "reading stderr", rc);
         x->err_eof = 1;
     }
+    /* A command that writes no progress costs this pipe only. */
+    if (uv_read_start((uv_stream_t *)&x->prog, on_alloc, on_prog_read) != 0)
+        close_one(x, (uv_handle_t *)&x->prog);
     rc = in.len == 0 ? 0 : uv_write(&x->wr, (uv_stream_t *)&x->in, &in, 1, on_stdin_written);
     if (rc != 0) run_error(x, "writing stdin", rc);
     if (in.len == 0 || rc != 0) close_one(x, (uv_handle_t *)&x->in);

@@ -64,3 +64,33 @@ def test_jobq_wait_draws_a_bar_on_a_terminal_and_lines_when_piped(redis_server, 
     lines = piped.stderr.splitlines()
     assert lines and all(l.startswith("progress ") for l in lines), piped.stderr
     assert "\x1b" not in piped.stderr and "progress" not in piped.stdout
+
+
+def test_an_exec_command_reports_on_its_progress_fd(r, consumer, tmpdir_path):
+    cmd = os.path.join(tmpdir_path, "chunks.sh")
+    with open(cmd, "w") as f:
+        f.write("""#!/bin/sh
+for i in 1 2 3 4 5 6 7 8; do
+  sleep 0.15
+  echo "progress $(awk "BEGIN { print $i / 8 }") chunk $i of 8" >&$JOBQ_PROGRESS_FD
+done
+echo 'not a progress line' >&3
+echo ok
+""")
+    os.chmod(cmd, 0o755)
+    consumer("--exec", "chunks=" + cmd)
+    jid = xadd(r, type="chunks", payload="x")
+    seen = []
+    deadline = time.time() + scale(10)
+    while time.time() < deadline:
+        f = fields(r, jid)
+        if f.get("state") == "running" and (not seen or seen[-1] != f["progress"]):
+            seen.append(f["progress"])
+        if f.get("state") == "done":
+            break
+        time.sleep(0.01)
+    fracs = [float(p) for p in seen]
+    assert len(fracs) >= 2 and fracs == sorted(fracs), seen
+    end = fields(r, jid)
+    assert end["state"] == "done" and end["progress_msg"] == "chunk 8 of 8", end
+    assert end["progress"] == "1"

@@ -98,8 +98,9 @@ Test(exec, the_environment_is_the_job_then_the_exec_env) {
     cr_expect_str_eq(e.env[0], "JOBQ_JOB_ID=j-1");
     cr_expect_str_eq(e.env[1], "JOBQ_QUEUE=q");
     cr_expect_str_eq(e.env[2], "JOBQ_ATTEMPT=3");
-    cr_expect_str_eq(e.env[3], "EXTRA=1");
-    cr_expect_null(e.env[4]);
+    cr_expect_str_eq(e.env[3], "JOBQ_PROGRESS_FD=3");
+    cr_expect_str_eq(e.env[4], "EXTRA=1");
+    cr_expect_null(e.env[5]);
 }
 
 Test(exec, stdin_is_raw_bytes_for_str_and_msgpack_for_the_rest) {
