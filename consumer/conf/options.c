@@ -15,7 +15,8 @@
 
 const jq_opt_t jq_options_table[] = {
     {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, O(redis), S(redis),
-     "Redis URL: redis://[user:password@]host:port[/db], rediss://... (TLS) or unix:///path"},
+     "Redis URL: redis://[user:password@]host:port[/db], rediss://... (TLS), "
+     "redis+sentinel://host:port[,host:port...]/MASTER[/db] or unix:///path"},
     JQ_TLS_OPT_ROWS(jq_options_t, tls_opts),
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
      "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per "
