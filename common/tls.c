@@ -344,3 +344,47 @@ int jq_tls_opts_settings(const jq_tls_opts_t *o, const jq_url_t *u, jq_client_tl
     }
     return 0;
 }
+
+jq_tls_conn_t *jq_tls_sync_start(jq_tls_t *t, struct redisContext *ctx, const char *host, char *err,
+                                 size_t errlen) {
+    jq_tls_conn_t *s = jq_tls_conn_new(t, ctx->fd, host, err, errlen);
+    if (!s) return NULL;
+    /* On a blocking socket a WANT_* means its timeout passed. */
+    int rc = jq_tls_handshake(s, err, errlen);
+    if (rc == 0) return s;
+    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE)
+        snprintf(err, errlen, "no TLS handshake within the connect timeout");
+    jq_tls_conn_free(s);
+    return NULL;
+}
+
+/* Marks ctx broken, with why, as hiredis' own I/O errors do. */
+static int io_error(redisContext *ctx, const char *why) {
+    ctx->err = REDIS_ERR_IO;
+    snprintf(ctx->errstr, sizeof(ctx->errstr), "%.*s", (int)sizeof(ctx->errstr) - 1, why);
+    return REDIS_ERR;
+}
+
+int jq_tls_sync_reply(jq_tls_conn_t *s, struct redisContext *ctx, void **reply) {
+    char why[256], buf[64 * 1024];
+    *reply = NULL;
+    if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) return REDIS_ERR;
+    if (*reply) return REDIS_OK;
+    int rc = jq_tls_flush(s, ctx, why, sizeof(why));
+    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE) return io_error(ctx, "write timed out");
+    /* A server refusing our certificate (TLS 1.3: after our side of the
+     * handshake ended) may have reset the connection under our first
+     * write: its alert may still be there to read. */
+    if (rc < 0 && jq_tls_read(s, buf, sizeof(buf), why, sizeof(why)) >= 0)
+        return io_error(ctx, "the server closed the connection");
+    if (rc < 0) return io_error(ctx, why);
+    while (!*reply) {
+        ssize_t n = jq_tls_read(s, buf, sizeof(buf), why, sizeof(why));
+        if (n == JQ_TLS_WANT_READ || n == JQ_TLS_WANT_WRITE) return io_error(ctx, "read timed out");
+        if (n <= 0) return io_error(ctx, why);
+        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK ||
+            redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+            return io_error(ctx, ctx->reader->errstr[0] ? ctx->reader->errstr : "protocol error");
+    }
+    return REDIS_OK;
+}

@@ -127,4 +127,20 @@ int jq_tls_pending(const jq_tls_conn_t *c);
 struct redisContext;
 int jq_tls_flush(jq_tls_conn_t *t, struct redisContext *c, char *err, size_t errlen);
 
+/* Blocking use (libjobq, a sentinel's question): a hiredis sync context
+ * whose socket is connected, with SO_RCVTIMEO/SO_SNDTIMEO set
+ * (redisSetTimeout): the handshake on it, under the name
+ * jq_tls_server_name(t, host). Returns the session (jq_tls_conn_free), or
+ * NULL with err: a verify failure's reason, or "no TLS handshake within
+ * the connect timeout". */
+jq_tls_conn_t *jq_tls_sync_start(jq_tls_t *t, struct redisContext *ctx, const char *host, char *err,
+                                 size_t errlen);
+
+/* redisGetReply over the session s: the commands appended to ctx
+ * (redisAppendCommand*) go out through it, what it reads goes to ctx's
+ * reader. Returns REDIS_OK with *reply (freeReplyObject), or REDIS_ERR
+ * with ctx->err and ctx->errstr set as hiredis sets them (a timeout, a
+ * close, the server's alert). */
+int jq_tls_sync_reply(jq_tls_conn_t *s, struct redisContext *ctx, void **reply);
+
 #endif

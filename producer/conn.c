@@ -108,54 +108,14 @@ static void disconnect(jq_client_t *c) {
     c->ctx = NULL;
 }
 
-/* Marks ctx broken, with why, as hiredis' own I/O errors do. */
-static int io_error(redisContext *ctx, const char *why) {
-    ctx->err = REDIS_ERR_IO;
-    snprintf(ctx->errstr, sizeof(ctx->errstr), "%.*s", (int)sizeof(ctx->errstr) - 1, why);
-    return REDIS_ERR;
-}
-
 /* The TLS handshake on the connected socket, blocking within the connect
- * timeout (SO_RCVTIMEO/SO_SNDTIMEO: a WANT_* here means it passed). */
+ * timeout. */
 static int tls_start(jq_client_t *c, const char *host, const char *where, char *err,
                      size_t errlen) {
     char why[256];
-    if (!(c->session = jq_tls_conn_new(c->tls, c->ctx->fd, host, why, sizeof(why)))) {
-        jq_seterr(err, errlen, "%s", why);
-        return -1;
-    }
-    int rc = jq_tls_handshake(c->session, why, sizeof(why));
-    if (rc == 0) return 0;
-    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE)
-        snprintf(why, sizeof(why), "no TLS handshake within the connect timeout");
+    if ((c->session = jq_tls_sync_start(c->tls, c->ctx, host, why, sizeof(why)))) return 0;
     jq_seterr(err, errlen, "TLS with redis at %s: %s", where, why);
     return -1;
-}
-
-/* redisGetReply over the TLS session: hiredis' output buffer goes out
- * through it, and what it reads goes to hiredis' reader. */
-static int tls_get_reply(jq_client_t *c, void **reply) {
-    redisContext *ctx = c->ctx;
-    char why[256], buf[64 * 1024];
-    if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) return REDIS_ERR;
-    if (*reply) return REDIS_OK;
-    int rc = jq_tls_flush(c->session, ctx, why, sizeof(why));
-    if (rc == JQ_TLS_WANT_READ || rc == JQ_TLS_WANT_WRITE) return io_error(ctx, "write timed out");
-    /* A server refusing our certificate (TLS 1.3: after our side of the
-     * handshake ended) may have reset the connection under our first
-     * write: its alert may still be there to read. */
-    if (rc < 0 && jq_tls_read(c->session, buf, sizeof(buf), why, sizeof(why)) >= 0)
-        return io_error(ctx, "the server closed the connection");
-    if (rc < 0) return io_error(ctx, why);
-    while (!*reply) {
-        ssize_t n = jq_tls_read(c->session, buf, sizeof(buf), why, sizeof(why));
-        if (n == JQ_TLS_WANT_READ || n == JQ_TLS_WANT_WRITE) return io_error(ctx, "read timed out");
-        if (n <= 0) return io_error(ctx, why);
-        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK ||
-            redisGetReplyFromReader(ctx, reply) != REDIS_OK)
-            return io_error(ctx, ctx->reader->errstr[0] ? ctx->reader->errstr : "protocol error");
-    }
-    return REDIS_OK;
 }
 
 /* With sentinels: whether the server we reached says it is the master
@@ -378,7 +338,8 @@ static int append(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) 
 static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
     void *reply = NULL;
     if (!c->ctx ||
-        (c->session ? tls_get_reply(c, &reply) : redisGetReply(c->ctx, &reply)) != REDIS_OK ||
+        (c->session ? jq_tls_sync_reply(c->session, c->ctx, &reply)
+                    : redisGetReply(c->ctx, &reply)) != REDIS_OK ||
         !reply) {
         jq_seterr(err, errlen, "redis connection lost: %s",
                   c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
