@@ -68,6 +68,7 @@ SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http 
 SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy progress qhealth reclaim run sched settings trim types worker
 SRC_redis += script
 SRC_worker += ticks
+SRC_worker += levels
 SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
@@ -182,13 +183,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ) $(PRODUCER_LIB_OBJ) $(CONSUMER_OB
 # freed first. test_fetch and test_reclaim have finish.c's stand-ins
 # (fake_finish.c); test_finish has the real finish.c and trim.c.
 STAGE_OBJ := $(BUILD)/tests/unit/fake_rconn.o $(BUILD)/tests/unit/fake_stages.o \
-	$(BUILD)/consumer/worker/fetch.o $(BUILD)/consumer/worker/reclaim.o $(BUILD)/consumer/worker/admit.o \
+	$(BUILD)/consumer/worker/fetch.o $(BUILD)/consumer/worker/levels.o $(BUILD)/consumer/worker/reclaim.o \
+	$(BUILD)/consumer/worker/admit.o \
 	$(BUILD)/consumer/worker/types.o \
 	$(BUILD)/consumer/worker/qhealth.o $(BUILD)/consumer/worker/run.o $(BUILD)/consumer/redis/reply.o \
 	$(COMMON_OBJ)
 STAGE_LINK = $(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=jq_run_free $(filter %.c %.o,$^) \
 	-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)
-STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim
+STAGE_TESTS := $(BUILD)/tests/test_fetch $(BUILD)/tests/test_reclaim $(BUILD)/tests/test_levels
 $(STAGE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(STAGE_OBJ) $(BUILD)/tests/unit/fake_finish.o
 	@mkdir -p $(dir $@)
 	$(STAGE_LINK)

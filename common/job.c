@@ -64,7 +64,7 @@ static int bad_field(char *err, size_t errlen, const char *name, const jq_str_t 
 }
 
 int jq_job_field_kept(const char *name, size_t len) {
-    static const char *const drop[] = {"error", "attempt", "failed_at", NULL};
+    static const char *const drop[] = {"error", "attempt", "failed_at", "priority", NULL};
     for (int i = 0; drop[i]; i++)
         if (strlen(drop[i]) == len && memcmp(drop[i], name, len) == 0) return 0;
     return 1;

@@ -84,7 +84,8 @@ int jq_job_parse(jq_job_t *job, const char *entry_id, const jq_str_t *fv, size_t
 
 /* Fields a retry or a dead letter carries over into the job hash: true for
  * the protocol's job fields and producers' own fields, false for ones jobq
- * writes itself (error, attempt, failed_at). */
+ * writes itself (error, attempt, failed_at, and priority: the level is the
+ * stream the entry was read from, written again by the worker). */
 int jq_job_field_kept(const char *name, size_t len);
 
 /* Parses a decimal integer in [min, max] from s[0..len): an optional '-'

@@ -93,3 +93,21 @@ int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix)
     put(&b, suffix);
     return done(&b);
 }
+
+static const char *const prio_names[JQ_PRIO_N] = {"high", "normal", "low"};
+
+int jq_prio_parse(const char *s, size_t len, jq_prio_t *out) {
+    for (int p = 0; p < JQ_PRIO_N; p++)
+        if (s && strlen(prio_names[p]) == len && memcmp(prio_names[p], s, len) == 0) {
+            *out = (jq_prio_t)p;
+            return 0;
+        }
+    return -1;
+}
+
+const char *jq_prio_name(jq_prio_t p) { return prio_names[p]; }
+
+const char *jq_prio_stream(jq_prio_t p) {
+    static const char *const streams[JQ_PRIO_N] = {"stream:high", "stream", "stream:low"};
+    return streams[p];
+}

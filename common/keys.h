@@ -38,4 +38,18 @@ int jq_key_schedule(char *buf, size_t cap, const char *prefix, const char *queue
  * worker:<id>). Returns the length, or -1 if it does not fit. */
 int jq_key_global(char *buf, size_t cap, const char *prefix, const char *suffix);
 
+/* Priority levels (PROTOCOL.md, "Priorities"): each level is a stream of
+ * its own in the queue; normal is the stream of §1, so a producer that
+ * knows nothing of levels enqueues at normal. Ordered: a lower value runs
+ * first. */
+typedef enum { JQ_PRIO_HIGH = 0, JQ_PRIO_NORMAL = 1, JQ_PRIO_LOW = 2, JQ_PRIO_N = 3 } jq_prio_t;
+
+/* Parses "high", "normal" or "low" (len bytes of s). Returns 0, or -1. */
+int jq_prio_parse(const char *s, size_t len, jq_prio_t *out);
+/* "high", "normal", "low". */
+const char *jq_prio_name(jq_prio_t p);
+/* The level's stream as a key suffix for jq_key: "stream:high", "stream",
+ * "stream:low". */
+const char *jq_prio_stream(jq_prio_t p);
+
 #endif

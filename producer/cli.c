@@ -67,6 +67,9 @@ static void enqueue_usage(FILE *out) {
           "                        from now, even once the job ended\n"
           "  --batch ID            count the job in batch ID (`jobq batch create`)\n"
           "  --id ID               choose the job id\n"
+          "  --priority LEVEL      high, normal (default) or low: within the queue a\n"
+          "                        ready high job starts before any normal one,\n"
+          "                        normal before low\n"
           "  --delay MS            run no earlier than MS from now\n"
           "  --at EPOCH_MS         run no earlier than this time\n"
           "  --max-attempts N      attempts before the job is dead (default 3)\n"
@@ -311,10 +314,10 @@ int jq_argp_job(jq_argp_t *p, jq_enqueue_opts_t *o, long long *ttl) {
  * key, and exits 0 all the same. */
 static int enqueue_and_print(jq_cli_t *cli, const char *type, const msgpack_sbuffer *payload,
                              const jq_enqueue_opts_t *o, jq_enqueue_ctl_t *ctl, int json,
-                             long long wait_ms, output_t *out) {
+                             unsigned flags, long long wait_ms, output_t *out) {
     /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
      * blocks on its notify list, woken the moment it ends. */
-    unsigned flags = wait_ms >= 0 ? JQ_NOTIFY : 0;
+    if (wait_ms >= 0) flags |= JQ_NOTIFY;
     char id[JQ_CLIENT_ID_LEN], err[JQ_ERR_LEN];
     if (jq_client_enqueue_ctl(cli->client, type, payload ? payload->data : NULL,
                               payload ? payload->size : 0, o, flags, ctl, id, sizeof(id), err,
@@ -351,7 +354,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
     jq_enqueue_ctl_t ctl = {NULL, 0, NULL, 0};
-    const char *pos[2] = {NULL, NULL}, *queue = jq_cli_queue(cli);
+    const char *pos[2] = {NULL, NULL}, *queue = jq_cli_queue(cli), *prio = NULL;
     int npos = 0, json_file = 0;
     long long wait_ms = -1, chunk = 0, ttl = -1;
     output_t out = {0, NULL, stdout};
@@ -363,6 +366,7 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
         }
         if (jq_argp_global(&p) || jq_argp_opt(&p, "-q", "queue", &queue) ||
             jq_argp_set(&p, NULL, "json", &json_file) || jq_argp_opt(&p, NULL, "id", &o.id) ||
+            jq_argp_opt(&p, NULL, "priority", &prio) ||
             jq_argp_ll(&p, NULL, "delay", 0, 1LL << 50, &o.delay_ms) ||
             jq_argp_ll(&p, NULL, "at", 0, 1LL << 50, &o.at_ms) || jq_argp_job(&p, &o, &ttl) ||
             match_bytes(&p, "chunk-size", &chunk) || match_wait(&p, &wait_ms) ||
@@ -379,6 +383,10 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     if (!pos[0]) return jq_cli_usage_error("enqueue", "missing TYPE");
     if (o.delay_ms > 0 && o.at_ms > 0)
         return jq_cli_usage_error("enqueue", "--delay and --at exclude each other");
+    jq_prio_t level = JQ_PRIO_NORMAL;
+    if (prio && jq_prio_parse(prio, strlen(prio), &level) < 0)
+        return jq_cli_usage_error("enqueue", "--priority: '%s' is not high, normal or low", prio);
+    unsigned flags = level == JQ_PRIO_HIGH ? JQ_HIGH : level == JQ_PRIO_LOW ? JQ_LOW : 0;
     /* PROTOCOL 1.1 §3: a job with result_ttl 0 leaves no result and no
      * notify list behind, so there would be nothing to wait for. */
     if (wait_ms >= 0 && ttl == 0)
@@ -413,8 +421,8 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
     if (status == JQ_EXIT_OK)
-        status =
-            enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, &ctl, json_file, wait_ms, &out);
+        status = enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, &ctl, json_file, flags,
+                                   wait_ms, &out);
     msgpack_sbuffer_destroy(&sb);
     return status;
 }

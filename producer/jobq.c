@@ -76,6 +76,7 @@ typedef struct enqueue {
     int notify;            /* JQ_NOTIFY: the entry carries `notify 1` */
     int xadd_at;           /* the XADD's place in EXEC's reply when multi; -1: none */
     jq_enqueue_ctl_t *ctl; /* job control (unique, batch); NULL: none */
+    jq_prio_t prio;        /* JQ_HIGH, JQ_LOW: the level's stream (or field) */
 } enqueue_t;
 
 /* Appends the job's fields (§1) to a: as XADD fields or HSET pairs alike. */
@@ -120,6 +121,12 @@ static void add_fields(jq_args_t *a, const enqueue_t *e) {
         jq_args_str(a, "batch");
         jq_args_str(a, e->ctl->batch);
     }
+    if (e->due && e->prio != JQ_PRIO_NORMAL) {
+        /* A delayed job's hash: promotion puts it into its level's
+         * stream (§2). A ready one goes there at once, field-less. */
+        jq_args_str(a, "priority");
+        jq_args_str(a, jq_prio_name(e->prio));
+    }
 }
 
 /* A unique job (PROTOCOL §10): the script takes the key and adds the
@@ -129,7 +136,7 @@ static void send_unique(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errl
     jq_args_str(&p->a, jq_unique_enqueue_lua);
     jq_args_str(&p->a, e->due ? "4" : "2");
     jq_args_key(&p->a, p->c, e->queue, "unique", e->ctl->unique);
-    jq_args_key(&p->a, p->c, e->queue, "stream", NULL);
+    jq_args_key(&p->a, p->c, e->queue, jq_prio_stream(e->prio), NULL);
     if (e->due) {
         jq_args_key(&p->a, p->c, e->queue, "job", e->id);
         jq_args_key(&p->a, p->c, e->queue, "scheduled", NULL);
@@ -143,7 +150,7 @@ static void send_unique(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errl
 
 void jq_enqueue_fields(jq_args_t *a, const char *type, const char *payload, size_t len,
                        const jq_enqueue_opts_t *o) {
-    enqueue_t e = {NULL, type, payload, len, o, "", 0, 0, 0, 0, 0, -1, NULL};
+    enqueue_t e = {NULL, type, payload, len, o, "", 0, 0, 0, 0, 0, -1, NULL, JQ_PRIO_NORMAL};
     add_fields(a, &e);
 }
 
@@ -216,7 +223,7 @@ static void send_enqueue(jq_pipe_t *p, enqueue_t *e, char *err, size_t errlen) {
     } else {
         e->xadd_at = (int)(p->sent - first);
         jq_args_str(&p->a, "XADD");
-        jq_args_key(&p->a, p->c, e->queue, "stream", NULL);
+        jq_args_key(&p->a, p->c, e->queue, jq_prio_stream(e->prio), NULL);
         jq_args_str(&p->a, "*");
         add_fields(&p->a, e);
         jq_pipe_send(p, err, errlen);
@@ -377,6 +384,10 @@ static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t
         return -1;
     }
     if (check_enqueue(type, payload, len, o, queue, err, errlen) < 0) return JQ_CLIENT_EINVAL;
+    if ((flags & JQ_HIGH) && (flags & JQ_LOW)) {
+        jq_seterr(err, errlen, "a job is either high or low priority, not both");
+        return JQ_CLIENT_EINVAL;
+    }
     size_t chunk = o->chunk_size ? o->chunk_size : JQ_CHUNK_SIZE_DEFAULT;
     long long due = o->at_ms > 0      ? o->at_ms
                     : o->delay_ms > 0 ? (long long)jq_now_ms() + o->delay_ms
@@ -405,7 +416,10 @@ static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t
                    nchunks || due || o->id,
                    (flags & JQ_NOTIFY) != 0,
                    -1,
-                   ctl};
+                   ctl,
+                   (flags & JQ_HIGH)  ? JQ_PRIO_HIGH
+                   : (flags & JQ_LOW) ? JQ_PRIO_LOW
+                                      : JQ_PRIO_NORMAL};
     char mine[JQ_CLIENT_ID_LEN];
     snprintf(mine, sizeof(mine), "%s", id);
     jq_pipe_t p;

@@ -13,16 +13,25 @@ void jq_admit_init(jq_admit_t *a, long long io_slots, long long cpu_slots, int n
     a->cap[JQ_KIND_CPU] = cpu_slots;
     a->nqueues = nqueues;
     for (int i = 0; i < nqueues; i++) a->q[i].limit = limits ? limits[i] : 0;
+    for (int i = 0; i < JQ_QSLOTS; i++) a->q[i].base = i;
 }
 
+void jq_admit_group(jq_admit_t *a, int q, int base) {
+    a->q[q].base = base;
+    if (a->nqueues < q + 1) a->nqueues = q + 1;
+}
+
+/* The queue entry q counts for. */
+static int base_of(const jq_admit_t *a, int q) { return a->q[q].base; }
+
 void jq_admit_learn(jq_admit_t *a, int q, jq_kind_t k) {
-    jq_admit_queue_t *aq = &a->q[q];
+    jq_admit_queue_t *aq = &a->q[base_of(a, q)];
     aq->history = (aq->history << 1) | (k == JQ_KIND_CPU ? 1u : 0u);
     if (aq->seen < HISTORY) aq->seen++;
 }
 
 jq_qkind_t jq_admit_qkind(const jq_admit_t *a, int q) {
-    const jq_admit_queue_t *aq = &a->q[q];
+    const jq_admit_queue_t *aq = &a->q[base_of(a, q)];
     if (aq->seen == 0) return JQ_QKIND_UNKNOWN;
     uint64_t mask = aq->seen >= HISTORY ? ~(uint64_t)0 : (((uint64_t)1 << aq->seen) - 1);
     uint64_t cpu = aq->history & mask;
@@ -38,12 +47,12 @@ const char *jq_admit_qkind_name(jq_qkind_t k) {
 
 void jq_admit_hold(jq_admit_t *a, int q, jq_kind_t k, int delta) {
     a->held[k] += delta;
-    a->q[q].held += delta;
+    a->q[base_of(a, q)].held += delta;
 }
 
 void jq_admit_sent(jq_admit_t *a, int q, jq_kind_t k, int delta) {
     a->sent[k] += delta;
-    a->q[q].sent += delta;
+    a->q[base_of(a, q)].sent += delta;
 }
 
 /* Which kinds of slot a read of queue q takes: bit 1 io, bit 2 cpu. */
@@ -91,7 +100,7 @@ static long long room_of(const jq_admit_queue_t *aq, int ahead) {
  * starves when there are fewer slots than queues. */
 static void split(const jq_admit_t *a, long long n, const int *list, int m, int ahead,
                   long long *share) {
-    int open[JQ_QUEUES_MAX], nopen = 0;
+    int open[JQ_QSLOTS], nopen = 0;
     for (int i = 0; i < m; i++) share[list[i]] = 0;
     if (n <= 0) return;
     for (int i = 0; i < m; i++) open[nopen++] = list[i];
@@ -118,10 +127,10 @@ static void split(const jq_admit_t *a, long long n, const int *list, int m, int 
 long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_count,
                         jq_admit_read_t *out) {
     memset(out, 0, sizeof(*out));
-    int lists[2][JQ_QUEUES_MAX], n[2] = {0, 0};
-    long long share[2][JQ_QUEUES_MAX];
+    int lists[2][JQ_QSLOTS], n[2] = {0, 0};
+    long long share[2][JQ_QSLOTS];
     for (int q = 0; q < a->nqueues; q++) {
-        if ((skip && skip[q]) || room_of(&a->q[q], ahead) == 0) continue;
+        if (base_of(a, q) != q || (skip && skip[q]) || room_of(&a->q[q], ahead) == 0) continue;
         int u = uses(a, q);
         if (u & 1) lists[JQ_KIND_IO][n[JQ_KIND_IO]++] = q;
         if (u & 2) lists[JQ_KIND_CPU][n[JQ_KIND_CPU]++] = q;
@@ -130,7 +139,7 @@ long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_coun
     a->turn++;
     long long min = 0;
     for (int q = 0; q < a->nqueues; q++) {
-        if ((skip && skip[q]) || room_of(&a->q[q], ahead) == 0) continue;
+        if (base_of(a, q) != q || (skip && skip[q]) || room_of(&a->q[q], ahead) == 0) continue;
         int u = uses(a, q);
         long long c;
         if (u == 1)
@@ -178,11 +187,13 @@ void jq_admit_unreserve(jq_admit_t *a, const jq_admit_read_t *rd) {
 }
 
 long long jq_admit_capacity(const jq_admit_t *a, int q) {
+    q = base_of(a, q);
     long long n = a->cap[JQ_KIND_IO] + a->cap[JQ_KIND_CPU];
     return a->q[q].limit && n > a->q[q].limit ? a->q[q].limit : n;
 }
 
 long long jq_admit_free(const jq_admit_t *a, int q) {
+    q = base_of(a, q);
     int u = uses(a, q);
     long long f = -1;
     for (int k = 0; k < 2; k++) {

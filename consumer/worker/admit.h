@@ -26,6 +26,10 @@
  * A per-queue limit (--queues name=N) caps the entries of that queue held
  * at once, whatever their kind.
  *
+ * A queue's priority levels (queue.h) are one queue here: every call
+ * about a level's entry q counts for its base (jq_admit_group), and a plan
+ * has counts for base queues only; fetch divides them among the levels.
+ *
  * Pure bookkeeping, no I/O: the worker tells it what it reads, holds and
  * frees, and asks it for the COUNTs of its next read. */
 
@@ -33,6 +37,7 @@
 
 #include "handlers.h"
 #include "options.h"
+#include "queue.h"
 
 typedef enum {
     JQ_QKIND_UNKNOWN,
@@ -48,6 +53,7 @@ typedef struct jq_admit_queue {
     long long sent;     /* held, whose ack is sent but not answered */
     uint64_t history;   /* kinds of the last jobs read: bit set = cpu */
     int seen;           /* jobs in history (at most 64) */
+    int base;           /* the queue this entry counts for (itself) */
 } jq_admit_queue_t;
 
 typedef struct jq_admit {
@@ -59,20 +65,24 @@ typedef struct jq_admit {
                               together (0: no bound but the slots) */
     int nqueues;
     unsigned turn; /* which queue gets the odd slot first */
-    jq_admit_queue_t q[JQ_QUEUES_MAX];
+    jq_admit_queue_t q[JQ_QSLOTS];
 } jq_admit_t;
 
 /* What one read asked for, to be given back when its reply is in. A plan
  * may be split over several reads: each takes its queues' count[] and
  * uses[] and leaves the others 0. */
 typedef struct jq_admit_read {
-    long long count[JQ_QUEUES_MAX];
-    unsigned char uses[JQ_QUEUES_MAX]; /* slots reserved: bit 0 io, bit 1 cpu */
+    long long count[JQ_QSLOTS];
+    unsigned char uses[JQ_QSLOTS]; /* slots reserved: bit 0 io, bit 1 cpu */
 } jq_admit_read_t;
 
 /* io_slots, cpu_slots > 0; limits[q] (0: none) for nqueues queues. */
 void jq_admit_init(jq_admit_t *a, long long io_slots, long long cpu_slots, int nqueues,
                    const long long *limits);
+
+/* Entry q (a priority level, queue.h) counts for queue base from now on;
+ * the queues a plan covers grow to q + 1. */
+void jq_admit_group(jq_admit_t *a, int q, int base);
 
 /* A job of kind k was read from queue q: learn from it. */
 void jq_admit_learn(jq_admit_t *a, int q, jq_kind_t k);

@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "fetch.h"
 #include "keys.h"
+#include "levels.h"
 #include "log.h"
 
 /* Asks for a read that had not reached Redis yet: each try is one round
@@ -23,7 +24,7 @@ void jq_fetch_init(jq_fetch_t *f, const jq_stage_env_t *env, const jq_fetch_borr
     memset(f, 0, sizeof(*f));
     f->env = *env;
     f->b = *b;
-    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+    for (int i = 0; i < JQ_QSLOTS; i++) {
         f->qref[i].f = f;
         f->qref[i].q = i;
     }
@@ -203,16 +204,20 @@ void jq_fetch_connected(jq_fetch_t *f) {
     jq_args_str(a, "CLIENT");
     jq_args_str(a, "ID");
     jq_rconn_args(f->b.rfetch, a, on_client_id, f);
-    for (int i = 0; i < *f->env.nqueues; i++) {
-        jq_args_reset(a);
-        jq_args_str(a, "XGROUP");
-        jq_args_str(a, "CREATE");
-        jq_args_str(a, f->env.queues[i].stream);
-        jq_args_str(a, JQ_GROUP);
-        jq_args_str(a, "0");
-        jq_args_str(a, "MKSTREAM");
-        jq_rconn_args(f->b.rfetch, a, on_groups_created, &f->qref[i]);
-    }
+    for (int i = 0; i < *f->env.nqueues; i++) jq_fetch_create_group(f, f->b.rfetch, i);
+    jq_args_reset(a);
+}
+
+void jq_fetch_create_group(jq_fetch_t *f, jq_rconn_t *c, int q) {
+    jq_args_t *a = &f->args;
+    jq_args_reset(a);
+    jq_args_str(a, "XGROUP");
+    jq_args_str(a, "CREATE");
+    jq_args_str(a, f->env.queues[q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, "0");
+    jq_args_str(a, "MKSTREAM");
+    jq_rconn_args(c, a, on_groups_created, &f->qref[q]);
     jq_args_reset(a);
 }
 
@@ -258,12 +263,19 @@ static void set_paused(jq_fetch_t *f, jq_queue_t *q, int p) {
      * the queue out. */
     if (p && q->paused == 0) jq_fetch_unblock(f);
     q->paused = p;
+    if (q->levelled)
+        for (int l = 0; l < JQ_PRIO_N; l++) f->env.queues[q->at[l]].paused = p;
     if (!p) jq_fetch_kick(f);
 }
 
 static void set_cancels(jq_fetch_t *f, int q, int c) {
-    f->env.queues[q].cancels = c;
-    if (f->b.cancels) f->b.cancels(f->env.worker, q, c);
+    const jq_queue_t *b = &f->env.queues[q];
+    int n = b->levelled ? JQ_PRIO_N : 1;
+    for (int l = 0; l < n; l++) {
+        int e = b->levelled ? b->at[l] : q; /* its levels' runs too */
+        f->env.queues[e].cancels = c;
+        if (f->b.cancels) f->b.cancels(f->env.worker, e, c);
+    }
 }
 
 static void on_paused(redisAsyncContext *ac, void *rp, void *priv) {
@@ -320,9 +332,11 @@ void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms) {
     f->last_pause_check_ms = now;
     /* One EXISTS per queue asks both whether it is paused and whether it
      * has cancel requests (docs/PROTOCOL.md §11): a queue without cancels
-     * pays nothing for them. */
+     * pays nothing for them. A level's entry has its queue's answer. */
     static const char *const flags[] = {"paused", "cancel"};
-    for (int i = 0; i < *f->env.nqueues; i++) send_exists(f, i, flags, 2, on_flags);
+    for (int i = 0; i < *f->env.nqueues; i++)
+        if (!f->env.queues[i].is_level) send_exists(f, i, flags, 2, on_flags);
+    jq_levels_check(f);
 }
 
 void jq_fetch_retry(jq_fetch_t *f) {
@@ -374,8 +388,8 @@ static void take_entries(jq_fetch_t *f, redisReply *reply) {
  * stays meanwhile, and the kicks of jobs that end inside their start()
  * (noop) wait: the next read must not count slots the rest of this reply
  * will fill, and planning it once per entry was ~2% of a worker's CPU.
- * Every caller kicks once the reply is in. */
-static void take_reply(jq_fetch_t *f, redisReply *reply) {
+ * Every caller kicks once the reply is in. (jq_fetch_take.) */
+void jq_fetch_take(jq_fetch_t *f, redisReply *reply) {
     f->taking++;
     take_entries(f, reply);
     f->taking--;
@@ -386,8 +400,11 @@ static void take_reply(jq_fetch_t *f, redisReply *reply) {
 static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
     jq_fetch_t *f = priv;
     redisReply *reply = rp;
-    if (reply && !*f->env.stopping) take_reply(f, reply); /* NULL: lost; on_up kicks */
+    if (reply && !*f->env.stopping) jq_fetch_take(f, reply); /* NULL: lost; on_up kicks */
     f->reading = 0;
+    /* The levelled queues it covered are read by their scripts again. */
+    for (int q = 0; q < *f->env.nqueues; q++)
+        if (f->in_block[q]) f->in_block[q] = 0, f->dry_until[q] = 0;
     jq_admit_unreserve(f->env.admit, &f->res);
     if (*f->env.stopping) return;
     jq_fetch_kick(f);
@@ -407,24 +424,35 @@ static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
     piped_t *p = priv;
     jq_fetch_t *f = p->f;
     redisReply *reply = rp;
-    f->pipe_reads--;
-    if (reply && !*f->env.stopping) take_reply(f, reply);
-    jq_admit_unreserve(f->env.admit, &p->res);
+    if (reply && !*f->env.stopping) jq_fetch_take(f, reply);
+    jq_fetch_piped_done(f, &p->res);
     free(p);
+}
+
+void jq_fetch_piped_done(jq_fetch_t *f, const jq_admit_read_t *res) {
+    f->pipe_reads--;
+    jq_admit_unreserve(f->env.admit, res);
     if (*f->env.stopping) return;
     jq_fetch_kick(f);
     f->env.maybe_exit(f->env.worker);
 }
 
-/* Sends one XREADGROUP on c of the queues with count[q] == count (BLOCK
- * block ms when block > 0). Returns 0, or -1 when c is down (fn never
- * runs). */
-static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, long long count,
+/* Sends one XREADGROUP on c of the n queues qs[] (a levelled one with
+ * its three streams, high first), COUNT count (BLOCK block ms when
+ * block > 0). Returns 0, or -1 when c is down (fn never runs). */
+static int send_read(jq_fetch_t *f, jq_rconn_t *c, const int *qs, int n, long long count,
                      long long block, redisCallbackFn *fn, void *priv) {
     jq_args_t *a = &f->args;
-    int qs[JQ_QUEUES_MAX], n = 0;
-    for (int i = 0; i < *f->env.nqueues; i++)
-        if (res->count[i] == count) qs[n++] = i;
+    const jq_queue_t *queues = f->env.queues;
+    int ss[JQ_QSLOTS], ns = 0;
+    for (int i = 0; i < n; i++) {
+        const jq_queue_t *q = &queues[qs[i]];
+        if (!q->levelled) {
+            ss[ns++] = qs[i];
+            continue;
+        }
+        for (int l = 0; l < JQ_PRIO_N; l++) ss[ns++] = q->at[l];
+    }
     jq_args_reset(a);
     jq_args_str(a, "XREADGROUP");
     jq_args_str(a, "GROUP");
@@ -437,11 +465,66 @@ static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, l
         jq_args_ll(a, block);
     }
     jq_args_str(a, "STREAMS");
-    for (int i = 0; i < n; i++) jq_args_str(a, f->env.queues[qs[i]].stream);
-    for (int i = 0; i < n; i++) jq_args_add(a, ">", 1);
+    for (int i = 0; i < ns; i++) jq_args_str(a, queues[ss[i]].stream);
+    for (int i = 0; i < ns; i++) jq_args_add(a, ">", 1);
     int rc = jq_rconn_args(c, a, fn, priv);
     jq_args_reset(a);
     return rc;
+}
+
+/* Gives back n of queue q's reservation in plan. */
+static void give_back(jq_fetch_t *f, jq_admit_read_t *plan, int q, long long n) {
+    jq_admit_read_t part;
+    memset(&part, 0, sizeof(part));
+    part.count[q] = n;
+    part.uses[q] = plan->uses[q];
+    jq_admit_unreserve(f->env.admit, &part);
+    plan->count[q] -= n;
+}
+
+/* Takes the levelled queues out of plan: each read by its script
+ * (levels.h) when it may be, its share given back when it may not (its
+ * script or the blocking read is out already); a dry one stays in the
+ * plan of the blocking read (blocking), or is given back. */
+static void levels_aside(jq_fetch_t *f, jq_admit_read_t *plan, int blocking) {
+    int64_t now = jq_now_ms();
+    for (int q = 0; q < *f->env.nqueues; q++) {
+        if (!plan->count[q] || !f->env.queues[q].levelled) continue;
+        int scripted = jq_levels_scripted(f, q, now);
+        if (!scripted && blocking && !f->lv_reading[q]) continue; /* dry */
+        jq_admit_read_t part;
+        memset(&part, 0, sizeof(part));
+        part.count[q] = plan->count[q];
+        part.uses[q] = plan->uses[q];
+        plan->count[q] = 0;
+        if (!scripted || jq_levels_read(f, q, &part) != 0) jq_admit_unreserve(f->env.admit, &part);
+    }
+}
+
+/* The blocking read has one COUNT for all its streams, and takes up to
+ * COUNT from each: a dry levelled queue's share is split over its three
+ * streams (a share under three leaves it out: it is polled by its script
+ * once dry_until passes). Gives back what one COUNT leaves over, lists
+ * the queues read in qs[] (*n), and returns the COUNT (0: no read). */
+static long long block_count(jq_fetch_t *f, jq_admit_read_t *res, int *qs, int *n) {
+    long long m = 0;
+    *n = 0;
+    for (int q = 0; q < *f->env.nqueues; q++) {
+        if (!res->count[q]) continue;
+        long long per = res->count[q] / (f->env.queues[q].levelled ? JQ_PRIO_N : 1);
+        if (!per)
+            give_back(f, res, q, res->count[q]);
+        else if (!m || per < m)
+            m = per;
+    }
+    for (int q = 0; q < *f->env.nqueues; q++) {
+        if (!res->count[q]) continue;
+        int lv = f->env.queues[q].levelled;
+        give_back(f, res, q, res->count[q] - m * (lv ? JQ_PRIO_N : 1));
+        f->in_block[q] = (unsigned char)lv;
+        qs[(*n)++] = q;
+    }
+    return m;
 }
 
 /* Reads behind the acks: one XREADGROUP per distinct COUNT (XREADGROUP
@@ -449,23 +532,26 @@ static int send_read(jq_fetch_t *f, jq_rconn_t *c, const jq_admit_read_t *res, l
 static void send_piped(jq_fetch_t *f, const int *skip) {
     jq_admit_read_t plan;
     if (jq_admit_plan(f->env.admit, skip, 1, 0, &plan) <= 0) return;
+    levels_aside(f, &plan, 0);
     for (int q = 0; q < *f->env.nqueues; q++) {
         long long count = plan.count[q];
         if (!count) continue;
         jq_admit_read_t part;
+        int qs[JQ_QSLOTS], n = 0;
         memset(&part, 0, sizeof(part));
         for (int i = q; i < *f->env.nqueues; i++) {
             if (plan.count[i] != count) continue;
             part.count[i] = count;
             part.uses[i] = plan.uses[i];
             plan.count[i] = 0;
+            qs[n++] = i;
         }
         piped_t *p = malloc(sizeof(*p));
         if (p) {
             p->f = f;
             p->res = part;
         }
-        if (!p || send_read(f, f->env.conn, &part, count, 0, on_piped_read, p) != 0) {
+        if (!p || send_read(f, f->env.conn, qs, n, count, 0, on_piped_read, p) != 0) {
             jq_admit_unreserve(f->env.admit, &part);
             free(p);
             continue;
@@ -474,17 +560,23 @@ static void send_piped(jq_fetch_t *f, const int *skip) {
     }
 }
 
+/* A queue is skipped while paused or unhealthy (qhealth.h); one with
+ * levels while any of its streams is unhealthy, since its reads cover
+ * them all. */
 static void skipped_queues(const jq_fetch_t *f, int *skip) {
+    const jq_queue_t *qs = f->env.queues;
     for (int i = 0; i < *f->env.nqueues; i++)
-        skip[i] = f->env.queues[i].paused || !jq_queue_ok(&f->env.queues[i]) ||
-                  f->env.queues[i].limited; /* read by limit.c, with permits */
+        skip[i] = qs[i].paused || qs[i].levels_unknown || !jq_queue_ok(&qs[i]) ||
+                  qs[i].limited; /* read by limit.c, with permits */
+    for (int i = 0; i < *f->env.nqueues; i++)
+        if (qs[i].is_level && skip[i]) skip[qs[i].base] = 1;
 }
 
 void jq_fetch_aside(jq_fetch_t *f) {
     if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) ||
         f->pipe_reads || !f->env.conn->up)
         return;
-    int skip[JQ_QUEUES_MAX];
+    int skip[JQ_QSLOTS];
     skipped_queues(f, skip);
     send_piped(f, skip);
 }
@@ -521,19 +613,23 @@ void jq_fetch_kick(jq_fetch_t *f) {
         int64_t next = f->b.limit_kick(f->env.worker);
         if (next >= 0 && next < block) block = next > 10 ? next : 10;
     }
-    int skip[JQ_QUEUES_MAX];
+    int skip[JQ_QSLOTS];
     skipped_queues(f, skip);
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
         jq_admit_acking(f->env.admit) > 0)
         send_piped(f, skip);
     if (!f->reading && f->b.rfetch->up) {
         jq_admit_read_t *res = &f->res;
-        long long n = jq_admit_plan(f->env.admit, skip, 0, 1, res), count = 0;
-        for (int i = 0; i < *f->env.nqueues && !count; i++) count = res->count[i];
-        if (n <= 0) return;
-        if (send_read(f, f->b.rfetch, res, count, block, on_read, f) == 0)
+        if (jq_admit_plan(f->env.admit, skip, 0, 0, res) <= 0) return;
+        levels_aside(f, res, 1);
+        int qs[JQ_QSLOTS], n;
+        long long count = block_count(f, res, qs, &n);
+        if (!count) return;
+        if (send_read(f, f->b.rfetch, qs, n, count, block, on_read, f) == 0) {
             f->reading = 1, f->read_seq++;
-        else
+        } else {
             jq_admit_unreserve(f->env.admit, res);
+            memset(f->in_block, 0, sizeof(f->in_block));
+        }
     }
 }

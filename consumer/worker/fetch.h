@@ -52,6 +52,9 @@ typedef struct jq_fetch_borrow {
     /* Queue q's cancel set holds requests (1) or not (0), as the pause
      * check just learned (cancel.h); NULL: nobody listens. */
     void (*cancels)(void *worker, int q, int any);
+    int *nqueues; /* the worker's count of queues (env.nqueues), which
+                     grows by two when a queue is seen to use priority
+                     levels (levels.h) */
 } jq_fetch_borrow_t;
 
 typedef struct jq_fetch jq_fetch_t;
@@ -80,7 +83,12 @@ struct jq_fetch {
                                      kicks wait for the end (take_reply) */
     int64_t last_pause_check_ms;
     jq_args_t args; /* each command's argv, reused */
-    jq_fetch_qref_t qref[JQ_QUEUES_MAX];
+    jq_fetch_qref_t qref[JQ_QSLOTS];
+    /* Priority levels (levels.h), by a levelled queue's normal entry: */
+    int64_t dry_until[JQ_QSLOTS];        /* its levels were empty: left to
+                                            the blocking read until then */
+    unsigned char lv_reading[JQ_QSLOTS]; /* its script read is in flight */
+    unsigned char in_block[JQ_QSLOTS];   /* the blocking read covers it */
 };
 
 /* Readies f with what it borrows (copies of env and b). */
@@ -101,6 +109,10 @@ void jq_fetch_aside(jq_fetch_t *f);
  * queue's group (XGROUP CREATE ... MKSTREAM; BUSYGROUP is fine). */
 void jq_fetch_connected(jq_fetch_t *f);
 
+/* Creates queue q's group on c (XGROUP CREATE ... 0 MKSTREAM; BUSYGROUP
+ * is fine, WRONGTYPE goes to key_error). */
+void jq_fetch_create_group(jq_fetch_t *f, jq_rconn_t *c, int q);
+
 /* From the worker's timer: asks whether each queue is paused and whether
  * it has cancel requests (queue.h, cancels), at most every
  * pause_every_ms. A queue whose state is not known yet is not read. */
@@ -113,6 +125,13 @@ void jq_fetch_retry(jq_fetch_t *f);
 /* Cuts the blocking read short (a drain, a pause): unblocked, it returns
  * as if it timed out, having delivered nothing. */
 void jq_fetch_unblock(jq_fetch_t *f);
+
+/* Takes in every entry of an XREADGROUP-shaped reply (a read's or a
+ * script's), then the caller kicks. */
+void jq_fetch_take(jq_fetch_t *f, redisReply *reply);
+/* A read sent on the write connection (pipe_reads) is answered: gives
+ * back its reservation res, kicks, and lets a drain end. */
+void jq_fetch_piped_done(jq_fetch_t *f, const jq_admit_read_t *res);
 
 /* Whether the blocking read is in flight: a drain waits for it, since
  * Redis may have delivered entries to us already. */

@@ -116,6 +116,7 @@ static void send_presence(jq_heartbeat_t *hb, int64_t now, jq_args_t *a) {
     jq_args_ll(a, (long long)(now - 3 * o->heartbeat_ms));
     jq_rconn_args(hb->env.conn, a, NULL, NULL);
     for (int i = 0; i < *hb->env.nqueues; i++) {
+        if (hb->env.queues[i].is_level) continue; /* its queue's name is there */
         jq_args_reset(a);
         jq_args_str(a, "SADD");
         jq_args_str(a, qkey);

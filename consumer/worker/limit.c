@@ -18,10 +18,14 @@
  * with its expiry (Redis's clock + the visibility timeout), expired ones
  * dropped before counting.
  *
- * KEYS: limit hash, leases, bucket, backoff, stream.
+ * KEYS: limit hash, leases, bucket, backoff, stream, and for a queue with
+ * priority levels (levels.h) its high and low streams: idle entries are
+ * claimed, then new ones read, high first, then normal, then low, and
+ * each entry says its stream.
  * ARGV: group, consumer, want, visibility_ms, the prefix of the consumers
  * that hold entries handed back for their type (not claimed here).
- * Returns {got, wait_ms, {{id, fields, deliveries}...}, allowed, leases}:
+ * Returns {got, wait_ms, {{id, fields, deliveries[, stream]}...}, allowed,
+ * leases}:
  * wait_ms > 0 the next token's time, -1 no free slot, 0 ask when free; or
  * {0, pttl} while the backoff key lives. */
 const char jq_limit_lua[] =
@@ -58,9 +62,16 @@ const char jq_limit_lua[] =
     "end\n"
     "if want < 0 then want = 0 end\n"
     "local out = {}\n"
-    "if want > 0 then\n"
+    "local streams = {KEYS[5]}\n"
+    "if #KEYS >= 7 then streams = {KEYS[6], KEYS[5], KEYS[7]} end\n"
+    "local function add(e, d, s)\n"
+    "  if #KEYS >= 7 then out[#out + 1] = {e[1], e[2], d, s} else out[#out + 1] = {e[1], e[2], d} "
+    "end\n"
+    "end\n"
+    "for _, s in ipairs(streams) do\n"
+    "  if #out >= want then break end\n"
     "  local ids, dl = {}, {}\n"
-    "  for _, p in ipairs(redis.call('XPENDING', KEYS[5], ARGV[1], 'IDLE', vis, '-', '+', want)) "
+    "  for _, p in ipairs(redis.call('XPENDING', s, ARGV[1], 'IDLE', vis, '-', '+', want - #out)) "
     "do\n"
     "    if string.sub(p[2], 1, #ARGV[5]) ~= ARGV[5] then\n"
     "      ids[#ids + 1] = p[1]\n"
@@ -68,17 +79,18 @@ const char jq_limit_lua[] =
     "    end\n"
     "  end\n"
     "  if #ids > 0 then\n"
-    "    for _, e in ipairs(redis.call('XCLAIM', KEYS[5], ARGV[1], ARGV[2], vis, unpack(ids))) do\n"
-    "      if e and e[2] then out[#out + 1] = {e[1], e[2], dl[e[1]] + 1} end\n"
+    "    for _, e in ipairs(redis.call('XCLAIM', s, ARGV[1], ARGV[2], vis, unpack(ids))) do\n"
+    "      if e and e[2] then add(e, dl[e[1]] + 1, s) end\n"
     "    end\n"
     "  end\n"
-    "  if #out < want then\n"
-    "    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want - #out, "
-    "'STREAMS', KEYS[5], '>')\n"
-    "    if r and r[1] then\n"
-    "      for _, e in ipairs(r[1][2]) do\n"
-    "        if e[2] then out[#out + 1] = {e[1], e[2], 1} end\n"
-    "      end\n"
+    "end\n"
+    "for _, s in ipairs(streams) do\n"
+    "  if #out >= want then break end\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want - #out, "
+    "'STREAMS', s, '>')\n"
+    "  if r and r[1] then\n"
+    "    for _, e in ipairs(r[1][2]) do\n"
+    "      if e[2] then add(e, 1, s) end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -98,7 +110,7 @@ void jq_limit_init(jq_limit_t *l, const jq_stage_env_t *env, const jq_limit_borr
     memset(l, 0, sizeof(*l));
     l->env = *env;
     l->b = *b;
-    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+    for (int i = 0; i < JQ_QSLOTS; i++) {
         l->q[i].l = l;
         l->q[i].q = i;
     }
@@ -127,6 +139,13 @@ static void update(jq_limit_queue_t *lq, int64_t now) {
     int was = q->limited;
     int limited = lq->rate > 0 || lq->concurrency > 0 || lq->slow_until_ms > now;
     q->leased = lq->concurrency > 0;
+    /* Its levels' entries (levels.h) are held, reclaimed and released as
+     * the queue's. */
+    if (q->levelled)
+        for (int p = 0; p < JQ_PRIO_N; p++) {
+            l->env.queues[q->at[p]].leased = q->leased;
+            l->env.queues[q->at[p]].limited = limited;
+        }
     if (limited == was) return;
     q->limited = limited;
     l->nlimited += limited - (was == 1);
@@ -201,6 +220,7 @@ static void on_backoff(redisAsyncContext *ac, void *rp, void *priv) {
 static void poll_limits(jq_limit_t *l, int hashes) {
     jq_args_t *a = &l->args;
     for (int i = 0; i < *l->env.nqueues; i++) {
+        if (l->env.queues[i].is_level) continue; /* its queue's limit */
         char k[JQ_KEY_MAX];
         key(l, i, "limit", k);
         jq_args_reset(a);
@@ -216,16 +236,28 @@ static void poll_limits(jq_limit_t *l, int hashes) {
     jq_args_reset(a);
 }
 
+/* The entry of queue q's that the script's stream name s is (a level's,
+ * levels.h), or q. */
+static int level_of(const jq_limit_t *l, int q, const redisReply *s) {
+    const jq_queue_t *base = &l->env.queues[q];
+    if (!base->levelled || s->type != REDIS_REPLY_STRING) return q;
+    for (int p = 0; p < JQ_PRIO_N; p++) {
+        const char *k = l->env.queues[base->at[p]].stream;
+        if (strlen(k) == s->len && memcmp(k, s->str, s->len) == 0) return base->at[p];
+    }
+    return q;
+}
+
 static void take(jq_limit_queue_t *lq, const redisReply *out) {
     jq_limit_t *l = lq->l;
     for (size_t i = 0; i < out->elements; i++) {
         redisReply *e = out->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->elements > 4 ||
             e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= JQ_ENTRY_ID_MAX ||
             e->element[1]->type != REDIS_REPLY_ARRAY || e->element[2]->type != REDIS_REPLY_INTEGER)
             continue;
-        jq_fetch_intake(l->b.fetch, lq->q, e->element[0]->str, e->element[1],
-                        e->element[2]->integer);
+        int q = e->elements == 4 ? level_of(l, lq->q, e->element[3]) : lq->q;
+        jq_fetch_intake(l->b.fetch, q, e->element[0]->str, e->element[1], e->element[2]->integer);
     }
 }
 
@@ -286,10 +318,14 @@ static long long most(const jq_limit_queue_t *lq) {
 static int64_t ask(jq_limit_queue_t *lq, int64_t now) {
     jq_limit_t *l = lq->l;
     jq_queue_t *q = &l->env.queues[lq->q];
-    if (q->limited != 1 || q->paused || !jq_queue_ok(q) || lq->asking) return -1;
+    /* levels_unknown: its high jobs must not wait behind a first read of
+     * normal ones (levels.h). */
+    if (q->is_level || q->limited != 1 || q->paused || q->levels_unknown || !jq_queue_ok(q) ||
+        lq->asking)
+        return -1;
     int64_t due = lq->next_ms > lq->slow_until_ms ? lq->next_ms : lq->slow_until_ms;
     if (now < due) return due - now;
-    int skip[JQ_QUEUES_MAX];
+    int skip[JQ_QSLOTS];
     for (int i = 0; i < *l->env.nqueues; i++) skip[i] = i != lq->q;
     if (jq_admit_plan(l->env.admit, skip, 0, 0, &lq->res) <= 0) return 0;
     long long cap = most(lq);
@@ -310,9 +346,13 @@ static int64_t ask(jq_limit_queue_t *lq, int64_t now) {
     jq_args_reset(a);
     jq_args_str(a, "EVAL");
     jq_args_add(a, jq_limit_lua, sizeof(jq_limit_lua) - 1);
-    jq_args_str(a, "5");
+    jq_args_str(a, q->levelled ? "7" : "5");
     for (int i = 0; i < 4; i++) jq_args_str(a, k[i]);
     jq_args_str(a, q->stream);
+    if (q->levelled) {
+        jq_args_str(a, l->env.queues[q->at[JQ_PRIO_HIGH]].stream);
+        jq_args_str(a, l->env.queues[q->at[JQ_PRIO_LOW]].stream);
+    }
     jq_args_str(a, JQ_GROUP);
     jq_args_str(a, l->env.worker_id);
     jq_args_ll(a, lq->res.count[lq->q]);
@@ -348,7 +388,7 @@ void jq_limit_tick(jq_limit_t *l, int64_t now) {
 }
 
 void jq_limit_slow(jq_limit_t *l, int q, int64_t until_ms) {
-    jq_limit_queue_t *lq = &l->q[q];
+    jq_limit_queue_t *lq = &l->q[jq_queue_base(l->env.queues, q)];
     if (until_ms > lq->slow_until_ms) lq->slow_until_ms = until_ms;
     update(lq, jq_now_ms());
 }

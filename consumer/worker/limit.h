@@ -69,7 +69,7 @@ struct jq_limit {
     int64_t last_poll_ms; /* the limit hashes' last poll */
     int nlimited;         /* queues read here */
     jq_args_t args;
-    jq_limit_queue_t q[JQ_QUEUES_MAX];
+    jq_limit_queue_t q[JQ_QSLOTS];
 };
 
 /* How often the limit hashes are read, and a limited queue with nothing to

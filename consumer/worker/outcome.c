@@ -67,6 +67,13 @@ static void write_job_hash(jq_finish_t *fin, jq_run_t *r, const char *key, const
         jq_args_add(a, v->p, v->len);
     }
     for (size_t i = 0; i < nextra; i++) jq_args_str(a, extra[i]);
+    /* A job read from a level's stream keeps its level when promoted
+     * again (a retry, a dead job run again: sched.c). */
+    const jq_queue_t *q = &fin->env.queues[r->q];
+    if (q->is_level) {
+        jq_args_str(a, "priority");
+        jq_args_str(a, jq_prio_name(q->level));
+    }
     jq_finish_send(fin, NULL, NULL);
 }
 
@@ -445,8 +452,9 @@ jq_job_state_t jq_outcome_write(jq_finish_t *fin, jq_run_t *r) {
         drop_payload_chunks(fin, &oc); /* done or cancelled */
     if (oc.state != JQ_STATE_RETRYING && r->job.unique.len) release_unique(fin, r, &oc);
     write_result(fin, r, &oc);
-    if (oc.state == JQ_STATE_DONE && fin->env.queues[r->q].keep_done > 0)
-        index_done(fin, &oc, fin->env.queues[r->q].keep_done);
+    /* A level's entry (levels.h) has its queue's settings. */
+    long long keep = fin->env.queues[jq_queue_base(fin->env.queues, r->q)].keep_done;
+    if (oc.state == JQ_STATE_DONE && keep > 0) index_done(fin, &oc, keep);
     return oc.state;
 }
 

@@ -3,11 +3,25 @@
 
 /* One queue a worker serves, by its index q in the worker's queues: its
  * name, its stream's key, whether it is paused, and its health. The worker
- * owns them; the stages borrow them (stage.h). */
+ * owns them; the stages borrow them (stage.h).
+ *
+ * Priority levels: the first *nqueues entries are the --queues, each the
+ * normal level (its stream is §1's). Once a queue is seen to use levels
+ * (levels.h: its high or low stream exists), its high and low streams are
+ * appended as two more entries with the same name, their `base` the
+ * queue's index. So acks, trimming, reclaim, hand-back, group creation and
+ * health, which work on one stream, cover the levels unchanged; what is
+ * once per queue (admission and its limit, pause, promotion, the
+ * heartbeat's list, the types set) goes by `base`. */
 
 #include <stdint.h>
 
 #include "keys.h"
+#include "options.h"
+
+/* The worker's queues, counting each level of a queue that uses priority
+ * levels as a queue of its own (below). */
+#define JQ_QSLOTS (JQ_PRIO_N * JQ_QUEUES_MAX)
 
 /* A queue's health, kept by qhealth.c (qhealth.h says how). */
 typedef enum {
@@ -42,9 +56,24 @@ typedef struct jq_queue {
     /* settings.c: index the last keep_done done jobs in <p>:{<q>}:done;
      * 0 none (-1: the setting is bad, also none). */
     long long keep_done;
-    int cancels; /* its cancel set (<p>:{q}:cancel) holds requests:
+    int cancels;        /* its cancel set (<p>:{q}:cancel) holds requests:
                                      1, 0 not, -1 not known yet (cancel.h) */
+    int is_level;       /* a high or low level, appended (0: a --queues entry,
+                                     the normal level) */
+    jq_prio_t level;    /* with is_level: which */
+    int base;           /* with is_level: the queue's normal entry */
+    int levelled;       /* normal entries: the levels are appended */
+    int levels_unknown; /* whether it has levels is not known yet: not
+                                     read (as paused -1), so that jobs at
+                                     every level waiting at start are read
+                                     high first (levels.h) */
+    int at[JQ_PRIO_N];  /* levelled normal entries: each level's entry */
 } jq_queue_t;
+
+/* The normal entry of entry q's queue: q itself unless q is a level. */
+static inline int jq_queue_base(const jq_queue_t *qs, int q) {
+    return qs[q].is_level ? qs[q].base : q;
+}
 
 /* Whether q is healthy (qhealth.h): a broken or suspect queue is left out
  * of reads, reclaim and promotion. */

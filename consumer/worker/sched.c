@@ -14,10 +14,14 @@
 #define TRIM_EVERY_MS 1000 /* cheap: a ranged read and a ZCARD when nothing is due */
 #define TRIM_BATCH 1000
 
-/* KEYS[1] scheduled zset, KEYS[2] stream, KEYS[3] dead zset; ARGV[1] now
- * ms, ARGV[2] limit, ARGV[3] the queue's key prefix "<p>:{q}:", ARGV[4]
- * JQ_JOB_MAX_FIELDS, ARGV[5] the worker id. Moves each due job's hash
- * into a stream entry that keeps its id, without the dead-letter fields.
+/* KEYS[1] scheduled zset, KEYS[2] stream, KEYS[3] dead zset, KEYS[4] and
+ * KEYS[5] the high and low streams; ARGV[1] now ms, ARGV[2] limit,
+ * ARGV[3] the queue's key prefix "<p>:{q}:", ARGV[4] JQ_JOB_MAX_FIELDS,
+ * ARGV[5] the worker id. Moves each due job's hash into a stream entry
+ * that keeps its id, without the dead-letter fields, in the stream of its
+ * level: the hash's field `priority` (high or low; normal, absent or
+ * anything else: the queue's stream, levels.h), so that a delayed job and
+ * a retry keep their level.
  *
  * A job leaves `scheduled` only once it has landed in the next place: the
  * XADD comes first, then the hash's DEL and the ZREM. Redis does not roll
@@ -79,6 +83,9 @@ const char jq_sched_promote_lua[] =
     "        if tonumber(v) ~= 0 then fresh = false end\n"
     "      elseif f == 'error' or f == 'failed_at' or f == 'id' then\n"
     "        f = nil\n"
+    "      elseif f == 'priority' and (v == 'high' or v == 'low') then\n"
+    "        args[1] = v == 'high' and KEYS[4] or KEYS[5]\n"
+    "        own = own + 1\n"
     "      else\n"
     "        own = own + 1\n"
     "        if f == 'result_ttl' then\n"
@@ -150,7 +157,7 @@ void jq_sched_init(jq_sched_t *s, const jq_stage_env_t *env, const int *draining
     s->env = *env;
     s->draining = draining;
     s->key_error = key_error;
-    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+    for (int i = 0; i < JQ_QSLOTS; i++) {
         s->qref[i].s = s;
         s->qref[i].q = i;
     }
@@ -199,19 +206,24 @@ static void promote(jq_sched_t *s, int qi) {
     const jq_queue_t *q = &s->env.queues[qi];
     const char *prefix = s->env.opt->prefix;
     char zkey[JQ_KEY_MAX], skey[JQ_KEY_MAX], dkey[JQ_KEY_MAX], base[JQ_KEY_MAX], now[24];
+    char hkey[JQ_KEY_MAX], lkey[JQ_KEY_MAX];
     jq_key(zkey, sizeof(zkey), prefix, q->name, "scheduled");
     jq_key(skey, sizeof(skey), prefix, q->name, "stream");
     jq_key(dkey, sizeof(dkey), prefix, q->name, "dead");
+    jq_key(hkey, sizeof(hkey), prefix, q->name, jq_prio_stream(JQ_PRIO_HIGH));
+    jq_key(lkey, sizeof(lkey), prefix, q->name, jq_prio_stream(JQ_PRIO_LOW));
     jq_key(base, sizeof(base), prefix, q->name, "");
     snprintf(now, sizeof(now), "%lld", (long long)jq_now_ms());
     jq_args_t a;
     jq_args_init(&a);
     jq_args_str(&a, "EVALSHA");
     jq_args_str(&a, promote_script.sha);
-    jq_args_str(&a, "3");
+    jq_args_str(&a, "5");
     jq_args_str(&a, zkey);
     jq_args_str(&a, skey);
     jq_args_str(&a, dkey);
+    jq_args_str(&a, hkey);
+    jq_args_str(&a, lkey);
     jq_args_str(&a, now);
     jq_args_ll(&a, PROMOTE_BATCH);
     jq_args_str(&a, base);
@@ -263,10 +275,11 @@ void jq_sched_tick(jq_sched_t *s, int64_t now) {
     if (now - s->last_promote_ms >= PROMOTE_EVERY_MS) {
         s->last_promote_ms = now;
         for (int i = 0; i < *s->env.nqueues; i++)
-            if (jq_queue_ok(&s->env.queues[i])) promote(s, i);
+            if (!s->env.queues[i].is_level && jq_queue_ok(&s->env.queues[i])) promote(s, i);
     }
     if (now - s->last_trim_ms >= TRIM_EVERY_MS) {
         s->last_trim_ms = now;
-        for (int i = 0; i < *s->env.nqueues; i++) trim(s, &s->env.queues[i], now);
+        for (int i = 0; i < *s->env.nqueues; i++)
+            if (!s->env.queues[i].is_level) trim(s, &s->env.queues[i], now);
     }
 }

@@ -32,7 +32,7 @@ struct jq_sched {
     void (*key_error)(void *worker, int q, const char *err);
     int64_t last_promote_ms;
     int64_t last_trim_ms;
-    jq_sched_qref_t qref[JQ_QUEUES_MAX];
+    jq_sched_qref_t qref[JQ_QSLOTS];
 };
 
 /* Readies s with what it borrows (a copy of env; draining outlives s). */

@@ -39,6 +39,7 @@ void jq_settings_tick(jq_settings_t *s, int64_t now) {
     jq_args_t a;
     jq_args_init(&a);
     for (int i = 0; i < *s->env.nqueues; i++) {
+        if (s->env.queues[i].is_level) continue; /* its queue's settings */
         char key[JQ_KEY_MAX];
         jq_key(key, sizeof(key), s->env.opt->prefix, s->env.queues[i].name, "settings");
         jq_args_reset(&a);

@@ -181,7 +181,7 @@ void jq_trim_init(jq_trim_t *t, const jq_stage_env_t *env) {
 
 void jq_trim_destroy(jq_trim_t *t) {
     jq_args_destroy(&t->args);
-    for (int q = 0; q < JQ_QUEUES_MAX; q++) {
+    for (int q = 0; q < JQ_QSLOTS; q++) {
         free(t->young[q].ids);
         free(t->old[q].ids);
     }

@@ -41,7 +41,7 @@ typedef struct jq_trim_ids {
 typedef struct jq_trim {
     jq_stage_env_t env; /* borrowed: connection, queues, exit */
     jq_args_t args;
-    jq_trim_ids_t young[JQ_QUEUES_MAX], old[JQ_QUEUES_MAX];
+    jq_trim_ids_t young[JQ_QSLOTS], old[JQ_QSLOTS];
     int passes; /* sent, not answered */
 } jq_trim_t;
 

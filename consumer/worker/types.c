@@ -19,7 +19,7 @@ int jq_types_init(jq_types_t *t, const jq_stage_env_t *env, const jq_registry_t 
     t->env = *env;
     t->reg = reg;
     jq_args_init(&t->args);
-    for (int i = 0; i < JQ_QUEUES_MAX; i++) {
+    for (int i = 0; i < JQ_QSLOTS; i++) {
         t->qref[i].t = t;
         t->qref[i].q = i;
     }
@@ -36,7 +36,7 @@ int jq_types_init(jq_types_t *t, const jq_stage_env_t *env, const jq_registry_t 
 }
 
 void jq_types_destroy(jq_types_t *t) {
-    for (int i = 0; i < JQ_QUEUES_MAX; i++) free(t->known[i]);
+    for (int i = 0; i < JQ_QSLOTS; i++) free(t->known[i]);
     free(t->csv);
     jq_args_destroy(&t->args);
     memset(t, 0, sizeof(*t));
@@ -75,6 +75,7 @@ void jq_types_publish(jq_types_t *t, int64_t now) {
     jq_args_t *a = &t->args;
     long long live = (long long)now - jq_types_grace_ms(t);
     for (int q = 0; q < *t->env.nqueues; q++) {
+        if (t->env.queues[q].is_level) continue; /* its queue's set serves it */
         char key[JQ_KEY_MAX];
         jq_key(key, sizeof(key), t->env.opt->prefix, t->env.queues[q].name, "types");
         if (t->reg->n > 0) {
@@ -157,6 +158,7 @@ static void hand_back(jq_types_t *t, int q, const jq_str_t *type, const char *en
  * younger than the grace. */
 static int waits(const jq_types_t *t, int q, const jq_str_t *type, const char *entry_id,
                  int64_t now) {
+    q = jq_queue_base(t->env.queues, q); /* a level shares its queue's set */
     return !t->loaded[q] || live_elsewhere(t, q, type) ||
            age_ms(entry_id, now) < jq_types_grace_ms(t);
 }

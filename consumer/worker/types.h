@@ -41,15 +41,15 @@ typedef struct jq_types_qref {
 } jq_types_qref_t;
 
 struct jq_types {
-    jq_stage_env_t env;                     /* borrowed from the worker (stage.h) */
-    const jq_registry_t *reg;               /* what this worker handles */
-    char *csv;                              /* its type names, comma-separated (owned) */
-    jq_types_known_t *known[JQ_QUEUES_MAX]; /* each queue's set, as last read */
-    int nknown[JQ_QUEUES_MAX];
-    int loaded[JQ_QUEUES_MAX];       /* read at least once */
-    int64_t asked_ms[JQ_QUEUES_MAX]; /* when the read in flight was sent */
-    int64_t read_ms[JQ_QUEUES_MAX];  /* when the set read last was sent */
-    jq_types_qref_t qref[JQ_QUEUES_MAX];
+    jq_stage_env_t env;                 /* borrowed from the worker (stage.h) */
+    const jq_registry_t *reg;           /* what this worker handles */
+    char *csv;                          /* its type names, comma-separated (owned) */
+    jq_types_known_t *known[JQ_QSLOTS]; /* each queue's set, as last read */
+    int nknown[JQ_QSLOTS];
+    int loaded[JQ_QSLOTS];       /* read at least once */
+    int64_t asked_ms[JQ_QSLOTS]; /* when the read in flight was sent */
+    int64_t read_ms[JQ_QSLOTS];  /* when the set read last was sent */
+    jq_types_qref_t qref[JQ_QSLOTS];
     jq_args_t args;
 };
 

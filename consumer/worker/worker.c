@@ -385,6 +385,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
         w->queues[i].paused = -1;
         w->queues[i].limited = -1; /* the same for a limit (limit.c) */
         w->queues[i].cancels = -1;
+        w->queues[i].levels_unknown = 1;
     }
 }
 

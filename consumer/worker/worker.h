@@ -72,7 +72,7 @@ struct jq_worker {
     int64_t wall_ms;     /* the wall clock then (run_wall_ms) */
     jq_job_limits_t limits;
 
-    jq_queue_t queues[JQ_QUEUES_MAX];
+    jq_queue_t queues[JQ_QSLOTS];
     int nqueues;
 
     jq_runlist_t running;   /* io and cpu runs with a handler started */
@@ -200,6 +200,7 @@ static inline jq_fetch_borrow_t jq_worker_fetch_borrow(jq_worker_t *w) {
         .read_failed = jq_worker_read_failed_cb,
         .key_error = jq_worker_key_error_cb,
         .cancels = jq_worker_cancels_cb,
+        .nqueues = &w->nqueues,
     };
     return b;
 }

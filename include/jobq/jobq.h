@@ -132,9 +132,18 @@ int jq_client_enqueue(jq_client_t *c, const char *type, const char *payload, siz
                         when it ends; wait: the job carries it, so block on
                         that list instead of polling the result hash */
 
-/* jq_client_enqueue() with flags (0 or JQ_NOTIFY): a caller that will
- * wait for the job with jq_client_wait_flags(..., JQ_NOTIFY, ...) sets
- * JQ_NOTIFY. Returns 0 or -1. */
+/* Enqueue flags: the job's priority level within its queue (PROTOCOL.md,
+ * "Priorities"): a ready high job starts before any ready normal one,
+ * normal before low. Neither: normal. Both: an error. Flags, not fields of
+ * jq_enqueue_opts_t, so that programs built against an older libjobq.so.1
+ * keep working. */
+#define JQ_HIGH 2u
+#define JQ_LOW 4u
+
+/* jq_client_enqueue() with flags (JQ_NOTIFY, JQ_HIGH or JQ_LOW, or'ed; 0:
+ * none): a caller that will wait for the job with
+ * jq_client_wait_flags(..., JQ_NOTIFY, ...) sets JQ_NOTIFY. Returns 0 or
+ * -1. */
 int jq_client_enqueue_flags(jq_client_t *c, const char *type, const char *payload, size_t len,
                             const jq_enqueue_opts_t *o, unsigned flags, char *id_out, size_t id_cap,
                             char *err, size_t errlen);

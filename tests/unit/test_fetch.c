@@ -242,10 +242,12 @@ Test(fetch, a_pause_cuts_the_blocking_read_short) {
     cr_assert_eq(fake_rconn_count(&w->rfetch, "XGROUP CREATE"), 2);
     int i = kick_read();
     cr_assert_geq(i, 0);
+    /* Per queue: whether it is paused or has cancels, and whether it uses
+     * priority levels. */
     jq_fetch_check_paused(&w->fetch, 1000, 100);
-    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2);
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 4);
     jq_fetch_check_paused(&w->fetch, 1050, 100);
-    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 2, "not again within 100 ms");
+    cr_assert_eq(fake_rconn_count(&w->rwrite, "EXISTS"), 4, "not again within 100 ms");
     /* One EXISTS per queue asks for pause and cancel requests at once:
      * 0 is neither, 1 either (asked apart), 2 both. */
     fake_rconn_answer(fake_rconn_find(&w->rwrite, "EXISTS jq:{a}:paused jq:{a}:cancel"),

@@ -208,6 +208,7 @@ Test(job, field_kept) {
     cr_expect(!jq_job_field_kept("error", 5));
     cr_expect(!jq_job_field_kept("attempt", 7));
     cr_expect(!jq_job_field_kept("failed_at", 9));
+    cr_expect(!jq_job_field_kept("priority", 8));
     cr_expect(jq_job_field_kept("attempts", 8));
     cr_expect(jq_job_field_kept("errors", 6));
 }

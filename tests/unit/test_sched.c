@@ -46,7 +46,7 @@ static void loaded(void) {
 /* The promotion EVALSHA of queue name (its last), or -1. */
 static int promotion(const char *q) {
     char p[128];
-    snprintf(p, sizeof(p), "EVALSHA %s 3 jq:{%s}:scheduled", SHA_P, q);
+    snprintf(p, sizeof(p), "EVALSHA %s 5 jq:{%s}:scheduled", SHA_P, q);
     return fake_rconn_find(&w->rwrite, p);
 }
 
@@ -76,11 +76,23 @@ Test(sched, promotes_each_healthy_queue_with_the_limits_of_a_job) {
     int i = promotion("a");
     cr_assert_geq(i, 0);
     cr_assert_eq(promotion("b"), -1, "a broken queue is not promoted");
-    const char *want[] = {"EVALSHA",       SHA_P,         "3",     "jq:{a}:scheduled",
-                          "jq:{a}:stream", "jq:{a}:dead", NULL,    "500",
-                          "jq:{a}:",       "1000",        "host:1"};
-    cr_assert_eq(fake_cmds[i].argc, 11);
-    for (int k = 0; k < 11; k++)
+    /* The high and low streams too: a job hash that says `priority high`
+     * (a delayed job, a retry of one) goes back to its level. */
+    const char *want[] = {"EVALSHA",
+                          SHA_P,
+                          "5",
+                          "jq:{a}:scheduled",
+                          "jq:{a}:stream",
+                          "jq:{a}:dead",
+                          "jq:{a}:stream:high",
+                          "jq:{a}:stream:low",
+                          NULL,
+                          "500",
+                          "jq:{a}:",
+                          "1000",
+                          "host:1"};
+    cr_assert_eq(fake_cmds[i].argc, 13);
+    for (int k = 0; k < 13; k++)
         if (want[k]) cr_assert_str_eq(fake_cmds[i].argv[k], want[k], "argv[%d]", k);
     /* Every 200 ms, not more often. */
     tick_expect(NOW + 100, "EVALSHA " SHA_P, 1);
