@@ -23,7 +23,7 @@ import pytest
 import redis as redislib
 from redis.sentinel import Sentinel
 
-from conftest import CONSUMER, JOBQ, Consumer, scale, sha256_rounds, wait_for
+from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, Consumer, scale, sha256_rounds, wait_for
 from sentinel_util import SentinelSetup
 
 STREAM = "jobq:{default}:stream"
@@ -31,6 +31,15 @@ STREAM = "jobq:{default}:stream"
 
 def result_key(jid):
     return "jobq:{default}:result:" + jid
+
+
+def stop(c):
+    """Stops consumer c; under `make check` a sanitizer report in its log
+    fails the test, as conftest's consumer fixture does."""
+    c.stop()
+    log = c.log()
+    for marker in SANITIZER_MARKERS:
+        assert marker not in log, log[max(0, log.index(marker) - 200):][:3000]
 
 
 @pytest.fixture
@@ -213,7 +222,7 @@ def test_master_killed_every_job_ends_on_the_new_master(setup, tmpdir_path):
         assert len(re.findall(r"names 127\.0\.0\.1:%d master mymaster \(was" % new_port,
                               log)) == 5, log
     finally:
-        c.stop()
+        stop(c)
 
 
 def test_demoted_master_answering_readonly_is_left_for_the_new_one(tmpdir_path):
@@ -251,7 +260,7 @@ def test_demoted_master_answering_readonly_is_left_for_the_new_one(tmpdir_path):
                              % old.port, log), log
             assert "names 127.0.0.1:%d master solo (was" % rep.port in log, log
         finally:
-            c.stop()
+            stop(c)
     finally:
         s.stop()
 
@@ -290,6 +299,6 @@ def test_no_sentinel_answering_is_an_outage_waited_for(setup, tmpdir_path):
                    r"127\.0\.0\.1:2: Connection refused; reconnecting", timeout=10)
         assert c.proc.poll() is None
     finally:
-        c.stop()
+        stop(c)
     out = subprocess.run([JOBQ, "--redis", dead, "stats"], capture_output=True, text=True)
     assert out.returncode == 3 and "no sentinel named the master" in out.stderr, out.stderr
