@@ -70,16 +70,35 @@ static void read_totals(const redisReply *h, jq_queue_stats_t *s, long long *can
     }
 }
 
-enum { S_XLEN, S_GROUPS, S_SCHED, S_DEAD, S_PAUSED, S_TOTALS, S_N };
+/* The priority levels' streams (PROTOCOL §15) count with the queue's:
+ * XLEN and XINFO GROUPS of each, summed. */
+enum {
+    S_XLEN,
+    S_GROUPS,
+    S_SCHED,
+    S_DEAD,
+    S_PAUSED,
+    S_TOTALS,
+    S_XLEN_HI,
+    S_GROUPS_HI,
+    S_XLEN_LO,
+    S_GROUPS_LO,
+    S_N
+};
+
+static int is_groups(int i) { return i == S_GROUPS || i == S_GROUPS_HI || i == S_GROUPS_LO; }
+static int is_xlen(int i) { return i == S_XLEN || i == S_XLEN_HI || i == S_XLEN_LO; }
 
 void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen) {
     static const char *const cmd[S_N][2] = {
-        {"XLEN", "stream"}, {"XINFO", "stream"},  {"ZCARD", "scheduled"},
-        {"ZCARD", "dead"},  {"EXISTS", "paused"}, {"HGETALL", "stats"},
+        {"XLEN", "stream"},      {"XINFO", "stream"},      {"ZCARD", "scheduled"},
+        {"ZCARD", "dead"},       {"EXISTS", "paused"},     {"HGETALL", "stats"},
+        {"XLEN", "stream:high"}, {"XINFO", "stream:high"}, {"XLEN", "stream:low"},
+        {"XINFO", "stream:low"},
     };
     for (int i = 0; i < S_N; i++) {
         jq_args_str(&p->a, cmd[i][0]);
-        if (i == S_GROUPS) jq_args_str(&p->a, "GROUPS");
+        if (is_groups(i)) jq_args_str(&p->a, "GROUPS");
         jq_args_key(&p->a, p->c, queue, cmd[i][1], NULL);
         jq_pipe_send(p, err, errlen);
     }
@@ -88,14 +107,23 @@ void jq_stats_send(jq_pipe_t *p, const char *queue, char *err, size_t errlen) {
 /* Ready is the group's lag (PROTOCOL 1.1); where Redis reports no lag,
  * the stream's length less the pending entries; all of it without a
  * group. */
-static void fill_stats(redisReply **r, jq_queue_stats_t *s, long long *cancelled) {
-    jq_reply_ll(r[S_XLEN], &s->length);
-    long long lag;
-    int has_group = group_figures(r[S_GROUPS], &s->running, &lag);
+static void stream_figures(redisReply *xlen, redisReply *groups, jq_queue_stats_t *s) {
+    long long length = 0, running, ready, lag;
+    jq_reply_ll(xlen, &length);
+    int has_group = group_figures(groups, &running, &lag);
     if (has_group && lag >= 0)
-        s->ready = lag;
+        ready = lag;
     else
-        s->ready = s->length > s->running ? s->length - s->running : 0;
+        ready = length > running ? length - running : 0;
+    s->length += length;
+    s->running += running;
+    s->ready += ready;
+}
+
+static void fill_stats(redisReply **r, jq_queue_stats_t *s, long long *cancelled) {
+    stream_figures(r[S_XLEN], r[S_GROUPS], s);
+    stream_figures(r[S_XLEN_HI], r[S_GROUPS_HI], s);
+    stream_figures(r[S_XLEN_LO], r[S_GROUPS_LO], s);
     jq_reply_ll(r[S_SCHED], &s->scheduled);
     jq_reply_ll(r[S_DEAD], &s->dead);
     long long paused = 0;
@@ -118,11 +146,11 @@ int jq_stats_collect(jq_pipe_t *p, const char *queue, jq_queue_stats_t *s, long 
         }
         /* XINFO GROUPS fails on a stream no one has written yet: that is
          * an empty queue, not a fault. */
-        if (i == S_GROUPS && r[i]->type == REDIS_REPLY_ERROR) continue;
+        if (is_groups(i) && r[i]->type == REDIS_REPLY_ERROR) continue;
         /* A stream key holding another type is a broken queue, which the
          * workers report in <p>:{q}:broken (PROTOCOL §7): its counts are
          * 0, and the other queues' stats still show. */
-        if (i == S_XLEN && r[i]->type == REDIS_REPLY_ERROR &&
+        if (is_xlen(i) && r[i]->type == REDIS_REPLY_ERROR &&
             strncmp(r[i]->str, "WRONGTYPE", 9) == 0)
             continue;
         if (rc == 0 && jq_reply_ok(r[i], err, errlen) < 0) rc = -1;

@@ -3,6 +3,7 @@ high jobs start before normal ones, normal before low, enqueued with
 python3-redis and redis-cli (one plain XADD to the level's stream) as well as
 `jobq enqueue --priority`; delayed jobs and retries keep their level; a queue
 that never used levels is read exactly as before."""
+import json
 import os
 import subprocess
 import time
@@ -171,3 +172,17 @@ def test_limited_queue_reads_its_levels_high_first(r, consumer):
     wait_for(lambda: all(finished_at(r, j) for j in ids), timeout=20, what="9 jobs")
     order = sorted(ids, key=lambda j: (finished_at(r, j), ids.index(j)))
     assert [j.rstrip("0123456789") for j in order][:3] == ["high"] * 3, order
+
+
+def test_stats_count_every_level(r):
+    """jobq stats (and so top, /metrics, the dashboard: the same snapshot)
+    counts the jobs waiting at every level of a queue."""
+    url = "redis://127.0.0.1:%d" % r.connection_pool.connection_kwargs["port"]
+    for i in range(3):
+        run_jobq("--redis", url, "enqueue", "--priority", "high", "noop")
+    run_jobq("--redis", url, "enqueue", "--priority", "low", "noop")
+    run_jobq("--redis", url, "enqueue", "noop")
+    res = run_jobq("--redis", url, "stats", "--json")
+    assert res.returncode == 0, res.stderr
+    q = [q for q in json.loads(res.stdout)["queues"] if q["queue"] == "default"][0]
+    assert q["ready"] == 5, q
