@@ -27,11 +27,20 @@ static int is_auth_error(const char *e) {
            strstr(e, "invalid username-password") != NULL;
 }
 
+/* One command to a sentinel, over its TLS session s if any. */
+static redisReply *command(redisContext *ctx, jq_tls_conn_t *s, const char *fmt, const char *arg) {
+    void *r = NULL;
+    if (redisAppendCommand(ctx, fmt, arg) != REDIS_OK) return NULL;
+    if ((s ? jq_tls_sync_reply(s, ctx, &r) : redisGetReply(ctx, &r)) != REDIS_OK) return NULL;
+    return r;
+}
+
 /* One sentinel. Returns 0 with *out, 1 when it refused (why), -1 when it
  * could not be asked (why). */
-static int ask(const jq_url_t *u, const jq_url_addr_t *s, int timeout_ms, jq_url_addr_t *out,
-               char *why, size_t whylen) {
+static int ask(const jq_url_t *u, jq_tls_t *tls, const jq_url_addr_t *s, int timeout_ms,
+               jq_url_addr_t *out, char *why, size_t whylen) {
     redisContext *ctx = redisConnectWithTimeout(s->host, s->port, ms_tv(timeout_ms));
+    jq_tls_conn_t *session = NULL;
     redisReply *r = NULL;
     int rc = -1;
 
@@ -40,8 +49,9 @@ static int ask(const jq_url_t *u, const jq_url_addr_t *s, int timeout_ms, jq_url
         goto out;
     }
     redisSetTimeout(ctx, ms_tv(timeout_ms));
+    if (tls && !(session = jq_tls_sync_start(tls, ctx, s->host, why, whylen))) goto out;
     if (u->sentinel_password[0]) {
-        r = redisCommand(ctx, "AUTH %s", u->sentinel_password);
+        r = command(ctx, session, "AUTH %s", u->sentinel_password);
         if (!r) {
             snprintf(why, whylen, "%s", ctx->errstr[0] ? ctx->errstr : "no answer");
             goto out;
@@ -53,7 +63,7 @@ static int ask(const jq_url_t *u, const jq_url_addr_t *s, int timeout_ms, jq_url
         }
         freeReplyObject(r);
     }
-    r = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", u->master_name);
+    r = command(ctx, session, "SENTINEL get-master-addr-by-name %s", u->master_name);
     if (!r) {
         snprintf(why, whylen, "%s", ctx->errstr[0] ? ctx->errstr : "no answer");
     } else if (r->type == REDIS_REPLY_NIL) {
@@ -74,18 +84,19 @@ static int ask(const jq_url_t *u, const jq_url_addr_t *s, int timeout_ms, jq_url
     }
 out:
     if (r) freeReplyObject(r);
+    jq_tls_conn_free(session);
     if (ctx) redisFree(ctx);
     return rc;
 }
 
-int jq_sentinel_resolve(const jq_url_t *u, int timeout_ms, int *next, jq_url_addr_t *out, char *err,
-                        size_t errlen) {
+int jq_sentinel_resolve(const jq_url_t *u, jq_tls_t *tls, int timeout_ms, int *next,
+                        jq_url_addr_t *out, char *err, size_t errlen) {
     int n = u->nsentinels, refused = 0, down = 0;
     if (errlen) err[0] = '\0';
     for (int k = 0; k < n; k++) {
         int i = ((*next % n) + n + k) % n;
         char why[192];
-        int rc = ask(u, &u->sentinels[i], timeout_ms, out, why, sizeof(why));
+        int rc = ask(u, tls, &u->sentinels[i], timeout_ms, out, why, sizeof(why));
         if (rc == 0) {
             *next = i;
             if (errlen) err[0] = '\0';

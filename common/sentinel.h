@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 
+#include "tls.h"
 #include "url.h"
 
 /* How long a sentinel may take to accept the connection, and to answer. */
@@ -28,11 +29,13 @@
 
 /* Asks u's sentinels for the master's address, in turn from
  * u->sentinels[*next % nsentinels] on, each within timeout_ms to connect
- * and timeout_ms to answer. Returns 0 with *out set and *next the index of
+ * and timeout_ms to answer; over TLS with tls (rediss+sentinel://: the
+ * same settings as the master's, the name checked each sentinel's host
+ * unless --redis-tls-server-name says), else NULL. Returns 0 with *out set and *next the index of
  * the sentinel that answered, or JQ_SENTINEL_DOWN / JQ_SENTINEL_REFUSED
  * with err naming each sentinel and what it said (never a password). */
-int jq_sentinel_resolve(const jq_url_t *u, int timeout_ms, int *next, jq_url_addr_t *out, char *err,
-                        size_t errlen);
+int jq_sentinel_resolve(const jq_url_t *u, jq_tls_t *tls, int timeout_ms, int *next,
+                        jq_url_addr_t *out, char *err, size_t errlen);
 
 /* Whether r, the reply to ROLE, says master: 1, or 0 with why naming the
  * role it says. A ROLE refused (NOPERM for an ACL user, a renamed command)

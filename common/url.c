@@ -324,13 +324,8 @@ static int parse_any(const char *shown, const char *s, jq_url_t *u, char *err, s
     if (strncasecmp(s, SENTINEL_PREFIX, strlen(SENTINEL_PREFIX)) == 0)
         return parse_sentinel(shown, s + strlen(SENTINEL_PREFIX), u, err, errlen);
     if (strncasecmp(s, SENTINEL_TLS_PREFIX, strlen(SENTINEL_TLS_PREFIX)) == 0) {
-        /* Parsed whole, so its mistakes are named first; then refused:
-         * the sentinels are asked in plain TCP (sentinel.c) so far. */
-        if (parse_sentinel(shown, s + strlen(SENTINEL_TLS_PREFIX), u, err, errlen) < 0) return -1;
-        snprintf(err, errlen,
-                 "bad redis url '%s': TLS to sentinels (rediss+sentinel://) is not supported yet",
-                 shown);
-        return -1;
+        u->tls = 1; /* to the sentinels and to the master */
+        return parse_sentinel(shown, s + strlen(SENTINEL_TLS_PREFIX), u, err, errlen);
     }
     snprintf(err, errlen,
              "bad redis url '%s': expected redis://, rediss://, redis+sentinel:// or unix://",
@@ -362,7 +357,7 @@ static void format_addr(char *buf, size_t cap, const jq_url_addr_t *a) {
 }
 
 static void format_sentinel(const jq_url_t *u, const char *auth, char *buf, size_t cap) {
-    snprintf(buf, cap, "redis+sentinel://%s%s", u->user, auth);
+    snprintf(buf, cap, "%s://%s%s", u->tls ? "rediss+sentinel" : "redis+sentinel", u->user, auth);
     for (int i = 0; i < u->nsentinels; i++) {
         if (i) strncat(buf, ",", cap - strlen(buf) - 1);
         format_addr(buf, cap, &u->sentinels[i]);

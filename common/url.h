@@ -7,7 +7,7 @@
  * whose hosts are the sentinels asked for the address of the master named
  * MASTER (common/sentinel.h); the user and password are the master's, and
  * ?sentinel_password=P authenticates to the sentinels. rediss+sentinel://
- * (TLS to both) is parsed, and refused for now. */
+ * sets tls: TLS to the sentinels and to the master. */
 
 #include <stddef.h>
 

@@ -181,8 +181,8 @@ static int connect_sentinel(jq_client_t *c, char *err, size_t errlen) {
     for (int tries = 0; tries < c->url.nsentinels; tries++) {
         jq_url_addr_t m;
         char why[512];
-        int rc = jq_sentinel_resolve(&c->url, JQ_SENTINEL_TIMEOUT_MS, &c->next_sentinel, &m, why,
-                                     sizeof(why));
+        int rc = jq_sentinel_resolve(&c->url, c->tls, JQ_SENTINEL_TIMEOUT_MS, &c->next_sentinel, &m,
+                                     why, sizeof(why));
         if (rc < 0) {
             jq_seterr(err, errlen, "%s: %s (%s)", url,
                       rc == JQ_SENTINEL_REFUSED ? "the sentinels refused"

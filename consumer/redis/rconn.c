@@ -645,6 +645,7 @@ static void start_connect(jq_rconn_t *c) {
         return;
     }
     c->resolve.url = c->url;
+    c->resolve.tls = c->tls;
     c->resolve.data = c;
     int rc = jq_resolve_start(&c->resolve, c->loop, on_resolved);
     if (rc != 0) {

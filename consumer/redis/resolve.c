@@ -7,7 +7,7 @@
 
 static void run(uv_work_t *w) {
     jq_resolve_t *r = w->data;
-    r->rc = jq_sentinel_resolve(r->url, JQ_SENTINEL_TIMEOUT_MS, &r->next, &r->addr, r->err,
+    r->rc = jq_sentinel_resolve(r->url, r->tls, JQ_SENTINEL_TIMEOUT_MS, &r->next, &r->addr, r->err,
                                 sizeof(r->err));
 }
 

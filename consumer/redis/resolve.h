@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "tls.h"
 #include "url.h"
 
 typedef struct jq_resolve jq_resolve_t;
@@ -17,6 +18,7 @@ typedef void (*jq_resolve_cb)(jq_resolve_t *r);
 struct jq_resolve {
     uv_work_t work;
     const jq_url_t *url; /* borrowed; read by the thread, never written */
+    jq_tls_t *tls;       /* borrowed: rediss+sentinel://'s settings, or NULL */
     int busy;            /* a resolution is running: the owner waits for
                             its callback before freeing this */
     int next;            /* the sentinel to ask first; after a success, the

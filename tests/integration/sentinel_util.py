@@ -10,13 +10,19 @@ import redis as redislib
 from conftest import RedisServer, free_port, wait_for
 
 
+def tls_kw(tls):
+    """python3-redis's arguments for a TLS server (tls: as Server's)."""
+    return {"ssl": True, "ssl_ca_certs": tls["ca"], "ssl_cert_reqs": "required"} if tls else {}
+
+
 class Server(RedisServer):
     """A redis-server for a replicated setup: diskless full syncs at once
     (Redis 7 waits 5 s by default), and with master_port a replica of it
     (--replicaof)."""
 
-    def __init__(self, tmpdir, master_port=None):
+    def __init__(self, tmpdir, master_port=None, tls=None):
         self.master_port = master_port
+        self.tls = tls  # {"ca", "cert", "key"}: TLS only, replication too
         super().__init__(tmpdir)
 
     def start(self):
@@ -26,13 +32,21 @@ class Server(RedisServer):
                 "--repl-diskless-sync-delay", "0"]
         if self.master_port:
             args += ["--replicaof", "127.0.0.1", str(self.master_port)]
+        if self.tls:
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", self.tls["cert"], "--tls-key-file", self.tls["key"],
+                     "--tls-ca-cert-file", self.tls["ca"], "--tls-auth-clients", "no",
+                     "--tls-replication", "yes"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._ping, timeout=10, what="redis-server on port %d" % self.port)
 
+    def client(self, **kw):
+        return redislib.Redis(port=self.port, **tls_kw(self.tls), **kw)
+
     def _ping(self):
         try:
-            return redislib.Redis(port=self.port).ping()
-        except redislib.exceptions.RedisError:
+            return self.client().ping()
+        except (redislib.exceptions.RedisError, OSError):
             return False
 
     def role(self):
@@ -47,18 +61,25 @@ class Server(RedisServer):
 
 
 class SentinelProc:
-    def __init__(self, tmpdir, name, master_port, down_after_ms, password=None):
+    def __init__(self, tmpdir, name, master_port, down_after_ms, password=None, quorum=2,
+                 tls=None):
         self.dir = tmpdir
         self.port = free_port()
+        self.tls = tls
         conf = os.path.join(tmpdir, "sentinel.conf")
         lines = ["port %d" % self.port, "bind 127.0.0.1", "dir %s" % tmpdir,
                  "logfile %s" % os.path.join(tmpdir, "sentinel.log"),
-                 "sentinel monitor %s 127.0.0.1 %d 2" % (name, master_port),
+                 "sentinel monitor %s 127.0.0.1 %d %d" % (name, master_port, quorum),
                  "sentinel down-after-milliseconds %s %d" % (name, down_after_ms),
                  "sentinel failover-timeout %s 5000" % name,
                  "sentinel parallel-syncs %s 1" % name]
         if password:
             lines.append("requirepass %s" % password)
+        if tls:
+            lines[0] = "port 0\ntls-port %d" % self.port
+            lines += ["tls-cert-file %s" % tls["cert"], "tls-key-file %s" % tls["key"],
+                      "tls-ca-cert-file %s" % tls["ca"], "tls-auth-clients no",
+                      "tls-replication yes"]
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(["redis-server", conf, "--sentinel"],
@@ -67,12 +88,13 @@ class SentinelProc:
         wait_for(self._up, timeout=10, what="sentinel on port %d" % self.port)
 
     def client(self):
-        return redislib.Redis(port=self.port, password=self.password, socket_timeout=2)
+        return redislib.Redis(port=self.port, password=self.password, socket_timeout=2,
+                              **tls_kw(self.tls))
 
     def _up(self):
         try:
             return self.client().ping()
-        except redislib.exceptions.RedisError:
+        except (redislib.exceptions.RedisError, OSError):
             return False
 
     def kill(self):
@@ -86,8 +108,9 @@ class SentinelSetup:
     `name`. url() is the redis+sentinel:// URL for them all."""
 
     def __init__(self, tmpdir, name="mymaster", replicas=1, sentinels=3, down_after_ms=1000,
-                 sentinel_password=None):
+                 sentinel_password=None, quorum=2, tls=None):
         self.name = name
+        self.tls = tls
         self.servers = []
         self.master = self._server(tmpdir, "master", None)
         self.replicas = [self._server(tmpdir, "replica%d" % i, self.master.port)
@@ -99,18 +122,19 @@ class SentinelSetup:
             d = os.path.join(tmpdir, "sentinel%d" % i)
             os.makedirs(d, exist_ok=True)
             self.sentinels.append(SentinelProc(d, name, self.master.port, down_after_ms,
-                                               sentinel_password))
+                                               sentinel_password, quorum, tls))
 
     def _server(self, tmpdir, sub, master_port):
         d = os.path.join(tmpdir, sub)
         os.makedirs(d, exist_ok=True)
-        s = Server(d, master_port)
+        s = Server(d, master_port, self.tls)
         self.servers.append(s)
         return s
 
     def url(self, extra=""):
         hosts = ",".join("127.0.0.1:%d" % s.port for s in self.sentinels)
-        return "redis+sentinel://%s/%s%s" % (hosts, self.name, extra)
+        return "%s://%s/%s%s" % ("rediss+sentinel" if self.tls else "redis+sentinel", hosts,
+                                 self.name, extra)
 
     def master_port(self):
         """The master's port as the first sentinel that answers says."""

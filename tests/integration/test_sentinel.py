@@ -302,3 +302,40 @@ def test_no_sentinel_answering_is_an_outage_waited_for(setup, tmpdir_path):
         stop(c)
     out = subprocess.run([JOBQ, "--redis", dead, "stats"], capture_output=True, text=True)
     assert out.returncode == 3 and "no sentinel named the master" in out.stderr, out.stderr
+
+
+def test_tls_to_the_sentinels_and_the_master(tmpdir_path):
+    """rediss+sentinel://: the sentinels and the servers speak TLS only
+    (throw-away CA, test_tls.py's helpers); the consumer and jobq ask the
+    sentinel and reach the master over TLS, and follow a failover."""
+    from test_tls import make_ca, make_cert
+    pki = os.path.join(tmpdir_path, "pki")
+    os.makedirs(pki)
+    make_ca(pki, "ca")
+    make_cert(pki, "server", "ca")
+    tls = {k: os.path.join(pki, f) for k, f in
+           (("ca", "ca.crt"), ("cert", "server.crt"), ("key", "server.key"))}
+    s = SentinelSetup(os.path.join(tmpdir_path, "redis"), sentinels=1, quorum=1, tls=tls)
+    try:
+        url = s.url()
+        assert url.startswith("rediss+sentinel://")
+        c = Consumer(url, ["--workers", "1", "--redis-tls-ca", tls["ca"]], tmpdir_path)
+        try:
+            c.wait_log(r"all 1 workers serving", timeout=20)
+            out = subprocess.run([JOBQ, "--redis", url, "--redis-tls-ca", tls["ca"], "enqueue",
+                                  "echo", '{"over":"tls"}', "--wait"],
+                                 capture_output=True, text=True, timeout=scale(30))
+            assert out.returncode == 0 and '"state":"done"' in out.stdout, out.stdout + out.stderr
+            old = s.master
+            old.kill(signal.SIGKILL)
+            new_port = wait_for(lambda: s.master_port() != old.port and s.master_port(),
+                                timeout=30, what="the sentinel to promote the replica")
+            new = s.server(new_port).client()
+            jid = new.xadd(STREAM, {"type": "noop"}).decode()
+            wait_for(lambda: new.hget(result_key(jid), "state") == b"done", timeout=20,
+                     what=lambda: "a job done on the new master; log:\n" + c.log())
+            assert "names 127.0.0.1:%d master mymaster (was" % new_port in c.log()
+        finally:
+            stop(c)
+    finally:
+        s.stop()

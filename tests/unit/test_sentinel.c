@@ -42,7 +42,7 @@ Test(sentinel, all_down) {
                  0);
     jq_url_addr_t a;
     int next = 1;
-    cr_expect_eq(jq_sentinel_resolve(&u, 200, &next, &a, err, sizeof(err)), JQ_SENTINEL_DOWN);
+    cr_expect_eq(jq_sentinel_resolve(&u, NULL, 200, &next, &a, err, sizeof(err)), JQ_SENTINEL_DOWN);
     /* Asked from the second on, each named with what it said. */
     cr_expect(strncmp(err, "127.0.0.1:2: Connection refused; 127.0.0.1:1: ", 46) == 0, "%s", err);
     cr_expect_eq(next, 1);

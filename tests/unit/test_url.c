@@ -264,10 +264,8 @@ Test(url, sentinel_errors) {
     expect_error("redis+sentinel://a/m?db=1", "want ?sentinel_password=P");
     expect_error("redis+sentinel://1,2,3,4,5,6,7,8,9/m", "more than 8 sentinels");
     expect_error("redis+sentinel://[::1/m", "missing ']'");
-    /* TLS: parsed whole (its mistakes named), then refused for now. */
     expect_error("rediss+sentinel://h", "master name missing");
-    expect_error("rediss+sentinel://h/m",
-                 "TLS to sentinels (rediss+sentinel://) is not supported yet");
+
     expect_error("sentinel://h/m", "expected redis://, rediss://, redis+sentinel:// or unix://");
 }
 
@@ -284,4 +282,16 @@ Test(url, sentinel_errors_hide_passwords) {
                  -1);
     cr_expect(!strstr(err, "secret"), "%s", err);
     cr_expect(strstr(err, "sentinel_password=***"), "%s", err);
+}
+
+Test(url, sentinel_tls) {
+    char buf[600];
+    jq_url_t u = parse_ok("rediss+sentinel://:pw@s1,s2:26380/mm");
+    cr_expect(u.tls);
+    cr_expect(jq_url_sentinel(&u));
+    cr_expect_eq(u.nsentinels, 2);
+    jq_url_format(&u, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "rediss+sentinel://:***@s1:26379,s2:26380/mm");
+    u = parse_ok("redis+sentinel://s1/mm");
+    cr_expect(!u.tls);
 }
