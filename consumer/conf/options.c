@@ -20,7 +20,7 @@ const jq_opt_t jq_options_table[] = {
     JQ_TLS_OPT_ROWS(jq_options_t, tls_opts),
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
      "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per "
-     "worker"},
+     "worker; name/W gives it W shares of each read's free slots (default 1; name=N/W both)"},
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
      "key prefix"},
     {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "auto", 0, 256, O(workers), 0,
@@ -106,21 +106,33 @@ const jq_opt_t jq_options_table[] = {
     {NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL},
 };
 
-/* "name=N": '=' because ':' is allowed in queue names ("mail:eu"). */
-static int parse_limit(const char *s, size_t len, long long *limit, char *err, size_t errlen) {
+/* One number of --queues, s[0..len), from 1 to max: 0, or -1 with err
+ * naming what (a limit, "name=N"; a weight, "name/W"). */
+static int parse_count(const char *s, size_t len, long long max, const char *what, const char *form,
+                       long long *out, char *err, size_t errlen) {
     char buf[24];
     if (len == 0 || len >= sizeof(buf)) goto bad;
     memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     long long v = strtoll(buf, &end, 10);
-    if (*end || buf[0] == '-' || buf[0] == '+' || v < 1 || v > 1000000) goto bad;
-    *limit = v;
+    if (*end || buf[0] == '-' || buf[0] == '+' || v < 1 || v > max) goto bad;
+    *out = v;
     return 0;
 bad:
-    snprintf(err, errlen, "--queues: bad limit '%.*s' (want name=N, N from 1 to 1000000)",
-             (int)(len > 30 ? 30 : len), s);
+    snprintf(err, errlen, "--queues: bad %s '%.*s' (want %s, N from 1 to %lld)", what,
+             (int)(len > 30 ? 30 : len), s, form, max);
     return -1;
+}
+
+/* "name=N": '=' because ':' is allowed in queue names ("mail:eu"). */
+static int parse_limit(const char *s, size_t len, long long *limit, char *err, size_t errlen) {
+    return parse_count(s, len, 1000000, "limit", "name=N", limit, err, errlen);
+}
+
+/* "name/W": the queue's weight (admit.h); '/' is not allowed in names. */
+static int parse_weight(const char *s, size_t len, long long *w, char *err, size_t errlen) {
+    return parse_count(s, len, 1000, "weight", "name/N", w, err, errlen);
 }
 
 /* "mail:4" is a valid queue name, but most likely meant the limit
@@ -143,7 +155,8 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
         const char *eq = memchr(s, '=', len);
-        size_t nlen = eq ? (size_t)(eq - s) : len;
+        const char *sl0 = memchr(s, '/', len);
+        size_t nlen = eq ? (size_t)(eq - s) : sl0 ? (size_t)(sl0 - s) : len;
         if (!jq_name_valid(s, nlen)) {
             snprintf(err, errlen,
                      "--queues: bad queue name '%.*s' (want 1 to 128 bytes of [A-Za-z0-9_.:-])",
@@ -160,8 +173,15 @@ static int split_queues(jq_options_t *o, char *err, size_t errlen) {
             return -1;
         }
         o->queue_limit[o->nqueues] = 0;
+        o->queue_weight[o->nqueues] = 1;
+        /* "/W" last: '/' is not allowed in queue names. */
+        const char *sl = memchr(s, '/', len);
+        size_t lend = sl ? (size_t)(sl - s) : len; /* the end of name[=N] */
+        if (sl &&
+            parse_weight(sl + 1, len - lend - 1, &o->queue_weight[o->nqueues], err, errlen) != 0)
+            return -1;
         if (eq &&
-            parse_limit(eq + 1, len - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
+            parse_limit(eq + 1, lend - nlen - 1, &o->queue_limit[o->nqueues], err, errlen) != 0)
             return -1;
         if (!o->worker_role[0]) warn_colon_limit(s, nlen); /* the master's, once */
         memcpy(o->queues[o->nqueues], s, nlen);

@@ -65,8 +65,9 @@ typedef struct jq_options {
                                    its own; never freed); NULL for other URLs */
     int nqueues;
     char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
-    long long queue_limit[JQ_QUEUES_MAX]; /* name=N in --queues; 0: none */
-    int cpus;                             /* usable CPUs (affinity, cgroup quota) */
+    long long queue_limit[JQ_QUEUES_MAX];  /* name=N in --queues; 0: none */
+    long long queue_weight[JQ_QUEUES_MAX]; /* name/W in --queues; 1 by default */
+    int cpus;                              /* usable CPUs (affinity, cgroup quota) */
 } jq_options_t;
 
 extern const jq_opt_t jq_options_table[];

@@ -13,7 +13,11 @@ void jq_admit_init(jq_admit_t *a, long long io_slots, long long cpu_slots, int n
     a->cap[JQ_KIND_CPU] = cpu_slots;
     a->nqueues = nqueues;
     for (int i = 0; i < nqueues; i++) a->q[i].limit = limits ? limits[i] : 0;
-    for (int i = 0; i < JQ_QSLOTS; i++) a->q[i].base = i;
+    for (int i = 0; i < JQ_QSLOTS; i++) a->q[i].base = i, a->q[i].weight = 1;
+}
+
+void jq_admit_set_weights(jq_admit_t *a, const long long *weights, int n) {
+    for (int i = 0; i < n; i++) a->q[i].weight = weights[i] > 0 ? weights[i] : 1;
 }
 
 void jq_admit_group(jq_admit_t *a, int q, int base) {
@@ -94,10 +98,18 @@ static long long room_of(const jq_admit_queue_t *aq, int ahead) {
     return room > 0 ? room : 0;
 }
 
-/* Splits n free slots over the m queues in list[]: a queue whose limit
- * leaves it less room than an equal share gets its room, the others share
- * the rest evenly, the odd slots going round from a->turn so that no queue
- * starves when there are fewer slots than queues. */
+/* The weights of the nopen queues in open[]. */
+static long long weights(const jq_admit_t *a, const int *open, int nopen) {
+    long long w = 0;
+    for (int i = 0; i < nopen; i++) w += a->q[open[i]].weight;
+    return w;
+}
+
+/* Splits n free slots over the m queues in list[], by weight (all 1
+ * unless --queues says name/W): a queue whose limit leaves it less room
+ * than its share gets its room, the others share the rest, the odd slots
+ * going round from a->turn so that no queue starves when there are fewer
+ * slots than queues. */
 static void split(const jq_admit_t *a, long long n, const int *list, int m, int ahead,
                   long long *share) {
     int open[JQ_QSLOTS], nopen = 0;
@@ -106,10 +118,10 @@ static void split(const jq_admit_t *a, long long n, const int *list, int m, int 
     for (int i = 0; i < m; i++) open[nopen++] = list[i];
     for (int changed = 1; changed && nopen > 0;) {
         changed = 0;
-        long long each = n / nopen;
+        long long w = weights(a, open, nopen), pass = n;
         for (int i = 0; i < nopen; i++) {
             long long room = room_of(&a->q[open[i]], ahead);
-            if (room < 0 || room > each) continue;
+            if (room < 0 || room > pass * a->q[open[i]].weight / w) continue;
             share[open[i]] = room;
             n -= room;
             open[i--] = open[--nopen];
@@ -117,11 +129,13 @@ static void split(const jq_admit_t *a, long long n, const int *list, int m, int 
         }
     }
     if (nopen == 0) return;
-    long long each = n / nopen, rest = n % nopen;
+    long long w = weights(a, open, nopen), rest = n;
     for (int i = 0; i < nopen; i++) {
-        int j = open[(a->turn + (unsigned)i) % (unsigned)nopen];
-        share[j] = each + (i < rest ? 1 : 0);
+        share[open[i]] = n * a->q[open[i]].weight / w;
+        rest -= share[open[i]];
     }
+    for (int i = 0; i < nopen && rest > 0; i++, rest--)
+        share[open[(a->turn + (unsigned)i) % (unsigned)nopen]]++;
 }
 
 long long jq_admit_plan(jq_admit_t *a, const int *skip, int ahead, int same_count,

@@ -54,6 +54,7 @@ typedef struct jq_admit_queue {
     uint64_t history;   /* kinds of the last jobs read: bit set = cpu */
     int seen;           /* jobs in history (at most 64) */
     int base;           /* the queue this entry counts for (itself) */
+    long long weight;   /* its shares of each read's free slots (1) */
 } jq_admit_queue_t;
 
 typedef struct jq_admit {
@@ -83,6 +84,11 @@ void jq_admit_init(jq_admit_t *a, long long io_slots, long long cpu_slots, int n
 /* Entry q (a priority level, queue.h) counts for queue base from now on;
  * the queues a plan covers grow to q + 1. */
 void jq_admit_group(jq_admit_t *a, int q, int base);
+
+/* Weights (--queues name/W): queue q gets weights[q] shares of the free
+ * slots each plan splits among the queues to read, instead of one each.
+ * Only the plans change: no command more. */
+void jq_admit_set_weights(jq_admit_t *a, const long long *weights, int n);
 
 /* A job of kind k was read from queue q: learn from it. */
 void jq_admit_learn(jq_admit_t *a, int q, jq_kind_t k);

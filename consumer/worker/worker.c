@@ -351,6 +351,7 @@ static void init_state(jq_worker_t *w, const jq_options_t *opt) {
     /* Read a little past the cpu threads so that a thread finishing a job
      * finds the next one already here, without a round trip. */
     jq_admit_init(&w->admit, opt->io_concurrency, 2 * opt->threads, opt->nqueues, opt->queue_limit);
+    jq_admit_set_weights(&w->admit, opt->queue_weight, opt->nqueues);
     jq_admit_set_read_ahead(&w->admit, opt->read_ahead);
     jq_admit_set_read_max(&w->admit, jq_worker_read_max(opt->max_payload));
     jq_runs_init(&w->runs, &w->admit);

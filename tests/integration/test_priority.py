@@ -186,3 +186,26 @@ def test_stats_count_every_level(r):
     assert res.returncode == 0, res.stderr
     q = [q for q in json.loads(res.stdout)["queues"] if q["queue"] == "default"][0]
     assert q["ready"] == 5, q
+
+
+def test_weighted_queues_share_by_weight(r, consumer):
+    """--queues wa/3,wb/1: with both queues full, a worker's reads give wa
+    three times wb's share of the free slots (admit.h)."""
+    for q in ("wa", "wb"):
+        p = r.pipeline(transaction=False)
+        for i in range(400):
+            p.xadd(stream(q), sleep_job("%s%d" % (q, i), 10))
+        p.execute()
+    consumer("--queues", "wa/3,wb/1", "--io-concurrency", "8")
+
+    def done(q):
+        return sum(1 for i in range(400) if r.exists(key("result:%s%d" % (q, i), q)))
+    wait_for(lambda: done("wa") + done("wb") >= 200, timeout=30, what="200 jobs")
+    a, b = done("wa"), done("wb")
+    assert 2 * b <= a <= 4 * b + 8, (a, b)
+
+
+def test_bad_weight_is_a_usage_error(consumer):
+    c = consumer("--queues", "wa/0", ready=False)
+    assert c.wait() == 2
+    assert "--queues: bad weight '0' (want name/N, N from 1 to 1000)" in c.log()

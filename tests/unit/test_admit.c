@@ -202,3 +202,16 @@ Test(admit, capacity_is_both_kinds_of_slots_within_the_limit) {
     jq_admit_sent(&a, 0, JQ_KIND_CPU, 1);
     cr_assert_eq(jq_admit_acking(&a), 3, "acks on their way, of both kinds");
 }
+
+Test(admit, weights_split_the_free_slots_by_share) {
+    jq_admit_t a;
+    long long w[2] = {3, 1};
+    jq_admit_init(&a, 8, 4, 2, NULL);
+    jq_admit_set_weights(&a, w, 2);
+    jq_admit_learn(&a, 0, JQ_KIND_IO);
+    jq_admit_learn(&a, 1, JQ_KIND_IO);
+    jq_admit_read_t rd;
+    cr_assert_eq(jq_admit_plan(&a, NULL, 0, 0, &rd), 8);
+    cr_assert_eq(rd.count[0], 6);
+    cr_assert_eq(rd.count[1], 2);
+}
