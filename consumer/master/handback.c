@@ -88,10 +88,11 @@ static void on_handback(redisAsyncContext *ac, void *rp, void *priv) {
     if (--g->replies == 0 && g->held == 0) g->used = 0; /* gone from every queue */
 }
 
-/* The script for g in queue q; 0 when sent (its reply will come). */
-static int send_handback(jq_handback_t *h, jq_gone_t *g, int q, const char *vis) {
+/* The script for g in queue q's stream of level p; 0 when sent (its reply
+ * will come). */
+static int send_handback(jq_handback_t *h, jq_gone_t *g, int q, jq_prio_t p, const char *vis) {
     char key[JQ_KEY_MAX];
-    jq_key(key, sizeof(key), h->opt->prefix, h->opt->queues[q], "stream");
+    jq_key(key, sizeof(key), h->opt->prefix, h->opt->queues[q], jq_prio_stream(p));
     reply_ctx_t *ctx = malloc(sizeof(*ctx));
     if (!ctx) return -1;
     ctx->h = h;
@@ -122,12 +123,15 @@ void jq_handback_pass(jq_handback_t *h) {
         if (!g->used || g->replies > 0) continue;
         g->held = 0;
         g->passes++;
-        for (int q = 0; q < h->opt->nqueues; q++) {
-            if (send_handback(h, g, q, vis) == 0)
-                g->replies++;
-            else
-                g->held++;
-        }
+        /* Every level's stream (PROTOCOL §15): one a queue does not use
+         * answers NOGROUP, nothing held. Only when a worker died. */
+        for (int q = 0; q < h->opt->nqueues; q++)
+            for (int p = 0; p < JQ_PRIO_N; p++) {
+                if (send_handback(h, g, q, (jq_prio_t)p, vis) == 0)
+                    g->replies++;
+                else
+                    g->held++;
+            }
     }
 }
 

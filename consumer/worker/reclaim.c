@@ -261,6 +261,12 @@ void jq_reclaim_tick(jq_reclaim_t *rc, int64_t now) {
     for (int q = 0; q < *rc->env.nqueues; q++) {
         if (rc->env.queues[q].paused || !jq_queue_ok(&rc->env.queues[q])) continue;
         long long free_slots = jq_admit_free(rc->env.admit, q);
+        /* A queue's priority levels (levels.h) are three streams claimed
+         * in one tick from the queue's one count of free slots: a third
+         * each, so that together they claim no more than it. */
+        const jq_queue_t *bq = &rc->env.queues[jq_queue_base(rc->env.queues, q)];
+        if (bq->levelled && free_slots > 0)
+            free_slots = free_slots / JQ_PRIO_N > 0 ? free_slots / JQ_PRIO_N : 1;
         long long min_idle = rc->env.opt->visibility_ms;
         if (free_slots <= 0) {
             /* Full. Under load a worker's free slots are refilled by its

@@ -209,3 +209,23 @@ def test_bad_weight_is_a_usage_error(consumer):
     c = consumer("--queues", "wa/0", ready=False)
     assert c.wait() == 2
     assert "--queues: bad weight '0' (want name/N, N from 1 to 1000)" in c.log()
+
+
+def test_a_killed_workers_high_job_is_handed_back(r, consumer):
+    """The master hands a dead worker's entries back at every level, not
+    only normal: a SIGKILLed worker's high job runs again at once (well
+    inside the 30 s visibility timeout after which any worker would
+    reclaim it)."""
+    import signal
+    c = consumer()
+    r.xadd(HIGH, sleep_job("long", 2000))
+    def running():
+        try:
+            return r.xpending(HIGH, "workers")["pending"] == 1
+        except Exception:  # the group is not made yet
+            return False
+    wait_for(running, what="the job running")
+    os.kill(c.worker_pids()[0], signal.SIGKILL)
+    wait_for(lambda: r.hget(key("result:long"), "state") == b"done", timeout=15,
+             what="the high job run again")
+    assert int(r.hget(key("result:long"), "attempts")) >= 1
