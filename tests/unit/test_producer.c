@@ -505,3 +505,68 @@ Test(producer, a_queue_with_a_bad_key_leaves_the_snapshot_in_step) {
     cr_assert_eq(jq_client_context(cl)->err, 0, "marked broken: replies were left unread");
     assert_echo("in step");
 }
+
+/* PROTOCOL §10, §12 through the library: a unique job's duplicate adds
+ * nothing and names the holder; a delayed one too; a job of a batch
+ * counts in it, a duplicate is taken back out, a sealed batch takes none;
+ * a batch whose jobs all ended fires at its seal. */
+Test(producer, enqueue_ctl_unique_and_batch) {
+    char id[JQ_CLIENT_ID_LEN], id2[JQ_CLIENT_ID_LEN], bid[JQ_CLIENT_ID_LEN];
+    jq_batch_opts_t bo = {"cb", "noop", "{\"k\":1}", NULL, NULL};
+    cr_assert_eq(jq_client_batch_create(cl, &bo, bid, sizeof(bid), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(strncmp(bid, "cb:", 3), 0, "%s", bid);
+    jq_enqueue_ctl_t ctl = {"k1", 0, bid, 0};
+    cr_assert_eq(
+        jq_client_enqueue_ctl(cl, "noop", NULL, 0, NULL, 0, &ctl, id, sizeof(id), err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(ctl.duplicate, 0);
+    cr_assert_eq(jq_client_enqueue_ctl(cl, "noop", NULL, 0, NULL, 0, &ctl, id2, sizeof(id2), err,
+                                       sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(ctl.duplicate, 1);
+    cr_assert_str_eq(id2, id);
+    redisReply *x = cmd("GET t:{default}:unique:k1");
+    cr_assert_str_eq(x->str, id);
+    freeReplyObject(x);
+    x = cmd("XLEN t:{default}:stream");
+    cr_assert_eq(x->integer, 1);
+    freeReplyObject(x);
+    jq_batch_t b;
+    cr_assert_eq(jq_client_batch_show(cl, bid, &b, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(b.total, 1, "the duplicate was taken back out");
+    cr_assert_eq(b.pending, 1);
+    /* A delayed unique job: in scheduled, holding its key. */
+    jq_enqueue_opts_t o;
+    jq_enqueue_opts_init(&o);
+    o.delay_ms = 60000;
+    jq_enqueue_ctl_t later = {"k2", 5000, NULL, 0};
+    cr_assert_eq(jq_client_enqueue_ctl(cl, "noop", NULL, 0, &o, 0, &later, id2, sizeof(id2), err,
+                                       sizeof(err)),
+                 0, "%s", err);
+    x = cmd("ZCARD t:{default}:scheduled");
+    cr_assert_eq(x->integer, 1);
+    freeReplyObject(x);
+    x = cmd("HGET t:{default}:job:%s unique_until", id2);
+    cr_assert_eq(x->type, REDIS_REPLY_STRING);
+    freeReplyObject(x);
+    /* The job ends as a worker would say; the seal fires once. */
+    char member[256];
+    snprintf(member, sizeof(member), "default/%s", id);
+    const char *name = bid + 3;
+    x = cmd("HINCRBY t:{cb}:batch:%s done 1", name);
+    freeReplyObject(x);
+    x = cmd("SADD t:{cb}:batch:%s:ended %s", name, member);
+    freeReplyObject(x);
+    cr_assert_eq(jq_client_batch_seal(cl, bid, &b, err, sizeof(err)), 0, "%s", err);
+    cr_assert(b.sealed && b.fired_at > 0 && b.done == 1 && b.pending == 0);
+    x = cmd("XLEN t:{cb}:stream");
+    cr_assert_eq(x->integer, 1);
+    freeReplyObject(x);
+    ctl.unique = NULL;
+    cr_assert_eq(jq_client_enqueue_ctl(cl, "noop", NULL, 0, NULL, 0, &ctl, id2, sizeof(id2), err,
+                                       sizeof(err)),
+                 -1);
+    cr_assert(strstr(err, "sealed"), "%s", err);
+    cr_assert_eq(jq_client_batch_show(cl, "cb:nope", &b, err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
+    cr_assert_eq(jq_client_batch_seal(cl, "cb:nope", NULL, err, sizeof(err)), JQ_CLIENT_ENOTFOUND);
+}
