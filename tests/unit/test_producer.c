@@ -89,11 +89,15 @@ Test(producer, enqueue_rejects_what_a_consumer_would) {
     char id[JQ_CLIENT_ID_LEN];
     jq_enqueue_opts_t o;
     jq_enqueue_opts_init(&o);
+    /* JQ_CLIENT_EINVAL, not -1: the CLI maps it to exit 2 (bad input), a
+     * connection error to 3; the caller must be able to tell them apart. */
     cr_assert_eq(jq_client_enqueue(cl, "echo", "\x92\x01", 2, &o, id, sizeof(id), err, sizeof(err)),
-                 -1);
-    cr_assert_eq(jq_client_enqueue(cl, "", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
+                 JQ_CLIENT_EINVAL);
+    cr_assert_eq(jq_client_enqueue(cl, "", NULL, 0, &o, id, sizeof(id), err, sizeof(err)),
+                 JQ_CLIENT_EINVAL);
     o.queue = "no spaces";
-    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)), -1);
+    cr_assert_eq(jq_client_enqueue(cl, "noop", NULL, 0, &o, id, sizeof(id), err, sizeof(err)),
+                 JQ_CLIENT_EINVAL);
     cr_assert_eq(cmd_int("EXISTS %s", "t:{default}:stream"), 0);
 }
 
