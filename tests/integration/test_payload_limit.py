@@ -8,7 +8,9 @@ stored), so:
   - the job is dead with a reason naming its size, its other fields kept,
     its payload not copied into the dead job's hash (payload_dropped says
     how large it was);
-  - a noop enqueued right behind is done within 1 s.
+  - a noop enqueued right behind is done, not stuck behind the refused
+    read (about 0.2 s on a quiet box; the bound is 5 s because Redis itself
+    must still send the 0.5-1 GB, which a loaded 2-CPU CI box made take 10 s).
 Redis holds at most two such payloads at a time (about 1 GB, plus as much
 for the reply it sends); every case deletes its keys.
 """
@@ -17,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import key, stream, wait_for, wait_result, xadd
+from conftest import key, scale, stream, wait_for, wait_result, xadd
 
 MB = 1000 * 1000
 MAX_PAYLOAD = 64 * 1024 * 1024  # the default --max-payload
@@ -56,7 +58,7 @@ def worker(consumer, r):
 
 
 def check_dead(r, job_id, size):
-    wait_for(lambda: r.zscore(key("dead"), job_id) is not None, timeout=5,
+    wait_for(lambda: r.zscore(key("dead"), job_id) is not None, timeout=30,
              what="job %s in the dead set" % job_id)
     h = {k.decode(): v for k, v in r.hgetall(key("job:%s" % job_id)).items()}
     assert "payload" not in h, "the refused payload was copied into the dead job's hash"
@@ -69,7 +71,7 @@ def check_dead(r, job_id, size):
 def noop_behind(r):
     t0 = time.time()
     jid = xadd(r, type="noop", payload={"behind": 1}, notify="1")
-    res = wait_result(r, jid, timeout=5)
+    res = wait_result(r, jid, timeout=30)
     took = time.time() - t0
     assert res["state"] == b"done", res
     return took
@@ -88,7 +90,7 @@ def test_one_oversized_payload_costs_the_worker_nothing(worker, r, size_mb):
     print("payload %d MB: worker VmHWM %.1f MB, noop behind done in %.2f s" % (
         size_mb, hwm / MB, took))
     assert hwm < HWM_FACTOR * MAX_PAYLOAD, "VmHWM %d bytes" % hwm
-    assert took < 1.0, "the noop behind waited %.2f s" % took
+    assert took < scale(5.0), "the noop behind waited %.2f s" % took
     assert c.proc.poll() is None
 
 
@@ -109,7 +111,7 @@ def test_two_oversized_payloads_in_one_multi(worker, r, size_mb):
     print("2 x %d MB in one MULTI: worker VmHWM %.1f MB, noop behind done in %.2f s" % (
         size_mb, hwm / MB, took))
     assert hwm < HWM_FACTOR * MAX_PAYLOAD, "VmHWM %d bytes" % hwm
-    assert took < 1.0, "the noop behind waited %.2f s" % took
+    assert took < scale(5.0), "the noop behind waited %.2f s" % took
 
 
 def test_a_payload_at_the_limit_still_runs(worker, r):
