@@ -263,7 +263,7 @@ static int cancel_print(const char *queue, const char *id, const char *state, in
 
 int jq_cli_cancel(jq_cli_t *cli, int argc, char **argv, int start) {
     jq_argp_t p = {argc, argv, start, "cancel", cli, 0, 0};
-    const char *queue = JQ_QUEUE_DEFAULT, *id = NULL;
+    const char *queue = jq_cli_queue(cli), *id = NULL;
     int json = 0;
     while (p.i < argc && !p.bad) {
         if (jq_argp_help(&p)) {

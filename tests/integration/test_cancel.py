@@ -67,6 +67,10 @@ def test_exit_codes_and_a_delayed_job_removed_at_once(redis_server, r):
     assert stats(r)["cancelled"] == 1
     done = jobq("cancel", "-q", "other", jid, redis_url=url)
     assert done.returncode == 2, "a job is looked for in its own queue only"
+    # The global -q (before the command) names the queue too: it was
+    # ignored until 2026-12-05 (the job was looked for in default).
+    done = jobq("-q", "other", "cancel", jid, redis_url=url)
+    assert done.returncode == 2 and "in queue other" in done.stderr, done.stderr
 
 
 def test_a_ready_job_never_runs_and_a_stopped_consumer_obeys_on_start(
