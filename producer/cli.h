@@ -146,6 +146,12 @@ int jq_cli_limit(jq_cli_t *cli, int argc, char **argv, int start);
 /* cli_batch.c: `jobq batch create|seal|show`. */
 int jq_cli_batch(jq_cli_t *cli, int argc, char **argv, int start);
 int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms);
+/* A rate as `jobq limit set` takes it ("20/1s", "5/250ms"), or "-" when
+ * there is none; returns buf. */
+const char *jq_cli_fmt_limit_rate(long long rate, long long period_ms, char *buf, size_t cap);
+/* A queue's limit blockers (jq_queue_watch_t's `blocked`) as
+ * "concurrency,rate", or "-"; returns buf. */
+const char *jq_cli_fmt_blocked(int blocked, char *buf, size_t cap);
 int jq_cli_schedule(jq_cli_t *cli, int argc, char **argv, int start); /* cli_schedule.c */
 
 #endif

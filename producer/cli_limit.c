@@ -194,15 +194,31 @@ static void print_row(const limit_row_t *r, int json, int first) {
         printf(",\"leases\":%lld}", r->leases);
         return;
     }
-    char rate[64] = "-", conc[24] = "-";
-    if (r->rate > 0 && r->period_ms > 0) {
-        if (r->period_ms % 1000 == 0)
-            snprintf(rate, sizeof(rate), "%lld/%llds", r->rate, r->period_ms / 1000);
-        else
-            snprintf(rate, sizeof(rate), "%lld/%lldms", r->rate, r->period_ms);
-    }
+    char rate[64], conc[24] = "-";
+    jq_cli_fmt_limit_rate(r->rate, r->period_ms, rate, sizeof(rate));
     if (r->conc > 0) snprintf(conc, sizeof(conc), "%lld", r->conc);
     printf("%-24s  %-14s  %11s  %6lld\n", r->queue, rate, conc, r->leases);
+}
+
+const char *jq_cli_fmt_limit_rate(long long rate, long long period_ms, char *buf, size_t cap) {
+    if (rate <= 0 || period_ms <= 0)
+        snprintf(buf, cap, "-");
+    else if (period_ms % 1000 == 0)
+        snprintf(buf, cap, "%lld/%llds", rate, period_ms / 1000);
+    else
+        snprintf(buf, cap, "%lld/%lldms", rate, period_ms);
+    return buf;
+}
+
+const char *jq_cli_fmt_blocked(int blocked, char *buf, size_t cap) {
+    static const char *const names[] = {"concurrency", "rate", "backoff"};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 3; i++)
+        if (blocked & (1 << i) && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", names[i]);
+    if (!n) snprintf(buf, cap, "-");
+    return buf;
 }
 
 static int limit_list(jq_cli_t *cli, int json) {

@@ -22,9 +22,15 @@ static const char stats_help[] =
     "cpu backlog, RSS, CPU time, event-loop lag and when it was last seen.\n"
     "A queue that a worker found broken (its keys refused by Redis) gets a\n"
     "line below the table, with Redis's error. Schedules (the first 8 of\n"
-    "each queue by next tick) follow, with how late a tick not fired yet is.\n"
+    "each queue by next tick) follow, with how late a tick not fired yet is,\n"
+    "then the limits (rate, concurrency, leases held, and the ready jobs a\n"
+    "limit holds back now).\n"
     "--json prints one object {\"at\",\"queues\":[...],\"workers\":[...]}\n"
-    "(docs/CLI.md has every field; a broken queue has \"broken\": {...}).\n";
+    "(docs/CLI.md has every field; a broken queue has \"broken\": {...}),\n"
+    "each queue with up to 20 of its running jobs and their progress.\n";
+
+/* Running jobs shown per queue by --json. */
+#define JQ_STATS_RUNNING 20
 
 static int name_width(const jq_watch_t *w) {
     int width = 5;
@@ -96,6 +102,24 @@ static void print_workers(const jq_watch_t *w) {
     }
 }
 
+/* The queues with a limit (or a live backoff): its settings, the leases
+ * held now, and the ready jobs it holds back (PROTOCOL §9). */
+static void print_limits(const jq_watch_t *w) {
+    int header = 0, qw = name_width(w);
+    for (size_t i = 0; i < w->nqueues; i++) {
+        const jq_queue_watch_t *q = &w->queues[i];
+        if (!q->limit_rate && !q->limit_concurrency && !q->backoff_ms) continue;
+        if (!header++)
+            printf("\n%-*s %-10s %11s %6s %9s %s\n", qw, "LIMIT", "RATE", "CONCURRENCY", "LEASES",
+                   "HELD_BACK", "BLOCKED_BY");
+        char rate[64], conc[24] = "-", by[64];
+        if (q->limit_concurrency) snprintf(conc, sizeof(conc), "%lld", q->limit_concurrency);
+        printf("%-*s %-10s %11s %6lld %9lld %s\n", qw, q->s.queue,
+               jq_cli_fmt_limit_rate(q->limit_rate, q->limit_period_ms, rate, sizeof(rate)), conc,
+               q->leases, q->held_back, jq_cli_fmt_blocked(q->blocked, by, sizeof(by)));
+    }
+}
+
 /* One line per broken queue, with Redis's error, below the table. */
 static void print_broken(jq_cli_t *cli, const jq_watch_t *w) {
     jq_broken_t b;
@@ -125,7 +149,14 @@ static int print_json(jq_cli_t *cli, const jq_watch_t *w) {
         }
         json_object_object_add(json_object_array_get_idx(qs, i), "broken", o);
     }
-    return jq_watch_print_json(root, stdout);
+    char err[JQ_ERR_LEN];
+    if (jq_watch_add_running(cli->client, w, root, JQ_STATS_RUNNING, err, sizeof(err)) < 0) {
+        json_object_put(root);
+        fprintf(stderr, "jobq: stats: %s\n", err);
+        return JQ_EXIT_REDIS;
+    }
+    if (jq_watch_print_json(root, stdout) < 0) return JQ_EXIT_REDIS;
+    return JQ_EXIT_OK;
 }
 
 int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
@@ -155,13 +186,14 @@ int jq_cli_stats(jq_cli_t *cli, int argc, char **argv, int start) {
         return JQ_EXIT_REDIS;
     }
     if (json) {
-        print_json(cli, &w);
+        status = print_json(cli, &w);
     } else {
         print_queues(&w);
         print_schedules(&w);
+        print_limits(&w);
         print_broken(cli, &w);
         print_workers(&w);
     }
     jq_watch_destroy(&w);
-    return JQ_EXIT_OK;
+    return status;
 }

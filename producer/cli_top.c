@@ -304,6 +304,31 @@ static int draw_schedules(jq_top_t *t, int y) {
     return y;
 }
 
+/* One line, when any queue has a limit: how many, the jobs they hold
+ * back now, and the queue holding back the most with its leases and
+ * what blocks it (PROTOCOL §9). */
+static int draw_limits(jq_top_t *t, int y) {
+    long long n = 0, held = 0;
+    const jq_queue_watch_t *most = NULL;
+    for (size_t i = 0; i < t->snap.nqueues; i++) {
+        const jq_queue_watch_t *q = &t->snap.queues[i];
+        if (!q->limit_rate && !q->limit_concurrency && !q->backoff_ms) continue;
+        n++;
+        held += q->held_back;
+        if (!most || q->held_back > most->held_back) most = q;
+    }
+    if (!most || y >= LINES - 2) return y;
+    char rate[80] = "", r[64], conc[48] = "", by[64];
+    if (most->limit_concurrency)
+        snprintf(conc, sizeof(conc), ", %lld/%lld leased", most->leases, most->limit_concurrency);
+    if (most->limit_rate)
+        snprintf(rate, sizeof(rate), ", rate %s",
+                 jq_cli_fmt_limit_rate(most->limit_rate, most->limit_period_ms, r, sizeof(r)));
+    line(y++, "  limits %lld, held back %lld; most %.16s: %lld by %s%s%s", n, held, most->s.queue,
+         most->held_back, jq_cli_fmt_blocked(most->blocked, by, sizeof(by)), conc, rate);
+    return y;
+}
+
 static void draw_workers(jq_top_t *t, int y) {
     if (y >= LINES - 1) return;
     attron(A_BOLD);
@@ -328,6 +353,7 @@ static void draw(jq_top_t *t) {
     draw_header(t);
     int y = draw_queues(t, 4);
     y = draw_schedules(t, y);
+    y = draw_limits(t, y);
     draw_workers(t, y + 1);
     refresh();
 }

@@ -169,9 +169,76 @@ static int cmp_worker(const void *x, const void *y) {
 
 /* ---- the snapshot ---- */
 
-enum { Q_MIN0, Q_MIN1, Q_LAT, Q_NSCHED, Q_SCHED, Q_EXTRA };
+enum { Q_MIN0, Q_MIN1, Q_LAT, Q_NSCHED, Q_SCHED, Q_LIMIT, Q_LEASES, Q_BUCKET, Q_BACKOFF, Q_EXTRA };
 
-static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *err, size_t errlen) {
+/* A queue's limit (PROTOCOL §9): its hash, the leases not expired at the
+ * snapshot's time, the rate's bucket and the backoff's TTL. */
+static void send_limit(jq_pipe_t *p, const char *queue, int64_t now, char *err, size_t errlen) {
+    jq_args_str(&p->a, "HMGET");
+    jq_args_key(&p->a, p->c, queue, "limit", NULL);
+    jq_args_str(&p->a, "rate");
+    jq_args_str(&p->a, "period_ms");
+    jq_args_str(&p->a, "concurrency");
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "ZCOUNT");
+    jq_args_key(&p->a, p->c, queue, "leases", NULL);
+    jq_args_ll(&p->a, now);
+    jq_args_str(&p->a, "+inf");
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "HMGET");
+    jq_args_key(&p->a, p->c, queue, "bucket", NULL);
+    jq_args_str(&p->a, "tokens");
+    jq_args_str(&p->a, "at");
+    jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "PTTL");
+    jq_args_key(&p->a, p->c, queue, "backoff", NULL);
+    jq_pipe_send(p, err, errlen);
+}
+
+/* An HMGET value as a positive integer (as the workers take it), or 0. */
+static long long positive(const redisReply *v) {
+    long long n = 0;
+    if (v->type != REDIS_REPLY_STRING || jq_reply_ll(v, &n) < 0 || n < 1) return 0;
+    return n;
+}
+
+static double reply_double(const redisReply *v, double dflt) {
+    if (v->type != REDIS_REPLY_STRING) return dflt;
+    char *end;
+    double d = strtod(v->str, &end);
+    return end == v->str ? dflt : d;
+}
+
+/* The limit's settings, leases and backoff, and whether it holds the
+ * ready jobs back now: the rate's bucket refilled to now as the workers'
+ * script does (its burst, limit.c), the slots all leased, or the backoff
+ * alive. */
+static void read_limit(redisReply **r, jq_queue_watch_t *q, int64_t now) {
+    const redisReply *h = r[Q_LIMIT], *b = r[Q_BUCKET];
+    if (h->type == REDIS_REPLY_ARRAY && h->elements == 3) {
+        q->limit_rate = positive(h->element[0]);
+        q->limit_period_ms = positive(h->element[1]);
+        q->limit_concurrency = positive(h->element[2]);
+        if (!q->limit_rate || !q->limit_period_ms) q->limit_rate = q->limit_period_ms = 0;
+    }
+    jq_reply_ll(r[Q_LEASES], &q->leases);
+    if (r[Q_BACKOFF]->type == REDIS_REPLY_INTEGER && r[Q_BACKOFF]->integer > 0)
+        q->backoff_ms = r[Q_BACKOFF]->integer;
+    if (q->limit_concurrency && q->leases >= q->limit_concurrency)
+        q->blocked |= JQ_BLOCKED_CONCURRENCY;
+    if (q->limit_rate && b->type == REDIS_REPLY_ARRAY && b->elements == 2) {
+        double rate = (double)q->limit_rate, per = (double)q->limit_period_ms;
+        double burst = rate * 200 / per < 1 ? 1 : rate * 200 / per > rate ? rate : rate * 200 / per;
+        double tokens = reply_double(b->element[0], burst), at = reply_double(b->element[1], 0);
+        if (now > at) tokens += ((double)now - at) * rate / per;
+        if ((tokens < burst ? tokens : burst) < 1) q->blocked |= JQ_BLOCKED_RATE;
+    }
+    if (q->backoff_ms) q->blocked |= JQ_BLOCKED_BACKOFF;
+    q->held_back = q->blocked ? q->s.ready : 0;
+}
+
+static void send_queue(jq_pipe_t *p, const char *queue, int64_t now, char *err, size_t errlen) {
+    int64_t minute = now / 60000;
     jq_stats_send(p, queue, err, errlen);
     for (int i = 0; i < 2; i++) {
         char what[64];
@@ -194,6 +261,7 @@ static void send_queue(jq_pipe_t *p, const char *queue, int64_t minute, char *er
     jq_args_ll(&p->a, JQ_WATCH_SCHEDULES - 1);
     jq_args_str(&p->a, "WITHSCORES");
     jq_pipe_send(p, err, errlen);
+    send_limit(p, queue, now, err, errlen);
 }
 
 /* The schedules' count, the first few by next tick, and the lag. */
@@ -229,6 +297,7 @@ static int collect_queue(jq_pipe_t *p, jq_queue_watch_t *q, const char *queue, i
         read_minute(r[Q_MIN1], &q->processed_min[1], &q->failed_min[1]);
         read_latency(r[Q_LAT], q);
         read_schedules(r[Q_NSCHED], r[Q_SCHED], q, now);
+        read_limit(r, q, now);
     }
     for (int i = 0; i < Q_EXTRA; i++)
         if (r[i]) freeReplyObject(r[i]);
@@ -244,10 +313,9 @@ static int read_queues(jq_client_t *c, const char *const *names, size_t n, jq_wa
         jq_seterr(err, errlen, "out of memory");
         return -1;
     }
-    int64_t minute = w->at_ms / 60000;
     jq_pipe_t p;
     jq_pipe_init(&p, c);
-    for (size_t i = 0; i < n; i++) send_queue(&p, names[i], minute, err, errlen);
+    for (size_t i = 0; i < n; i++) send_queue(&p, names[i], w->at_ms, err, errlen);
     char key[JQ_KEY_MAX];
     jq_key_global(key, sizeof(key), c->prefix, "workers");
     jq_args_str(&p.a, "ZRANGE");
@@ -359,6 +427,25 @@ static json_object *latency_json(const jq_latency_t *l) {
     return o;
 }
 
+/* null when the queue has no limit and no backoff. */
+static json_object *limit_json(const jq_queue_watch_t *q) {
+    if (!q->limit_rate && !q->limit_concurrency && !q->backoff_ms) return NULL;
+    json_object *o = json_object_new_object(), *by = json_object_new_array();
+    json_object_object_add(o, "rate", q->limit_rate ? json_object_new_int64(q->limit_rate) : NULL);
+    json_object_object_add(o, "period_ms",
+                           q->limit_rate ? json_object_new_int64(q->limit_period_ms) : NULL);
+    json_object_object_add(o, "concurrency",
+                           q->limit_concurrency ? json_object_new_int64(q->limit_concurrency)
+                                                : NULL);
+    json_object_object_add(o, "leases", json_object_new_int64(q->leases));
+    json_object_object_add(o, "backoff_ms", json_object_new_int64(q->backoff_ms));
+    static const char *const names[] = {"concurrency", "rate", "backoff"};
+    for (int i = 0; i < 3; i++)
+        if (q->blocked & (1 << i)) json_object_array_add(by, json_object_new_string(names[i]));
+    json_object_object_add(o, "blocked_by", by);
+    return o;
+}
+
 static json_object *queue_json(const jq_queue_watch_t *q, long long at) {
     const jq_queue_stats_t *s = &q->s;
     json_object *o = json_object_new_object();
@@ -391,6 +478,8 @@ static json_object *queue_json(const jq_queue_watch_t *q, long long at) {
     json_object_object_add(o, "schedules", json_object_new_int64(q->schedules));
     json_object_object_add(o, "schedule_lag_ms", json_object_new_int64(q->sched_lag_ms));
     json_object_object_add(o, "next_schedules", sc);
+    json_object_object_add(o, "limit", limit_json(q));
+    json_object_object_add(o, "held_back", json_object_new_int64(q->held_back));
     return o;
 }
 

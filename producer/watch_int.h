@@ -19,6 +19,13 @@ json_object *jq_watch_to_json(const jq_watch_t *w);
  * the stream failed. */
 int jq_watch_print_json(json_object *root, FILE *out);
 
+/* Adds `running_jobs` to each queue of root (jq_watch_to_json(w)'s):
+ * up to per_queue (1 to 100) of its running jobs, read now over c
+ * (watch_running.c). Returns 0, or -1 with err when Redis failed (some
+ * arrays may then be short). */
+int jq_watch_add_running(jq_client_t *c, const jq_watch_t *w, json_object *root, int per_queue,
+                         char *err, size_t errlen);
+
 /* A queue a worker found broken (<p>:{q}:broken). Its fields come from
  * Redis, where any client may have written them: copied bounded. */
 typedef struct jq_broken {

@@ -159,9 +159,13 @@ int jq_dash_api_methods(char **seg, int nseg) {
 
 /* ---- GET ---- */
 
+/* Running jobs listed per queue on the overview. */
+#define DASH_RUNNING 20
+
 /* GET overview: read-only or not, the heartbeat period (a worker silent
  * for three is stale), and the watch snapshot exactly as `jobq stats
- * --json` prints it (docs/CLI.md), so that page, CLI and /metrics agree. */
+ * --json` prints it (docs/CLI.md), so that page, CLI and /metrics agree,
+ * with each queue's running jobs (up to 20) and their progress. */
 static int get_overview(jq_client_t *c, const jq_dash_info_t *info, msgpack_sbuffer *out) {
     char err[JQ_ERR_LEN];
     jq_watch_t wt;
@@ -170,8 +174,8 @@ static int get_overview(jq_client_t *c, const jq_dash_info_t *info, msgpack_sbuf
     int rc = jq_watch_read(c, NULL, &wt, err, sizeof(err));
     if (rc == 0) {
         FILE *f = open_memstream(&text, &len);
-        if (!f || jq_watch_json(&wt, f) < 0) rc = -2;
-        if (f && fclose(f) != 0) rc = -2;
+        rc = f ? jq_watch_json_running(c, &wt, DASH_RUNNING, f, err, sizeof(err)) : -2;
+        if (f && fclose(f) != 0 && rc == 0) rc = -2;
     }
     jq_watch_destroy(&wt);
     if (rc == -1) {

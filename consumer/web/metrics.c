@@ -64,6 +64,8 @@ static long long q_retried(const jq_queue_watch_t *q) { return q->s.retried; }
 static long long q_dead_total(const jq_queue_watch_t *q) { return q->s.dead_total; }
 static long long q_cancelled(const jq_queue_watch_t *q) { return q->cancelled; }
 static long long q_schedules(const jq_queue_watch_t *q) { return q->schedules; }
+static long long q_held_back(const jq_queue_watch_t *q) { return q->held_back; }
+static long long q_leases(const jq_queue_watch_t *q) { return q->leases; }
 
 static const struct {
     const char *name, *type, *help;
@@ -82,7 +84,31 @@ static const struct {
     {"jobq_jobs_dead_total", "counter", "Jobs that went to the dead set.", q_dead_total},
     {"jobq_jobs_cancelled_total", "counter", "Jobs that ended cancelled.", q_cancelled},
     {"jobq_schedules", "gauge", "Schedules of the queue (PROTOCOL §13).", q_schedules},
+    {"jobq_queue_held_back", "gauge",
+     "Ready jobs a limit keeps from starting now: its concurrency's slots all leased, its rate's "
+     "bucket empty, or its backoff alive (PROTOCOL §9); 0 otherwise.",
+     q_held_back},
+    {"jobq_queue_limit_leases", "gauge",
+     "Concurrency leases held now by every worker (PROTOCOL §9; 0 without a concurrency).",
+     q_leases},
 };
+
+/* A queue's limit settings, only for the queues that have that limit. */
+static void limits_text(FILE *o, const jq_watch_t *w) {
+    family(o, "jobq_queue_limit_concurrency", "gauge",
+           "The queue's concurrency limit (jobq limit set --concurrency).");
+    for (size_t i = 0; i < w->nqueues; i++)
+        if (w->queues[i].limit_concurrency)
+            fprintf(o, "jobq_queue_limit_concurrency{queue=\"%s\"} %lld\n", w->queues[i].s.queue,
+                    w->queues[i].limit_concurrency);
+    family(o, "jobq_queue_limit_rate_per_second", "gauge",
+           "The queue's rate limit in jobs per second (jobq limit set --rate).");
+    for (size_t i = 0; i < w->nqueues; i++)
+        if (w->queues[i].limit_rate)
+            fprintf(o, "jobq_queue_limit_rate_per_second{queue=\"%s\"} %g\n", w->queues[i].s.queue,
+                    (double)w->queues[i].limit_rate * 1000.0 /
+                        (double)w->queues[i].limit_period_ms);
+}
 
 static void histogram(FILE *o, const jq_watch_t *w, const char *name, const char *help, int run) {
     family(o, name, "histogram", help);
@@ -119,6 +145,7 @@ static void queues_text(FILE *o, const jq_watch_t *w) {
     for (size_t i = 0; i < w->nqueues; i++)
         fprintf(o, "jobq_schedule_lag_seconds{queue=\"%s\"} %.3f\n", w->queues[i].s.queue,
                 w->queues[i].sched_lag_ms / 1000.0);
+    limits_text(o, w);
     histogram(o, w, "jobq_job_wait_seconds",
               "Time from enqueue (or due time) to the start of a run.", 0);
     histogram(o, w, "jobq_job_run_seconds", "Time from the start to the end of a run.", 1);

@@ -35,7 +35,8 @@ void jq_progress_report(jq_progress_t *p, jq_run_t *r, double fraction, const ch
 
 /* One report into the result hash: HSET and its TTL (the job's
  * result_ttl, as the outcome sets it). */
-static void write_one(jq_progress_t *p, const jq_run_t *r, double fraction, const char *msg) {
+static void write_one(jq_progress_t *p, const jq_run_t *r, double fraction, const char *msg,
+                      int64_t started_ms) {
     char key[JQ_KEY_MAX], frac[32];
     int n = jq_key_id(key, sizeof(key), p->env.opt->prefix, p->env.queues[r->q].name, "result",
                       r->job.id);
@@ -53,6 +54,12 @@ static void write_one(jq_progress_t *p, const jq_run_t *r, double fraction, cons
     jq_args_str(a, msg);
     jq_args_str(a, "worker");
     jq_args_str(a, p->env.worker_id);
+    /* When it started, for the watchers' elapsed time (free: same
+     * command, and only a job that reports has it). */
+    if (started_ms > 0) {
+        jq_args_str(a, "started_at");
+        jq_args_ll(a, started_ms);
+    }
     jq_rconn_args(p->env.conn, a, NULL, NULL);
     jq_args_reset(a);
     jq_args_str(a, "EXPIRE");
@@ -70,6 +77,9 @@ void jq_progress_flush(jq_progress_t *p, int64_t now) {
         double fraction;
         char msg[sizeof(r->prog->msg)];
         pthread_mutex_lock(&p->mu);
+        /* A cpu job's start is its pool thread's, written before its
+         * report took the mutex. */
+        int64_t started = r->started_ms ? r->started_ms : r->item.started_ms;
         int due = r->prog->dirty && now - r->prog->written_ms >= JQ_PROGRESS_EVERY_MS;
         if (due) {
             fraction = r->prog->fraction;
@@ -80,6 +90,6 @@ void jq_progress_flush(jq_progress_t *p, int64_t now) {
             __atomic_store_n(&p->pending, 1, __ATOMIC_RELAXED); /* later */
         }
         pthread_mutex_unlock(&p->mu);
-        if (due) write_one(p, r, fraction, msg);
+        if (due) write_one(p, r, fraction, msg, started);
     }
 }

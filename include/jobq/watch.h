@@ -53,7 +53,21 @@ typedef struct jq_queue_watch {
      * earliest next tick, when that has passed), 0 when none is: a tick is
      * fired within about 250 ms while a consumer serves the queue. */
     long long sched_lag_ms;
+    /* Limits (PROTOCOL §9), read with the rest: the <p>:{q}:limit hash's
+     * rate per period_ms and concurrency (0: no such limit), the leases
+     * held now by every worker (unexpired members of <p>:{q}:leases), and
+     * how long its backoff key still lives (ms, 0: none). held_back is the
+     * queue's ready jobs while a limit keeps them from starting (its
+     * concurrency's slots all leased, its rate's bucket empty, or its
+     * backoff alive: the bits of `blocked`), else 0: a gauge. */
+    long long limit_rate, limit_period_ms, limit_concurrency;
+    long long leases, backoff_ms, held_back;
+    int blocked; /* JQ_BLOCKED_* */
 } jq_queue_watch_t;
+
+#define JQ_BLOCKED_CONCURRENCY 1
+#define JQ_BLOCKED_RATE 2
+#define JQ_BLOCKED_BACKOFF 4
 
 typedef struct jq_worker_watch {
     char id[320]; /* <host>:<pid>, as in <p>:workers */
@@ -94,5 +108,15 @@ double jq_latency_quantile(const jq_latency_t *l, double q);
  * which is kept stable: fields are only ever added). Returns 0, or -1 if
  * the stream failed. */
 int jq_watch_json(const jq_watch_t *w, FILE *out);
+
+/* As jq_watch_json, each queue with `running_jobs` too: up to per_queue
+ * (1 to 100) of its running jobs, read now over c (PROTOCOL §7, "Running
+ * jobs": the group's pending entries of each level's stream, then their
+ * fields and result hashes, two more pipelined round trips, bounded by
+ * per_queue whatever the queue holds). A queue with nothing running costs
+ * nothing. Returns 0, -1 with err set when Redis failed (nothing is
+ * written), or -2 if the stream failed. */
+int jq_watch_json_running(jq_client_t *c, const jq_watch_t *w, int per_queue, FILE *out, char *err,
+                          size_t errlen);
 
 #endif

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, key, scale, wait_for, wait_result, xadd
+from conftest import BIN, ROOT, jobq, key, scale, wait_for, wait_result, xadd
 from dashboard_util import TOKEN, dash, make_dead  # noqa: F401 (dash is a fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -216,3 +216,27 @@ def test_schedules_list_shows_next_run_and_lag(r, redis_server, dash, browser):
     assert cell(browser, "schedules", "default/beat", "lag") == "–"
     shot(browser, "dashboard-schedules.png")
     assert console_errors(browser) == []
+
+
+def test_limits_and_running_jobs_with_progress(r, redis_server, dash, browser):
+    """A concurrency of 1 with three sleeps queued (two held back), and a
+    job reporting progress (tests/plugins/progress.c) beside it."""
+    redis_server.cli("HSET", "jobq:{one}:limit", "concurrency", "1")
+    c, base = dash("--queues", "default,one", "--plugin",
+                   os.path.join(BIN, "plugins", "test-progress.so"))
+    sleeps = [xadd(r, "one", type="sleep", payload={"ms": 20000}) for _ in range(3)]
+    jid = xadd(r, type="steps", payload={"steps": 100, "ms": 100})
+    browser.get(base + "/")
+    retry(lambda: cell(browser, "limits", "one", "held") == "2", "one's held back jobs")
+    assert cell(browser, "limits", "one", "blocked") == "concurrency"
+    assert cell(browser, "limits", "one", "leases") == "1"
+    retry(lambda: cell(browser, "running", "default/" + jid, "msg").startswith("step "), "the progress")
+    assert cell(browser, "running", "default/" + jid, "pct").endswith("%")
+    assert cell(browser, "running", "default/" + jid, "type") == "steps"
+    assert cell(browser, "running", "one/" + sleeps[0], "pct") == ""
+    shot(browser, "dashboard-limits-running.png")
+    assert console_errors(browser) == []
+    # Cancelled, so that the consumer stops without waiting for them.
+    for j in sleeps:
+        assert jobq("-q", "one", "cancel", j, redis_url=redis_server.url).returncode in (0, 1)
+    assert jobq("cancel", jid, redis_url=redis_server.url).returncode in (0, 1)

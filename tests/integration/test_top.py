@@ -166,3 +166,18 @@ def test_top_shows_schedules_and_a_late_one(r, redis_server, tmux):
     s = t.wait_screen(lambda s: "schedules 1" in s, "the schedules line")
     assert "late: nightly (default) by" in s, s
     assert max(len(l) for l in s.splitlines()) <= 80
+
+
+def test_top_shows_the_jobs_a_limit_holds_back(r, redis_server, tmux):
+    """No consumer: a concurrency of 1 whose one lease is held (written as
+    a worker writes it, PROTOCOL §9) holds the three ready jobs back."""
+    now = int(time.time() * 1000)
+    r.hset("jobq:{mail}:limit", "concurrency", "1")
+    r.zadd("jobq:{mail}:leases", {"1-0": now + 600000})
+    for _ in range(3):
+        r.xadd("jobq:{mail}:stream", {"type": "noop"})
+    r.sadd("jobq:queues", "mail")
+    t = tmux("%s --redis %s top" % (JOBQ, redis_server.url))
+    s = t.wait_screen(lambda s: "limits 1" in s, "the limits line")
+    assert "limits 1, held back 3; most mail: 3 by concurrency, 1/1 leased" in s, s
+    assert max(len(l) for l in s.splitlines()) <= 80

@@ -333,6 +333,49 @@
     $('more-schedules').textContent = more + ' more: jobq schedule list';
   }
 
+  // ---- limits (PROTOCOL §9): the queues that have one ----
+
+  function drawLimits(ov) {
+    const rows = ov.stats.queues.filter((qu) => qu.limit);
+    syncRows($('limits').tBodies[0], rows, (qu) => qu.queue, (qu) => {
+      const l = qu.limit;
+      const rate = l.rate ? l.rate + ' / ' + fmtMs(l.period_ms) : '–';
+      return [
+        { text: qu.queue, cls: 'name' },
+        { text: rate },
+        { text: l.concurrency ? fmtInt(l.concurrency) : '–', cls: 'n' },
+        { text: fmtInt(l.leases), cls: 'n leases' },
+        { text: fmtInt(qu.held_back), cls: 'n held' + (qu.held_back ? ' dead-count' : '') },
+        { text: (l.blocked_by || []).join(', ') || '–', cls: 'blocked' },
+        { text: l.backoff_ms ? fmtMs(l.backoff_ms) : '–', cls: 'n' },
+      ];
+    });
+    $('limits-section').hidden = rows.length === 0;
+  }
+
+  // ---- running jobs (PROTOCOL §7, §14): up to 20 of each queue ----
+
+  function drawRunning(ov) {
+    const rows = [];
+    for (const qu of ov.stats.queues)
+      for (const j of qu.running_jobs || []) rows.push({ queue: qu.queue, ...j });
+    syncRows($('running').tBodies[0], rows, (j) => j.queue + '/' + j.entry_id, (j) => {
+      const p = j.progress === null || j.progress === undefined ? null : j.progress;
+      return [
+        { text: j.id, cls: 'name' },
+        { text: j.queue },
+        { text: j.type, cls: 'type' },
+        { text: j.worker },
+        { text: j.elapsed_ms === null || j.elapsed_ms === undefined ? '–' : fmtMs(j.elapsed_ms), cls: 'n elapsed' },
+        { sig: String(p), node: () => p === null ? el('span', { text: '–' })
+          : el('progress', { max: '1', value: String(p), title: Math.round(p * 100) + '%' }) },
+        { text: p === null ? '' : Math.round(p * 100) + '%', cls: 'n pct' },
+        { text: j.progress_msg || '', cls: 'msg' },
+      ];
+    });
+    $('running-section').hidden = rows.length === 0;
+  }
+
   // ---- one queue: dead and scheduled jobs ----
 
   function selectQueue(name) {
@@ -443,6 +486,8 @@
       drawQueues(ov);
       drawWorkers(ov);
       drawSchedules(ov);
+      drawLimits(ov);
+      drawRunning(ov);
       if (state.queue) await drawSets();
       const st = $('status');
       st.textContent = 'updated ' + new Date().toLocaleTimeString();
