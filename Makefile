@@ -62,7 +62,7 @@ PRODUCER_CLI_SRC += producer/cli_schedule.c
 # Every folder also sees common/ and the public include/.
 CONSUMER_DIRS := conf redis dl handlers worker web master
 SRC_conf := options
-SRC_redis := rconn resolve reply bulkcap
+SRC_redis := rconn resolve reply bulkcap switchsub
 SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
 SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy progress qhealth reclaim run sched settings trim types worker
@@ -211,7 +211,8 @@ $(BUILD)/tests/test_finish: tests/unit/test_finish.c $(STAGE_OBJ) $(BUILD)/consu
 # test_rconn: the connection on its own, against a fake Redis of the test's,
 # with libuv's uv_poll_start wrapped (ld --wrap) so that it can fail.
 $(BUILD)/tests/test_rconn: tests/unit/test_rconn.c $(BUILD)/consumer/redis/rconn.o $(BUILD)/consumer/redis/resolve.o \
-		$(BUILD)/consumer/redis/reply.o $(BUILD)/consumer/redis/bulkcap.o $(COMMON_OBJ)
+		$(BUILD)/consumer/redis/reply.o $(BUILD)/consumer/redis/bulkcap.o $(BUILD)/consumer/redis/switchsub.o \
+		$(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -Wl,--wrap=uv_poll_start $(filter %.c %.o,$^) \
 		-o $@ $(LDLIBS) $(shell pkg-config --libs criterion)

@@ -120,6 +120,12 @@ int jq_sentinel_role_ok(const redisReply *r, char *why, size_t whylen) {
     return 0;
 }
 
-int jq_sentinel_readonly(const char *err, size_t len) {
-    return len >= 8 && memcmp(err, "READONLY", 8) == 0;
+size_t jq_sentinel_not_master(const char *err, size_t len) {
+    static const char *const codes[] = {"READONLY", "UNBLOCKED", "MASTERDOWN", "LOADING"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+        /* The code is the error's first word: "ERR READONLY" is no such. */
+        if (len >= n && memcmp(err, codes[i], n) == 0 && (len == n || err[n] == ' ')) return n;
+    }
+    return 0;
 }

@@ -43,8 +43,13 @@ int jq_sentinel_resolve(const jq_url_t *u, jq_tls_t *tls, int timeout_ms, int *n
  * answer READONLY, which makes the connection ask again. */
 int jq_sentinel_role_ok(const redisReply *r, char *why, size_t whylen);
 
-/* Whether an error reply's text is Redis's READONLY (a replica: with
- * sentinels, a demoted master). */
-int jq_sentinel_readonly(const char *err, size_t len);
+/* Whether an error reply's text says the server is no master we can use
+ * now, which with sentinels means "ask them again", never a job's failure:
+ * READONLY (a write on a replica: a demoted master), UNBLOCKED (Redis 7
+ * ends a blocked XREADGROUP or BLPOP so when its master becomes a
+ * replica), MASTERDOWN (a replica cut off from its master) or LOADING (a
+ * demoted master loading the new one's data). Returns the code's length
+ * (err[0..n) names it), or 0. */
+size_t jq_sentinel_not_master(const char *err, size_t len);
 
 #endif

@@ -26,7 +26,7 @@ struct jq_client {
     char prefix[JQ_CLIENT_ID_LEN];
     long long timeout_ms; /* jq_client_set_timeout; 0: the defaults */
     int next_sentinel;    /* redis+sentinel://: the one to ask first */
-    int demoted;          /* a READONLY reply came: the master the
+    int demoted;          /* a READONLY (UNBLOCKED...) reply came: the master the
                              sentinels named is one no more (conn.c) */
 };
 

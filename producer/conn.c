@@ -348,12 +348,13 @@ static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
     }
     redisReply *r = reply;
     if (r->type == REDIS_REPLY_ERROR && jq_url_sentinel(&c->url) &&
-        jq_sentinel_readonly(r->str, r->len))
+        jq_sentinel_not_master(r->str, r->len))
         c->demoted = 1;
     return reply;
 }
 
-/* After a READONLY reply under sentinels, the connection is let go once
+/* After a READONLY reply under sentinels (or UNBLOCKED, MASTERDOWN,
+ * LOADING: jq_sentinel_not_master), the connection is let go once
  * its replies are read: the next command asks the sentinels again. */
 static void drop_if_demoted(jq_client_t *c) {
     if (c->demoted && c->ctx && !c->ctx->err) c->ctx->err = REDIS_ERR_OTHER;

@@ -62,6 +62,7 @@ void jq_master_finish(jq_master_t *m) {
     /* Give the handback of the last exits a chance to be written. */
     jq_handback_pass(&m->handback);
     jq_rconn_close(&m->redis, 1, NULL);
+    if (m->has_switchsub) jq_switchsub_close(&m->switchsub, NULL);
 }
 
 /* ---- signals ---- */
@@ -217,6 +218,18 @@ static void on_redis_refused(jq_rconn_t *c, const char *step, const char *why) {
     jq_master_finish(m);
 }
 
+/* +switch-master (switchsub.h): the master's connection and every
+ * worker's move to the new master now, not when the old one, left up as a
+ * replica, starts refusing. */
+static void on_switch(void *data, const jq_url_addr_t *sentinel, const jq_url_addr_t *old,
+                      const jq_url_addr_t *now) {
+    jq_master_t *m = data;
+    jq_info("sentinel %s:%d: +switch-master %s from %s:%d to %s:%d", sentinel->host, sentinel->port,
+            m->opt->url.master_name, old->host, old->port, now->host, now->port);
+    jq_rconn_switch(&m->redis, sentinel, old, now);
+    jq_master_tell_switch(m, sentinel, old, now);
+}
+
 /* The signals the master handles; 0 or a libuv error. */
 static int start_signals(jq_master_t *m) {
     int rc;
@@ -271,6 +284,13 @@ static int master_init(jq_master_t *m, const jq_options_t *opt) {
     m->redis.data = m;
     m->redis.on_up = on_redis_up;
     m->redis.on_refused = on_redis_refused;
+    if (jq_url_sentinel(&opt->url)) {
+        if (jq_switchsub_init(&m->switchsub, m->loop, &opt->url, opt->tls, on_switch, m) != 0) {
+            jq_error("cannot start the +switch-master subscription");
+            return -1;
+        }
+        m->has_switchsub = 1;
+    }
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     jq_handback_init(&m->handback, &m->redis, opt, host, jq_master_tell_reclaim, m);

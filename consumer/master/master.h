@@ -19,8 +19,9 @@
  * Master and worker talk through a pipe on the worker's fd 3, one line
  * per message: from the worker "ready" and "recycle <why>", from the
  * master "stop" (the second signal: stop at once, leaving unfinished jobs
- * pending) and "reclaim" (a dead worker's entries were handed back: take
- * them now). SIGTERM to a worker means drain.
+ * pending), "reclaim" (a dead worker's entries were handed back: take
+ * them now) and "switch-master S PORT OLD PORT NEW PORT" (the sentinels
+ * switched the master: switchsub.h). SIGTERM to a worker means drain.
  *
  * The decisions (when, which, how long to wait) are supervise.c's, pure
  * and unit-tested; workers.c carries them out on the processes; handback.c

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "rconn.h"
 #include "supervise.h"
+#include "switchsub.h"
 
 typedef struct jq_master jq_master_t;
 
@@ -39,6 +40,8 @@ struct jq_master {
     uv_timer_t kill_timer, janitor;
     int64_t last_pong_ms; /* Redis answered a PING (healthz) */
     jq_rconn_t redis;
+    jq_switchsub_t switchsub; /* redis+sentinel://: +switch-master */
+    int has_switchsub;
     jq_handback_t handback;
     jq_httpd_t *http; /* --metrics-addr: /healthz, /metrics, dashboard */
     jq_metrics_t *metrics;
@@ -56,6 +59,10 @@ extern const jq_supervise_ops_t jq_master_ops;
 void jq_master_spawn(void *data, int slot);
 /* Entries of a dead worker were handed back (handback.h: on_handed). */
 void jq_master_tell_reclaim(void *data);
+/* The sentinels switched the master (switchsub.h): tells every worker,
+ * "switch-master SENTINEL_HOST PORT OLD_HOST PORT NEW_HOST PORT". */
+void jq_master_tell_switch(jq_master_t *m, const jq_url_addr_t *sentinel, const jq_url_addr_t *old,
+                           const jq_url_addr_t *now);
 /* Once shutting down and every worker exited: closes every handle. */
 void jq_master_finish(jq_master_t *m);
 

@@ -23,6 +23,23 @@ void jq_master_tell_reclaim(void *data) {
     }
 }
 
+void jq_master_tell_switch(jq_master_t *m, const jq_url_addr_t *sentinel, const jq_url_addr_t *old,
+                           const jq_url_addr_t *now) {
+    char line[256];
+    int n = snprintf(line, sizeof(line), "switch-master %s %d %s %d %s %d\n", sentinel->host,
+                     sentinel->port, old->host, old->port, now->host, now->port);
+    /* Longer than the worker's read buffer (host names, not addresses):
+     * the workers follow on READONLY or UNBLOCKED instead. */
+    if (n <= 0 || (size_t)n >= sizeof(line)) return;
+    for (jq_supervised_t *w = m->sv.workers; w; w = w->next) {
+        uv_buf_t b = uv_buf_init(line, (unsigned)n);
+        /* Every worker, a draining one too: its outcomes go to the new
+         * master. A full pipe: it follows on the old master's errors. */
+        if (!uv_is_closing((uv_handle_t *)&CHILD(w)->ctl))
+            (void)uv_try_write((uv_stream_t *)&CHILD(w)->ctl, &b, 1);
+    }
+}
+
 static void free_child(uv_handle_t *h) {
     jq_child_t *c = h->data;
     if (--c->closes == 0) free(c);

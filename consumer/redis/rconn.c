@@ -233,17 +233,22 @@ static void tls_on_poll(glue_t *g, int status, int events) {
 
 static void drop(jq_rconn_t *c, const char *why);
 
-/* A reply said READONLY: with sentinels, the master we reached is one no
- * more (a failover demoted it, and it kept our connection). Dropped here,
- * after hiredis ran the callbacks of what it read, so that the reconnect
- * asks the sentinels again. Without sentinels the server is the one the
- * URL names either way: the owner holds its writes (finish_hold.c). */
+/* A reply said READONLY, UNBLOCKED, MASTERDOWN or LOADING
+ * (jq_sentinel_not_master): with sentinels, the master we reached is one
+ * no more (a failover demoted it, and it kept our connection). Dropped
+ * here, after hiredis ran the callbacks of what it read, so that the
+ * reconnect asks the sentinels again; the owner saw the error reply (a
+ * refused EXEC is held, finish_hold.c; a read is sent again). Without
+ * sentinels the server is the one the URL names either way: the owner
+ * holds its writes. */
 static void demoted(jq_rconn_t *c) {
-    c->arena.readonly = 0;
-    if (!jq_url_sentinel(c->url) || !c->up || c->closing || !c->ac) return;
+    char code[sizeof(c->arena.not_master)];
+    memcpy(code, c->arena.not_master, sizeof(code));
+    c->arena.not_master[0] = '\0';
+    if (!jq_url_sentinel(c->url) || c->to_sentinel || !c->up || c->closing || !c->ac) return;
     char why[sizeof(c->master.host) + 96];
-    snprintf(why, sizeof(why), "%s:%d answered READONLY (no longer the master)", c->master.host,
-             c->master.port);
+    snprintf(why, sizeof(why), "%s:%d answered %s (no longer the master)", c->master.host,
+             c->master.port, code);
     drop(c, why);
 }
 
@@ -253,7 +258,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (g->tls_state >= TLS_HANDSHAKE) {
         jq_rconn_t *c = g->c;
         tls_on_poll(g, status, events);
-        if (c->arena.readonly) demoted(c);
+        if (c->arena.not_master[0]) demoted(c);
         return;
     }
     if (status < 0) {
@@ -270,7 +275,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
             read_capped(g);
         else
             redisAsyncHandleRead(g->ac);
-        if (g->c->arena.readonly) demoted(g->c);
+        if (g->c->arena.not_master[0]) demoted(g->c);
     }
     /* The read may have freed the context (cleanup cleared g->ac). */
     if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
@@ -420,6 +425,7 @@ static void lost(jq_rconn_t *c, const char *why) {
         c->down_logged = 1;
     }
     c->refused[0] = c->why[0] = '\0';
+    if (c->to_sentinel) c->resolve.next++; /* the next attempt, the next sentinel */
     if (was_up && c->on_down) c->on_down(c);
     /* Redis loading its data set answers at once and will be ready soon:
      * ask again at the shortest backoff rather than a growing one. */
@@ -480,9 +486,30 @@ static void on_role_reply(redisAsyncContext *ac, void *r, void *priv) {
     if (--c->handshake == 0) handshake_done(c);
 }
 
+/* To a sentinel itself (jq_rconn_init_sentinel): its own password, and
+ * no database or role to check. */
+static void send_sentinel_handshake(jq_rconn_t *c, redisAsyncContext *ac) {
+    int rc = REDIS_OK;
+    if (c->url->sentinel_password[0]) {
+        rc |=
+            redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s", c->url->sentinel_password);
+        c->handshake++;
+    }
+    rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
+    c->handshake++;
+    if (rc != REDIS_OK) {
+        snprintf(c->why, sizeof(c->why), "out of memory sending the handshake");
+        redisAsyncDisconnect(ac);
+    }
+}
+
 static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac) {
     const jq_url_t *u = c->url;
     int rc = REDIS_OK;
+    if (c->to_sentinel) {
+        send_sentinel_handshake(c, ac);
+        return;
+    }
     /* PING last: with no password given, a Redis that wants one answers
      * NOAUTH here, before any command of the owner is sent. */
     if (u->password[0] && u->user[0])
@@ -610,12 +637,36 @@ static void connect_now(jq_rconn_t *c) {
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* A subscription sends nothing for minutes: keepalive is what notices
+     * a sentinel whose host went away without a word. */
+    if (c->to_sentinel) redisEnableKeepAlive(&ac->c);
+}
+
+static int same_addr(const jq_url_addr_t *a, const jq_url_addr_t *b) {
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
 }
 
 static void on_resolved(jq_resolve_t *r) {
     jq_rconn_t *c = r->data;
     if (c->closing) {
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+        return;
+    }
+    if (c->pinned) {
+        /* +switch-master came meanwhile (jq_rconn_switch): its address
+         * is newer than this answer. */
+        c->pinned = 0;
+        connect_now(c);
+        return;
+    }
+    if (r->rc == 0 && c->stale.port && same_addr(&r->addr, &c->stale) &&
+        uv_now(c->loop) < c->stale_until) {
+        const jq_url_addr_t *s = &c->url->sentinels[r->next];
+        char why[2 * sizeof(s->host) + 96];
+        snprintf(why, sizeof(why), "sentinel %s:%d still names %s:%d, which +switch-master left",
+                 s->host, s->port, r->addr.host, r->addr.port);
+        c->resolve.next = r->next + 1;
+        lost(c, why);
         return;
     }
     if (r->rc != 0) {
@@ -638,9 +689,17 @@ static void on_resolved(jq_resolve_t *r) {
     connect_now(c);
 }
 
-/* Every (re)connect: with sentinels, asks them first (resolve.h). */
+/* Every (re)connect: with sentinels, asks them first (resolve.h), unless
+ * +switch-master just said where the master is (jq_rconn_switch); to a
+ * sentinel itself, the next one in turn. */
 static void start_connect(jq_rconn_t *c) {
-    if (!jq_url_sentinel(c->url)) {
+    if (c->to_sentinel) {
+        c->master = c->url->sentinels[c->resolve.next % c->url->nsentinels];
+        connect_now(c);
+        return;
+    }
+    if (!jq_url_sentinel(c->url) || c->pinned) {
+        c->pinned = 0;
         connect_now(c);
         return;
     }
@@ -660,14 +719,15 @@ static void on_backoff(uv_timer_t *t) { start_connect(t->data); }
 static void schedule_connect(jq_rconn_t *c) {
     int delay = c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > c->backoff_max_ms ? c->backoff_max_ms : c->backoff_ms * 2;
+    if (c->backoff_ms < BACKOFF_MIN_MS) c->backoff_ms = BACKOFF_MIN_MS; /* after a switch's 0 */
     /* Only a closing timer refuses; c is then being closed anyway. */
     if (uv_timer_start(&c->timer, on_backoff, delay, 0) != 0)
         jq_error("redis %s connection: cannot start the reconnect timer; not reconnecting",
                  c->name);
 }
 
-int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
-                  const char *name) {
+static int setup(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                 const char *name) {
     memset(c, 0, sizeof(*c));
     if (url->tls && !tls) return -1;
     c->loop = loop;
@@ -680,8 +740,43 @@ int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t 
     jq_reply_arena_init(&c->arena);
     if (uv_timer_init(loop, &c->timer) != 0) return -1;
     c->timer.data = c;
+    return 0;
+}
+
+int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                  const char *name) {
+    if (setup(c, loop, url, tls, name) != 0) return -1;
     start_connect(c);
     return 0;
+}
+
+int jq_rconn_init_sentinel(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                           const char *name) {
+    if (!jq_url_sentinel(url) || setup(c, loop, url, tls, name) != 0) return -1;
+    c->to_sentinel = 1;
+    start_connect(c);
+    return 0;
+}
+
+void jq_rconn_switch(jq_rconn_t *c, const jq_url_addr_t *sentinel, const jq_url_addr_t *old,
+                     const jq_url_addr_t *now) {
+    if (!jq_url_sentinel(c->url) || c->to_sentinel || c->closing) return;
+    c->stale = *old;
+    c->stale_until = uv_now(c->loop) + JQ_RCONN_STALE_MS;
+    if (!same_addr(&c->master, old)) return; /* elsewhere already (the new one) */
+    jq_info("redis %s connection: sentinel %s:%d names %s:%d master %s (was %s:%d), by "
+            "+switch-master",
+            c->name, sentinel->host, sentinel->port, now->host, now->port, c->url->master_name,
+            old->host, old->port);
+    c->master = *now;
+    c->pinned = 1;
+    /* The new master is known and up: no backoff before the first try. */
+    c->backoff_ms = 0;
+    if (c->ac == NULL) return; /* waiting to reconnect, or asking the sentinels: pinned */
+    char why[sizeof(old->host) + 64];
+    snprintf(why, sizeof(why), "%s:%d is no longer the master (+switch-master)", old->host,
+             old->port);
+    drop(c, why);
 }
 
 /* The RESP of an argv command, written here rather than by hiredis'

@@ -16,6 +16,7 @@
  * (jq_reply_fields_fill for an entry's fields). */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <uv.h>
@@ -81,7 +82,15 @@ struct jq_rconn {
      * connection, which then asks again. */
     jq_resolve_t resolve;
     jq_url_addr_t master; /* where the sentinels said the master is */
-    void *data;           /* the owner's */
+    int pinned;           /* +switch-master named master (jq_rconn_switch):
+                             the next connect goes there unasked */
+    jq_url_addr_t stale;  /* the master +switch-master left: a sentinel
+                             still naming it is behind, until stale_until
+                             (the loop's ms) */
+    uint64_t stale_until;
+    int to_sentinel; /* a connection to the sentinels themselves, in turn
+                        (jq_rconn_init_sentinel) */
+    void *data;      /* the owner's */
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
@@ -94,6 +103,26 @@ struct jq_rconn {
  * or tls is missing. */
 int jq_rconn_init(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
                   const char *name);
+
+/* The same, to one of url's sentinels rather than to its master (url
+ * must be redis+sentinel://): each attempt the next sentinel in turn,
+ * AUTH with ?sentinel_password= and PING as the handshake, TCP keepalive
+ * on, no ROLE. For a subscription (switchsub.h). */
+int jq_rconn_init_sentinel(jq_rconn_t *c, uv_loop_t *loop, const jq_url_t *url, jq_tls_t *tls,
+                           const char *name);
+
+/* The sentinel at sentinel announced +switch-master from old to now
+ * (switchsub.h). A connection to old is dropped, logged like a sentinel's
+ * new answer, and reconnects to now at once without asking (ROLE is still
+ * checked there); one elsewhere (on now already) is left alone. For
+ * JQ_RCONN_STALE_MS after, a sentinel that still names old is taken as
+ * behind and the next one is asked. Does nothing without sentinels. */
+void jq_rconn_switch(jq_rconn_t *c, const jq_url_addr_t *sentinel, const jq_url_addr_t *old,
+                     const jq_url_addr_t *now);
+/* Sentinels learn a switch from each other within a second or two (their
+ * hello messages every 2 s); the demoted master is made a replica some
+ * seconds later, and says role:master until then. */
+#define JQ_RCONN_STALE_MS 10000
 
 /* Sends the command built in a (args.h): the one way the consumer sends a
  * command. hiredis copies it at once, so a may be reset as soon as this

@@ -173,7 +173,11 @@ static int is_mark(const jq_reply_arena_t *a, const redisReadTask *task, const c
 static void *create_string(const redisReadTask *task, char *str, size_t len) {
     jq_reply_arena_t *a = task->privdata;
     if (is_mark(a, task, str, len)) return create_oversized(task, str, len);
-    if (task->type == REDIS_REPLY_ERROR && jq_sentinel_readonly(str, len)) a->readonly = 1;
+    size_t nm = task->type == REDIS_REPLY_ERROR ? jq_sentinel_not_master(str, len) : 0;
+    if (nm && nm < sizeof(a->not_master)) {
+        memcpy(a->not_master, str, nm);
+        a->not_master[nm] = '\0';
+    }
     redisReply *r = create(task, task->type);
     if (!r) return NULL;
     char *s = len >= JQ_REPLY_OWN_MIN ? own(a, (void **)&r->str, len + 1, 0) : carve(a, len + 1);

@@ -66,9 +66,11 @@ typedef struct jq_reply_arena {
     int live;               /* replies built and not yet freed */
     int marks;              /* turn JQ_REPLY_OVERSIZED_MARK lines
                                      into JQ_REPLY_OVERSIZED replies */
-    int readonly;           /* a READONLY error reply was built (a
-                                     replica's): the connection's owner
-                                     reads and clears it (rconn.c) */
+    char not_master[16];    /* an error reply said the server is no
+                                     master now (READONLY, UNBLOCKED...:
+                                     jq_sentinel_not_master), its code; the
+                                     connection's owner reads and clears
+                                     it (rconn.c) */
 } jq_reply_arena_t;
 
 void jq_reply_arena_init(jq_reply_arena_t *a);

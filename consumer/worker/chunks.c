@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "sentinel.h"
 #include "chunks.h"
 #include "fetch.h"
 
@@ -75,6 +76,13 @@ static void finish(loader_t *l, const char *err) {
 
 /* The connection went away: leave the entry pending (it runs again
  * elsewhere, or here after reclaim) and drop the half-read copy. */
+/* An error that says the server is no master now (a failover:
+ * jq_sentinel_not_master) is an outage, not the job's fault: the run is
+ * let go and its entry, still pending, runs again on the new master. */
+static int not_master(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && jq_sentinel_not_master(r->str, r->len) > 0;
+}
+
 static void abandon(loader_t *l, const char *why) {
     jq_warn("reading chunks of job %s: %s", l->r->job.id, why);
     l->c->loading--;
@@ -167,6 +175,10 @@ static void on_range(redisAsyncContext *ac, void *rp, void *priv) {
         finish(l, l->err);
         return;
     }
+    if (not_master(reply)) {
+        abandon(l, reply->str);
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY) {
         snprintf(why, sizeof(why), "reading chunk list %.100s: %.120s", l->key,
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "not an array");
@@ -242,7 +254,7 @@ static void on_llen(redisAsyncContext *ac, void *rp, void *priv) {
         abandon(l, "connection lost");
         return;
     }
-    if (!reply) return; /* the first read's callback gets NULL too */
+    if (!reply || not_master(reply)) return; /* the read's callback, next, acts on it */
     if (reply->type != REDIS_REPLY_INTEGER) {
         /* WRONGTYPE, say: a clear dead letter, not a pending entry that
          * would be delivered again and again. */

@@ -82,6 +82,28 @@ static void on_ctl_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
 
 static void force_stop(jq_worker_t *w);
 
+/* "switch-master S SPORT OLD OPORT NEW NPORT" (master.h): the master's
+ * subscription heard +switch-master; both connections move now. */
+static void ctl_switch(jq_worker_t *w, const char *buf, size_t n) {
+    static const char word[] = "switch-master ";
+    char line[256];
+    for (size_t i = 0; i + sizeof(word) - 1 <= n; i++) {
+        if (memcmp(buf + i, word, sizeof(word) - 1) != 0) continue;
+        const char *end = memchr(buf + i, '\n', n - i);
+        size_t len = end ? (size_t)(end - (buf + i)) : 0;
+        if (!end || len >= sizeof(line)) return;
+        memcpy(line, buf + i, len);
+        line[len] = '\0';
+        jq_url_addr_t s, old, now;
+        if (sscanf(line, "switch-master %255s %d %255s %d %255s %d", s.host, &s.port, old.host,
+                   &old.port, now.host, &now.port) != 6)
+            return;
+        jq_rconn_switch(&w->rwrite, &s, &old, &now);
+        jq_rconn_switch(&w->rfetch, &s, &old, &now);
+        return;
+    }
+}
+
 static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     jq_worker_t *w = s->data;
     if (n < 0) {
@@ -102,6 +124,7 @@ static void on_ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     /* "reclaim": the master handed a dead worker's entries back; take them
      * now instead of at the next reclaim tick (unless the pause after an
      * outage holds reclaiming back). */
+    ctl_switch(w, b->base, (size_t)n);
     for (ssize_t i = 0; i + 8 <= n; i++)
         if (memcmp(b->base + i, "reclaim\n", 8) == 0) {
             jq_reclaim_now(&w->reclaim, jq_now_ms());

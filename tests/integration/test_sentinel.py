@@ -113,6 +113,41 @@ class Load:
             self.unsure.add(jid)
 
 
+class FollowingLoad(Load):
+    """Load, asking a sentinel before each job where the master is: a
+    producer that follows a switchover at once (python's pooled connection
+    would stay on the old master, which takes writes until the sentinels
+    make it a replica). port_of[id] is the master each job went to; jobs
+    on new_port once it is set need no WAIT (the new master has no
+    replica yet; it is not killed)."""
+
+    def __init__(self, setup):
+        super().__init__(setup)
+        self.port_of = {}
+        self.new_port = None
+
+    def run(self):
+        addr, m = None, None
+        while not self.stop.is_set():
+            try:
+                now = self.sentinel.discover_master("mymaster")
+                if now != addr:
+                    addr, m = now, redislib.Redis(host=now[0], port=now[1], socket_timeout=1)
+                kind = self.KINDS[self.n % len(self.KINDS)]
+                f, expected = self.fields(kind, self.n)
+                jid = m.xadd(STREAM, f).decode()
+            except redislib.exceptions.RedisError:
+                time.sleep(0.05)
+                addr = None
+                continue
+            self.n += 1
+            self.jobs[jid] = (kind, expected)
+            self.port_of[jid] = addr[1]
+            if addr[1] != self.new_port:
+                self.replicated(jid, m)
+            time.sleep(0.01)
+
+
 class CliLoad(threading.Thread):
     """Enqueues echo jobs with bin/jobq given the sentinel URL; a run that
     fails (no master yet) is tried again. A job counts once a write on the
@@ -219,6 +254,94 @@ def test_master_killed_every_job_ends_on_the_new_master(setup, tmpdir_path):
                  gap_ms))
         log = c.log()
         # Every connection (the master's, each worker's two) followed.
+        assert len(re.findall(r"names 127\.0\.0\.1:%d master mymaster \(was" % new_port,
+                              log)) == 5, log
+    finally:
+        stop(c)
+
+
+def old_master_work(r):
+    """What the consumer did on server r so far: the group's deliveries
+    and pending entries, and the calls of the commands only it sends."""
+    g = {x["name"]: x for x in r.xinfo_groups(STREAM)}[b"workers"]
+    stats = r.info("commandstats")
+    calls = {k: stats.get("cmdstat_" + k, {}).get("calls", 0)
+             for k in ("xack", "xreadgroup", "exec", "evalsha", "xautoclaim", "xclaim")}
+    return g["last-delivered-id"], g["pending"], calls
+
+
+def test_switchover_moves_every_connection_before_the_old_master_is_demoted(setup, tmpdir_path):
+    """SENTINEL FAILOVER (a planned switchover) kills nothing: the old
+    master stays up, says role:master and takes writes until the sentinels
+    make it a replica, some seconds after +switch-master. The consumer
+    follows the announcement: from the logged switch on, the old master
+    sees no read, ack or write of ours, and every job ends as its type
+    says on the new one."""
+    c = Consumer(setup.url(), ["--workers", "2", "--visibility-ms", "3000"], tmpdir_path)
+    try:
+        c.wait_log(r"all 2 workers serving", timeout=20)
+        load = FollowingLoad(setup)
+        load.thread.start()
+        old = setup.master
+        oldc = old.client()
+        wait_for(lambda: done_count(oldc, list(load.jobs)) >= 100, timeout=30,
+                 what="100 jobs done before the switchover")
+        new_port = setup.replicas[0].port
+        t0 = int(time.time() * 1000)
+        setup.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", "mymaster")
+        # The sentinels' word, not the consumer's log: without the
+        # subscription the consumer stays on the old master (it fails here).
+        wait_for(lambda: setup.master_port() == new_port, timeout=20,
+                 what="the sentinels to switch the master")
+        switch_ms = int(time.time() * 1000)
+        load.new_port = new_port
+        # The consumer follows within about a second; commands in flight
+        # at the switch may still land; then nothing.
+        time.sleep(1)
+        c.wait_log(r"\+switch-master mymaster from 127\.0\.0\.1:%d to 127\.0\.0\.1:%d"
+                   % (old.port, new_port), timeout=1)
+        before = old_master_work(oldc)
+        time.sleep(2)
+        assert old.role() == "master", "the old master was demoted too soon for this check"
+        assert old_master_work(oldc) == before, (before, old_master_work(oldc), c.log()[-3000:])
+        new = setup.server(new_port).client()
+        on_new = lambda: [j for j, p in list(load.port_of.items()) if p == new_port]
+        wait_for(lambda: done_count(new, on_new()) >= 50, timeout=30,
+                 what=lambda: "50 jobs done on the new master; log:\n" + c.log()[-3000:])
+        load.stop.set()
+        load.thread.join(scale(10))
+        certain = {j: v for j, v in load.jobs.items() if j not in load.unsure}
+        wait_for(lambda: done_count(new, certain) == len(certain), timeout=20,
+                 what=lambda: "every job to end: %d of %d; log:\n%s"
+                 % (done_count(new, certain), len(certain), c.log()[-3000:]))
+        p = new.pipeline(transaction=False)
+        for jid in certain:
+            p.hgetall(result_key(jid))
+        kinds = {}
+        for (jid, (kind, expected)), h in zip(certain.items(), p.execute()):
+            check_result(jid, kind, expected, h)
+            kinds[kind] = kinds.get(kind, 0) + 1
+        assert set(kinds) == set(Load.KINDS), kinds
+        firsts = [int(new.hget(result_key(j), "finished_at")) for j in on_new()]
+        first_in = min(int(j.split("-")[0]) for j in on_new())
+        print("\nsentinel switchover: %d jobs (%d unsure), kinds %s; sentinels switched %d ms "
+              "after SENTINEL FAILOVER, first job enqueued on the new master at %d ms, the consumer's "
+              "first job done there at %d ms (gap %d ms)"
+              % (len(certain), len(load.unsure), kinds, switch_ms - t0, first_in - t0,
+                 min(firsts) - t0, min(firsts) - first_in))
+        log = c.log()
+        # The consumer's own part: from the announcement, logged, to the
+        # last of its connections up on the new master.
+        stamps = [(m.group(1), m.group(2)) for m in re.finditer(
+            r"^(\S+Z) .*?(\+switch-master|connection: back up)", log, re.M)]
+        at = next(i for i, (_, w) in enumerate(stamps) if w == "+switch-master")
+        ms = lambda ts: time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 \
+            + int(ts[20:23])
+        ups = [ts for ts, w in stamps[at + 1:] if w != "+switch-master"]
+        assert len(ups) >= 5, log
+        print("the consumer's connections all on the new master %d ms after +switch-master"
+              % (ms(ups[4]) - ms(stamps[at][0])))
+        # Every connection (the master's, each worker's two) moved once.
         assert len(re.findall(r"names 127\.0\.0\.1:%d master mymaster \(was" % new_port,
                               log)) == 5, log
     finally:

@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "rconn.h"
+#include "switchsub.h"
 #include "url.h"
 
 /* ---- uv_poll_start, failing on demand ---- */
@@ -56,6 +57,7 @@ static struct {
     int64_t accept_ms[MAX_PEERS];
     peer_t *peers[MAX_PEERS];
     int npeers;
+    peer_t *subscriber; /* the peer that sent SUBSCRIBE */
 } srv;
 
 static int64_t mono_ms(void) {
@@ -128,6 +130,12 @@ static void answer(peer_t *p, const char *name, const char *arg) {
         reply_str(p, "+OK\r\n");
     } else if (strcmp(name, "PING") == 0) {
         reply_str(p, srv.ping_reply ? srv.ping_reply : "+PONG\r\n");
+    } else if (strcmp(name, "SUBSCRIBE") == 0) {
+        char head[96];
+        reply(p, head,
+              (size_t)snprintf(head, sizeof(head), "*3\r\n$9\r\nsubscribe\r\n$%zu\r\n%s\r\n:1\r\n",
+                               strlen(arg), arg));
+        srv.subscriber = p;
     } else if (strcmp(name, "ECHO") == 0) {
         char head[32];
         reply(p, head, (size_t)snprintf(head, sizeof(head), "$%zu\r\n", strlen(arg)));
@@ -443,4 +451,75 @@ Test(rconn, a_poll_that_cannot_start_drops_the_attempt_at_once) {
     cr_assert_eq(fail_polls, 0, "the poll was started (and failed)");
     cr_assert_eq(ups, 2, "the connection is back within 1 s of a failed poll");
     cr_assert_geq(srv.accepts, before + 2, "the failed attempt was dropped and tried again");
+}
+
+/* ---- the +switch-master subscription (switchsub.h) on the fake ---- */
+
+static int switches;
+static jq_url_addr_t sw_sentinel, sw_old, sw_now;
+
+static void on_switch(void *data, const jq_url_addr_t *s, const jq_url_addr_t *old,
+                      const jq_url_addr_t *now) {
+    switches++;
+    sw_sentinel = *s;
+    sw_old = *old;
+    sw_now = *now;
+}
+
+static void publish(const char *msg) {
+    char head[256];
+    cr_assert(srv.subscriber && srv.subscriber->open);
+    reply(srv.subscriber, head,
+          (size_t)snprintf(head, sizeof(head),
+                           "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%zu\r\n%s\r\n",
+                           strlen(msg), msg));
+}
+
+static void on_sub_closed(jq_rconn_t *x) { closed++; }
+
+Test(rconn, switch_master_is_followed_on_a_sentinel_and_resubscribed_after_a_loss) {
+    static jq_switchsub_t sub;
+    char u[128], err[128];
+    /* The first sentinel listens nowhere: the subscription goes on to the
+     * next, the fake. */
+    snprintf(u, sizeof(u), "redis+sentinel://127.0.0.1:1,127.0.0.1:%d/mymaster", srv.port);
+    cr_assert_eq(jq_url_parse(u, &url, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(jq_switchsub_init(&sub, &loop, &url, NULL, on_switch, NULL), 0);
+    RUN_UNTIL(srv.subscriber, 3000);
+    cr_assert(srv.subscriber, "never subscribed");
+    run_for(20);
+    publish("other 127.0.0.1 7000 127.0.0.1 7001"); /* another master's */
+    publish("mymaster 127.0.0.1 6380 127.0.0.2 6381");
+    RUN_UNTIL(switches, 2000);
+    cr_expect_eq(switches, 1);
+    cr_expect_str_eq(sw_old.host, "127.0.0.1");
+    cr_expect_eq(sw_old.port, 6380);
+    cr_expect_str_eq(sw_now.host, "127.0.0.2");
+    cr_expect_eq(sw_now.port, 6381);
+    cr_expect_eq(sw_sentinel.port, srv.port);
+    /* Lost: it subscribes again (the fake is the one sentinel up). */
+    peer_t *first = srv.subscriber;
+    drop_clients();
+    RUN_UNTIL(srv.subscriber != first && srv.subscriber, 5000);
+    cr_assert(srv.subscriber != first, "not subscribed again");
+    run_for(20);
+    publish("mymaster 127.0.0.2 6381 127.0.0.1 6380");
+    RUN_UNTIL(switches == 2, 2000);
+    cr_expect_eq(switches, 2);
+    cr_expect_eq(sw_now.port, 6380);
+    c.closing = 1; /* the teardown closes sub, not c */
+    jq_switchsub_close(&sub, on_sub_closed);
+}
+
+Test(rconn, switch_master_messages_parse) {
+    jq_url_addr_t o, n;
+    cr_expect_eq(jq_switchsub_parse("m 10.0.0.4 6379 10.0.0.5 6380", "m", &o, &n), 0);
+    cr_expect_str_eq(n.host, "10.0.0.5");
+    cr_expect_eq(o.port, 6379);
+    cr_expect_eq(jq_switchsub_parse("m2 10.0.0.4 6379 10.0.0.5 6380", "m", &o, &n), -1);
+    cr_expect_eq(jq_switchsub_parse("m 10.0.0.4 6379 10.0.0.5", "m", &o, &n), -1);
+    cr_expect_eq(jq_switchsub_parse("m 10.0.0.4 0 10.0.0.5 6380", "m", &o, &n), -1);
+    cr_expect_eq(jq_switchsub_parse("", "m", &o, &n), -1);
+    c.closing = 1; /* no connection to close */
+    closed = 1;
 }

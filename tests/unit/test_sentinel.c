@@ -27,11 +27,19 @@ Test(sentinel, role) {
     cr_expect_eq(jq_sentinel_role_ok(&empty, why, sizeof(why)), 0);
 }
 
-Test(sentinel, readonly) {
+Test(sentinel, not_master) {
     const char *ro = "READONLY You can't write against a read only replica.";
-    cr_expect(jq_sentinel_readonly(ro, strlen(ro)));
-    cr_expect(!jq_sentinel_readonly("READON", 6));
-    cr_expect(!jq_sentinel_readonly("ERR READONLY", 12));
+    cr_expect_eq(jq_sentinel_not_master(ro, strlen(ro)), 8);
+    /* Redis 7's end of a blocked XREADGROUP when its master is demoted. */
+    const char *ub = "UNBLOCKED force unblock from blocking operation, instance state changed "
+                     "(master -> replica?)";
+    cr_expect_eq(jq_sentinel_not_master(ub, strlen(ub)), 9);
+    cr_expect_eq(jq_sentinel_not_master("MASTERDOWN Link with MASTER is down", 35), 10);
+    cr_expect_eq(jq_sentinel_not_master("LOADING", 7), 7);
+    cr_expect_eq(jq_sentinel_not_master("READON", 6), 0);
+    cr_expect_eq(jq_sentinel_not_master("READONLYX", 9), 0);
+    cr_expect_eq(jq_sentinel_not_master("ERR READONLY", 12), 0);
+    cr_expect_eq(jq_sentinel_not_master("BUSYGROUP x", 11), 0);
 }
 
 Test(sentinel, all_down) {
