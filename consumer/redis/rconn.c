@@ -798,7 +798,7 @@ static char *resp_head(char *p, char kind, size_t n) {
 }
 
 static const char *resp_format(const jq_args_t *a, size_t *len) {
-    size_t need = 24;
+    size_t need = 24 + 1; /* + the NUL below */
     for (int i = 0; i < a->argc; i++) need += 24 + 2 + a->lens[i];
     if (need > resp_cap) {
         char *b = malloc(need);
@@ -817,6 +817,9 @@ static const char *resp_format(const jq_args_t *a, size_t *len) {
         *p++ = '\n';
     }
     *len = (size_t)(p - resp_buf);
+    /* hiredis reads a SUBSCRIBE's channels with strchr (nextArgument),
+     * which would run past the last argument without it. */
+    *p = '\0';
     return resp_buf;
 }
 
