@@ -28,6 +28,8 @@ struct jq_client {
     int next_sentinel;    /* redis+sentinel://: the one to ask first */
     int demoted;          /* a READONLY (UNBLOCKED...) reply came: the master the
                              sentinels named is one no more (conn.c) */
+    jq_url_addr_t master; /* redis+sentinel://: where ctx is connected */
+    long long checked_ms; /* when the sentinels were last asked (monotonic) */
 };
 
 /* Copies the key "<prefix>:{<queue>}:<what>" or, with id, ":<what>:<id>". */

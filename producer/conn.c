@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "client_int.h"
 #include "sentinel.h"
@@ -17,6 +18,13 @@
 /* Per-command socket timeout: far above the one-second BLPOP slices of
  * jq_client_wait and the time to write a 64 MiB payload on a sane link. */
 #define COMMAND_TIMEOUT_S 30
+/* redis+sentinel://: a client that lives on (the dashboard's and
+ * /metrics' reads, a long-running producer) asks the sentinels again at
+ * most this often, before a command or a pipeline: a switchover leaves the
+ * old master up, answering reads for good (as a replica, after some
+ * seconds), and reads get no READONLY to say so. A short-lived `jobq`
+ * never asks twice. */
+#define SENTINEL_RECHECK_MS 5000
 
 char *jq_memdup(const char *s, size_t len) {
     char *p = malloc(len + 1);
@@ -194,13 +202,41 @@ static int connect_sentinel(jq_client_t *c, char *err, size_t errlen) {
         const jq_url_addr_t *s = &c->url.sentinels[c->next_sentinel];
         snprintf(where, sizeof(where), "%s:%d (master %s, from sentinel %s:%d)", m.host, m.port,
                  c->url.master_name, s->host, s->port);
-        if (connect_to(c, &m, where, err, errlen) == 0) return 0;
+        if (connect_to(c, &m, where, err, errlen) == 0) {
+            c->master = m;
+            return 0;
+        }
         c->next_sentinel++;
     }
     return -1;
 }
 
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Every SENTINEL_RECHECK_MS, with nothing queued on the connection: when
+ * the sentinels name another master now, the connection is let go (the
+ * next command connects there). Sentinels that do not answer leave it
+ * as it is. */
+static void recheck_sentinels(jq_client_t *c) {
+    if (!jq_url_sentinel(&c->url) || !c->ctx || c->ctx->err) return;
+    long long now = mono_ms();
+    if (now - c->checked_ms < SENTINEL_RECHECK_MS) return;
+    c->checked_ms = now;
+    jq_url_addr_t m;
+    char why[512];
+    int next = c->next_sentinel;
+    if (jq_sentinel_resolve(&c->url, c->tls, JQ_SENTINEL_TIMEOUT_MS, &next, &m, why, sizeof(why)) !=
+        0)
+        return;
+    if (m.port != c->master.port || strcmp(m.host, c->master.host) != 0) disconnect(c);
+}
+
 static int connect_now(jq_client_t *c, char *err, size_t errlen) {
+    c->checked_ms = mono_ms();
     if (jq_url_sentinel(&c->url)) return connect_sentinel(c, err, errlen);
     jq_url_addr_t addr;
     char where[600];
@@ -361,6 +397,7 @@ static void drop_if_demoted(jq_client_t *c) {
 }
 
 redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) {
+    recheck_sentinels(c);
     if (append(c, a, err, errlen) < 0) return NULL;
     redisReply *r = read_reply(c, err, errlen);
     if (r && c->demoted) {
@@ -403,6 +440,7 @@ redisReply *jq_client_range(jq_client_t *c, const char *cmd, const char *queue, 
 /* ---- pipelines ---- */
 
 void jq_pipe_init(jq_pipe_t *p, jq_client_t *c) {
+    recheck_sentinels(c); /* before anything is queued */
     memset(p, 0, sizeof(*p));
     p->c = c;
     jq_args_init(&p->a);

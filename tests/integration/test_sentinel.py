@@ -19,13 +19,15 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import msgpack
 import pytest
 import redis as redislib
 from redis.sentinel import Sentinel
 
-from conftest import CONSUMER, JOBQ, SANITIZER_MARKERS, Consumer, scale, sha256_rounds, wait_for
+from conftest import (CONSUMER, JOBQ, SANITIZER_MARKERS, Consumer, free_port, scale,
+                      sha256_rounds, wait_for)
 from sentinel_util import SentinelSetup
 
 STREAM = "jobq:{default}:stream"
@@ -279,13 +281,25 @@ def test_switchover_moves_every_connection_before_the_old_master_is_demoted(setu
     follows the announcement: from the logged switch on, the old master
     sees no read, ack or write of ours, and every job ends as its type
     says on the new one."""
-    c = Consumer(setup.url(), ["--workers", "2", "--visibility-ms", "3000"], tmpdir_path)
+    mport = free_port()
+    c = Consumer(setup.url(), ["--workers", "2", "--visibility-ms", "3000", "--metrics-addr",
+                               "127.0.0.1:%d" % mport], tmpdir_path)
+    scrape = lambda: urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                            timeout=scale(10)).read()
+    client_ids = lambda: {l.split()[0] for l in
+                          oldc.execute_command("CLIENT", "LIST").decode().splitlines()}
     try:
         c.wait_log(r"all 2 workers serving", timeout=20)
-        load = FollowingLoad(setup)
-        load.thread.start()
         old = setup.master
         oldc = old.client()
+        # /metrics reads through libjobq on a connection of its own, made
+        # at the first scrape: only reads, which a demoted master answers.
+        ids = client_ids()
+        scrape()
+        metrics_ids = client_ids() - ids
+        assert metrics_ids
+        load = FollowingLoad(setup)
+        load.thread.start()
         wait_for(lambda: done_count(oldc, list(load.jobs)) >= 100, timeout=30,
                  what="100 jobs done before the switchover")
         new_port = setup.replicas[0].port
@@ -306,6 +320,12 @@ def test_switchover_moves_every_connection_before_the_old_master_is_demoted(setu
         time.sleep(2)
         assert old.role() == "master", "the old master was demoted too soon for this check"
         assert old_master_work(oldc) == before, (before, old_master_work(oldc), c.log()[-3000:])
+        # libjobq asks the sentinels again every 5 s: the next scrape after
+        # that leaves the old master, still up and answering reads.
+        time.sleep(max(0, switch_ms / 1000.0 + 5.3 - time.time()))
+        scrape()
+        assert old.role() == "master", "the old master was demoted too soon for this check"
+        assert not metrics_ids & client_ids(), oldc.execute_command("CLIENT", "LIST")
         new = setup.server(new_port).client()
         on_new = lambda: [j for j, p in list(load.port_of.items()) if p == new_port]
         wait_for(lambda: done_count(new, on_new()) >= 50, timeout=30,
