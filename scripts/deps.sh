@@ -22,8 +22,9 @@ redis-server redis-tools go-md2man"
 # container engine (podman) and the man/systemd checkers. netavark runs
 # `iptables` to set up a container network, yet neither depends on nor
 # recommends it: without it `make test-compose` failed on a fresh machine
-# with "netavark: No such file or directory".
-TEST_PKGS="clang-format libcriterion-dev python3 python3-redis python3-msgpack python3-pytest tmux
+# with "netavark: No such file or directory". python3-yaml parses
+# deploy/k8s/ (tests/integration/test_k8s.py).
+TEST_PKGS="clang-format libcriterion-dev python3 python3-redis python3-msgpack python3-pytest python3-yaml tmux
 prometheus chromium chromium-driver python3-selenium clang libclang-rt-14-dev
 podman runc netavark aardvark-dns iptables docker-compose debootstrap man-db systemd procps nodejs"
 # The benchmarks run Node.js peers (BullMQ, bee-queue, worker_threads) and

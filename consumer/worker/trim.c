@@ -84,27 +84,70 @@ typedef struct pass {
     jq_trim_ids_t ids; /* owned */
 } pass_t;
 
-/* The script's answer to a later pass: what is still above the oldest
- * pending entry is deleted; the rest went with the trim. */
 /* The later pass's delete: of the kept ids still above the oldest pending
  * entry, only those no longer pending. A kept id is normally acked, but a
  * retry or dead letter acks its entry only once its id landed in its set
  * (outcome.c's move_lua): one whose ZADD failed is still pending, to run
  * again, and deleting it would leave its reclaim an entry without fields.
- * The XDELs take 1,000 ids each (a command in a script takes at most about
- * 8,000 arguments). KEYS[1] stream; ARGV[1] group, then the ids. */
+ * Nor the group's last-delivered-id (or above it, a group made again, §7):
+ * an XDEL there while entries wait behind it makes Redis answer the group's
+ * `lag` NULL until the next delivery, which a paused queue or busy workers
+ * do not make, so `ready` and KEDA's lagCount scaler saw no backlog
+ * (tests/integration/test_k8s.py). Those ids are answered, kept for a
+ * later pass; an XTRIM takes them once nothing is pending below them. Ids
+ * compare as numbers: Redis writes them without leading zeros, so a
+ * shorter one is smaller. The XDELs take 1,000 ids each (a command in a
+ * script takes at most about 8,000 arguments). KEYS[1] stream; ARGV[1]
+ * group, then the ids. */
 static const char xdel_lua[] =
-    "local ids = {}\n"
+    "local last\n"
+    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+    "  if g[2] == ARGV[1] then\n"
+    "    for i = 1, #g, 2 do\n"
+    "      if g[i] == 'last-delivered-id' then last = g[i + 1] end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local function lt(a, b) return #a < #b or (#a == #b and a < b) end\n"
+    "local lm, ls = string.match(last or '0-0', '^(%d+)-(%d+)$')\n"
+    "local ids, left = {}, {}\n"
     "for i = 2, #ARGV do\n"
-    "  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) == 0 then\n"
+    "  local m, s = string.match(ARGV[i], '^(%d+)-(%d+)$')\n"
+    "  if not (m and (lt(m, lm) or (m == lm and lt(s, ls)))) then\n"
+    "    left[#left + 1] = ARGV[i]\n"
+    "  elseif #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) == 0 then\n"
     "    ids[#ids + 1] = ARGV[i]\n"
     "  end\n"
     "end\n"
-    "local n = 0\n"
     "for s = 1, #ids, 1000 do\n"
-    "  n = n + redis.call('XDEL', KEYS[1], unpack(ids, s, math.min(s + 999, #ids)))\n"
+    "  redis.call('XDEL', KEYS[1], unpack(ids, s, math.min(s + 999, #ids)))\n"
     "end\n"
-    "return n\n";
+    "return left\n";
+
+static void pass_done(pass_t *p) {
+    jq_trim_t *t = p->t;
+    free(p->ids.ids);
+    free(p);
+    t->passes--;
+    t->env.maybe_exit(t->env.worker); /* an exit waits for the passes (jq_trim_all) */
+}
+
+/* The delete's answer: the ids it left (the group's last delivered) go
+ * back to the young generation, for a pass a tick or two later. */
+static void on_xdel(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    pass_t *p = priv;
+    redisReply *reply = rp;
+    jq_trim_t *t = p->t;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && !*t->env.stopping) {
+        for (size_t i = 0; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                keep(&t->young[p->q], reply->element[i]->str);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        jq_error("trimming %s: %s", t->env.queues[p->q].stream, reply->str);
+    }
+    pass_done(p);
+}
 
 static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
     pass_t *p = priv;
@@ -120,15 +163,14 @@ static void on_pass(redisAsyncContext *ac, void *rp, void *priv) {
         jq_args_str(a, JQ_GROUP);
         for (int i = 0; i < p->ids.n; i++)
             if (jq_trim_id_cmp(p->ids.ids[i], reply->str) > 0) jq_args_str(a, p->ids.ids[i]);
-        if (a->argc > 5) jq_rconn_args(t->env.conn, a, NULL, NULL);
+        /* The pass stays counted until the delete answers. */
+        int sent = a->argc > 5 && jq_rconn_args(t->env.conn, a, on_xdel, p) == 0;
         jq_args_reset(a);
+        if (sent) return;
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         jq_error("trimming %s: %s", t->env.queues[p->q].stream, reply->str);
     }
-    free(p->ids.ids);
-    free(p);
-    t->passes--;
-    t->env.maybe_exit(t->env.worker); /* an exit waits for the passes (jq_trim_all) */
+    pass_done(p);
 }
 
 /* Hands d's ids to a pass (d is left empty). */

@@ -18,7 +18,9 @@
  * ids and, one or two ticks later (100 to 200 ms), runs the script again
  * and XDELs those still above the oldest pending entry and no longer
  * pending themselves (a retry or dead letter whose move failed was not
- * acked: trim.c's xdel_lua). So an acked entry
+ * acked: trim.c's xdel_lua), except the group's last delivered entry,
+ * whose XDEL would make the group's lag NULL while jobs wait behind it:
+ * that one is kept for a later pass. So an acked entry
  * leaves the stream within about 200 ms, the stream holds what is pending
  * or not yet delivered and little else, and XLEN minus pending stays close
  * to the ready count (the group's lag, §7, is exact). A worker that exits
