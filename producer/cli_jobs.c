@@ -18,9 +18,12 @@ static const char jobs_help[] =
     "delivered; the default), running (delivered, not yet acknowledged),\n"
     "scheduled (delayed or waiting for a retry), done (only for a queue that\n"
     "keeps an index of them: keep-done), dead. --count: page size (default 50).\n"
-    "ready and running page by entry id: the next page is --after the last\n"
-    "row's ENTRY; the sets by position: --start N. Newest first for done and\n"
-    "dead, oldest first otherwise.\n"
+    "ready and running go through the priority levels high, normal, low (the\n"
+    "order a worker runs them in; LEVEL says each job's), oldest first within\n"
+    "a level, and page by entry id: the next page is --after the cursor the\n"
+    "last page ends with (ENTRY, or LEVEL:ENTRY beyond normal); the sets by\n"
+    "position: --start N. Newest first for done and dead, oldest first\n"
+    "otherwise.\n"
     "show: the job wherever it is, as JSON, with where it is (\"state\").\n"
     "Exit 1 when it is nowhere.\n"
     "keep-done: index the queue's last N done jobs (0: stop, and drop the\n"
@@ -39,7 +42,9 @@ static void print_table(state_t st, const jq_dead_job_t *jobs, size_t n) {
                      : st == S_DEAD      ? "DIED"
                      : st == S_SCHEDULED ? "DUE"
                                          : "ENQUEUED";
-    printf("%-28s  %-20s  %-24s  %-8s  %s\n", "ID", st == S_DONE ? "STATE" : "TYPE", at, "ATTEMPTS",
+    int stream = st == S_READY || st == S_RUNNING; /* a level's, which it says */
+    printf("%-28s  %-20s  %-24s  %-8s  %s%s\n", "ID", st == S_DONE ? "STATE" : "TYPE", at,
+           "ATTEMPTS", stream ? "LEVEL   " : "",
            st == S_RUNNING ? "ENTRY / CONSUMER / IDLE MS" : "ENTRY / ERROR");
     for (size_t i = 0; i < n; i++) {
         const jq_dead_job_t *j = &jobs[i];
@@ -48,6 +53,7 @@ static void print_table(state_t st, const jq_dead_job_t *jobs, size_t n) {
         if (j->attempts >= 0) snprintf(att, sizeof(att), "%lld", j->attempts);
         const char *kind = st == S_DONE ? field(j, "state") : j->type;
         printf("%-28s  %-20.40s  %-24s  %-8s  ", j->id, kind ? kind : "-", when, att);
+        if (stream) printf("%-6s  ", field(j, "priority") ? field(j, "priority") : "normal");
         if (st == S_RUNNING)
             printf("%s  %s  %s", field(j, "entry_id"), field(j, "consumer"), field(j, "idle_ms"));
         else if (st == S_READY)
@@ -124,9 +130,13 @@ static int jobs_list(jq_cli_t *cli, const char *queue, state_t st, long long cou
     } else {
         print_table(st, jobs, n);
     }
-    if (!json && (long long)n == count && (st == S_READY || st == S_RUNNING))
-        fprintf(stderr, "(more: --after %s)\n", jq_dead_job_field(&jobs[n - 1], "entry_id")->value);
-    else if (!json && total > start + (long long)n)
+    if (!json && (long long)n == count && (st == S_READY || st == S_RUNNING)) {
+        /* A level's cursor names it; normal's is the bare entry id. */
+        const char *lv = field(&jobs[n - 1], "priority");
+        int bare = !lv || !strcmp(lv, "normal");
+        fprintf(stderr, "(more: --after %s%s%s)\n", bare ? "" : lv, bare ? "" : ":",
+                field(&jobs[n - 1], "entry_id"));
+    } else if (!json && total > start + (long long)n)
         fprintf(stderr, "(%lld in all; more: --start %lld)\n", total, start + (long long)n);
     if (st == S_DONE && total == 0 && !json)
         fprintf(stderr, "(no done jobs indexed: `jobq jobs keep-done -q %s N` keeps the last N)\n",
@@ -203,6 +213,11 @@ int jq_cli_jobs(jq_cli_t *cli, int argc, char **argv, int start) {
         return jq_cli_usage_error(cmd, "--start pages scheduled, done and dead jobs; ready and "
                                        "running page with --after");
     if (after && jq_cli_check_name(cmd, "entry id", after) < 0) return JQ_EXIT_USAGE;
+    const char *colon = after ? strchr(after, ':') : NULL;
+    jq_prio_t lv;
+    if (colon && (jq_prio_parse(after, (size_t)(colon - after), &lv) != 0 || !colon[1] ||
+                  strchr(colon + 1, ':')))
+        return jq_cli_usage_error(cmd, "--after: '%s' is not ENTRY or LEVEL:ENTRY", after);
     long long keep_n = 0;
     if (show && !arg) return jq_cli_usage_error(cmd, "missing ID");
     if (show && jq_cli_check_name(cmd, "job id", arg) < 0) return JQ_EXIT_USAGE;

@@ -350,14 +350,17 @@ typedef struct jq_set_page {
 int jq_client_set_list(jq_client_t *c, const char *queue, const jq_set_page_t *page,
                        jq_dead_job_t **jobs, size_t *n, long long *total, char *err, size_t errlen);
 
-/* Lists one page of the jobs in the stream of `queue`: the ready ones
+/* Lists one page of the jobs in the streams of `queue`: the ready ones
  * (not yet delivered: after the group's last delivered entry) or, with
  * running, the delivered ones not yet acknowledged (the group's pending
- * list), oldest first, starting after the entry id `after` (NULL: from
- * the start), at most count (0: 100; at most 10,000). Each job's fields
- * are its entry's (brief: without the payload) plus `entry_id` and, when
+ * list), through its priority levels high, normal, low (PROTOCOL.md §15),
+ * oldest first within a level, starting after the cursor `after` (NULL:
+ * from the start), at most count (0: 100; at most 10,000). Each job's
+ * fields are its entry's (brief: without the payload) plus `entry_id`,
+ * `priority` (high, normal or low: the stream it is in) and, when
  * running, `consumer`, `idle_ms` and `deliveries`; died_at holds the
- * entry's time. Page on with the last job's entry_id. *jobs as
+ * entry's time. Page on with the last job's cursor: its entry_id when its
+ * priority is normal, else "<priority>:<entry_id>". *jobs as
  * jq_client_set_list. Returns 0 or -1. */
 int jq_client_stream_list(jq_client_t *c, const char *queue, int running, const char *after,
                           long long count, int brief, jq_dead_job_t **jobs, size_t *n, char *err,

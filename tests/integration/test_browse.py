@@ -5,7 +5,9 @@ asks (`jobq jobs keep-done`)."""
 import json
 import time
 
-from conftest import jobq, key, scale, wait_for, wait_result, xadd
+import msgpack
+
+from conftest import jobq, key, scale, stream, wait_for, wait_result, xadd
 
 
 def ids_of(out):
@@ -99,3 +101,43 @@ def test_bad_arguments(redis_server):
                       (["jobs", "frob"], "unknown subcommand")):
         p = jobq(*args, redis_url=redis_server.url)
         assert p.returncode == 2 and msg in p.stderr, (args, p.stderr)
+
+
+def test_ready_and_running_go_through_the_priority_levels(r, redis_server, consumer):
+    """A queue with levels (PROTOCOL §15) lists high, then normal, then
+    low, each job saying its level; a page's cursor names its level, and
+    an entry's own `priority` field (which workers ignore) does not."""
+    u = redis_server.url
+    low = r.xadd(stream() + ":low", {"type": "echo", "priority": "high"}).decode()
+    normal = xadd(r, type="echo")
+    high = [r.xadd(stream() + ":high", {"type": "echo"}).decode() for _ in range(2)]
+    p = jobq("jobs", "list", redis_url=u)
+    assert p.returncode == 0, p.stderr
+    assert ids_of(p.stdout) == high + [normal, low], p.stdout
+    assert [line.split()[4] for line in p.stdout.splitlines()[1:]] == [
+        "high", "high", "normal", "low"], p.stdout
+    p = jobq("jobs", "list", "--count", "2", redis_url=u)
+    assert ids_of(p.stdout) == high and "(more: --after high:%s)" % high[1] in p.stderr
+    rows = json.loads(jobq("jobs", "list", "--json", "--after", "high:" + high[1],
+                           redis_url=u).stdout)
+    assert [(j["id"], j["priority"]) for j in rows] == [(normal, "normal"), (low, "low")]
+    # A bare entry id is normal's cursor, as before levels.
+    rows = json.loads(jobq("jobs", "list", "--json", "--after", normal, redis_url=u).stdout)
+    assert [(j["id"], j["priority"]) for j in rows] == [(low, "low")]
+    p = jobq("jobs", "list", "--after", "urgent:" + normal, redis_url=u)
+    assert p.returncode == 2 and "LEVEL:ENTRY" in p.stderr
+    # Running: a worker holds a high and a low sleep.
+    r.delete(stream(), stream() + ":high", stream() + ":low")
+    consumer("--shutdown-timeout-ms", "300")
+    slow_low = r.xadd(stream() + ":low", {"type": "sleep", "payload": msgpack.packb(
+        {"ms": 30000})}).decode()
+    slow_high = r.xadd(stream() + ":high", {"type": "sleep", "payload": msgpack.packb(
+        {"ms": 30000})}).decode()
+
+    def running():
+        out = jobq("jobs", "list", "--state", "running", "--json", redis_url=u).stdout
+        return [(j["id"], j["priority"]) for j in json.loads(out)]
+    wait_for(lambda: len(running()) == 2, what="both running")
+    assert running() == [(slow_high, "high"), (slow_low, "low")]
+    p = jobq("jobs", "list", "--state", "running", redis_url=u)
+    assert [line.split()[4] for line in p.stdout.splitlines()[1:]] == ["high", "low"], p.stdout
