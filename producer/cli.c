@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "codec.h"
@@ -101,16 +102,23 @@ static void wait_usage(FILE *out) {
           out);
 }
 
-/* Reads a whole file ("-" is stdin) into a malloc'd buffer. */
-static char *read_file(const char *path, size_t *len) {
+/* Reads a whole file ("-" is stdin) into a malloc'd buffer, leaving
+ * `head` bytes free in front of it (room for a msgpack bin header, so the
+ * bytes are never copied again). A regular file is read into a buffer of
+ * its size at once: growing by doubling faulted in and copied each byte of
+ * a 60 MiB payload twice more (docs/BENCHMARKS.md, large payloads). */
+static char *read_file(const char *path, size_t head, size_t *len) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) return NULL;
+    struct stat st;
     size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+        cap = (size_t)st.st_size + 1; /* + 1: the read that sees the end */
+    char *buf = malloc(head + cap);
     while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
+        n += fread(buf + head + n, 1, cap - n, f);
         if (n < cap) break;
-        char *bigger = realloc(buf, cap * 2);
+        char *bigger = realloc(buf, head + cap * 2);
         if (!bigger) {
             free(buf);
             buf = NULL;
@@ -129,6 +137,27 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
+/* A msgpack bin header for len bytes into out (5 bytes at most); returns
+ * its length. */
+#define BIN_HEAD_MAX 5
+
+static size_t bin_head(char *out, size_t len) {
+    if (len < 256) {
+        out[0] = (char)0xc4;
+        out[1] = (char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        out[0] = (char)0xc5;
+        out[1] = (char)(len >> 8);
+        out[2] = (char)len;
+        return 3;
+    }
+    out[0] = (char)0xc6;
+    for (int i = 0; i < 4; i++) out[1 + i] = (char)(len >> (24 - 8 * i));
+    return 5;
+}
+
 int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuffer *sb) {
     char err[JQ_ERR_LEN];
     if (arg[0] != '@') {
@@ -136,17 +165,26 @@ int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuf
         return jq_cli_usage_error(cmd, "%s", err);
     }
     size_t len = 0;
-    char *data = read_file(arg + 1, &len);
+    char *data = read_file(arg + 1, BIN_HEAD_MAX, &len);
     if (!data) return jq_cli_usage_error(cmd, "cannot read %s: %s", arg + 1, strerror(errno));
     int rc = 0;
     if (json_file) {
-        if (jq_codec_json_to_msgpack(data, len, sb, err, sizeof(err)) < 0)
+        if (jq_codec_json_to_msgpack(data + BIN_HEAD_MAX, len, sb, err, sizeof(err)) < 0)
             rc = jq_cli_usage_error(cmd, "%s: %s", arg + 1, err);
+    } else if (len > 0xffffffffu) {
+        rc = jq_cli_usage_error(cmd, "%s: over 4 GiB, more than a msgpack bin holds", arg + 1);
     } else {
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-        if (msgpack_pack_bin(&pk, len) || msgpack_pack_bin_body(&pk, data, len))
-            rc = jq_cli_usage_error(cmd, "out of memory");
+        /* The bin header goes right before the bytes, which stay where
+         * fread put them: sb takes the buffer over (sb is empty here). */
+        char h[BIN_HEAD_MAX];
+        size_t hl = bin_head(h, len);
+        if (hl < BIN_HEAD_MAX) memmove(data + hl, data + BIN_HEAD_MAX, len);
+        memcpy(data, h, hl);
+        msgpack_sbuffer_destroy(sb);
+        sb->data = data;
+        sb->size = hl + len;
+        sb->alloc = BIN_HEAD_MAX + len;
+        return 0;
     }
     free(data);
     return rc;

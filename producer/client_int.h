@@ -92,6 +92,12 @@ void jq_pipe_init(jq_pipe_t *p, jq_client_t *c);
 /* Queues p->a and resets it. Returns 0, or -1 with err on the first
  * failure; once broken, every send returns -1 and leaves err alone. */
 int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen);
+/* jq_pipe_send for a command of large arguments (payload chunks): what is
+ * queued goes out first, then the command is written straight from its
+ * arguments with writev, never formatted into a buffer of its own nor
+ * copied into hiredis' (over TLS: jq_pipe_send, and the buffer written out at once). The
+ * arguments must stay valid only until it returns. */
+int jq_pipe_send_big(jq_pipe_t *p, char *err, size_t errlen);
 /* The next reply, for the caller to free; it may be an error reply
  * (check with jq_reply_ok). NULL when the pipe is broken (err is set: by
  * this call when the connection broke now, else by the failure before). */

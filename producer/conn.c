@@ -6,8 +6,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "client_int.h"
@@ -452,6 +454,99 @@ int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen) {
     if (!p->broken && append(p->c, &p->a, err, errlen) < 0) p->broken = 1;
     jq_args_reset(&p->a);
     if (p->broken) return -1;
+    p->sent++;
+    return 0;
+}
+
+/* Writes what is queued, blocking until the socket took it all. Returns 0,
+ * or -1 with err (the pipe is broken then). */
+static int pipe_flush(jq_pipe_t *p, char *err, size_t errlen) {
+    if (p->broken) return -1;
+    redisContext *ctx = p->c->ctx;
+    if (!ctx || sdslen(ctx->obuf) == 0) return 0;
+    int done = 0, rc;
+    if (p->c->session) {
+        char why[256];
+        rc = jq_tls_flush(p->c->session, ctx, why, sizeof(why));
+        if (rc != 0)
+            jq_seterr(err, errlen, "redis connection lost: %s", rc < 0 ? why : "timed out");
+    } else {
+        while ((rc = redisBufferWrite(ctx, &done)) == REDIS_OK && !done) continue;
+        if (rc != REDIS_OK) jq_seterr(err, errlen, "redis connection lost: %s", ctx->errstr);
+    }
+    if (rc != 0) {
+        if (!ctx->err) ctx->err = REDIS_ERR_IO;
+        p->broken = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Vectors per writev: Linux's IOV_MAX. */
+#define WRITEV_MAX 1024
+
+/* writev of iov[0..n), all of it, on a blocking socket (whose send
+ * timeout ends a stalled write with EAGAIN: an error here). */
+static int writev_all(int fd, struct iovec *iov, int n) {
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n < WRITEV_MAX ? n : WRITEV_MAX);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int jq_pipe_send_big(jq_pipe_t *p, char *err, size_t errlen) {
+    if (p->c->session || p->broken || p->a.oom || p->a.argc == 0) {
+        /* TLS writes through the session: hiredis' buffer, emptied at once. */
+        if (jq_pipe_send(p, err, errlen) < 0) return -1;
+        return pipe_flush(p, err, errlen);
+    }
+    if (jq_client_ready(p->c, err, errlen) < 0 || pipe_flush(p, err, errlen) < 0) {
+        p->broken = 1;
+        jq_args_reset(&p->a);
+        return -1;
+    }
+    const jq_args_t *a = &p->a;
+    int n = 1 + 3 * a->argc;
+    struct iovec *iov = malloc((size_t)n * sizeof(*iov));
+    char *heads = malloc((size_t)(a->argc + 1) * 24);
+    int rc = -1;
+    if (iov && heads) {
+        char *h = heads;
+        int k = 0;
+        iov[k++] = (struct iovec){h, (size_t)sprintf(h, "*%d\r\n", a->argc)};
+        h += 24;
+        for (int i = 0; i < a->argc; i++, h += 24) {
+            iov[k++] = (struct iovec){h, (size_t)sprintf(h, "$%zu\r\n", a->lens[i])};
+            iov[k++] = (struct iovec){(void *)a->argv[i], a->lens[i]};
+            iov[k++] = (struct iovec){(void *)"\r\n", 2};
+        }
+        rc = writev_all(p->c->ctx->fd, iov, k);
+        if (rc < 0)
+            jq_seterr(err, errlen, "redis connection lost: %s",
+                      errno == EAGAIN ? "write timed out" : strerror(errno));
+    } else {
+        jq_seterr(err, errlen, "out of memory building a redis command");
+    }
+    free(iov);
+    free(heads);
+    jq_args_reset(&p->a);
+    if (rc < 0) {
+        /* Half a command may be out: the connection cannot be used again. */
+        if (!p->c->ctx->err) p->c->ctx->err = REDIS_ERR_IO;
+        p->broken = 1;
+        return -1;
+    }
     p->sent++;
     return 0;
 }

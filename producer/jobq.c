@@ -172,7 +172,9 @@ static void send_chunks(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errl
             size_t off = j * e->chunk;
             jq_args_add(&p->a, e->payload + off, e->len - off < e->chunk ? e->len - off : e->chunk);
         }
-        jq_pipe_send(p, err, errlen);
+        /* Written from the payload itself: no copy, and Redis reads each
+         * RPUSH as it comes (docs/BENCHMARKS.md, large payloads). */
+        jq_pipe_send_big(p, err, errlen);
     }
 }
 
