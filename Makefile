@@ -34,7 +34,7 @@ LDFLAGS := $(SANFLAGS)
 
 COMMON_SRC := common/log.c common/keys.c common/job.c common/codec.c common/codec_from_json.c \
 	common/codec_to_json.c common/url.c common/config.c common/cpus.c common/args.c common/view.c \
-	common/proc.c common/unique.c common/cancel_lua.c common/batch.c
+	common/proc.c common/unique.c common/cancel_lua.c common/batch.c common/bigbuf.c
 PRODUCER_LIB_SRC := producer/conn.c producer/jobq.c producer/wait.c producer/locate.c producer/browse.c producer/dead.c producer/batch.c \
 	producer/cancel.c producer/admin.c producer/watch.c producer/watch_running.c
 # Sentinel (redis+sentinel://): where the master is.

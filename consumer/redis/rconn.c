@@ -12,6 +12,7 @@
 #include <hiredis/sds.h>
 
 #include "args.h"
+#include "bigbuf.h"
 #include "log.h"
 #include "rconn.h"
 #include "sentinel.h"
@@ -43,6 +44,7 @@ typedef struct glue {
     redisAsyncContext *ac; /* NULL once hiredis let go of it */
     int events;
     int want_write; /* hiredis has output to write */
+    size_t out_at;  /* bytes at the front of hiredis' output written (write_out) */
     int open;       /* handles not closed yet */
     /* rediss://: once TCP is connected, hiredis never touches the socket
      * again (it stays the reader and the formatter); the bytes go through
@@ -252,6 +254,64 @@ static void demoted(jq_rconn_t *c) {
     drop(c, why);
 }
 
+/* Drops what write_out wrote from the front of hiredis' output buffer:
+ * before hiredis itself looks at the buffer again. */
+static void out_compact(glue_t *g) {
+    if (g->out_at && g->ac) sdsrange(g->ac->c.obuf, (ssize_t)g->out_at, -1);
+    g->out_at = 0;
+}
+
+static void ev_add_read(void *p);
+static void ev_add_write(void *p);
+static void ev_del_write(void *p);
+
+/* redisAsyncHandleWrite of a connected plain socket, without its memmove:
+ * hiredis drops the written bytes from the front of its output buffer
+ * after every write(), moving all the rest, so a 60 MiB result written a
+ * socket buffer at a time moved gigabytes (an eighth of the worker's CPU
+ * for a 60 MiB echo, docs/BENCHMARKS.md). Here they are counted in out_at,
+ * and dropped once they are the larger half: each byte moves at most once
+ * on average. */
+static void write_out(glue_t *g) {
+    redisAsyncContext *ac = g->ac;
+    redisContext *c = &ac->c;
+    if (!(c->flags & REDIS_CONNECTED) || c->err) {
+        out_compact(g);
+        redisAsyncHandleWrite(ac);
+        return;
+    }
+    size_t len = sdslen(c->obuf);
+    while (g->out_at < len) {
+        ssize_t n = write(c->fd, c->obuf + g->out_at, len - g->out_at);
+        if (n > 0) {
+            g->out_at += (size_t)n;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else if (!(n < 0 && errno == EINTR)) {
+            /* hiredis' own write meets the error and ends the context. */
+            out_compact(g);
+            redisAsyncHandleWrite(ac);
+            return;
+        }
+    }
+    if (g->out_at == len) {
+        /* As hiredis does: a buffer that held a large output goes. */
+        sds fresh = sdsempty();
+        if (fresh) {
+            sdsfree(c->obuf);
+            c->obuf = fresh;
+        } else {
+            sdsclear(c->obuf);
+        }
+        g->out_at = 0;
+        ev_del_write(g);
+    } else {
+        if (g->out_at >= len / 2) out_compact(g);
+        ev_add_write(g);
+    }
+    ev_add_read(g);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
     glue_t *g = h->data;
     if (g->ac == NULL) return;
@@ -267,7 +327,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if (g->ac->c.flags & REDIS_CONNECTED)
             redisAsyncHandleRead(g->ac);
         else
-            redisAsyncHandleWrite(g->ac);
+            write_out(g);
         return;
     }
     if ((events & UV_READABLE) && g->ac) {
@@ -278,7 +338,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if (g->c->arena.not_master[0]) demoted(g->c);
     }
     /* The read may have freed the context (cleanup cleared g->ac). */
-    if ((events & UV_WRITABLE) && g->ac) redisAsyncHandleWrite(g->ac);
+    if ((events & UV_WRITABLE) && g->ac) write_out(g);
     /* rediss://: hiredis saw TCP connected (on_connect) and wrote nothing. */
     if (g->ac && g->tls_state == TLS_BEGIN) tls_begin(g);
 }
@@ -321,7 +381,7 @@ static void on_prepare(uv_prepare_t *h) {
     /* Writes what the socket takes; hiredis asks again (ev_add_write, now
      * waiting for writability) for the rest, or drops the wish. */
     in_prepare++;
-    redisAsyncHandleWrite(g->ac);
+    write_out(g);
     in_prepare--;
 }
 
@@ -828,6 +888,10 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
     size_t len;
     const char *cmd = resp_format(a, &len);
     int rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
+    /* Output of a large result: its buffer grows by realloc, which keeps
+     * the advice for the pages it adds (bigbuf.h). */
+    if (rc == REDIS_OK && len >= JQ_BIGBUF_MIN / 4 && sdsalloc(c->ac->c.obuf) >= JQ_BIGBUF_MIN)
+        jq_bigbuf_advise(c->ac->c.obuf, sdsalloc(c->ac->c.obuf));
     if (resp_cap > RESP_KEEP) {
         free(resp_buf);
         resp_buf = NULL;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigbuf.h"
 #include "codec.h"
 #include "log.h"
 #include "sentinel.h"
@@ -232,7 +233,7 @@ static void read_more(loader_t *l) {
 static int alloc_buffer(loader_t *l) {
     size_t size = (size_t)l->r->job.size;
     if (l->r->job.enc == JQ_ENC_JSON) {
-        l->json.data = malloc(size ? size : 1);
+        l->json.data = jq_bigbuf_alloc(size);
         if (!l->json.data) return -1;
         l->json.alloc = size ? size : 1;
         return 0;
@@ -241,6 +242,9 @@ static int alloc_buffer(loader_t *l) {
      * head of its buffer. */
     if (!msgpack_unpacker_init(&l->up, size + 2 * sizeof(_msgpack_atomic_counter_t))) return -1;
     l->has_up = 1;
+    /* Untouched so far but for the counter: huge pages before the copies
+     * fault it in (bigbuf.h). */
+    jq_bigbuf_advise(l->up.buffer, l->up.used + l->up.free);
     return 0;
 }
 
