@@ -12,7 +12,6 @@
 #include <hiredis/sds.h>
 
 #include "args.h"
-#include "bigbuf.h"
 #include "log.h"
 #include "rconn.h"
 #include "sentinel.h"
@@ -888,10 +887,6 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
     size_t len;
     const char *cmd = resp_format(a, &len);
     int rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
-    /* Output of a large result: its buffer grows by realloc, which keeps
-     * the advice for the pages it adds (bigbuf.h). */
-    if (rc == REDIS_OK && len >= JQ_BIGBUF_MIN / 4 && sdsalloc(c->ac->c.obuf) >= JQ_BIGBUF_MIN)
-        jq_bigbuf_advise(c->ac->c.obuf, sdsalloc(c->ac->c.obuf));
     if (resp_cap > RESP_KEEP) {
         free(resp_buf);
         resp_buf = NULL;
