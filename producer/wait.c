@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bigbuf.h"
 #include "client_int.h"
 #include "job.h"
 
@@ -37,30 +38,80 @@ static void result_reset(jq_result_t *r) {
     r->finished_at = -1;
 }
 
+/* Chunks per LRANGE of a chunked result: 4 MiB at the default 256 KiB. */
+#define RESULT_RANGE 16
+
+/* Appends the chunks of one LRANGE reply (`want` of them) to r->result,
+ * whose capacity is *cap: sized at the first reply to `chunks` times its
+ * first chunk (each chunk but the last is --chunk-size long, PROTOCOL §3),
+ * grown only for a list some other writer cut otherwise. */
+static int take_range(const redisReply *l, long long want, long long chunks, jq_result_t *r,
+                      size_t *cap) {
+    if (l->type != REDIS_REPLY_ARRAY || (long long)l->elements != want) return -1;
+    for (size_t i = 0; i < l->elements; i++) {
+        const redisReply *e = l->element[i];
+        if (e->type != REDIS_REPLY_STRING) return -1;
+        if (r->result_len + e->len > *cap) {
+            size_t grow = *cap ? *cap * 2 : (size_t)chunks * (e->len ? e->len : 1);
+            if (grow < r->result_len + e->len) grow = r->result_len + e->len;
+            char *bigger = *cap ? realloc(r->result, grow) : jq_bigbuf_alloc(grow);
+            if (!bigger) return -2;
+            r->result = bigger;
+            *cap = grow;
+        }
+        memcpy(r->result + r->result_len, e->str, e->len);
+        r->result_len += e->len;
+    }
+    return 0;
+}
+
 /* Concatenates the list <p>:{<q>}:result:<id>:chunks, which must hold
- * exactly `chunks` elements. */
+ * exactly `chunks` elements, RESULT_RANGE chunks per LRANGE with the next
+ * one sent before the last is read: each reply is copied into the result
+ * once and freed, so the chunks are held once (a single LRANGE of all held
+ * them twice, and faulted both copies in). */
 static int read_chunks(jq_client_t *c, const char *queue, const char *id, long long chunks,
                        jq_result_t *r, char *err, size_t errlen) {
     char what[JQ_CLIENT_ID_LEN + 16];
     snprintf(what, sizeof(what), "%s:chunks", id);
-    redisReply *l = jq_client_range(c, "LRANGE", queue, "result", what, err, errlen);
-    if (!l) return -1;
-    int rc = -1;
-    if (l->type != REDIS_REPLY_ARRAY || (long long)l->elements != chunks) {
-        jq_seterr(err, errlen, "result of job %s is incomplete: %zu of %lld chunks", id,
-                  l->type == REDIS_REPLY_ARRAY ? l->elements : 0, chunks);
-        goto out;
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    size_t cap = 0;
+    long long sent = 0, got = 0; /* chunks asked for, chunks read */
+    int rc = 0;
+    while (rc == 0 && got < chunks) {
+        /* One range in flight beyond the one read next. */
+        while (sent < chunks && sent < got + 2 * RESULT_RANGE) {
+            long long last = sent + RESULT_RANGE < chunks ? sent + RESULT_RANGE : chunks;
+            jq_args_str(&p.a, "LRANGE");
+            jq_args_key(&p.a, c, queue, "result", what);
+            jq_args_ll(&p.a, sent);
+            jq_args_ll(&p.a, last - 1);
+            if (jq_pipe_send(&p, err, errlen) < 0) break;
+            sent = last;
+        }
+        redisReply *l = jq_pipe_reply(&p, err, errlen);
+        if (!l) {
+            rc = -1;
+            break;
+        }
+        long long want = chunks - got < RESULT_RANGE ? chunks - got : RESULT_RANGE;
+        rc = take_range(l, want, chunks, r, &cap);
+        if (rc == -1)
+            jq_seterr(err, errlen, "result of job %s is incomplete: %lld of %lld chunks", id,
+                      got + (l->type == REDIS_REPLY_ARRAY ? (long long)l->elements : 0), chunks);
+        else if (rc == -2)
+            jq_seterr(err, errlen, "out of memory for a result of %lld chunks", chunks);
+        got += want;
+        freeReplyObject(l);
     }
-    size_t total;
-    if (!(r->result = jq_reply_join(l, &total))) {
-        jq_seterr(err, errlen, "out of memory for a %zu-byte result", total);
-        goto out;
+    if (jq_pipe_end(&p) < 0 || rc != 0) {
+        free(r->result);
+        r->result = NULL;
+        r->result_len = 0;
+        return -1;
     }
-    r->result_len = total;
-    rc = 0;
-out:
-    freeReplyObject(l);
-    return rc;
+    return 0;
 }
 
 /* Fills r from the field/value pairs of an HGETALL reply. */
