@@ -6,7 +6,11 @@
 # container (SIGKILL, no drain) while it holds jobs of a second batch and
 # checks that none is lost; checks that the master, PID 1 in its
 # container, reaps orphans and drains on SIGTERM. Everything is torn down
-# (down -v) at the end, even on failure.
+# (down -v) at the end, even on failure. Also: the dashboard service on
+# the host's loopback, the rolling update of docs/DEPLOY.md as written
+# there (the replica count read, not assumed), and the `tls` profile (a
+# Redis speaking only TLS, certificates made at start, a consumer on
+# rediss://).
 #
 # Uses a Docker engine if one answers; otherwise podman behind its
 # Docker-compatible socket (scripts/container-engine.sh), driven by
@@ -37,7 +41,8 @@ compose() { "${COMPOSE[@]}" "$@"; }
 # seconds rather than 30.
 JOBQ_REDIS_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 JOBQ_PROMETHEUS_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export JOBQ_REDIS_PORT JOBQ_PROMETHEUS_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
+JOBQ_DASHBOARD_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export JOBQ_REDIS_PORT JOBQ_PROMETHEUS_PORT JOBQ_DASHBOARD_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
 jobs() { $PY tests/compose/jobs.py "$JOBQ_REDIS_PORT" "$@"; }
 
 status=1
@@ -46,14 +51,14 @@ cleanup() {
         echo "compose-test: the stack's last log lines:" >&2
         compose logs --no-color --tail=40 >&2 2>&1 || true
     fi
-    compose --profile monitoring down -v -t 10 >/dev/null 2>&1 || compose --profile monitoring down -v -t 10 || true
+    compose --profile monitoring --profile tls down -v -t 10 >/dev/null 2>&1 || compose --profile monitoring --profile tls down -v -t 10 || true
     sh scripts/container-engine.sh stop || true
     say "done (exit $status)"
 }
 trap 'status=$?; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-compose --profile monitoring down -v -t 5 >/dev/null 2>&1 || true
+compose --profile monitoring --profile tls down -v -t 5 >/dev/null 2>&1 || true
 say "building the images ($ENGINE, ${COMPOSE[*]})"
 compose build -q consumer
 say "starting redis and 3 consumers"
@@ -86,6 +91,15 @@ for id in "${ids[@]}"; do
 done
 for id in "${ids[@]}"; do echo "    ${id:0:12} /healthz: $($ENGINE exec "$id" jobq-healthcheck)"; done
 say "3 consumers up and healthy"
+
+# The dashboard service: published on the host's loopback, and only there.
+until curl -sf --max-time 5 "http://127.0.0.1:$JOBQ_DASHBOARD_PORT/" | grep '<title>jobq dashboard</title>' >/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "no dashboard on 127.0.0.1:$JOBQ_DASHBOARD_PORT"
+    sleep 1
+done
+bound=$($ENGINE port "$(compose ps -q dashboard)" 9100)
+case "$bound" in 127.0.0.1:"$JOBQ_DASHBOARD_PORT") ;; *) fail "dashboard published on '$bound', not 127.0.0.1:$JOBQ_DASHBOARD_PORT" ;; esac
+say "dashboard on $bound"
 
 # Batch 1: 1,000 jobs from the host, all done, spread over the containers.
 jobs enqueue b1 1000 mix
@@ -144,6 +158,31 @@ jobs hosts b3 30 | grep "^${hosts[1]} " >/dev/null ||
 say "SIGTERM: ${ids[1]:0:12} finished its running jobs and exited 0"
 compose start consumer >/dev/null 2>&1
 
+# The rolling update of docs/DEPLOY.md, its loop as written there (with
+# this test's project): one replica at a time, the count read first.
+n=$(compose ps -q consumer | wc -l)
+[ "$n" -eq 3 ] || fail "expected 3 consumers before the rolling update, got $n"
+for c in $(compose ps -q consumer); do
+    $ENGINE stop "$c" >/dev/null && $ENGINE rm "$c" >/dev/null
+    compose up -d --no-deps --no-recreate --scale consumer="$n" consumer
+done
+mapfile -t new < <(compose ps -q consumer)
+[ ${#new[@]} -eq 3 ] || fail "expected 3 consumers after the rolling update, got ${#new[@]}"
+for id in "${new[@]}"; do
+    for old in "${ids[@]}"; do [ "$id" != "$old" ] || fail "consumer ${id:0:12} was not replaced"; done
+done
+ids=("${new[@]}")
+hosts=()
+for id in "${ids[@]}"; do hosts+=("$($ENGINE inspect -f '{{.Config.Hostname}}' "$id")"); done
+deadline=$((SECONDS + 60))
+for id in "${ids[@]}"; do
+    until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]; do
+        [ $SECONDS -lt $deadline ] || fail "consumer $id is not healthy after the rolling update"
+        sleep 1
+    done
+done
+say "rolling update: 3 consumers replaced one at a time"
+
 # Batch 2: slow jobs; one container is killed (SIGKILL, no drain) while it
 # holds some, and none may be lost.
 jobs enqueue b2 600 slow
@@ -156,5 +195,24 @@ jobs wait b2 600 180 || fail "jobs of batch 2 were lost with the killed containe
 [ "$(jobs pending)" = 0 ] || fail "entries still pending in the group: $(jobs pending)"
 jobs hosts b2 600 | sed 's/^/    ran on /'
 say "batch 2: every job done, nothing left pending"
+
+# The tls profile: certificates made at start, a Redis that speaks only
+# TLS, a consumer on rediss:// that runs a job enqueued over TLS.
+compose --profile tls build -q tls-certs
+compose --profile tls up -d consumer-tls
+tls=$(compose --profile tls ps -q consumer-tls)
+[ -n "$tls" ] || fail "no consumer-tls container"
+deadline=$((SECONDS + 90))
+until out=$($ENGINE exec "$tls" jobq enqueue echo '"over tls"' --wait=10 2>&1) && echo "$out" | grep '"state":"done","result":"over tls"' >/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "no job done over TLS: $out"
+    sleep 1
+done
+echo "    $out"
+compose --profile tls logs --no-color consumer-tls | grep 'rediss://redis-tls:6379' >/dev/null ||
+    fail "consumer-tls did not log its rediss:// URL"
+if $ENGINE exec "$(compose --profile tls ps -q redis-tls)" redis-cli -h redis-tls ping 2>/dev/null | grep PONG >/dev/null; then
+    fail "redis-tls answered a plain-text client"
+fi
+say "tls profile: a job done over rediss://, plain text refused"
 status=0
 echo "compose-test: 1 passed, 0 failed"
