@@ -198,6 +198,32 @@ Test(producer, result_and_wait) {
     jq_result_destroy(&r);
 }
 
+/* More chunks than two LRANGEs of 16 (the read keeps one in flight), of
+ * sizes that differ: the buffer sized at the first chunk must grow. */
+Test(producer, wait_reassembles_many_chunks_of_any_size) {
+    char want[40 * 41 / 2 + 40];
+    size_t at = 0;
+    for (int i = 0; i < 40; i++) {
+        char piece[64];
+        size_t n = (size_t)(i % 7) * 3 + 1;
+        for (size_t k = 0; k < n; k++) piece[k] = (char)('a' + (i + (int)k) % 26);
+        memcpy(want + at, piece, n);
+        at += n;
+        freeReplyObject(cmd("RPUSH t:{q}:result:m1:chunks %b", piece, n));
+    }
+    freeReplyObject(cmd("HSET t:{q}:result:m1 state done chunks 40"));
+    jq_result_t r;
+    cr_assert_eq(jq_client_wait(cl, "q", "m1", 1000, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(r.result_len, at);
+    cr_assert_eq(memcmp(r.result, want, at), 0);
+    jq_result_destroy(&r);
+    /* One chunk short at the end: an error, not a short result. */
+    freeReplyObject(cmd("HSET t:{q}:result:m1 chunks 41"));
+    cr_assert_eq(jq_client_wait(cl, "q", "m1", 1000, &r, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "incomplete"), "%s", err);
+    jq_result_destroy(&r);
+}
+
 Test(producer, wait_reassembles_chunked_result) {
     freeReplyObject(
         cmd("RPUSH t:{q}:result:c1:chunks %b %b", "\xa5", (size_t)1, "hello", (size_t)5));
