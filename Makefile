@@ -69,7 +69,7 @@ SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartb
 SRC_redis += script
 SRC_worker += ticks
 SRC_worker += levels
-SRC_web := dash dash_api dashsrv httpd httpd_admit httpd_req metrics
+SRC_web := dash dash_api dash_jobs dashsrv httpd httpd_admit httpd_req metrics
 SRC_master := handback master notify reap supervise workers
 CONSUMER_SRC := $(foreach d,$(CONSUMER_DIRS),$(SRC_$(d):%=consumer/$(d)/%.c))
 # (handlers/exec_guard_main.c is the exec guard's own binary, below.)
@@ -80,7 +80,7 @@ all: $(BIN)/jobq-exec-guard
 CONSUMER_LDLIBS += -ldl
 # The web dashboard (issue 11); its page is compiled in by scripts/embed.sh.
 WEB_ASSETS := consumer/web/assets/index.html consumer/web/assets/app.js \
-	consumer/web/assets/app.css consumer/web/assets/favicon.svg
+	consumer/web/assets/jobs.js consumer/web/assets/app.css consumer/web/assets/favicon.svg
 CONSUMER_MAIN := consumer/main.c
 
 # Include paths, per folder (see the table above).

@@ -202,6 +202,8 @@ static void log_action(char **seg, int nseg) {
         jq_info("dashboard: %s queue %s", seg[2], seg[1]);
     else if (nseg == 4)
         jq_info("dashboard: retry all dead jobs of queue %s", seg[1]);
+    else if (!strcmp(seg[2], "jobs"))
+        jq_info("dashboard: cancel job %s of queue %s", seg[3], seg[1]);
     else
         jq_info("dashboard: %s dead job %s of queue %s", seg[4], seg[3], seg[1]);
 }

@@ -6,6 +6,8 @@
 
 #include "codec.h"
 #include "dash_api.h"
+#include "dash_jobs.h"
+#include "dash_json.h"
 #include "job.h"
 #include "jobq/watch.h"
 #include "keys.h"
@@ -13,79 +15,6 @@
 
 #define HISTORY_DEFAULT 30 /* minutes */
 #define HISTORY_MAX 120
-
-/* A JSON writer that remembers running out of memory, so that callers
- * write without checking and look once at the end. */
-typedef struct jw {
-    msgpack_sbuffer *sb;
-    int oom;
-} jw_t;
-
-static void raw(jw_t *w, const char *s, size_t len) {
-    if (!w->oom && msgpack_sbuffer_write(w->sb, s, len) < 0) w->oom = 1;
-}
-
-static void lit(jw_t *w, const char *s) { raw(w, s, strlen(s)); }
-
-static void str(jw_t *w, const char *s, size_t len) {
-    if (!w->oom && jq_codec_json_string(w->sb, s, len) < 0) w->oom = 1;
-}
-
-/* `,"key":` (no comma when first), then a value follows. */
-static void key(jw_t *w, const char *k, int first) {
-    if (!first) lit(w, ",");
-    str(w, k, strlen(k));
-    lit(w, ":");
-}
-
-static void cstr(jw_t *w, const char *k, const char *s, int first) {
-    key(w, k, first);
-    if (s)
-        str(w, s, strlen(s));
-    else
-        lit(w, "null");
-}
-
-static void val(jw_t *w, long long v) {
-    char b[32];
-    snprintf(b, sizeof(b), "%lld", v);
-    lit(w, b);
-}
-
-static void num(jw_t *w, const char *k, long long v, int first) {
-    key(w, k, first);
-    val(w, v);
-}
-
-static void nums(jw_t *w, const char *k, const long long *v, long long n, int first) {
-    key(w, k, first);
-    lit(w, "[");
-    for (long long i = 0; i < n; i++) {
-        if (i) lit(w, ",");
-        val(w, v[i]);
-    }
-    lit(w, "]");
-}
-
-static void boolean(jw_t *w, const char *k, int v, int first) {
-    key(w, k, first);
-    lit(w, v ? "true" : "false");
-}
-
-/* A string cut to at most max bytes, never inside a UTF-8 sequence. */
-static void cut(jw_t *w, const char *k, const char *s, size_t max, int first) {
-    key(w, k, first);
-    if (!s) {
-        lit(w, "null");
-        return;
-    }
-    size_t len = strlen(s);
-    if (len > max) {
-        len = max;
-        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;
-    }
-    str(w, s, len);
-}
 
 int jq_dash_api_error(msgpack_sbuffer *out, int status, const char *msg) {
     jw_t w = {out, 0};
@@ -95,59 +24,16 @@ int jq_dash_api_error(msgpack_sbuffer *out, int status, const char *msg) {
     return status;
 }
 
-/* Finishes an answer: 200, or 500 when the writer ran out of memory. */
-static int done(jw_t *w) {
-    if (!w->oom) return 200;
-    w->sb->size = 0;
-    return jq_dash_api_error(w->sb, 500, "out of memory");
-}
-
-static int redis_error(msgpack_sbuffer *out, const char *err) {
-    char msg[JQ_ERR_LEN + 32];
-    snprintf(msg, sizeof(msg), "redis: %s", err);
-    out->size = 0;
-    return jq_dash_api_error(out, 503, msg);
-}
-
-/* The value of name=N in a query string, within [min, max]; def when
- * absent. Returns 0, or -1 when present but not such a number. */
-static int query_ll(const char *query, const char *name, long long def, long long min,
-                    long long max, long long *v) {
-    *v = def;
-    size_t nlen = strlen(name);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > nlen && !strncmp(p, name, nlen) && p[nlen] == '=')
-            return jq_parse_ll(p + nlen + 1, len - nlen - 1, min, max, v);
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
-}
-
-static int bad_query(msgpack_sbuffer *out, const char *what, long long max) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "%s: want an integer from %s to %lld", what,
-             strcmp(what, "start") ? "1" : "0", max);
-    return jq_dash_api_error(out, 400, msg);
-}
-
-/* The queue name and job id in a path, checked: they name Redis keys. */
-static int bad_names(char **seg, int nseg, msgpack_sbuffer *out) {
-    if (nseg >= 2 && !jq_name_valid(seg[1], strlen(seg[1])))
-        return jq_dash_api_error(out, 400,
-                                 "bad queue name: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
-    if (nseg >= 4 && !jq_name_valid(seg[3], strlen(seg[3])))
-        return jq_dash_api_error(out, 400, "bad job id: want 1 to 128 bytes of [A-Za-z0-9_.:-]");
-    return 0;
-}
-
 int jq_dash_api_methods(char **seg, int nseg) {
     if (nseg == 1)
         return !strcmp(seg[0], "overview") || !strcmp(seg[0], "history") ? JQ_DASH_API_GET : 0;
     if (nseg < 3 || strcmp(seg[0], "queues")) return 0;
     const char *what = seg[nseg - 1];
     int dead = !strcmp(seg[2], "dead");
+    if (!strcmp(seg[2], "jobs")) /* dash_jobs.h */
+        return nseg <= 4                              ? JQ_DASH_API_GET
+               : nseg == 5 && !strcmp(what, "cancel") ? JQ_DASH_API_POST
+                                                      : 0;
     if (nseg == 3 && (dead || !strcmp(what, "scheduled"))) return JQ_DASH_API_GET;
     if (nseg == 3 && (!strcmp(what, "pause") || !strcmp(what, "resume"))) return JQ_DASH_API_POST;
     if (nseg == 4 && dead)
@@ -277,28 +163,15 @@ static int get_dead_job(jq_client_t *c, const char *queue, const char *id, msgpa
     int rc = jq_client_dead_show(c, queue, id, &job, err, sizeof(err));
     if (rc == JQ_CLIENT_ENOTFOUND) return jq_dash_api_error(out, 404, "no such dead job");
     if (rc < 0) return redis_error(out, err);
-    char *p = NULL;
-    size_t len, total;
-    if (jq_client_job_payload(c, queue, &job, JQ_VIEW_DECODE_MAX, &p, &len, &total, err,
-                              sizeof(err)) < 0) {
-        jq_dead_job_destroy(&job);
-        return redis_error(out, err);
-    }
-    const jq_field_t *enc = jq_dead_job_field(&job, "enc");
     jw_t w = {out, 0};
     lit(&w, "{");
     cstr(&w, "id", job.id, 1);
     cstr(&w, "queue", queue, 0);
     num(&w, "died_at", job.died_at, 0);
-    if (jq_view_fields(out, &job, skip) < 0) w.oom = 1;
-    key(&w, "payload", 0);
-    if (!w.oom && jq_view_payload_preview(out, p, len, total, enc && !strcmp(enc->value, "json"),
-                                          JQ_DASH_TEXT_MAX) < 0)
-        w.oom = 1;
+    rc = job_body(&w, c, queue, &job, skip, err, sizeof(err));
     lit(&w, "}");
-    free(p);
     jq_dead_job_destroy(&job);
-    return done(&w);
+    return rc < 0 ? redis_error(out, err) : done(&w);
 }
 
 int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
@@ -313,6 +186,8 @@ int jq_dash_api_get(jq_client_t *c, char **seg, int nseg, const char *query,
         if (nseg == 3 && !strcmp(seg[2], "scheduled"))
             return get_set(c, seg[1], JQ_SET_SCHEDULED, query, out);
         if (nseg == 4 && !strcmp(seg[2], "dead")) return get_dead_job(c, seg[1], seg[3], out);
+        if (nseg == 3 && !strcmp(seg[2], "jobs")) return jq_dash_jobs_list(c, seg[1], query, out);
+        if (nseg == 4 && !strcmp(seg[2], "jobs")) return jq_dash_jobs_show(c, seg[1], seg[3], out);
     }
     return jq_dash_api_error(out, 404, "no such API path");
 }
@@ -349,6 +224,8 @@ int jq_dash_api_post(jq_client_t *c, char **seg, int nseg, msgpack_sbuffer *out)
         rc = jq_client_dead_retry_all(c, q, &n, err, sizeof(err));
         return rc < 0 ? redis_error(out, err) : action_done(out, what, q, NULL, (long long)n);
     }
+    if (nseg == 5 && !strcmp(seg[2], "jobs") && !strcmp(what, "cancel"))
+        return jq_dash_jobs_cancel(c, q, seg[3], out);
     if (nseg == 5 && !strcmp(seg[2], "dead") &&
         (!strcmp(what, "retry") || !strcmp(what, "delete"))) {
         const char *id = seg[3];

@@ -201,11 +201,13 @@ def test_page_headers_and_no_inline_script(dash):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
     assert hdr["x-frame-options"] == "DENY"
     page = raw.decode()
-    assert page.count("<script") == 1 and '<script src="/app.js" defer></script>' in page
+    assert page.count("<script") == 2 and '<script src="/app.js" defer></script>' in page
+    assert '<script src="/jobs.js" defer></script>' in page
     assert "http://" not in page and "https://" not in page, "the page loads nothing from elsewhere"
-    status, js, hdr = http(base, "/app.js")
-    assert status == 200 and hdr["content-type"].startswith("text/javascript")
-    assert b"innerHTML" not in js and b"eval(" not in js
+    for name in ("/app.js", "/jobs.js"):
+        status, js, hdr = http(base, name)
+        assert status == 200 and hdr["content-type"].startswith("text/javascript")
+        assert b"innerHTML" not in js and b"eval(" not in js
     assert http(base, "/app.css")[0] == 200
     assert http(base, "/nothing.js")[0] == 404
     status, raw, hdr = http(base, "/api/overview", method="PUT")

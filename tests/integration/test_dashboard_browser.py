@@ -240,3 +240,45 @@ def test_limits_and_running_jobs_with_progress(r, redis_server, dash, browser):
     for j in sleeps:
         assert jobq("-q", "one", "cancel", j, redis_url=redis_server.url).returncode in (0, 1)
     assert jobq("cancel", jid, redis_url=redis_server.url).returncode in (0, 1)
+
+
+def test_browse_a_queues_jobs_and_cancel_one_from_its_page(r, redis_server, dash, browser):
+    """Issue 27's pages and issue 26's button: a queue's ready and dead
+    jobs through the tabs, one job's page, and Cancel there with the token
+    (the job then ends `cancelled`, and its page says so)."""
+    c, base = dash("--queues", "held", token=TOKEN)
+    assert jobq("pause", "held", redis_url=redis_server.url).returncode == 0
+    c.wait_log(r"queue held paused")
+    evil = "<img src=x onerror=\"window.pwned = 1\">"
+    ids = [xadd(r, "held", type="echo", payload={"i": i, "note": evil}, notify="1") for i in range(3)]
+    make_dead(r, "gone-1", queue="held", error="boom " + evil)
+    browser.get(base + "/")
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "token-use").click()
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="held"] td.name').click() or True,
+          "a click on the queue")
+    retry(lambda: [tr.get_attribute("data-key") for tr in
+                   browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")] == ids, "the ready jobs")
+    assert browser.current_url.endswith("#jobs/held/ready")
+    browser.find_element(By.CSS_SELECTOR, '#jobs-tabs button[data-state="dead"]').click()
+    row = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs tr[data-key="gone-1"]'), "the dead job")
+    assert evil in row.text and "Cancel" not in row.text
+    browser.find_element(By.CSS_SELECTOR, '#jobs-tabs button[data-state="ready"]').click()
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs tr[data-key="%s"] td.id' % ids[1]).click() or True,
+          "a click on a ready job")
+    retry(lambda: browser.find_element(By.ID, "job-page").is_displayed(), "the job's page")
+    assert browser.find_element(By.CSS_SELECTOR, "#job-page .jid").text == ids[1]
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, "#job-page .badge").text == "ready", "state ready")
+    assert '"i": 1' in browser.find_element(By.ID, "job-page-payload").text
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, "#job-page-actions button.cancel").click() or True,
+          "a click on Cancel")
+    retry(lambda: "cancel requested" in browser.find_element(By.ID, "message").text, "the outcome")
+    assert r.zscore(key("cancel", "held"), ids[1]) is not None
+    assert jobq("resume", "held", redis_url=redis_server.url).returncode == 0
+    assert wait_result(r, ids[1], queue="held")["state"] == b"cancelled"
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, "#job-page .badge").text == "cancelled",
+          "the page shows cancelled")
+    assert browser.find_elements(By.CSS_SELECTOR, "#job-page-actions button.cancel") == []
+    assert browser.execute_script("return window.pwned === undefined")
+    shot(browser, "dashboard-job-page.png")
+    assert console_errors(browser) == []

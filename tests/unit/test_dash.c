@@ -121,6 +121,19 @@ Test(dash, bad_methods_and_targets) {
     cr_assert(strstr(jstr(o, "error"), "start"), "%s", jstr(o, "error"));
     json_object_put(o);
     cr_assert_eq(req(d, "GET", "/api/queues/q/dead/nosuch", NULL), 404);
+    /* The pages of every job (dash_jobs.h): reads, and cancel an action. */
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/x1/cancel", NULL), 405);
+    cr_assert_str_eq(resp.allow, "POST");
+    cr_assert_eq(req(d, "POST", "/api/queues/q/jobs/x1", "Bearer " TOKEN), 405);
+    cr_assert_str_eq(resp.allow, "GET");
+    cr_assert_eq(req(d, "POST", "/api/queues/q/jobs/x1/cancel", NULL), 401);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/x1/frob", NULL), 404);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=lost", NULL), 400);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?cursor=0-0x", NULL), 400);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=dead&cursor=1-0", NULL), 400);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=done&count=0", NULL), 400);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=ready", NULL), 200);
+    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/nosuch", NULL), 404);
     jq_dash_free(d);
 }
 

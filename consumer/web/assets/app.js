@@ -529,4 +529,7 @@
   }
 
   init();
+  // For jobs.js, the pages of every job: one way to call the API, to hold
+  // the token and to speak.
+  window.jobqDash = { api, el, say, token, fmtTime };
 })();
