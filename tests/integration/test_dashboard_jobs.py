@@ -47,6 +47,17 @@ def test_pages_of_every_state_follow_the_cursor(r, redis_server, dash):
     assert api(base, "queues/held/jobs?count=8&cursor=" + page["next"]) == \
         {"queue": "held", "state": "ready", "next": None, "total": None, "jobs": []}
 
+    # Levels (PROTOCOL §15): high first, then normal, then low; a page
+    # that ends in high or low goes on in that level's stream.
+    hi = [r.xadd(key("stream:high", "held"), {"type": "echo", "enc": "json", "payload": "1"}).decode()
+          for _ in range(2)]
+    lo = r.xadd(key("stream:low", "held"), {"type": "echo", "enc": "json", "payload": "1"}).decode()
+    page = api(base, "queues/held/jobs?count=1")
+    assert page["jobs"][0]["priority"] == "high" and page["next"] == "high:" + hi[0]
+    rows, _ = walk(base, "queues/held/jobs?state=ready", 3)
+    assert [j["id"] for j in rows] == hi + ready + [lo]
+    assert [j["priority"] for j in rows] == ["high"] * 2 + ["normal"] * 8 + ["low"]
+
     # Running, scheduled, dead and done on a queue that keeps done jobs.
     assert jobq("jobs", "keep-done", "-q", "work", "10", redis_url=url).returncode == 0
     slow = xadd(r, queue="work", type="sleep", payload={"ms": 30000})
