@@ -21,6 +21,10 @@ const jq_opt_t jq_options_table[] = {
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
      "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per "
      "worker; name/W gives it W shares of each read's free slots (default 1; name=N/W both)"},
+    {"queue-order", "JOBQ_QUEUE_ORDER", JQ_OPT_STR, "weighted", 0, 0, O(queue_order),
+     S(queue_order),
+     "weighted (each read splits the free slots by weight) or strict (a queue is read only "
+     "while those before it in --queues have nothing ready; no weights)"},
     {"prefix", "JOBQ_PREFIX", JQ_OPT_STR, JQ_PREFIX_DEFAULT, 0, 0, O(prefix), S(prefix),
      "key prefix"},
     {"workers", "JOBQ_WORKERS", JQ_OPT_AUTO, "auto", 0, 256, O(workers), 0,
@@ -227,6 +231,21 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err, size_t e
         return -1;
     }
     if (split_queues(o, err, errlen) != 0) return -1;
+    if (strcmp(o->queue_order, "strict") && strcmp(o->queue_order, "weighted")) {
+        snprintf(err, errlen, "--queue-order: '%s' is not strict or weighted", o->queue_order);
+        return -1;
+    }
+    o->strict = !strcmp(o->queue_order, "strict");
+    /* Under strict the order is --queues' and a weight would mean nothing:
+     * refused rather than silently ignored. */
+    for (int i = 0; o->strict && i < o->nqueues; i++)
+        if (o->queue_weight[i] != 1) {
+            snprintf(err, errlen,
+                     "--queue-order strict: queue '%s' has a weight (/%lld); strict orders by "
+                     "--queues, weights are for --queue-order weighted",
+                     o->queues[i], o->queue_weight[i]);
+            return -1;
+        }
     if (o->admin_token[0] && strlen(o->admin_token) < JQ_ADMIN_TOKEN_MIN) {
         snprintf(err, errlen, "--admin-token: at least %d characters", JQ_ADMIN_TOKEN_MIN);
         return -1;

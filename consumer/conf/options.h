@@ -19,6 +19,7 @@ typedef struct jq_options {
     char redis[512];
     jq_tls_opts_t tls_opts; /* --redis-tls-* */
     char queues_csv[1024];
+    char queue_order[16]; /* weighted or strict (admit.h, fetch.h) */
     char prefix[64];
     char log_level[16];
     char metrics_addr[64]; /* HOST:PORT of the HTTP server, "" = off */
@@ -67,6 +68,7 @@ typedef struct jq_options {
     char queues[JQ_QUEUES_MAX][JQ_NAME_MAX + 1];
     long long queue_limit[JQ_QUEUES_MAX];  /* name=N in --queues; 0: none */
     long long queue_weight[JQ_QUEUES_MAX]; /* name/W in --queues; 1 by default */
+    int strict;                            /* --queue-order strict */
     int cpus;                              /* usable CPUs (affinity, cgroup quota) */
 } jq_options_t;
 

@@ -405,6 +405,7 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
     /* The levelled queues it covered are read by their scripts again. */
     for (int q = 0; q < *f->env.nqueues; q++)
         if (f->in_block[q]) f->in_block[q] = 0, f->dry_until[q] = 0;
+    memset(f->empty, 0, sizeof(f->empty)); /* strict: walk from the top again */
     jq_admit_unreserve(f->env.admit, &f->res);
     if (*f->env.stopping) return;
     jq_fetch_kick(f);
@@ -413,6 +414,7 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
 
 typedef struct piped {
     jq_fetch_t *f;
+    int q; /* --queue-order strict: the one queue read (else -1) */
     jq_admit_read_t res;
 } piped_t;
 
@@ -424,6 +426,10 @@ static void on_piped_read(redisAsyncContext *ac, void *rp, void *priv) {
     piped_t *p = priv;
     jq_fetch_t *f = p->f;
     redisReply *reply = rp;
+    if (reply && !*f->env.stopping && p->q >= 0 &&
+        (reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_NIL))
+        jq_fetch_strict_got(f, p->q, p->res.count[p->q],
+                            reply->type == REDIS_REPLY_ARRAY ? jq_levels_entries(reply) : 0);
     if (reply && !*f->env.stopping) jq_fetch_take(f, reply);
     jq_fetch_piped_done(f, &p->res);
     free(p);
@@ -549,6 +555,7 @@ static void send_piped(jq_fetch_t *f, const int *skip) {
         piped_t *p = malloc(sizeof(*p));
         if (p) {
             p->f = f;
+            p->q = -1;
             p->res = part;
         }
         if (!p || send_read(f, f->env.conn, qs, n, count, 0, on_piped_read, p) != 0) {
@@ -573,12 +580,91 @@ static void skipped_queues(const jq_fetch_t *f, int *skip) {
 }
 
 void jq_fetch_aside(jq_fetch_t *f) {
-    if (*f->b.draining || *f->env.stopping || f->backoff || jq_finish_held(f->b.finish) ||
-        f->pipe_reads || !f->env.conn->up)
+    if (f->env.opt->strict || *f->b.draining || *f->env.stopping || f->backoff ||
+        jq_finish_held(f->b.finish) || f->pipe_reads || !f->env.conn->up)
         return;
     int skip[JQ_QSLOTS];
     skipped_queues(f, skip);
     send_piped(f, skip);
+}
+
+void jq_fetch_strict_got(jq_fetch_t *f, int q, long long asked, long long got) {
+    if (got < asked)
+        f->empty[q] = 1;
+    else
+        memset(f->empty, 0, sizeof(f->empty));
+}
+
+/* Sends the blocking read of the n queues qs[] for what f->res reserved,
+ * or gives that back. */
+static void send_block(jq_fetch_t *f, const int *qs, int n, long long count, long long block) {
+    if (send_read(f, f->b.rfetch, qs, n, count, block, on_read, f) == 0) {
+        f->reading = 1, f->read_seq++;
+        return;
+    }
+    jq_admit_unreserve(f->env.admit, &f->res);
+    memset(f->in_block, 0, sizeof(f->in_block));
+}
+
+/* Sends a read of base queue q alone for the slots its plan gives it, on
+ * the write connection (behind the acks). Returns 1 when sent, 0 when q
+ * gets no slot, -1 when it could not be sent. */
+static int strict_read(jq_fetch_t *f, int q, int ahead) {
+    int only[JQ_QSLOTS];
+    for (int i = 0; i < JQ_QSLOTS; i++) only[i] = i != q;
+    jq_admit_read_t plan;
+    if (jq_admit_plan(f->env.admit, only, ahead, 0, &plan) <= 0) return 0;
+    if (f->env.queues[q].levelled) {
+        if (jq_levels_read(f, q, &plan) == 0) return 1;
+        jq_admit_unreserve(f->env.admit, &plan);
+        return -1;
+    }
+    piped_t *p = malloc(sizeof(*p));
+    if (p) p->f = f, p->q = q, p->res = plan;
+    if (!p || send_read(f, f->env.conn, &q, 1, plan.count[q], 0, on_piped_read, p) != 0) {
+        jq_admit_unreserve(f->env.admit, &plan);
+        free(p);
+        return -1;
+    }
+    f->pipe_reads++;
+    return 1;
+}
+
+/* --queue-order strict: one read at a time, down --queues. The first
+ * queue not known empty gets every free slot it can use (its kind, its
+ * --queues limit); a read that brings fewer than asked marks it empty and
+ * the walk goes on with what is left; a full one sends the next read back
+ * to the top, so that a job arriving on a higher queue is the next one
+ * started. A queue paused, limited (§9: read by its permits) or with no
+ * free slot of its kind holds back nobody. Only when every queue is empty
+ * does the blocking read go, covering them all (COUNT split as weighted),
+ * so a job on any queue wakes the worker at once. The price: one round
+ * trip more per read for each empty queue above the first with jobs. */
+static void strict_kick(jq_fetch_t *f, const int *skip, long long block) {
+    if (f->reading || f->pipe_reads || !f->env.conn->up) return;
+    int ahead = !jq_finish_pending(f->b.finish), unknown = 0;
+    for (int q = 0; q < *f->env.nqueues; q++) {
+        if (skip[q] || f->env.queues[q].is_level || f->empty[q]) continue;
+        int rc = strict_read(f, q, ahead);
+        if (rc != 0) return; /* sent; or not (connection down): the reconnect kicks */
+        unknown = 1;
+    }
+    /* Queues not known empty, but no slot for them now: the marks go, so
+     * that the read a freed slot kicks starts from the top again. */
+    if (unknown || !f->b.rfetch->up) {
+        memset(f->empty, 0, sizeof(f->empty));
+        return;
+    }
+    jq_admit_read_t *res = &f->res;
+    int qs[JQ_QSLOTS], n;
+    long long count = 0;
+    if (jq_admit_plan(f->env.admit, skip, 0, 0, res) > 0) count = block_count(f, res, qs, &n);
+    if (!count) {
+        /* Too few slots to name every stream: polled from the tick. */
+        memset(f->empty, 0, sizeof(f->empty));
+        return;
+    }
+    send_block(f, qs, n, count, block);
 }
 
 /* At most one blocking read and one round of reads behind the acks in
@@ -615,6 +701,10 @@ void jq_fetch_kick(jq_fetch_t *f) {
     }
     int skip[JQ_QSLOTS];
     skipped_queues(f, skip);
+    if (f->env.opt->strict) {
+        strict_kick(f, skip, block);
+        return;
+    }
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
         jq_admit_acking(f->env.admit) > 0)
         send_piped(f, skip);
@@ -625,11 +715,6 @@ void jq_fetch_kick(jq_fetch_t *f) {
         int qs[JQ_QSLOTS], n;
         long long count = block_count(f, res, qs, &n);
         if (!count) return;
-        if (send_read(f, f->b.rfetch, qs, n, count, block, on_read, f) == 0) {
-            f->reading = 1, f->read_seq++;
-        } else {
-            jq_admit_unreserve(f->env.admit, res);
-            memset(f->in_block, 0, sizeof(f->in_block));
-        }
+        send_block(f, qs, n, count, block);
     }
 }

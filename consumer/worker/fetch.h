@@ -89,6 +89,10 @@ struct jq_fetch {
                                             the blocking read until then */
     unsigned char lv_reading[JQ_QSLOTS]; /* its script read is in flight */
     unsigned char in_block[JQ_QSLOTS];   /* the blocking read covers it */
+    /* --queue-order strict (jq_fetch_kick): by base queue, its last read
+     * brought fewer than asked, so the walk down --queues passes it until
+     * a read comes back full or the blocking read returns. */
+    unsigned char empty[JQ_QSLOTS];
 };
 
 /* Readies f with what it borrows (copies of env and b). */
@@ -117,6 +121,11 @@ void jq_fetch_create_group(jq_fetch_t *f, jq_rconn_t *c, int q);
  * it has cancel requests (queue.h, cancels), at most every
  * pause_every_ms. A queue whose state is not known yet is not read. */
 void jq_fetch_check_paused(jq_fetch_t *f, int64_t now, int64_t pause_every_ms);
+
+/* --queue-order strict: a read of base queue q asked for `asked` entries
+ * and brought `got`: fewer, and q counts as empty for the walk; as many,
+ * and the next read starts again from the first queue. */
+void jq_fetch_strict_got(jq_fetch_t *f, int q, long long asked, long long got);
 
 /* Ends the wait after a failed read and reads again (the tick, and
  * qhealth.c once its probes answered). */

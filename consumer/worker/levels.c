@@ -116,8 +116,7 @@ typedef struct lvread {
     jq_admit_read_t res;
 } lvread_t;
 
-/* Entries in an XREADGROUP-shaped reply. */
-static long long entries_in(const redisReply *reply) {
+long long jq_levels_entries(const redisReply *reply) {
     long long n = 0;
     if (reply->type != REDIS_REPLY_ARRAY) return 0;
     for (size_t s = 0; s < reply->elements; s++) {
@@ -135,10 +134,15 @@ static void on_read(redisAsyncContext *ac, void *rp, void *priv) {
     redisReply *reply = rp;
     (void)ac;
     f->lv_reading[p->q] = 0;
-    if (reply && !*f->env.stopping) {
+    if (reply && !*f->env.stopping && f->env.opt->strict) {
+        /* Strict order walks the queues itself (fetch.c): no dry time. */
+        if (reply->type == REDIS_REPLY_ARRAY)
+            jq_fetch_strict_got(f, p->q, p->res.count[p->q], jq_levels_entries(reply));
+        jq_fetch_take(f, reply);
+    } else if (reply && !*f->env.stopping) {
         /* Fewer than asked: every level is empty now. The blocking read
          * takes the queue over until something comes. */
-        if (reply->type == REDIS_REPLY_ARRAY && entries_in(reply) < p->res.count[p->q]) {
+        if (reply->type == REDIS_REPLY_ARRAY && jq_levels_entries(reply) < p->res.count[p->q]) {
             f->dry_until[p->q] = jq_now_ms() + DRY_MS;
             if (f->reading) jq_fetch_unblock(f); /* that read leaves the queue out */
         }

@@ -49,4 +49,7 @@ int jq_levels_scripted(const jq_fetch_t *f, int q, int64_t now_ms);
  * back). */
 int jq_levels_read(jq_fetch_t *f, int q, const jq_admit_read_t *res);
 
+/* Entries in an XREADGROUP-shaped reply (a read's or a script's). */
+long long jq_levels_entries(const redisReply *reply);
+
 #endif
