@@ -46,6 +46,9 @@ PRODUCER_CLI_SRC := producer/cli.c producer/cli_util.c producer/cli_admin.c prod
 # Schedules (issue 25): cron and time zones, libjobq's and the CLI's part.
 COMMON_SRC += common/tz.c common/cron.c
 PRODUCER_LIB_SRC += producer/schedule.c
+# Redis Cluster (issue 24): slots and the slot map, shared; libjobq's routing.
+COMMON_SRC += common/slot.c common/slotmap.c
+PRODUCER_LIB_SRC += producer/cluster.c
 PRODUCER_CLI_SRC += producer/cli_schedule.c
 
 # The consumer, one folder per role (docs/ARCHITECTURE.md). Each folder sees

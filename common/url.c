@@ -18,6 +18,8 @@
 #define UNIX_PREFIX "unix://"
 #define SENTINEL_PREFIX "redis+sentinel://"
 #define SENTINEL_TLS_PREFIX "rediss+sentinel://"
+#define CLUSTER_PREFIX "redis+cluster://"
+#define CLUSTER_TLS_PREFIX "rediss+cluster://"
 
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -207,24 +209,53 @@ static const char *sentinel_at(const char *rest) {
     return at;
 }
 
-/* "h1[:p1],h2[:p2]..." of hosts[0..end) into u->sentinels. */
-static int parse_sentinels(const char *hosts, const char *end, jq_url_t *u, const char *s,
-                           char *err, size_t errlen) {
+/* "h1[:p1],h2[:p2]..." of hosts[0..end) into list (*n of them, at most
+ * JQ_URL_SENTINELS_MAX, each port dflt unless given). */
+static int parse_hosts(const char *hosts, const char *end, jq_url_addr_t *list, int *n, int dflt,
+                       const char *what, const char *s, char *err, size_t errlen) {
     const char *h = hosts;
     for (;;) {
         const char *comma = memchr(h, ',', (size_t)(end - h));
         const char *stop = comma ? comma : end;
-        if (u->nsentinels == JQ_URL_SENTINELS_MAX) {
-            snprintf(err, errlen, "bad redis url '%s': more than %d sentinels", s,
-                     JQ_URL_SENTINELS_MAX);
+        if (*n == JQ_URL_SENTINELS_MAX) {
+            snprintf(err, errlen, "bad redis url '%s': more than %d %s", s, JQ_URL_SENTINELS_MAX,
+                     what);
             return -1;
         }
-        jq_url_addr_t *a = &u->sentinels[u->nsentinels];
-        if (parse_addr(h, stop, a, JQ_URL_SENTINEL_PORT, s, err, errlen) < 0) return -1;
-        u->nsentinels++;
+        if (parse_addr(h, stop, &list[*n], dflt, s, err, errlen) < 0) return -1;
+        (*n)++;
         if (!comma) return 0;
         h = comma + 1;
     }
+}
+
+static int parse_sentinels(const char *hosts, const char *end, jq_url_t *u, const char *s,
+                           char *err, size_t errlen) {
+    return parse_hosts(hosts, end, u->sentinels, &u->nsentinels, JQ_URL_SENTINEL_PORT, "sentinels",
+                       s, err, errlen);
+}
+
+/* redis+cluster://[userinfo@]h1[:p1][,h2[:p2]...][/]: no database (a
+ * cluster has only 0), no query. */
+static int parse_cluster(const char *s, const char *rest, jq_url_t *u, char *err, size_t errlen) {
+    const char *at = strrchr(rest, '@');
+    const char *hosts = at ? at + 1 : rest;
+    const char *end = hosts + strcspn(hosts, "/?");
+
+    if (at && parse_userinfo(rest, (size_t)(at - rest), u, s, err, errlen) < 0) return -1;
+    if (parse_hosts(hosts, end, u->seeds, &u->nseeds, 6379, "seed nodes", s, err, errlen) < 0)
+        return -1;
+    if (strcmp(end, "") != 0 && strcmp(end, "/") != 0 && strcmp(end, "/0") != 0) {
+        snprintf(err, errlen,
+                 "bad redis url '%s': want redis+cluster://host[:port][,host[:port]...] "
+                 "(a cluster has no database but 0, and takes no query)",
+                 s);
+        return -1;
+    }
+    u->cluster = 1;
+    memcpy(u->host, u->seeds[0].host, sizeof(u->host));
+    u->port = u->seeds[0].port;
+    return 0;
 }
 
 /* "/MASTER[/db]" at path (up to the query or the end). */
@@ -327,8 +358,15 @@ static int parse_any(const char *shown, const char *s, jq_url_t *u, char *err, s
         u->tls = 1; /* to the sentinels and to the master */
         return parse_sentinel(shown, s + strlen(SENTINEL_TLS_PREFIX), u, err, errlen);
     }
+    if (strncasecmp(s, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
+        return parse_cluster(shown, s + strlen(CLUSTER_PREFIX), u, err, errlen);
+    if (strncasecmp(s, CLUSTER_TLS_PREFIX, strlen(CLUSTER_TLS_PREFIX)) == 0) {
+        u->tls = 1;
+        return parse_cluster(shown, s + strlen(CLUSTER_TLS_PREFIX), u, err, errlen);
+    }
     snprintf(err, errlen,
-             "bad redis url '%s': expected redis://, rediss://, redis+sentinel:// or unix://",
+             "bad redis url '%s': expected redis://, rediss://, redis+sentinel://, "
+             "redis+cluster:// or unix://",
              shown);
     return -1;
 }
@@ -378,6 +416,14 @@ void jq_url_format(const jq_url_t *u, char *buf, size_t cap) {
     if (cap == 0) return;
     if (jq_url_sentinel(u)) {
         format_sentinel(u, auth, buf, cap);
+        return;
+    }
+    if (u->cluster && u->nseeds > 0) {
+        snprintf(buf, cap, "%s://%s%s", u->tls ? "rediss+cluster" : "redis+cluster", u->user, auth);
+        for (int i = 0; i < u->nseeds; i++) {
+            if (i) strncat(buf, ",", cap - strlen(buf) - 1);
+            format_addr(buf, cap, &u->seeds[i]);
+        }
         return;
     }
     if (u->is_unix) {

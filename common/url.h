@@ -7,7 +7,13 @@
  * whose hosts are the sentinels asked for the address of the master named
  * MASTER (common/sentinel.h); the user and password are the master's, and
  * ?sentinel_password=P authenticates to the sentinels. rediss+sentinel://
- * sets tls: TLS to the sentinels and to the master. */
+ * sets tls: TLS to the sentinels and to the master.
+ *
+ * Redis Cluster: redis+cluster://[[user]:password@]host[:port][,host[:port]...]
+ * (rediss+cluster:// for TLS) names seed nodes, any of which tells where
+ * every slot is (slotmap.h); host and port are the first seed's. A plain
+ * redis:// URL may also lead to a cluster: libjobq asks the server
+ * (cluster_enabled:1) and then takes that one as the only seed. */
 
 #include <stddef.h>
 
@@ -35,6 +41,11 @@ typedef struct jq_url {
     int nsentinels;
     jq_url_addr_t sentinels[JQ_URL_SENTINELS_MAX];
     char sentinel_password[256]; /* empty: no AUTH to the sentinels */
+    /* Cluster (redis+cluster://): the seed nodes, the first also in host
+     * and port. */
+    int cluster;
+    int nseeds;
+    jq_url_addr_t seeds[JQ_URL_SENTINELS_MAX];
 } jq_url_t;
 
 /* Whether u names its master through sentinels. */

@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "client_int.h"
 
 static const char limit_help[] =
     "usage: jobq limit set QUEUE [--rate N/PERIOD] [--concurrency N]\n"
@@ -53,20 +54,13 @@ int jq_cli_parse_rate(const char *s, long long *n, long long *period_ms) {
     return 0;
 }
 
-/* Runs one command built with redisCommandArgv from a. NULL, printed,
- * on an error. */
+/* Runs one command built in a through libjobq (routed by its key in
+ * Redis Cluster, over TLS alike). NULL, printed, on an error. */
 static redisReply *run(jq_cli_t *cli, const char *cmd, jq_args_t *a) {
-    redisContext *ctx = jq_client_context(cli->client);
-    redisReply *r = ctx ? redisCommandArgv(ctx, a->argc, (const char **)a->argv, a->lens) : NULL;
+    char err[JQ_KEY_MAX];
+    redisReply *r = jq_client_run(cli->client, a, err, sizeof(err));
     jq_args_reset(a);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "jobq: limit %s: %s\n", cmd,
-                r                 ? r->str
-                : ctx && ctx->err ? ctx->errstr
-                                  : "no connection");
-        if (r) freeReplyObject(r);
-        return NULL;
-    }
+    if (!r) fprintf(stderr, "jobq: limit %s: %s\n", cmd, err);
     return r;
 }
 
@@ -76,40 +70,52 @@ static void qkey(jq_cli_t *cli, const char *queue, const char *what, char *buf) 
 
 static int limit_set(jq_cli_t *cli, const char *queue, long long rate, long long period,
                      long long conc) {
-    char key[JQ_KEY_MAX], qs[JQ_KEY_MAX];
+    char key[JQ_KEY_MAX], qs[JQ_KEY_MAX], err[JQ_KEY_MAX] = "";
     qkey(cli, queue, "limit", key);
     jq_key_global(qs, sizeof(qs), jq_client_prefix(cli->client), "queues");
-    jq_args_t a;
-    jq_args_init(&a);
-    const char *seq[] = {"MULTI", "DEL", "HSET", "SADD", "EXEC"};
-    int status = JQ_EXIT_OK;
-    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]) && status == JQ_EXIT_OK; i++) {
-        jq_args_str(&a, seq[i]);
-        if (i == 1 || i == 2) jq_args_str(&a, key);
-        if (i == 2) {
-            if (rate) {
-                jq_args_str(&a, "rate");
-                jq_args_ll(&a, rate);
-                jq_args_str(&a, "period_ms");
-                jq_args_ll(&a, period);
-            }
-            if (conc) {
-                jq_args_str(&a, "concurrency");
-                jq_args_ll(&a, conc);
-            }
-        }
-        if (i == 3) {
-            jq_args_str(&a, qs); /* `limit list` and `stats` find the queue */
-            jq_args_str(&a, queue);
-        }
-        redisReply *r = run(cli, "set", &a);
-        if (!r)
-            status = JQ_EXIT_REDIS;
-        else
-            freeReplyObject(r);
+    /* The queue's registration goes first, on its own, as an enqueue's
+     * does (PROTOCOL §1): <p>:queues is in a slot of its own in Redis
+     * Cluster, so it cannot share the queue's MULTI. */
+    jq_pipe_t p;
+    jq_pipe_init(&p, cli->client);
+    jq_args_str(&p.a, "SADD");
+    jq_args_str(&p.a, qs); /* `limit list` and `stats` find the queue */
+    jq_args_str(&p.a, queue);
+    jq_pipe_send(&p, err, sizeof(err));
+    jq_args_str(&p.a, "MULTI");
+    jq_pipe_send(&p, err, sizeof(err));
+    jq_args_str(&p.a, "DEL");
+    jq_args_str(&p.a, key);
+    jq_pipe_send(&p, err, sizeof(err));
+    jq_args_str(&p.a, "HSET");
+    jq_args_str(&p.a, key);
+    if (rate) {
+        jq_args_str(&p.a, "rate");
+        jq_args_ll(&p.a, rate);
+        jq_args_str(&p.a, "period_ms");
+        jq_args_ll(&p.a, period);
     }
-    jq_args_destroy(&a);
-    if (status) return status;
+    if (conc) {
+        jq_args_str(&p.a, "concurrency");
+        jq_args_ll(&p.a, conc);
+    }
+    jq_pipe_send(&p, err, sizeof(err));
+    jq_args_str(&p.a, "EXEC");
+    jq_pipe_send(&p, err, sizeof(err));
+    int status = JQ_EXIT_OK;
+    redisReply *r;
+    while (p.read < p.sent && (r = jq_pipe_reply(&p, err, sizeof(err)))) {
+        if (status == JQ_EXIT_OK &&
+            (jq_reply_ok(r, err, sizeof(err)) < 0 ||
+             (r->type == REDIS_REPLY_ARRAY && jq_reply_each_ok(r, err, sizeof(err)) < 0)))
+            status = JQ_EXIT_REDIS;
+        freeReplyObject(r);
+    }
+    if (jq_pipe_end(&p) < 0) status = JQ_EXIT_REDIS;
+    if (status) {
+        fprintf(stderr, "jobq: limit set: %s\n", err[0] ? err : "no reply from redis");
+        return status;
+    }
     printf("limit of %s:", queue);
     if (rate) printf(" rate %lld per %lld ms", rate, period);
     if (conc) printf("%s concurrency %lld", rate ? "," : "", conc);

@@ -11,6 +11,7 @@
 #include <hiredis.h>
 
 #include "cli.h"
+#include "client_int.h"
 #include "job.h"
 
 #define SLICE_MS 250 /* a bar that moves, without polling Redis hard */
@@ -25,11 +26,18 @@ typedef struct shown {
  * reports none (or is not running). */
 static int read_progress(jq_cli_t *cli, const char *queue, const char *id, double *fraction,
                          char *msg, size_t cap) {
-    redisContext *ctx = jq_client_context(cli->client);
-    if (!ctx) return 0;
-    char key[JQ_KEY_MAX];
-    snprintf(key, sizeof(key), "%s:{%s}:result:%s", jq_client_prefix(cli->client), queue, id);
-    redisReply *r = redisCommand(ctx, "HMGET %s state progress progress_msg", key);
+    /* Through libjobq, so that it is routed in Redis Cluster and works
+     * over TLS. */
+    char why[JQ_KEY_MAX];
+    jq_args_t a;
+    jq_args_init(&a);
+    jq_args_str(&a, "HMGET");
+    jq_args_key(&a, cli->client, queue, "result", id);
+    jq_args_str(&a, "state");
+    jq_args_str(&a, "progress");
+    jq_args_str(&a, "progress_msg");
+    redisReply *r = jq_client_run(cli->client, &a, why, sizeof(why));
+    jq_args_destroy(&a);
     int got = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
         r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "running") &&

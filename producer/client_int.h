@@ -16,13 +16,21 @@
 #include "tls.h"
 #include "url.h"
 
-struct jq_client {
-    redisContext *ctx; /* NULL or broken (ctx->err) until jq_client_ready */
-    jq_url_t url;
-    jq_tls_t *tls;          /* rediss://: the settings, for every reconnection */
+/* One connection to one server. */
+typedef struct jq_link {
+    redisContext *ctx;      /* NULL or broken (ctx->err) until reconnected */
     jq_tls_conn_t *session; /* rediss://: ctx's TLS session; hiredis formats the
                                commands and reads the replies, the bytes go
                                through the session (conn.c) */
+} jq_link_t;
+
+struct jq_cluster; /* cluster.c: the slot map and a link per master */
+
+struct jq_client {
+    jq_link_t link; /* the one server's; unused in cluster mode */
+    jq_url_t url;
+    jq_tls_t *tls;         /* rediss://: the settings, for every reconnection */
+    struct jq_cluster *cl; /* NULL unless the URL or the server said cluster */
     char prefix[JQ_CLIENT_ID_LEN];
     long long timeout_ms; /* jq_client_set_timeout; 0: the defaults */
     int next_sentinel;    /* redis+sentinel://: the one to ask first */
@@ -56,6 +64,24 @@ int jq_check_name(const char *what, const char *s, char *err, size_t errlen);
  * its job id, if any, checked as jq_check_name does. Returns 0 or -1. */
 int jq_check_queue(const char **queue, const char *id, char *err, size_t errlen);
 
+/* Connects link to addr (where names it in messages): TCP within the
+ * connect timeout, TLS and AUTH as c's URL says, then c's command
+ * timeout. Returns 0, or -1 with err and link left closed. */
+int jq_link_open(jq_client_t *c, jq_link_t *link, const jq_url_addr_t *addr, const char *where,
+                 char *err, size_t errlen);
+/* Closes link (nothing if closed). */
+void jq_link_close(jq_link_t *link);
+/* Whether link is connected and sound. */
+static inline int jq_link_up(const jq_link_t *link) { return link->ctx && !link->ctx->err; }
+/* Queues a command on link (no I/O yet; written by the next read).
+ * Returns 0, or -1 with err. */
+int jq_link_append(jq_link_t *link, int argc, const char **argv, const size_t *lens, char *err,
+                   size_t errlen);
+/* The next reply on link, or NULL with err, the link then marked broken. */
+redisReply *jq_link_read(jq_link_t *link, char *err, size_t errlen);
+/* Applies c's command timeout to link. */
+void jq_link_timeout(const jq_client_t *c, jq_link_t *link);
+
 /* Reconnects if the connection is absent or broken. Returns 0 or -1. */
 int jq_client_ready(jq_client_t *c, char *err, size_t errlen);
 
@@ -82,10 +108,12 @@ redisReply *jq_client_range(jq_client_t *c, const char *cmd, const char *queue, 
  * Commands go in only through the pipe or jq_client_run. */
 typedef struct jq_pipe {
     jq_client_t *c;
-    jq_args_t a; /* the next command; jq_pipe_send resets it */
-    size_t sent; /* commands queued */
-    size_t read; /* replies read */
-    int broken;  /* a send failed or the connection was lost */
+    jq_args_t a;         /* the next command; jq_pipe_send resets it */
+    size_t sent;         /* commands queued */
+    size_t read;         /* replies read */
+    int broken;          /* a send failed or the connection was lost */
+    struct jq_cpipe *cp; /* cluster mode: the commands held and their
+                            replies (cluster.c) */
 } jq_pipe_t;
 
 void jq_pipe_init(jq_pipe_t *p, jq_client_t *c);

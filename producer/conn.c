@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "client_int.h"
+#include "cluster.h"
 #include "sentinel.h"
 
 /* A connect that hangs longer than this is a dead server, not a slow one. */
@@ -84,7 +85,62 @@ void jq_args_del_result(jq_args_t *a, const jq_client_t *c, const char *queue, c
 
 /* ---- connection ---- */
 
-static int auth_and_select(jq_client_t *c, char *err, size_t errlen) {
+static struct timeval ms_tv(long long ms) {
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    return tv;
+}
+
+void jq_link_close(jq_link_t *link) {
+    jq_tls_conn_free(link->session);
+    link->session = NULL;
+    if (link->ctx) redisFree(link->ctx);
+    link->ctx = NULL;
+}
+
+int jq_link_append(jq_link_t *link, int argc, const char **argv, const size_t *lens, char *err,
+                   size_t errlen) {
+    if (!jq_link_up(link)) {
+        jq_seterr(err, errlen, "redis connection lost");
+        return -1;
+    }
+    if (redisAppendCommandArgv(link->ctx, argc, argv, lens) != REDIS_OK) {
+        jq_seterr(err, errlen, "redis: %s", link->ctx->errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the next reply; NULL when the connection broke, which is then
+ * marked so: a sync context that failed mid-reply cannot be trusted again. */
+redisReply *jq_link_read(jq_link_t *link, char *err, size_t errlen) {
+    void *reply = NULL;
+    redisContext *ctx = link->ctx;
+    if (!ctx ||
+        (link->session ? jq_tls_sync_reply(link->session, ctx, &reply)
+                       : redisGetReply(ctx, &reply)) != REDIS_OK ||
+        !reply) {
+        jq_seterr(err, errlen, "redis connection lost: %s",
+                  ctx && ctx->errstr[0] ? ctx->errstr : "no reply");
+        if (ctx) ctx->err = ctx->err ? ctx->err : REDIS_ERR_IO;
+        return NULL;
+    }
+    return reply;
+}
+
+/* One command on link, its reply checked. Returns 0, or -1 with err. */
+static int link_do(jq_link_t *link, const jq_args_t *a, char *err, size_t errlen) {
+    if (a->oom) {
+        jq_seterr(err, errlen, "out of memory building a redis command");
+        return -1;
+    }
+    if (jq_link_append(link, a->argc, a->argv, a->lens, err, errlen) < 0) return -1;
+    redisReply *r = jq_link_read(link, err, errlen);
+    int rc = jq_reply_ok(r, err, errlen);
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+static int auth_and_select(jq_client_t *c, jq_link_t *link, char *err, size_t errlen) {
     jq_args_t a;
     jq_args_init(&a);
     char why[JQ_KEY_MAX];
@@ -93,37 +149,28 @@ static int auth_and_select(jq_client_t *c, char *err, size_t errlen) {
         jq_args_str(&a, "AUTH");
         if (c->url.user[0]) jq_args_str(&a, c->url.user);
         jq_args_str(&a, c->url.password);
-        if ((rc = jq_client_do(c, &a, why, sizeof(why))) < 0)
+        if ((rc = link_do(link, &a, why, sizeof(why))) < 0)
             jq_seterr(err, errlen, "redis AUTH failed: %s", why);
+        jq_args_reset(&a);
     }
     if (rc == 0 && c->url.db) {
         jq_args_str(&a, "SELECT");
         jq_args_ll(&a, c->url.db);
-        if ((rc = jq_client_do(c, &a, why, sizeof(why))) < 0)
+        if ((rc = link_do(link, &a, why, sizeof(why))) < 0)
             jq_seterr(err, errlen, "redis SELECT %d failed: %s", c->url.db, why);
     }
     jq_args_destroy(&a);
     return rc;
 }
 
-static struct timeval ms_tv(long long ms) {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
-    return tv;
-}
-
-static void disconnect(jq_client_t *c) {
-    jq_tls_conn_free(c->session);
-    c->session = NULL;
-    if (c->ctx) redisFree(c->ctx);
-    c->ctx = NULL;
-}
+static void disconnect(jq_client_t *c) { jq_link_close(&c->link); }
 
 /* The TLS handshake on the connected socket, blocking within the connect
  * timeout. */
-static int tls_start(jq_client_t *c, const char *host, const char *where, char *err,
-                     size_t errlen) {
+static int tls_start(jq_client_t *c, jq_link_t *link, const char *host, const char *where,
+                     char *err, size_t errlen) {
     char why[256];
-    if ((c->session = jq_tls_sync_start(c->tls, c->ctx, host, why, sizeof(why)))) return 0;
+    if ((link->session = jq_tls_sync_start(c->tls, link->ctx, host, why, sizeof(why)))) return 0;
     jq_seterr(err, errlen, "TLS with redis at %s: %s", where, why);
     return -1;
 }
@@ -140,7 +187,7 @@ static int check_role(jq_client_t *c, const char *where, char *err, size_t errle
     if (!r) {
         /* ROLE refused (NOPERM, a renamed command): the sentinels' word
          * stands (sentinel.h). */
-        if (c->ctx && !c->ctx->err) return 0;
+        if (jq_link_up(&c->link)) return 0;
         jq_seterr(err, errlen, "redis at %s: ROLE: %s", where, why);
         return -1;
     }
@@ -150,10 +197,14 @@ static int check_role(jq_client_t *c, const char *where, char *err, size_t errle
     return ok ? 0 : -1;
 }
 
-/* Connects to addr (the URL's, or the master the sentinels named), then
- * TLS, AUTH, SELECT and, with sentinels, ROLE. Returns 0, or -1 with err. */
-static int connect_to(jq_client_t *c, const jq_url_addr_t *addr, const char *where, char *err,
-                      size_t errlen) {
+void jq_link_timeout(const jq_client_t *c, jq_link_t *link) {
+    struct timeval ct = {COMMAND_TIMEOUT_S, 0};
+    if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
+    if (jq_link_up(link)) redisSetTimeout(link->ctx, ct);
+}
+
+int jq_link_open(jq_client_t *c, jq_link_t *link, const jq_url_addr_t *addr, const char *where,
+                 char *err, size_t errlen) {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     if (c->timeout_ms > 0 && c->timeout_ms < CONNECT_TIMEOUT_S * 1000) tv = ms_tv(c->timeout_ms);
     redisContext *ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.path, tv)
@@ -164,18 +215,27 @@ static int connect_to(jq_client_t *c, const jq_url_addr_t *addr, const char *whe
         if (ctx) redisFree(ctx);
         return -1;
     }
-    c->ctx = ctx;
+    link->ctx = ctx;
     redisSetTimeout(ctx, tv);
-    if (c->tls && tls_start(c, addr->host, where, err, errlen) < 0) {
-        disconnect(c);
+    if (c->tls && tls_start(c, link, addr->host, where, err, errlen) < 0) {
+        jq_link_close(link);
         return -1;
     }
-    struct timeval ct = {COMMAND_TIMEOUT_S, 0};
-    if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
-    redisSetTimeout(ctx, ct);
+    jq_link_timeout(c, link);
+    if (auth_and_select(c, link, err, errlen) < 0) {
+        jq_link_close(link);
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects to addr (the URL's, or the master the sentinels named), then
+ * TLS, AUTH, SELECT and, with sentinels, ROLE. Returns 0, or -1 with err. */
+static int connect_to(jq_client_t *c, const jq_url_addr_t *addr, const char *where, char *err,
+                      size_t errlen) {
     c->demoted = 0;
-    if (auth_and_select(c, err, errlen) < 0 ||
-        (jq_url_sentinel(&c->url) && check_role(c, where, err, errlen) < 0)) {
+    if (jq_link_open(c, &c->link, addr, where, err, errlen) < 0) return -1;
+    if (jq_url_sentinel(&c->url) && check_role(c, where, err, errlen) < 0) {
         disconnect(c);
         return -1;
     }
@@ -224,7 +284,7 @@ static long long mono_ms(void) {
  * next command connects there). Sentinels that do not answer leave it
  * as it is. */
 static void recheck_sentinels(jq_client_t *c) {
-    if (!jq_url_sentinel(&c->url) || !c->ctx || c->ctx->err) return;
+    if (!jq_url_sentinel(&c->url) || !jq_link_up(&c->link)) return;
     long long now = mono_ms();
     if (now - c->checked_ms < SENTINEL_RECHECK_MS) return;
     c->checked_ms = now;
@@ -250,13 +310,13 @@ static int connect_now(jq_client_t *c, char *err, size_t errlen) {
 
 void jq_client_set_timeout(jq_client_t *c, long long ms) {
     c->timeout_ms = ms > 0 ? ms : 0;
-    struct timeval ct = {COMMAND_TIMEOUT_S, 0};
-    if (c->timeout_ms > 0) ct = ms_tv(c->timeout_ms);
-    if (c->ctx && !c->ctx->err) redisSetTimeout(c->ctx, ct);
+    jq_link_timeout(c, &c->link);
+    if (c->cl) jq_cluster_timeouts(c);
 }
 
 int jq_client_ready(jq_client_t *c, char *err, size_t errlen) {
-    if (c->ctx && !c->ctx->err) return 0;
+    if (c->cl) return jq_cluster_ready(c, err, errlen);
+    if (jq_link_up(&c->link)) return 0;
     disconnect(c);
     return connect_now(c, err, errlen);
 }
@@ -277,9 +337,19 @@ jq_client_t *jq_client_new_tls(const char *url, const char *prefix, const jq_cli
     snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
     if (jq_url_parse(url ? url : JQ_URL_DEFAULT, &c->url, err, errlen) < 0) goto err;
     if (c->url.tls && !(c->tls = jq_tls_new(tls, err, errlen))) goto err;
+    if (c->url.cluster) {
+        if (jq_cluster_start(c, err, errlen) < 0) goto err;
+        return c;
+    }
     if (connect_now(c, err, errlen) < 0) goto err;
+    /* A redis:// URL may name one node of a cluster: then route by slot
+     * from here on, that node the seed. */
+    if (!c->url.is_unix && !jq_url_sentinel(&c->url) && jq_cluster_detect(c, err, errlen) < 0)
+        goto err;
     return c;
 err:
+    jq_cluster_free(c);
+    disconnect(c);
     jq_tls_free(c->tls);
     memset(&c->url, 0, sizeof(c->url));
     free(c);
@@ -289,6 +359,7 @@ err:
 void jq_client_free(jq_client_t *c) {
     if (!c) return;
     disconnect(c);
+    jq_cluster_free(c);
     jq_tls_free(c->tls);
     /* The password sat in this struct: do not leave it in freed memory. */
     memset(&c->url, 0, sizeof(c->url));
@@ -298,7 +369,8 @@ void jq_client_free(jq_client_t *c) {
 const char *jq_client_prefix(const jq_client_t *c) { return c->prefix; }
 
 struct redisContext *jq_client_context(jq_client_t *c) {
-    return c->session ? NULL : c->ctx;
+    /* In cluster mode no one connection serves every key. */
+    return c->link.session || c->cl ? NULL : c->link.ctx;
 }
 
 /* ---- commands ---- */
@@ -364,41 +436,26 @@ static int append(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) 
         return -1;
     }
     if (jq_client_ready(c, err, errlen) < 0) return -1;
-    if (redisAppendCommandArgv(c->ctx, a->argc, a->argv, a->lens) != REDIS_OK) {
-        jq_seterr(err, errlen, "redis: %s", c->ctx->errstr);
-        return -1;
-    }
-    return 0;
+    return jq_link_append(&c->link, a->argc, a->argv, a->lens, err, errlen);
 }
 
-/* Reads the next reply; NULL when the connection broke, which is then
- * marked so: a sync context that failed mid-reply cannot be trusted again. */
 static redisReply *read_reply(jq_client_t *c, char *err, size_t errlen) {
-    void *reply = NULL;
-    if (!c->ctx ||
-        (c->session ? jq_tls_sync_reply(c->session, c->ctx, &reply)
-                    : redisGetReply(c->ctx, &reply)) != REDIS_OK ||
-        !reply) {
-        jq_seterr(err, errlen, "redis connection lost: %s",
-                  c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
-        if (c->ctx) c->ctx->err = c->ctx->err ? c->ctx->err : REDIS_ERR_IO;
-        return NULL;
-    }
-    redisReply *r = reply;
-    if (r->type == REDIS_REPLY_ERROR && jq_url_sentinel(&c->url) &&
+    redisReply *r = jq_link_read(&c->link, err, errlen);
+    if (r && r->type == REDIS_REPLY_ERROR && jq_url_sentinel(&c->url) &&
         jq_sentinel_not_master(r->str, r->len))
         c->demoted = 1;
-    return reply;
+    return r;
 }
 
 /* After a READONLY reply under sentinels (or UNBLOCKED, MASTERDOWN,
  * LOADING: jq_sentinel_not_master), the connection is let go once
  * its replies are read: the next command asks the sentinels again. */
 static void drop_if_demoted(jq_client_t *c) {
-    if (c->demoted && c->ctx && !c->ctx->err) c->ctx->err = REDIS_ERR_OTHER;
+    if (c->demoted && jq_link_up(&c->link)) c->link.ctx->err = REDIS_ERR_OTHER;
 }
 
 redisReply *jq_client_run(jq_client_t *c, const jq_args_t *a, char *err, size_t errlen) {
+    if (c->cl) return jq_cluster_run(c, a, err, errlen);
     recheck_sentinels(c);
     if (append(c, a, err, errlen) < 0) return NULL;
     redisReply *r = read_reply(c, err, errlen);
@@ -450,8 +507,12 @@ void jq_pipe_init(jq_pipe_t *p, jq_client_t *c) {
 
 int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen) {
     /* A reconnect here, after a failure, would drop the commands already
-     * queued on the old connection: once broken, send nothing more. */
-    if (!p->broken && append(p->c, &p->a, err, errlen) < 0) p->broken = 1;
+     * queued on the old connection: once broken, send nothing more. In
+     * cluster mode the pipe holds the commands until the first reply is
+     * asked for, then routes them (cluster.c). */
+    if (!p->broken &&
+        (p->c->cl ? jq_cluster_hold(p, err, errlen) : append(p->c, &p->a, err, errlen)) < 0)
+        p->broken = 1;
     jq_args_reset(&p->a);
     if (p->broken) return -1;
     p->sent++;
@@ -558,7 +619,7 @@ redisReply *jq_pipe_reply(jq_pipe_t *p, char *err, size_t errlen) {
         p->broken = 1;
         return NULL;
     }
-    redisReply *r = read_reply(p->c, err, errlen);
+    redisReply *r = p->c->cl ? jq_cluster_reply(p, err, errlen) : read_reply(p->c, err, errlen);
     if (!r) {
         p->broken = 1;
         return NULL;
@@ -569,7 +630,11 @@ redisReply *jq_pipe_reply(jq_pipe_t *p, char *err, size_t errlen) {
 
 int jq_pipe_end(jq_pipe_t *p) {
     jq_args_destroy(&p->a);
-    redisContext *ctx = p->c->ctx;
+    if (p->c->cl) {
+        jq_cluster_pipe_end(p);
+        return p->broken ? -1 : 0;
+    }
+    redisContext *ctx = p->c->link.ctx;
     /* Replies left unread would answer the next call's commands. */
     if (p->read < p->sent && ctx && !ctx->err) ctx->err = REDIS_ERR_OTHER;
     drop_if_demoted(p->c);

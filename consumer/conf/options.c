@@ -222,6 +222,14 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err, size_t e
     }
     jq_log_set_level(lvl);
     if (jq_url_parse(o->redis, &o->url, err, errlen) != 0) return -1;
+    if (o->url.cluster) {
+        /* libjobq routes by slot (producer/cluster.c); the consumer's
+         * connections do not yet, and would read MOVED for most queues. */
+        snprintf(err, errlen,
+                 "--redis: Redis Cluster is not supported by the consumer yet (the jobq "
+                 "command and libjobq do support it; docs/DEPLOY.md, \"Redis Cluster\")");
+        return -1;
+    }
     if (jq_tls_opts_settings(&o->tls_opts, &o->url, &o->tls_client, err, errlen) != 0) return -1;
     /* A file missing or unreadable, or a key not of its certificate, stops
      * us here, before any worker starts (exit 2). */

@@ -266,7 +266,8 @@ Test(url, sentinel_errors) {
     expect_error("redis+sentinel://[::1/m", "missing ']'");
     expect_error("rediss+sentinel://h", "master name missing");
 
-    expect_error("sentinel://h/m", "expected redis://, rediss://, redis+sentinel:// or unix://");
+    expect_error("sentinel://h/m",
+                 "expected redis://, rediss://, redis+sentinel://, redis+cluster:// or unix://");
 }
 
 Test(url, sentinel_errors_hide_passwords) {

@@ -1,0 +1,88 @@
+"""A Redis Cluster of a test's own: N masters (no replicas) on free
+loopback ports, cluster-enabled, joined by `redis-cli --cluster create`,
+each stopped by its pid afterwards."""
+import os
+import subprocess
+
+import redis as redislib
+from redis.cluster import RedisCluster
+
+from conftest import RedisServer, wait_for
+
+
+class Node(RedisServer):
+    """One cluster node: its own nodes.conf, a short node timeout."""
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no", "--appendonly", "no",
+                "--logfile", os.path.join(self.dir, "redis.log"),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
+                "--cluster-node-timeout", "2000"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._ping, timeout=10, what="redis-server on port %d" % self.port)
+
+    def _ping(self):
+        try:
+            return self.client().ping()
+        except (redislib.exceptions.RedisError, OSError):
+            return False
+
+    def node_id(self):
+        return self.client().execute_command("CLUSTER", "MYID").decode()
+
+
+class Cluster:
+    def __init__(self, tmpdir, masters=3):
+        self.nodes = []
+        try:
+            for i in range(masters):
+                d = os.path.join(tmpdir, "node%d" % i)
+                os.makedirs(d)
+                self.nodes.append(Node(d))
+            subprocess.run(["redis-cli", "--cluster", "create"] +
+                           ["127.0.0.1:%d" % n.port for n in self.nodes] +
+                           ["--cluster-yes"], check=True, capture_output=True, timeout=30)
+            wait_for(self._ok, timeout=15, what="the cluster to be ok on every node")
+        except Exception:
+            self.stop()
+            raise
+
+    def _ok(self):
+        for n in self.nodes:
+            info = n.client().execute_command("CLUSTER", "INFO").decode()
+            if "cluster_state:ok" not in info:
+                return False
+        return True
+
+    @property
+    def url(self):
+        return "redis+cluster://" + ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:2])
+
+    def client(self):
+        """python3-redis's RedisCluster: a foreign, slot-aware client."""
+        return RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+
+    def keyslot(self, key):
+        return self.nodes[0].client().execute_command("CLUSTER", "KEYSLOT", key)
+
+    def owner(self, slot):
+        """The node that serves slot."""
+        for n in self.nodes:
+            for lo, hi in self._ranges(n):
+                if lo <= slot <= hi:
+                    return n
+        return None
+
+    def _ranges(self, n):
+        me = n.node_id()
+        out = []
+        for row in n.client().execute_command("CLUSTER", "SLOTS"):
+            if row[2][2].decode() == me:
+                out.append((row[0], row[1]))
+        return out
+
+    def stop(self):
+        for n in self.nodes:
+            n.kill()
