@@ -2,6 +2,8 @@
 loopback ports, cluster-enabled, joined by `redis-cli --cluster create`,
 each stopped by its pid afterwards."""
 import os
+import random
+import socket
 import subprocess
 
 import redis as redislib
@@ -10,8 +12,31 @@ from redis.cluster import RedisCluster
 from conftest import RedisServer, wait_for
 
 
+def cluster_port():
+    """A free loopback port whose cluster bus port (10000 higher, so at
+    most 55535) is free too."""
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            for p in (port, port + 10000):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                s.close()
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class Node(RedisServer):
     """One cluster node: its own nodes.conf, a short node timeout."""
+
+    def __init__(self, tmpdir):
+        self.dir = tmpdir
+        self.aof = False
+        self.port = cluster_port()
+        self.proc = None
+        self.start()
 
     def start(self):
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",

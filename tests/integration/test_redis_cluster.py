@@ -1,0 +1,140 @@
+"""Redis Cluster (issue 24, part 1): libjobq and the jobq command route each
+command by its queue's slot. A cluster of three masters of the test's own
+(redis_cluster_util.py); what jobq wrote is read back with python3-redis's
+RedisCluster, a foreign slot-aware client. (test_cluster.py is the
+consumer's cluster of worker processes, another thing.)"""
+import subprocess
+import threading
+
+import msgpack
+import pytest
+
+from conftest import JOBQ, errorstat, jobq, key, stream, wait_for
+from redis_cluster_util import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("rcluster")))
+    yield c
+    c.stop()
+
+
+def queues_on_every_master(cluster, n=8):
+    """n queue names whose slots fall on all three masters (about a third
+    of the names on each)."""
+    by_owner = {}
+    for i in range(60):
+        by_owner.setdefault(cluster.owner(cluster.keyslot("q%d" % i)).port, []).append("q%d" % i)
+    names = []
+    while len(names) < n:
+        for owned in by_owner.values():
+            if owned and len(names) < n:
+                names.append(owned.pop(0))
+    return names
+
+
+def migrate_slot(cluster, slot, src, dst, finish=True):
+    """Moves slot from src to dst as redis-cli --cluster reshard does:
+    IMPORTING/MIGRATING, MIGRATE of its keys, then (finish) SETSLOT NODE
+    on every master."""
+    s, d = src.client(), dst.client()
+    d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.node_id())
+    s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id())
+    keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+    if keys:
+        s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+    if finish:
+        finish_slot(cluster, slot, dst)
+
+
+def finish_slot(cluster, slot, dst):
+    for n in [dst] + [n for n in cluster.nodes if n is not dst]:
+        n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst.node_id())
+
+
+def test_enqueue_on_every_master_read_back_by_a_foreign_client(cluster):
+    rc = cluster.client()
+    names = queues_on_every_master(cluster)
+    assert len({cluster.owner(cluster.keyslot(q)).port for q in names}) == 3
+    ids = {}
+    for q in names:
+        p = jobq("enqueue", "-q", q, "echo", '{"q":"%s"}' % q, redis_url=cluster.url)
+        assert p.returncode == 0, p.stderr
+        ids[q] = p.stdout.strip()
+    for q in names:
+        entries = rc.xrange(stream(q))
+        assert [e[0].decode() for e in entries] == [ids[q]], q
+        fields = entries[0][1]
+        assert fields[b"type"] == b"echo"
+        assert q.encode() in fields[b"payload"]
+        assert rc.sismember("jobq:queues", q)
+    # A plain redis:// URL to one node: the command finds it is a cluster.
+    node = cluster.nodes[2]
+    p = jobq("stats", "-q", names[0], "--json", redis_url="redis://127.0.0.1:%d" % node.port)
+    assert p.returncode == 0, p.stderr
+    assert '"queue":"%s","length":1' % names[0] in p.stdout
+    # stats over every queue and jobs list on one.
+    p = jobq("stats", redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+    for q in names:
+        assert any(line.split()[:2] == [q, "1"] for line in p.stdout.splitlines()), p.stdout
+    p = jobq("jobs", "list", "-q", names[3], redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+    assert ids[names[3]] in p.stdout
+    # A limit (its MULTI on the queue, the queue list apart) and a delayed job.
+    p = jobq("limit", "set", names[4], "--rate", "5/s", redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+    assert rc.hget(key("limit", names[4]), "rate") == b"5"
+    p = jobq("enqueue", "-q", names[5], "echo", "{}", "--delay", "60000", redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+    assert rc.zcard(key("scheduled", names[5])) == 1
+
+
+def test_moved_and_ask_are_followed(cluster):
+    rc = cluster.client()
+    q = "movingq"
+    slot = cluster.keyslot(q)
+    src = cluster.owner(slot)
+    dst = next(n for n in cluster.nodes if n is not src)
+    p = jobq("enqueue", "-q", q, "echo", '{"n":1}', redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+
+    # ASK: the slot half-migrated, its stream already on dst. src answers
+    # ASK; the next enqueue lands there after ASKING.
+    asks = errorstat(src.client(), "ASK")
+    migrate_slot(cluster, slot, src, dst, finish=False)
+    p = jobq("enqueue", "-q", q, "echo", '{"n":2}', redis_url=cluster.url)
+    assert p.returncode == 0, p.stderr
+    assert errorstat(src.client(), "ASK") > asks
+    finish_slot(cluster, slot, dst)
+    assert dst.client().xlen(stream(q)) == 2
+
+    # MOVED: a waiter started with the slot on dst; the slot moves back to
+    # src under it; the result, written there, reaches it.
+    p = subprocess.Popen([JOBQ, "--redis", cluster.url, "enqueue", "-q", q, "echo", '{"n":3}',
+                          "--wait", "--timeout", "20"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: dst.client().xlen(stream(q)) == 3, what="the third entry on the old owner")
+    job_id = dst.client().xrevrange(stream(q), count=1)[0][0].decode()
+    moved = errorstat(dst.client(), "MOVED")
+    migrate_slot(cluster, slot, dst, src)
+    wait_for(lambda: cluster.owner(slot) is src, what="the slot back on its first owner")
+    rc = cluster.client()
+    rc.hset(key("result", q) + ":" + job_id, mapping={
+        "state": "done", "result": msgpack.packb("moved"), "attempts": 1,
+        "finished_at": 1, "worker": "test"})
+    rc.lpush(key("notify", q) + ":" + job_id, "done")
+    out, err = p.communicate(timeout=25)
+    assert p.returncode == 0, err
+    assert '"state":"done"' in out and '"result":"moved"' in out, out
+    assert errorstat(dst.client(), "MOVED") > moved
+    assert src.client().xlen(stream(q)) == 3
+
+
+def test_the_consumer_refuses_a_cluster_url(cluster):
+    from conftest import BIN
+    p = subprocess.run([BIN + "/jobq-consumer", "--redis", cluster.url], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode == 2
+    assert "Redis Cluster is not supported by the consumer yet" in p.stderr
