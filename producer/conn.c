@@ -523,12 +523,12 @@ int jq_pipe_send(jq_pipe_t *p, char *err, size_t errlen) {
  * or -1 with err (the pipe is broken then). */
 static int pipe_flush(jq_pipe_t *p, char *err, size_t errlen) {
     if (p->broken) return -1;
-    redisContext *ctx = p->c->ctx;
+    redisContext *ctx = p->c->link.ctx;
     if (!ctx || sdslen(ctx->obuf) == 0) return 0;
     int done = 0, rc;
-    if (p->c->session) {
+    if (p->c->link.session) {
         char why[256];
-        rc = jq_tls_flush(p->c->session, ctx, why, sizeof(why));
+        rc = jq_tls_flush(p->c->link.session, ctx, why, sizeof(why));
         if (rc != 0)
             jq_seterr(err, errlen, "redis connection lost: %s", rc < 0 ? why : "timed out");
     } else {
@@ -567,8 +567,10 @@ static int writev_all(int fd, struct iovec *iov, int n) {
 }
 
 int jq_pipe_send_big(jq_pipe_t *p, char *err, size_t errlen) {
-    if (p->c->session || p->broken || p->a.oom || p->a.argc == 0) {
-        /* TLS writes through the session: hiredis' buffer, emptied at once. */
+    if (p->c->cl || p->c->link.session || p->broken || p->a.oom || p->a.argc == 0) {
+        /* TLS writes through the session: hiredis' buffer, emptied at once.
+         * In cluster mode the pipe holds a copy until it is routed
+         * (cluster.c); pipe_flush finds no link of the client's own then. */
         if (jq_pipe_send(p, err, errlen) < 0) return -1;
         return pipe_flush(p, err, errlen);
     }
@@ -592,7 +594,7 @@ int jq_pipe_send_big(jq_pipe_t *p, char *err, size_t errlen) {
             iov[k++] = (struct iovec){(void *)a->argv[i], a->lens[i]};
             iov[k++] = (struct iovec){(void *)"\r\n", 2};
         }
-        rc = writev_all(p->c->ctx->fd, iov, k);
+        rc = writev_all(p->c->link.ctx->fd, iov, k);
         if (rc < 0)
             jq_seterr(err, errlen, "redis connection lost: %s",
                       errno == EAGAIN ? "write timed out" : strerror(errno));
@@ -604,7 +606,7 @@ int jq_pipe_send_big(jq_pipe_t *p, char *err, size_t errlen) {
     jq_args_reset(&p->a);
     if (rc < 0) {
         /* Half a command may be out: the connection cannot be used again. */
-        if (!p->c->ctx->err) p->c->ctx->err = REDIS_ERR_IO;
+        if (!p->c->link.ctx->err) p->c->link.ctx->err = REDIS_ERR_IO;
         p->broken = 1;
         return -1;
     }
