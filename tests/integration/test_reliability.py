@@ -392,7 +392,10 @@ def test_lost_exec_reply_is_written_once(r, redis_server, consumer):
     try:
         c = consumer(url=cutter.url)
         jid = xadd(r, type="sleep", payload={"ms": 50}, id="cut-1", notify="1")
-        res = wait_result(r, jid)
+        # Popped here and only here: wait_result may return on the result
+        # hash before its next BLPOP, which would leave the one push behind.
+        assert r.blpop(["jobq:{default}:notify:cut-1"], timeout=scale(10)), "cut-1 not done"
+        res = {k.decode(): v for k, v in r.hgetall("jobq:{default}:result:cut-1").items()}
         assert cutter.cut, "no outcome EXEC went through the proxy"
         assert res["state"] == b"done" and res["attempts"] == b"1", res
         c.wait_log(r"redis write connection: back up")
