@@ -45,6 +45,24 @@ JOBQ_DASHBOARD_PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0
 export JOBQ_REDIS_PORT JOBQ_PROMETHEUS_PORT JOBQ_DASHBOARD_PORT JOBQ_CONSUMER_CPUS=1 JOBQ_VISIBILITY_MS=3000 JOBQ_TAG=compose-test
 jobs() { $PY tests/compose/jobs.py "$JOBQ_REDIS_PORT" "$@"; }
 
+# The consumers' hostnames into hosts, in the order of ids: the jobs'
+# records name the host (container) that ran them.
+read_hosts() {
+    hosts=()
+    for id in "${ids[@]}"; do hosts+=("$($ENGINE inspect -f '{{.Config.Hostname}}' "$id")"); done
+}
+
+# Waits until the engine reports every consumer of ids healthy (the
+# image's HEALTHCHECK), failing at $deadline; $1 ends the failure message.
+wait_healthy() {
+    for id in "${ids[@]}"; do
+        until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]; do
+            [ $SECONDS -lt $deadline ] || fail "consumer $id is not healthy${1:-}"
+            sleep 1
+        done
+    done
+}
+
 status=1
 cleanup() {
     if [ $status -ne 0 ]; then
@@ -65,8 +83,7 @@ say "starting redis and 3 consumers"
 compose up -d --scale consumer=3
 mapfile -t ids < <(compose ps -q consumer)
 [ ${#ids[@]} -eq 3 ] || fail "expected 3 consumer containers, got ${#ids[@]}"
-hosts=()
-for id in "${ids[@]}"; do hosts+=("$($ENGINE inspect -f '{{.Config.Hostname}}' "$id")"); done
+read_hosts
 
 # Every replica's master is PID 1, sized by the container's CPU limit.
 for id in "${ids[@]}"; do
@@ -83,12 +100,7 @@ until [ "$(jobs worker-hosts | wc -l)" -ge 3 ]; do
     [ $SECONDS -lt $deadline ] || fail "not 3 hosts heartbeating: $(jobs worker-hosts | tr '\n' ' ')"
     sleep 1
 done
-for id in "${ids[@]}"; do
-    until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]; do
-        [ $SECONDS -lt $deadline ] || fail "consumer $id is not healthy"
-        sleep 1
-    done
-done
+wait_healthy
 for id in "${ids[@]}"; do echo "    ${id:0:12} /healthz: $($ENGINE exec "$id" jobq-healthcheck)"; done
 say "3 consumers up and healthy"
 
@@ -172,15 +184,9 @@ for id in "${new[@]}"; do
     for old in "${ids[@]}"; do [ "$id" != "$old" ] || fail "consumer ${id:0:12} was not replaced"; done
 done
 ids=("${new[@]}")
-hosts=()
-for id in "${ids[@]}"; do hosts+=("$($ENGINE inspect -f '{{.Config.Hostname}}' "$id")"); done
+read_hosts
 deadline=$((SECONDS + 60))
-for id in "${ids[@]}"; do
-    until [ "$($ENGINE inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]; do
-        [ $SECONDS -lt $deadline ] || fail "consumer $id is not healthy after the rolling update"
-        sleep 1
-    done
-done
+wait_healthy " after the rolling update"
 say "rolling update: 3 consumers replaced one at a time"
 
 # Batch 2: slow jobs; one container is killed (SIGKILL, no drain) while it
