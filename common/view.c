@@ -12,9 +12,12 @@ static int put(msgpack_sbuffer *out, const char *s) {
     return msgpack_sbuffer_write(out, s, strlen(s));
 }
 
+/* The job hash's and the result hash's integer fields (docs/PROTOCOL.md):
+ * written as JSON numbers, as `jobq enqueue --wait` prints them. */
 static int is_number_field(const char *name) {
-    static const char *const nums[] = {"attempt",   "max_attempts", "timeout_ms", "result_ttl",
-                                       "failed_at", "chunks",       "size",       NULL};
+    static const char *const nums[] = {
+        "attempt", "attempts",  "max_attempts", "timeout_ms", "result_ttl", "chunks",
+        "size",    "failed_at", "finished_at",  "started_at", NULL};
     for (int i = 0; nums[i]; i++)
         if (!strcmp(name, nums[i])) return 1;
     return 0;

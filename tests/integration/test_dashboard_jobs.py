@@ -101,6 +101,10 @@ def test_pages_of_every_state_follow_the_cursor(r, redis_server, dash):
     assert job["payload"]["kind"] == "json" and json.loads(job["payload"]["text"]) == {"i": 2}
     job = api(base, "queues/work/jobs/" + done[1])
     assert json.loads(job["result"]["text"]) == {"n": 1}
+    # The result hash's counters and times are numbers, as in `jobq
+    # enqueue --wait`'s line, not the strings Redis keeps.
+    assert job["attempts"] == 1
+    assert job["finished_at"] == int(r.hget(key("result:" + done[1], "work"), "finished_at"))
     assert api(base, "queues/work/jobs/nowhere", want=404)["error"] == "no such job"
 
 

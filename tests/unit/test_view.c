@@ -59,6 +59,32 @@ Test(view, fields_numbers_strings_and_skips) {
     json_object_put(o);
 }
 
+/* A finished job's result hash: its counters and times are numbers, as
+ * `jobq enqueue --wait` prints them, not the strings Redis holds. */
+Test(view, result_hash_counters_are_numbers) {
+    jq_field_t f[] = {{"state", "done", 4},
+                      {"attempts", "2", 1},
+                      {"finished_at", "1796459734687", 13},
+                      {"started_at", "1796459734001", 13},
+                      {"worker", "vm:1", 4}};
+    jq_dead_job_t job = {.fields = f, .nfields = 5};
+    msgpack_sbuffer_write(&sb, "{\"k\":0", 6);
+    cr_assert_eq(jq_view_fields(&sb, &job, NULL), 0);
+    msgpack_sbuffer_write(&sb, "}", 1);
+    json_object *o = parsed();
+    json_object *v;
+    cr_assert(json_object_object_get_ex(o, "attempts", &v) &&
+              json_object_is_type(v, json_type_int));
+    cr_assert_eq(json_object_get_int(v), 2);
+    cr_assert(json_object_object_get_ex(o, "finished_at", &v) &&
+              json_object_is_type(v, json_type_int));
+    cr_assert_eq(json_object_get_int64(v), 1796459734687LL);
+    cr_assert(json_object_object_get_ex(o, "started_at", &v) &&
+              json_object_is_type(v, json_type_int));
+    cr_assert_str_eq(str_of(o, "worker"), "vm:1");
+    json_object_put(o);
+}
+
 Test(view, preview_json_whole_and_cut) {
     const char mp[] = "\x81\xa4name\xa8<script>"; /* {"name":"<script>"} */
     json_object *o = preview(mp, sizeof(mp) - 1, sizeof(mp) - 1, 0, 1000);
