@@ -159,13 +159,42 @@ int jq_enqueue_check(const char *type, const char *payload, size_t len, const jq
     return check_enqueue(type, payload, len, o, queue, err, errlen);
 }
 
-/* The chunk list, afresh: DEL, then RPUSHes of a few MiB each. */
+/* How long a chunk list lives before its job's MULTI PERSISTs it: a
+ * producer that dies between the RPUSHes and that MULTI leaves the list
+ * this long, not forever. Set again after each RPUSH, so only a producer
+ * stalled this long between two of them loses it (the consumer then
+ * dead-letters the job: chunk list missing or short). */
+#define CHUNK_LIST_TTL_MS "60000"
+
+static void send_chunk_ttl(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
+    jq_args_str(&p->a, "PEXPIRE");
+    jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
+    jq_args_str(&p->a, CHUNK_LIST_TTL_MS);
+    jq_pipe_send(p, err, errlen);
+}
+
+/* The chunk list, afresh, before the job's MULTI (docs/PROTOCOL.md §1:
+ * Redis keeps every argument queued in a MULTI until EXEC, which cost it
+ * 3-5x the plain RPUSHes). The first chunk goes in a small MULTI with the
+ * DEL and the TTL, so the list never exists without one; then RPUSHes of
+ * a few MiB each, written from the payload itself. The job's MULTI
+ * PERSISTs the list before its XADD, and is sent only once every reply
+ * here said yes (write_chunks): one round trip more per chunked job. */
 static void send_chunks(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errlen) {
+    jq_args_str(&p->a, "MULTI");
+    jq_pipe_send(p, err, errlen);
     jq_args_str(&p->a, "DEL");
     jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
     jq_pipe_send(p, err, errlen);
+    jq_args_str(&p->a, "RPUSH");
+    jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
+    jq_args_add(&p->a, e->payload, e->chunk);
+    jq_pipe_send_big(p, err, errlen);
+    send_chunk_ttl(p, e, err, errlen);
+    jq_args_str(&p->a, "EXEC");
+    jq_pipe_send(p, err, errlen);
     size_t per = RPUSH_BATCH_BYTES / e->chunk ? RPUSH_BATCH_BYTES / e->chunk : 1;
-    for (size_t i = 0; i < e->nchunks; i += per) {
+    for (size_t i = 1; i < e->nchunks; i += per) {
         jq_args_str(&p->a, "RPUSH");
         jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
         for (size_t j = i; j < e->nchunks && j < i + per; j++) {
@@ -175,7 +204,30 @@ static void send_chunks(jq_pipe_t *p, const enqueue_t *e, char *err, size_t errl
         /* Written from the payload itself: no copy, and Redis reads each
          * RPUSH as it comes (docs/BENCHMARKS.md, large payloads). */
         jq_pipe_send_big(p, err, errlen);
+        send_chunk_ttl(p, e, err, errlen);
     }
+}
+
+/* Writes the chunk list and reads every reply: a refused RPUSH (out of
+ * memory) stops the enqueue before its XADD, and the partial list
+ * expires. Returns 0 or -1 with err. */
+static int write_chunks(jq_client_t *c, const enqueue_t *e, char *err, size_t errlen) {
+    jq_pipe_t p;
+    jq_pipe_init(&p, c);
+    send_chunks(&p, e, err, errlen);
+    int rc = 0;
+    redisReply *r;
+    while (p.read < p.sent && (r = jq_pipe_reply(&p, err, errlen))) {
+        char why[JQ_KEY_MAX];
+        if (rc == 0 &&
+            (jq_reply_ok(r, why, sizeof(why)) < 0 ||
+             (r->type == REDIS_REPLY_ARRAY && jq_reply_each_ok(r, why, sizeof(why)) < 0))) {
+            jq_seterr(err, errlen, "enqueue failed writing the payload's chunks: %s", why);
+            rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    return jq_pipe_end(&p) < 0 ? -1 : rc;
 }
 
 /* A delayed job: its hash and its schedule entry (§2). */
@@ -215,7 +267,12 @@ static void send_enqueue(jq_pipe_t *p, enqueue_t *e, char *err, size_t errlen) {
         jq_args_del_result(&p->a, p->c, e->queue, e->id);
         jq_pipe_send(p, err, errlen);
     }
-    if (e->nchunks) send_chunks(p, e, err, errlen);
+    if (e->nchunks) {
+        /* The list is whole: from now on it lives as long as its job. */
+        jq_args_str(&p->a, "PERSIST");
+        jq_args_key(&p->a, p->c, e->queue, "payload", e->id);
+        jq_pipe_send(p, err, errlen);
+    }
     e->xadd_at = -1;
     if (e->ctl && e->ctl->unique) {
         e->xadd_at = (int)(p->sent - first);
@@ -424,6 +481,7 @@ static int enqueue(jq_client_t *c, const char *type, const char *payload, size_t
                                       : JQ_PRIO_NORMAL};
     char mine[JQ_CLIENT_ID_LEN];
     snprintf(mine, sizeof(mine), "%s", id);
+    if (nchunks && write_chunks(c, &e, err, errlen) < 0) return -1;
     jq_pipe_t p;
     jq_pipe_init(&p, c);
     send_enqueue(&p, &e, err, errlen);

@@ -1,7 +1,8 @@
 /* Outcomes: every attempt that ends (and every job dead-lettered on
  * arrival) is queued here, and once per loop turn the queue is written as
  * one MULTI/EXEC per queue: the few commands of unusual outcomes (retries,
- * dead letters, chunked results, an earlier result to delete), one script
+ * dead letters, a chunked result's TTL (its list written just before
+ * the MULTI, outcome.c), an earlier result to delete), one script
  * (outcome_lua) that writes every result hash and the notify lists asked
  * for (`notify 1`, PROTOCOL 1.2), one XACK
  * for all entries, the small script that trims the stream (trim.h), and
@@ -394,7 +395,13 @@ static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
     jq_counts_t sum;
     memset(&sum, 0, sizeof(sum));
     jq_outcome_batch_steps(fin, runs);
+    fin->bad = 0;
+    jq_outcome_send_chunks(fin, runs);
+    /* A chunk that could not be built (out of memory) fails the MULTI
+     * too, so the batch is written again, chunks and all. */
+    int bad = fin->bad;
     open_multi(fin, q);
+    fin->bad = bad;
     add_outcomes(fin, runs, &sum);
     jq_outcome_send_script(fin);
     jq_outcome_send_unrequest(fin, q, runs);

@@ -226,32 +226,69 @@ static int may_have_old_result(const jq_run_t *r) {
 
 /* A done job's result over --chunk-size goes to a list of chunks, never
  * one giant value (when a result is kept at all). */
-static int result_chunked(const jq_finish_t *fin, const jq_run_t *r, const outcome_t *oc) {
-    return oc->ttl > 0 && r->outcome == JQ_OUT_DONE &&
+static int result_chunked(const jq_finish_t *fin, const jq_run_t *r) {
+    return r->job.result_ttl > 0 && r->outcome == JQ_OUT_DONE &&
            (long long)r->task.result.size > fin->env.opt->chunk_size;
 }
 
-/* The chunks, in several RPUSHes of a few: hiredis formats each command
- * into one buffer before it copies it to its output buffer, so one RPUSH
- * of everything would hold a third copy of the result for a moment.
- * Returns the number of chunks. */
-static long long write_result_chunks(jq_finish_t *fin, jq_run_t *r, const char *ckey,
-                                     const char *ttl) {
+static long long result_nchunks(const jq_finish_t *fin, const jq_run_t *r) {
+    size_t step = (size_t)fin->env.opt->chunk_size;
+    return (long long)((r->task.result.size + step - 1) / step);
+}
+
+/* How long a result's chunk list lives before the MULTI that writes its
+ * hash sets the result's TTL on it: a worker killed in between leaves it
+ * this long (and its job runs again, writing it anew). */
+#define CHUNK_LIST_TTL_MS "60000"
+
+static void chunk_list_ttl(jq_finish_t *fin, const char *ckey) {
+    jq_args_t *a = jq_finish_cmd(fin, "PEXPIRE");
+    jq_args_str(a, ckey);
+    jq_args_str(a, CHUNK_LIST_TTL_MS);
+    jq_finish_send(fin, NULL, NULL);
+}
+
+/* One result's chunks, before its queue's MULTI (docs/PROTOCOL.md §3):
+ * inside it Redis kept every queued argument until EXEC, which cost it
+ * 3-5x the plain RPUSHes. The first chunk goes in a small MULTI with the
+ * DEL of an older list and the TTL, so the list never exists without one;
+ * then RPUSHes of a few chunks each (hiredis formats each command into one
+ * buffer before it copies it to its output buffer, so one RPUSH of
+ * everything would hold a third copy of the result for a moment), each
+ * followed by the TTL again. */
+static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
+    char ckey[JQ_KEY_MAX + 8];
+    int n = jq_key_id(ckey, sizeof(ckey), fin->env.opt->prefix, fin->env.queues[r->q].name,
+                      "result", r->job.id);
+    if (n < 0) return;
+    snprintf(ckey + n, sizeof(ckey) - (size_t)n, ":chunks");
     size_t rlen = r->task.result.size, step = (size_t)fin->env.opt->chunk_size;
-    jq_args_t *a = &fin->args;
-    long long n = 0;
-    jq_args_reset(a);
-    for (size_t off = 0; off < rlen; off += step, n++) {
-        if (a->argc == 0) {
-            jq_args_str(a, "RPUSH");
-            jq_args_str(a, ckey);
-        }
-        jq_args_add(a, r->task.result.data + off, rlen - off < step ? rlen - off : step);
-        if (a->argc == 2 + RESULT_CHUNKS_PER_CMD || off + step >= rlen)
-            jq_finish_send(fin, NULL, NULL);
+    const char *data = r->task.result.data;
+    jq_finish_cmd(fin, "MULTI");
+    jq_finish_send(fin, NULL, NULL);
+    jq_args_t *a = jq_finish_cmd(fin, "DEL");
+    jq_args_str(a, ckey);
+    jq_finish_send(fin, NULL, NULL);
+    a = jq_finish_cmd(fin, "RPUSH");
+    jq_args_str(a, ckey);
+    jq_args_add(a, data, step);
+    jq_finish_send(fin, NULL, NULL);
+    chunk_list_ttl(fin, ckey);
+    jq_finish_cmd(fin, "EXEC");
+    jq_finish_send(fin, NULL, NULL);
+    for (size_t off = step; off < rlen;) {
+        a = jq_finish_cmd(fin, "RPUSH");
+        jq_args_str(a, ckey);
+        for (int i = 0; i < RESULT_CHUNKS_PER_CMD && off < rlen; i++, off += step)
+            jq_args_add(a, data + off, rlen - off < step ? rlen - off : step);
+        jq_finish_send(fin, NULL, NULL);
+        chunk_list_ttl(fin, ckey);
     }
-    jq_finish_expire(fin, ckey, ttl);
-    return n;
+}
+
+void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs) {
+    for (jq_run_t *r = runs; r; r = r->bnext)
+        if (result_chunked(fin, r)) send_result_chunks(fin, r);
 }
 
 /* The outcome's group in the script's ARGV (see outcome_lua): ttl, state,
@@ -314,20 +351,27 @@ static void add_script_key(jq_finish_t *fin, const outcome_t *oc, const char *wh
  * to its KEYS and ARGV (see outcome_lua). */
 static void write_result(jq_finish_t *fin, jq_run_t *r, const outcome_t *oc) {
     char rkey[JQ_KEY_MAX], ckey[JQ_KEY_MAX + 8], ttl[24];
-    int old = may_have_old_result(r), chunked = result_chunked(fin, r, oc);
+    int old = may_have_old_result(r), chunked = result_chunked(fin, r);
     if (old || chunked) {
         jq_key_id(rkey, sizeof(rkey), fin->env.opt->prefix, oc->qn, "result", oc->id);
         snprintf(ckey, sizeof(ckey), "%s:chunks", rkey);
     }
     if (old) {
+        /* A chunked result's list was written afresh before the MULTI
+         * (jq_outcome_send_chunks): only the hash goes. */
         jq_args_t *a = jq_finish_cmd(fin, "DEL");
         jq_args_str(a, rkey);
-        jq_args_str(a, ckey);
+        if (!chunked) jq_args_str(a, ckey);
         jq_finish_send(fin, NULL, NULL);
     }
     if (oc->ttl <= 0) return;
     jq_ll2str(ttl, oc->ttl);
-    long long chunks = chunked ? write_result_chunks(fin, r, ckey, ttl) : 0;
+    long long chunks = 0;
+    if (chunked) {
+        /* The list is whole: from now on it lives as long as the hash. */
+        chunks = result_nchunks(fin, r);
+        jq_finish_expire(fin, ckey, ttl);
+    }
     add_script_key(fin, oc, "result");
     add_script_args(&fin->out, r, oc, ttl, chunks);
     fin->nout++;

@@ -32,6 +32,10 @@ void jq_outcome_send_unrequest(jq_finish_t *fin, int q, const jq_run_t *runs);
  * `batch` and ended, the batch script's step (PROTOCOL §12). Nothing for
  * the others. */
 void jq_outcome_batch_steps(jq_finish_t *fin, const jq_run_t *runs);
+/* Before a queue's MULTI: the chunk list of each of runs' results over
+ * --chunk-size (docs/PROTOCOL.md §3), with a short TTL that the MULTI
+ * replaces by the result's. Nothing for the others. */
+void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs);
 /* Sends the batch's script (in the MULTI) with the results that
  * jq_outcome_write gathered; none when none was. */
 void jq_outcome_send_script(jq_finish_t *fin);

@@ -451,29 +451,52 @@ Test(finish, a_job_dead_on_a_bad_field_still_wakes_its_waiter) {
         fake_cmds[o].argv[18], "0", "1", "error", "bad field notify: 'yes' (want 0 or 1)");
 }
 
+/* The last MULTI before command i, or -1. */
+static int multi_before(int i) {
+    while (--i >= 0)
+        if (is(i, "MULTI")) return i;
+    return -1;
+}
+
 Test(finish, a_large_result_goes_to_a_list_of_chunks) {
+    /* Written before the queue's MULTI (docs/PROTOCOL.md §3): the first
+     * chunk in a small MULTI with a DEL and a short TTL, then the rest,
+     * each RPUSH followed by that TTL; the queue's MULTI sets the
+     * result's TTL beside the hash. */
     opt.chunk_size = 4;
     done(0, "1-1", "0123456789");
     jq_finish_flush(&w->finish);
-    assert_argv(fake_rconn_find(NULL, "RPUSH"), 5, "RPUSH", "jq:{a}:result:1-1:chunks", "0123",
-                "4567", "89");
-    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks"), 3, "EXPIRE",
-                "jq:{a}:result:1-1:chunks", "86400");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1",
-                     "host:1", "86400", "done", "1", "1700000000000", "0", "1", "chunks", "3");
+    int first = next_cmd(0, "RPUSH", NULL);
+    assert_argv(first - 2, 1, "MULTI");
+    assert_argv(first - 1, 2, "DEL", "jq:{a}:result:1-1:chunks");
+    assert_argv(first, 3, "RPUSH", "jq:{a}:result:1-1:chunks", "0123");
+    assert_argv(first + 1, 3, "PEXPIRE", "jq:{a}:result:1-1:chunks", "60000");
+    assert_argv(first + 2, 1, "EXEC");
+    assert_argv(first + 3, 4, "RPUSH", "jq:{a}:result:1-1:chunks", "4567", "89");
+    assert_argv(first + 4, 3, "PEXPIRE", "jq:{a}:result:1-1:chunks", "60000");
+    int ex = fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks");
+    assert_argv(ex, 3, "EXPIRE", "jq:{a}:result:1-1:chunks", "86400");
+    int script = next_cmd(0, "EVAL", OUTCOME_LUA);
+    cr_assert_gt(multi_before(script), first + 4, "no RPUSH inside the queue's MULTI");
+    cr_assert_eq(multi_before(ex), multi_before(script));
+    assert_args_from(script, 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1", "host:1", "86400", "done",
+                     "1", "1700000000000", "0", "1", "chunks", "3");
 }
 
 Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
-    /* 15 chunks of 1 byte: two RPUSHes, of 8 and of the 7 left. */
+    /* 15 chunks of 1 byte: the first alone (with its TTL, in a MULTI),
+     * then RPUSHes of 8 and of the 6 left. */
     opt.chunk_size = 1;
     done(0, "1-1", "0123456789abcde");
     jq_finish_flush(&w->finish);
-    cr_assert_eq(fake_rconn_count(NULL, "RPUSH"), 2);
+    cr_assert_eq(fake_rconn_count(NULL, "RPUSH"), 3);
     int first = next_cmd(0, "RPUSH", NULL);
-    assert_argv(first, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "0", "1", "2", "3", "4", "5", "6",
-                "7");
-    assert_argv(next_cmd(first + 1, "RPUSH", NULL), 9, "RPUSH", "jq:{a}:result:1-1:chunks", "8",
-                "9", "a", "b", "c", "d", "e");
+    assert_argv(first, 3, "RPUSH", "jq:{a}:result:1-1:chunks", "0");
+    int second = next_cmd(first + 1, "RPUSH", NULL);
+    assert_argv(second, 10, "RPUSH", "jq:{a}:result:1-1:chunks", "1", "2", "3", "4", "5", "6", "7",
+                "8");
+    assert_argv(next_cmd(second + 1, "RPUSH", NULL), 8, "RPUSH", "jq:{a}:result:1-1:chunks", "9",
+                "a", "b", "c", "d", "e");
 }
 
 /* ---- refused and lost ---- */
