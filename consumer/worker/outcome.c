@@ -287,8 +287,13 @@ static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
 }
 
 void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs) {
-    for (jq_run_t *r = runs; r; r = r->bnext)
-        if (result_chunked(fin, r)) send_result_chunks(fin, r);
+    for (jq_run_t *r = runs; r; r = r->bnext) {
+        if (!result_chunked(fin, r)) continue;
+        /* The payload's memory goes before the result's copy is made
+         * (write_outcome drops it too, later: too late for the peak). */
+        jq_run_drop_payload(r);
+        send_result_chunks(fin, r);
+    }
 }
 
 /* The outcome's group in the script's ARGV (see outcome_lua): ttl, state,
