@@ -165,7 +165,8 @@
     $('job-page-result-h').hidden = $('job-page-result').hidden = !job.result;
     if (job.result) $('job-page-result').textContent = preview(job.result);
     const actions = $('job-page-actions');
-    const sig = job.state + (readOnly() ? 'ro' : 'rw') + (token() ? 't' : '');
+    // The buttons act on one job: rebuilt for another, even in the same state.
+    const sig = job.id + ' ' + job.state + (readOnly() ? 'ro' : 'rw') + (token() ? 't' : '');
     if (actions.dataset.sig !== sig) {
       actions.dataset.sig = sig;
       actions.replaceChildren(...(CANCELLABLE.includes(job.state) ? [cancelButton(job.id)] : []),
