@@ -3,8 +3,8 @@ headless, driven by python3-selenium through chromium-driver, against a
 real consumer and redis-server. The page loads with no console errors and
 shows the queues with the counts Redis holds; clicking Pause (with the
 admin token entered in the page) pauses the queue in Redis; retrying a dead
-job from its detail view runs it; a job's `<script>` is shown as text and
-never runs. Screenshots are kept in build/test-artifacts/.
+job from its page runs it, and Delete there deletes another; a job's
+`<script>` is shown as text and never runs. Screenshots are kept in build/test-artifacts/.
 
 Skipped, with the reason, where chromium, chromium-driver or
 python3-selenium cannot be found (scripts/deps.sh test installs them)."""
@@ -169,32 +169,51 @@ def test_pause_with_the_token_pauses_the_queue_in_redis(r, dash, browser):
     assert [e for e in console_errors(browser) if "401" not in e["message"]] == []
 
 
-def test_retry_a_dead_job_from_its_detail_view(r, dash, browser):
+def test_retry_and_delete_a_dead_job_from_its_page(r, dash, browser):
+    """The queue's dead tab (the jobs pages; the old dead panel is gone),
+    the job's page, Retry there; then Delete of another, on a second
+    click."""
     _, base = dash(token=TOKEN)
     evil = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
     make_dead(r, "order-17", payload={"order": 17, "note": evil}, error="card declined " + evil)
+    make_dead(r, "order-18", payload={"order": 18})
     browser.get(base + "/")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "token-use").click()
     retry(lambda: browser.find_element(By.CSS_SELECTOR, '#queues tr[data-key="default"] td.name').click() or True,
           "a click on the queue")
-    row = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#dead tr[data-key="order-17"]'), "the dead job")
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs-tabs button[data-state="dead"]').click() or True,
+          "a click on the dead tab")
+    row = retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs tr[data-key="order-17"]'), "the dead job")
     assert evil in row.text, "the error is shown as text"
-    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#dead tr[data-key="order-17"] td.id').click() or True,
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs tr[data-key="order-17"] td.id').click() or True,
           "a click on the dead job")
-    retry(lambda: browser.find_element(By.ID, "job").is_displayed(), "the detail view")
-    payload = retry(lambda: browser.find_element(By.ID, "payload").text, "the payload")
+    retry(lambda: browser.find_element(By.ID, "job-page").is_displayed(), "the job's page")
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, "#job-page .badge").text == "dead", "state dead")
+    payload = browser.find_element(By.ID, "job-page-payload").text
     assert '"order": 17' in payload and evil.replace('"', '\\"') in payload
     assert browser.execute_script("return window.pwned === undefined")
-    assert browser.find_elements(By.CSS_SELECTOR, "#job img, #dead img, #job script") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "#job-page img, #jobs img, #job-page script") == []
     shot(browser, "dashboard-dead-job.png")
-    browser.find_element(By.ID, "job-retry").click()
+    retry(lambda: browser.find_element(By.ID, "job-retry").click() or True, "a click on Retry")
     res = wait_result(r, "order-17")
     assert res["state"] == b"done" and res["attempts"] == b"1"
     assert r.zscore(key("dead"), "order-17") is None
-    retry(lambda: not browser.find_element(By.ID, "job").is_displayed(), "the detail view closed")
-    retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#dead tr[data-key="order-17"]') == [],
+    retry(lambda: not browser.find_element(By.ID, "job-page").is_displayed(), "the job's page closed")
+    assert browser.current_url.endswith("#jobs/default/dead")
+    retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#jobs tr[data-key="order-17"]') == [],
           "the job gone from the dead list")
+
+    retry(lambda: browser.find_element(By.CSS_SELECTOR, '#jobs tr[data-key="order-18"] td.id').click() or True,
+          "a click on the other dead job")
+    retry(lambda: browser.find_element(By.ID, "job-delete").click() or True, "a first click on Delete")
+    retry(lambda: browser.find_element(By.ID, "job-delete").text == "Click again to delete", "armed")
+    assert r.zscore(key("dead"), "order-18") is not None, "one click deletes nothing"
+    browser.find_element(By.ID, "job-delete").click()
+    wait_for(lambda: r.zscore(key("dead"), "order-18") is None, what="order-18 deleted")
+    assert not r.exists(key("job:order-18"))
+    retry(lambda: browser.find_elements(By.CSS_SELECTOR, '#jobs tr[data-key="order-18"]') == [],
+          "the deleted job gone from the list")
     assert console_errors(browser) == []
 
 

@@ -6,17 +6,13 @@
 (function () {
   const REFRESH_MS = 1500;
   const HISTORY_MS = 10000;
-  const PAGE = 10;
   const TOKEN_KEY = 'jobq-admin-token';
 
   const state = {
     overview: null,
     history: null,
     historyAt: 0,
-    queue: null,      // the selected queue
-    deadStart: 0,
-    schedStart: 0,
-    job: null,        // id of the dead job shown in detail
+    queue: null,      // the selected queue (its jobs: jobs.js)
     readOnly: true,
     busy: false,
   };
@@ -215,11 +211,6 @@
     $('readonly').hidden = !ro;
     $('token-form').hidden = ro;
     $('token-form').classList.toggle('set', !!token());
-    for (const id of ['job-retry', 'job-delete']) {
-      const b = $(id);
-      b.disabled = ro;
-      b.title = ro ? 'Read-only: start the consumer with --admin-token (env JOBQ_ADMIN_TOKEN) to allow actions' : '';
-    }
   }
 
   // ---- queues ----
@@ -376,97 +367,12 @@
     $('running-section').hidden = rows.length === 0;
   }
 
-  // ---- one queue: dead and scheduled jobs ----
+  // ---- one queue ----
 
+  // Marks the queue's row; jobs.js opens its jobs on the same click.
   function selectQueue(name) {
-    if (state.queue !== name) {
-      state.queue = name;
-      state.deadStart = 0;
-      state.schedStart = 0;
-      closeJob();
-    }
+    state.queue = name;
     for (const tr of $('queues').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.key === name);
-    $('queue-detail').hidden = false;
-    for (const s of document.querySelectorAll('.qname')) s.textContent = name;
-    drawSets();
-  }
-
-  function pager(id, start, count, total, onMove) {
-    const p = $(id);
-    p.querySelector('.range').textContent = total
-      ? (start + 1) + '–' + (start + count) + ' of ' + total : '';
-    const prev = p.querySelector('.prev'), next = p.querySelector('.next');
-    prev.disabled = start === 0;
-    next.disabled = start + count >= total;
-    prev.onclick = () => onMove(Math.max(0, start - PAGE));
-    next.onclick = () => onMove(start + PAGE);
-  }
-
-  async function drawSets() {
-    const name = state.queue;
-    if (!name) return;
-    const [dead, sched] = await Promise.all([
-      api('queues/' + q(name) + '/dead?start=' + state.deadStart + '&count=' + PAGE),
-      api('queues/' + q(name) + '/scheduled?start=' + state.schedStart + '&count=' + PAGE),
-    ]);
-    if (name !== state.queue) return;
-    const now = Date.now();
-    syncRows($('dead').tBodies[0], dead.jobs, (j) => j.id, (j) => [
-      { text: j.id, cls: 'id' },
-      { text: j.type || '–' },
-      { text: j.error || '', cls: 'err' },
-      { text: j.attempts === null ? '–' : String(j.attempts), cls: 'n' },
-      { text: fmtAgo(j.died_at, now), title: fmtTime(j.died_at) },
-    ], (j) => 'clickable' + (j.id === state.job ? ' selected' : ''), openJob);
-    $('no-dead').hidden = dead.total > 0;
-    pager('dead-pager', dead.start, dead.jobs.length, dead.total, (s) => { state.deadStart = s; drawSets(); });
-
-    syncRows($('scheduled').tBodies[0], sched.jobs, (j) => j.id, (j) => [
-      { text: j.id, cls: 'id' },
-      { text: j.type || '–' },
-      { text: j.attempts === null ? '–' : String(j.attempts), cls: 'n' },
-      { text: j.due_at ? fmtAgo(j.due_at, now) : 'at once', title: fmtTime(j.due_at) },
-      { text: j.error || '', cls: 'err' },
-    ]);
-    $('no-scheduled').hidden = sched.total > 0;
-    pager('sched-pager', sched.start, sched.jobs.length, sched.total, (s) => { state.schedStart = s; drawSets(); });
-  }
-
-  function closeJob() {
-    state.job = null;
-    $('job').hidden = true;
-  }
-
-  async function openJob(id) {
-    state.job = id;
-    for (const tr of $('dead').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.key === id);
-    let job;
-    try {
-      job = await api('queues/' + q(state.queue) + '/dead/' + q(id));
-    } catch (e) {
-      say('cannot show job ' + id + ': ' + e.message, true);
-      closeJob();
-      return;
-    }
-    $('job').hidden = false;
-    $('job').querySelector('.jid').textContent = job.id;
-    const rows = [];
-    for (const [k, v] of Object.entries(job)) {
-      if (k === 'payload') continue;
-      const shown = (k === 'died_at' || k === 'failed_at') && typeof v === 'number'
-        ? fmtTime(v) + ' (' + v + ')' : String(v);
-      rows.push(el('tr', {}, el('td', { text: k }), el('td', { text: shown })));
-    }
-    $('job-fields').tBodies[0].replaceChildren(...rows);
-    const p = job.payload || { kind: 'none', text: '', size: 0 };
-    let text = p.text;
-    if (p.kind === 'json' && !p.truncated) {
-      try { text = JSON.stringify(JSON.parse(p.text), null, 2); } catch (e) { text = p.text; }
-    }
-    const kinds = { none: 'none', json: 'JSON', binary: 'binary, hex', raw: 'raw bytes, hex' };
-    $('payload-kind').textContent = '(' + (kinds[p.kind] || p.kind) + ', ' + fmtBytes(p.size) +
-      (p.truncated ? ', truncated' : '') + ')';
-    $('payload').textContent = p.kind === 'none' ? '(no payload)' : text + (p.truncated ? '\n…' : '');
   }
 
   // ---- the loop ----
@@ -488,7 +394,6 @@
       drawSchedules(ov);
       drawLimits(ov);
       drawRunning(ov);
-      if (state.queue) await drawSets();
       const st = $('status');
       st.textContent = 'updated ' + new Date().toLocaleTimeString();
       st.classList.remove('down');
@@ -515,21 +420,12 @@
       say('admin token forgotten', false);
       refresh();
     });
-    $('job-retry').addEventListener('click', async () => {
-      const id = state.job;
-      if (id && await act('queues/' + q(state.queue) + '/dead/' + q(id) + '/retry', 'retry ' + id)) closeJob();
-    });
-    armed($('job-delete'), async () => {
-      const id = state.job;
-      if (id && await act('queues/' + q(state.queue) + '/dead/' + q(id) + '/delete', 'delete ' + id)) closeJob();
-    });
-    $('job-close').addEventListener('click', closeJob);
     refresh();
     setInterval(refresh, REFRESH_MS);
   }
 
   init();
   // For jobs.js, the pages of every job: one way to call the API, to hold
-  // the token and to speak.
-  window.jobqDash = { api, el, say, token, fmtTime };
+  // the token, to act and to speak.
+  window.jobqDash = { api, el, say, token, fmtTime, act, armed };
 })();

@@ -1,7 +1,8 @@
 // jobq dashboard: the pages of every job of a queue (ready, running,
 // scheduled, done, dead; GET /api/queues/Q/jobs, docs/API.md), one job's
-// page (GET /api/queues/Q/jobs/ID) and its Cancel button (POST
-// .../cancel, with the admin token app.js keeps). Linkable: the address
+// page (GET /api/queues/Q/jobs/ID) with its Cancel button (POST
+// .../cancel), or a dead job's Retry and Delete (POST
+// /api/queues/Q/dead/ID/retry|delete), with the admin token app.js keeps. Linkable: the address
 // ends in #jobs/QUEUE/STATE or #job/QUEUE/ID. Kept apart from app.js,
 // which draws the overview (and lends its API call, token and messages:
 // window.jobqDash); clicking a queue's row there opens its jobs here.
@@ -18,7 +19,7 @@
   const view = { queue: null, state: 'ready', cursors: [null], job: null, busy: false };
   const $ = (id) => document.getElementById(id);
 
-  const { api: call, el, say, token, fmtTime } = window.jobqDash;
+  const { api: call, el, say, token, fmtTime, act, armed } = window.jobqDash;
   const api = (path, method) => call(path, method === 'POST' ? { method: 'POST' } : undefined);
 
   // app.js shows the read-only banner when the consumer has no token.
@@ -51,16 +52,33 @@
 
   // ---- a page of jobs ----
 
-  function cancelButton(id) {
-    const b = el('button', { type: 'button', class: 'danger cancel', text: 'Cancel' });
+  // An action's button says why it cannot act yet.
+  function guarded(b) {
     if (readOnly()) {
       b.disabled = true;
       b.title = 'Read-only: start the consumer with --admin-token (env JOBQ_ADMIN_TOKEN) to allow actions';
     } else if (!token()) {
       b.title = 'Enter the admin token above first';
     }
+    return b;
+  }
+
+  function cancelButton(id) {
+    const b = guarded(el('button', { type: 'button', class: 'danger cancel', text: 'Cancel' }));
     b.addEventListener('click', (ev) => { ev.stopPropagation(); cancel(id); });
     return b;
+  }
+
+  // A dead job's Retry, and Delete (a second click confirms); after
+  // either, back to the queue's dead jobs.
+  function deadButtons(id) {
+    const path = 'queues/' + enc(view.queue) + '/dead/' + enc(id) + '/';
+    const back = (ok) => { if (ok) go('#jobs/' + enc(view.queue) + '/dead'); };
+    const retry = guarded(el('button', { type: 'button', id: 'job-retry', text: 'Retry' }));
+    retry.addEventListener('click', async () => back(await act(path + 'retry', 'retry ' + id)));
+    const del = guarded(el('button', { type: 'button', id: 'job-delete', class: 'danger', text: 'Delete' }));
+    armed(del, async () => back(await act(path + 'delete', 'delete ' + id)));
+    return [retry, del];
   }
 
   async function cancel(id) {
@@ -169,7 +187,9 @@
     const sig = job.id + ' ' + job.state + (readOnly() ? 'ro' : 'rw') + (token() ? 't' : '');
     if (actions.dataset.sig !== sig) {
       actions.dataset.sig = sig;
-      actions.replaceChildren(...(CANCELLABLE.includes(job.state) ? [cancelButton(job.id)] : []),
+      const acts = CANCELLABLE.includes(job.state) ? [cancelButton(job.id)]
+        : job.state === 'dead' ? deadButtons(job.id) : [];
+      actions.replaceChildren(...acts,
         el('button', { type: 'button', id: 'job-page-close', text: 'Close' }));
       $('job-page-close').addEventListener('click', () => go('#jobs/' + enc(view.queue) + '/' + view.state));
     }
