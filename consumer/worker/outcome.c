@@ -567,8 +567,54 @@ static const char outcome_lua[] =
     "if err then return redis.error_reply(err) end\n"
     "return 0\n";
 
+/* A batch of one outcome: the same writes as native commands, for its
+ * latency. A job enqueued and waited for alone (one at a time) has its
+ * waiter's BLPOP answered only once the whole EXEC has run, and the
+ * script's call is most of that EXEC when Redis's caches are cold
+ * between jobs: about 120 us of EXEC with it, 70 without (INFO
+ * commandstats, one job every 5 ms, docs/BENCHMARKS.md "issue 22"). From
+ * two outcomes on the script wins (it costs Redis less per job), and a
+ * batch of one is a worker with little to do. The same refusals hold:
+ * Redis refuses a write command queued in a MULTI when it would refuse it
+ * alone (out of memory, a read-only replica), which aborts the EXEC as
+ * the script's shebang does; one that fails at run time (a key of the
+ * wrong type) fails alone, as the script's pcall does. EXPIRE, not
+ * PEXPIREAT: one key, so nothing to share the clock reading with. The
+ * group's layout is add_script_args's; KEYS the result key, then the
+ * notify key when the group says to push it. */
+static void send_native(jq_finish_t *fin) {
+    const jq_args_t *k = &fin->keys, *o = &fin->out;
+    static const char *const fields[] = {"state", "attempts", "finished_at"};
+    jq_args_t *a = jq_finish_cmd(fin, "HSET");
+    jq_args_add(a, k->argv[0], k->lens[0]);
+    for (int i = 0; i < 3; i++) {
+        jq_args_str(a, fields[i]);
+        jq_args_add(a, o->argv[1 + i], o->lens[1 + i]);
+    }
+    jq_args_str(a, "worker");
+    jq_args_str(a, fin->env.worker_id);
+    for (int i = 6; i < o->argc; i++) jq_args_add(a, o->argv[i], o->lens[i]);
+    jq_finish_send(fin, NULL, NULL);
+    for (int i = 0; i < k->argc; i++) {
+        if (i > 0) {
+            a = jq_finish_cmd(fin, "LPUSH");
+            jq_args_add(a, k->argv[i], k->lens[i]);
+            jq_args_add(a, o->argv[1], o->lens[1]);
+            jq_finish_send(fin, NULL, NULL);
+        }
+        a = jq_finish_cmd(fin, "EXPIRE");
+        jq_args_add(a, k->argv[i], k->lens[i]);
+        jq_args_add(a, o->argv[0], o->lens[0]);
+        jq_finish_send(fin, NULL, NULL);
+    }
+}
+
 void jq_outcome_send_script(jq_finish_t *fin) {
     if (fin->nout == 0) return;
+    if (fin->nout == 1) {
+        send_native(fin);
+        return;
+    }
     jq_args_t *a = jq_finish_cmd(fin, "EVAL");
     jq_args_add(a, outcome_lua, sizeof(outcome_lua) - 1);
     jq_args_ll(a, fin->keys.argc);

@@ -37,7 +37,9 @@ void jq_outcome_batch_steps(jq_finish_t *fin, const jq_run_t *runs);
  * replaces by the result's. Nothing for the others. */
 void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs);
 /* Sends the batch's script (in the MULTI) with the results that
- * jq_outcome_write gathered; none when none was. */
+ * jq_outcome_write gathered; none when none was; for a single one, the
+ * same writes as native commands (HSET, EXPIRE, and LPUSH, EXPIRE of its
+ * notify list), which Redis runs sooner (outcome.c, send_native). */
 void jq_outcome_send_script(jq_finish_t *fin);
 
 #endif

@@ -144,6 +144,19 @@ static void assert_args_from(int i, int from, int n, ...) {
     va_end(ap);
 }
 
+/* A lone outcome's native writes (outcome.c, send_native): the result
+ * hash of entry 1-1 with one extra field k = v, and its notify list
+ * pushed with the state. */
+static void assert_lone_result(const char *state, const char *attempts, const char *at,
+                               const char *k, const char *v) {
+    cr_assert_eq(count_eval(OUTCOME_LUA), 0);
+    assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:result:1-1"), 12, "HSET", "jq:{a}:result:1-1",
+                "state", state, "attempts", attempts, "finished_at", at, "worker", "host:1", k, v);
+    assert_argv(fake_rconn_find(NULL, "LPUSH"), 3, "LPUSH", "jq:{a}:notify:1-1", state);
+    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:notify:1-1"), 3, "EXPIRE", "jq:{a}:notify:1-1",
+                "86400");
+}
+
 /* Answers the reads (XREADGROUP) not answered yet with nothing (not the
  * reads their answers kick); returns how many there were. */
 static int answer_reads(void) {
@@ -305,6 +318,29 @@ Test(finish, result_ttl_0_writes_no_key_per_job) {
     assert_counted("processed", "2");
 }
 
+/* A job alone in its batch (one at a time, a client waiting): its writes
+ * go as native commands, which Redis runs sooner than the script's call,
+ * in the same MULTI, before the XACK; the notify list after the hash. */
+Test(finish, a_lone_outcome_is_written_by_native_commands_in_the_multi) {
+    end(take(0, "1-1", fake_fields(4, "type", "io", "notify", "1")), JQ_OUT_DONE, "r1");
+    jq_finish_flush(&w->finish);
+    cr_assert_eq(count_eval(OUTCOME_LUA), 0);
+    int exec = next_cmd(0, "EXEC", NULL), hset = next_cmd(0, "HSET", NULL);
+    cr_assert(is(0, "MULTI"));
+    for (int i = 0; i <= exec; i++) cr_assert_eq(fake_cmds[i].c, &w->rwrite);
+    assert_argv(hset, 12, "HSET", "jq:{a}:result:1-1", "state", "done", "attempts", "1",
+                "finished_at", "1700000000000", "worker", "host:1", "result", "r1");
+    int x1 = next_cmd(hset, "EXPIRE", NULL), push = next_cmd(hset, "LPUSH", NULL);
+    assert_argv(x1, 3, "EXPIRE", "jq:{a}:result:1-1", "86400");
+    assert_argv(push, 3, "LPUSH", "jq:{a}:notify:1-1", "done");
+    cr_assert_gt(push, x1);
+    assert_argv(next_cmd(push, "EXPIRE", NULL), 3, "EXPIRE", "jq:{a}:notify:1-1", "86400");
+    int ack = next_cmd(0, "XACK", NULL);
+    cr_assert_gt(ack, push);
+    cr_assert_lt(ack, exec);
+    assert_counted("processed", "1");
+}
+
 /* ---- done, retrying, dead ---- */
 
 Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
@@ -330,11 +366,16 @@ Test(finish, a_failed_attempt_with_attempts_left_retries_after_a_backoff) {
     long long due = atoll(fake_cmds[z].argv[6]);
     cr_assert(due >= FINISHED_MS + 800 && due <= FINISHED_MS + 1200, "due %lld", due);
     cr_assert_eq(find_move("jq:{a}:dead"), -1);
-    /* Its result says retrying, with the error; no notify key: nobody
-     * waiting is woken by a retry. */
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1",
-                     "host:1", "86400", "retrying", "1", "1700000000000", "0", "1", "error",
-                     "boom");
+    /* Its result says retrying, with the error (alone in its batch: the
+     * native commands, not the script); no notify list: nobody waiting
+     * is woken by a retry. */
+    cr_assert_eq(count_eval(OUTCOME_LUA), 0);
+    assert_argv(fake_rconn_find(NULL, "HSET jq:{a}:result:1-1"), 12, "HSET", "jq:{a}:result:1-1",
+                "state", "retrying", "attempts", "1", "finished_at", "1700000000000", "worker",
+                "host:1", "error", "boom");
+    assert_argv(fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1"), 3, "EXPIRE", "jq:{a}:result:1-1",
+                "86400");
+    cr_assert_eq(fake_rconn_count(NULL, "LPUSH"), 0);
     assert_counted("failed", "1");
     assert_counted("retried", "1");
     assert_counted("dead", NULL);
@@ -383,9 +424,7 @@ Test(finish, the_last_attempt_failing_is_dead_with_its_reason) {
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1);
     /* Dead is an end: its waiter is woken. */
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
-                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "3", "1700000000000", "1", "1",
-                     "error", "boom");
+    assert_lone_result("dead", "3", "1700000000000", "error", "boom");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
@@ -400,9 +439,8 @@ Test(finish, a_permanent_failure_is_dead_at_once_with_the_attempts_made) {
     cr_assert_eq(find_move("jq:{a}:scheduled"), -1, "not retried");
     assert_args_from(find_move("jq:{a}:dead"), 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead",
                      "jq:{a}:stream", "1700000000000", "1-1", JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
-                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "1", "1700000000000", "1", "1",
-                     "error", "sha256: rounds must be an integer >= 1");
+    assert_lone_result("dead", "1", "1700000000000", "error",
+                       "sha256: rounds must be an integer >= 1");
     assert_counted("failed", "1");
     assert_counted("dead", "1");
     assert_counted("retried", NULL);
@@ -422,9 +460,7 @@ Test(finish, a_job_dead_on_arrival_counts_no_attempt) {
     const char *at = fake_cmds[z].argv[6]; /* when fetch.c dead-lettered it */
     assert_args_from(z, 2, 8, "3", "jq:{a}:job:1-1", "jq:{a}:dead", "jq:{a}:stream", at, "1-1",
                      JQ_GROUP, "1-1");
-    assert_args_from(next_cmd(0, "EVAL", OUTCOME_LUA), 2, 1 + 2 + 1 + 8, "2", "jq:{a}:result:1-1",
-                     "jq:{a}:notify:1-1", "host:1", "86400", "dead", "0", at, "1", "1", "error",
-                     "unknown job type: nope");
+    assert_lone_result("dead", "0", at, "error", "unknown job type: nope");
     assert_counted("dead", "1");
     assert_counted("failed", NULL);
     cr_assert_eq(fake_rconn_count(NULL, "HINCRBY jq:{a}:latency"), 0, "it never started");
@@ -476,11 +512,12 @@ Test(finish, a_large_result_goes_to_a_list_of_chunks) {
     assert_argv(first + 4, 3, "PEXPIRE", "jq:{a}:result:1-1:chunks", "60000");
     int ex = fake_rconn_find(NULL, "EXPIRE jq:{a}:result:1-1:chunks");
     assert_argv(ex, 3, "EXPIRE", "jq:{a}:result:1-1:chunks", "86400");
-    int script = next_cmd(0, "EVAL", OUTCOME_LUA);
-    cr_assert_gt(multi_before(script), first + 4, "no RPUSH inside the queue's MULTI");
-    cr_assert_eq(multi_before(ex), multi_before(script));
-    assert_args_from(script, 2, 1 + 1 + 1 + 8, "1", "jq:{a}:result:1-1", "host:1", "86400", "done",
-                     "1", "1700000000000", "0", "1", "chunks", "3");
+    /* Alone in its batch: the hash by a native HSET (send_native). */
+    int hset = fake_rconn_find(NULL, "HSET jq:{a}:result:1-1");
+    cr_assert_gt(multi_before(hset), first + 4, "no RPUSH inside the queue's MULTI");
+    cr_assert_eq(multi_before(ex), multi_before(hset));
+    assert_argv(hset, 12, "HSET", "jq:{a}:result:1-1", "state", "done", "attempts", "1",
+                "finished_at", "1700000000000", "worker", "host:1", "chunks", "3");
 }
 
 Test(finish, a_result_of_many_chunks_is_pushed_a_few_at_a_time) {
