@@ -13,7 +13,8 @@ longer):
   floor read   the same client sends every LRANGE of 16 chunks of that
                list, then reads the replies' bytes (counted, not parsed)
                (each floor is the best of 3 tries, and the write is tried
-               inside MULTI/EXEC too, as libjobq sends it: printed beside)
+               inside one MULTI/EXEC too, the shared contract's simple
+               way, which libjobq left in issue 22: printed beside)
   enqueue      `jobq enqueue echo @FILE --id ID` (a process: start, read
                the file, send, exit) against a queue whose consumer is up
                and idle
@@ -28,6 +29,8 @@ repetition: enqueue / write, worker / (read + write), read / read. Medians
 over the repetitions. A fresh consumer per repetition gives the worker's
 peak RSS (VmHWM) over the payload. The bytes that come back are compared
 once per build (outside the clock). Asserts nothing about speed.
+bench/compare/compare.py calls run() and table() for its large-payload
+rows.
 """
 import argparse
 import os
@@ -182,20 +185,17 @@ def check_bytes(jobq, url, src, packed, d, jid):
         raise RuntimeError("%s: the result differs from the payload" % jobq)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mib", type=int, default=60)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--build", action="append", default=[],
-                    help="NAME=DIR with DIR/jobq and DIR/jobq-consumer (default: this bin/)")
-    a = ap.parse_args()
-    builds = [b.split("=", 1) for b in a.build] or [["this", os.path.join(ROOT, "bin")]]
+def run(builds, mib=60, reps=3):
+    """Measures builds ([(name, bindir)], each with jobq and jobq-consumer)
+    and Redis's floor, interleaved; returns what table() prints: the
+    floors per repetition and each build's rows (enqueue, worker, read,
+    VmHWM, floor write, floor read, Redis CPU of the three stages)."""
     d = tempfile.mkdtemp(prefix="bigfloor-")
     for name, bindir in builds:  # private copies, safe from rebuilds
         os.makedirs(os.path.join(d, name))
         for exe in ("jobq", "jobq-consumer"):
             shutil.copy2(os.path.join(bindir, exe), os.path.join(d, name, exe))
-    data = os.urandom(a.mib * bench.MIB)
+    data = os.urandom(mib * bench.MIB)
     src = os.path.join(d, "payload.bin")
     with open(src, "wb") as f:
         f.write(data)
@@ -206,7 +206,7 @@ def main():
     rows = {name: [] for name, _ in builds}
     floors = []
     try:
-        for rep in range(a.reps):
+        for rep in range(reps):
             order = builds[rep % len(builds):] + builds[:rep % len(builds)]
             w, rd, wm = floor(srv.port, srv.proc.pid, pieces)
             floors.append((w, rd, wm))
@@ -219,7 +219,7 @@ def main():
                     cpu = []
                     st = jobq_stages(jobq, srv.url, r, src, jid,
                                      lambda: cpu.append(bench.cpu_seconds(srv.proc.pid)))
-                    cpu = "/".join("%.3f" % (b - a) for a, b in zip(cpu, cpu[1:]))
+                    rcpu = tuple(b - a for a, b in zip(cpu, cpu[1:]))
                     wcpu = bench.cpu_seconds(c.pids[0])
                     hwm = bench.proc_status(c.pids[0], "VmHWM")
                     if rep == 0:
@@ -227,34 +227,56 @@ def main():
                 finally:
                     c.stop()
                 r.delete(P + "result:" + jid, P + "result:" + jid + ":chunks")
-                rows[name].append(st + (hwm, w, rd))
+                rows[name].append(st + (hwm, w, rd, rcpu))
                 print("rep %d %-8s enqueue %.3f worker %.3f read %.3f | floor write %.3f "
                       "read %.3f | VmHWM %.1f MiB | Redis CPU %s | worker CPU %.3f" % (
-                          (rep, name) + st + (w, rd, hwm / bench.MIB, cpu, wcpu)),
+                          (rep, name) + st + (w, rd, hwm / bench.MIB,
+                                              "/".join("%.3f" % x for x in rcpu), wcpu)),
                       file=sys.stderr)
     finally:
         srv.stop()
         shutil.rmtree(d, ignore_errors=True)
+    return {"mib": mib, "reps": reps, "size": len(packed), "floors": floors, "rows": rows,
+            "builds": [name for name, _ in builds]}
+
+
+def table(res):
+    """The markdown table of run()'s result: medians, each stage also as
+    the median of its per-repetition ratio to that repetition's floor."""
     med = statistics.median
+    floors = res["floors"]
+    lines = ["| build | enqueue s (/ floor write) | worker s (/ floor write + read) "
+             "| read s (/ floor read) | peak worker RSS / payload "
+             "| Redis CPU s: enqueue / worker / read |",
+             "|---|---|---|---|---|---|"]
+    fw, fr = med(f[0] for f in floors), med(f[1] for f in floors)
+    lines.append("| Redis floor | %.3f | %.3f | %.3f | | |" % (fw, fw + fr, fr))
+    lines.append("| (floor write inside one MULTI/EXEC, the shared contract's simple way) "
+                 "| %.3f | | | | |" % med(f[2] for f in floors))
+    for name in res["builds"]:
+        x = res["rows"][name]
+        cpu = " / ".join("%.3f" % med(v[6][k] for v in x) for k in range(3))
+        lines.append("| %s | %.3f (%.2fx) | %.3f (%.2fx) | %.3f (%.2fx) | %.2fx | %s |" % (
+            name, med(v[0] for v in x), med(v[0] / v[4] for v in x), med(v[1] for v in x),
+            med(v[1] / (v[4] + v[5]) for v in x), med(v[2] for v in x),
+            med(v[2] / v[5] for v in x), med(v[3] for v in x) / res["size"], cpu))
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=60)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--build", action="append", default=[],
+                    help="NAME=DIR with DIR/jobq and DIR/jobq-consumer (default: this bin/)")
+    a = ap.parse_args()
+    builds = [b.split("=", 1) for b in a.build] or [["this", os.path.join(ROOT, "bin")]]
+    res = run(builds, a.mib, a.reps)
     load = open("/proc/loadavg").read().split()[:3]
     print("%d MiB random bytes, %d reps, load average %s, %s" % (
         a.mib, a.reps, " ".join(load), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print()
-    print("| build | enqueue s (/ floor write) | worker s (/ floor write + read) "
-          "| read s (/ floor read) | peak worker RSS / payload |")
-    print("|---|---|---|---|---|")
-    fw, fr = med(f[0] for f in floors), med(f[1] for f in floors)
-    print("| Redis floor | %.3f | %.3f | %.3f | |" % (fw, fw + fr, fr))
-    print("| (floor write inside MULTI/EXEC, as libjobq) | %.3f | | | |"
-          % med(f[2] for f in floors))
-    for name, _ in builds:
-        x = rows[name]
-        e = med(v[0] for v in x)
-        wk = med(v[1] for v in x)
-        rd = med(v[2] for v in x)
-        print("| %s | %.3f (%.2fx) | %.3f (%.2fx) | %.3f (%.2fx) | %.2fx |" % (
-            name, e, med(v[0] / v[4] for v in x), wk, med(v[1] / (v[4] + v[5]) for v in x),
-            rd, med(v[2] / v[5] for v in x), med(v[3] for v in x) / len(packed)))
+    print("\n".join(table(res)))
 
 
 if __name__ == "__main__":

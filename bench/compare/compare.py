@@ -24,6 +24,9 @@ Tests:
   (d) sha256 jobs (1 KiB of 0x01, 20,000 rounds) with 2 CPU lanes; every
       digest checked against Python's hashlib;
   (e) idle and peak RSS of the whole worker side (process tree);
+  (f) jobq alone: a 60 MiB payload's enqueue, worker round trip and result
+      read beside Redis's own floor on the same chunks, and the worker's
+      peak RSS over the payload (bench/bigfloor.py; --quick: once);
   plus Redis CPU per job (INFO cpu: used_cpu_sys + used_cpu_user deltas of
   redis-server) and the workers' own CPU per job.
 
@@ -428,6 +431,7 @@ def main():
                     print("  rep %d %-18s %-7s %5.1fs %s" % (rep + 1, name, s, time.time() - t,
                                                              brief(v)), flush=True)
         tables(res, a, emit)
+        big_payload_rows(a, emit)
         if failures:
             emit()
             emit("Runs that failed (left out of the medians): " + "; ".join(failures))
@@ -538,6 +542,28 @@ def tables(res, a, emit):
                 name, NAMES[s], col(name, "redis_us", s, "%.1f"), col(name, "enq_us", s, "%.1f"),
                 col(name, "worker_us", s, "%.1f"),
                 "" if s == "jobq" else ratio_cell(res, name, "redis_us", s, False)))
+
+
+def big_payload_rows(a, emit):
+    """(f): bigfloor.py's run on this bin/, on a redis-server of its own;
+    no peer has a chunked payload to set beside it, so Redis's floor is
+    the yardstick (issue 22: each stage within 1.5x of it)."""
+    import bigfloor
+    mib, reps = 60, (1 if a.quick else a.reps)
+    try:
+        res = bigfloor.run([("jobq", os.path.join(ROOT, "bin"))], mib, reps)
+    except Exception as e:  # the tables above stand without it
+        emit()
+        emit("(f) large payload: FAILED: %s" % str(e)[:300])
+        return
+    emit()
+    emit("### (f) Large payload: %d MiB of random bytes through `jobq enqueue echo @FILE`, the "
+         "worker and `jobq wait -o`, s (median of %d; ratio = median of per-repetition stage / "
+         "Redis's floor: one raw client's pipelined RPUSH / LRANGE of the same 256 KiB chunks, "
+         "best of 3); jobq alone" % (mib, reps))
+    emit()
+    for line in bigfloor.table(res):
+        emit(line)
 
 
 if __name__ == "__main__":
