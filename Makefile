@@ -65,7 +65,7 @@ PRODUCER_CLI_SRC += producer/cli_schedule.c
 # Every folder also sees common/ and the public include/.
 CONSUMER_DIRS := conf redis dl handlers worker web master
 SRC_conf := options
-SRC_redis := rconn resolve reply bulkcap switchsub
+SRC_redis := rconn resolve reply bulkcap switchsub rcluster
 SRC_dl := cryptosym curlsym
 SRC_handlers := registry builtins plugin exec exec_cmd exec_run exec_guard http http_allow curluv procwire procproc procpool handlers
 SRC_worker := admit attempt cancel chunks counts fetch finish finish_hold heartbeat limit outcome pool pool_policy progress qhealth reclaim run sched settings trim types worker

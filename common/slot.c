@@ -49,7 +49,7 @@ int jq_slot_cmd_key(int argc, const char *const *argv, const size_t *lens) {
         if (argc < 4 || (lens[2] == 1 && argv[2][0] == '0')) return -1;
         return 3;
     }
-    if (is(argv[0], lens[0], "XINFO")) return argc > 2 ? 2 : -1;
+    if (is(argv[0], lens[0], "XINFO") || is(argv[0], lens[0], "XGROUP")) return argc > 2 ? 2 : -1;
     if (is(argv[0], lens[0], "XREAD") || is(argv[0], lens[0], "XREADGROUP")) {
         for (int i = 1; i + 1 < argc; i++)
             if (is(argv[i], lens[i], "STREAMS")) return i + 1;

@@ -23,8 +23,8 @@ int jq_slot_of(const char *key, size_t len);
 
 /* The index in argv of the key a command is routed by, or -1 for a
  * command that names none (MULTI, EXEC, TIME, ROLE, an EVAL with no
- * keys...): EVAL/EVALSHA/FCALL's first key, XINFO's key after its
- * subcommand, XREAD/XREADGROUP's first stream, else argv[1]. Commands of
+ * keys...): EVAL/EVALSHA/FCALL's first key, XINFO's and XGROUP's key
+ * after the subcommand, XREAD/XREADGROUP's first stream, else argv[1]. Commands of
  * jobq that name several keys name them in one slot. */
 int jq_slot_cmd_key(int argc, const char *const *argv, const size_t *lens);
 

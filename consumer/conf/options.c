@@ -16,7 +16,8 @@
 const jq_opt_t jq_options_table[] = {
     {"redis", "JOBQ_REDIS_URL", JQ_OPT_STR, JQ_URL_DEFAULT, 0, 0, O(redis), S(redis),
      "Redis URL: redis://[user:password@]host:port[/db], rediss://... (TLS), "
-     "redis+sentinel://host:port[,host:port...]/MASTER[/db] or unix:///path"},
+     "redis+sentinel://host:port[,host:port...]/MASTER[/db], "
+     "redis+cluster://host:port[,host:port...] (Redis Cluster: seed nodes) or unix:///path"},
     JQ_TLS_OPT_ROWS(jq_options_t, tls_opts),
     {"queues", "JOBQ_QUEUES", JQ_OPT_STR, "default", 0, 0, O(queues_csv), S(queues_csv),
      "comma-separated queues to serve; name=N holds at most N jobs of that queue at once per "
@@ -222,14 +223,6 @@ int jq_options_parse(jq_options_t *o, int argc, char **argv, char *err, size_t e
     }
     jq_log_set_level(lvl);
     if (jq_url_parse(o->redis, &o->url, err, errlen) != 0) return -1;
-    if (o->url.cluster) {
-        /* libjobq routes by slot (producer/cluster.c); the consumer's
-         * connections do not yet, and would read MOVED for most queues. */
-        snprintf(err, errlen,
-                 "--redis: Redis Cluster is not supported by the consumer yet (the jobq "
-                 "command and libjobq do support it; docs/DEPLOY.md, \"Redis Cluster\")");
-        return -1;
-    }
     if (jq_tls_opts_settings(&o->tls_opts, &o->url, &o->tls_client, err, errlen) != 0) return -1;
     /* A file missing or unreadable, or a key not of its certificate, stops
      * us here, before any worker starts (exit 2). */

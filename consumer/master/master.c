@@ -62,6 +62,7 @@ void jq_master_finish(jq_master_t *m) {
     /* Give the handback of the last exits a chance to be written. */
     jq_handback_pass(&m->handback);
     jq_rconn_close(&m->redis, 1, NULL);
+    if (m->cluster) jq_rcluster_close(m->cluster, NULL, NULL);
     if (m->has_switchsub) jq_switchsub_close(&m->switchsub, NULL);
 }
 
@@ -283,6 +284,11 @@ static int master_init(jq_master_t *m, const jq_options_t *opt) {
     }
     m->redis.data = m;
     m->redis.on_up = on_redis_up;
+    if (opt->url.cluster && (!(m->cluster = jq_rcluster_new(m->loop, &opt->url, opt->tls)) ||
+                             jq_rcluster_attach(m->cluster, &m->redis, 0) != 0)) {
+        jq_error("cannot start the redis cluster router");
+        return -1;
+    }
     m->redis.on_refused = on_redis_refused;
     if (jq_url_sentinel(&opt->url)) {
         if (jq_switchsub_init(&m->switchsub, m->loop, &opt->url, opt->tls, on_switch, m) != 0) {

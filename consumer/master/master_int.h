@@ -10,6 +10,7 @@
 #include "httpd.h"
 #include "master.h"
 #include "metrics.h"
+#include "rcluster.h"
 #include "rconn.h"
 #include "supervise.h"
 #include "switchsub.h"
@@ -40,6 +41,7 @@ struct jq_master {
     uv_timer_t kill_timer, janitor;
     int64_t last_pong_ms; /* Redis answered a PING (healthz) */
     jq_rconn_t redis;
+    jq_rcluster_t *cluster;   /* redis+cluster://: routes redis's commands (rcluster.h) */
     jq_switchsub_t switchsub; /* redis+sentinel://: +switch-master */
     int has_switchsub;
     jq_handback_t handback;

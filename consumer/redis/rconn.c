@@ -202,7 +202,7 @@ static void tls_handshake_step(glue_t *g) {
 static void tls_begin(glue_t *g) {
     jq_rconn_t *c = g->c;
     char err[160];
-    const char *host = jq_url_sentinel(c->url) ? c->master.host : c->url->host;
+    const char *host = jq_url_sentinel(c->url) || c->url->cluster ? c->master.host : c->url->host;
     if (!(g->tls = jq_tls_conn_new(c->tls, g->ac->c.fd, host, err, sizeof(err)))) {
         drop(c, err);
         return;
@@ -485,6 +485,7 @@ static void lost(jq_rconn_t *c, const char *why) {
     }
     c->refused[0] = c->why[0] = '\0';
     if (c->to_sentinel) c->resolve.next++; /* the next attempt, the next sentinel */
+    c->seed_next++;                        /* redis+cluster://: the next seed */
     if (was_up && c->on_down) c->on_down(c);
     /* Redis loading its data set answers at once and will be ready soon:
      * ask again at the shortest backoff rather than a growing one. */
@@ -659,8 +660,10 @@ static void on_connect_timeout(uv_timer_t *t) {
 /* Connects to the URL's server, or to c->master with sentinels. */
 static void connect_now(jq_rconn_t *c) {
     const jq_url_t *u = c->url;
-    const char *host = jq_url_sentinel(u) ? c->master.host : u->host;
-    int port = jq_url_sentinel(u) ? c->master.port : u->port;
+    if (u->cluster && u->nseeds > 0) c->master = u->seeds[c->seed_next % u->nseeds];
+    int at_master = jq_url_sentinel(u) || u->cluster;
+    const char *host = at_master ? c->master.host : u->host;
+    int port = at_master ? c->master.port : u->port;
     redisAsyncContext *ac =
         u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(host, port);
     if (ac == NULL) {
@@ -886,13 +889,22 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
     if (a->oom || !c->up || c->closing) return -1;
     size_t len;
     const char *cmd = resp_format(a, &len);
-    int rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
+    int rc;
+    if (c->route)
+        rc = cmd && c->route(c->route_data, a, cmd, len, fn, priv) == 0 ? REDIS_OK : REDIS_ERR;
+    else
+        rc = cmd ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) : REDIS_ERR;
     if (resp_cap > RESP_KEEP) {
         free(resp_buf);
         resp_buf = NULL;
         resp_cap = 0;
     }
     return rc == REDIS_OK ? 0 : -1;
+}
+
+int jq_rconn_raw(jq_rconn_t *c, const char *cmd, size_t len, redisCallbackFn *fn, void *priv) {
+    if (!c->up || c->closing) return -1;
+    return redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) == REDIS_OK ? 0 : -1;
 }
 
 void jq_rconn_cap(jq_rconn_t *c, long long cap) {

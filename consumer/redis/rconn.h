@@ -33,6 +33,11 @@ typedef void (*jq_rconn_cb)(jq_rconn_t *c);
 /* why: Redis's own error text (never holds the password), valid during
  * the call. */
 typedef void (*jq_rconn_refused_cb)(jq_rconn_t *c, const char *step, const char *why);
+/* Redis Cluster (rcluster.h): takes a command instead of the connection,
+ * cmd[0..len) its RESP form (valid during the call), a its argv. Returns
+ * as jq_rconn_args. */
+typedef int (*jq_rconn_route_fn)(void *route_data, const jq_args_t *a, const char *cmd, size_t len,
+                                 redisCallbackFn *fn, void *priv);
 
 struct jq_rconn {
     uv_loop_t *loop;
@@ -90,7 +95,13 @@ struct jq_rconn {
     uint64_t stale_until;
     int to_sentinel; /* a connection to the sentinels themselves, in turn
                         (jq_rconn_init_sentinel) */
-    void *data;      /* the owner's */
+    /* Redis Cluster (rcluster.h): when set, jq_rconn_args hands every
+     * command to route (while c is up); the connection itself goes to
+     * the URL's seeds in turn, one more at each loss. */
+    jq_rconn_route_fn route;
+    void *route_data;
+    int seed_next;
+    void *data; /* the owner's */
 };
 
 /* Starts connecting c (embedded by the caller) to url; on_up runs when
@@ -130,6 +141,10 @@ void jq_rconn_switch(jq_rconn_t *c, const jq_url_addr_t *sentinel, const jq_url_
  * connection is down or a ran out of memory while it was built (a->oom):
  * then fn never runs. */
 int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv);
+
+/* Sends cmd[0..len), a command in RESP form, on c itself, never routed
+ * (rcluster.c). Returns 0, or -1 when c is down (fn never runs). */
+int jq_rconn_raw(jq_rconn_t *c, const char *cmd, size_t len, redisCallbackFn *fn, void *priv);
 
 /* From now on, bulk strings longer than cap bytes in c's replies are
  * skipped as they arrive, never stored: each reads as a

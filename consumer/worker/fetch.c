@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "levels.h"
 #include "log.h"
+#include "slot.h"
 
 /* Asks for a read that had not reached Redis yet: each try is one round
  * trip on the write connection, and the read arrives within one. */
@@ -249,7 +250,9 @@ static void send_unblock(jq_fetch_t *f) {
 }
 
 void jq_fetch_unblock(jq_fetch_t *f) {
-    if (!f->reading || !f->client_id) return;
+    /* Redis Cluster: the blocking reads are on the router's links, whose
+     * ids the front does not know; they end within BLOCK_MS anyway. */
+    if (!f->reading || !f->client_id || f->env.opt->url.cluster) return;
     f->unblock_seq = f->read_seq;
     f->unblock_tries = 0;
     send_unblock(f);
@@ -533,6 +536,14 @@ static long long block_count(jq_fetch_t *f, jq_admit_read_t *res, int *qs, int *
     return m;
 }
 
+/* Whether queues a and b may share an XREADGROUP: always, but in Redis
+ * Cluster only when their streams are in one slot (rcluster.h). */
+static int same_slot(const jq_fetch_t *f, int a, int b) {
+    if (!f->env.opt->url.cluster || a == b) return 1;
+    const char *sa = f->env.queues[a].stream, *sb = f->env.queues[b].stream;
+    return jq_slot_of(sa, strlen(sa)) == jq_slot_of(sb, strlen(sb));
+}
+
 /* Reads behind the acks: one XREADGROUP per distinct COUNT (XREADGROUP
  * has one COUNT for all its streams), each with its share of the plan. */
 static void send_piped(jq_fetch_t *f, const int *skip) {
@@ -546,7 +557,7 @@ static void send_piped(jq_fetch_t *f, const int *skip) {
         int qs[JQ_QSLOTS], n = 0;
         memset(&part, 0, sizeof(part));
         for (int i = q; i < *f->env.nqueues; i++) {
-            if (plan.count[i] != count) continue;
+            if (plan.count[i] != count || !same_slot(f, q, i)) continue;
             part.count[i] = count;
             part.uses[i] = plan.uses[i];
             plan.count[i] = 0;
@@ -595,9 +606,106 @@ void jq_fetch_strict_got(jq_fetch_t *f, int q, long long asked, long long got) {
         memset(f->empty, 0, sizeof(f->empty));
 }
 
+/* One of the blocking reads in Redis Cluster, one per slot: its queues
+ * and what it reserved. */
+typedef struct part {
+    jq_fetch_t *f;
+    int qs[JQ_QSLOTS], n;
+    jq_admit_read_t res;
+} part_t;
+
+/* Marks q (with its levels' entries) as covered by a part, or not. */
+static void set_blocked(jq_fetch_t *f, int q, unsigned char on) {
+    const jq_queue_t *b = &f->env.queues[q];
+    f->blocked[q] = on;
+    if (b->levelled)
+        for (int l = 0; l < JQ_PRIO_N; l++) f->blocked[b->at[l]] = on;
+}
+
+static void on_part(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    part_t *p = priv;
+    jq_fetch_t *f = p->f;
+    redisReply *reply = rp;
+    if (reply && !*f->env.stopping) jq_fetch_take(f, reply);
+    f->reading--;
+    for (int i = 0; i < p->n; i++) {
+        int q = p->qs[i];
+        set_blocked(f, q, 0);
+        if (f->in_block[q]) f->in_block[q] = 0, f->dry_until[q] = 0;
+        f->empty[q] = 0;
+    }
+    jq_admit_unreserve(f->env.admit, &p->res);
+    free(p);
+    if (*f->env.stopping) return;
+    jq_fetch_kick(f);
+    f->env.maybe_exit(f->env.worker);
+}
+
+/* Redis Cluster: the blocking read of the n queues qs[] split into one
+ * read per slot (an XREADGROUP may only name one slot's streams), each
+ * on the router's link of its slot with its share of res; what is not
+ * sent is given back. */
+static void send_parts(jq_fetch_t *f, jq_admit_read_t *res, const int *qs, int n, long long count,
+                       long long block) {
+    unsigned char used[JQ_QSLOTS] = {0};
+    for (int i = 0; i < n; i++) {
+        if (used[i]) continue;
+        part_t *p = calloc(1, sizeof(*p));
+        if (!p) break;
+        p->f = f;
+        for (int j = i; j < n; j++) {
+            if (used[j] || !same_slot(f, qs[i], qs[j])) continue;
+            int q = qs[j];
+            const jq_queue_t *b = &f->env.queues[q];
+            used[j] = 1;
+            p->qs[p->n++] = q;
+            /* A levelled queue's reservation is on its normal entry (and
+             * its levels' entries, when the plan gave them any). */
+            for (int l = -1; l < (b->levelled ? JQ_PRIO_N : 0); l++) {
+                int e = l < 0 ? q : b->at[l];
+                if (l >= 0 && e == q) continue;
+                p->res.count[e] = res->count[e];
+                p->res.uses[e] = res->uses[e];
+                res->count[e] = 0;
+            }
+        }
+        if (send_read(f, f->b.rfetch, p->qs, p->n, count, block, on_part, p) != 0) {
+            jq_admit_unreserve(f->env.admit, &p->res);
+            for (int k = 0; k < p->n; k++) f->in_block[p->qs[k]] = 0;
+            free(p);
+            continue;
+        }
+        f->reading++, f->read_seq++;
+        for (int k = 0; k < p->n; k++) set_blocked(f, p->qs[k], 1);
+    }
+    jq_admit_unreserve(f->env.admit, res);
+    memset(res, 0, sizeof(*res));
+}
+
+/* Redis Cluster, --queue-order weighted: the queues that no blocking read
+ * covers get one, a read per slot, with the slots free now (the others
+ * keep theirs until their read comes back). */
+static void cluster_block(jq_fetch_t *f, const int *skip, long long block) {
+    if (!f->b.rfetch->up) return;
+    int sk[JQ_QSLOTS];
+    for (int q = 0; q < *f->env.nqueues; q++) sk[q] = skip[q] || f->blocked[q];
+    jq_admit_read_t res;
+    if (jq_admit_plan(f->env.admit, sk, 0, 0, &res) <= 0) return;
+    levels_aside(f, &res, 1);
+    int qs[JQ_QSLOTS], n;
+    long long count = block_count(f, &res, qs, &n);
+    if (!count) return;
+    send_parts(f, &res, qs, n, count, block);
+}
+
 /* Sends the blocking read of the n queues qs[] for what f->res reserved,
  * or gives that back. */
 static void send_block(jq_fetch_t *f, const int *qs, int n, long long count, long long block) {
+    if (f->env.opt->url.cluster) {
+        send_parts(f, &f->res, qs, n, count, block);
+        return;
+    }
     if (send_read(f, f->b.rfetch, qs, n, count, block, on_read, f) == 0) {
         f->reading = 1, f->read_seq++;
         return;
@@ -708,6 +816,10 @@ void jq_fetch_kick(jq_fetch_t *f) {
     if (!f->pipe_reads && !jq_finish_pending(f->b.finish) && f->env.conn->up &&
         jq_admit_acking(f->env.admit) > 0)
         send_piped(f, skip);
+    if (f->env.opt->url.cluster) {
+        cluster_block(f, skip, block);
+        return;
+    }
     if (!f->reading && f->b.rfetch->up) {
         jq_admit_read_t *res = &f->res;
         if (jq_admit_plan(f->env.admit, skip, 0, 0, res) <= 0) return;

@@ -89,6 +89,9 @@ struct jq_fetch {
                                             the blocking read until then */
     unsigned char lv_reading[JQ_QSLOTS]; /* its script read is in flight */
     unsigned char in_block[JQ_QSLOTS];   /* the blocking read covers it */
+    /* Redis Cluster: one blocking read per slot (reading counts them);
+     * by entry, one of them covers it. */
+    unsigned char blocked[JQ_QSLOTS];
     /* --queue-order strict (jq_fetch_kick): by base queue, its last read
      * brought fewer than asked, so the walk down --queues passes it until
      * a read comes back full or the blocking read returns. */

@@ -147,6 +147,7 @@ static void close_handle(jq_worker_t *w, uv_handle_t *h) {
 }
 
 static void on_rconn_closed(jq_rconn_t *c) { ((jq_worker_t *)c->data)->pending_closes--; }
+static void on_cluster_closed(void *w) { ((jq_worker_t *)w)->pending_closes--; }
 static void on_pool_closed(jq_pool_t *p) { ((jq_worker_t *)p->data)->pending_closes--; }
 
 static void stop_all(jq_worker_t *w) {
@@ -172,6 +173,10 @@ static void stop_all(jq_worker_t *w) {
     w->rfetch.data = w->rwrite.data = w;
     jq_rconn_close(&w->rfetch, 0, on_rconn_closed);
     jq_rconn_close(&w->rwrite, 1, on_rconn_closed);
+    if (w->cluster) {
+        w->pending_closes++;
+        jq_rcluster_close(w->cluster, on_cluster_closed, w);
+    }
     w->pool.data = w;
     jq_pool_close(&w->pool, on_pool_closed);
     /* The --proc processes: their exits end the loop's last handles. */
@@ -516,6 +521,10 @@ static int init_rconns(jq_worker_t *w, const jq_options_t *opt) {
     w->rfetch.quiet_refusals = w->rwrite.quiet_refusals = 1;
     w->rfetch.on_up = on_fetch_up;
     w->rwrite.on_up = on_write_up;
+    if (opt->url.cluster && (!(w->cluster = jq_rcluster_new(&w->loop, &opt->url, opt->tls)) ||
+                             jq_rcluster_attach(w->cluster, &w->rfetch, 1) != 0 ||
+                             jq_rcluster_attach(w->cluster, &w->rwrite, 0) != 0))
+        return -1;
     return 0;
 }
 

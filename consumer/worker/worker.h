@@ -48,6 +48,7 @@
 #include "progress.h"
 #include "qhealth.h"
 #include "queue.h"
+#include "rcluster.h"
 #include "rconn.h"
 #include "reclaim.h"
 #include "reply.h"
@@ -65,7 +66,10 @@ struct jq_worker {
     jq_pool_t pool;
     jq_rconn_t rfetch; /* only for the blocking XREADGROUP */
     jq_rconn_t rwrite; /* acks, results, timers' commands */
-    char id[320];      /* <host>:<pid>, the group consumer name */
+    /* redis+cluster://: routes both connections' commands by slot
+     * (rcluster.h); NULL otherwise. */
+    jq_rcluster_t *cluster;
+    char id[320]; /* <host>:<pid>, the group consumer name */
     char host[256];
     int64_t started_ms;
     uint64_t wall_at_ns; /* uv_hrtime() when wall_ms was read */

@@ -9,7 +9,9 @@ import threading
 import msgpack
 import pytest
 
-from conftest import JOBQ, errorstat, jobq, key, stream, wait_for
+from conftest import JOBQ, errorstat, jobq, key, scale, stream, wait_for
+from redis.cluster import RedisCluster
+
 from redis_cluster_util import Cluster
 
 
@@ -132,9 +134,94 @@ def test_moved_and_ask_are_followed(cluster):
     assert src.client().xlen(stream(q)) == 3
 
 
-def test_the_consumer_refuses_a_cluster_url(cluster):
-    from conftest import BIN
-    p = subprocess.run([BIN + "/jobq-consumer", "--redis", cluster.url], capture_output=True,
-                       text=True, timeout=20)
-    assert p.returncode == 2
-    assert "Redis Cluster is not supported by the consumer yet" in p.stderr
+def enqueue_foreign(rc, q, n, tag):
+    """n echo jobs on queue q, XADD by RedisCluster (a foreign client)."""
+    ids = []
+    for i in range(n):
+        jid = "%s-%s-%d" % (tag, q, i)
+        rc.xadd(stream(q), {"type": "echo", "enc": "json", "id": jid,
+                            "payload": '{"q":"%s","i":%d}' % (q, i)})
+        ids.append(jid)
+    return ids
+
+
+def results_done(rc, q, ids):
+    return sum(1 for j in ids if rc.hget(key("result", q) + ":" + j, "state") == b"done")
+
+
+def test_the_consumer_serves_queues_on_every_master(cluster, consumer):
+    """One worker, eight queues over three masters: one blocking read per
+    slot on the slot's master, each queue's outcomes in its own MULTI on
+    its master (PROTOCOL "Redis Cluster")."""
+    rc = cluster.client()
+    names = queues_on_every_master(cluster)
+    names = ["cons" + q for q in names]  # the queues of the test above are busy with its jobs
+    assert len({cluster.owner(cluster.keyslot(q)).port for q in names}) == 3
+    before = enqueue_foreign(rc, names[0], 5, "early")  # waiting before the consumer starts
+    c = consumer("--queues", ",".join(names), "--io-concurrency", "8", url=cluster.url)
+    ids = {q: enqueue_foreign(rc, q, 12, "j") for q in names}
+    ids[names[0]] += before
+    for q in names:
+        wait_for(lambda: results_done(rc, q, ids[q]) == len(ids[q]), timeout=scale(20),
+                 what="every job of %s done" % q)
+        res = rc.hget(key("result", q) + ":" + ids[q][3], "result")
+        assert msgpack.unpackb(res) == {"q": q, "i": 3}
+        # acked and trimmed: nothing pending in the group
+        assert rc.xpending(stream(q), "workers")["pending"] == 0, q
+    log = c.log()
+    assert "CROSSSLOT" not in log and "MOVED" not in log, log
+    # the heartbeat's keys, each on its own slot's master
+    assert rc.zcard("jobq:workers") == 1
+    assert set(names) <= {m.decode() for m in rc.smembers("jobq:queues")}
+
+
+@pytest.fixture(scope="module")
+def cluster6(tmp_path_factory):
+    """Three masters, a replica each, a node timeout of one second."""
+    c = Cluster(str(tmp_path_factory.mktemp("rcluster6")), replicas=1, node_timeout=1000)
+    yield c
+    c.stop()
+
+
+def count_done(rc, jobs):
+    """How many of jobs [(queue, id)] have a result hash in state done."""
+    p = rc.pipeline()
+    for q, j in jobs:
+        p.hget(key("result", q) + ":" + j, "state")
+    return sum(1 for s in p.execute() if s == b"done")
+
+
+def test_a_master_killed_under_load_its_replica_takes_over(cluster6, consumer):
+    """SIGKILL of the master of a busy queue: its replica is promoted, the
+    consumer follows the map to it, and every job ends done (at least
+    once: an outcome the dead master took but never replicated is run
+    again once its entry is reclaimed)."""
+    cl = cluster6
+    rc = cl.client()
+    names = ["fo" + q for q in queues_on_every_master(cl, 6)]
+    jobs = []
+    p = rc.pipeline()
+    for q in names:
+        for i in range(100):
+            jid = "fo-%s-%d" % (q, i)
+            p.xadd(stream(q), {"type": "sleep", "enc": "json", "id": jid, "payload": '{"ms":8}'})
+            jobs.append((q, jid))
+    p.execute()
+    wait_for(cl.synced, what="the replicas to have every entry")
+    victim = cl.owner(cl.keyslot(names[0]))
+    heir = cl.replica_of(victim)
+    url = "redis+cluster://" + ",".join("127.0.0.1:%d" % n.port for n in cl.masters())
+    c = consumer("--queues", ",".join(names), "--io-concurrency", "6", "--visibility-ms", "2000",
+                 url=url)
+    wait_for(lambda: count_done(rc, jobs) >= 100, timeout=scale(20), interval=0.05,
+             what="a sixth of the jobs done")
+    victim.kill()
+    wait_for(lambda: heir.role() == "master", timeout=scale(20), what="the replica promoted")
+    wait_for(cl._ok, timeout=scale(20), what="the cluster ok again")
+    rc = RedisCluster(host="127.0.0.1", port=heir.port)
+    wait_for(lambda: count_done(rc, jobs) == len(jobs), timeout=scale(40), interval=0.3,
+             what="every job done after the failover")
+    for q in names:
+        assert rc.zcard(key("dead", q)) == 0, q
+    assert c.proc.poll() is None
+    assert "slots moved (to 127.0.0.1:%d" % heir.port in c.log()
