@@ -82,58 +82,72 @@ Test(dash, serves_the_page_without_inline_script) {
     jq_dash_free(d);
 }
 
+/* A request and the answer it must get: its status and, for a 405, the
+ * Allow header. */
+typedef struct {
+    const char *method, *target, *auth;
+    int status;
+    const char *allow;
+} answer_t;
+
+static void expect(jq_dash_t *d, const answer_t *a, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(req(d, a[i].method, a[i].target, a[i].auth), a[i].status, "%s %s: %d",
+                     a[i].method, a[i].target, resp.status);
+        if (a[i].allow) cr_assert_str_eq(resp.allow, a[i].allow, "%s %s", a[i].method, a[i].target);
+    }
+}
+
+#define AUTH "Bearer " TOKEN
+
 Test(dash, bad_methods_and_targets) {
     jq_dash_t *d = dash(TOKEN);
-    cr_assert_eq(req(d, "DELETE", "/api/overview", NULL), 405);
-    cr_assert_str_eq(resp.allow, "GET");
-    /* An action path read with GET (docs/API.md: 405 with Allow), and a
-     * read posted to, even with the token: the method is checked first. */
-    cr_assert_eq(req(d, "GET", "/api/queues/q/pause", NULL), 405);
-    cr_assert_str_eq(resp.allow, "POST");
-    cr_assert_eq(req(d, "GET", "/api/queues/q/dead/x1/retry", NULL), 405);
-    cr_assert_str_eq(resp.allow, "POST");
-    cr_assert_eq(req(d, "DELETE", "/api/queues/q/dead/x1/delete", NULL), 405);
-    cr_assert_str_eq(resp.allow, "POST");
-    cr_assert_eq(req(d, "POST", "/api/overview", "Bearer " TOKEN), 405);
-    cr_assert_str_eq(resp.allow, "GET");
-    cr_assert_eq(req(d, "POST", "/api/queues/q/dead/x1", "Bearer " TOKEN), 405);
-    cr_assert_str_eq(resp.allow, "GET");
-    /* retry-all is both an action and a job id: GET reads the job. */
-    cr_assert_eq(req(d, "GET", "/api/queues/q/dead/retry-all", NULL), 404);
-    cr_assert_eq(req(d, "PUT", "/api/queues/q/dead/retry-all", NULL), 405);
-    cr_assert_str_eq(resp.allow, "GET, POST");
-    cr_assert_eq(req(d, "POST", "/api/nothing", "Bearer " TOKEN), 404);
-    cr_assert_eq(req(d, "POST", "/", NULL), 405);
-    cr_assert_str_eq(resp.allow, "GET");
-    cr_assert_eq(req(d, "GET", "nope", NULL), 400);
+    static const answer_t answers[] = {
+        /* An action path read with GET (docs/API.md: 405 with Allow), and
+         * a read posted to, even with the token: the method is checked
+         * first. retry-all is both an action and a job id: GET reads the
+         * job. */
+        {"DELETE", "/api/overview", NULL, 405, "GET"},
+        {"GET", "/api/queues/q/pause", NULL, 405, "POST"},
+        {"GET", "/api/queues/q/dead/x1/retry", NULL, 405, "POST"},
+        {"DELETE", "/api/queues/q/dead/x1/delete", NULL, 405, "POST"},
+        {"POST", "/api/overview", AUTH, 405, "GET"},
+        {"POST", "/api/queues/q/dead/x1", AUTH, 405, "GET"},
+        {"GET", "/api/queues/q/dead/retry-all", NULL, 404, NULL},
+        {"PUT", "/api/queues/q/dead/retry-all", NULL, 405, "GET, POST"},
+        {"POST", "/api/nothing", AUTH, 404, NULL},
+        {"POST", "/", NULL, 405, "GET"},
+        /* Targets and names. */
+        {"GET", "nope", NULL, 400, NULL},
+        {"GET", "/api/nothing", NULL, 404, NULL},
+        {"GET", "/api/queues//dead", NULL, 404, NULL},
+        {"GET", "/api/queues/a%20b/dead", NULL, 400, NULL},
+        {"GET", "/api/queues/q/dead?count=0", NULL, 400, NULL},
+        {"GET", "/api/queues/q/dead?count=501", NULL, 400, NULL},
+        {"GET", "/api/queues/q/dead/nosuch", NULL, 404, NULL},
+        /* The pages of every job (dash_jobs.h): reads, and cancel an
+         * action. */
+        {"GET", "/api/queues/q/jobs/x1/cancel", NULL, 405, "POST"},
+        {"POST", "/api/queues/q/jobs/x1", AUTH, 405, "GET"},
+        {"POST", "/api/queues/q/jobs/x1/cancel", NULL, 401, NULL},
+        {"GET", "/api/queues/q/jobs/x1/frob", NULL, 404, NULL},
+        {"GET", "/api/queues/q/jobs?state=lost", NULL, 400, NULL},
+        {"GET", "/api/queues/q/jobs?cursor=0-0x", NULL, 400, NULL},
+        {"GET", "/api/queues/q/jobs?state=dead&cursor=1-0", NULL, 400, NULL},
+        {"GET", "/api/queues/q/jobs?state=done&count=0", NULL, 400, NULL},
+        {"GET", "/api/queues/q/jobs?state=ready", NULL, 200, NULL},
+        {"GET", "/api/queues/q/jobs/nosuch", NULL, 404, NULL},
+    };
+    expect(d, answers, sizeof(answers) / sizeof(answers[0]));
     char longt[JQ_DASH_TARGET_MAX + 10];
     memset(longt, 'a', sizeof(longt));
     longt[0] = '/';
     longt[sizeof(longt) - 1] = '\0';
     cr_assert_eq(req(d, "GET", longt, NULL), 414);
-    cr_assert_eq(req(d, "GET", "/api/nothing", NULL), 404);
-    cr_assert_eq(req(d, "GET", "/api/queues//dead", NULL), 404);
-    cr_assert_eq(req(d, "GET", "/api/queues/a%20b/dead", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/dead?count=0", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/dead?count=501", NULL), 400);
     cr_assert_eq(req(d, "GET", "/api/queues/q/dead?start=x", NULL), 400);
     json_object *o = body();
     cr_assert(strstr(jstr(o, "error"), "start"), "%s", jstr(o, "error"));
     json_object_put(o);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/dead/nosuch", NULL), 404);
-    /* The pages of every job (dash_jobs.h): reads, and cancel an action. */
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/x1/cancel", NULL), 405);
-    cr_assert_str_eq(resp.allow, "POST");
-    cr_assert_eq(req(d, "POST", "/api/queues/q/jobs/x1", "Bearer " TOKEN), 405);
-    cr_assert_str_eq(resp.allow, "GET");
-    cr_assert_eq(req(d, "POST", "/api/queues/q/jobs/x1/cancel", NULL), 401);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/x1/frob", NULL), 404);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=lost", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?cursor=0-0x", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=dead&cursor=1-0", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=done&count=0", NULL), 400);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs?state=ready", NULL), 200);
-    cr_assert_eq(req(d, "GET", "/api/queues/q/jobs/nosuch", NULL), 404);
     jq_dash_free(d);
 }
 
