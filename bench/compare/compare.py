@@ -15,6 +15,10 @@ Tests:
   (b) enqueue -> done latency at low load, one job at a time, each side
       waited for its own way (jobq BLPOP notify, BullMQ waitUntilFinished,
       bee-queue job events), all from one Node process with one clock;
+  (b0) the floor of (b): jobq's client against a responder that does the
+      least a worker can (XREADGROUP BLOCK, LPUSH notify + XACK);
+  BullMQ runs as 2 processes x concurrency 64 in (a) and (b), and again as
+      its users run it, 1 process x concurrency 50, beside;
   (c) a tiny noop job every 20 ms on queue `tiny` while sha256 jobs of ~70 ms
       (for jobq's C) saturate the CPU lanes on queue `cpu`: jobq --workers 1
       --threads 2; BullMQ one Worker per queue, the CPU one sandboxed with
@@ -251,12 +255,12 @@ class Bench(jb.Rig):
         return {"jps": n / (t1 - t0), "redis_us": 1e6 * rcpu / n, "enq_us": 1e6 * enq / n,
                 "worker_us": 1e6 * wcpu / n, "idle": idle, "idle_one": idle_one, "peak": peak}
 
-    def noop(self, side, keep):
+    def noop(self, side, keep, procs=2, concurrency=64):
         n = self.a.jobs
         if side == "jobq":
             fields = ["type", "noop"] + ([] if keep else ["result_ttl", "0"])
             return self.batch_jobq("noop", n, lambda: self.preload_jobq("noop", n, fields))
-        return self.batch_peer(side, "noop", n, {"keep": keep, "concurrency": 64}, 2)
+        return self.batch_peer(side, "noop", n, {"keep": keep, "concurrency": concurrency}, procs)
 
     def sha(self, side):
         n = self.a.sha_jobs
@@ -286,7 +290,7 @@ class Bench(jb.Rig):
 
     # --- (b) and (c): latency, measured by peer.js for every side
 
-    def latency(self, side):
+    def latency(self, side, procs=2, concurrency=64):
         self.r.flushall()
         if side == "jobq":
             c = self.consumer(["--queues", "noop"], self.a.jobq_workers)
@@ -294,9 +298,18 @@ class Bench(jb.Rig):
                 out = node_client(["latency", "jobq", self.srv.port, self.a.lat_jobs], 300)
             finally:
                 c.stop()
+        elif side == "floor":
+            # (b0): jobq's own client against a responder that does the
+            # least a worker can (peer.js, SYS floor): the harness's floor.
+            w = NodeWorker("floor", self.srv.port, "noop", {}, self.d)
+            try:
+                w.go()
+                out = node_client(["latency", "jobq", self.srv.port, self.a.lat_jobs], 300)
+            finally:
+                w.stop()
         else:
-            ws = [NodeWorker(side, self.srv.port, "noop", {"keep": True, "concurrency": 64},
-                             self.d) for _ in range(2)]
+            ws = [NodeWorker(side, self.srv.port, "noop", {"keep": True, "concurrency": concurrency},
+                             self.d) for _ in range(procs)]
             try:
                 for w in ws:
                     w.go()
@@ -406,13 +419,29 @@ def main():
              "(crypto.createHash per round)" % (rounds, rounds * us / 200000 / 1000, node_ms))
         emit()
 
+        res = {}
+
+        def also(name, fn):
+            """A row beside test `name`: BullMQ's column from fn (BullMQ as
+            its users run it, one process, concurrency 50), jobq's the
+            same repetition's figure of `name` (so the ratio is taken
+            within one repetition), no bee-queue."""
+            return lambda s: fn() if s == "bullmq" else res[name]["jobq"][-1] if s == "jobq" else None
+
         tests = [("noop, with results", lambda s: b.noop(s, True)),
+                 ("noop, with results, 1x50", also("noop, with results",
+                                                   lambda: b.noop("bullmq", True, 1, 50))),
                  ("noop, no results", lambda s: b.noop(s, False)),
+                 ("noop, no results, 1x50", also("noop, no results",
+                                                 lambda: b.noop("bullmq", False, 1, 50))),
                  ("sha256", b.sha),
                  ("latency", b.latency),
+                 ("latency, 1x50", also("latency", lambda: b.latency("bullmq", 1, 50))),
+                 # the floor once per repetition, in jobq's column
+                 ("floor", lambda s: b.latency("floor") if s == "jobq" else None),
                  ("mixed", b.mixed),
                  ("control", lambda s: b.mixed(s, cpu=False))]
-        res = {name: {s: [] for s in SIDES} for name, _ in tests}
+        res.update({name: {s: [] for s in SIDES} for name, _ in tests})
         failures = []
         for rep in range(a.reps):
             order = SIDES[rep % 3:] + SIDES[:rep % 3]
@@ -471,6 +500,20 @@ def ratio_cell(res, name, key, peer, higher_better):
     return "%.2fx" % med(rs) if rs else "n/a"
 
 
+def diff_cell(res, name, base, key):
+    """jobq's figure of `name` minus that of `base`, per repetition, median."""
+    ds = [j[key] - f[key] for j, f in zip(res[name]["jobq"], res[base]["jobq"])
+          if j is not None and f is not None]
+    return "%+.2f ms" % med(ds) if ds else "n/a"
+
+
+def ratio_of(res, name, base, key):
+    """jobq's figure of `name` over that of `base`, per repetition, median."""
+    rs = [j[key] / f[key] for j, f in zip(res[name]["jobq"], res[base]["jobq"])
+          if j is not None and f is not None and f[key]]
+    return "%.2fx" % med(rs) if rs else "n/a"
+
+
 def tables(res, a, emit):
     def col(name, key, s, fmt, scale=1.0):
         vs = [v[key] for v in ok(res[name][s])]
@@ -484,14 +527,18 @@ def tables(res, a, emit):
     emit()
     emit("| test | jobq | BullMQ | bee-queue | jobq vs BullMQ | jobq vs bee-queue |")
     emit("|---|---|---|---|---|---|")
+    one = "BullMQ as 1 process x concurrency 50 (the rows above: 2 x 64), jobq's figure of the same repetition"
     for name, label in (("noop, with results", "(a) %d noop, preloaded, results kept (each side's default)" % a.jobs),
+                        ("noop, with results, 1x50", "(a) the same, " + one),
                         ("noop, no results", "(a) %d noop, no results: jobq `result_ttl 0`; BullMQ removeOnComplete; bee-queue removeOnSuccess" % a.jobs),
+                        ("noop, no results, 1x50", "(a) the same, " + one),
                         ("sha256", "(d) %d sha256 (1 KiB of 0x01, %d rounds), 2 CPU lanes, digests checked" % (a.sha_jobs, SHA_ROUNDS))):
         fmt = "%.1f" if name == "sha256" else "%.0f"
+        bee = name.endswith("1x50")
         emit("| %s | %s | %s | %s | %s | %s |" % (
             label, col(name, "jps", "jobq", fmt), col(name, "jps", "bullmq", fmt),
-            col(name, "jps", "bee", fmt), ratio_cell(res, name, "jps", "bullmq", True),
-            ratio_cell(res, name, "jps", "bee", True)))
+            "-" if bee else col(name, "jps", "bee", fmt), ratio_cell(res, name, "jps", "bullmq", True),
+            "-" if bee else ratio_cell(res, name, "jps", "bee", True)))
     emit()
     emit("### Latency, enqueue -> the client learns it is done, ms (median over repetitions "
          "of each run's p50 / p99; advantage = median of per-repetition peer/jobq)")
@@ -499,15 +546,28 @@ def tables(res, a, emit):
     emit("| test | jobq p50 / p99 | BullMQ p50 / p99 | bee-queue p50 / p99 | jobq vs BullMQ (p50, p99) | jobq vs bee-queue (p50, p99) |")
     emit("|---|---|---|---|---|---|")
     for name, label in (("latency", "(b) low load: %d noop jobs one at a time" % a.lat_jobs),
+                        ("latency, 1x50", "(b) the same, " + one),
+                        ("floor", "(b0) the floor: jobq's client of (b) against a responder that does the least (XREADGROUP BLOCK, then LPUSH notify + XACK in one round trip; Node, peer.js)"),
                         ("mixed", "(c) tiny noop every 20 ms for %d s while sha256 jobs saturate 2 CPU lanes" % a.mixed_s),
                         ("control", "(c0) control: the same tiny jobs, no CPU job (this machine's own tail)")):
         cells = []
         for s in SIDES:
-            cells.append("%s / %s" % (col(name, "p50", s, "%.1f"), col(name, "p99", s, "%.1f")))
+            if not res[name][s] or all(v is None for v in res[name][s]) and name in ("floor", "latency, 1x50"):
+                cells.append("-")
+                continue
+            cells.append("%s / %s" % (col(name, "p50", s, "%.2f"), col(name, "p99", s, "%.2f")))
         for peer in ("bullmq", "bee"):
+            if name == "floor" or (peer == "bee" and name.endswith("1x50")):
+                cells.append("-")
+                continue
             cells.append("%s, %s" % (ratio_cell(res, name, "p50", peer, False),
                                      ratio_cell(res, name, "p99", peer, False)))
         emit("| %s | %s |" % (label, " | ".join(cells)))
+    emit()
+    emit("jobq (b) over its floor (b0), median of per-repetition figures: p50 %s, p99 %s. "
+         "Tiny jobs (c) over their control (c0), jobq: p99 %s (p50 %s)." % (
+             diff_cell(res, "latency", "floor", "p50"), diff_cell(res, "latency", "floor", "p99"),
+             ratio_of(res, "mixed", "control", "p99"), ratio_of(res, "mixed", "control", "p50")))
     emit()
     emit("(c) CPU jobs not yet finished (waiting or running) in queue `cpu` at the end of "
          "each window (more than 2: the CPU lanes were busy throughout): %s. Tiny jobs not done "
@@ -542,6 +602,11 @@ def tables(res, a, emit):
                 name, NAMES[s], col(name, "redis_us", s, "%.1f"), col(name, "enq_us", s, "%.1f"),
                 col(name, "worker_us", s, "%.1f"),
                 "" if s == "jobq" else ratio_cell(res, name, "redis_us", s, False)))
+            one = name + ", 1x50"
+            if s == "bullmq" and one in res:
+                emit("| %s | %s, 1 process x 50 | %s | %s | %s | %s |" % (
+                    name, NAMES[s], col(one, "redis_us", s, "%.1f"), col(one, "enq_us", s, "%.1f"),
+                    col(one, "worker_us", s, "%.1f"), ratio_cell(res, one, "redis_us", s, False)))
 
 
 def big_payload_rows(a, emit):

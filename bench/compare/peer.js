@@ -9,7 +9,9 @@
 //                                             CPU backlog plus a tiny job every 20 ms
 //
 // SYS is bullmq or bee (and jobq for the two client roles, so that every
-// side's latency is taken by the same Node process with the same clock).
+// side's latency is taken by the same Node process with the same clock;
+// and floor for a worker: the least one can do on jobq's keys, the
+// harness's own round trip).
 // SCEN is noop, sha or mixed. CONF is JSON: {keep, concurrency, cpu, expect}.
 //
 // A worker prints "ready" when connected, starts taking jobs when it reads
@@ -103,6 +105,31 @@ async function worker(scen, conf) {
       waits.push(make('cpu', cpuRun, conf.cpu));
     } else die('unknown scenario ' + scen);
     await Promise.all(waits);
+  } else if (sys === 'floor') {
+    // The latency floor (compare.py (b0)): the least a worker can do on
+    // jobq's keys, so that the jobq client of `latency` measures only the
+    // path itself: a blocking XREADGROUP on its own connection, then the
+    // notify LPUSH and the XACK in one round trip, nothing else.
+    if (scen !== 'noop') die('floor: noop only');
+    const Redis = require('ioredis');
+    const stream = 'jobq:{noop}:stream';
+    const c = new Redis(connection);
+    await c.xgroup('CREATE', stream, 'workers', '$', 'MKSTREAM').catch(() => {});
+    let stop = false;
+    const loop = async () => {
+      while (!stop) {
+        const r = await c.xreadgroup('GROUP', 'workers', 'floor', 'COUNT', 1, 'BLOCK', 200,
+          'STREAMS', stream, '>');
+        if (!r) continue;
+        for (const [id] of r[0][1]) {
+          await c.pipeline().lpush(`jobq:{noop}:notify:${id}`, 'done')
+            .xack(stream, 'workers', id).exec();
+          completed(null);
+        }
+      }
+    };
+    starters.push(() => { loop(); });
+    closers.push(async () => { stop = true; await new Promise((r) => setTimeout(r, 300)); c.disconnect(); });
   } else die('unknown system ' + sys);
 
   let closing = false;
