@@ -369,6 +369,8 @@ static void unit_end(unit_t *u) {
     }
     int k = u->redir == JQ_REDIRECT_RETRY ? -1 : node_of(cl, &u->to);
     if (u->redir == JQ_REDIRECT_MOVED && k >= 0) {
+        if (cl->owner[u->rslot] != k)
+            jq_info("redis cluster: slot %d moved (to %s:%d)", u->rslot, u->to.host, u->to.port);
         cl->owner[u->rslot] = (int16_t)k;
         cl->stale = 1; /* one slot moved: others may have too */
         route_unit(u);

@@ -225,3 +225,41 @@ def test_a_master_killed_under_load_its_replica_takes_over(cluster6, consumer):
         assert rc.zcard(key("dead", q)) == 0, q
     assert c.proc.poll() is None
     assert "slots moved (to 127.0.0.1:%d" % heir.port in c.log()
+
+
+def test_a_busy_queue_resharded_under_the_consumer(cluster, consumer, tmp_path):
+    """Its slot migrated to another master (IMPORTING/MIGRATING, MIGRATE,
+    SETSLOT NODE) while jobs run: ASK, TRYAGAIN and MOVED followed, every
+    job done, a chunked payload and a delayed job among them."""
+    rc = cluster.client()
+    q = "reshq"
+    slot = cluster.keyslot(q)
+    src = cluster.owner(slot)
+    dst = next(n for n in cluster.nodes if n is not src)
+    jobs = []
+    p = rc.pipeline()
+    for i in range(300):
+        jid = "rs-%d" % i
+        p.xadd(stream(q), {"type": "sleep", "enc": "json", "id": jid, "payload": '{"ms":4}'})
+        jobs.append((q, jid))
+    p.execute()
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: 4 chunks of 256 KiB
+    c = consumer("--queues", q, "--io-concurrency", "4", url=cluster.url)
+    wait_for(lambda: count_done(rc, jobs) >= 40, timeout=scale(20), interval=0.05,
+             what="some jobs done before the move")
+    out = jobq("enqueue", "-q", q, "echo", "@" + str(big), redis_url=cluster.url)
+    assert out.returncode == 0, out.stderr
+    jobs.append((q, out.stdout.strip()))
+    out = jobq("enqueue", "-q", q, "echo", '{"late":1}', "--delay", "1500", redis_url=cluster.url)
+    assert out.returncode == 0, out.stderr
+    jobs.append((q, out.stdout.strip()))
+    migrate_slot(cluster, slot, src, dst)
+    rc = cluster.client()
+    assert count_done(rc, jobs) < len(jobs)  # moved while busy
+    wait_for(lambda: count_done(rc, jobs) == len(jobs), timeout=scale(30), interval=0.3,
+             what="every job done after the move")
+    assert cluster.owner(slot) is dst and dst.client().exists(stream(q))
+    assert rc.zcard(key("dead", q)) == 0
+    assert rc.xpending(stream(q), "workers")["pending"] == 0
+    assert "moved (to 127.0.0.1:%d" % dst.port in c.log()
