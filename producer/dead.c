@@ -465,10 +465,17 @@ int jq_client_job_show(jq_client_t *c, const char *queue, const char *id, jq_job
     if (jq_client_locate(c, queue, id, at, err, errlen) < 0) return -1;
     if (!queue) queue = JQ_QUEUE_DEFAULT;
     if (at->where == JQ_WHERE_UNKNOWN) return JQ_CLIENT_ENOTFOUND;
-    if (at->where == JQ_WHERE_DEAD) {
+    /* A job that died in a worker has a result hash (state dead) as well
+     * as its job hash in the dead set; the latter says more (type,
+     * payload, died_at), so it is shown while the job is in the set. */
+    int finished_dead = at->where == JQ_WHERE_FINISHED && !strcmp(at->state, "dead");
+    if (at->where == JQ_WHERE_DEAD || finished_dead) {
         int rc = jq_client_dead_show(c, queue, id, job, err, errlen);
-        /* Gone from the dead set meanwhile (retried, trimmed): nowhere now. */
-        return rc == JQ_CLIENT_ENOTFOUND ? -1 : rc;
+        if (rc != JQ_CLIENT_ENOTFOUND || !finished_dead)
+            /* Gone from the dead set meanwhile (retried, trimmed): nowhere now. */
+            return rc == JQ_CLIENT_ENOTFOUND ? -1 : rc;
+        /* Trimmed from the set: its result hash is all there is. */
+        jq_dead_job_destroy(job);
     }
     redisReply *keep = NULL;
     const redisReply *h = read_fields(c, queue, id, at, &keep, err, errlen);

@@ -368,7 +368,8 @@ int jq_client_stream_list(jq_client_t *c, const char *queue, int running, const 
 
 /* One job wherever it is (jq_client_locate): *at says where, *job holds
  * the fields of that place: its stream entry (ready, running), its job
- * hash (scheduled, dead) or its result hash (finished); died_at holds the
+ * hash (scheduled, dead, and a finished job whose result says dead while
+ * it is in the dead set) or its result hash (finished); died_at holds the
  * entry's time for a job in the stream, the death time for a dead one.
  * Release *job with jq_dead_job_destroy() whatever this returns. Returns
  * 0, JQ_CLIENT_ENOTFOUND when the job is nowhere, or -1. */

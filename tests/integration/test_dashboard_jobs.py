@@ -108,6 +108,25 @@ def test_pages_of_every_state_follow_the_cursor(r, redis_server, dash):
     assert api(base, "queues/work/jobs/nowhere", want=404)["error"] == "no such job"
 
 
+def test_a_job_that_died_in_a_worker_shows_its_payload(r, dash):
+    """It has a result hash (state dead) and its job hash in the dead set:
+    the page (and `jobq jobs show`) reads the latter, with type and
+    payload, as the old dead panel did, while the job is in the set."""
+    _, base = dash()
+    jid = xadd(r, type="fail", payload={"message": "card declined"}, max_attempts=1)
+    assert wait_result(r, jid)["state"] == b"dead"
+    wait_for(lambda: r.zscore(key("dead"), jid) is not None, what="job in the dead set")
+    job = api(base, "queues/default/jobs/" + jid)
+    assert job["state"] == "dead" and job["type"] == "fail" and job["attempt"] == 1
+    assert json.loads(job["payload"]["text"]) == {"message": "card declined"}
+    assert job["at"] == int(r.zscore(key("dead"), jid))
+    # Trimmed from the set, the result hash is what is left to show.
+    r.zrem(key("dead"), jid)
+    r.delete(key("job:" + jid))
+    job = api(base, "queues/default/jobs/" + jid)
+    assert job["state"] == "dead" and job["attempts"] == 1 and job["payload"]["kind"] == "none"
+
+
 def test_bad_parameters_get_400_with_a_reason(r, dash):
     _, base = dash()
     xadd(r, type="noop")
