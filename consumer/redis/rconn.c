@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
@@ -44,7 +45,19 @@ typedef struct glue {
     int events;
     int want_write; /* hiredis has output to write */
     size_t out_at;  /* bytes at the front of hiredis' output written (write_out) */
-    int open;       /* handles not closed yet */
+    /* Arguments written from the caller's memory (jq_rconn_args_ref), in
+     * order: each goes out when the output reaches its place in hiredis'
+     * buffer (at, counted in that buffer's bytes since the context began;
+     * obuf_base is the count of obuf[0]). Plain TCP only. */
+    struct out_ref {
+        uint64_t at;
+        const char *p;
+        size_t len;
+    } * refs;
+    size_t nrefs, refs_head, refs_cap;
+    size_t ref_done; /* bytes of refs[refs_head] written */
+    uint64_t obuf_base;
+    int open; /* handles not closed yet */
     /* rediss://: once TCP is connected, hiredis never touches the socket
      * again (it stays the reader and the formatter); the bytes go through
      * the session, see tls_on_poll. */
@@ -63,7 +76,10 @@ static void send_handshake(jq_rconn_t *c, redisAsyncContext *ac);
 
 static void on_glue_closed(uv_handle_t *h) {
     glue_t *g = h->data;
-    if (--g->open == 0) free(g);
+    if (--g->open == 0) {
+        free(g->refs);
+        free(g);
+    }
 }
 
 /* A write asked for while a prepare callback runs waits for writability
@@ -257,7 +273,57 @@ static void demoted(jq_rconn_t *c) {
  * before hiredis itself looks at the buffer again. */
 static void out_compact(glue_t *g) {
     if (g->out_at && g->ac) sdsrange(g->ac->c.obuf, (ssize_t)g->out_at, -1);
+    g->obuf_base += g->out_at;
     g->out_at = 0;
+}
+
+/* Where the next referenced argument goes, in obuf's bytes from its
+ * front; len when none is pending. */
+static size_t next_ref_at(const glue_t *g, size_t len) {
+    if (g->refs_head == g->nrefs) return len;
+    return (size_t)(g->refs[g->refs_head].at - g->obuf_base);
+}
+
+/* The output from where it stands, as iovecs: hiredis' buffer up to the
+ * next referenced argument, that argument, and so on. Returns how many. */
+static int out_iov(const glue_t *g, const char *obuf, size_t len, struct iovec *iov, int max) {
+    size_t pos = g->out_at, h = g->refs_head, done = g->ref_done;
+    int k = 0;
+    while (k < max) {
+        if (h < g->nrefs && g->refs[h].at - g->obuf_base == pos) {
+            iov[k++] = (struct iovec){(void *)(g->refs[h].p + done), g->refs[h].len - done};
+            done = 0;
+            h++;
+            continue;
+        }
+        size_t lim = h < g->nrefs ? (size_t)(g->refs[h].at - g->obuf_base) : len;
+        if (pos >= lim) break;
+        iov[k++] = (struct iovec){(void *)(obuf + pos), lim - pos};
+        pos = lim;
+    }
+    return k;
+}
+
+/* n bytes of out_iov's output were written. */
+static void out_advance(glue_t *g, size_t len, size_t n) {
+    while (n > 0) {
+        size_t at = next_ref_at(g, len);
+        if (g->refs_head < g->nrefs && at == g->out_at) {
+            struct out_ref *r = &g->refs[g->refs_head];
+            size_t take = r->len - g->ref_done < n ? r->len - g->ref_done : n;
+            g->ref_done += take;
+            n -= take;
+            if (g->ref_done == r->len) {
+                g->refs_head++;
+                g->ref_done = 0;
+            }
+            continue;
+        }
+        size_t take = at - g->out_at < n ? at - g->out_at : n;
+        g->out_at += take;
+        n -= take;
+    }
+    if (g->refs_head == g->nrefs) g->refs_head = g->nrefs = 0;
 }
 
 static void ev_add_read(void *p);
@@ -280,10 +346,12 @@ static void write_out(glue_t *g) {
         return;
     }
     size_t len = sdslen(c->obuf);
-    while (g->out_at < len) {
-        ssize_t n = write(c->fd, c->obuf + g->out_at, len - g->out_at);
+    struct iovec iov[64];
+    int k;
+    while ((k = out_iov(g, c->obuf, len, iov, 64)) > 0) {
+        ssize_t n = k == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, k);
         if (n > 0) {
-            g->out_at += (size_t)n;
+            out_advance(g, len, (size_t)n);
         } else if (n < 0 && errno == EAGAIN) {
             break;
         } else if (!(n < 0 && errno == EINTR)) {
@@ -293,7 +361,7 @@ static void write_out(glue_t *g) {
             return;
         }
     }
-    if (g->out_at == len) {
+    if (g->out_at == len && g->refs_head == g->nrefs) {
         /* As hiredis does: a buffer that held a large output goes. */
         sds fresh = sdsempty();
         if (fresh) {
@@ -302,6 +370,7 @@ static void write_out(glue_t *g) {
         } else {
             sdsclear(c->obuf);
         }
+        g->obuf_base += len;
         g->out_at = 0;
         ev_del_write(g);
     } else {
@@ -859,9 +928,11 @@ static char *resp_head(char *p, char kind, size_t n) {
     return p;
 }
 
-static const char *resp_format(const jq_args_t *a, size_t *len) {
-    size_t need = 24 + 1; /* + the NUL below */
-    for (int i = 0; i < a->argc; i++) need += 24 + 2 + a->lens[i];
+/* RESP of a's first n arguments (of a->argc in the header), and when
+ * n < argc the length line of argument n. */
+static const char *resp_format_n(const jq_args_t *a, int n_copy, size_t *len) {
+    size_t need = 24 + 24 + 1; /* + the NUL below */
+    for (int i = 0; i < n_copy; i++) need += 24 + 2 + a->lens[i];
     if (need > resp_cap) {
         char *b = malloc(need);
         if (!b) return NULL;
@@ -870,7 +941,7 @@ static const char *resp_format(const jq_args_t *a, size_t *len) {
         resp_cap = need;
     }
     char *p = resp_head(resp_buf, '*', (size_t)a->argc);
-    for (int i = 0; i < a->argc; i++) {
+    for (int i = 0; i < n_copy; i++) {
         size_t n = a->lens[i];
         p = resp_head(p, '$', n);
         memcpy(p, a->argv[i], n);
@@ -878,11 +949,16 @@ static const char *resp_format(const jq_args_t *a, size_t *len) {
         *p++ = '\r';
         *p++ = '\n';
     }
+    if (n_copy < a->argc) p = resp_head(p, '$', a->lens[n_copy]);
     *len = (size_t)(p - resp_buf);
     /* hiredis reads a SUBSCRIBE's channels with strchr (nextArgument),
      * which would run past the last argument without it. */
     *p = '\0';
     return resp_buf;
+}
+
+static const char *resp_format(const jq_args_t *a, size_t *len) {
+    return resp_format_n(a, a->argc, len);
 }
 
 int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *priv) {
@@ -905,6 +981,48 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
 int jq_rconn_raw(jq_rconn_t *c, const char *cmd, size_t len, redisCallbackFn *fn, void *priv) {
     if (!c->up || c->closing) return -1;
     return redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) == REDIS_OK ? 0 : -1;
+}
+
+/* Room for n more references in g; -1 when there is none. */
+static int refs_reserve(glue_t *g, size_t n) {
+    if (g->nrefs + n <= g->refs_cap) return 0;
+    size_t cap = g->refs_cap ? g->refs_cap : 64;
+    while (cap < g->nrefs + n) cap *= 2;
+    struct out_ref *r = realloc(g->refs, cap * sizeof(*r));
+    if (!r) return -1;
+    g->refs = r;
+    g->refs_cap = cap;
+    return 0;
+}
+
+int jq_rconn_args_ref(jq_rconn_t *c, const jq_args_t *a, int n_copy, redisCallbackFn *fn,
+                      void *priv) {
+    if (a->oom || !c->up || c->closing) return -1;
+    /* In cluster mode the router holds its own copy (rcluster.c); over
+     * TLS the session writes hiredis' buffer (tls_flush): copied. */
+    if (c->route || n_copy < 1 || n_copy >= a->argc) return jq_rconn_args(c, a, fn, priv);
+    glue_t *g = c->ac->ev.data;
+    if (g->tls_state != TLS_OFF || refs_reserve(g, (size_t)(a->argc - n_copy)) < 0)
+        return jq_rconn_args(c, a, fn, priv);
+    size_t len, tail = 0;
+    const char *cmd = resp_format_n(a, n_copy, &len);
+    for (int i = n_copy; i < a->argc; i++) tail += 2 + 24;
+    /* The room first: once hiredis holds the callback, the framing after
+     * the head must not fail to be appended. */
+    sds room = cmd ? sdsMakeRoomFor(c->ac->c.obuf, len + tail) : NULL;
+    if (!room) return -1;
+    c->ac->c.obuf = room;
+    if (redisAsyncFormattedCommand(c->ac, fn, priv, cmd, len) != REDIS_OK) return -1;
+    for (int i = n_copy; i < a->argc; i++) {
+        sds ob = c->ac->c.obuf;
+        g->refs[g->nrefs++] = (struct out_ref){g->obuf_base + sdslen(ob), a->argv[i], a->lens[i]};
+        char frame[2 + 24], *p = frame;
+        *p++ = '\r';
+        *p++ = '\n';
+        if (i + 1 < a->argc) p = resp_head(p, '$', a->lens[i + 1]);
+        c->ac->c.obuf = sdscatlen(ob, frame, (size_t)(p - frame));
+    }
+    return 0;
 }
 
 void jq_rconn_cap(jq_rconn_t *c, long long cap) {

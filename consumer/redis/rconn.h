@@ -146,6 +146,17 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
  * (rcluster.c). Returns 0, or -1 when c is down (fn never runs). */
 int jq_rconn_raw(jq_rconn_t *c, const char *cmd, size_t len, redisCallbackFn *fn, void *priv);
 
+/* jq_rconn_args for a command of large arguments (a result's chunks):
+ * the first n_copy arguments are copied as usual, the others are written
+ * from a's pointers (writev), not copied, so they must stay valid and
+ * unchanged until the reply of this command or of a later one on c came
+ * (then they were written), or c was lost (then nothing more is written
+ * from them). In cluster mode (routed), over TLS, or when the
+ * bookkeeping cannot grow, it copies like jq_rconn_args. Returns 0 or -1
+ * as jq_rconn_args does. */
+int jq_rconn_args_ref(jq_rconn_t *c, const jq_args_t *a, int n_copy, redisCallbackFn *fn,
+                      void *priv);
+
 /* From now on, bulk strings longer than cap bytes in c's replies are
  * skipped as they arrive, never stored: each reads as a
  * JQ_REPLY_OVERSIZED reply with its length (reply.h). 0: off (the

@@ -41,6 +41,14 @@ int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv) {
     return send_on(fin, &fin->args, fn, priv);
 }
 
+int jq_finish_send_ref(jq_finish_t *fin, int n_copy) {
+    jq_args_t *a = &fin->args;
+    int rc = jq_rconn_args_ref(fin->env.conn, a, n_copy, NULL, NULL);
+    if (a->oom) fin->bad = 1;
+    jq_args_reset(a);
+    return rc;
+}
+
 jq_args_t *jq_finish_cmd(jq_finish_t *fin, const char *name) {
     jq_args_t *a = &fin->args;
     jq_args_reset(a);

@@ -93,6 +93,10 @@ int jq_finish_ids(const jq_finish_t *f, int q, const char **ids, int max);
  * that could not be built discards the whole MULTI. */
 jq_args_t *jq_finish_cmd(jq_finish_t *fin, const char *name);
 int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv);
+/* jq_finish_send with the builder's arguments from n_copy on written
+ * from their own memory (jq_rconn_args_ref): a result's chunks, which
+ * live as long as their run, past its EXEC's reply. No callback. */
+int jq_finish_send_ref(jq_finish_t *fin, int n_copy);
 void jq_finish_expire(jq_finish_t *fin, const char *key, const char *ttl);
 
 /* finish_hold.c, for finish.c: a refused EXEC holds the batch (fetching

@@ -252,10 +252,11 @@ static void chunk_list_ttl(jq_finish_t *fin, const char *ckey) {
  * inside it Redis kept every queued argument until EXEC, which cost it
  * 3-5x the plain RPUSHes. The first chunk goes in a small MULTI with the
  * DEL of an older list and the TTL, so the list never exists without one;
- * then RPUSHes of a few chunks each (hiredis formats each command into one
- * buffer before it copies it to its output buffer, so one RPUSH of
- * everything would hold a third copy of the result for a moment), each
- * followed by the TTL again. */
+ * then RPUSHes of a few chunks each, each followed by the TTL again. The
+ * chunks are written from the result itself (jq_finish_send_ref), not
+ * copied into hiredis' output buffer: that copy was a second result in
+ * memory (peak RSS, docs/BENCHMARKS.md); the run and its result live
+ * until its EXEC's reply, which comes after these bytes are written. */
 static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
     char ckey[JQ_KEY_MAX + 8];
     int n = jq_key_id(ckey, sizeof(ckey), fin->env.opt->prefix, fin->env.queues[r->q].name,
@@ -272,7 +273,7 @@ static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
     a = jq_finish_cmd(fin, "RPUSH");
     jq_args_str(a, ckey);
     jq_args_add(a, data, step);
-    jq_finish_send(fin, NULL, NULL);
+    jq_finish_send_ref(fin, 2);
     chunk_list_ttl(fin, ckey);
     jq_finish_cmd(fin, "EXEC");
     jq_finish_send(fin, NULL, NULL);
@@ -281,7 +282,7 @@ static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
         jq_args_str(a, ckey);
         for (int i = 0; i < RESULT_CHUNKS_PER_CMD && off < rlen; i++, off += step)
             jq_args_add(a, data + off, rlen - off < step ? rlen - off : step);
-        jq_finish_send(fin, NULL, NULL);
+        jq_finish_send_ref(fin, 2);
         chunk_list_ttl(fin, ckey);
     }
 }

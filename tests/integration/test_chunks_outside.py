@@ -129,3 +129,33 @@ def test_big_echo_result_reads_back_byte_exact_with_wait_o(redis_server, consume
     with open(dst, "rb") as f:
         got = f.read()
     assert got == msgpack.packb(data, use_bin_type=True)
+
+
+def test_big_results_and_small_jobs_in_one_batch_come_back_exact(r, consumer):
+    """Result chunks are written from the results themselves (rconn's
+    referenced arguments, issue 22), between the small commands of the
+    same batch: three 2 MiB results and small jobs preloaded together so
+    that they end in the same loop turns; every byte back in order."""
+    big = {}
+    for i in range(3):
+        data = os.urandom(2 * 1024 * 1024 + i)
+        packed = msgpack.packb(data, use_bin_type=True)
+        jid = "many-%d" % i
+        lkey = write_list(r, jid, split(packed), ttl_ms=60000)
+        p = r.pipeline(transaction=True)
+        p.persist(lkey)
+        p.xadd(stream(), {"type": "echo", "id": jid, "chunks": len(split(packed)),
+                          "size": len(packed)})
+        p.execute()
+        big[jid] = packed
+    small = ["small-%d" % i for i in range(30)]
+    for jid in small:
+        r.xadd(stream(), {"type": "echo", "id": jid, "enc": "json", "payload": '"%s"' % jid})
+    consumer("--workers", "1")
+    for jid, packed in big.items():
+        res = wait_result(r, jid, timeout=scale(30))
+        assert res["state"] == b"done", res
+        assert b"".join(r.lrange(key("result:%s:chunks" % jid), 0, -1)) == packed
+    for jid in small:
+        res = wait_result(r, jid, timeout=scale(30))
+        assert msgpack.unpackb(res["result"]) == jid

@@ -46,6 +46,12 @@ int jq_rconn_args(jq_rconn_t *c, const jq_args_t *a, redisCallbackFn *fn, void *
     return 0;
 }
 
+int jq_rconn_args_ref(jq_rconn_t *c, const jq_args_t *a, int n_copy, redisCallbackFn *fn,
+                      void *priv) {
+    (void)n_copy; /* the bytes on the wire are the same */
+    return jq_rconn_args(c, a, fn, priv);
+}
+
 static int matches(const fake_cmd_t *cmd, const jq_rconn_t *c, const char *prefix) {
     return (!c || cmd->c == c) && strncmp(cmd->line, prefix, strlen(prefix)) == 0;
 }
