@@ -70,7 +70,12 @@ def test_high_overtakes_queued_low(r, redis_server, consumer):
     overtaken = sum(1 for t in lows if t0 + ms < t <= last)
     pending = sum(1 for t in lows if t == 0 or t > last)
     assert pending > 1000, "the low jobs ran out before the test could tell: %d left" % pending
-    assert overtaken < 100, "%d low jobs started between the high ones' enqueue and start" % overtaken
+    # Under 64 + 64 when high goes first: up to 64 low jobs running at t0 that
+    # end late on a slow box, and the low jobs read by the same script read as
+    # the last high one (it fills the free slots, high first, then low: at
+    # most 63), which end with it. FIFO would leave none pending. CI under
+    # SAN on a loaded box saw 108 against a bound of 100.
+    assert overtaken < 64 + 64, "%d low jobs started between the high ones' enqueue and start" % overtaken
 
 
 def test_order_high_normal_low_in_one_read(r, consumer):
