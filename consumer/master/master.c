@@ -337,5 +337,6 @@ int jq_master_main(const jq_options_t *opt, int argc, char **argv) {
     if (rc != 0) jq_warn("master loop closed with handles left: %s", uv_strerror(rc));
     jq_supervise_destroy(&m->sv);
     free(m->respawn);
+    jq_rcluster_free(m->cluster);
     return m->exit_code;
 }

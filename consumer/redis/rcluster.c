@@ -651,3 +651,10 @@ void jq_rcluster_close(jq_rcluster_t *cl, void (*done)(void *arg), void *arg) {
     for (int i = 0; i < cl->nrlinks; i++) close_link(cl, cl->rlinks[i], 0);
     uv_close((uv_handle_t *)&cl->timer, on_timer_closed);
 }
+
+void jq_rcluster_free(jq_rcluster_t *cl) {
+    if (!cl) return;
+    for (int i = 0; i < cl->nrlinks; i++) free(cl->rlinks[i]);
+    for (int i = 0; i < cl->nscripts; i++) free(cl->scripts[i]);
+    free(cl);
+}

@@ -57,4 +57,7 @@ int jq_rcluster_attach(jq_rcluster_t *cl, jq_rconn_t *front, int read);
  * closed. The fronts are the caller's to close. */
 void jq_rcluster_close(jq_rcluster_t *cl, void (*done)(void *arg), void *arg);
 
+/* Frees cl's memory, after jq_rcluster_close's done and the loop's end. */
+void jq_rcluster_free(jq_rcluster_t *cl);
+
 #endif

@@ -578,6 +578,7 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_progress_destroy(&w->progress);
     jq_types_destroy(&w->types);
     jq_runs_destroy(&w->runs);
+    jq_rcluster_free(w->cluster);
     free(w);
     return code;
 }
