@@ -64,6 +64,12 @@ Test(slot, the_key_a_command_is_routed_by) {
     cr_expect_eq(key_of(3, eval0), -1);
     const char *xinfo[] = {"XINFO", "GROUPS", "jobq:{q}:stream"};
     cr_expect_eq(key_of(3, xinfo), 2);
+    /* The consumer's group creation: the key after the subcommand, not
+     * "CREATE" (which would send it to CREATE's slot). */
+    const char *xgroup[] = {"XGROUP", "CREATE", "jobq:{q}:stream", "workers", "0", "MKSTREAM"};
+    cr_expect_eq(key_of(6, xgroup), 2);
+    const char *unblock[] = {"CLIENT", "UNBLOCK", "12"};
+    cr_expect_eq(key_of(3, unblock), -1);
     const char *xread[] = {"XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">"};
     cr_expect_eq(key_of(9, xread), 7);
     const char *multi[] = {"MULTI"};
