@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bigbuf.h"
 #include "cli.h"
 #include "codec.h"
 #include "job.h"
@@ -114,7 +115,9 @@ static char *read_file(const char *path, size_t head, size_t *len) {
     size_t cap = 65536, n = 0;
     if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
         cap = (size_t)st.st_size + 1; /* + 1: the read that sees the end */
-    char *buf = malloc(head + cap);
+    /* Huge-page advice (bigbuf.h): faulting in 60 MiB 4 KiB at a time
+     * was most of `jobq enqueue`'s own time (sys, not user). */
+    char *buf = jq_bigbuf_alloc(head + cap);
     while (buf) {
         n += fread(buf + head + n, 1, cap - n, f);
         if (n < cap) break;
