@@ -22,12 +22,13 @@ def cluster(tmp_path_factory):
     c.stop()
 
 
-def queues_on_every_master(cluster, n=8):
-    """n queue names whose slots fall on all three masters (about a third
-    of the names on each)."""
+def queues_on_every_master(cluster, n=8, prefix="q"):
+    """n queue names (prefix and a number) whose slots fall on all three
+    masters (about a third of the names on each)."""
     by_owner = {}
     for i in range(60):
-        by_owner.setdefault(cluster.owner(cluster.keyslot("q%d" % i)).port, []).append("q%d" % i)
+        q = "%s%d" % (prefix, i)
+        by_owner.setdefault(cluster.owner(cluster.keyslot(q)).port, []).append(q)
     names = []
     while len(names) < n:
         for owned in by_owner.values():
@@ -154,8 +155,7 @@ def test_the_consumer_serves_queues_on_every_master(cluster, consumer):
     slot on the slot's master, each queue's outcomes in its own MULTI on
     its master (PROTOCOL "Redis Cluster")."""
     rc = cluster.client()
-    names = queues_on_every_master(cluster)
-    names = ["cons" + q for q in names]  # the queues of the test above are busy with its jobs
+    names = queues_on_every_master(cluster, prefix="consq")  # not the queues of the test above
     assert len({cluster.owner(cluster.keyslot(q)).port for q in names}) == 3
     before = enqueue_foreign(rc, names[0], 5, "early")  # waiting before the consumer starts
     c = consumer("--queues", ",".join(names), "--io-concurrency", "8", url=cluster.url)
@@ -198,7 +198,8 @@ def test_a_master_killed_under_load_its_replica_takes_over(cluster6, consumer):
     again once its entry is reclaimed)."""
     cl = cluster6
     rc = cl.client()
-    names = ["fo" + q for q in queues_on_every_master(cl, 6)]
+    names = queues_on_every_master(cl, 6, prefix="foq")
+    assert len({cl.owner(cl.keyslot(q)).port for q in names}) == 3
     jobs = []
     p = rc.pipeline()
     for q in names:
