@@ -347,6 +347,14 @@ static void on_write_up(jq_rconn_t *c) {
          * twice. */
         jq_reclaim_reconnected(&w->reclaim, jq_now_ms(), RECONNECT_RECLAIM_PAUSE_MS);
     }
+    /* A queue's fetch waits for its limit and pause flags (unknown: -1).
+     * Ask now, not at the next tick and flags timer: those fired while the
+     * connection was down and came back 50-100 ms later, the first job of
+     * every (re)started worker with them. */
+    int64_t now = jq_now_ms();
+    jq_limit_tick(&w->limit, now);
+    jq_settings_tick(&w->settings, now);
+    jq_fetch_check_paused(&w->fetch, now, 0);
     jq_sched_on_connect(&w->sched);
     jq_ticks_on_connect(&w->ticks);
     jq_heartbeat_send(&w->beat);

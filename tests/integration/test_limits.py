@@ -219,8 +219,11 @@ def test_handback_of_9000_pending_entries(r, consumer):
     """The master's hand-back script XCLAIMed all of a dead worker's
     pending ids (up to 10,000) in one unpack: past about 8,000 it failed
     and the jobs waited out the visibility timeout. Now 1,000 a command."""
-    c = consumer("--visibility-ms", "600000")
+    # Paused before the consumer starts: a worker reads as soon as it is
+    # ready, and a bare SET (unlike `jobq pause`) does not unblock a read
+    # already waiting.
     r.set(key("paused"), 1)
+    c = consumer("--visibility-ms", "600000")
     p = r.pipeline(transaction=False)
     for i in range(9000):
         p.xadd(stream(), {"type": "noop"})
