@@ -138,7 +138,10 @@ def test_sleep(r, consumer):
     jid = xadd(r, type="sleep", payload={"ms": 300})
     res, notify = finished(r, jid)
     assert notify == [b"done"] and res["state"] == b"done"
-    assert int(res["finished_at"]) - entry_ms(jid) >= 300
+    # Three clocks in whole ms (Redis's entry id, libuv's monotonic timer,
+    # the worker's finished_at): a job started within the entry's own ms
+    # may read 299 (seen once, now that a worker reads at once).
+    assert int(res["finished_at"]) - entry_ms(jid) >= 299
 
 
 def test_fail_goes_dead_after_one_attempt(r, consumer):
