@@ -328,8 +328,13 @@ bench: deps all
 	/usr/bin/python3 bench/bench.py
 
 # jobq beside BullMQ and bee-queue (issue 8); BENCH_QUICK=1 for a 2-minute run.
-bench-compare: all bench/compare/node_modules/.package-lock.json
+bench-compare: all $(BUILD)/bench/floor bench/compare/node_modules/.package-lock.json
 	/usr/bin/python3 bench/compare/compare.py $(BENCH_ARGS)
+
+# (b0)'s responder: the latency floor, in C (bench/compare/floor.c).
+$(BUILD)/bench/floor: bench/compare/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(shell pkg-config --libs hiredis)
 
 # The seed notes' claims, jobq beside Node.js (issue 15): writes docs/SEED.md.
 .PHONY: bench-seed

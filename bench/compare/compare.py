@@ -16,7 +16,7 @@ Tests:
       waited for its own way (jobq BLPOP notify, BullMQ waitUntilFinished,
       bee-queue job events), all from one Node process with one clock;
   (b0) the floor of (b): jobq's client against a responder that does the
-      least a worker can (XREADGROUP BLOCK, LPUSH notify + XACK);
+      least a worker can (XREADGROUP BLOCK, LPUSH notify + XACK; C, floor.c);
   BullMQ runs as 2 processes x concurrency 64 in (a) and (b), and again as
       its users run it, 1 process x concurrency 50, beside;
   (c) a tiny noop job every 20 ms on queue `tiny` while sha256 jobs of ~70 ms
@@ -59,6 +59,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench as jb  # noqa: E402  (Redis, Consumer, cpu_seconds, resp, machine)
 
 PEER = os.path.join(HERE, "peer.js")
+FLOOR = os.path.join(ROOT, "build", "rel", "bench", "floor")  # make build/rel/bench/floor
 NODE = shutil.which("node") or "/usr/bin/node"
 SIDES = ("jobq", "bullmq", "bee")
 NAMES = {"jobq": "jobq", "bullmq": "BullMQ 6.7.0", "bee": "bee-queue 2.0.0"}
@@ -300,13 +301,16 @@ class Bench(jb.Rig):
                 c.stop()
         elif side == "floor":
             # (b0): jobq's own client against a responder that does the
-            # least a worker can (peer.js, SYS floor): the harness's floor.
-            w = NodeWorker("floor", self.srv.port, "noop", {}, self.d)
+            # least a worker can, in C (floor.c): the harness's floor.
+            w = subprocess.Popen([FLOOR, str(self.srv.port), "noop"], stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(self.d, "floor.log"), "ab"))
             try:
-                w.go()
+                if w.stdout.readline().strip() != b"ready":
+                    raise RuntimeError("floor responder did not start (see floor.log)")
                 out = node_client(["latency", "jobq", self.srv.port, self.a.lat_jobs], 300)
             finally:
-                w.stop()
+                w.terminate()
+                w.wait()
         else:
             ws = [NodeWorker(side, self.srv.port, "noop", {"keep": True, "concurrency": concurrency},
                              self.d) for _ in range(procs)]
@@ -547,7 +551,7 @@ def tables(res, a, emit):
     emit("|---|---|---|---|---|---|")
     for name, label in (("latency", "(b) low load: %d noop jobs one at a time" % a.lat_jobs),
                         ("latency, 1x50", "(b) the same, " + one),
-                        ("floor", "(b0) the floor: jobq's client of (b) against a responder that does the least (XREADGROUP BLOCK, then LPUSH notify + XACK in one round trip; Node, peer.js)"),
+                        ("floor", "(b0) the floor: jobq's client of (b) against a responder that does the least (XREADGROUP BLOCK, then LPUSH notify + XACK in one round trip; C and hiredis, floor.c)"),
                         ("mixed", "(c) tiny noop every 20 ms for %d s while sha256 jobs saturate 2 CPU lanes" % a.mixed_s),
                         ("control", "(c0) control: the same tiny jobs, no CPU job (this machine's own tail)")):
         cells = []
