@@ -629,7 +629,8 @@ def big_payload_rows(a, emit):
     emit("### (f) Large payload: %d MiB of random bytes through `jobq enqueue echo @FILE`, the "
          "worker and `jobq wait -o`, s (median of %d; ratio = median of per-repetition stage / "
          "Redis's floor: one raw client's pipelined RPUSH / LRANGE of the same 256 KiB chunks, "
-         "best of 3); jobq alone" % (mib, reps))
+         "best of 3; the write into fresh memory, as Redis meets a payload it never held: "
+         "bench/bigfloor.py says why); jobq alone" % (mib, reps))
     emit()
     for line in bigfloor.table(res):
         emit(line)
