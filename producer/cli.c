@@ -4,9 +4,12 @@
  * `enqueue` and `wait`; the admin subcommands are in cli_admin.c. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bigbuf.h"
 #include "cli.h"
@@ -161,12 +164,72 @@ static size_t bin_head(char *out, size_t len) {
     return 5;
 }
 
-int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuffer *sb) {
-    char err[JQ_ERR_LEN];
-    if (arg[0] != '@') {
-        if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) == 0) return 0;
-        return jq_cli_usage_error(cmd, "%s", err);
+/* From this size on, a regular @FILE is mapped rather than read: below
+ * it a read costs less than setting up the mapping. */
+#define MAP_MIN (1u << 20)
+
+/* Maps the regular file fd of len bytes behind a private page that ends
+ * with its bin header: one run of memory, [header][file], built without
+ * touching the file's bytes. MAP_POPULATE maps the page cache's pages at
+ * once, where faulting them in one by one cost as much as the read.
+ * Returns 0, or -1 (the caller reads the file instead). */
+static int map_file(int fd, size_t len, jq_cli_payload_t *p) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return -1;
+    size_t maplen = (size_t)page + len;
+    char *base = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return -1;
+    if (mmap(base + page, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, fd, 0) ==
+        MAP_FAILED) {
+        munmap(base, maplen);
+        return -1;
     }
+    char h[BIN_HEAD_MAX];
+    size_t hl = bin_head(h, len);
+    memcpy(base + page - hl, h, hl);
+    p->map = base;
+    p->maplen = maplen;
+    p->data = base + page - hl;
+    p->size = hl + len;
+    return 0;
+}
+
+/* A large regular file sent as a bin: mapped (map_file). Returns 1 when
+ * mapped, 0 to read it instead. The file must not change while the job is
+ * sent: like cp, we send what it holds as we read it. */
+static int try_map(const char *path, jq_cli_payload_t *p) {
+    if (!strcmp(path, "-")) return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0; /* read_file says why */
+    struct stat st;
+    int mapped = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= (off_t)MAP_MIN &&
+                 (unsigned long long)st.st_size <= 0xffffffffull &&
+                 map_file(fd, (size_t)st.st_size, p) == 0;
+    close(fd);
+    return mapped;
+}
+
+void jq_cli_payload_free(jq_cli_payload_t *p) {
+    msgpack_sbuffer_destroy(&p->sb);
+    if (p->map) munmap(p->map, p->maplen);
+    p->map = NULL;
+    p->data = NULL;
+    p->size = 0;
+}
+
+int jq_cli_payload(const char *cmd, const char *arg, int json_file, jq_cli_payload_t *p) {
+    char err[JQ_ERR_LEN];
+    memset(p, 0, sizeof(*p));
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_sbuffer *sb = &p->sb;
+    if (arg[0] != '@') {
+        if (jq_codec_json_to_msgpack(arg, strlen(arg), sb, err, sizeof(err)) < 0)
+            return jq_cli_usage_error(cmd, "%s", err);
+        p->data = sb->data;
+        p->size = sb->size;
+        return 0;
+    }
+    if (!json_file && try_map(arg + 1, p)) return 0;
     size_t len = 0;
     char *data = read_file(arg + 1, BIN_HEAD_MAX, &len);
     if (!data) return jq_cli_usage_error(cmd, "cannot read %s: %s", arg + 1, strerror(errno));
@@ -187,9 +250,15 @@ int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuf
         sb->data = data;
         sb->size = hl + len;
         sb->alloc = BIN_HEAD_MAX + len;
+        p->data = sb->data;
+        p->size = sb->size;
         return 0;
     }
     free(data);
+    if (rc == 0) {
+        p->data = sb->data;
+        p->size = sb->size;
+    }
     return rc;
 }
 
@@ -353,7 +422,7 @@ int jq_argp_job(jq_argp_t *p, jq_enqueue_opts_t *o, long long *ttl) {
  * waits and prints as `jobq wait` does; returns the exit status. A
  * duplicate of a unique job prints (or waits for) the job holding the
  * key, and exits 0 all the same. */
-static int enqueue_and_print(jq_cli_t *cli, const char *type, const msgpack_sbuffer *payload,
+static int enqueue_and_print(jq_cli_t *cli, const char *type, const jq_cli_payload_t *payload,
                              const jq_enqueue_opts_t *o, jq_enqueue_ctl_t *ctl, int json,
                              unsigned flags, long long wait_ms, output_t *out) {
     /* A job waited for carries `notify 1` (PROTOCOL 1.2 §3): the wait
@@ -456,15 +525,15 @@ static int cmd_enqueue(jq_cli_t *cli, int argc, char **argv, int start) {
     o.result_ttl = ttl;
     o.chunk_size = (size_t)chunk;
 
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    int status = pos[1] ? jq_cli_payload("enqueue", pos[1], json_file, &sb) : JQ_EXIT_OK;
+    jq_cli_payload_t pl = {0};
+    msgpack_sbuffer_init(&pl.sb);
+    int status = pos[1] ? jq_cli_payload("enqueue", pos[1], json_file, &pl) : JQ_EXIT_OK;
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     if (status == JQ_EXIT_OK) status = output_open("enqueue", &out);
     if (status == JQ_EXIT_OK)
-        status = enqueue_and_print(cli, pos[0], pos[1] ? &sb : NULL, &o, &ctl, json_file, flags,
+        status = enqueue_and_print(cli, pos[0], pos[1] ? &pl : NULL, &o, &ctl, json_file, flags,
                                    wait_ms, &out);
-    msgpack_sbuffer_destroy(&sb);
+    jq_cli_payload_free(&pl);
     return status;
 }
 

@@ -101,10 +101,26 @@ void jq_json_cstr(FILE *out, const char *s);
  * not msgpack), or null when buf is NULL. Returns 0 or -1 (out of memory). */
 int jq_json_msgpack(FILE *out, const char *buf, size_t len);
 
+/* cli.c: a job's payload as msgpack bytes, data[0..size). They live in
+ * sb, or, for a large regular @FILE sent as a bin, in a mapping (map,
+ * maplen): the file's pages themselves, mapped right behind a private page
+ * that holds the bin header, so the bytes are neither read into memory of
+ * ours nor copied (docs/BENCHMARKS.md, large payloads). Owns both;
+ * jq_cli_payload_free releases them. */
+typedef struct jq_cli_payload {
+    const char *data;
+    size_t size;
+    msgpack_sbuffer sb;
+    void *map;
+    size_t maplen;
+} jq_cli_payload_t;
+
 /* cli.c: turns a PAYLOAD argument (JSON text, @FILE's bytes as a msgpack
- * bin, or with json_file @FILE's JSON) into msgpack bytes in sb; prints
+ * bin, or with json_file @FILE's JSON) into msgpack bytes in p (which it
+ * initialises: free it with jq_cli_payload_free even on failure); prints
  * why and returns JQ_EXIT_USAGE when it cannot. */
-int jq_cli_payload(const char *cmd, const char *arg, int json_file, msgpack_sbuffer *sb);
+int jq_cli_payload(const char *cmd, const char *arg, int json_file, jq_cli_payload_t *p);
+void jq_cli_payload_free(jq_cli_payload_t *p);
 
 /* cli.c: matches the options of a job's own fields that `enqueue` and
  * `schedule add` share: --max-attempts, --timeout-ms, --result-ttl (into

@@ -81,18 +81,17 @@ static int cmd_add(jq_cli_t *cli, int argc, char **argv, int start) {
     s.name = pos[0];
     o.queue = s.queue;
     o.result_ttl = ttl;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    int status = pos[2] ? jq_cli_payload(p.cmd, pos[2], json_file, &sb) : JQ_EXIT_OK;
+    jq_cli_payload_t pl = {0};
+    msgpack_sbuffer_init(&pl.sb);
+    int status = pos[2] ? jq_cli_payload(p.cmd, pos[2], json_file, &pl) : JQ_EXIT_OK;
     if (status == JQ_EXIT_OK) status = jq_cli_connect(cli);
     long long first = 0;
-    if (status == JQ_EXIT_OK &&
-        jq_client_schedule_add(cli->client, &s, pos[1], pos[2] ? sb.data : NULL,
-                               pos[2] ? sb.size : 0, &o, &first, err, sizeof(err)) < 0) {
+    if (status == JQ_EXIT_OK && jq_client_schedule_add(cli->client, &s, pos[1], pl.data, pl.size,
+                                                       &o, &first, err, sizeof(err)) < 0) {
         fprintf(stderr, "jobq: schedule add: %s\n", err);
         status = JQ_EXIT_REDIS;
     }
-    msgpack_sbuffer_destroy(&sb);
+    jq_cli_payload_free(&pl);
     if (status == JQ_EXIT_OK) {
         char when[32];
         jq_cli_time(first, when, sizeof(when));

@@ -362,6 +362,35 @@ def test_jobq_enqueue_file_wait_raw_round_trip(redis_server, r, consumer, tmpdir
     assert not r.exists(key("payload:file-1"))
 
 
+@pytest.mark.parametrize("size,how", [
+    (1024 * 1024 - 1, "file"),          # read into memory: under the mapping's threshold
+    (1024 * 1024, "file"),              # mapped: the bin header in the page before it
+    (5 * 1024 * 1024 + 4097, "file"),   # mapped, a last page only partly the file's
+    (2 * 1024 * 1024 + 3, "stdin"),     # @-: read, never mapped
+])
+def test_jobq_enqueue_payload_bytes_arrive_exact(redis_server, r, consumer, tmpdir_path, size, how):
+    """`jobq enqueue @FILE` maps a large regular file rather than reading
+    it (cli.c map_file): whichever way the bytes come in, the job's payload
+    is exactly their msgpack bin."""
+    _need_jobq()
+    consumer("--workers", "1")
+    data = os.urandom(size)
+    jid = "exact-%s-%d" % (how, size)
+    if how == "file":
+        path = os.path.join(tmpdir_path, "blob.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        out = jobq("enqueue", "echo", "@" + path, "--id", jid, redis_url=redis_server.url)
+    else:
+        out = subprocess.run([JOBQ, "--redis", redis_server.url, "enqueue", "echo", "@-",
+                              "--id", jid], input=data, capture_output=True, timeout=scale(60))
+    assert out.returncode == 0, out.stderr
+    raw = subprocess.run([JOBQ, "--redis", redis_server.url, "wait", jid, "--raw",
+                          "--timeout", str(int(scale(30)))], capture_output=True, timeout=scale(60))
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout == msgpack.packb(data, use_bin_type=True)
+
+
 def test_jobq_enqueue_file_with_wait_prints_result(redis_server, r, consumer, tmpdir_path):
     _need_jobq()
     consumer("--workers", "1")
