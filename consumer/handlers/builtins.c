@@ -10,7 +10,6 @@
 #include <string.h>
 #include <pthread.h>
 
-#include "bigbuf.h"
 #include "codec.h"
 #include "cryptosym.h"
 
@@ -23,23 +22,10 @@ static int noop_start(jq_task_t *t) {
     return 0;
 }
 
-/* A large str or bin comes back as large: its buffer is sized (header
- * included) and advised for huge pages before the copy (bigbuf.h), rather
- * than grown and faulted in 4 KiB at a time. */
-static void echo_reserve(jq_task_t *t) {
-    const msgpack_object *p = t->payload;
-    size_t len = p->type == MSGPACK_OBJECT_BIN   ? p->via.bin.size
-                 : p->type == MSGPACK_OBJECT_STR ? p->via.str.size
-                                                 : 0;
-    if (len < JQ_BIGBUF_MIN || t->result.data) return;
-    if ((t->result.data = jq_bigbuf_alloc(len + 5))) t->result.alloc = len + 5;
-}
-
+/* echo: the result is the payload, written from the payload's own bytes
+ * (jq_task_result_payload): no copy of it in memory, however large. */
 static int echo_start(jq_task_t *t) {
-    msgpack_packer pk;
-    echo_reserve(t);
-    msgpack_packer_init(&pk, &t->result, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *t->payload) != 0) return jq_task_fail(t, "echo: out of memory");
+    jq_task_result_payload(t);
     jq_task_done(t);
     return 0;
 }

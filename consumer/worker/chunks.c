@@ -37,6 +37,8 @@ typedef struct loader {
     msgpack_unpacker up; /* enc msgpack; valid once has_up is set */
     int has_up;
     msgpack_unpacked res; /* the object, once the unpacker finished one */
+    const char *raw;      /* its bytes in the unpacker's buffer */
+    size_t raw_len;
     msgpack_sbuffer json; /* enc json: the text, converted at the end */
     long long next;       /* index of the next chunk to read */
     long long bytes;      /* bytes received so far */
@@ -60,9 +62,15 @@ static void finish(loader_t *l, const char *err) {
     c->loading--;
     if (!err && l->res.zone) {
         /* The zone now owns the object and, through the unpacker's
-         * reference count, the buffer its str/bin bytes point into. */
+         * reference count, the buffer its str/bin bytes point into: with
+         * a str or bin at the top that buffer, which holds the payload's
+         * bytes whole, surely lives as long as the object. */
         r->payload = l->res.data;
         r->zone = msgpack_unpacked_release_zone(&l->res);
+        if (r->payload.type == MSGPACK_OBJECT_STR || r->payload.type == MSGPACK_OBJECT_BIN) {
+            r->praw = l->raw;
+            r->praw_len = l->raw_len;
+        }
     }
     if (err) {
         jq_run_dead(r, err); /* before loader_free: err may be l->err */
@@ -112,6 +120,8 @@ static void finish_json(loader_t *l) {
 static void unpack_all(loader_t *l) {
     char why[JQ_ERR_LEN];
     const char *data = l->up.buffer + l->up.off;
+    l->raw = data;
+    l->raw_len = l->up.used - l->up.off;
     if (jq_codec_check_msgpack(data, l->up.used - l->up.off, why, sizeof(why)) != 0) {
         finish(l, why);
         return;

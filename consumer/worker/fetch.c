@@ -69,7 +69,11 @@ int jq_fetch_decode_payload(jq_run_t *r, char *err, size_t errlen) {
     }
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack(p, len, &off, r->zone, &r->payload);
-    if (rc == MSGPACK_UNPACK_SUCCESS && off == len) return 0;
+    if (rc == MSGPACK_UNPACK_SUCCESS && off == len) {
+        r->praw = p; /* the entry's field or jbuf: both live as the payload does */
+        r->praw_len = len;
+        return 0;
+    }
     /* The checker accepts exactly what msgpack-c unpacks whole: only
      * memory can fail here. */
     snprintf(err, errlen, "out of memory decoding the payload (%zu bytes)", len);

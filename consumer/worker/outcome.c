@@ -227,13 +227,16 @@ static int may_have_old_result(const jq_run_t *r) {
 /* A done job's result over --chunk-size goes to a list of chunks, never
  * one giant value (when a result is kept at all). */
 static int result_chunked(const jq_finish_t *fin, const jq_run_t *r) {
+    size_t rlen;
+    jq_run_result(r, &rlen);
     return r->job.result_ttl > 0 && r->outcome == JQ_OUT_DONE &&
-           (long long)r->task.result.size > fin->env.opt->chunk_size;
+           (long long)rlen > fin->env.opt->chunk_size;
 }
 
 static long long result_nchunks(const jq_finish_t *fin, const jq_run_t *r) {
-    size_t step = (size_t)fin->env.opt->chunk_size;
-    return (long long)((r->task.result.size + step - 1) / step);
+    size_t step = (size_t)fin->env.opt->chunk_size, rlen;
+    jq_run_result(r, &rlen);
+    return (long long)((rlen + step - 1) / step);
 }
 
 /* How long a result's chunk list lives before the MULTI that writes its
@@ -263,8 +266,8 @@ static void send_result_chunks(jq_finish_t *fin, jq_run_t *r) {
                       "result", r->job.id);
     if (n < 0) return;
     snprintf(ckey + n, sizeof(ckey) - (size_t)n, ":chunks");
-    size_t rlen = r->task.result.size, step = (size_t)fin->env.opt->chunk_size;
-    const char *data = r->task.result.data;
+    size_t rlen, step = (size_t)fin->env.opt->chunk_size;
+    const char *data = jq_run_result(r, &rlen);
     jq_finish_cmd(fin, "MULTI");
     jq_finish_send(fin, NULL, NULL);
     jq_args_t *a = jq_finish_cmd(fin, "DEL");
@@ -291,7 +294,8 @@ void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs) {
     for (jq_run_t *r = runs; r; r = r->bnext) {
         if (!result_chunked(fin, r)) continue;
         /* The payload's memory goes before the result's copy is made
-         * (write_outcome drops it too, later: too late for the peak). */
+         * (write_outcome drops it too, later: too late for the peak);
+         * not when the result is the payload (jq_run_result). */
         jq_run_drop_payload(r);
         send_result_chunks(fin, r);
     }
@@ -304,7 +308,8 @@ void jq_outcome_send_chunks(jq_finish_t *fin, jq_run_t *runs) {
  * hold it). */
 static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc, const char *ttl,
                             long long chunks) {
-    size_t rlen = r->task.result.size;
+    size_t rlen;
+    const char *rdata = jq_run_result(r, &rlen);
     int failed = r->outcome != JQ_OUT_DONE;
     int result = !chunks && !failed && rlen > 0;
     /* A job that reported progress ends with its last report, which the
@@ -337,7 +342,7 @@ static void add_script_args(jq_args_t *a, const jq_run_t *r, const outcome_t *oc
         jq_args_ll(a, chunks);
     } else if (result) {
         jq_args_str(a, "result");
-        jq_args_add(a, r->task.result.data, rlen);
+        jq_args_add(a, rdata, rlen);
     }
 }
 

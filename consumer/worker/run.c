@@ -153,9 +153,10 @@ void jq_run_dead(jq_run_t *r, const char *why) {
  * result and that copy are never in memory at once. Not for an abandoned
  * cpu run, whose thread may still read it. */
 void jq_run_drop_payload(jq_run_t *r) {
-    if (r->keep) return;
+    if (r->keep || r->res) return; /* r->res: the result is the payload */
     jq_run_drop_zone(r);
     r->payload.type = MSGPACK_OBJECT_NIL;
+    r->praw = NULL;
     if (r->jbuf.data) msgpack_sbuffer_destroy(&r->jbuf);
     memset(&r->jbuf, 0, sizeof(r->jbuf));
     if (r->outcome == JQ_OUT_DONE && r->fields) {

@@ -71,7 +71,17 @@ struct jq_run {
                                      when it may be reused, else 0 */
     msgpack_object payload;
     msgpack_sbuffer jbuf; /* enc json: the payload turned msgpack */
-    int keep;             /* abandoned cpu run: freed by pool done */
+    const char *praw;     /* the msgpack bytes payload was decoded from,
+                             valid while it is; NULL when they are not
+                             kept (a chunked payload with no str or bin:
+                             its unpacker buffer goes with the loader) */
+    size_t praw_len;
+    const char *res; /* a done task's result when it is the payload
+                        (jq_task_result_payload): praw, borrowed, and the
+                        payload is then kept to jq_run_free; NULL: the
+                        result is task.result (jq_run_result) */
+    size_t res_len;
+    int keep; /* abandoned cpu run: freed by pool done */
     jq_task_t task;
     jq_pool_item_t item;
     jq_run_state_t state;
@@ -95,6 +105,16 @@ struct jq_run {
     int unsure;            /* its EXEC's reply was lost: written or
                                      not, finish.c checks before writing */
 };
+
+/* A done run's result bytes: the handler's, or the payload's own. */
+static inline const char *jq_run_result(const jq_run_t *r, size_t *len) {
+    if (r->res) {
+        *len = r->res_len;
+        return r->res;
+    }
+    *len = r->task.result.size;
+    return r->task.result.data;
+}
 
 /* A list of runs by prev/next (the worker's running, waiting, abandoned). */
 typedef struct jq_runlist {

@@ -73,14 +73,18 @@
  *      JQ_TASK_RETRY_AFTER (3), set by jq_task_retry_after(): "rate
  *      limited, retry after T". A plugin built for 1 to 4 still loads; one
  *      built for 5 does not load in an older consumer, whose jq_task is
- *      shorter. */
+ *      shorter.
+ *   6  jq_task gains result_is_payload at its end, set by
+ *      jq_task_result_payload(): the result is the payload's own bytes,
+ *      written from them, not copied (a 60 MiB echo held the payload and
+ *      its copy at once). A plugin built for 1 to 5 still loads. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <uv.h>
 
-#define JQ_HANDLER_ABI_VERSION 5u
+#define JQ_HANDLER_ABI_VERSION 6u
 /* The oldest version a consumer still loads. */
 #define JQ_HANDLER_ABI_MIN 1u
 #define JQ_TASK_ERROR_LEN 256
@@ -127,6 +131,7 @@ struct jq_task {
     /* The worker's (ABI 4); use jq_task_progress(). */
     void (*progress_cb)(jq_task_t *t, double fraction, const char *message);
     long long retry_after_ms; /* ABI 5: set by jq_task_retry_after() */
+    int result_is_payload;    /* ABI 6: set by jq_task_result_payload() */
 };
 
 /* A named handler. The struct (and its name) is borrowed: it must live as
@@ -207,6 +212,14 @@ static inline int jq_task_retry_after(jq_task_t *t, long long ms, const char *fm
     t->retry_after_ms = ms;
     return -1;
 }
+
+/* The result is the payload itself (what echo returns), written from the
+ * payload's own bytes, byte for byte as the producer sent them: no copy,
+ * however large (ABI 6). Only a chunked payload with no string or bin in
+ * it, whose bytes are not kept once decoded, is packed again (the same
+ * value). Whatever was appended to t->result is ignored; a failed task has
+ * no result either way. */
+static inline void jq_task_result_payload(jq_task_t *t) { t->result_is_payload = 1; }
 
 /* cpu: a yield point for long loops (see the top of this file); a no-op
  * for io tasks. Returns JQ_TASK_CANCELLED when the job is cancelled: the

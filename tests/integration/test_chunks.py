@@ -51,6 +51,38 @@ def result_bytes(r, jid, res, queue="default"):
     return b"".join(parts)
 
 
+def test_echo_result_is_the_payloads_own_bytes(r, consumer):
+    """echo passes its payload through (jq_task_result_payload): an inline
+    payload comes back byte for byte, a non-canonical encoding included
+    (int 1 as int16, and a str 8 in a str 16 header), which packing the
+    decoded value again would have changed; a chunked bin the same, and a
+    chunked payload with no str or bin (whose bytes the worker does not
+    keep) comes back as the same value."""
+    consumer("--workers", "1")
+    odd = b"\xd1\x00\x01"
+    r.xadd(stream(), {"type": "echo", "id": "odd-int", "payload": odd})
+    res = wait_result(r, "odd-int")
+    assert res["state"] == b"done" and res["result"] == odd, res
+    odd_str = b"\xda\x00\x03abc"
+    r.xadd(stream(), {"type": "echo", "id": "odd-str", "payload": odd_str})
+    res = wait_result(r, "odd-str")
+    assert res["state"] == b"done" and res["result"] == odd_str, res
+
+    packed = b"\xc6" + (3 * CHUNK + 5).to_bytes(4, "big") + os.urandom(3 * CHUNK + 5)
+    jid = enqueue_chunked(r, "big-bin", packed)
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    assert result_bytes(r, jid, res) == packed
+
+    ints = list(range(-300000, 300000, 2))
+    packed = msgpack.packb(ints)
+    assert len(packed) > 2 * CHUNK
+    jid = enqueue_chunked(r, "big-ints", packed)
+    res = wait_result(r, jid)
+    assert res["state"] == b"done", res
+    assert msgpack.unpackb(result_bytes(r, jid, res)) == ints
+
+
 def assert_unharmed(r, c, pids_before):
     """A normal job still completes, on the same worker process."""
     jid = xadd(r, type="echo", payload={"after": "bad"}, id="after-%d" % random.randrange(1 << 30))

@@ -61,8 +61,8 @@ def run_master(*args):
 def test_wrong_abi_stops_the_consumer_at_start():
     rc, out = run_master("--plugin", EXAMPLE, "--plugin", BADABI)
     assert rc == 2, out
-    assert "--plugin %s: built for handler ABI version 46, this jobq-consumer speaks versions " \
-        "1 to 5" % BADABI in out
+    assert "--plugin %s: built for handler ABI version 47, this jobq-consumer speaks versions " \
+        "1 to 6" % BADABI in out
     assert "worker" not in out  # refused by the master: no worker ever started
 
 
