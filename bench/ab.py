@@ -13,6 +13,11 @@ repetitions), on one redis-server of its own:
   big      (only when asked: --only ...,big) an 8 MiB echo job, enqueue ->
            notify round trip in ms, the median of 3
   rss      idle worker RSS (VmRSS from /proc, after the worker said ready)
+  lat      (only when asked) enqueue -> done, one job at a time, 500 jobs,
+           bench-compare's (b) client (peer.js, Node) against --workers 2
+           (the default here), right after the same client against
+           bench-compare's floor (b0, build/rel/bench/floor): p50/p99 and
+           each over the floor of the same repetition, in ms
 With --tls one binary may be both sides, one of them over TLS (rediss://):
   ab.py --tls --base bin/jobq-consumer --new-args '--redis {tls_url} --redis-tls-ca {tls_ca}' 
 Prints the medians per side and the median of the per-repetition ratios.
@@ -129,6 +134,33 @@ def big(binary, srv, r, d, extra=(), mib=8, n=3):
         c.stop()
 
 
+def lat(binary, srv, r, d, extra=(), n=500):
+    """bench-compare's (b) and (b0) for one binary: the floor first, then
+    the consumer, the same client, one redis-server."""
+    sys.path.insert(0, os.path.join(ROOT, "bench", "compare"))
+    import compare  # noqa: E402  (node_client, pct, FLOOR)
+
+    r.flushall()
+    w = subprocess.Popen([compare.FLOOR, str(srv.port), "noop"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        if w.stdout.readline().strip() != b"ready":
+            raise RuntimeError("floor responder did not start (make build/rel/bench/floor)")
+        floor = compare.pct(compare.node_client(["latency", "jobq", srv.port, n], 300)["ms"])
+    finally:
+        w.terminate()
+        w.wait()
+    r.flushall()
+    c = consumer(binary, srv, r, d, ["--queues", "noop"] + list(extra), workers=2)
+    try:
+        got = compare.pct(compare.node_client(["latency", "jobq", srv.port, n], 300)["ms"])
+    finally:
+        c.stop()
+    return {"p50": got["p50"], "p99": got["p99"], "floor_p50": floor["p50"],
+            "floor_p99": floor["p99"], "over_p50": got["p50"] - floor["p50"],
+            "over_p99": got["p99"] - floor["p99"]}
+
+
 def idle_rss(binary, srv, r, d):
     r.flushall()
     c = consumer(binary, srv, r, d, [])
@@ -181,6 +213,8 @@ def main():
                         x = tiny(sides[s], srv, r, d, a.tiny_seconds, extra[s])
                     elif t == "big":
                         x = big(sides[s], srv, r, d, extra[s])
+                    elif t == "lat":
+                        x = lat(sides[s], srv, r, d, extra[s])
                     else:
                         x = idle_rss(sides[s], srv, r, d)
                     res[t][s].append(x)

@@ -30,6 +30,7 @@
  * Returns 0, or -1 if it was not sent (then fn never runs). */
 static int send_on(jq_finish_t *fin, jq_args_t *a, redisCallbackFn *fn, void *priv) {
     int rc = jq_rconn_args(fin->env.conn, a, fn, priv);
+    if (rc == 0) fin->queued++;
     /* Inside a MULTI a command that could not be built must not leave the
      * transaction without it: flush_queue discards it all (bad). */
     if (a->oom) fin->bad = 1;
@@ -44,6 +45,7 @@ int jq_finish_send(jq_finish_t *fin, redisCallbackFn *fn, void *priv) {
 int jq_finish_send_ref(jq_finish_t *fin, int n_copy) {
     jq_args_t *a = &fin->args;
     int rc = jq_rconn_args_ref(fin->env.conn, a, n_copy, NULL, NULL);
+    if (rc == 0) fin->queued++;
     if (a->oom) fin->bad = 1;
     jq_args_reset(a);
     return rc;
@@ -82,9 +84,18 @@ static int id_after(const jq_run_t *r, uint64_t ms, uint64_t seq) {
     return rms > ms || (rms == ms && r->job.entry_seq > seq);
 }
 
+/* The newest entry id of runs: the trim goes up to it (trim.h). */
+static const char *newest_id(const jq_run_t *runs) {
+    const jq_run_t *top = runs;
+    for (const jq_run_t *r = runs->bnext; r; r = r->bnext)
+        if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
+    return top->job.entry_id;
+}
+
 typedef struct jq_flush {
     jq_finish_t *fin;
     int q;
+    int pend_at; /* the trim's question in the EXEC reply (trim.h) */
     jq_run_t *runs;
     struct jq_flush *next, *prev; /* in fin->flights while in flight */
 } flush_t;
@@ -168,7 +179,10 @@ static int count_runs(const jq_run_t *r) {
 /* Acked entries above the oldest one still pending, which the batch's
  * trim could not reach yet: kept for a later pass (trim.h). */
 static void keep_untrimmed(jq_finish_t *fin, const flush_t *f, const redisReply *reply) {
-    const char *min = jq_trim_answer(reply);
+    const redisReply *pend = NULL;
+    if (reply->type == REDIS_REPLY_ARRAY && f->pend_at >= 0 && (size_t)f->pend_at < reply->elements)
+        pend = reply->element[f->pend_at];
+    const char *min = jq_trim_answer(fin->trim, f->q, pend, newest_id(f->runs));
     if (!min) return;
     uint64_t min_ms, min_seq;
     jq_entry_id_parts(min, &min_ms, &min_seq);
@@ -331,6 +345,7 @@ static void open_multi(jq_finish_t *fin, int q) {
     fin->bad = 0;
     jq_finish_cmd(fin, "MULTI");
     jq_finish_send(fin, NULL, NULL);
+    fin->queued = 0; /* EXEC answers for each command after MULTI */
 }
 
 /* Each run's outcome, and its entry id in the XACK. */
@@ -357,14 +372,6 @@ static void release_leases(jq_finish_t *fin, int q, const jq_run_t *runs) {
     jq_args_str(a, key);
     for (const jq_run_t *r = runs; r; r = r->bnext) jq_args_str(a, r->job.entry_id);
     jq_finish_send(fin, NULL, NULL);
-}
-
-/* The newest entry id of runs: the trim goes up to it (trim.h). */
-static const char *newest_id(const jq_run_t *runs) {
-    const jq_run_t *top = runs;
-    for (const jq_run_t *r = runs->bnext; r; r = r->bnext)
-        if (id_after(r, (uint64_t)top->job.enqueued_ms, top->job.entry_seq)) top = r;
-    return top->job.entry_id;
 }
 
 /* Ends f's MULTI with EXEC, in flight until on_exec; or discards it when
@@ -417,7 +424,8 @@ static void flush_queue(jq_finish_t *fin, int q, jq_run_t *runs) {
      * none is refused as a whole, and with it the MULTI. */
     if (fin->ack.argc > 3) send_on(fin, &fin->ack, NULL, NULL);
     if (fin->env.queues[q].leased) release_leases(fin, q, runs);
-    jq_trim_send(fin->trim, q, newest_id(runs));
+    f->pend_at = fin->queued;
+    jq_trim_send(fin->trim, q);
     jq_counts_write(fin, fin->env.queues[q].name, &sum);
     close_multi(fin, f);
 }

@@ -41,6 +41,7 @@ typedef struct jq_finish {
     jq_args_t keys; /* the outcome script's KEYS */
     jq_args_t out;  /* its ARGV: one group per outcome */
     int nout;       /* outcomes in out */
+    int queued;     /* commands sent since the open MULTI */
     int bad;        /* a command of the open MULTI could not
                                      be built: discard it */
 

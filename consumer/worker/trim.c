@@ -8,13 +8,16 @@
 #include "log.h"
 #include "trim.h"
 
-const char jq_trim_lua[] = "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
-                           "if p[1] > 0 then\n"
-                           "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
-                           "  return p[2]\n"
-                           "end\n"
-                           "redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])\n"
-                           "return false\n";
+/* The later pass's trim: below the oldest pending entry, or with none
+ * pending up to and including top (ARGV[2], the id right after it); it
+ * answers with that oldest pending id. */
+static const char trim_lua[] = "local p = redis.call('XPENDING', KEYS[1], ARGV[1])\n"
+                               "if p[1] > 0 then\n"
+                               "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
+                               "  return p[2]\n"
+                               "end\n"
+                               "redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])\n"
+                               "return false\n";
 
 int jq_trim_id_cmp(const char *a, const char *b) {
     uint64_t ma, sa, mb, sb;
@@ -45,7 +48,7 @@ static int send_script(jq_trim_t *t, int q, const char *top, redisCallbackFn *fn
     jq_args_t *a = &t->args;
     jq_args_reset(a);
     jq_args_str(a, "EVAL");
-    jq_args_str(a, jq_trim_lua);
+    jq_args_str(a, trim_lua);
     jq_args_str(a, "1");
     jq_args_str(a, t->env.queues[q].stream);
     jq_args_str(a, JQ_GROUP);
@@ -55,14 +58,53 @@ static int send_script(jq_trim_t *t, int q, const char *top, redisCallbackFn *fn
     return rc;
 }
 
-void jq_trim_send(jq_trim_t *t, int q, const char *top) { send_script(t, q, top, NULL, NULL); }
+/* XTRIM up to q's bound, when it moved past the last one sent. */
+static void send_trim(jq_trim_t *t, int q) {
+    const char *bound = t->bound[q], *done = t->trimmed[q];
+    if (!bound[0] || (done[0] && jq_trim_id_cmp(bound, done) <= 0)) return;
+    jq_args_t *a = &t->args;
+    jq_args_reset(a);
+    jq_args_str(a, "XTRIM");
+    jq_args_str(a, t->env.queues[q].stream);
+    jq_args_str(a, "MINID");
+    jq_args_str(a, bound);
+    /* Marked sent either way: a trim lost with its connection or its
+     * MULTI is covered by the next, which trims all below a higher id. */
+    jq_rconn_args(t->env.conn, a, NULL, NULL);
+    jq_args_reset(a);
+    memcpy(t->trimmed[q], bound, JQ_ENTRY_ID_MAX);
+}
 
-const char *jq_trim_answer(const redisReply *exec) {
-    if (!exec || exec->type != REDIS_REPLY_ARRAY) return NULL;
-    /* Every other command of an outcome MULTI answers with an integer. */
-    for (size_t i = 0; i < exec->elements; i++)
-        if (exec->element[i]->type == REDIS_REPLY_STRING) return exec->element[i]->str;
-    return NULL;
+void jq_trim_send(jq_trim_t *t, int q) {
+    jq_args_t *a = &t->args;
+    jq_args_reset(a);
+    jq_args_str(a, "XPENDING");
+    jq_args_str(a, t->env.queues[q].stream);
+    jq_args_str(a, JQ_GROUP);
+    jq_args_str(a, "-");
+    jq_args_str(a, "+");
+    jq_args_str(a, "1");
+    jq_rconn_args(t->env.conn, a, NULL, NULL);
+    jq_args_reset(a);
+    send_trim(t, q);
+}
+
+const char *jq_trim_answer(jq_trim_t *t, int q, const redisReply *pend, const char *top) {
+    char at[JQ_ENTRY_ID_MAX];
+    const char *min = NULL;
+    if (!pend || pend->type != REDIS_REPLY_ARRAY) return NULL; /* an error: learn nothing */
+    if (pend->elements == 0) {
+        next_id(top, at); /* nothing pending: every entry up to top was acked */
+    } else {
+        const redisReply *e = pend->element[0];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= JQ_ENTRY_ID_MAX)
+            return NULL;
+        min = e->element[0]->str;
+        snprintf(at, sizeof(at), "%s", min);
+    }
+    if (!t->bound[q][0] || jq_trim_id_cmp(at, t->bound[q]) > 0) memcpy(t->bound[q], at, sizeof(at));
+    return min;
 }
 
 static void keep(jq_trim_ids_t *d, const char *id) {
@@ -199,6 +241,7 @@ static void pass(jq_trim_t *t, int q, jq_trim_ids_t *d) {
 void jq_trim_tick(jq_trim_t *t) {
     if (!t->env.conn->up) return;
     for (int q = 0; q < *t->env.nqueues; q++) {
+        send_trim(t, q);
         pass(t, q, &t->old[q]);
         /* old is empty now: swap, so the young ones wait one more tick. */
         jq_trim_ids_t swap = t->old[q];
@@ -210,6 +253,7 @@ void jq_trim_tick(jq_trim_t *t) {
 void jq_trim_all(jq_trim_t *t) {
     if (!t->env.conn->up) return;
     for (int q = 0; q < *t->env.nqueues; q++) {
+        send_trim(t, q);
         pass(t, q, &t->old[q]);
         pass(t, q, &t->young[q]);
     }

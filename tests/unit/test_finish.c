@@ -91,7 +91,6 @@ static int is_eval(int i, const char *text) {
 #define OUTCOME_LUA "#!lua\nlocal t"
 #define MOVE_LUA "#!lua\nif redis.call('TYPE'"
 #define WRITABLE_LUA "#!lua\nreturn 1"
-#define TRIM_LUA "local p = redis.call('XPENDING'"
 #define PENDING_LUA "local out = {}"
 
 /* The index of the first command at or after from named name (an EVAL:
@@ -170,7 +169,7 @@ static int answer_reads(void) {
 }
 
 /* An EXEC's reply that ran: one integer per command between MULTI and
- * EXEC (the trim's script answers nil: nothing left pending). */
+ * EXEC (so the trim learns nothing from it: answered_pending). */
 static redisReply *ran(int multi, int exec) {
     redisReply *r = fake_arr(0);
     free(r->element);
@@ -232,14 +231,16 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
                      "1700000000000", "0", "1", "result", "r1", "86400", "done", "1",
                      "1700000000000", "1", "1", "result", "r2", "86400", "done", "1",
                      "1700000000000", "0", "1", "result", "r3");
-    /* One XACK for all, then the trim of everything up to the batch's
-     * newest id (MINID of the id right after it: trim.c). */
+    /* One XACK for all, then the trim's question: the oldest entry still
+     * pending (trim.h). No trim yet: no answer has said what is acked. */
     int ack = next_cmd(0, "XACK", NULL);
     cr_assert_gt(ack, o);
     assert_argv(ack, 6, "XACK", "jq:{a}:stream", JQ_GROUP, "1-1", "1-2", "1-3");
-    int trim = next_cmd(ack, "EVAL", TRIM_LUA);
-    cr_assert_gt(trim, ack);
-    assert_argv(trim, 6, "EVAL", jq_trim_lua, "1", "jq:{a}:stream", JQ_GROUP, "1-4");
+    int pend = next_cmd(ack, "XPENDING", NULL);
+    cr_assert_gt(pend, ack);
+    assert_argv(pend, 6, "XPENDING", "jq:{a}:stream", JQ_GROUP, "-", "+", "1");
+    cr_assert_lt(pend, exec);
+    cr_assert_eq(fake_rconn_count(NULL, "XTRIM"), 0);
     /* The counters, summed over the batch (§7). */
     assert_counted("processed", "3");
     int m = fake_rconn_find(NULL, "HINCRBY jq:{a}:stats:");
@@ -268,23 +269,63 @@ Test(finish, a_batch_of_one_queue_is_one_multi_exec) {
     cr_assert_eq(w->finish.unacked, 0);
 }
 
+/* The EXEC reply of the MULTI from multi to exec, with the trim's
+ * question answered: the oldest pending entry id, or "" for none. */
+static redisReply *answered_pending(int multi, int exec, const char *oldest) {
+    int pend = next_cmd(multi, "XPENDING", NULL);
+    cr_assert(pend > multi && pend < exec);
+    redisReply *reply = ran(multi, exec);
+    freeReplyObject(reply->element[pend - multi - 1]);
+    reply->element[pend - multi - 1] =
+        oldest[0] ? fake_arr(1, fake_arr(4, fake_str(oldest), fake_str("other"), fake_int(5),
+                                         fake_int(1)))
+                  : fake_arr(0);
+    return reply;
+}
+
 Test(finish, acked_entries_the_trim_could_not_reach_are_kept_for_a_later_pass) {
     done(0, "1-1", "x");
     done(0, "1-5", "y");
     done(0, "1-9", "z");
     jq_finish_flush(&w->finish);
-    int exec = next_cmd(0, "EXEC", NULL), trim = next_cmd(0, "EVAL", TRIM_LUA);
-    /* The trim answers with the oldest entry still pending (another
-     * worker's, or a long job's): only what is above it stays. */
-    redisReply *reply = ran(0, exec);
-    freeReplyObject(reply->element[trim - 1]);
-    reply->element[trim - 1] = fake_str("1-4");
-    fake_rconn_answer(exec, reply);
+    int exec = next_cmd(0, "EXEC", NULL);
+    /* The oldest entry still pending (another worker's, or a long job's):
+     * only what is above it stays, kept for a pass; the trim goes up to
+     * it. */
+    fake_rconn_answer(exec, answered_pending(0, exec, "1-4"));
     jq_trim_ids_t *kept = &w->trim.young[0];
     cr_assert_eq(kept->n, 2);
     cr_assert_str_eq(kept->ids[0], "1-5");
     cr_assert_str_eq(kept->ids[1], "1-9");
     cr_assert_eq(w->trim.young[1].n, 0);
+    cr_assert_str_eq(w->trim.bound[0], "1-4");
+}
+
+Test(finish, the_next_batch_trims_what_the_last_answer_proved_acked) {
+    done(0, "1-1", "x");
+    done(0, "1-3", "y");
+    jq_finish_flush(&w->finish);
+    int exec = next_cmd(0, "EXEC", NULL);
+    /* Nothing pending after the acks: everything up to 1-3 is acked. */
+    fake_rconn_answer(exec, answered_pending(0, exec, ""));
+    cr_assert_str_eq(w->trim.bound[0], "1-4");
+    cr_assert_eq(fake_rconn_count(NULL, "XTRIM"), 0);
+    done(0, "1-7", "z");
+    jq_finish_flush(&w->finish);
+    int multi = next_cmd(exec + 1, "MULTI", NULL), exec2 = next_cmd(multi, "EXEC", NULL);
+    int pend = next_cmd(multi, "XPENDING", NULL), trim = next_cmd(multi, "XTRIM", NULL);
+    cr_assert(multi > exec && pend > multi && trim > pend && trim < exec2,
+              "in the MULTI, after the question");
+    assert_argv(trim, 4, "XTRIM", "jq:{a}:stream", "MINID", "1-4");
+    /* Another worker's 1-6 is pending now: the bound moves up to it, and
+     * the tick trims there, once. */
+    fake_rconn_answer(exec2, answered_pending(multi, exec2, "1-6"));
+    cr_assert_str_eq(w->trim.bound[0], "1-6");
+    jq_trim_tick(&w->trim);
+    int t = fake_rconn_find(NULL, "XTRIM jq:{a}:stream MINID 1-6");
+    cr_assert_gt(t, exec2, "the tick's trim");
+    jq_trim_tick(&w->trim);
+    cr_assert_eq(fake_rconn_count(NULL, "XTRIM"), 2, "a bound trims once");
 }
 
 Test(finish, each_queue_has_its_own_multi) {
