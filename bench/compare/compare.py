@@ -17,6 +17,9 @@ Tests:
       bee-queue job events), all from one Node process with one clock;
   (b0) the floor of (b): jobq's client against a responder that does the
       least a worker can (XREADGROUP BLOCK, LPUSH notify + XACK; C, floor.c);
+  (b1) (b) and (b0) paired: jobq and that responder at once on queues of
+      their own, one lean client (Python, raw socket) alternating a job to
+      each, so both meet the same moments of the machine (bench/latpair.py);
   BullMQ runs as 2 processes x concurrency 64 in (a) and (b), and again as
       its users run it, 1 process x concurrency 50, beside;
   (c) a tiny noop job every 20 ms on queue `tiny` while sha256 jobs of ~70 ms
@@ -323,6 +326,18 @@ class Bench(jb.Rig):
                     w.stop()
         return pct(out["ms"])
 
+    def paired(self):
+        """(b1): jobq and the floor at once, each on its own queue, one raw
+        client sending a job to each in turn (bench/latpair.py)."""
+        import latpair
+        self.r.flushall()
+        ms, over = latpair.measure(self.srv, self.r, self.d, [("noop", self.binary)],
+                                   self.a.lat_jobs, 1, lambda line: print(line, flush=True))
+        f, j = ms["floor"], ms["noop"]
+        return {"p50": latpair.pct(j, 0.5), "p99": latpair.pct(j, 0.99),
+                "floor_p50": latpair.pct(f, 0.5), "floor_p99": latpair.pct(f, 0.99),
+                "over": statistics.median(over["noop"]), "n": len(j)}
+
     def mixed(self, side, cpu=True):
         self.r.flushall()
         secs = self.a.mixed_s
@@ -445,6 +460,7 @@ def main():
                  ("latency, 1x50", also("latency", lambda: b.latency("bullmq", 1, 50))),
                  # the floor once per repetition, in jobq's column
                  ("floor", lambda s: b.latency("floor") if s == "jobq" else None),
+                 ("paired", lambda s: b.paired() if s == "jobq" else None),
                  ("mixed", b.mixed),
                  ("control", lambda s: b.mixed(s, cpu=False))]
         res.update({name: {s: [] for s in SIDES} for name, _ in tests})
@@ -570,6 +586,18 @@ def tables(res, a, emit):
                                      ratio_cell(res, name, "p99", peer, False)))
         emit("| %s | %s |" % (label, " | ".join(cells)))
     emit()
+    pv = ok(res["paired"]["jobq"])
+    if pv:
+        emit("(b1) the same, paired: jobq and the floor of (b0) at once, each waiting on its own "
+             "queue of the one redis-server, one client (Python, a raw socket) sending %d jobs "
+             "to each in turn, 5 ms apart (bench/latpair.py), so that both meet the same moments "
+             "of the machine: jobq p50 / p99 %.2f / %.2f ms, the floor %.2f / %.2f; jobq over "
+             "the floor's job beside it, median over jobs (then over repetitions): %+.3f ms "
+             "(repetitions: %s)." % (
+                 a.lat_jobs, med([v["p50"] for v in pv]), med([v["p99"] for v in pv]),
+                 med([v["floor_p50"] for v in pv]), med([v["floor_p99"] for v in pv]),
+                 med([v["over"] for v in pv]), ", ".join("%+.3f" % v["over"] for v in pv)))
+        emit()
     emit("jobq (b) over its floor (b0), median of per-repetition figures: p50 %s, p99 %s. "
          "Tiny jobs (c) over their control (c0), jobq: p99 %s (p50 %s)." % (
              diff_cell(res, "latency", "floor", "p50"), diff_cell(res, "latency", "floor", "p99"),

@@ -11,7 +11,8 @@ COMPARE = os.path.join(ROOT, "bench", "compare")
 
 
 def test_python_harnesses_compile(tmp_path):
-    for rel in ("bench/bench.py", "bench/compare/compare.py", "bench/seed/seed.py", "bench/floor.py", "bench/ab.py"):
+    for rel in ("bench/bench.py", "bench/compare/compare.py", "bench/seed/seed.py", "bench/floor.py", "bench/ab.py",
+                "bench/latpair.py", "bench/bigfloor.py"):
         py_compile.compile(os.path.join(ROOT, rel), cfile=str(tmp_path / "x.pyc"), doraise=True)
 
 
