@@ -99,7 +99,9 @@ def test_cli_and_worker_write_chunks_before_their_multi(redis_server, r, consume
     stop.set()
     r.hgetall(key("result:mon-1"))
     t.join(scale(10))
-    for list_key, last in ((key("payload:mon-1"), "XADD"), (key("result:mon-1:chunks"), "EVAL")):
+    # The command that makes each list visible: the payload's XADD, and
+    # for the result the XACK of the worker's outcome MULTI.
+    for list_key, last in ((key("payload:mon-1"), "XADD"), (key("result:mon-1:chunks"), "XACK")):
         mine = [i for i, (c, k) in enumerate(seen) if k == list_key]
         pushes = [i for i in mine if seen[i][0] == "RPUSH"]
         assert len(pushes) >= 2, repr([s for s in seen if s[0] != "HGETALL"])[:3000]
