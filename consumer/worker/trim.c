@@ -58,6 +58,17 @@ static int send_script(jq_trim_t *t, int q, const char *top, redisCallbackFn *fn
     return rc;
 }
 
+/* An XTRIM lost with its connection is sent again by the next tick;
+ * one refused (an error) too, after the tick's wait. Inside a MULTI its
+ * answer is QUEUED: one whose EXEC never runs is covered by the trim of
+ * the batch written again, whose answer moves the bound past it. */
+static void on_trimmed(redisAsyncContext *ac, void *rp, void *priv) {
+    (void)ac;
+    const redisReply *reply = rp;
+    struct jq_trim_qref *ref = priv;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) ref->t->trimmed[ref->q][0] = '\0';
+}
+
 /* XTRIM up to q's bound, when it moved past the last one sent. */
 static void send_trim(jq_trim_t *t, int q) {
     const char *bound = t->bound[q], *done = t->trimmed[q];
@@ -68,11 +79,10 @@ static void send_trim(jq_trim_t *t, int q) {
     jq_args_str(a, t->env.queues[q].stream);
     jq_args_str(a, "MINID");
     jq_args_str(a, bound);
-    /* Marked sent either way: a trim lost with its connection or its
-     * MULTI is covered by the next, which trims all below a higher id. */
-    jq_rconn_args(t->env.conn, a, NULL, NULL);
+    t->qref[q].t = t, t->qref[q].q = q;
+    if (jq_rconn_args(t->env.conn, a, on_trimmed, &t->qref[q]) == 0)
+        memcpy(t->trimmed[q], bound, JQ_ENTRY_ID_MAX);
     jq_args_reset(a);
-    memcpy(t->trimmed[q], bound, JQ_ENTRY_ID_MAX);
 }
 
 void jq_trim_send(jq_trim_t *t, int q) {

@@ -61,7 +61,11 @@ typedef struct jq_trim {
     /* Per queue: every entry below bound is acked (the answers so far),
      * and an XTRIM up to trimmed was sent; "" when none yet. */
     char bound[JQ_QSLOTS][JQ_ENTRY_ID_MAX], trimmed[JQ_QSLOTS][JQ_ENTRY_ID_MAX];
-    int passes; /* sent, not answered */
+    struct jq_trim_qref {
+        struct jq_trim *t;
+        int q;
+    } qref[JQ_QSLOTS]; /* an XTRIM's callback argument */
+    int passes;        /* sent, not answered */
 } jq_trim_t;
 
 /* Compares two stream ids "ms-seq" as Redis does: <0, 0, >0. */

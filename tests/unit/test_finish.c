@@ -326,6 +326,10 @@ Test(finish, the_next_batch_trims_what_the_last_answer_proved_acked) {
     cr_assert_gt(t, exec2, "the tick's trim");
     jq_trim_tick(&w->trim);
     cr_assert_eq(fake_rconn_count(NULL, "XTRIM"), 2, "a bound trims once");
+    /* Lost with the connection: the next tick sends it again. */
+    fake_rconn_answer(t, NULL);
+    jq_trim_tick(&w->trim);
+    cr_assert_eq(fake_rconn_count(NULL, "XTRIM jq:{a}:stream MINID 1-6"), 2, "sent again");
 }
 
 Test(finish, each_queue_has_its_own_multi) {
