@@ -29,7 +29,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -138,14 +137,12 @@ def lat(binary, srv, r, d, extra=(), n=500):
     """bench-compare's (b) and (b0) for one binary: the floor first, then
     the consumer, the same client, one redis-server."""
     sys.path.insert(0, os.path.join(ROOT, "bench", "compare"))
-    import compare  # noqa: E402  (node_client, pct, FLOOR)
+    import compare  # noqa: E402  (node_client, pct)
+    import latpair  # noqa: E402  (start_floor)
 
     r.flushall()
-    w = subprocess.Popen([compare.FLOOR, str(srv.port), "noop"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
+    w = latpair.start_floor(srv.port, "noop")
     try:
-        if w.stdout.readline().strip() != b"ready":
-            raise RuntimeError("floor responder did not start (make build/rel/bench/floor)")
         floor = compare.pct(compare.node_client(["latency", "jobq", srv.port, n], 300)["ms"])
     finally:
         w.terminate()

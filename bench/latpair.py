@@ -89,6 +89,17 @@ def one_job(sock, buf, queue):
     return (time.perf_counter() - t0) * 1e3, buf
 
 
+def start_floor(port, queue, stderr=subprocess.DEVNULL):
+    """bench-compare's floor responder (floor.c) on queue, once it said it
+    is ready (its group made); the caller terminates it."""
+    fl = subprocess.Popen([FLOOR, str(port), queue], stdout=subprocess.PIPE, stderr=stderr)
+    if fl.stdout.readline().strip() != b"ready":
+        fl.terminate()
+        fl.wait()
+        raise RuntimeError("floor responder did not start (make build/rel/bench/floor)")
+    return fl
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -100,11 +111,7 @@ def measure(srv, r, d, sides, jobs, reps, log=print):
     job beside it]}), "floor" among the first."""
     procs, cons = [], []
     try:
-        fl = subprocess.Popen([FLOOR, str(srv.port), "floor"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
-        procs.append(fl)
-        if fl.stdout.readline().strip() != b"ready":
-            raise RuntimeError("floor did not start (make build/rel/bench/floor)")
+        procs.append(start_floor(srv.port, "floor"))
         for name, binary in sides:
             # Consumer() waits for its workers by `jobq:workers`, shared by
             # every consumer on this Redis: each starts alone.

@@ -62,7 +62,6 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench as jb  # noqa: E402  (Redis, Consumer, cpu_seconds, resp, machine)
 
 PEER = os.path.join(HERE, "peer.js")
-FLOOR = os.path.join(ROOT, "build", "rel", "bench", "floor")  # make build/rel/bench/floor
 NODE = shutil.which("node") or "/usr/bin/node"
 SIDES = ("jobq", "bullmq", "bee")
 NAMES = {"jobq": "jobq", "bullmq": "BullMQ 6.7.0", "bee": "bee-queue 2.0.0"}
@@ -305,11 +304,10 @@ class Bench(jb.Rig):
         elif side == "floor":
             # (b0): jobq's own client against a responder that does the
             # least a worker can, in C (floor.c): the harness's floor.
-            w = subprocess.Popen([FLOOR, str(self.srv.port), "noop"], stdout=subprocess.PIPE,
-                                 stderr=open(os.path.join(self.d, "floor.log"), "ab"))
+            import latpair
+            w = latpair.start_floor(self.srv.port, "noop",
+                                    open(os.path.join(self.d, "floor.log"), "ab"))
             try:
-                if w.stdout.readline().strip() != b"ready":
-                    raise RuntimeError("floor responder did not start (see floor.log)")
                 out = node_client(["latency", "jobq", self.srv.port, self.a.lat_jobs], 300)
             finally:
                 w.terminate()
