@@ -123,19 +123,21 @@ static void retry_after(jq_worker_t *w, jq_run_t *r) {
 /* jq_task_result_payload: the result is the payload's bytes, borrowed
  * (r->res; the payload then stays to jq_run_free), or where they were not
  * kept (run.h: praw) the payload packed again into task.result. */
-static void pass_payload(jq_run_t *r) {
+static int pass_payload(jq_run_t *r) {
     r->task.result.size = 0;
     if (r->praw) {
         r->res = r->praw;
         r->res_len = r->praw_len;
-        return;
+        return 0;
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &r->task.result, msgpack_sbuffer_write);
     if (msgpack_pack_object(&pk, r->payload) != 0) {
         r->outcome = JQ_OUT_FAILED;
         snprintf(r->error, sizeof(r->error), "out of memory copying the payload into the result");
+        return -1;
     }
+    return 0;
 }
 
 static void record_end(jq_worker_t *w, jq_run_t *r) {
@@ -162,8 +164,12 @@ static void record_end(jq_worker_t *w, jq_run_t *r) {
         if (r->task.failed == JQ_TASK_RETRY_AFTER) retry_after(w, r);
     } else {
         r->outcome = JQ_OUT_DONE;
-        if (r->task.result_is_payload) pass_payload(r);
-        w->processed++;
+        /* A payload that could not be copied fails its attempt: counted
+         * as the failure the outcome will write, not as processed. */
+        if (r->task.result_is_payload && pass_payload(r) < 0)
+            w->failed++;
+        else
+            w->processed++;
     }
     w->jobs_done++;
 }
