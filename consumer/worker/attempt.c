@@ -121,13 +121,12 @@ static void retry_after(jq_worker_t *w, jq_run_t *r) {
 }
 
 /* jq_task_result_payload: the result is the payload's bytes, borrowed
- * (r->res; the payload then stays to jq_run_free), or where they were not
+ * (r->res_is_praw; the payload then stays to jq_run_free), or where they were not
  * kept (run.h: praw) the payload packed again into task.result. */
 static int pass_payload(jq_run_t *r) {
     r->task.result.size = 0;
     if (r->praw) {
-        r->res = r->praw;
-        r->res_len = r->praw_len;
+        r->res_is_praw = 1;
         return 0;
     }
     msgpack_packer pk;

@@ -153,7 +153,7 @@ void jq_run_dead(jq_run_t *r, const char *why) {
  * result and that copy are never in memory at once. Not for an abandoned
  * cpu run, whose thread may still read it. */
 void jq_run_drop_payload(jq_run_t *r) {
-    if (r->keep || r->res) return; /* r->res: the result is the payload */
+    if (r->keep || r->res_is_praw) return; /* the result is the payload */
     jq_run_drop_zone(r);
     r->payload.type = MSGPACK_OBJECT_NIL;
     r->praw = NULL;

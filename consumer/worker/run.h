@@ -76,12 +76,11 @@ struct jq_run {
                              kept (a chunked payload with no str or bin:
                              its unpacker buffer goes with the loader) */
     size_t praw_len;
-    const char *res; /* a done task's result when it is the payload
+    int res_is_praw; /* a done task's result is its payload
                         (jq_task_result_payload): praw, borrowed, and the
-                        payload is then kept to jq_run_free; NULL: the
-                        result is task.result (jq_run_result) */
-    size_t res_len;
-    int keep; /* abandoned cpu run: freed by pool done */
+                        payload is then kept to jq_run_free; 0: the result
+                        is task.result (jq_run_result) */
+    int keep;        /* abandoned cpu run: freed by pool done */
     jq_task_t task;
     jq_pool_item_t item;
     jq_run_state_t state;
@@ -108,9 +107,9 @@ struct jq_run {
 
 /* A done run's result bytes: the handler's, or the payload's own. */
 static inline const char *jq_run_result(const jq_run_t *r, size_t *len) {
-    if (r->res) {
-        *len = r->res_len;
-        return r->res;
+    if (r->res_is_praw) {
+        *len = r->praw_len;
+        return r->praw;
     }
     *len = r->task.result.size;
     return r->task.result.data;
