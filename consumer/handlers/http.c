@@ -39,6 +39,7 @@ typedef struct req {
     size_t bodylen;
     char method[16];
     long timeout_ms;
+    uint64_t deadline; /* loop time: the request's end, redirects included */
     int fail_on_status;
     int hops;
     char *resp;
@@ -102,6 +103,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp) {
     }
     const char *colon = memchr(data, ':', len);
     if (colon == NULL) return len; /* the blank line at the end */
+    /* A NUL would end the line early for pack_headers' string walk. */
+    if (memchr(data, '\0', len) != NULL) return len;
     if (q->nhdr >= MAX_HEADERS || q->hdrlen + len + 1 > MAX_HEADER_BYTES ||
         grow(&q->hdr, &q->hdrcap, q->hdrlen + len + 1, MAX_HEADER_BYTES) != 0)
         return len; /* more than we keep: dropped, the request goes on */
@@ -219,6 +222,25 @@ static void finish(req_t *q, CURLcode rc) {
     jq_task_done(t); /* last: the worker may free t */
 }
 
+/* Removes the headers that carry credentials from q's list. */
+static void drop_credentials(req_t *q) {
+    static const char *const creds[] = {"Authorization:", "Cookie:", "Proxy-Authorization:"};
+    struct curl_slist **link = &q->headers;
+    while (*link != NULL) {
+        struct curl_slist *h = *link;
+        int drop = 0;
+        for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++)
+            if (strncasecmp(h->data, creds[i], strlen(creds[i])) == 0) drop = 1;
+        if (!drop) {
+            link = &h->next;
+            continue;
+        }
+        *link = h->next;
+        h->next = NULL;
+        curl_slist_free_all(h);
+    }
+}
+
 static int configure(req_t *q, char *err, size_t errlen);
 static void on_transfer_done(CURL *easy, CURLcode rc);
 
@@ -241,6 +263,9 @@ static int follow(req_t *q, int *followed, char *err, size_t errlen) {
         snprintf(err, errlen, "http: redirect to %.100s refused: %s", loc, why);
         return -1;
     }
+    /* As curl does on a redirect to another host: the job's credentials
+     * were meant for the origin it named. */
+    if (!jq_http_same_origin(q->url, next)) drop_credentials(q);
     /* The handle points at the old URL until it is reset. */
     jq_curluv_remove(q->easy);
     q->added = 0;
@@ -283,6 +308,14 @@ static void on_transfer_done(CURL *easy, CURLcode rc) {
     }
 }
 
+/* What is left of the job's timeout_ms for the next hop: a redirect gets
+ * no fresh allowance. At least 1 ms, which curl then reports as its own
+ * timeout. */
+static long time_left(const req_t *q) {
+    uint64_t now = uv_now(q->t->loop);
+    return q->deadline > now ? (long)(q->deadline - now) : 1;
+}
+
 /* Sets every option of one hop on q->easy. */
 static int configure(req_t *q, char *err, size_t errlen) {
     CURL *e = q->easy;
@@ -294,7 +327,7 @@ static int configure(req_t *q, char *err, size_t errlen) {
          * request anywhere. */
         curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, q->timeout_ms) == CURLE_OK &&
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, time_left(q)) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf.max_response) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
         curl_easy_setopt(e, CURLOPT_WRITEDATA, q) == CURLE_OK &&
@@ -339,6 +372,26 @@ static int token(const char *p, size_t n) {
     return 1;
 }
 
+/* Returns the header's canonical name when a job may not set it, else
+ * NULL. */
+static const char *reserved_header(const char *k, size_t kn) {
+    static const char *const reserved[] = {
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Upgrade",
+        "TE",
+        "Trailer",
+        "Expect",
+        "Proxy-Connection",
+    };
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strlen(reserved[i]) == kn && strncasecmp(k, reserved[i], kn) == 0) return reserved[i];
+    return NULL;
+}
+
 static int add_headers(req_t *q, const msgpack_object *h, char *err, size_t errlen) {
     if (h->type != MSGPACK_OBJECT_MAP || h->via.map.size > MAX_HEADERS) {
         snprintf(err, errlen, "http: headers must be a map of at most %d str: str", MAX_HEADERS);
@@ -356,10 +409,14 @@ static int add_headers(req_t *q, const msgpack_object *h, char *err, size_t errl
                      (int)(kn < 64 ? kn : 64), k);
             return -1;
         }
-        /* Host picks the virtual host behind an allowed address: a job must
-         * not pick it. */
-        if (kn == 4 && strncasecmp(k, "host", 4) == 0) {
-            snprintf(err, errlen, "http: the Host header is not the job's to set");
+        /* Host picks the virtual host behind an allowed address, and the
+         * framing headers decide where this request ends and the next
+         * begins (a Content-Length: 0 would make the body a second request,
+         * to any path and Host, on the allowed connection): a job sets
+         * none of them; curl writes them from the method and the body. */
+        const char *why = reserved_header(k, kn);
+        if (why != NULL) {
+            snprintf(err, errlen, "http: the %s header is not the job's to set", why);
             return -1;
         }
         char line[8200];
@@ -469,6 +526,7 @@ static int http_start(jq_task_t *t) {
         return jq_task_fail(t, "http: out of memory");
     }
     q->t = t;
+    q->deadline = uv_now(t->loop) + (uint64_t)q->timeout_ms;
     if (configure(q, err, sizeof(err)) != 0 ||
         jq_curluv_add(t->loop, q->easy, on_transfer_done) != 0) {
         req_free(q);

@@ -171,3 +171,23 @@ int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len, C
     snprintf(err, errlen, "not under any --http-allow prefix");
     return -1;
 }
+
+/* One URL's origin as "scheme://host:port"; "" when a part is missing. */
+static void origin(CURLU *u, char *out, size_t outlen) {
+    char scheme[8], host[256], port[16];
+    if (get_part(u, CURLUPART_SCHEME, scheme, sizeof(scheme), 0) != 0 ||
+        get_part(u, CURLUPART_HOST, host, sizeof(host), 0) != 0 ||
+        get_part(u, CURLUPART_PORT, port, sizeof(port), CURLU_DEFAULT_PORT) != 0) {
+        out[0] = '\0';
+        return;
+    }
+    for (char *c = host; *c; c++) *c = (char)tolower((unsigned char)*c);
+    snprintf(out, outlen, "%s://%s:%s", scheme, host, port);
+}
+
+int jq_http_same_origin(CURLU *a, CURLU *b) {
+    char oa[300], ob[300];
+    origin(a, oa, sizeof(oa));
+    origin(b, ob, sizeof(ob));
+    return oa[0] != '\0' && strcmp(oa, ob) == 0;
+}

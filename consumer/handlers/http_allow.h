@@ -42,4 +42,8 @@ int jq_http_allow_add(jq_http_allow_t *a, const char *prefix, char *err, size_t 
 int jq_http_allow_check(const jq_http_allow_t *a, const char *url, size_t len, CURLU **out,
                         char *err, size_t errlen);
 
+/* 1 when a and b (both checked by jq_http_allow_check) name the same
+ * origin: scheme, host and port (the scheme's default when absent). */
+int jq_http_same_origin(CURLU *a, CURLU *b);
+
 #endif

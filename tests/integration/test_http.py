@@ -60,6 +60,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(302, "", [("Location", q["to"][0])])
         if u.path == "/ok/see-other":
             return self.reply(303, "", [("Location", "/ok/echo")])
+        if u.path == "/ok/headers":
+            return self.reply(200, json.dumps({k.lower(): v for k, v in self.headers.items()}))
+        if u.path == "/ok/slow-redirect":
+            n = int(q["n"][0])
+            time.sleep(int(q["ms"][0]) / 1000)   # each hop slow: the sum is the point
+            if n == 0:
+                return self.reply(200, "arrived")
+            return self.reply(302, "", [("Location", "/ok/slow-redirect?ms=%s&n=%d"
+                                         % (q["ms"][0], n - 1))])
         return self.reply(200, "not for jobs: " + self.path)
 
     do_GET = do_POST = do_PUT = do_DELETE = route
@@ -183,6 +192,54 @@ def test_redirects_only_to_allowed_urls(r, consumer, servers):
     assert evil.connections == 0 and "/secret" not in ok.hits
 
 
+def test_framing_headers_are_refused_before_any_connection(r, consumer, servers):
+    # With Content-Length: 0 the body would reach the allowed server as a
+    # second request of the job's choosing (any path, any Host).
+    ok, _ = servers
+    consumer("--http-allow", ok.base + "/ok/")
+    smuggled = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n"
+    for name in ("Content-Length", "transfer-encoding", "Connection", "Upgrade", "TE",
+                 "Expect", "Keep-Alive", "Trailer", "Proxy-Connection", "HOST"):
+        res = http_job(r, {"url": ok.base + "/ok/echo", "method": "POST", "body": smuggled,
+                           "headers": {name: "0"}}, max_attempts=1)
+        assert res["state"] == b"dead", (name, res)
+        assert res["error"].lower() == (
+            "http: the %s header is not the job's to set" % name).lower().encode(), res
+    assert ok.connections == 0 and ok.hits == []
+    res = http_job(r, {"url": ok.base + "/ok/echo", "method": "POST", "body": "x",
+                       "headers": {"X-Test": "fine"}})
+    assert json.loads(msgpack.unpackb(res["result"])["body"])["x-test"] == "fine"
+
+
+def test_a_redirect_to_another_origin_drops_the_jobs_credentials(r, consumer, servers):
+    ok, other = servers
+    consumer("--http-allow", ok.base + "/ok/", "--http-allow", other.base + "/ok/")
+    creds = {"Authorization": "Bearer s3cret", "Cookie": "sid=1",
+             "Proxy-Authorization": "Basic eA==", "X-Test": "kept"}
+    # Same origin: the job's headers follow the redirect.
+    res = http_job(r, {"url": ok.base + "/ok/redirect-out?to=/ok/headers", "headers": creds})
+    seen = json.loads(msgpack.unpackb(res["result"])["body"])
+    assert seen["authorization"] == "Bearer s3cret" and seen["cookie"] == "sid=1", seen
+    # Another origin, allowed: the request goes, its credentials do not.
+    res = http_job(r, {"url": ok.base + "/ok/redirect-out?to=" + other.base + "/ok/headers",
+                       "headers": creds})
+    seen = json.loads(msgpack.unpackb(res["result"])["body"])
+    assert other.hits == ["/ok/headers"], other.hits
+    assert "authorization" not in seen and "cookie" not in seen, seen
+    assert "proxy-authorization" not in seen and seen["x-test"] == "kept", seen
+
+
+def test_timeout_ms_bounds_the_whole_redirect_chain(r, consumer, servers):
+    # Four hops of 250 ms each: every hop is within 600 ms, their sum is not.
+    ok, _ = servers
+    consumer("--http-allow", ok.base + "/ok/")
+    res = http_job(r, {"url": ok.base + "/ok/slow-redirect?ms=250&n=3", "timeout_ms": 600},
+                   max_attempts=1)
+    assert res["state"] == b"dead" and b"timed out" in res["error"].lower(), res
+    res = http_job(r, {"url": ok.base + "/ok/slow-redirect?ms=50&n=3", "timeout_ms": 5000})
+    assert msgpack.unpackb(res["result"])["body"] == "arrived", res
+
+
 def test_timeout_and_bounded_response(r, consumer, servers):
     ok, _ = servers
     c = consumer("--http-allow", ok.base + "/ok/", "--http-max-response", "64k")
@@ -205,7 +262,7 @@ def test_bad_payloads_and_settings(r, consumer, servers):
     consumer("--http-allow", ok.base + "/ok/")
     for payload, why in [
             ({"method": "GET"}, b"http: payload must be a map with a url"),
-            ({"url": ok.base + "/ok/hello", "headers": {"Host": "evil"}}, b"Host header"),
+            ({"url": ok.base + "/ok/hello", "headers": {"Host": "evil"}}, b"the Host header"),
             ({"url": ok.base + "/ok/hello", "headers": {"X-A": "1\r\nX-B: 2"}}, b"bad header X-A"),
             ({"url": ok.base + "/ok/hello", "method": "GET /x"}, b"method must be a token"),
             ({"url": ok.base + "/ok/hello", "timeout_ms": 0}, b"timeout_ms")]:
