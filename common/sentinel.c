@@ -2,6 +2,7 @@
 
 #include "sentinel.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static int ask(const jq_url_t *u, jq_tls_t *tls, const jq_url_addr_t *s, int tim
         snprintf(why, whylen, "%s", ctx ? ctx->errstr : "out of memory");
         goto out;
     }
+    fcntl(ctx->fd, F_SETFD, FD_CLOEXEC); /* hiredis leaves it inheritable */
     redisSetTimeout(ctx, ms_tv(timeout_ms));
     if (tls && !(session = jq_tls_sync_start(tls, ctx, s->host, why, whylen))) goto out;
     if (u->sentinel_password[0]) {

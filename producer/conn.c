@@ -3,6 +3,7 @@
  * command and read its reply, and the pipeline (jq_pipe_t), the one place
  * that knows what a half-sent pipeline does to the connection. */
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,9 @@ int jq_link_open(jq_client_t *c, jq_link_t *link, const jq_url_addr_t *addr, con
         return -1;
     }
     link->ctx = ctx;
+    /* hiredis opens its socket without close-on-exec: a program of the
+     * caller's would inherit our connection. */
+    fcntl(ctx->fd, F_SETFD, FD_CLOEXEC);
     redisSetTimeout(ctx, tv);
     if (c->tls && tls_start(c, link, addr->host, where, err, errlen) < 0) {
         jq_link_close(link);

@@ -395,6 +395,29 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
 
 /* ---- spawn and tick ---- */
 
+/* The worker's environment without the consumer's own secrets: a handler
+ * runs code a payload steers, and the Redis password (in the URL) and the
+ * dashboard's admin token are not its to read. Built once; NULL when out
+ * of memory, and spawn then refuses rather than pass them on. */
+static char **handler_env(void) {
+    static const char *const secret[] = {"JOBQ_ADMIN_TOKEN=", "JOBQ_REDIS_URL="};
+    static char **env;
+    if (env != NULL) return env;
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n] != NULL) n++;
+    char **e = calloc(n + 1, sizeof(*e));
+    if (e == NULL) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int drop = 0;
+        for (size_t j = 0; j < sizeof(secret) / sizeof(secret[0]); j++)
+            if (strncmp(environ[i], secret[j], strlen(secret[j])) == 0) drop = 1;
+        if (!drop) e[k++] = environ[i]; /* borrowed: environ outlives us */
+    }
+    return env = e;
+}
+
 static int spawn(jq_procproc_t *p) {
     char *args[JQ_EXEC_RUN_ARGS];
     jq_exec_cmd_args(&p->pool->cmd, args);
@@ -407,6 +430,7 @@ static int spawn(jq_procproc_t *p) {
     stdio[2].data.fd = 2;
     uv_process_options_t po;
     memset(&po, 0, sizeof(po));
+    if ((po.env = handler_env()) == NULL) return UV_ENOMEM;
     po.file = args[0];
     po.args = args;
     po.exit_cb = on_exit_cb;

@@ -3,6 +3,7 @@
  * up, backing off, closing) and the glue that drives them read best in
  * one file. */
 
+#include <fcntl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +747,9 @@ static void connect_now(jq_rconn_t *c) {
         lost(c, why);
         return;
     }
+    /* hiredis opens its socket without close-on-exec: a --proc or exec
+     * child, or a worker the master spawns, would hold our connection. */
+    fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
     if (glue_attach(c, c->loop, ac) != 0) {
         redisAsyncFree(ac);
         lost(c, "cannot poll the socket");

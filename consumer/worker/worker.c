@@ -1,6 +1,7 @@
 /* A worker process: its loop, its capacity, and its life from start to a
  * graceful (or forced) exit. See worker.h for how the modules split. */
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +568,12 @@ int jq_worker_main(const jq_options_t *opt) {
     jq_worker_t *w = calloc(1, sizeof(*w));
     if (!w) return 1;
     jq_log_set_role("worker");
+    /* The master's socket (fd 3, inheritable as uv_spawn passed it) is the
+     * worker's alone: a --proc handler, or what a payload makes it run,
+     * must not read our stop or write a recycle. Before init, which starts
+     * the handler processes. An exec command's fd 3 is its progress pipe,
+     * which uv_spawn sets in the child. */
+    if (opt->worker_role[0]) fcntl(3, F_SETFD, FD_CLOEXEC);
     if (init(w, opt) != 0) {
         int code = w->exit_code ? w->exit_code : 3;
         free(w);

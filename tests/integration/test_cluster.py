@@ -560,3 +560,27 @@ def test_entry_of_a_lost_read_reply_runs_after_reconnect(redis_server, r, cluste
     assert took < scale(5), "took %.1f s: waited for the visibility timeout" % took
     print("MEASURED lost read reply: run %.0f ms after the reconnect" % (took * 1000))
     c.wait_log(r"recovered entry")
+
+
+def sockets_of(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            out.add(t)
+    return out
+
+
+def test_a_worker_holds_none_of_the_masters_sockets(r, consumer):
+    # hiredis opens its sockets without close-on-exec: each worker the
+    # master spawned held the master's Redis connection, open for its life.
+    c = consumer("--workers", "2")
+    master = sockets_of(c.pid)
+    assert master, "the master holds no socket?"
+    pids = c.worker_pids()
+    assert len(pids) == 2, c.log()
+    for pid in pids:
+        assert sockets_of(pid) & master == set(), (pid, master)

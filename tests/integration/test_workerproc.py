@@ -163,6 +163,26 @@ def test_a_process_that_never_says_hello_fails_its_jobs(r, consumer):
     c.wait_log(r"--proc t\.x: handler process \(pid \d+\) exited with status 1: killed", count=2)
 
 
+def test_a_handler_gets_no_descriptor_and_no_secret_of_the_consumer(redis_server, r, consumer):
+    # Its stdin and stdout are its job frames, stderr the log: no socket to
+    # Redis or to the master (fd 3 of the worker, which a handler could
+    # write "recycle" to), and not the admin token or the Redis URL, which
+    # carries the password.
+    env = {"JOBQ_ADMIN_TOKEN": "0123456789abcdef-secret", "JOBQ_REDIS_URL": redis_server.url,
+           "JQ_TEST_KEPT": "1"}
+    consumer("--proc", py_proc("t.fds+t.env"), env=env)
+    res = wait_result(r, xadd(r, type="t.fds", payload={}))
+    assert res["state"] == b"done", res
+    out = result_of(res)
+    held, frames = out["fds"], {str(fd) for fd in out["frames"]}
+    others = {fd: t for fd, t in held.items()
+              if fd not in frames | {"1", "2"} and "/proc/" not in t}
+    assert others == {}, held
+    names = result_of(wait_result(r, xadd(r, type="t.env", payload={})))
+    assert "JQ_TEST_KEPT" in names and "PATH" in names, names
+    assert "JOBQ_ADMIN_TOKEN" not in names and "JOBQ_REDIS_URL" not in names, names
+
+
 def test_a_bad_command_is_refused_at_start(consumer, tmpdir_path):
     c = consumer("--proc", "t.x+=" + sys.executable, ready=False)
     assert c.wait() == 2

@@ -87,5 +87,22 @@ def nap(payload):
     return {"seen": seen, "pid": os.getpid()}
 
 
+@handler("t.fds")
+def fds(payload):
+    """What this process holds open: the worker's sockets must not be here."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            pass  # the listing's own descriptor, closed already
+    return {"fds": out, "frames": [0, jobq_handler._out]}  # stdin, and stdout's dup
+
+
+@handler("t.env")
+def env(payload):
+    return sorted(os.environ)
+
+
 # The environment is the worker's: the test picks the threads.
 run(threads=int(os.environ.get("JQ_TEST_THREADS", "1")))
