@@ -249,6 +249,10 @@ int jq_reclaim_busy(const jq_reclaim_t *rc) { return rc->inflight > 0; }
 
 void jq_reclaim_tick(jq_reclaim_t *rc, int64_t now) {
     if (!rc->env.conn->up) return;
+    if (rc->own_due_ms != 0 && now >= rc->own_due_ms) {
+        rc->own_due_ms = 0;
+        jq_reclaim_own(rc);
+    }
     long long renew_every = rc->env.opt->visibility_ms / 3;
     if (now - rc->last_renew_ms >= renew_every) {
         rc->last_renew_ms = now;
@@ -379,6 +383,8 @@ static void on_own_pending(redisAsyncContext *ac, void *rp, void *priv) {
     free(q);
     rc->env.maybe_exit(rc->env.worker);
 }
+
+void jq_reclaim_own_soon(jq_reclaim_t *rc, int64_t now) { rc->own_due_ms = now + 2 * OWN_IDLE_MS; }
 
 void jq_reclaim_own(jq_reclaim_t *rc) {
     for (int q = 0; q < *rc->env.nqueues; q++) {

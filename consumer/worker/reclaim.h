@@ -47,6 +47,7 @@ typedef struct jq_reclaim {
     int inflight;          /* XPENDING/XCLAIM round trips in flight */
     int64_t last_renew_ms;
     int64_t last_reclaim_ms; /* in the future: reclaiming is paused */
+    int64_t own_due_ms;      /* jq_reclaim_own from the tick then; 0: none */
     jq_args_t args;          /* each XCLAIM and renewal EVAL, reused */
 } jq_reclaim_t;
 
@@ -72,6 +73,11 @@ void jq_reclaim_reconnected(jq_reclaim_t *rc, int64_t now, int64_t pause_ms);
  * reply was lost delivered to us, so they run now rather than after the
  * visibility timeout. Call after renewing and flushing. */
 void jq_reclaim_own(jq_reclaim_t *rc);
+
+/* The fetch connection came back while the write connection stayed: a
+ * read whose reply was lost may have delivered entries to us. Runs
+ * jq_reclaim_own from the tick once they are idle past its threshold. */
+void jq_reclaim_own_soon(jq_reclaim_t *rc, int64_t now);
 
 /* Whether a reclaim round trip is in flight: a drain waits for it, since
  * what it claims is ours to run. */

@@ -326,6 +326,13 @@ static void on_groups_ready(redisAsyncContext *ac, void *rp, void *priv) {
 static void on_fetch_up(jq_rconn_t *c) {
     jq_worker_t *w = c->data;
     c->quiet_refusals = 0;
+    static int connected_before; /* one worker per process */
+    /* The blocking read's reply may have been lost with the connection
+     * (a kill, an output-buffer limit, a reset) after Redis delivered its
+     * entries to us. When the write connection stayed up, its own
+     * reconnect will not look for them: look now, or they would wait for
+     * the visibility timeout and count a delivery that never ran. */
+    if (connected_before++ > 0) jq_reclaim_own_soon(&w->reclaim, jq_now_ms());
     jq_fetch_connected(&w->fetch);
     jq_args_t a;
     jq_args_init(&a);

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import msgpack
 import pytest
 
 from conftest import (CONSUMER, Consumer, KeyEvents, RedisServer, errorstat, free_port, jobq,
@@ -437,3 +438,31 @@ def test_drain_cut_short_while_writes_are_refused_leaves_the_job_pending(r, cons
     res = wait_result(r, jid)
     assert res["state"] == b"done" and res["attempts"] == b"1", res
     assert r.hget("jobq:{default}:stats", "processed") == b"1"
+
+
+def test_lost_read_reply_on_the_fetch_connection_alone_runs_at_once(r, consumer):
+    # Redis delivers the entry to the blocking read, then closes that one
+    # connection (its reply is over the output-buffer limit) while the
+    # write connection stays up. The entry is pending to the worker and in
+    # none of its lists: it must run soon after the fetch connection is
+    # back, its delivery not counted, not after the visibility timeout as
+    # "worker lost" (max_attempts 1: dead without running).
+    # The limit counts a reply's allocated blocks: a small deferred-length
+    # reply (XPENDING) takes about 20 KB, so 40 KB spares the write
+    # connection and this client; the 128 KiB entry is over it.
+    c = consumer("--visibility-ms", "60000")
+    r.config_set("client-output-buffer-limit", "normal 40000 0 0")
+    try:
+        jid = xadd(r, type="echo", payload=msgpack.packb("x" * 131072), max_attempts="1",
+                   id="lost-read-1")
+        wait_for(lambda: r.xpending("jobq:{default}:stream", "workers")["pending"] == 1,
+                 timeout=10, interval=0.002, what="the entry delivered")
+    finally:
+        r.config_set("client-output-buffer-limit", "normal 0 0 0")
+    res = wait_result(r, jid, timeout=15)
+    assert res["state"] == b"done" and res["attempts"] == b"1", res
+    c.wait_log(r"recovered entry \S+ of queue default, delivered to us by a read whose reply "
+               r"was lost")
+    assert "redis fetch connection: Server closed" in c.log()
+    assert "redis write connection: Server closed" not in c.log()    # the fetch one alone
+    assert r.xpending("jobq:{default}:stream", "workers")["pending"] == 0
